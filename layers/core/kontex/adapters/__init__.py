@@ -1,0 +1,1 @@
+"""Adapters: the ports implemented on real infrastructure (and its embedded stand-ins)."""

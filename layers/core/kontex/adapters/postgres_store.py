@@ -1,0 +1,120 @@
+"""The ``Store`` port on PostgreSQL (Aurora PostgreSQL 16 behind RDS Proxy, or any Postgres).
+
+psycopg 3 with a small connection pool, opened on first use (never at import).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from kontex.adapters.migrations import migration_files
+from kontex.adapters.sql import SqlStore
+from kontex.domain.errors import Conflict, IntegrityError, Transient
+
+_MIGRATION_LOCK = 7_311_404_110  # pg_advisory_xact_lock key: one migrator at a time
+
+
+def _pg(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+class _PgTx:
+    def __init__(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
+        self._conn = conn
+
+    def q(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cursor = self._conn.execute(_pg(sql), list(params))
+        return cursor.fetchall() if cursor.description is not None else []
+
+    def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        batch = [list(r) for r in rows]
+        if batch:
+            with self._conn.cursor() as cursor:
+                cursor.executemany(_pg(sql), batch)
+
+
+def _translate(error: psycopg.Error) -> Exception:
+    if isinstance(error, psycopg.errors.UniqueViolation | psycopg.errors.ForeignKeyViolation):
+        return Conflict(str(error).splitlines()[0])
+    if isinstance(error, psycopg.errors.IntegrityConstraintViolation) and "sealed" in str(error):
+        return IntegrityError(str(error).splitlines()[0])
+    if isinstance(error, psycopg.OperationalError):
+        return Transient("the database is unavailable")
+    return error
+
+
+class PostgresStore(SqlStore):
+    dialect = "postgres"
+
+    def __init__(self, url: str, *, max_size: int = 10) -> None:
+        self.url = url
+        self._max_size = max_size
+        self._pool: ConnectionPool[Any] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def pool(self) -> ConnectionPool[Any]:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    pool: ConnectionPool[Any] = ConnectionPool(
+                        self.url,
+                        min_size=1,
+                        max_size=self._max_size,
+                        kwargs={"row_factory": dict_row, "autocommit": False},
+                        open=False,
+                    )
+                    pool.open(wait=True, timeout=30)
+                    self._pool = pool
+        return self._pool
+
+    @contextmanager
+    def _tx(self) -> Iterator[_PgTx]:
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                yield _PgTx(conn)
+        except psycopg.Error as error:
+            raise _translate(error) from error
+
+    def _json(self, value: Any) -> Any:
+        return Jsonb(value)
+
+    def migrate(self) -> list[str]:
+        applied: list[str] = []
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK])
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (version TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            done = {r["version"] for r in conn.execute("SELECT version FROM schema_migrations")}
+            for version, sql in migration_files(self.dialect):
+                if version in done:
+                    continue
+                conn.execute(sql.encode())  # a script: no parameters, several statements
+                conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", [version])
+                applied.append(version)
+        return applied
+
+    def database_bytes(self) -> int:
+        """Bytes of the Kontex tables with their indexes and TOAST (for the benchmark)."""
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) AS total"
+                " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE c.relkind = 'r' AND n.nspname = current_schema()"
+            ).fetchone()
+        return int(row["total"]) if row else 0
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None

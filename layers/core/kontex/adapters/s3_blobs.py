@@ -1,0 +1,90 @@
+"""The ``BlobStore`` port on Amazon S3 (boto3).
+
+Objects are written once with ``IfNoneMatch="*"``: a second writer of the same key gets
+412 PreconditionFailed (or 409 during a concurrent write), which means "already there".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from kontex.domain.errors import NotFound, Transient
+
+_ALREADY_THERE = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
+
+
+class S3Blobs:
+    def __init__(self, bucket: str, client: Any = None, *, prefix: str = "", workers: int = 16):
+        self.bucket = bucket
+        self.prefix = prefix
+        self._client = client
+        self._workers = workers
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3  # created on first use, so tests can start moto first
+
+            self._client = boto3.client("s3")
+        return self._client
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}{key}"
+
+    def put(self, key: str, data: bytes) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*"
+            )
+            return True
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            if code in _ALREADY_THERE:
+                return False
+            raise Transient(f"blob store write failed: {code}") from error
+
+    def get(self, key: str) -> bytes:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            if code in {"NoSuchKey", "404"}:
+                raise NotFound(f"blob {key} not found") from None
+            raise Transient(f"blob store read failed: {code}") from error
+        return bytes(response["Body"].read())
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes]:
+        if len(keys) <= 1:
+            return [self.get(k) for k in keys]
+        with ThreadPoolExecutor(max_workers=min(self._workers, len(keys))) as pool:
+            return list(pool.map(self.get, keys))
+
+    def _objects(self, prefix: str) -> Any:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            yield from page.get("Contents", [])
+
+    def delete_prefix(self, prefix: str) -> int:
+        count = 0
+        batch: list[dict[str, str]] = []
+        for obj in self._objects(prefix):
+            batch.append({"Key": obj["Key"]})
+            if len(batch) == 1000:
+                count += self._delete(batch)
+                batch = []
+        if batch:
+            count += self._delete(batch)
+        return count
+
+    def _delete(self, batch: list[dict[str, str]]) -> int:
+        self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+        return len(batch)
+
+    def size_of_prefix(self, prefix: str) -> int:
+        return sum(int(obj["Size"]) for obj in self._objects(prefix))

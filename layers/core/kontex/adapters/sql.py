@@ -1,0 +1,356 @@
+"""The SQL both relational adapters share.
+
+The statements are written once, in the subset SQLite 3.35+ and PostgreSQL 15+ both accept
+(``ON CONFLICT DO NOTHING``, ``RETURNING``, ``WITH RECURSIVE``), with ``?`` placeholders that
+the PostgreSQL adapter rewrites to ``%s``. Schemas, migrations, connection handling, value
+conversion and driver-error translation stay in each adapter.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from enum import Enum
+from typing import Any, Protocol
+
+from kontex.domain.models import Account, ApiKey, Session, SessionStatus, Snapshot, Task
+from kontex.ports import ChainNode, Revision
+
+_CHUNK = 500  # keeps IN (...) lists well under both drivers' parameter limits
+
+
+class Tx(Protocol):
+    def q(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+    def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+_SNAPSHOT_SELECT = """
+SELECT s.id, s.account_id, s.session_id, s.task_id, s.label, s.source,
+       COALESCE(r.model, s.model) AS model,
+       COALESCE(r.token_total, s.token_total) AS token_total,
+       s.parent_snapshot_id, s.rollback_of,
+       COALESCE(r.bundle_hash, s.bundle_hash) AS bundle_hash,
+       s.captured_at, s.created_at, r.created_at AS enriched_at
+FROM snapshots s
+LEFT JOIN snapshot_revisions r
+  ON r.snapshot_id = s.id
+ AND r.seq = (SELECT MAX(seq) FROM snapshot_revisions m WHERE m.snapshot_id = s.id)
+"""
+
+
+def _snapshot(row: dict[str, Any]) -> Snapshot:
+    return Snapshot(**row, enriched=row["enriched_at"] is not None)
+
+
+class SqlStore(abc.ABC):
+    """The ``Store`` port on a DB-API database; subclasses supply ``_tx`` and ``migrate``."""
+
+    @abc.abstractmethod
+    def _tx(self) -> AbstractContextManager[Tx]:
+        """A transaction: committed when the block ends, rolled back when it raises."""
+
+    @abc.abstractmethod
+    def migrate(self) -> list[str]: ...
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        with self._tx() as tx:
+            rows = tx.q(sql, [_plain(p) for p in params])
+        return rows[0] if rows else None
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._tx() as tx:
+            return tx.q(sql, [_plain(p) for p in params])
+
+    # -- accounts and keys ----------------------------------------------------------------
+
+    def insert_account(self, account: Account) -> None:
+        with self._tx() as tx:
+            tx.q(
+                "INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)",
+                [account.id, account.name, account.created_at],
+            )
+
+    def get_account(self, account_id: str) -> Account | None:
+        row = self._one("SELECT id, name, created_at FROM accounts WHERE id = ?", [account_id])
+        return Account(**row) if row else None
+
+    _KEY_COLUMNS = "id, account_id, label, prefix, created_at, revoked_at"
+
+    def insert_api_key(self, key: ApiKey, key_hash: str) -> None:
+        with self._tx() as tx:
+            tx.q(
+                "INSERT INTO api_keys (id, account_id, label, prefix, key_hash, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [key.id, key.account_id, key.label, key.prefix, key_hash, key.created_at],
+            )
+
+    def find_api_key(self, key_hash: str) -> ApiKey | None:
+        row = self._one(f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE key_hash = ?", [key_hash])
+        return ApiKey(**row) if row else None
+
+    def list_api_keys(self, account_id: str) -> list[ApiKey]:
+        rows = self._all(
+            f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE account_id = ? ORDER BY created_at, id",
+            [account_id],
+        )
+        return [ApiKey(**r) for r in rows]
+
+    def revoke_api_key(self, account_id: str, key_id: str, at: datetime) -> bool:
+        rows = self._all(
+            "UPDATE api_keys SET revoked_at = ? WHERE account_id = ? AND id = ?"
+            " AND revoked_at IS NULL RETURNING id",
+            [at, account_id, key_id],
+        )
+        return bool(rows)
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    _SESSION_COLUMNS = "id, account_id, name, description, metadata, status, created_at, updated_at"
+
+    def insert_session(self, session: Session) -> None:
+        with self._tx() as tx:
+            tx.q(
+                f"INSERT INTO sessions ({self._SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    session.id, session.account_id, session.name, session.description,
+                    self._json(session.metadata), session.status.value,
+                    session.created_at, session.updated_at,
+                ],
+            )
+
+    def get_session(self, account_id: str, session_id: str) -> Session | None:
+        row = self._one(
+            f"SELECT {self._SESSION_COLUMNS} FROM sessions WHERE account_id = ? AND id = ?",
+            [account_id, session_id],
+        )
+        return Session(**row) if row else None
+
+    def list_sessions(
+        self,
+        account_id: str,
+        status: SessionStatus | None,
+        limit: int,
+        after: tuple[str, str] | None,
+    ) -> list[Session]:
+        sql = f"SELECT {self._SESSION_COLUMNS} FROM sessions WHERE account_id = ?"
+        params: list[Any] = [account_id]
+        if status is not None:
+            sql += " AND status = ?"
+            params.append(status)
+        sql, params = self._after(sql, params, after)
+        rows = self._all(sql + " ORDER BY created_at, id LIMIT ?", [*params, limit])
+        return [Session(**r) for r in rows]
+
+    def update_session(
+        self, account_id: str, session_id: str, changes: dict[str, Any]
+    ) -> Session | None:
+        allowed = {"name", "description", "metadata", "status", "updated_at"}
+        return self._update("sessions", allowed, account_id, session_id, changes, Session)
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    _TASK_COLUMNS = "id, account_id, session_id, parent_task_id, name, status, created_at, updated_at"
+
+    def insert_task(self, task: Task) -> None:
+        with self._tx() as tx:
+            tx.q(
+                f"INSERT INTO tasks ({self._TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    task.id, task.account_id, task.session_id, task.parent_task_id, task.name,
+                    task.status.value, task.created_at, task.updated_at,
+                ],
+            )
+
+    def get_task(self, account_id: str, task_id: str) -> Task | None:
+        row = self._one(
+            f"SELECT {self._TASK_COLUMNS} FROM tasks WHERE account_id = ? AND id = ?",
+            [account_id, task_id],
+        )
+        return Task(**row) if row else None
+
+    def list_tasks(self, account_id: str, session_id: str) -> list[Task]:
+        rows = self._all(
+            f"SELECT {self._TASK_COLUMNS} FROM tasks WHERE account_id = ? AND session_id = ?"
+            " ORDER BY created_at, id",
+            [account_id, session_id],
+        )
+        return [Task(**r) for r in rows]
+
+    def update_task(self, account_id: str, task_id: str, changes: dict[str, Any]) -> Task | None:
+        allowed = {"name", "status", "updated_at"}
+        return self._update("tasks", allowed, account_id, task_id, changes, Task)
+
+    # -- chains -----------------------------------------------------------------------------
+
+    def known_nodes(self, session_id: str, node_hashes: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        with self._tx() as tx:
+            for start in range(0, len(node_hashes), _CHUNK):
+                chunk = list(node_hashes[start : start + _CHUNK])
+                marks = ", ".join("?" for _ in chunk)
+                rows = tx.q(
+                    "SELECT node_hash, tokens FROM chain_nodes"
+                    f" WHERE session_id = ? AND node_hash IN ({marks})",
+                    [session_id, *chunk],
+                )
+                found.update((r["node_hash"], r["tokens"]) for r in rows)
+        return found
+
+    def read_chain(self, session_id: str, head: str) -> list[str]:
+        rows = self._all(
+            """
+            WITH RECURSIVE chain (node_hash, parent_hash, item_hash, position) AS (
+                SELECT node_hash, parent_hash, item_hash, position
+                  FROM chain_nodes WHERE session_id = ? AND node_hash = ?
+                UNION ALL
+                SELECT n.node_hash, n.parent_hash, n.item_hash, n.position
+                  FROM chain_nodes n JOIN chain c
+                    ON n.session_id = ? AND n.node_hash = c.parent_hash
+            )
+            SELECT item_hash FROM chain ORDER BY position
+            """,
+            [session_id, head, session_id],
+        )
+        return [r["item_hash"] for r in rows]
+
+    def _insert_nodes(self, tx: Tx, session_id: str, nodes: Iterable[ChainNode]) -> None:
+        tx.many(
+            "INSERT INTO chain_nodes (session_id, node_hash, parent_hash, item_hash, position, tokens)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [
+                (session_id, n.node_hash, n.parent_hash, n.item_hash, n.position, n.tokens)
+                for n in nodes
+            ],
+        )
+
+    # -- snapshots --------------------------------------------------------------------------
+
+    def insert_snapshot(self, snapshot: Snapshot, nodes: Iterable[ChainNode]) -> None:
+        s = snapshot
+        with self._tx() as tx:
+            self._insert_nodes(tx, s.session_id, nodes)
+            tx.q(
+                "INSERT INTO snapshots (id, account_id, session_id, task_id, label, source, model,"
+                " token_total, parent_snapshot_id, rollback_of, bundle_hash, captured_at,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    s.id, s.account_id, s.session_id, s.task_id, s.label, s.source.value,
+                    s.model, s.token_total, s.parent_snapshot_id, s.rollback_of, s.bundle_hash,
+                    s.captured_at, s.created_at,
+                ],
+            )
+
+    def get_snapshot(self, account_id: str, snapshot_id: str) -> Snapshot | None:
+        row = self._one(
+            _SNAPSHOT_SELECT + " WHERE s.account_id = ? AND s.id = ?", [account_id, snapshot_id]
+        )
+        return _snapshot(row) if row else None
+
+    def latest_snapshot(self, account_id: str, task_id: str) -> Snapshot | None:
+        row = self._one(
+            _SNAPSHOT_SELECT
+            + " WHERE s.account_id = ? AND s.task_id = ? ORDER BY s.created_at DESC, s.id DESC"
+            " LIMIT 1",
+            [account_id, task_id],
+        )
+        return _snapshot(row) if row else None
+
+    def list_snapshots(
+        self, account_id: str, session_id: str, limit: int, after: tuple[str, str] | None
+    ) -> list[Snapshot]:
+        sql = _SNAPSHOT_SELECT + " WHERE s.account_id = ? AND s.session_id = ?"
+        sql, params = self._after(sql, [account_id, session_id], after, table="s.")
+        rows = self._all(sql + " ORDER BY s.created_at, s.id LIMIT ?", [*params, limit])
+        return [_snapshot(r) for r in rows]
+
+    def insert_revision(self, revision: Revision, nodes: Iterable[ChainNode]) -> None:
+        r = revision
+        with self._tx() as tx:
+            owner = tx.q("SELECT session_id FROM snapshots WHERE id = ?", [r.snapshot_id])
+            session_id = owner[0]["session_id"]
+            self._insert_nodes(tx, session_id, nodes)
+            tx.q(
+                "INSERT INTO snapshot_revisions (snapshot_id, seq, session_id, bundle_hash,"
+                " token_total, model, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [r.snapshot_id, r.seq, session_id, r.bundle_hash, r.token_total, r.model,
+                 r.created_at],
+            )
+
+    def list_revisions(self, account_id: str, snapshot_id: str) -> list[Revision]:
+        """Every state of the snapshot: seq 0 is the bundle as first written."""
+        rows = self._all(
+            "SELECT id AS snapshot_id, 0 AS seq, bundle_hash, token_total, model, created_at"
+            " FROM snapshots WHERE account_id = ? AND id = ?"
+            " UNION ALL"
+            " SELECT r.snapshot_id, r.seq, r.bundle_hash, r.token_total, r.model, r.created_at"
+            " FROM snapshot_revisions r JOIN snapshots s ON s.id = r.snapshot_id"
+            " WHERE s.account_id = ? AND r.snapshot_id = ?"
+            " ORDER BY seq",
+            [account_id, snapshot_id, account_id, snapshot_id],
+        )
+        return [Revision(**r) for r in rows]
+
+    # -- purge ------------------------------------------------------------------------------
+
+    def purge_session(self, account_id: str, session_id: str) -> bool:
+        with self._tx() as tx:
+            owned = tx.q(
+                "SELECT id FROM sessions WHERE account_id = ? AND id = ?", [account_id, session_id]
+            )
+            if not owned:
+                return False
+            tx.q("INSERT INTO session_purges (session_id) VALUES (?)", [session_id])
+            for table in ("snapshot_revisions", "snapshots", "chain_nodes", "tasks"):
+                tx.q(f"DELETE FROM {table} WHERE session_id = ?", [session_id])
+            tx.q("DELETE FROM sessions WHERE id = ?", [session_id])
+            tx.q("DELETE FROM session_purges WHERE session_id = ?", [session_id])
+        return True
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _json(self, value: Any) -> Any:
+        """How a JSON document is passed as a parameter (overridden per driver)."""
+        return value
+
+    def _after(
+        self,
+        sql: str,
+        params: list[Any],
+        after: tuple[str, str] | None,
+        table: str = "",
+    ) -> tuple[str, list[Any]]:
+        if after is None:
+            return sql, params
+        created_at = datetime.fromisoformat(after[0])
+        sql += (
+            f" AND ({table}created_at > ? OR ({table}created_at = ? AND {table}id > ?))"
+        )
+        return sql, [*params, created_at, created_at, after[1]]
+
+    def _update(
+        self,
+        table: str,
+        allowed: set[str],
+        account_id: str,
+        row_id: str,
+        changes: dict[str, Any],
+        model: Any,
+    ) -> Any:
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"cannot update {sorted(unknown)} of {table}")
+        columns = self._SESSION_COLUMNS if table == "sessions" else self._TASK_COLUMNS
+        values = [self._json(v) if k == "metadata" else _plain(v) for k, v in changes.items()]
+        assignments = ", ".join(f"{k} = ?" for k in changes)
+        rows = self._all(
+            f"UPDATE {table} SET {assignments} WHERE account_id = ? AND id = ? RETURNING {columns}",
+            [*values, account_id, row_id],
+        )
+        return model(**rows[0]) if rows else None
+

@@ -1,0 +1,160 @@
+"""The ``Store`` port on SQLite: the embedded default (a file in the data dir, WAL mode).
+
+One connection per thread (the local stack serves requests on threads); writes take the
+database lock at ``BEGIN IMMEDIATE`` so concurrent writers wait instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kontex.adapters.migrations import migration_files
+from kontex.adapters.sql import SqlStore
+from kontex.domain.errors import Conflict, IntegrityError
+
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def _to_db(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime(_TIME_FORMAT)
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return value
+
+
+sqlite3.register_converter(
+    "KTIME", lambda raw: datetime.strptime(raw.decode(), _TIME_FORMAT).replace(tzinfo=UTC)
+)
+sqlite3.register_converter("KJSON", lambda raw: json.loads(raw))
+
+
+class _SqliteTx:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def q(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cursor = self._conn.execute(sql, [_to_db(p) for p in params])
+        if cursor.description is None:
+            return []
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._conn.executemany(sql, ([_to_db(v) for v in row] for row in rows))
+
+
+def _translate(error: sqlite3.Error) -> Exception:
+    text = str(error)
+    if "sealed" in text:
+        return IntegrityError(text)
+    if isinstance(error, sqlite3.IntegrityError):
+        return Conflict(text)
+    return error
+
+
+class SqliteStore(SqlStore):
+    dialect = "sqlite"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path,
+                detect_types=sqlite3.PARSE_DECLTYPES,
+                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                check_same_thread=False,
+                timeout=30,
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[_SqliteTx]:
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield _SqliteTx(conn)
+        except sqlite3.Error as error:
+            conn.execute("ROLLBACK")
+            raise _translate(error) from error
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def raw(self) -> sqlite3.Connection:
+        """The thread's connection, for operators and tests that need plain SQL."""
+        return self._connect()
+
+    def migrate(self) -> list[str]:
+        conn = self._connect()
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        applied: list[str] = []
+        for version, sql in migration_files(self.dialect):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                done = conn.execute(
+                    "SELECT 1 FROM schema_migrations WHERE version = ?", [version]
+                ).fetchone()
+                if done is None:
+                    for statement in _statements(sql):
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                        [version, _to_db(datetime.now(UTC))],
+                    )
+                    applied.append(version)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        return applied
+
+    def database_bytes(self) -> int:
+        conn = self._connect()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+        return int((pages - free) * size)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration into statements (triggers contain ``;`` inside BEGIN ... END)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--") and not buffer.strip():
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                yield buffer.strip()
+            buffer = ""
+    if buffer.strip():
+        yield buffer.strip()

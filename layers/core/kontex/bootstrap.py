@@ -1,0 +1,108 @@
+"""The composition root: builds the adapters the settings ask for, lazily, on first use.
+
+Nothing here runs at import time, so tests can start moto (or set the environment) first.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from functools import cached_property
+from pathlib import Path
+
+from kontex.domain.errors import KontexError
+from kontex.ports import BlobStore, Events, Store
+from kontex.services.deps import Deps, NullEvents
+from kontex.settings import Settings, settings
+
+SECRET_FILE = "api_key_secret"
+
+
+def load_or_create_secret(data_dir: Path) -> bytes:
+    """The local stack's key-hashing secret: made once per data dir, readable by its owner only."""
+    path = data_dir / SECRET_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secrets.token_hex(32).encode())
+    return path.read_bytes().strip()
+
+
+def make_store(database_url: str | None, data_dir: Path) -> Store:
+    if database_url and database_url.startswith(("postgres://", "postgresql://")):
+        from kontex.adapters.postgres_store import PostgresStore
+
+        return PostgresStore(database_url)
+    from kontex.adapters.sqlite_store import SqliteStore
+
+    if database_url and database_url.startswith("sqlite:///"):
+        return SqliteStore(database_url.removeprefix("sqlite:///"))
+    if database_url:
+        raise KontexError("KONTEX_DATABASE_URL must start with postgresql:// or sqlite:///")
+    return SqliteStore(data_dir / "kontex.db")
+
+
+class Container:
+    """One set of adapters for one configuration."""
+
+    def __init__(self, config: Settings, events: Events | None = None) -> None:
+        self.settings = config
+        self._events = events
+
+    @cached_property
+    def store(self) -> Store:
+        return make_store(self.settings.kontex_database_url, self.settings.kontex_data_dir)
+
+    @cached_property
+    def blobs(self) -> BlobStore:
+        if self.settings.kontex_bundle_bucket:
+            from kontex.adapters.s3_blobs import S3Blobs
+
+            return S3Blobs(self.settings.kontex_bundle_bucket)
+        from kontex.adapters.local_blobs import LocalBlobs
+
+        return LocalBlobs(self.settings.kontex_data_dir / "blobs")
+
+    @cached_property
+    def api_key_secret(self) -> bytes:
+        configured = self.settings.kontex_api_key_secret
+        if configured is not None:
+            return configured.get_secret_value().encode()
+        if self.settings.aws_lambda_function_name:
+            raise KontexError("KONTEX_API_KEY_SECRET must be set in a deployed function")
+        return load_or_create_secret(self.settings.kontex_data_dir)
+
+    @cached_property
+    def deps(self) -> Deps:
+        return Deps(
+            store=self.store,
+            blobs=self.blobs,
+            api_key_secret=self.api_key_secret,
+            events=self._events or NullEvents(),
+            enrich_window_seconds=self.settings.kontex_enrich_window_seconds,
+        )
+
+
+_current: Container | None = None
+_lock = threading.Lock()
+
+
+def container() -> Container:
+    """The process-wide container handlers use (built from the environment on first use)."""
+    global _current
+    if _current is None:
+        with _lock:
+            if _current is None:
+                _current = Container(settings())
+    return _current
+
+
+def configure(new: Container | None) -> None:
+    """Install the container handlers use (the local stack and tests); None resets it."""
+    global _current
+    with _lock:
+        _current = new

@@ -1,0 +1,141 @@
+"""``kontex dev``: every Lambda handler served on one port, as API Gateway would call it."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from kontex import bootstrap
+from kontex.local.apigw import LocalContext, http_api_event, response_parts
+
+log = logging.getLogger("kontex.dev")
+
+MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
+
+# Path prefix -> function folder, first match wins (as the HTTP API routes them on AWS).
+ROUTES: list[tuple[str, str]] = [
+    ("/ingest/", "ingest"),
+    ("/proxy/", "proxy"),
+    ("/", "api"),
+]
+
+
+def functions_dir() -> Path:
+    """``functions/`` of the source tree this package was installed from (editable install)."""
+    return Path(__file__).resolve().parents[4] / "functions"
+
+
+def load_handler(name: str, root: Path | None = None) -> Callable[[dict, Any], dict]:
+    path = (root or functions_dir()) / name / "handler.py"
+    spec = importlib.util.spec_from_file_location(f"kontex_functions_{name}", path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"no handler at {path}")
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.lambda_handler  # type: ignore[no-any-return]
+
+
+class LocalStack:
+    """Loads the handlers once and dispatches HTTP requests to them."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self._root = root
+        self._handlers: dict[str, Callable[[dict, Any], dict]] = {}
+        self._lock = threading.Lock()
+
+    def handler_for(self, path: str) -> tuple[str, Callable[[dict, Any], dict]] | None:
+        for prefix, name in ROUTES:
+            if path.startswith(prefix):
+                folder = (self._root or functions_dir()) / name / "handler.py"
+                if not folder.exists():
+                    continue
+                with self._lock:
+                    if name not in self._handlers:
+                        self._handlers[name] = load_handler(name, self._root)
+                return name, self._handlers[name]
+        return None
+
+
+def _make_request_handler(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "kontex-dev"
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                self._send(413, [("Content-Type", "application/json")],
+                           b'{"error":"payload_too_large","message":"request body over 10 MB"}')
+                self.close_connection = True
+                return
+            body = self.rfile.read(length) if length else b""
+            path = self.path.split("?", 1)[0]
+            found = stack.handler_for(path)
+            if found is None:
+                self._send(404, [("Content-Type", "application/json")],
+                           b'{"error":"not_found","message":"no such route"}')
+                return
+            name, handler = found
+            event = http_api_event(
+                self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+            )
+            try:
+                result = handler(event, LocalContext(function_name=f"kontex-{name}"))
+            except Exception:  # what Lambda would answer for a crashed invocation
+                log.exception("handler %s failed", name)
+                self._send(500, [("Content-Type", "application/json")],
+                           b'{"error":"internal_error","message":"the handler failed"}')
+                return
+            self._send(*response_parts(result))
+
+        def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+            self.send_response(status)
+            for name, value in headers:
+                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            log.info("%s %s", self.address_string(), format % args)
+
+    return Handler
+
+
+class DevServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def make_server(host: str, port: int, stack: LocalStack | None = None) -> DevServer:
+    return DevServer((host, port), _make_request_handler(stack or LocalStack()))
+
+
+def serve(container: bootstrap.Container, host: str, port: int) -> None:
+    applied = container.store.migrate()
+    bootstrap.configure(container)
+    server = make_server(host, port)
+    bound_host, bound_port = server.server_address[:2]
+    base = f"http://{bound_host}:{bound_port}"
+    print(f"kontex dev: data in {container.settings.kontex_data_dir.resolve()}", flush=True)
+    if applied:
+        print(f"kontex dev: applied migrations {', '.join(applied)}", flush=True)
+    print(f"kontex dev: serving {base}  (health {base}/health, API {base}/v1)", flush=True)
+    print("kontex dev: press Ctrl-C to stop", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("\nkontex dev: stopping", flush=True)
+    finally:
+        server.server_close()

@@ -1,0 +1,117 @@
+"""Ports: the small protocols the services depend on. Adapters live in ``kontex.adapters``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from kontex.domain.models import (
+    Account,
+    ApiKey,
+    Session,
+    SessionStatus,
+    Snapshot,
+    Task,
+)
+
+
+@dataclass(frozen=True)
+class ChainNode:
+    """One element of a content-addressed list (messages, tool calls, files, log events).
+
+    ``node_hash`` = sha256(parent_hash + item_hash): equal prefixes share nodes, so a session
+    stores every distinct prefix once, however many snapshots repeat it.
+    """
+
+    node_hash: str
+    parent_hash: str | None
+    item_hash: str
+    position: int
+    tokens: int  # cumulative token count from the head of the list to this node
+
+
+@dataclass(frozen=True)
+class Revision:
+    """An enrichment of a snapshot: a later bundle, appended; the original stays readable."""
+
+    snapshot_id: str
+    seq: int
+    bundle_hash: str
+    token_total: int
+    model: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    next_cursor: str | None
+
+
+class Store(Protocol):
+    """Rows: accounts, keys, sessions, tasks, snapshots and the chains of their bundles.
+
+    Every read and write of tenant data takes the ``account_id`` it is scoped to; a row of
+    another account is treated as absent.
+    """
+
+    def migrate(self) -> list[str]: ...
+
+    # accounts and keys
+    def insert_account(self, account: Account) -> None: ...
+    def get_account(self, account_id: str) -> Account | None: ...
+    def insert_api_key(self, key: ApiKey, key_hash: str) -> None: ...
+    def find_api_key(self, key_hash: str) -> ApiKey | None: ...
+    def list_api_keys(self, account_id: str) -> list[ApiKey]: ...
+    def revoke_api_key(self, account_id: str, key_id: str, at: datetime) -> bool: ...
+
+    # sessions and tasks
+    def insert_session(self, session: Session) -> None: ...
+    def get_session(self, account_id: str, session_id: str) -> Session | None: ...
+    def list_sessions(
+        self, account_id: str, status: SessionStatus | None, limit: int, after: tuple[str, str] | None
+    ) -> list[Session]: ...
+    def update_session(self, account_id: str, session_id: str, changes: dict[str, Any]) -> Session | None: ...
+    def insert_task(self, task: Task) -> None: ...
+    def get_task(self, account_id: str, task_id: str) -> Task | None: ...
+    def list_tasks(self, account_id: str, session_id: str) -> list[Task]: ...
+    def update_task(self, account_id: str, task_id: str, changes: dict[str, Any]) -> Task | None: ...
+
+    # snapshots
+    def known_nodes(self, session_id: str, node_hashes: Sequence[str]) -> dict[str, int]: ...
+    def read_chain(self, session_id: str, head: str) -> list[str]: ...
+    def insert_snapshot(self, snapshot: Snapshot, nodes: Iterable[ChainNode]) -> None: ...
+    def get_snapshot(self, account_id: str, snapshot_id: str) -> Snapshot | None: ...
+    def latest_snapshot(self, account_id: str, task_id: str) -> Snapshot | None: ...
+    def list_snapshots(
+        self, account_id: str, session_id: str, limit: int, after: tuple[str, str] | None
+    ) -> list[Snapshot]: ...
+    def insert_revision(self, revision: Revision, nodes: Iterable[ChainNode]) -> None: ...
+    def list_revisions(self, account_id: str, snapshot_id: str) -> list[Revision]: ...
+
+    # the one way to remove snapshots
+    def purge_session(self, account_id: str, session_id: str) -> bool: ...
+
+
+class BlobStore(Protocol):
+    """Opaque objects by key. Writes never overwrite: a key, once written, keeps its bytes."""
+
+    def put(self, key: str, data: bytes) -> bool:
+        """Write ``data`` unless ``key`` exists; True when this call wrote it."""
+        ...
+
+    def get(self, key: str) -> bytes:
+        """The bytes at ``key``; ``NotFound`` when absent."""
+        ...
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes]: ...
+    def delete_prefix(self, prefix: str) -> int: ...
+    def size_of_prefix(self, prefix: str) -> int: ...
+
+
+class Events(Protocol):
+    """Where services announce what changed (live feed, embedding)."""
+
+    def publish(self, type: str, account_id: str, session_id: str, data: dict[str, Any]) -> None: ...

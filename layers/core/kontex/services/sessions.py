@@ -1,0 +1,206 @@
+"""Sessions and their task trees."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from kontex.domain.errors import InvalidInput, NotFound
+from kontex.domain.models import Session, SessionStatus, Task, TaskStatus
+from kontex.ids import new_id
+from kontex.ports import Page
+from kontex.services.deps import Deps
+
+MAX_PAGE = 100
+E = TypeVar("E", bound=StrEnum)
+
+
+def parse_enum(kind: type[E], value: Any, what: str) -> E:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise InvalidInput(f"{what} must be one of: {allowed}") from None
+
+
+def _name(value: str, what: str = "name") -> str:
+    if not isinstance(value, str) or not 1 <= len(value.strip()) <= 200:
+        raise InvalidInput(f"{what} must be 1 to 200 characters")
+    return value.strip()
+
+
+# -- cursors: opaque to clients, (created_at, id) inside ------------------------------------
+
+
+def encode_cursor(created_at: str, row_id: str) -> str:
+    raw = json.dumps([created_at, row_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[str, str] | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, row_id = json.loads(raw)
+        if not isinstance(created_at, str) or not isinstance(row_id, str):
+            raise ValueError
+        datetime.fromisoformat(created_at)
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise InvalidInput("cursor is not valid") from None
+    return created_at, row_id
+
+
+def check_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+    return limit
+
+
+def page_of(items: list[Any], limit: int) -> Page:
+    """``items`` holds up to ``limit + 1`` rows; the extra one means there is a next page."""
+    if len(items) > limit:
+        last = items[limit - 1]
+        return Page(items[:limit], encode_cursor(last.created_at.isoformat(), last.id))
+    return Page(items, None)
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+
+def create_session(
+    deps: Deps,
+    account_id: str,
+    name: str,
+    description: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Session:
+    now = deps.clock()
+    session = Session(
+        id=new_id("sess"),
+        account_id=account_id,
+        name=_name(name),
+        description=description,
+        metadata=metadata or {},
+        created_at=now,
+        updated_at=now,
+    )
+    deps.store.insert_session(session)
+    return session
+
+
+def get_session(deps: Deps, account_id: str, session_id: str) -> Session:
+    session = deps.store.get_session(account_id, session_id)
+    if session is None:
+        raise NotFound(f"session {session_id} not found")
+    return session
+
+
+def list_sessions(
+    deps: Deps,
+    account_id: str,
+    status: SessionStatus | None = None,
+    limit: int = 20,
+    cursor: str | None = None,
+) -> Page:
+    limit = check_limit(limit)
+    rows = deps.store.list_sessions(account_id, status, limit + 1, decode_cursor(cursor))
+    return page_of(rows, limit)
+
+
+def update_session(deps: Deps, account_id: str, session_id: str, **changes: Any) -> Session:
+    if "name" in changes:
+        changes["name"] = _name(changes["name"])
+    if "status" in changes:
+        changes["status"] = parse_enum(SessionStatus, changes["status"], "status")
+    if not changes:
+        return get_session(deps, account_id, session_id)
+    session = deps.store.update_session(
+        account_id, session_id, {**changes, "updated_at": deps.clock()}
+    )
+    if session is None:
+        raise NotFound(f"session {session_id} not found")
+    deps.events.publish(
+        "session.updated", account_id, session_id, session.model_dump(mode="json")
+    )
+    return session
+
+
+def complete_session(deps: Deps, account_id: str, session_id: str) -> Session:
+    """The soft delete: the session and its history stay, its status becomes ``completed``."""
+    return update_session(deps, account_id, session_id, status=SessionStatus.COMPLETED)
+
+
+def purge_session(deps: Deps, account_id: str, session_id: str) -> None:
+    """Remove every row and blob of the session: the one way snapshots are ever deleted."""
+    if not deps.store.purge_session(account_id, session_id):
+        raise NotFound(f"session {session_id} not found")
+    deps.blobs.delete_prefix(f"{account_id}/{session_id}/")
+
+
+# -- tasks ------------------------------------------------------------------------------------
+
+
+def create_task(
+    deps: Deps,
+    account_id: str,
+    session_id: str,
+    name: str,
+    parent_task_id: str | None = None,
+) -> Task:
+    get_session(deps, account_id, session_id)
+    if parent_task_id is not None:
+        parent = deps.store.get_task(account_id, parent_task_id)
+        if parent is None or parent.session_id != session_id:
+            raise InvalidInput(
+                "parent_task_id must name a task of the same session",
+                details={"parent_task_id": parent_task_id},
+            )
+    now = deps.clock()
+    task = Task(
+        id=new_id("task"),
+        account_id=account_id,
+        session_id=session_id,
+        parent_task_id=parent_task_id,
+        name=_name(name),
+        created_at=now,
+        updated_at=now,
+    )
+    deps.store.insert_task(task)
+    return task
+
+
+def get_task(deps: Deps, account_id: str, task_id: str) -> Task:
+    task = deps.store.get_task(account_id, task_id)
+    if task is None:
+        raise NotFound(f"task {task_id} not found")
+    return task
+
+
+def update_task(deps: Deps, account_id: str, task_id: str, **changes: Any) -> Task:
+    if "name" in changes:
+        changes["name"] = _name(changes["name"])
+    if "status" in changes:
+        changes["status"] = parse_enum(TaskStatus, changes["status"], "status")
+    if not changes:
+        return get_task(deps, account_id, task_id)
+    task = deps.store.update_task(account_id, task_id, {**changes, "updated_at": deps.clock()})
+    if task is None:
+        raise NotFound(f"task {task_id} not found")
+    deps.events.publish("task.updated", account_id, task.session_id, task.model_dump(mode="json"))
+    return task
+
+
+def task_tree(deps: Deps, account_id: str, session_id: str) -> list[dict[str, Any]]:
+    """The session's tasks as nested dicts: each task with its ``children``, oldest first."""
+    get_session(deps, account_id, session_id)
+    tasks = deps.store.list_tasks(account_id, session_id)
+    nodes = {t.id: {**t.model_dump(mode="json"), "children": []} for t in tasks}
+    roots: list[dict[str, Any]] = []
+    for task in tasks:
+        parent = nodes.get(task.parent_task_id) if task.parent_task_id else None
+        (parent["children"] if parent else roots).append(nodes[task.id])
+    return roots

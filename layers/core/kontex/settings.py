@@ -1,0 +1,41 @@
+"""Settings: one pydantic model validated from the environment (names equal field names)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    kontex_database_url: str | None = Field(
+        default=None, description="postgresql://... ; unset: SQLite in the data dir"
+    )
+    kontex_data_dir: Path = Field(default=Path(".kontex"), description="embedded defaults live here")
+    kontex_bundle_bucket: str | None = Field(default=None, description="S3 bucket; unset: data dir")
+    kontex_api_key_secret: SecretStr | None = None
+    kontex_enrich_window_seconds: int = Field(default=60, ge=0)
+    kontex_rate_limit_per_hour: int = Field(default=1000, ge=1)
+    kontex_snapshot_writes_per_hour: int = Field(default=100, ge=1)
+    anthropic_api_url: str = "https://api.anthropic.com"
+    voyage_api_key: SecretStr | None = None
+    aws_lambda_function_name: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {
+            k.lower(): v for k, v in env.items() if k.lower() in cls.model_fields and v != ""
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)
+
+
+@cache
+def settings() -> Settings:
+    return Settings.from_env()
