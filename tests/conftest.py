@@ -1,0 +1,109 @@
+"""Shared fixtures: a store on each backend, blobs in a temp folder, a settable clock."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from kontex.adapters.local_blobs import LocalBlobs
+from kontex.adapters.sqlite_store import SqliteStore
+from kontex.services.deps import Deps
+
+PG_URL = os.environ.get(
+    "KONTEX_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+class Clock:
+    """A clock tests move by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(microseconds=1)  # strictly increasing, like real time
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class RecordingEvents:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, str, str, dict[str, Any]]] = []
+
+    def publish(self, type: str, account_id: str, session_id: str, data: dict[str, Any]) -> None:
+        self.published.append((type, account_id, session_id, data))
+
+    def types(self) -> list[str]:
+        return [p[0] for p in self.published]
+
+
+def _postgres_schema_url() -> Iterator[str]:
+    psycopg = pytest.importorskip("psycopg")
+    schema = f"kontex_test_{secrets.token_hex(6)}"
+    try:
+        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        if os.environ.get("KONTEX_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL required but unreachable at {PG_URL}: {error}")
+        pytest.skip(f"PostgreSQL unreachable at {PG_URL}")
+    with admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+        sep = "&" if "?" in PG_URL else "?"
+        try:
+            yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+        finally:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    yield from _postgres_schema_url()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
+    if request.param == "sqlite":
+        sqlite = SqliteStore(tmp_path / "kontex.db")
+        sqlite.migrate()
+        yield sqlite
+        sqlite.close()
+        return
+    from kontex.adapters.postgres_store import PostgresStore
+
+    for url in _postgres_schema_url():
+        pg = PostgresStore(url, max_size=4)
+        pg.migrate()
+        try:
+            yield pg
+        finally:
+            pg.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def events() -> RecordingEvents:
+    return RecordingEvents()
+
+
+@pytest.fixture
+def deps(store: Any, tmp_path: Any, clock: Clock, events: RecordingEvents) -> Deps:
+    return Deps(
+        store=store,
+        blobs=LocalBlobs(tmp_path / "blobs"),
+        api_key_secret=b"test-secret",
+        events=events,
+        enrich_window_seconds=60,
+        clock=clock,
+    )

@@ -1,0 +1,87 @@
+"""Sealed snapshots, proved with raw SQL on both backends (the database refuses, not the API)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kontex.adapters.sqlite_store import SqliteStore
+from tests.contract.test_store_contract import T0, account, session, snapshot, task
+
+
+def _raw(store: Any, sql: str) -> None:
+    """Run ``sql`` outside the store API, on the driver directly; raises what the driver raises."""
+    if isinstance(store, SqliteStore):
+        conn = store.raw()
+        try:
+            conn.execute(sql)
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        return
+    import psycopg
+
+    with store.pool.connection() as conn:
+        with conn.transaction():
+            conn.execute(sql)
+
+
+def _driver_errors(store: Any) -> tuple[type[Exception], ...]:
+    if isinstance(store, SqliteStore):
+        import sqlite3
+
+        return (sqlite3.IntegrityError,)
+    import psycopg
+
+    return (psycopg.errors.IntegrityConstraintViolation,)
+
+
+@pytest.fixture
+def sealed(store: Any) -> Any:
+    account(store)
+    s = session(store, "acct_a", "sess_1")
+    t = task(store, s, "task_1")
+    store.insert_snapshot(snapshot(t, "snap_1", T0), [])
+    return store
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE snapshots SET label = 'rewritten' WHERE id = 'snap_1'",
+        "UPDATE snapshots SET bundle_hash = 'other' WHERE id = 'snap_1'",
+        "UPDATE snapshots SET token_total = 0",
+        "DELETE FROM snapshots WHERE id = 'snap_1'",
+        "DELETE FROM snapshots",
+    ],
+)
+def test_raw_sql_cannot_change_or_delete_a_snapshot(sealed: Any, sql: str) -> None:
+    with pytest.raises(_driver_errors(sealed)) as caught:
+        _raw(sealed, sql)
+    assert "sealed" in str(caught.value)
+    got = sealed.get_snapshot("acct_a", "snap_1")
+    assert got is not None and got.label == "snap_1" and got.bundle_hash == "b0"
+
+
+def test_raw_sql_cannot_rewrite_a_revision(sealed: Any) -> None:
+    from kontex.ports import Revision
+
+    sealed.insert_revision(Revision("snap_1", 1, "b1", 5, None, T0), [])
+    with pytest.raises(_driver_errors(sealed)):
+        _raw(sealed, "UPDATE snapshot_revisions SET bundle_hash = 'x'")
+    with pytest.raises(_driver_errors(sealed)):
+        _raw(sealed, "DELETE FROM snapshot_revisions")
+    assert sealed.get_snapshot("acct_a", "snap_1").bundle_hash == "b1"
+
+
+def test_the_explicit_purge_may_delete(sealed: Any) -> None:
+    assert sealed.purge_session("acct_a", "sess_1") is True
+    assert sealed.get_snapshot("acct_a", "snap_1") is None
+    # and the purge marker does not linger to let later deletes through
+    account(sealed, "acct_b")
+    s = session(sealed, "acct_b", "sess_1b")
+    t = task(sealed, s, "task_1b")
+    sealed.insert_snapshot(snapshot(t, "snap_1b", T0), [])
+    with pytest.raises(_driver_errors(sealed)):
+        _raw(sealed, "DELETE FROM snapshots")
