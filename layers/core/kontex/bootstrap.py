@@ -55,7 +55,13 @@ class Container:
 
     @cached_property
     def store(self) -> Store:
-        return make_store(self.settings.kontex_database_url, self.settings.kontex_data_dir)
+        url = self.settings.kontex_database_url
+        if url is None and self.settings.kontex_database_secret_arn:
+            from kontex.adapters.aws_secrets import database_url, read_secret
+
+            secret = read_secret(self.settings.kontex_database_secret_arn)
+            url = database_url(secret, self.settings.kontex_database_host)
+        return make_store(url, self.settings.kontex_data_dir)
 
     @cached_property
     def blobs(self) -> BlobStore:
@@ -72,6 +78,10 @@ class Container:
         configured = self.settings.kontex_api_key_secret
         if configured is not None:
             return configured.get_secret_value().encode()
+        if self.settings.kontex_api_key_secret_arn:
+            from kontex.adapters.aws_secrets import read_secret
+
+            return read_secret(self.settings.kontex_api_key_secret_arn).encode()
         if self.settings.aws_lambda_function_name:
             raise KontexError("KONTEX_API_KEY_SECRET must be set in a deployed function")
         return load_or_create_secret(self.settings.kontex_data_dir)

@@ -19,6 +19,13 @@ class Settings(BaseModel):
     kontex_data_dir: Path = Field(default=Path(".kontex"), description="embedded defaults live here")
     kontex_bundle_bucket: str | None = Field(default=None, description="S3 bucket; unset: data dir")
     kontex_api_key_secret: SecretStr | None = None
+    # On AWS: the RDS Proxy endpoint plus Secrets Manager ARNs instead of a URL and a secret.
+    kontex_database_host: str | None = None
+    kontex_database_secret_arn: str | None = None
+    kontex_api_key_secret_arn: str | None = None
+    kontex_spans_queue_url: str | None = None
+    kontex_captures_queue_url: str | None = None
+    kontex_events_queue_url: str | None = None
     kontex_enrich_window_seconds: int = Field(default=60, ge=0)
     kontex_rate_limit_per_hour: int = Field(default=1000, ge=1)
     kontex_snapshot_writes_per_hour: int = Field(default=100, ge=1)

@@ -1,0 +1,189 @@
+"""Snapshot services on both backends: lineage, exact bundles, storage once, rollback, enrich."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kontex import tokens
+from kontex.domain.errors import EnrichWindowExpired, IntegrityError, InvalidInput, NotFound
+from kontex.domain.models import ContextBundle
+from kontex.services import keys, sessions, snapshots
+from kontex.services.deps import Deps
+
+
+@pytest.fixture
+def task(deps: Deps) -> Any:
+    key, _ = keys.create_key(deps, "tests")
+    s = sessions.create_session(deps, key.account_id, "run 1")
+    return sessions.create_task(deps, key.account_id, s.id, "solve")
+
+
+def bundle(turns: int, **extra: Any) -> ContextBundle:
+    messages: list[dict[str, Any]] = [{"role": "system", "content": "You are careful."}]
+    for i in range(turns):
+        messages.append({"role": "user", "content": f"step {i}: read the file"})
+        messages.append(
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": f"reading {i}"},
+                    {"type": "tool_use", "id": f"tu_{i}", "name": "read", "input": {"n": i}},
+                ],
+            }
+        )
+        messages.append(
+            {
+                "role": "tool",
+                "content": [{"type": "tool_result", "tool_use_id": f"tu_{i}", "content": "x" * i}],
+                "tool_call_id": f"tu_{i}",
+            }
+        )
+    return ContextBundle.model_validate({"messages": messages, "model": "claude-x", **extra})
+
+
+def test_bundle_reads_back_exactly(deps: Deps, task: Any) -> None:
+    written = bundle(
+        2,
+        tool_calls=[{"id": "tu_0", "tool": "read", "input": {"n": 0}, "output": {"ok": True},
+                     "status": "error", "timestamp": "2026-01-01T00:00:00Z", "retries": 2}],
+        files=[{"path": "src/a.py", "content": "print('é')\n"}, {"path": "b.md", "content": ""}],
+        reasoning="Because the file matters.",
+        log_events=[{"message": "started", "level": "debug", "data": {"k": [1, 2]}}],
+    )
+    snap = snapshots.create_snapshot(deps, task.account_id, task.id, "first", written)
+    got = snapshots.get_bundle(deps, task.account_id, snap.id)
+    expected = written.model_dump()
+    actual = got.model_dump()
+    for field in ("messages", "tool_calls", "reasoning", "log_events", "model"):
+        assert actual[field] == expected[field], field
+    assert [f["content"] for f in actual["files"]] == ["print('é')\n", ""]
+    assert all(f["token_count"] is not None for f in actual["files"])
+    assert got.token_total == snap.token_total > 0
+    assert got.captured_at is not None
+
+
+def test_parent_is_the_previous_snapshot_of_the_task(deps: Deps, task: Any) -> None:
+    first = snapshots.create_snapshot(deps, task.account_id, task.id, "1", bundle(1))
+    second = snapshots.create_snapshot(deps, task.account_id, task.id, "2", bundle(2))
+    assert first.parent_snapshot_id is None
+    assert second.parent_snapshot_id == first.id
+    other = sessions.create_task(deps, task.account_id, task.session_id, "other")
+    third = snapshots.create_snapshot(deps, task.account_id, other.id, "3", bundle(1))
+    assert third.parent_snapshot_id is None
+
+
+def test_token_total_counts_messages_files_reasoning_unless_given(deps: Deps, task: Any) -> None:
+    small = snapshots.create_snapshot(deps, task.account_id, task.id, "a", bundle(1))
+    larger = snapshots.create_snapshot(deps, task.account_id, task.id, "b", bundle(3))
+    with_file = snapshots.create_snapshot(
+        deps, task.account_id, task.id, "c",
+        bundle(3, files=[{"path": "f", "content": "word " * 100}]),
+    )
+    given = snapshots.create_snapshot(deps, task.account_id, task.id, "d", bundle(3, token_total=7))
+    assert 0 < small.token_total < larger.token_total < with_file.token_total
+    assert with_file.token_total - larger.token_total == tokens.count_text("word " * 100)
+    assert given.token_total == 7
+
+
+def test_history_is_stored_once(deps: Deps, task: Any) -> None:
+    """Each snapshot repeats the whole history; storage grows with new content only."""
+    blobs = deps.blobs
+    snapshots.create_snapshot(deps, task.account_id, task.id, "t10", bundle(10))
+    after_ten = blobs.size_of_prefix("")
+    snapshots.create_snapshot(deps, task.account_id, task.id, "t10 again", bundle(10))
+    repeat = blobs.size_of_prefix("") - after_ten
+    snapshots.create_snapshot(deps, task.account_id, task.id, "t11", bundle(11))
+    one_more_turn = blobs.size_of_prefix("") - after_ten - repeat
+    assert repeat < 600  # only a new manifest
+    assert one_more_turn < after_ten / 5  # three new messages and a manifest, not 34 messages
+
+
+def test_tampered_object_is_never_served(deps: Deps, task: Any, tmp_path: Any) -> None:
+    snap = snapshots.create_snapshot(deps, task.account_id, task.id, "x", bundle(2))
+    victim = next(p for p in (tmp_path / "blobs").rglob("*") if p.is_file() and p.stat().st_size < 200)
+    victim.write_bytes(b'{"role":"user","content":"forged"}')
+    with pytest.raises(IntegrityError):
+        snapshots.get_bundle(deps, task.account_id, snap.id)
+
+
+def test_other_accounts_see_nothing(deps: Deps, task: Any) -> None:
+    snap = snapshots.create_snapshot(deps, task.account_id, task.id, "x", bundle(1))
+    other, _ = keys.create_key(deps, "other")
+    with pytest.raises(NotFound):
+        snapshots.get_snapshot(deps, other.account_id, snap.id)
+    with pytest.raises(NotFound):
+        snapshots.get_bundle(deps, other.account_id, snap.id)
+    with pytest.raises(NotFound):
+        snapshots.create_snapshot(deps, other.account_id, task.id, "y", bundle(1))
+    with pytest.raises(NotFound):
+        snapshots.rollback(deps, other.account_id, snap.id)
+    with pytest.raises(NotFound):
+        sessions.purge_session(deps, other.account_id, task.session_id)
+
+
+def test_rollback_writes_a_forward_snapshot_with_lineage(deps: Deps, task: Any, events: Any) -> None:
+    early = snapshots.create_snapshot(deps, task.account_id, task.id, "early", bundle(1))
+    late = snapshots.create_snapshot(deps, task.account_id, task.id, "late", bundle(4))
+    restored = snapshots.rollback(deps, task.account_id, early.id)
+    assert restored.id not in (early.id, late.id)
+    assert restored.task_id == task.id
+    assert restored.rollback_of == early.id
+    assert restored.parent_snapshot_id == late.id
+    assert restored.label == "Rollback to: early"
+    assert restored.source == "rollback"
+    assert restored.token_total == early.token_total
+    got = snapshots.get_bundle(deps, task.account_id, restored.id)
+    want = snapshots.get_bundle(deps, task.account_id, early.id)
+    assert got.messages == want.messages and got.files == want.files
+    # history is untouched and the rollback was announced
+    assert snapshots.get_bundle(deps, task.account_id, late.id).messages == bundle(4).messages
+    created = [p for p in events.published if p[0] == "snapshot.created"]
+    assert created[-1][3]["rollback_of"] == early.id
+
+
+def test_enrich_keeps_what_is_left_out_and_appends_logs(deps: Deps, task: Any, events: Any) -> None:
+    original = bundle(
+        1,
+        files=[{"path": "a", "content": "A"}, {"path": "b", "content": "B"}],
+        log_events=[{"message": "one"}],
+        reasoning="first thoughts",
+    )
+    snap = snapshots.create_snapshot(deps, task.account_id, task.id, "x", original)
+    enriched = snapshots.enrich(
+        deps, task.account_id, snap.id,
+        {"log_events": [{"message": "two"}], "files": [{"path": "b", "content": "B2"}]},
+    )
+    assert enriched.enriched is True
+    got = snapshots.get_bundle(deps, task.account_id, snap.id)
+    assert [e.message for e in got.log_events] == ["one", "two"]
+    assert [(f.path, f.content) for f in got.files] == [("a", "A"), ("b", "B2")]
+    assert got.messages == original.messages and got.reasoning == "first thoughts"
+    # the earlier state stays auditable
+    first = snapshots.get_bundle(deps, task.account_id, snap.id, revision=0)
+    assert [(f.path, f.content) for f in first.files] == [("a", "A"), ("b", "B")]
+    assert [r.seq for r in snapshots.list_revisions(deps, task.account_id, snap.id)] == [0, 1]
+    assert "snapshot.enriched" in events.types()
+
+
+def test_enrich_window_and_bad_fields(deps: Deps, task: Any, clock: Any) -> None:
+    snap = snapshots.create_snapshot(deps, task.account_id, task.id, "x", bundle(1))
+    with pytest.raises(InvalidInput):
+        snapshots.enrich(deps, task.account_id, snap.id, {"label": "nope"})
+    clock.advance(61)
+    with pytest.raises(EnrichWindowExpired):
+        snapshots.enrich(deps, task.account_id, snap.id, {"reasoning": "late"})
+    assert snapshots.get_snapshot(deps, task.account_id, snap.id).enriched is False
+
+
+def test_purge_removes_rows_and_blobs(deps: Deps, task: Any) -> None:
+    snap = snapshots.create_snapshot(deps, task.account_id, task.id, "x", bundle(3))
+    prefix = f"{task.account_id}/{task.session_id}/"
+    assert deps.blobs.size_of_prefix(prefix) > 0
+    sessions.purge_session(deps, task.account_id, task.session_id)
+    assert deps.blobs.size_of_prefix(prefix) == 0
+    with pytest.raises(NotFound):
+        snapshots.get_snapshot(deps, task.account_id, snap.id)
+    with pytest.raises(NotFound):
+        sessions.get_session(deps, task.account_id, task.session_id)
