@@ -14,6 +14,7 @@ from kontex.domain.models import (
     SessionStatus,
     Snapshot,
     Task,
+    ThreadState,
 )
 
 
@@ -30,6 +31,36 @@ class ChainNode:
     item_hash: str
     position: int
     tokens: int  # cumulative token count from the head of the list to this node
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """A distinct object a session stores, indexed for the query APIs and usage."""
+
+    kind: str  # message | tool_call | file | file_body | log_event | reasoning | manifest
+    object_hash: str
+    bytes: int
+    tokens: int = 0
+    role: str | None = None
+    has_text: bool = False
+    has_tool_use: bool = False
+    has_tool_result: bool = False
+    tool_name: str | None = None
+    is_error: bool = False
+
+
+@dataclass(frozen=True)
+class ObjectFilter:
+    """What the message and tool-call queries filter on (all optional)."""
+
+    kind: str
+    session_id: str | None = None
+    role: str | None = None
+    content_type: str | None = None  # text | tool_use | tool_result
+    tool_name: str | None = None
+    is_error: bool | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -82,14 +113,40 @@ class Store(Protocol):
     # snapshots
     def known_nodes(self, session_id: str, node_hashes: Sequence[str]) -> dict[str, int]: ...
     def read_chain(self, session_id: str, head: str) -> list[str]: ...
-    def insert_snapshot(self, snapshot: Snapshot, nodes: Iterable[ChainNode]) -> None: ...
+    def insert_snapshot(
+        self, snapshot: Snapshot, nodes: Iterable[ChainNode], objects: Iterable[StoredObject]
+    ) -> None: ...
     def get_snapshot(self, account_id: str, snapshot_id: str) -> Snapshot | None: ...
     def latest_snapshot(self, account_id: str, task_id: str) -> Snapshot | None: ...
     def list_snapshots(
         self, account_id: str, session_id: str, limit: int, after: tuple[str, str] | None
     ) -> list[Snapshot]: ...
-    def insert_revision(self, revision: Revision, nodes: Iterable[ChainNode]) -> None: ...
+    def insert_revision(
+        self, revision: Revision, nodes: Iterable[ChainNode], objects: Iterable[StoredObject]
+    ) -> None: ...
     def list_revisions(self, account_id: str, snapshot_id: str) -> list[Revision]: ...
+
+    # queries and aggregates
+    def query_objects(
+        self, account_id: str, where: ObjectFilter, limit: int, after: tuple[str, str] | None
+    ) -> list[dict[str, Any]]: ...
+    def session_stats(self, account_id: str, session_id: str) -> dict[str, int]: ...
+    def usage(self, account_id: str, month_start: datetime) -> dict[str, int]: ...
+
+    # traces linked to sessions
+    def link_trace(self, account_id: str, session_id: str, trace_id: str, at: datetime) -> str: ...
+    def session_for_trace(self, account_id: str, trace_id: str) -> str | None: ...
+    def list_traces(self, account_id: str, session_id: str) -> list[str]: ...
+
+    # thread state
+    def put_thread_state(
+        self, account_id: str, thread_id: str, user_data: str, at: datetime
+    ) -> ThreadState: ...
+    def get_thread_state(self, account_id: str, thread_id: str) -> ThreadState | None: ...
+    def delete_thread_state(self, account_id: str, thread_id: str) -> bool: ...
+
+    # fixed-window counters
+    def hit_rate_limit(self, key_id: str, kind: str, window_start: int) -> int: ...
 
     # the one way to remove snapshots
     def purge_session(self, account_id: str, session_id: str) -> bool: ...

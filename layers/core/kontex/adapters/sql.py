@@ -15,8 +15,16 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol
 
-from kontex.domain.models import Account, ApiKey, Session, SessionStatus, Snapshot, Task
-from kontex.ports import ChainNode, Revision
+from kontex.domain.models import (
+    Account,
+    ApiKey,
+    Session,
+    SessionStatus,
+    Snapshot,
+    Task,
+    ThreadState,
+)
+from kontex.ports import ChainNode, ObjectFilter, Revision, StoredObject
 
 _CHUNK = 500  # keeps IN (...) lists well under both drivers' parameter limits
 
@@ -231,10 +239,28 @@ class SqlStore(abc.ABC):
 
     # -- snapshots --------------------------------------------------------------------------
 
-    def insert_snapshot(self, snapshot: Snapshot, nodes: Iterable[ChainNode]) -> None:
+    def _insert_objects(
+        self, tx: Tx, account_id: str, session_id: str, at: datetime,
+        objects: Iterable[StoredObject],
+    ) -> None:
+        tx.many(
+            "INSERT INTO session_objects (account_id, session_id, kind, object_hash, bytes, tokens,"
+            " role, has_text, has_tool_use, has_tool_result, tool_name, is_error, first_seen_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [
+                (account_id, session_id, o.kind, o.object_hash, o.bytes, o.tokens, o.role,
+                 o.has_text, o.has_tool_use, o.has_tool_result, o.tool_name, o.is_error, at)
+                for o in objects
+            ],
+        )
+
+    def insert_snapshot(
+        self, snapshot: Snapshot, nodes: Iterable[ChainNode], objects: Iterable[StoredObject] = ()
+    ) -> None:
         s = snapshot
         with self._tx() as tx:
             self._insert_nodes(tx, s.session_id, nodes)
+            self._insert_objects(tx, s.account_id, s.session_id, s.created_at, objects)
             tx.q(
                 "INSERT INTO snapshots (id, account_id, session_id, task_id, label, source, model,"
                 " token_total, parent_snapshot_id, rollback_of, bundle_hash, captured_at,"
@@ -269,12 +295,17 @@ class SqlStore(abc.ABC):
         rows = self._all(sql + " ORDER BY s.created_at, s.id LIMIT ?", [*params, limit])
         return [_snapshot(r) for r in rows]
 
-    def insert_revision(self, revision: Revision, nodes: Iterable[ChainNode]) -> None:
+    def insert_revision(
+        self, revision: Revision, nodes: Iterable[ChainNode], objects: Iterable[StoredObject] = ()
+    ) -> None:
         r = revision
         with self._tx() as tx:
-            owner = tx.q("SELECT session_id FROM snapshots WHERE id = ?", [r.snapshot_id])
+            owner = tx.q(
+                "SELECT account_id, session_id FROM snapshots WHERE id = ?", [r.snapshot_id]
+            )
             session_id = owner[0]["session_id"]
             self._insert_nodes(tx, session_id, nodes)
+            self._insert_objects(tx, owner[0]["account_id"], session_id, r.created_at, objects)
             tx.q(
                 "INSERT INTO snapshot_revisions (snapshot_id, seq, session_id, bundle_hash,"
                 " token_total, model, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -306,11 +337,178 @@ class SqlStore(abc.ABC):
             if not owned:
                 return False
             tx.q("INSERT INTO session_purges (session_id) VALUES (?)", [session_id])
-            for table in ("snapshot_revisions", "snapshots", "chain_nodes", "tasks"):
+            for table in (
+                "snapshot_revisions", "snapshots", "chain_nodes", "session_objects",
+                "session_traces", "tasks",
+            ):
                 tx.q(f"DELETE FROM {table} WHERE session_id = ?", [session_id])
             tx.q("DELETE FROM sessions WHERE id = ?", [session_id])
             tx.q("DELETE FROM session_purges WHERE session_id = ?", [session_id])
         return True
+
+    # -- queries and aggregates ------------------------------------------------------------
+
+    def query_objects(
+        self, account_id: str, where: ObjectFilter, limit: int, after: tuple[str, str] | None
+    ) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT session_id, kind, object_hash, bytes, tokens, role, tool_name, is_error,"
+            " first_seen_at FROM session_objects WHERE account_id = ? AND kind = ?"
+        )
+        params: list[Any] = [account_id, where.kind]
+        conditions = [
+            ("session_id = ?", where.session_id),
+            ("role = ?", where.role),
+            ("tool_name = ?", where.tool_name),
+            ("is_error = ?", where.is_error),
+            ("first_seen_at > ?", where.created_after),
+            ("first_seen_at < ?", where.created_before),
+        ]
+        for condition, value in conditions:
+            if value is not None:
+                sql += f" AND {condition}"
+                params.append(value)
+        if where.content_type is not None:
+            column = {"text": "has_text", "tool_use": "has_tool_use",
+                      "tool_result": "has_tool_result"}[where.content_type]
+            sql += f" AND {column} = ?"
+            params.append(True)
+        if after is not None:
+            at = datetime.fromisoformat(after[0])
+            sql += " AND (first_seen_at > ? OR (first_seen_at = ? AND object_hash > ?))"
+            params += [at, at, after[1]]
+        rows = self._all(sql + " ORDER BY first_seen_at, object_hash LIMIT ?", [*params, limit])
+        for row in rows:
+            row["is_error"] = bool(row["is_error"])
+        return rows
+
+    def session_stats(self, account_id: str, session_id: str) -> dict[str, int]:
+        with self._tx() as tx:
+            objects = tx.q(
+                "SELECT kind, is_error, COUNT(*) AS n FROM session_objects"
+                " WHERE account_id = ? AND session_id = ? AND kind IN ('message', 'tool_call')"
+                " GROUP BY kind, is_error",
+                [account_id, session_id],
+            )
+            snaps = tx.q(
+                "SELECT COUNT(*) AS n, COALESCE(SUM(token_total), 0) AS tokens FROM snapshots"
+                " WHERE account_id = ? AND session_id = ?",
+                [account_id, session_id],
+            )
+        counts = {(r["kind"], bool(r["is_error"])): int(r["n"]) for r in objects}
+        return {
+            "total_messages": counts.get(("message", False), 0) + counts.get(("message", True), 0),
+            "tool_calls_success": counts.get(("tool_call", False), 0),
+            "tool_calls_error": counts.get(("tool_call", True), 0),
+            "total_snapshots": int(snaps[0]["n"]),
+            "total_tokens": int(snaps[0]["tokens"]),
+        }
+
+    def usage(self, account_id: str, month_start: datetime) -> dict[str, int]:
+        with self._tx() as tx:
+            sessions = tx.q(
+                "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN status = 'active' THEN 1 ELSE 0"
+                " END), 0) AS active FROM sessions WHERE account_id = ?",
+                [account_id],
+            )[0]
+            snaps = tx.q(
+                "SELECT COUNT(*) AS total, COALESCE(SUM(token_total), 0) AS tokens,"
+                " COALESCE(SUM(CASE WHEN created_at >= ? THEN 1 ELSE 0 END), 0) AS month,"
+                " COALESCE(SUM(CASE WHEN created_at >= ? THEN token_total ELSE 0 END), 0)"
+                " AS month_tokens FROM snapshots WHERE account_id = ?",
+                [month_start, month_start, account_id],
+            )[0]
+            stored = tx.q(
+                "SELECT COALESCE(SUM(bytes), 0) AS bytes FROM session_objects WHERE account_id = ?",
+                [account_id],
+            )[0]
+        return {
+            "total_sessions": int(sessions["total"]),
+            "active_sessions": int(sessions["active"]),
+            "total_snapshots": int(snaps["total"]),
+            "total_tokens_stored": int(snaps["tokens"]),
+            "snapshots_this_month": int(snaps["month"]),
+            "tokens_this_month": int(snaps["month_tokens"]),
+            "stored_bytes": int(stored["bytes"]),
+        }
+
+    # -- traces -----------------------------------------------------------------------------
+
+    def link_trace(self, account_id: str, session_id: str, trace_id: str, at: datetime) -> str:
+        """Link ``trace_id`` to the session; returns the session the trace is linked to."""
+        with self._tx() as tx:
+            tx.q(
+                "INSERT INTO session_traces (account_id, trace_id, session_id, created_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [account_id, trace_id, session_id, at],
+            )
+            row = tx.q(
+                "SELECT session_id FROM session_traces WHERE account_id = ? AND trace_id = ?",
+                [account_id, trace_id],
+            )
+        return str(row[0]["session_id"])
+
+    def session_for_trace(self, account_id: str, trace_id: str) -> str | None:
+        row = self._one(
+            "SELECT session_id FROM session_traces WHERE account_id = ? AND trace_id = ?",
+            [account_id, trace_id],
+        )
+        return str(row["session_id"]) if row else None
+
+    def list_traces(self, account_id: str, session_id: str) -> list[str]:
+        rows = self._all(
+            "SELECT trace_id FROM session_traces WHERE account_id = ? AND session_id = ?"
+            " ORDER BY created_at, trace_id",
+            [account_id, session_id],
+        )
+        return [r["trace_id"] for r in rows]
+
+    # -- thread state -----------------------------------------------------------------------
+
+    _THREAD_COLUMNS = "account_id, thread_id, user_data, version, updated_at"
+
+    def put_thread_state(
+        self, account_id: str, thread_id: str, user_data: str, at: datetime
+    ) -> ThreadState:
+        row = self._one(
+            f"INSERT INTO thread_states ({self._THREAD_COLUMNS}) VALUES (?, ?, ?, 1, ?)"
+            " ON CONFLICT (account_id, thread_id) DO UPDATE SET user_data = excluded.user_data,"
+            " version = thread_states.version + 1, updated_at = excluded.updated_at"
+            f" RETURNING {self._THREAD_COLUMNS}",
+            [account_id, thread_id, user_data, at],
+        )
+        assert row is not None
+        return ThreadState(**row)
+
+    def get_thread_state(self, account_id: str, thread_id: str) -> ThreadState | None:
+        row = self._one(
+            f"SELECT {self._THREAD_COLUMNS} FROM thread_states WHERE account_id = ? AND thread_id = ?",
+            [account_id, thread_id],
+        )
+        return ThreadState(**row) if row else None
+
+    def delete_thread_state(self, account_id: str, thread_id: str) -> bool:
+        rows = self._all(
+            "DELETE FROM thread_states WHERE account_id = ? AND thread_id = ? RETURNING thread_id",
+            [account_id, thread_id],
+        )
+        return bool(rows)
+
+    # -- rate limits ------------------------------------------------------------------------
+
+    def hit_rate_limit(self, key_id: str, kind: str, window_start: int) -> int:
+        with self._tx() as tx:
+            rows = tx.q(
+                "INSERT INTO rate_limits (key_id, kind, window_start, hits) VALUES (?, ?, ?, 1)"
+                " ON CONFLICT (key_id, kind, window_start) DO UPDATE"
+                " SET hits = rate_limits.hits + 1 RETURNING hits",
+                [key_id, kind, window_start],
+            )
+            tx.q(
+                "DELETE FROM rate_limits WHERE key_id = ? AND kind = ? AND window_start < ?",
+                [key_id, kind, window_start],
+            )
+        return int(rows[0]["hits"])
 
     # -- helpers ----------------------------------------------------------------------------
 

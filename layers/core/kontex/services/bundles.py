@@ -28,7 +28,7 @@ from kontex.domain.models import (
     ToolCall,
     sha256_hex,
 )
-from kontex.ports import ChainNode
+from kontex.ports import ChainNode, StoredObject
 from kontex.services.deps import Deps
 
 MANIFEST_VERSION = 1
@@ -48,6 +48,13 @@ class WrittenBundle:
     manifest_hash: str
     token_total: int
     nodes: list[ChainNode] = field(default_factory=list)
+    objects: list[StoredObject] = field(default_factory=list)
+
+
+def _block_types(content: str | list[dict[str, Any]]) -> set[str]:
+    if isinstance(content, str):
+        return {"text"}
+    return {str(block.get("type")) for block in content}
 
 
 class _Writer:
@@ -58,14 +65,20 @@ class _Writer:
         self.session_id = session_id
         self.prefix = f"{account_id}/{session_id}/"
         self.nodes: list[ChainNode] = []
+        self.objects: list[StoredObject] = []
 
-    def put(self, data: bytes) -> str:
+    def put(self, data: bytes, kind: str, **index: Any) -> str:
         digest = sha256_hex(data)
         self.deps.blobs.put(self.prefix + digest, data)
+        self.objects.append(StoredObject(kind=kind, object_hash=digest, bytes=len(data), **index))
         return digest
 
     def chain(
-        self, items: Sequence[bytes], count: Callable[[int], int], extra: Callable[[int], object]
+        self,
+        kind: str,
+        items: Sequence[bytes],
+        count: Callable[[int], int],
+        index: Callable[[int], dict[str, Any]],
     ) -> tuple[str | None, int]:
         """Head hash and cumulative tokens of a list; writes only the new suffix."""
         if not items:
@@ -81,9 +94,9 @@ class _Writer:
         shared = max((i for i, h in enumerate(node_hashes) if h in known), default=-1)
         cumulative = known[node_hashes[shared]] if shared >= 0 else 0
         for i in range(shared + 1, len(items)):
-            self.put(items[i])
-            extra(i)
-            cumulative += count(i)
+            tokens_here = count(i)
+            self.put(items[i], kind, tokens=tokens_here, **index(i))
+            cumulative += tokens_here
             self.nodes.append(
                 ChainNode(
                     node_hash=node_hashes[i],
@@ -96,27 +109,48 @@ class _Writer:
         return node_hashes[-1], cumulative
 
 
-def _none(_: int) -> None:
-    return None
-
-
 def _zero(_: int) -> int:
     return 0
 
 
-def write_bundle(deps: Deps, account_id: str, session_id: str, bundle: ContextBundle) -> WrittenBundle:
+def _nothing(_: int) -> dict[str, Any]:
+    return {}
+
+
+def write_bundle(
+    deps: Deps, account_id: str, session_id: str, bundle: ContextBundle
+) -> WrittenBundle:
     """Store ``bundle`` for a session; returns its manifest address and token total.
 
-    Objects go to the blob store first (idempotent); the returned chain nodes must then be
-    inserted with the snapshot row in one transaction, so nothing is ever half-written.
+    Objects go to the blob store first (idempotent); the returned chain nodes and object index
+    rows must then be inserted with the snapshot row in one transaction, so nothing is ever
+    half-written.
     """
     writer = _Writer(deps, account_id, session_id)
+
+    def message_index(i: int) -> dict[str, Any]:
+        message = bundle.messages[i]
+        types = _block_types(message.content)
+        return {
+            "role": message.role,
+            "has_text": "text" in types,
+            "has_tool_use": "tool_use" in types,
+            "has_tool_result": "tool_result" in types,
+        }
+
     messages = [canonical(m.model_dump(mode="json")) for m in bundle.messages]
     message_heads = writer.chain(
-        messages, lambda i: tokens.count_content(bundle.messages[i].content), _none
+        "message", messages, lambda i: tokens.count_content(bundle.messages[i].content),
+        message_index,
     )
     tool_calls = [canonical(t.model_dump(mode="json")) for t in bundle.tool_calls]
-    tool_heads = writer.chain(tool_calls, _zero, _none)
+    tool_heads = writer.chain(
+        "tool_call", tool_calls, _zero,
+        lambda i: {
+            "tool_name": bundle.tool_calls[i].tool,
+            "is_error": bundle.tool_calls[i].status == "error",
+        },
+    )
 
     entries: list[dict[str, Any]] = []
     for f in bundle.files:
@@ -124,20 +158,25 @@ def write_bundle(deps: Deps, account_id: str, session_id: str, bundle: ContextBu
         if entry["token_count"] is None:
             entry["token_count"] = tokens.count_text(f.content)
         entries.append(entry)
-    files = [canonical(e) for e in entries]
+
+    def file_index(i: int) -> dict[str, Any]:
+        writer.put(bundle.files[i].content.encode("utf-8"), "file_body")  # the file's body
+        return {}
+
     file_heads = writer.chain(
-        files,
-        lambda i: int(entries[i]["token_count"]),
-        lambda i: writer.put(bundle.files[i].content.encode("utf-8")),  # the file's body
+        "file", [canonical(e) for e in entries], lambda i: int(entries[i]["token_count"]),
+        file_index,
     )
     events = [canonical(e.model_dump(mode="json")) for e in bundle.log_events]
-    event_heads = writer.chain(events, _zero, _none)
+    event_heads = writer.chain("log_event", events, _zero, _nothing)
 
     reasoning_hash = None
     reasoning_tokens = 0
     if bundle.reasoning is not None:
-        reasoning_hash = writer.put(bundle.reasoning.encode("utf-8"))
         reasoning_tokens = tokens.count_text(bundle.reasoning)
+        reasoning_hash = writer.put(
+            bundle.reasoning.encode("utf-8"), "reasoning", tokens=reasoning_tokens
+        )
 
     counted = message_heads[1] + file_heads[1] + reasoning_tokens
     token_total = bundle.token_total if bundle.token_total is not None else counted
@@ -153,8 +192,13 @@ def write_bundle(deps: Deps, account_id: str, session_id: str, bundle: ContextBu
         "captured_at": bundle.captured_at.isoformat() if bundle.captured_at else None,
         "token_total": token_total,
     }
-    manifest_hash = writer.put(canonical(manifest))
-    return WrittenBundle(manifest_hash, token_total, writer.nodes)
+    manifest_hash = writer.put(canonical(manifest), "manifest")
+    return WrittenBundle(manifest_hash, token_total, writer.nodes, writer.objects)
+
+
+def read_objects(deps: Deps, account_id: str, session_id: str, digests: Sequence[str]) -> list[Any]:
+    """JSON objects of a session by address, verified."""
+    return [json.loads(b) for b in _fetch(deps, f"{account_id}/{session_id}/", digests)]
 
 
 def _verified(keys_and_hashes: Sequence[tuple[str, str]], blobs: Sequence[bytes]) -> list[bytes]:

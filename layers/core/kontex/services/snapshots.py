@@ -65,7 +65,7 @@ def create_snapshot(
         captured_at=bundle.captured_at or now,
         created_at=now,
     )
-    deps.store.insert_snapshot(snapshot, written.nodes)
+    deps.store.insert_snapshot(snapshot, written.nodes, written.objects)
     _announce(deps, "snapshot.created", snapshot)
     return snapshot
 
@@ -177,6 +177,7 @@ def enrich(deps: Deps, account_id: str, snapshot_id: str, changes: dict[str, Any
             created_at=now,
         ),
         written.nodes,
+        written.objects,
     )
     result = get_snapshot(deps, account_id, snapshot_id)
     _announce(deps, "snapshot.enriched", result)
