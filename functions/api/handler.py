@@ -1,16 +1,15 @@
 """REST API Lambda (API Gateway HTTP API, payload 2.0): glue only, the work is in ``kontex``."""
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from kontex.api import build_resolver
+from kontex.api import build_resolver, handle
 
 logger = Logger(service="kontex-api")
-app: APIGatewayHttpResolver = build_resolver()
+app = build_resolver()
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    return app.resolve(event, context)
+    return handle(app, event, context)

@@ -49,9 +49,21 @@ def make_store(database_url: str | None, data_dir: Path) -> Store:
 class Container:
     """One set of adapters for one configuration."""
 
-    def __init__(self, config: Settings, events: Events | None = None) -> None:
+    def __init__(
+        self,
+        config: Settings,
+        *,
+        store: Store | None = None,
+        blobs: BlobStore | None = None,
+        events: Events | None = None,
+    ) -> None:
+        """Adapters given here are used as they are (tests, the local stack); others are built."""
         self.settings = config
         self._events = events
+        if store is not None:
+            self.store = store
+        if blobs is not None:
+            self.blobs = blobs
 
     @cached_property
     def store(self) -> Store:

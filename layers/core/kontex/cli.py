@@ -27,9 +27,7 @@ def _storage_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _container(args: argparse.Namespace) -> Container:
-    config = Settings.from_env(
-        kontex_data_dir=args.data_dir, kontex_database_url=args.database_url
-    )
+    config = Settings.from_env(kontex_data_dir=args.data_dir, kontex_database_url=args.database_url)
     return Container(config)
 
 
@@ -57,8 +55,11 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     container.store.migrate()
     key, plaintext = keys.create_key(container.deps, args.label, args.account)
     if args.json:
-        print(json.dumps({"id": key.id, "key": plaintext, "label": key.label,
-                          "account_id": key.account_id}))
+        print(
+            json.dumps(
+                {"id": key.id, "key": plaintext, "label": key.label, "account_id": key.account_id}
+            )
+        )
     else:
         print(f"Created key {key.id} ({key.label}) for account {key.account_id}")
         print(f"  {plaintext}")

@@ -16,7 +16,9 @@ class Settings(BaseModel):
     kontex_database_url: str | None = Field(
         default=None, description="postgresql://... ; unset: SQLite in the data dir"
     )
-    kontex_data_dir: Path = Field(default=Path(".kontex"), description="embedded defaults live here")
+    kontex_data_dir: Path = Field(
+        default=Path(".kontex"), description="embedded defaults live here"
+    )
     kontex_bundle_bucket: str | None = Field(default=None, description="S3 bucket; unset: data dir")
     kontex_api_key_secret: SecretStr | None = None
     # On AWS: the RDS Proxy endpoint plus Secrets Manager ARNs instead of a URL and a secret.

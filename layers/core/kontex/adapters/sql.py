@@ -126,9 +126,14 @@ class SqlStore(abc.ABC):
             tx.q(
                 f"INSERT INTO sessions ({self._SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    session.id, session.account_id, session.name, session.description,
-                    self._json(session.metadata), session.status.value,
-                    session.created_at, session.updated_at,
+                    session.id,
+                    session.account_id,
+                    session.name,
+                    session.description,
+                    self._json(session.metadata),
+                    session.status.value,
+                    session.created_at,
+                    session.updated_at,
                 ],
             )
 
@@ -163,15 +168,23 @@ class SqlStore(abc.ABC):
 
     # -- tasks ------------------------------------------------------------------------------
 
-    _TASK_COLUMNS = "id, account_id, session_id, parent_task_id, name, status, created_at, updated_at"
+    _TASK_COLUMNS = (
+        "id, account_id, session_id, parent_task_id, name, status, created_at, updated_at"
+    )
 
     def insert_task(self, task: Task) -> None:
         with self._tx() as tx:
             tx.q(
                 f"INSERT INTO tasks ({self._TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    task.id, task.account_id, task.session_id, task.parent_task_id, task.name,
-                    task.status.value, task.created_at, task.updated_at,
+                    task.id,
+                    task.account_id,
+                    task.session_id,
+                    task.parent_task_id,
+                    task.name,
+                    task.status.value,
+                    task.created_at,
+                    task.updated_at,
                 ],
             )
 
@@ -240,7 +253,11 @@ class SqlStore(abc.ABC):
     # -- snapshots --------------------------------------------------------------------------
 
     def _insert_objects(
-        self, tx: Tx, account_id: str, session_id: str, at: datetime,
+        self,
+        tx: Tx,
+        account_id: str,
+        session_id: str,
+        at: datetime,
         objects: Iterable[StoredObject],
     ) -> None:
         tx.many(
@@ -248,8 +265,21 @@ class SqlStore(abc.ABC):
             " role, has_text, has_tool_use, has_tool_result, tool_name, is_error, first_seen_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [
-                (account_id, session_id, o.kind, o.object_hash, o.bytes, o.tokens, o.role,
-                 o.has_text, o.has_tool_use, o.has_tool_result, o.tool_name, o.is_error, at)
+                (
+                    account_id,
+                    session_id,
+                    o.kind,
+                    o.object_hash,
+                    o.bytes,
+                    o.tokens,
+                    o.role,
+                    o.has_text,
+                    o.has_tool_use,
+                    o.has_tool_result,
+                    o.tool_name,
+                    o.is_error,
+                    at,
+                )
                 for o in objects
             ],
         )
@@ -266,9 +296,19 @@ class SqlStore(abc.ABC):
                 " token_total, parent_snapshot_id, rollback_of, bundle_hash, captured_at,"
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    s.id, s.account_id, s.session_id, s.task_id, s.label, s.source.value,
-                    s.model, s.token_total, s.parent_snapshot_id, s.rollback_of, s.bundle_hash,
-                    s.captured_at, s.created_at,
+                    s.id,
+                    s.account_id,
+                    s.session_id,
+                    s.task_id,
+                    s.label,
+                    s.source.value,
+                    s.model,
+                    s.token_total,
+                    s.parent_snapshot_id,
+                    s.rollback_of,
+                    s.bundle_hash,
+                    s.captured_at,
+                    s.created_at,
                 ],
             )
 
@@ -309,8 +349,15 @@ class SqlStore(abc.ABC):
             tx.q(
                 "INSERT INTO snapshot_revisions (snapshot_id, seq, session_id, bundle_hash,"
                 " token_total, model, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [r.snapshot_id, r.seq, session_id, r.bundle_hash, r.token_total, r.model,
-                 r.created_at],
+                [
+                    r.snapshot_id,
+                    r.seq,
+                    session_id,
+                    r.bundle_hash,
+                    r.token_total,
+                    r.model,
+                    r.created_at,
+                ],
             )
 
     def list_revisions(self, account_id: str, snapshot_id: str) -> list[Revision]:
@@ -338,8 +385,12 @@ class SqlStore(abc.ABC):
                 return False
             tx.q("INSERT INTO session_purges (session_id) VALUES (?)", [session_id])
             for table in (
-                "snapshot_revisions", "snapshots", "chain_nodes", "session_objects",
-                "session_traces", "tasks",
+                "snapshot_revisions",
+                "snapshots",
+                "chain_nodes",
+                "session_objects",
+                "session_traces",
+                "tasks",
             ):
                 tx.q(f"DELETE FROM {table} WHERE session_id = ?", [session_id])
             tx.q("DELETE FROM sessions WHERE id = ?", [session_id])
@@ -369,8 +420,11 @@ class SqlStore(abc.ABC):
                 sql += f" AND {condition}"
                 params.append(value)
         if where.content_type is not None:
-            column = {"text": "has_text", "tool_use": "has_tool_use",
-                      "tool_result": "has_tool_result"}[where.content_type]
+            column = {
+                "text": "has_text",
+                "tool_use": "has_tool_use",
+                "tool_result": "has_tool_result",
+            }[where.content_type]
             sql += f" AND {column} = ?"
             params.append(True)
         if after is not None:
@@ -526,9 +580,7 @@ class SqlStore(abc.ABC):
         if after is None:
             return sql, params
         created_at = datetime.fromisoformat(after[0])
-        sql += (
-            f" AND ({table}created_at > ? OR ({table}created_at = ? AND {table}id > ?))"
-        )
+        sql += f" AND ({table}created_at > ? OR ({table}created_at = ? AND {table}id > ?))"
         return sql, [*params, created_at, created_at, after[1]]
 
     def _update(
@@ -551,4 +603,3 @@ class SqlStore(abc.ABC):
             [*values, account_id, row_id],
         )
         return model(**rows[0]) if rows else None
-

@@ -58,3 +58,7 @@ class IntegrityError(KontexError):
     """Stored content no longer matches its address: never served."""
 
     code = "integrity_error"
+
+
+class UnsupportedMediaType(KontexError):
+    code = "unsupported_media_type"

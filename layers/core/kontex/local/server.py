@@ -72,16 +72,22 @@ def _make_request_handler(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY:
-                self._send(413, [("Content-Type", "application/json")],
-                           b'{"error":"payload_too_large","message":"request body over 10 MB"}')
+                self._send(
+                    413,
+                    [("Content-Type", "application/json")],
+                    b'{"error":"payload_too_large","message":"request body over 10 MB"}',
+                )
                 self.close_connection = True
                 return
             body = self.rfile.read(length) if length else b""
             path = self.path.split("?", 1)[0]
             found = stack.handler_for(path)
             if found is None:
-                self._send(404, [("Content-Type", "application/json")],
-                           b'{"error":"not_found","message":"no such route"}')
+                self._send(
+                    404,
+                    [("Content-Type", "application/json")],
+                    b'{"error":"not_found","message":"no such route"}',
+                )
                 return
             name, handler = found
             event = http_api_event(
@@ -91,8 +97,11 @@ def _make_request_handler(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
                 result = handler(event, LocalContext(function_name=f"kontex-{name}"))
             except Exception:  # what Lambda would answer for a crashed invocation
                 log.exception("handler %s failed", name)
-                self._send(500, [("Content-Type", "application/json")],
-                           b'{"error":"internal_error","message":"the handler failed"}')
+                self._send(
+                    500,
+                    [("Content-Type", "application/json")],
+                    b'{"error":"internal_error","message":"the handler failed"}',
+                )
                 return
             self._send(*response_parts(result))
 
@@ -116,6 +125,11 @@ def _make_request_handler(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
 
 class DevServer(ThreadingHTTPServer):
     daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the client went away: nothing to report
+        super().handle_error(request, client_address)
 
 
 def make_server(host: str, port: int, stack: LocalStack | None = None) -> DevServer:

@@ -140,12 +140,16 @@ def write_bundle(
 
     messages = [canonical(m.model_dump(mode="json")) for m in bundle.messages]
     message_heads = writer.chain(
-        "message", messages, lambda i: tokens.count_content(bundle.messages[i].content),
+        "message",
+        messages,
+        lambda i: tokens.count_content(bundle.messages[i].content),
         message_index,
     )
     tool_calls = [canonical(t.model_dump(mode="json")) for t in bundle.tool_calls]
     tool_heads = writer.chain(
-        "tool_call", tool_calls, _zero,
+        "tool_call",
+        tool_calls,
+        _zero,
         lambda i: {
             "tool_name": bundle.tool_calls[i].tool,
             "is_error": bundle.tool_calls[i].status == "error",
@@ -164,7 +168,9 @@ def write_bundle(
         return {}
 
     file_heads = writer.chain(
-        "file", [canonical(e) for e in entries], lambda i: int(entries[i]["token_count"]),
+        "file",
+        [canonical(e) for e in entries],
+        lambda i: int(entries[i]["token_count"]),
         file_index,
     )
     events = [canonical(e.model_dump(mode="json")) for e in bundle.log_events]
@@ -213,7 +219,9 @@ def _fetch(deps: Deps, prefix: str, digests: Sequence[str]) -> list[bytes]:
     return _verified(keyed, deps.blobs.get_many([k for k, _ in keyed]))
 
 
-def read_manifest(deps: Deps, account_id: str, session_id: str, manifest_hash: str) -> dict[str, Any]:
+def read_manifest(
+    deps: Deps, account_id: str, session_id: str, manifest_hash: str
+) -> dict[str, Any]:
     prefix = f"{account_id}/{session_id}/"
     return json.loads(_fetch(deps, prefix, [manifest_hash])[0])
 
@@ -226,7 +234,9 @@ def read_bundle(deps: Deps, account_id: str, session_id: str, manifest_hash: str
         head = manifest.get(name)
         if head is None:
             return []
-        return [json.loads(b) for b in _fetch(deps, prefix, deps.store.read_chain(session_id, head))]
+        return [
+            json.loads(b) for b in _fetch(deps, prefix, deps.store.read_chain(session_id, head))
+        ]
 
     entries = items("files")
     bodies = _fetch(deps, prefix, [e["content_hash"] for e in entries])

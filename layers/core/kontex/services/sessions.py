@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from kontex.domain.errors import InvalidInput, NotFound
+from kontex.domain.errors import Conflict, InvalidInput, NotFound
 from kontex.domain.models import Session, SessionStatus, Task, TaskStatus
 from kontex.ids import new_id
 from kontex.ports import Page
@@ -123,9 +124,7 @@ def update_session(deps: Deps, account_id: str, session_id: str, **changes: Any)
     )
     if session is None:
         raise NotFound(f"session {session_id} not found")
-    deps.events.publish(
-        "session.updated", account_id, session_id, session.model_dump(mode="json")
-    )
+    deps.events.publish("session.updated", account_id, session_id, session.model_dump(mode="json"))
     return session
 
 
@@ -204,3 +203,23 @@ def task_tree(deps: Deps, account_id: str, session_id: str) -> list[dict[str, An
         parent = nodes.get(task.parent_task_id) if task.parent_task_id else None
         (parent["children"] if parent else roots).append(nodes[task.id])
     return roots
+
+
+# -- traces -----------------------------------------------------------------------------------
+
+TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+def link_trace(deps: Deps, account_id: str, session_id: str, trace_id: str) -> list[str]:
+    """Link an OpenTelemetry trace to the session (a session may have many); returns them all."""
+    get_session(deps, account_id, session_id)
+    trace_id = trace_id.strip().lower()
+    if not TRACE_ID_RE.fullmatch(trace_id) or trace_id == "0" * 32:
+        raise InvalidInput("trace_id must be 32 hex characters, not all zero")
+    linked_to = deps.store.link_trace(account_id, session_id, trace_id, deps.clock())
+    if linked_to != session_id:
+        raise Conflict(
+            f"trace {trace_id} is already linked to another session",
+            details={"session_id": linked_to},
+        )
+    return deps.store.list_traces(account_id, session_id)

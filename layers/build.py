@@ -1,0 +1,125 @@
+"""Build the Lambda layer on the host, for the Lambda platform, without Docker.
+
+    python layers/build.py [--out .build] [--python-version 3.12] [--arch arm64]
+
+1. ``pip install --platform manylinux_2_28_<arch> --platform manylinux2014_<arch>
+   --implementation cp --python-version <v> --only-binary=:all: --target
+   <out>/layers/core/python <deps>``: the dependencies of ``[project].dependencies`` in
+   pyproject.toml, as wheels built for Lambda's Amazon Linux 2023 (glibc 2.34), whatever the
+   host is (the Powertools e2e layer builder does the same).
+2. Copy ``layers/core/kontex`` next to them (no ``__pycache__``, no ``*.pyc``).
+3. Print the unzipped size of the layer, and of each function (its folder under
+   ``functions/``) plus its layer; exit 1 if any is over Lambda's 250 MB unzipped limit.
+
+The runtime in ``infra/functions.py`` must match PYTHON_VERSION and ARCH here (a test checks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON_VERSION = "3.12"
+ARCH = "arm64"
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024  # bytes: a function with all its layers
+_PIP_ARCH = {"arm64": "aarch64", "x86_64": "x86_64"}
+_SKIP_DIRS = {"__pycache__"}
+_SKIP_SUFFIXES = (".pyc", ".pyo")
+
+
+def dependencies(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
+    """The runtime dependencies the layer must carry: ``[project].dependencies``."""
+    with pyproject.open("rb") as handle:
+        return list(tomllib.load(handle)["project"]["dependencies"])
+
+
+def pip_command(target: Path, deps: list[str], python_version: str, arch: str) -> list[str]:
+    machine = _PIP_ARCH[arch]
+    return [
+        sys.executable, "-m", "pip", "install",
+        "--quiet", "--disable-pip-version-check", "--no-compile",
+        "--platform", f"manylinux_2_28_{machine}",
+        "--platform", f"manylinux2014_{machine}",
+        "--implementation", "cp",
+        "--python-version", python_version,
+        "--only-binary=:all:",
+        "--upgrade",
+        "--target", str(target),
+        *deps,
+    ]  # fmt: skip
+
+
+def tree_size(path: Path) -> int:
+    """Bytes of all regular files under ``path`` (what Lambda counts once unzipped)."""
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS]
+        for name in filenames:
+            file = Path(dirpath, name)
+            if not file.is_symlink() and not name.endswith(_SKIP_SUFFIXES):
+                total += file.stat().st_size
+    return total
+
+
+def build_layer(out: Path, python_version: str, arch: str) -> Path:
+    """Build ``<out>/layers/core`` (the layer root: ``python/`` inside) and return it."""
+    layer = out / "layers" / "core"
+    site = layer / "python"
+    if layer.exists():
+        shutil.rmtree(layer)
+    site.mkdir(parents=True)
+    subprocess.run(pip_command(site, dependencies(), python_version, arch), check=True)
+    shutil.copytree(
+        ROOT / "layers" / "core" / "kontex",
+        site / "kontex",
+        ignore=shutil.ignore_patterns("__pycache__", *(f"*{s}" for s in _SKIP_SUFFIXES)),
+    )
+    for cache in site.rglob("__pycache__"):  # wheels may carry bytecode for another Python
+        shutil.rmtree(cache, ignore_errors=True)
+    return layer
+
+
+def function_dirs() -> list[Path]:
+    return sorted(p for p in (ROOT / "functions").iterdir() if p.is_dir() and p.name[0] != "_")
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1024 / 1024:7.1f} MB"
+
+
+def report(layer: Path) -> int:
+    """Print the sizes; 0 when every function with its layer fits, 1 otherwise."""
+    layer_size = tree_size(layer)
+    print(f"layer core            {_mb(layer_size)}  ({layer.relative_to(ROOT)})")
+    status = 0
+    for folder in function_dirs():
+        size = tree_size(folder)
+        total = size + layer_size
+        verdict = "ok" if total <= LAMBDA_UNZIPPED_LIMIT else "OVER the 250 MB limit"
+        print(f"function {folder.name:<12} {_mb(size)} + layer = {_mb(total)}  {verdict}")
+        if total > LAMBDA_UNZIPPED_LIMIT:
+            status = 1
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / ".build")
+    parser.add_argument("--python-version", default=PYTHON_VERSION)
+    parser.add_argument("--arch", choices=sorted(_PIP_ARCH), default=ARCH)
+    args = parser.parse_args(argv)
+    layer = build_layer(args.out.resolve(), args.python_version, args.arch)
+    status = report(layer)
+    if status:
+        print("build: a function with its layers exceeds 250 MB unzipped", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Authentication, content type and the per-key request limit, checked before routing.
+
+They run before Powertools' request validation (which the resolver always runs first), so an
+unauthenticated request is a 401 whatever its body, and nothing is parsed for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kontex.bootstrap import container
+from kontex.domain.errors import UnsupportedMediaType
+from kontex.domain.models import ApiKey
+from kontex.services import keys, limits
+from kontex.services.deps import Deps
+
+PUBLIC_PATHS = {"/health", "/v1/openapi.json", "/v1/docs"}
+
+
+def presented_key(headers: dict[str, str]) -> str | None:
+    """The key from ``X-Kontex-Api-Key`` or ``Authorization: Bearer``."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if lowered.get("x-kontex-api-key"):
+        return lowered["x-kontex-api-key"].strip()
+    scheme, _, token = lowered.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token else None
+
+
+def admit(event: dict[str, Any]) -> ApiKey | None:
+    """The caller's key for a protected path (None for public ones); raises ``KontexError``."""
+    path = event.get("rawPath") or event.get("requestContext", {}).get("http", {}).get("path", "")
+    if path in PUBLIC_PATHS:
+        return None
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    deps = container().deps
+    key = keys.authenticate(deps, presented_key(headers))
+    limits.hit(deps, key.id, "requests", container().settings.kontex_rate_limit_per_hour)
+    content_type = headers.get("content-type", "application/json").lower()
+    if event.get("body") and not content_type.startswith("application/json"):
+        raise UnsupportedMediaType("send JSON with Content-Type: application/json")
+    return key
+
+
+def caller(app_or_router: object) -> tuple[Deps, ApiKey]:
+    """The container's deps and the authenticated key of the current request."""
+    key = app_or_router.context["api_key"]  # type: ignore[attr-defined]
+    return container().deps, key
+
+
+def count_snapshot_write(key: ApiKey) -> None:
+    limits.hit(
+        container().deps,
+        key.id,
+        "snapshot_writes",
+        container().settings.kontex_snapshot_writes_per_hour,
+    )

@@ -1,0 +1,89 @@
+"""Domain errors mapped to HTTP once, in the error shape every route shares."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from kontex.domain.errors import (
+    Conflict,
+    IntegrityError,
+    InvalidInput,
+    KontexError,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    Transient,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+
+logger = Logger(service="kontex-api", child=True)
+
+STATUS: list[tuple[type[KontexError], int]] = [
+    (InvalidInput, 400),
+    (Unauthorized, 401),
+    (NotFound, 404),
+    (Conflict, 409),  # includes EnrichWindowExpired
+    (PayloadTooLarge, 413),
+    (UnsupportedMediaType, 415),
+    (RateLimited, 429),
+    (Transient, 503),
+]
+
+
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> Response:
+    body = {"error": code, "message": message, "details": details}
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps(body, default=str),
+        headers=headers,
+    )
+
+
+def status_of(error: KontexError) -> tuple[int, dict[str, str]]:
+    """The HTTP status of a domain error, and the headers that go with it."""
+    if isinstance(error, IntegrityError):
+        return 500, {}
+    for kind, status in STATUS:
+        if isinstance(error, kind):
+            if isinstance(error, RateLimited):
+                return status, {"Retry-After": str(error.retry_after)}
+            return status, {}
+    return 500, {}
+
+
+def _clean(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Validation errors without echoing whole request bodies back."""
+    return [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in errors
+    ]
+
+
+def register(app: APIGatewayHttpResolver) -> None:
+    @app.exception_handler(RequestValidationError)
+    def invalid(error: RequestValidationError) -> Response:
+        details = _clean(list(error.errors()))
+        if any(d["type"] == "json_invalid" for d in details):
+            return error_response(400, "validation_error", "the request body is not valid JSON")
+        return error_response(400, "validation_error", "the request is not valid", details)
+
+    @app.exception_handler(KontexError)
+    def domain(error: KontexError) -> Response:
+        status, headers = status_of(error)
+        if status == 500:
+            logger.error("internal error", extra={"error": str(error), "code": error.code})
+            return error_response(500, error.code, "internal error")
+        return error_response(status, error.code, error.message, error.details, headers)
+
+    @app.not_found
+    def missing(_: Exception) -> Response:
+        return error_response(404, "not_found", "no such route")

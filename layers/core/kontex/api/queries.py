@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from kontex.api.auth import caller
+from kontex.services import queries, views
+
+router = APIGatewayHttpRouter()
+Limit = Annotated[int, Query(ge=1, le=100)]
+Cursor = Annotated[str | None, Query()]
+When = Annotated[datetime | None, Query()]
+
+
+@router.get("/v1/messages", tags=["queries"])
+def list_messages(
+    session_id: Annotated[str | None, Query()] = None,
+    role: Annotated[Literal["system", "user", "assistant", "tool"] | None, Query()] = None,
+    content_type: Annotated[Literal["text", "tool_use", "tool_result"] | None, Query()] = None,
+    created_after: When = None,
+    created_before: When = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    deps, me = caller(router)
+    page = queries.messages(
+        deps, me.account_id, session_id=session_id, role=role, content_type=content_type,
+        created_after=created_after, created_before=created_before, limit=limit, cursor=cursor,
+    )
+    return {"data": page.items, "next_cursor": page.next_cursor}
+
+
+@router.get("/v1/tool-calls", tags=["queries"])
+def list_tool_calls(
+    session_id: Annotated[str | None, Query()] = None,
+    tool_name: Annotated[str | None, Query()] = None,
+    is_error: Annotated[bool | None, Query()] = None,
+    created_after: When = None,
+    created_before: When = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    deps, me = caller(router)
+    page = queries.tool_calls(
+        deps, me.account_id, session_id=session_id, tool_name=tool_name, is_error=is_error,
+        created_after=created_after, created_before=created_before, limit=limit, cursor=cursor,
+    )
+    return {"data": page.items, "next_cursor": page.next_cursor}
+
+
+@router.get("/v1/usage", tags=["queries"])
+def usage() -> dict[str, Any]:
+    deps, me = caller(router)
+    return views.usage(deps, me.account_id)

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from kontex.api.auth import caller, count_snapshot_write
+from kontex.api.shapes import EnrichSnapshot, snapshot_json
+from kontex.domain.models import ContextBundle, Snapshot
+from kontex.services import snapshots
+
+router = APIGatewayHttpRouter()
+Revision = Annotated[int | None, Query(ge=0)]
+
+
+def bundle_json(snapshot: Snapshot, bundle: ContextBundle) -> dict[str, Any]:
+    content = bundle.model_dump(mode="json")
+    return {
+        "snapshot_id": snapshot.id,
+        "session_id": snapshot.session_id,
+        "task_id": snapshot.task_id,
+        "captured_at": content["captured_at"],
+        "model": content["model"],
+        "token_total": content["token_total"],
+        "source": content["source"],
+        **{k: content[k] for k in ("messages", "tool_calls", "files", "reasoning", "log_events")},
+    }
+
+
+@router.get("/v1/snapshots/<snapshot_id>", tags=["snapshots"])
+def get_snapshot(snapshot_id: str) -> dict[str, Any]:
+    deps, me = caller(router)
+    snapshot = snapshots.get_snapshot(deps, me.account_id, snapshot_id)
+    bundle = snapshots.get_bundle(deps, me.account_id, snapshot_id)
+    return {**snapshot_json(snapshot), "bundle": bundle_json(snapshot, bundle)}
+
+
+@router.get("/v1/snapshots/<snapshot_id>/bundle", tags=["snapshots"])
+def get_bundle(snapshot_id: str, revision: Revision = None) -> dict[str, Any]:
+    deps, me = caller(router)
+    snapshot = snapshots.get_snapshot(deps, me.account_id, snapshot_id)
+    bundle = snapshots.get_bundle(deps, me.account_id, snapshot_id, revision)
+    return bundle_json(snapshot, bundle)
+
+
+@router.get("/v1/snapshots/<snapshot_id>/revisions", tags=["snapshots"])
+def list_revisions(snapshot_id: str) -> dict[str, Any]:
+    deps, me = caller(router)
+    revisions = snapshots.list_revisions(deps, me.account_id, snapshot_id)
+    return {
+        "data": [
+            {"seq": r.seq, "token_total": r.token_total, "model": r.model,
+             "created_at": r.created_at.isoformat()}
+            for r in revisions
+        ]
+    }
+
+
+@router.post("/v1/snapshots/<snapshot_id>/rollback", tags=["snapshots"])
+def rollback(snapshot_id: str) -> tuple[dict[str, Any], int]:
+    deps, me = caller(router)
+    snapshots.get_snapshot(deps, me.account_id, snapshot_id)  # 404 before counting a write
+    count_snapshot_write(me)
+    return snapshot_json(snapshots.rollback(deps, me.account_id, snapshot_id)), 201
+
+
+@router.post("/v1/snapshots/<snapshot_id>/enrich", tags=["snapshots"])
+def enrich(snapshot_id: str, body: EnrichSnapshot) -> dict[str, Any]:
+    deps, me = caller(router)
+    snapshots.get_snapshot(deps, me.account_id, snapshot_id)
+    count_snapshot_write(me)
+    changes = body.model_dump(mode="json", exclude_unset=True)
+    return snapshot_json(snapshots.enrich(deps, me.account_id, snapshot_id, changes))

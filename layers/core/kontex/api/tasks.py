@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from kontex.api.auth import caller, count_snapshot_write
+from kontex.api.shapes import CreateSnapshot, PatchTask, snapshot_json, task_json
+from kontex.domain.models import ContextBundle, SnapshotSource
+from kontex.services import sessions, snapshots
+
+router = APIGatewayHttpRouter()
+
+
+@router.get("/v1/tasks/<task_id>", tags=["tasks"])
+def get_task(task_id: str) -> dict[str, Any]:
+    deps, me = caller(router)
+    return task_json(sessions.get_task(deps, me.account_id, task_id))
+
+
+@router.patch("/v1/tasks/<task_id>", tags=["tasks"])
+def patch_task(task_id: str, body: PatchTask) -> dict[str, Any]:
+    deps, me = caller(router)
+    changes = body.model_dump(exclude_unset=True)
+    return task_json(sessions.update_task(deps, me.account_id, task_id, **changes))
+
+
+@router.post("/v1/tasks/<task_id>/snapshots", tags=["snapshots"])
+def create_snapshot(task_id: str, body: CreateSnapshot) -> tuple[dict[str, Any], int]:
+    deps, me = caller(router)
+    sessions.get_task(deps, me.account_id, task_id)  # 404 before counting a write
+    count_snapshot_write(me)
+    bundle = ContextBundle(**dict(body.bundle), source=SnapshotSource.API)
+    made = snapshots.create_snapshot(deps, me.account_id, task_id, body.label, bundle)
+    return snapshot_json(made), 201

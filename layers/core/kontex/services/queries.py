@@ -1,0 +1,116 @@
+"""Query APIs over the distinct messages and tool calls a session stored."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from kontex.domain.errors import InvalidInput
+from kontex.ports import ObjectFilter, Page
+from kontex.services.bundles import read_objects
+from kontex.services.deps import Deps
+from kontex.services.sessions import check_limit, decode_cursor, encode_cursor, get_session
+
+CONTENT_TYPES = ("text", "tool_use", "tool_result")
+
+
+def _page(
+    deps: Deps, account_id: str, where: ObjectFilter, limit: int, cursor: str | None, shape: Any
+) -> Page:
+    if where.session_id is not None:
+        get_session(deps, account_id, where.session_id)
+    if where.created_after and where.created_before and where.created_after >= where.created_before:
+        raise InvalidInput("created_after must be before created_before")
+    limit = check_limit(limit)
+    rows = deps.store.query_objects(account_id, where, limit + 1, decode_cursor(cursor))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    by_session: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_session.setdefault(row["session_id"], []).append(row)
+    bodies: dict[tuple[str, str], Any] = {}
+    for session_id, group in by_session.items():
+        digests = [r["object_hash"] for r in group]
+        for digest, body in zip(
+            digests, read_objects(deps, account_id, session_id, digests), strict=True
+        ):
+            bodies[(session_id, digest)] = body
+    items = [shape(row, bodies[(row["session_id"], row["object_hash"])]) for row in rows]
+    next_cursor = None
+    if more:
+        last = rows[-1]
+        next_cursor = encode_cursor(_iso(last["first_seen_at"]), last["object_hash"])
+    return Page(items, next_cursor)
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat()
+
+
+def messages(
+    deps: Deps,
+    account_id: str,
+    *,
+    session_id: str | None = None,
+    role: str | None = None,
+    content_type: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page:
+    if role is not None and role not in ("system", "user", "assistant", "tool"):
+        raise InvalidInput("role must be one of: system, user, assistant, tool")
+    if content_type is not None and content_type not in CONTENT_TYPES:
+        raise InvalidInput(f"content_type must be one of: {', '.join(CONTENT_TYPES)}")
+    where = ObjectFilter(
+        kind="message",
+        session_id=session_id,
+        role=role,
+        content_type=content_type,
+        created_after=created_after,
+        created_before=created_before,
+    )
+
+    def shape(row: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": row["object_hash"],
+            "session_id": row["session_id"],
+            "created_at": _iso(row["first_seen_at"]),
+            "token_count": row["tokens"],
+            **body,
+        }
+
+    return _page(deps, account_id, where, limit, cursor, shape)
+
+
+def tool_calls(
+    deps: Deps,
+    account_id: str,
+    *,
+    session_id: str | None = None,
+    tool_name: str | None = None,
+    is_error: bool | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page:
+    where = ObjectFilter(
+        kind="tool_call",
+        session_id=session_id,
+        tool_name=tool_name,
+        is_error=is_error,
+        created_after=created_after,
+        created_before=created_before,
+    )
+
+    def shape(row: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **body,
+            "session_id": row["session_id"],
+            "is_error": row["is_error"],
+            "created_at": _iso(row["first_seen_at"]),
+        }
+
+    return _page(deps, account_id, where, limit, cursor, shape)

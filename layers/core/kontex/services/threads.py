@@ -1,0 +1,37 @@
+"""Thread state: a small per-thread document agent runtimes save and restore."""
+
+from __future__ import annotations
+
+from kontex.domain.errors import InvalidInput, NotFound, PayloadTooLarge
+from kontex.domain.models import THREAD_STATE_MAX_BYTES, ThreadState, validate_thread_id
+from kontex.services.deps import Deps
+
+
+def _thread_id(thread_id: str) -> str:
+    try:
+        return validate_thread_id(thread_id)
+    except ValueError as error:
+        raise InvalidInput(str(error), details={"thread_id": thread_id}) from None
+
+
+def save(deps: Deps, account_id: str, thread_id: str, user_data: str) -> ThreadState:
+    thread_id = _thread_id(thread_id)
+    if len(user_data.encode("utf-8")) > THREAD_STATE_MAX_BYTES:
+        raise PayloadTooLarge("user_data is larger than 1 MiB")
+    return deps.store.put_thread_state(account_id, thread_id, user_data, deps.clock())
+
+
+def restore(deps: Deps, account_id: str, thread_id: str) -> ThreadState | None:
+    return deps.store.get_thread_state(account_id, _thread_id(thread_id))
+
+
+def get(deps: Deps, account_id: str, thread_id: str) -> ThreadState:
+    state = restore(deps, account_id, thread_id)
+    if state is None:
+        raise NotFound(f"thread {thread_id} has no saved state")
+    return state
+
+
+def delete(deps: Deps, account_id: str, thread_id: str) -> None:
+    if not deps.store.delete_thread_state(account_id, _thread_id(thread_id)):
+        raise NotFound(f"thread {thread_id} has no saved state")
