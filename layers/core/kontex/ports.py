@@ -41,6 +41,7 @@ class StoredObject:
     object_hash: str
     bytes: int
     tokens: int = 0
+    position: int = 0  # index in its list when first stored, to keep conversation order
     role: str | None = None
     has_text: bool = False
     has_tool_use: bool = False

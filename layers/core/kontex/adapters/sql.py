@@ -262,8 +262,9 @@ class SqlStore(abc.ABC):
     ) -> None:
         tx.many(
             "INSERT INTO session_objects (account_id, session_id, kind, object_hash, bytes, tokens,"
-            " role, has_text, has_tool_use, has_tool_result, tool_name, is_error, first_seen_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            " role, has_text, has_tool_use, has_tool_result, tool_name, is_error, position,"
+            " first_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             [
                 (
                     account_id,
@@ -278,6 +279,7 @@ class SqlStore(abc.ABC):
                     o.has_tool_result,
                     o.tool_name,
                     o.is_error,
+                    o.position,
                     at,
                 )
                 for o in objects
@@ -404,7 +406,7 @@ class SqlStore(abc.ABC):
     ) -> list[dict[str, Any]]:
         sql = (
             "SELECT session_id, kind, object_hash, bytes, tokens, role, tool_name, is_error,"
-            " first_seen_at FROM session_objects WHERE account_id = ? AND kind = ?"
+            " position, first_seen_at FROM session_objects WHERE account_id = ? AND kind = ?"
         )
         params: list[Any] = [account_id, where.kind]
         conditions = [
@@ -427,11 +429,16 @@ class SqlStore(abc.ABC):
             }[where.content_type]
             sql += f" AND {column} = ?"
             params.append(True)
-        if after is not None:
+        if after is not None:  # the cursor's id part is "<position>:<hash>"
             at = datetime.fromisoformat(after[0])
-            sql += " AND (first_seen_at > ? OR (first_seen_at = ? AND object_hash > ?))"
-            params += [at, at, after[1]]
-        rows = self._all(sql + " ORDER BY first_seen_at, object_hash LIMIT ?", [*params, limit])
+            position, _, digest = after[1].partition(":")
+            sql += (
+                " AND (first_seen_at > ? OR (first_seen_at = ? AND (position > ?"
+                " OR (position = ? AND object_hash > ?))))"
+            )
+            params += [at, at, int(position), int(position), digest]
+        order = " ORDER BY first_seen_at, position, object_hash LIMIT ?"
+        rows = self._all(sql + order, [*params, limit])
         for row in rows:
             row["is_error"] = bool(row["is_error"])
         return rows

@@ -16,8 +16,12 @@ router = APIGatewayHttpRouter()
 def create_key(body: CreateKey) -> tuple[dict[str, Any], int]:
     deps, me = caller(router)
     key, plaintext = keys.create_key(deps, body.label, me.account_id)
-    return {"id": key.id, "key": plaintext, "label": key.label,
-            "created_at": key.created_at.isoformat()}, 201
+    return {
+        "id": key.id,
+        "key": plaintext,
+        "label": key.label,
+        "created_at": key.created_at.isoformat(),
+    }, 201
 
 
 @router.get("/v1/keys", tags=["keys"])

@@ -27,8 +27,15 @@ def list_messages(
 ) -> dict[str, Any]:
     deps, me = caller(router)
     page = queries.messages(
-        deps, me.account_id, session_id=session_id, role=role, content_type=content_type,
-        created_after=created_after, created_before=created_before, limit=limit, cursor=cursor,
+        deps,
+        me.account_id,
+        session_id=session_id,
+        role=role,
+        content_type=content_type,
+        created_after=created_after,
+        created_before=created_before,
+        limit=limit,
+        cursor=cursor,
     )
     return {"data": page.items, "next_cursor": page.next_cursor}
 
@@ -45,8 +52,15 @@ def list_tool_calls(
 ) -> dict[str, Any]:
     deps, me = caller(router)
     page = queries.tool_calls(
-        deps, me.account_id, session_id=session_id, tool_name=tool_name, is_error=is_error,
-        created_after=created_after, created_before=created_before, limit=limit, cursor=cursor,
+        deps,
+        me.account_id,
+        session_id=session_id,
+        tool_name=tool_name,
+        is_error=is_error,
+        created_after=created_after,
+        created_before=created_before,
+        limit=limit,
+        cursor=cursor,
     )
     return {"data": page.items, "next_cursor": page.next_cursor}
 

@@ -50,8 +50,12 @@ def list_revisions(snapshot_id: str) -> dict[str, Any]:
     revisions = snapshots.list_revisions(deps, me.account_id, snapshot_id)
     return {
         "data": [
-            {"seq": r.seq, "token_total": r.token_total, "model": r.model,
-             "created_at": r.created_at.isoformat()}
+            {
+                "seq": r.seq,
+                "token_total": r.token_total,
+                "model": r.model,
+                "created_at": r.created_at.isoformat(),
+            }
             for r in revisions
         ]
     }

@@ -95,7 +95,7 @@ class _Writer:
         cumulative = known[node_hashes[shared]] if shared >= 0 else 0
         for i in range(shared + 1, len(items)):
             tokens_here = count(i)
-            self.put(items[i], kind, tokens=tokens_here, **index(i))
+            self.put(items[i], kind, tokens=tokens_here, position=i, **index(i))
             cumulative += tokens_here
             self.nodes.append(
                 ChainNode(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from kontex.domain.errors import InvalidInput
@@ -39,12 +39,14 @@ def _page(
     next_cursor = None
     if more:
         last = rows[-1]
-        next_cursor = encode_cursor(_iso(last["first_seen_at"]), last["object_hash"])
+        next_cursor = encode_cursor(
+            _iso(last["first_seen_at"]), f"{last['position']}:{last['object_hash']}"
+        )
     return Page(items, next_cursor)
 
 
 def _iso(value: datetime) -> str:
-    return value.isoformat()
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def messages(

@@ -12,10 +12,11 @@ CREATE TABLE session_objects (
     has_tool_result INTEGER NOT NULL DEFAULT 0,
     tool_name       TEXT,
     is_error        INTEGER NOT NULL DEFAULT 0,
+    position        INTEGER NOT NULL DEFAULT 0,
     first_seen_at   KTIME NOT NULL,
     PRIMARY KEY (session_id, kind, object_hash)
 );
-CREATE INDEX session_objects_query ON session_objects(account_id, kind, first_seen_at, object_hash);
+CREATE INDEX session_objects_query ON session_objects(account_id, kind, first_seen_at, position, object_hash);
 
 CREATE TABLE session_traces (
     account_id TEXT NOT NULL REFERENCES accounts(id),
