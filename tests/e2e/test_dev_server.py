@@ -40,15 +40,28 @@ class DevStack:
 def start_dev(data_dir: Path, env: dict[str, str] | None = None) -> DevStack:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "kontex.cli", "dev", "--port", str(port), "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "kontex.cli",
+            "dev",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, **(env or {})},
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"kontex dev exited: {process.stdout.read() if process.stdout else ''}")
+            raise RuntimeError(
+                f"kontex dev exited: {process.stdout.read() if process.stdout else ''}"
+            )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return DevStack(process, base, data_dir)

@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 
 from kontex.domain.errors import KontexError
-from kontex.ports import BlobStore, Events, Store
+from kontex.ports import BlobStore, Events, Queue, Store
 from kontex.services.deps import Deps, NullEvents
 from kontex.settings import Settings, settings
 
@@ -84,6 +84,21 @@ class Container:
         from kontex.adapters.local_blobs import LocalBlobs
 
         return LocalBlobs(self.settings.kontex_data_dir / "blobs")
+
+    @cached_property
+    def queue(self) -> Queue:
+        """SQS when the queue URLs are configured; the local stack installs its own queue."""
+        from kontex.adapters.sqs_queue import SqsQueue
+
+        urls = {
+            "spans": self.settings.kontex_spans_queue_url,
+            "capture": self.settings.kontex_captures_queue_url,
+            "events": self.settings.kontex_events_queue_url,
+        }
+        configured = {name: url for name, url in urls.items() if url}
+        if not configured:
+            raise KontexError("no queue is configured (set the KONTEX_*_QUEUE_URL variables)")
+        return SqsQueue(configured)
 
     @cached_property
     def api_key_secret(self) -> bytes:

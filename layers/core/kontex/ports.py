@@ -183,3 +183,9 @@ class Events(Protocol):
     def publish(
         self, type: str, account_id: str, session_id: str, data: dict[str, Any]
     ) -> None: ...
+
+
+class Queue(Protocol):
+    """Named work queues (SQS on AWS, an in-process queue locally)."""
+
+    def send(self, queue: str, bodies: Sequence[str]) -> None: ...

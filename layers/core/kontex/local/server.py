@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any
 
 from kontex import bootstrap
+from kontex.adapters.local_queue import LocalQueue
 from kontex.local.apigw import LocalContext, http_api_event, response_parts
 
 log = logging.getLogger("kontex.dev")
@@ -136,9 +137,29 @@ def make_server(host: str, port: int, stack: LocalStack | None = None) -> DevSer
     return DevServer((host, port), _make_request_handler(stack or LocalStack()))
 
 
+def start_workers(root: Path | None = None) -> LocalQueue:
+    """The in-process queue, with each ``functions/workers/<queue>.py`` consuming its queue."""
+    local_queue = LocalQueue()
+    folder = (root or functions_dir()) / "workers"
+    for path in sorted(folder.glob("*.py")):
+        if path.stem.startswith("_"):
+            continue
+        spec = importlib.util.spec_from_file_location(f"kontex_workers_{path.stem}", path)
+        if spec is None or spec.loader is None:
+            continue
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        local_queue.register(path.stem, module.lambda_handler)
+    local_queue.start()
+    return local_queue
+
+
 def serve(container: bootstrap.Container, host: str, port: int) -> None:
     applied = container.store.migrate()
     bootstrap.configure(container)
+    workers = start_workers()
+    container.queue = workers
     server = make_server(host, port)
     bound_host, bound_port = server.server_address[:2]
     base = f"http://{bound_host}:{bound_port}"
@@ -153,3 +174,4 @@ def serve(container: bootstrap.Container, host: str, port: int) -> None:
         print("\nkontex dev: stopping", flush=True)
     finally:
         server.server_close()
+        workers.stop()

@@ -1,0 +1,52 @@
+"""The ``Queue`` port on Amazon SQS: batches of ten, within the message size limit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kontex.domain.errors import PayloadTooLarge, Transient
+
+MAX_MESSAGE_BYTES = 256 * 1024  # the classic SQS limit, safe on every queue
+MAX_BATCH = 10
+
+
+class SqsQueue:
+    def __init__(self, urls: Mapping[str, str], client: Any = None) -> None:
+        self.urls = dict(urls)
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("sqs")
+        return self._client
+
+    def send(self, queue: str, bodies: Sequence[str]) -> None:
+        url = self.urls[queue]
+        for body in bodies:
+            if len(body.encode()) > MAX_MESSAGE_BYTES:
+                raise PayloadTooLarge(f"a {queue} message is over {MAX_MESSAGE_BYTES} bytes")
+        batch: list[dict[str, str]] = []
+        size = 0
+        for body in bodies:
+            length = len(body.encode())
+            if batch and (len(batch) == MAX_BATCH or size + length > MAX_MESSAGE_BYTES):
+                self._flush(url, batch)
+                batch, size = [], 0
+            batch.append({"Id": str(len(batch)), "MessageBody": body})
+            size += length
+        if batch:
+            self._flush(url, batch)
+
+    def _flush(self, url: str, batch: list[dict[str, str]]) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.client.send_message_batch(QueueUrl=url, Entries=batch)
+        except (BotoCoreError, ClientError) as error:
+            raise Transient("the queue is unavailable") from error
+        if response.get("Failed"):
+            raise Transient(f"{len(response['Failed'])} messages were not queued")

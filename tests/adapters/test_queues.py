@@ -1,0 +1,101 @@
+"""The in-process queue hands SQS-shaped batches to a real Powertools batch worker; SQS in moto."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from moto import mock_aws
+
+from kontex.adapters.local_queue import LocalQueue
+from kontex.adapters.sqs_queue import SqsQueue
+from kontex.domain.errors import PayloadTooLarge
+
+
+class Worker:
+    """A worker written the way the real ones are: BatchProcessor, partial failures."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, int] = {}
+        self.events: list[dict[str, Any]] = []
+        self.processor = BatchProcessor(event_type=EventType.SQS)
+
+    def record_handler(self, record: SQSRecord) -> None:
+        body = json.loads(record.body)
+        if body.get("poison"):
+            raise ValueError("cannot process this one")
+        self.stored[body["id"]] = self.stored.get(body["id"], 0) + 1
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        self.events.append(event)
+        return process_partial_response(event, self.record_handler, self.processor, context)
+
+
+def test_batches_partial_failures_and_dead_letters() -> None:
+    worker = Worker()
+    q = LocalQueue(batch_size=10, max_receive_count=3)
+    q.register("spans", worker)
+    q.start()
+    try:
+        bodies = [json.dumps({"id": f"m{i}"}) for i in range(25)]
+        bodies.insert(5, json.dumps({"poison": True}))
+        q.send("spans", bodies)
+        assert q.drain(timeout=20)
+    finally:
+        q.stop()
+    assert worker.stored == {f"m{i}": 1 for i in range(25)}  # the rest of the batch succeeded
+    assert q.dead_letters["spans"] == [json.dumps({"poison": True})]
+    shapes = [record for event in worker.events for record in event["Records"]]
+    assert all(
+        r["eventSource"] == "aws:sqs" and r["eventSourceARN"].endswith(":spans") for r in shapes
+    )
+    assert max(len(e["Records"]) for e in worker.events) <= 10
+    receives = [
+        int(r["attributes"]["ApproximateReceiveCount"]) for r in shapes if "poison" in r["body"]
+    ]
+    assert receives == [1, 2, 3]
+
+
+def test_sending_to_a_queue_without_a_worker_is_an_error() -> None:
+    with pytest.raises(LookupError):
+        LocalQueue().send("nobody", ["x"])
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Any:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        yield boto3.client("sqs")
+
+
+def test_sqs_queue_sends_in_batches(aws: Any) -> None:
+    url = aws.create_queue(QueueName="kontex-spans")["QueueUrl"]
+    queue = SqsQueue({"spans": url}, client=aws)
+    queue.send("spans", [json.dumps({"n": i}) for i in range(23)])
+    received: list[int] = []
+    for _ in range(10):
+        messages = aws.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        received += [json.loads(m["Body"])["n"] for m in messages]
+        if len(received) == 23:
+            break
+    assert sorted(received) == list(range(23))
+
+
+def test_sqs_queue_refuses_oversized_messages(aws: Any) -> None:
+    url = aws.create_queue(QueueName="kontex-spans")["QueueUrl"]
+    with pytest.raises(PayloadTooLarge):
+        SqsQueue({"spans": url}, client=aws).send("spans", ["x" * (256 * 1024 + 1)])
+    assert "Messages" not in aws.receive_message(QueueUrl=url)
