@@ -14,9 +14,7 @@ from kontex.adapters.local_blobs import LocalBlobs
 from kontex.adapters.sqlite_store import SqliteStore
 from kontex.services.deps import Deps
 
-PG_URL = os.environ.get(
-    "KONTEX_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+PG_URL = os.environ.get("KONTEX_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 class Clock:

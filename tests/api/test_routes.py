@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import pytest
-from urllib.parse import quote
 
 from tests.api.conftest import Client, conversation
 
@@ -331,7 +331,7 @@ def test_message_and_tool_call_queries(alice: Client) -> None:
     assert [c["id"] for c in calls] == ["tu_0", "tu_1"]
     errors = alice.get(f"/v1/tool-calls?session_id={sid}&is_error=true").body["data"]
     assert [c["tool"] for c in errors] == ["sed"] and errors[0]["is_error"] is True
-    assert alice.get(f"/v1/tool-calls?tool_name=grep").body["data"][0]["id"] == "tu_0"
+    assert alice.get("/v1/tool-calls?tool_name=grep").body["data"][0]["id"] == "tu_0"
 
 
 def test_thread_state_routes(alice: Client) -> None:

@@ -20,11 +20,9 @@ def _raw(store: Any, sql: str) -> None:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
         return
-    import psycopg
 
-    with store.pool.connection() as conn:
-        with conn.transaction():
-            conn.execute(sql)
+    with store.pool.connection() as conn, conn.transaction():
+        conn.execute(sql)
 
 
 def _driver_errors(store: Any) -> tuple[type[Exception], ...]:

@@ -21,23 +21,43 @@ def account(store: Any, account_id: str = "acct_a") -> Account:
 
 
 def session(store: Any, account_id: str, sid: str, at: datetime = T0, **kw: Any) -> Session:
-    s = Session(id=sid, account_id=account_id, name=kw.pop("name", sid), created_at=at,
-                updated_at=at, **kw)
+    s = Session(
+        id=sid, account_id=account_id, name=kw.pop("name", sid), created_at=at, updated_at=at, **kw
+    )
     store.insert_session(s)
     return s
 
 
 def task(store: Any, s: Session, tid: str, parent: str | None = None) -> Task:
-    t = Task(id=tid, account_id=s.account_id, session_id=s.id, parent_task_id=parent, name=tid,
-             created_at=T0, updated_at=T0)
+    t = Task(
+        id=tid,
+        account_id=s.account_id,
+        session_id=s.id,
+        parent_task_id=parent,
+        name=tid,
+        created_at=T0,
+        updated_at=T0,
+    )
     store.insert_task(t)
     return t
 
 
-def snapshot(t: Task, sid: str, at: datetime, parent: str | None = None, bundle: str = "b0") -> Snapshot:
-    return Snapshot(id=sid, account_id=t.account_id, session_id=t.session_id, task_id=t.id,
-                    label=sid, source="api", token_total=10, parent_snapshot_id=parent,
-                    bundle_hash=bundle, captured_at=at, created_at=at)
+def snapshot(
+    t: Task, sid: str, at: datetime, parent: str | None = None, bundle: str = "b0"
+) -> Snapshot:
+    return Snapshot(
+        id=sid,
+        account_id=t.account_id,
+        session_id=t.session_id,
+        task_id=t.id,
+        label=sid,
+        source="api",
+        token_total=10,
+        parent_snapshot_id=parent,
+        bundle_hash=bundle,
+        captured_at=at,
+        created_at=at,
+    )
 
 
 def test_migrate_twice_is_harmless(store: Any) -> None:
@@ -95,7 +115,9 @@ def test_session_pages_are_stable_and_filter_by_status(store: Any) -> None:
     assert [s.id for s in first] == ["sess_0", "sess_1"]
     after = (first[-1].created_at.isoformat(), first[-1].id)
     assert [s.id for s in store.list_sessions("acct_a", None, 10, after)] == [
-        "sess_2", "sess_3", "sess_4"
+        "sess_2",
+        "sess_3",
+        "sess_4",
     ]
     paused = store.list_sessions("acct_a", SessionStatus.PAUSED, 10, None)
     assert [s.id for s in paused] == ["sess_1", "sess_3"]
@@ -111,7 +133,10 @@ def test_update_session_and_task(store: Any) -> None:
     assert updated.status == SessionStatus.PAUSED and updated.metadata == {"a": 1}
     assert updated.updated_at == later
     t = task(store, s, "task_1")
-    assert store.update_task("acct_a", t.id, {"status": "active", "updated_at": later}).status == "active"
+    assert (
+        store.update_task("acct_a", t.id, {"status": "active", "updated_at": later}).status
+        == "active"
+    )
     assert store.update_task("acct_b", t.id, {"status": "failed", "updated_at": later}) is None
 
 

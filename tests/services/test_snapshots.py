@@ -46,8 +46,17 @@ def bundle(turns: int, **extra: Any) -> ContextBundle:
 def test_bundle_reads_back_exactly(deps: Deps, task: Any) -> None:
     written = bundle(
         2,
-        tool_calls=[{"id": "tu_0", "tool": "read", "input": {"n": 0}, "output": {"ok": True},
-                     "status": "error", "timestamp": "2026-01-01T00:00:00Z", "retries": 2}],
+        tool_calls=[
+            {
+                "id": "tu_0",
+                "tool": "read",
+                "input": {"n": 0},
+                "output": {"ok": True},
+                "status": "error",
+                "timestamp": "2026-01-01T00:00:00Z",
+                "retries": 2,
+            }
+        ],
         files=[{"path": "src/a.py", "content": "print('é')\n"}, {"path": "b.md", "content": ""}],
         reasoning="Because the file matters.",
         log_events=[{"message": "started", "level": "debug", "data": {"k": [1, 2]}}],
@@ -78,7 +87,10 @@ def test_token_total_counts_messages_files_reasoning_unless_given(deps: Deps, ta
     small = snapshots.create_snapshot(deps, task.account_id, task.id, "a", bundle(1))
     larger = snapshots.create_snapshot(deps, task.account_id, task.id, "b", bundle(3))
     with_file = snapshots.create_snapshot(
-        deps, task.account_id, task.id, "c",
+        deps,
+        task.account_id,
+        task.id,
+        "c",
         bundle(3, files=[{"path": "f", "content": "word " * 100}]),
     )
     given = snapshots.create_snapshot(deps, task.account_id, task.id, "d", bundle(3, token_total=7))
@@ -102,7 +114,9 @@ def test_history_is_stored_once(deps: Deps, task: Any) -> None:
 
 def test_tampered_object_is_never_served(deps: Deps, task: Any, tmp_path: Any) -> None:
     snap = snapshots.create_snapshot(deps, task.account_id, task.id, "x", bundle(2))
-    victim = next(p for p in (tmp_path / "blobs").rglob("*") if p.is_file() and p.stat().st_size < 200)
+    victim = next(
+        p for p in (tmp_path / "blobs").rglob("*") if p.is_file() and p.stat().st_size < 200
+    )
     victim.write_bytes(b'{"role":"user","content":"forged"}')
     with pytest.raises(IntegrityError):
         snapshots.get_bundle(deps, task.account_id, snap.id)
@@ -123,7 +137,9 @@ def test_other_accounts_see_nothing(deps: Deps, task: Any) -> None:
         sessions.purge_session(deps, other.account_id, task.session_id)
 
 
-def test_rollback_writes_a_forward_snapshot_with_lineage(deps: Deps, task: Any, events: Any) -> None:
+def test_rollback_writes_a_forward_snapshot_with_lineage(
+    deps: Deps, task: Any, events: Any
+) -> None:
     early = snapshots.create_snapshot(deps, task.account_id, task.id, "early", bundle(1))
     late = snapshots.create_snapshot(deps, task.account_id, task.id, "late", bundle(4))
     restored = snapshots.rollback(deps, task.account_id, early.id)
@@ -152,7 +168,9 @@ def test_enrich_keeps_what_is_left_out_and_appends_logs(deps: Deps, task: Any, e
     )
     snap = snapshots.create_snapshot(deps, task.account_id, task.id, "x", original)
     enriched = snapshots.enrich(
-        deps, task.account_id, snap.id,
+        deps,
+        task.account_id,
+        snap.id,
         {"log_events": [{"message": "two"}], "files": [{"path": "b", "content": "B2"}]},
     )
     assert enriched.enriched is True

@@ -28,7 +28,9 @@ def test_keys_create_json_on_sqlite_stores_no_key_in_clear(tmp_path: Any, capsys
     assert set(first) == {"id", "key", "label", "account_id"}
     assert first["key"].startswith("kontex_") and len(first["key"]) >= 39
     assert first["label"] == "laptop"
-    second = _create(capsys, "--label", "ci", "--account", first["account_id"], "--data-dir", str(data))
+    second = _create(
+        capsys, "--label", "ci", "--account", first["account_id"], "--data-dir", str(data)
+    )
     assert second["account_id"] == first["account_id"] and second["key"] != first["key"]
 
     # no key in clear anywhere in the table
@@ -37,7 +39,7 @@ def test_keys_create_json_on_sqlite_stores_no_key_in_clear(tmp_path: Any, capsys
     flat = json.dumps(rows)
     assert len(rows) == 2
     assert first["key"] not in flat and second["key"] not in flat
-    assert first["key"][len("kontex_"):] not in flat
+    assert first["key"][len("kontex_") :] not in flat
 
     # and the key authenticates against the same data dir (same secret file)
     container = Container(Settings.from_env({}, kontex_data_dir=data))
@@ -45,7 +47,9 @@ def test_keys_create_json_on_sqlite_stores_no_key_in_clear(tmp_path: Any, capsys
 
 
 @pytest.mark.postgres
-def test_keys_create_against_postgres_url(pg_url: str, tmp_path: Any, capsys: Any, monkeypatch: Any) -> None:
+def test_keys_create_against_postgres_url(
+    pg_url: str, tmp_path: Any, capsys: Any, monkeypatch: Any
+) -> None:
     import psycopg
 
     monkeypatch.setenv("KONTEX_API_KEY_SECRET", "pg-secret")
@@ -55,25 +59,43 @@ def test_keys_create_against_postgres_url(pg_url: str, tmp_path: Any, capsys: An
     assert [r[0] for r in rows] == [made["id"]]
     assert made["key"] not in json.dumps(rows)
     assert rows[0][2] == made["key"][:12]
-    container = Container(Settings.from_env({"KONTEX_API_KEY_SECRET": "pg-secret"},
-                                            kontex_database_url=pg_url))
+    container = Container(
+        Settings.from_env({"KONTEX_API_KEY_SECRET": "pg-secret"}, kontex_database_url=pg_url)
+    )
     assert keys.authenticate(container.deps, made["key"]).account_id == made["account_id"]
 
 
 def test_keys_create_with_unknown_account_fails_cleanly(tmp_path: Any, capsys: Any) -> None:
-    code = cli.main(["keys", "create", "--label", "x", "--account", "acct_nope",
-                     "--data-dir", str(tmp_path)])
+    code = cli.main(
+        ["keys", "create", "--label", "x", "--account", "acct_nope", "--data-dir", str(tmp_path)]
+    )
     assert code == 2
     assert "not found" in capsys.readouterr().err
 
 
 def test_keys_list_and_revoke(tmp_path: Any, capsys: Any) -> None:
     made = _create(capsys, "--label", "a", "--data-dir", str(tmp_path))
-    assert cli.main(["keys", "revoke", made["id"], "--account", made["account_id"],
-                     "--data-dir", str(tmp_path)]) == 0
+    assert (
+        cli.main(
+            [
+                "keys",
+                "revoke",
+                made["id"],
+                "--account",
+                made["account_id"],
+                "--data-dir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert cli.main(["keys", "list", "--account", made["account_id"], "--json",
-                     "--data-dir", str(tmp_path)]) == 0
+    assert (
+        cli.main(
+            ["keys", "list", "--account", made["account_id"], "--json", "--data-dir", str(tmp_path)]
+        )
+        == 0
+    )
     listed = json.loads(capsys.readouterr().out)
     assert listed[0]["id"] == made["id"] and listed[0]["revoked_at"]
     assert "key" not in listed[0]
@@ -105,23 +127,35 @@ def test_unknown_database_url_scheme_is_refused(tmp_path: Any) -> None:
 
 
 def test_secrets_come_from_secrets_manager_on_aws(monkeypatch: Any) -> None:
-    for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
-                        "AWS_DEFAULT_REGION": "eu-west-1"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         sm = boto3.client("secretsmanager")
         key_arn = sm.create_secret(Name="k", SecretString="hmac-secret")["ARN"]
         db_arn = sm.create_secret(
             Name="db",
-            SecretString=json.dumps({"username": "kontex", "password": "p@ss/word", "host": "db",
-                                     "port": 5432, "dbname": "kontex"}),
+            SecretString=json.dumps(
+                {
+                    "username": "kontex",
+                    "password": "p@ss/word",
+                    "host": "db",
+                    "port": 5432,
+                    "dbname": "kontex",
+                }
+            ),
         )["ARN"]
-        config = Settings.from_env({
-            "AWS_LAMBDA_FUNCTION_NAME": "kontex-api",
-            "KONTEX_API_KEY_SECRET_ARN": key_arn,
-            "KONTEX_DATABASE_SECRET_ARN": db_arn,
-            "KONTEX_DATABASE_HOST": "proxy.example",
-        })
+        config = Settings.from_env(
+            {
+                "AWS_LAMBDA_FUNCTION_NAME": "kontex-api",
+                "KONTEX_API_KEY_SECRET_ARN": key_arn,
+                "KONTEX_DATABASE_SECRET_ARN": db_arn,
+                "KONTEX_DATABASE_HOST": "proxy.example",
+            }
+        )
         container = Container(config)
         assert container.api_key_secret == b"hmac-secret"
         store = container.store

@@ -30,7 +30,9 @@ def test_block_content_counts_text_and_json_blocks() -> None:
 def test_message_keeps_blocks_and_unknown_keys_exactly() -> None:
     raw = {
         "role": "assistant",
-        "content": [{"type": "tool_use", "id": "t1", "name": "x", "input": {"a": [1, {"b": None}]}}],
+        "content": [
+            {"type": "tool_use", "id": "t1", "name": "x", "input": {"a": [1, {"b": None}]}}
+        ],
         "name": "planner",
     }
     assert Message.model_validate(raw).model_dump(mode="json") == raw

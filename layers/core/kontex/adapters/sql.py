@@ -104,7 +104,8 @@ class SqlStore(abc.ABC):
 
     def list_api_keys(self, account_id: str) -> list[ApiKey]:
         rows = self._all(
-            f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE account_id = ? ORDER BY created_at, id",
+            f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE account_id = ?"
+            " ORDER BY created_at, id",
             [account_id],
         )
         return [ApiKey(**r) for r in rows]
@@ -242,7 +243,8 @@ class SqlStore(abc.ABC):
 
     def _insert_nodes(self, tx: Tx, session_id: str, nodes: Iterable[ChainNode]) -> None:
         tx.many(
-            "INSERT INTO chain_nodes (session_id, node_hash, parent_hash, item_hash, position, tokens)"
+            "INSERT INTO chain_nodes"
+            " (session_id, node_hash, parent_hash, item_hash, position, tokens)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [
                 (session_id, n.node_hash, n.parent_hash, n.item_hash, n.position, n.tokens)
@@ -543,7 +545,8 @@ class SqlStore(abc.ABC):
 
     def get_thread_state(self, account_id: str, thread_id: str) -> ThreadState | None:
         row = self._one(
-            f"SELECT {self._THREAD_COLUMNS} FROM thread_states WHERE account_id = ? AND thread_id = ?",
+            f"SELECT {self._THREAD_COLUMNS} FROM thread_states"
+            " WHERE account_id = ? AND thread_id = ?",
             [account_id, thread_id],
         )
         return ThreadState(**row) if row else None

@@ -1,0 +1,20 @@
+"""Migration Lambda: applies pending migrations; a CDK Trigger invokes it on deploy.
+
+Invoked by hand with `{"create_key": {"label": "..."}}` it also creates an API key for a new
+account and returns it (shown once: it is only in the invocation's response, never logged).
+"""
+
+from typing import Any
+
+from kontex.bootstrap import container
+
+
+def lambda_handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
+    applied = container().store.migrate()
+    request = (event or {}).get("create_key")
+    if not request:
+        return {"applied": applied}
+    from kontex.services import keys
+
+    key, plaintext = keys.create_key(container().deps, request["label"], request.get("account"))
+    return {"applied": applied, "id": key.id, "key": plaintext, "account_id": key.account_id}
