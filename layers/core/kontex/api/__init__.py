@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn,
 
 from kontex import __version__
 from kontex.api import errors, keys, queries, sessions, snapshots, tasks, threads
-from kontex.api.auth import admit
+from kontex.api.auth import admit, current_key
 from kontex.domain.errors import KontexError
 
 OPENAPI = {
@@ -45,7 +45,7 @@ def build_resolver() -> APIGatewayHttpResolver:
 
 
 def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Admit the caller, then route; the key reaches routes as ``router.context["api_key"]``."""
+    """Admit the caller, then route; routes read the key with ``auth.caller()``."""
     try:
         key = admit(event)
     except KontexError as error:
@@ -57,6 +57,9 @@ def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any) -> 
             "body": json.dumps(body, default=str),
             "isBase64Encoded": False,
         }
-    if key is not None:
-        app.append_context(api_key=key)
-    return app.resolve(event, context)
+    token = current_key.set(key) if key is not None else None
+    try:
+        return app.resolve(event, context)
+    finally:
+        if token is not None:
+            current_key.reset(token)

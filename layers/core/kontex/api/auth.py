@@ -6,6 +6,7 @@ unauthenticated request is a 401 whatever its body, and nothing is parsed for it
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from kontex.bootstrap import container
@@ -41,10 +42,14 @@ def admit(event: dict[str, Any]) -> ApiKey | None:
     return key
 
 
-def caller(app_or_router: object) -> tuple[Deps, ApiKey]:
+# The admitted key of the request being handled. A context variable, not the router's shared
+# ``context`` dict: routers are module objects, shared by every resolver in the process.
+current_key: ContextVar[ApiKey] = ContextVar("kontex_api_key")
+
+
+def caller() -> tuple[Deps, ApiKey]:
     """The container's deps and the authenticated key of the current request."""
-    key = app_or_router.context["api_key"]  # type: ignore[attr-defined]
-    return container().deps, key
+    return container().deps, current_key.get()
 
 
 def count_snapshot_write(key: ApiKey) -> None:

@@ -14,7 +14,7 @@ router = APIGatewayHttpRouter()
 
 @router.post("/v1/keys", tags=["keys"])
 def create_key(body: CreateKey) -> tuple[dict[str, Any], int]:
-    deps, me = caller(router)
+    deps, me = caller()
     key, plaintext = keys.create_key(deps, body.label, me.account_id)
     return {
         "id": key.id,
@@ -26,12 +26,12 @@ def create_key(body: CreateKey) -> tuple[dict[str, Any], int]:
 
 @router.get("/v1/keys", tags=["keys"])
 def list_keys() -> dict[str, Any]:
-    deps, me = caller(router)
+    deps, me = caller()
     return {"data": [key_json(k) for k in keys.list_keys(deps, me.account_id)]}
 
 
 @router.delete("/v1/keys/<key_id>", tags=["keys"])
 def revoke_key(key_id: str) -> Response[None]:
-    deps, me = caller(router)
+    deps, me = caller()
     keys.revoke_key(deps, me.account_id, key_id)
     return Response(status_code=204)

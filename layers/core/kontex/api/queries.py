@@ -25,7 +25,7 @@ def list_messages(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
-    deps, me = caller(router)
+    deps, me = caller()
     page = queries.messages(
         deps,
         me.account_id,
@@ -50,7 +50,7 @@ def list_tool_calls(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
-    deps, me = caller(router)
+    deps, me = caller()
     page = queries.tool_calls(
         deps,
         me.account_id,
@@ -67,5 +67,5 @@ def list_tool_calls(
 
 @router.get("/v1/usage", tags=["queries"])
 def usage() -> dict[str, Any]:
-    deps, me = caller(router)
+    deps, me = caller()
     return views.usage(deps, me.account_id)

@@ -26,7 +26,7 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 
 @router.post("/v1/sessions", tags=["sessions"])
 def create_session(body: CreateSession) -> tuple[dict[str, Any], int]:
-    deps, me = caller(router)
+    deps, me = caller()
     made = sessions.create_session(deps, me.account_id, body.name, body.description, body.metadata)
     return session_json(made), 201
 
@@ -37,27 +37,27 @@ def list_sessions(
     limit: Limit = 20,
     cursor: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
-    deps, me = caller(router)
+    deps, me = caller()
     page = sessions.list_sessions(deps, me.account_id, status, limit, cursor)
     return page_json(page, session_json)
 
 
 @router.get("/v1/sessions/<session_id>", tags=["sessions"])
 def get_session(session_id: str) -> dict[str, Any]:
-    deps, me = caller(router)
+    deps, me = caller()
     return session_json(sessions.get_session(deps, me.account_id, session_id))
 
 
 @router.patch("/v1/sessions/<session_id>", tags=["sessions"])
 def patch_session(session_id: str, body: PatchSession) -> dict[str, Any]:
-    deps, me = caller(router)
+    deps, me = caller()
     changes = body.model_dump(exclude_unset=True)
     return session_json(sessions.update_session(deps, me.account_id, session_id, **changes))
 
 
 @router.delete("/v1/sessions/<session_id>", tags=["sessions"])
 def delete_session(session_id: str, purge: Annotated[bool, Query()] = False) -> Any:
-    deps, me = caller(router)
+    deps, me = caller()
     if purge:
         sessions.purge_session(deps, me.account_id, session_id)
         return Response(status_code=204)
@@ -66,21 +66,21 @@ def delete_session(session_id: str, purge: Annotated[bool, Query()] = False) -> 
 
 @router.post("/v1/sessions/<session_id>/link-trace", tags=["sessions"])
 def link_trace(session_id: str, body: LinkTrace) -> dict[str, Any]:
-    deps, me = caller(router)
+    deps, me = caller()
     traces = sessions.link_trace(deps, me.account_id, session_id, body.trace_id)
     return {"session_id": session_id, "trace_ids": traces}
 
 
 @router.post("/v1/sessions/<session_id>/tasks", tags=["tasks"])
 def create_task(session_id: str, body: CreateTask) -> tuple[dict[str, Any], int]:
-    deps, me = caller(router)
+    deps, me = caller()
     task = sessions.create_task(deps, me.account_id, session_id, body.name, body.parent_task_id)
     return task_json(task), 201
 
 
 @router.get("/v1/sessions/<session_id>/tasks", tags=["tasks"])
 def task_tree(session_id: str) -> dict[str, Any]:
-    deps, me = caller(router)
+    deps, me = caller()
     tree = sessions.task_tree(deps, me.account_id, session_id)
 
     def public(node: dict[str, Any]) -> dict[str, Any]:
@@ -95,14 +95,14 @@ def task_tree(session_id: str) -> dict[str, Any]:
 def list_snapshots(
     session_id: str, limit: Limit = 20, cursor: Annotated[str | None, Query()] = None
 ) -> dict[str, Any]:
-    deps, me = caller(router)
+    deps, me = caller()
     page = snapshots.list_snapshots(deps, me.account_id, session_id, limit, cursor)
     return page_json(page, snapshot_json)
 
 
 @router.get("/v1/sessions/<session_id>/snapshots/timeline", tags=["views"])
 def timeline(session_id: str) -> dict[str, Any]:
-    deps, me = caller(router)
+    deps, me = caller()
     return {"data": views.timeline(deps, me.account_id, session_id)}
 
 
@@ -112,17 +112,17 @@ def diff(
     from_: Annotated[str, Query(alias="from")],
     to: Annotated[str, Query()],
 ) -> dict[str, Any]:
-    deps, me = caller(router)
+    deps, me = caller()
     return views.diff(deps, me.account_id, session_id, from_, to)
 
 
 @router.get("/v1/sessions/<session_id>/graph", tags=["views"])
 def graph(session_id: str) -> dict[str, Any]:
-    deps, me = caller(router)
+    deps, me = caller()
     return views.graph(deps, me.account_id, session_id)
 
 
 @router.get("/v1/sessions/<session_id>/stats", tags=["views"])
 def stats(session_id: str) -> dict[str, Any]:
-    deps, me = caller(router)
+    deps, me = caller()
     return views.stats(deps, me.account_id, session_id)

@@ -30,7 +30,7 @@ def bundle_json(snapshot: Snapshot, bundle: ContextBundle) -> dict[str, Any]:
 
 @router.get("/v1/snapshots/<snapshot_id>", tags=["snapshots"])
 def get_snapshot(snapshot_id: str) -> dict[str, Any]:
-    deps, me = caller(router)
+    deps, me = caller()
     snapshot = snapshots.get_snapshot(deps, me.account_id, snapshot_id)
     bundle = snapshots.get_bundle(deps, me.account_id, snapshot_id)
     return {**snapshot_json(snapshot), "bundle": bundle_json(snapshot, bundle)}
@@ -38,7 +38,7 @@ def get_snapshot(snapshot_id: str) -> dict[str, Any]:
 
 @router.get("/v1/snapshots/<snapshot_id>/bundle", tags=["snapshots"])
 def get_bundle(snapshot_id: str, revision: Revision = None) -> dict[str, Any]:
-    deps, me = caller(router)
+    deps, me = caller()
     snapshot = snapshots.get_snapshot(deps, me.account_id, snapshot_id)
     bundle = snapshots.get_bundle(deps, me.account_id, snapshot_id, revision)
     return bundle_json(snapshot, bundle)
@@ -46,7 +46,7 @@ def get_bundle(snapshot_id: str, revision: Revision = None) -> dict[str, Any]:
 
 @router.get("/v1/snapshots/<snapshot_id>/revisions", tags=["snapshots"])
 def list_revisions(snapshot_id: str) -> dict[str, Any]:
-    deps, me = caller(router)
+    deps, me = caller()
     revisions = snapshots.list_revisions(deps, me.account_id, snapshot_id)
     return {
         "data": [
@@ -63,7 +63,7 @@ def list_revisions(snapshot_id: str) -> dict[str, Any]:
 
 @router.post("/v1/snapshots/<snapshot_id>/rollback", tags=["snapshots"])
 def rollback(snapshot_id: str) -> tuple[dict[str, Any], int]:
-    deps, me = caller(router)
+    deps, me = caller()
     snapshots.get_snapshot(deps, me.account_id, snapshot_id)  # 404 before counting a write
     count_snapshot_write(me)
     return snapshot_json(snapshots.rollback(deps, me.account_id, snapshot_id)), 201
@@ -71,7 +71,7 @@ def rollback(snapshot_id: str) -> tuple[dict[str, Any], int]:
 
 @router.post("/v1/snapshots/<snapshot_id>/enrich", tags=["snapshots"])
 def enrich(snapshot_id: str, body: EnrichSnapshot) -> dict[str, Any]:
-    deps, me = caller(router)
+    deps, me = caller()
     snapshots.get_snapshot(deps, me.account_id, snapshot_id)
     count_snapshot_write(me)
     changes = body.model_dump(mode="json", exclude_unset=True)

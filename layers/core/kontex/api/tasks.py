@@ -14,20 +14,20 @@ router = APIGatewayHttpRouter()
 
 @router.get("/v1/tasks/<task_id>", tags=["tasks"])
 def get_task(task_id: str) -> dict[str, Any]:
-    deps, me = caller(router)
+    deps, me = caller()
     return task_json(sessions.get_task(deps, me.account_id, task_id))
 
 
 @router.patch("/v1/tasks/<task_id>", tags=["tasks"])
 def patch_task(task_id: str, body: PatchTask) -> dict[str, Any]:
-    deps, me = caller(router)
+    deps, me = caller()
     changes = body.model_dump(exclude_unset=True)
     return task_json(sessions.update_task(deps, me.account_id, task_id, **changes))
 
 
 @router.post("/v1/tasks/<task_id>/snapshots", tags=["snapshots"])
 def create_snapshot(task_id: str, body: CreateSnapshot) -> tuple[dict[str, Any], int]:
-    deps, me = caller(router)
+    deps, me = caller()
     sessions.get_task(deps, me.account_id, task_id)  # 404 before counting a write
     count_snapshot_write(me)
     bundle = ContextBundle(**dict(body.bundle), source=SnapshotSource.API)

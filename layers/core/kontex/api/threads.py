@@ -18,18 +18,18 @@ def _json(state: Any) -> dict[str, Any]:
 
 @router.put("/v1/threads/<thread_id>/state", tags=["threads"])
 def save(thread_id: str, body: SaveThreadState) -> dict[str, Any]:
-    deps, me = caller(router)
+    deps, me = caller()
     return _json(threads.save(deps, me.account_id, thread_id, body.user_data))
 
 
 @router.get("/v1/threads/<thread_id>/state", tags=["threads"])
 def get(thread_id: str) -> dict[str, Any]:
-    deps, me = caller(router)
+    deps, me = caller()
     return _json(threads.get(deps, me.account_id, thread_id))
 
 
 @router.delete("/v1/threads/<thread_id>/state", tags=["threads"])
 def delete(thread_id: str) -> Response[None]:
-    deps, me = caller(router)
+    deps, me = caller()
     threads.delete(deps, me.account_id, thread_id)
     return Response(status_code=204)

@@ -33,9 +33,12 @@ def functions_dir() -> Path:
     return Path(__file__).resolve().parents[4] / "functions"
 
 
-def load_handler(name: str, root: Path | None = None) -> Callable[[dict, Any], dict]:
+def load_handler(
+    name: str, root: Path | None = None, instance: int = 0
+) -> Callable[[dict, Any], dict]:
+    """A fresh copy of ``functions/<name>/handler.py``: one per simulated execution environment."""
     path = (root or functions_dir()) / name / "handler.py"
-    spec = importlib.util.spec_from_file_location(f"kontex_functions_{name}", path)
+    spec = importlib.util.spec_from_file_location(f"kontex_functions_{name}_{instance}", path)
     if spec is None or spec.loader is None:
         raise RuntimeError(f"no handler at {path}")
     module: ModuleType = importlib.util.module_from_spec(spec)
@@ -45,24 +48,41 @@ def load_handler(name: str, root: Path | None = None) -> Callable[[dict, Any], d
 
 
 class LocalStack:
-    """Loads the handlers once and dispatches HTTP requests to them."""
+    """Dispatches HTTP requests to the handlers as Lambda would.
+
+    Lambda runs one request at a time per execution environment, and handler modules rely on
+    it (Powertools resolvers keep the current event on the module's ``app``). So each
+    concurrent request here gets its own loaded copy of the handler, reused afterwards, like
+    warm environments.
+    """
 
     def __init__(self, root: Path | None = None) -> None:
         self._root = root
-        self._handlers: dict[str, Callable[[dict, Any], dict]] = {}
+        self._idle: dict[str, list[Callable[[dict, Any], dict]]] = {}
+        self._loaded: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def handler_for(self, path: str) -> tuple[str, Callable[[dict, Any], dict]] | None:
+    def function_for(self, path: str) -> str | None:
         for prefix, name in ROUTES:
             if path.startswith(prefix):
-                folder = (self._root or functions_dir()) / name / "handler.py"
-                if not folder.exists():
-                    continue
-                with self._lock:
-                    if name not in self._handlers:
-                        self._handlers[name] = load_handler(name, self._root)
-                return name, self._handlers[name]
+                if ((self._root or functions_dir()) / name / "handler.py").exists():
+                    return name
         return None
+
+    def invoke(self, name: str, event: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            idle = self._idle.setdefault(name, [])
+            handler = idle.pop() if idle else None
+            if handler is None:
+                self._loaded[name] = self._loaded.get(name, 0) + 1
+                instance = self._loaded[name]
+        if handler is None:
+            handler = load_handler(name, self._root, instance)
+        try:
+            return handler(event, LocalContext(function_name=f"kontex-{name}"))
+        finally:
+            with self._lock:
+                self._idle[name].append(handler)
 
 
 def _make_request_handler(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
@@ -82,20 +102,19 @@ def _make_request_handler(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
                 return
             body = self.rfile.read(length) if length else b""
             path = self.path.split("?", 1)[0]
-            found = stack.handler_for(path)
-            if found is None:
+            name = stack.function_for(path)
+            if name is None:
                 self._send(
                     404,
                     [("Content-Type", "application/json")],
                     b'{"error":"not_found","message":"no such route"}',
                 )
                 return
-            name, handler = found
             event = http_api_event(
                 self.command, self.path, list(self.headers.items()), body, self.client_address[0]
             )
             try:
-                result = handler(event, LocalContext(function_name=f"kontex-{name}"))
+                result = stack.invoke(name, event)
             except Exception:  # what Lambda would answer for a crashed invocation
                 log.exception("handler %s failed", name)
                 self._send(
