@@ -394,6 +394,7 @@ class SqlStore(abc.ABC):
                 "chain_nodes",
                 "session_objects",
                 "session_traces",
+                "session_aliases",
                 "tasks",
             ):
                 tx.q(f"DELETE FROM {table} WHERE session_id = ?", [session_id])
@@ -557,6 +558,78 @@ class SqlStore(abc.ABC):
             [account_id, thread_id],
         )
         return bool(rows)
+
+    # -- spans ------------------------------------------------------------------------------
+
+    def insert_spans(self, account_id: str, rows: Sequence[dict[str, Any]], at: datetime) -> int:
+        """Store spans not seen before; returns how many were new."""
+        new = 0
+        with self._tx() as tx:
+            for r in rows:
+                inserted = tx.q(
+                    "INSERT INTO spans (account_id, trace_id, span_id, parent_span_id, kind,"
+                    " header_session_id, start_ns, end_ns, body, received_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+                    " RETURNING span_id",
+                    [
+                        account_id,
+                        r["trace_id"],
+                        r["span_id"],
+                        r.get("parent_span_id"),
+                        r["kind"],
+                        r.get("header_session_id"),
+                        r["start_time_unix_nano"],
+                        r["end_time_unix_nano"],
+                        self._json(r),
+                        at,
+                    ],
+                )
+                new += len(inserted)
+        return new
+
+    def trace_spans(self, account_id: str, trace_id: str) -> list[dict[str, Any]]:
+        rows = self._all(
+            "SELECT body, kind, header_session_id, done FROM spans"
+            " WHERE account_id = ? AND trace_id = ? ORDER BY start_ns, span_id",
+            [account_id, trace_id],
+        )
+        return [
+            {
+                **r["body"],
+                "kind": r["kind"],
+                "header_session_id": r["header_session_id"],
+                "done": bool(r["done"]),
+            }
+            for r in rows
+        ]
+
+    def mark_span_done(self, account_id: str, trace_id: str, span_id: str) -> None:
+        with self._tx() as tx:
+            tx.q(
+                "UPDATE spans SET done = ? WHERE account_id = ? AND trace_id = ? AND span_id = ?",
+                [True, account_id, trace_id, span_id],
+            )
+
+    def session_for_alias(self, account_id: str, alias: str) -> str | None:
+        row = self._one(
+            "SELECT session_id FROM session_aliases WHERE account_id = ? AND alias = ?",
+            [account_id, alias],
+        )
+        return str(row["session_id"]) if row else None
+
+    def add_alias(self, account_id: str, alias: str, session_id: str) -> str:
+        """Name the session by ``alias`` unless the alias is taken; returns its session."""
+        with self._tx() as tx:
+            tx.q(
+                "INSERT INTO session_aliases (account_id, alias, session_id) VALUES (?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                [account_id, alias, session_id],
+            )
+            row = tx.q(
+                "SELECT session_id FROM session_aliases WHERE account_id = ? AND alias = ?",
+                [account_id, alias],
+            )
+        return str(row[0]["session_id"])
 
     # -- rate limits ------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from kontex.api.shapes import (
     task_json,
 )
 from kontex.domain.models import SessionStatus
-from kontex.services import sessions, snapshots, views
+from kontex.services import sessions, snapshots, spans, views
 
 router = APIGatewayHttpRouter()
 Limit = Annotated[int, Query(ge=1, le=100)]
@@ -68,7 +68,8 @@ def delete_session(session_id: str, purge: Annotated[bool, Query()] = False) -> 
 def link_trace(session_id: str, body: LinkTrace) -> dict[str, Any]:
     deps, me = caller()
     traces = sessions.link_trace(deps, me.account_id, session_id, body.trace_id)
-    return {"session_id": session_id, "trace_ids": traces}
+    made = spans.process_trace(deps, me.account_id, body.trace_id.lower())  # pending spans
+    return {"session_id": session_id, "trace_ids": traces, "snapshots_created": made}
 
 
 @router.post("/v1/sessions/<session_id>/tasks", tags=["tasks"])

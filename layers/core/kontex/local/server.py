@@ -64,9 +64,9 @@ class LocalStack:
 
     def function_for(self, path: str) -> str | None:
         for prefix, name in ROUTES:
-            if path.startswith(prefix):
-                if ((self._root or functions_dir()) / name / "handler.py").exists():
-                    return name
+            handler = (self._root or functions_dir()) / name / "handler.py"
+            if path.startswith(prefix) and handler.exists():
+                return name
         return None
 
     def invoke(self, name: str, event: dict[str, Any]) -> dict[str, Any]:

@@ -41,8 +41,13 @@ def create_snapshot(
     bundle: ContextBundle,
     *,
     rollback_of: str | None = None,
+    snapshot_id: str | None = None,
 ) -> Snapshot:
-    """Seal ``bundle`` as the task's next snapshot (``parent_snapshot_id`` = the previous one)."""
+    """Seal ``bundle`` as the task's next snapshot (``parent_snapshot_id`` = the previous one).
+
+    ``snapshot_id`` lets an idempotent writer (a queue worker) choose the id, so a redelivered
+    message meets a ``Conflict`` instead of writing the snapshot twice.
+    """
     label = _label(label)
     task = get_task(deps, account_id, task_id)
     now = deps.clock()
@@ -51,7 +56,7 @@ def create_snapshot(
     written = bundles.write_bundle(deps, account_id, task.session_id, bundle)
     previous = deps.store.latest_snapshot(account_id, task_id)
     snapshot = Snapshot(
-        id=new_id("snap"),
+        id=snapshot_id or new_id("snap"),
         account_id=account_id,
         session_id=task.session_id,
         task_id=task_id,

@@ -1,0 +1,14 @@
+"""OTLP/HTTP trace receiver (POST /ingest/v1/traces): validates and queues spans, nothing more."""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from kontex.api.otlp import handle
+
+logger = Logger(service="kontex-ingest")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return handle(event)

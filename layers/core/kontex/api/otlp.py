@@ -1,0 +1,62 @@
+"""HTTP glue of the OTLP ingest Lambda: API Gateway event in, OTLP/HTTP answer out."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from kontex.api.auth import presented_key
+from kontex.api.errors import status_of
+from kontex.bootstrap import container
+from kontex.domain.errors import KontexError, NotFound, Transient
+from kontex.otlp.decode import JSON, PROTOBUF, encode_response
+from kontex.services import ingest, keys, limits
+
+RETRY_AFTER_SECONDS = "5"
+
+
+def _answer(status: int, content_type: str, body: bytes, headers: dict[str, str] | None = None):
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": content_type, **(headers or {})},
+        "body": base64.b64encode(body).decode(),
+        "isBase64Encoded": True,
+    }
+
+
+def handle(event: dict[str, Any]) -> dict[str, Any]:
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    raw = event.get("body") or ""
+    body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8")
+    method = event.get("requestContext", {}).get("http", {}).get("method", "POST")
+    path = event.get("rawPath", "")
+    try:
+        if path.rstrip("/") != "/ingest/v1/traces":
+            raise NotFound("the OTLP trace receiver is at /ingest/v1/traces")
+        if method != "POST":
+            raise KontexError("only POST is allowed")
+        deps = container().deps
+        key = keys.authenticate(deps, presented_key(headers))
+        limits.hit(deps, key.id, "requests", container().settings.kontex_rate_limit_per_hour)
+        result = ingest.accept(
+            deps,
+            container().queue,
+            key,
+            body,
+            headers.get("content-type"),
+            headers.get("content-encoding"),
+            headers.get("x-kontex-session-id"),
+        )
+    except KontexError as error:
+        status, extra = status_of(error)
+        if method != "POST" and not isinstance(error, NotFound):
+            status = 405
+        if isinstance(error, Transient):
+            extra = {"Retry-After": RETRY_AFTER_SECONDS}
+        shape = {"error": error.code, "message": error.message, "details": error.details}
+        return _answer(status, JSON, json.dumps(shape).encode(), extra)
+    content_type = PROTOBUF if result.media_type == PROTOBUF else JSON
+    return _answer(
+        200, content_type, encode_response(result.media_type, result.rejected, result.message)
+    )

@@ -1,0 +1,1 @@
+"""OpenTelemetry: OTLP/HTTP trace decoding and the mapping of GenAI spans to Kontex content."""

@@ -1,0 +1,248 @@
+"""OTLP/HTTP trace requests in, plain span dicts out (protobuf via opentelemetry-proto, or JSON).
+
+A decoded span is JSON-ready: hex ids, integer nanosecond times, attribute values as Python
+values (arrays as lists, kvlists as dicts, bytes as base64 text). Spans that cannot be used
+(bad ids) are counted as rejected, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from kontex.domain.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+
+MAX_BODY_BYTES = 5 * 1024 * 1024  # after decompression
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+_STATUS = {0: "unset", 1: "ok", 2: "error"}
+_KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
+
+
+@dataclass
+class Decoded:
+    spans: list[dict[str, Any]] = field(default_factory=list)
+    rejected: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+def media_type(content_type: str | None) -> str:
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if kind in (PROTOBUF, JSON):
+        return kind
+    raise UnsupportedMediaType(f"send {PROTOBUF} or {JSON}, not {kind or 'no content type'}")
+
+
+def inflate(body: bytes, encoding: str | None) -> bytes:
+    encoding = (encoding or "identity").strip().lower()
+    if encoding in ("", "identity"):
+        if len(body) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"the request is over {MAX_BODY_BYTES} bytes")
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise UnsupportedMediaType(f"Content-Encoding {encoding} is not supported (use gzip)")
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(body, MAX_BODY_BYTES + 1)
+    except zlib.error as error:
+        raise InvalidInput(f"the {encoding} body cannot be decompressed") from error
+    if len(out) > MAX_BODY_BYTES or inflater.unconsumed_tail:
+        raise PayloadTooLarge(f"the request is over {MAX_BODY_BYTES} bytes decompressed")
+    return out
+
+
+# -- protobuf ----------------------------------------------------------------------------------
+
+
+def _pb_value(value: AnyValue) -> Any:
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [_pb_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _pb_value(kv.value) for kv in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    return getattr(value, kind)
+
+
+def _pb_attributes(items: Any) -> dict[str, Any]:
+    return {kv.key: _pb_value(kv.value) for kv in items}
+
+
+def _decode_protobuf(raw: bytes) -> Decoded:
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(raw)
+    except DecodeError as error:
+        raise InvalidInput("the body is not an OTLP ExportTraceServiceRequest") from error
+    out = Decoded()
+    for resource_spans in request.resource_spans:
+        resource = _pb_attributes(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            scope = scope_spans.scope.name
+            for span in scope_spans.spans:
+                _add(
+                    out,
+                    {
+                        "trace_id": span.trace_id.hex(),
+                        "span_id": span.span_id.hex(),
+                        "parent_span_id": span.parent_span_id.hex() or None,
+                        "name": span.name,
+                        "kind": _KINDS.get(span.kind, "unspecified"),
+                        "start_time_unix_nano": span.start_time_unix_nano,
+                        "end_time_unix_nano": span.end_time_unix_nano,
+                        "status": _STATUS.get(span.status.code, "unset"),
+                        "status_message": span.status.message or None,
+                        "attributes": _pb_attributes(span.attributes),
+                        "events": [
+                            {
+                                "name": e.name,
+                                "time_unix_nano": e.time_unix_nano,
+                                "attributes": _pb_attributes(e.attributes),
+                            }
+                            for e in span.events
+                        ],
+                        "resource": resource,
+                        "scope": scope,
+                    },
+                )
+    return out
+
+
+# -- JSON (OTLP/JSON: lowerCamelCase, hex ids, 64-bit integers as strings or numbers) -----------
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("not an integer")
+    return int(value)
+
+
+def _json_value(value: Any) -> Any:
+    if not isinstance(value, dict) or not value:
+        return None
+    key, inner = next(iter(value.items()))
+    if key == "stringValue":
+        return str(inner)
+    if key == "boolValue":
+        return bool(inner)
+    if key == "intValue":
+        return _int(inner)
+    if key == "doubleValue":
+        return float(inner)
+    if key == "bytesValue":
+        return str(inner)  # already base64 in OTLP/JSON
+    if key == "arrayValue":
+        return [_json_value(v) for v in (inner or {}).get("values", [])]
+    if key == "kvlistValue":
+        return {kv["key"]: _json_value(kv.get("value")) for kv in (inner or {}).get("values", [])}
+    raise ValueError(f"unknown AnyValue kind {key}")
+
+
+def _json_attributes(items: Any) -> dict[str, Any]:
+    return {kv["key"]: _json_value(kv.get("value")) for kv in items or []}
+
+
+def _hex_id(value: Any, size: int, *, optional: bool = False) -> str | None:
+    text = str(value or "").strip().lower()
+    if not text and optional:
+        return None
+    if len(text) != size * 2 or any(c not in "0123456789abcdef" for c in text):
+        raise ValueError(f"id {value!r} is not {size * 2} hex characters")
+    return text
+
+
+def _status(value: Any) -> str:
+    code = (value or {}).get("code", 0)
+    if isinstance(code, str):
+        code = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}.get(code, 0)
+    return _STATUS.get(int(code), "unset")
+
+
+def _decode_json(raw: bytes) -> Decoded:
+    try:
+        request = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InvalidInput("the body is not valid JSON") from error
+    if not isinstance(request, dict) or not isinstance(request.get("resourceSpans", []), list):
+        raise InvalidInput("the body is not an OTLP/JSON ExportTraceServiceRequest")
+    out = Decoded()
+    for resource_spans in request.get("resourceSpans", []):
+        resource = _json_attributes((resource_spans.get("resource") or {}).get("attributes"))
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            scope = (scope_spans.get("scope") or {}).get("name", "")
+            for span in scope_spans.get("spans", []):
+                try:
+                    kind = span.get("kind", 0)
+                    _add(
+                        out,
+                        {
+                            "trace_id": _hex_id(span.get("traceId"), 16),
+                            "span_id": _hex_id(span.get("spanId"), 8),
+                            "parent_span_id": _hex_id(span.get("parentSpanId"), 8, optional=True),
+                            "name": str(span.get("name", "")),
+                            "kind": _KINDS.get(_int(kind), "unspecified")
+                            if not isinstance(kind, str)
+                            else kind.removeprefix("SPAN_KIND_").lower(),
+                            "start_time_unix_nano": _int(span.get("startTimeUnixNano", 0)),
+                            "end_time_unix_nano": _int(span.get("endTimeUnixNano", 0)),
+                            "status": _status(span.get("status")),
+                            "status_message": (span.get("status") or {}).get("message") or None,
+                            "attributes": _json_attributes(span.get("attributes")),
+                            "events": [
+                                {
+                                    "name": e.get("name", ""),
+                                    "time_unix_nano": _int(e.get("timeUnixNano", 0)),
+                                    "attributes": _json_attributes(e.get("attributes")),
+                                }
+                                for e in span.get("events", [])
+                            ],
+                            "resource": resource,
+                            "scope": scope,
+                        },
+                    )
+                except (ValueError, TypeError, KeyError, AttributeError) as error:
+                    out.rejected += 1
+                    out.reasons.append(str(error))
+    return out
+
+
+def _add(out: Decoded, span: dict[str, Any]) -> None:
+    if set(span["trace_id"]) == {"0"} or set(span["span_id"]) == {"0"} or not span["trace_id"]:
+        out.rejected += 1
+        out.reasons.append("a span has an all-zero or empty trace or span id")
+        return
+    out.spans.append(span)
+
+
+def decode_request(body: bytes, content_type: str | None, encoding: str | None) -> Decoded:
+    kind = media_type(content_type)
+    raw = inflate(body, encoding)
+    return _decode_protobuf(raw) if kind == PROTOBUF else _decode_json(raw)
+
+
+def encode_response(kind: str, rejected: int, message: str | None) -> bytes:
+    """An ExportTraceServiceResponse in the request's content type."""
+    if kind == PROTOBUF:
+        response = ExportTraceServiceResponse()
+        if rejected:
+            response.partial_success.rejected_spans = rejected
+            response.partial_success.error_message = message or ""
+        return response.SerializeToString()
+    if not rejected:
+        return b"{}"
+    body = {"partialSuccess": {"rejectedSpans": str(rejected), "errorMessage": message or ""}}
+    return json.dumps(body).encode()

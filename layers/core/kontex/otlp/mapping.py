@@ -1,0 +1,343 @@
+"""GenAI spans to Kontex content, for every attribute generation in use.
+
+- OpenLLMetry indexed: ``gen_ai.prompt.{i}.role|content|tool_calls.{j}.*|tool_call_id``,
+  ``gen_ai.completion.{i}.*``, ``gen_ai.usage.*``, ``llm.request.type``, ``traceloop.*``.
+- OpenTelemetry GenAI semantic conventions: ``gen_ai.operation.name``,
+  ``gen_ai.input.messages`` / ``gen_ai.output.messages`` (typed parts),
+  ``gen_ai.system_instructions``, ``gen_ai.tool.*``, ``gen_ai.conversation.id``.
+- Legacy ``llm.prompts.{i}.*`` / ``llm.completions.{i}.*`` and OpenInference
+  ``llm.input_messages.{i}.message.*`` / ``llm.output_messages.{i}.message.*``.
+
+Message content is kept as the instrumentation gave it: a string, or content blocks when the
+string is a JSON list of blocks. Tool calls become ``tool_use`` blocks, tool results
+``tool_result`` blocks, so one bundle shape serves every source.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kontex.domain.models import Message, ToolCall
+
+TASK_KINDS = {"workflow", "agent", "task"}
+LLM_OPERATIONS = {"chat", "text_completion", "generate_content"}
+ROLE_ALIASES = {
+    "human": "user",
+    "ai": "assistant",
+    "model": "assistant",
+    "function": "tool",
+    "developer": "system",
+    "ipython": "tool",
+}
+SESSION_KEYS = (
+    "traceloop.association.properties.session_id",
+    "session.id",
+    "gen_ai.conversation.id",
+)
+
+
+def kind_of(span: dict[str, Any]) -> str:
+    """``task``, ``llm``, ``tool`` or ``other``."""
+    a = span["attributes"]
+    traceloop = str(a.get("traceloop.span.kind", "")).lower()
+    operation = str(a.get("gen_ai.operation.name", "")).lower()
+    openinference = str(a.get("openinference.span.kind", "")).upper()
+    if traceloop == "tool" or operation == "execute_tool" or openinference == "TOOL":
+        return "tool"
+    if (
+        traceloop in TASK_KINDS
+        or operation in ("invoke_agent", "create_agent")
+        or (openinference == "AGENT")
+    ):
+        return "task"
+    if (
+        "llm.request.type" in a
+        or operation in LLM_OPERATIONS
+        or openinference == "LLM"
+        or any(k.startswith(("gen_ai.prompt.", "llm.prompts.", "gen_ai.input.messages")) for k in a)
+    ):
+        return "llm"
+    return "other"
+
+
+def session_hint(span: dict[str, Any]) -> str | None:
+    for source in (span["attributes"], span.get("resource") or {}):
+        for key in SESSION_KEYS:
+            value = source.get(key)
+            if value not in (None, ""):
+                return str(value)
+    return None
+
+
+def task_name(span: dict[str, Any]) -> str:
+    a = span["attributes"]
+    name = a.get("traceloop.entity.name") or a.get("gen_ai.agent.name") or span["name"]
+    return str(name)[:200] or "task"
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _json(value: Any) -> Any:
+    """A JSON document given as text, parsed; anything else as it is."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in ("[", "{", '"'):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                return value
+    return value
+
+
+def _indexed(attributes: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    """``prefix.{i}.rest = v`` attributes grouped by ``i``, in index order."""
+    pattern = re.compile(re.escape(prefix) + r"\.(\d+)\.(.+)$")
+    groups: dict[int, dict[str, Any]] = {}
+    for key, value in attributes.items():
+        match = pattern.match(key)
+        if match:
+            groups.setdefault(int(match.group(1)), {})[match.group(2)] = value
+    return [groups[i] for i in sorted(groups)]
+
+
+def _role(value: Any, default: str = "user") -> str:
+    role = str(value or default).lower()
+    role = ROLE_ALIASES.get(role, role)
+    return role if role in ("system", "user", "assistant", "tool") else default
+
+
+def _blocks_of(content: Any) -> list[dict[str, Any]] | str:
+    parsed = _json(content)
+    if isinstance(parsed, list) and all(isinstance(b, dict) and "type" in b for b in parsed):
+        return parsed
+    if isinstance(parsed, dict) and "type" in parsed:
+        return [parsed]
+    if content is None:
+        return ""
+    return content if isinstance(content, str) else json.dumps(content)
+
+
+def _tool_use(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
+    args = _json(arguments)
+    return {
+        "type": "tool_use",
+        "id": str(call_id or ""),
+        "name": str(name or ""),
+        "input": args if args is not None else {},
+    }
+
+
+def _with_tool_uses(content: list[dict[str, Any]] | str, uses: list[dict[str, Any]]) -> Any:
+    if not uses:
+        return content
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) and content else []
+    if isinstance(content, list):
+        blocks = list(content)
+    known = {b.get("id") for b in blocks if b.get("type") == "tool_use"}
+    return blocks + [u for u in uses if u["id"] not in known]
+
+
+def _indexed_message(group: dict[str, Any], default_role: str) -> Message:
+    role = _role(group.get("role"), default_role)
+    content = _blocks_of(group.get("content"))
+    uses = [
+        _tool_use(call.get("id"), call.get("name"), call.get("arguments"))
+        for call in _indexed(group, "tool_calls")
+    ]
+    extra: dict[str, Any] = {}
+    if role == "tool" and group.get("tool_call_id"):
+        call_id = str(group["tool_call_id"])
+        extra["tool_call_id"] = call_id
+        if isinstance(content, str):
+            content = [{"type": "tool_result", "tool_use_id": call_id, "content": content}]
+    return Message(role=role, content=_with_tool_uses(content, uses), **extra)  # type: ignore[arg-type]
+
+
+# -- the current semantic conventions: typed parts ----------------------------------------------
+
+
+def _part_block(part: dict[str, Any]) -> dict[str, Any] | None:
+    kind = part.get("type")
+    if kind == "text":
+        return {"type": "text", "text": str(part.get("content", ""))}
+    if kind == "tool_call":
+        return _tool_use(part.get("id"), part.get("name"), part.get("arguments"))
+    if kind == "tool_call_response":
+        return {
+            "type": "tool_result",
+            "tool_use_id": str(part.get("id", "")),
+            "content": part.get("response"),
+        }
+    if kind == "reasoning":
+        return None  # reasoning is carried separately
+    return dict(part)
+
+
+def _parts_message(raw: dict[str, Any]) -> tuple[Message, list[str]]:
+    parts = raw.get("parts") or []
+    thoughts = [str(p.get("content", "")) for p in parts if p.get("type") == "reasoning"]
+    blocks = [b for b in (_part_block(p) for p in parts) if b is not None]
+    if len(blocks) == 1 and blocks[0]["type"] == "text":
+        content: Any = blocks[0]["text"]
+    else:
+        content = blocks
+    return Message(role=_role(raw.get("role")), content=content), thoughts  # type: ignore[arg-type]
+
+
+# -- LLM calls ---------------------------------------------------------------------------------
+
+
+@dataclass
+class LlmCall:
+    messages: list[Message] = field(default_factory=list)  # the prompt, then the reply
+    reasoning: list[str] = field(default_factory=list)
+    model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+    @property
+    def token_total(self) -> int | None:
+        if self.input_tokens is None and self.output_tokens is None:
+            return None
+        return (self.input_tokens or 0) + (self.output_tokens or 0)
+
+
+def _first_int(attributes: dict[str, Any], *keys: str) -> int | None:
+    for key in keys:
+        value = attributes.get(key)
+        if value is not None:
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                continue
+    return None
+
+
+def llm_call(span: dict[str, Any]) -> LlmCall:
+    a = span["attributes"]
+    call = LlmCall()
+    if "gen_ai.input.messages" in a or "gen_ai.output.messages" in a:
+        system = _json(a.get("gen_ai.system_instructions"))
+        if isinstance(system, list) and system:
+            text = "\n".join(str(p.get("content", "")) for p in system if isinstance(p, dict))
+            call.messages.append(Message(role="system", content=text))
+        for raw in _json(a.get("gen_ai.input.messages")) or []:
+            message, thoughts = _parts_message(raw)
+            call.messages.append(message)
+        for raw in _json(a.get("gen_ai.output.messages")) or []:
+            message, thoughts = _parts_message(raw)
+            call.reasoning += thoughts
+            if message.content:
+                call.messages.append(message)
+    else:
+        for prompt_prefix, completion_prefix in (
+            ("gen_ai.prompt", "gen_ai.completion"),
+            ("llm.prompts", "llm.completions"),
+        ):
+            prompts = _indexed(a, prompt_prefix)
+            completions = _indexed(a, completion_prefix)
+            if prompts or completions:
+                break
+        if not prompts and not completions:  # OpenInference
+            prompts = [
+                {k.removeprefix("message."): v for k, v in g.items()}
+                for g in _indexed(a, "llm.input_messages")
+            ]
+            completions = [
+                {k.removeprefix("message."): v for k, v in g.items()}
+                for g in _indexed(a, "llm.output_messages")
+            ]
+        call.messages += [_indexed_message(g, "user") for g in prompts]
+        for group in completions:
+            if str(group.get("role", "")).lower() in ("thinking", "reasoning"):
+                call.reasoning.append(str(group.get("content", "")))
+                continue
+            call.messages.append(_indexed_message(group, "assistant"))
+    call.model = next(
+        (
+            str(a[k])
+            for k in (
+                "gen_ai.response.model",
+                "gen_ai.request.model",
+                "llm.response.model",
+                "llm.request.model",
+                "llm.model_name",
+            )
+            if a.get(k)
+        ),
+        None,
+    )
+    call.input_tokens = _first_int(
+        a,
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.prompt_tokens",
+        "llm.usage.prompt_tokens",
+        "llm.token_count.prompt",
+    )
+    call.output_tokens = _first_int(
+        a,
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.completion_tokens",
+        "llm.usage.completion_tokens",
+        "llm.token_count.completion",
+    )
+    return call
+
+
+def conversation_tool_calls(messages: list[Message], at: datetime | None) -> list[ToolCall]:
+    """Tool calls the model asked for in the conversation, with results matched by id."""
+    results: dict[str, tuple[Any, bool]] = {}
+    for message in messages:
+        if isinstance(message.content, list):
+            for block in message.content:
+                if block.get("type") == "tool_result":
+                    results[str(block.get("tool_use_id"))] = (
+                        block.get("content"),
+                        bool(block.get("is_error")),
+                    )
+    calls = []
+    for message in messages:
+        if message.role != "assistant" or not isinstance(message.content, list):
+            continue
+        for block in message.content:
+            if block.get("type") == "tool_use":
+                output, failed = results.get(str(block.get("id")), (None, False))
+                calls.append(
+                    ToolCall(
+                        id=str(block.get("id")),
+                        tool=str(block.get("name")),
+                        input=block.get("input"),
+                        output=output,
+                        status="error" if failed else "success",
+                        timestamp=at,
+                    )
+                )
+    return calls
+
+
+def tool_execution(span: dict[str, Any]) -> ToolCall:
+    a = span["attributes"]
+    name = a.get("gen_ai.tool.name") or a.get("traceloop.entity.name") or a.get("tool.name")
+    arguments = a.get(
+        "gen_ai.tool.call.arguments", a.get("traceloop.entity.input", a.get("input.value"))
+    )
+    result = a.get(
+        "gen_ai.tool.call.result", a.get("traceloop.entity.output", a.get("output.value"))
+    )
+    return ToolCall(
+        id=str(a.get("gen_ai.tool.call.id") or span["span_id"]),
+        tool=str(name or span["name"]),
+        input=_json(arguments),
+        output=_json(result),
+        status="error" if span.get("status") == "error" else "success",
+        timestamp=span_time(span["end_time_unix_nano"]),
+    )
+
+
+def span_time(nanos: int) -> datetime:
+    return datetime.fromtimestamp(nanos / 1e9, UTC) if nanos else datetime.now(UTC)

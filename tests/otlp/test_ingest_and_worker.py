@@ -1,0 +1,268 @@
+"""Ingest handler -> queue -> span worker, on SQLite and PostgreSQL; SQS in moto."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from kontex import bootstrap
+from kontex.adapters.local_blobs import LocalBlobs
+from kontex.adapters.local_queue import LocalQueue, sqs_record
+from kontex.adapters.sqs_queue import SqsQueue
+from kontex.local.apigw import LocalContext, http_api_event, response_parts
+from kontex.local.server import functions_dir, load_handler
+from kontex.services import keys, sessions, snapshots
+from kontex.settings import Settings
+from tests.otlp import spans as fixtures
+
+ingest_handler = load_handler("ingest")
+
+
+def load_worker() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "tests_spans_worker", functions_dir() / "workers" / "spans.py"
+    )
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.lambda_handler
+
+
+worker = load_worker()
+
+
+class RecordingQueue:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def send(self, queue: str, bodies: list[str]) -> None:
+        self.sent += [(queue, b) for b in bodies]
+
+
+@pytest.fixture
+def kontex(store: Any, tmp_path: Any, clock: Any) -> Iterator[Any]:
+    config = Settings.from_env({"KONTEX_API_KEY_SECRET": "s"}, kontex_data_dir=tmp_path)
+    made = bootstrap.Container(config, store=store, blobs=LocalBlobs(tmp_path / "blobs"))
+    made.deps.clock = clock
+    made.queue = RecordingQueue()
+    bootstrap.configure(made)
+    key, plaintext = keys.create_key(made.deps, "otel")
+    made.test_key = plaintext
+    made.account_id = key.account_id
+    yield made
+    bootstrap.configure(None)
+
+
+def post(kontex: Any, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    sent = {"x-kontex-api-key": kontex.test_key, **headers}
+    event = http_api_event("POST", "/ingest/v1/traces", list(sent.items()), body)
+    status, reply_headers, raw = response_parts(
+        ingest_handler(event, LocalContext(function_name="kontex-ingest"))
+    )
+    return status, {k.lower(): v for k, v in reply_headers}, raw
+
+
+def deliver(kontex: Any, times: int = 1) -> list[dict[str, Any]]:
+    records = [
+        sqs_record("spans", f"m{i}", body, 1) for i, (_, body) in enumerate(kontex.queue.sent)
+    ]
+    results = [worker({"Records": records}, LocalContext(function_name="w")) for _ in range(times)]
+    return results
+
+
+def all_snapshots(kontex: Any) -> list[Any]:
+    out = []
+    for s in sessions.list_sessions(kontex.deps, kontex.account_id, limit=100).items:
+        out += snapshots.list_snapshots(kontex.deps, kontex.account_id, s.id, limit=100).items
+    return out
+
+
+def test_openllmetry_trace_becomes_snapshots(kontex: Any) -> None:
+    body = gzip.compress(fixtures.protobuf(fixtures.record(fixtures.openllmetry_agent)))
+    status, headers, raw = post(
+        kontex, body, {"content-type": "application/x-protobuf", "content-encoding": "gzip"}
+    )
+    assert status == 200 and headers["content-type"] == "application/x-protobuf"
+    reply = ExportTraceServiceResponse()
+    reply.ParseFromString(raw)
+    assert reply.partial_success.rejected_spans == 0
+    assert len(kontex.queue.sent) == 1  # queued, not processed by ingest
+    assert all_snapshots(kontex) == []
+
+    deliver(kontex, times=3)  # every message delivered three times
+    found = sessions.list_sessions(kontex.deps, kontex.account_id).items
+    assert [s.name for s in found] == ["checkout-bot"]  # made from the association property
+    snaps = all_snapshots(kontex)
+    assert [s.label for s in snaps] == ["anthropic.chat", "tool: get_cart", "anthropic.chat"]
+    assert all(s.source == "openllmetry" for s in snaps)
+    assert [s.token_total for s in snaps] == [150, 150, 212]
+    tree = sessions.task_tree(kontex.deps, kontex.account_id, found[0].id)
+    assert [t["name"] for t in tree] == ["checkout"] and tree[0]["status"] == "completed"
+    assert {s.task_id for s in snaps} == {tree[0]["id"]}
+
+    first = snapshots.get_bundle(kontex.deps, kontex.account_id, snaps[0].id)
+    assert [m.role for m in first.messages] == ["system", "user", "assistant"]
+    assert first.reasoning == "I should look the cart up."
+    assert first.model == "claude-sonnet-4-5-20250929"
+    assert [(c.id, c.tool, c.output) for c in first.tool_calls] == [("toolu_01", "get_cart", None)]
+    after_tool = snapshots.get_bundle(kontex.deps, kontex.account_id, snaps[1].id)
+    assert after_tool.tool_calls[0].output == {"items": ["socks"]}
+    last = snapshots.get_bundle(kontex.deps, kontex.account_id, snaps[2].id)
+    assert last.messages[-1].content == "You have socks in your cart."
+    assert last.tool_calls[0].output == '{"items": ["socks"]}'
+    assert snaps[2].parent_snapshot_id == snaps[1].id
+
+
+def test_reexport_creates_nothing_twice(kontex: Any) -> None:
+    body = fixtures.protobuf(fixtures.record(fixtures.semconv_agent))
+    for _ in range(2):
+        assert post(kontex, body, {"content-type": "application/x-protobuf"})[0] == 200
+    deliver(kontex, times=3)
+    snaps = all_snapshots(kontex)
+    assert len(snaps) == 2  # the chat, then the (failed) tool
+    bundle = snapshots.get_bundle(kontex.deps, kontex.account_id, snaps[-1].id)
+    assert bundle.tool_calls[0].status == "error"
+    assert sessions.list_sessions(kontex.deps, kontex.account_id).items[0].name == "conv-42"
+
+
+def test_spans_wait_for_a_trace_link(kontex: Any) -> None:
+    recorded = fixtures.record(lambda t: fixtures.openllmetry_agent(t, session=None))
+    post(kontex, fixtures.protobuf(recorded), {"content-type": "application/x-protobuf"})
+    deliver(kontex)
+    assert all_snapshots(kontex) == []  # kept, pending: nothing to attach them to yet
+    session = sessions.create_session(kontex.deps, kontex.account_id, "linked later")
+    trace_id = format(recorded[0].context.trace_id, "032x")
+    sessions.link_trace(kontex.deps, kontex.account_id, session.id, trace_id)
+    from kontex.services import spans
+
+    assert spans.process_trace(kontex.deps, kontex.account_id, trace_id) == 3
+    assert [s.session_id for s in all_snapshots(kontex)] == [session.id] * 3
+
+
+def test_header_session_wins_and_must_be_the_callers(kontex: Any) -> None:
+    mine = sessions.create_session(kontex.deps, kontex.account_id, "mine")
+    body = fixtures.protobuf(fixtures.record(fixtures.legacy_call))
+    status, _, _ = post(
+        kontex, body, {"content-type": "application/x-protobuf", "x-kontex-session-id": mine.id}
+    )
+    assert status == 200
+    deliver(kontex)
+    (snap,) = all_snapshots(kontex)
+    assert snap.session_id == mine.id and snap.token_total == 4
+    other, _ = keys.create_key(kontex.deps, "other")
+    foreign = sessions.create_session(kontex.deps, other.account_id, "theirs")
+    status, _, raw = post(
+        kontex, body, {"content-type": "application/x-protobuf", "x-kontex-session-id": foreign.id}
+    )
+    assert status == 404 and json.loads(raw)["error"] == "not_found"
+
+
+def test_ingest_answers_errors_in_shape(kontex: Any) -> None:
+    proto = {"content-type": "application/x-protobuf"}
+    assert post(kontex, b"\x00garbage", proto)[0] == 400
+    assert post(kontex, b"{}", {"content-type": "text/plain"})[0] == 415
+    big = gzip.compress(b"\x00" * (6 * 1024 * 1024))
+    assert post(kontex, big, {**proto, "content-encoding": "gzip"})[0] == 413
+    event = http_api_event(
+        "POST", "/ingest/v1/traces", [("content-type", "application/json")], b"{}"
+    )
+    unauth = response_parts(ingest_handler(event, LocalContext(function_name="i")))
+    assert unauth[0] == 401 and json.loads(unauth[2])["error"] == "unauthorized"
+    ok_json = post(kontex, b'{"resourceSpans": []}', {"content-type": "application/json"})
+    assert ok_json[0] == 200 and ok_json[2] == b"{}"
+    assert kontex.queue.sent == []
+
+
+def test_queue_unavailable_is_503_with_retry_after(kontex: Any) -> None:
+    from kontex.domain.errors import Transient
+
+    class Down:
+        def send(self, queue: str, bodies: list[str]) -> None:
+            raise Transient("the queue is unavailable")
+
+    kontex.queue = Down()
+    body = fixtures.protobuf(fixtures.record(fixtures.legacy_call))
+    status, headers, _ = post(kontex, body, {"content-type": "application/x-protobuf"})
+    assert status == 503 and headers["retry-after"]
+
+
+def test_poison_record_fails_alone(kontex: Any) -> None:
+    post(
+        kontex,
+        fixtures.protobuf(fixtures.record(fixtures.legacy_call)),
+        {"content-type": "application/x-protobuf"},
+    )
+    good = sqs_record("spans", "good", kontex.queue.sent[0][1], 1)
+    poison = sqs_record("spans", "poison", '{"account_id": "acct_x", "spans": "nope"}', 1)
+    result = worker({"Records": [poison, good]}, LocalContext(function_name="w"))
+    assert result == {"batchItemFailures": [{"itemIdentifier": "poison"}]}
+    assert len(all_snapshots(kontex)) == 1
+
+
+def test_in_process_queue_redelivery(kontex: Any) -> None:
+    local = LocalQueue()
+    local.register("spans", worker)
+    kontex.queue = local
+    local.start()
+    try:
+        body = fixtures.protobuf(fixtures.record(fixtures.openllmetry_agent))
+        for _ in range(3):  # the exporter retried: the same spans three times
+            post(kontex, body, {"content-type": "application/x-protobuf"})
+        assert local.drain(timeout=30)
+    finally:
+        local.stop()
+    assert len(all_snapshots(kontex)) == 3
+
+
+def test_worker_in_moto_sqs(kontex: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        sqs = boto3.client("sqs")
+        url = sqs.create_queue(QueueName="kontex-spans")["QueueUrl"]
+        kontex.queue = SqsQueue({"spans": url}, client=sqs)
+        post(
+            kontex,
+            fixtures.protobuf(fixtures.record(fixtures.openllmetry_agent)),
+            {"content-type": "application/x-protobuf"},
+        )
+        post(
+            kontex,
+            fixtures.protobuf(fixtures.record(fixtures.semconv_agent)),
+            {"content-type": "application/x-protobuf"},
+        )
+        received = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]
+        )["Messages"]
+        assert len(received) == 2
+        records = [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:kontex-spans",
+                "awsRegion": "eu-west-1",
+            }
+            for m in received
+        ]
+        for _ in range(3):  # redelivered three times
+            assert worker({"Records": records}, LocalContext(function_name="w")) == {
+                "batchItemFailures": []
+            }
+    assert len(all_snapshots(kontex)) == 5
