@@ -90,7 +90,9 @@ def function_dirs() -> list[Path]:
 
 
 def _mb(size: int) -> str:
-    return f"{size / 1024 / 1024:7.1f} MB"
+    if size < 1024 * 1024:
+        return f"{size / 1024:8.1f} KB"
+    return f"{size / 1024 / 1024:8.1f} MB"
 
 
 def report(layer: Path) -> int:

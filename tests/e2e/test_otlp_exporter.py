@@ -60,8 +60,11 @@ def test_exported_spans_become_snapshots(stack: DevStack) -> None:
     sessions = wait_for(lambda: api("GET", "/v1/sessions")[1]["data"])
     assert [s["name"] for s in sessions] == ["checkout-bot"]
     sid = sessions[0]["id"]
-    snaps = wait_for(lambda: (lambda d: d if len(d) == 3 else None)(
-        api("GET", f"/v1/sessions/{sid}/snapshots")[1]["data"]))
+    snaps = wait_for(
+        lambda: (lambda d: d if len(d) == 3 else None)(
+            api("GET", f"/v1/sessions/{sid}/snapshots")[1]["data"]
+        )
+    )
     assert [s["label"] for s in snaps] == ["anthropic.chat", "tool: get_cart", "anthropic.chat"]
     assert [s["token_total"] for s in snaps] == [150, 150, 212]
     assert {s["source"] for s in snaps} == {"openllmetry"}
@@ -72,7 +75,12 @@ def test_exported_spans_become_snapshots(stack: DevStack) -> None:
     assert first["tool_calls"][0]["tool"] == "get_cart"
     last = api("GET", f"/v1/snapshots/{snaps[2]['id']}/bundle")[1]
     assert [m["role"] for m in last["messages"]] == [
-        "system", "user", "assistant", "user", "assistant"]
+        "system",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+    ]
     assert last["messages"][-1]["content"] == "You have socks in your cart."
     assert last["tool_calls"][0]["output"] == '{"items": ["socks"]}'
     tasks = api("GET", f"/v1/sessions/{sid}/tasks")[1]["data"]
@@ -88,4 +96,6 @@ def test_header_session_and_bad_key(stack: DevStack) -> None:
     assert snaps[0]["token_total"] == 4
     bundle = api("GET", f"/v1/snapshots/{snaps[0]['id']}/bundle")[1]
     assert [(m["role"], m["content"]) for m in bundle["messages"]] == [
-        ("user", "Say hi"), ("assistant", "hi")]
+        ("user", "Say hi"),
+        ("assistant", "hi"),
+    ]

@@ -32,6 +32,9 @@ class Settings(BaseModel):
     kontex_rate_limit_per_hour: int = Field(default=1000, ge=1)
     kontex_snapshot_writes_per_hour: int = Field(default=100, ge=1)
     anthropic_api_url: str = "https://api.anthropic.com"
+    kontex_proxy_timeout_seconds: float = Field(
+        default=600, gt=0, description="upstream timeout (AWS: under the HTTP API's 30 s)"
+    )
     voyage_api_key: SecretStr | None = None
     aws_lambda_function_name: str | None = None
 

@@ -6,7 +6,8 @@ import importlib.util
 import logging
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
@@ -33,9 +34,7 @@ def functions_dir() -> Path:
     return Path(__file__).resolve().parents[4] / "functions"
 
 
-def load_handler(
-    name: str, root: Path | None = None, instance: int = 0
-) -> Callable[[dict, Any], dict]:
+def load_module(name: str, root: Path | None = None, instance: int = 0) -> ModuleType:
     """A fresh copy of ``functions/<name>/handler.py``: one per simulated execution environment."""
     path = (root or functions_dir()) / name / "handler.py"
     spec = importlib.util.spec_from_file_location(f"kontex_functions_{name}_{instance}", path)
@@ -44,7 +43,16 @@ def load_handler(
     module: ModuleType = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
-    return module.lambda_handler  # type: ignore[no-any-return]
+    return module
+
+
+def load_handler(
+    name: str, root: Path | None = None, instance: int = 0
+) -> Callable[[dict, Any], dict]:
+    return load_module(name, root, instance).lambda_handler  # type: ignore[no-any-return]
+
+
+Streamed = tuple[int, dict[str, str], Iterator[bytes]]
 
 
 class LocalStack:
@@ -53,12 +61,13 @@ class LocalStack:
     Lambda runs one request at a time per execution environment, and handler modules rely on
     it (Powertools resolvers keep the current event on the module's ``app``). So each
     concurrent request here gets its own loaded copy of the handler, reused afterwards, like
-    warm environments.
+    warm environments. A handler module that also defines ``stream_handler(event)`` (the
+    proxy) is called through it, so its answer streams to the client as it arrives.
     """
 
     def __init__(self, root: Path | None = None) -> None:
         self._root = root
-        self._idle: dict[str, list[Callable[[dict, Any], dict]]] = {}
+        self._idle: dict[str, list[ModuleType]] = {}
         self._loaded: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -69,20 +78,30 @@ class LocalStack:
                 return name
         return None
 
-    def invoke(self, name: str, event: dict[str, Any]) -> dict[str, Any]:
+    @contextmanager
+    def _environment(self, name: str) -> Iterator[ModuleType]:
         with self._lock:
             idle = self._idle.setdefault(name, [])
-            handler = idle.pop() if idle else None
-            if handler is None:
+            module = idle.pop() if idle else None
+            if module is None:
                 self._loaded[name] = self._loaded.get(name, 0) + 1
                 instance = self._loaded[name]
-        if handler is None:
-            handler = load_handler(name, self._root, instance)
+        if module is None:
+            module = load_module(name, self._root, instance)
         try:
-            return handler(event, LocalContext(function_name=f"kontex-{name}"))
+            yield module
         finally:
             with self._lock:
-                self._idle[name].append(handler)
+                self._idle[name].append(module)
+
+    def invoke(self, name: str, event: dict[str, Any]) -> dict[str, Any] | Streamed:
+        with self._environment(name) as module:
+            streaming = getattr(module, "stream_handler", None)
+            if streaming is not None:
+                return streaming(event)  # type: ignore[no-any-return]
+            return module.lambda_handler(  # type: ignore[no-any-return]
+                event, LocalContext(function_name=f"kontex-{name}")
+            )
 
 
 def _make_request_handler(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
@@ -115,6 +134,9 @@ def _make_request_handler(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
             )
             try:
                 result = stack.invoke(name, event)
+                if isinstance(result, tuple):
+                    self._stream(*result)
+                    return
             except Exception:  # what Lambda would answer for a crashed invocation
                 log.exception("handler %s failed", name)
                 self._send(
@@ -124,6 +146,20 @@ def _make_request_handler(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
                 )
                 return
             self._send(*response_parts(result))
+
+        def _stream(self, status: int, headers: dict[str, str], chunks: Iterator[bytes]) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for chunk in chunks:
+                if chunk:
+                    self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                    self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
 
         def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
             self.send_response(status)

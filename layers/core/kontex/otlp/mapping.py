@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kontex.domain.models import Message, ToolCall
+from kontex.services.conversation import conversation_tool_calls  # noqa: F401 (re-export)
 
 TASK_KINDS = {"workflow", "agent", "task"}
 LLM_OPERATIONS = {"chat", "text_completion", "generate_content"}
@@ -287,37 +288,6 @@ def llm_call(span: dict[str, Any]) -> LlmCall:
         "llm.token_count.completion",
     )
     return call
-
-
-def conversation_tool_calls(messages: list[Message], at: datetime | None) -> list[ToolCall]:
-    """Tool calls the model asked for in the conversation, with results matched by id."""
-    results: dict[str, tuple[Any, bool]] = {}
-    for message in messages:
-        if isinstance(message.content, list):
-            for block in message.content:
-                if block.get("type") == "tool_result":
-                    results[str(block.get("tool_use_id"))] = (
-                        block.get("content"),
-                        bool(block.get("is_error")),
-                    )
-    calls = []
-    for message in messages:
-        if message.role != "assistant" or not isinstance(message.content, list):
-            continue
-        for block in message.content:
-            if block.get("type") == "tool_use":
-                output, failed = results.get(str(block.get("id")), (None, False))
-                calls.append(
-                    ToolCall(
-                        id=str(block.get("id")),
-                        tool=str(block.get("name")),
-                        input=block.get("input"),
-                        output=output,
-                        status="error" if failed else "success",
-                        timestamp=at,
-                    )
-                )
-    return calls
 
 
 def tool_execution(span: dict[str, Any]) -> ToolCall:

@@ -1,0 +1,19 @@
+"""Anthropic-compatible proxy (POST /proxy/v1/messages): forward unchanged, queue the capture."""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from kontex.api import proxy
+
+logger = Logger(service="kontex-proxy")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return proxy.handle(event)
+
+
+def stream_handler(event: dict) -> tuple:
+    """The same call, streamed: used by the local stack, which can stream SSE to the client."""
+    return proxy.stream(event)

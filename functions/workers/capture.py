@@ -1,0 +1,27 @@
+"""Capture worker (SQS): proxy calls to snapshots, by the caller's trigger."""
+
+import json
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from kontex.bootstrap import container
+from kontex.services import capture
+
+logger = Logger(service="kontex-capture")
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> None:
+    capture.capture(container().deps, capture.CaptureJob(**json.loads(record.body)))
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return process_partial_response(event, record_handler, processor, context)

@@ -1,0 +1,1 @@
+"""The Anthropic-compatible proxy: forward unchanged, reassemble the reply for capture."""

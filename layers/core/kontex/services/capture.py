@@ -1,0 +1,139 @@
+"""Proxy captures: decide from the trigger, then snapshot the conversation (idempotent).
+
+Triggers (``X-Kontex-Snapshot-Trigger``): ``every_n_turns`` (the default: when the number of
+assistant turns, the reply included, is a multiple of N, default 5), ``on_tool_end`` (the reply
+asks for a tool), ``token_threshold`` (input + output tokens of the call >= N, default
+50,000), ``always``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from contextlib import suppress
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from kontex.domain.errors import Conflict, InvalidInput
+from kontex.domain.models import ContextBundle, Message, Snapshot, SnapshotSource, Task
+from kontex.services import snapshots
+from kontex.services.conversation import conversation_tool_calls
+from kontex.services.deps import Deps
+
+CAPTURE_QUEUE = "capture"
+TRIGGERS = ("every_n_turns", "on_tool_end", "token_threshold", "always")
+DEFAULT_N = {"every_n_turns": 5, "token_threshold": 50_000, "on_tool_end": 1, "always": 1}
+
+
+@dataclass
+class CaptureJob:
+    id: str
+    account_id: str
+    session_id: str
+    task_id: str | None
+    trigger: str
+    n: int
+    request: dict[str, Any]
+    reply: dict[str, Any]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+
+def parse_trigger(trigger: str | None, n: str | None) -> tuple[str, int]:
+    name = (trigger or "every_n_turns").strip().lower()
+    if name not in TRIGGERS:
+        raise InvalidInput(f"X-Kontex-Snapshot-Trigger must be one of: {', '.join(TRIGGERS)}")
+    if n is None or n == "":
+        return name, DEFAULT_N[name]
+    try:
+        value = int(n)
+    except ValueError:
+        raise InvalidInput("X-Kontex-Snapshot-N must be a positive integer") from None
+    if value < 1:
+        raise InvalidInput("X-Kontex-Snapshot-N must be a positive integer")
+    return name, value
+
+
+def _usage_tokens(reply: dict[str, Any]) -> tuple[int, int]:
+    usage = reply.get("usage") or {}
+    prompt = sum(
+        int(usage.get(k) or 0)
+        for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    )
+    return prompt, int(usage.get("output_tokens") or 0)
+
+
+def assistant_turns(job: CaptureJob) -> int:
+    earlier = sum(1 for m in job.request.get("messages") or [] if m.get("role") == "assistant")
+    return earlier + 1
+
+
+def should_snapshot(job: CaptureJob) -> bool:
+    if job.trigger == "always":
+        return True
+    if job.trigger == "on_tool_end":
+        return any(b.get("type") == "tool_use" for b in job.reply.get("content") or [])
+    if job.trigger == "token_threshold":
+        return sum(_usage_tokens(job.reply)) >= job.n
+    return assistant_turns(job) % job.n == 0
+
+
+def bundle_of(job: CaptureJob) -> ContextBundle:
+    messages: list[Message] = []
+    system = job.request.get("system")
+    if system:
+        messages.append(Message(role="system", content=system))
+    for raw in job.request.get("messages") or []:
+        messages.append(Message.model_validate(raw))
+    blocks = list(job.reply.get("content") or [])
+    thoughts = [b.get("thinking", "") for b in blocks if b.get("type") == "thinking"]
+    shown = [b for b in blocks if b.get("type") not in ("thinking", "redacted_thinking")]
+    messages.append(Message(role="assistant", content=shown))
+    prompt, output = _usage_tokens(job.reply)
+    return ContextBundle(
+        messages=messages,
+        tool_calls=conversation_tool_calls(messages, None),
+        reasoning="\n\n".join(thoughts) if thoughts else None,
+        model=job.reply.get("model") or job.request.get("model"),
+        token_total=prompt + output if (prompt or output) else None,
+        source=SnapshotSource.PROXY,
+    )
+
+
+def _proxy_task(deps: Deps, account_id: str, session_id: str) -> str:
+    digest = hashlib.sha256(f"{account_id}:{session_id}:proxy".encode()).hexdigest()[:26]
+    task_id = f"task_{digest}"
+    if deps.store.get_task(account_id, task_id) is None:
+        now = deps.clock()
+        with suppress(Conflict):
+            deps.store.insert_task(
+                Task(
+                    id=task_id,
+                    account_id=account_id,
+                    session_id=session_id,
+                    name="proxy",
+                    status="active",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    return task_id
+
+
+def capture(deps: Deps, job: CaptureJob) -> Snapshot | None:
+    """Write the job's snapshot if its trigger fires; a redelivered job writes nothing."""
+    if not should_snapshot(job):
+        return None
+    if deps.store.get_session(job.account_id, job.session_id) is None:
+        return None  # the session was purged after the call: nothing to attach it to
+    task_id = job.task_id or _proxy_task(deps, job.account_id, job.session_id)
+    bundle = bundle_of(job)
+    label = f"proxy: {bundle.model or 'model'} turn {assistant_turns(job)}"
+    digest = hashlib.sha256(f"{job.account_id}:{job.id}".encode()).hexdigest()[:26]
+    try:
+        return snapshots.create_snapshot(
+            deps, job.account_id, task_id, label, bundle, snapshot_id=f"snap_{digest}"
+        )
+    except Conflict:
+        return None

@@ -1,0 +1,268 @@
+"""The proxy handler and the capture worker, on SQLite and PostgreSQL, against a fake upstream."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kontex import bootstrap
+from kontex.adapters.local_blobs import LocalBlobs
+from kontex.adapters.local_queue import sqs_record
+from kontex.local.apigw import LocalContext, http_api_event, response_parts
+from kontex.local.server import functions_dir, load_module
+from kontex.proxy.assemble import message_from_stream
+from kontex.services import capture, keys, sessions, snapshots
+from kontex.settings import Settings
+from tests.proxy.fake_anthropic import FakeAnthropic, reply_for, sse_events
+
+proxy = load_module("proxy")
+
+
+def _worker() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "tests_capture_worker", functions_dir() / "workers" / "capture.py"
+    )
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.lambda_handler
+
+
+worker = _worker()
+REQUEST = {
+    "model": "claude-fake",
+    "max_tokens": 100,
+    "system": "Be kind.",
+    "messages": [{"role": "user", "content": "hello there"}],
+}
+
+
+class RecordingQueue:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, queue: str, bodies: list[str]) -> None:
+        assert queue == "capture"
+        self.sent += bodies
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic().running() as fake:
+        yield fake
+
+
+@pytest.fixture
+def kontex(store: Any, tmp_path: Any, upstream: FakeAnthropic) -> Iterator[Any]:
+    config = Settings.from_env(
+        {
+            "KONTEX_API_KEY_SECRET": "s",
+            "ANTHROPIC_API_URL": upstream.url,
+            "KONTEX_PROXY_TIMEOUT_SECONDS": "2",
+        },
+        kontex_data_dir=tmp_path,
+    )
+    made = bootstrap.Container(config, store=store, blobs=LocalBlobs(tmp_path / "blobs"))
+    made.queue = RecordingQueue()
+    bootstrap.configure(made)
+    key, made.key = keys.create_key(made.deps, "proxy")
+    made.account_id = key.account_id
+    made.session = sessions.create_session(made.deps, key.account_id, "chat")
+    yield made
+    bootstrap.configure(None)
+
+
+def call(kontex: Any, body: Any, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    sent = {
+        "x-kontex-api-key": kontex.key,
+        "x-api-key": "sk-ant-upstream",
+        "anthropic-version": "2023-06-01",
+        "content-type": "application/json",
+        **{k.replace("_", "-"): v for k, v in headers.items()},
+    }
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    event = http_api_event("POST", "/proxy/v1/messages", list(sent.items()), raw)
+    status, reply_headers, out = response_parts(
+        proxy.lambda_handler(event, LocalContext(function_name="kontex-proxy"))
+    )
+    return status, {k.lower(): v for k, v in reply_headers}, out
+
+
+def run_captures(kontex: Any, times: int = 1) -> None:
+    records = [sqs_record("capture", f"c{i}", b, 1) for i, b in enumerate(kontex.queue.sent)]
+    for _ in range(times):
+        assert worker({"Records": records}, LocalContext(function_name="w")) == {
+            "batchItemFailures": []
+        }
+
+
+def session_snapshots(kontex: Any) -> list[Any]:
+    return snapshots.list_snapshots(kontex.deps, kontex.account_id, kontex.session.id).items
+
+
+def test_json_call_is_forwarded_unchanged_and_captured(kontex: Any, upstream: Any) -> None:
+    status, headers, body = call(
+        kontex,
+        REQUEST,
+        x_kontex_session_id=kontex.session.id,
+        x_kontex_snapshot_trigger="always",
+        anthropic_beta="interleaved-thinking-2025-05-14",
+    )
+    assert status == 200 and json.loads(body) == reply_for(REQUEST)
+    assert headers["request-id"] == "req_fake_123"
+    assert headers["anthropic-ratelimit-requests-remaining"] == "99"
+    sent_headers, sent_body = upstream.requests[-1]
+    assert sent_body == REQUEST
+    assert sent_headers["x-api-key"] == "sk-ant-upstream"
+    assert sent_headers["anthropic-version"] == "2023-06-01"
+    assert sent_headers["anthropic-beta"] == "interleaved-thinking-2025-05-14"
+    assert not [h for h in sent_headers if h.startswith("x-kontex")]
+
+    assert session_snapshots(kontex) == []  # capture is queued, not done inline
+    run_captures(kontex, times=3)  # redelivered: still one snapshot
+    (snap,) = session_snapshots(kontex)
+    assert snap.source == "proxy" and snap.token_total == 101 + 25
+    bundle = snapshots.get_bundle(kontex.deps, kontex.account_id, snap.id)
+    assert [m.role for m in bundle.messages] == ["system", "user", "assistant"]
+    assert bundle.messages[-1].content == [{"type": "text", "text": "Echo: hello there"}]
+    assert bundle.reasoning == "Thinking about: hello there"
+    tree = sessions.task_tree(kontex.deps, kontex.account_id, kontex.session.id)
+    assert [t["name"] for t in tree] == ["proxy"] and tree[0]["id"] == snap.task_id
+
+
+def test_streamed_reply_is_reassembled_for_capture(kontex: Any, upstream: Any) -> None:
+    request = {
+        **REQUEST,
+        "stream": True,
+        "messages": [{"role": "user", "content": "what is the weather in Paris?"}],
+    }
+    status, headers, body = call(
+        kontex,
+        request,
+        x_kontex_session_id=kontex.session.id,
+        x_kontex_snapshot_trigger="on_tool_end",
+    )
+    assert status == 200 and headers["content-type"] == "text/event-stream"
+    assert body == b"".join(sse_events(reply_for(request)))
+    run_captures(kontex)
+    (snap,) = session_snapshots(kontex)
+    bundle = snapshots.get_bundle(kontex.deps, kontex.account_id, snap.id)
+    assert [(c.id, c.tool, c.input) for c in bundle.tool_calls] == [
+        ("toolu_fake_1", "get_weather", {"city": "Paris", "unit": "c"})
+    ]
+    assert bundle.messages[-1].content[-1]["type"] == "tool_use"
+    assert snap.token_total == 101 + 25
+
+
+def test_stream_reassembly_matches_the_json_message() -> None:
+    message = reply_for({"messages": [{"role": "user", "content": "weather please"}]})
+    assert message_from_stream(b"".join(sse_events(message))) == message
+
+
+def test_no_session_no_capture_and_never_an_open_relay(kontex: Any, upstream: Any) -> None:
+    assert call(kontex, REQUEST)[0] == 200
+    assert kontex.queue.sent == []  # forwarded, nothing captured without a session
+    count = len(upstream.requests)
+    kontex.key = "kontex_wrong"
+    status, _, body = call(kontex, REQUEST)
+    assert status == 401 and json.loads(body)["error"] == "unauthorized"
+    assert len(upstream.requests) == count  # not forwarded
+
+
+def test_bad_input_is_not_forwarded(kontex: Any, upstream: Any) -> None:
+    assert call(kontex, b'{"model": ')[0] == 400
+    other, _ = keys.create_key(kontex.deps, "other")
+    foreign = sessions.create_session(kontex.deps, other.account_id, "theirs")
+    assert call(kontex, REQUEST, x_kontex_session_id=foreign.id)[0] == 404
+    assert (
+        call(kontex, REQUEST, x_kontex_session_id=kontex.session.id, x_kontex_task_id="task_nope")[
+            0
+        ]
+        == 404
+    )
+    assert (
+        call(
+            kontex,
+            REQUEST,
+            x_kontex_session_id=kontex.session.id,
+            x_kontex_snapshot_trigger="sometimes",
+        )[0]
+        == 400
+    )
+    assert upstream.requests == []
+
+
+def test_upstream_errors_pass_through(kontex: Any, upstream: Any) -> None:
+    status, headers, body = call(
+        kontex, {**REQUEST, "model": "overloaded"}, x_kontex_session_id=kontex.session.id
+    )
+    assert status == 429 and headers["retry-after"] == "7"
+    assert json.loads(body)["error"]["message"] == "slow down"
+    assert kontex.queue.sent == []
+
+
+def test_upstream_timeout_and_unreachable(kontex: Any, upstream: Any) -> None:
+    upstream.delay = 3
+    status, _, body = call(kontex, REQUEST)
+    assert status == 504 and json.loads(body)["error"] == "upstream_error"
+    upstream.delay = 0
+    kontex.settings = Settings.from_env(
+        {"KONTEX_API_KEY_SECRET": "s", "ANTHROPIC_API_URL": "http://127.0.0.1:9"}
+    )
+    status, _, body = call(kontex, REQUEST)
+    assert status == 502 and json.loads(body)["error"] == "upstream_error"
+
+
+def test_capture_never_breaks_the_answer(kontex: Any) -> None:
+    class Broken:
+        def send(self, queue: str, bodies: list[str]) -> None:
+            raise RuntimeError("queue down")
+
+    kontex.queue = Broken()
+    status, _, body = call(kontex, REQUEST, x_kontex_session_id=kontex.session.id)
+    assert status == 200 and json.loads(body) == reply_for(REQUEST)
+
+
+def job(trigger: str, n: int, turns: int, tool: bool = False, tokens: int = 10) -> Any:
+    history = []
+    for i in range(turns - 1):
+        history += [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]
+    content = [{"type": "text", "text": "ok"}]
+    if tool:
+        content.append({"type": "tool_use", "id": "t", "name": "x", "input": {}})
+    return capture.CaptureJob(
+        id="j",
+        account_id="a",
+        session_id="s",
+        task_id=None,
+        trigger=trigger,
+        n=n,
+        request={"messages": [*history, {"role": "user", "content": "q"}]},
+        reply={"content": content, "usage": {"input_tokens": tokens, "output_tokens": 0}},
+    )
+
+
+@pytest.mark.parametrize(
+    ("made", "fires"),
+    [
+        (job("every_n_turns", 5, 4), False),
+        (job("every_n_turns", 5, 5), True),
+        (job("every_n_turns", 2, 6), True),
+        (job("on_tool_end", 1, 1), False),
+        (job("on_tool_end", 1, 1, tool=True), True),
+        (job("token_threshold", 100, 1, tokens=99), False),
+        (job("token_threshold", 100, 1, tokens=100), True),
+        (job("always", 1, 1), True),
+    ],
+)
+def test_triggers(made: Any, fires: bool) -> None:
+    assert capture.should_snapshot(made) is fires
+
+
+def test_trigger_defaults() -> None:
+    assert capture.parse_trigger(None, None) == ("every_n_turns", 5)
+    assert capture.parse_trigger("token_threshold", None) == ("token_threshold", 50_000)
+    assert capture.parse_trigger("every_n_turns", "3") == ("every_n_turns", 3)
