@@ -23,7 +23,8 @@ class ChainNode:
     """One element of a content-addressed list (messages, tool calls, files, log events).
 
     ``node_hash`` = sha256(parent_hash + item_hash): equal prefixes share nodes, so a session
-    stores every distinct prefix once, however many snapshots repeat it.
+    stores every distinct prefix once, however many snapshots repeat it. Message and tool-call
+    nodes also carry what the query APIs filter on, so the chain is its own index.
     """
 
     node_hash: str
@@ -31,17 +32,8 @@ class ChainNode:
     item_hash: str
     position: int
     tokens: int  # cumulative token count from the head of the list to this node
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    """A distinct object a session stores, indexed for the query APIs and usage."""
-
-    kind: str  # message | tool_call | file | file_body | log_event | reasoning | manifest
-    object_hash: str
-    bytes: int
-    tokens: int = 0
-    position: int = 0  # index in its list when first stored, to keep conversation order
+    kind: str = ""  # message | tool_call | file | log_event
+    item_tokens: int = 0
     role: str | None = None
     has_text: bool = False
     has_tool_use: bool = False
@@ -74,6 +66,7 @@ class Revision:
     token_total: int
     model: str | None
     created_at: datetime
+    stored_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -122,17 +115,13 @@ class Store(Protocol):
     # snapshots
     def known_nodes(self, session_id: str, node_hashes: Sequence[str]) -> dict[str, int]: ...
     def read_chain(self, session_id: str, head: str) -> list[str]: ...
-    def insert_snapshot(
-        self, snapshot: Snapshot, nodes: Iterable[ChainNode], objects: Iterable[StoredObject]
-    ) -> None: ...
+    def insert_snapshot(self, snapshot: Snapshot, nodes: Iterable[ChainNode]) -> None: ...
     def get_snapshot(self, account_id: str, snapshot_id: str) -> Snapshot | None: ...
     def latest_snapshot(self, account_id: str, task_id: str) -> Snapshot | None: ...
     def list_snapshots(
         self, account_id: str, session_id: str, limit: int, after: tuple[str, str] | None
     ) -> list[Snapshot]: ...
-    def insert_revision(
-        self, revision: Revision, nodes: Iterable[ChainNode], objects: Iterable[StoredObject]
-    ) -> None: ...
+    def insert_revision(self, revision: Revision, nodes: Iterable[ChainNode]) -> None: ...
     def list_revisions(self, account_id: str, snapshot_id: str) -> list[Revision]: ...
 
     # queries and aggregates

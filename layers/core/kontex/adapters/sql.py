@@ -24,14 +24,20 @@ from kontex.domain.models import (
     Task,
     ThreadState,
 )
-from kontex.ports import ChainNode, ObjectFilter, Revision, StoredObject
+from kontex.ports import ChainNode, ObjectFilter, Revision
 
 _CHUNK = 500  # keeps IN (...) lists well under both drivers' parameter limits
+_INDEXED = {"message": "message", "tool_call": "tool_call"}  # the kinds the queries read
 
 
 class Tx(Protocol):
     def q(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+
+def _as_time(value: Any) -> datetime:
+    """Aggregates lose SQLite's declared column type: times may come back as text."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def _plain(value: Any) -> Any:
@@ -44,7 +50,7 @@ SELECT s.id, s.account_id, s.session_id, s.task_id, s.label, s.source,
        COALESCE(r.token_total, s.token_total) AS token_total,
        s.parent_snapshot_id, s.rollback_of,
        COALESCE(r.bundle_hash, s.bundle_hash) AS bundle_hash,
-       s.captured_at, s.created_at, r.created_at AS enriched_at
+       s.stored_bytes, s.captured_at, s.created_at, r.created_at AS enriched_at
 FROM snapshots s
 LEFT JOIN snapshot_revisions r
   ON r.snapshot_id = s.id
@@ -241,64 +247,46 @@ class SqlStore(abc.ABC):
         )
         return [r["item_hash"] for r in rows]
 
-    def _insert_nodes(self, tx: Tx, session_id: str, nodes: Iterable[ChainNode]) -> None:
+    def _insert_nodes(
+        self, tx: Tx, session_id: str, at: datetime, nodes: Iterable[ChainNode]
+    ) -> None:
         tx.many(
-            "INSERT INTO chain_nodes"
-            " (session_id, node_hash, parent_hash, item_hash, position, tokens)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO chain_nodes (session_id, node_hash, parent_hash, item_hash, position,"
+            " tokens, kind, item_tokens, role, has_text, has_tool_use, has_tool_result,"
+            " tool_name, is_error, first_seen_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [
-                (session_id, n.node_hash, n.parent_hash, n.item_hash, n.position, n.tokens)
+                (
+                    session_id,
+                    n.node_hash,
+                    n.parent_hash,
+                    n.item_hash,
+                    n.position,
+                    n.tokens,
+                    n.kind,
+                    n.item_tokens,
+                    n.role,
+                    n.has_text,
+                    n.has_tool_use,
+                    n.has_tool_result,
+                    n.tool_name,
+                    n.is_error,
+                    at,
+                )
                 for n in nodes
             ],
         )
 
     # -- snapshots --------------------------------------------------------------------------
 
-    def _insert_objects(
-        self,
-        tx: Tx,
-        account_id: str,
-        session_id: str,
-        at: datetime,
-        objects: Iterable[StoredObject],
-    ) -> None:
-        tx.many(
-            "INSERT INTO session_objects (account_id, session_id, kind, object_hash, bytes, tokens,"
-            " role, has_text, has_tool_use, has_tool_result, tool_name, is_error, position,"
-            " first_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT DO NOTHING",
-            [
-                (
-                    account_id,
-                    session_id,
-                    o.kind,
-                    o.object_hash,
-                    o.bytes,
-                    o.tokens,
-                    o.role,
-                    o.has_text,
-                    o.has_tool_use,
-                    o.has_tool_result,
-                    o.tool_name,
-                    o.is_error,
-                    o.position,
-                    at,
-                )
-                for o in objects
-            ],
-        )
-
-    def insert_snapshot(
-        self, snapshot: Snapshot, nodes: Iterable[ChainNode], objects: Iterable[StoredObject] = ()
-    ) -> None:
+    def insert_snapshot(self, snapshot: Snapshot, nodes: Iterable[ChainNode]) -> None:
         s = snapshot
         with self._tx() as tx:
-            self._insert_nodes(tx, s.session_id, nodes)
-            self._insert_objects(tx, s.account_id, s.session_id, s.created_at, objects)
+            self._insert_nodes(tx, s.session_id, s.created_at, nodes)
             tx.q(
                 "INSERT INTO snapshots (id, account_id, session_id, task_id, label, source, model,"
-                " token_total, parent_snapshot_id, rollback_of, bundle_hash, captured_at,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " token_total, parent_snapshot_id, rollback_of, bundle_hash, stored_bytes,"
+                " captured_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     s.id,
                     s.account_id,
@@ -311,6 +299,7 @@ class SqlStore(abc.ABC):
                     s.parent_snapshot_id,
                     s.rollback_of,
                     s.bundle_hash,
+                    s.stored_bytes,
                     s.captured_at,
                     s.created_at,
                 ],
@@ -339,20 +328,17 @@ class SqlStore(abc.ABC):
         rows = self._all(sql + " ORDER BY s.created_at, s.id LIMIT ?", [*params, limit])
         return [_snapshot(r) for r in rows]
 
-    def insert_revision(
-        self, revision: Revision, nodes: Iterable[ChainNode], objects: Iterable[StoredObject] = ()
-    ) -> None:
+    def insert_revision(self, revision: Revision, nodes: Iterable[ChainNode]) -> None:
         r = revision
         with self._tx() as tx:
             owner = tx.q(
                 "SELECT account_id, session_id FROM snapshots WHERE id = ?", [r.snapshot_id]
             )
             session_id = owner[0]["session_id"]
-            self._insert_nodes(tx, session_id, nodes)
-            self._insert_objects(tx, owner[0]["account_id"], session_id, r.created_at, objects)
+            self._insert_nodes(tx, session_id, r.created_at, nodes)
             tx.q(
                 "INSERT INTO snapshot_revisions (snapshot_id, seq, session_id, bundle_hash,"
-                " token_total, model, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " token_total, model, stored_bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     r.snapshot_id,
                     r.seq,
@@ -360,6 +346,7 @@ class SqlStore(abc.ABC):
                     r.bundle_hash,
                     r.token_total,
                     r.model,
+                    r.stored_bytes,
                     r.created_at,
                 ],
             )
@@ -367,10 +354,11 @@ class SqlStore(abc.ABC):
     def list_revisions(self, account_id: str, snapshot_id: str) -> list[Revision]:
         """Every state of the snapshot: seq 0 is the bundle as first written."""
         rows = self._all(
-            "SELECT id AS snapshot_id, 0 AS seq, bundle_hash, token_total, model, created_at"
-            " FROM snapshots WHERE account_id = ? AND id = ?"
+            "SELECT id AS snapshot_id, 0 AS seq, bundle_hash, token_total, model, created_at,"
+            " stored_bytes FROM snapshots WHERE account_id = ? AND id = ?"
             " UNION ALL"
-            " SELECT r.snapshot_id, r.seq, r.bundle_hash, r.token_total, r.model, r.created_at"
+            " SELECT r.snapshot_id, r.seq, r.bundle_hash, r.token_total, r.model, r.created_at,"
+            " r.stored_bytes"
             " FROM snapshot_revisions r JOIN snapshots s ON s.id = r.snapshot_id"
             " WHERE s.account_id = ? AND r.snapshot_id = ?"
             " ORDER BY seq",
@@ -392,7 +380,6 @@ class SqlStore(abc.ABC):
                 "snapshot_revisions",
                 "snapshots",
                 "chain_nodes",
-                "session_objects",
                 "session_traces",
                 "session_aliases",
                 "tasks",
@@ -407,51 +394,61 @@ class SqlStore(abc.ABC):
     def query_objects(
         self, account_id: str, where: ObjectFilter, limit: int, after: tuple[str, str] | None
     ) -> list[dict[str, Any]]:
+        """Distinct messages or tool calls, each once, in the order they first appeared."""
         sql = (
-            "SELECT session_id, kind, object_hash, bytes, tokens, role, tool_name, is_error,"
-            " position, first_seen_at FROM session_objects WHERE account_id = ? AND kind = ?"
+            "SELECT n.session_id, n.item_hash AS object_hash, n.item_tokens AS tokens,"
+            " n.is_error, MIN(n.first_seen_at) AS first_seen_at, MIN(n.position) AS position"
+            " FROM chain_nodes n JOIN sessions s ON s.id = n.session_id"
+            # a literal: kinds are our own constants
+            f" WHERE s.account_id = ? AND n.kind = '{_INDEXED[where.kind]}'"
         )
-        params: list[Any] = [account_id, where.kind]
+        params: list[Any] = [account_id]
         conditions = [
-            ("session_id = ?", where.session_id),
-            ("role = ?", where.role),
-            ("tool_name = ?", where.tool_name),
-            ("is_error = ?", where.is_error),
-            ("first_seen_at > ?", where.created_after),
-            ("first_seen_at < ?", where.created_before),
+            ("n.session_id = ?", where.session_id),
+            ("n.role = ?", where.role),
+            ("n.tool_name = ?", where.tool_name),
+            ("n.is_error = ?", where.is_error),
         ]
-        for condition, value in conditions:
-            if value is not None:
-                sql += f" AND {condition}"
-                params.append(value)
         if where.content_type is not None:
             column = {
                 "text": "has_text",
                 "tool_use": "has_tool_use",
                 "tool_result": "has_tool_result",
             }[where.content_type]
-            sql += f" AND {column} = ?"
-            params.append(True)
+            conditions.append((f"n.{column} = ?", True))
+        for condition, value in conditions:
+            if value is not None:
+                sql += f" AND {condition}"
+                params.append(value)
+        sql += " GROUP BY n.session_id, n.item_hash, n.item_tokens, n.is_error HAVING 1 = 1"
+        if where.created_after is not None:
+            sql += " AND MIN(n.first_seen_at) > ?"
+            params.append(where.created_after)
+        if where.created_before is not None:
+            sql += " AND MIN(n.first_seen_at) < ?"
+            params.append(where.created_before)
         if after is not None:  # the cursor's id part is "<position>:<hash>"
             at = datetime.fromisoformat(after[0])
             position, _, digest = after[1].partition(":")
             sql += (
-                " AND (first_seen_at > ? OR (first_seen_at = ? AND (position > ?"
-                " OR (position = ? AND object_hash > ?))))"
+                " AND (MIN(n.first_seen_at) > ? OR (MIN(n.first_seen_at) = ?"
+                " AND (MIN(n.position) > ? OR (MIN(n.position) = ? AND n.item_hash > ?))))"
             )
             params += [at, at, int(position), int(position), digest]
-        order = " ORDER BY first_seen_at, position, object_hash LIMIT ?"
+        order = " ORDER BY MIN(n.first_seen_at), MIN(n.position), n.item_hash LIMIT ?"
         rows = self._all(sql + order, [*params, limit])
         for row in rows:
             row["is_error"] = bool(row["is_error"])
+            row["first_seen_at"] = _as_time(row["first_seen_at"])
         return rows
 
     def session_stats(self, account_id: str, session_id: str) -> dict[str, int]:
         with self._tx() as tx:
             objects = tx.q(
-                "SELECT kind, is_error, COUNT(*) AS n FROM session_objects"
-                " WHERE account_id = ? AND session_id = ? AND kind IN ('message', 'tool_call')"
-                " GROUP BY kind, is_error",
+                "SELECT n.kind, n.is_error, COUNT(DISTINCT n.item_hash) AS n"
+                " FROM chain_nodes n JOIN sessions s ON s.id = n.session_id"
+                " WHERE s.account_id = ? AND n.session_id = ?"
+                " AND n.kind IN ('message', 'tool_call') GROUP BY n.kind, n.is_error",
                 [account_id, session_id],
             )
             snaps = tx.q(
@@ -483,8 +480,11 @@ class SqlStore(abc.ABC):
                 [month_start, month_start, account_id],
             )[0]
             stored = tx.q(
-                "SELECT COALESCE(SUM(bytes), 0) AS bytes FROM session_objects WHERE account_id = ?",
-                [account_id],
+                "SELECT (SELECT COALESCE(SUM(stored_bytes), 0) FROM snapshots"
+                " WHERE account_id = ?) + (SELECT COALESCE(SUM(r.stored_bytes), 0)"
+                " FROM snapshot_revisions r JOIN sessions s ON s.id = r.session_id"
+                " WHERE s.account_id = ?) AS bytes",
+                [account_id, account_id],
             )[0]
         return {
             "total_sessions": int(sessions["total"]),

@@ -167,6 +167,7 @@ class Snapshot(_Record):
     parent_snapshot_id: str | None = None
     rollback_of: str | None = None
     bundle_hash: str = Field(description="Address of the bundle manifest in the blob store.")
+    stored_bytes: int = Field(default=0, description="Bytes of content this snapshot stored first.")
     captured_at: datetime
     created_at: datetime
     enriched: bool = False

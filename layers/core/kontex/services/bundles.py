@@ -28,7 +28,7 @@ from kontex.domain.models import (
     ToolCall,
     sha256_hex,
 )
-from kontex.ports import ChainNode, StoredObject
+from kontex.ports import ChainNode
 from kontex.services.deps import Deps
 
 MANIFEST_VERSION = 1
@@ -40,7 +40,8 @@ def canonical(value: Any) -> bytes:
 
 
 def _node_hash(parent: str | None, item: str) -> str:
-    return hashlib.sha256(f"{parent or ''}:{item}".encode()).hexdigest()
+    """128 bits of sha256(parent + item): node ids only need to be unique within a session."""
+    return hashlib.sha256(f"{parent or ''}:{item}".encode()).hexdigest()[:32]
 
 
 @dataclass
@@ -48,7 +49,7 @@ class WrittenBundle:
     manifest_hash: str
     token_total: int
     nodes: list[ChainNode] = field(default_factory=list)
-    objects: list[StoredObject] = field(default_factory=list)
+    stored_bytes: int = 0  # bytes of the blobs this bundle wrote first
 
 
 def _block_types(content: str | list[dict[str, Any]]) -> set[str]:
@@ -65,12 +66,12 @@ class _Writer:
         self.session_id = session_id
         self.prefix = f"{account_id}/{session_id}/"
         self.nodes: list[ChainNode] = []
-        self.objects: list[StoredObject] = []
+        self.stored_bytes = 0
 
-    def put(self, data: bytes, kind: str, **index: Any) -> str:
+    def put(self, data: bytes) -> str:
         digest = sha256_hex(data)
-        self.deps.blobs.put(self.prefix + digest, data)
-        self.objects.append(StoredObject(kind=kind, object_hash=digest, bytes=len(data), **index))
+        if self.deps.blobs.put(self.prefix + digest, data):
+            self.stored_bytes += len(data)
         return digest
 
     def chain(
@@ -95,7 +96,7 @@ class _Writer:
         cumulative = known[node_hashes[shared]] if shared >= 0 else 0
         for i in range(shared + 1, len(items)):
             tokens_here = count(i)
-            self.put(items[i], kind, tokens=tokens_here, position=i, **index(i))
+            self.put(items[i])
             cumulative += tokens_here
             self.nodes.append(
                 ChainNode(
@@ -104,6 +105,9 @@ class _Writer:
                     item_hash=item_hashes[i],
                     position=i,
                     tokens=cumulative,
+                    kind=kind,
+                    item_tokens=tokens_here,
+                    **index(i),
                 )
             )
         return node_hashes[-1], cumulative
@@ -122,9 +126,8 @@ def write_bundle(
 ) -> WrittenBundle:
     """Store ``bundle`` for a session; returns its manifest address and token total.
 
-    Objects go to the blob store first (idempotent); the returned chain nodes and object index
-    rows must then be inserted with the snapshot row in one transaction, so nothing is ever
-    half-written.
+    Objects go to the blob store first (idempotent); the returned chain nodes must then be
+    inserted with the snapshot row in one transaction, so nothing is ever half-written.
     """
     writer = _Writer(deps, account_id, session_id)
 
@@ -164,7 +167,7 @@ def write_bundle(
         entries.append(entry)
 
     def file_index(i: int) -> dict[str, Any]:
-        writer.put(bundle.files[i].content.encode("utf-8"), "file_body")  # the file's body
+        writer.put(bundle.files[i].content.encode("utf-8"))  # the file's body
         return {}
 
     file_heads = writer.chain(
@@ -180,9 +183,7 @@ def write_bundle(
     reasoning_tokens = 0
     if bundle.reasoning is not None:
         reasoning_tokens = tokens.count_text(bundle.reasoning)
-        reasoning_hash = writer.put(
-            bundle.reasoning.encode("utf-8"), "reasoning", tokens=reasoning_tokens
-        )
+        reasoning_hash = writer.put(bundle.reasoning.encode("utf-8"))
 
     counted = message_heads[1] + file_heads[1] + reasoning_tokens
     token_total = bundle.token_total if bundle.token_total is not None else counted
@@ -198,8 +199,8 @@ def write_bundle(
         "captured_at": bundle.captured_at.isoformat() if bundle.captured_at else None,
         "token_total": token_total,
     }
-    manifest_hash = writer.put(canonical(manifest), "manifest")
-    return WrittenBundle(manifest_hash, token_total, writer.nodes, writer.objects)
+    manifest_hash = writer.put(canonical(manifest))
+    return WrittenBundle(manifest_hash, token_total, writer.nodes, writer.stored_bytes)
 
 
 def read_objects(deps: Deps, account_id: str, session_id: str, digests: Sequence[str]) -> list[Any]:

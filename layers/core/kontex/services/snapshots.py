@@ -67,10 +67,11 @@ def create_snapshot(
         parent_snapshot_id=previous.id if previous else None,
         rollback_of=rollback_of,
         bundle_hash=written.manifest_hash,
+        stored_bytes=written.stored_bytes,
         captured_at=bundle.captured_at or now,
         created_at=now,
     )
-    deps.store.insert_snapshot(snapshot, written.nodes, written.objects)
+    deps.store.insert_snapshot(snapshot, written.nodes)
     _announce(deps, "snapshot.created", snapshot)
     return snapshot
 
@@ -180,9 +181,9 @@ def enrich(deps: Deps, account_id: str, snapshot_id: str, changes: dict[str, Any
             token_total=written.token_total,
             model=enriched.model,
             created_at=now,
+            stored_bytes=written.stored_bytes,
         ),
         written.nodes,
-        written.objects,
     )
     result = get_snapshot(deps, account_id, snapshot_id)
     _announce(deps, "snapshot.enriched", result)

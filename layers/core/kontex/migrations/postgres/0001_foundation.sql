@@ -40,13 +40,24 @@ CREATE TABLE tasks (
 );
 CREATE INDEX tasks_session ON tasks(session_id, created_at);
 
+-- Content-addressed lists: one row per distinct prefix of a list in a session. Message and
+-- tool-call nodes carry what GET /v1/messages and /v1/tool-calls filter on.
 CREATE TABLE chain_nodes (
-    session_id  TEXT NOT NULL REFERENCES sessions(id),
-    node_hash   TEXT NOT NULL,
-    parent_hash TEXT,
-    item_hash   TEXT NOT NULL,
-    position    INTEGER NOT NULL,
-    tokens      BIGINT NOT NULL,
+    session_id      TEXT NOT NULL REFERENCES sessions(id),
+    node_hash       TEXT NOT NULL,
+    parent_hash     TEXT,
+    item_hash       TEXT NOT NULL,
+    position        INTEGER NOT NULL,
+    tokens          BIGINT NOT NULL,
+    kind            TEXT NOT NULL,
+    item_tokens     INTEGER NOT NULL DEFAULT 0,
+    role            TEXT,
+    has_text        BOOLEAN NOT NULL DEFAULT false,
+    has_tool_use    BOOLEAN NOT NULL DEFAULT false,
+    has_tool_result BOOLEAN NOT NULL DEFAULT false,
+    tool_name       TEXT,
+    is_error        BOOLEAN NOT NULL DEFAULT false,
+    first_seen_at   TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (session_id, node_hash)
 );
 
@@ -62,6 +73,7 @@ CREATE TABLE snapshots (
     parent_snapshot_id TEXT REFERENCES snapshots(id),
     rollback_of        TEXT REFERENCES snapshots(id),
     bundle_hash        TEXT NOT NULL,
+    stored_bytes       BIGINT NOT NULL DEFAULT 0,
     captured_at        TIMESTAMPTZ NOT NULL,
     created_at         TIMESTAMPTZ NOT NULL
 );
@@ -75,6 +87,7 @@ CREATE TABLE snapshot_revisions (
     bundle_hash TEXT NOT NULL,
     token_total BIGINT NOT NULL,
     model       TEXT,
+    stored_bytes BIGINT NOT NULL DEFAULT 0,
     created_at  TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (snapshot_id, seq)
 );

@@ -1,22 +1,3 @@
-CREATE TABLE session_objects (
-    account_id      TEXT NOT NULL REFERENCES accounts(id),
-    session_id      TEXT NOT NULL REFERENCES sessions(id),
-    kind            TEXT NOT NULL,
-    object_hash     TEXT NOT NULL,
-    bytes           BIGINT NOT NULL,
-    tokens          BIGINT NOT NULL DEFAULT 0,
-    role            TEXT,
-    has_text        BOOLEAN NOT NULL DEFAULT false,
-    has_tool_use    BOOLEAN NOT NULL DEFAULT false,
-    has_tool_result BOOLEAN NOT NULL DEFAULT false,
-    tool_name       TEXT,
-    is_error        BOOLEAN NOT NULL DEFAULT false,
-    position        INTEGER NOT NULL DEFAULT 0,
-    first_seen_at   TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (session_id, kind, object_hash)
-);
-CREATE INDEX session_objects_query ON session_objects(account_id, kind, first_seen_at, position, object_hash);
-
 CREATE TABLE session_traces (
     account_id TEXT NOT NULL REFERENCES accounts(id),
     trace_id   TEXT NOT NULL,

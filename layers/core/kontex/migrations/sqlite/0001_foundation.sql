@@ -40,16 +40,26 @@ CREATE TABLE tasks (
 );
 CREATE INDEX tasks_session ON tasks(session_id, created_at);
 
--- Content-addressed lists: one row per distinct prefix of a list in a session.
+-- Content-addressed lists: one row per distinct prefix of a list in a session. Message and
+-- tool-call nodes carry what GET /v1/messages and /v1/tool-calls filter on.
 CREATE TABLE chain_nodes (
-    session_id  TEXT NOT NULL REFERENCES sessions(id),
-    node_hash   TEXT NOT NULL,
-    parent_hash TEXT,
-    item_hash   TEXT NOT NULL,
-    position    INTEGER NOT NULL,
-    tokens      INTEGER NOT NULL,
+    session_id      TEXT NOT NULL REFERENCES sessions(id),
+    node_hash       TEXT NOT NULL,
+    parent_hash     TEXT,
+    item_hash       TEXT NOT NULL,
+    position        INTEGER NOT NULL,
+    tokens          INTEGER NOT NULL,
+    kind            TEXT NOT NULL,
+    item_tokens     INTEGER NOT NULL DEFAULT 0,
+    role            TEXT,
+    has_text        INTEGER NOT NULL DEFAULT 0,
+    has_tool_use    INTEGER NOT NULL DEFAULT 0,
+    has_tool_result INTEGER NOT NULL DEFAULT 0,
+    tool_name       TEXT,
+    is_error        INTEGER NOT NULL DEFAULT 0,
+    first_seen_at   KTIME NOT NULL,
     PRIMARY KEY (session_id, node_hash)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE snapshots (
     id                 TEXT PRIMARY KEY,
@@ -63,6 +73,7 @@ CREATE TABLE snapshots (
     parent_snapshot_id TEXT REFERENCES snapshots(id),
     rollback_of        TEXT REFERENCES snapshots(id),
     bundle_hash        TEXT NOT NULL,
+    stored_bytes       INTEGER NOT NULL DEFAULT 0,
     captured_at        KTIME NOT NULL,
     created_at         KTIME NOT NULL
 );
@@ -77,6 +88,7 @@ CREATE TABLE snapshot_revisions (
     bundle_hash TEXT NOT NULL,
     token_total INTEGER NOT NULL,
     model       TEXT,
+    stored_bytes INTEGER NOT NULL DEFAULT 0,
     created_at  KTIME NOT NULL,
     PRIMARY KEY (snapshot_id, seq)
 );
