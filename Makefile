@@ -6,6 +6,11 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8787
 DATA   ?= .kontex
+STAGE  ?= dev
+CDK    := npx --no-install cdk
+NODE_STAMP := node_modules/.installed
+CDK_FLAGS ?=
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: dev test lint format build synth deploy bench clean
 
@@ -35,8 +40,16 @@ bench: $(STAMP)
 build: $(STAMP)
 	$(BIN)/python layers/build.py
 
-synth: build
-	$(BIN)/python -c "print('synth: see issue 6 (infra/)')"
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+synth: build $(NODE_STAMP)
+	$(CDK) synth -c stage=$(STAGE) --quiet $(CDK_FLAGS)
+	$(BIN)/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
+
+deploy: build $(NODE_STAMP)
+	$(CDK) deploy -c stage=$(STAGE) $(CDK_FLAGS)
 
 clean:
 	rm -rf $(VENV) .build cdk.out .pytest_cache

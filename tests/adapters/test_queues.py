@@ -99,3 +99,38 @@ def test_sqs_queue_refuses_oversized_messages(aws: Any) -> None:
     with pytest.raises(PayloadTooLarge):
         SqsQueue({"spans": url}, client=aws).send("spans", ["x" * (256 * 1024 + 1)])
     assert "Messages" not in aws.receive_message(QueueUrl=url)
+
+
+def test_snapshot_events_reach_the_events_queue(aws: Any, tmp_path: Any) -> None:
+    from kontex.bootstrap import Container
+    from kontex.domain.models import ContextBundle
+    from kontex.services import keys, sessions, snapshots
+    from kontex.settings import Settings
+
+    url = aws.create_queue(QueueName="kontex-events")["QueueUrl"]
+    config = Settings.from_env({"KONTEX_EVENTS_QUEUE_URL": url, "KONTEX_API_KEY_SECRET": "s"},
+                               kontex_data_dir=tmp_path)
+    container = Container(config)
+    container.store.migrate()
+    deps = container.deps
+    key, _ = keys.create_key(deps, "events")
+    session = sessions.create_session(deps, key.account_id, "s")
+    task = sessions.create_task(deps, key.account_id, session.id, "t")
+    snap = snapshots.create_snapshot(deps, key.account_id, task.id, "x",
+                                     ContextBundle(messages=[{"role": "user", "content": "hi"}]))
+    bodies = [json.loads(m["Body"]) for m in
+              aws.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]]
+    assert bodies == [{"type": "snapshot.created", "account_id": key.account_id,
+                       "session_id": session.id, "data": bodies[0]["data"]}]
+    assert bodies[0]["data"]["id"] == snap.id and "bundle_hash" not in bodies[0]["data"]
+
+
+def test_a_failed_publish_does_not_undo_the_write(caplog: pytest.LogCaptureFixture) -> None:
+    from kontex.adapters.queue_events import QueueEvents
+
+    class Down:
+        def send(self, queue: str, bodies: list[str]) -> None:
+            raise ConnectionError("queue down")
+
+    QueueEvents(Down()).publish("snapshot.created", "a", "s", {"id": "snap_1"})
+    assert "could not publish snapshot.created" in caplog.text

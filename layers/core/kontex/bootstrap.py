@@ -110,8 +110,22 @@ class Container:
 
             return read_secret(self.settings.kontex_api_key_secret_arn).encode()
         if self.settings.aws_lambda_function_name:
-            raise KontexError("KONTEX_API_KEY_SECRET must be set in a deployed function")
+            raise KontexError(
+                "KONTEX_API_KEY_SECRET or KONTEX_API_KEY_SECRET_ARN must be set in a deployed"
+                " function"
+            )
         return load_or_create_secret(self.settings.kontex_data_dir)
+
+    @cached_property
+    def events(self) -> Events:
+        """Snapshot events go to the events queue on AWS; nowhere until it is configured."""
+        if self._events is not None:
+            return self._events
+        if self.settings.kontex_events_queue_url:
+            from kontex.adapters.queue_events import QueueEvents
+
+            return QueueEvents(self.queue)
+        return NullEvents()
 
     @cached_property
     def deps(self) -> Deps:
@@ -119,7 +133,7 @@ class Container:
             store=self.store,
             blobs=self.blobs,
             api_key_secret=self.api_key_secret,
-            events=self._events or NullEvents(),
+            events=self.events,
             enrich_window_seconds=self.settings.kontex_enrich_window_seconds,
         )
 

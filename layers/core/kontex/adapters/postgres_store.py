@@ -69,7 +69,9 @@ class PostgresStore(SqlStore):
                         self.url,
                         min_size=1,
                         max_size=self._max_size,
-                        kwargs={"row_factory": dict_row, "autocommit": False},
+                        # no server-side prepared statements: they pin RDS Proxy sessions
+                        kwargs={"row_factory": dict_row, "autocommit": False,
+                                "prepare_threshold": None},
                         open=False,
                     )
                     pool.open(wait=True, timeout=30)

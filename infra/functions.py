@@ -1,0 +1,190 @@
+"""The one function factory: every Kontex Lambda is made here, the same way.
+
+It fixes the runtime and architecture (matching what `layers/build.py` builds), JSON logs into
+a log group with retention, X-Ray tracing, the shared layer, the Powertools environment and the
+VPC placement. What a function may touch is declared as an ``Access``; the factory sets the
+environment variable the library reads (names equal settings fields) and grants the matching
+IAM permission together, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from aws_cdk import CfnResource, Duration, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+
+from infra.config import ROOT, StageConfig
+from infra.database import Database
+from infra.messaging import WorkQueue
+
+RUNTIME = lambda_.Runtime.PYTHON_3_12  # the layer's wheels are cp312 (layers/build.py)
+ARCHITECTURE = lambda_.Architecture.ARM_64  # ... for manylinux aarch64
+FUNCTIONS_DIR = ROOT / "functions"
+METRICS_NAMESPACE = "Kontex"
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one function may touch, beyond the database every function uses."""
+
+    bundles: Literal["none", "read", "read_write"] = "none"
+    sends_to: tuple[str, ...] = ()  # queue names: "spans", "captures", "events"
+    api_keys: bool = True  # the HMAC secret that hashes presented API keys
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """The shared resources functions are wired to."""
+
+    database: Database
+    bundles: s3.IBucket
+    queues: dict[str, WorkQueue]
+    api_key_secret: secretsmanager.ISecret
+
+
+class FunctionFactory:
+    def __init__(
+        self,
+        *,
+        config: StageConfig,
+        layers: list[lambda_.ILayerVersion],
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        security_group: ec2.ISecurityGroup,
+        wiring: Wiring,
+    ) -> None:
+        self.config = config
+        self.layers = layers
+        self.vpc = vpc
+        self.subnets = subnets
+        self.security_group = security_group
+        self.wiring = wiring
+        self.created: list[lambda_.Function] = []
+
+    def create(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        folder: str,
+        handler: str,
+        timeout: Duration,
+        access: Access,
+        description: str,
+        memory_size: int = 1024,
+        environment: dict[str, str] | None = None,
+    ) -> lambda_.Function:
+        """A function whose code is ``functions/<folder>`` and whose entry is ``handler``."""
+        service = f"kontex-{id.lower()}"
+        log_level = self.config.log_level
+        function = lambda_.Function(
+            scope,
+            id,
+            description=description,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            code=lambda_.Code.from_asset(
+                str(FUNCTIONS_DIR / folder), exclude=["__pycache__", "*.pyc"]
+            ),
+            handler=handler,
+            layers=self.layers,
+            timeout=timeout,
+            memory_size=memory_size,
+            tracing=lambda_.Tracing.ACTIVE,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=getattr(lambda_.ApplicationLogLevel, log_level),
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            log_group=logs.LogGroup(
+                scope,
+                f"{id}Logs",
+                retention=self.config.log_retention,
+                removal_policy=self.config.removal_policy,
+            ),
+            vpc=self.vpc,
+            vpc_subnets=self.subnets,
+            security_groups=[self.security_group],
+            environment={
+                "POWERTOOLS_SERVICE_NAME": service,
+                "POWERTOOLS_LOG_LEVEL": log_level,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                **(environment or {}),
+            },
+        )
+        self._wire(function, access)
+        self._acknowledge(function, access)
+        self.created.append(function)
+        return function
+
+    def _wire(self, function: lambda_.Function, access: Access) -> None:
+        wiring = self.wiring
+        function.add_environment("KONTEX_DATABASE_HOST", wiring.database.endpoint)
+        function.add_environment("KONTEX_DATABASE_SECRET_ARN", wiring.database.secret.secret_arn)
+        wiring.database.secret.grant_read(function)
+        if access.api_keys:
+            function.add_environment("KONTEX_API_KEY_SECRET_ARN", wiring.api_key_secret.secret_arn)
+            wiring.api_key_secret.grant_read(function)
+        if access.bundles != "none":
+            function.add_environment("KONTEX_BUNDLE_BUCKET", wiring.bundles.bucket_name)
+            wiring.bundles.grant_read(function)
+            if access.bundles == "read_write":
+                wiring.bundles.grant_put(function)  # written once, never deleted
+        for name in access.sends_to:
+            queue = wiring.queues[name].queue
+            function.add_environment(f"KONTEX_{name.upper()}_QUEUE_URL", queue.queue_url)
+            queue.grant_send_messages(function)
+
+    def _acknowledge(self, function: lambda_.Function, access: Access) -> None:
+        """cdk-nag findings every function made here has, each with its reason."""
+        managed = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+        suppressions = [
+            NagPackSuppression(
+                id="AwsSolutions-IAM4",
+                reason="AWS's minimal managed policies for a Lambda in a VPC: write its own "
+                "CloudWatch logs, and manage the ENIs that place it in the VPC.",
+                applies_to=[
+                    f"{managed}AWSLambdaBasicExecutionRole",
+                    f"{managed}AWSLambdaVPCAccessExecutionRole",
+                ],
+            ),
+            NagPackSuppression(
+                id="AwsSolutions-IAM5",
+                reason="Active X-Ray tracing: xray:PutTraceSegments and PutTelemetryRecords "
+                "support no resource-level permissions.",
+                applies_to=["Resource::*"],
+            ),
+            NagPackSuppression(
+                id="AwsSolutions-L1",
+                reason="Pinned to python3.12 on purpose: the layer's compiled wheels "
+                "(pydantic-core, psycopg-binary, tiktoken) are cp312, built by layers/build.py; "
+                "bump both together.",
+            ),
+        ]
+        if access.bundles != "none":
+            bucket = self.wiring.bundles.node.default_child
+            assert isinstance(bucket, CfnResource)
+            stack = Stack.of(bucket)
+            logical_id = stack.resolve(stack.get_logical_id(bucket))
+            suppressions.append(
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Bundles are content-addressed objects of the stack's one bundle "
+                    "bucket: object-level read (and put, never delete) on its keys, from "
+                    "grant_read/grant_put.",
+                    applies_to=[
+                        f"Resource::<{logical_id}.Arn>/*",
+                        "Action::s3:GetBucket*",
+                        "Action::s3:GetObject*",
+                        "Action::s3:List*",
+                        *(["Action::s3:Abort*"] if access.bundles == "read_write" else []),
+                    ],
+                )
+            )
+        NagSuppressions.add_resource_suppressions(function, suppressions, apply_to_children=True)

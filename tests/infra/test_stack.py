@@ -1,0 +1,390 @@
+"""The synthesized CloudFormation has the properties the design depends on.
+
+Each stage is synthesized once per module (about 10 s each) from the same `infra.app.build`
+that `app.py` runs, with cdk.json's context, so the offline-synth settings are tested too.
+The layer is a tiny stand-in folder: these tests never need `make build`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+if shutil.which("node") is None:  # jsii runs the CDK in node
+    pytest.skip("the CDK needs node on PATH", allow_module_level=True)
+
+import aws_cdk as cdk  # noqa: E402
+from aws_cdk.assertions import Annotations, Match, Template  # noqa: E402
+
+from infra.app import build  # noqa: E402
+from infra.messaging import MAX_RECEIVE_COUNT, VISIBILITY_FACTOR  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+CDK_CONTEXT = json.loads((ROOT / "cdk.json").read_text())["context"]
+
+
+@dataclass
+class Synth:
+    template: Template
+    resources: dict[str, dict[str, Any]]
+    annotations: Annotations
+
+    def of_type(self, type_: str) -> dict[str, dict[str, Any]]:
+        return {k: r for k, r in self.resources.items() if r["Type"] == type_}
+
+    def kontex_functions(self) -> dict[str, dict[str, Any]]:
+        """Our functions (made by the factory), not CDK's own custom-resource handlers."""
+        return {
+            k: r
+            for k, r in self.of_type("AWS::Lambda::Function").items()
+            if "POWERTOOLS_SERVICE_NAME"
+            in r["Properties"].get("Environment", {}).get("Variables", {})
+        }
+
+    def function(self, service: str) -> tuple[str, dict[str, Any]]:
+        for key, res in self.kontex_functions().items():
+            if res["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == service:
+                return key, res["Properties"]
+        raise AssertionError(f"no function {service}")
+
+
+def _synth(stage: str, layer_dir: Path) -> Synth:
+    app = cdk.App(context={**CDK_CONTEXT, "stage": stage, "layer_dir": str(layer_dir)})
+    stack = build(app)
+    template = Template.from_stack(stack)
+    return Synth(template, template.to_json()["Resources"], Annotations.from_stack(stack))
+
+
+@pytest.fixture(scope="module")
+def layer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    layer = tmp_path_factory.mktemp("layer")
+    (layer / "python" / "kontex").mkdir(parents=True)
+    (layer / "python" / "kontex" / "__init__.py").write_text("")
+    return layer
+
+
+@pytest.fixture(scope="module")
+def dev(layer_dir: Path) -> Synth:
+    return _synth("dev", layer_dir)
+
+
+@pytest.fixture(scope="module")
+def prod(layer_dir: Path) -> Synth:
+    return _synth("prod", layer_dir)
+
+
+def _ref(value: Any) -> str:
+    """The logical id behind a Ref or Fn::GetAtt."""
+    if "Ref" in value:
+        return value["Ref"]
+    return value["Fn::GetAtt"][0]
+
+
+# --- messaging ---------------------------------------------------------------------------
+
+
+def test_every_work_queue_has_a_dlq_with_max_receive_count(dev: Synth) -> None:
+    queues = dev.of_type("AWS::SQS::Queue")
+    with_redrive = {k: q for k, q in queues.items() if "RedrivePolicy" in q["Properties"]}
+    dlqs = {
+        _ref(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]) for q in with_redrive.values()
+    }
+
+    assert len(with_redrive) == 3  # spans, captures, events
+    assert len(dlqs) == 3 and dlqs <= queues.keys()  # each its own DLQ
+    assert set(queues) == set(with_redrive) | dlqs  # no queue is neither
+    for queue in with_redrive.values():
+        assert queue["Properties"]["RedrivePolicy"]["maxReceiveCount"] == MAX_RECEIVE_COUNT
+
+
+def test_every_queue_is_sse_encrypted_and_tls_only(dev: Synth) -> None:
+    queues = dev.of_type("AWS::SQS::Queue")
+    assert all(q["Properties"].get("SqsManagedSseEnabled") is True for q in queues.values())
+    tls_only: set[str] = set()
+    for policy in dev.of_type("AWS::SQS::QueuePolicy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement["Effect"] == "Deny" and statement.get("Condition") == {
+                "Bool": {"aws:SecureTransport": "false"}
+            }:
+                tls_only.update(_ref(q) for q in policy["Properties"]["Queues"])
+    assert tls_only == set(queues)
+
+
+def test_workers_report_batch_item_failures_and_queues_outlast_them(dev: Synth) -> None:
+    queues = dev.of_type("AWS::SQS::Queue")
+    functions = dev.of_type("AWS::Lambda::Function")
+    mappings = dev.of_type("AWS::Lambda::EventSourceMapping")
+    handlers = set()
+
+    assert len(mappings) == 2  # the events queue has no consumer yet (live feed, embeddings)
+    for mapping in mappings.values():
+        props = mapping["Properties"]
+        assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        queue = queues[_ref(props["EventSourceArn"])]["Properties"]
+        function = functions[_ref(props["FunctionName"])]["Properties"]
+        assert "RedrivePolicy" in queue  # a worker never reads a DLQ
+        assert queue["VisibilityTimeout"] >= VISIBILITY_FACTOR * function["Timeout"]
+        handlers.add(function["Handler"])
+    assert handlers == {"spans.lambda_handler", "capture.lambda_handler"}
+
+
+def test_producers_get_their_queue_url_and_send_permission(dev: Synth) -> None:
+    expected = {
+        "kontex-ingest": "KONTEX_SPANS_QUEUE_URL",
+        "kontex-proxy": "KONTEX_CAPTURES_QUEUE_URL",
+        "kontex-api": "KONTEX_EVENTS_QUEUE_URL",
+    }
+    for service, variable in expected.items():
+        key, props = dev.function(service)
+        queue = _ref(props["Environment"]["Variables"][variable])
+        dev.template.has_resource_properties(
+            "AWS::IAM::Policy",
+            {
+                "Roles": [{"Ref": _ref(props["Role"])}],
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {
+                                    "Action": Match.array_with(["sqs:SendMessage"]),
+                                    "Resource": {"Fn::GetAtt": [queue, "Arn"]},
+                                }
+                            )
+                        ]
+                    )
+                },
+            },
+        )
+
+
+# --- storage -----------------------------------------------------------------------------
+
+
+def test_bundle_bucket_is_private_encrypted_versioned_and_tls_only(dev: Synth) -> None:
+    (key, bucket), *others = dev.of_type("AWS::S3::Bucket").items()
+    props = bucket["Properties"]
+
+    assert not others
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+        "ServerSideEncryptionByDefault"
+    ]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    dev.template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "Bucket": {"Ref": key},
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Action": "s3:*",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+
+
+# --- data --------------------------------------------------------------------------------
+
+
+def test_aurora_serverless_v2_is_encrypted_with_generated_credentials(dev: Synth) -> None:
+    (_, cluster), *others = dev.of_type("AWS::RDS::DBCluster").items()
+    props = cluster["Properties"]
+
+    assert not others
+    assert props["Engine"] == "aurora-postgresql"
+    assert props["StorageEncrypted"] is True
+    assert "ServerlessV2ScalingConfiguration" in props
+    assert "{{resolve:secretsmanager:" in json.dumps(props["MasterUserPassword"])
+    # the secret the functions read names the database (the library's default is "postgres")
+    (secret,) = [
+        s["Properties"]["GenerateSecretString"]
+        for s in dev.of_type("AWS::SecretsManager::Secret").values()
+        if "username" in s["Properties"]["GenerateSecretString"].get("SecretStringTemplate", "")
+    ]
+    assert json.loads(secret["SecretStringTemplate"]) == {"username": "kontex", "dbname": "kontex"}
+    dev.template.has_resource_properties(
+        "AWS::RDS::DBInstance", {"DBInstanceClass": "db.serverless"}
+    )
+
+
+def test_functions_reach_the_database_through_the_rds_proxy(dev: Synth) -> None:
+    (proxy_key, proxy), *others = dev.of_type("AWS::RDS::DBProxy").items()
+    assert not others
+    assert proxy["Properties"]["RequireTLS"] is True
+    assert proxy["Properties"]["EngineFamily"] == "POSTGRESQL"
+    (attachment,) = dev.of_type("AWS::SecretsManager::SecretTargetAttachment")
+
+    functions = dev.kontex_functions()
+    assert len(functions) == 6  # api, ingest, proxy, 2 workers, migrate
+    for fn in functions.values():
+        variables = fn["Properties"]["Environment"]["Variables"]
+        assert variables["KONTEX_DATABASE_HOST"] == {"Fn::GetAtt": [proxy_key, "Endpoint"]}
+        assert variables["KONTEX_DATABASE_SECRET_ARN"] == {"Ref": attachment}
+        assert "KONTEX_DATABASE_URL" not in variables
+    # the functions' security group may open the proxy's port, and nothing else may
+    (ingress,) = [
+        r["Properties"]
+        for r in dev.of_type("AWS::EC2::SecurityGroupIngress").values()
+        if "Proxy" in json.dumps(r["Properties"]["GroupId"])
+    ]
+    assert ingress["FromPort"] == ingress["ToPort"] == 5432
+    assert "FunctionsSecurityGroup" in _ref(ingress["SourceSecurityGroupId"])
+
+
+def test_migrations_run_on_deploy_after_the_database(dev: Synth) -> None:
+    (trigger,) = dev.of_type("Custom::Trigger").values()
+    migrate_key, _ = dev.function("kontex-migrate")
+    version = dev.resources[_ref(trigger["Properties"]["HandlerArn"])]
+
+    assert version["Type"] == "AWS::Lambda::Version"
+    assert _ref(version["Properties"]["FunctionName"]) == migrate_key
+    assert trigger["Properties"]["InvocationType"] == "RequestResponse"  # failure fails deploy
+    depends = set(trigger["DependsOn"])
+    for type_ in ("AWS::RDS::DBCluster", "AWS::RDS::DBInstance", "AWS::RDS::DBProxy"):
+        assert set(dev.of_type(type_)) <= depends, type_
+
+
+def test_dev_is_disposable(dev: Synth) -> None:
+    (cluster,) = dev.of_type("AWS::RDS::DBCluster").values()
+    assert cluster["Properties"]["DeletionProtection"] is False
+    assert cluster["DeletionPolicy"] == "Delete"
+
+
+def test_prod_has_deletion_protection_backups_and_retention(prod: Synth) -> None:
+    (cluster,) = prod.of_type("AWS::RDS::DBCluster").values()
+    assert cluster["Properties"]["DeletionProtection"] is True
+    assert cluster["Properties"]["BackupRetentionPeriod"] >= 7
+    assert cluster["DeletionPolicy"] == "Snapshot"
+    assert len(prod.of_type("AWS::RDS::DBInstance")) == 2  # writer + reader in another AZ
+    (bucket,) = prod.of_type("AWS::S3::Bucket").values()
+    assert bucket["DeletionPolicy"] == "Retain"
+    for secret in prod.of_type("AWS::SecretsManager::Secret").values():  # DB and API-key
+        assert secret["DeletionPolicy"] == "Retain"
+    assert not prod.of_type("Custom::S3AutoDeleteObjects")
+
+
+# --- api ---------------------------------------------------------------------------------
+
+
+def test_http_api_routes_go_to_their_functions(dev: Synth) -> None:
+    integrations = dev.of_type("AWS::ApiGatewayV2::Integration")
+    routes: dict[str, str] = {}
+    for route in dev.of_type("AWS::ApiGatewayV2::Route").values():
+        props = route["Properties"]
+        target = props["Target"]["Fn::Join"][1][1]["Ref"]  # "integrations/<ref>"
+        uri = integrations[target]["Properties"]["IntegrationUri"]
+        routes[props["RouteKey"]] = _ref(uri)
+        assert props.get("AuthorizationType", "NONE") == "NONE"  # the function authenticates
+
+    def fn(service: str) -> str:
+        return dev.function(service)[0]
+
+    assert routes["POST /ingest/v1/traces"] == fn("kontex-ingest")
+    assert routes["POST /proxy/v1/messages"] == fn("kontex-proxy")
+    assert routes["GET /health"] == fn("kontex-api")
+    assert routes["ANY /v1/{proxy+}"] == fn("kontex-api")
+    assert routes["GET /v1/openapi.json"] == fn("kontex-api")
+    for integration in integrations.values():
+        assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
+
+
+def test_proxy_stops_before_api_gateway_gives_up(dev: Synth) -> None:
+    key, proxy = dev.function("kontex-proxy")
+    (integration,) = [
+        i["Properties"]
+        for i in dev.of_type("AWS::ApiGatewayV2::Integration").values()
+        if _ref(i["Properties"]["IntegrationUri"]) == key
+    ]
+    upstream = float(proxy["Environment"]["Variables"]["KONTEX_PROXY_TIMEOUT_SECONDS"])
+    assert integration["TimeoutInMillis"] <= 30_000  # the HTTP API maximum
+    assert upstream < proxy["Timeout"] and proxy["Timeout"] * 1000 < integration["TimeoutInMillis"]
+    assert proxy["Environment"]["Variables"]["ANTHROPIC_API_URL"] == "https://api.anthropic.com"
+
+
+def test_stage_is_throttled_and_logged_and_urls_are_output(dev: Synth) -> None:
+    (stage,) = dev.of_type("AWS::ApiGatewayV2::Stage").values()
+    settings = stage["Properties"]["DefaultRouteSettings"]
+    assert settings["ThrottlingRateLimit"] > 0 and settings["ThrottlingBurstLimit"] > 0
+    assert "DestinationArn" in stage["Properties"]["AccessLogSettings"]
+    outputs = dev.template.to_json()["Outputs"]
+    assert {"ApiUrl", "OtlpTracesEndpoint", "AnthropicBaseUrl", "MigrateFunctionName"} <= set(
+        outputs
+    )
+    assert outputs["OtlpTracesEndpoint"]["Value"]["Fn::Join"][1][-1].endswith("/ingest/v1/traces")
+
+
+# --- functions ---------------------------------------------------------------------------
+
+
+def test_every_function_is_arm64_python312_traced_json_logged_in_the_vpc(dev: Synth) -> None:
+    (layer,) = dev.of_type("AWS::Lambda::LayerVersion")
+    log_groups = dev.of_type("AWS::Logs::LogGroup")
+    for key, fn in dev.kontex_functions().items():
+        props = fn["Properties"]
+        runtime = re.fullmatch(r"python(\d+)\.(\d+)", props["Runtime"])
+        assert runtime and tuple(map(int, runtime.groups())) >= (3, 12), key
+        assert props["Architectures"] == ["arm64"], key
+        assert props["TracingConfig"] == {"Mode": "Active"}, key
+        assert props["LoggingConfig"]["LogFormat"] == "JSON", key
+        assert (
+            "RetentionInDays" in log_groups[_ref(props["LoggingConfig"]["LogGroup"])]["Properties"]
+        )
+        assert props["Layers"] == [{"Ref": layer}], key
+        assert props["VpcConfig"]["SubnetIds"], key
+        variables = props["Environment"]["Variables"]
+        assert {
+            "POWERTOOLS_SERVICE_NAME",
+            "POWERTOOLS_LOG_LEVEL",
+            "POWERTOOLS_METRICS_NAMESPACE",
+        } <= set(variables)
+
+
+def test_layer_is_built_for_the_functions_runtime_and_architecture() -> None:
+    spec = importlib.util.spec_from_file_location("layer_build", ROOT / "layers" / "build.py")
+    assert spec and spec.loader
+    layer_build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(layer_build)
+    from infra.functions import ARCHITECTURE, RUNTIME
+
+    assert RUNTIME.name == f"python{layer_build.PYTHON_VERSION}"
+    assert ARCHITECTURE.name == layer_build.ARCH
+    command = layer_build.pip_command(Path("/t"), ["x"], "3.12", "arm64")
+    assert "--only-binary=:all:" in command and "manylinux2014_aarch64" in command
+
+
+def test_no_wildcard_actions_in_any_policy(dev: Synth) -> None:
+    for key, policy in dev.of_type("AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"]
+            for action in [actions] if isinstance(actions, str) else actions:
+                assert action != "*" and not action.endswith(":*"), (key, action)
+
+
+def test_cdk_nag_finds_no_unsuppressed_errors_or_warnings(dev: Synth, prod: Synth) -> None:
+    for synth in (dev, prod):
+        pattern = Match.string_like_regexp("AwsSolutions-.*")
+        assert synth.annotations.find_error("*", pattern) == []
+        assert synth.annotations.find_warning("*", pattern) == []
