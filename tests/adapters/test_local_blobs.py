@@ -119,3 +119,13 @@ def test_a_rewritten_file_is_never_served(local_deps: Deps, blobs: LocalBlobs, t
     # Then reading the bundle fails loudly instead of serving altered content
     with pytest.raises(IntegrityError):
         snapshots.get_bundle(local_deps, account_id, snap.id)
+
+
+def test_empty_prefix_is_never_a_delete_all(blobs: LocalBlobs) -> None:
+    from kontex.domain.errors import InvalidInput
+
+    blobs.put("acct/sess/x", b"x")
+    for prefix in ("", "/"):
+        with pytest.raises(InvalidInput):
+            blobs.delete_prefix(prefix)
+    assert blobs.get("acct/sess/x") == b"x"

@@ -108,20 +108,34 @@ def test_snapshot_events_reach_the_events_queue(aws: Any, tmp_path: Any) -> None
     from kontex.settings import Settings
 
     url = aws.create_queue(QueueName="kontex-events")["QueueUrl"]
-    config = Settings.from_env({"KONTEX_EVENTS_QUEUE_URL": url, "KONTEX_API_KEY_SECRET": "s"},
-                               kontex_data_dir=tmp_path)
+    config = Settings.from_env(
+        {"KONTEX_EVENTS_QUEUE_URL": url, "KONTEX_API_KEY_SECRET": "s"}, kontex_data_dir=tmp_path
+    )
     container = Container(config)
     container.store.migrate()
     deps = container.deps
     key, _ = keys.create_key(deps, "events")
     session = sessions.create_session(deps, key.account_id, "s")
     task = sessions.create_task(deps, key.account_id, session.id, "t")
-    snap = snapshots.create_snapshot(deps, key.account_id, task.id, "x",
-                                     ContextBundle(messages=[{"role": "user", "content": "hi"}]))
-    bodies = [json.loads(m["Body"]) for m in
-              aws.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]]
-    assert bodies == [{"type": "snapshot.created", "account_id": key.account_id,
-                       "session_id": session.id, "data": bodies[0]["data"]}]
+    snap = snapshots.create_snapshot(
+        deps,
+        key.account_id,
+        task.id,
+        "x",
+        ContextBundle(messages=[{"role": "user", "content": "hi"}]),
+    )
+    bodies = [
+        json.loads(m["Body"])
+        for m in aws.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    ]
+    assert bodies == [
+        {
+            "type": "snapshot.created",
+            "account_id": key.account_id,
+            "session_id": session.id,
+            "data": bodies[0]["data"],
+        }
+    ]
     assert bodies[0]["data"]["id"] == snap.id and "bundle_hash" not in bodies[0]["data"]
 
 

@@ -291,3 +291,41 @@ def test_a_tampered_object_is_never_served(s3_deps: Deps, s3: Any, target: str) 
     # Then the bundle is refused rather than served altered
     with pytest.raises(IntegrityError):
         snapshots.get_bundle(s3_deps, account_id, snap.id)
+
+
+def test_empty_prefix_is_never_a_delete_all(blobs: S3Blobs) -> None:
+    from kontex.domain.errors import InvalidInput
+
+    blobs.put("acct/sess/x", b"x")
+    for prefix in ("", "/"):
+        with pytest.raises(InvalidInput):
+            blobs.delete_prefix(prefix)
+    assert blobs.get("acct/sess/x") == b"x"
+
+
+class _Racing:
+    """An S3 client whose conditional puts first meet a concurrent write (409)."""
+
+    def __init__(self, other_write_lands: bool) -> None:
+        self.other_write_lands = other_write_lands
+        self.puts = 0
+
+    def put_object(self, **kwargs: Any) -> None:
+        from botocore.exceptions import ClientError
+
+        self.puts += 1
+        if self.puts == 1:
+            raise ClientError({"Error": {"Code": "ConditionalRequestConflict"}}, "PutObject")
+
+    def head_object(self, **kwargs: Any) -> None:
+        from botocore.exceptions import ClientError
+
+        if not self.other_write_lands:
+            raise ClientError({"Error": {"Code": "404"}}, "HeadObject")
+
+
+def test_a_conflicting_write_counts_only_once_the_object_is_there() -> None:
+    landed = _Racing(other_write_lands=True)
+    assert S3Blobs("b", client=landed).put("k", b"x") is False and landed.puts == 1
+    failed = _Racing(other_write_lands=False)
+    assert S3Blobs("b", client=failed).put("k", b"x") is True and failed.puts == 2

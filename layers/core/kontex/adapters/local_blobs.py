@@ -48,6 +48,8 @@ class LocalBlobs:
         return [self.get(k) for k in keys]
 
     def delete_prefix(self, prefix: str) -> int:
+        if not prefix.strip("/"):
+            raise InvalidInput("refusing to delete every blob: give a prefix")
         folder = self._path(prefix.rstrip("/"))
         if not folder.exists():
             return 0

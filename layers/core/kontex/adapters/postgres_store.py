@@ -70,8 +70,11 @@ class PostgresStore(SqlStore):
                         min_size=1,
                         max_size=self._max_size,
                         # no server-side prepared statements: they pin RDS Proxy sessions
-                        kwargs={"row_factory": dict_row, "autocommit": False,
-                                "prepare_threshold": None},
+                        kwargs={
+                            "row_factory": dict_row,
+                            "autocommit": False,
+                            "prepare_threshold": None,
+                        },
                         open=False,
                     )
                     pool.open(wait=True, timeout=30)

@@ -19,8 +19,10 @@ class QueueEvents:
     def publish(self, type: str, account_id: str, session_id: str, data: dict[str, Any]) -> None:
         """Announce a change that is already stored; a queue failure is logged, not raised,
         so the write that caused it still answers as done."""
-        body = json.dumps({"type": type, "account_id": account_id, "session_id": session_id,
-                           "data": data}, default=str)
+        body = json.dumps(
+            {"type": type, "account_id": account_id, "session_id": session_id, "data": data},
+            default=str,
+        )
         try:
             self.queue.send(EVENTS_QUEUE, [body])
         except Exception:

@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kontex.domain.errors import NotFound, Transient
+from kontex.domain.errors import InvalidInput, NotFound, Transient
 
-_ALREADY_THERE = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
+_EXISTS = {"PreconditionFailed", "412"}  # the key is there: first writer won
+_RACING = {"ConditionalRequestConflict", "409"}  # another write of the key is in flight
 
 
 class S3Blobs:
@@ -33,19 +34,34 @@ class S3Blobs:
     def _key(self, key: str) -> str:
         return f"{self.prefix}{key}"
 
-    def put(self, key: str, data: bytes) -> bool:
+    def put(self, key: str, data: bytes, attempts: int = 3) -> bool:
+        from botocore.exceptions import ClientError
+
+        for _ in range(attempts):
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*"
+                )
+                return True
+            except ClientError as error:
+                code = str(error.response.get("Error", {}).get("Code", ""))
+                if code in _EXISTS:
+                    return False
+                if code not in _RACING:
+                    raise Transient(f"blob store write failed: {code}") from error
+            # A concurrent write may still fail: only an object that is there counts as written.
+            if self._exists(key):
+                return False
+        raise Transient(f"blob store write of {key} kept conflicting")
+
+    def _exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
 
         try:
-            self.client.put_object(
-                Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*"
-            )
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
             return True
-        except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", ""))
-            if code in _ALREADY_THERE:
-                return False
-            raise Transient(f"blob store write failed: {code}") from error
+        except ClientError:
+            return False
 
     def get(self, key: str) -> bytes:
         from botocore.exceptions import ClientError
@@ -71,6 +87,8 @@ class S3Blobs:
             yield from page.get("Contents", [])
 
     def delete_prefix(self, prefix: str) -> int:
+        if not prefix.strip("/"):
+            raise InvalidInput("refusing to delete every blob: give a prefix")
         count = 0
         batch: list[dict[str, str]] = []
         for obj in self._objects(prefix):

@@ -2,7 +2,8 @@
 
 Snapshot content (a ``ContextBundle``) is kept exactly as written: message content may be a
 string or a list of content blocks, and unknown keys on messages, blocks, tool calls and log
-events are preserved.
+events are preserved. Two things are filled in when absent: a file's ``content_hash`` and its
+``token_count``.
 """
 
 from __future__ import annotations
