@@ -30,8 +30,32 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-WORDS = ("agent tool file read write plan test refactor function class module error retry "
-         "context window token snapshot rollback session task trace span model reply").split()
+WORDS = [
+    "agent",
+    "tool",
+    "file",
+    "read",
+    "write",
+    "plan",
+    "test",
+    "refactor",
+    "function",
+    "class",
+    "module",
+    "error",
+    "retry",
+    "context",
+    "window",
+    "token",
+    "snapshot",
+    "rollback",
+    "session",
+    "task",
+    "trace",
+    "span",
+    "model",
+    "reply",
+]
 
 
 def text(rng: random.Random, size: int) -> str:
@@ -54,19 +78,22 @@ def batches(total: int, batch: int, span_kb: int) -> list[bytes]:
     for start in range(0, total, batch):
         exporter.clear()
         for i in range(start, min(start + batch, total)):
-            with tracer.start_as_current_span("anthropic.chat", attributes={
-                "llm.request.type": "chat",
-                "gen_ai.request.model": "claude-sonnet-4-5",
-                "traceloop.association.properties.session_id": f"bench-{i % 10}",
-                "gen_ai.prompt.0.role": "system",
-                "gen_ai.prompt.0.content": "You are a coding agent.",
-                "gen_ai.prompt.1.role": "user",
-                "gen_ai.prompt.1.content": text(rng, span_kb * 1024 - 600),
-                "gen_ai.completion.0.role": "assistant",
-                "gen_ai.completion.0.content": text(rng, 400),
-                "gen_ai.usage.input_tokens": 1200,
-                "gen_ai.usage.output_tokens": 90,
-            }):
+            with tracer.start_as_current_span(
+                "anthropic.chat",
+                attributes={
+                    "llm.request.type": "chat",
+                    "gen_ai.request.model": "claude-sonnet-4-5",
+                    "traceloop.association.properties.session_id": f"bench-{i % 10}",
+                    "gen_ai.prompt.0.role": "system",
+                    "gen_ai.prompt.0.content": "You are a coding agent.",
+                    "gen_ai.prompt.1.role": "user",
+                    "gen_ai.prompt.1.content": text(rng, span_kb * 1024 - 600),
+                    "gen_ai.completion.0.role": "assistant",
+                    "gen_ai.completion.0.content": text(rng, 400),
+                    "gen_ai.usage.input_tokens": 1200,
+                    "gen_ai.usage.output_tokens": 90,
+                },
+            ):
                 pass
         bodies.append(encode_spans(exporter.get_finished_spans()).SerializeToString())
     provider.shutdown()
@@ -83,8 +110,9 @@ def request(url: str, key: str, body: bytes | None = None) -> tuple[int, bytes]:
     headers = {"x-kontex-api-key": key}
     if body is not None:
         headers["content-type"] = "application/x-protobuf"
-    req = urllib.request.Request(url, data=body, headers=headers,
-                                 method="POST" if body is not None else "GET")
+    req = urllib.request.Request(
+        url, data=body, headers=headers, method="POST" if body is not None else "GET"
+    )
     with urllib.request.urlopen(req, timeout=60) as response:
         return response.status, response.read()
 
@@ -94,14 +122,41 @@ def run(total: int, batch: int, span_kb: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         env = {**os.environ, "KONTEX_RATE_LIMIT_PER_HOUR": "1000000"}
-        made = subprocess.run([sys.executable, "-m", "kontex.cli", "keys", "create", "--label",
-                               "bench", "--json", "--data-dir", str(data)],
-                              check=True, capture_output=True, text=True, env=env)
+        made = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "kontex.cli",
+                "keys",
+                "create",
+                "--label",
+                "bench",
+                "--json",
+                "--data-dir",
+                str(data),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         key = json.loads(made.stdout)["key"]
         port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "kontex.cli", "dev", "--port", str(port),
-                                   "--data-dir", str(data)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kontex.cli",
+                "dev",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             for _ in range(300):
@@ -129,8 +184,11 @@ def run(total: int, batch: int, span_kb: int) -> dict[str, Any]:
             server.wait(timeout=30)
     cut = statistics.quantiles(latencies, n=100)
     return {
-        "spans": total, "batch": batch, "span_bytes": len(bodies[0]) // batch,
-        "requests": len(bodies), "post_seconds": round(posted - started, 2),
+        "spans": total,
+        "batch": batch,
+        "span_bytes": len(bodies[0]) // batch,
+        "requests": len(bodies),
+        "post_seconds": round(posted - started, 2),
         "total_seconds": round(done - started, 2),
         "spans_per_second": round(total / (done - started), 1),
         "request_p50_ms": round(statistics.median(latencies), 1),
@@ -149,13 +207,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['spans']} spans of ~{result['span_bytes']} B in {result['requests']}"
-              f" protobuf requests of {result['batch']}")
-        print(f"  all requests answered in {result['post_seconds']} s;"
-              f" request latency p50 {result['request_p50_ms']} ms,"
-              f" p99 {result['request_p99_ms']} ms")
-        print(f"  every span a queryable snapshot after {result['total_seconds']} s:"
-              f" {result['spans_per_second']} spans/s end to end")
+        print(
+            f"{result['spans']} spans of ~{result['span_bytes']} B in {result['requests']}"
+            f" protobuf requests of {result['batch']}"
+        )
+        print(
+            f"  all requests answered in {result['post_seconds']} s;"
+            f" request latency p50 {result['request_p50_ms']} ms,"
+            f" p99 {result['request_p99_ms']} ms"
+        )
+        print(
+            f"  every span a queryable snapshot after {result['total_seconds']} s:"
+            f" {result['spans_per_second']} spans/s end to end"
+        )
     return result
 
 

@@ -59,44 +59,87 @@ def run(calls: int) -> list[dict[str, Any]]:
     rows = []
     with FakeAnthropic().running() as upstream, tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        env = {**os.environ, "ANTHROPIC_API_URL": upstream.url,
-               "KONTEX_RATE_LIMIT_PER_HOUR": "1000000"}
-        key = json.loads(subprocess.run(
-            [sys.executable, "-m", "kontex.cli", "keys", "create", "--label", "bench", "--json",
-             "--data-dir", str(data)], check=True, capture_output=True, text=True, env=env,
-        ).stdout)["key"]
+        env = {
+            **os.environ,
+            "ANTHROPIC_API_URL": upstream.url,
+            "KONTEX_RATE_LIMIT_PER_HOUR": "1000000",
+        }
+        key = json.loads(
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "kontex.cli",
+                    "keys",
+                    "create",
+                    "--label",
+                    "bench",
+                    "--json",
+                    "--data-dir",
+                    str(data),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+                env=env,
+            ).stdout
+        )["key"]
         port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "kontex.cli", "dev", "--port", str(port),
-                                   "--data-dir", str(data)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kontex.cli",
+                "dev",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             time.sleep(1.5)
             session = anthropic.Anthropic(api_key="x", base_url=base).post(
-                "/v1/sessions", cast_to=object, body={"name": "bench"},
-                options={"headers": {"Authorization": f"Bearer {key}"}})
-            headers = {"X-Kontex-Api-Key": key, "X-Kontex-Session-Id": session["id"],
-                       "X-Kontex-Snapshot-Trigger": "always"}
+                "/v1/sessions",
+                cast_to=object,
+                body={"name": "bench"},
+                options={"headers": {"Authorization": f"Bearer {key}"}},
+            )
+            headers = {
+                "X-Kontex-Api-Key": key,
+                "X-Kontex-Session-Id": session["id"],
+                "X-Kontex-Snapshot-Trigger": "always",
+            }
 
             def direct() -> anthropic.Anthropic:
                 return anthropic.Anthropic(api_key="sk", base_url=upstream.url, max_retries=0)
 
             def proxied() -> anthropic.Anthropic:
-                return anthropic.Anthropic(api_key="sk", base_url=f"{base}/proxy",
-                                           max_retries=0, default_headers=headers)
+                return anthropic.Anthropic(
+                    api_key="sk", base_url=f"{base}/proxy", max_retries=0, default_headers=headers
+                )
 
             for stream in (False, True):
                 for clients in (1, 8):
                     straight = measure(direct, stream, clients, calls)
                     via = measure(proxied, stream, clients, calls)
-                    rows.append({
-                        "mode": "stream" if stream else "json", "clients": clients,
-                        "calls": calls,
-                        "direct_p50_ms": round(statistics.median(straight), 2),
-                        "proxy_p50_ms": round(statistics.median(via), 2),
-                        "added_p50_ms": round(statistics.median(via) - statistics.median(straight), 2),
-                        "added_p99_ms": round(pct(via, 99) - pct(straight, 99), 2),
-                    })
+                    rows.append(
+                        {
+                            "mode": "stream" if stream else "json",
+                            "clients": clients,
+                            "calls": calls,
+                            "direct_p50_ms": round(statistics.median(straight), 2),
+                            "proxy_p50_ms": round(statistics.median(via), 2),
+                            "added_p50_ms": round(
+                                statistics.median(via) - statistics.median(straight), 2
+                            ),
+                            "added_p99_ms": round(pct(via, 99) - pct(straight, 99), 2),
+                        }
+                    )
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(timeout=30)
@@ -115,8 +158,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     print("| mode | clients | direct p50 ms | proxy p50 ms | added p50 ms | added p99 ms |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['mode']} | {r['clients']} | {r['direct_p50_ms']} | {r['proxy_p50_ms']} |"
-              f" {r['added_p50_ms']} | {r['added_p99_ms']} |")
+        print(
+            f"| {r['mode']} | {r['clients']} | {r['direct_p50_ms']} | {r['proxy_p50_ms']} |"
+            f" {r['added_p50_ms']} | {r['added_p99_ms']} |"
+        )
     return rows
 
 
