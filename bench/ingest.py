@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +25,9 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.e2e.stack import create_key, start_dev, stop_dev  # noqa: E402
 
 WORDS = [
     "agent",
@@ -100,12 +99,6 @@ def batches(total: int, batch: int, span_kb: int) -> list[bytes]:
     return bodies
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def request(url: str, key: str, body: bytes | None = None) -> tuple[int, bytes]:
     headers = {"x-kontex-api-key": key}
     if body is not None:
@@ -121,50 +114,10 @@ def run(total: int, batch: int, span_kb: int) -> dict[str, Any]:
     bodies = batches(total, batch, span_kb)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        env = {**os.environ, "KONTEX_RATE_LIMIT_PER_HOUR": "1000000"}
-        made = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "kontex.cli",
-                "keys",
-                "create",
-                "--label",
-                "bench",
-                "--json",
-                "--data-dir",
-                str(data),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-            env=env,
-        )
-        key = json.loads(made.stdout)["key"]
-        port = free_port()
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kontex.cli",
-                "dev",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
+        key = create_key(data, "bench")
+        stack = start_dev(data, env={"KONTEX_RATE_LIMIT_PER_HOUR": "1000000"})
+        base = stack.base
         try:
-            for _ in range(300):
-                try:
-                    request(base + "/health", key)
-                    break
-                except OSError:
-                    time.sleep(0.05)
             latencies = []
             started = time.perf_counter()
             for body in bodies:
@@ -180,8 +133,7 @@ def run(total: int, batch: int, span_kb: int) -> dict[str, Any]:
                 time.sleep(0.2)
             done = time.perf_counter()
         finally:
-            server.send_signal(signal.SIGINT)
-            server.wait(timeout=30)
+            stop_dev(stack)
     cut = statistics.quantiles(latencies, n=100)
     return {
         "spans": total,

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +23,7 @@ from typing import Any
 import anthropic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.e2e.test_dev_server import free_port  # noqa: E402
+from tests.e2e.stack import create_key, start_dev, stop_dev  # noqa: E402
 from tests.proxy.fake_anthropic import FakeAnthropic  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "what is the weather in Paris?"}]
@@ -59,50 +56,12 @@ def run(calls: int) -> list[dict[str, Any]]:
     rows = []
     with FakeAnthropic().running() as upstream, tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        env = {
-            **os.environ,
-            "ANTHROPIC_API_URL": upstream.url,
-            "KONTEX_RATE_LIMIT_PER_HOUR": "1000000",
-        }
-        key = json.loads(
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "kontex.cli",
-                    "keys",
-                    "create",
-                    "--label",
-                    "bench",
-                    "--json",
-                    "--data-dir",
-                    str(data),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-                env=env,
-            ).stdout
-        )["key"]
-        port = free_port()
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kontex.cli",
-                "dev",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        key = create_key(data, "bench")
+        stack = start_dev(
+            data, env={"ANTHROPIC_API_URL": upstream.url, "KONTEX_RATE_LIMIT_PER_HOUR": "1000000"}
         )
-        base = f"http://127.0.0.1:{port}"
+        base = stack.base
         try:
-            time.sleep(1.5)
             session = anthropic.Anthropic(api_key="x", base_url=base).post(
                 "/v1/sessions",
                 cast_to=object,
@@ -141,8 +100,7 @@ def run(calls: int) -> list[dict[str, Any]]:
                         }
                     )
         finally:
-            server.send_signal(signal.SIGINT)
-            server.wait(timeout=30)
+            stop_dev(stack)
     return rows
 
 

@@ -13,7 +13,6 @@ from aws_lambda_powertools.utilities.batch import (
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from moto import mock_aws
 
 from kontex.adapters.local_queue import LocalQueue
 from kontex.adapters.sqs_queue import SqsQueue
@@ -70,15 +69,8 @@ def test_sending_to_a_queue_without_a_worker_is_an_error() -> None:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Any:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        yield boto3.client("sqs")
+def aws(mocked_aws: None) -> Any:
+    return boto3.client("sqs")
 
 
 def test_sqs_queue_sends_in_batches(aws: Any) -> None:

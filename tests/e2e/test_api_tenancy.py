@@ -2,62 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.e2e.test_dev_server import DevStack, start_dev, stop_dev
+from tests.e2e.stack import DevStack, Http, create_key, start_dev, stop_dev
 
 pytestmark = pytest.mark.e2e
-
-
-def create_key(data_dir: Path, label: str) -> str:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kontex.cli",
-            "keys",
-            "create",
-            "--label",
-            label,
-            "--json",
-            "--data-dir",
-            str(data_dir),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return str(json.loads(out)["key"])
-
-
-class Http:
-    def __init__(self, base: str, key: str) -> None:
-        self.base, self.key = base, key
-
-    def __call__(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            self.base + path,
-            data=data,
-            method=method,
-            headers={"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=15) as response:
-                raw = response.read()
-                return response.status, json.loads(raw) if raw else None
-        except urllib.error.HTTPError as error:
-            raw = error.read()
-            return error.code, json.loads(raw) if raw else None
 
 
 @pytest.fixture(scope="module")

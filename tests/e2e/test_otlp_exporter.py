@@ -13,8 +13,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from tests.e2e.test_api_tenancy import Http, create_key
-from tests.e2e.test_dev_server import DevStack, start_dev, stop_dev
+from tests.e2e.stack import DevStack, Http, create_key, start_dev, stop_dev
 from tests.otlp import spans as fixtures
 
 pytestmark = pytest.mark.e2e

@@ -9,8 +9,7 @@ from typing import Any
 import anthropic
 import pytest
 
-from tests.e2e.test_api_tenancy import Http, create_key
-from tests.e2e.test_dev_server import DevStack, start_dev, stop_dev
+from tests.e2e.stack import DevStack, Http, create_key, start_dev, stop_dev
 from tests.proxy.fake_anthropic import FakeAnthropic
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from kontex import bootstrap
@@ -17,7 +16,7 @@ from kontex.adapters.local_blobs import LocalBlobs
 from kontex.adapters.local_queue import LocalQueue, sqs_record
 from kontex.adapters.sqs_queue import SqsQueue
 from kontex.local.apigw import LocalContext, http_api_event, response_parts
-from kontex.local.server import functions_dir, load_handler
+from kontex.local.server import load_handler, load_worker, worker_paths
 from kontex.services import keys, sessions, snapshots
 from kontex.settings import Settings
 from tests.otlp import spans as fixtures
@@ -25,18 +24,7 @@ from tests.otlp import spans as fixtures
 ingest_handler = load_handler("ingest")
 
 
-def load_worker() -> Any:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "tests_spans_worker", functions_dir() / "workers" / "spans.py"
-    )
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module.lambda_handler
-
-
-worker = load_worker()
+worker = load_worker(worker_paths()["spans"]).lambda_handler
 
 
 class RecordingQueue:
@@ -222,47 +210,40 @@ def test_in_process_queue_redelivery(kontex: Any) -> None:
     assert len(all_snapshots(kontex)) == 3
 
 
-def test_worker_in_moto_sqs(kontex: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        sqs = boto3.client("sqs")
-        url = sqs.create_queue(QueueName="kontex-spans")["QueueUrl"]
-        kontex.queue = SqsQueue({"spans": url}, client=sqs)
-        post(
-            kontex,
-            fixtures.protobuf(fixtures.record(fixtures.openllmetry_agent)),
-            {"content-type": "application/x-protobuf"},
-        )
-        post(
-            kontex,
-            fixtures.protobuf(fixtures.record(fixtures.semconv_agent)),
-            {"content-type": "application/x-protobuf"},
-        )
-        received = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]
-        )["Messages"]
-        assert len(received) == 2
-        records = [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "messageAttributes": {},
-                "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:kontex-spans",
-                "awsRegion": "eu-west-1",
-            }
-            for m in received
-        ]
-        for _ in range(3):  # redelivered three times
-            assert worker({"Records": records}, LocalContext(function_name="w")) == {
-                "batchItemFailures": []
-            }
+def test_worker_in_moto_sqs(kontex: Any, mocked_aws: None) -> None:
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="kontex-spans")["QueueUrl"]
+    kontex.queue = SqsQueue({"spans": url}, client=sqs)
+    post(
+        kontex,
+        fixtures.protobuf(fixtures.record(fixtures.openllmetry_agent)),
+        {"content-type": "application/x-protobuf"},
+    )
+    post(
+        kontex,
+        fixtures.protobuf(fixtures.record(fixtures.semconv_agent)),
+        {"content-type": "application/x-protobuf"},
+    )
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])[
+        "Messages"
+    ]
+    assert len(received) == 2
+    records = [
+        {
+            "messageId": m["MessageId"],
+            "receiptHandle": m["ReceiptHandle"],
+            "body": m["Body"],
+            "attributes": m.get("Attributes", {}),
+            "messageAttributes": {},
+            "md5OfBody": m["MD5OfBody"],
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:kontex-spans",
+            "awsRegion": "eu-west-1",
+        }
+        for m in received
+    ]
+    for _ in range(3):  # redelivered three times
+        assert worker({"Records": records}, LocalContext(function_name="w")) == {
+            "batchItemFailures": []
+        }
     assert len(all_snapshots(kontex)) == 5

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +12,7 @@ from kontex import bootstrap
 from kontex.adapters.local_blobs import LocalBlobs
 from kontex.adapters.local_queue import sqs_record
 from kontex.local.apigw import LocalContext, http_api_event, response_parts
-from kontex.local.server import functions_dir, load_module
+from kontex.local.server import load_module, load_worker, worker_paths
 from kontex.proxy.assemble import message_from_stream
 from kontex.services import capture, keys, sessions, snapshots
 from kontex.settings import Settings
@@ -22,16 +21,7 @@ from tests.proxy.fake_anthropic import FakeAnthropic, reply_for, sse_events
 proxy = load_module("proxy")
 
 
-def _worker() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "tests_capture_worker", functions_dir() / "workers" / "capture.py"
-    )
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module.lambda_handler
-
-
-worker = _worker()
+worker = load_worker(worker_paths()["capture"]).lambda_handler
 REQUEST = {
     "model": "claude-fake",
     "max_tokens": 100,

@@ -8,7 +8,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from kontex import cli
 from kontex.bootstrap import Container, load_or_create_secret
@@ -126,39 +125,32 @@ def test_unknown_database_url_scheme_is_refused(tmp_path: Any) -> None:
         Container(config).store  # noqa: B018
 
 
-def test_secrets_come_from_secrets_manager_on_aws(monkeypatch: Any) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        sm = boto3.client("secretsmanager")
-        key_arn = sm.create_secret(Name="k", SecretString="hmac-secret")["ARN"]
-        db_arn = sm.create_secret(
-            Name="db",
-            SecretString=json.dumps(
-                {
-                    "username": "kontex",
-                    "password": "p@ss/word",
-                    "host": "db",
-                    "port": 5432,
-                    "dbname": "kontex",
-                }
-            ),
-        )["ARN"]
-        config = Settings.from_env(
+def test_secrets_come_from_secrets_manager_on_aws(mocked_aws: None) -> None:
+    sm = boto3.client("secretsmanager")
+    key_arn = sm.create_secret(Name="k", SecretString="hmac-secret")["ARN"]
+    db_arn = sm.create_secret(
+        Name="db",
+        SecretString=json.dumps(
             {
-                "AWS_LAMBDA_FUNCTION_NAME": "kontex-api",
-                "KONTEX_API_KEY_SECRET_ARN": key_arn,
-                "KONTEX_DATABASE_SECRET_ARN": db_arn,
-                "KONTEX_DATABASE_HOST": "proxy.example",
+                "username": "kontex",
+                "password": "p@ss/word",
+                "host": "db",
+                "port": 5432,
+                "dbname": "kontex",
             }
-        )
-        container = Container(config)
-        assert container.api_key_secret == b"hmac-secret"
-        store = container.store
-        assert store.url == (  # type: ignore[attr-defined]
-            "postgresql://kontex:p%40ss%2Fword@proxy.example:5432/kontex?sslmode=require"
-        )
+        ),
+    )["ARN"]
+    config = Settings.from_env(
+        {
+            "AWS_LAMBDA_FUNCTION_NAME": "kontex-api",
+            "KONTEX_API_KEY_SECRET_ARN": key_arn,
+            "KONTEX_DATABASE_SECRET_ARN": db_arn,
+            "KONTEX_DATABASE_HOST": "proxy.example",
+        }
+    )
+    container = Container(config)
+    assert container.api_key_secret == b"hmac-secret"
+    store = container.store
+    assert store.url == (  # type: ignore[attr-defined]
+        "postgresql://kontex:p%40ss%2Fword@proxy.example:5432/kontex?sslmode=require"
+    )

@@ -192,20 +192,28 @@ def make_server(host: str, port: int, stack: LocalStack | None = None) -> DevSer
     return DevServer((host, port), _make_request_handler(stack or LocalStack()))
 
 
+def load_worker(path: Path) -> ModuleType:
+    """A worker module (``functions/workers/<queue>.py``), loaded from its file."""
+    spec = importlib.util.spec_from_file_location(f"kontex_workers_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"no worker at {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def worker_paths(root: Path | None = None) -> dict[str, Path]:
+    """Queue name -> worker module file."""
+    folder = (root or functions_dir()) / "workers"
+    return {p.stem: p for p in sorted(folder.glob("*.py")) if not p.stem.startswith("_")}
+
+
 def start_workers(root: Path | None = None) -> LocalQueue:
     """The in-process queue, with each ``functions/workers/<queue>.py`` consuming its queue."""
     local_queue = LocalQueue()
-    folder = (root or functions_dir()) / "workers"
-    for path in sorted(folder.glob("*.py")):
-        if path.stem.startswith("_"):
-            continue
-        spec = importlib.util.spec_from_file_location(f"kontex_workers_{path.stem}", path)
-        if spec is None or spec.loader is None:
-            continue
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        local_queue.register(path.stem, module.lambda_handler)
+    for queue, path in worker_paths(root).items():
+        local_queue.register(queue, load_worker(path).lambda_handler)
     local_queue.start()
     return local_queue
 
