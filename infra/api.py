@@ -1,6 +1,6 @@
 """API: one HTTP API (payload 2.0) in front of the api, ingest and proxy functions.
 
-Routes: `ANY /v1/{proxy+}`, `GET /v1/openapi.json`, `GET /health` and `ANY /mcp` to the api
+Routes: `ANY /v1/{proxy+}`, `GET /v1/openapi.json` and `GET /health` to the api
 function; `POST /ingest/v1/traces` to ingest; `POST /proxy/v1/messages` to the proxy.
 Authentication is the library's (API keys, HMAC-hashed), not API Gateway's. The `$default`
 stage is throttled and writes JSON access logs.
@@ -72,7 +72,7 @@ class Api(Construct):
             handler="handler.lambda_handler",
             timeout=API_TIMEOUT,
             access=Access(bundles="read_write", sends_to=("events",)),
-            description="Kontex REST API (/v1, /health, /mcp)",
+            description="Kontex REST API (/v1, /health)",
         )
         self.ingest_function = factory.create(
             self,
@@ -128,7 +128,6 @@ class Api(Construct):
         self._route("/v1/{proxy+}", [M.ANY], rest)
         self._route("/v1/openapi.json", [M.GET], rest)
         self._route("/health", [M.GET], rest)
-        self._route("/mcp", [M.ANY], rest)
         self._route(
             "/ingest/v1/traces",
             [M.POST],

@@ -91,7 +91,7 @@ def test_concurrent_requests_are_served(stack: DevStack) -> None:
 
     def one(i: int) -> int:
         status, session = a("POST", "/v1/sessions", {"name": f"parallel {i}"})
-        assert status == 201
+        assert status == 201, session
         return a("GET", f"/v1/sessions/{session['id']}")[0]
 
     with ThreadPoolExecutor(max_workers=8) as pool:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import multiprocessing
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from concurrent.futures import ProcessPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
@@ -16,6 +18,7 @@ from typing import Any
 from kontex import bootstrap
 from kontex.adapters.local_queue import LocalQueue
 from kontex.local.apigw import LocalContext, http_api_event, response_parts
+from kontex.settings import Settings
 
 log = logging.getLogger("kontex.dev")
 
@@ -55,20 +58,43 @@ def load_handler(
 Streamed = tuple[int, dict[str, str], Iterator[bytes]]
 
 
-class LocalStack:
-    """Dispatches HTTP requests to the handlers as Lambda would.
+# Functions whose module holds a Powertools resolver. Powertools keeps the event being resolved
+# on a class attribute (``BaseRouter.current_event``), shared by every resolver in a process:
+# Lambda is safe (one request per process at a time), threads are not. These run in worker
+# processes, each one request at a time, like warm Lambda environments.
+PROCESS_ISOLATED = {"api"}
+ENVIRONMENTS = 4
 
-    Lambda runs one request at a time per execution environment, and handler modules rely on
-    it (Powertools resolvers keep the current event on the module's ``app``). So each
-    concurrent request here gets its own loaded copy of the handler, reused afterwards, like
-    warm environments. A handler module that also defines ``stream_handler(event)`` (the
-    proxy) is called through it, so its answer streams to the client as it arrives.
+_environment: Callable[[dict, Any], dict] | None = None
+
+
+def _start_environment(name: str, settings: Settings, root: str | None) -> None:
+    """Initializer of a worker process: its own container, the handler loaded once."""
+    global _environment
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    bootstrap.configure(bootstrap.Container(settings))
+    _environment = load_handler(name, Path(root) if root else None)
+
+
+def _run_in_environment(name: str, event: dict[str, Any]) -> dict[str, Any]:
+    assert _environment is not None
+    return _environment(event, LocalContext(function_name=f"kontex-{name}"))
+
+
+class LocalStack:
+    """Dispatches HTTP requests to the handlers as API Gateway and Lambda would.
+
+    Functions in ``PROCESS_ISOLATED`` run in a pool of worker processes; the others (which
+    keep no per-request state in their module) run on the server's threads. A handler module
+    that also defines ``stream_handler(event)`` (the proxy) is called through it, so its
+    answer streams to the client as it arrives.
     """
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, settings: Settings, root: Path | None = None) -> None:
+        self._settings = settings
         self._root = root
-        self._idle: dict[str, list[ModuleType]] = {}
-        self._loaded: dict[str, int] = {}
+        self._modules: dict[str, ModuleType] = {}
+        self._pools: dict[str, ProcessPoolExecutor] = {}
         self._lock = threading.Lock()
 
     def function_for(self, path: str) -> str | None:
@@ -78,30 +104,45 @@ class LocalStack:
                 return name
         return None
 
-    @contextmanager
-    def _environment(self, name: str) -> Iterator[ModuleType]:
+    def _pool(self, name: str) -> ProcessPoolExecutor:
         with self._lock:
-            idle = self._idle.setdefault(name, [])
-            module = idle.pop() if idle else None
-            if module is None:
-                self._loaded[name] = self._loaded.get(name, 0) + 1
-                instance = self._loaded[name]
-        if module is None:
-            module = load_module(name, self._root, instance)
-        try:
-            yield module
-        finally:
-            with self._lock:
-                self._idle[name].append(module)
+            if name not in self._pools:
+                self._pools[name] = ProcessPoolExecutor(
+                    max_workers=ENVIRONMENTS,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_start_environment,
+                    initargs=(name, self._settings, str(self._root) if self._root else None),
+                )
+            return self._pools[name]
+
+    def _module(self, name: str) -> ModuleType:
+        with self._lock:
+            if name not in self._modules:
+                self._modules[name] = load_module(name, self._root)
+            return self._modules[name]
+
+    def warm(self) -> None:
+        """Start the worker processes now rather than on the first requests."""
+        for name in PROCESS_ISOLATED:
+            if ((self._root or functions_dir()) / name / "handler.py").exists():
+                pool = self._pool(name)
+                for _ in range(ENVIRONMENTS):
+                    pool.submit(int)
 
     def invoke(self, name: str, event: dict[str, Any]) -> dict[str, Any] | Streamed:
-        with self._environment(name) as module:
-            streaming = getattr(module, "stream_handler", None)
-            if streaming is not None:
-                return streaming(event)  # type: ignore[no-any-return]
-            return module.lambda_handler(  # type: ignore[no-any-return]
-                event, LocalContext(function_name=f"kontex-{name}")
-            )
+        if name in PROCESS_ISOLATED:
+            return self._pool(name).submit(_run_in_environment, name, event).result()
+        module = self._module(name)
+        streaming = getattr(module, "stream_handler", None)
+        if streaming is not None:
+            return streaming(event)  # type: ignore[no-any-return]
+        return module.lambda_handler(  # type: ignore[no-any-return]
+            event, LocalContext(function_name=f"kontex-{name}")
+        )
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _make_request_handler(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
@@ -188,8 +229,8 @@ class DevServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-def make_server(host: str, port: int, stack: LocalStack | None = None) -> DevServer:
-    return DevServer((host, port), _make_request_handler(stack or LocalStack()))
+def make_server(host: str, port: int, stack: LocalStack) -> DevServer:
+    return DevServer((host, port), _make_request_handler(stack))
 
 
 def load_worker(path: Path) -> ModuleType:
@@ -223,7 +264,9 @@ def serve(container: bootstrap.Container, host: str, port: int) -> None:
     bootstrap.configure(container)
     workers = start_workers()
     container.queue = workers
-    server = make_server(host, port)
+    stack = LocalStack(container.settings)
+    stack.warm()
+    server = make_server(host, port, stack)
     bound_host, bound_port = server.server_address[:2]
     base = f"http://{bound_host}:{bound_port}"
     print(f"kontex dev: data in {container.settings.kontex_data_dir.resolve()}", flush=True)
@@ -237,4 +280,5 @@ def serve(container: bootstrap.Container, host: str, port: int) -> None:
         print("\nkontex dev: stopping", flush=True)
     finally:
         server.server_close()
+        stack.close()
         workers.stop()
