@@ -29,6 +29,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy layers/core/kontex
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -267,8 +267,7 @@ def serve(container: bootstrap.Container, host: str, port: int) -> None:
     stack = LocalStack(container.settings)
     stack.warm()
     server = make_server(host, port, stack)
-    bound_host, bound_port = server.server_address[:2]
-    base = f"http://{bound_host}:{bound_port}"
+    base = f"http://{host}:{server.server_address[1]}"
     print(f"kontex dev: data in {container.settings.kontex_data_dir.resolve()}", flush=True)
     if applied:
         print(f"kontex dev: applied migrations {', '.join(applied)}", flush=True)
