@@ -20,18 +20,18 @@ WORKER_TIMEOUT = Duration.seconds(60)
 BATCH_SIZE = 10
 
 # queue name -> (construct id, handler in functions/workers, access beyond the database).
-# Every worker keeps the API-key secret: the library's Deps is built with it. Once the library
-# reads it lazily, `api_keys=False` here narrows the workers' grants.
+# Workers never see an API key (the library reads the HMAC secret on first use only), so they
+# get no access to it.
 WORKERS: dict[str, tuple[str, str, Access]] = {
     "spans": (
         "SpansWorker",
         "spans.lambda_handler",
-        Access(bundles="read_write", sends_to=("events",)),
+        Access(bundles="read_write", sends_to=("events",), api_keys=False),
     ),
     "captures": (
         "CaptureWorker",
         "capture.lambda_handler",
-        Access(bundles="read_write", sends_to=("events",)),
+        Access(bundles="read_write", sends_to=("events",), api_keys=False),
     ),
 }
 # The snapshot-events queue is filled by the API, ingest and capture paths (snapshot.created,

@@ -388,3 +388,12 @@ def test_cdk_nag_finds_no_unsuppressed_errors_or_warnings(dev: Synth, prod: Synt
         pattern = Match.string_like_regexp("AwsSolutions-.*")
         assert synth.annotations.find_error("*", pattern) == []
         assert synth.annotations.find_warning("*", pattern) == []
+
+
+def test_only_functions_that_see_api_keys_can_read_the_key_secret(dev: Synth) -> None:
+    for service in ("kontex-api", "kontex-ingest", "kontex-proxy"):
+        _, props = dev.function(service)
+        assert "KONTEX_API_KEY_SECRET_ARN" in props["Environment"]["Variables"], service
+    for service in ("kontex-spansworker", "kontex-captureworker"):
+        _, props = dev.function(service)
+        assert "KONTEX_API_KEY_SECRET_ARN" not in props["Environment"]["Variables"], service

@@ -113,10 +113,15 @@ def test_secret_file_is_private_and_stable(tmp_path: Any) -> None:
     assert (tmp_path / "api_key_secret").stat().st_mode & 0o077 == 0
 
 
-def test_deployed_function_without_a_secret_refuses(tmp_path: Any) -> None:
-    config = Settings.from_env({"AWS_LAMBDA_FUNCTION_NAME": "kontex-api"}, kontex_data_dir=tmp_path)
-    with pytest.raises(KontexError):
-        Container(config).api_key_secret  # noqa: B018
+def test_deployed_function_without_a_secret_refuses_key_work_only(tmp_path: Any) -> None:
+    config = Settings.from_env(
+        {"AWS_LAMBDA_FUNCTION_NAME": "kontex-spans"}, kontex_data_dir=tmp_path
+    )
+    container = Container(config)
+    deps = container.deps  # a worker builds its deps without the secret...
+    with pytest.raises(KontexError):  # ...and only key operations need it
+        keys.authenticate(deps, "kontex_" + "x" * 43)
+    assert not (tmp_path / "api_key_secret").exists()  # no local secret made on AWS
 
 
 def test_unknown_database_url_scheme_is_refused(tmp_path: Any) -> None:

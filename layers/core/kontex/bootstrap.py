@@ -132,7 +132,7 @@ class Container:
         return Deps(
             store=self.store,
             blobs=self.blobs,
-            api_key_secret=self.api_key_secret,
+            api_key_secret=lambda: self.api_key_secret,
             events=self.events,
             enrich_window_seconds=self.settings.kontex_enrich_window_seconds,
         )

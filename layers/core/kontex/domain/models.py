@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 def utcnow() -> datetime:
@@ -191,14 +191,3 @@ def validate_thread_id(thread_id: str) -> str:
     if not THREAD_ID_RE.fullmatch(thread_id):
         raise ValueError("thread ids are 'thrd_' followed by 27 to 59 of [a-zA-Z0-9-]")
     return thread_id
-
-
-class ThreadStateInput(BaseModel):
-    user_data: str
-
-    @field_validator("user_data")
-    @classmethod
-    def _at_most_one_mib(cls, value: str) -> str:
-        if len(value.encode("utf-8")) > THREAD_STATE_MAX_BYTES:
-            raise ValueError("user_data is larger than 1 MiB")
-        return value

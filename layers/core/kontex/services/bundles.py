@@ -32,7 +32,6 @@ from kontex.ports import ChainNode
 from kontex.services.deps import Deps
 
 MANIFEST_VERSION = 1
-LISTS = ("messages", "tool_calls", "files", "log_events")
 
 
 def canonical(value: Any) -> bytes:

@@ -22,7 +22,14 @@ class NullEvents:
 class Deps:
     store: Store
     blobs: BlobStore
-    api_key_secret: bytes
+    # The HMAC key for API keys, or how to get it: read on first use, so functions that never
+    # see a key (the workers) need no access to the secret.
+    api_key_secret: bytes | Callable[[], bytes]
     events: Events = field(default_factory=NullEvents)
     enrich_window_seconds: int = 60
     clock: Callable[[], datetime] = utcnow
+
+    def key_secret(self) -> bytes:
+        if callable(self.api_key_secret):
+            self.api_key_secret = self.api_key_secret()
+        return self.api_key_secret

@@ -47,14 +47,14 @@ def create_key(deps: Deps, label: str, account_id: str | None = None) -> tuple[A
         prefix=plaintext[:_DISPLAY_CHARS],
         created_at=now,
     )
-    deps.store.insert_api_key(key, hash_key(deps.api_key_secret, plaintext))
+    deps.store.insert_api_key(key, hash_key(deps.key_secret(), plaintext))
     return key, plaintext
 
 
 def authenticate(deps: Deps, presented: str | None) -> ApiKey:
     if not presented or not presented.startswith(KEY_PREFIX):
         raise Unauthorized("a valid API key is required")
-    key = deps.store.find_api_key(hash_key(deps.api_key_secret, presented))
+    key = deps.store.find_api_key(hash_key(deps.key_secret(), presented))
     if key is None or key.revoked_at is not None:
         raise Unauthorized("a valid API key is required")
     return key
