@@ -36,7 +36,9 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
-	$(BIN)/python bench/storage_growth.py
+	$(BIN)/python bench/storage_growth.py --turns 200 --backend all
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/proxy.py
 
 build: $(STAMP)
 	$(BIN)/python layers/build.py
