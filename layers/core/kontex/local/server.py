@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import multiprocessing
 import signal
@@ -24,11 +25,13 @@ log = logging.getLogger("kontex.dev")
 
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
 
-# Path prefix -> function folder, first match wins (as the HTTP API routes them on AWS).
+# Path prefix -> function folder, first match wins, as the HTTP API routes them on AWS
+# (infra/api.py); any other path is a 404 before any function runs, there as here.
 ROUTES: list[tuple[str, str]] = [
     ("/ingest/", "ingest"),
     ("/proxy/", "proxy"),
-    ("/", "api"),
+    ("/v1/", "api"),
+    ("/health", "api"),
 ]
 
 
@@ -100,7 +103,8 @@ class LocalStack:
     def function_for(self, path: str) -> str | None:
         for prefix, name in ROUTES:
             handler = (self._root or functions_dir()) / name / "handler.py"
-            if path.startswith(prefix) and handler.exists():
+            matches = path == prefix if not prefix.endswith("/") else path.startswith(prefix)
+            if matches and handler.exists():
                 return name
         return None
 
@@ -153,22 +157,14 @@ def _make_request_handler(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY:
-                self._send(
-                    413,
-                    [("Content-Type", "application/json")],
-                    b'{"error":"payload_too_large","message":"request body over 10 MB"}',
-                )
+                self._error(413, "payload_too_large", "the request body is over 10 MB")
                 self.close_connection = True
                 return
             body = self.rfile.read(length) if length else b""
             path = self.path.split("?", 1)[0]
             name = stack.function_for(path)
             if name is None:
-                self._send(
-                    404,
-                    [("Content-Type", "application/json")],
-                    b'{"error":"not_found","message":"no such route"}',
-                )
+                self._error(404, "not_found", "no such route")
                 return
             event = http_api_event(
                 self.command, self.path, list(self.headers.items()), body, self.client_address[0]
@@ -180,13 +176,13 @@ def _make_request_handler(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
                     return
             except Exception:  # what Lambda would answer for a crashed invocation
                 log.exception("handler %s failed", name)
-                self._send(
-                    500,
-                    [("Content-Type", "application/json")],
-                    b'{"error":"internal_error","message":"the handler failed"}',
-                )
+                self._error(500, "internal_error", "the handler failed")
                 return
             self._send(*response_parts(result))
+
+        def _error(self, status: int, code: str, message: str) -> None:
+            body = {"error": code, "message": message, "details": None}
+            self._send(status, [("Content-Type", "application/json")], json.dumps(body).encode())
 
         def _stream(self, status: int, headers: dict[str, str], chunks: Iterator[bytes]) -> None:
             self.send_response(status)
