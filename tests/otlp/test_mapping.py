@@ -6,6 +6,7 @@ from typing import Any
 
 from kontex.otlp import mapping
 from kontex.otlp.decode import PROTOBUF, decode_request
+from kontex.services.conversation import conversation_tool_calls
 from tests.otlp import spans as fixtures
 
 
@@ -41,7 +42,7 @@ def test_openllmetry_indexed_attributes() -> None:
     later = mapping.llm_call(second)
     assert [m.role for m in later.messages] == ["system", "user", "assistant", "user", "assistant"]
     assert later.messages[-1].content == "You have socks in your cart."
-    calls = mapping.conversation_tool_calls(later.messages, None)
+    calls = conversation_tool_calls(later.messages, None)
     assert [(c.id, c.tool, c.input, c.output) for c in calls] == [
         ("toolu_01", "get_cart", {"user": "u1"}, '{"items": ["socks"]}')
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 
@@ -21,3 +22,9 @@ def new_id(prefix: str) -> str:
     millis = time.time_ns() // 1_000_000
     rand = int.from_bytes(os.urandom(10), "big")
     return f"{prefix}_{_base32(millis, 10)}{_base32(rand, 16)}"
+
+
+def derived_id(prefix: str, *parts: str) -> str:
+    """A stable id from its parts: what queue workers use, so a redelivery finds its own rows."""
+    digest = hashlib.sha256(":".join(parts).encode()).hexdigest()[:26]
+    return f"{prefix}_{digest}"

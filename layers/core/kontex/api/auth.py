@@ -27,15 +27,21 @@ def presented_key(headers: dict[str, str]) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token else None
 
 
+def authorize(presented: str | None) -> ApiKey:
+    """The key presented, if valid, counted against its hourly request limit."""
+    deps = container().deps
+    key = keys.authenticate(deps, presented)
+    limits.hit(deps, key.id, "requests", container().settings.kontex_rate_limit_per_hour)
+    return key
+
+
 def admit(event: dict[str, Any]) -> ApiKey | None:
     """The caller's key for a protected path (None for public ones); raises ``KontexError``."""
     path = event.get("rawPath") or event.get("requestContext", {}).get("http", {}).get("path", "")
     if path in PUBLIC_PATHS:
         return None
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    deps = container().deps
-    key = keys.authenticate(deps, presented_key(headers))
-    limits.hit(deps, key.id, "requests", container().settings.kontex_rate_limit_per_hour)
+    key = authorize(presented_key(headers))
     content_type = headers.get("content-type", "application/json").lower()
     if event.get("body") and not content_type.startswith("application/json"):
         raise UnsupportedMediaType("send JSON with Content-Type: application/json")

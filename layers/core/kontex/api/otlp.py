@@ -6,12 +6,12 @@ import base64
 import json
 from typing import Any
 
-from kontex.api.auth import presented_key
+from kontex.api.auth import authorize, presented_key
 from kontex.api.errors import status_of
 from kontex.bootstrap import container
 from kontex.domain.errors import KontexError, NotFound, Transient
 from kontex.otlp.decode import JSON, PROTOBUF, encode_response
-from kontex.services import ingest, keys, limits
+from kontex.services import ingest
 
 RETRY_AFTER_SECONDS = "5"
 
@@ -36,11 +36,9 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
             raise NotFound("the OTLP trace receiver is at /ingest/v1/traces")
         if method != "POST":
             raise KontexError("only POST is allowed")
-        deps = container().deps
-        key = keys.authenticate(deps, presented_key(headers))
-        limits.hit(deps, key.id, "requests", container().settings.kontex_rate_limit_per_hour)
+        key = authorize(presented_key(headers))
         result = ingest.accept(
-            deps,
+            container().deps,
             container().queue,
             key,
             body,

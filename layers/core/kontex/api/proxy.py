@@ -17,12 +17,13 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from kontex.api.auth import authorize
 from kontex.api.errors import status_of
 from kontex.bootstrap import container
 from kontex.domain.errors import InvalidInput, KontexError, NotFound
 from kontex.proxy.assemble import reply_of
 from kontex.proxy.upstream import UpstreamError, UpstreamResponse, post_messages
-from kontex.services import capture, keys, limits, sessions
+from kontex.services import capture, sessions
 
 logger = Logger(service="kontex-proxy", child=True)
 
@@ -58,9 +59,8 @@ def admit(event: dict[str, Any]) -> Call:
     body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8")
     if event.get("rawPath", "").rstrip("/") != "/proxy/v1/messages":
         raise NotFound("the proxy serves POST /proxy/v1/messages")
+    key = authorize(headers.get("x-kontex-api-key"))  # Authorization belongs to the upstream
     deps = container().deps
-    key = keys.authenticate(deps, headers.get("x-kontex-api-key"))
-    limits.hit(deps, key.id, "requests", container().settings.kontex_rate_limit_per_hour)
     try:
         request = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):

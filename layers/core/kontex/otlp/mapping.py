@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kontex.domain.models import Message, ToolCall
-from kontex.services.conversation import conversation_tool_calls  # noqa: F401 (re-export)
 
 TASK_KINDS = {"workflow", "agent", "task"}
 LLM_OPERATIONS = {"chat", "text_completion", "generate_content"}

@@ -8,15 +8,14 @@ asks for a tool), ``token_threshold`` (input + output tokens of the call >= N, d
 
 from __future__ import annotations
 
-import hashlib
 import json
-from contextlib import suppress
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from kontex.domain.errors import Conflict, InvalidInput
-from kontex.domain.models import ContextBundle, Message, Snapshot, SnapshotSource, Task
-from kontex.services import snapshots
+from kontex.domain.models import ContextBundle, Message, Snapshot, SnapshotSource
+from kontex.ids import derived_id
+from kontex.services import sessions, snapshots
 from kontex.services.conversation import conversation_tool_calls
 from kontex.services.deps import Deps
 
@@ -101,39 +100,29 @@ def bundle_of(job: CaptureJob) -> ContextBundle:
     )
 
 
-def _proxy_task(deps: Deps, account_id: str, session_id: str) -> str:
-    digest = hashlib.sha256(f"{account_id}:{session_id}:proxy".encode()).hexdigest()[:26]
-    task_id = f"task_{digest}"
-    if deps.store.get_task(account_id, task_id) is None:
-        now = deps.clock()
-        with suppress(Conflict):
-            deps.store.insert_task(
-                Task(
-                    id=task_id,
-                    account_id=account_id,
-                    session_id=session_id,
-                    name="proxy",
-                    status="active",
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-    return task_id
-
-
 def capture(deps: Deps, job: CaptureJob) -> Snapshot | None:
     """Write the job's snapshot if its trigger fires; a redelivered job writes nothing."""
     if not should_snapshot(job):
         return None
     if deps.store.get_session(job.account_id, job.session_id) is None:
         return None  # the session was purged after the call: nothing to attach it to
-    task_id = job.task_id or _proxy_task(deps, job.account_id, job.session_id)
+    task_id = job.task_id or sessions.ensure_task(
+        deps,
+        job.account_id,
+        derived_id("task", job.account_id, job.session_id, "proxy"),
+        job.session_id,
+        "proxy",
+    )
     bundle = bundle_of(job)
     label = f"proxy: {bundle.model or 'model'} turn {assistant_turns(job)}"
-    digest = hashlib.sha256(f"{job.account_id}:{job.id}".encode()).hexdigest()[:26]
     try:
         return snapshots.create_snapshot(
-            deps, job.account_id, task_id, label, bundle, snapshot_id=f"snap_{digest}"
+            deps,
+            job.account_id,
+            task_id,
+            label,
+            bundle,
+            snapshot_id=derived_id("snap", job.account_id, job.id),
         )
     except Conflict:
         return None

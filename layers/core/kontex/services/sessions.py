@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 from datetime import datetime
@@ -170,6 +171,33 @@ def create_task(
     )
     deps.store.insert_task(task)
     return task
+
+
+def ensure_task(
+    deps: Deps,
+    account_id: str,
+    task_id: str,
+    session_id: str,
+    name: str,
+    parent_task_id: str | None = None,
+    status: TaskStatus = TaskStatus.ACTIVE,
+) -> str:
+    """The task with this (derived) id, made if missing: idempotent for queue workers."""
+    if deps.store.get_task(account_id, task_id) is None:
+        now = deps.clock()
+        task = Task(
+            id=task_id,
+            account_id=account_id,
+            session_id=session_id,
+            parent_task_id=parent_task_id,
+            name=name.strip()[:200] or "task",
+            status=status,
+            created_at=now,
+            updated_at=now,
+        )
+        with contextlib.suppress(Conflict):  # made meanwhile by another delivery
+            deps.store.insert_task(task)
+    return task_id
 
 
 def get_task(deps: Deps, account_id: str, task_id: str) -> Task:

@@ -23,20 +23,15 @@ redelivered or re-exported span meets a ``Conflict`` and creates nothing twice.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 from typing import Any
 
 from kontex.domain.errors import Conflict, NotFound
-from kontex.domain.models import ContextBundle, Session, SnapshotSource, Task, ToolCall
+from kontex.domain.models import ContextBundle, Session, SnapshotSource, TaskStatus, ToolCall
+from kontex.ids import derived_id
 from kontex.otlp import mapping
 from kontex.services import sessions, snapshots
+from kontex.services.conversation import conversation_tool_calls
 from kontex.services.deps import Deps
-
-
-def _derived_id(prefix: str, *parts: str) -> str:
-    digest = hashlib.sha256(":".join(parts).encode()).hexdigest()[:26]
-    return f"{prefix}_{digest}"
 
 
 def store_message(deps: Deps, message: dict[str, Any]) -> int:
@@ -100,35 +95,14 @@ class _Trace:
             parent = self.by_id.get(parent.get("parent_span_id") or "")
         return None
 
-    def _ensure(
-        self, task_id: str, session_id: str, name: str, parent: str | None, status: str
-    ) -> str:
-        try:
-            task = sessions.get_task(self.deps, self.account_id, task_id)
-            return task.id
-        except NotFound:
-            pass
-        now = self.deps.clock()
-        task = Task(
-            id=task_id,
-            account_id=self.account_id,
-            session_id=session_id,
-            parent_task_id=parent,
-            name=name,
-            status=status,
-            created_at=now,
-            updated_at=now,
-        )
-        with contextlib.suppress(Conflict):  # made meanwhile by another delivery
-            self.deps.store.insert_task(task)
-        return task_id
-
     def task_of_task_span(self, span: dict[str, Any], session_id: str) -> str:
         ancestor = self._task_ancestor(span)
         parent = self.task_of_task_span(ancestor, session_id) if ancestor else None
-        status = "failed" if span.get("status") == "error" else "completed"
-        task_id = _derived_id("task", self.account_id, session_id, self.trace_id, span["span_id"])
-        return self._ensure(task_id, session_id, mapping.task_name(span), parent, status)
+        status = TaskStatus.FAILED if span.get("status") == "error" else TaskStatus.COMPLETED
+        task_id = derived_id("task", self.account_id, session_id, self.trace_id, span["span_id"])
+        return sessions.ensure_task(
+            self.deps, self.account_id, task_id, session_id, mapping.task_name(span), parent, status
+        )
 
     def task_for(self, span: dict[str, Any], session_id: str) -> str:
         ancestor = self._task_ancestor(span)
@@ -136,8 +110,8 @@ class _Trace:
             return self.task_of_task_span(ancestor, session_id)
         roots = [s for s in self.spans if not s.get("parent_span_id")]
         name = f"trace {roots[0]['name'] if roots else self.trace_id[:8]}"[:200]
-        task_id = _derived_id("task", self.account_id, session_id, self.trace_id)
-        return self._ensure(task_id, session_id, name, None, "active")
+        task_id = derived_id("task", self.account_id, session_id, self.trace_id)
+        return sessions.ensure_task(self.deps, self.account_id, task_id, session_id, name)
 
     # -- snapshots ------------------------------------------------------------------------
 
@@ -152,7 +126,7 @@ class _Trace:
         call = mapping.llm_call(span)
         at = mapping.span_time(span["end_time_unix_nano"])
         tool_calls = _merge_calls(
-            mapping.conversation_tool_calls(call.messages, at),
+            conversation_tool_calls(call.messages, at),
             self._tool_spans_before(span["end_time_unix_nano"]),
         )
         bundle = ContextBundle(
@@ -186,7 +160,7 @@ class _Trace:
         self, span: dict[str, Any], session_id: str, label: str, bundle: ContextBundle
     ) -> bool:
         task_id = self.task_for(span, session_id)
-        snapshot_id = _derived_id("snap", self.account_id, self.trace_id, span["span_id"])
+        snapshot_id = derived_id("snap", self.account_id, self.trace_id, span["span_id"])
         try:
             snapshots.create_snapshot(
                 self.deps, self.account_id, task_id, label[:500], bundle, snapshot_id=snapshot_id
