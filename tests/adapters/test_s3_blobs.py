@@ -24,7 +24,6 @@ from kontex.domain.models import (
     ToolCall,
 )
 from kontex.services import keys, sessions, snapshots
-from kontex.services.bundles import canonical
 from kontex.services.deps import Deps
 
 BUCKET = "kontex-test-blobs"
@@ -157,6 +156,9 @@ def test_prefix_option_namespaces_every_key(s3: Any) -> None:
 T = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
 
+BIG = "row,value\n" * 8_000
+
+
 def _bundle() -> ContextBundle:
     readme = "# Project\n\nKontex keeps agent context. Café, naïve, 日本語 — unicode survives.\n"
     return ContextBundle(
@@ -195,6 +197,7 @@ def _bundle() -> ContextBundle:
         files=[
             ContextFile(path="README.md", content=readme),
             ContextFile(path="src/app.py", content="print('hi')\n", token_count=4),
+            ContextFile(path="data/big.csv", content=BIG),  # above 64 KiB: an S3 object
         ],
         reasoning="The user wants a summary; the README is the source.",
         log_events=[
@@ -253,8 +256,8 @@ def test_a_bundle_round_trips_over_s3(s3_deps: Deps, s3: Any) -> None:
     second = snapshots.create_snapshot(s3_deps, account_id, task_id, "turn 2", longer)
     after = s3.list_objects_v2(Bucket=BUCKET)["KeyCount"]
 
-    # Then only the new message and the new manifest were stored
-    assert after - before == 2
+    # Then nothing went to S3: items live in the database; only large file bodies are objects
+    assert before == 1 and after - before == 0
     assert _content(snapshots.get_bundle(s3_deps, account_id, second.id)) == _content(longer)
     assert _content(snapshots.get_bundle(s3_deps, account_id, first.id)) == _content(written)
     assert all(
@@ -263,34 +266,23 @@ def test_a_bundle_round_trips_over_s3(s3_deps: Deps, s3: Any) -> None:
     )
 
 
-def _item_key(account_id: str, session_id: str, data: bytes) -> str:
-    return f"{account_id}/{session_id}/{hashlib.sha256(data).hexdigest()}"
-
-
-@pytest.mark.parametrize("target", ["message", "tool_call", "file_body", "log_event", "manifest"])
-def test_a_tampered_object_is_never_served(s3_deps: Deps, s3: Any, target: str) -> None:
+@pytest.mark.parametrize("damage", ["rewritten", "deleted"])
+def test_a_tampered_object_is_never_served(s3_deps: Deps, s3: Any, damage: str) -> None:
     account_id, session_id, task_id = _task(s3_deps)
-    bundle = _bundle()
-    snap = snapshots.create_snapshot(s3_deps, account_id, task_id, "sealed", bundle)
-    data = {
-        "message": canonical(bundle.messages[2].model_dump(mode="json")),
-        "tool_call": canonical(bundle.tool_calls[0].model_dump(mode="json")),
-        "file_body": bundle.files[0].content.encode("utf-8"),
-        "log_event": canonical(bundle.log_events[1].model_dump(mode="json")),
-    }.get(target)
-    key = (
-        f"{account_id}/{session_id}/{snap.bundle_hash}"
-        if data is None
-        else _item_key(account_id, session_id, data)
-    )
+    snap = snapshots.create_snapshot(s3_deps, account_id, task_id, "sealed", _bundle())
+    key = f"{account_id}/{session_id}/{hashlib.sha256(BIG.encode()).hexdigest()}"
     original = _raw(s3, key)
 
-    # When someone with bucket access rewrites the object in place (no IfNoneMatch)
-    s3.put_object(Bucket=BUCKET, Key=key, Body=original.replace(b"e", b"3", 1) + b" ")
+    # When someone with bucket access rewrites the object in place (no IfNoneMatch) or drops it
+    if damage == "rewritten":
+        s3.put_object(Bucket=BUCKET, Key=key, Body=original.replace(b"r", b"4", 1))
+    else:
+        s3.delete_object(Bucket=BUCKET, Key=key)
 
-    # Then the bundle is refused rather than served altered
-    with pytest.raises(IntegrityError):
+    # Then the bundle is refused rather than served altered, and the key is not revealed
+    with pytest.raises(IntegrityError) as refused:
         snapshots.get_bundle(s3_deps, account_id, snap.id)
+    assert key not in str(refused.value)
 
 
 def test_empty_prefix_is_never_a_delete_all(blobs: S3Blobs) -> None:

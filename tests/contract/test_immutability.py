@@ -7,7 +7,16 @@ from typing import Any
 import pytest
 
 from kontex.adapters.sqlite_store import SqliteStore
-from tests.contract.test_store_contract import T0, account, session, snapshot, task
+from tests.contract.test_store_contract import (
+    T0,
+    _item,
+    account,
+    insert_revision,
+    insert_snapshot,
+    session,
+    snapshot,
+    task,
+)
 
 
 def _raw(store: Any, sql: str) -> None:
@@ -40,7 +49,10 @@ def sealed(store: Any) -> Any:
     account(store)
     s = session(store, "acct_a", "sess_1")
     t = task(store, s, "task_1")
-    store.insert_snapshot(snapshot(t, "snap_1", T0), [])
+    insert_snapshot(store, snapshot(t, "snap_1", T0))
+    with store.unit() as unit:
+        unit.add_items(s.id, T0, [_item(b"a" * 16)])
+        unit.add_chunks(s.id, {b"c" * 16: b"a" * 16})
     return store
 
 
@@ -62,10 +74,34 @@ def test_raw_sql_cannot_change_or_delete_a_snapshot(sealed: Any, sql: str) -> No
     assert got is not None and got.label == "snap_1" and got.bundle_hash == "b0"
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE items SET tokens = 0",
+        "DELETE FROM items",
+        "UPDATE chunks SET refs = refs || refs",
+        "DELETE FROM chunks",
+        "UPDATE snapshots SET manifest = NULL",
+    ],
+)
+def test_raw_sql_cannot_change_or_delete_content(sealed: Any, sql: str) -> None:
+    with pytest.raises(_driver_errors(sealed)) as caught:
+        _raw(sealed, sql)
+    assert "sealed" in str(caught.value)
+
+
+def test_truncate_is_refused(sealed: Any) -> None:
+    # SQLite has no TRUNCATE: its "truncate optimisation" is DELETE without WHERE
+    verb = "DELETE FROM {}" if isinstance(sealed, SqliteStore) else "TRUNCATE {} CASCADE"
+    for table in ("items", "chunks", "snapshots"):
+        with pytest.raises(_driver_errors(sealed)):
+            _raw(sealed, verb.format(table))
+
+
 def test_raw_sql_cannot_rewrite_a_revision(sealed: Any) -> None:
     from kontex.ports import Revision
 
-    sealed.insert_revision(Revision("snap_1", 1, "b1", 5, None, T0), [])
+    insert_revision(sealed, Revision("snap_1", 1, "b1", 5, None, T0))
     with pytest.raises(_driver_errors(sealed)):
         _raw(sealed, "UPDATE snapshot_revisions SET bundle_hash = 'x'")
     with pytest.raises(_driver_errors(sealed)):
@@ -80,6 +116,6 @@ def test_the_explicit_purge_may_delete(sealed: Any) -> None:
     account(sealed, "acct_b")
     s = session(sealed, "acct_b", "sess_1b")
     t = task(sealed, s, "task_1b")
-    sealed.insert_snapshot(snapshot(t, "snap_1b", T0), [])
+    insert_snapshot(sealed, snapshot(t, "snap_1b", T0))
     with pytest.raises(_driver_errors(sealed)):
         _raw(sealed, "DELETE FROM snapshots")

@@ -9,7 +9,7 @@ import pytest
 
 from kontex.domain.errors import Conflict
 from kontex.domain.models import Account, ApiKey, Session, SessionStatus, Snapshot, Task
-from kontex.ports import ChainNode, Revision
+from kontex.ports import ItemRow, Revision
 
 T0 = datetime(2026, 3, 1, 9, 30, 0, 123456, tzinfo=UTC)
 
@@ -151,26 +151,63 @@ def test_tasks_list_in_order_and_scope(store: Any) -> None:
     assert store.get_task("acct_b", "task_1") is None
 
 
-def _nodes(items: list[str]) -> list[ChainNode]:
-    nodes, parent = [], None
-    for i, item in enumerate(items):
-        node = f"n-{'.'.join(items[: i + 1])}"
-        nodes.append(ChainNode(node, parent, item, i, (i + 1) * 10))
-        parent = node
-    return nodes
+def insert_snapshot(store: Any, snap: Snapshot, manifest: bytes = b"{}") -> None:
+    with store.unit() as unit:
+        unit.add_snapshot(snap, manifest)
 
 
-def test_chains_share_prefixes_and_read_back_in_order(store: Any) -> None:
+def insert_revision(store: Any, revision: Revision, manifest: bytes = b"{}") -> None:
+    with store.unit() as unit:
+        unit.add_revision(revision, manifest)
+
+
+def _item(address: bytes, body: bytes = b"{}", tokens: int = 10) -> ItemRow:
+    return ItemRow(address, "message", body, tokens, 0, {"role": "user", "has_text": True})
+
+
+def test_items_and_chunks_are_stored_once_per_session(store: Any) -> None:
+    account(store)
+    s = session(store, "acct_a", "sess_1")
+    with store.unit() as unit:
+        unit.add_items(s.id, T0, [_item(b"a" * 16), _item(b"b" * 16, tokens=20)])
+        unit.add_chunks(s.id, {b"c" * 16: b"a" * 16 + b"b" * 16})
+    with store.unit() as unit:  # the same content again changes nothing
+        unit.add_items(s.id, T0, [_item(b"a" * 16, body=b"other", tokens=99)])
+        unit.add_chunks(s.id, {b"c" * 16: b"x"})
+    with store.unit(write=False) as unit:
+        assert unit.known_items(s.id, [b"a" * 16, b"b" * 16, b"z" * 16]) == {
+            b"a" * 16: 10,
+            b"b" * 16: 20,
+        }
+        assert unit.items(s.id, [b"a" * 16]) == {b"a" * 16: b"{}"}
+        assert unit.chunks(s.id, [b"c" * 16]) == {b"c" * 16: b"a" * 16 + b"b" * 16}
+        assert unit.known_items("sess_other", [b"a" * 16]) == {}
+
+
+def test_a_unit_rolls_back_entirely(store: Any) -> None:
     account(store)
     s = session(store, "acct_a", "sess_1")
     t = task(store, s, "task_1")
-    store.insert_snapshot(snapshot(t, "snap_1", T0), _nodes(["a", "b"]))
-    # the second snapshot repeats a, b: inserting their nodes again changes nothing
-    store.insert_snapshot(snapshot(t, "snap_2", T0 + timedelta(seconds=1)), _nodes(["a", "b", "c"]))
-    assert store.read_chain(s.id, "n-a.b.c") == ["a", "b", "c"]
-    assert store.read_chain(s.id, "n-a.b") == ["a", "b"]
-    assert store.known_nodes(s.id, ["n-a", "n-a.b.c", "n-zz"]) == {"n-a": 10, "n-a.b.c": 30}
-    assert store.known_nodes("sess_other", ["n-a"]) == {}
+    with pytest.raises(Conflict), store.unit() as unit:
+        unit.add_items(s.id, T0, [_item(b"a" * 16)])
+        unit.add_snapshot(snapshot(t, "snap_1", T0), b"{}")
+        unit.add_snapshot(snapshot(t, "snap_1", T0), b"{}")  # same id: the whole unit fails
+    with store.unit(write=False) as unit:
+        assert unit.known_items(s.id, [b"a" * 16]) == {}
+    assert store.get_snapshot("acct_a", "snap_1") is None
+    assert store.latest_snapshot("acct_a", t.id) is None
+
+
+def test_the_database_refuses_a_second_child_of_one_parent(store: Any) -> None:
+    account(store)
+    s = session(store, "acct_a", "sess_1")
+    t = task(store, s, "task_1")
+    insert_snapshot(store, snapshot(t, "snap_0", T0))
+    insert_snapshot(store, snapshot(t, "snap_1", T0, parent="snap_0"))
+    with pytest.raises(Conflict):
+        insert_snapshot(store, snapshot(t, "snap_1b", T0, parent="snap_0"))
+    with pytest.raises(Conflict):
+        insert_snapshot(store, snapshot(t, "snap_root2", T0))
 
 
 def test_snapshots_latest_list_and_revisions(store: Any) -> None:
@@ -179,7 +216,7 @@ def test_snapshots_latest_list_and_revisions(store: Any) -> None:
     t = task(store, s, "task_1")
     for i in range(3):
         parent = f"snap_{i - 1}" if i else None
-        store.insert_snapshot(snapshot(t, f"snap_{i}", T0 + timedelta(seconds=i), parent), [])
+        insert_snapshot(store, snapshot(t, f"snap_{i}", T0 + timedelta(seconds=i), parent))
     assert store.latest_snapshot("acct_a", t.id).id == "snap_2"
     assert store.latest_snapshot("acct_b", t.id) is None
     page = store.list_snapshots("acct_a", s.id, 2, None)
@@ -187,14 +224,14 @@ def test_snapshots_latest_list_and_revisions(store: Any) -> None:
     assert store.get_snapshot("acct_a", "snap_1").parent_snapshot_id == "snap_0"
     assert store.get_snapshot("acct_b", "snap_1") is None
 
-    store.insert_revision(Revision("snap_1", 1, "b1", 99, "m2", T0 + timedelta(seconds=9)), [])
+    insert_revision(store, Revision("snap_1", 1, "b1", 99, "m2", T0 + timedelta(seconds=9)))
     got = store.get_snapshot("acct_a", "snap_1")
     assert (got.bundle_hash, got.token_total, got.model, got.enriched) == ("b1", 99, "m2", True)
     revisions = store.list_revisions("acct_a", "snap_1")
     assert [(r.seq, r.bundle_hash) for r in revisions] == [(0, "b0"), (1, "b1")]
     assert store.list_revisions("acct_b", "snap_1") == []
     with pytest.raises(Conflict):  # two enrichments racing for the same seq
-        store.insert_revision(Revision("snap_1", 1, "b2", 1, None, T0), [])
+        insert_revision(store, Revision("snap_1", 1, "b2", 1, None, T0))
 
 
 def test_purge_removes_every_row_of_the_session_only(store: Any) -> None:
@@ -204,12 +241,18 @@ def test_purge_removes_every_row_of_the_session_only(store: Any) -> None:
     for s in (keep, gone):
         t = task(store, s, f"task_{s.id}")
         child = task(store, s, f"child_{s.id}", parent=t.id)
-        store.insert_snapshot(snapshot(child, f"snap_{s.id}", T0), _nodes(["a"]))
-        store.insert_revision(Revision(f"snap_{s.id}", 1, "b1", 1, None, T0), [])
+        insert_snapshot(store, snapshot(child, f"snap_{s.id}", T0))
+        insert_revision(store, Revision(f"snap_{s.id}", 1, "b1", 1, None, T0))
+        with store.unit() as unit:
+            unit.add_items(s.id, T0, [_item(b"a" * 16)])
+            unit.add_chunks(s.id, {b"c" * 16: b"a" * 16})
     assert store.purge_session("acct_a", gone.id) is True
     assert store.get_session("acct_a", gone.id) is None
     assert store.get_snapshot("acct_a", "snap_sess_gone") is None
     assert store.get_task("acct_a", "task_sess_gone") is None
-    assert store.known_nodes(gone.id, ["n-a"]) == {}
     assert store.get_snapshot("acct_a", "snap_sess_keep").enriched is True
-    assert store.known_nodes(keep.id, ["n-a"]) == {"n-a": 10}
+    with store.unit(write=False) as unit:
+        assert unit.known_items(gone.id, [b"a" * 16]) == {}
+        assert unit.chunks(gone.id, [b"c" * 16]) == {}
+        assert unit.known_items(keep.id, [b"a" * 16]) == {b"a" * 16: 10}
+        assert unit.chunks(keep.id, [b"c" * 16]) == {b"c" * 16: b"a" * 16}

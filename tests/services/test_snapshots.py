@@ -101,25 +101,167 @@ def test_token_total_counts_messages_files_reasoning_unless_given(deps: Deps, ta
 
 def test_history_is_stored_once(deps: Deps, task: Any) -> None:
     """Each snapshot repeats the whole history; storage grows with new content only."""
-    blobs = deps.blobs
-    snapshots.create_snapshot(deps, task.account_id, task.id, "t10", bundle(10))
-    after_ten = blobs.size_of_prefix("")
-    snapshots.create_snapshot(deps, task.account_id, task.id, "t10 again", bundle(10))
-    repeat = blobs.size_of_prefix("") - after_ten
-    snapshots.create_snapshot(deps, task.account_id, task.id, "t11", bundle(11))
-    one_more_turn = blobs.size_of_prefix("") - after_ten - repeat
-    assert repeat < 600  # only a new manifest
-    assert one_more_turn < after_ten / 5  # three new messages and a manifest, not 34 messages
+    t10 = snapshots.create_snapshot(deps, task.account_id, task.id, "t10", bundle(10))
+    again = snapshots.create_snapshot(deps, task.account_id, task.id, "t10 again", bundle(10))
+    t11 = snapshots.create_snapshot(deps, task.account_id, task.id, "t11", bundle(11))
+    assert again.stored_bytes < 600  # only a new manifest
+    new = sum(len(m.model_dump_json()) for m in bundle(11).messages[-3:])
+    assert t11.stored_bytes < new + 1000  # three new messages (and list chunks), not 34
+    assert t10.stored_bytes > 8 * new  # the first write stored the 31 messages
+    assert deps.blobs.size_of_prefix("") == 0  # no large file: the object store is not touched
 
 
-def test_tampered_object_is_never_served(deps: Deps, task: Any, tmp_path: Any) -> None:
-    snap = snapshots.create_snapshot(deps, task.account_id, task.id, "x", bundle(2))
-    victim = next(
-        p for p in (tmp_path / "blobs").rglob("*") if p.is_file() and p.stat().st_size < 200
+def window(start: int, end: int, summary: str | None = None) -> ContextBundle:
+    """Messages ``start..end-1`` of a long run (a sliding window), after an optional summary."""
+    messages = [{"role": "user", "content": f"summary: {summary}"}] if summary else []
+    for i in range(start, end):
+        text = f"message {i}: " + ("lorem ipsum dolor sit amet " * 30)
+        messages.append({"role": "user" if i % 2 else "assistant", "content": text})
+    return ContextBundle.model_validate({"messages": messages})
+
+
+def test_a_sliding_window_stores_what_changed(deps: Deps, task: Any) -> None:
+    """Dropping the oldest message and appending one shares every unchanged chunk."""
+    first = snapshots.create_snapshot(deps, task.account_id, task.id, "w0", window(0, 50))
+    costs = [
+        snapshots.create_snapshot(deps, task.account_id, task.id, f"w{i}", window(i, 50 + i))
+        for i in range(1, 30)
+    ]
+    one_message = len(window(0, 1).messages[0].model_dump_json())
+    assert max(c.stored_bytes for c in costs) < one_message + 1200  # not 50 messages again
+    assert first.stored_bytes > 40 * one_message
+    got = snapshots.get_bundle(deps, task.account_id, costs[-1].id)
+    assert got.messages == window(29, 79).messages
+
+
+def test_a_compacted_history_keeps_sharing_the_rest(deps: Deps, task: Any) -> None:
+    snapshots.create_snapshot(deps, task.account_id, task.id, "full", window(0, 60))
+    compacted = snapshots.create_snapshot(
+        deps, task.account_id, task.id, "compacted", window(20, 60, summary="the first 20")
     )
-    victim.write_bytes(b'{"role":"user","content":"forged"}')
+    one_message = len(window(0, 1).messages[0].model_dump_json())
+    assert compacted.stored_bytes < 2 * one_message + 1200
+    got = snapshots.get_bundle(deps, task.account_id, compacted.id)
+    assert got.messages == window(20, 60, summary="the first 20").messages
+
+
+def test_write_and_read_each_run_in_one_transaction(deps: Deps, task: Any) -> None:
+    store: Any = deps.store
+    snapshots.create_snapshot(deps, task.account_id, task.id, "a", bundle(5))
+    before = store.transactions
+    snap = snapshots.create_snapshot(
+        deps, task.account_id, task.id, "b", bundle(6, reasoning="r", log_events=[{"message": "m"}])
+    )
+    assert store.transactions - before == 1
+    before = store.transactions
+    snapshots.read(deps, task.account_id, snap.id)
+    assert store.transactions - before == 1
+    before = store.transactions
+    snapshots.read_latest(deps, task.account_id, task.id)
+    assert store.transactions - before == 1
+    before = store.transactions
+    snapshots.rollback(deps, task.account_id, snap.id)
+    assert store.transactions - before == 1
+    before = store.transactions
+    snapshots.enrich(deps, task.account_id, snap.id, {"log_events": [{"message": "n"}]})
+    assert store.transactions - before == 1
+    before = store.transactions
+    snapshots.fork(deps, task.account_id, snap.id)
+    assert store.transactions - before == 1
+
+
+def raw_sql(store: Any, *statements: str) -> None:
+    """Plain SQL as the database's owner would run it, triggers off (an attacker's view)."""
+    if store.dialect == "sqlite":
+        conn = store.raw()
+        for name in (
+            "items_sealed_update",
+            "chunks_sealed_update",
+            "items_sealed_delete",
+            "chunks_sealed_delete",
+        ):
+            conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+        for statement in statements:
+            conn.execute(statement)
+        return
+    with store.pool.connection() as conn:
+        conn.execute("SET session_replication_role = replica")  # row triggers off
+        for statement in statements:
+            conn.execute(statement)
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        'UPDATE items SET body = CAST(\'{"role":"user","content":"forged"}\' AS {blob})'
+        " WHERE kind = 'message'",
+        "DELETE FROM items WHERE kind = 'message' AND position = 1",
+        "UPDATE chunks SET refs = CAST('' AS {blob})",
+        "DELETE FROM chunks",
+    ],
+    ids=["substituted item", "deleted item", "altered chunk", "deleted chunk"],
+)
+def test_tampered_rows_are_never_served(deps: Deps, task: Any, tamper: str) -> None:
+    snap = snapshots.create_snapshot(deps, task.account_id, task.id, "x", bundle(2))
+    store: Any = deps.store
+    blob = "BLOB" if store.dialect == "sqlite" else "BYTEA"
+    raw_sql(store, tamper.replace("{blob}", blob))
     with pytest.raises(IntegrityError):
         snapshots.get_bundle(deps, task.account_id, snap.id)
+    with pytest.raises(IntegrityError):
+        snapshots.rollback(deps, task.account_id, snap.id)
+
+
+def test_large_file_bodies_go_to_the_object_store_verified(
+    deps: Deps, task: Any, tmp_path: Any
+) -> None:
+    big = "x = 1\n" * 20_000  # 120 KB, above the 64 KiB threshold
+    snap = snapshots.create_snapshot(
+        deps, task.account_id, task.id, "x", bundle(1, files=[{"path": "big.py", "content": big}])
+    )
+    assert deps.blobs.size_of_prefix("") == len(big)
+    assert snapshots.get_bundle(deps, task.account_id, snap.id).files[0].content == big
+    victim = next(p for p in (tmp_path / "blobs").rglob("*") if p.is_file())
+    victim.write_bytes(b"forged")
+    with pytest.raises(IntegrityError):
+        snapshots.get_bundle(deps, task.account_id, snap.id)
+    victim.unlink()
+    with pytest.raises(IntegrityError):
+        snapshots.get_bundle(deps, task.account_id, snap.id)
+
+
+def test_fork_branches_a_new_task_with_the_same_content(deps: Deps, task: Any, events: Any) -> None:
+    early = snapshots.create_snapshot(deps, task.account_id, task.id, "early", bundle(2))
+    snapshots.create_snapshot(deps, task.account_id, task.id, "late", bundle(3))
+    branch, first = snapshots.fork(deps, task.account_id, early.id, name="try another way")
+    assert branch.parent_task_id == task.id and branch.session_id == task.session_id
+    assert branch.name == "try another way"
+    assert first.task_id == branch.id and first.forked_from == early.id
+    assert first.parent_snapshot_id is None and first.stored_bytes == 0  # shared, not copied
+    got = snapshots.get_bundle(deps, task.account_id, first.id)
+    assert got.messages == bundle(2).messages
+    # the branch goes on by itself; the source task is untouched
+    nxt = snapshots.create_snapshot(deps, task.account_id, branch.id, "next", bundle(4))
+    assert nxt.parent_snapshot_id == first.id
+    assert snapshots.read_latest(deps, task.account_id, task.id)[0].label == "late"
+    assert tuple(events.types()[-3:-1]) == ("task.updated", "snapshot.created")
+
+
+def test_fork_into_another_session_copies_the_content(deps: Deps, task: Any) -> None:
+    early = snapshots.create_snapshot(deps, task.account_id, task.id, "early", bundle(2))
+    other = sessions.create_session(deps, task.account_id, "elsewhere")
+    branch, first = snapshots.fork(deps, task.account_id, early.id, session_id=other.id)
+    assert branch.session_id == other.id and branch.parent_task_id is None
+    assert first.stored_bytes > 0
+    assert snapshots.get_bundle(deps, task.account_id, first.id) == snapshots.get_bundle(
+        deps, task.account_id, early.id
+    )
+    stranger, _ = keys.create_key(deps, "stranger")
+    with pytest.raises(NotFound):
+        snapshots.fork(deps, stranger.account_id, early.id)
+    mine = sessions.create_session(deps, stranger.account_id, "mine")
+    with pytest.raises(NotFound):
+        snapshots.fork(deps, task.account_id, early.id, session_id=mine.id)
 
 
 def test_other_accounts_see_nothing(deps: Deps, task: Any) -> None:
@@ -196,7 +338,8 @@ def test_enrich_window_and_bad_fields(deps: Deps, task: Any, clock: Any) -> None
 
 
 def test_purge_removes_rows_and_blobs(deps: Deps, task: Any) -> None:
-    snap = snapshots.create_snapshot(deps, task.account_id, task.id, "x", bundle(3))
+    big = [{"path": "big.txt", "content": "y" * 70_000}]
+    snap = snapshots.create_snapshot(deps, task.account_id, task.id, "x", bundle(3, files=big))
     prefix = f"{task.account_id}/{task.session_id}/"
     assert deps.blobs.size_of_prefix(prefix) > 0
     sessions.purge_session(deps, task.account_id, task.session_id)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -19,27 +20,19 @@ from kontex.domain.models import (
 
 
 @dataclass(frozen=True)
-class ChainNode:
-    """One element of a content-addressed list (messages, tool calls, files, log events).
+class ItemRow:
+    """One distinct message, tool call, file entry, log event or reasoning text of a session.
 
-    ``node_hash`` = sha256(parent_hash + item_hash): equal prefixes share nodes, so a session
-    stores every distinct prefix once, however many snapshots repeat it. Message and tool-call
-    nodes also carry what the query APIs filter on, so the chain is its own index.
+    ``address`` = sha256(kind, body)[:16]. Message and tool-call rows also carry what the query
+    APIs filter on, so the items table is its own index.
     """
 
-    node_hash: str
-    parent_hash: str | None
-    item_hash: str
-    position: int
-    tokens: int  # cumulative token count from the head of the list to this node
-    kind: str = ""  # message | tool_call | file | log_event
-    item_tokens: int = 0
-    role: str | None = None
-    has_text: bool = False
-    has_tool_use: bool = False
-    has_tool_result: bool = False
-    tool_name: str | None = None
-    is_error: bool = False
+    address: bytes
+    kind: str  # message | tool_call | file | log_event | reasoning
+    body: bytes
+    tokens: int
+    position: int  # its index in the list where it first appeared
+    index: dict[str, Any]  # role, has_text, has_tool_use, has_tool_result, tool_name, is_error
 
 
 @dataclass(frozen=True)
@@ -67,6 +60,7 @@ class Revision:
     model: str | None
     created_at: datetime
     stored_bytes: int = 0
+    manifest: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -112,16 +106,14 @@ class Store(Protocol):
         self, account_id: str, task_id: str, changes: dict[str, Any]
     ) -> Task | None: ...
 
-    # snapshots
-    def known_nodes(self, session_id: str, node_hashes: Sequence[str]) -> dict[str, int]: ...
-    def read_chain(self, session_id: str, head: str) -> list[str]: ...
-    def insert_snapshot(self, snapshot: Snapshot, nodes: Iterable[ChainNode]) -> None: ...
+    # snapshots: reads outside a unit of work; every write goes through ``unit()``
+    def unit(self, write: bool = True) -> AbstractContextManager[SnapshotUnit]: ...
+    def snapshot_exists(self, snapshot_id: str) -> bool: ...
     def get_snapshot(self, account_id: str, snapshot_id: str) -> Snapshot | None: ...
     def latest_snapshot(self, account_id: str, task_id: str) -> Snapshot | None: ...
     def list_snapshots(
         self, account_id: str, session_id: str, limit: int, after: tuple[str, str] | None
     ) -> list[Snapshot]: ...
-    def insert_revision(self, revision: Revision, nodes: Iterable[ChainNode]) -> None: ...
     def list_revisions(self, account_id: str, snapshot_id: str) -> list[Revision]: ...
 
     # queries and aggregates
@@ -157,6 +149,34 @@ class Store(Protocol):
 
     # the one way to remove snapshots
     def purge_session(self, account_id: str, session_id: str) -> bool: ...
+
+
+class SnapshotUnit(Protocol):
+    """One transaction over the snapshot aggregate (a unit of work): a use case reads what it
+    needs once and writes all its rows; committed when the block ends, rolled back if it raises.
+    """
+
+    def lock_task(self, account_id: str, task_id: str) -> tuple[Task, str | None] | None:
+        """The task and its head snapshot id, locked against concurrent writers of the task."""
+        ...
+
+    def snapshot(self, account_id: str, snapshot_id: str) -> tuple[Snapshot, bytes | None] | None:
+        """The snapshot as it stands (latest revision) with its manifest."""
+        ...
+
+    def revision(self, account_id: str, snapshot_id: str, seq: int) -> Revision | None: ...
+    def revision_count(self, snapshot_id: str) -> int: ...
+    def known_items(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, int]: ...
+    def items(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, bytes]: ...
+    def chunks(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, bytes]: ...
+    def add_items(self, session_id: str, at: datetime, rows: Sequence[ItemRow]) -> None: ...
+    def add_chunks(self, session_id: str, chunks: dict[bytes, bytes]) -> None: ...
+    def add_snapshot(self, snapshot: Snapshot, manifest: bytes) -> None:
+        """Insert the sealed row and make it its task's head."""
+        ...
+
+    def add_revision(self, revision: Revision, manifest: bytes) -> None: ...
+    def add_task(self, task: Task) -> None: ...
 
 
 class BlobStore(Protocol):

@@ -59,6 +59,7 @@ class PostgresStore(SqlStore):
         self._max_size = max_size
         self._pool: ConnectionPool[Any] | None = None
         self._lock = threading.Lock()
+        self.transactions = 0  # transactions begun: tests check a use case runs in one
 
     @property
     def pool(self) -> ConnectionPool[Any]:
@@ -81,35 +82,16 @@ class PostgresStore(SqlStore):
                     self._pool = pool
         return self._pool
 
+    _lock_clause = " FOR UPDATE"  # a unit writing to a task holds its row until commit
+
     @contextmanager
-    def _tx(self) -> Iterator[_PgTx]:
+    def _tx(self, write: bool = True) -> Iterator[_PgTx]:
+        self.transactions += 1
         try:
             with self.pool.connection() as conn, conn.transaction():
                 yield _PgTx(conn)
         except psycopg.Error as error:
             raise _translate(error) from error
-
-    def read_chain(self, session_id: str, head: str) -> list[str]:
-        """As the shared query, but each step is a LATERAL primary-key lookup: for the plain
-        join PostgreSQL plans a scan of the session's nodes per step (quadratic)."""
-        with self._tx() as tx:
-            rows = tx.q(
-                """
-                WITH RECURSIVE chain (parent_hash, item_hash, position) AS (
-                    SELECT parent_hash, item_hash, position
-                      FROM chain_nodes WHERE session_id = ? AND node_hash = ?
-                    UNION ALL
-                    SELECT n.parent_hash, n.item_hash, n.position
-                      FROM chain c CROSS JOIN LATERAL (
-                          SELECT parent_hash, item_hash, position FROM chain_nodes
-                           WHERE session_id = ? AND node_hash = c.parent_hash LIMIT 1
-                      ) n
-                )
-                SELECT item_hash FROM chain ORDER BY position
-                """,
-                [session_id, head, session_id],
-            )
-        return [r["item_hash"] for r in rows]
 
     def _json(self, value: Any) -> Any:
         return Jsonb(value)

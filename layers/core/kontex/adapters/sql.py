@@ -9,12 +9,13 @@ conversion and driver-error translation stay in each adapter.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol
 
+from kontex.domain.errors import InvalidInput
 from kontex.domain.models import (
     Account,
     ApiKey,
@@ -24,7 +25,7 @@ from kontex.domain.models import (
     Task,
     ThreadState,
 )
-from kontex.ports import ChainNode, ObjectFilter, Revision
+from kontex.ports import ItemRow, ObjectFilter, Revision
 
 _CHUNK = 500  # keeps IN (...) lists well under both drivers' parameter limits
 _INDEXED = {"message": "message", "tool_call": "tool_call"}  # the kinds the queries read
@@ -48,9 +49,10 @@ _SNAPSHOT_SELECT = """
 SELECT s.id, s.account_id, s.session_id, s.task_id, s.label, s.source,
        COALESCE(r.model, s.model) AS model,
        COALESCE(r.token_total, s.token_total) AS token_total,
-       s.parent_snapshot_id, s.rollback_of,
+       s.parent_snapshot_id, s.rollback_of, s.forked_from,
        COALESCE(r.bundle_hash, s.bundle_hash) AS bundle_hash,
-       s.stored_bytes, s.captured_at, s.created_at, r.created_at AS enriched_at
+       s.stored_bytes, s.captured_at, s.created_at, r.created_at AS enriched_at,
+       COALESCE(r.manifest, s.manifest) AS manifest
 FROM snapshots s
 LEFT JOIN snapshot_revisions r
   ON r.snapshot_id = s.id
@@ -59,14 +61,213 @@ LEFT JOIN snapshot_revisions r
 
 
 def _snapshot(row: dict[str, Any]) -> Snapshot:
-    return Snapshot(**row, enriched=row["enriched_at"] is not None)
+    fields = {k: v for k, v in row.items() if k != "manifest"}
+    return Snapshot(**fields, enriched=row["enriched_at"] is not None)
+
+
+def _bytes(value: Any) -> bytes | None:
+    return bytes(value) if value is not None else None
+
+
+def _chunked(values: Sequence[Any]) -> Iterable[list[Any]]:
+    for start in range(0, len(values), _CHUNK):
+        yield list(values[start : start + _CHUNK])
+
+
+class SqlUnit:
+    """The ``SnapshotUnit`` port on one open transaction of a ``SqlStore``."""
+
+    def __init__(self, tx: Tx, lock_clause: str) -> None:
+        self.tx = tx
+        self._lock = lock_clause
+
+    def lock_task(self, account_id: str, task_id: str) -> tuple[Task, str | None] | None:
+        rows = self.tx.q(
+            f"SELECT {SqlStore._TASK_COLUMNS}, head_snapshot_id FROM tasks"
+            f" WHERE account_id = ? AND id = ?{self._lock}",
+            [account_id, task_id],
+        )
+        if not rows:
+            return None
+        head = rows[0].pop("head_snapshot_id")
+        return Task(**rows[0]), head
+
+    def snapshot(self, account_id: str, snapshot_id: str) -> tuple[Snapshot, bytes | None] | None:
+        rows = self.tx.q(
+            _SNAPSHOT_SELECT + " WHERE s.account_id = ? AND s.id = ?", [account_id, snapshot_id]
+        )
+        if not rows:
+            return None
+        return _snapshot(rows[0]), _bytes(rows[0]["manifest"])
+
+    def revision(self, account_id: str, snapshot_id: str, seq: int) -> Revision | None:
+        if seq == 0:
+            rows = self.tx.q(
+                "SELECT id AS snapshot_id, 0 AS seq, bundle_hash, token_total, model, created_at,"
+                " stored_bytes, manifest FROM snapshots WHERE account_id = ? AND id = ?",
+                [account_id, snapshot_id],
+            )
+        else:
+            rows = self.tx.q(
+                "SELECT r.snapshot_id, r.seq, r.bundle_hash, r.token_total, r.model, r.created_at,"
+                " r.stored_bytes, r.manifest FROM snapshot_revisions r"
+                " JOIN snapshots s ON s.id = r.snapshot_id"
+                " WHERE s.account_id = ? AND r.snapshot_id = ? AND r.seq = ?",
+                [account_id, snapshot_id, seq],
+            )
+        if not rows:
+            return None
+        row = rows[0]
+        row["manifest"] = _bytes(row["manifest"])
+        row["created_at"] = _as_time(row["created_at"])
+        return Revision(**row)
+
+    def revision_count(self, snapshot_id: str) -> int:
+        rows = self.tx.q(
+            "SELECT COUNT(*) AS n FROM snapshot_revisions WHERE snapshot_id = ?", [snapshot_id]
+        )
+        return int(rows[0]["n"])
+
+    def known_items(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, int]:
+        found: dict[bytes, int] = {}
+        for part in _chunked(addresses):
+            marks = ", ".join("?" for _ in part)
+            rows = self.tx.q(
+                "SELECT item_hash, tokens FROM items"
+                f" WHERE session_id = ? AND item_hash IN ({marks})",
+                [session_id, *part],
+            )
+            found.update((bytes(r["item_hash"]), int(r["tokens"])) for r in rows)
+        return found
+
+    def items(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, bytes]:
+        found: dict[bytes, bytes] = {}
+        for part in _chunked(addresses):
+            marks = ", ".join("?" for _ in part)
+            rows = self.tx.q(
+                "SELECT item_hash, body FROM items"
+                f" WHERE session_id = ? AND item_hash IN ({marks})",
+                [session_id, *part],
+            )
+            found.update((bytes(r["item_hash"]), bytes(r["body"])) for r in rows)
+        return found
+
+    def chunks(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, bytes]:
+        found: dict[bytes, bytes] = {}
+        for part in _chunked(addresses):
+            marks = ", ".join("?" for _ in part)
+            rows = self.tx.q(
+                "SELECT chunk_hash, refs FROM chunks"
+                f" WHERE session_id = ? AND chunk_hash IN ({marks})",
+                [session_id, *part],
+            )
+            found.update((bytes(r["chunk_hash"]), bytes(r["refs"])) for r in rows)
+        return found
+
+    def add_items(self, session_id: str, at: datetime, rows: Sequence[ItemRow]) -> None:
+        if not rows:
+            return
+        self.tx.many(
+            "INSERT INTO items (session_id, item_hash, kind, body, tokens, role, has_text,"
+            " has_tool_use, has_tool_result, tool_name, is_error, position, first_seen_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [
+                (
+                    session_id,
+                    r.address,
+                    r.kind,
+                    r.body,
+                    r.tokens,
+                    r.index.get("role"),
+                    bool(r.index.get("has_text", False)),
+                    bool(r.index.get("has_tool_use", False)),
+                    bool(r.index.get("has_tool_result", False)),
+                    r.index.get("tool_name"),
+                    bool(r.index.get("is_error", False)),
+                    r.position,
+                    at,
+                )
+                for r in rows
+            ],
+        )
+
+    def add_chunks(self, session_id: str, chunks: dict[bytes, bytes]) -> None:
+        if not chunks:
+            return
+        self.tx.many(
+            "INSERT INTO chunks (session_id, chunk_hash, refs) VALUES (?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            [(session_id, address, refs) for address, refs in chunks.items()],
+        )
+
+    def add_snapshot(self, snapshot: Snapshot, manifest: bytes) -> None:
+        s = snapshot
+        self.tx.q(
+            "INSERT INTO snapshots (id, account_id, session_id, task_id, label, source, model,"
+            " token_total, parent_snapshot_id, rollback_of, forked_from, bundle_hash,"
+            " stored_bytes, captured_at, created_at, manifest)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                s.id,
+                s.account_id,
+                s.session_id,
+                s.task_id,
+                s.label,
+                s.source.value,
+                s.model,
+                s.token_total,
+                s.parent_snapshot_id,
+                s.rollback_of,
+                s.forked_from,
+                s.bundle_hash,
+                s.stored_bytes,
+                s.captured_at,
+                s.created_at,
+                manifest,
+            ],
+        )
+        self.tx.q("UPDATE tasks SET head_snapshot_id = ? WHERE id = ?", [s.id, s.task_id])
+
+    def add_revision(self, revision: Revision, manifest: bytes) -> None:
+        r = revision
+        self.tx.q(
+            "INSERT INTO snapshot_revisions (snapshot_id, seq, session_id, bundle_hash,"
+            " token_total, model, stored_bytes, created_at, manifest)"
+            " SELECT ?, ?, session_id, ?, ?, ?, ?, ?, ? FROM snapshots WHERE id = ?",
+            [
+                r.snapshot_id,
+                r.seq,
+                r.bundle_hash,
+                r.token_total,
+                r.model,
+                r.stored_bytes,
+                r.created_at,
+                manifest,
+                r.snapshot_id,
+            ],
+        )
+
+    def add_task(self, task: Task) -> None:
+        self.tx.q(
+            f"INSERT INTO tasks ({SqlStore._TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                task.id,
+                task.account_id,
+                task.session_id,
+                task.parent_task_id,
+                task.name,
+                task.status.value,
+                task.created_at,
+                task.updated_at,
+            ],
+        )
 
 
 class SqlStore(abc.ABC):
     """The ``Store`` port on a DB-API database; subclasses supply ``_tx`` and ``migrate``."""
 
     @abc.abstractmethod
-    def _tx(self) -> AbstractContextManager[Tx]:
+    def _tx(self, write: bool = True) -> AbstractContextManager[Tx]:
         """A transaction: committed when the block ends, rolled back when it raises."""
 
     @abc.abstractmethod
@@ -214,96 +415,18 @@ class SqlStore(abc.ABC):
         allowed = {"name", "status", "updated_at"}
         return self._update("tasks", allowed, account_id, task_id, changes, Task)
 
-    # -- chains -----------------------------------------------------------------------------
-
-    def known_nodes(self, session_id: str, node_hashes: Sequence[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        with self._tx() as tx:
-            for start in range(0, len(node_hashes), _CHUNK):
-                chunk = list(node_hashes[start : start + _CHUNK])
-                marks = ", ".join("?" for _ in chunk)
-                rows = tx.q(
-                    "SELECT node_hash, tokens FROM chain_nodes"
-                    f" WHERE session_id = ? AND node_hash IN ({marks})",
-                    [session_id, *chunk],
-                )
-                found.update((r["node_hash"], r["tokens"]) for r in rows)
-        return found
-
-    def read_chain(self, session_id: str, head: str) -> list[str]:
-        rows = self._all(
-            """
-            WITH RECURSIVE chain (node_hash, parent_hash, item_hash, position) AS (
-                SELECT node_hash, parent_hash, item_hash, position
-                  FROM chain_nodes WHERE session_id = ? AND node_hash = ?
-                UNION ALL
-                SELECT n.node_hash, n.parent_hash, n.item_hash, n.position
-                  FROM chain_nodes n JOIN chain c
-                    ON n.session_id = ? AND n.node_hash = c.parent_hash
-            )
-            SELECT item_hash FROM chain ORDER BY position
-            """,
-            [session_id, head, session_id],
-        )
-        return [r["item_hash"] for r in rows]
-
-    def _insert_nodes(
-        self, tx: Tx, session_id: str, at: datetime, nodes: Iterable[ChainNode]
-    ) -> None:
-        tx.many(
-            "INSERT INTO chain_nodes (session_id, node_hash, parent_hash, item_hash, position,"
-            " tokens, kind, item_tokens, role, has_text, has_tool_use, has_tool_result,"
-            " tool_name, is_error, first_seen_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [
-                (
-                    session_id,
-                    n.node_hash,
-                    n.parent_hash,
-                    n.item_hash,
-                    n.position,
-                    n.tokens,
-                    n.kind,
-                    n.item_tokens,
-                    n.role,
-                    n.has_text,
-                    n.has_tool_use,
-                    n.has_tool_result,
-                    n.tool_name,
-                    n.is_error,
-                    at,
-                )
-                for n in nodes
-            ],
-        )
-
     # -- snapshots --------------------------------------------------------------------------
 
-    def insert_snapshot(self, snapshot: Snapshot, nodes: Iterable[ChainNode]) -> None:
-        s = snapshot
-        with self._tx() as tx:
-            self._insert_nodes(tx, s.session_id, s.created_at, nodes)
-            tx.q(
-                "INSERT INTO snapshots (id, account_id, session_id, task_id, label, source, model,"
-                " token_total, parent_snapshot_id, rollback_of, bundle_hash, stored_bytes,"
-                " captured_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    s.id,
-                    s.account_id,
-                    s.session_id,
-                    s.task_id,
-                    s.label,
-                    s.source.value,
-                    s.model,
-                    s.token_total,
-                    s.parent_snapshot_id,
-                    s.rollback_of,
-                    s.bundle_hash,
-                    s.stored_bytes,
-                    s.captured_at,
-                    s.created_at,
-                ],
-            )
+    _lock_clause = ""  # how a unit locks the task row it writes to (PostgreSQL: FOR UPDATE)
+
+    @contextmanager
+    def unit(self, write: bool = True) -> Iterator[SqlUnit]:
+        """One transaction over the snapshot aggregate (``SnapshotUnit``)."""
+        with self._tx(write=write) as tx:
+            yield SqlUnit(tx, self._lock_clause if write else "")
+
+    def snapshot_exists(self, snapshot_id: str) -> bool:
+        return self._one("SELECT 1 AS x FROM snapshots WHERE id = ?", [snapshot_id]) is not None
 
     def get_snapshot(self, account_id: str, snapshot_id: str) -> Snapshot | None:
         row = self._one(
@@ -313,9 +436,8 @@ class SqlStore(abc.ABC):
 
     def latest_snapshot(self, account_id: str, task_id: str) -> Snapshot | None:
         row = self._one(
-            _SNAPSHOT_SELECT
-            + " WHERE s.account_id = ? AND s.task_id = ? ORDER BY s.created_at DESC, s.id DESC"
-            " LIMIT 1",
+            _SNAPSHOT_SELECT + " JOIN tasks t ON t.head_snapshot_id = s.id"
+            " WHERE s.account_id = ? AND t.id = ?",
             [account_id, task_id],
         )
         return _snapshot(row) if row else None
@@ -327,29 +449,6 @@ class SqlStore(abc.ABC):
         sql, params = self._after(sql, [account_id, session_id], after, table="s.")
         rows = self._all(sql + " ORDER BY s.created_at, s.id LIMIT ?", [*params, limit])
         return [_snapshot(r) for r in rows]
-
-    def insert_revision(self, revision: Revision, nodes: Iterable[ChainNode]) -> None:
-        r = revision
-        with self._tx() as tx:
-            owner = tx.q(
-                "SELECT account_id, session_id FROM snapshots WHERE id = ?", [r.snapshot_id]
-            )
-            session_id = owner[0]["session_id"]
-            self._insert_nodes(tx, session_id, r.created_at, nodes)
-            tx.q(
-                "INSERT INTO snapshot_revisions (snapshot_id, seq, session_id, bundle_hash,"
-                " token_total, model, stored_bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    r.snapshot_id,
-                    r.seq,
-                    session_id,
-                    r.bundle_hash,
-                    r.token_total,
-                    r.model,
-                    r.stored_bytes,
-                    r.created_at,
-                ],
-            )
 
     def list_revisions(self, account_id: str, snapshot_id: str) -> list[Revision]:
         """Every state of the snapshot: seq 0 is the bundle as first written."""
@@ -379,6 +478,8 @@ class SqlStore(abc.ABC):
             for table in (
                 "snapshot_revisions",
                 "snapshots",
+                "chunks",
+                "items",
                 "chain_nodes",
                 "session_traces",
                 "session_aliases",
@@ -396,18 +497,20 @@ class SqlStore(abc.ABC):
     ) -> list[dict[str, Any]]:
         """Distinct messages or tool calls, each once, in the order they first appeared."""
         sql = (
-            "SELECT n.session_id, n.item_hash AS object_hash, n.item_tokens AS tokens,"
-            " n.is_error, MIN(n.first_seen_at) AS first_seen_at, MIN(n.position) AS position"
-            " FROM chain_nodes n JOIN sessions s ON s.id = n.session_id"
+            "SELECT i.session_id, i.item_hash, i.kind, i.body, i.tokens, i.is_error,"
+            " i.first_seen_at, i.position"
+            " FROM items i JOIN sessions s ON s.id = i.session_id"
             # a literal: kinds are our own constants
-            f" WHERE s.account_id = ? AND n.kind = '{_INDEXED[where.kind]}'"
+            f" WHERE s.account_id = ? AND i.kind = '{_INDEXED[where.kind]}'"
         )
         params: list[Any] = [account_id]
         conditions = [
-            ("n.session_id = ?", where.session_id),
-            ("n.role = ?", where.role),
-            ("n.tool_name = ?", where.tool_name),
-            ("n.is_error = ?", where.is_error),
+            ("i.session_id = ?", where.session_id),
+            ("i.role = ?", where.role),
+            ("i.tool_name = ?", where.tool_name),
+            ("i.is_error = ?", where.is_error),
+            ("i.first_seen_at > ?", where.created_after),
+            ("i.first_seen_at < ?", where.created_before),
         ]
         if where.content_type is not None:
             column = {
@@ -415,29 +518,28 @@ class SqlStore(abc.ABC):
                 "tool_use": "has_tool_use",
                 "tool_result": "has_tool_result",
             }[where.content_type]
-            conditions.append((f"n.{column} = ?", True))
+            conditions.append((f"i.{column} = ?", True))
         for condition, value in conditions:
             if value is not None:
                 sql += f" AND {condition}"
                 params.append(value)
-        sql += " GROUP BY n.session_id, n.item_hash, n.item_tokens, n.is_error HAVING 1 = 1"
-        if where.created_after is not None:
-            sql += " AND MIN(n.first_seen_at) > ?"
-            params.append(where.created_after)
-        if where.created_before is not None:
-            sql += " AND MIN(n.first_seen_at) < ?"
-            params.append(where.created_before)
-        if after is not None:  # the cursor's id part is "<position>:<hash>"
+        if after is not None:  # the cursor's id part is "<position>:<address hex>"
             at = datetime.fromisoformat(after[0])
             position, _, digest = after[1].partition(":")
             sql += (
-                " AND (MIN(n.first_seen_at) > ? OR (MIN(n.first_seen_at) = ?"
-                " AND (MIN(n.position) > ? OR (MIN(n.position) = ? AND n.item_hash > ?))))"
+                " AND (i.first_seen_at > ? OR (i.first_seen_at = ?"
+                " AND (i.position > ? OR (i.position = ? AND i.item_hash > ?))))"
             )
-            params += [at, at, int(position), int(position), digest]
-        order = " ORDER BY MIN(n.first_seen_at), MIN(n.position), n.item_hash LIMIT ?"
+            try:
+                address = bytes.fromhex(digest)
+                params += [at, at, int(position), int(position), address]
+            except ValueError as error:
+                raise InvalidInput("cursor is not valid") from error
+        order = " ORDER BY i.first_seen_at, i.position, i.item_hash LIMIT ?"
         rows = self._all(sql + order, [*params, limit])
         for row in rows:
+            row["object_hash"] = bytes(row.pop("item_hash")).hex()
+            row["body"] = bytes(row["body"])
             row["is_error"] = bool(row["is_error"])
             row["first_seen_at"] = _as_time(row["first_seen_at"])
         return rows
@@ -445,10 +547,10 @@ class SqlStore(abc.ABC):
     def session_stats(self, account_id: str, session_id: str) -> dict[str, int]:
         with self._tx() as tx:
             objects = tx.q(
-                "SELECT n.kind, n.is_error, COUNT(DISTINCT n.item_hash) AS n"
-                " FROM chain_nodes n JOIN sessions s ON s.id = n.session_id"
-                " WHERE s.account_id = ? AND n.session_id = ?"
-                " AND n.kind IN ('message', 'tool_call') GROUP BY n.kind, n.is_error",
+                "SELECT i.kind, i.is_error, COUNT(*) AS n"
+                " FROM items i JOIN sessions s ON s.id = i.session_id"
+                " WHERE s.account_id = ? AND i.session_id = ?"
+                " AND i.kind IN ('message', 'tool_call') GROUP BY i.kind, i.is_error",
                 [account_id, session_id],
             )
             snaps = tx.q(

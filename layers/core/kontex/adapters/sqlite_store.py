@@ -68,6 +68,7 @@ class SqliteStore(SqlStore):
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self.transactions = 0  # transactions begun: tests check a use case runs in one
 
     def _connect(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -86,9 +87,11 @@ class SqliteStore(SqlStore):
         return conn
 
     @contextmanager
-    def _tx(self) -> Iterator[_SqliteTx]:
+    def _tx(self, write: bool = True) -> Iterator[_SqliteTx]:
+        """A transaction; a writer takes the database lock at BEGIN, a reader never waits."""
         conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
+        self.transactions += 1
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
             yield _SqliteTx(conn)
         except sqlite3.Error as error:

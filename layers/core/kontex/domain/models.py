@@ -167,7 +167,8 @@ class Snapshot(_Record):
     token_total: int = 0
     parent_snapshot_id: str | None = None
     rollback_of: str | None = None
-    bundle_hash: str = Field(description="Address of the bundle manifest in the blob store.")
+    forked_from: str | None = None
+    bundle_hash: str = Field(description="sha256 of the snapshot's manifest (its content address).")
     stored_bytes: int = Field(default=0, description="Bytes of content this snapshot stored first.")
     captured_at: datetime
     created_at: datetime

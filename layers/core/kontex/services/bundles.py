@@ -1,20 +1,38 @@
-"""Bundles stored once: content-addressed items, shared prefixes, verified reads.
+"""Bundles stored once: items and chunks in the database, verified on every read.
 
-Each message, tool call, file entry, file body and log event is serialised to canonical JSON
-and stored once per session in the blob store under ``<account>/<session>/<sha256>``. A list
-is a chain of nodes in the database, each ``sha256(parent + item)``, so every snapshot that
-repeats the history so far refers to the same nodes and adds only what is new. A snapshot's
-manifest (also a blob) names the head of each list. Reading walks the chains back and checks
-every object against its address: altered bytes raise ``IntegrityError`` and are never served.
+Each message, tool call, file entry, log event and reasoning text of a bundle is an **item**:
+its canonical bytes, stored once per session in the database and addressed by
+``sha256(kind, bytes)[:16]``. File bodies up to ``LARGE_BODY`` bytes travel inside their file
+entry; larger bodies go to the object store under ``<account>/<session>/<sha256>`` (the only
+object-store traffic of a snapshot).
+
+A list (messages, tool calls, files, log events) is a sequence of item references cut into
+**content-defined chunks**: a chunk ends after an item whose address ends in ``CHUNK_BITS``
+zero bits (16 items on average, at most ``CHUNK_MAX``), so cut points depend on the items
+alone, not on their positions. Appending rewrites only the last chunk; dropping old messages
+(a sliding window) or replacing them by a summary (compaction) leaves the later chunks intact,
+and a first chunk that lost its head is stored as a *slice* of its old self. A chunk is
+addressed by the hash of its references.
+
+A snapshot's **manifest** (on its sealed row; ``bundle_hash`` = its sha256) names, per list,
+the chunk slices ``(chunk, start, end)`` in order, plus the reasoning item and the bundle's
+scalars. Reading is one transaction: the row with its manifest, the chunks, the items (three
+statements whatever the length); every chunk and item is checked against its address, so
+altered bytes raise ``IntegrityError`` and are never served. A snapshot write stores what is
+new (new items, new chunks, its manifest) in one transaction: its size follows what changed,
+not the length of the history.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from kontex import tokens
@@ -28,27 +46,61 @@ from kontex.domain.models import (
     ToolCall,
     sha256_hex,
 )
-from kontex.ports import ChainNode
-from kontex.services.deps import Deps
+from kontex.ports import BlobStore, ItemRow, SnapshotUnit
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+LARGE_BODY = 64 * 1024  # file bodies above this go to the object store
+CHUNK_BITS = 4  # a chunk ends after an item whose address ends in 4 zero bits: 16 on average
+CHUNK_MAX = 256  # ... or after this many items
+LISTS = ("messages", "tool_calls", "files", "log_events")
+_KIND = {
+    "messages": "message",
+    "tool_calls": "tool_call",
+    "files": "file",
+    "log_events": "log_event",
+}
+_SLICE = struct.Struct(">16sHH")  # chunk address, start, end
 
 
 def canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _node_hash(parent: str | None, item: str) -> str:
-    """128 bits of sha256(parent + item): node ids only need to be unique within a session."""
-    return hashlib.sha256(f"{parent or ''}:{item}".encode()).hexdigest()[:32]
+def item_address(kind: str, data: bytes) -> bytes:
+    return hashlib.sha256(kind.encode() + b"\0" + data).digest()[:16]
+
+
+def chunk_address(refs: bytes) -> bytes:
+    return hashlib.sha256(b"chunk\0" + refs).digest()[:16]
+
+
+def manifest_hash(manifest: bytes) -> str:
+    return sha256_hex(manifest)
+
+
+# -- planning a bundle (pure) -----------------------------------------------------------------
 
 
 @dataclass
-class WrittenBundle:
-    manifest_hash: str
-    token_total: int
-    nodes: list[ChainNode] = field(default_factory=list)
-    stored_bytes: int = 0  # bytes of the blobs this bundle wrote first
+class _Item:
+    address: bytes
+    kind: str
+    body: bytes
+    position: int
+    index: dict[str, Any] = field(default_factory=dict)
+    tokens: int | None = None  # known without counting (a file's given token_count)
+    count: Any = None  # how to count its tokens when it is new: () -> int
+
+
+@dataclass
+class Plan:
+    """A bundle cut into items, before any I/O; large file bodies listed apart."""
+
+    lists: dict[str, list[_Item]]
+    reasoning: _Item | None
+    large_bodies: dict[str, bytes]  # sha256 hex -> bytes, for the object store
+    scalars: dict[str, Any]
+    given_total: int | None
 
 
 def _block_types(content: str | list[dict[str, Any]]) -> set[str]:
@@ -57,205 +109,336 @@ def _block_types(content: str | list[dict[str, Any]]) -> set[str]:
     return {str(block.get("type")) for block in content}
 
 
-class _Writer:
-    """Plans the chains of one bundle and writes the objects that are new to the session."""
-
-    def __init__(self, deps: Deps, account_id: str, session_id: str) -> None:
-        self.deps = deps
-        self.session_id = session_id
-        self.prefix = f"{account_id}/{session_id}/"
-        self.nodes: list[ChainNode] = []
-        self.stored_bytes = 0
-
-    def put(self, data: bytes) -> str:
-        digest = sha256_hex(data)
-        if self.deps.blobs.put(self.prefix + digest, data):
-            self.stored_bytes += len(data)
-        return digest
-
-    def chain(
-        self,
-        kind: str,
-        items: Sequence[bytes],
-        count: Callable[[int], int],
-        index: Callable[[int], dict[str, Any]],
-    ) -> tuple[str | None, int]:
-        """Head hash and cumulative tokens of a list; writes only the new suffix."""
-        if not items:
-            return None, 0
-        item_hashes = [sha256_hex(b) for b in items]
-        node_hashes: list[str] = []
-        parent: str | None = None
-        for item in item_hashes:
-            parent = _node_hash(parent, item)
-            node_hashes.append(parent)
-        known = self.deps.store.known_nodes(self.session_id, node_hashes)
-        # A node's hash covers its whole prefix, so the last known node marks the shared prefix.
-        shared = max((i for i, h in enumerate(node_hashes) if h in known), default=-1)
-        cumulative = known[node_hashes[shared]] if shared >= 0 else 0
-        for i in range(shared + 1, len(items)):
-            tokens_here = count(i)
-            self.put(items[i])
-            cumulative += tokens_here
-            self.nodes.append(
-                ChainNode(
-                    node_hash=node_hashes[i],
-                    parent_hash=node_hashes[i - 1] if i else None,
-                    item_hash=item_hashes[i],
-                    position=i,
-                    tokens=cumulative,
-                    kind=kind,
-                    item_tokens=tokens_here,
-                    **index(i),
-                )
-            )
-        return node_hashes[-1], cumulative
+@lru_cache(maxsize=1024)
+def _file_tokens(text: str) -> int:
+    return tokens.count_text(text)
 
 
-def _zero(_: int) -> int:
-    return 0
-
-
-def _nothing(_: int) -> dict[str, Any]:
-    return {}
-
-
-def write_bundle(
-    deps: Deps, account_id: str, session_id: str, bundle: ContextBundle
-) -> WrittenBundle:
-    """Store ``bundle`` for a session; returns its manifest address and token total.
-
-    Objects go to the blob store first (idempotent); the returned chain nodes must then be
-    inserted with the snapshot row in one transaction, so nothing is ever half-written.
-    """
-    writer = _Writer(deps, account_id, session_id)
-
-    def message_index(i: int) -> dict[str, Any]:
-        message = bundle.messages[i]
+def plan(bundle: ContextBundle) -> Plan:
+    lists: dict[str, list[_Item]] = {name: [] for name in LISTS}
+    for i, message in enumerate(bundle.messages):
+        body = canonical(message.model_dump(mode="json"))
         types = _block_types(message.content)
-        return {
-            "role": message.role,
-            "has_text": "text" in types,
-            "has_tool_use": "tool_use" in types,
-            "has_tool_result": "tool_result" in types,
-        }
-
-    messages = [canonical(m.model_dump(mode="json")) for m in bundle.messages]
-    message_heads = writer.chain(
-        "message",
-        messages,
-        lambda i: tokens.count_content(bundle.messages[i].content),
-        message_index,
-    )
-    tool_calls = [canonical(t.model_dump(mode="json")) for t in bundle.tool_calls]
-    tool_heads = writer.chain(
-        "tool_call",
-        tool_calls,
-        _zero,
-        lambda i: {
-            "tool_name": bundle.tool_calls[i].tool,
-            "is_error": bundle.tool_calls[i].status == "error",
-        },
-    )
-
-    entries: list[dict[str, Any]] = []
-    for f in bundle.files:
+        lists["messages"].append(
+            _Item(
+                item_address("message", body),
+                "message",
+                body,
+                i,
+                {
+                    "role": message.role,
+                    "has_text": "text" in types,
+                    "has_tool_use": "tool_use" in types,
+                    "has_tool_result": "tool_result" in types,
+                },
+                count=lambda m=message: tokens.count_content(m.content),
+            )
+        )
+    for i, call in enumerate(bundle.tool_calls):
+        body = canonical(call.model_dump(mode="json"))
+        lists["tool_calls"].append(
+            _Item(
+                item_address("tool_call", body),
+                "tool_call",
+                body,
+                i,
+                {"tool_name": call.tool, "is_error": call.status == "error"},
+                tokens=0,
+            )
+        )
+    large: dict[str, bytes] = {}
+    for i, f in enumerate(bundle.files):
         entry = f.model_dump(mode="json", exclude={"content"})
-        if entry["token_count"] is None:
-            entry["token_count"] = tokens.count_text(f.content)
-        entries.append(entry)
-
-    def file_index(i: int) -> dict[str, Any]:
-        writer.put(bundle.files[i].content.encode("utf-8"))  # the file's body
-        return {}
-
-    file_heads = writer.chain(
-        "file",
-        [canonical(e) for e in entries],
-        lambda i: int(entries[i]["token_count"]),
-        file_index,
-    )
-    events = [canonical(e.model_dump(mode="json")) for e in bundle.log_events]
-    event_heads = writer.chain("log_event", events, _zero, _nothing)
-
-    reasoning_hash = None
-    reasoning_tokens = 0
+        data = f.content.encode("utf-8")
+        if len(data) > LARGE_BODY:
+            large[str(entry["content_hash"])] = data
+        else:
+            entry["content"] = f.content
+        if entry.get("token_count") is None:  # part of the entry: counted now (cached)
+            entry["token_count"] = _file_tokens(f.content)
+        body = canonical(entry)
+        lists["files"].append(
+            _Item(item_address("file", body), "file", body, i, tokens=entry["token_count"])
+        )
+    for i, event in enumerate(bundle.log_events):
+        body = canonical(event.model_dump(mode="json"))
+        lists["log_events"].append(
+            _Item(item_address("log_event", body), "log_event", body, i, tokens=0)
+        )
+    reasoning = None
     if bundle.reasoning is not None:
-        reasoning_tokens = tokens.count_text(bundle.reasoning)
-        reasoning_hash = writer.put(bundle.reasoning.encode("utf-8"))
-
-    counted = message_heads[1] + file_heads[1] + reasoning_tokens
-    token_total = bundle.token_total if bundle.token_total is not None else counted
-    manifest = {
-        "version": MANIFEST_VERSION,
-        "messages": message_heads[0],
-        "tool_calls": tool_heads[0],
-        "files": file_heads[0],
-        "log_events": event_heads[0],
-        "reasoning": reasoning_hash,
+        text = bundle.reasoning
+        body = text.encode("utf-8")
+        reasoning = _Item(
+            item_address("reasoning", body),
+            "reasoning",
+            body,
+            0,
+            count=lambda: tokens.count_text(text),
+        )
+    scalars = {
         "model": bundle.model,
         "source": bundle.source.value,
         "captured_at": bundle.captured_at.isoformat() if bundle.captured_at else None,
-        "token_total": token_total,
     }
-    manifest_hash = writer.put(canonical(manifest))
-    return WrittenBundle(manifest_hash, token_total, writer.nodes, writer.stored_bytes)
+    return Plan(lists, reasoning, large, scalars, bundle.token_total)
 
 
-def read_objects(deps: Deps, account_id: str, session_id: str, digests: Sequence[str]) -> list[Any]:
-    """JSON objects of a session by address, verified."""
-    return [json.loads(b) for b in _fetch(deps, f"{account_id}/{session_id}/", digests)]
+def put_large_bodies(blobs: BlobStore, account_id: str, session_id: str, plan_: Plan) -> int:
+    """Write the plan's large file bodies (idempotent); bytes written for the first time."""
+    written = 0
+    for digest, data in plan_.large_bodies.items():
+        if blobs.put(f"{account_id}/{session_id}/{digest}", data):
+            written += len(data)
+    return written
 
 
-def _verified(keys_and_hashes: Sequence[tuple[str, str]], blobs: Sequence[bytes]) -> list[bytes]:
-    for (key, digest), data in zip(keys_and_hashes, blobs, strict=True):
-        if sha256_hex(data) != digest:
-            raise IntegrityError(f"stored object {key} does not match its hash")
-    return list(blobs)
+# -- chunking ---------------------------------------------------------------------------------
 
 
-def _fetch(deps: Deps, prefix: str, digests: Sequence[str]) -> list[bytes]:
-    keyed = [(prefix + d, d) for d in digests]
-    return _verified(keyed, deps.blobs.get_many([k for k, _ in keyed]))
+def cut(refs: Sequence[bytes]) -> list[list[bytes]]:
+    """Content-defined chunks of a list of item addresses."""
+    chunks: list[list[bytes]] = []
+    current: list[bytes] = []
+    mask = (1 << CHUNK_BITS) - 1
+    for ref in refs:
+        current.append(ref)
+        if ref[-1] & mask == 0 or len(current) >= CHUNK_MAX:
+            chunks.append(current)
+            current = []
+    if current:
+        chunks.append(current)
+    return chunks
 
 
-def read_manifest(
-    deps: Deps, account_id: str, session_id: str, manifest_hash: str
-) -> dict[str, Any]:
-    prefix = f"{account_id}/{session_id}/"
-    return json.loads(_fetch(deps, prefix, [manifest_hash])[0])
+Slice = tuple[bytes, int, int]
 
 
-def read_bundle(deps: Deps, account_id: str, session_id: str, manifest_hash: str) -> ContextBundle:
-    prefix = f"{account_id}/{session_id}/"
-    manifest = read_manifest(deps, account_id, session_id, manifest_hash)
+def _pack(slices: Sequence[Slice]) -> str:
+    return base64.b64encode(b"".join(_SLICE.pack(*s) for s in slices)).decode()
 
-    def items(name: str) -> list[Any]:
-        head = manifest.get(name)
-        if head is None:
-            return []
-        return [
-            json.loads(b) for b in _fetch(deps, prefix, deps.store.read_chain(session_id, head))
-        ]
 
-    entries = items("files")
-    bodies = _fetch(deps, prefix, [e["content_hash"] for e in entries])
-    files = [
-        ContextFile(**entry, content=body.decode("utf-8"))
-        for entry, body in zip(entries, bodies, strict=True)
-    ]
-    reasoning = None
-    if manifest.get("reasoning"):
-        reasoning = _fetch(deps, prefix, [manifest["reasoning"]])[0].decode("utf-8")
-    captured = manifest.get("captured_at")
-    return ContextBundle(
-        messages=[Message(**m) for m in items("messages")],
-        tool_calls=[ToolCall(**t) for t in items("tool_calls")],
+def _unpack(text: str) -> list[Slice]:
+    raw = base64.b64decode(text)
+    if len(raw) % _SLICE.size:
+        raise IntegrityError("a snapshot manifest is malformed")
+    return [_SLICE.unpack_from(raw, i) for i in range(0, len(raw), _SLICE.size)]
+
+
+def _refs(data: bytes) -> list[bytes]:
+    return [data[i : i + 16] for i in range(0, len(data), 16)]
+
+
+class _Lister:
+    """Turns lists of item addresses into chunk slices, reusing what the session has."""
+
+    def __init__(self, stored: dict[bytes, bytes], parent_chunks: list[bytes]) -> None:
+        self.stored = stored  # chunk address -> refs, of the chunks looked up
+        self.new_chunks: dict[bytes, bytes] = {}
+        # where each item address ends a run in one of the parent's chunks
+        self.where: dict[bytes, list[tuple[bytes, int]]] = {}
+        for address in parent_chunks:
+            refs = _refs(stored.get(address, b""))
+            for j, ref in enumerate(refs):
+                self.where.setdefault(ref, []).append((address, j))
+
+    def _chunk(self, refs: list[bytes]) -> Slice:
+        data = b"".join(refs)
+        address = chunk_address(data)
+        if address not in self.stored:
+            self.new_chunks[address] = data
+        return (address, 0, len(refs))
+
+    def slices(self, refs: Sequence[bytes]) -> list[Slice]:
+        out: list[Slice] = []
+        for chunk in cut(refs):
+            address = chunk_address(b"".join(chunk))
+            if address in self.stored or address in self.new_chunks:
+                out.append((address, 0, len(chunk)))
+                continue
+            # the longest tail of this chunk that ends a run of a parent chunk: a first chunk
+            # that lost its head (sliding window) or got a summary in front (compaction)
+            best: tuple[int, bytes, int] = (0, b"", 0)
+            for parent, j in self.where.get(chunk[-1], []):
+                prefs = _refs(self.stored[parent])
+                k = 0
+                while k < len(chunk) and k <= j and chunk[-1 - k] == prefs[j - k]:
+                    k += 1
+                if k > best[0]:
+                    best = (k, parent, j)
+            k, parent, j = best
+            if k == len(chunk):
+                out.append((parent, j + 1 - k, j + 1))
+            elif k >= 2:
+                out.append(self._chunk(chunk[: len(chunk) - k]))
+                out.append((parent, j + 1 - k, j + 1))
+            else:
+                out.append(self._chunk(chunk))
+        return out
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Written:
+    manifest: bytes
+    bundle_hash: str
+    token_total: int
+    stored_bytes: int  # bytes of items, chunks and manifest this write stored first
+
+
+def _parent_chunks(manifest: bytes | None) -> list[bytes]:
+    if manifest is None:
+        return []
+    try:
+        parsed = json.loads(manifest)
+    except ValueError:
+        return []
+    if parsed.get("v") != MANIFEST_VERSION:
+        return []
+    return [s[0] for name in LISTS for s in _unpack(parsed["lists"].get(name, ""))]
+
+
+def write(
+    unit: SnapshotUnit,
+    session_id: str,
+    plan_: Plan,
+    at: datetime,
+    *,
+    parent_manifest: bytes | None = None,
+    large_bytes: int = 0,
+) -> Written:
+    """Store a planned bundle in ``unit``'s transaction: new items, new chunks; its manifest.
+
+    ``parent_manifest`` (the task's previous snapshot) is where slices of old chunks are found.
+    """
+    everything = [item for items in plan_.lists.values() for item in items]
+    if plan_.reasoning is not None:
+        everything.append(plan_.reasoning)
+    unique = {item.address: item for item in everything}
+    known = unit.known_items(session_id, list(unique))
+    counted: dict[bytes, int] = dict(known)
+    new_rows: list[ItemRow] = []
+    stored = large_bytes
+    for address, item in unique.items():
+        if address in counted:
+            continue
+        n = item.tokens if item.tokens is not None else (item.count() if item.count else 0)
+        counted[address] = n
+        new_rows.append(ItemRow(address, item.kind, item.body, n, item.position, item.index))
+        stored += len(item.body)
+    list_refs = {name: [i.address for i in items] for name, items in plan_.lists.items()}
+    wanted = {chunk_address(b"".join(c)) for refs in list_refs.values() for c in cut(refs)}
+    parents = _parent_chunks(parent_manifest)
+    found = unit.chunks(session_id, list(wanted | set(parents)))
+    lister = _Lister(found, [p for p in parents if p in found])
+    lists = {name: _pack(lister.slices(refs)) for name, refs in list_refs.items()}
+
+    def total(name: str) -> int:
+        return sum(counted[i.address] for i in plan_.lists[name])
+
+    counted_total = total("messages") + total("files")
+    if plan_.reasoning is not None:
+        counted_total += counted[plan_.reasoning.address]
+    token_total = plan_.given_total if plan_.given_total is not None else counted_total
+    manifest = canonical(
+        {
+            "v": MANIFEST_VERSION,
+            "lists": lists,
+            "reasoning": plan_.reasoning.address.hex() if plan_.reasoning else None,
+            "token_total": token_total,
+            **plan_.scalars,
+        }
+    )
+    unit.add_items(session_id, at, new_rows)
+    unit.add_chunks(session_id, lister.new_chunks)
+    stored += sum(len(d) for d in lister.new_chunks.values()) + len(manifest)
+    return Written(manifest, manifest_hash(manifest), token_total, stored)
+
+
+def restamp(manifest: bytes, **scalars: Any) -> bytes:
+    """The same content under other scalars (a rollback's source and time): nothing new."""
+    parsed = json.loads(manifest)
+    parsed.update(scalars)
+    return canonical(parsed)
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def parse_manifest(manifest: bytes, bundle_hash: str) -> dict[str, Any]:
+    if manifest_hash(manifest) != bundle_hash:
+        raise IntegrityError("a snapshot manifest does not match its hash")
+    parsed: dict[str, Any] = json.loads(manifest)
+    if parsed.get("v") != MANIFEST_VERSION:
+        raise IntegrityError("a snapshot manifest has an unknown version")
+    return parsed
+
+
+def read(
+    unit: SnapshotUnit,
+    blobs: BlobStore,
+    account_id: str,
+    session_id: str,
+    manifest: bytes,
+    bundle_hash: str,
+) -> ContextBundle:
+    """The bundle a manifest names, every chunk and item checked against its address."""
+    parsed = parse_manifest(manifest, bundle_hash)
+    slices = {name: _unpack(parsed["lists"].get(name, "")) for name in LISTS}
+    wanted = {s[0] for group in slices.values() for s in group}
+    chunks = unit.chunks(session_id, list(wanted))
+    for address in wanted:
+        data = chunks.get(address)
+        if data is None or chunk_address(data) != address:
+            raise IntegrityError("a stored list chunk is missing or altered")
+    refs: dict[str, list[bytes]] = {}
+    for name, group in slices.items():
+        out: list[bytes] = []
+        for address, start, end in group:
+            part = _refs(chunks[address])[start:end]
+            if len(part) != end - start:
+                raise IntegrityError("a stored list chunk is shorter than its reference")
+            out.extend(part)
+        refs[name] = out
+    reasoning_ref = bytes.fromhex(parsed["reasoning"]) if parsed.get("reasoning") else None
+    addresses = {r for group in refs.values() for r in group}
+    if reasoning_ref is not None:
+        addresses.add(reasoning_ref)
+    bodies = unit.items(session_id, list(addresses))
+
+    def body(kind: str, address: bytes) -> bytes:
+        data = bodies.get(address)
+        if data is None or item_address(kind, data) != address:
+            raise IntegrityError(f"a stored {kind} is missing or altered")
+        return data
+
+    def objects(name: str) -> list[dict[str, Any]]:
+        return [json.loads(body(_KIND[name], r)) for r in refs[name]]
+
+    files = []
+    for entry in objects("files"):
+        if "content" not in entry:
+            digest = entry["content_hash"]
+            try:
+                data = blobs.get(f"{account_id}/{session_id}/{digest}")
+            except Exception as error:  # a missing object is damage, never a 500
+                raise IntegrityError("a stored file body is missing") from error
+            if sha256_hex(data) != digest:
+                raise IntegrityError("a stored file body does not match its hash")
+            entry["content"] = data.decode("utf-8")
+        files.append(ContextFile.model_construct(**entry))
+    reasoning = body("reasoning", reasoning_ref).decode("utf-8") if reasoning_ref else None
+    captured = parsed.get("captured_at")
+    return ContextBundle.model_construct(
+        messages=[Message.model_construct(**m) for m in objects("messages")],
+        tool_calls=[ToolCall.model_validate(t) for t in objects("tool_calls")],
         files=files,
         reasoning=reasoning,
-        log_events=[LogEvent(**e) for e in items("log_events")],
-        model=manifest.get("model"),
-        token_total=manifest.get("token_total"),
-        source=SnapshotSource(manifest.get("source") or "api"),
+        log_events=[LogEvent.model_validate(e) for e in objects("log_events")],
+        model=parsed.get("model"),
+        token_total=parsed.get("token_total"),
+        source=SnapshotSource(parsed.get("source") or "api"),
         captured_at=datetime.fromisoformat(captured) if captured else None,
     )

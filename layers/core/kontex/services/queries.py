@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
-from kontex.domain.errors import InvalidInput
+from kontex.domain.errors import IntegrityError, InvalidInput
 from kontex.ports import ObjectFilter, Page
-from kontex.services.bundles import read_objects
+from kontex.services import bundles
 from kontex.services.deps import Deps
 from kontex.services.sessions import check_limit, decode_cursor, encode_cursor, get_session
 
@@ -25,17 +26,11 @@ def _page(
     rows = deps.store.query_objects(account_id, where, limit + 1, decode_cursor(cursor))
     more = len(rows) > limit
     rows = rows[:limit]
-    by_session: dict[str, list[dict[str, Any]]] = {}
+    items = []
     for row in rows:
-        by_session.setdefault(row["session_id"], []).append(row)
-    bodies: dict[tuple[str, str], Any] = {}
-    for session_id, group in by_session.items():
-        digests = [r["object_hash"] for r in group]
-        for digest, body in zip(
-            digests, read_objects(deps, account_id, session_id, digests), strict=True
-        ):
-            bodies[(session_id, digest)] = body
-    items = [shape(row, bodies[(row["session_id"], row["object_hash"])]) for row in rows]
+        if bundles.item_address(row["kind"], row["body"]).hex() != row["object_hash"]:
+            raise IntegrityError("a stored item does not match its address")
+        items.append(shape(row, json.loads(row["body"])))
     next_cursor = None
     if more:
         last = rows[-1]

@@ -1,11 +1,20 @@
-"""Snapshots: create (sealed on write), read, rollback, enrich."""
+"""Snapshots: create (sealed on write), read, rollback, enrich, fork.
+
+Each use case is one unit of work (``deps.store.unit()``, one transaction): it reads what it
+needs once and writes all its rows, so a snapshot is never half-written. Large file bodies go to
+the object store before the transaction (idempotent). A task's snapshots form one chain: the
+writer locks the task row, takes its head as the parent and moves the head; the database refuses
+a second child of one parent (unique index), and a writer that meets that conflict retries.
+Events are announced after the commit.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from kontex.domain.errors import EnrichWindowExpired, InvalidInput, NotFound
+from kontex.domain.errors import Conflict, EnrichWindowExpired, InvalidInput, NotFound
 from kontex.domain.models import (
     ContextBundle,
     ContextFile,
@@ -13,13 +22,17 @@ from kontex.domain.models import (
     Message,
     Snapshot,
     SnapshotSource,
+    Task,
     ToolCall,
 )
 from kontex.ids import new_id
-from kontex.ports import Page, Revision
+from kontex.ports import Page, Revision, SnapshotUnit
 from kontex.services import bundles
 from kontex.services.deps import Deps
-from kontex.services.sessions import check_limit, decode_cursor, get_session, get_task, page_of
+from kontex.services.sessions import _name, check_limit, decode_cursor, get_session, page_of
+
+LINEAGE_RETRIES = 5
+T = TypeVar("T")
 
 
 def _label(label: str) -> str:
@@ -33,6 +46,36 @@ def _announce(deps: Deps, type_: str, snapshot: Snapshot) -> None:
     deps.events.publish(type_, snapshot.account_id, snapshot.session_id, data)
 
 
+def _retrying(deps: Deps, snapshot_id: str | None, attempt: Callable[[], T]) -> T:
+    """Run a write; a lineage conflict (another writer took the parent) is retried, bounded.
+
+    A conflict on a caller-chosen ``snapshot_id`` that exists is a redelivery: re-raised.
+    """
+    for tries in range(LINEAGE_RETRIES):
+        try:
+            return attempt()
+        except Conflict:
+            if snapshot_id is not None and deps.store.snapshot_exists(snapshot_id):
+                raise
+            if tries == LINEAGE_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _locked_task(unit: SnapshotUnit, account_id: str, task_id: str) -> tuple[Task, str | None]:
+    found = unit.lock_task(account_id, task_id)
+    if found is None:
+        raise NotFound(f"task {task_id} not found")
+    return found
+
+
+def _parent_manifest(unit: SnapshotUnit, account_id: str, head: str | None) -> bytes | None:
+    if head is None:
+        return None
+    found = unit.snapshot(account_id, head)
+    return found[1] if found else None
+
+
 def create_snapshot(
     deps: Deps,
     account_id: str,
@@ -43,35 +86,54 @@ def create_snapshot(
     rollback_of: str | None = None,
     snapshot_id: str | None = None,
 ) -> Snapshot:
-    """Seal ``bundle`` as the task's next snapshot (``parent_snapshot_id`` = the previous one).
+    """Seal ``bundle`` as the task's next snapshot (``parent_snapshot_id`` = the task's head).
 
     ``snapshot_id`` lets an idempotent writer (a queue worker) choose the id, so a redelivered
     message meets a ``Conflict`` instead of writing the snapshot twice.
     """
     label = _label(label)
-    task = get_task(deps, account_id, task_id)
     now = deps.clock()
     if bundle.captured_at is None:
         bundle = bundle.model_copy(update={"captured_at": now})
-    written = bundles.write_bundle(deps, account_id, task.session_id, bundle)
-    previous = deps.store.latest_snapshot(account_id, task_id)
-    snapshot = Snapshot(
-        id=snapshot_id or new_id("snap"),
-        account_id=account_id,
-        session_id=task.session_id,
-        task_id=task_id,
-        label=label,
-        source=bundle.source,
-        model=bundle.model,
-        token_total=written.token_total,
-        parent_snapshot_id=previous.id if previous else None,
-        rollback_of=rollback_of,
-        bundle_hash=written.manifest_hash,
-        stored_bytes=written.stored_bytes,
-        captured_at=bundle.captured_at or now,
-        created_at=now,
-    )
-    deps.store.insert_snapshot(snapshot, written.nodes)
+    plan = bundles.plan(bundle)
+    large_bytes = 0
+    if plan.large_bodies:  # object-store writes happen before the transaction, idempotent
+        task = deps.store.get_task(account_id, task_id)
+        if task is None:
+            raise NotFound(f"task {task_id} not found")
+        large_bytes = bundles.put_large_bodies(deps.blobs, account_id, task.session_id, plan)
+
+    def attempt() -> Snapshot:
+        with deps.store.unit() as unit:
+            task, head = _locked_task(unit, account_id, task_id)
+            written = bundles.write(
+                unit,
+                task.session_id,
+                plan,
+                now,
+                parent_manifest=_parent_manifest(unit, account_id, head),
+                large_bytes=large_bytes,
+            )
+            snapshot = Snapshot(
+                id=snapshot_id or new_id("snap"),
+                account_id=account_id,
+                session_id=task.session_id,
+                task_id=task_id,
+                label=label,
+                source=bundle.source,
+                model=bundle.model,
+                token_total=written.token_total,
+                parent_snapshot_id=head,
+                rollback_of=rollback_of,
+                bundle_hash=written.bundle_hash,
+                stored_bytes=written.stored_bytes,
+                captured_at=bundle.captured_at or now,
+                created_at=now,
+            )
+            unit.add_snapshot(snapshot, written.manifest)
+            return snapshot
+
+    snapshot = _retrying(deps, snapshot_id, attempt)
     _announce(deps, "snapshot.created", snapshot)
     return snapshot
 
@@ -83,18 +145,53 @@ def get_snapshot(deps: Deps, account_id: str, snapshot_id: str) -> Snapshot:
     return snapshot
 
 
+def _read(
+    deps: Deps, unit: SnapshotUnit, account_id: str, snapshot_id: str, revision: int | None
+) -> tuple[Snapshot, bytes, ContextBundle]:
+    found = unit.snapshot(account_id, snapshot_id)
+    if found is None:
+        raise NotFound(f"snapshot {snapshot_id} not found")
+    snapshot, manifest = found
+    bundle_hash = snapshot.bundle_hash
+    if revision is not None:
+        rev = unit.revision(account_id, snapshot_id, revision)
+        if rev is None:
+            raise NotFound(f"revision {revision} of snapshot {snapshot_id} not found")
+        manifest, bundle_hash = rev.manifest, rev.bundle_hash
+    if manifest is None:
+        raise Conflict(
+            f"snapshot {snapshot_id} was written by an older version: run `kontex migrate`"
+        )
+    bundle = bundles.read(unit, deps.blobs, account_id, snapshot.session_id, manifest, bundle_hash)
+    return snapshot, manifest, bundle
+
+
+def read(
+    deps: Deps, account_id: str, snapshot_id: str, revision: int | None = None
+) -> tuple[Snapshot, ContextBundle]:
+    """The snapshot and its bundle as it stands, or as it was at ``revision`` (0: as first
+    written); one transaction, every item verified."""
+    with deps.store.unit(write=False) as unit:
+        snapshot, _, bundle = _read(deps, unit, account_id, snapshot_id, revision)
+    return snapshot, bundle
+
+
 def get_bundle(
     deps: Deps, account_id: str, snapshot_id: str, revision: int | None = None
 ) -> ContextBundle:
-    """The snapshot's bundle as it stands, or as it was at ``revision`` (0: as first written)."""
-    snapshot = get_snapshot(deps, account_id, snapshot_id)
-    manifest_hash = snapshot.bundle_hash
-    if revision is not None:
-        revisions = deps.store.list_revisions(account_id, snapshot_id)
-        if not 0 <= revision < len(revisions):
-            raise NotFound(f"revision {revision} of snapshot {snapshot_id} not found")
-        manifest_hash = revisions[revision].bundle_hash
-    return bundles.read_bundle(deps, account_id, snapshot.session_id, manifest_hash)
+    return read(deps, account_id, snapshot_id, revision)[1]
+
+
+def read_latest(deps: Deps, account_id: str, task_id: str) -> tuple[Snapshot, ContextBundle]:
+    """The task's latest snapshot (its head) with its bundle, in one transaction."""
+    with deps.store.unit(write=False) as unit:
+        found = unit.lock_task(account_id, task_id)
+        if found is None:
+            raise NotFound(f"task {task_id} not found")
+        if found[1] is None:
+            raise NotFound(f"task {task_id} has no snapshot")
+        snapshot, _, bundle = _read(deps, unit, account_id, found[1], None)
+    return snapshot, bundle
 
 
 def list_snapshots(
@@ -112,18 +209,110 @@ def list_revisions(deps: Deps, account_id: str, snapshot_id: str) -> list[Revisi
 
 
 def rollback(deps: Deps, account_id: str, snapshot_id: str) -> Snapshot:
-    """A new forward snapshot in the same task with the source's content; history is kept."""
-    source = get_snapshot(deps, account_id, snapshot_id)
-    bundle = get_bundle(deps, account_id, snapshot_id)
-    restored = bundle.model_copy(update={"source": SnapshotSource.ROLLBACK, "captured_at": None})
-    return create_snapshot(
-        deps,
+    """A new forward snapshot in the same task with the source's content; history is kept.
+
+    The source is read and verified first (a damaged history is never sealed again); its lists
+    are referred to as they are, so a rollback stores only its manifest.
+    """
+
+    def attempt() -> Snapshot:
+        with deps.store.unit() as unit:
+            source, source_manifest, _ = _read(deps, unit, account_id, snapshot_id, None)
+            _, head = _locked_task(unit, account_id, source.task_id)
+            now = deps.clock()
+            manifest = bundles.restamp(
+                source_manifest, source=SnapshotSource.ROLLBACK.value, captured_at=now.isoformat()
+            )
+            snapshot = Snapshot(
+                id=new_id("snap"),
+                account_id=account_id,
+                session_id=source.session_id,
+                task_id=source.task_id,
+                label=f"Rollback to: {source.label}"[:500],
+                source=SnapshotSource.ROLLBACK,
+                model=source.model,
+                token_total=source.token_total,
+                parent_snapshot_id=head,
+                rollback_of=source.id,
+                bundle_hash=bundles.manifest_hash(manifest),
+                stored_bytes=len(manifest),
+                captured_at=now,
+                created_at=now,
+            )
+            unit.add_snapshot(snapshot, manifest)
+            return snapshot
+
+    snapshot = _retrying(deps, None, attempt)
+    _announce(deps, "snapshot.created", snapshot)
+    return snapshot
+
+
+def fork(
+    deps: Deps,
+    account_id: str,
+    snapshot_id: str,
+    name: str | None = None,
+    session_id: str | None = None,
+) -> tuple[Task, Snapshot]:
+    """A new task (a branch) whose first snapshot has the source's content.
+
+    In the source's session the branch is a child of the source's task and shares its content
+    (nothing is copied); into another session of the account it is a root task there, and the
+    content is stored in that session.
+    """
+    target = get_session(deps, account_id, session_id) if session_id is not None else None
+    with deps.store.unit() as unit:
+        source, source_manifest, bundle = _read(deps, unit, account_id, snapshot_id, None)
+        source_task, _ = _locked_task(unit, account_id, source.task_id)
+        now = deps.clock()
+        same = target is None or target.id == source.session_id
+        task = Task(
+            id=new_id("task"),
+            account_id=account_id,
+            session_id=source.session_id if same else target.id,  # type: ignore[union-attr]
+            parent_task_id=source_task.id if same else None,
+            name=_name(name) if name is not None else f"fork of {source_task.name}"[:200],
+            created_at=now,
+            updated_at=now,
+        )
+        unit.add_task(task)
+        if same:
+            manifest, bundle_hash, stored = source_manifest, source.bundle_hash, 0
+            token_total = source.token_total
+        else:
+            plan = bundles.plan(bundle)
+            large = bundles.put_large_bodies(deps.blobs, account_id, task.session_id, plan)
+            written = bundles.write(unit, task.session_id, plan, now, large_bytes=large)
+            manifest, bundle_hash, stored = (
+                written.manifest,
+                written.bundle_hash,
+                written.stored_bytes,
+            )
+            token_total = written.token_total
+        snapshot = Snapshot(
+            id=new_id("snap"),
+            account_id=account_id,
+            session_id=task.session_id,
+            task_id=task.id,
+            label=f"Fork of: {source.label}"[:500],
+            source=source.source,
+            model=source.model,
+            token_total=token_total,
+            forked_from=source.id,
+            bundle_hash=bundle_hash,
+            stored_bytes=stored,
+            captured_at=source.captured_at,
+            created_at=now,
+        )
+        unit.add_snapshot(snapshot, manifest)
+    deps.events.publish(
+        "task.updated",
         account_id,
-        source.task_id,
-        f"Rollback to: {source.label}"[:500],
-        restored,
-        rollback_of=source.id,
+        task.session_id,
+        task.model_dump(mode="json", exclude={"account_id"}),
     )
+    _announce(deps, "snapshot.created", snapshot)
+    return task, snapshot
 
 
 def _merge(existing: list[Any], given: list[Any], key: str) -> list[Any]:
@@ -133,6 +322,9 @@ def _merge(existing: list[Any], given: list[Any], key: str) -> list[Any]:
     return merged + [item for item in given if getattr(item, key) in replacements]
 
 
+ENRICHABLE = {"messages", "tool_calls", "files", "reasoning", "log_events", "model", "token_total"}
+
+
 def enrich(deps: Deps, account_id: str, snapshot_id: str, changes: dict[str, Any]) -> Snapshot:
     """Add to a snapshot within ``enrich_window_seconds`` of its creation.
 
@@ -140,51 +332,71 @@ def enrich(deps: Deps, account_id: str, snapshot_id: str, changes: dict[str, Any
     ``tool_calls`` by id; ``messages``, ``reasoning``, ``model`` and ``token_total`` replace.
     The enriched bundle is a new revision; the original stays readable (``revision=0``).
     """
-    allowed = {"messages", "tool_calls", "files", "reasoning", "log_events", "model", "token_total"}
-    unknown = set(changes) - allowed
+    unknown = set(changes) - ENRICHABLE
     if unknown:
-        raise InvalidInput(f"cannot enrich {sorted(unknown)}", details={"allowed": sorted(allowed)})
-    snapshot = get_snapshot(deps, account_id, snapshot_id)
-    now = deps.clock()
-    if now > snapshot.created_at + timedelta(seconds=deps.enrich_window_seconds):
-        raise EnrichWindowExpired(
-            f"snapshot {snapshot_id} can be enriched only within"
-            f" {deps.enrich_window_seconds} s of its creation"
+        raise InvalidInput(
+            f"cannot enrich {sorted(unknown)}", details={"allowed": sorted(ENRICHABLE)}
         )
-    current = get_bundle(deps, account_id, snapshot_id)
     update: dict[str, Any] = {}
     if "messages" in changes:
         update["messages"] = [Message.model_validate(m) for m in changes["messages"]]
-    if "tool_calls" in changes:
-        given = [ToolCall.model_validate(t) for t in changes["tool_calls"]]
-        update["tool_calls"] = _merge(current.tool_calls, given, "id")
-    if "files" in changes:
-        files = [ContextFile.model_validate(f) for f in changes["files"]]
-        update["files"] = _merge(current.files, files, "path")
-    if "log_events" in changes:
-        events = [LogEvent.model_validate(e) for e in changes["log_events"]]
-        update["log_events"] = [*current.log_events, *events]
+    given_calls = [ToolCall.model_validate(t) for t in changes.get("tool_calls", [])]
+    given_files = [ContextFile.model_validate(f) for f in changes.get("files", [])]
+    events = [LogEvent.model_validate(e) for e in changes.get("log_events", [])]
     for name in ("reasoning", "model", "token_total"):
         if name in changes:
             update[name] = changes[name]
     recount = "token_total" not in changes and {"messages", "files", "reasoning"} & set(changes)
     if recount:
         update["token_total"] = None
-    enriched = ContextBundle.model_validate({**current.model_dump(), **update})
-    written = bundles.write_bundle(deps, account_id, snapshot.session_id, enriched)
-    seq = len(deps.store.list_revisions(account_id, snapshot_id))  # seq 0 is the original
-    deps.store.insert_revision(
-        Revision(
-            snapshot_id=snapshot_id,
-            seq=seq,
-            bundle_hash=written.manifest_hash,
-            token_total=written.token_total,
-            model=enriched.model,
-            created_at=now,
-            stored_bytes=written.stored_bytes,
-        ),
-        written.nodes,
-    )
-    result = get_snapshot(deps, account_id, snapshot_id)
+    now = deps.clock()
+    large = 0
+    if given_files:  # new large bodies can only come with the given files: stored first
+        snapshot = get_snapshot(deps, account_id, snapshot_id)
+        given = bundles.plan(ContextBundle(files=given_files))
+        large = bundles.put_large_bodies(deps.blobs, account_id, snapshot.session_id, given)
+    with deps.store.unit() as unit:
+        snapshot, manifest, current = _read(deps, unit, account_id, snapshot_id, None)
+        if now > snapshot.created_at + timedelta(seconds=deps.enrich_window_seconds):
+            raise EnrichWindowExpired(
+                f"snapshot {snapshot_id} can be enriched only within"
+                f" {deps.enrich_window_seconds} s of its creation"
+            )
+        if "tool_calls" in changes:
+            update["tool_calls"] = _merge(current.tool_calls, given_calls, "id")
+        if "files" in changes:
+            update["files"] = _merge(current.files, given_files, "path")
+        if "log_events" in changes:
+            update["log_events"] = [*current.log_events, *events]
+        enriched = ContextBundle.model_validate({**current.model_dump(), **update})
+        written = bundles.write(
+            unit,
+            snapshot.session_id,
+            bundles.plan(enriched),
+            now,
+            parent_manifest=manifest,
+            large_bytes=large,
+        )
+        unit.add_revision(
+            Revision(
+                snapshot_id=snapshot_id,
+                seq=unit.revision_count(snapshot_id) + 1,  # seq 0 is the original
+                bundle_hash=written.bundle_hash,
+                token_total=written.token_total,
+                model=enriched.model,
+                created_at=now,
+                stored_bytes=written.stored_bytes,
+            ),
+            written.manifest,
+        )
+        result = snapshot.model_copy(
+            update={
+                "token_total": written.token_total,
+                "model": enriched.model,
+                "bundle_hash": written.bundle_hash,
+                "enriched": True,
+                "enriched_at": now,
+            }
+        )
     _announce(deps, "snapshot.enriched", result)
     return result
