@@ -10,7 +10,7 @@ from kontex.bootstrap import container
 
 
 def lambda_handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
-    applied = container().store.migrate()
+    applied = container().migrate()
     request = (event or {}).get("create_key")
     if not request:
         return {"applied": applied}

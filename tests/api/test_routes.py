@@ -211,6 +211,35 @@ def test_snapshot_routes(alice: Client) -> None:
     assert len(alice.get(f"/v1/sessions/{s['id']}/snapshots").body["data"]) == 3
 
 
+def test_fork_makes_a_branch(alice: Client, bob: Client) -> None:
+    s = make_session(alice)
+    t = make_task(alice, s["id"])
+    first = make_snapshot(alice, t["id"], "one", 1)
+    make_snapshot(alice, t["id"], "two", 2)
+
+    forked = alice.post(f"/v1/snapshots/{first['id']}/fork", {"name": "plan b"})
+    assert forked.status == 201
+    task, snap = forked.body["task"], forked.body["snapshot"]
+    assert task["parent_task_id"] == t["id"] and task["name"] == "plan b"
+    assert snap["forked_from"] == first["id"] and snap["task_id"] == task["id"]
+    assert snap["parent_snapshot_id"] is None
+    same = alice.get(f"/v1/snapshots/{snap['id']}/bundle").body["messages"]
+    assert same == alice.get(f"/v1/snapshots/{first['id']}/bundle").body["messages"]
+
+    bare = alice.post(f"/v1/snapshots/{first['id']}/fork")  # no body: a default name
+    assert bare.status == 201 and bare.body["task"]["name"].startswith("fork of")
+    other = make_session(alice)
+    moved = alice.post(f"/v1/snapshots/{first['id']}/fork", {"session_id": other["id"]})
+    assert moved.status == 201 and moved.body["task"]["session_id"] == other["id"]
+
+    assert bob.post(f"/v1/snapshots/{first['id']}/fork").status == 404
+    theirs = make_session(bob)
+    assert (
+        alice.post(f"/v1/snapshots/{first['id']}/fork", {"session_id": theirs["id"]}).status == 404
+    )
+    assert alice.post(f"/v1/snapshots/{first['id']}/fork", {"name": ""}).status == 400
+
+
 def test_enrich_window_expired(alice: Client, clock: Any) -> None:
     t = make_task(alice, make_session(alice)["id"])
     snap = make_snapshot(alice, t["id"], "x", 1)

@@ -127,6 +127,16 @@ class Container:
             return QueueEvents(self.queue)
         return NullEvents()
 
+    def migrate(self) -> list[str]:
+        """Apply pending SQL migrations, then move rows of the v1 storage engine to v2."""
+        from kontex.services.upgrade import upgrade_v1
+
+        applied = self.store.migrate()
+        moved = upgrade_v1(self.deps)
+        if moved:
+            applied.append(f"v1 -> v2 content of {moved} snapshots and revisions")
+        return applied
+
     @cached_property
     def deps(self) -> Deps:
         return Deps(

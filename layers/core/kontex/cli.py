@@ -43,7 +43,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    applied = _container(args).store.migrate()
+    applied = _container(args).migrate()
     print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
     return 0
 
@@ -52,7 +52,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     from kontex.services import keys
 
     container = _container(args)
-    container.store.migrate()
+    container.migrate()
     key, plaintext = keys.create_key(container.deps, args.label, args.account)
     if args.json:
         print(

@@ -247,6 +247,23 @@ class SqlUnit:
             ],
         )
 
+    def set_v2_manifest(
+        self, snapshot_id: str, seq: int, manifest: bytes, bundle_hash: str
+    ) -> None:
+        """The v1 -> v2 upgrade of a sealed row (allowed once, while its manifest is NULL)."""
+        if seq == 0:
+            self.tx.q(
+                "UPDATE snapshots SET manifest = ?, bundle_hash = ? WHERE id = ?"
+                " AND manifest IS NULL",
+                [manifest, bundle_hash, snapshot_id],
+            )
+        else:
+            self.tx.q(
+                "UPDATE snapshot_revisions SET manifest = ?, bundle_hash = ?"
+                " WHERE snapshot_id = ? AND seq = ? AND manifest IS NULL",
+                [manifest, bundle_hash, snapshot_id, seq],
+            )
+
     def add_task(self, task: Task) -> None:
         self.tx.q(
             f"INSERT INTO tasks ({SqlStore._TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -464,6 +481,40 @@ class SqlStore(abc.ABC):
             [account_id, snapshot_id, account_id, snapshot_id],
         )
         return [Revision(**r) for r in rows]
+
+    # -- the v1 engine's rows, read once by the upgrade ------------------------------------
+
+    def v1_rows(self) -> list[dict[str, Any]]:
+        """Snapshots and revisions written by the v1 engine (no manifest yet), oldest first."""
+        rows = self._all(
+            "SELECT id AS snapshot_id, 0 AS seq, account_id, session_id, bundle_hash, created_at"
+            " FROM snapshots WHERE manifest IS NULL"
+            " UNION ALL"
+            " SELECT r.snapshot_id, r.seq, s.account_id, s.session_id, r.bundle_hash, r.created_at"
+            " FROM snapshot_revisions r JOIN snapshots s ON s.id = r.snapshot_id"
+            " WHERE r.manifest IS NULL ORDER BY created_at, snapshot_id, seq"
+        )
+        for row in rows:
+            row["created_at"] = _as_time(row["created_at"])
+        return rows
+
+    def v1_chain(self, session_id: str, head: str) -> list[str]:
+        """Item hashes of a v1 list, head to tail (each step a primary-key lookup)."""
+        rows = self._all(
+            """
+            WITH RECURSIVE chain (parent_hash, item_hash, position) AS (
+                SELECT parent_hash, item_hash, position
+                  FROM chain_nodes WHERE session_id = ? AND node_hash = ?
+                UNION ALL
+                SELECT n.parent_hash, n.item_hash, n.position
+                  FROM chain c JOIN chain_nodes n
+                    ON n.session_id = ? AND n.node_hash = c.parent_hash
+            )
+            SELECT item_hash FROM chain ORDER BY position
+            """,
+            [session_id, head, session_id],
+        )
+        return [r["item_hash"] for r in rows]
 
     # -- purge ------------------------------------------------------------------------------
 

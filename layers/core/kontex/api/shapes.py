@@ -79,6 +79,13 @@ class EnrichSnapshot(_Body):
     model: str | None = None
 
 
+class ForkSnapshot(_Body):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    session_id: str | None = Field(
+        default=None, description="Another session of the account to fork into (default: the same)."
+    )
+
+
 class SaveThreadState(_Body):
     user_data: str
 

@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from kontex.api.auth import caller, count_snapshot_write
-from kontex.api.shapes import EnrichSnapshot, snapshot_json
+from kontex.api.shapes import EnrichSnapshot, ForkSnapshot, snapshot_json, task_json
 from kontex.domain.models import ContextBundle, Snapshot
 from kontex.services import snapshots
 
@@ -67,6 +67,19 @@ def rollback(snapshot_id: str) -> tuple[dict[str, Any], int]:
     snapshots.get_snapshot(deps, me.account_id, snapshot_id)  # 404 before counting a write
     count_snapshot_write(me)
     return snapshot_json(snapshots.rollback(deps, me.account_id, snapshot_id)), 201
+
+
+@router.post("/v1/snapshots/<snapshot_id>/fork", tags=["snapshots"])
+def fork(snapshot_id: str, body: ForkSnapshot | None = None) -> tuple[dict[str, Any], int]:
+    """A new task (a branch of the source's task) whose first snapshot has the source's content."""
+    deps, me = caller()
+    snapshots.get_snapshot(deps, me.account_id, snapshot_id)  # 404 before counting a write
+    count_snapshot_write(me)
+    given = body or ForkSnapshot()
+    task, snapshot = snapshots.fork(
+        deps, me.account_id, snapshot_id, name=given.name, session_id=given.session_id
+    )
+    return {"task": task_json(task), "snapshot": snapshot_json(snapshot)}, 201
 
 
 @router.post("/v1/snapshots/<snapshot_id>/enrich", tags=["snapshots"])

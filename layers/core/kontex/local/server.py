@@ -256,7 +256,7 @@ def start_workers(root: Path | None = None) -> LocalQueue:
 
 
 def serve(container: bootstrap.Container, host: str, port: int) -> None:
-    applied = container.store.migrate()
+    applied = container.migrate()
     bootstrap.configure(container)
     workers = start_workers()
     container.queue = workers

@@ -1,0 +1,96 @@
+"""Moving data written by the v1 storage engine to v2 (run by ``kontex migrate``).
+
+v1 kept every message, tool call, file entry, file body and log event as an object-store blob
+under ``<account>/<session>/<sha256>``, lists as ``chain_nodes`` rows (``sha256(parent:item)``),
+and a manifest blob whose sha256 was the snapshot's ``bundle_hash``. For every snapshot and
+revision still without a v2 manifest, this reads the v1 bundle (each object checked against its
+hash), writes it as v2 items and chunks, and gives the sealed row its manifest: the one UPDATE
+the seal allows, once per row. Scalars (model, source, captured_at, token_total) are kept
+exactly. Idempotent and resumable: rows are upgraded one transaction each; a re-run picks up
+what is left. The v1 blobs stay where they are until the session is purged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from kontex.domain.errors import IntegrityError
+from kontex.domain.models import (
+    ContextBundle,
+    ContextFile,
+    LogEvent,
+    Message,
+    SnapshotSource,
+    ToolCall,
+    sha256_hex,
+)
+from kontex.services import bundles
+from kontex.services.deps import Deps
+
+
+def _fetch(deps: Deps, prefix: str, digests: list[str]) -> list[bytes]:
+    blobs = deps.blobs.get_many([prefix + d for d in digests])
+    for digest, data in zip(digests, blobs, strict=True):
+        if sha256_hex(data) != digest:
+            raise IntegrityError("a v1 object does not match its hash")
+    return blobs
+
+
+def read_v1_bundle(
+    deps: Deps, account_id: str, session_id: str, manifest_hash: str
+) -> ContextBundle:
+    """A bundle as the v1 engine stored it."""
+    prefix = f"{account_id}/{session_id}/"
+    manifest = json.loads(_fetch(deps, prefix, [manifest_hash])[0])
+
+    def items(name: str) -> list[Any]:
+        head = manifest.get(name)
+        if head is None:
+            return []
+        chain = deps.store.v1_chain(session_id, head)
+        return [json.loads(b) for b in _fetch(deps, prefix, chain)]
+
+    entries = items("files")
+    bodies = _fetch(deps, prefix, [e["content_hash"] for e in entries])
+    files = [
+        ContextFile(**entry, content=body.decode("utf-8"))
+        for entry, body in zip(entries, bodies, strict=True)
+    ]
+    reasoning = None
+    if manifest.get("reasoning"):
+        reasoning = _fetch(deps, prefix, [manifest["reasoning"]])[0].decode("utf-8")
+    captured = manifest.get("captured_at")
+    return ContextBundle(
+        messages=[Message(**m) for m in items("messages")],
+        tool_calls=[ToolCall(**t) for t in items("tool_calls")],
+        files=files,
+        reasoning=reasoning,
+        log_events=[LogEvent(**e) for e in items("log_events")],
+        model=manifest.get("model"),
+        token_total=manifest.get("token_total"),
+        source=SnapshotSource(manifest.get("source") or "api"),
+        captured_at=datetime.fromisoformat(captured) if captured else None,
+    )
+
+
+def upgrade_v1(deps: Deps, progress: Callable[[int, int], None] | None = None) -> int:
+    """Give every v1 snapshot and revision its v2 manifest; returns how many rows moved."""
+    pending = deps.store.v1_rows()
+    for done, row in enumerate(pending, start=1):
+        bundle = read_v1_bundle(deps, row["account_id"], row["session_id"], row["bundle_hash"])
+        plan = bundles.plan(bundle)
+        plan.given_total = bundle.token_total
+        large = bundles.put_large_bodies(deps.blobs, row["account_id"], row["session_id"], plan)
+        with deps.store.unit() as unit:
+            written = bundles.write(
+                unit, row["session_id"], plan, row["created_at"], large_bytes=large
+            )
+            unit.set_v2_manifest(
+                row["snapshot_id"], row["seq"], written.manifest, written.bundle_hash
+            )
+        if progress is not None:
+            progress(done, len(pending))
+    return len(pending)
