@@ -8,7 +8,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from infra.config import deploy_env, layer_dir, stage_config
+from infra.config import deploy_env, layer_dir, stage_config, with_context
 from infra.stack import KontexStack
 
 # CDK tags this L1, but CloudFormation's schema has no Tags on it (CDK's validation rejects it).
@@ -16,7 +16,7 @@ UNTAGGABLE = ["AWS::RDS::DBProxyTargetGroup"]
 
 
 def build(app: cdk.App) -> KontexStack:
-    config = stage_config(app.node.try_get_context("stage") or "dev")
+    config = with_context(stage_config(app.node.try_get_context("stage") or "dev"), app)
     stack = KontexStack(
         app,
         f"Kontex-{config.name}",

@@ -8,7 +8,7 @@ construct that owns it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -32,6 +32,9 @@ class StageConfig:
     api_rate_limit: int  # HTTP API stage: steady requests per second
     api_burst_limit: int
     worker_max_concurrency: int  # per SQS event source: caps the database connections
+    # Sessions idle this many days are purged by a scheduled worker; None: kept for ever (no
+    # worker, no rule). `-c retention_days=N` sets it for one synth (0 turns it off).
+    retention_days: int | None = None
 
     @property
     def removal_policy(self) -> cdk.RemovalPolicy:
@@ -75,6 +78,22 @@ def stage_config(name: str) -> StageConfig:
         return STAGES[name]
     except KeyError:
         raise ValueError(f"unknown stage {name!r}: use -c stage={'|'.join(STAGES)}") from None
+
+
+def with_context(config: StageConfig, app: cdk.App) -> StageConfig:
+    """The stage's config with what `-c key=value` overrides (only `retention_days`)."""
+    retention = app.node.try_get_context("retention_days")
+    if retention is None:
+        return config
+    try:
+        days = int(retention)
+        if days < 0:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"retention_days must be a whole number of days, not {retention!r}"
+        ) from None
+    return replace(config, retention_days=days or None)
 
 
 def deploy_env(app: cdk.App) -> cdk.Environment:

@@ -14,6 +14,7 @@ from typing import Literal
 
 from aws_cdk import CfnResource, Duration, Stack
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -35,7 +36,8 @@ METRICS_NAMESPACE = "Kontex"
 class Access:
     """What one function may touch, beyond the database every function uses."""
 
-    bundles: Literal["none", "read", "read_write"] = "none"
+    # "delete": list and delete only, for the purge of whole sessions (retention)
+    bundles: Literal["none", "read", "read_write", "delete"] = "none"
     sends_to: tuple[str, ...] = ()  # queue names: "spans", "captures", "events"
     api_keys: bool = True  # the HMAC secret that hashes presented API keys
 
@@ -131,7 +133,15 @@ class FunctionFactory:
         if access.api_keys:
             function.add_environment("KONTEX_API_KEY_SECRET_ARN", wiring.api_key_secret.secret_arn)
             wiring.api_key_secret.grant_read(function)
-        if access.bundles != "none":
+        if access.bundles == "delete":
+            function.add_environment("KONTEX_BUNDLE_BUCKET", wiring.bundles.bucket_name)
+            wiring.bundles.grant_delete(function)  # a purged session's objects
+            function.add_to_role_policy(  # ... found by listing its prefix
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"], resources=[wiring.bundles.bucket_arn]
+                )
+            )
+        elif access.bundles != "none":
             function.add_environment("KONTEX_BUNDLE_BUCKET", wiring.bundles.bucket_name)
             wiring.bundles.grant_read(function)
             if access.bundles == "read_write":
@@ -172,6 +182,17 @@ class FunctionFactory:
             assert isinstance(bucket, CfnResource)
             stack = Stack.of(bucket)
             logical_id = stack.resolve(stack.get_logical_id(bucket))
+        if access.bundles == "delete":
+            suppressions.append(
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Retention purges whole sessions, whose objects are any keys under "
+                    "the session's prefix in the stack's one bundle bucket: object-level delete "
+                    "on its keys, from grant_delete (no read, no put).",
+                    applies_to=[f"Resource::<{logical_id}.Arn>/*", "Action::s3:DeleteObject*"],
+                )
+            )
+        elif access.bundles != "none":
             suppressions.append(
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",

@@ -1,6 +1,6 @@
 """KontexStack: the capabilities composed (network, data, storage, messaging, api, workers,
-migrations), plus the few things every function shares: the layer, the security group that
-may reach the RDS Proxy, and the API-key secret.
+migrations, and retention when the stage sets it), plus the few things every function shares:
+the layer, the security group that may reach the RDS Proxy, and the API-key secret.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from infra.functions import ARCHITECTURE, RUNTIME, FunctionFactory, Wiring
 from infra.messaging import Messaging
 from infra.migrations import Migrations
 from infra.network import Network
+from infra.retention import Retention
 from infra.storage import Storage
 from infra.workers import WORKER_TIMEOUT, Workers
 
@@ -86,6 +87,11 @@ class KontexStack(Stack):
             self, "Workers", config=config, factory=factory, messaging=self.messaging
         )
         self.migrations = Migrations(self, "Migrations", factory=factory, database=self.database)
+        self.retention = (
+            Retention(self, "Retention", config=config, factory=factory)
+            if config.retention_days
+            else None
+        )
         self.functions = factory.created
 
         url = self.api.url

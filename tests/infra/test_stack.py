@@ -58,8 +58,8 @@ class Synth:
         raise AssertionError(f"no function {service}")
 
 
-def _synth(stage: str, layer_dir: Path) -> Synth:
-    app = cdk.App(context={**CDK_CONTEXT, "stage": stage, "layer_dir": str(layer_dir)})
+def _synth(stage: str, layer_dir: Path, **context: Any) -> Synth:
+    app = cdk.App(context={**CDK_CONTEXT, "stage": stage, "layer_dir": str(layer_dir), **context})
     stack = build(app)
     template = Template.from_stack(stack)
     return Synth(template, template.to_json()["Resources"], Annotations.from_stack(stack))
@@ -81,6 +81,12 @@ def dev(layer_dir: Path) -> Synth:
 @pytest.fixture(scope="module")
 def prod(layer_dir: Path) -> Synth:
     return _synth("prod", layer_dir)
+
+
+@pytest.fixture(scope="module")
+def retained(layer_dir: Path) -> Synth:
+    """dev with retention switched on, as `cdk deploy -c retention_days=30` does."""
+    return _synth("dev", layer_dir, retention_days=30)
 
 
 def _ref(value: Any) -> str:
@@ -397,3 +403,84 @@ def test_only_functions_that_see_api_keys_can_read_the_key_secret(dev: Synth) ->
     for service in ("kontex-spansworker", "kontex-captureworker"):
         _, props = dev.function(service)
         assert "KONTEX_API_KEY_SECRET_ARN" not in props["Environment"]["Variables"], service
+
+
+# --- retention ---------------------------------------------------------------------------
+
+
+def test_retention_is_off_by_default(dev: Synth, prod: Synth) -> None:
+    for synth in (dev, prod):
+        assert not synth.of_type("AWS::Events::Rule")
+        services = {
+            fn["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+            for fn in synth.kontex_functions().values()
+        }
+        assert "kontex-prune" not in services
+
+
+def test_retention_schedules_the_prune_function_with_the_stages_days(retained: Synth) -> None:
+    key, props = retained.function("kontex-prune")
+    (rule,) = retained.of_type("AWS::Events::Rule").values()
+    (target,) = rule["Properties"]["Targets"]
+
+    assert props["Handler"] == "handler.lambda_handler"
+    assert rule["Properties"]["State"] == "ENABLED"
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
+    assert _ref(target["Arn"]) == key
+    assert json.loads(target["Input"]) == {"older_than_days": 30, "limit": 500}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 2
+    retained.template.has_resource_properties(
+        "AWS::Lambda::Permission",
+        {
+            "Action": "lambda:InvokeFunction",
+            "Principal": "events.amazonaws.com",
+            "FunctionName": {"Fn::GetAtt": [key, "Arn"]},
+        },
+    )
+    assert len(retained.kontex_functions()) == 7  # the six of every stack, and prune
+
+
+def test_prune_function_may_list_and_delete_bundles_and_nothing_more(retained: Synth) -> None:
+    _, props = retained.function("kontex-prune")
+    variables = props["Environment"]["Variables"]
+    (bucket,) = retained.of_type("AWS::S3::Bucket")
+    (policy,) = [
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for p in retained.of_type("AWS::IAM::Policy").values()
+        if p["Properties"]["Roles"] == [{"Ref": _ref(props["Role"])}]
+    ]
+    s3_grants = {
+        (action, json.dumps(statement["Resource"], sort_keys=True))
+        for statement in policy
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else [])
+        + (statement["Action"] if isinstance(statement["Action"], list) else [])
+        if action.startswith("s3:")
+    }
+
+    assert variables["KONTEX_BUNDLE_BUCKET"] == {"Ref": bucket}
+    assert "KONTEX_API_KEY_SECRET_ARN" not in variables  # it never sees an API key
+    assert not any(v.endswith("_QUEUE_URL") for v in variables)
+    bucket_arn = json.dumps({"Fn::GetAtt": [bucket, "Arn"]}, sort_keys=True)
+    objects = json.dumps(
+        {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/*"]]}, sort_keys=True
+    )
+    assert s3_grants == {("s3:DeleteObject*", objects), ("s3:ListBucket", bucket_arn)}
+
+
+def test_retention_stack_passes_cdk_nag_and_has_no_wildcard_actions(retained: Synth) -> None:
+    pattern = Match.string_like_regexp("AwsSolutions-.*")
+    assert retained.annotations.find_error("*", pattern) == []
+    assert retained.annotations.find_warning("*", pattern) == []
+    test_no_wildcard_actions_in_any_policy(retained)
+
+
+def test_retention_days_from_context_must_be_whole_days() -> None:
+    from infra.config import stage_config, with_context
+
+    dev = stage_config("dev")
+    for value, expected in (("30", 30), (7, 7), ("0", None)):
+        app = cdk.App(context={"retention_days": value})
+        assert with_context(dev, app).retention_days == expected
+    with pytest.raises(ValueError, match="retention_days"):
+        with_context(dev, cdk.App(context={"retention_days": "30d"}))
+    assert with_context(dev, cdk.App()) is dev

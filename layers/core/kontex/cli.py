@@ -1,4 +1,4 @@
-"""The ``kontex`` command: ``dev``, ``migrate`` and ``keys``."""
+"""The ``kontex`` command: ``dev``, ``migrate``, ``keys`` and ``prune``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,70 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _duration(text: str) -> timedelta:
+    from kontex.services.retention import parse_duration
+
+    try:
+        return parse_duration(text)
+    except KontexError as error:
+        raise argparse.ArgumentTypeError(error.message) from None
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from kontex.services import retention
+
+    container = _container(args)
+    container.store.migrate()
+    deps = container.deps
+    cutoff = deps.clock() - args.older_than
+    result = retention.prune(deps, cutoff, args.account, dry_run=args.dry_run, limit=args.limit)
+    if args.json:
+        print(json.dumps(result.as_json()))
+        return 0
+    since = f"{cutoff:%Y-%m-%d %H:%M} UTC"
+    if not result.sessions:
+        print(f"No session idle since {since}: nothing to prune.")
+    else:
+        verb = "Would remove" if result.dry_run else "Removed"
+        print(f"{verb} {len(result.sessions)} session(s) idle since {since}:")
+        header = ["ACCOUNT", "SESSION", "NAME", "LAST ACTIVITY (UTC)", "SNAPSHOTS"]
+        rows = [header if result.dry_run else [*header, "BLOBS"]]
+        for s in result.sessions:
+            name = s.name if len(s.name) <= 30 else s.name[:29] + "…"
+            row = [
+                s.account_id,
+                s.session_id,
+                name,
+                f"{s.last_activity:%Y-%m-%d %H:%M}",
+                str(s.snapshots),
+            ]
+            rows.append(row if result.dry_run else [*row, str(s.blobs)])
+        print("\n".join("  " + line for line in _table(rows)))
+        if result.dry_run:
+            print(
+                f"Dry run: {len(result.sessions)} session(s), {result.snapshots} snapshot(s)"
+                " would be removed; nothing was deleted."
+            )
+        else:
+            print(
+                f"Removed {len(result.sessions)} session(s), {result.snapshots} snapshot(s),"
+                f" {result.blobs} blob(s)."
+            )
+    if result.skipped:
+        print(f"Skipped (written to or purged meanwhile): {', '.join(result.skipped)}")
+    if result.more:
+        print(f"More idle sessions remain past the limit of {args.limit}: run again.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kontex", description=__doc__)
     parser.add_argument("--version", action="version", version=f"kontex {__version__}")
@@ -125,6 +190,24 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--account", required=True)
     _storage_options(revoke)
     revoke.set_defaults(func=cmd_keys_revoke)
+
+    prune = sub.add_parser(
+        "prune",
+        help="purge whole sessions idle for longer than a duration (rows and blobs)",
+        description="Purge every session with no activity (session, task, snapshot or "
+        "enrichment) for longer than --older-than, as DELETE /v1/sessions/{id}?purge=true does.",
+    )
+    prune.add_argument(
+        "--older-than", required=True, type=_duration, metavar="DURATION", help="30d, 12h or 90m"
+    )
+    prune.add_argument("--account", default=None, help="only this account's sessions")
+    prune.add_argument("--dry-run", action="store_true", help="list them, delete nothing")
+    prune.add_argument(
+        "--limit", type=int, default=1000, help="at most this many sessions per run (1000)"
+    )
+    prune.add_argument("--json", action="store_true", help="print the result as JSON")
+    _storage_options(prune)
+    prune.set_defaults(func=cmd_prune)
     return parser
 
 

@@ -153,6 +153,9 @@ class Store(Protocol):
 
     # the one way to remove snapshots
     def purge_session(self, account_id: str, session_id: str) -> bool: ...
+    def inactive_sessions(
+        self, cutoff: datetime, account_id: str | None, limit: int
+    ) -> list[dict[str, Any]]: ...
 
 
 class SnapshotUnit(Protocol):

@@ -541,6 +541,47 @@ class SqlStore(abc.ABC):
             tx.q("DELETE FROM session_purges WHERE session_id = ?", [session_id])
         return True
 
+    def inactive_sessions(
+        self, cutoff: datetime, account_id: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Sessions with no activity since ``cutoff``, least recently touched first.
+
+        Activity is the latest of the session's ``updated_at``, its tasks' ``updated_at``, its
+        snapshots' and their revisions' ``created_at``. Each row: ``account_id``,
+        ``session_id``, ``name``, ``last_activity``, ``snapshots`` (count).
+        """
+        # revisions are reached through their snapshot: (snapshot_id, seq) is their only index
+        revisions = (
+            "FROM snapshot_revisions r JOIN snapshots p ON p.id = r.snapshot_id"
+            " WHERE p.session_id = s.id"
+        )
+        sql = (
+            "SELECT s.account_id, s.id AS session_id, s.name, s.updated_at,"
+            " (SELECT MAX(t.updated_at) FROM tasks t WHERE t.session_id = s.id) AS task_at,"
+            " (SELECT MAX(p.created_at) FROM snapshots p WHERE p.session_id = s.id)"
+            " AS snapshot_at,"
+            f" (SELECT MAX(r.created_at) {revisions}) AS revision_at,"
+            " (SELECT COUNT(*) FROM snapshots p WHERE p.session_id = s.id) AS snapshots"
+            " FROM sessions s WHERE s.updated_at < ?"
+            " AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.session_id = s.id"
+            " AND t.updated_at >= ?)"
+            " AND NOT EXISTS (SELECT 1 FROM snapshots p WHERE p.session_id = s.id"
+            " AND p.created_at >= ?)"
+            f" AND NOT EXISTS (SELECT 1 {revisions} AND r.created_at >= ?)"
+        )
+        params: list[Any] = [cutoff, cutoff, cutoff, cutoff]
+        if account_id is not None:
+            sql += " AND s.account_id = ?"
+            params.append(account_id)
+        rows = self._all(sql + " ORDER BY s.updated_at, s.id LIMIT ?", [*params, limit])
+        found = []
+        for row in rows:
+            times = [row.pop(k) for k in ("updated_at", "task_at", "snapshot_at", "revision_at")]
+            row["last_activity"] = max(_as_time(t) for t in times if t is not None)
+            row["snapshots"] = int(row["snapshots"])
+            found.append(row)
+        return found
+
     # -- queries and aggregates ------------------------------------------------------------
 
     def query_objects(

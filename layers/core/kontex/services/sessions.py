@@ -134,11 +134,14 @@ def complete_session(deps: Deps, account_id: str, session_id: str) -> Session:
     return update_session(deps, account_id, session_id, status=SessionStatus.COMPLETED)
 
 
-def purge_session(deps: Deps, account_id: str, session_id: str) -> None:
-    """Remove every row and blob of the session: the one way snapshots are ever deleted."""
+def purge_session(deps: Deps, account_id: str, session_id: str) -> int:
+    """Remove every row and blob of the session: the one way snapshots are ever deleted.
+
+    Returns how many blobs went with it.
+    """
     if not deps.store.purge_session(account_id, session_id):
         raise NotFound(f"session {session_id} not found")
-    deps.blobs.delete_prefix(f"{account_id}/{session_id}/")
+    return deps.blobs.delete_prefix(f"{account_id}/{session_id}/")
 
 
 # -- tasks ------------------------------------------------------------------------------------
