@@ -36,8 +36,9 @@ METRICS_NAMESPACE = "Kontex"
 class Access:
     """What one function may touch, beyond the database every function uses."""
 
-    # "delete": list and delete only, for the purge of whole sessions (retention)
-    bundles: Literal["none", "read", "read_write", "delete"] = "none"
+    # "delete": list and delete only, for the purge of whole sessions (retention);
+    # "read_write_purge": read and put, plus list and delete for DELETE ?purge=true (the API)
+    bundles: Literal["none", "read", "read_write", "read_write_purge", "delete"] = "none"
     sends_to: tuple[str, ...] = ()  # queue names: "spans", "captures", "events"
     api_keys: bool = True  # the HMAC secret that hashes presented API keys
 
@@ -144,8 +145,10 @@ class FunctionFactory:
         elif access.bundles != "none":
             function.add_environment("KONTEX_BUNDLE_BUCKET", wiring.bundles.bucket_name)
             wiring.bundles.grant_read(function)
-            if access.bundles == "read_write":
-                wiring.bundles.grant_put(function)  # written once, never deleted
+            if access.bundles in ("read_write", "read_write_purge"):
+                wiring.bundles.grant_put(function)  # written once, never overwritten
+            if access.bundles == "read_write_purge":
+                wiring.bundles.grant_delete(function)  # only by the purge of a whole session
         for name in access.sends_to:
             queue = wiring.queues[name].queue
             function.add_environment(f"KONTEX_{name.upper()}_QUEUE_URL", queue.queue_url)
@@ -197,14 +200,19 @@ class FunctionFactory:
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",
                     reason="Bundles are content-addressed objects of the stack's one bundle "
-                    "bucket: object-level read (and put, never delete) on its keys, from "
-                    "grant_read/grant_put.",
+                    "bucket: object-level read (and put; delete only for the API's purge of a "
+                    "whole session) on its keys, from grant_read/grant_put/grant_delete.",
                     applies_to=[
                         f"Resource::<{logical_id}.Arn>/*",
                         "Action::s3:GetBucket*",
                         "Action::s3:GetObject*",
                         "Action::s3:List*",
-                        *(["Action::s3:Abort*"] if access.bundles == "read_write" else []),
+                        *(["Action::s3:Abort*"] if "write" in access.bundles else []),
+                        *(
+                            ["Action::s3:DeleteObject*"]
+                            if access.bundles == "read_write_purge"
+                            else []
+                        ),
                     ],
                 )
             )

@@ -467,6 +467,31 @@ def test_prune_function_may_list_and_delete_bundles_and_nothing_more(retained: S
     assert s3_grants == {("s3:DeleteObject*", objects), ("s3:ListBucket", bucket_arn)}
 
 
+def _s3_actions(synth: Synth, function_name: str) -> set[str]:
+    _, props = synth.function(function_name)
+    statements = [
+        statement
+        for p in synth.of_type("AWS::IAM::Policy").values()
+        if p["Properties"]["Roles"] == [{"Ref": _ref(props["Role"])}]
+        for statement in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    return {
+        action
+        for statement in statements
+        for action in (
+            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        )
+        if action.startswith("s3:")
+    }
+
+
+def test_only_the_api_may_delete_bundles_for_a_purge(dev: Synth) -> None:
+    # DELETE /v1/sessions/{id}?purge=true removes the session's large file bodies
+    assert {"s3:DeleteObject*", "s3:PutObject", "s3:GetObject*"} <= _s3_actions(dev, "kontex-api")
+    for name in ("kontex-captureworker", "kontex-spansworker"):
+        assert "s3:DeleteObject*" not in _s3_actions(dev, name)
+
+
 def test_retention_stack_passes_cdk_nag_and_has_no_wildcard_actions(retained: Synth) -> None:
     pattern = Match.string_like_regexp("AwsSolutions-.*")
     assert retained.annotations.find_error("*", pattern) == []

@@ -24,7 +24,8 @@ def bundle(text: str) -> ContextBundle:
                 {"role": "system", "content": "You are careful."},
                 {"role": "user", "content": text},
             ],
-            "files": [{"path": "notes.md", "content": f"notes for {text}"}],
+            # a body above 64 KiB: kept in the object store, so the purge has blobs to remove
+            "files": [{"path": "notes.md", "content": f"notes for {text}\n" * 6000}],
         }
     )
 

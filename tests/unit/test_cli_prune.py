@@ -34,7 +34,12 @@ def data(tmp_path: Path) -> dict[str, Any]:
     def run(account_id: str, name: str) -> str:
         s = sessions.create_session(deps, account_id, name)
         t = sessions.create_task(deps, account_id, s.id, "solve")
-        bundle = ContextBundle.model_validate({"messages": [{"role": "user", "content": name}]})
+        bundle = ContextBundle.model_validate(
+            {
+                "messages": [{"role": "user", "content": name}],
+                "files": [{"path": "big.txt", "content": f"{name}\n" * 10_000}],  # a blob
+            }
+        )
         snapshots.create_snapshot(deps, account_id, t.id, "one", bundle)
         return s.id
 
