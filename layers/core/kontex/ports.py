@@ -161,10 +161,25 @@ class Store(Protocol):
 class SnapshotUnit(Protocol):
     """One transaction over the snapshot aggregate (a unit of work): a use case reads what it
     needs once and writes all its rows; committed when the block ends, rolled back if it raises.
+    Writes are sent together when the block ends (one pipelined round trip on PostgreSQL), so
+    a unit never reads what it wrote itself.
     """
 
-    def lock_task(self, account_id: str, task_id: str) -> tuple[Task, str | None] | None:
-        """The task and its head snapshot id, locked against concurrent writers of the task."""
+    def lock_task(
+        self, account_id: str, task_id: str
+    ) -> tuple[Task, str | None, bytes | None] | None:
+        """The task, its head snapshot id and the head's manifest, the task locked against
+        concurrent writers until the unit ends."""
+        ...
+
+    def lock_and_lookup(
+        self, account_id: str, task_id: str, items: Sequence[bytes], chunks: Sequence[bytes]
+    ) -> tuple[tuple[Task, str | None, bytes | None], dict[bytes, int], dict[bytes, bytes]] | None:
+        """``lock_task`` and ``lookup`` in the task's session, in one round trip."""
+        ...
+
+    def head_snapshot(self, account_id: str, task_id: str) -> tuple[Snapshot, bytes | None] | None:
+        """The task's latest snapshot as it stands, with its manifest."""
         ...
 
     def snapshot(self, account_id: str, snapshot_id: str) -> tuple[Snapshot, bytes | None] | None:
@@ -173,6 +188,12 @@ class SnapshotUnit(Protocol):
 
     def revision(self, account_id: str, snapshot_id: str, seq: int) -> Revision | None: ...
     def revision_count(self, snapshot_id: str) -> int: ...
+    def lookup(
+        self, session_id: str, items: Sequence[bytes], chunks: Sequence[bytes]
+    ) -> tuple[dict[bytes, int], dict[bytes, bytes]]:
+        """Which items (their tokens) and chunks (their refs) the session has: one query."""
+        ...
+
     def known_items(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, int]: ...
     def items(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, bytes]: ...
     def chunks(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, bytes]: ...

@@ -27,18 +27,35 @@ def _pg(sql: str) -> str:
 
 
 class _PgTx:
-    def __init__(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[dict[str, Any]], pipeline: psycopg.Pipeline | None = None
+    ) -> None:
         self._conn = conn
+        self._pipeline = pipeline
 
     def q(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         cursor = self._conn.execute(_pg(sql), list(params))
+        if self._pipeline is not None:
+            self._pipeline.sync()  # the answer is needed now (queued statements go with it)
         return cursor.fetchall() if cursor.description is not None else []
+
+    def q_many(self, statements: Sequence[tuple[str, list[Any]]]) -> list[list[dict[str, Any]]]:
+        cursors = [self._conn.execute(_pg(sql), list(params)) for sql, params in statements]
+        if self._pipeline is not None:
+            self._pipeline.sync()
+        return [c.fetchall() if c.description is not None else [] for c in cursors]
 
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         batch = [list(r) for r in rows]
         if batch:
             with self._conn.cursor() as cursor:
                 cursor.executemany(_pg(sql), batch)
+
+    def batch(self, statements: Sequence[tuple[str, list[Sequence[Any]]]]) -> None:
+        """Every statement queued in the pipeline: they travel with the COMMIT."""
+        with self._conn.cursor() as cursor:
+            for sql, rows in statements:
+                cursor.executemany(_pg(sql), [list(r) for r in rows])
 
 
 def _translate(error: psycopg.Error) -> Exception:
@@ -82,14 +99,17 @@ class PostgresStore(SqlStore):
                     self._pool = pool
         return self._pool
 
-    _lock_clause = " FOR UPDATE"  # a unit writing to a task holds its row until commit
+    _lock_clause = " FOR UPDATE OF t"  # a unit writing to a task holds its row until commit
 
     @contextmanager
     def _tx(self, write: bool = True) -> Iterator[_PgTx]:
         self.transactions += 1
         try:
-            with self.pool.connection() as conn, conn.transaction():
-                yield _PgTx(conn)
+            # pipeline mode: BEGIN travels with the first statement and COMMIT with the last
+            # writes, so a snapshot write or a bundle read costs three round trips, not five
+            with self.pool.connection() as conn, conn.pipeline() as pipeline:
+                with conn.transaction():
+                    yield _PgTx(conn, pipeline)
         except psycopg.Error as error:
             raise _translate(error) from error
 

@@ -34,6 +34,13 @@ _INDEXED = {"message": "message", "tool_call": "tool_call"}  # the kinds the que
 class Tx(Protocol):
     def q(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+    def batch(self, statements: Sequence[tuple[str, list[Sequence[Any]]]]) -> None:
+        """Run writes whose results nobody reads, in order (pipelined where the driver can)."""
+        ...
+
+    def q_many(self, statements: Sequence[tuple[str, list[Any]]]) -> list[list[dict[str, Any]]]:
+        """Several queries in order, their answers together (one round trip on PostgreSQL)."""
+        ...
 
 
 def _as_time(value: Any) -> datetime:
@@ -80,17 +87,116 @@ class SqlUnit:
     def __init__(self, tx: Tx, lock_clause: str) -> None:
         self.tx = tx
         self._lock = lock_clause
+        self._writes: list[tuple[str, list[Sequence[Any]]]] = []  # sent together at the end
 
-    def lock_task(self, account_id: str, task_id: str) -> tuple[Task, str | None] | None:
+    def _write(self, sql: str, rows: list[Sequence[Any]]) -> None:
+        self._writes.append((sql, rows))
+
+    def flush(self) -> None:
+        """Send the unit's writes (one round trip on PostgreSQL); called before the commit."""
+        writes, self._writes = self._writes, []
+        if writes:
+            self.tx.batch(writes)
+
+    @staticmethod
+    def _lookup_sql(
+        session: str, session_params: list[Any], items: Sequence[bytes], chunks: Sequence[bytes]
+    ) -> tuple[str, list[Any]]:
+        parts, params = [], []
+        if items:
+            marks = ", ".join("?" for _ in items)
+            parts.append(
+                "SELECT 0 AS k, item_hash AS h, tokens AS n, NULL AS refs FROM items"
+                f" WHERE session_id = {session} AND item_hash IN ({marks})"
+            )
+            params += [*session_params, *items]
+        if chunks:
+            marks = ", ".join("?" for _ in chunks)
+            parts.append(
+                "SELECT 1 AS k, chunk_hash AS h, 0 AS n, refs FROM chunks"
+                f" WHERE session_id = {session} AND chunk_hash IN ({marks})"
+            )
+            params += [*session_params, *chunks]
+        return " UNION ALL ".join(parts), params
+
+    @staticmethod
+    def _found(rows: list[dict[str, Any]]) -> tuple[dict[bytes, int], dict[bytes, bytes]]:
+        found_items: dict[bytes, int] = {}
+        found_chunks: dict[bytes, bytes] = {}
+        for r in rows:
+            if r["k"] == 0:
+                found_items[bytes(r["h"])] = int(r["n"])
+            else:
+                found_chunks[bytes(r["h"])] = bytes(r["refs"])
+        return found_items, found_chunks
+
+    def lookup(
+        self, session_id: str, items: Sequence[bytes], chunks: Sequence[bytes]
+    ) -> tuple[dict[bytes, int], dict[bytes, bytes]]:
+        """Which of these items (with their tokens) and chunks (with their refs) the session
+        has, in one statement."""
+        if not items and not chunks:
+            return {}, {}
+        if len(items) + len(chunks) > _CHUNK:
+            return self.known_items(session_id, items), self.chunks(session_id, chunks)
+        sql, params = self._lookup_sql("?", [session_id], items, chunks)
+        return self._found(self.tx.q(sql, params))
+
+    def lock_and_lookup(
+        self, account_id: str, task_id: str, items: Sequence[bytes], chunks: Sequence[bytes]
+    ) -> tuple[tuple[Task, str | None, bytes | None], dict[bytes, int], dict[bytes, bytes]] | None:
+        """``lock_task`` and ``lookup`` in the task's session, sent together (one round trip
+        on PostgreSQL: the lock is taken by the first statement, before the lookup runs)."""
+        if not items and not chunks or len(items) + len(chunks) > _CHUNK:
+            locked = self.lock_task(account_id, task_id)
+            if locked is None:
+                return None
+            return locked, *self.lookup(locked[0].session_id, items, chunks)
+        lookup_sql, lookup_params = self._lookup_sql(
+            "(SELECT session_id FROM tasks WHERE account_id = ? AND id = ?)",
+            [account_id, task_id],
+            items,
+            chunks,
+        )
+        task_rows, found_rows = self.tx.q_many(
+            [self._lock_task_sql(account_id, task_id), (lookup_sql, lookup_params)]
+        )
+        locked = self._locked(task_rows)
+        if locked is None:
+            return None
+        return locked, *self._found(found_rows)
+
+    def _lock_task_sql(self, account_id: str, task_id: str) -> tuple[str, list[Any]]:
+        columns = ", ".join(f"t.{c.strip()}" for c in SqlStore._TASK_COLUMNS.split(","))
+        return (
+            f"SELECT {columns}, t.head_snapshot_id, h.manifest AS head_manifest FROM tasks t"
+            " LEFT JOIN snapshots h ON h.id = t.head_snapshot_id"
+            f" WHERE t.account_id = ? AND t.id = ?{self._lock}",
+            [account_id, task_id],
+        )
+
+    @staticmethod
+    def _locked(rows: list[dict[str, Any]]) -> tuple[Task, str | None, bytes | None] | None:
+        if not rows:
+            return None
+        head = rows[0].pop("head_snapshot_id")
+        manifest = _bytes(rows[0].pop("head_manifest"))
+        return Task(**rows[0]), head, manifest
+
+    def lock_task(
+        self, account_id: str, task_id: str
+    ) -> tuple[Task, str | None, bytes | None] | None:
+        return self._locked(self.tx.q(*self._lock_task_sql(account_id, task_id)))
+
+    def head_snapshot(self, account_id: str, task_id: str) -> tuple[Snapshot, bytes | None] | None:
         rows = self.tx.q(
-            f"SELECT {SqlStore._TASK_COLUMNS}, head_snapshot_id FROM tasks"
-            f" WHERE account_id = ? AND id = ?{self._lock}",
+            _SNAPSHOT_SELECT + " JOIN tasks t ON t.head_snapshot_id = s.id"
+            " WHERE t.account_id = ? AND t.id = ?",
             [account_id, task_id],
         )
         if not rows:
             return None
-        head = rows[0].pop("head_snapshot_id")
-        return Task(**rows[0]), head
+        return _snapshot(rows[0]), _bytes(rows[0]["manifest"])
 
     def snapshot(self, account_id: str, snapshot_id: str) -> tuple[Snapshot, bytes | None] | None:
         rows = self.tx.q(
@@ -167,7 +273,7 @@ class SqlUnit:
     def add_items(self, session_id: str, at: datetime, rows: Sequence[ItemRow]) -> None:
         if not rows:
             return
-        self.tx.many(
+        self._write(
             "INSERT INTO items (session_id, item_hash, kind, body, tokens, role, has_text,"
             " has_tool_use, has_tool_result, tool_name, is_error, position, first_seen_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -194,7 +300,7 @@ class SqlUnit:
     def add_chunks(self, session_id: str, chunks: dict[bytes, bytes]) -> None:
         if not chunks:
             return
-        self.tx.many(
+        self._write(
             "INSERT INTO chunks (session_id, chunk_hash, refs) VALUES (?, ?, ?)"
             " ON CONFLICT DO NOTHING",
             [(session_id, address, refs) for address, refs in chunks.items()],
@@ -202,48 +308,52 @@ class SqlUnit:
 
     def add_snapshot(self, snapshot: Snapshot, manifest: bytes) -> None:
         s = snapshot
-        self.tx.q(
+        self._write(
             "INSERT INTO snapshots (id, account_id, session_id, task_id, label, source, model,"
             " token_total, parent_snapshot_id, rollback_of, forked_from, bundle_hash,"
             " stored_bytes, captured_at, created_at, manifest)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                s.id,
-                s.account_id,
-                s.session_id,
-                s.task_id,
-                s.label,
-                s.source.value,
-                s.model,
-                s.token_total,
-                s.parent_snapshot_id,
-                s.rollback_of,
-                s.forked_from,
-                s.bundle_hash,
-                s.stored_bytes,
-                s.captured_at,
-                s.created_at,
-                manifest,
+                (
+                    s.id,
+                    s.account_id,
+                    s.session_id,
+                    s.task_id,
+                    s.label,
+                    s.source.value,
+                    s.model,
+                    s.token_total,
+                    s.parent_snapshot_id,
+                    s.rollback_of,
+                    s.forked_from,
+                    s.bundle_hash,
+                    s.stored_bytes,
+                    s.captured_at,
+                    s.created_at,
+                    manifest,
+                )
             ],
         )
-        self.tx.q("UPDATE tasks SET head_snapshot_id = ? WHERE id = ?", [s.id, s.task_id])
+        self._write("UPDATE tasks SET head_snapshot_id = ? WHERE id = ?", [(s.id, s.task_id)])
 
     def add_revision(self, revision: Revision, manifest: bytes) -> None:
         r = revision
-        self.tx.q(
+        self._write(
             "INSERT INTO snapshot_revisions (snapshot_id, seq, session_id, bundle_hash,"
             " token_total, model, stored_bytes, created_at, manifest)"
             " SELECT ?, ?, session_id, ?, ?, ?, ?, ?, ? FROM snapshots WHERE id = ?",
             [
-                r.snapshot_id,
-                r.seq,
-                r.bundle_hash,
-                r.token_total,
-                r.model,
-                r.stored_bytes,
-                r.created_at,
-                manifest,
-                r.snapshot_id,
+                (
+                    r.snapshot_id,
+                    r.seq,
+                    r.bundle_hash,
+                    r.token_total,
+                    r.model,
+                    r.stored_bytes,
+                    r.created_at,
+                    manifest,
+                    r.snapshot_id,
+                )
             ],
         )
 
@@ -252,30 +362,32 @@ class SqlUnit:
     ) -> None:
         """The v1 -> v2 upgrade of a sealed row (allowed once, while its manifest is NULL)."""
         if seq == 0:
-            self.tx.q(
+            self._write(
                 "UPDATE snapshots SET manifest = ?, bundle_hash = ? WHERE id = ?"
                 " AND manifest IS NULL",
-                [manifest, bundle_hash, snapshot_id],
+                [(manifest, bundle_hash, snapshot_id)],
             )
         else:
-            self.tx.q(
+            self._write(
                 "UPDATE snapshot_revisions SET manifest = ?, bundle_hash = ?"
                 " WHERE snapshot_id = ? AND seq = ? AND manifest IS NULL",
-                [manifest, bundle_hash, snapshot_id, seq],
+                [(manifest, bundle_hash, snapshot_id, seq)],
             )
 
     def add_task(self, task: Task) -> None:
-        self.tx.q(
+        self._write(
             f"INSERT INTO tasks ({SqlStore._TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                task.id,
-                task.account_id,
-                task.session_id,
-                task.parent_task_id,
-                task.name,
-                task.status.value,
-                task.created_at,
-                task.updated_at,
+                (
+                    task.id,
+                    task.account_id,
+                    task.session_id,
+                    task.parent_task_id,
+                    task.name,
+                    task.status.value,
+                    task.created_at,
+                    task.updated_at,
+                )
             ],
         )
 
@@ -440,7 +552,9 @@ class SqlStore(abc.ABC):
     def unit(self, write: bool = True) -> Iterator[SqlUnit]:
         """One transaction over the snapshot aggregate (``SnapshotUnit``)."""
         with self._tx(write=write) as tx:
-            yield SqlUnit(tx, self._lock_clause if write else "")
+            unit = SqlUnit(tx, self._lock_clause if write else "")
+            yield unit
+            unit.flush()
 
     def snapshot_exists(self, snapshot_id: str) -> bool:
         return self._one("SELECT 1 AS x FROM snapshots WHERE id = ?", [snapshot_id]) is not None

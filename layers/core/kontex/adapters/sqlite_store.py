@@ -49,6 +49,13 @@ class _SqliteTx:
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self._conn.executemany(sql, ([_to_db(v) for v in row] for row in rows))
 
+    def q_many(self, statements: Sequence[tuple[str, list[Any]]]) -> list[list[dict[str, Any]]]:
+        return [self.q(sql, params) for sql, params in statements]
+
+    def batch(self, statements: Sequence[tuple[str, list[Sequence[Any]]]]) -> None:
+        for sql, rows in statements:
+            self.many(sql, rows)
+
 
 def _translate(error: sqlite3.Error) -> Exception:
     text = str(error)

@@ -30,6 +30,7 @@ import hashlib
 import json
 import struct
 from collections.abc import Sequence
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -62,12 +63,26 @@ _KIND = {
 _SLICE = struct.Struct(">16sHH")  # chunk address, start, end
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_DECODER = json.JSONDecoder()
+_PREFIXED = {  # sha256 states after "<kind>\0", copied per item (no concatenation)
+    kind: hashlib.sha256(kind.encode() + b"\0")
+    for kind in ("message", "tool_call", "file", "log_event", "reasoning")
+}
+
+
 def canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(value).encode()
+
+
+def _loads(data: bytes) -> Any:
+    return _DECODER.decode(data.decode("utf-8"))
 
 
 def item_address(kind: str, data: bytes) -> bytes:
-    return hashlib.sha256(kind.encode() + b"\0" + data).digest()[:16]
+    state = _PREFIXED[kind].copy()
+    state.update(data)
+    return state.digest()[:16]
 
 
 def chunk_address(refs: bytes) -> bytes:
@@ -300,6 +315,33 @@ def _parent_chunks(manifest: bytes | None) -> list[bytes]:
     return [s[0] for name in LISTS for s in _unpack(parsed["lists"].get(name, ""))]
 
 
+_HINTS: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()  # (session, chunk) -> refs
+_HINTS_MAX = 8192
+
+
+def _remember(session_id: str, chunks: dict[bytes, bytes]) -> None:
+    """Chunks this process wrote or read, kept as hints for slicing the next write: a chunk is
+    addressed by its refs, so a remembered one is exactly the stored one (reads never use it)."""
+    for address, refs in chunks.items():
+        _HINTS[(session_id, address)] = refs
+        _HINTS.move_to_end((session_id, address))
+    while len(_HINTS) > _HINTS_MAX:
+        _HINTS.popitem(last=False)
+
+
+def needs(plan_: Plan) -> tuple[list[bytes], list[bytes]]:
+    """The item and chunk addresses a write of ``plan_`` looks up."""
+    addresses = {item.address for items in plan_.lists.values() for item in items}
+    if plan_.reasoning is not None:
+        addresses.add(plan_.reasoning.address)
+    wanted = {
+        chunk_address(b"".join(c))
+        for items in plan_.lists.values()
+        for c in cut([i.address for i in items])
+    }
+    return list(addresses), list(wanted)
+
+
 def write(
     unit: SnapshotUnit,
     session_id: str,
@@ -308,16 +350,28 @@ def write(
     *,
     parent_manifest: bytes | None = None,
     large_bytes: int = 0,
+    looked_up: tuple[dict[bytes, int], dict[bytes, bytes]] | None = None,
 ) -> Written:
     """Store a planned bundle in ``unit``'s transaction: new items, new chunks; its manifest.
 
-    ``parent_manifest`` (the task's previous snapshot) is where slices of old chunks are found.
+    ``parent_manifest`` (the task's previous snapshot) is where slices of old chunks are found;
+    ``looked_up`` is the answer of ``unit.lookup`` for ``needs(plan_)`` when the caller has it.
     """
-    everything = [item for items in plan_.lists.values() for item in items]
+    addresses, wanted = needs(plan_)
+    if looked_up is None:
+        looked_up = unit.lookup(session_id, addresses, wanted)
+    known, found = looked_up
+    unique = {item.address: item for items in plan_.lists.values() for item in items}
     if plan_.reasoning is not None:
-        everything.append(plan_.reasoning)
-    unique = {item.address: item for item in everything}
-    known = unit.known_items(session_id, list(unique))
+        unique[plan_.reasoning.address] = plan_.reasoning
+    list_refs = {name: [i.address for i in items] for name, items in plan_.lists.items()}
+    parents = _parent_chunks(parent_manifest)
+    missing = [p for p in parents if p not in found and (session_id, p) not in _HINTS]
+    if missing:  # the parent's chunks, read only when not remembered from an earlier write
+        found.update(unit.chunks(session_id, missing))
+    for p in parents:
+        if p not in found and (session_id, p) in _HINTS:
+            found[p] = _HINTS[(session_id, p)]
     counted: dict[bytes, int] = dict(known)
     new_rows: list[ItemRow] = []
     stored = large_bytes
@@ -328,10 +382,6 @@ def write(
         counted[address] = n
         new_rows.append(ItemRow(address, item.kind, item.body, n, item.position, item.index))
         stored += len(item.body)
-    list_refs = {name: [i.address for i in items] for name, items in plan_.lists.items()}
-    wanted = {chunk_address(b"".join(c)) for refs in list_refs.values() for c in cut(refs)}
-    parents = _parent_chunks(parent_manifest)
-    found = unit.chunks(session_id, list(wanted | set(parents)))
     lister = _Lister(found, [p for p in parents if p in found])
     lists = {name: _pack(lister.slices(refs)) for name, refs in list_refs.items()}
 
@@ -353,6 +403,7 @@ def write(
     )
     unit.add_items(session_id, at, new_rows)
     unit.add_chunks(session_id, lister.new_chunks)
+    _remember(session_id, lister.new_chunks)
     stored += sum(len(d) for d in lister.new_chunks.values()) + len(manifest)
     return Written(manifest, manifest_hash(manifest), token_total, stored)
 
@@ -393,6 +444,7 @@ def read(
         data = chunks.get(address)
         if data is None or chunk_address(data) != address:
             raise IntegrityError("a stored list chunk is missing or altered")
+    _remember(session_id, chunks)
     refs: dict[str, list[bytes]] = {}
     for name, group in slices.items():
         out: list[bytes] = []
@@ -415,7 +467,7 @@ def read(
         return data
 
     def objects(name: str) -> list[dict[str, Any]]:
-        return [json.loads(body(_KIND[name], r)) for r in refs[name]]
+        return [_loads(body(_KIND[name], r)) for r in refs[name]]
 
     files = []
     for entry in objects("files"):

@@ -62,18 +62,13 @@ def _retrying(deps: Deps, snapshot_id: str | None, attempt: Callable[[], T]) -> 
     raise AssertionError("unreachable")
 
 
-def _locked_task(unit: SnapshotUnit, account_id: str, task_id: str) -> tuple[Task, str | None]:
+def _locked_task(
+    unit: SnapshotUnit, account_id: str, task_id: str
+) -> tuple[Task, str | None, bytes | None]:
     found = unit.lock_task(account_id, task_id)
     if found is None:
         raise NotFound(f"task {task_id} not found")
     return found
-
-
-def _parent_manifest(unit: SnapshotUnit, account_id: str, head: str | None) -> bytes | None:
-    if head is None:
-        return None
-    found = unit.snapshot(account_id, head)
-    return found[1] if found else None
 
 
 def create_snapshot(
@@ -105,14 +100,18 @@ def create_snapshot(
 
     def attempt() -> Snapshot:
         with deps.store.unit() as unit:
-            task, head = _locked_task(unit, account_id, task_id)
+            found = unit.lock_and_lookup(account_id, task_id, *bundles.needs(plan))
+            if found is None:
+                raise NotFound(f"task {task_id} not found")
+            (task, head, head_manifest), known, chunks = found
             written = bundles.write(
                 unit,
                 task.session_id,
                 plan,
                 now,
-                parent_manifest=_parent_manifest(unit, account_id, head),
+                parent_manifest=head_manifest,
                 large_bytes=large_bytes,
+                looked_up=(known, chunks),
             )
             snapshot = Snapshot(
                 id=snapshot_id or new_id("snap"),
@@ -146,9 +145,14 @@ def get_snapshot(deps: Deps, account_id: str, snapshot_id: str) -> Snapshot:
 
 
 def _read(
-    deps: Deps, unit: SnapshotUnit, account_id: str, snapshot_id: str, revision: int | None
+    deps: Deps,
+    unit: SnapshotUnit,
+    account_id: str,
+    snapshot_id: str,
+    revision: int | None,
+    found: tuple[Snapshot, bytes | None] | None = None,
 ) -> tuple[Snapshot, bytes, ContextBundle]:
-    found = unit.snapshot(account_id, snapshot_id)
+    found = found or unit.snapshot(account_id, snapshot_id)
     if found is None:
         raise NotFound(f"snapshot {snapshot_id} not found")
     snapshot, manifest = found
@@ -185,12 +189,10 @@ def get_bundle(
 def read_latest(deps: Deps, account_id: str, task_id: str) -> tuple[Snapshot, ContextBundle]:
     """The task's latest snapshot (its head) with its bundle, in one transaction."""
     with deps.store.unit(write=False) as unit:
-        found = unit.lock_task(account_id, task_id)
+        found = unit.head_snapshot(account_id, task_id)
         if found is None:
-            raise NotFound(f"task {task_id} not found")
-        if found[1] is None:
-            raise NotFound(f"task {task_id} has no snapshot")
-        snapshot, _, bundle = _read(deps, unit, account_id, found[1], None)
+            raise NotFound(f"task {task_id} not found or without snapshots")
+        snapshot, _, bundle = _read(deps, unit, account_id, found[0].id, None, found)
     return snapshot, bundle
 
 
@@ -218,7 +220,7 @@ def rollback(deps: Deps, account_id: str, snapshot_id: str) -> Snapshot:
     def attempt() -> Snapshot:
         with deps.store.unit() as unit:
             source, source_manifest, _ = _read(deps, unit, account_id, snapshot_id, None)
-            _, head = _locked_task(unit, account_id, source.task_id)
+            _, head, _ = _locked_task(unit, account_id, source.task_id)
             now = deps.clock()
             manifest = bundles.restamp(
                 source_manifest, source=SnapshotSource.ROLLBACK.value, captured_at=now.isoformat()
@@ -263,7 +265,7 @@ def fork(
     target = get_session(deps, account_id, session_id) if session_id is not None else None
     with deps.store.unit() as unit:
         source, source_manifest, bundle = _read(deps, unit, account_id, snapshot_id, None)
-        source_task, _ = _locked_task(unit, account_id, source.task_id)
+        source_task, _, _ = _locked_task(unit, account_id, source.task_id)
         now = deps.clock()
         same = target is None or target.id == source.session_id
         task = Task(
