@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 HOST   ?= 127.0.0.1
 PORT   ?= 8787
 DATA   ?= .kontex
@@ -35,8 +36,14 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)
-	$(BIN)/python bench/storage_growth.py --turns 200 --backend all
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/checkpoints.py --tasks 10 --steps 100 --window 50 --backend all
+	$(BIN)/python bench/storage_growth.py --turns 200 --backend all --history all
+	$(BIN)/python bench/storage_growth.py --turns 50 --backend all --history all --blobs s3
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/proxy.py
 

@@ -4,8 +4,11 @@ A simulated coding agent works for ``--turns`` turns in one session and task. Ea
 user message, an assistant message (a text block, and on tool turns a ``tool_use`` block), and
 on tool turns a ``tool`` message carrying a ``tool_result`` of 1-3 KB, a tool call and a log
 event; files are read into the context over the run and some are edited later. After every
-turn one snapshot is created holding the WHOLE history so far, the way an agent framework
-checkpoints. Content is generated from a seeded random source, so runs are comparable.
+turn one snapshot is created. ``--history`` says what it holds: ``append`` the WHOLE history so
+far, the way an agent framework checkpoints; ``sliding`` the last 50 messages only; ``compacted``
+a history compacted every 20 turns (the oldest messages, all but the system message and the
+last 10, replaced by one summary message, then appending continues); ``all`` runs the three.
+Content is generated from a seeded random source, so runs are comparable.
 
 Reported per backend:
 
@@ -15,9 +18,13 @@ Reported per backend:
 - stored: blob bytes plus database bytes (``database_bytes()`` of the store), as a ratio of
   distinct; also without the migrated empty schema, which is a fixed cost, not growth;
 - snapshot writes per second, bundle reads per second (every snapshot read back), and the
-  mean time to read the last (largest) bundle.
+  mean time to read the last (largest) bundle;
+- with ``--blobs s3``: the Kontex blob store is ``S3Blobs`` on moto's in-process S3 (fake
+  credentials, nothing leaves the process), and the S3 requests its client sends are counted
+  (botocore ``before-call`` / ``after-call`` hooks) per snapshot write and per bundle read.
 
-    python bench/storage_growth.py [--turns 200] [--backend sqlite|postgres|all] [--json]
+    python bench/storage_growth.py [--turns 200] [--backend sqlite|postgres|all]
+        [--history append|sliding|compacted|all] [--blobs local|s3] [--json]
 
 PostgreSQL is reached at ``KONTEX_BENCH_DATABASE_URL`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``); the run uses a fresh schema, dropped at the end.
@@ -34,7 +41,9 @@ import random
 import secrets
 import sqlite3
 import tempfile
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -45,6 +54,7 @@ from typing import Any, Literal
 from kontex.adapters.local_blobs import LocalBlobs
 from kontex.adapters.sqlite_store import SqliteStore
 from kontex.domain.models import ContextBundle, ContextFile, LogEvent, Message, ToolCall
+from kontex.ports import BlobStore
 from kontex.services import keys, sessions, snapshots
 from kontex.services.bundles import canonical
 from kontex.services.deps import Deps
@@ -158,6 +168,11 @@ _PATHS = [
 ]
 _TOOLS = ["read_file", "read_file", "grep", "run_tests", "edit_file"]
 Status = Literal["success", "error"]
+History = Literal["append", "sliding", "compacted"]
+HISTORIES: tuple[History, ...] = ("append", "sliding", "compacted")
+WINDOW = 50  # sliding: messages per snapshot
+COMPACT_EVERY = 20  # compacted: turns between compactions
+KEEP_AFTER_COMPACTION = 10  # compacted: the most recent messages kept beside the summary
 
 
 def _ident(rng: random.Random) -> str:
@@ -165,9 +180,18 @@ def _ident(rng: random.Random) -> str:
 
 
 class AgentRun:
-    """Generates the turns of one agent run; each call of ``turn`` returns the whole history."""
+    """Generates the turns of one agent run; each call of ``turn`` returns the bundle to snapshot.
 
-    def __init__(self, seed: int = 7) -> None:
+    ``history`` says what the snapshot's messages are: ``append`` the whole history so far;
+    ``sliding`` only the last ``WINDOW`` messages (the agent still remembers everything, the
+    snapshot holds the window); ``compacted`` the history compacted every ``COMPACT_EVERY``
+    turns: all but the system message and the last ``KEEP_AFTER_COMPACTION`` messages are
+    replaced by one summary message, then appending continues. Tool calls, files and log events
+    are the same in all three.
+    """
+
+    def __init__(self, seed: int = 7, history: History = "append") -> None:
+        self.history = history
         self.rng = random.Random(seed)
         self.started = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
         self.now = self.started
@@ -275,6 +299,20 @@ class AgentRun:
         status: Status = "error" if failed else "success"
         return {"args": ["-q", "tests/services"]}, "\n".join(lines), {"exit": int(failed)}, status
 
+    def _compact(self) -> None:
+        """Replace the oldest messages (not the system message) by one summary message."""
+        old = self.messages[1:-KEEP_AFTER_COMPACTION]
+        if not old:
+            return
+        summary = f"Summary of the {len(old)} earlier messages: " + self._prose(
+            _ASSISTANT_SENTENCES, 600, 1500
+        )
+        self.messages = [
+            self.messages[0],
+            Message(role="user", content=summary),
+            *self.messages[-KEEP_AFTER_COMPACTION:],
+        ]
+
     def _put_file(self, path: str, content: str) -> None:
         for i, existing in enumerate(self.files):
             if existing.path == path:
@@ -325,8 +363,13 @@ class AgentRun:
             )
         else:
             self.messages.append(Message(role="assistant", content=blocks))
+        if self.history == "compacted" and self.turns % COMPACT_EVERY == 0:
+            self._compact()
+        messages = self.messages
+        if self.history == "sliding":
+            messages = messages[-WINDOW:]
         bundle = ContextBundle(
-            messages=list(self.messages),
+            messages=list(messages),
             tool_calls=list(self.tool_calls),
             files=list(self.files),
             log_events=list(self.log_events),
@@ -345,11 +388,14 @@ class Backend:
     deps: Deps
     database_bytes: Callable[[], int]
     tables: Callable[[], dict[str, int]]  # bytes per table with its indexes, largest first
+    requests: RequestCounter | None = None  # object-store requests, when the blobs are on S3
 
 
 @dataclass
 class Result:
     backend: str
+    history: str
+    blobs: str  # "local" (a folder) or "s3" (moto)
     turns: int
     messages: int
     tool_calls: int
@@ -370,6 +416,41 @@ class Result:
     bundles_per_second: float
     last_bundle_ms: float
     db_tables: dict[str, int]
+    # S3 only: object-store requests per snapshot write / per bundle read, by operation
+    requests_per_write: dict[str, float] | None = None
+    requests_per_read: dict[str, float] | None = None
+    requests_last_read: dict[str, float] | None = None  # one read of the last bundle
+    puts_already_there_per_write: float | None = None  # PutObject answered 412: not written
+
+
+class RequestCounter:
+    """Counts the S3 requests a boto3 client sends, by operation (botocore event hooks)."""
+
+    def __init__(self, client: Any) -> None:
+        self._lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+        client.meta.events.register("before-call.s3", self._before)
+        client.meta.events.register("after-call.s3", self._after)
+
+    def _before(self, model: Any, **_: Any) -> None:
+        with self._lock:
+            self.counts[model.name] += 1
+            self.counts["total"] += 1
+
+    def _after(self, model: Any, http_response: Any, **_: Any) -> None:
+        if model.name == "PutObject" and http_response.status_code == 412:
+            with self._lock:
+                self.counts["PutObject 412"] += 1
+
+    def take(self) -> Counter[str]:
+        """The counts since the last ``take``, and a fresh start."""
+        with self._lock:
+            counts, self.counts = self.counts, Counter()
+        return counts
+
+
+def _per(counts: Counter[str], n: int) -> dict[str, float]:
+    return {name: round(count / n, 2) for name, count in sorted(counts.items())}
 
 
 class _Distinct:
@@ -403,7 +484,7 @@ def _comparable(bundle: ContextBundle) -> dict[str, Any]:
     }
 
 
-def run(backend: Backend, turns: int) -> Result:
+def run(backend: Backend, turns: int, history: History = "append") -> Result:
     deps = backend.deps
     db_empty = backend.database_bytes()
     key, _ = keys.create_key(deps, "storage bench")
@@ -411,12 +492,16 @@ def run(backend: Backend, turns: int) -> Result:
     session = sessions.create_session(deps, account, "storage growth", metadata={"turns": turns})
     task = sessions.create_task(deps, account, session.id, "agent run")
 
-    agent = AgentRun()
+    agent = AgentRun(history=history)
     distinct = _Distinct()
     naive = 0
     written: list[str] = []
     write_seconds = 0.0
     bundle = ContextBundle()
+    requests = backend.requests
+    if requests is not None:
+        requests.take()  # the set-up above sends none, but start from zero anyway
+    write_requests: Counter[str] = Counter()
     for _ in range(turns):
         label, bundle = agent.turn()
         dumped = bundle.model_dump(mode="json")
@@ -425,6 +510,8 @@ def run(backend: Backend, turns: int) -> Result:
         started = time.perf_counter()
         snap = snapshots.create_snapshot(deps, account, task.id, label, bundle)
         write_seconds += time.perf_counter() - started
+        if requests is not None:
+            write_requests += requests.take()
         written.append(snap.id)
 
     started = time.perf_counter()
@@ -432,6 +519,7 @@ def run(backend: Backend, turns: int) -> Result:
     for snapshot_id in written:
         last = snapshots.get_bundle(deps, account, snapshot_id)
     read_seconds = time.perf_counter() - started
+    read_requests = requests.take() if requests is not None else Counter()
     if _comparable(last) != _comparable(bundle):
         raise AssertionError(f"{backend.name}: the last bundle read back differs from the written")
 
@@ -439,12 +527,16 @@ def run(backend: Backend, turns: int) -> Result:
     for _ in range(LAST_BUNDLE_READS):
         snapshots.get_bundle(deps, account, written[-1])
     last_ms = (time.perf_counter() - started) / LAST_BUNDLE_READS * 1000
+    last_requests = requests.take() if requests is not None else Counter()
 
     blob_bytes = deps.blobs.size_of_prefix("")
     db_bytes = backend.database_bytes()
     stored = blob_bytes + db_bytes
+    s3 = requests is not None
     return Result(
         backend=backend.name,
+        history=history,
+        blobs="s3" if s3 else "local",
         turns=turns,
         messages=len(bundle.messages),
         tool_calls=len(bundle.tool_calls),
@@ -465,6 +557,12 @@ def run(backend: Backend, turns: int) -> Result:
         bundles_per_second=round(turns / read_seconds, 1),
         last_bundle_ms=round(last_ms, 1),
         db_tables=backend.tables(),
+        requests_per_write=_per(write_requests, turns) if s3 else None,
+        requests_per_read=_per(read_requests, turns) if s3 else None,
+        requests_last_read=_per(last_requests, LAST_BUNDLE_READS) if s3 else None,
+        puts_already_there_per_write=(
+            round(write_requests["PutObject 412"] / turns, 2) if s3 else None
+        ),
     )
 
 
@@ -484,14 +582,63 @@ def _sqlite_tables(store: SqliteStore) -> dict[str, int]:
         return {}
 
 
-def run_sqlite(turns: int) -> Result:
+BLOB_STORES = ("local", "s3")
+S3_BUCKET = "kontex-bench-blobs"
+_FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+_REAL_AWS = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+
+
+@contextmanager
+def _blob_store(kind: str, folder: Path) -> Iterator[tuple[BlobStore, RequestCounter | None]]:
+    """The Kontex blob store: a local folder, or ``S3Blobs`` on moto's in-process S3.
+
+    On S3 every request the adapter's client sends is counted. Fake credentials only: with
+    moto active no request leaves the process, and no real AWS account is ever read.
+    """
+    if kind == "local":
+        yield LocalBlobs(folder), None
+        return
+    import boto3
+    from moto import mock_aws
+
+    from kontex.adapters.s3_blobs import S3Blobs
+
+    saved = {name: os.environ.get(name) for name in (*_FAKE_AWS, *_REAL_AWS)}
+    os.environ.update(_FAKE_AWS)
+    for name in _REAL_AWS:
+        os.environ.pop(name, None)
+    try:
+        with mock_aws():
+            client = boto3.client("s3", region_name="us-east-1")
+            client.create_bucket(Bucket=S3_BUCKET)
+            counter = RequestCounter(client)
+            yield S3Blobs(S3_BUCKET, client), counter
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_sqlite(turns: int, history: History = "append", blobs: str = "local") -> Result:
     with tempfile.TemporaryDirectory(prefix="kontex-bench-") as tmp:
         store = SqliteStore(Path(tmp) / "kontex.db")
         store.migrate()
         try:
-            deps = Deps(store=store, blobs=LocalBlobs(Path(tmp) / "blobs"), api_key_secret=b"x")
-            backend = Backend("sqlite", deps, store.database_bytes, lambda: _sqlite_tables(store))
-            return run(backend, turns)
+            with _blob_store(blobs, Path(tmp) / "blobs") as (blob_store, requests):
+                deps = Deps(store=store, blobs=blob_store, api_key_secret=b"x")
+                backend = Backend(
+                    "sqlite", deps, store.database_bytes, lambda: _sqlite_tables(store), requests
+                )
+                return run(backend, turns, history)
         finally:
             store.close()
 
@@ -518,11 +665,14 @@ def _pg_schema(url: str) -> Iterator[str]:
             admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def run_postgres(turns: int) -> Result:
+def pg_url() -> str:
+    return os.environ.get("KONTEX_BENCH_DATABASE_URL", DEFAULT_PG_URL)
+
+
+def run_postgres(turns: int, history: History = "append", blobs: str = "local") -> Result:
     from kontex.adapters.postgres_store import PostgresStore
 
-    url = os.environ.get("KONTEX_BENCH_DATABASE_URL", DEFAULT_PG_URL)
-    with _pg_schema(url) as schema_url, tempfile.TemporaryDirectory(prefix="kontex-bench-") as tmp:
+    with _pg_schema(pg_url()) as schema_url, tempfile.TemporaryDirectory(prefix="kontex-") as tmp:
         store = PostgresStore(schema_url, max_size=2)
         store.migrate()
 
@@ -537,13 +687,18 @@ def run_postgres(turns: int) -> Result:
             return {str(r["name"]): int(r["bytes"]) for r in rows}
 
         try:
-            deps = Deps(store=store, blobs=LocalBlobs(Path(tmp) / "blobs"), api_key_secret=b"x")
-            return run(Backend("postgres", deps, store.database_bytes, tables), turns)
+            with _blob_store(blobs, Path(tmp) / "blobs") as (blob_store, requests):
+                deps = Deps(store=store, blobs=blob_store, api_key_secret=b"x")
+                backend = Backend("postgres", deps, store.database_bytes, tables, requests)
+                return run(backend, turns, history)
         finally:
             store.close()
 
 
-RUNNERS: dict[str, Callable[[int], Result]] = {"sqlite": run_sqlite, "postgres": run_postgres}
+RUNNERS: dict[str, Callable[[int, History, str], Result]] = {
+    "sqlite": run_sqlite,
+    "postgres": run_postgres,
+}
 
 
 # -- output ------------------------------------------------------------------------------------
@@ -583,9 +738,39 @@ def _markdown(header: list[str], body: list[list[str]]) -> str:
     return "\n".join([fmt(header), rule + "|", *(fmt(line) for line in body)])
 
 
+def _column(result: Result) -> str:
+    name = f"{result.backend} {result.history}"
+    return f"{name} (s3)" if result.blobs == "s3" else name
+
+
+def _requests(per: dict[str, float] | None) -> str:
+    if per is None:
+        return "-"
+    return f"{per.get('total', 0):,.1f}"
+
+
+_S3_OPERATIONS = ("PutObject", "HeadObject", "GetObject")
+_S3_ROWS: list[tuple[str, Callable[[Result], str]]] = [
+    ("S3 requests per snapshot write", lambda r: _requests(r.requests_per_write)),
+    *(
+        (
+            f"  {op}",
+            lambda r, op=op: f"{(r.requests_per_write or {}).get(op, 0):,.1f}",
+        )
+        for op in _S3_OPERATIONS
+    ),
+    ("  PutObject answered 412 (already there)", lambda r: f"{r.puts_already_there_per_write}"),
+    ("S3 requests per bundle read (every snapshot)", lambda r: _requests(r.requests_per_read)),
+    ("S3 requests to read the last bundle", lambda r: _requests(r.requests_last_read)),
+]
+
+
 def table(results: list[Result]) -> str:
-    header = [f"{results[0].turns} turns" if results else "", *(r.backend for r in results)]
-    return _markdown(header, [[name, *(cell(r) for r in results)] for name, cell in _ROWS])
+    header = [f"{results[0].turns} turns" if results else "", *(_column(r) for r in results)]
+    rows = list(_ROWS)
+    if any(r.blobs == "s3" for r in results):
+        rows += _S3_ROWS
+    return _markdown(header, [[name, *(cell(r) for r in results)] for name, cell in rows])
 
 
 def breakdown(result: Result, top: int = 6) -> str:
@@ -594,13 +779,27 @@ def breakdown(result: Result, top: int = 6) -> str:
         [name, _kib(size), f"{size / result.db_bytes:.0%}"]
         for name, size in list(result.db_tables.items())[:top]
     ]
-    return _markdown([f"{result.backend}: largest tables", "bytes", "of database"], rows)
+    header = [f"{_column(result)}: largest tables", "bytes", "of database"]
+    return _markdown(header, rows)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def machine() -> dict[str, Any]:
     return {
+        "cpu": cpu_model(),
         "cpus": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
         "platform": platform.platform(),
     }
 
@@ -609,24 +808,45 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--backend", choices=[*BACKENDS, "all"], default="all")
+    parser.add_argument(
+        "--history",
+        choices=[*HISTORIES, "all"],
+        default="append",
+        help="what each snapshot holds: the whole history (append), the last "
+        f"{WINDOW} messages (sliding), or a history compacted every {COMPACT_EVERY} turns",
+    )
+    parser.add_argument(
+        "--blobs",
+        choices=BLOB_STORES,
+        default="local",
+        help="the Kontex blob store: a local folder, or S3Blobs on moto's in-process S3 "
+        "(counts the object-store requests per write and per read)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     if args.turns < 1:
         parser.error("--turns must be at least 1")
 
+    histories: tuple[History, ...] = HISTORIES if args.history == "all" else (args.history,)
+    load_before = machine()["load_average"]
     results: list[Result] = []
     skipped: dict[str, str] = {}
     for backend in BACKENDS if args.backend == "all" else (args.backend,):
         try:
-            results.append(RUNNERS[backend](args.turns))
+            for history in histories:
+                results.append(RUNNERS[backend](args.turns, history, args.blobs))
         except Unavailable as error:
             if args.backend != "all":
                 raise SystemExit(str(error)) from None
             skipped[backend] = str(error)
 
+    info = machine()
+    info["load_average_before"] = load_before
     report = {
         "turns": args.turns,
-        "machine": machine(),
+        "histories": list(histories),
+        "blobs": args.blobs,
+        "machine": info,
         "results": [asdict(r) for r in results],
         "skipped": skipped,
     }
@@ -634,7 +854,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(json.dumps(report, indent=2))
     else:
         print(
-            f"Storage growth: {args.turns} turns, one snapshot per turn ({machine()['cpus']} CPUs)"
+            f"Storage growth: {args.turns} turns, one snapshot per turn, blobs {args.blobs}"
+            f" ({info['cpus']} x {info['cpu']}, load average {load_before} before,"
+            f" {info['load_average']} after)"
         )
         print()
         print(table(results))
