@@ -1,7 +1,9 @@
 """Bundles stored once: items and chunks in the database, verified on every read.
 
 Each message, tool call, file entry, log event and reasoning text of a bundle is an **item**:
-its canonical bytes, stored once per session in the database and addressed by
+its JSON bytes (messages, tool calls and log events as pydantic writes them: declared fields,
+then extra keys in their given order; file entries with sorted keys; reasoning as UTF-8 text),
+stored once per session in the database and addressed by
 ``sha256(kind, bytes)[:16]``. File bodies up to ``LARGE_BODY`` bytes travel inside their file
 entry; larger bodies go to the object store under ``<account>/<session>/<sha256>`` (the only
 object-store traffic of a snapshot).
@@ -132,7 +134,7 @@ def _file_tokens(text: str) -> int:
 def plan(bundle: ContextBundle) -> Plan:
     lists: dict[str, list[_Item]] = {name: [] for name in LISTS}
     for i, message in enumerate(bundle.messages):
-        body = canonical(message.model_dump(mode="json"))
+        body = message.model_dump_json().encode()
         types = _block_types(message.content)
         lists["messages"].append(
             _Item(
@@ -150,7 +152,7 @@ def plan(bundle: ContextBundle) -> Plan:
             )
         )
     for i, call in enumerate(bundle.tool_calls):
-        body = canonical(call.model_dump(mode="json"))
+        body = call.model_dump_json().encode()
         lists["tool_calls"].append(
             _Item(
                 item_address("tool_call", body),
@@ -176,7 +178,7 @@ def plan(bundle: ContextBundle) -> Plan:
             _Item(item_address("file", body), "file", body, i, tokens=entry["token_count"])
         )
     for i, event in enumerate(bundle.log_events):
-        body = canonical(event.model_dump(mode="json"))
+        body = event.model_dump_json().encode()
         lists["log_events"].append(
             _Item(item_address("log_event", body), "log_event", body, i, tokens=0)
         )
@@ -427,6 +429,13 @@ def parse_manifest(manifest: bytes, bundle_hash: str) -> dict[str, Any]:
     return parsed
 
 
+# Messages decoded from verified bytes, by address: a read still fetches every item and
+# compares its bytes (a missing or altered row is refused); equal bytes skip the hash, the JSON
+# decode and the model. Messages are shared between bundles read: treat them as read-only.
+_MESSAGES: OrderedDict[bytes, tuple[bytes, Message]] = OrderedDict()
+_MESSAGES_MAX = 16384
+
+
 def read(
     unit: SnapshotUnit,
     blobs: BlobStore,
@@ -483,8 +492,20 @@ def read(
         files.append(ContextFile.model_construct(**entry))
     reasoning = body("reasoning", reasoning_ref).decode("utf-8") if reasoning_ref else None
     captured = parsed.get("captured_at")
+    messages = []
+    for r in refs["messages"]:
+        data = bodies.get(r)
+        seen = _MESSAGES.get(r)
+        if seen is not None and data == seen[0]:  # the same bytes, verified before
+            messages.append(seen[1])
+            continue
+        message = Message.model_construct(**_loads(body("message", r)))
+        _MESSAGES[r] = (bodies[r], message)
+        if len(_MESSAGES) > _MESSAGES_MAX:
+            _MESSAGES.popitem(last=False)
+        messages.append(message)
     return ContextBundle.model_construct(
-        messages=[Message.model_construct(**m) for m in objects("messages")],
+        messages=messages,
         tool_calls=[ToolCall.model_validate(t) for t in objects("tool_calls")],
         files=files,
         reasoning=reasoning,
