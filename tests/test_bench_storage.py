@@ -75,6 +75,6 @@ def test_s3_requests_are_counted_per_write_and_read() -> None:
     report = _load().main(["--turns", "3", "--backend", "sqlite", "--blobs", "s3", "--json"])
     (result,) = report["results"]
     assert result["blobs"] == "s3"
-    # each turn writes at least its new messages and a manifest; each read gets them back
-    assert result["requests_per_write"]["PutObject"] >= 2
-    assert result["requests_per_read"]["GetObject"] >= 2
+    # items live in the database: with no file body above 64 KiB, S3 sees no request at all
+    assert result["requests_per_write"].get("PutObject", 0) == 0
+    assert result["requests_per_read"].get("GetObject", 0) == 0

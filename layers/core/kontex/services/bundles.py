@@ -27,7 +27,6 @@ not the length of the history.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import struct
@@ -231,15 +230,30 @@ def cut(refs: Sequence[bytes]) -> list[list[bytes]]:
 Slice = tuple[bytes, int, int]
 
 
-def _pack(slices: Sequence[Slice]) -> str:
-    return base64.b64encode(b"".join(_SLICE.pack(*s) for s in slices)).decode()
+def _manifest(header: dict[str, Any], lists: dict[str, list[Slice]]) -> bytes:
+    """Canonical JSON of the scalars (with each list's slice count), a newline, then the
+    slices of every list packed as 20 bytes each (address, start, end)."""
+    header = {**header, "v": MANIFEST_VERSION, "lists": {n: len(lists[n]) for n in LISTS}}
+    packed = b"".join(_SLICE.pack(*x) for n in LISTS for x in lists[n])
+    return canonical(header) + b"\n" + packed
 
 
-def _unpack(text: str) -> list[Slice]:
-    raw = base64.b64decode(text)
-    if len(raw) % _SLICE.size:
+def _parse(manifest: bytes) -> tuple[dict[str, Any], dict[str, list[Slice]]]:
+    head, sep, packed = manifest.partition(b"\n")
+    try:
+        header: dict[str, Any] = json.loads(head)
+        counts = [int(header["lists"][n]) for n in LISTS]
+    except (ValueError, KeyError, TypeError) as error:
+        raise IntegrityError("a snapshot manifest is malformed") from error
+    if not sep or header.get("v") != MANIFEST_VERSION or len(packed) != 20 * sum(counts):
         raise IntegrityError("a snapshot manifest is malformed")
-    return [_SLICE.unpack_from(raw, i) for i in range(0, len(raw), _SLICE.size)]
+    slices = [_SLICE.unpack_from(packed, i) for i in range(0, len(packed), _SLICE.size)]
+    lists: dict[str, list[Slice]] = {}
+    at = 0
+    for name, count in zip(LISTS, counts, strict=True):
+        lists[name] = slices[at : at + count]
+        at += count
+    return header, lists
 
 
 def _refs(data: bytes) -> list[bytes]:
@@ -309,12 +323,10 @@ def _parent_chunks(manifest: bytes | None) -> list[bytes]:
     if manifest is None:
         return []
     try:
-        parsed = json.loads(manifest)
-    except ValueError:
-        return []
-    if parsed.get("v") != MANIFEST_VERSION:
-        return []
-    return [s[0] for name in LISTS for s in _unpack(parsed["lists"].get(name, ""))]
+        _, lists = _parse(manifest)
+    except IntegrityError:
+        return []  # only a hint: a damaged parent is refused when it is read
+    return [s[0] for name in LISTS for s in lists[name]]
 
 
 _HINTS: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()  # (session, chunk) -> refs
@@ -385,7 +397,7 @@ def write(
         new_rows.append(ItemRow(address, item.kind, item.body, n, item.position, item.index))
         stored += len(item.body)
     lister = _Lister(found, [p for p in parents if p in found])
-    lists = {name: _pack(lister.slices(refs)) for name, refs in list_refs.items()}
+    lists = {name: lister.slices(refs) for name, refs in list_refs.items()}
 
     def total(name: str) -> int:
         return sum(counted[i.address] for i in plan_.lists[name])
@@ -394,14 +406,13 @@ def write(
     if plan_.reasoning is not None:
         counted_total += counted[plan_.reasoning.address]
     token_total = plan_.given_total if plan_.given_total is not None else counted_total
-    manifest = canonical(
+    manifest = _manifest(
         {
-            "v": MANIFEST_VERSION,
-            "lists": lists,
             "reasoning": plan_.reasoning.address.hex() if plan_.reasoning else None,
             "token_total": token_total,
             **plan_.scalars,
-        }
+        },
+        lists,
     )
     unit.add_items(session_id, at, new_rows)
     unit.add_chunks(session_id, lister.new_chunks)
@@ -412,21 +423,19 @@ def write(
 
 def restamp(manifest: bytes, **scalars: Any) -> bytes:
     """The same content under other scalars (a rollback's source and time): nothing new."""
-    parsed = json.loads(manifest)
-    parsed.update(scalars)
-    return canonical(parsed)
+    header, lists = _parse(manifest)
+    return _manifest({**header, **scalars}, lists)
 
 
 # -- reading ----------------------------------------------------------------------------------
 
 
-def parse_manifest(manifest: bytes, bundle_hash: str) -> dict[str, Any]:
+def parse_manifest(
+    manifest: bytes, bundle_hash: str
+) -> tuple[dict[str, Any], dict[str, list[Slice]]]:
     if manifest_hash(manifest) != bundle_hash:
         raise IntegrityError("a snapshot manifest does not match its hash")
-    parsed: dict[str, Any] = json.loads(manifest)
-    if parsed.get("v") != MANIFEST_VERSION:
-        raise IntegrityError("a snapshot manifest has an unknown version")
-    return parsed
+    return _parse(manifest)
 
 
 # Messages decoded from verified bytes, by address: a read still fetches every item and
@@ -445,8 +454,7 @@ def read(
     bundle_hash: str,
 ) -> ContextBundle:
     """The bundle a manifest names, every chunk and item checked against its address."""
-    parsed = parse_manifest(manifest, bundle_hash)
-    slices = {name: _unpack(parsed["lists"].get(name, "")) for name in LISTS}
+    parsed, slices = parse_manifest(manifest, bundle_hash)
     wanted = {s[0] for group in slices.values() for s in group}
     chunks = unit.chunks(session_id, list(wanted))
     for address in wanted:

@@ -16,7 +16,6 @@ CREATE TABLE items (
     first_seen_at   TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (session_id, item_hash)
 );
-CREATE INDEX items_kind ON items(session_id, kind, first_seen_at, position);
 
 CREATE TABLE chunks (
     session_id TEXT NOT NULL REFERENCES sessions(id),
@@ -32,6 +31,8 @@ ALTER TABLE tasks ADD COLUMN head_snapshot_id TEXT;
 
 CREATE UNIQUE INDEX snapshots_one_child ON snapshots(task_id, parent_snapshot_id);
 CREATE UNIQUE INDEX snapshots_one_root ON snapshots(task_id) WHERE parent_snapshot_id IS NULL;
+-- a task's latest snapshot is its head now; the one-child index serves lookups by task
+DROP INDEX snapshots_task;
 
 UPDATE tasks SET head_snapshot_id = (
     SELECT s.id FROM snapshots s WHERE s.task_id = tasks.id
