@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -294,7 +295,53 @@ def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
     """py-spy sampling the stack (every thread, idle ones too) in collapsed-stack form."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     command = [spy, "record", "--pid", str(pid), "--format", "raw", "--threads", "--idle"]
-    return subprocess.Popen([*command, "--rate", "200", "--output", str(out)])
+    return subprocess.Popen([*command, "--rate", "100", "--output", str(out)])
+
+
+WATCHED = [  # the span worker's steps, and where create_snapshot spends its time
+    "store_batch",
+    "SqlStore.insert_spans",
+    "SqlStore.trace_spans",
+    "SqlStore.trace_sessions",
+    "SqlStore.sessions_named",
+    "SqlStore.ensure_tasks",
+    "SqlStore.mark_spans_done",
+    "create_snapshot",
+    "write_bundle",
+    "LocalBlobs.put",
+    "count_content",
+    "SqlStore.known_nodes",
+    "SqlStore.get_task",
+    "SqlStore.latest_snapshot",
+    "SqlStore.insert_snapshot",
+    "Connection.wait",
+]
+
+
+def summarize_profile(path: Path, top: int = 12) -> dict[str, Any]:
+    """Shares of the span worker threads' busy samples: inclusive for WATCHED, and the
+    functions the most samples were in (self)."""
+    busy = idle = 0
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if "kontex-queue-spans" not in frames[0]:
+            continue
+        if not any(f.startswith("lambda_handler ") for f in frames):
+            idle += int(count)  # waiting for a batch
+            continue
+        busy += int(count)
+        names = {f.split(" (")[0] for f in frames[1:]}
+        inclusive.update({n: int(count) for n in names})
+        own[frames[-1].split(" (")[0] + " (" + frames[-1].split(" (")[-1]] += int(count)
+    share = {n: round(100 * inclusive[n] / max(busy, 1), 1) for n in WATCHED}
+    return {
+        "worker_busy_percent": round(100 * busy / max(busy + idle, 1), 1),
+        "inclusive_percent": share,
+        "self_percent": {n: round(100 * c / max(busy, 1), 1) for n, c in own.most_common(top)},
+    }
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -310,6 +357,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     for backend in ("sqlite", "postgres") if args.backend == "all" else (args.backend,):
         profile = args.profile.with_suffix(f".{backend}.txt") if args.profile else None
         result = run(args.spans, args.requests, args.prompt_chars, backend, profile)
+        if profile:
+            result["profile"] = summarize_profile(profile)
         results.append(result)
         if args.json:
             print(json.dumps(result))
@@ -327,6 +376,17 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             f"  every span processed, {result['snapshots']} snapshots queryable after"
             f" {result['total_seconds']} s: {result['spans_per_second']} spans/s end to end"
         )
+        if profile:
+            summary = result["profile"]
+            print(
+                f"  py-spy: span worker threads busy {summary['worker_busy_percent']}% of"
+                " their samples; share of their busy samples (inclusive):"
+            )
+            for name, percent in summary["inclusive_percent"].items():
+                print(f"    {percent:5.1f}%  {name}")
+            print("  functions the most busy samples were in (self):")
+            for name, percent in summary["self_percent"].items():
+                print(f"    {percent:5.1f}%  {name}")
     return results
 
 
