@@ -37,7 +37,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/storage_growth.py --turns 200 --backend all
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ingest.py --backend all
 	$(BIN)/python bench/proxy.py
 
 build: $(STAMP)
