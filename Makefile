@@ -44,7 +44,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/checkpoints.py --tasks 10 --steps 100 --window 50 --backend all
 	$(BIN)/python bench/storage_growth.py --turns 200 --backend all --history all
 	$(BIN)/python bench/storage_growth.py --turns 50 --backend all --history all --blobs s3
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ingest.py --backend all
 	$(BIN)/python bench/proxy.py
 
 build: $(STAMP)

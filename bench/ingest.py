@@ -1,23 +1,39 @@
-"""Ingest benchmark: OTLP spans per second from request to queryable snapshot, on the local stack.
+"""Ingest benchmark: OTLP spans per second from the first request to every span queryable.
 
-    python bench/ingest.py [--spans 5000] [--batch 100] [--span-kb 5] [--json]
+    python bench/ingest.py [--spans 5000] [--requests 50] [--prompt-chars 3000]
+                           [--backend sqlite|postgres|all] [--profile /tmp/ingest] [--json]
 
-Starts `kontex dev` (SQLite, local folder, in-process queue) in a temporary data dir, records
-OpenLLMetry-style LLM spans (indexed gen_ai.prompt.* attributes, about --span-kb KB each) with
-the OpenTelemetry SDK, encodes them with the exporter's own protobuf encoder, posts them in
-batches, and waits until every span is a snapshot visible through GET /v1/usage.
+Starts `kontex dev` (in-process queue, local folder for bundles) in a temporary data dir, on
+SQLite in that dir or on PostgreSQL at ``KONTEX_BENCH_DATABASE_URL`` (default
+``postgresql://postgres@127.0.0.1:5432/test``, in a fresh schema dropped afterwards). Records
+agent traces of four OpenLLMetry spans with the OpenTelemetry SDK (a workflow span, an LLM span
+that calls a tool, the tool span, a second LLM span with the tool result; system and user
+prompts of --prompt-chars characters each, about 4.6 KB a span), encodes them with the
+exporter's own protobuf encoder, posts them in --requests requests, and waits until every span
+is processed (none pending in the spans table) and every snapshot (three per trace) is counted
+by GET /v1/usage.
+--profile samples the stack with py-spy (raw collapsed stacks, per thread) while it runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import secrets
+import shutil
+import signal
+import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +41,12 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Tracer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.e2e.stack import create_key, start_dev, stop_dev  # noqa: E402
+
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 WORDS = [
     "agent",
@@ -67,33 +86,109 @@ def text(rng: random.Random, size: int) -> str:
     return " ".join(out)[:size]
 
 
-def batches(total: int, batch: int, span_kb: int) -> list[bytes]:
+TRACE_SPANS = 4  # workflow, LLM with a tool call, tool, LLM
+
+
+def agent_trace(tracer: Tracer, rng: random.Random, n: int, prompt_chars: int) -> None:
+    """One agent turn as OpenLLMetry records it: workflow > LLM (tool call) > tool > LLM."""
+    session = {"traceloop.association.properties.session_id": f"bench-{n % 10}"}
+    system = "You are a coding agent. " + text(rng, prompt_chars - 24)
+    question = text(rng, prompt_chars)
+    call_id = f"toolu_{n:06d}"
+    path = f"src/{rng.choice(WORDS)}_{n}.py"
+    arguments = json.dumps({"path": path})
+    content = text(rng, 1800)
+    with tracer.start_as_current_span(
+        "agent.workflow",
+        attributes={
+            "traceloop.span.kind": "workflow",
+            "traceloop.entity.name": f"fix-{n % 25}",
+            **session,
+        },
+    ):
+        with tracer.start_as_current_span(
+            "anthropic.chat",
+            attributes={
+                "llm.request.type": "chat",
+                "gen_ai.system": "Anthropic",
+                "gen_ai.request.model": "claude-sonnet-4-5",
+                "gen_ai.response.model": "claude-sonnet-4-5-20250929",
+                "gen_ai.prompt.0.role": "system",
+                "gen_ai.prompt.0.content": system,
+                "gen_ai.prompt.1.role": "user",
+                "gen_ai.prompt.1.content": question,
+                "gen_ai.completion.0.role": "assistant",
+                "gen_ai.completion.0.content": text(rng, 300),
+                "gen_ai.completion.0.tool_calls.0.id": call_id,
+                "gen_ai.completion.0.tool_calls.0.name": "read_file",
+                "gen_ai.completion.0.tool_calls.0.arguments": arguments,
+                "gen_ai.usage.input_tokens": 800,
+                "gen_ai.usage.output_tokens": 90,
+                **session,
+            },
+        ):
+            pass
+        with tracer.start_as_current_span(
+            "read_file.tool",
+            attributes={
+                "traceloop.span.kind": "tool",
+                "traceloop.entity.name": "read_file",
+                "traceloop.entity.input": json.dumps({"args": [], "kwargs": {"path": path}}),
+                "traceloop.entity.output": json.dumps(content),
+                **session,
+            },
+        ):
+            pass
+        with tracer.start_as_current_span(
+            "anthropic.chat",
+            attributes={
+                "llm.request.type": "chat",
+                "gen_ai.system": "Anthropic",
+                "gen_ai.request.model": "claude-sonnet-4-5",
+                "gen_ai.response.model": "claude-sonnet-4-5-20250929",
+                "gen_ai.prompt.0.role": "system",
+                "gen_ai.prompt.0.content": system,
+                "gen_ai.prompt.1.role": "user",
+                "gen_ai.prompt.1.content": question,
+                "gen_ai.prompt.2.role": "assistant",
+                "gen_ai.prompt.2.content": json.dumps(
+                    [
+                        {
+                            "type": "tool_use",
+                            "id": call_id,
+                            "name": "read_file",
+                            "input": {"path": path},
+                        }
+                    ]
+                ),
+                "gen_ai.prompt.3.role": "user",
+                "gen_ai.prompt.3.content": json.dumps(
+                    [{"type": "tool_result", "tool_use_id": call_id, "content": content}]
+                ),
+                "gen_ai.completion.0.role": "assistant",
+                "gen_ai.completion.0.content": text(rng, 600),
+                "gen_ai.usage.input_tokens": 1300,
+                "gen_ai.usage.output_tokens": 160,
+                **session,
+            },
+        ):
+            pass
+
+
+def batches(total: int, requests: int, prompt_chars: int) -> list[bytes]:
+    """``total`` spans (whole traces of four) in ``requests`` OTLP protobuf bodies."""
     rng = random.Random(7)
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("bench")
+    traces = total // TRACE_SPANS
+    per_request = -(-traces // requests)
     bodies = []
-    for start in range(0, total, batch):
+    for start in range(0, traces, per_request):
         exporter.clear()
-        for i in range(start, min(start + batch, total)):
-            with tracer.start_as_current_span(
-                "anthropic.chat",
-                attributes={
-                    "llm.request.type": "chat",
-                    "gen_ai.request.model": "claude-sonnet-4-5",
-                    "traceloop.association.properties.session_id": f"bench-{i % 10}",
-                    "gen_ai.prompt.0.role": "system",
-                    "gen_ai.prompt.0.content": "You are a coding agent.",
-                    "gen_ai.prompt.1.role": "user",
-                    "gen_ai.prompt.1.content": text(rng, span_kb * 1024 - 600),
-                    "gen_ai.completion.0.role": "assistant",
-                    "gen_ai.completion.0.content": text(rng, 400),
-                    "gen_ai.usage.input_tokens": 1200,
-                    "gen_ai.usage.output_tokens": 90,
-                },
-            ):
-                pass
+        for n in range(start, min(start + per_request, traces)):
+            agent_trace(tracer, rng, n, prompt_chars)
         bodies.append(encode_spans(exporter.get_finished_spans()).SerializeToString())
     provider.shutdown()
     return bodies
@@ -110,12 +205,21 @@ def request(url: str, key: str, body: bytes | None = None) -> tuple[int, bytes]:
         return response.status, response.read()
 
 
-def run(total: int, batch: int, span_kb: int) -> dict[str, Any]:
-    bodies = batches(total, batch, span_kb)
-    with tempfile.TemporaryDirectory() as tmp:
+def run(
+    total: int, requests: int, prompt_chars: int, backend: str, profile: Path | None
+) -> dict[str, Any]:
+    bodies = batches(total, requests, prompt_chars)
+    spans = total // TRACE_SPANS * TRACE_SPANS
+    snapshots = spans // TRACE_SPANS * 3  # per trace: two LLM snapshots and one after the tool
+    with tempfile.TemporaryDirectory() as tmp, _database(backend, Path(tmp)) as (url, pending):
         data = Path(tmp) / "data"
-        key = create_key(data, "bench")
-        stack = start_dev(data, env={"KONTEX_RATE_LIMIT_PER_HOUR": "1000000"})
+        env = {
+            "KONTEX_RATE_LIMIT_PER_HOUR": "1000000",
+            **({"KONTEX_DATABASE_URL": url} if url else {}),
+        }
+        key = create_key(data, "bench", env=env)
+        stack = start_dev(data, env=env)
+        spy = _py_spy(stack.process.pid, profile) if profile else None
         base = stack.base
         try:
             latencies = []
@@ -128,40 +232,140 @@ def run(total: int, batch: int, span_kb: int) -> dict[str, Any]:
             posted = time.perf_counter()
             while True:
                 usage = json.loads(request(base + "/v1/usage", key)[1])
-                if usage["total_snapshots"] >= total:
+                if usage["total_snapshots"] >= snapshots and pending() == 0:
                     break
-                time.sleep(0.2)
+                time.sleep(0.1)
             done = time.perf_counter()
         finally:
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(timeout=60)
             stop_dev(stack)
     cut = statistics.quantiles(latencies, n=100)
     return {
-        "spans": total,
-        "batch": batch,
-        "span_bytes": len(bodies[0]) // batch,
+        "backend": backend,
+        "spans": spans,
+        "traces": spans // TRACE_SPANS,
+        "snapshots": usage["total_snapshots"],
+        "span_bytes": round(sum(len(b) for b in bodies) / spans),
         "requests": len(bodies),
         "post_seconds": round(posted - started, 2),
         "total_seconds": round(done - started, 2),
-        "spans_per_second": round(total / (done - started), 1),
+        "spans_per_second": round(spans / (done - started), 1),
         "request_p50_ms": round(statistics.median(latencies), 1),
         "request_p99_ms": round(cut[98], 1),
     }
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+@contextmanager
+def _database(backend: str, tmp: Path) -> Iterator[tuple[str | None, Callable[[], int]]]:
+    """The stack's database URL (None: SQLite in the data dir) and a count of pending spans."""
+    if backend == "sqlite":
+        path = tmp / "data" / "kontex.db"
+
+        def pending_sqlite() -> int:
+            if not path.exists():
+                return -1
+            with closing(sqlite3.connect(path, timeout=30)) as conn:
+                return int(conn.execute("SELECT COUNT(*) FROM spans WHERE done = 0").fetchone()[0])
+
+        yield None, pending_sqlite
+        return
+    import psycopg
+
+    url = os.environ.get("KONTEX_BENCH_DATABASE_URL", DEFAULT_PG_URL)
+    schema = f"kontex_bench_{secrets.token_hex(6)}"
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            sep = "&" if "?" in url else "?"
+
+            def pending_postgres() -> int:
+                row = admin.execute(
+                    f'SELECT COUNT(*) FROM "{schema}".spans WHERE NOT done'
+                ).fetchone()
+                return int(row[0]) if row else -1
+
+            yield f"{url}{sep}options=-csearch_path%3D{schema}", pending_postgres
+        finally:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling the stack (every thread, idle ones too) in collapsed-stack form."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    command = [spy, "record", "--pid", str(pid), "--format", "raw", "--threads", "--idle"]
+    return subprocess.Popen([*command, "--rate", "100", "--output", str(out)])
+
+
+WATCHED = [  # the span worker's steps, and where create_snapshot spends its time
+    "store_batch",
+    "SqlStore.insert_spans",
+    "SqlStore.trace_spans",
+    "SqlStore.trace_sessions",
+    "SqlStore.sessions_named",
+    "SqlStore.ensure_tasks",
+    "SqlStore.mark_spans_done",
+    "create_snapshot",
+    "write_bundle",
+    "LocalBlobs.put",
+    "count_content",
+    "SqlStore.known_nodes",
+    "SqlStore.get_task",
+    "SqlStore.latest_snapshot",
+    "SqlStore.insert_snapshot",
+    "Connection.wait",
+]
+
+
+def summarize_profile(path: Path, top: int = 12) -> dict[str, Any]:
+    """Shares of the span worker threads' busy samples: inclusive for WATCHED, and the
+    functions the most samples were in (self)."""
+    busy = idle = 0
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if "kontex-queue-spans" not in frames[0]:
+            continue
+        if not any(f.startswith("lambda_handler ") for f in frames):
+            idle += int(count)  # waiting for a batch
+            continue
+        busy += int(count)
+        names = {f.split(" (")[0] for f in frames[1:]}
+        inclusive.update({n: int(count) for n in names})
+        own[frames[-1].split(" (")[0] + " (" + frames[-1].split(" (")[-1]] += int(count)
+    share = {n: round(100 * inclusive[n] / max(busy, 1), 1) for n in WATCHED}
+    return {
+        "worker_busy_percent": round(100 * busy / max(busy + idle, 1), 1),
+        "inclusive_percent": share,
+        "self_percent": {n: round(100 * c / max(busy, 1), 1) for n, c in own.most_common(top)},
+    }
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=5000)
-    parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--span-kb", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--prompt-chars", type=int, default=3000)
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="sqlite")
+    parser.add_argument("--profile", type=Path, help="py-spy raw output (one file per backend)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    result = run(args.spans, args.batch, args.span_kb)
-    if args.json:
-        print(json.dumps(result))
-    else:
+    results = []
+    for backend in ("sqlite", "postgres") if args.backend == "all" else (args.backend,):
+        profile = args.profile.with_suffix(f".{backend}.txt") if args.profile else None
+        result = run(args.spans, args.requests, args.prompt_chars, backend, profile)
+        if profile:
+            result["profile"] = summarize_profile(profile)
+        results.append(result)
+        if args.json:
+            print(json.dumps(result))
+            continue
         print(
-            f"{result['spans']} spans of ~{result['span_bytes']} B in {result['requests']}"
-            f" protobuf requests of {result['batch']}"
+            f"{backend}: {result['spans']} spans ({result['traces']} agent traces of 4) of"
+            f" ~{result['span_bytes']} B in {result['requests']} protobuf requests"
         )
         print(
             f"  all requests answered in {result['post_seconds']} s;"
@@ -169,10 +373,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f" p99 {result['request_p99_ms']} ms"
         )
         print(
-            f"  every span a queryable snapshot after {result['total_seconds']} s:"
-            f" {result['spans_per_second']} spans/s end to end"
+            f"  every span processed, {result['snapshots']} snapshots queryable after"
+            f" {result['total_seconds']} s: {result['spans_per_second']} spans/s end to end"
         )
-    return result
+        if profile:
+            summary = result["profile"]
+            print(
+                f"  py-spy: span worker threads busy {summary['worker_busy_percent']}% of"
+                " their samples; share of their busy samples (inclusive):"
+            )
+            for name, percent in summary["inclusive_percent"].items():
+                print(f"    {percent:5.1f}%  {name}")
+            print("  functions the most busy samples were in (self):")
+            for name, percent in summary["self_percent"].items():
+                print(f"    {percent:5.1f}%  {name}")
+    return results
 
 
 if __name__ == "__main__":

@@ -1,4 +1,9 @@
-"""Span worker (SQS): each record is a batch of spans from one ingest request."""
+"""Span worker (SQS): each record is a batch of spans from one ingest request.
+
+The whole SQS batch is one unit of work (``spans.store_batch``). When it fails, the records
+are processed again one by one through the Powertools batch processor, so only a record that
+fails on its own is reported in ``batchItemFailures`` and retried.
+"""
 
 import json
 
@@ -19,9 +24,15 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def record_handler(record: SQSRecord) -> None:
-    spans.store_message(container().deps, json.loads(record.body))
+    spans.store_batch(container().deps, [json.loads(record.body)])
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    return process_partial_response(event, record_handler, processor, context)
+    records = event["Records"]
+    try:
+        spans.store_batch(container().deps, [json.loads(r["body"]) for r in records])
+    except Exception:  # any record may be the poison one: find it record by record
+        logger.exception("the batch failed as a whole; retrying its records one by one")
+        return process_partial_response(event, record_handler, processor, context)
+    return {"batchItemFailures": []}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import boto3
@@ -61,6 +62,29 @@ def test_batches_partial_failures_and_dead_letters() -> None:
         int(r["attributes"]["ApproximateReceiveCount"]) for r in shapes if "poison" in r["body"]
     ]
     assert receives == [1, 2, 3]
+
+
+def test_batches_are_handled_concurrently_up_to_the_limit() -> None:
+    # Given a queue allowing two batches at once, and a worker that waits for a second one
+    both = threading.Barrier(2, timeout=10)
+    sizes: list[int] = []
+
+    def worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        sizes.append(len(event["Records"]))
+        both.wait()  # raises BrokenBarrierError unless another batch is in flight
+        return {"batchItemFailures": []}
+
+    q = LocalQueue(batch_size=1, concurrency=2)
+    q.register("spans", worker)
+    q.send("spans", ["a", "b"])
+    # When it runs
+    q.start()
+    try:
+        assert q.drain(timeout=20)
+    finally:
+        q.stop()
+    # Then both batches were in the worker at the same time, each handled once
+    assert sizes == [1, 1] and not q.dead_letters["spans"]
 
 
 def test_sending_to_a_queue_without_a_worker_is_an_error() -> None:

@@ -72,7 +72,7 @@ def stop_dev(stack: DevStack) -> str:
     return out
 
 
-def create_key(data_dir: Path, label: str) -> str:
+def create_key(data_dir: Path, label: str, env: dict[str, str] | None = None) -> str:
     out = subprocess.run(
         [
             sys.executable,
@@ -88,6 +88,7 @@ def create_key(data_dir: Path, label: str) -> str:
         ],
         check=True,
         capture_output=True,
+        env={**os.environ, **(env or {})},
         text=True,
     ).stdout
     return str(json.loads(out)["key"])

@@ -247,3 +247,152 @@ def test_worker_in_moto_sqs(kontex: Any, mocked_aws: None) -> None:
             "batchItemFailures": []
         }
     assert len(all_snapshots(kontex)) == 5
+
+
+class Transactions:
+    """Counts the store's transactions, apart from those inside ``create_snapshot``."""
+
+    def __init__(self, store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.outside = 0
+        self.inside = 0  # transactions inside create_snapshot: one per snapshot
+        self.snapshot_writes = 0
+        self._inside = 0
+        open_tx = store._tx
+        write = snapshots.create_snapshot
+
+        def counted_tx(write: bool = True) -> Any:
+            if self._inside:
+                self.inside += 1
+            else:
+                self.outside += 1
+            return open_tx(write=write)
+
+        def counted_write(*args: Any, **kwargs: Any) -> Any:
+            self._inside += 1
+            self.snapshot_writes += 1
+            try:
+                return write(*args, **kwargs)
+            finally:
+                self._inside -= 1
+
+        monkeypatch.setattr(store, "_tx", counted_tx)
+        monkeypatch.setattr(snapshots, "create_snapshot", counted_write)
+
+    def reset(self) -> None:
+        self.outside = self.inside = self.snapshot_writes = 0
+
+
+def agents(session: str, traces: int) -> Any:
+    def build(tracer: Any) -> None:
+        for _ in range(traces):
+            fixtures.openllmetry_agent(tracer, session=session)
+
+    return build
+
+
+def test_a_batch_takes_a_bounded_number_of_transactions(
+    kontex: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proto = {"content-type": "application/x-protobuf"}
+    counted = Transactions(kontex.deps.store, monkeypatch)
+    outside = []
+    for records, traces in [(1, 1), (8, 5)]:
+        # Given a queue batch of `records` ingest requests of `traces` agent traces (4 spans)
+        kontex.queue.sent.clear()
+        for _ in range(records):
+            post(kontex, fixtures.protobuf(fixtures.record(agents(f"s{records}", traces))), proto)
+        counted.reset()
+        # When the worker handles the batch
+        assert deliver(kontex) == [{"batchItemFailures": []}]
+        # Then the transactions besides the snapshot writes do not grow with the spans
+        outside.append(counted.outside)
+        assert counted.snapshot_writes == 3 * records * traces
+        assert counted.inside == counted.snapshot_writes  # each snapshot: one transaction
+    assert outside[0] == outside[1] == 8  # spans, traces, links, names, session, alias, tasks, done
+    usage = kontex.deps.store.usage(kontex.account_id, kontex.deps.clock())
+    assert usage["total_snapshots"] == 3 * (1 + 8 * 5)
+    # And a redelivered batch writes nothing: every span is done
+    counted.reset()
+    deliver(kontex)
+    assert counted.snapshot_writes == 0 and counted.outside == 3  # spans, traces, links
+
+
+def test_a_trace_split_over_records_is_processed_once(kontex: Any) -> None:
+    recorded = fixtures.record(fixtures.openllmetry_agent)
+    for span in recorded:  # the exporter sent each span in its own request
+        post(kontex, fixtures.protobuf([span]), {"content-type": "application/x-protobuf"})
+    assert len(kontex.queue.sent) == 4
+    deliver(kontex)
+    snaps = all_snapshots(kontex)
+    assert [s.label for s in snaps] == ["anthropic.chat", "tool: get_cart", "anthropic.chat"]
+    assert snaps[2].parent_snapshot_id == snaps[1].id
+
+
+def test_a_failing_record_fails_alone_after_the_batch_failed(kontex: Any) -> None:
+    post(
+        kontex,
+        fixtures.protobuf(fixtures.record(fixtures.openllmetry_agent)),
+        {"content-type": "application/x-protobuf"},
+    )
+    good = json.loads(kontex.queue.sent[0][1])
+    orphan = {**good, "account_id": "acct_nobody"}  # its spans cannot be stored
+    records = [
+        sqs_record("spans", "good", json.dumps(good), 1),
+        sqs_record("spans", "orphan", json.dumps(orphan), 1),
+    ]
+    result = worker({"Records": records}, LocalContext(function_name="w"))
+    assert result == {"batchItemFailures": [{"itemIdentifier": "orphan"}]}
+    assert len(all_snapshots(kontex)) == 3
+
+
+def test_in_process_queue_hands_over_batches(kontex: Any) -> None:
+    local = LocalQueue()
+    seen: list[int] = []
+
+    def recording(event: dict[str, Any], context: Any) -> Any:
+        seen.append(len(event["Records"]))
+        return worker(event, context)
+
+    local.register("spans", recording)
+    kontex.queue = local
+    for session in ("a", "b", "c", "d"):  # queued before the worker runs, as under load
+        post(
+            kontex,
+            fixtures.protobuf(fixtures.record(agents(session, 2))),
+            {"content-type": "application/x-protobuf"},
+        )
+    local.start()
+    try:
+        assert local.drain(timeout=30)
+    finally:
+        local.stop()
+    assert seen == [4]
+    assert len(all_snapshots(kontex)) == 4 * 2 * 3
+
+
+def test_a_batch_writes_what_span_by_span_delivery_writes(kontex: Any) -> None:
+    # Given one agent trace, sent by two accounts: one whole, one a span per request
+    recorded = fixtures.record(fixtures.openllmetry_agent)
+    proto = {"content-type": "application/x-protobuf"}
+    post(kontex, fixtures.protobuf(recorded), proto)
+    other, other_key = keys.create_key(kontex.deps, "other")
+    mine = kontex.test_key
+    kontex.test_key = other_key
+    for span in recorded:
+        post(kontex, fixtures.protobuf([span]), proto)
+    kontex.test_key = mine
+    whole, *single = kontex.queue.sent
+    # When the first is one batch and the second one batch per span
+    deliver_bodies = [[whole[1]]] + [[body] for _, body in single]
+    for bodies in deliver_bodies:
+        records = [sqs_record("spans", f"m{i}", b, 1) for i, b in enumerate(bodies)]
+        assert worker({"Records": records}, LocalContext(function_name="w")) == {
+            "batchItemFailures": []
+        }
+    # Then both wrote the same bundles (the tool snapshot from memory, or read back)
+    written = []
+    for account_id in (kontex.account_id, other.account_id):
+        (session,) = sessions.list_sessions(kontex.deps, account_id).items
+        snaps = snapshots.list_snapshots(kontex.deps, account_id, session.id).items
+        written.append([(s.label, s.bundle_hash, s.token_total) for s in snaps])
+    assert written[0] == written[1] and len(written[0]) == 3

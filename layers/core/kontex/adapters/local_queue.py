@@ -4,7 +4,8 @@ Messages sent to a named queue are handed, in batches of up to ``batch_size``, t
 handler registered for that queue, as the SQS event Lambda would get. Records the handler
 reports in ``batchItemFailures`` (or all of them, when it raises) are delivered again with a
 higher ``ApproximateReceiveCount``; after ``max_receive_count`` receives they go to the
-queue's dead letters, as a redrive policy would move them to a DLQ.
+queue's dead letters, as a redrive policy would move them to a DLQ. Up to ``concurrency``
+batches of a queue are handled at once, as an event source's maximum concurrency allows.
 """
 
 from __future__ import annotations
@@ -54,8 +55,11 @@ def sqs_record(queue: str, message_id: str, body: str, receives: int) -> dict[st
 
 
 class LocalQueue:
-    def __init__(self, *, batch_size: int = 10, max_receive_count: int = 3) -> None:
+    def __init__(
+        self, *, batch_size: int = 10, max_receive_count: int = 3, concurrency: int = 1
+    ) -> None:
         self.batch_size = batch_size
+        self.concurrency = concurrency
         self.max_receive_count = max_receive_count
         self._handlers: dict[str, Handler] = {}
         self._pending: dict[str, stdlib_queue.Queue[_Message]] = defaultdict(stdlib_queue.Queue)
@@ -78,11 +82,12 @@ class LocalQueue:
 
     def start(self) -> None:
         for name in self._handlers:
-            thread = threading.Thread(
-                target=self._run, args=(name,), daemon=True, name=f"kontex-queue-{name}"
-            )
-            thread.start()
-            self._threads.append(thread)
+            for n in range(self.concurrency):
+                thread = threading.Thread(
+                    target=self._run, args=(name,), daemon=True, name=f"kontex-queue-{name}-{n}"
+                )
+                thread.start()
+                self._threads.append(thread)
 
     def stop(self) -> None:
         self._stop.set()

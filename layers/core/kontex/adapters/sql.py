@@ -52,6 +52,17 @@ def _plain(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
+def _by_account(keys: Iterable[tuple[str, str]]) -> Iterable[tuple[str, list[str]]]:
+    """(account_id, x) pairs as (account_id, up to ``_CHUNK`` distinct x) groups."""
+    grouped: dict[str, list[str]] = {}
+    for account_id, value in keys:
+        grouped.setdefault(account_id, []).append(value)
+    for account_id, values in grouped.items():
+        distinct = list(dict.fromkeys(values))
+        for start in range(0, len(distinct), _CHUNK):
+            yield account_id, distinct[start : start + _CHUNK]
+
+
 _SNAPSHOT_SELECT = """
 SELECT s.id, s.account_id, s.session_id, s.task_id, s.label, s.source,
        COALESCE(r.model, s.model) AS model,
@@ -869,17 +880,15 @@ class SqlStore(abc.ABC):
 
     # -- spans ------------------------------------------------------------------------------
 
-    def insert_spans(self, account_id: str, rows: Sequence[dict[str, Any]], at: datetime) -> int:
-        """Store spans not seen before; returns how many were new."""
-        new = 0
+    def insert_spans(self, spans: Sequence[tuple[str, dict[str, Any]]], at: datetime) -> None:
+        """Store (account_id, span) pairs not seen before, all in one transaction."""
         with self._tx() as tx:
-            for r in rows:
-                inserted = tx.q(
-                    "INSERT INTO spans (account_id, trace_id, span_id, parent_span_id, kind,"
-                    " header_session_id, start_ns, end_ns, body, received_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-                    " RETURNING span_id",
-                    [
+            tx.many(
+                "INSERT INTO spans (account_id, trace_id, span_id, parent_span_id, kind,"
+                " header_session_id, start_ns, end_ns, body, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [
+                    (
                         account_id,
                         r["trace_id"],
                         r["span_id"],
@@ -890,32 +899,98 @@ class SqlStore(abc.ABC):
                         r["end_time_unix_nano"],
                         self._json(r),
                         at,
-                    ],
-                )
-                new += len(inserted)
-        return new
+                    )
+                    for account_id, r in spans
+                ],
+            )
 
-    def trace_spans(self, account_id: str, trace_id: str) -> list[dict[str, Any]]:
-        rows = self._all(
-            "SELECT body, kind, header_session_id, done FROM spans"
-            " WHERE account_id = ? AND trace_id = ? ORDER BY start_ns, span_id",
-            [account_id, trace_id],
-        )
-        return [
-            {
-                **r["body"],
-                "kind": r["kind"],
-                "header_session_id": r["header_session_id"],
-                "done": bool(r["done"]),
-            }
-            for r in rows
-        ]
-
-    def mark_span_done(self, account_id: str, trace_id: str, span_id: str) -> None:
+    def trace_spans(
+        self, traces: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        """The spans of each (account_id, trace_id), in start order, read in one transaction."""
+        found: dict[tuple[str, str], list[dict[str, Any]]] = {key: [] for key in traces}
         with self._tx() as tx:
-            tx.q(
+            for account_id, chunk in _by_account(traces):
+                marks = ", ".join("?" for _ in chunk)
+                rows = tx.q(
+                    "SELECT trace_id, body, kind, header_session_id, done FROM spans"
+                    f" WHERE account_id = ? AND trace_id IN ({marks})"
+                    " ORDER BY trace_id, start_ns, span_id",
+                    [account_id, *chunk],
+                )
+                for r in rows:
+                    found[(account_id, r["trace_id"])].append(
+                        {
+                            **r["body"],
+                            "kind": r["kind"],
+                            "header_session_id": r["header_session_id"],
+                            "done": bool(r["done"]),
+                        }
+                    )
+        return found
+
+    def trace_sessions(self, traces: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The session each linked (account_id, trace_id) is linked to; unlinked ones absent."""
+        found: dict[tuple[str, str], str] = {}
+        with self._tx() as tx:
+            for account_id, chunk in _by_account(traces):
+                marks = ", ".join("?" for _ in chunk)
+                rows = tx.q(
+                    "SELECT trace_id, session_id FROM session_traces"
+                    f" WHERE account_id = ? AND trace_id IN ({marks})",
+                    [account_id, *chunk],
+                )
+                found.update(((account_id, r["trace_id"]), str(r["session_id"])) for r in rows)
+        return found
+
+    def sessions_named(self, names: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The session each (account_id, name) names: a session id of the account, else an
+        alias of one; names that match neither are absent. One transaction."""
+        found: dict[tuple[str, str], str] = {}
+        with self._tx() as tx:
+            for account_id, chunk in _by_account(names):
+                marks = ", ".join("?" for _ in chunk)
+                aliases = tx.q(
+                    "SELECT alias AS name, session_id FROM session_aliases"
+                    f" WHERE account_id = ? AND alias IN ({marks})",
+                    [account_id, *chunk],
+                )
+                ids = tx.q(
+                    "SELECT id AS name, id AS session_id FROM sessions"
+                    f" WHERE account_id = ? AND id IN ({marks})",
+                    [account_id, *chunk],
+                )
+                for r in aliases + ids:  # a session id wins over an alias
+                    found[(account_id, r["name"])] = str(r["session_id"])
+        return found
+
+    def ensure_tasks(self, tasks: Sequence[Task]) -> None:
+        """Insert the tasks (parents before children) that do not exist yet, in one transaction."""
+        with self._tx() as tx:
+            tx.many(
+                f"INSERT INTO tasks ({self._TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                [
+                    (
+                        t.id,
+                        t.account_id,
+                        t.session_id,
+                        t.parent_task_id,
+                        t.name,
+                        t.status.value,
+                        t.created_at,
+                        t.updated_at,
+                    )
+                    for t in tasks
+                ],
+            )
+
+    def mark_spans_done(self, spans: Sequence[tuple[str, str, str]]) -> None:
+        """Mark each (account_id, trace_id, span_id) processed, in one transaction."""
+        with self._tx() as tx:
+            tx.many(
                 "UPDATE spans SET done = ? WHERE account_id = ? AND trace_id = ? AND span_id = ?",
-                [True, account_id, trace_id, span_id],
+                [(True, account_id, trace_id, span_id) for account_id, trace_id, span_id in spans],
             )
 
     def session_for_alias(self, account_id: str, alias: str) -> str | None:

@@ -246,9 +246,12 @@ def worker_paths(root: Path | None = None) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.py")) if not p.stem.startswith("_")}
 
 
+WORKER_CONCURRENCY = 2  # batches handled at once per queue, as the dev stage's event sources
+
+
 def start_workers(root: Path | None = None) -> LocalQueue:
     """The in-process queue, with each ``functions/workers/<queue>.py`` consuming its queue."""
-    local_queue = LocalQueue()
+    local_queue = LocalQueue(concurrency=WORKER_CONCURRENCY)
     for queue, path in worker_paths(root).items():
         local_queue.register(queue, load_worker(path).lambda_handler)
     local_queue.start()

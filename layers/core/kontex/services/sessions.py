@@ -176,6 +176,29 @@ def create_task(
     return task
 
 
+def derived_task(
+    deps: Deps,
+    account_id: str,
+    task_id: str,
+    session_id: str,
+    name: str,
+    parent_task_id: str | None = None,
+    status: TaskStatus = TaskStatus.ACTIVE,
+) -> Task:
+    """The task a queue worker makes under a derived id (written by the caller)."""
+    now = deps.clock()
+    return Task(
+        id=task_id,
+        account_id=account_id,
+        session_id=session_id,
+        parent_task_id=parent_task_id,
+        name=name.strip()[:200] or "task",
+        status=status,
+        created_at=now,
+        updated_at=now,
+    )
+
+
 def ensure_task(
     deps: Deps,
     account_id: str,
@@ -187,17 +210,7 @@ def ensure_task(
 ) -> str:
     """The task with this (derived) id, made if missing: idempotent for queue workers."""
     if deps.store.get_task(account_id, task_id) is None:
-        now = deps.clock()
-        task = Task(
-            id=task_id,
-            account_id=account_id,
-            session_id=session_id,
-            parent_task_id=parent_task_id,
-            name=name.strip()[:200] or "task",
-            status=status,
-            created_at=now,
-            updated_at=now,
-        )
+        task = derived_task(deps, account_id, task_id, session_id, name, parent_task_id, status)
         with contextlib.suppress(Conflict):  # made meanwhile by another delivery
             deps.store.insert_task(task)
     return task_id

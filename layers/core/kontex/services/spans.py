@@ -19,14 +19,28 @@ Where things land:
 
 Ids of tasks and snapshots made from spans derive from (account, trace, span), so a
 redelivered or re-exported span meets a ``Conflict`` and creates nothing twice.
+
+A queue batch is one unit of work with a bounded number of transactions, however many spans
+it holds: its spans are stored in one, the traces it touches read in two (spans, links), the
+external session names resolved in one, the tasks made in one and the processed spans marked
+done in one. What remains per span is the snapshot write itself (``create_snapshot``) and,
+for a new session name, making that session.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from kontex.domain.errors import Conflict, NotFound
-from kontex.domain.models import ContextBundle, Session, SnapshotSource, TaskStatus, ToolCall
+from kontex.domain.errors import Conflict
+from kontex.domain.models import (
+    ContextBundle,
+    Session,
+    SnapshotSource,
+    Task,
+    TaskStatus,
+    ToolCall,
+)
 from kontex.ids import derived_id
 from kontex.otlp import mapping
 from kontex.services import sessions, snapshots
@@ -34,29 +48,130 @@ from kontex.services.conversation import conversation_tool_calls
 from kontex.services.deps import Deps
 
 
-def store_message(deps: Deps, message: dict[str, Any]) -> int:
-    """One queued batch of spans: store them, then process each trace they touch."""
-    account_id = str(message["account_id"])
-    header = message.get("session_id")
-    rows = [
-        {**span, "kind": mapping.kind_of(span), "header_session_id": header}
-        for span in message["spans"]
-    ]
-    deps.store.insert_spans(account_id, rows, deps.clock())
+def store_batch(deps: Deps, messages: Sequence[dict[str, Any]]) -> int:
+    """Queued span messages (a whole queue batch): store their spans, then process each trace
+    they touch once. Returns the snapshots made."""
+    spans: list[tuple[str, dict[str, Any]]] = []
+    for message in messages:
+        account_id = str(message["account_id"])
+        header = message.get("session_id")
+        spans += [
+            (account_id, {**span, "kind": mapping.kind_of(span), "header_session_id": header})
+            for span in message["spans"]
+        ]
+    if not spans:
+        return 0
+    deps.store.insert_spans(spans, deps.clock())
+    return process_traces(deps, [(account_id, span["trace_id"]) for account_id, span in spans])
+
+
+def process_trace(deps: Deps, account_id: str, trace_id: str) -> int:
+    """Process the trace's pending spans that resolve to a session; returns snapshots made."""
+    return process_traces(deps, [(account_id, trace_id)])
+
+
+def process_traces(deps: Deps, keys: Sequence[tuple[str, str]]) -> int:
+    """Process the pending spans of each (account_id, trace_id); returns snapshots made."""
+    keys = list(dict.fromkeys(keys))
+    found = deps.store.trace_spans(keys)
+    linked = deps.store.trace_sessions(keys)
+    batch = _Batch(deps)
+    traces = [_Trace(batch, a, t, found[(a, t)], linked.get((a, t))) for a, t in keys]
+    batch.resolve_names(traces)
+    work: list[tuple[_Trace, dict[str, Any], str]] = []
+    for trace in traces:
+        for span in trace.spans:
+            session_id = None if span["done"] else trace.session_of(span)
+            if session_id is None:
+                continue  # done, or kept pending until the trace is linked
+            if span["kind"] == "task":
+                trace.task_of_task_span(span, session_id)
+            elif span["kind"] in ("llm", "tool"):
+                trace.task_for(span, session_id)
+            work.append((trace, span, session_id))
+    if batch.tasks:
+        deps.store.ensure_tasks(list(batch.tasks.values()))
     made = 0
-    for trace_id in dict.fromkeys(r["trace_id"] for r in rows):
-        made += process_trace(deps, account_id, trace_id)
+    for trace, span, session_id in work:
+        if span["kind"] == "llm":
+            made += trace.snapshot_llm(span, session_id)
+        elif span["kind"] == "tool":
+            made += trace.snapshot_tool(span, session_id)
+        span["done"] = True
+    if work:
+        deps.store.mark_spans_done([(t.account_id, t.trace_id, s["span_id"]) for t, s, _ in work])
     return made
 
 
-class _Trace:
-    def __init__(self, deps: Deps, account_id: str, trace_id: str) -> None:
+class _Batch:
+    """What the traces of one batch share: sessions by name, the tasks to make, and the last
+    bundle written per task (so a tool span after an LLM span reads nothing back)."""
+
+    def __init__(self, deps: Deps) -> None:
         self.deps = deps
+        self.sessions: dict[tuple[str, str], str] = {}
+        self.tasks: dict[str, Task] = {}
+        self.latest: dict[str, ContextBundle] = {}
+
+    def resolve_names(self, traces: Sequence[_Trace]) -> None:
+        names = list(
+            dict.fromkeys(
+                (t.account_id, hint)
+                for t in traces
+                for s in t.spans
+                if not s["done"] and not s.get("header_session_id")
+                for hint in [mapping.session_hint(s)]
+                if hint
+            )
+        )
+        if not names:
+            return
+        self.sessions = self.deps.store.sessions_named(names)
+        for account_id, name in names:
+            if (account_id, name) not in self.sessions:
+                self.sessions[(account_id, name)] = self._new_session(account_id, name)
+
+    def _new_session(self, account_id: str, name: str) -> str:
+        made: Session = sessions.create_session(
+            self.deps,
+            account_id,
+            name[:200],
+            metadata={"source": "openllmetry", "external_id": name},
+        )
+        return self.deps.store.add_alias(account_id, name, made.id)
+
+    def task(
+        self,
+        account_id: str,
+        task_id: str,
+        session_id: str,
+        name: str,
+        parent: str | None = None,
+        status: TaskStatus = TaskStatus.ACTIVE,
+    ) -> str:
+        if task_id not in self.tasks:
+            self.tasks[task_id] = sessions.derived_task(
+                self.deps, account_id, task_id, session_id, name, parent, status
+            )
+        return task_id
+
+
+class _Trace:
+    def __init__(
+        self,
+        batch: _Batch,
+        account_id: str,
+        trace_id: str,
+        spans: list[dict[str, Any]],
+        linked: str | None,
+    ) -> None:
+        self.batch = batch
+        self.deps = batch.deps
         self.account_id = account_id
         self.trace_id = trace_id
-        self.spans = deps.store.trace_spans(account_id, trace_id)
+        self.spans = spans
         self.by_id = {s["span_id"]: s for s in self.spans}
-        self.linked = deps.store.session_for_trace(account_id, trace_id)
+        self.linked = linked
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -66,24 +181,8 @@ class _Trace:
             return str(header)
         hint = mapping.session_hint(span)
         if hint:
-            return self._session_named(hint)
+            return self.batch.sessions[(self.account_id, hint)]
         return self.linked
-
-    def _session_named(self, hint: str) -> str:
-        try:
-            return sessions.get_session(self.deps, self.account_id, hint).id
-        except NotFound:
-            pass
-        found = self.deps.store.session_for_alias(self.account_id, hint)
-        if found:
-            return found
-        made: Session = sessions.create_session(
-            self.deps,
-            self.account_id,
-            hint[:200],
-            metadata={"source": "openllmetry", "external_id": hint},
-        )
-        return self.deps.store.add_alias(self.account_id, hint, made.id)
 
     # -- tasks ----------------------------------------------------------------------------
 
@@ -100,8 +199,8 @@ class _Trace:
         parent = self.task_of_task_span(ancestor, session_id) if ancestor else None
         status = TaskStatus.FAILED if span.get("status") == "error" else TaskStatus.COMPLETED
         task_id = derived_id("task", self.account_id, session_id, self.trace_id, span["span_id"])
-        return sessions.ensure_task(
-            self.deps, self.account_id, task_id, session_id, mapping.task_name(span), parent, status
+        return self.batch.task(
+            self.account_id, task_id, session_id, mapping.task_name(span), parent, status
         )
 
     def task_for(self, span: dict[str, Any], session_id: str) -> str:
@@ -111,7 +210,7 @@ class _Trace:
         roots = [s for s in self.spans if not s.get("parent_span_id")]
         name = f"trace {roots[0]['name'] if roots else self.trace_id[:8]}"[:200]
         task_id = derived_id("task", self.account_id, session_id, self.trace_id)
-        return sessions.ensure_task(self.deps, self.account_id, task_id, session_id, name)
+        return self.batch.task(self.account_id, task_id, session_id, name)
 
     # -- snapshots ------------------------------------------------------------------------
 
@@ -142,11 +241,13 @@ class _Trace:
 
     def snapshot_tool(self, span: dict[str, Any], session_id: str) -> bool:
         task_id = self.task_for(span, session_id)
-        latest = self.deps.store.latest_snapshot(self.account_id, task_id)
-        if latest is None:
-            return False  # merged into the next LLM snapshot of the trace
+        previous = self.batch.latest.get(task_id)
+        if previous is None:
+            latest = self.deps.store.latest_snapshot(self.account_id, task_id)
+            if latest is None:
+                return False  # merged into the next LLM snapshot of the trace
+            previous = snapshots.get_bundle(self.deps, self.account_id, latest.id)
         call = mapping.tool_execution(span)
-        previous = snapshots.get_bundle(self.deps, self.account_id, latest.id)
         bundle = previous.model_copy(
             update={
                 "tool_calls": _merge_calls(previous.tool_calls, [call]),
@@ -162,11 +263,13 @@ class _Trace:
         task_id = self.task_for(span, session_id)
         snapshot_id = derived_id("snap", self.account_id, self.trace_id, span["span_id"])
         try:
-            snapshots.create_snapshot(
+            made = snapshots.create_snapshot(
                 self.deps, self.account_id, task_id, label[:500], bundle, snapshot_id=snapshot_id
             )
         except Conflict:
-            return False  # a redelivery: the snapshot exists
+            self.batch.latest.pop(task_id, None)  # a redelivery: the store knows the latest
+            return False
+        self.batch.latest[task_id] = bundle.model_copy(update={"token_total": made.token_total})
         return True
 
 
@@ -197,24 +300,3 @@ def _merge_calls(calls: list[ToolCall], executed: list[ToolCall]) -> list[ToolCa
             }
         )
     return merged + unmatched
-
-
-def process_trace(deps: Deps, account_id: str, trace_id: str) -> int:
-    """Process the trace's pending spans that resolve to a session; returns snapshots made."""
-    trace = _Trace(deps, account_id, trace_id)
-    made = 0
-    for span in trace.spans:
-        if span["done"]:
-            continue
-        session_id = trace.session_of(span)
-        if session_id is None:
-            continue  # kept, pending, until the trace is linked
-        if span["kind"] == "task":
-            trace.task_of_task_span(span, session_id)
-        elif span["kind"] == "llm":
-            made += trace.snapshot_llm(span, session_id)
-        elif span["kind"] == "tool":
-            made += trace.snapshot_tool(span, session_id)
-        deps.store.mark_span_done(account_id, trace_id, span["span_id"])
-        span["done"] = True
-    return made
