@@ -49,7 +49,12 @@ def _session(days_ago: int, name: str) -> tuple[str, str]:
     account = keys.create_key(deps, name)[0].account_id
     s = sessions.create_session(deps, account, name)
     t = sessions.create_task(deps, account, s.id, "solve")
-    bundle = ContextBundle.model_validate({"messages": [{"role": "user", "content": name}]})
+    bundle = ContextBundle.model_validate(
+        {
+            "messages": [{"role": "user", "content": name}],
+            "files": [{"path": "big.txt", "content": f"{name}\n" * 10_000}],  # an S3 object
+        }
+    )
     snapshots.create_snapshot(deps, account, t.id, "one", bundle)
     deps.clock = lambda: datetime.now(UTC)
     return account, s.id
