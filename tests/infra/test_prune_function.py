@@ -52,7 +52,7 @@ def _session(days_ago: int, name: str) -> tuple[str, str]:
     bundle = ContextBundle.model_validate(
         {
             "messages": [{"role": "user", "content": name}],
-            "files": [{"path": "big.txt", "content": f"{name}\n" * 10_000}],  # an S3 object
+            "files": [{"path": "big.txt", "content": f"{name}\n" * 20_000}],  # > 64 KiB: an object
         }
     )
     snapshots.create_snapshot(deps, account, t.id, "one", bundle)
