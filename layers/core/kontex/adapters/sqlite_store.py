@@ -6,6 +6,7 @@ database lock at ``BEGIN IMMEDIATE`` so concurrent writers wait instead of deadl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -74,6 +75,7 @@ class SqliteStore(SqlStore):
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._writer = threading.Lock()
         self.transactions = 0  # transactions begun: tests check a use case runs in one
 
     def _connect(self) -> sqlite3.Connection:
@@ -97,16 +99,20 @@ class SqliteStore(SqlStore):
         """A transaction; a writer takes the database lock at BEGIN, a reader never waits."""
         conn = self._connect()
         self.transactions += 1
-        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        try:
-            yield _SqliteTx(conn)
-        except sqlite3.Error as error:
-            conn.execute("ROLLBACK")
-            raise _translate(error) from error
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        # Writers of this process queue on a lock (woken at once) rather than in SQLite's busy
+        # handler, which sleeps up to 100 ms between tries; other processes still use that.
+        lock = self._writer if write else contextlib.nullcontext()
+        with lock:
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield _SqliteTx(conn)
+            except sqlite3.Error as error:
+                conn.execute("ROLLBACK")
+                raise _translate(error) from error
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def raw(self) -> sqlite3.Connection:
         """The thread's connection, for operators and tests that need plain SQL."""
