@@ -8,6 +8,7 @@ the same bytes, checked against tiktoken's own SHA-256) and builds the encoding 
 from __future__ import annotations
 
 import json
+import threading
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -29,8 +30,17 @@ _SPECIAL = {
 }
 
 
-@cache
+_loading = threading.Lock()
+
+
 def encoding() -> tiktoken.Encoding:
+    """The cl100k encoding, loaded once per process (worker threads wait for the first)."""
+    with _loading:
+        return _load()
+
+
+@cache
+def _load() -> tiktoken.Encoding:
     path = resources.files("kontex") / "data" / "cl100k_base.tiktoken"
     with resources.as_file(path) as local:
         ranks = load_tiktoken_bpe(str(local), expected_hash=_CL100K_SHA256)
