@@ -412,3 +412,25 @@ def test_snapshot_write_limit(alice: Client, clock: Any, env_limits: dict[str, s
     assert alice.get(f"/v1/tasks/{t['id']}").status == 200  # reads still work
     clock.advance(3600)
     make_snapshot(alice, t["id"], "4", 1)  # a new window
+
+
+def test_tampered_content_is_an_integrity_error_in_the_error_shape(
+    alice: Client, container: Any
+) -> None:
+    from tests.services.test_snapshots import raw_sql
+
+    t = make_task(alice, make_session(alice)["id"])
+    snap = make_snapshot(alice, t["id"], "one", 2)
+    store = container.store
+    blob = "BLOB" if store.dialect == "sqlite" else "BYTEA"
+    raw_sql(store, f"UPDATE items SET body = CAST('{{}}' AS {blob}) WHERE kind = 'message'")
+    for path in (f"/v1/snapshots/{snap['id']}", f"/v1/snapshots/{snap['id']}/bundle"):
+        got = alice.get(path)
+        assert got.status == 500
+        assert got.body["error"] == "integrity_error" and set(got.body) == {
+            "error",
+            "message",
+            "details",
+        }
+        assert "forged" not in str(got.body) and "{}" not in got.body["message"]
+    assert alice.post(f"/v1/snapshots/{snap['id']}/rollback").body["error"] == "integrity_error"
