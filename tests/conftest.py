@@ -34,9 +34,21 @@ class Clock:
 class RecordingEvents:
     def __init__(self) -> None:
         self.published: list[tuple[str, str, str, dict[str, Any]]] = []
+        self.ids: list[str | None] = []
+        self.failing = False  # a broken transport: publish raises
 
-    def publish(self, type: str, account_id: str, session_id: str, data: dict[str, Any]) -> None:
+    def publish(
+        self,
+        type: str,
+        account_id: str,
+        session_id: str,
+        data: dict[str, Any],
+        event_id: str | None = None,
+    ) -> None:
+        if self.failing:
+            raise ConnectionError("the event transport is down")
         self.published.append((type, account_id, session_id, data))
+        self.ids.append(event_id)
 
     def types(self) -> list[str]:
         return [p[0] for p in self.published]

@@ -146,28 +146,36 @@ def test_a_compacted_history_keeps_sharing_the_rest(deps: Deps, task: Any) -> No
 
 
 def test_write_and_read_each_run_in_one_transaction(deps: Deps, task: Any) -> None:
+    """Each use case writes all its rows (and its outbox events) in one transaction; after the
+    commit, the relay marks the events it published in one more."""
     store: Any = deps.store
     snapshots.create_snapshot(deps, task.account_id, task.id, "a", bundle(5))
-    before = store.transactions
-    snap = snapshots.create_snapshot(
-        deps, task.account_id, task.id, "b", bundle(6, reasoning="r", log_events=[{"message": "m"}])
+
+    def count(use_case: Any) -> int:
+        before = store.transactions
+        use_case()
+        return int(store.transactions - before)
+
+    def one_write_and_the_relay(use_case: Any) -> None:
+        assert count(use_case) == 2
+        deps.events.failing = True  # type: ignore[attr-defined]  # nothing published: no mark
+        try:
+            assert count(use_case) == 1
+        finally:
+            deps.events.failing = False  # type: ignore[attr-defined]
+
+    b6 = bundle(6, reasoning="r", log_events=[{"message": "m"}])
+    snap = snapshots.create_snapshot(deps, task.account_id, task.id, "b", b6)
+    one_write_and_the_relay(
+        lambda: snapshots.create_snapshot(deps, task.account_id, task.id, "c", b6)
     )
-    assert store.transactions - before == 1
-    before = store.transactions
-    snapshots.read(deps, task.account_id, snap.id)
-    assert store.transactions - before == 1
-    before = store.transactions
-    snapshots.read_latest(deps, task.account_id, task.id)
-    assert store.transactions - before == 1
-    before = store.transactions
-    snapshots.rollback(deps, task.account_id, snap.id)
-    assert store.transactions - before == 1
-    before = store.transactions
-    snapshots.enrich(deps, task.account_id, snap.id, {"log_events": [{"message": "n"}]})
-    assert store.transactions - before == 1
-    before = store.transactions
-    snapshots.fork(deps, task.account_id, snap.id)
-    assert store.transactions - before == 1
+    assert count(lambda: snapshots.read(deps, task.account_id, snap.id)) == 1
+    assert count(lambda: snapshots.read_latest(deps, task.account_id, task.id)) == 1
+    one_write_and_the_relay(lambda: snapshots.rollback(deps, task.account_id, snap.id))
+    one_write_and_the_relay(
+        lambda: snapshots.enrich(deps, task.account_id, snap.id, {"log_events": [{"message": "n"}]})
+    )
+    one_write_and_the_relay(lambda: snapshots.fork(deps, task.account_id, snap.id))
 
 
 def raw_sql(store: Any, *statements: str) -> None:

@@ -36,6 +36,18 @@ class ItemRow:
 
 
 @dataclass(frozen=True)
+class Event:
+    """A change announced through the outbox: written with the change, published after it."""
+
+    id: str
+    type: str  # snapshot.created | snapshot.enriched | session.updated | task.updated | ...
+    account_id: str
+    session_id: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class ObjectFilter:
     """What the message and tool-call queries filter on (all optional)."""
 
@@ -97,13 +109,17 @@ class Store(Protocol):
         after: tuple[str, str] | None,
     ) -> list[Session]: ...
     def update_session(
-        self, account_id: str, session_id: str, changes: dict[str, Any]
-    ) -> Session | None: ...
+        self, account_id: str, session_id: str, changes: dict[str, Any], event_id: str | None = None
+    ) -> Session | None:
+        """With ``event_id``, a ``session.updated`` outbox row is written in the same
+        transaction."""
+        ...
+
     def insert_task(self, task: Task) -> None: ...
     def get_task(self, account_id: str, task_id: str) -> Task | None: ...
     def list_tasks(self, account_id: str, session_id: str) -> list[Task]: ...
     def update_task(
-        self, account_id: str, task_id: str, changes: dict[str, Any]
+        self, account_id: str, task_id: str, changes: dict[str, Any], event_id: str | None = None
     ) -> Task | None: ...
 
     # snapshots: reads outside a unit of work; every write goes through ``unit()``
@@ -150,6 +166,11 @@ class Store(Protocol):
     def mark_spans_done(self, spans: Sequence[tuple[str, str, str]]) -> None: ...
     def session_for_alias(self, account_id: str, alias: str) -> str | None: ...
     def add_alias(self, account_id: str, alias: str, session_id: str) -> str: ...
+
+    # the outbox
+    def unpublished(self, before: datetime, limit: int) -> list[Event]: ...
+    def mark_published(self, event_ids: Sequence[str], at: datetime) -> None: ...
+    def get_events(self, event_ids: Sequence[str]) -> list[Event]: ...
 
     # fixed-window counters
     def hit_rate_limit(self, key_id: str, kind: str, window_start: int) -> int: ...
@@ -208,6 +229,10 @@ class SnapshotUnit(Protocol):
 
     def add_revision(self, revision: Revision, manifest: bytes) -> None: ...
     def add_task(self, task: Task) -> None: ...
+    def add_event(self, event: Event) -> None:
+        """Write an outbox row in this unit's transaction."""
+        ...
+
     def set_v2_manifest(
         self, snapshot_id: str, seq: int, manifest: bytes, bundle_hash: str
     ) -> None: ...
@@ -230,10 +255,18 @@ class BlobStore(Protocol):
 
 
 class Events(Protocol):
-    """Where services announce what changed (live feed, embedding)."""
+    """Where the outbox relay publishes what changed (live feed, embedding): SNS/SQS on AWS.
+
+    ``publish`` raises when the event did not go out; the outbox keeps it for the sweeper.
+    """
 
     def publish(
-        self, type: str, account_id: str, session_id: str, data: dict[str, Any]
+        self,
+        type: str,
+        account_id: str,
+        session_id: str,
+        data: dict[str, Any],
+        event_id: str | None = None,
     ) -> None: ...
 
 

@@ -9,9 +9,10 @@ conversion and driver-error translation stay in each adapter.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator, Sequence
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Protocol
 
@@ -25,7 +26,7 @@ from kontex.domain.models import (
     Task,
     ThreadState,
 )
-from kontex.ports import ItemRow, ObjectFilter, Revision
+from kontex.ports import Event, ItemRow, ObjectFilter, Revision
 
 _CHUNK = 500  # keeps IN (...) lists well under both drivers' parameter limits
 _INDEXED = {"message": "message", "tool_call": "tool_call"}  # the kinds the queries read
@@ -83,6 +84,35 @@ def _snapshot(row: dict[str, Any]) -> Snapshot:
     return Snapshot(**fields, enriched=row["enriched_at"] is not None)
 
 
+def _event(row: dict[str, Any]) -> Event:
+    data = row["data"]
+    return Event(
+        id=row["id"],
+        type=row["type"],
+        account_id=row["account_id"],
+        session_id=row["session_id"],
+        data=json.loads(data) if isinstance(data, str | bytes) else data,
+        created_at=_as_time(row["created_at"]),
+    )
+
+
+def _event_insert(
+    store: Any,
+    event_id: str,
+    type_: str,
+    account_id: str,
+    session_id: str,
+    data: dict[str, Any],
+    changes: dict[str, Any],
+) -> tuple[str, list[Any]]:
+    at = changes.get("updated_at") or datetime.now(UTC)
+    return (
+        "INSERT INTO outbox (id, account_id, session_id, type, data, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [event_id, account_id, session_id, type_, store._json(data), at],
+    )
+
+
 def _bytes(value: Any) -> bytes | None:
     return bytes(value) if value is not None else None
 
@@ -95,9 +125,10 @@ def _chunked(values: Sequence[Any]) -> Iterable[list[Any]]:
 class SqlUnit:
     """The ``SnapshotUnit`` port on one open transaction of a ``SqlStore``."""
 
-    def __init__(self, tx: Tx, lock_clause: str) -> None:
+    def __init__(self, tx: Tx, lock_clause: str, json: Callable[[Any], Any]) -> None:
         self.tx = tx
         self._lock = lock_clause
+        self._json = json
         self._writes: list[tuple[str, list[Sequence[Any]]]] = []  # sent together at the end
 
     def _write(self, sql: str, rows: list[Sequence[Any]]) -> None:
@@ -368,6 +399,22 @@ class SqlUnit:
             ],
         )
 
+    def add_event(self, event: Event) -> None:
+        self._write(
+            "INSERT INTO outbox (id, account_id, session_id, type, data, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    event.id,
+                    event.account_id,
+                    event.session_id,
+                    event.type,
+                    self._json(event.data),
+                    event.created_at,
+                )
+            ],
+        )
+
     def set_v2_manifest(
         self, snapshot_id: str, seq: int, manifest: bytes, bundle_hash: str
     ) -> None:
@@ -509,10 +556,10 @@ class SqlStore(abc.ABC):
         return [Session(**r) for r in rows]
 
     def update_session(
-        self, account_id: str, session_id: str, changes: dict[str, Any]
+        self, account_id: str, session_id: str, changes: dict[str, Any], event_id: str | None = None
     ) -> Session | None:
         allowed = {"name", "description", "metadata", "status", "updated_at"}
-        return self._update("sessions", allowed, account_id, session_id, changes, Session)
+        return self._update("sessions", allowed, account_id, session_id, changes, Session, event_id)
 
     # -- tasks ------------------------------------------------------------------------------
 
@@ -551,9 +598,11 @@ class SqlStore(abc.ABC):
         )
         return [Task(**r) for r in rows]
 
-    def update_task(self, account_id: str, task_id: str, changes: dict[str, Any]) -> Task | None:
+    def update_task(
+        self, account_id: str, task_id: str, changes: dict[str, Any], event_id: str | None = None
+    ) -> Task | None:
         allowed = {"name", "status", "updated_at"}
-        return self._update("tasks", allowed, account_id, task_id, changes, Task)
+        return self._update("tasks", allowed, account_id, task_id, changes, Task, event_id)
 
     # -- snapshots --------------------------------------------------------------------------
 
@@ -563,7 +612,7 @@ class SqlStore(abc.ABC):
     def unit(self, write: bool = True) -> Iterator[SqlUnit]:
         """One transaction over the snapshot aggregate (``SnapshotUnit``)."""
         with self._tx(write=write) as tx:
-            unit = SqlUnit(tx, self._lock_clause if write else "")
+            unit = SqlUnit(tx, self._lock_clause if write else "", self._json)
             yield unit
             unit.flush()
 
@@ -1057,15 +1106,61 @@ class SqlStore(abc.ABC):
         row_id: str,
         changes: dict[str, Any],
         model: Any,
+        event_id: str | None = None,
     ) -> Any:
+        """Update one row; with ``event_id``, its ``<table>.updated`` event goes to the outbox
+        in the same transaction."""
         unknown = set(changes) - allowed
         if unknown:
             raise ValueError(f"cannot update {sorted(unknown)} of {table}")
         columns = self._SESSION_COLUMNS if table == "sessions" else self._TASK_COLUMNS
         values = [self._json(v) if k == "metadata" else _plain(v) for k, v in changes.items()]
         assignments = ", ".join(f"{k} = ?" for k in changes)
+        with self._tx() as tx:
+            rows = tx.q(
+                f"UPDATE {table} SET {assignments} WHERE account_id = ? AND id = ?"
+                f" RETURNING {columns}",
+                [*values, account_id, row_id],
+            )
+            if not rows:
+                return None
+            row = model(**rows[0])
+            if event_id is not None:
+                data = row.model_dump(mode="json", exclude={"account_id"})
+                session_id = row.id if table == "sessions" else row.session_id
+                type_ = "session.updated" if table == "sessions" else "task.updated"
+                tx.q(*_event_insert(self, event_id, type_, account_id, session_id, data, changes))
+        return row
+
+    # -- the outbox -------------------------------------------------------------------------
+
+    def unpublished(self, before: datetime, limit: int) -> list[Event]:
         rows = self._all(
-            f"UPDATE {table} SET {assignments} WHERE account_id = ? AND id = ? RETURNING {columns}",
-            [*values, account_id, row_id],
+            "SELECT id, type, account_id, session_id, data, created_at FROM outbox"
+            " WHERE published_at IS NULL AND created_at < ? ORDER BY created_at, id LIMIT ?",
+            [before, limit],
         )
-        return model(**rows[0]) if rows else None
+        return [_event(r) for r in rows]
+
+    def get_events(self, event_ids: Sequence[str]) -> list[Event]:
+        if not event_ids:
+            return []
+        marks = ", ".join("?" for _ in event_ids)
+        rows = self._all(
+            "SELECT id, type, account_id, session_id, data, created_at FROM outbox"
+            f" WHERE id IN ({marks}) ORDER BY created_at, id",
+            list(event_ids),
+        )
+        return [_event(r) for r in rows]
+
+    def mark_published(self, event_ids: Sequence[str], at: datetime) -> None:
+        if not event_ids:
+            return
+        with self._tx() as tx:
+            for part in _chunked(event_ids):
+                marks = ", ".join("?" for _ in part)
+                tx.q(
+                    f"UPDATE outbox SET published_at = ? WHERE id IN ({marks})"
+                    " AND published_at IS NULL",
+                    [at, *part],
+                )

@@ -14,7 +14,14 @@ from kontex.ports import BlobStore, Events, Store
 class NullEvents:
     """Events go nowhere (CLI, tools); the local stack and the workers wire real ones."""
 
-    def publish(self, type: str, account_id: str, session_id: str, data: dict[str, Any]) -> None:
+    def publish(
+        self,
+        type: str,
+        account_id: str,
+        session_id: str,
+        data: dict[str, Any],
+        event_id: str | None = None,
+    ) -> None:
         return None
 
 

@@ -14,6 +14,7 @@ from kontex.domain.errors import Conflict, InvalidInput, NotFound
 from kontex.domain.models import Session, SessionStatus, Task, TaskStatus
 from kontex.ids import new_id
 from kontex.ports import Page
+from kontex.services import outbox
 from kontex.services.deps import Deps
 
 MAX_PAGE = 100
@@ -120,12 +121,13 @@ def update_session(deps: Deps, account_id: str, session_id: str, **changes: Any)
         changes["status"] = parse_enum(SessionStatus, changes["status"], "status")
     if not changes:
         return get_session(deps, account_id, session_id)
+    event_id = new_id("evt")
     session = deps.store.update_session(
-        account_id, session_id, {**changes, "updated_at": deps.clock()}
+        account_id, session_id, {**changes, "updated_at": deps.clock()}, event_id
     )
     if session is None:
         raise NotFound(f"session {session_id} not found")
-    deps.events.publish("session.updated", account_id, session_id, session.model_dump(mode="json"))
+    outbox.relay(deps, [event_id])
     return session
 
 
@@ -230,10 +232,13 @@ def update_task(deps: Deps, account_id: str, task_id: str, **changes: Any) -> Ta
         changes["status"] = parse_enum(TaskStatus, changes["status"], "status")
     if not changes:
         return get_task(deps, account_id, task_id)
-    task = deps.store.update_task(account_id, task_id, {**changes, "updated_at": deps.clock()})
+    event_id = new_id("evt")
+    task = deps.store.update_task(
+        account_id, task_id, {**changes, "updated_at": deps.clock()}, event_id
+    )
     if task is None:
         raise NotFound(f"task {task_id} not found")
-    deps.events.publish("task.updated", account_id, task.session_id, task.model_dump(mode="json"))
+    outbox.relay(deps, [event_id])
     return task
 
 

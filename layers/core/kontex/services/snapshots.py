@@ -26,8 +26,8 @@ from kontex.domain.models import (
     ToolCall,
 )
 from kontex.ids import new_id
-from kontex.ports import Page, Revision, SnapshotUnit
-from kontex.services import bundles
+from kontex.ports import Event, Page, Revision, SnapshotUnit
+from kontex.services import bundles, outbox
 from kontex.services.deps import Deps
 from kontex.services.sessions import _name, check_limit, decode_cursor, get_session, page_of
 
@@ -41,9 +41,10 @@ def _label(label: str) -> str:
     return label.strip()
 
 
-def _announce(deps: Deps, type_: str, snapshot: Snapshot) -> None:
+def _event(type_: str, snapshot: Snapshot, at: Any) -> Event:
+    """An event carries the snapshot's metadata, never its bundle."""
     data = snapshot.model_dump(mode="json", exclude={"account_id", "bundle_hash"})
-    deps.events.publish(type_, snapshot.account_id, snapshot.session_id, data)
+    return outbox.event(type_, snapshot.account_id, snapshot.session_id, data, at)
 
 
 def _retrying(deps: Deps, snapshot_id: str | None, attempt: Callable[[], T]) -> T:
@@ -130,10 +131,13 @@ def create_snapshot(
                 created_at=now,
             )
             unit.add_snapshot(snapshot, written.manifest)
+            announced.append(_event("snapshot.created", snapshot, now))
+            unit.add_event(announced[-1])
             return snapshot
 
+    announced: list[Event] = []
     snapshot = _retrying(deps, snapshot_id, attempt)
-    _announce(deps, "snapshot.created", snapshot)
+    outbox.publish(deps, announced[-1:])
     return snapshot
 
 
@@ -242,10 +246,13 @@ def rollback(deps: Deps, account_id: str, snapshot_id: str) -> Snapshot:
                 created_at=now,
             )
             unit.add_snapshot(snapshot, manifest)
+            announced.append(_event("snapshot.created", snapshot, now))
+            unit.add_event(announced[-1])
             return snapshot
 
+    announced: list[Event] = []
     snapshot = _retrying(deps, None, attempt)
-    _announce(deps, "snapshot.created", snapshot)
+    outbox.publish(deps, announced[-1:])
     return snapshot
 
 
@@ -307,13 +314,14 @@ def fork(
             created_at=now,
         )
         unit.add_snapshot(snapshot, manifest)
-    deps.events.publish(
-        "task.updated",
-        account_id,
-        task.session_id,
-        task.model_dump(mode="json", exclude={"account_id"}),
-    )
-    _announce(deps, "snapshot.created", snapshot)
+        task_data = task.model_dump(mode="json", exclude={"account_id"})
+        events = [
+            outbox.event("task.updated", account_id, task.session_id, task_data, now),
+            _event("snapshot.created", snapshot, now),
+        ]
+        for e in events:
+            unit.add_event(e)
+    outbox.publish(deps, events)
     return task, snapshot
 
 
@@ -400,5 +408,7 @@ def enrich(deps: Deps, account_id: str, snapshot_id: str, changes: dict[str, Any
                 "enriched_at": now,
             }
         )
-    _announce(deps, "snapshot.enriched", result)
+        announced = _event("snapshot.enriched", result, now)
+        unit.add_event(announced)
+    outbox.publish(deps, [announced])
     return result

@@ -1,0 +1,14 @@
+-- The outbox: every change that announces itself writes its event here in the same
+-- transaction as the change. A relay publishes rows right after the commit and marks them;
+-- a sweeper republishes rows still unpublished after a short delay. Consumers are idempotent
+-- by event id, so a row published twice is harmless.
+CREATE TABLE outbox (
+    id           TEXT PRIMARY KEY,
+    account_id   TEXT NOT NULL,
+    session_id   TEXT NOT NULL,
+    type         TEXT NOT NULL,
+    data         JSONB NOT NULL,
+    created_at   TIMESTAMPTZ NOT NULL,
+    published_at TIMESTAMPTZ
+);
+CREATE INDEX outbox_unpublished ON outbox(created_at) WHERE published_at IS NULL;
