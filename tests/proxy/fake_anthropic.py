@@ -125,6 +125,39 @@ class FakeAnthropic:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def _json(self, status: int, payload: Any, extra: list[tuple[str, str]]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                for name, value in [*extra, ("content-type", "application/json")]:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                fake.requests.append((headers, {"method": "GET", "path": self.path}))
+                if self.path.split("?")[0] == "/v1/models":
+                    self._json(
+                        200,
+                        {
+                            "data": [
+                                {
+                                    "type": "model",
+                                    "id": "claude-fake",
+                                    "display_name": "Claude Fake",
+                                    "created_at": "2025-01-01T00:00:00Z",
+                                }
+                            ],
+                            "has_more": False,
+                            "first_id": "claude-fake",
+                            "last_id": "claude-fake",
+                        },
+                        [("request-id", "req_models"), ("x-fake-echo", self.path)],
+                    )
+                    return
+                self._json(404, {"type": "error", "error": {"type": "not_found_error"}}, [])
+
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
@@ -134,6 +167,18 @@ class FakeAnthropic:
                     ("request-id", "req_fake_123"),
                     ("anthropic-ratelimit-requests-remaining", "99"),
                 ]
+                if self.path.split("?")[0] == "/v1/messages/count_tokens":
+                    count = sum(len(json.dumps(m)) for m in body.get("messages", [])) // 4
+                    self._json(200, {"input_tokens": count}, common)
+                    return
+                if body.get("model") == "overloaded-529":
+                    error = {"type": "overloaded_error", "message": "Overloaded"}
+                    self._json(
+                        529,
+                        {"type": "error", "error": error},
+                        [*common, ("x-should-retry", "true")],
+                    )
+                    return
                 if body.get("model") == "overloaded":
                     payload = json.dumps(
                         {

@@ -253,6 +253,68 @@ def test_triggers(made: Any, fires: bool) -> None:
 
 
 def test_trigger_defaults() -> None:
-    assert capture.parse_trigger(None, None) == ("every_n_turns", 5)
+    assert capture.parse_trigger(None, None) == ("always", 1)
+    assert capture.parse_trigger("every_n_turns", None) == ("every_n_turns", 5)
     assert capture.parse_trigger("token_threshold", None) == ("token_threshold", 50_000)
     assert capture.parse_trigger("every_n_turns", "3") == ("every_n_turns", 3)
+
+
+def test_which_headers_go_upstream_and_come_back() -> None:
+    from kontex.proxy.upstream import returned_headers, upstream_headers
+
+    sent = upstream_headers(
+        {
+            "Host": "kontex.example",
+            "Content-Length": "12",
+            "Connection": "keep-alive, X-Hop",
+            "X-Hop": "1",
+            "Keep-Alive": "timeout=5",
+            "TE": "trailers",
+            "Transfer-Encoding": "chunked",
+            "X-Kontex-Api-Key": "kontex_abcdefghijkl",
+            "X-Kontex-Session-Id": "run",
+            "Authorization": "Bearer kontex_abcdefghijklmnop",
+            "X-Api-Key": "sk-ant-real",
+            "X-Gateway": "team-a",
+            "Accept-Encoding": "gzip",
+            "anthropic-beta": "b1",
+        }
+    )
+    assert sent == {
+        "x-api-key": "sk-ant-real",
+        "x-gateway": "team-a",
+        "accept-encoding": "gzip",
+        "anthropic-beta": "b1",
+    }
+    back = returned_headers(
+        {"Content-Length": "3", "Transfer-Encoding": "chunked", "X-Custom": "1", "Via": "x"}
+    )
+    assert back == {"x-custom": "1", "via": "x"}
+
+
+def test_a_named_session_is_made_once(kontex: Any, upstream: Any) -> None:
+    for _ in range(2):
+        assert call(kontex, REQUEST, x_kontex_session_id="batch job 7")[0] == 200
+    named = [
+        s
+        for s in sessions.list_sessions(kontex.deps, kontex.account_id, None, 50, None).items
+        if s.name == "batch job 7"
+    ]
+    assert len(named) == 1
+    run_captures(kontex)
+    assert len(snapshots.list_snapshots(kontex.deps, kontex.account_id, named[0].id).items) == 2
+
+
+def test_other_paths_are_forwarded_not_captured(kontex: Any, upstream: Any) -> None:
+    event = http_api_event(
+        "GET",
+        "/proxy/v1/models?limit=2",
+        [("x-kontex-api-key", kontex.key), ("x-kontex-session-id", kontex.session.id)],
+        b"",
+    )
+    status, headers, body = response_parts(
+        proxy.lambda_handler(event, LocalContext(function_name="kontex-proxy"))
+    )
+    assert status == 200 and json.loads(body)["data"][0]["id"] == "claude-fake"
+    assert upstream.requests[-1][1] == {"method": "GET", "path": "/v1/models?limit=2"}
+    assert kontex.queue.sent == []

@@ -10,11 +10,15 @@ import secrets
 import threading
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kontex.domain.errors import KontexError
 from kontex.ports import BlobStore, Events, Queue, Store
 from kontex.services.deps import Deps, NullEvents
 from kontex.settings import Settings, settings
+
+if TYPE_CHECKING:
+    from kontex.proxy.upstream import Upstream
 
 SECRET_FILE = "api_key_secret"
 
@@ -99,6 +103,13 @@ class Container:
         if not configured:
             raise KontexError("no queue is configured (set the KONTEX_*_QUEUE_URL variables)")
         return SqsQueue(configured)
+
+    @cached_property
+    def upstream(self) -> Upstream:
+        """The proxy's pooled HTTP client: connections kept across calls and warm invocations."""
+        from kontex.proxy.upstream import Upstream
+
+        return Upstream()
 
     @cached_property
     def api_key_secret(self) -> bytes:

@@ -1,9 +1,10 @@
 """Proxy captures: decide from the trigger, then snapshot the conversation (idempotent).
 
-Triggers (``X-Kontex-Snapshot-Trigger``): ``every_n_turns`` (the default: when the number of
+Triggers (``X-Kontex-Snapshot-Trigger``): ``always`` (the default: storage is deduplicated,
+so a snapshot per call stores only its new messages), ``every_n_turns`` (when the number of
 assistant turns, the reply included, is a multiple of N, default 5), ``on_tool_end`` (the reply
 asks for a tool), ``token_threshold`` (input + output tokens of the call >= N, default
-50,000), ``always``.
+50,000).
 """
 
 from __future__ import annotations
@@ -34,13 +35,14 @@ class CaptureJob:
     n: int
     request: dict[str, Any]
     reply: dict[str, Any]
+    latency_ms: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
 
 
 def parse_trigger(trigger: str | None, n: str | None) -> tuple[str, int]:
-    name = (trigger or "every_n_turns").strip().lower()
+    name = (trigger or "always").strip().lower()
     if name not in TRIGGERS:
         raise InvalidInput(f"X-Kontex-Snapshot-Trigger must be one of: {', '.join(TRIGGERS)}")
     if n is None or n == "":
