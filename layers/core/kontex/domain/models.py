@@ -236,6 +236,13 @@ class ContextBundle(BaseModel):
     captured_at: datetime | None = Field(default=None, validation_alias=camel("captured_at"))
     usage: Usage | None = None
 
+    @model_serializer(mode="wrap")
+    def _usage_when_known(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if out.get("usage") is None:
+            out.pop("usage", None)
+        return out
+
 
 class Snapshot(_Record):
     id: str
