@@ -91,7 +91,9 @@ class Container:
 
     @cached_property
     def queue(self) -> Queue:
-        """SQS when the queue URLs are configured; the local stack installs its own queue."""
+        """SQS when the queue URLs are configured, large messages by reference (claim check)
+        in the object store; the local stack installs its own queue."""
+        from kontex.adapters.claim_check import ClaimCheckQueue
         from kontex.adapters.sqs_queue import SqsQueue
 
         urls = {
@@ -102,7 +104,7 @@ class Container:
         configured = {name: url for name, url in urls.items() if url}
         if not configured:
             raise KontexError("no queue is configured (set the KONTEX_*_QUEUE_URL variables)")
-        return SqsQueue(configured)
+        return ClaimCheckQueue(SqsQueue(configured), self.blobs)
 
     @cached_property
     def upstream(self) -> Upstream:
