@@ -8,7 +8,7 @@ makes a session of that name, later calls find it (the same aliases OTLP spans u
 
 The capture is queued after the answer is complete; the snapshot is written by the capture
 worker (``services/capture``). A capture the queue refuses after the caller already has its
-answer is kept in the object store (``undelivered/capture/<id>.json``) and logged, never lost
+answer is kept in the object store (``claims/undelivered/capture/<id>.json``) and logged, never lost
 silently.
 """
 
@@ -35,7 +35,7 @@ log = logging.getLogger("kontex.proxy")
 PREFIX = "/proxy"
 CAPTURED = ("POST", "/v1/messages")
 SESSION_ID_PREFIX = "sess_"
-UNDELIVERED = "undelivered/capture/"
+UNDELIVERED = "claims/undelivered/capture/"  # kept 30 days (the bucket's lifecycle)
 SEND_ATTEMPTS = 3
 
 
