@@ -37,8 +37,15 @@ def reply_for(request: dict[str, Any]) -> dict[str, Any]:
         "content": content,
         "stop_reason": "tool_use" if len(content) == 3 else "end_turn",
         "stop_sequence": None,
-        "usage": {"input_tokens": 100 + len(request["messages"]), "output_tokens": 25},
+        "usage": usage_for(request),
     }
+
+
+def usage_for(request: dict[str, Any]) -> dict[str, Any]:
+    usage: dict[str, Any] = {"input_tokens": 100 + len(request["messages"]), "output_tokens": 25}
+    if str(request.get("model", "")).startswith("claude-sonnet"):  # a prompt-cached call
+        usage.update(cache_read_input_tokens=2000, cache_creation_input_tokens=500)
+    return usage
 
 
 def sse_events(message: dict[str, Any]) -> Iterator[bytes]:
@@ -49,7 +56,7 @@ def sse_events(message: dict[str, Any]) -> Iterator[bytes]:
         **message,
         "content": [],
         "stop_reason": None,
-        "usage": {"input_tokens": message["usage"]["input_tokens"], "output_tokens": 1},
+        "usage": {**message["usage"], "output_tokens": 1},
     }
     yield event("message_start", {"type": "message_start", "message": start})
     for index, block in enumerate(message["content"]):

@@ -35,6 +35,9 @@ class Settings(BaseModel):
     kontex_proxy_timeout_seconds: float = Field(
         default=600, gt=0, description="upstream timeout (AWS: under the HTTP API's 30 s)"
     )
+    kontex_prices_file: Path | None = Field(
+        default=None, description="a JSON price table that overrides the shipped one"
+    )
     voyage_api_key: SecretStr | None = None
     aws_lambda_function_name: str | None = None
 

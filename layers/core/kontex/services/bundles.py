@@ -29,8 +29,8 @@ import base64
 import hashlib
 import json
 import struct
-from collections.abc import Sequence
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -45,6 +45,7 @@ from kontex.domain.models import (
     Message,
     SnapshotSource,
     ToolCall,
+    Usage,
     sha256_hex,
 )
 from kontex.ports import BlobStore, ItemRow, SnapshotUnit
@@ -196,6 +197,8 @@ def plan(bundle: ContextBundle) -> Plan:
         "source": bundle.source.value,
         "captured_at": bundle.captured_at.isoformat() if bundle.captured_at else None,
     }
+    if bundle.usage is not None:  # only then: manifests without usage keep their bytes
+        scalars["usage"] = bundle.usage.model_dump(mode="json", exclude_none=True)
     return Plan(lists, reasoning, large, scalars, bundle.token_total)
 
 
@@ -409,8 +412,10 @@ def write(
 
 
 def restamp(manifest: bytes, **scalars: Any) -> bytes:
-    """The same content under other scalars (a rollback's source and time): nothing new."""
+    """The same content under other scalars (a rollback's source and time): nothing new.
+    A rollback is not an LLM call: the source's ``usage`` is not carried over."""
     parsed = json.loads(manifest)
+    parsed.pop("usage", None)
     parsed.update(scalars)
     return canonical(parsed)
 
@@ -493,4 +498,5 @@ def read(
         token_total=parsed.get("token_total"),
         source=SnapshotSource(parsed.get("source") or "api"),
         captured_at=datetime.fromisoformat(captured) if captured else None,
+        usage=Usage.model_validate(parsed["usage"]) if parsed.get("usage") else None,
     )

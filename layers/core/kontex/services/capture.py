@@ -16,7 +16,7 @@ from typing import Any
 from kontex.domain.errors import Conflict, InvalidInput
 from kontex.domain.models import ContextBundle, Message, Snapshot, SnapshotSource
 from kontex.ids import derived_id
-from kontex.services import sessions, snapshots
+from kontex.services import pricing, sessions, snapshots
 from kontex.services.conversation import conversation_tool_calls
 from kontex.services.deps import Deps
 
@@ -80,7 +80,7 @@ def should_snapshot(job: CaptureJob) -> bool:
     return assistant_turns(job) % job.n == 0
 
 
-def bundle_of(job: CaptureJob) -> ContextBundle:
+def bundle_of(job: CaptureJob, prices: dict[str, dict[str, float]] | None = None) -> ContextBundle:
     messages: list[Message] = []
     system = job.request.get("system")
     if system:
@@ -92,13 +92,18 @@ def bundle_of(job: CaptureJob) -> ContextBundle:
     shown = [b for b in blocks if b.get("type") not in ("thinking", "redacted_thinking")]
     messages.append(Message(role="assistant", content=shown))
     prompt, output = _usage_tokens(job.reply)
+    model = job.reply.get("model") or job.request.get("model")
+    usage = pricing.anthropic_usage(
+        job.reply.get("usage") or {}, model, job.latency_ms, prices or pricing.price_table()
+    )
     return ContextBundle(
         messages=messages,
         tool_calls=conversation_tool_calls(messages, None),
         reasoning="\n\n".join(thoughts) if thoughts else None,
-        model=job.reply.get("model") or job.request.get("model"),
+        model=model,
         token_total=prompt + output if (prompt or output) else None,
         source=SnapshotSource.PROXY,
+        usage=usage,
     )
 
 
@@ -115,7 +120,7 @@ def capture(deps: Deps, job: CaptureJob) -> Snapshot | None:
         job.session_id,
         "proxy",
     )
-    bundle = bundle_of(job)
+    bundle = bundle_of(job, pricing.price_table(deps.prices_file))
     label = f"proxy: {bundle.model or 'model'} turn {assistant_turns(job)}"
     try:
         return snapshots.create_snapshot(
