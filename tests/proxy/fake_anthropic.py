@@ -128,6 +128,9 @@ class FakeAnthropic:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body are separate writes: without TCP_NODELAY, Nagle's algorithm
+            # holds the body until the client's delayed ACK (about 40 ms per answer)
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass
