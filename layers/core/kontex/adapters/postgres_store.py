@@ -107,9 +107,12 @@ class PostgresStore(SqlStore):
         try:
             # pipeline mode: BEGIN travels with the first statement and COMMIT with the last
             # writes, so a snapshot write or a bundle read costs three round trips, not five
-            with self.pool.connection() as conn, conn.pipeline() as pipeline:
-                with conn.transaction():
-                    yield _PgTx(conn, pipeline)
+            with (
+                self.pool.connection() as conn,
+                conn.pipeline() as pipeline,
+                conn.transaction(),
+            ):
+                yield _PgTx(conn, pipeline)
         except psycopg.Error as error:
             raise _translate(error) from error
 

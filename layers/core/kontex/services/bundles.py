@@ -192,7 +192,7 @@ def plan(bundle: ContextBundle) -> Plan:
             0,
             count=lambda: tokens.count_text(text),
         )
-    scalars = {
+    scalars: dict[str, Any] = {
         "model": bundle.model,
         "source": bundle.source.value,
         "captured_at": bundle.captured_at.isoformat() if bundle.captured_at else None,
