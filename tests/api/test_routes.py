@@ -177,6 +177,7 @@ def test_snapshot_routes(alice: Client) -> None:
         "model",
         "token_total",
         "source",
+        "usage",
         "messages",
         "tool_calls",
         "files",
