@@ -1,23 +1,23 @@
-"""API: one HTTP API (payload 2.0) in front of the api, ingest and proxy functions.
+"""API: one HTTP API (payload 2.0) in front of the api and ingest functions; the proxy on its
+own streaming function URL.
 
 Routes: `ANY /v1/{proxy+}`, `GET /v1/openapi.json` and `GET /health` to the api
-function; `POST /ingest/v1/traces` to ingest; `POST /proxy/v1/messages` to the proxy.
-Authentication is the library's (API keys, HMAC-hashed), not API Gateway's. The `$default`
-stage is throttled and writes JSON access logs.
+function; `POST /ingest/v1/traces` to ingest. Authentication is the library's (API keys,
+HMAC-hashed), not API Gateway's. The `$default` stage is throttled and writes JSON access logs.
 
-The proxy relays model calls that can be long. An HTTP API waits at most 30 s for an
-integration (CDK accepts up to 29 s), so the proxy's integration timeout is set to 29 s and the
-function's to 28 s: the function is always stopped before API Gateway gives up on it, and a
-model call (streamed or not, API Gateway buffers it) must finish within that. The library's
-upstream timeout (KONTEX_PROXY_TIMEOUT_SECONDS) is 25 s, so a slow upstream gets the proxy's
-own error answer rather than a Lambda timeout. Longer calls
-cannot go through API Gateway (docs/deploy.md).
+The proxy relays model calls that can be long and stream for minutes. An HTTP API buffers
+answers and gives up after 30 s, so the proxy is not behind it: it has a Lambda function URL in
+invoke mode RESPONSE_STREAM, and runs its handler in a small HTTP server behind the Lambda Web
+Adapter (AWS's public layer; Python has no native streaming handler), which streams what the
+server writes. The function may run 15 minutes; the upstream timeout is a little less, so a
+stalled upstream gets the proxy's own error answer. The URL's auth type is NONE: every call is
+authenticated in the function with a Kontex key, before anything is forwarded (docs/deploy.md).
 """
 
 from __future__ import annotations
 
 import jsii
-from aws_cdk import Duration
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
@@ -27,14 +27,20 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from infra.config import StageConfig
+from infra.functions import ARCH_NAME as ARCH
 from infra.functions import Access, FunctionFactory
 
 API_TIMEOUT = Duration.seconds(15)
 INGEST_TIMEOUT = Duration.seconds(15)
-HTTP_API_MAX_INTEGRATION_TIMEOUT = Duration.seconds(29)  # the most CDK accepts (AWS: 30 s)
-PROXY_TIMEOUT = Duration.seconds(28)  # below the integration's
-PROXY_UPSTREAM_TIMEOUT = Duration.seconds(25)  # the proxy answers a clean error before its own
+PROXY_TIMEOUT = Duration.minutes(15)  # Lambda's maximum: a streamed answer may last that long
+PROXY_UPSTREAM_TIMEOUT = Duration.seconds(870)  # the proxy answers a clean error before its own
 ANTHROPIC_API_URL = "https://api.anthropic.com"
+# The Lambda Web Adapter's public layer (awslabs/aws-lambda-web-adapter, docs: zip packages),
+# published by AWS in every commercial region; the architecture must match the functions'.
+WEB_ADAPTER_ACCOUNT = "753240598075"
+WEB_ADAPTER_LAYER = {"arm64": "LambdaAdapterLayerArm64", "x86_64": "LambdaAdapterLayerX86"}
+WEB_ADAPTER_VERSION = 26
+WEB_ADAPTER_PORT = "8080"
 
 M = apigwv2.HttpMethod
 
@@ -80,21 +86,36 @@ class Api(Construct):
             folder="ingest",
             handler="handler.lambda_handler",
             timeout=INGEST_TIMEOUT,
-            access=Access(sends_to=("spans",)),
+            access=Access(sends_to=("spans",), claims="put"),
             description="Kontex OTLP/HTTP trace ingest",
+        )
+        web_adapter = lambda_.LayerVersion.from_layer_version_arn(
+            self,
+            "WebAdapter",
+            f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{WEB_ADAPTER_ACCOUNT}:layer:"
+            f"{WEB_ADAPTER_LAYER[ARCH]}:{WEB_ADAPTER_VERSION}",
         )
         self.proxy_function = factory.create(
             self,
             "Proxy",
             folder="proxy",
-            handler="handler.lambda_handler",
+            handler="run.sh",  # started by the web adapter (AWS_LAMBDA_EXEC_WRAPPER)
             timeout=PROXY_TIMEOUT,
-            access=Access(sends_to=("captures",)),
-            description="Kontex Anthropic Messages proxy",
+            access=Access(sends_to=("captures",), claims="put"),
+            description="Kontex Anthropic proxy (/proxy/v1/*), streamed by the Lambda Web Adapter",
             environment={
                 "ANTHROPIC_API_URL": ANTHROPIC_API_URL,
                 "KONTEX_PROXY_TIMEOUT_SECONDS": str(int(PROXY_UPSTREAM_TIMEOUT.to_seconds())),
+                "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
+                "AWS_LWA_INVOKE_MODE": "response_stream",
+                "AWS_LWA_PORT": WEB_ADAPTER_PORT,
+                "AWS_LWA_READINESS_CHECK_PATH": "/health",
             },
+            extra_layers=[web_adapter],
+        )
+        self.proxy_url = self.proxy_function.add_function_url(
+            auth_type=lambda_.FunctionUrlAuthType.NONE,
+            invoke_mode=lambda_.InvokeMode.RESPONSE_STREAM,
         )
 
         self.http_api = apigwv2.HttpApi(
@@ -132,13 +153,6 @@ class Api(Construct):
             "/ingest/v1/traces",
             [M.POST],
             self._integration("IngestIntegration", self.ingest_function),
-        )
-        self._route(
-            "/proxy/v1/messages",
-            [M.POST],
-            self._integration(
-                "ProxyIntegration", self.proxy_function, HTTP_API_MAX_INTEGRATION_TIMEOUT
-            ),
         )
         NagSuppressions.add_resource_suppressions(
             self.http_api,

@@ -28,8 +28,12 @@ from infra.messaging import WorkQueue
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12  # the layer's wheels are cp312 (layers/build.py)
 ARCHITECTURE = lambda_.Architecture.ARM_64  # ... for manylinux aarch64
+ARCH_NAME = "arm64"  # the same, as layer names spell it
 FUNCTIONS_DIR = ROOT / "functions"
 METRICS_NAMESPACE = "Kontex"
+
+
+CLAIMS_PREFIX = "claims/"  # kontex.adapters.claim_check.PREFIX
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,9 @@ class Access:
     # "read_write_purge": read and put, plus list and delete for DELETE ?purge=true (the API)
     bundles: Literal["none", "read", "read_write", "read_write_purge", "delete"] = "none"
     sends_to: tuple[str, ...] = ()  # queue names: "spans", "captures", "events"
+    # claim-check payloads under claims/ (adapters/claim_check.py): "put" for the functions
+    # that queue (ingest, proxy), "take" (read, then delete) for the workers that consume
+    claims: Literal["none", "put", "take"] = "none"
     api_keys: bool = True  # the HMAC secret that hashes presented API keys
 
 
@@ -84,6 +91,7 @@ class FunctionFactory:
         description: str,
         memory_size: int = 1024,
         environment: dict[str, str] | None = None,
+        extra_layers: list[lambda_.ILayerVersion] | None = None,
     ) -> lambda_.Function:
         """A function whose code is ``functions/<folder>`` and whose entry is ``handler``."""
         service = f"kontex-{id.lower()}"
@@ -98,7 +106,7 @@ class FunctionFactory:
                 str(FUNCTIONS_DIR / folder), exclude=["__pycache__", "*.pyc"]
             ),
             handler=handler,
-            layers=self.layers,
+            layers=[*self.layers, *(extra_layers or [])],
             timeout=timeout,
             memory_size=memory_size,
             tracing=lambda_.Tracing.ACTIVE,
@@ -149,6 +157,13 @@ class FunctionFactory:
                 wiring.bundles.grant_put(function)  # written once, never overwritten
             if access.bundles == "read_write_purge":
                 wiring.bundles.grant_delete(function)  # only by the purge of a whole session
+        if access.claims != "none":
+            function.add_environment("KONTEX_BUNDLE_BUCKET", wiring.bundles.bucket_name)
+            if access.claims == "put":
+                wiring.bundles.grant_put(function, f"{CLAIMS_PREFIX}*")
+            else:
+                wiring.bundles.grant_read(function, f"{CLAIMS_PREFIX}*")
+                wiring.bundles.grant_delete(function, f"{CLAIMS_PREFIX}*")
         for name in access.sends_to:
             queue = wiring.queues[name].queue
             function.add_environment(f"KONTEX_{name.upper()}_QUEUE_URL", queue.queue_url)
@@ -213,6 +228,28 @@ class FunctionFactory:
                             if access.bundles == "read_write_purge"
                             else []
                         ),
+                    ],
+                )
+            )
+        if access.claims != "none":
+            bucket = self.wiring.bundles.node.default_child
+            assert isinstance(bucket, CfnResource)
+            stack = Stack.of(bucket)
+            claims_id = stack.resolve(stack.get_logical_id(bucket))
+            suppressions.append(
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Claim-check payloads are objects with fresh random keys under "
+                    "claims/ in the stack's bundle bucket: put for the function that queues "
+                    "them, read and delete for the worker that consumes them, on that prefix "
+                    "only.",
+                    applies_to=[
+                        f"Resource::<{claims_id}.Arn>/{CLAIMS_PREFIX}*",
+                        "Action::s3:Abort*",
+                        "Action::s3:GetBucket*",
+                        "Action::s3:GetObject*",
+                        "Action::s3:List*",
+                        "Action::s3:DeleteObject*",
                     ],
                 )
             )

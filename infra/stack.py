@@ -105,8 +105,9 @@ class KontexStack(Stack):
         CfnOutput(
             self,
             "AnthropicBaseUrl",
-            value=f"{url}proxy",
-            description="base_url for Anthropic SDKs (they append /v1/messages)",
+            value=f"{self.api.proxy_url.url}proxy",
+            description="base_url for Anthropic SDKs (a streaming function URL; they append "
+            "/v1/messages)",
         )
         CfnOutput(
             self,

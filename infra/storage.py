@@ -30,7 +30,14 @@ class Storage(Construct):
                     id="expire-noncurrent-versions",
                     noncurrent_version_expiration=Duration.days(30),
                     abort_incomplete_multipart_upload_after=Duration.days(7),
-                )
+                ),
+                # claim-check payloads are deleted by the worker that consumed them; one left
+                # by a message that went to a DLQ outlives the DLQ's 14 days, then goes
+                s3.LifecycleRule(
+                    id="expire-claim-checks",
+                    prefix="claims/",
+                    expiration=Duration.days(30),
+                ),
             ],
             removal_policy=config.removal_policy,
             auto_delete_objects=not config.prod,

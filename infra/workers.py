@@ -26,12 +26,12 @@ WORKERS: dict[str, tuple[str, str, Access]] = {
     "spans": (
         "SpansWorker",
         "spans.lambda_handler",
-        Access(bundles="read_write", sends_to=("events",), api_keys=False),
+        Access(bundles="read_write", sends_to=("events",), api_keys=False, claims="take"),
     ),
     "captures": (
         "CaptureWorker",
         "capture.lambda_handler",
-        Access(bundles="read_write", sends_to=("events",), api_keys=False),
+        Access(bundles="read_write", sends_to=("events",), api_keys=False, claims="take"),
     ),
 }
 # The snapshot-events queue is filled by the API, ingest and capture paths (snapshot.created,

@@ -1,4 +1,4 @@
-"""Anthropic-compatible proxy (POST /proxy/v1/messages): forward unchanged, queue the capture."""
+"""Anthropic-compatible proxy (/proxy/v1/*): forward unchanged, queue the capture of Messages."""
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
@@ -15,5 +15,5 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
 
 
 def stream_handler(event: dict) -> tuple:
-    """The same call, streamed: used by the local stack, which can stream SSE to the client."""
+    """The same call, streamed: used by servers that can stream (local stack, web adapter)."""
     return proxy.stream(event)

@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from kontex.adapters.claim_check import claimed
 from kontex.bootstrap import container
 from kontex.services import capture
 
@@ -19,7 +20,9 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def record_handler(record: SQSRecord) -> None:
-    capture.capture(container().deps, capture.CaptureJob(**json.loads(record.body)))
+    deps = container().deps
+    with claimed(deps.blobs, record.body) as body:  # a large capture travels by reference
+        capture.capture(deps, capture.CaptureJob(**json.loads(body)))
 
 
 @logger.inject_lambda_context

@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from kontex.adapters.claim_check import all_claimed, claimed
 from kontex.bootstrap import container
 from kontex.services import spans
 
@@ -24,14 +25,18 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def record_handler(record: SQSRecord) -> None:
-    spans.store_batch(container().deps, [json.loads(record.body)])
+    deps = container().deps
+    with claimed(deps.blobs, record.body) as body:  # a large batch travels by reference
+        spans.store_batch(deps, [json.loads(body)])
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     records = event["Records"]
+    deps = container().deps
     try:
-        spans.store_batch(container().deps, [json.loads(r["body"]) for r in records])
+        with all_claimed(deps.blobs, [r["body"] for r in records]) as bodies:
+            spans.store_batch(deps, [json.loads(body) for body in bodies])
     except Exception:  # any record may be the poison one: find it record by record
         logger.exception("the batch failed as a whole; retrying its records one by one")
         return process_partial_response(event, record_handler, processor, context)

@@ -144,8 +144,10 @@ def test_snapshot_events_reach_the_events_queue(aws: Any, tmp_path: Any) -> None
         json.loads(m["Body"])
         for m in aws.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
     ]
+    assert bodies[0]["id"].startswith("evt_")  # consumers are idempotent by event id
     assert bodies == [
         {
+            "id": bodies[0]["id"],
             "type": "snapshot.created",
             "account_id": key.account_id,
             "session_id": session.id,
@@ -155,12 +157,14 @@ def test_snapshot_events_reach_the_events_queue(aws: Any, tmp_path: Any) -> None
     assert bodies[0]["data"]["id"] == snap.id and "bundle_hash" not in bodies[0]["data"]
 
 
-def test_a_failed_publish_does_not_undo_the_write(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failed_publish_raises_so_the_outbox_keeps_the_event() -> None:
+    """The write is already committed with its outbox row (tests/services/test_outbox.py);
+    the adapter must say the event did not go out, so the sweeper sends it later."""
     from kontex.adapters.queue_events import QueueEvents
 
     class Down:
         def send(self, queue: str, bodies: list[str]) -> None:
             raise ConnectionError("queue down")
 
-    QueueEvents(Down()).publish("snapshot.created", "a", "s", {"id": "snap_1"})
-    assert "could not publish snapshot.created" in caplog.text
+    with pytest.raises(ConnectionError):
+        QueueEvents(Down()).publish("snapshot.created", "a", "s", {"id": "snap_1"}, "evt_1")

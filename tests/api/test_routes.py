@@ -177,6 +177,7 @@ def test_snapshot_routes(alice: Client) -> None:
         "model",
         "token_total",
         "source",
+        "usage",
         "messages",
         "tool_calls",
         "files",
@@ -434,3 +435,66 @@ def test_tampered_content_is_an_integrity_error_in_the_error_shape(
         }
         assert "forged" not in str(got.body) and "{}" not in got.body["message"]
     assert alice.post(f"/v1/snapshots/{snap['id']}/rollback").body["error"] == "integrity_error"
+
+
+def test_a_bundle_in_the_original_shape_round_trips(alice: Client) -> None:
+    # Given a bundle as the original system writes it: camelCase keys, {type, timestamp, data}
+    # log events, tool calls without ids
+    s = make_session(alice)
+    t = make_task(alice, s["id"])
+    original = {
+        "model": "claude-sonnet-4-5",
+        "messages": [
+            {"role": "user", "content": "read the config"},
+            {"role": "assistant", "content": "done"},
+        ],
+        "toolCalls": [
+            {
+                "tool": "read_file",
+                "input": {"path": "app.toml"},
+                "output": "port = 8080",
+                "status": "success",
+                "timestamp": "2025-03-01T10:00:00Z",
+            },
+            {"tool": "grep", "input": {"q": "port"}, "status": "error"},
+        ],
+        "files": [{"path": "app.toml", "content": "port = 8080", "tokenCount": 5}],
+        "logEvents": [
+            {"type": "tool_start", "timestamp": "2025-03-01T10:00:00Z", "data": {"tool": "x"}},
+            {"type": "note", "timestamp": "2025-03-01T10:00:01Z", "data": "plain text"},
+        ],
+        "capturedAt": "2025-03-01T10:00:02Z",
+        "tokenTotal": 42,
+    }
+    # When it is posted unchanged
+    made = alice.post(f"/v1/tasks/{t['id']}/snapshots", {"label": "as is", "bundle": original})
+    assert made.status == 201, made.body
+    again = alice.post(f"/v1/tasks/{t['id']}/snapshots", {"label": "again", "bundle": original})
+    # Then it reads back in snake_case, with the same derived tool-call ids each time
+    bundle = alice.get(f"/v1/snapshots/{made.body['id']}/bundle").body
+    second = alice.get(f"/v1/snapshots/{again.body['id']}/bundle").body
+    assert bundle["captured_at"] == "2025-03-01T10:00:02Z" and bundle["token_total"] == 42
+    assert [c["tool"] for c in bundle["tool_calls"]] == ["read_file", "grep"]
+    ids = [c["id"] for c in bundle["tool_calls"]]
+    assert all(i.startswith("call_") for i in ids) and len(set(ids)) == 2
+    assert ids == [c["id"] for c in second["tool_calls"]]
+    assert bundle["tool_calls"][1]["status"] == "error"
+    assert bundle["log_events"] == [
+        {
+            "type": "tool_start",
+            "timestamp": "2025-03-01T10:00:00Z",
+            "data": {"tool": "x"},
+            "level": "info",
+        },
+        {
+            "type": "note",
+            "timestamp": "2025-03-01T10:00:01Z",
+            "data": "plain text",
+            "level": "info",
+        },
+    ]
+    assert bundle["files"][0]["token_count"] == 5 and bundle["files"][0]["content_hash"]
+    assert not [k for k in bundle if k[0].islower() and any(ch.isupper() for ch in k)]
+    # a log event with neither message nor type says nothing: a 400
+    bad = {**original, "logEvents": [{"timestamp": "2025-03-01T10:00:00Z"}]}
+    assert alice.post(f"/v1/tasks/{t['id']}/snapshots", {"label": "x", "bundle": bad}).status == 400

@@ -135,3 +135,104 @@ def test_upstream_errors_reach_the_sdk_unchanged(
     )
     with pytest.raises(anthropic.AuthenticationError):
         unauthenticated.messages.create(model="claude-fake", max_tokens=5, messages=MESSAGES)
+
+
+def test_custom_headers_reach_the_upstream_and_kontex_keys_never_do(
+    stack: DevStack, upstream: FakeAnthropic, setup: dict[str, Any]
+) -> None:
+    # Given a client whose upstream key slot holds its Kontex key, plus a gateway header
+    client = anthropic.Anthropic(
+        api_key=setup["key"],
+        base_url=f"{stack.base}/proxy",
+        max_retries=0,
+        default_headers={"X-Gateway-Route": "team-a", "X-Kontex-Session-Id": "header run"},
+    )
+    # When it calls through the proxy
+    client.messages.create(model="claude-fake", max_tokens=5, messages=MESSAGES)
+    # Then the custom header arrives, and no header carries the Kontex key
+    headers = upstream.requests[-1][0]
+    assert headers["x-gateway-route"] == "team-a"
+    assert headers["anthropic-version"]
+    assert not [v for v in headers.values() if "kontex_" in v]
+    assert "authorization" not in headers and "x-api-key" not in headers
+
+
+def test_count_tokens_and_models_are_forwarded(
+    stack: DevStack, upstream: FakeAnthropic, setup: dict[str, Any]
+) -> None:
+    proxied, direct = clients(stack, upstream, setup)
+    counted = proxied.messages.count_tokens(model="claude-fake", messages=MESSAGES)
+    assert (
+        counted.input_tokens
+        == direct.messages.count_tokens(model="claude-fake", messages=MESSAGES).input_tokens
+    )
+    models = proxied.models.list(limit=5)
+    assert [m.id for m in models.data] == ["claude-fake"]
+    assert upstream.requests[-1][1] == {"method": "GET", "path": "/v1/models?limit=5"}
+    raw = proxied.models.with_raw_response.list()
+    assert raw.headers["x-fake-echo"] == "/v1/models" and raw.headers["request-id"] == "req_models"
+    time.sleep(0.5)  # nothing but POST /v1/messages is captured
+    data = setup["api"]("GET", f"/v1/sessions/{setup['session']['id']}/snapshots")[1]["data"]
+    assert data == []
+
+
+def test_overloaded_and_rate_limited_pass_through(
+    stack: DevStack, upstream: FakeAnthropic, setup: dict[str, Any]
+) -> None:
+    proxied, direct = clients(stack, upstream, setup)
+    for model, status in (("overloaded-529", 529), ("overloaded", 429)):
+        seen = []
+        for client in (proxied, direct):
+            with pytest.raises(anthropic.APIStatusError) as caught:
+                client.messages.create(model=model, max_tokens=5, messages=MESSAGES)
+            headers = caught.value.response.headers
+            seen.append(
+                (
+                    type(caught.value),
+                    caught.value.status_code,
+                    caught.value.body,
+                    headers.get("retry-after"),
+                    headers.get("x-should-retry"),
+                    headers.get("request-id"),
+                )
+            )
+        assert seen[0] == seen[1] and seen[0][1] == status
+
+
+def test_a_session_named_in_the_header_is_made_once_and_every_call_is_captured(
+    stack: DevStack, upstream: FakeAnthropic
+) -> None:
+    key = create_key(stack.data_dir, "named")
+    api = Http(stack.base, key)
+    client = anthropic.Anthropic(
+        api_key="sk-ant-caller",
+        base_url=f"{stack.base}/proxy",
+        max_retries=0,
+        default_headers={"X-Kontex-Api-Key": key, "X-Kontex-Session-Id": "nightly eval"},
+    )
+    history: list[dict[str, Any]] = []
+    for turn in range(3):  # no trigger header: the default captures every call
+        history.append({"role": "user", "content": f"question {turn}"})
+        reply = client.messages.create(model="claude-fake", max_tokens=5, messages=history)
+        history.append({"role": "assistant", "content": reply.content[1].text})
+    listed = api("GET", "/v1/sessions")[1]["data"]
+    assert [s["name"] for s in listed] == ["nightly eval"]
+    session = listed[0]["id"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        snaps = api("GET", f"/v1/sessions/{session}/snapshots")[1]["data"]
+        if len(snaps) >= 3:
+            break
+        time.sleep(0.1)
+    assert len(snaps) == 3 and {s["source"] for s in snaps} == {"proxy"}
+    # an unknown session id is still a 404, and the call is not forwarded
+    count = len(upstream.requests)
+    stranger = anthropic.Anthropic(
+        api_key="sk",
+        base_url=f"{stack.base}/proxy",
+        max_retries=0,
+        default_headers={"X-Kontex-Api-Key": key, "X-Kontex-Session-Id": "sess_nope"},
+    )
+    with pytest.raises(anthropic.NotFoundError):
+        stranger.messages.create(model="claude-fake", max_tokens=5, messages=MESSAGES)
+    assert len(upstream.requests) == count

@@ -309,7 +309,7 @@ def test_http_api_routes_go_to_their_functions(dev: Synth) -> None:
         return dev.function(service)[0]
 
     assert routes["POST /ingest/v1/traces"] == fn("kontex-ingest")
-    assert routes["POST /proxy/v1/messages"] == fn("kontex-proxy")
+    assert not [r for r in routes if "/proxy/" in r]  # the proxy streams from its function URL
     assert routes["GET /health"] == fn("kontex-api")
     assert routes["ANY /v1/{proxy+}"] == fn("kontex-api")
     assert routes["GET /v1/openapi.json"] == fn("kontex-api")
@@ -317,17 +317,41 @@ def test_http_api_routes_go_to_their_functions(dev: Synth) -> None:
         assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
 
 
-def test_proxy_stops_before_api_gateway_gives_up(dev: Synth) -> None:
+def test_proxy_streams_from_a_function_url_for_up_to_15_minutes(dev: Synth) -> None:
     key, proxy = dev.function("kontex-proxy")
-    (integration,) = [
-        i["Properties"]
-        for i in dev.of_type("AWS::ApiGatewayV2::Integration").values()
-        if _ref(i["Properties"]["IntegrationUri"]) == key
+    # a function URL in RESPONSE_STREAM mode, not API Gateway's buffered 30 s
+    (url,) = dev.of_type("AWS::Lambda::Url").values()
+    assert url["Properties"]["InvokeMode"] == "RESPONSE_STREAM"
+    assert url["Properties"]["AuthType"] == "NONE"  # the function checks the Kontex key
+    assert url["Properties"]["TargetFunctionArn"]["Fn::GetAtt"][0] == key
+    # Python streams through the Lambda Web Adapter: AWS's public layer, its wrapper, run.sh
+    variables = proxy["Environment"]["Variables"]
+    assert variables["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
+    assert variables["AWS_LWA_INVOKE_MODE"] == "response_stream"
+    assert proxy["Handler"] == "run.sh"
+    adapter = [
+        json.dumps(layer) for layer in proxy["Layers"] if "LambdaAdapterLayer" in json.dumps(layer)
     ]
-    upstream = float(proxy["Environment"]["Variables"]["KONTEX_PROXY_TIMEOUT_SECONDS"])
-    assert integration["TimeoutInMillis"] <= 30_000  # the HTTP API maximum
-    assert upstream < proxy["Timeout"] and proxy["Timeout"] * 1000 < integration["TimeoutInMillis"]
-    assert proxy["Environment"]["Variables"]["ANTHROPIC_API_URL"] == "https://api.anthropic.com"
+    assert len(adapter) == 1
+    assert ":753240598075:layer:LambdaAdapterLayerArm64:" in adapter[0]
+    assert "AWS::Region" in adapter[0]  # the layer of the stack's own region
+    # the function may run 15 minutes; the upstream timeout answers first
+    upstream = float(variables["KONTEX_PROXY_TIMEOUT_SECONDS"])
+    assert proxy["Timeout"] == 900 and 600 <= upstream < proxy["Timeout"]
+    assert variables["ANTHROPIC_API_URL"] == "https://api.anthropic.com"
+    outputs = dev.template.to_json()["Outputs"]
+    assert "FunctionUrl" in json.dumps(outputs["AnthropicBaseUrl"]["Value"])
+
+
+def test_large_queue_messages_travel_by_claim_check(dev: Synth) -> None:
+    policies = json.dumps(dev.of_type("AWS::IAM::Policy"))
+    for service in ("kontex-ingest", "kontex-proxy", "kontex-spansworker", "kontex-captureworker"):
+        _, props = dev.function(service)
+        assert "KONTEX_BUNDLE_BUCKET" in props["Environment"]["Variables"], service
+    assert policies.count("/claims/*") >= 4
+    (bucket,) = dev.of_type("AWS::S3::Bucket").values()
+    rules = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert any(r.get("Prefix") == "claims/" and r.get("ExpirationInDays") for r in rules)
 
 
 def test_stage_is_throttled_and_logged_and_urls_are_output(dev: Synth) -> None:
@@ -358,7 +382,7 @@ def test_every_function_is_arm64_python312_traced_json_logged_in_the_vpc(dev: Sy
         assert (
             "RetentionInDays" in log_groups[_ref(props["LoggingConfig"]["LogGroup"])]["Properties"]
         )
-        assert props["Layers"] == [{"Ref": layer}], key
+        assert {"Ref": layer} in props["Layers"], key  # the proxy also has the web adapter's
         assert props["VpcConfig"]["SubnetIds"], key
         variables = props["Environment"]["Variables"]
         assert {
@@ -489,7 +513,15 @@ def test_only_the_api_may_delete_bundles_for_a_purge(dev: Synth) -> None:
     # DELETE /v1/sessions/{id}?purge=true removes the session's large file bodies
     assert {"s3:DeleteObject*", "s3:PutObject", "s3:GetObject*"} <= _s3_actions(dev, "kontex-api")
     for name in ("kontex-captureworker", "kontex-spansworker"):
-        assert "s3:DeleteObject*" not in _s3_actions(dev, name)
+        # workers delete only the claim-check payloads they consumed (claims/*)
+        _, props = dev.function(name)
+        for policy in dev.of_type("AWS::IAM::Policy").values():
+            if policy["Properties"]["Roles"] != [{"Ref": _ref(props["Role"])}]:
+                continue
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                actions = statement["Action"]
+                if "s3:DeleteObject*" in (actions if isinstance(actions, list) else [actions]):
+                    assert json.dumps(statement["Resource"]).endswith('/claims/*"]]}'), statement
 
 
 def test_retention_stack_passes_cdk_nag_and_has_no_wildcard_actions(retained: Synth) -> None:

@@ -37,8 +37,15 @@ def reply_for(request: dict[str, Any]) -> dict[str, Any]:
         "content": content,
         "stop_reason": "tool_use" if len(content) == 3 else "end_turn",
         "stop_sequence": None,
-        "usage": {"input_tokens": 100 + len(request["messages"]), "output_tokens": 25},
+        "usage": usage_for(request),
     }
+
+
+def usage_for(request: dict[str, Any]) -> dict[str, Any]:
+    usage: dict[str, Any] = {"input_tokens": 100 + len(request["messages"]), "output_tokens": 25}
+    if str(request.get("model", "")).startswith("claude-sonnet"):  # a prompt-cached call
+        usage.update(cache_read_input_tokens=2000, cache_creation_input_tokens=500)
+    return usage
 
 
 def sse_events(message: dict[str, Any]) -> Iterator[bytes]:
@@ -49,7 +56,7 @@ def sse_events(message: dict[str, Any]) -> Iterator[bytes]:
         **message,
         "content": [],
         "stop_reason": None,
-        "usage": {"input_tokens": message["usage"]["input_tokens"], "output_tokens": 1},
+        "usage": {**message["usage"], "output_tokens": 1},
     }
     yield event("message_start", {"type": "message_start", "message": start})
     for index, block in enumerate(message["content"]):
@@ -121,9 +128,45 @@ class FakeAnthropic:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body are separate writes: without TCP_NODELAY, Nagle's algorithm
+            # holds the body until the client's delayed ACK (about 40 ms per answer)
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def _json(self, status: int, payload: Any, extra: list[tuple[str, str]]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                for name, value in [*extra, ("content-type", "application/json")]:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                fake.requests.append((headers, {"method": "GET", "path": self.path}))
+                if self.path.split("?")[0] == "/v1/models":
+                    self._json(
+                        200,
+                        {
+                            "data": [
+                                {
+                                    "type": "model",
+                                    "id": "claude-fake",
+                                    "display_name": "Claude Fake",
+                                    "created_at": "2025-01-01T00:00:00Z",
+                                }
+                            ],
+                            "has_more": False,
+                            "first_id": "claude-fake",
+                            "last_id": "claude-fake",
+                        },
+                        [("request-id", "req_models"), ("x-fake-echo", self.path)],
+                    )
+                    return
+                self._json(404, {"type": "error", "error": {"type": "not_found_error"}}, [])
 
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -134,6 +177,18 @@ class FakeAnthropic:
                     ("request-id", "req_fake_123"),
                     ("anthropic-ratelimit-requests-remaining", "99"),
                 ]
+                if self.path.split("?")[0] == "/v1/messages/count_tokens":
+                    count = sum(len(json.dumps(m)) for m in body.get("messages", [])) // 4
+                    self._json(200, {"input_tokens": count}, common)
+                    return
+                if body.get("model") == "overloaded-529":
+                    error = {"type": "overloaded_error", "message": "Overloaded"}
+                    self._json(
+                        529,
+                        {"type": "error", "error": error},
+                        [*common, ("x-should-retry", "true")],
+                    )
+                    return
                 if body.get("model") == "overloaded":
                     payload = json.dumps(
                         {

@@ -253,6 +253,118 @@ def test_triggers(made: Any, fires: bool) -> None:
 
 
 def test_trigger_defaults() -> None:
-    assert capture.parse_trigger(None, None) == ("every_n_turns", 5)
+    assert capture.parse_trigger(None, None) == ("always", 1)
+    assert capture.parse_trigger("every_n_turns", None) == ("every_n_turns", 5)
     assert capture.parse_trigger("token_threshold", None) == ("token_threshold", 50_000)
     assert capture.parse_trigger("every_n_turns", "3") == ("every_n_turns", 3)
+
+
+def test_which_headers_go_upstream_and_come_back() -> None:
+    from kontex.proxy.upstream import returned_headers, upstream_headers
+
+    sent = upstream_headers(
+        {
+            "Host": "kontex.example",
+            "Content-Length": "12",
+            "Connection": "keep-alive, X-Hop",
+            "X-Hop": "1",
+            "Keep-Alive": "timeout=5",
+            "TE": "trailers",
+            "Transfer-Encoding": "chunked",
+            "X-Kontex-Api-Key": "kontex_abcdefghijkl",
+            "X-Kontex-Session-Id": "run",
+            "Authorization": "Bearer kontex_abcdefghijklmnop",
+            "X-Api-Key": "sk-ant-real",
+            "X-Gateway": "team-a",
+            "Accept-Encoding": "gzip",
+            "anthropic-beta": "b1",
+        }
+    )
+    assert sent == {
+        "x-api-key": "sk-ant-real",
+        "x-gateway": "team-a",
+        "accept-encoding": "gzip",
+        "anthropic-beta": "b1",
+    }
+    back = returned_headers(
+        {"Content-Length": "3", "Transfer-Encoding": "chunked", "X-Custom": "1", "Via": "x"}
+    )
+    assert back == {"x-custom": "1", "via": "x"}
+
+
+def test_a_named_session_is_made_once(kontex: Any, upstream: Any) -> None:
+    for _ in range(2):
+        assert call(kontex, REQUEST, x_kontex_session_id="batch job 7")[0] == 200
+    named = [
+        s
+        for s in sessions.list_sessions(kontex.deps, kontex.account_id, None, 50, None).items
+        if s.name == "batch job 7"
+    ]
+    assert len(named) == 1
+    run_captures(kontex)
+    assert len(snapshots.list_snapshots(kontex.deps, kontex.account_id, named[0].id).items) == 2
+
+
+def test_other_paths_are_forwarded_not_captured(kontex: Any, upstream: Any) -> None:
+    event = http_api_event(
+        "GET",
+        "/proxy/v1/models?limit=2",
+        [("x-kontex-api-key", kontex.key), ("x-kontex-session-id", kontex.session.id)],
+        b"",
+    )
+    status, headers, body = response_parts(
+        proxy.lambda_handler(event, LocalContext(function_name="kontex-proxy"))
+    )
+    assert status == 200 and json.loads(body)["data"][0]["id"] == "claude-fake"
+    assert upstream.requests[-1][1] == {"method": "GET", "path": "/v1/models?limit=2"}
+    assert kontex.queue.sent == []
+
+
+def test_usage_latency_and_cost_are_recorded_once_per_call(
+    kontex: Any, upstream: Any, tmp_path: Any
+) -> None:
+    from kontex.services import pricing, views
+
+    # Given a prompt-cached JSON call and a streamed one, both priced models
+    cached = {**REQUEST, "model": "claude-sonnet-4-5-20250929"}
+    streamed = {**REQUEST, "model": "claude-haiku-4-5", "stream": True}
+    for body in (cached, streamed):
+        assert call(kontex, body, x_kontex_session_id=kontex.session.id)[0] == 200
+    run_captures(kontex, times=2)  # redelivered: still counted once
+    first, second = session_snapshots(kontex)
+
+    # Then each snapshot carries its call's usage, latency and cost
+    assert first.usage is not None and second.usage is not None
+    assert (first.usage.input_tokens, first.usage.output_tokens) == (101, 25)
+    assert (first.usage.cache_read_tokens, first.usage.cache_write_tokens) == (2000, 500)
+    assert first.usage.cost_usd == pytest.approx(
+        (101 * 3 + 25 * 15 + 2000 * 0.3 + 500 * 3.75) / 1e6
+    )
+    assert first.usage.latency_ms is not None and first.usage.latency_ms > 0
+    assert (second.usage.input_tokens, second.usage.output_tokens) == (101, 25)  # from the SSE
+    assert second.usage.cache_read_tokens is None
+    assert second.usage.cost_usd == pytest.approx((101 * 1 + 25 * 5) / 1e6)
+    bundle = snapshots.get_bundle(kontex.deps, kontex.account_id, first.id)
+    assert bundle.usage == first.usage
+
+    # a rollback is not a call: the sums do not change
+    snapshots.rollback(kontex.deps, kontex.account_id, first.id)
+    stats = views.stats(kontex.deps, kontex.account_id, kontex.session.id)
+    assert stats["total_snapshots"] == 3
+    assert stats["usage"]["calls"] == 2
+    assert stats["usage"]["input_tokens"] == 202 and stats["usage"]["output_tokens"] == 50
+    assert stats["usage"]["cost_usd"] == pytest.approx(first.usage.cost_usd + second.usage.cost_usd)
+    assert stats["total_tokens"] == 202 + 50 + 2500
+    assert stats["context_tokens"] > 0
+    account = views.usage(kontex.deps, kontex.account_id)
+    assert account["usage"]["calls"] == 2 == account["usage_this_month"]["calls"]
+
+    # an unknown model has no cost; a price file overrides the shipped table
+    table = pricing.price_table()
+    assert pricing.price_of("claude-fake", table) is None
+    override = tmp_path / "prices.json"
+    override.write_text(json.dumps({"models": {"claude-fake": {"input": 1, "output": 2}}}))
+    priced = pricing.anthropic_usage(
+        {"input_tokens": 10, "output_tokens": 5}, "claude-fake", 3.0, pricing.price_table(override)
+    )
+    assert priced.cost_usd == pytest.approx(20 / 1e6)

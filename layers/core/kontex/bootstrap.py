@@ -10,11 +10,15 @@ import secrets
 import threading
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kontex.domain.errors import KontexError
 from kontex.ports import BlobStore, Events, Queue, Store
 from kontex.services.deps import Deps, NullEvents
 from kontex.settings import Settings, settings
+
+if TYPE_CHECKING:
+    from kontex.proxy.upstream import Upstream
 
 SECRET_FILE = "api_key_secret"
 
@@ -87,7 +91,9 @@ class Container:
 
     @cached_property
     def queue(self) -> Queue:
-        """SQS when the queue URLs are configured; the local stack installs its own queue."""
+        """SQS when the queue URLs are configured, large messages by reference (claim check)
+        in the object store; the local stack installs its own queue."""
+        from kontex.adapters.claim_check import ClaimCheckQueue
         from kontex.adapters.sqs_queue import SqsQueue
 
         urls = {
@@ -98,7 +104,14 @@ class Container:
         configured = {name: url for name, url in urls.items() if url}
         if not configured:
             raise KontexError("no queue is configured (set the KONTEX_*_QUEUE_URL variables)")
-        return SqsQueue(configured)
+        return ClaimCheckQueue(SqsQueue(configured), self.blobs)
+
+    @cached_property
+    def upstream(self) -> Upstream:
+        """The proxy's pooled HTTP client: connections kept across calls and warm invocations."""
+        from kontex.proxy.upstream import Upstream
+
+        return Upstream()
 
     @cached_property
     def api_key_secret(self) -> bytes:
@@ -145,6 +158,7 @@ class Container:
             api_key_secret=lambda: self.api_key_secret,
             events=self.events,
             enrich_window_seconds=self.settings.kontex_enrich_window_seconds,
+            prices_file=self.settings.kontex_prices_file,
         )
 
 

@@ -33,7 +33,10 @@ class Settings(BaseModel):
     kontex_snapshot_writes_per_hour: int = Field(default=100, ge=1)
     anthropic_api_url: str = "https://api.anthropic.com"
     kontex_proxy_timeout_seconds: float = Field(
-        default=600, gt=0, description="upstream timeout (AWS: under the HTTP API's 30 s)"
+        default=600, gt=0, description="upstream timeout (AWS: under the function's 15 min)"
+    )
+    kontex_prices_file: Path | None = Field(
+        default=None, description="a JSON price table that overrides the shipped one"
     )
     voyage_api_key: SecretStr | None = None
     aws_lambda_function_name: str | None = None

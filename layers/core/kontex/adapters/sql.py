@@ -25,6 +25,7 @@ from kontex.domain.models import (
     Snapshot,
     Task,
     ThreadState,
+    Usage,
 )
 from kontex.ports import Event, ItemRow, ObjectFilter, Revision
 
@@ -79,9 +80,22 @@ LEFT JOIN snapshot_revisions r
 """
 
 
+def _usage_of(manifest: Any) -> Usage | None:
+    """The ``usage`` scalar of a manifest (the snapshot of one captured LLM call)."""
+    if manifest is None:
+        return None
+    header = bytes(manifest).partition(b"\n")[0]  # JSON scalars, then the packed slices
+    if b'"usage"' not in header:
+        return None
+    found = json.loads(header).get("usage")
+    return Usage.model_validate(found) if found else None
+
+
 def _snapshot(row: dict[str, Any]) -> Snapshot:
     fields = {k: v for k, v in row.items() if k != "manifest"}
-    return Snapshot(**fields, enriched=row["enriched_at"] is not None)
+    return Snapshot(
+        **fields, enriched=row["enriched_at"] is not None, usage=_usage_of(row.get("manifest"))
+    )
 
 
 def _event(row: dict[str, Any]) -> Event:
@@ -120,6 +134,52 @@ def _bytes(value: Any) -> bytes | None:
 def _chunked(values: Sequence[Any]) -> Iterable[list[Any]]:
     for start in range(0, len(values), _CHUNK):
         yield list(values[start : start + _CHUNK])
+
+
+def _usage_columns(usage: Usage | None) -> tuple[Any, ...]:
+    if usage is None:
+        return (None,) * 6
+    return (
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_tokens,
+        usage.cache_write_tokens,
+        usage.latency_ms,
+        usage.cost_usd,
+    )
+
+
+# Sums over the snapshots that are one captured LLM call each (usage columns set).
+_USAGE_SUMS = (
+    "COALESCE(SUM(CASE WHEN usage_input_tokens IS NOT NULL THEN 1 ELSE 0 END), 0) AS calls,"
+    " COALESCE(SUM(usage_input_tokens), 0) AS input_tokens,"
+    " COALESCE(SUM(usage_output_tokens), 0) AS output_tokens,"
+    " COALESCE(SUM(usage_cache_read_tokens), 0) AS cache_read_tokens,"
+    " COALESCE(SUM(usage_cache_write_tokens), 0) AS cache_write_tokens,"
+    " COALESCE(SUM(usage_latency_ms), 0) AS latency_ms,"
+    " SUM(usage_cost_usd) AS cost_usd,"
+    " COALESCE(SUM(CASE WHEN usage_input_tokens IS NOT NULL AND usage_cost_usd IS NULL"
+    " THEN 1 ELSE 0 END), 0) AS unpriced_calls"
+)
+
+
+def _usage_totals(row: dict[str, Any]) -> dict[str, Any]:
+    calls = int(row["calls"])
+    cost = row["cost_usd"]
+    return {
+        "calls": calls,
+        "input_tokens": int(row["input_tokens"]),
+        "output_tokens": int(row["output_tokens"]),
+        "cache_read_tokens": int(row["cache_read_tokens"]),
+        "cache_write_tokens": int(row["cache_write_tokens"]),
+        "total_tokens": int(row["input_tokens"])
+        + int(row["output_tokens"])
+        + int(row["cache_read_tokens"])
+        + int(row["cache_write_tokens"]),
+        "cost_usd": round(float(cost), 8) if cost is not None else None,
+        "unpriced_calls": int(row["unpriced_calls"]),
+        "latency_ms_total": round(float(row["latency_ms"]), 3),
+    }
 
 
 class SqlUnit:
@@ -353,8 +413,10 @@ class SqlUnit:
         self._write(
             "INSERT INTO snapshots (id, account_id, session_id, task_id, label, source, model,"
             " token_total, parent_snapshot_id, rollback_of, forked_from, bundle_hash,"
-            " stored_bytes, captured_at, created_at, manifest)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " stored_bytes, captured_at, created_at, manifest, usage_input_tokens,"
+            " usage_output_tokens, usage_cache_read_tokens, usage_cache_write_tokens,"
+            " usage_latency_ms, usage_cost_usd)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     s.id,
@@ -373,6 +435,7 @@ class SqlUnit:
                     s.captured_at,
                     s.created_at,
                     manifest,
+                    *_usage_columns(s.usage),
                 )
             ],
         )
@@ -810,7 +873,7 @@ class SqlStore(abc.ABC):
             row["first_seen_at"] = _as_time(row["first_seen_at"])
         return rows
 
-    def session_stats(self, account_id: str, session_id: str) -> dict[str, int]:
+    def session_stats(self, account_id: str, session_id: str) -> dict[str, Any]:
         with self._tx() as tx:
             objects = tx.q(
                 "SELECT i.kind, i.is_error, COUNT(*) AS n"
@@ -820,8 +883,17 @@ class SqlStore(abc.ABC):
                 [account_id, session_id],
             )
             snaps = tx.q(
-                "SELECT COUNT(*) AS n, COALESCE(SUM(token_total), 0) AS tokens FROM snapshots"
-                " WHERE account_id = ? AND session_id = ?",
+                "SELECT COUNT(*) AS n, COALESCE(SUM(token_total), 0) AS tokens, "
+                + _USAGE_SUMS
+                + " FROM snapshots WHERE account_id = ? AND session_id = ?",
+                [account_id, session_id],
+            )
+            context = tx.q(
+                "SELECT COALESCE(SUM(COALESCE(r.token_total, s.token_total)), 0) AS tokens"
+                " FROM tasks t JOIN snapshots s ON s.id = t.head_snapshot_id"
+                " LEFT JOIN snapshot_revisions r ON r.snapshot_id = s.id AND r.seq ="
+                " (SELECT MAX(seq) FROM snapshot_revisions m WHERE m.snapshot_id = s.id)"
+                " WHERE t.account_id = ? AND t.session_id = ?",
                 [account_id, session_id],
             )
         counts = {(r["kind"], bool(r["is_error"])): int(r["n"]) for r in objects}
@@ -830,10 +902,12 @@ class SqlStore(abc.ABC):
             "tool_calls_success": counts.get(("tool_call", False), 0),
             "tool_calls_error": counts.get(("tool_call", True), 0),
             "total_snapshots": int(snaps[0]["n"]),
-            "total_tokens": int(snaps[0]["tokens"]),
+            "snapshot_tokens": int(snaps[0]["tokens"]),
+            "context_tokens": int(context[0]["tokens"]),
+            "usage": _usage_totals(snaps[0]),
         }
 
-    def usage(self, account_id: str, month_start: datetime) -> dict[str, int]:
+    def usage(self, account_id: str, month_start: datetime) -> dict[str, Any]:
         with self._tx() as tx:
             sessions = tx.q(
                 "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN status = 'active' THEN 1 ELSE 0"
@@ -846,6 +920,15 @@ class SqlStore(abc.ABC):
                 " COALESCE(SUM(CASE WHEN created_at >= ? THEN token_total ELSE 0 END), 0)"
                 " AS month_tokens FROM snapshots WHERE account_id = ?",
                 [month_start, month_start, account_id],
+            )[0]
+            calls = tx.q(
+                "SELECT " + _USAGE_SUMS + " FROM snapshots WHERE account_id = ?", [account_id]
+            )[0]
+            month_calls = tx.q(
+                "SELECT "
+                + _USAGE_SUMS
+                + " FROM snapshots WHERE account_id = ? AND created_at >= ?",
+                [account_id, month_start],
             )[0]
             stored = tx.q(
                 "SELECT (SELECT COALESCE(SUM(stored_bytes), 0) FROM snapshots"
@@ -862,6 +945,8 @@ class SqlStore(abc.ABC):
             "snapshots_this_month": int(snaps["month"]),
             "tokens_this_month": int(snaps["month_tokens"]),
             "stored_bytes": int(stored["bytes"]),
+            "usage": _usage_totals(calls),
+            "usage_this_month": _usage_totals(month_calls),
         }
 
     # -- traces -----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +18,7 @@ from kontex.domain.models import (
     Task,
     TaskStatus,
     ToolCall,
+    camel,
 )
 from kontex.ports import Page
 
@@ -57,12 +59,18 @@ class PatchTask(_Body):
 
 
 class BundleIn(_Body):
+    """A bundle as written; the original system's camelCase keys are accepted too."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
     model: str | None = None
     messages: list[Message]
-    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_calls: list[ToolCall] = Field(default_factory=list, validation_alias=camel("tool_calls"))
     files: list[ContextFile] = Field(default_factory=list)
     reasoning: str | None = None
-    log_events: list[LogEvent] = Field(default_factory=list)
+    log_events: list[LogEvent] = Field(default_factory=list, validation_alias=camel("log_events"))
+    token_total: int | None = Field(default=None, ge=0, validation_alias=camel("token_total"))
+    captured_at: datetime | None = Field(default=None, validation_alias=camel("captured_at"))
 
 
 class CreateSnapshot(_Body):
@@ -71,11 +79,13 @@ class CreateSnapshot(_Body):
 
 
 class EnrichSnapshot(_Body):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
     messages: list[Message] | None = None
-    tool_calls: list[ToolCall] | None = None
+    tool_calls: list[ToolCall] | None = Field(default=None, validation_alias=camel("tool_calls"))
     files: list[ContextFile] | None = None
     reasoning: str | None = None
-    log_events: list[LogEvent] | None = None
+    log_events: list[LogEvent] | None = Field(default=None, validation_alias=camel("log_events"))
     model: str | None = None
 
 

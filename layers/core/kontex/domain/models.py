@@ -2,19 +2,34 @@
 
 Snapshot content (a ``ContextBundle``) is kept exactly as written: message content may be a
 string or a list of content blocks, and unknown keys on messages, blocks, tool calls and log
-events are preserved. Two things are filled in when absent: a file's ``content_hash`` and its
-``token_count``.
+events are preserved. Three things are filled in when absent: a file's ``content_hash`` and
+its ``token_count``, and a tool call's ``id`` (derived from its content, so the same call
+always gets the same id).
+
+Bundles of the original system are accepted as they are: its camelCase keys (``toolCalls``,
+``logEvents``, ``contentHash``, ``tokenCount``, ``capturedAt``, ``tokenTotal``) are aliases of
+the snake_case fields, and a log event may be ``{type, timestamp, data}`` with no ``message``.
+What Kontex answers is always snake_case.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 
 def utcnow() -> datetime:
@@ -23,6 +38,13 @@ def utcnow() -> datetime:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def camel(*names: str) -> AliasChoices:
+    """Accept the snake_case name and its camelCase spelling (first name is the field's)."""
+    first = names[0]
+    head, *rest = first.split("_")
+    return AliasChoices(*names, head + "".join(p.title() for p in rest))
 
 
 class SessionStatus(StrEnum):
@@ -107,19 +129,39 @@ class Message(_Content):
 
 
 class ToolCall(_Content):
-    id: str
+    id: str = Field(
+        default="", description="Derived from tool, input and timestamp when not given."
+    )
     tool: str
     input: Any = None
     output: Any = None
     status: Literal["success", "error"] = "success"
     timestamp: datetime | None = None
 
+    @model_validator(mode="after")
+    def _derive_id(self) -> ToolCall:
+        if not self.id:
+            basis = json.dumps(
+                {
+                    "tool": self.tool,
+                    "input": self.input,
+                    "timestamp": self.timestamp.isoformat() if self.timestamp else None,
+                },
+                sort_keys=True,
+                separators=(",", ":"),
+                default=str,
+            )
+            self.id = "call_" + sha256_hex(basis.encode("utf-8"))[:24]
+        return self
+
 
 class ContextFile(_Content):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
     path: Annotated[str, Field(min_length=1)]
     content: str
-    content_hash: str | None = None
-    token_count: int | None = Field(default=None, ge=0)
+    content_hash: str | None = Field(default=None, validation_alias=camel("content_hash"))
+    token_count: int | None = Field(default=None, ge=0, validation_alias=camel("token_count"))
 
     @model_validator(mode="after")
     def _hash_matches_content(self) -> ContextFile:
@@ -132,28 +174,74 @@ class ContextFile(_Content):
 
 
 class LogEvent(_Content):
-    message: str
+    """``{message, level, timestamp, data}`` or the original system's ``{type, timestamp,
+    data}``; other keys are kept."""
+
+    type: str | None = None
+    message: str | None = None
     level: str = "info"
     timestamp: datetime | None = None
-    data: dict[str, Any] | None = None
+    data: Any = None
+
+    @model_validator(mode="after")
+    def _says_something(self) -> LogEvent:
+        if self.message is None and self.type is None:
+            raise ValueError("a log event needs a message or a type")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_absent_kind(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``type`` and ``message`` appear only when given (stored bytes stay as written)."""
+        out: dict[str, Any] = handler(self)
+        for name in ("type", "message"):
+            if out.get(name) is None:
+                out.pop(name, None)
+        return out
 
 
-class ContextBundle(BaseModel):
-    """The payload of a snapshot."""
+class Usage(BaseModel):
+    """What one captured LLM call used and cost. Tokens are the provider's own counts;
+    ``cost_usd`` is priced from the price table (``kontex/data/prices.json``); unknown when the
+    model is not in it."""
 
     model_config = ConfigDict(extra="forbid")
 
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cache_read_tokens: int | None = Field(default=None, ge=0)
+    cache_write_tokens: int | None = Field(default=None, ge=0)
+    latency_ms: float | None = Field(default=None, ge=0)
+    cost_usd: float | None = Field(default=None, ge=0)
+
+
+class ContextBundle(BaseModel):
+    """The payload of a snapshot. ``usage`` is set on the snapshot of one captured LLM call
+    (proxy, OTLP): what that call used, counted once however many snapshots follow."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
     messages: list[Message] = Field(default_factory=list)
-    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_calls: list[ToolCall] = Field(default_factory=list, validation_alias=camel("tool_calls"))
     files: list[ContextFile] = Field(default_factory=list)
     reasoning: str | None = None
-    log_events: list[LogEvent] = Field(default_factory=list)
+    log_events: list[LogEvent] = Field(default_factory=list, validation_alias=camel("log_events"))
     model: str | None = None
     token_total: int | None = Field(
-        default=None, ge=0, description="Computed from the content when not given."
+        default=None,
+        ge=0,
+        description="Computed from the content when not given.",
+        validation_alias=camel("token_total"),
     )
     source: SnapshotSource = SnapshotSource.API
-    captured_at: datetime | None = None
+    captured_at: datetime | None = Field(default=None, validation_alias=camel("captured_at"))
+    usage: Usage | None = None
+
+    @model_serializer(mode="wrap")
+    def _usage_when_known(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if out.get("usage") is None:
+            out.pop("usage", None)
+        return out
 
 
 class Snapshot(_Record):
@@ -174,6 +262,9 @@ class Snapshot(_Record):
     created_at: datetime
     enriched: bool = False
     enriched_at: datetime | None = None
+    usage: Usage | None = Field(
+        default=None, description="The captured LLM call's usage, latency and cost, if any."
+    )
 
 
 class ThreadState(_Record):

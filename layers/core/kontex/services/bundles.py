@@ -46,6 +46,7 @@ from kontex.domain.models import (
     Message,
     SnapshotSource,
     ToolCall,
+    Usage,
     sha256_hex,
 )
 from kontex.ports import BlobStore, ItemRow, SnapshotUnit
@@ -192,11 +193,13 @@ def plan(bundle: ContextBundle) -> Plan:
             0,
             count=lambda: tokens.count_text(text),
         )
-    scalars = {
+    scalars: dict[str, Any] = {
         "model": bundle.model,
         "source": bundle.source.value,
         "captured_at": bundle.captured_at.isoformat() if bundle.captured_at else None,
     }
+    if bundle.usage is not None:  # only then: manifests without usage keep their bytes
+        scalars["usage"] = bundle.usage.model_dump(mode="json", exclude_none=True)
     return Plan(lists, reasoning, large, scalars, bundle.token_total)
 
 
@@ -422,8 +425,10 @@ def write(
 
 
 def restamp(manifest: bytes, **scalars: Any) -> bytes:
-    """The same content under other scalars (a rollback's source and time): nothing new."""
+    """The same content under other scalars (a rollback's source and time): nothing new.
+    A rollback is not an LLM call: the source's ``usage`` is not carried over."""
     header, lists = _parse(manifest)
+    header.pop("usage", None)
     return _manifest({**header, **scalars}, lists)
 
 
@@ -522,4 +527,5 @@ def read(
         token_total=parsed.get("token_total"),
         source=SnapshotSource(parsed.get("source") or "api"),
         captured_at=datetime.fromisoformat(captured) if captured else None,
+        usage=Usage.model_validate(parsed["usage"]) if parsed.get("usage") else None,
     )

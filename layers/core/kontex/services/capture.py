@@ -1,9 +1,10 @@
 """Proxy captures: decide from the trigger, then snapshot the conversation (idempotent).
 
-Triggers (``X-Kontex-Snapshot-Trigger``): ``every_n_turns`` (the default: when the number of
+Triggers (``X-Kontex-Snapshot-Trigger``): ``always`` (the default: storage is deduplicated,
+so a snapshot per call stores only its new messages), ``every_n_turns`` (when the number of
 assistant turns, the reply included, is a multiple of N, default 5), ``on_tool_end`` (the reply
 asks for a tool), ``token_threshold`` (input + output tokens of the call >= N, default
-50,000), ``always``.
+50,000).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from kontex.domain.errors import Conflict, InvalidInput
 from kontex.domain.models import ContextBundle, Message, Snapshot, SnapshotSource
 from kontex.ids import derived_id
-from kontex.services import sessions, snapshots
+from kontex.services import pricing, sessions, snapshots
 from kontex.services.conversation import conversation_tool_calls
 from kontex.services.deps import Deps
 
@@ -34,13 +35,14 @@ class CaptureJob:
     n: int
     request: dict[str, Any]
     reply: dict[str, Any]
+    latency_ms: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
 
 
 def parse_trigger(trigger: str | None, n: str | None) -> tuple[str, int]:
-    name = (trigger or "every_n_turns").strip().lower()
+    name = (trigger or "always").strip().lower()
     if name not in TRIGGERS:
         raise InvalidInput(f"X-Kontex-Snapshot-Trigger must be one of: {', '.join(TRIGGERS)}")
     if n is None or n == "":
@@ -78,7 +80,7 @@ def should_snapshot(job: CaptureJob) -> bool:
     return assistant_turns(job) % job.n == 0
 
 
-def bundle_of(job: CaptureJob) -> ContextBundle:
+def bundle_of(job: CaptureJob, prices: dict[str, dict[str, float]] | None = None) -> ContextBundle:
     messages: list[Message] = []
     system = job.request.get("system")
     if system:
@@ -90,13 +92,18 @@ def bundle_of(job: CaptureJob) -> ContextBundle:
     shown = [b for b in blocks if b.get("type") not in ("thinking", "redacted_thinking")]
     messages.append(Message(role="assistant", content=shown))
     prompt, output = _usage_tokens(job.reply)
+    model = job.reply.get("model") or job.request.get("model")
+    usage = pricing.anthropic_usage(
+        job.reply.get("usage") or {}, model, job.latency_ms, prices or pricing.price_table()
+    )
     return ContextBundle(
         messages=messages,
         tool_calls=conversation_tool_calls(messages, None),
         reasoning="\n\n".join(thoughts) if thoughts else None,
-        model=job.reply.get("model") or job.request.get("model"),
+        model=model,
         token_total=prompt + output if (prompt or output) else None,
         source=SnapshotSource.PROXY,
+        usage=usage,
     )
 
 
@@ -113,7 +120,7 @@ def capture(deps: Deps, job: CaptureJob) -> Snapshot | None:
         job.session_id,
         "proxy",
     )
-    bundle = bundle_of(job)
+    bundle = bundle_of(job, pricing.price_table(deps.prices_file))
     label = f"proxy: {bundle.model or 'model'} turn {assistant_turns(job)}"
     try:
         return snapshots.create_snapshot(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from kontex.domain.models import utcnow
@@ -34,6 +35,7 @@ class Deps:
     api_key_secret: bytes | Callable[[], bytes]
     events: Events = field(default_factory=NullEvents)
     enrich_window_seconds: int = 60
+    prices_file: Path | None = None  # overrides the shipped price table (services/pricing)
     clock: Callable[[], datetime] = utcnow
 
     def key_secret(self) -> bytes:

@@ -129,6 +129,7 @@ def create_snapshot(
                 stored_bytes=written.stored_bytes,
                 captured_at=bundle.captured_at or now,
                 created_at=now,
+                usage=bundle.usage,
             )
             unit.add_snapshot(snapshot, written.manifest)
             announced.append(_event("snapshot.created", snapshot, now))

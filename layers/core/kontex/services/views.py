@@ -154,7 +154,12 @@ def stats(deps: Deps, account_id: str, session_id: str) -> dict[str, Any]:
         "total_messages": raw["total_messages"],
         "total_tool_calls": raw["tool_calls_success"] + raw["tool_calls_error"],
         "total_snapshots": raw["total_snapshots"],
-        "total_tokens": raw["total_tokens"],
+        # what the session's LLM calls used, each call counted once (services/pricing)
+        "total_tokens": raw["usage"]["total_tokens"],
+        "usage": raw["usage"],
+        # the context size now: the latest snapshot of each task (not a sum over snapshots,
+        # which counts every message again in each later snapshot)
+        "context_tokens": raw["context_tokens"],
         "tool_calls_by_status": {
             "success": raw["tool_calls_success"],
             "error": raw["tool_calls_error"],
@@ -162,7 +167,7 @@ def stats(deps: Deps, account_id: str, session_id: str) -> dict[str, Any]:
     }
 
 
-def usage(deps: Deps, account_id: str) -> dict[str, int]:
+def usage(deps: Deps, account_id: str) -> dict[str, Any]:
     now: datetime = deps.clock()
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return deps.store.usage(account_id, month_start)
