@@ -49,6 +49,7 @@ def start_dev(data_dir: Path, env: dict[str, str] | None = None) -> DevStack:
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, **(env or {})},
+        start_new_session=True,  # its own process group: kill_dev stops its workers too
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -72,7 +73,13 @@ def stop_dev(stack: DevStack) -> str:
     return out
 
 
-def create_key(data_dir: Path, label: str) -> str:
+def kill_dev(stack: DevStack) -> None:
+    """SIGKILL to the whole stack (the server and its worker processes), as a crash would."""
+    os.killpg(stack.process.pid, signal.SIGKILL)
+    stack.process.communicate(timeout=15)
+
+
+def create_key(data_dir: Path, label: str, env: dict[str, str] | None = None) -> str:
     out = subprocess.run(
         [
             sys.executable,
@@ -89,6 +96,7 @@ def create_key(data_dir: Path, label: str) -> str:
         check=True,
         capture_output=True,
         text=True,
+        env={**os.environ, **(env or {})},
     ).stdout
     return str(json.loads(out)["key"])
 

@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from kontex import bootstrap
-from kontex.adapters.local_queue import LocalQueue
+from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue, batch_failure_reasons
 from kontex.local.apigw import LocalContext, http_api_event, response_parts
 from kontex.settings import Settings
 
@@ -246,19 +246,37 @@ def worker_paths(root: Path | None = None) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.py")) if not p.stem.startswith("_")}
 
 
-def start_workers(root: Path | None = None) -> LocalQueue:
-    """The in-process queue, with each ``functions/workers/<queue>.py`` consuming its queue."""
-    local_queue = LocalQueue()
+def start_workers(data_dir: Path | None, root: Path | None = None) -> LocalQueue:
+    """The durable queue in ``data_dir`` (in memory when None), with each
+    ``functions/workers/<queue>.py`` consuming its queue; pending messages resume at once."""
+    local_queue = LocalQueue(data_dir / QUEUE_FILE if data_dir is not None else None)
     for queue, path in worker_paths(root).items():
-        local_queue.register(queue, load_worker(path).lambda_handler)
+        module = load_worker(path)
+        processor = getattr(module, "processor", None)
+        reasons = batch_failure_reasons(processor) if processor is not None else None
+        local_queue.register(queue, module.lambda_handler, reasons)
     local_queue.start()
     return local_queue
 
 
+def private_data_dir(path: Path) -> None:
+    """The data dir, made ``0700`` (its files are ``0600``); an existing one looser than that
+    is reported, not changed (it may be a folder the user shares on purpose)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        print(
+            f"kontex dev: warning: {path} is mode {mode:o}; `chmod 700 {path}` keeps other"
+            " users out of its data",
+            flush=True,
+        )
+
+
 def serve(container: bootstrap.Container, host: str, port: int) -> None:
+    private_data_dir(container.settings.kontex_data_dir)
     applied = container.migrate()
     bootstrap.configure(container)
-    workers = start_workers()
+    workers = start_workers(container.settings.kontex_data_dir)
     container.queue = workers
     stack = LocalStack(container.settings)
     stack.warm()
@@ -276,4 +294,4 @@ def serve(container: bootstrap.Container, host: str, port: int) -> None:
     finally:
         server.server_close()
         stack.close()
-        workers.stop()
+        workers.close()
