@@ -35,6 +35,9 @@ class Settings(BaseModel):
     kontex_proxy_timeout_seconds: float = Field(
         default=600, gt=0, description="upstream timeout (AWS: under the HTTP API's 30 s)"
     )
+    kontex_dev_body_timeout_seconds: float = Field(
+        default=10, gt=0, description="`kontex dev`: a request body stalled this long is a 408"
+    )
     voyage_api_key: SecretStr | None = None
     aws_lambda_function_name: str | None = None
 
