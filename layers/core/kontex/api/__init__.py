@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn,
 from kontex import __version__
 from kontex.api import errors, keys, queries, sessions, snapshots, tasks, threads
 from kontex.api.auth import admit, current_key
+from kontex.api.guard import check_request
 from kontex.domain.errors import KontexError
 
 OPENAPI = {
@@ -48,6 +49,7 @@ def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any) -> 
     """Admit the caller, then route; routes read the key with ``auth.caller()``."""
     try:
         key = admit(event)
+        check_request(event)
     except KontexError as error:
         status, headers = errors.status_of(error)
         body = {"error": error.code, "message": error.message, "details": error.details}

@@ -29,8 +29,8 @@ import base64
 import hashlib
 import json
 import struct
-from collections.abc import Sequence
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
