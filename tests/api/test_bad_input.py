@@ -123,7 +123,11 @@ def test_database_unreachable_is_a_quick_503_with_retry_after(tmp_path: Any) -> 
     finally:
         bootstrap.configure(None)
     assert reply.status == 503 and reply.headers["retry-after"] == "5"
-    assert reply.body["error"] == "unavailable" and set(reply.body) == {"error", "message", "details"}
+    assert reply.body["error"] == "unavailable" and set(reply.body) == {
+        "error",
+        "message",
+        "details",
+    }
     assert took < 5
 
 
@@ -145,7 +149,10 @@ def test_blob_store_unreachable_is_a_503_with_retry_after(alice: Client, contain
     session = alice.post("/v1/sessions", {"name": "s"}).body
     task = alice.post(f"/v1/sessions/{session['id']}/tasks", {"name": "t"}).body
     big = {"path": "big.py", "content": "x = 1\n" * 20_000}  # over the inline threshold: a blob
-    reply = alice.post(f"/v1/tasks/{task['id']}/snapshots", {"label": "x", "bundle": {"messages": [], "files": [big]}})
+    reply = alice.post(
+        f"/v1/tasks/{task['id']}/snapshots",
+        {"label": "x", "bundle": {"messages": [], "files": [big]}},
+    )
     assert reply.status == 503, reply.body
     assert reply.headers["retry-after"] == "5" and reply.body["error"] == "unavailable"
 
@@ -156,7 +163,10 @@ def test_missing_blob_is_an_integrity_error_without_its_key(
     session = alice.post("/v1/sessions", {"name": "s"}).body
     task = alice.post(f"/v1/sessions/{session['id']}/tasks", {"name": "t"}).body
     big = {"path": "big.py", "content": "x = 1\n" * 20_000}
-    snap = alice.post(f"/v1/tasks/{task['id']}/snapshots", {"label": "x", "bundle": {"messages": [], "files": [big]}}).body
+    snap = alice.post(
+        f"/v1/tasks/{task['id']}/snapshots",
+        {"label": "x", "bundle": {"messages": [], "files": [big]}},
+    ).body
     for blob in (tmp_path / "blobs").rglob("*"):
         if blob.is_file():
             blob.unlink()

@@ -12,6 +12,7 @@ from kontex import __version__
 from kontex.api import errors, keys, queries, sessions, snapshots, tasks, threads
 from kontex.api.auth import admit, current_key
 from kontex.api.guard import check_request
+from kontex.api.openapi import render as complete_openapi
 from kontex.domain.errors import KontexError
 
 OPENAPI = {
@@ -38,7 +39,7 @@ def build_resolver() -> APIGatewayHttpResolver:
 
     @app.get("/v1/openapi.json", include_in_schema=False)
     def openapi() -> Response[str]:
-        document = app.get_openapi_json_schema(**OPENAPI)  # type: ignore[arg-type]
+        document = complete_openapi(app.get_openapi_json_schema(**OPENAPI))  # type: ignore[arg-type]
         return Response(status_code=200, content_type="application/json", body=document)
 
     app.enable_swagger(path="/v1/docs", **OPENAPI)  # type: ignore[arg-type]
