@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,10 +34,16 @@ _SKIP_DIRS = {"__pycache__"}
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 
 
+# Dependencies only `kontex dev` uses (the local API Gateway): never in a Lambda layer.
+LOCAL_ONLY = {"uvicorn"}
+
+
 def dependencies(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
-    """The runtime dependencies the layer must carry: ``[project].dependencies``."""
+    """The runtime dependencies the layer must carry: ``[project].dependencies`` but the
+    local-only ones."""
     with pyproject.open("rb") as handle:
-        return list(tomllib.load(handle)["project"]["dependencies"])
+        declared = list(tomllib.load(handle)["project"]["dependencies"])
+    return [d for d in declared if re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0] not in LOCAL_ONLY]
 
 
 def pip_command(target: Path, deps: list[str], python_version: str, arch: str) -> list[str]:

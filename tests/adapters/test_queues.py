@@ -1,9 +1,11 @@
-"""The in-process queue hands SQS-shaped batches to a real Powertools batch worker; SQS in moto."""
+"""The durable local queue hands SQS-shaped batches to a real Powertools batch worker, survives
+the process, backs off, dead-letters with a reason and replays; SQS in moto."""
 
 from __future__ import annotations
 
 import json
-import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -15,7 +17,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from kontex.adapters.local_queue import LocalQueue
+from kontex.adapters.local_queue import LocalQueue, batch_failure_reasons
 from kontex.adapters.sqs_queue import SqsQueue
 from kontex.domain.errors import PayloadTooLarge
 
@@ -41,8 +43,8 @@ class Worker:
 
 def test_batches_partial_failures_and_dead_letters() -> None:
     worker = Worker()
-    q = LocalQueue(batch_size=10, max_receive_count=3)
-    q.register("spans", worker)
+    q = LocalQueue(batch_size=10, max_receive_count=3, backoff_seconds=0.01)
+    q.register("spans", worker, batch_failure_reasons(worker.processor))
     q.start()
     try:
         bodies = [json.dumps({"id": f"m{i}"}) for i in range(25)]
@@ -52,44 +54,125 @@ def test_batches_partial_failures_and_dead_letters() -> None:
     finally:
         q.stop()
     assert worker.stored == {f"m{i}": 1 for i in range(25)}  # the rest of the batch succeeded
-    assert q.dead_letters["spans"] == [json.dumps({"poison": True})]
+    [dead] = q.dead_letters("spans")
+    assert dead.body == json.dumps({"poison": True}) and dead.receives == 3
+    assert dead.reason == "ValueError: cannot process this one"
     shapes = [record for event in worker.events for record in event["Records"]]
     assert all(
         r["eventSource"] == "aws:sqs" and r["eventSourceARN"].endswith(":spans") for r in shapes
     )
     assert max(len(e["Records"]) for e in worker.events) <= 10
+    assert max(len(e["Records"]) for e in worker.events) > 1  # batches, not single records
     receives = [
         int(r["attributes"]["ApproximateReceiveCount"]) for r in shapes if "poison" in r["body"]
     ]
     assert receives == [1, 2, 3]
 
 
-def test_batches_are_handled_concurrently_up_to_the_limit() -> None:
-    # Given a queue allowing two batches at once, and a worker that waits for a second one
-    both = threading.Barrier(2, timeout=10)
-    sizes: list[int] = []
+def test_retries_back_off() -> None:
+    seen: list[float] = []
 
-    def worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        sizes.append(len(event["Records"]))
-        both.wait()  # raises BrokenBarrierError unless another batch is in flight
-        return {"batchItemFailures": []}
+    def failing(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        seen.append(time.monotonic())
+        raise RuntimeError("database down")
 
-    q = LocalQueue(batch_size=1, concurrency=2)
-    q.register("spans", worker)
-    q.send("spans", ["a", "b"])
-    # When it runs
+    q = LocalQueue(max_receive_count=3, backoff_seconds=0.2)
+    q.register("spans", failing)
     q.start()
     try:
-        assert q.drain(timeout=20)
+        q.send("spans", ["x"])
+        assert q.drain(timeout=10)
     finally:
         q.stop()
-    # Then both batches were in the worker at the same time, each handled once
-    assert sizes == [1, 1] and not q.dead_letters["spans"]
+    assert len(seen) == 3
+    assert seen[1] - seen[0] >= 0.2 and seen[2] - seen[1] >= 0.4  # 0.2 s, then 0.4 s
+    assert q.dead_letters()[0].reason == "RuntimeError: database down"
+
+
+def test_sent_messages_survive_the_process_and_resume_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "queue.db"
+    first = LocalQueue(path)
+    first.register("spans", Worker())
+    first.send("spans", [json.dumps({"id": f"m{i}"}) for i in range(12)])
+    # a batch taken by a worker that then died with the process: never acknowledged
+    assert len(first._claim("spans")) == 10
+    first._conn.close()  # no stop, no acknowledgement: as after kill -9
+
+    worker = Worker()
+    second = LocalQueue(path)
+    second.register("spans", worker)
+    second.start()
+    try:
+        assert second.drain(timeout=10)
+    finally:
+        second.close()
+    assert worker.stored == {f"m{i}": 1 for i in range(12)}
+    receives = {
+        json.loads(r["body"])["id"]: r["attributes"]["ApproximateReceiveCount"]
+        for e in worker.events
+        for r in e["Records"]
+    }
+    assert receives["m0"] == "2" and receives["m11"] == "1"
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_dead_letters_replay(tmp_path: Path) -> None:
+    path = tmp_path / "queue.db"
+    worker = Worker()
+    q = LocalQueue(path, max_receive_count=1)
+    q.register("spans", worker, batch_failure_reasons(worker.processor))
+    q.start()
+    try:
+        q.send("spans", [json.dumps({"poison": True, "id": "p"}), json.dumps({"id": "ok"})])
+        assert q.drain(timeout=10)
+        [dead] = q.dead_letters()
+        assert worker.stored == {"ok": 1}
+        worker.record_handler = lambda record: worker.stored.update(p=1)  # type: ignore[method-assign]
+        assert q.replay([dead.id]) == [dead.id]
+        assert q.drain(timeout=10)
+        assert q.dead_letters() == []
+    finally:
+        q.close()
+    assert worker.stored == {"ok": 1, "p": 1}
+
+
+def test_dead_letters_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kontex.cli import main
+
+    worker = Worker()
+    q = LocalQueue(tmp_path / "queue.db", max_receive_count=1)
+    q.register("spans", worker, batch_failure_reasons(worker.processor))
+    q.start()
+    q.send("spans", [json.dumps({"poison": True}), json.dumps({"poison": True, "n": 2})])
+    assert q.drain(timeout=10)
+    q.close()
+
+    assert main(["dead-letters", "list", "--json", "--data-dir", str(tmp_path)]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [d["reason"] for d in listed] == ["ValueError: cannot process this one"] * 2
+    assert {d["queue"] for d in listed} == {"spans"} and all(d["receives"] == 1 for d in listed)
+    assert main(["dead-letters", "list", "--data-dir", str(tmp_path)]) == 0
+    assert "cannot process this one" in capsys.readouterr().out
+
+    assert main(["dead-letters", "replay", "--data-dir", str(tmp_path)]) == 2
+    assert main(["dead-letters", "replay", "nope", "--data-dir", str(tmp_path)]) == 2
+    capsys.readouterr()
+    first = listed[0]["id"]
+    assert main(["dead-letters", "replay", first, "--json", "--data-dir", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"replayed": [first]}
+    assert main(["dead-letters", "replay", "--all", "--data-dir", str(tmp_path)]) == 0
+    assert "Replayed 1 message(s)" in capsys.readouterr().out
+
+    again = LocalQueue(tmp_path / "queue.db")
+    assert again.dead_letters() == [] and again.pending("spans") == 2
+    again.close()
 
 
 def test_sending_to_a_queue_without_a_worker_is_an_error() -> None:
+    q = LocalQueue()
+    q.register("spans", Worker())
     with pytest.raises(LookupError):
-        LocalQueue().send("nobody", ["x"])
+        q.send("nobody", ["x"])
 
 
 @pytest.fixture

@@ -49,6 +49,7 @@ def start_dev(data_dir: Path, env: dict[str, str] | None = None) -> DevStack:
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, **(env or {})},
+        start_new_session=True,  # its own process group: kill_dev stops its workers too
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -70,6 +71,12 @@ def stop_dev(stack: DevStack) -> str:
     stack.process.send_signal(signal.SIGINT)
     out, _ = stack.process.communicate(timeout=15)
     return out
+
+
+def kill_dev(stack: DevStack) -> None:
+    """SIGKILL to the whole stack (the server and its worker processes), as a crash would."""
+    os.killpg(stack.process.pid, signal.SIGKILL)
+    stack.process.communicate(timeout=15)
 
 
 def create_key(data_dir: Path, label: str, env: dict[str, str] | None = None) -> str:

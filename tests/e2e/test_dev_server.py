@@ -52,3 +52,95 @@ def test_oversized_bodies_and_unknown_paths_answer_in_the_error_shape(dev: DevSt
     conn.close()
     status, body = dev.get("/nowhere/at/all")
     assert status == 404 and body["error"] == "not_found"
+
+
+def raw_exchange(dev: DevStack, request: bytes, timeout: float = 10) -> tuple[int, bytes, float]:
+    """Send bytes as they are on a fresh socket; the status, the body and the seconds taken."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    url = urlsplit(dev.base)
+    started = time.monotonic()
+    with socket.create_connection((url.hostname, url.port), timeout=timeout) as sock:
+        sock.sendall(request)
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            head, _, rest = data.partition(b"\r\n\r\n")
+            length = [
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ]
+            if length and len(rest) >= length[0]:
+                break
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body, time.monotonic() - started
+
+
+@pytest.fixture
+def keyed(tmp_path: Path) -> Iterator[tuple[DevStack, str]]:
+    from tests.e2e.stack import create_key
+
+    data = tmp_path / "data"
+    key = create_key(data, "framing")
+    stack = start_dev(data, {"KONTEX_DEV_BODY_TIMEOUT_SECONDS": "1"})
+    yield stack, key
+    if stack.process.poll() is None:
+        stop_dev(stack)
+
+
+def test_http_framing_over_a_real_socket(keyed: tuple[DevStack, str]) -> None:
+    import json
+
+    dev, key = keyed
+    host = dev.base.removeprefix("http://").encode()
+    # a chunked body is read whole
+    body = json.dumps({"name": "chunked session"}).encode()
+    chunks = b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in (body[:5], body[5:]))
+    status, reply, _ = raw_exchange(
+        dev,
+        b"POST /v1/sessions HTTP/1.1\r\nHost: "
+        + host
+        + b"\r\nAuthorization: Bearer "
+        + key.encode()
+        + b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: close\r\n\r\n" + chunks + b"0\r\n\r\n",
+    )
+    assert status == 201 and json.loads(reply)["name"] == "chunked session"
+
+    # a body shorter than its Content-Length: a 408 after the body timeout, not a hang
+    status, reply, took = raw_exchange(
+        dev,
+        b"POST /v1/sessions HTTP/1.1\r\nHost: " + host + b"\r\nContent-Type: application/json"
+        b'\r\nContent-Length: 100\r\n\r\n{"name":',
+    )
+    assert status == 408 and json.loads(reply)["error"] == "request_timeout"
+    assert took < 5
+
+    # a malformed Content-Length is a 400
+    status, _, _ = raw_exchange(
+        dev,
+        b"POST /v1/sessions HTTP/1.1\r\nHost: " + host + b"\r\nContent-Length: ten\r\n\r\n",
+    )
+    assert status == 400
+
+    # TRACE is a 405 in the error shape
+    status, reply, _ = raw_exchange(
+        dev, b"TRACE /v1/sessions HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n"
+    )
+    assert status == 405
+    assert json.loads(reply) == {
+        "error": "method_not_allowed",
+        "message": "TRACE is not allowed",
+        "details": None,
+    }
+
+    output = stop_dev(dev)
+    assert "proxy upstream https://api.anthropic.com" in output
+    assert "POST /v1/sessions 201" in output and " ms" in output
+    assert "TRACE /v1/sessions 405" in output

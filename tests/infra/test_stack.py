@@ -113,6 +113,26 @@ def test_every_work_queue_has_a_dlq_with_max_receive_count(dev: Synth) -> None:
         assert queue["Properties"]["RedrivePolicy"]["maxReceiveCount"] == MAX_RECEIVE_COUNT
 
 
+def test_every_dlq_has_an_alarm_on_its_depth(dev: Synth) -> None:
+    alarms = dev.template.find_resources("AWS::CloudWatch::Alarm")
+    on_dlqs = {
+        json.dumps(a["Properties"]["Dimensions"][0]["Value"]): a["Properties"]
+        for a in alarms.values()
+        if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+    }
+    dlqs = [
+        name
+        for name, queue in dev.template.find_resources("AWS::SQS::Queue").items()
+        if "RedrivePolicy" not in queue["Properties"]
+    ]
+    assert len(dlqs) == 3
+    assert {json.dumps({"Fn::GetAtt": [d, "QueueName"]}) for d in dlqs} == set(on_dlqs)
+    for alarm in on_dlqs.values():
+        assert alarm["Threshold"] == 1 and alarm["EvaluationPeriods"] == 1
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["Statistic"] == "Maximum" and alarm["Period"] == 60
+
+
 def test_every_queue_is_sse_encrypted_and_tls_only(dev: Synth) -> None:
     queues = dev.of_type("AWS::SQS::Queue")
     assert all(q["Properties"].get("SqsManagedSseEnabled") is True for q in queues.values())

@@ -26,7 +26,7 @@ SECRET_FILE = "api_key_secret"
 def load_or_create_secret(data_dir: Path) -> bytes:
     """The local stack's key-hashing secret: made once per data dir, readable by its owner only."""
     path = data_dir / SECRET_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

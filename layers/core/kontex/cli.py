@@ -1,4 +1,4 @@
-"""The ``kontex`` command: ``dev``, ``migrate``, ``keys`` and ``prune``."""
+"""The ``kontex`` command: ``dev``, ``migrate``, ``keys``, ``prune`` and ``dead-letters``."""
 
 from __future__ import annotations
 
@@ -154,6 +154,53 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_queue(args: argparse.Namespace) -> Any:
+    from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue
+
+    config = Settings.from_env(kontex_data_dir=args.data_dir)
+    path = config.kontex_data_dir / QUEUE_FILE
+    if not path.exists():
+        raise KontexError(f"no local queue at {path} (has `kontex dev` run with this data dir?)")
+    return LocalQueue(path)
+
+
+def cmd_dead_letters_list(args: argparse.Namespace) -> int:
+    queue = _local_queue(args)
+    letters = queue.dead_letters(args.queue)
+    queue.close()
+    if args.json:
+        print(json.dumps([d.as_json() for d in letters]))
+        return 0
+    if not letters:
+        print("No dead letters.")
+        return 0
+    rows = [["ID", "QUEUE", "RECEIVES", "FAILED (UTC)", "REASON"]]
+    for d in letters:
+        reason = d.reason if len(d.reason) <= 80 else d.reason[:79] + "…"
+        row = [d.id, d.queue, str(d.receives), d.as_json()["failed_at"], reason]
+        rows.append(row)
+    print("\n".join(_table(rows)))
+    return 0
+
+
+def cmd_dead_letters_replay(args: argparse.Namespace) -> int:
+    if not args.ids and not args.all:
+        raise KontexError("give the ids of the dead letters to replay, or --all")
+    queue = _local_queue(args)
+    known = {d.id for d in queue.dead_letters()}
+    unknown = [i for i in args.ids if i not in known]
+    if unknown:
+        queue.close()
+        raise KontexError(f"no such dead letter: {', '.join(unknown)}")
+    replayed = queue.replay(None if args.all else args.ids)
+    queue.close()
+    if args.json:
+        print(json.dumps({"replayed": replayed}))
+    else:
+        print(f"Replayed {len(replayed)} message(s); `kontex dev` delivers them again.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kontex", description=__doc__)
     parser.add_argument("--version", action="version", version=f"kontex {__version__}")
@@ -208,6 +255,22 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--json", action="store_true", help="print the result as JSON")
     _storage_options(prune)
     prune.set_defaults(func=cmd_prune)
+
+    dead = sub.add_parser(
+        "dead-letters",
+        help="list or replay the local queue's dead letters (on AWS: the DLQ redrive)",
+    ).add_subparsers(dest="dead_letters_command", required=True)
+    dead_list = dead.add_parser("list", help="messages that failed every delivery, and why")
+    dead_list.add_argument("--queue", default=None, help="only this queue (spans, capture)")
+    dead_list.add_argument("--json", action="store_true")
+    dead_list.add_argument("--data-dir", type=Path, default=None)
+    dead_list.set_defaults(func=cmd_dead_letters_list)
+    replay = dead.add_parser("replay", help="send dead letters to their queue again")
+    replay.add_argument("ids", nargs="*", metavar="ID")
+    replay.add_argument("--all", action="store_true", help="every dead letter")
+    replay.add_argument("--json", action="store_true")
+    replay.add_argument("--data-dir", type=Path, default=None)
+    replay.set_defaults(func=cmd_dead_letters_replay)
     return parser
 
 

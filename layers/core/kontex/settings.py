@@ -38,6 +38,9 @@ class Settings(BaseModel):
     kontex_prices_file: Path | None = Field(
         default=None, description="a JSON price table that overrides the shipped one"
     )
+    kontex_dev_body_timeout_seconds: float = Field(
+        default=10, gt=0, description="`kontex dev`: a request body stalled this long is a 408"
+    )
     voyage_api_key: SecretStr | None = None
     aws_lambda_function_name: str | None = None
 

@@ -1,50 +1,125 @@
-"""The in-process stand-in for SQS + Lambda event source mappings.
+"""The local stand-in for SQS + Lambda event source mappings: a durable queue in the data dir.
 
-Messages sent to a named queue are handed, in batches of up to ``batch_size``, to the worker
-handler registered for that queue, as the SQS event Lambda would get. Records the handler
-reports in ``batchItemFailures`` (or all of them, when it raises) are delivered again with a
-higher ``ApproximateReceiveCount``; after ``max_receive_count`` receives they go to the
-queue's dead letters, as a redrive policy would move them to a DLQ. Up to ``concurrency``
-batches of a queue are handled at once, as an event source's maximum concurrency allows.
+Messages live in a SQLite file (``queue.db`` in the data dir). ``send`` returns only once they
+are committed, so whatever the caller acknowledges (ingest answers 200 after ``send``) survives
+a crash of the process: at start every message still in the file is delivered again.
+
+Delivery is SQS-shaped: messages of a named queue are handed, in batches of up to
+``batch_size``, to the worker handler registered for that queue, as the SQS event Lambda would
+get. Records the handler reports in ``batchItemFailures`` (or all of them, when it raises) are
+delivered again after a backoff, with a higher ``ApproximateReceiveCount``; after
+``max_receive_count`` receives they move to the dead letters with the reason they failed, as a
+redrive policy would move them to a DLQ. ``kontex dead-letters list|replay`` reads and replays
+them.
+
+Durability: WAL with ``synchronous=FULL``, so a committed ``send`` survives a power loss as well
+as a killed process (``NORMAL`` would survive only the latter). One fsync per ``send``; ingest
+sends one message per request, so this is one fsync per acknowledged request.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import queue as stdlib_queue
+import os
+import sqlite3
 import threading
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kontex.local.apigw import LocalContext
 
 log = logging.getLogger("kontex.queue")
 Handler = Callable[[dict[str, Any], Any], Any]
+# After a batch: message id -> why it failed, when the worker can tell.
+Reasons = Callable[[], dict[str, str]]
+
+QUEUE_FILE = "queue.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    queue TEXT NOT NULL,
+    body TEXT NOT NULL,
+    receives INTEGER NOT NULL DEFAULT 0,
+    sent_at REAL NOT NULL,
+    first_received_at REAL,
+    available_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, available_at, seq);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    queue TEXT NOT NULL,
+    body TEXT NOT NULL,
+    receives INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    sent_at REAL NOT NULL,
+    failed_at REAL NOT NULL
+);
+"""
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Message:
     message_id: str
     body: str
-    receives: int = 0
+    receives: int
+    sent_at: float
+    first_received_at: float
 
 
-def sqs_record(queue: str, message_id: str, body: str, receives: int) -> dict[str, Any]:
-    now = str(int(time.time() * 1000))
+@dataclass(frozen=True)
+class DeadLetter:
+    id: str
+    queue: str
+    body: str
+    receives: int
+    reason: str
+    sent_at: float
+    failed_at: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "queue": self.queue,
+            "receives": self.receives,
+            "reason": self.reason,
+            "sent_at": _iso(self.sent_at),
+            "failed_at": _iso(self.failed_at),
+            "body": self.body,
+        }
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def sqs_record(
+    queue: str,
+    message_id: str,
+    body: str,
+    receives: int,
+    sent_at: float | None = None,
+    first_received_at: float | None = None,
+) -> dict[str, Any]:
+    now = time.time()
+    sent = str(int((sent_at or now) * 1000))
+    first = str(int((first_received_at or now) * 1000))
     return {
         "messageId": message_id,
         "receiptHandle": f"{message_id}#{receives}",
         "body": body,
         "attributes": {
             "ApproximateReceiveCount": str(receives),
-            "SentTimestamp": now,
+            "SentTimestamp": sent,
             "SenderId": "kontex-local",
-            "ApproximateFirstReceiveTimestamp": now,
+            "ApproximateFirstReceiveTimestamp": first,
         },
         "messageAttributes": {},
         "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
@@ -54,33 +129,97 @@ def sqs_record(queue: str, message_id: str, body: str, receives: int) -> dict[st
     }
 
 
+def open_queue_file(path: Path) -> sqlite3.Connection:
+    """The queue's SQLite file, created readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.executescript(_SCHEMA)
+    return conn
+
+
 class LocalQueue:
+    """A durable queue per name, each consumed by one worker thread.
+
+    ``path`` None keeps the file in memory (unit tests): the same code, no durability.
+    """
+
     def __init__(
-        self, *, batch_size: int = 10, max_receive_count: int = 3, concurrency: int = 1
+        self,
+        path: str | Path | None = None,
+        *,
+        batch_size: int = 10,
+        max_receive_count: int = 3,
+        backoff_seconds: float = 0.5,
+        max_backoff_seconds: float = 30.0,
+        visibility_timeout: float = 300.0,
+        poll_seconds: float = 0.05,
+        concurrency: int = 1,
     ) -> None:
         self.batch_size = batch_size
-        self.concurrency = concurrency
+        self.concurrency = concurrency  # worker threads per queue (one: SQLite has one writer)
         self.max_receive_count = max_receive_count
+        self.backoff_seconds = backoff_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.visibility_timeout = visibility_timeout
+        self.poll_seconds = poll_seconds
+        if path is None:
+            self._conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            self._conn.executescript(_SCHEMA)
+        else:
+            self._conn = open_queue_file(Path(path))
+        self._lock = threading.RLock()
         self._handlers: dict[str, Handler] = {}
-        self._pending: dict[str, stdlib_queue.Queue[_Message]] = defaultdict(stdlib_queue.Queue)
-        self.dead_letters: dict[str, list[str]] = defaultdict(list)
+        self._reasons: dict[str, Reasons] = {}
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
-        self._busy = 0
-        self._idle = threading.Condition()
+        self._wake = threading.Condition()
 
-    def register(self, queue: str, handler: Handler) -> None:
+    # -- sending --------------------------------------------------------------------------
+
+    def register(self, queue: str, handler: Handler, reasons: Reasons | None = None) -> None:
+        """``reasons`` (optional) tells, after a batch, why its failed records failed."""
         self._handlers[queue] = handler
+        if reasons is not None:
+            self._reasons[queue] = reasons
 
     def send(self, queue: str, bodies: Sequence[str]) -> None:
-        if queue not in self._handlers:
+        """Store the messages durably; they are on disk when this returns."""
+        if self._handlers and queue not in self._handlers:
             raise LookupError(f"no worker is registered for queue {queue!r}")
-        with self._idle:
-            self._busy += len(bodies)
-        for body in bodies:
-            self._pending[queue].put(_Message(str(uuid.uuid4()), body))
+        now = time.time()
+        rows = [(str(uuid.uuid4()), queue, body, now, now) for body in bodies]
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(
+                    "INSERT INTO messages (id, queue, body, sent_at, available_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        with self._wake:
+            self._wake.notify_all()
+
+    # -- consuming ------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Resume: whatever an earlier process left in flight is delivered again now."""
+        with self._lock:
+            self._conn.execute(
+                "UPDATE messages SET available_at = ? WHERE available_at > ?",
+                (time.time(), time.time()),
+            )
+            pending = self._conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+        if pending:
+            log.warning("resuming %d queued message(s) left by an earlier run", pending)
+        self._stop.clear()
         for name in self._handlers:
             for n in range(self.concurrency):
                 thread = threading.Thread(
@@ -91,53 +230,181 @@ class LocalQueue:
 
     def stop(self) -> None:
         self._stop.set()
+        with self._wake:
+            self._wake.notify_all()
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=10)
+        self._threads.clear()
+
+    def pending(self, queue: str | None = None) -> int:
+        with self._lock:
+            if queue is None:
+                return int(self._conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+            row = self._conn.execute("SELECT count(*) FROM messages WHERE queue = ?", (queue,))
+            return int(row.fetchone()[0])
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Wait until every message sent so far is processed or dead-lettered."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._busy == 0, timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.pending() == 0:
+                return True
+            time.sleep(0.02)
+        return self.pending() == 0
 
-    def _take_batch(self, name: str) -> list[_Message]:
-        pending = self._pending[name]
-        try:
-            batch = [pending.get(timeout=0.1)]
-        except stdlib_queue.Empty:
-            return []
-        while len(batch) < self.batch_size:
+    def _claim(self, name: str) -> list[_Message]:
+        now = time.time()
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                batch.append(pending.get_nowait())
-            except stdlib_queue.Empty:
-                break
-        return batch
+                rows = self._conn.execute(
+                    "SELECT id, body, receives, sent_at, first_received_at FROM messages"
+                    " WHERE queue = ? AND available_at <= ? ORDER BY seq LIMIT ?",
+                    (name, now, self.batch_size),
+                ).fetchall()
+                self._conn.executemany(
+                    "UPDATE messages SET receives = receives + 1, available_at = ?,"
+                    " first_received_at = coalesce(first_received_at, ?) WHERE id = ?",
+                    [(now + self.visibility_timeout, now, r[0]) for r in rows],
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return [_Message(r[0], r[1], r[2] + 1, r[3], r[4] or now) for r in rows]
 
     def _run(self, name: str) -> None:
         while not self._stop.is_set():
-            batch = self._take_batch(name)
+            try:
+                batch = self._claim(name)
+            except sqlite3.Error:
+                log.exception("could not read the %s queue", name)
+                batch = []
             if batch:
                 self.deliver(name, batch)
+                continue
+            with self._wake:
+                self._wake.wait(self.poll_seconds)
 
     def deliver(self, name: str, batch: list[_Message]) -> None:
-        for message in batch:
-            message.receives += 1
-        event = {"Records": [sqs_record(name, m.message_id, m.body, m.receives) for m in batch]}
+        event = {
+            "Records": [
+                sqs_record(name, m.message_id, m.body, m.receives, m.sent_at, m.first_received_at)
+                for m in batch
+            ]
+        }
+        reasons: dict[str, str] = {}
         try:
             result = self._handlers[name](event, LocalContext(function_name=f"kontex-{name}"))
             failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
-        except Exception:
-            log.exception("worker for %s failed on a batch of %d", name, len(batch))
+            if failed and name in self._reasons:
+                reasons = self._reasons[name]()
+        except Exception as error:
+            # Powertools raises when every record of a batch failed; it still knows why each did
+            log.warning("worker for %s failed on a batch of %d: %s", name, len(batch), error)
             failed = {m.message_id for m in batch}
-        done = 0
+            reasons = {m.message_id: f"{type(error).__name__}: {error}" for m in batch}
+            if name in self._reasons:
+                reasons.update(self._reasons[name]())
+        now = time.time()
+        done, retry, dead = [], [], []
         for message in batch:
             if message.message_id not in failed:
-                done += 1
+                done.append((message.message_id,))
             elif message.receives >= self.max_receive_count:
-                log.error("message %s moved to the %s dead letters", message.message_id, name)
-                self.dead_letters[name].append(message.body)
-                done += 1
+                reason = reasons.get(message.message_id) or "reported in batchItemFailures"
+                log.error(
+                    "message %s moved to the %s dead letters after %d receives: %s",
+                    message.message_id,
+                    name,
+                    message.receives,
+                    reason,
+                )
+                dead.append((message, reason))
             else:
-                self._pending[name].put(message)
-        with self._idle:
-            self._busy -= done
-            self._idle.notify_all()
+                delay = min(
+                    self.backoff_seconds * 2 ** (message.receives - 1), self.max_backoff_seconds
+                )
+                retry.append((now + delay, message.message_id))
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany("DELETE FROM messages WHERE id = ?", done)
+                self._conn.executemany("UPDATE messages SET available_at = ? WHERE id = ?", retry)
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO dead_letters"
+                    " (id, queue, body, receives, reason, sent_at, failed_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (m.message_id, name, m.body, m.receives, reason, m.sent_at, now)
+                        for m, reason in dead
+                    ],
+                )
+                self._conn.executemany(
+                    "DELETE FROM messages WHERE id = ?", [(m.message_id,) for m, _ in dead]
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    # -- dead letters ---------------------------------------------------------------------
+
+    def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
+        sql = "SELECT id, queue, body, receives, reason, sent_at, failed_at FROM dead_letters"
+        args: tuple[str, ...] = ()
+        if queue is not None:
+            sql, args = sql + " WHERE queue = ?", (queue,)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY seq", args).fetchall()
+        return [DeadLetter(*r) for r in rows]
+
+    def replay(self, ids: Sequence[str] | None = None) -> list[str]:
+        """Move dead letters (these ids, or all of them) back to their queues as new
+        messages, their receive count reset. Returns the ids replayed."""
+        now = time.time()
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self._conn.execute(
+                    "SELECT id, queue, body FROM dead_letters ORDER BY seq"
+                ).fetchall()
+                chosen = [r for r in rows if ids is None or r[0] in set(ids)]
+                self._conn.executemany(
+                    "INSERT INTO messages (id, queue, body, sent_at, available_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [(str(uuid.uuid4()), q, body, now, now) for _, q, body in chosen],
+                )
+                self._conn.executemany(
+                    "DELETE FROM dead_letters WHERE id = ?", [(r[0],) for r in chosen]
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        with self._wake:
+            self._wake.notify_all()
+        return [r[0] for r in chosen]
+
+    def close(self) -> None:
+        self.stop()
+        with self._lock:
+            self._conn.close()
+
+
+def batch_failure_reasons(processor: Any) -> Reasons:
+    """Why a Powertools ``BatchProcessor``'s last batch failed: message id -> exception."""
+
+    def reasons() -> dict[str, str]:
+        found: dict[str, str] = {}
+        for record, info in zip(
+            getattr(processor, "fail_messages", []),
+            getattr(processor, "exceptions", []),
+            strict=False,
+        ):
+            message_id = getattr(record, "message_id", None) or getattr(record, "messageId", "")
+            error = info[1] if isinstance(info, tuple) and len(info) > 1 else info
+            found[str(message_id)] = f"{type(error).__name__}: {error}"
+        return found
+
+    return reasons

@@ -71,8 +71,10 @@ def _translate(error: psycopg.Error) -> Exception:
 class PostgresStore(SqlStore):
     dialect = "postgres"
 
-    def __init__(self, url: str, *, max_size: int = 10) -> None:
+    def __init__(self, url: str, *, max_size: int = 10, timeout: float = 5.0) -> None:
+        """``timeout``: seconds to wait for a connection before the request is a 503."""
         self.url = url
+        self.timeout = timeout
         self._max_size = max_size
         self._pool: ConnectionPool[Any] | None = None
         self._lock = threading.Lock()
@@ -92,10 +94,16 @@ class PostgresStore(SqlStore):
                             "row_factory": dict_row,
                             "autocommit": False,
                             "prepare_threshold": None,
+                            "connect_timeout": max(1, int(self.timeout)),
                         },
                         open=False,
+                        timeout=self.timeout,  # waiting for a connection: then a 503
                     )
-                    pool.open(wait=True, timeout=30)
+                    try:
+                        pool.open(wait=True, timeout=self.timeout)
+                    except psycopg.Error as error:
+                        pool.close()
+                        raise _translate(error) from error
                     self._pool = pool
         return self._pool
 

@@ -6,14 +6,26 @@ Objects are written once with ``IfNoneMatch="*"``: a second writer of the same k
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from kontex.domain.errors import InvalidInput, NotFound, Transient
 
 _EXISTS = {"PreconditionFailed", "412"}  # the key is there: first writer won
 _RACING = {"ConditionalRequestConflict", "409"}  # another write of the key is in flight
+
+
+@contextmanager
+def _reachable() -> Iterator[None]:
+    """S3 unreachable (no connection, timeouts) is ``Transient``: a 503 with Retry-After."""
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        yield
+    except BotoCoreError as error:
+        raise Transient(f"the blob store is unreachable ({type(error).__name__})") from error
 
 
 class S3Blobs:
@@ -27,14 +39,21 @@ class S3Blobs:
     def client(self) -> Any:
         if self._client is None:
             import boto3  # created on first use, so tests can start moto first
+            from botocore.config import Config
 
-            self._client = boto3.client("s3")
+            # an unreachable S3 is a 503 within seconds, not a request hanging to its timeout
+            config = Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 2})
+            self._client = boto3.client("s3", config=config)
         return self._client
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}{key}"
 
     def put(self, key: str, data: bytes, attempts: int = 3) -> bool:
+        with _reachable():
+            return self._put(key, data, attempts)
+
+    def _put(self, key: str, data: bytes, attempts: int) -> bool:
         from botocore.exceptions import ClientError
 
         for _ in range(attempts):
@@ -66,14 +85,15 @@ class S3Blobs:
     def get(self, key: str) -> bytes:
         from botocore.exceptions import ClientError
 
-        try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-        except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", ""))
-            if code in {"NoSuchKey", "404"}:
-                raise NotFound(f"blob {key} not found") from None
-            raise Transient(f"blob store read failed: {code}") from error
-        return bytes(response["Body"].read())
+        with _reachable():
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            except ClientError as error:
+                code = str(error.response.get("Error", {}).get("Code", ""))
+                if code in {"NoSuchKey", "404"}:
+                    raise NotFound(f"blob {key} not found") from None
+                raise Transient(f"blob store read failed: {code}") from error
+            return bytes(response["Body"].read())
 
     def get_many(self, keys: Sequence[str]) -> list[bytes]:
         if len(keys) <= 1:
@@ -82,9 +102,10 @@ class S3Blobs:
             return list(pool.map(self.get, keys))
 
     def _objects(self, prefix: str) -> Any:
-        paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
-            yield from page.get("Contents", [])
+        with _reachable():
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                yield from page.get("Contents", [])
 
     def delete_prefix(self, prefix: str) -> int:
         if not prefix.strip("/"):
@@ -101,7 +122,8 @@ class S3Blobs:
         return count
 
     def _delete(self, batch: list[dict[str, str]]) -> int:
-        self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+        with _reachable():
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
         return len(batch)
 
     def size_of_prefix(self, prefix: str) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -73,7 +74,10 @@ class SqliteStore(SqlStore):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            # readable by its owner only; SQLite gives its -wal and -shm files the same mode
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not os.path.exists(self.path):
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._local = threading.local()
         self._writer = threading.Lock()
         self.transactions = 0  # transactions begun: tests check a use case runs in one

@@ -11,6 +11,8 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn,
 from kontex import __version__
 from kontex.api import errors, keys, queries, sessions, snapshots, tasks, threads
 from kontex.api.auth import admit, current_key
+from kontex.api.guard import check_request
+from kontex.api.openapi import render as complete_openapi
 from kontex.domain.errors import KontexError
 
 OPENAPI = {
@@ -37,7 +39,7 @@ def build_resolver() -> APIGatewayHttpResolver:
 
     @app.get("/v1/openapi.json", include_in_schema=False)
     def openapi() -> Response[str]:
-        document = app.get_openapi_json_schema(**OPENAPI)  # type: ignore[arg-type]
+        document = complete_openapi(app.get_openapi_json_schema(**OPENAPI))  # type: ignore[arg-type]
         return Response(status_code=200, content_type="application/json", body=document)
 
     app.enable_swagger(path="/v1/docs", **OPENAPI)  # type: ignore[arg-type]
@@ -48,6 +50,7 @@ def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any) -> 
     """Admit the caller, then route; routes read the key with ``auth.caller()``."""
     try:
         key = admit(event)
+        check_request(event)
     except KontexError as error:
         status, headers = errors.status_of(error)
         body = {"error": error.code, "message": error.message, "details": error.details}

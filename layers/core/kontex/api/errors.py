@@ -14,6 +14,7 @@ from kontex.domain.errors import (
     IntegrityError,
     InvalidInput,
     KontexError,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     RateLimited,
@@ -24,12 +25,15 @@ from kontex.domain.errors import (
 
 logger = Logger(service="kontex-api", child=True)
 
+RETRY_AFTER_SECONDS = "5"  # what a 503 asks the caller to wait
+
 STATUS: list[tuple[type[KontexError], int]] = [
     (InvalidInput, 400),
     (Unauthorized, 401),
     (NotFound, 404),
     (Conflict, 409),  # includes EnrichWindowExpired
     (PayloadTooLarge, 413),
+    (MethodNotAllowed, 405),
     (UnsupportedMediaType, 415),
     (RateLimited, 429),
     (Transient, 503),
@@ -56,6 +60,8 @@ def status_of(error: KontexError) -> tuple[int, dict[str, str]]:
         if isinstance(error, kind):
             if isinstance(error, RateLimited):
                 return status, {"Retry-After": str(error.retry_after)}
+            if isinstance(error, Transient):
+                return status, {"Retry-After": RETRY_AFTER_SECONDS}
             return status, {}
     return 500, {}
 

@@ -9,11 +9,9 @@ from typing import Any
 from kontex.api.auth import authorize, presented_key
 from kontex.api.errors import status_of
 from kontex.bootstrap import container
-from kontex.domain.errors import KontexError, NotFound, Transient
+from kontex.domain.errors import KontexError, MethodNotAllowed, NotFound
 from kontex.otlp.decode import JSON, PROTOBUF, encode_response
 from kontex.services import ingest
-
-RETRY_AFTER_SECONDS = "5"
 
 
 def _answer(status: int, content_type: str, body: bytes, headers: dict[str, str] | None = None):
@@ -35,7 +33,7 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
         if path.rstrip("/") != "/ingest/v1/traces":
             raise NotFound("the OTLP trace receiver is at /ingest/v1/traces")
         if method != "POST":
-            raise KontexError("only POST is allowed")
+            raise MethodNotAllowed(f"{method} is not allowed: the OTLP receiver takes POST")
         key = authorize(presented_key(headers))
         result = ingest.accept(
             container().deps,
@@ -48,10 +46,8 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
         )
     except KontexError as error:
         status, extra = status_of(error)
-        if method != "POST" and not isinstance(error, NotFound):
-            status = 405
-        if isinstance(error, Transient):
-            extra = {"Retry-After": RETRY_AFTER_SECONDS}
+        if isinstance(error, MethodNotAllowed):
+            extra = {"Allow": "POST"}
         shape = {"error": error.code, "message": error.message, "details": error.details}
         return _answer(status, JSON, json.dumps(shape).encode(), extra)
     content_type = PROTOBUF if result.media_type == PROTOBUF else JSON

@@ -60,5 +60,9 @@ class IntegrityError(KontexError):
     code = "integrity_error"
 
 
+class MethodNotAllowed(KontexError):
+    code = "method_not_allowed"
+
+
 class UnsupportedMediaType(KontexError):
     code = "unsupported_media_type"

@@ -1,23 +1,28 @@
-"""``kontex dev``: every Lambda handler served on one port, as API Gateway would call it."""
+"""``kontex dev``: every Lambda handler served on one port by uvicorn, as API Gateway would call
+it (see docs/design.md, "The local stack")."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import logging
 import multiprocessing
 import signal
+import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import uvicorn
+
 from kontex import bootstrap
-from kontex.adapters.local_queue import LocalQueue
+from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue, batch_failure_reasons
 from kontex.local.apigw import LocalContext, http_api_event, response_parts
 from kontex.settings import Settings
 
@@ -94,6 +99,7 @@ class LocalStack:
     """
 
     def __init__(self, settings: Settings, root: Path | None = None) -> None:
+        self.settings = settings
         self._settings = settings
         self._root = root
         self._modules: dict[str, ModuleType] = {}
@@ -149,85 +155,177 @@ class LocalStack:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _make_request_handler(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "kontex-dev"
-        disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms stall
+ALLOWED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+BODY_TIMEOUT_SECONDS = 10.0  # a body that stops arriving for this long is a 408
+HANDLER_THREADS = 32
 
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self._error(413, "payload_too_large", "the request body is over 10 MB")
-                self.close_connection = True
-                return
-            body = self.rfile.read(length) if length else b""
-            path = self.path.split("?", 1)[0]
-            name = stack.function_for(path)
+access = logging.getLogger("kontex.access")
+
+
+def _error_body(code: str, message: str) -> bytes:
+    return json.dumps({"error": code, "message": message, "details": None}).encode()
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class AsgiApp:
+    """The local API Gateway: an ASGI app that turns each request into the HTTP API (payload
+    2.0) event and answers with what the handler returns; uvicorn does the HTTP/1.1 framing
+    (chunked bodies, Content-Length checks, keep-alive, TCP_NODELAY)."""
+
+    def __init__(self, stack: LocalStack, body_timeout: float = BODY_TIMEOUT_SECONDS) -> None:
+        self.stack = stack
+        self.body_timeout = body_timeout
+        self.executor = ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="kontex-handler")
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":  # no WebSocket route yet
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        method, path = scope["method"], scope["path"]
+        status = await self._serve(scope, receive, send)
+        ms = (time.perf_counter() - started) * 1000
+        access.info("%s %s %d %.1f ms", method, path, status, ms)
+
+    async def _serve(self, scope: dict[str, Any], receive: Any, send: Any) -> int:
+        method = scope["method"]
+        try:
+            if method not in ALLOWED_METHODS:
+                raise _Refused(405, "method_not_allowed", f"{method} is not allowed")
+            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+            declared = next((v for k, v in headers if k.lower() == "content-length"), None)
+            if declared is not None and not declared.strip().isdigit():
+                raise _Refused(400, "validation_error", "the Content-Length is not a number")
+            if declared is not None and int(declared) > MAX_BODY:
+                raise _Refused(413, "payload_too_large", "the request body is over 10 MB")
+            name = self.stack.function_for(scope["path"])
+            body = await self._body(receive)
             if name is None:
-                self._error(404, "not_found", "no such route")
-                return
-            event = http_api_event(
-                self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+                raise _Refused(404, "not_found", "no such route")
+        except _Refused as refused:
+            extra = [("Allow", ", ".join(ALLOWED_METHODS))] if refused.status == 405 else []
+            closing = [("Connection", "close")] if refused.status in (408, 413) else []
+            await self._send(
+                send,
+                refused.status,
+                [("Content-Type", "application/json"), *extra, *closing],
+                _error_body(refused.code, refused.message),
+                method,
             )
+            return refused.status
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        query = scope.get("query_string") or b""
+        target = raw_path.decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
+        client = (scope.get("client") or ("127.0.0.1", 0))[0]
+        event = http_api_event(method, target, headers, body, client)
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(self.executor, self.stack.invoke, name, event)
+        except Exception:  # what Lambda would answer for a crashed invocation
+            log.exception("handler %s failed", name)
+            await self._send(
+                send,
+                500,
+                [("Content-Type", "application/json")],
+                _error_body("internal_error", "the handler failed"),
+                method,
+            )
+            return 500
+        if isinstance(result, tuple):
+            return await self._stream(send, *result)
+        status, reply_headers, reply = response_parts(result)
+        await self._send(send, status, reply_headers, reply, method)
+        return status
+
+    async def _body(self, receive: Any) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             try:
-                result = stack.invoke(name, event)
-                if isinstance(result, tuple):
-                    self._stream(*result)
-                    return
-            except Exception:  # what Lambda would answer for a crashed invocation
-                log.exception("handler %s failed", name)
-                self._error(500, "internal_error", "the handler failed")
-                return
-            self._send(*response_parts(result))
+                message = await asyncio.wait_for(receive(), self.body_timeout)
+            except TimeoutError:
+                raise _Refused(
+                    408, "request_timeout", "the request body did not arrive in time"
+                ) from None
+            if message["type"] == "http.disconnect":
+                raise _Refused(400, "validation_error", "the client went away")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY:  # chunked bodies have no Content-Length to check first
+                raise _Refused(413, "payload_too_large", "the request body is over 10 MB")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
-        def _error(self, status: int, code: str, message: str) -> None:
-            body = {"error": code, "message": message, "details": None}
-            self._send(status, [("Content-Type", "application/json")], json.dumps(body).encode())
+    @staticmethod
+    def _head(status: int, headers: list[tuple[str, str]] | dict[str, str]) -> dict[str, Any]:
+        items = headers.items() if isinstance(headers, dict) else headers
+        kept = [
+            (k.lower().encode("latin-1"), str(v).encode("latin-1"))
+            for k, v in items
+            if k.lower() not in ("content-length", "connection", "transfer-encoding")
+        ]
+        return {"type": "http.response.start", "status": status, "headers": kept}
 
-        def _stream(self, status: int, headers: dict[str, str], chunks: Iterator[bytes]) -> None:
-            self.send_response(status)
-            for name, value in headers.items():
-                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                    self.send_header(name, value)
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            for chunk in chunks:
+    async def _send(
+        self, send: Any, status: int, headers: list[tuple[str, str]], body: bytes, method: str
+    ) -> None:
+        start = self._head(status, headers)
+        start["headers"].append((b"content-length", str(len(body)).encode()))
+        close = any(k.lower() == "connection" for k, _ in headers)
+        if close:
+            start["headers"].append((b"connection", b"close"))
+        await send(start)
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+
+    async def _stream(
+        self, send: Any, status: int, headers: dict[str, str], chunks: Iterator[bytes]
+    ) -> int:
+        """The proxy's streamed answer, sent as it arrives (chunked transfer encoding)."""
+        await send(self._head(status, headers))
+        loop = asyncio.get_running_loop()
+        done = object()
+        iterator = iter(chunks)
+        try:
+            while True:
+                chunk = await loop.run_in_executor(self.executor, next, iterator, done)
+                if chunk is done:
+                    break
                 if chunk:
-                    self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-                    self.wfile.flush()
-            self.wfile.write(b"0\r\n\r\n")
-            self.wfile.flush()
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                await loop.run_in_executor(self.executor, close)
+        await send({"type": "http.response.body", "body": b""})
+        return status
 
-        def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-            self.send_response(status)
-            for name, value in headers:
-                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            log.info("%s %s", self.address_string(), format % args)
-
-    return Handler
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
 
-class DevServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return  # the client went away: nothing to report
-        super().handle_error(request, client_address)
-
-
-def make_server(host: str, port: int, stack: LocalStack) -> DevServer:
-    return DevServer((host, port), _make_request_handler(stack))
+def make_server(host: str, port: int, stack: LocalStack) -> tuple[uvicorn.Server, socket.socket]:
+    """uvicorn on a socket bound here, so port 0 works and the real port is known at once."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    config = uvicorn.Config(
+        AsgiApp(stack, stack.settings.kontex_dev_body_timeout_seconds),
+        lifespan="off",
+        access_log=False,  # ours is one line with the time taken
+        log_config=None,
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=5,
+        ws="none",
+    )
+    return uvicorn.Server(config), sock
 
 
 def load_worker(path: Path) -> ModuleType:
@@ -247,37 +345,67 @@ def worker_paths(root: Path | None = None) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.py")) if not p.stem.startswith("_")}
 
 
-WORKER_CONCURRENCY = 2  # batches handled at once per queue, as the dev stage's event sources
-
-
-def start_workers(root: Path | None = None) -> LocalQueue:
-    """The in-process queue, with each ``functions/workers/<queue>.py`` consuming its queue."""
-    local_queue = LocalQueue(concurrency=WORKER_CONCURRENCY)
+def start_workers(data_dir: Path | None, root: Path | None = None) -> LocalQueue:
+    """The durable queue in ``data_dir`` (in memory when None), with each
+    ``functions/workers/<queue>.py`` consuming its queue; pending messages resume at once."""
+    local_queue = LocalQueue(data_dir / QUEUE_FILE if data_dir is not None else None)
     for queue, path in worker_paths(root).items():
-        local_queue.register(queue, load_worker(path).lambda_handler)
+        module = load_worker(path)
+        processor = getattr(module, "processor", None)
+        reasons = batch_failure_reasons(processor) if processor is not None else None
+        local_queue.register(queue, module.lambda_handler, reasons)
     local_queue.start()
     return local_queue
 
 
+def private_data_dir(path: Path) -> None:
+    """The data dir, made ``0700`` (its files are ``0600``); an existing one looser than that
+    is reported, not changed (it may be a folder the user shares on purpose)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        print(
+            f"kontex dev: warning: {path} is mode {mode:o}; `chmod 700 {path}` keeps other"
+            " users out of its data",
+            flush=True,
+        )
+
+
 def serve(container: bootstrap.Container, host: str, port: int) -> None:
+    private_data_dir(container.settings.kontex_data_dir)
     applied = container.migrate()
     bootstrap.configure(container)
-    workers = start_workers()
+    workers = start_workers(container.settings.kontex_data_dir)
     container.queue = workers
     stack = LocalStack(container.settings)
     stack.warm()
-    server = make_server(host, port, stack)
-    base = f"http://{host}:{server.server_address[1]}"
+    server, sock = make_server(host, port, stack)
+    _log_to_stdout()
+    bound = sock.getsockname()[1]
+    base = f"http://{host}:{bound}"
     print(f"kontex dev: data in {container.settings.kontex_data_dir.resolve()}", flush=True)
     if applied:
         print(f"kontex dev: applied migrations {', '.join(applied)}", flush=True)
+    print(f"kontex dev: proxy upstream {container.settings.anthropic_api_url}", flush=True)
     print(f"kontex dev: serving {base}  (health {base}/health, API {base}/v1)", flush=True)
     print("kontex dev: press Ctrl-C to stop", flush=True)
     try:
-        server.serve_forever()
+        server.run(sockets=[sock])
     except KeyboardInterrupt:
-        print("\nkontex dev: stopping", flush=True)
+        pass  # uvicorn has stopped serving; it raises the signal again once it is done
     finally:
-        server.server_close()
+        print("\nkontex dev: stopping", flush=True)
+        sock.close()
         stack.close()
-        workers.stop()
+        workers.close()
+
+
+def _log_to_stdout() -> None:
+    """One line per request (and the worker warnings) on stdout, as ``kontex dev: ...``."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("kontex dev: %(message)s"))
+    for name in ("kontex.access", "kontex.dev", "kontex.queue", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False

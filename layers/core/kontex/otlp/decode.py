@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,58 +173,143 @@ def _status(value: Any) -> str:
     return _STATUS.get(int(code), "unset")
 
 
+def _objects(value: Any, what: str) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise InvalidInput(f"{what} must be a list of objects")
+    return value
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what} must be an object")
+    return value
+
+
 def _decode_json(raw: bytes) -> Decoded:
     try:
         request = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InvalidInput("the body is not valid JSON") from error
-    if not isinstance(request, dict) or not isinstance(request.get("resourceSpans", []), list):
+    except RecursionError:
+        raise InvalidInput("the body is nested too deeply") from None
+    if not isinstance(request, dict):
         raise InvalidInput("the body is not an OTLP/JSON ExportTraceServiceRequest")
     out = Decoded()
-    for resource_spans in request.get("resourceSpans", []):
-        resource = _json_attributes((resource_spans.get("resource") or {}).get("attributes"))
-        for scope_spans in resource_spans.get("scopeSpans", []):
-            scope = (scope_spans.get("scope") or {}).get("name", "")
-            for span in scope_spans.get("spans", []):
+    for resource_spans in _objects(request.get("resourceSpans"), "resourceSpans"):
+        try:
+            resource_object = _object(resource_spans.get("resource"), "resource")
+            resource = _storable(_json_attributes(resource_object.get("attributes")))
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
+            raise InvalidInput(f"a resource is not valid: {error}") from None
+        for scope_spans in _objects(resource_spans.get("scopeSpans"), "scopeSpans"):
+            name = _object(scope_spans.get("scope"), "scope").get("name", "")
+            if not isinstance(name, str):
+                raise InvalidInput("a scope name must be a string")
+            for span in scope_spans.get("spans") or []:
                 try:
-                    kind = span.get("kind", 0)
-                    _add(
-                        out,
-                        {
-                            "trace_id": _hex_id(span.get("traceId"), 16),
-                            "span_id": _hex_id(span.get("spanId"), 8),
-                            "parent_span_id": _hex_id(span.get("parentSpanId"), 8, optional=True),
-                            "name": str(span.get("name", "")),
-                            "kind": _KINDS.get(_int(kind), "unspecified")
-                            if not isinstance(kind, str)
-                            else kind.removeprefix("SPAN_KIND_").lower(),
-                            "start_time_unix_nano": _int(span.get("startTimeUnixNano", 0)),
-                            "end_time_unix_nano": _int(span.get("endTimeUnixNano", 0)),
-                            "status": _status(span.get("status")),
-                            "status_message": (span.get("status") or {}).get("message") or None,
-                            "attributes": _json_attributes(span.get("attributes")),
-                            "events": [
-                                {
-                                    "name": e.get("name", ""),
-                                    "time_unix_nano": _int(e.get("timeUnixNano", 0)),
-                                    "attributes": _json_attributes(e.get("attributes")),
-                                }
-                                for e in span.get("events", [])
-                            ],
-                            "resource": resource,
-                            "scope": scope,
-                        },
-                    )
-                except (ValueError, TypeError, KeyError, AttributeError) as error:
+                    _add(out, _json_span(span, resource, name))
+                except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
                     out.rejected += 1
-                    out.reasons.append(str(error))
+                    out.reasons.append(f"a span is not valid: {error}")
     return out
 
 
+def _json_span(span: Any, resource: dict[str, Any], scope: str) -> dict[str, Any]:
+    if not isinstance(span, dict):
+        raise TypeError("a span must be an object")
+    kind = span.get("kind", 0)
+    return {
+        "trace_id": _hex_id(span.get("traceId"), 16),
+        "span_id": _hex_id(span.get("spanId"), 8),
+        "parent_span_id": _hex_id(span.get("parentSpanId"), 8, optional=True),
+        "name": str(span.get("name", "")),
+        "kind": _KINDS.get(_int(kind), "unspecified")
+        if not isinstance(kind, str)
+        else kind.removeprefix("SPAN_KIND_").lower(),
+        "start_time_unix_nano": _int(span.get("startTimeUnixNano", 0)),
+        "end_time_unix_nano": _int(span.get("endTimeUnixNano", 0)),
+        "status": _status(span.get("status")),
+        "status_message": (span.get("status") or {}).get("message") or None,
+        "attributes": _json_attributes(span.get("attributes")),
+        "events": [
+            {
+                "name": str(e.get("name", "")),
+                "time_unix_nano": _int(e.get("timeUnixNano", 0)),
+                "attributes": _json_attributes(e.get("attributes")),
+            }
+            for e in span.get("events") or []
+        ],
+        "resource": resource,
+        "scope": scope,
+    }
+
+
+MAX_NANOS = 2**63 - 1  # BIGINT on PostgreSQL, INTEGER on SQLite: signed 64-bit
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _unstorable(value: Any, depth: int = 0) -> str | None:
+    """Why a decoded value cannot be stored, or None. Non-finite floats are made strings in
+    place by ``_storable`` before this runs."""
+    if depth > 32:
+        return "attribute values are nested more than 32 levels deep"
+    if isinstance(value, str):
+        return "a string contains a NUL character" if "\x00" in value else None
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return None
+    if isinstance(value, int):
+        return None if _INT64[0] <= value <= _INT64[1] else "an integer is beyond 64 bits"
+    if isinstance(value, list):
+        return next((r for v in value if (r := _unstorable(v, depth + 1))), None)
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            problem = _unstorable(key, depth + 1) or _unstorable(inner, depth + 1)
+            if problem:
+                return problem
+        return None
+    return f"unexpected value of type {type(value).__name__}"
+
+
+def _storable(value: Any) -> Any:
+    """NaN and the infinities as the strings OTLP/JSON writes them (JSONB refuses them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _storable(v) for k, v in value.items()}
+    return value
+
+
+def _problem(span: dict[str, Any]) -> str | None:
+    """Why the span worker could not store this span (checked here, so only it is refused)."""
+    trace_id, span_id, parent = span["trace_id"], span["span_id"], span["parent_span_id"]
+    if not trace_id or set(trace_id) == {"0"} or not span_id or set(span_id) == {"0"}:
+        return "an all-zero or empty trace or span id"
+    if len(trace_id) != 32:
+        return f"trace id {trace_id!r} is not 16 bytes"
+    if len(span_id) != 16:
+        return f"span id {span_id!r} is not 8 bytes"
+    if parent is not None and len(parent) != 16:
+        return f"parent span id {parent!r} is not 8 bytes"
+    times = [span["start_time_unix_nano"], span["end_time_unix_nano"]]
+    times += [e["time_unix_nano"] for e in span["events"]]
+    if any(not 0 <= t <= MAX_NANOS for t in times):
+        return f"a time is beyond the storable range (0..{MAX_NANOS} ns)"
+    problem = _unstorable(span)
+    return f"{problem}" if problem else None
+
+
 def _add(out: Decoded, span: dict[str, Any]) -> None:
-    if set(span["trace_id"]) == {"0"} or set(span["span_id"]) == {"0"} or not span["trace_id"]:
+    span = _storable(span)
+    problem = _problem(span)
+    if problem:
         out.rejected += 1
-        out.reasons.append("a span has an all-zero or empty trace or span id")
+        out.reasons.append(f"span {span['span_id'] or '?'} refused: {problem}")
         return
     out.spans.append(span)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +21,11 @@ def _page(
 ) -> Page:
     if where.session_id is not None:
         get_session(deps, account_id, where.session_id)
+    where = replace(  # a time without a zone is UTC, so both bounds compare
+        where,
+        created_after=_aware(where.created_after),
+        created_before=_aware(where.created_before),
+    )
     if where.created_after and where.created_before and where.created_after >= where.created_before:
         raise InvalidInput("created_after must be before created_before")
     limit = check_limit(limit)
@@ -38,6 +44,10 @@ def _page(
             _iso(last["first_seen_at"]), f"{last['position']}:{last['object_hash']}"
         )
     return Page(items, next_cursor)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _iso(value: datetime) -> str:

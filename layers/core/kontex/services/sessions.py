@@ -51,7 +51,8 @@ def decode_cursor(cursor: str | None) -> tuple[str, str] | None:
         created_at, row_id = json.loads(raw)
         if not isinstance(created_at, str) or not isinstance(row_id, str):
             raise ValueError
-        datetime.fromisoformat(created_at)
+        if "\x00" in row_id or datetime.fromisoformat(created_at).tzinfo is None:
+            raise ValueError  # we write aware times; PostgreSQL refuses NUL
     except (ValueError, TypeError, json.JSONDecodeError):
         raise InvalidInput("cursor is not valid") from None
     return created_at, row_id
