@@ -20,6 +20,7 @@ from infra.config import StageConfig
 from infra.database import Database
 from infra.functions import ARCHITECTURE, RUNTIME, FunctionFactory, Wiring
 from infra.messaging import Messaging
+from infra.observability import Observability
 from infra.migrations import Migrations
 from infra.network import Network
 from infra.retention import Retention
@@ -93,6 +94,13 @@ class KontexStack(Stack):
             else None
         )
         self.functions = factory.created
+        self.observability = Observability(
+            self,
+            "Observability",
+            stage=config.name,
+            functions=list(self.functions),
+            messaging=self.messaging,
+        )
 
         url = self.api.url
         CfnOutput(self, "ApiUrl", value=url, description="REST API base (/v1, /health)")

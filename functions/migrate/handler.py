@@ -7,8 +7,10 @@ account and returns it (shown once: it is only in the invocation's response, nev
 from typing import Any
 
 from kontex.bootstrap import container
+from kontex.observability import tracer
 
 
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     applied = container().migrate()
     request = (event or {}).get("create_key")

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from kontex.bootstrap import container
+from kontex.observability import metrics, tracer
 from kontex.services import retention
 
 logger = Logger(service="kontex-prune")
@@ -26,6 +27,8 @@ class PruneRequest(BaseModel):
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = PruneRequest.model_validate(event)
     deps = container().deps

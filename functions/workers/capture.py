@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kontex.adapters.claim_check import claimed
 from kontex.bootstrap import container
+from kontex.observability import count, metrics, tracer
 from kontex.services import capture
 
 logger = Logger(service="kontex-capture")
@@ -22,9 +23,14 @@ processor = BatchProcessor(event_type=EventType.SQS)
 def record_handler(record: SQSRecord) -> None:
     deps = container().deps
     with claimed(deps.blobs, record.body) as body:  # a large capture travels by reference
-        capture.capture(deps, capture.CaptureJob(**json.loads(body)))
+        if capture.capture(deps, capture.CaptureJob(**json.loads(body))) is not None:
+            count("SnapshotsWritten")
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    return process_partial_response(event, record_handler, processor, context)
+    answer = process_partial_response(event, record_handler, processor, context)
+    count("RecordsFailed", len(answer.get("batchItemFailures", [])))
+    return answer

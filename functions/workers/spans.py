@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kontex.adapters.claim_check import all_claimed, claimed
 from kontex.bootstrap import container
+from kontex.observability import count, metrics, tracer
 from kontex.services import spans
 
 logger = Logger(service="kontex-spans")
@@ -27,17 +28,22 @@ processor = BatchProcessor(event_type=EventType.SQS)
 def record_handler(record: SQSRecord) -> None:
     deps = container().deps
     with claimed(deps.blobs, record.body) as body:  # a large batch travels by reference
-        spans.store_batch(deps, [json.loads(body)])
+        count("SnapshotsWritten", spans.store_batch(deps, [json.loads(body)]))
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     records = event["Records"]
     deps = container().deps
     try:
         with all_claimed(deps.blobs, [r["body"] for r in records]) as bodies:
-            spans.store_batch(deps, [json.loads(body) for body in bodies])
+            made = spans.store_batch(deps, [json.loads(body) for body in bodies])
     except Exception:  # any record may be the poison one: find it record by record
         logger.exception("the batch failed as a whole; retrying its records one by one")
-        return process_partial_response(event, record_handler, processor, context)
+        answer = process_partial_response(event, record_handler, processor, context)
+        count("RecordsFailed", len(answer.get("batchItemFailures", [])))
+        return answer
+    count("SnapshotsWritten", made)
     return {"batchItemFailures": []}

@@ -561,3 +561,26 @@ def test_retention_days_from_context_must_be_whole_days() -> None:
     with pytest.raises(ValueError, match="retention_days"):
         with_context(dev, cdk.App(context={"retention_days": "30d"}))
     assert with_context(dev, cdk.App()) is dev
+
+
+def test_a_dashboard_and_an_error_alarm_per_function(dev: Synth) -> None:
+    dashboards = dev.of_type("AWS::CloudWatch::Dashboard")
+    assert len(dashboards) == 1
+    (dashboard,) = dashboards.values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for metric in ("SpansAccepted", "SnapshotsWritten", "UpstreamLatency", "IntegrityErrors"):
+        assert metric in body, metric
+    assert "ApproximateAgeOfOldestMessage" in body
+    alarms = dev.of_type("AWS::CloudWatch::Alarm").values()
+    rates = [a for a in alarms if "errors above" in a["Properties"].get("AlarmDescription", "")]
+    assert len(rates) == len(dev.kontex_functions())  # every function, the migrator included
+    assert any("failed its hash" in a["Properties"].get("AlarmDescription", "") for a in alarms)
+
+
+def test_every_function_flushes_metrics_and_traces() -> None:
+    root = Path(__file__).resolve().parents[2] / "functions"
+    for handler in [*root.glob("*/handler.py"), *root.glob("workers/*.py")]:
+        text = handler.read_text("utf-8")
+        assert "@tracer.capture_lambda_handler" in text, handler
+        if handler.parent.name != "migrate":
+            assert "@metrics.log_metrics" in text, handler

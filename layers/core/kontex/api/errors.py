@@ -9,6 +9,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
+from kontex import observability
 from kontex.domain.errors import (
     Conflict,
     IntegrityError,
@@ -55,6 +56,7 @@ def error_response(
 def status_of(error: KontexError) -> tuple[int, dict[str, str]]:
     """The HTTP status of a domain error, and the headers that go with it."""
     if isinstance(error, IntegrityError):
+        observability.count("IntegrityErrors")  # stored content failed its hash: alarm on it
         return 500, {}
     for kind, status in STATUS:
         if isinstance(error, kind):

@@ -6,6 +6,7 @@ import base64
 import json
 from typing import Any
 
+from kontex import observability
 from kontex.api.auth import authorize, presented_key
 from kontex.api.errors import status_of
 from kontex.bootstrap import container
@@ -50,6 +51,8 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
             extra = {"Allow": "POST"}
         shape = {"error": error.code, "message": error.message, "details": error.details}
         return _answer(status, JSON, json.dumps(shape).encode(), extra)
+    observability.count("SpansAccepted", result.accepted)
+    observability.count("SpansRefused", result.rejected)
     content_type = PROTOBUF if result.media_type == PROTOBUF else JSON
     return _answer(
         200, content_type, encode_response(result.media_type, result.rejected, result.message)

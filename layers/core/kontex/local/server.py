@@ -8,6 +8,7 @@ import importlib.util
 import json
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import sys
@@ -372,6 +373,9 @@ def private_data_dir(path: Path) -> None:
 
 
 def serve(container: bootstrap.Container, host: str, port: int) -> None:
+    # No X-Ray daemon and no CloudWatch here: EMF lines and trace segments would be noise
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     private_data_dir(container.settings.kontex_data_dir)
     applied = container.migrate()
     bootstrap.configure(container)

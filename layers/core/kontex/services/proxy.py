@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kontex import observability
 from kontex.domain.errors import InvalidInput, NotFound
 from kontex.ports import Queue
 from kontex.proxy.assemble import reply_of
@@ -126,9 +127,11 @@ def admit(
 
 def forward(upstream: Upstream, base_url: str, timeout: float, call: Call) -> UpstreamResponse:
     call.started = time.perf_counter()
-    return upstream.request(
+    response = upstream.request(
         base_url, call.method, call.path, call.query, call.headers, call.body, timeout
     )
+    observability.milliseconds("UpstreamLatency", (time.perf_counter() - call.started) * 1000)
+    return response
 
 
 def relay(deps: Deps, queue: Queue, call: Call, response: UpstreamResponse) -> Iterator[bytes]:
