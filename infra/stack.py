@@ -20,9 +20,9 @@ from infra.config import StageConfig
 from infra.database import Database
 from infra.functions import ARCHITECTURE, RUNTIME, FunctionFactory, Wiring
 from infra.messaging import Messaging
-from infra.observability import Observability
 from infra.migrations import Migrations
 from infra.network import Network
+from infra.observability import Observability
 from infra.retention import Retention
 from infra.storage import Storage
 from infra.workers import WORKER_TIMEOUT, Workers
