@@ -9,6 +9,7 @@ conversion and driver-error translation stay in each adapter.
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
@@ -27,6 +28,7 @@ from kontex.domain.models import (
 )
 from kontex.ports import ItemRow, ObjectFilter, Revision
 
+USAGE_TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 _CHUNK = 500  # keeps IN (...) lists well under both drivers' parameter limits
 _INDEXED = {"message": "message", "tool_call": "tool_call"}  # the kinds the queries read
 
@@ -767,7 +769,15 @@ class SqlStore(abc.ABC):
                 "SELECT i.kind, i.is_error, COUNT(*) AS n"
                 " FROM items i JOIN sessions s ON s.id = i.session_id"
                 " WHERE s.account_id = ? AND i.session_id = ?"
-                " AND i.kind IN ('message', 'tool_call') GROUP BY i.kind, i.is_error",
+                " AND i.kind = 'message' GROUP BY i.kind, i.is_error",
+                [account_id, session_id],
+            )
+            # A call is stored once per state it was seen in (pending, then with its output):
+            # count calls by id, in their last state.
+            tool_rows = tx.q(
+                "SELECT i.body FROM items i JOIN sessions s ON s.id = i.session_id"
+                " WHERE s.account_id = ? AND i.session_id = ? AND i.kind = 'tool_call'"
+                " ORDER BY i.first_seen_at, i.position",
                 [account_id, session_id],
             )
             snaps = tx.q(
@@ -775,13 +785,40 @@ class SqlStore(abc.ABC):
                 " WHERE account_id = ? AND session_id = ?",
                 [account_id, session_id],
             )
+            # Usage is per LLM call: the snapshots recording a call carry it in their
+            # manifest; a rollback or a fork restates a call, it does not make one.
+            calls = tx.q(
+                "SELECT manifest FROM snapshots WHERE account_id = ? AND session_id = ?"
+                " AND rollback_of IS NULL AND forked_from IS NULL",
+                [account_id, session_id],
+            )
         counts = {(r["kind"], bool(r["is_error"])): int(r["n"]) for r in objects}
+        states: dict[str, str] = {}
+        for row in tool_rows:
+            call = json.loads(bytes(row["body"]))
+            state = str(call.get("status") or "success")
+            if states.get(str(call.get("id"))) != "error":
+                states[str(call.get("id"))] = state
+        tool_states = list(states.values())
+        usage = {k: 0 for k in USAGE_TOKENS}
+        llm_calls = 0
+        for row in calls:
+            head = bytes(row["manifest"] or b"").partition(b"\n")[0]
+            recorded = json.loads(head).get("usage") if head else None
+            if not recorded:
+                continue
+            llm_calls += 1
+            for name in USAGE_TOKENS:
+                usage[name] += int(recorded.get(name) or 0)
         return {
             "total_messages": counts.get(("message", False), 0) + counts.get(("message", True), 0),
-            "tool_calls_success": counts.get(("tool_call", False), 0),
-            "tool_calls_error": counts.get(("tool_call", True), 0),
+            "tool_calls_success": tool_states.count("success"),
+            "tool_calls_error": tool_states.count("error"),
+            "tool_calls_pending": tool_states.count("pending"),
             "total_snapshots": int(snaps[0]["n"]),
-            "total_tokens": int(snaps[0]["tokens"]),
+            "snapshot_tokens": int(snaps[0]["tokens"]),
+            "llm_calls": llm_calls,
+            **usage,
         }
 
     def usage(self, account_id: str, month_start: datetime) -> dict[str, int]:

@@ -111,7 +111,7 @@ class ToolCall(_Content):
     tool: str
     input: Any = None
     output: Any = None
-    status: Literal["success", "error"] = "success"
+    status: Literal["success", "error", "pending"] = "success"
     timestamp: datetime | None = None
 
 
@@ -154,6 +154,11 @@ class ContextBundle(BaseModel):
     )
     source: SnapshotSource = SnapshotSource.API
     captured_at: datetime | None = None
+    usage: dict[str, Any] | None = Field(
+        default=None,
+        description="The LLM call this snapshot records: input_tokens, output_tokens,"
+        " cache_read_tokens, cache_write_tokens, latency_ms, cost_usd (each when known).",
+    )
 
 
 class Snapshot(_Record):

@@ -196,6 +196,7 @@ def plan(bundle: ContextBundle) -> Plan:
         "model": bundle.model,
         "source": bundle.source.value,
         "captured_at": bundle.captured_at.isoformat() if bundle.captured_at else None,
+        "usage": bundle.usage,
     }
     return Plan(lists, reasoning, large, scalars, bundle.token_total)
 
@@ -522,4 +523,5 @@ def read(
         token_total=parsed.get("token_total"),
         source=SnapshotSource(parsed.get("source") or "api"),
         captured_at=datetime.fromisoformat(captured) if captured else None,
+        usage=parsed.get("usage"),
     )

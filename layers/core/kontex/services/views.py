@@ -150,14 +150,22 @@ def graph(deps: Deps, account_id: str, session_id: str) -> dict[str, Any]:
 def stats(deps: Deps, account_id: str, session_id: str) -> dict[str, Any]:
     get_session(deps, account_id, session_id)
     raw = deps.store.session_stats(account_id, session_id)
+    usage = {k: raw[k] for k in ("input_tokens", "output_tokens")}
+    usage.update({k: raw[k] for k in ("cache_read_tokens", "cache_write_tokens") if raw[k]})
     return {
         "total_messages": raw["total_messages"],
-        "total_tool_calls": raw["tool_calls_success"] + raw["tool_calls_error"],
+        "total_tool_calls": raw["tool_calls_success"]
+        + raw["tool_calls_error"]
+        + raw["tool_calls_pending"],
         "total_snapshots": raw["total_snapshots"],
-        "total_tokens": raw["total_tokens"],
+        # Tokens used: the sum over LLM calls, each counted once (snapshots recording usage).
+        "total_tokens": raw["input_tokens"] + raw["output_tokens"],
+        "llm_calls": raw["llm_calls"],
+        "usage": usage,
         "tool_calls_by_status": {
             "success": raw["tool_calls_success"],
             "error": raw["tool_calls_error"],
+            "pending": raw["tool_calls_pending"],
         },
     }
 
