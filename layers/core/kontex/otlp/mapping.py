@@ -401,7 +401,7 @@ def event_messages(events: list[dict[str, Any]]) -> tuple[list[Message], list[st
     ``gen_ai.choice`` events of the reply (or one ``gen_ai.client.inference.operation.details``
     event carrying ``gen_ai.input.messages`` / ``gen_ai.output.messages``). The messages equal
     those of the same call given as span attributes."""
-    ordered = sorted(events, key=lambda e: (e.get("time_unix_nano") or 0))
+    ordered = sorted(events, key=lambda e: e.get("time_unix_nano") or 0)
     details = [e for e in ordered if e["name"] == "gen_ai.client.inference.operation.details"]
     if details:
         attributes: dict[str, Any] = {}

@@ -276,13 +276,11 @@ class _Trace:
             )
             if not (related and overlaps):
                 continue
-            if with_content and other["kind"] == "llm" and self.content(other):
-                found.append(other)
-            elif (
-                not with_content
-                and not (other["kind"] == "llm" and self.content(other))
-                and any(k.startswith("gen_ai.usage.") for k in other["attributes"])
-            ):
+            has_content = other["kind"] == "llm" and self.content(other)
+            usage_only = not has_content and any(
+                k.startswith("gen_ai.usage.") for k in other["attributes"]
+            )
+            if has_content if with_content else usage_only:
                 found.append(other)
         return found
 
@@ -407,16 +405,14 @@ def _merge_calls(calls: list[ToolCall], executed: list[ToolCall]) -> list[ToolCa
     """
     merged = list(calls)
     used: set[int] = set()
-    added = []
+    added: list[ToolCall] = []
     for run in executed:
-        candidates = [
-            lambda c: c.id == run.id,
-            lambda c: c.tool == run.tool and c.input == run.input,
-            lambda c: c.tool == run.tool and c.output is None,
-        ]
         index = None
-        for test in candidates:
-            index = next((i for i, c in enumerate(merged) if i not in used and test(c)), None)
+        for rule in ("id", "input", "open"):
+            index = next(
+                (i for i, c in enumerate(merged) if i not in used and _matches(rule, c, run)),
+                None,
+            )
             if index is not None:
                 break
         if index is None:
@@ -438,3 +434,11 @@ def _merge_calls(calls: list[ToolCall], executed: list[ToolCall]) -> list[ToolCa
             }
         )
     return merged + added
+
+
+def _matches(rule: str, call: ToolCall, run: ToolCall) -> bool:
+    if rule == "id":
+        return call.id == run.id
+    if rule == "input":
+        return call.tool == run.tool and call.input == run.input
+    return call.tool == run.tool and call.output is None
