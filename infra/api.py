@@ -1,7 +1,7 @@
 """API: one HTTP API (payload 2.0) in front of the api, ingest and proxy functions.
 
 Routes: `ANY /v1/{proxy+}`, `GET /v1/openapi.json` and `GET /health` to the api
-function; `POST /ingest/v1/traces` to ingest; `POST /proxy/v1/messages` to the proxy.
+function; `POST /ingest/v1/{traces,logs,metrics}` to ingest; `POST /proxy/v1/messages` to the proxy.
 Authentication is the library's (API keys, HMAC-hashed), not API Gateway's. The `$default`
 stage is throttled and writes JSON access logs.
 
@@ -81,7 +81,7 @@ class Api(Construct):
             handler="handler.lambda_handler",
             timeout=INGEST_TIMEOUT,
             access=Access(sends_to=("spans",)),
-            description="Kontex OTLP/HTTP trace ingest",
+            description="Kontex OTLP/HTTP ingest (traces, logs, metrics)",
         )
         self.proxy_function = factory.create(
             self,
@@ -128,11 +128,9 @@ class Api(Construct):
         self._route("/v1/{proxy+}", [M.ANY], rest)
         self._route("/v1/openapi.json", [M.GET], rest)
         self._route("/health", [M.GET], rest)
-        self._route(
-            "/ingest/v1/traces",
-            [M.POST],
-            self._integration("IngestIntegration", self.ingest_function),
-        )
+        ingest = self._integration("IngestIntegration", self.ingest_function)
+        for signal in ("traces", "logs", "metrics"):
+            self._route(f"/ingest/v1/{signal}", [M.POST], ingest)
         self._route(
             "/proxy/v1/messages",
             [M.POST],

@@ -309,6 +309,8 @@ def test_http_api_routes_go_to_their_functions(dev: Synth) -> None:
         return dev.function(service)[0]
 
     assert routes["POST /ingest/v1/traces"] == fn("kontex-ingest")
+    assert routes["POST /ingest/v1/logs"] == fn("kontex-ingest")
+    assert routes["POST /ingest/v1/metrics"] == fn("kontex-ingest")
     assert routes["POST /proxy/v1/messages"] == fn("kontex-proxy")
     assert routes["GET /health"] == fn("kontex-api")
     assert routes["ANY /v1/{proxy+}"] == fn("kontex-api")
