@@ -24,6 +24,7 @@ def bundle_json(snapshot: Snapshot, bundle: ContextBundle) -> dict[str, Any]:
         "model": content["model"],
         "token_total": content["token_total"],
         "source": content["source"],
+        "usage": content["usage"],
         **{k: content[k] for k in ("messages", "tool_calls", "files", "reasoning", "log_events")},
     }
 

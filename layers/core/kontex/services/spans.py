@@ -11,10 +11,10 @@ Where things land:
 - an LLM span becomes a snapshot (source ``openllmetry``) in the task of its nearest task
   ancestor, or in the trace's own task ("trace <name>") when it has none; the bundle holds the
   prompt messages with their roles, the reply appended, reasoning, the tool calls of the
-  conversation (results matched by id) merged with tool spans of the trace that ended before
+  conversation (results matched by id) merged with the tool spans of its task that ended before
   it, the model and the usage (input + output tokens as ``token_total``);
 - a tool span becomes a tool call: when its task already has a snapshot, a new snapshot
-  "tool: <name>" holds that snapshot's content with the call merged in (by id); otherwise it
+  "tool: <name>" holds that snapshot's content with the call merged in (rules below); otherwise it
   waits in the trace and is merged into the next LLM snapshot.
 
 Fidelity rules (the spans of today's stacks: Traceloop/OpenLLMetry beside the anthropic SDK's
@@ -333,11 +333,16 @@ class _Trace:
 
     # -- snapshots ------------------------------------------------------------------------
 
-    def _tool_spans_before(self, end_ns: int) -> list[ToolCall]:
+    def _tool_spans_before(self, span: dict[str, Any]) -> list[ToolCall]:
+        """Tool spans of the LLM span's task that ended before it (another task's tools are
+        not part of this conversation)."""
+        task = self._task_ancestor(span)
         return [
             mapping.tool_execution(s)
             for s in self.spans
-            if s["kind"] == "tool" and s["end_time_unix_nano"] <= end_ns
+            if s["kind"] == "tool"
+            and s["end_time_unix_nano"] <= span["end_time_unix_nano"]
+            and self._task_ancestor(s) is task
         ]
 
     def snapshot_llm(self, span: dict[str, Any], session_id: str) -> bool:
@@ -345,7 +350,7 @@ class _Trace:
         at = mapping.span_time(span["end_time_unix_nano"])
         tool_calls = _merge_calls(
             conversation_tool_calls(call.messages, at),
-            self._tool_spans_before(span["end_time_unix_nano"]),
+            self._tool_spans_before(span),
         )
         bundle = ContextBundle(
             messages=call.messages,
