@@ -116,6 +116,7 @@ def tree(state: dict[str, Any]) -> list[tuple[str, str | None, str, list[str]]]:
     )
 
 
+@pytest.mark.timeout(900)  # the first run installs the agent's venv (about 80 s)
 @pytest.mark.parametrize("mode", ["batch", "nobatch"])
 def test_traceloop_agent(
     agent_python: Path, stack: DevStack, fake: FakeAnthropic, mode: str
