@@ -295,6 +295,9 @@ class _Trace:
     # -- sessions -------------------------------------------------------------------------
 
     def session_of(self, span: dict[str, Any]) -> str | None:
+        if span["kind"] == "events":  # GenAI events belong where their span does
+            owner = self.by_id.get(span.get("events_of") or "")
+            return self.session_of(owner) if owner else None
         header = span.get("header_session_id")
         if header:
             return str(header)
