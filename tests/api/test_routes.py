@@ -177,12 +177,14 @@ def test_snapshot_routes(alice: Client) -> None:
         "model",
         "token_total",
         "source",
+        "usage",
         "messages",
         "tool_calls",
         "files",
         "reasoning",
         "log_events",
     }
+    assert bundle["usage"] is None  # an API snapshot records no LLM call
     assert bundle["files"][0]["content_hash"] and bundle["reasoning"] == "why"
     listed = alice.get(f"/v1/sessions/{s['id']}/snapshots?limit=1").body
     assert [x["id"] for x in listed["data"]] == [first["id"]] and listed["next_cursor"]
