@@ -196,7 +196,14 @@ def events_call() -> tuple[bytes, bytes]:
     logs = InMemoryLogRecordExporter()
     provider = LoggerProvider()
     provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
-    logger = provider.get_logger("opentelemetry.instrumentation.anthropic")
+    build = events_build(provider.get_logger("opentelemetry.instrumentation.anthropic"))
+    spans = fixtures.protobuf(fixtures.record(build))
+    provider.force_flush()
+    return spans, encode_logs(list(logs.get_finished_logs())).SerializeToString()
+
+
+def events_build(logger: Any, session: str = "events") -> Any:
+    """A tracer callback: a chat span without content, its GenAI events sent to ``logger``."""
 
     def build(tracer: Tracer) -> None:
         with tracer.start_as_current_span(
@@ -206,7 +213,7 @@ def events_call() -> tuple[bytes, bytes]:
                 "gen_ai.request.model": "claude-sonnet-4-5",
                 "gen_ai.usage.input_tokens": 30,
                 "gen_ai.usage.output_tokens": 9,
-                "session.id": "events",
+                "session.id": session,
             },
         ):
             for name, body in [
@@ -239,9 +246,7 @@ def events_call() -> tuple[bytes, bytes]:
                 )
                 assert trace_api.get_current_span().is_recording()
 
-    spans = fixtures.protobuf(fixtures.record(build))
-    provider.force_flush()
-    return spans, encode_logs(list(logs.get_finished_logs())).SerializeToString()
+    return build
 
 
 def post_signal(kontex: Any, signal: str, body: bytes, headers: dict[str, str]) -> Any:
