@@ -4,7 +4,9 @@ attribute form gives; every export answers 200."""
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +20,8 @@ from opentelemetry.sdk.metrics.export import MetricExportResult, PeriodicExporti
 
 from tests.e2e.stack import DevStack, Http, create_key, start_dev, stop_dev
 from tests.e2e.test_otlp_exporter import export, wait_for
-from tests.otlp.test_fidelity import attribute_call, events_build
+from tests.otlp import spans as fixtures
+from tests.otlp.test_fidelity import attribute_call, events_build, traceloop_agent
 
 pytestmark = pytest.mark.e2e
 
@@ -89,3 +92,38 @@ def test_metrics_export_answers_200(stack: DevStack) -> None:
     provider.shutdown()
     assert RecordingMetricExporter.results
     assert set(RecordingMetricExporter.results) == {MetricExportResult.SUCCESS}
+
+
+def test_a_span_whose_parent_never_comes_is_placed_after_the_grace_period(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    create_key(data, "bootstrap")
+    running = start_dev(data, env={"KONTEX_SPAN_GRACE_SECONDS": "1"})
+    try:
+        key = create_key(data, "grace")
+        recorded = [s for s in fixtures.record(traceloop_agent) if s.name != "agent.workflow"]
+        request = urllib.request.Request(
+            f"{running.base}/ingest/v1/traces",
+            data=fixtures.protobuf(recorded),
+            headers={"x-kontex-api-key": key, "content-type": "application/x-protobuf"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200
+        api = Http(running.base, key)
+
+        def placed() -> list[dict[str, Any]] | None:
+            sessions = api("GET", "/v1/sessions")[1]["data"]
+            if not sessions:
+                return None
+            snaps = api("GET", f"/v1/sessions/{sessions[0]['id']}/snapshots")[1]["data"]
+            return snaps if len(snaps) == 3 else None
+
+        # nothing else of the trace comes: the worker's delayed retry places it
+        assert [s["label"] for s in wait_for(placed)] == [
+            "anthropic.chat",
+            "tool: get_weather",
+            "anthropic.chat",
+        ]
+    finally:
+        stop_dev(running)

@@ -19,8 +19,9 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.trace import Tracer
 
+from kontex.adapters.local_queue import sqs_record
 from kontex.local.apigw import LocalContext, http_api_event, response_parts
-from kontex.services import sessions, snapshots, views
+from kontex.services import sessions, snapshots, spans, views
 from tests.otlp import spans as fixtures
 from tests.otlp import test_ingest_and_worker as base
 from tests.otlp.test_ingest_and_worker import all_snapshots, deliver, ingest_handler, post
@@ -155,13 +156,41 @@ def test_children_before_parents_land_as_with_batching(kontex: Any) -> None:
 def test_a_span_whose_parent_never_comes_waits_a_grace_period(kontex: Any, clock: Any) -> None:
     recorded = [s for s in fixtures.record(traceloop_agent) if s.name != "agent.workflow"]
     post(kontex, fixtures.protobuf(recorded), PROTO)
-    deliver(kontex)
+    waiting: list[tuple[str, str]] = []
+    spans.store_batch(kontex.deps, [json.loads(b) for _, b in kontex.queue.sent], waiting)
     assert all_snapshots(kontex) == []  # its ancestor may still come
-    clock.advance(60)
-    kontex.queue.sent.clear()
-    post(kontex, fixtures.protobuf(recorded[:1]), PROTO)  # the trace is touched again
-    deliver(kontex)
-    assert len(all_snapshots(kontex)) == 3
+    trace_id = format(recorded[0].context.trace_id, "032x")
+    assert set(waiting) == {(kontex.account_id, trace_id)}
+    (retry,) = spans.retry_messages(waiting)  # what the worker queues, delayed
+    assert retry == {"account_id": kontex.account_id, "retry_traces": [trace_id]}
+    spans.store_batch(kontex.deps, [retry])
+    assert all_snapshots(kontex) == []  # too early: still waiting
+    clock.advance(spans.GRACE_SECONDS + 1)
+    assert spans.store_batch(kontex.deps, [retry], waiting := []) == 3 and not waiting
+    snaps = all_snapshots(kontex)
+    tasks = kontex.deps.store.list_tasks(kontex.account_id, snaps[0].session_id)
+    assert {t.name for t in tasks} == {"plan"}  # its own task span came: it is placed there
+
+
+def test_the_worker_queues_a_delayed_retry_on_sqs(kontex: Any, mocked_aws: None) -> None:
+    import boto3
+
+    from kontex.adapters.sqs_queue import SqsQueue
+
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = sqs.create_queue(QueueName="spans")["QueueUrl"]
+    kontex.queue = SqsQueue({"spans": url}, client=sqs)
+    recorded = [s for s in fixtures.record(traceloop_agent) if s.name != "agent.workflow"]
+    post(kontex, fixtures.protobuf(recorded), PROTO)
+    (message,) = sqs.receive_message(QueueUrl=url)["Messages"]
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    record = sqs_record("spans", "m1", message["Body"], 1)
+    assert base.worker({"Records": [record]}, LocalContext(function_name="w")) == {
+        "batchItemFailures": []
+    }
+    assert sqs.receive_message(QueueUrl=url).get("Messages") is None  # delayed, not yet due
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
 
 
 # -- GenAI events as OTLP logs -------------------------------------------------------------------

@@ -39,9 +39,10 @@ names is not known yet, and an LLM span without any content waits for its events
 both are processed, in start order, as soon as a later batch of the trace completes what they
 wait for (with ``Traceloop.init(disable_batch=True)`` children are exported before their
 parents, so the whole trace is placed when its root arrives, exactly as with batching). A span
-waits at most ``KONTEX_SPAN_GRACE_SECONDS`` (default 30) after it was received: a batch of the
-trace that comes later processes it as it is (a span whose parent never comes lands in the
-trace's own task).
+waits at most ``KONTEX_SPAN_GRACE_SECONDS`` (default 30) after it was received: the worker
+queues a delayed retry of its trace (``retry_traces``, after the grace period), and that retry,
+or any later batch of the trace, processes it as it is (a span whose parent never comes lands
+in the trace's own task).
 
 Ids of tasks and snapshots made from spans derive from (account, trace, span), so a
 redelivered or re-exported span meets a ``Conflict`` and creates nothing twice.
@@ -77,13 +78,23 @@ from kontex.services.deps import Deps
 GRACE_SECONDS = float(os.environ.get("KONTEX_SPAN_GRACE_SECONDS", "30"))
 
 
-def store_batch(deps: Deps, messages: Sequence[dict[str, Any]]) -> int:
+def store_batch(
+    deps: Deps,
+    messages: Sequence[dict[str, Any]],
+    waiting: list[tuple[str, str]] | None = None,
+) -> int:
     """Queued span messages (a whole queue batch): store their spans, then process each trace
-    they touch once. Returns the snapshots made."""
+    they touch once. Returns the snapshots made; the (account, trace) pairs with spans left
+    waiting are appended to ``waiting`` (to process again once the grace period is over).
+
+    A message is ``{"account_id", "session_id", "spans": [...]}`` from ingest, or
+    ``{"account_id", "retry_traces": [...]}``: the worker's own delayed retry of waiting spans."""
     spans: list[tuple[str, dict[str, Any]]] = []
+    retries: list[tuple[str, str]] = []
     received = deps.clock().timestamp()
     for message in messages:
         account_id = str(message["account_id"])
+        retries += [(account_id, str(t)) for t in message.get("retry_traces", [])]
         header = message.get("session_id")
         spans += [
             (
@@ -95,12 +106,14 @@ def store_batch(deps: Deps, messages: Sequence[dict[str, Any]]) -> int:
                     "received_at": received,
                 },
             )
-            for span in message["spans"]
+            for span in message.get("spans", [])
         ]
-    if not spans:
+    if not spans and not retries:
         return 0
-    deps.store.insert_spans(spans, deps.clock())
-    return process_traces(deps, [(account_id, span["trace_id"]) for account_id, span in spans])
+    if spans:
+        deps.store.insert_spans(spans, deps.clock())
+    keys = [(account_id, span["trace_id"]) for account_id, span in spans] + retries
+    return process_traces(deps, keys, waiting)
 
 
 def process_trace(deps: Deps, account_id: str, trace_id: str) -> int:
@@ -108,7 +121,19 @@ def process_trace(deps: Deps, account_id: str, trace_id: str) -> int:
     return process_traces(deps, [(account_id, trace_id)])
 
 
-def process_traces(deps: Deps, keys: Sequence[tuple[str, str]]) -> int:
+def retry_messages(waiting: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The delayed-retry messages for traces with waiting spans, one per account."""
+    by_account: dict[str, list[str]] = {}
+    for account_id, trace_id in dict.fromkeys(waiting):
+        by_account.setdefault(account_id, []).append(trace_id)
+    return [{"account_id": a, "retry_traces": t} for a, t in by_account.items()]
+
+
+def process_traces(
+    deps: Deps,
+    keys: Sequence[tuple[str, str]],
+    waiting: list[tuple[str, str]] | None = None,
+) -> int:
     """Process the pending spans of each (account_id, trace_id); returns snapshots made."""
     keys = list(dict.fromkeys(keys))
     found = deps.store.trace_spans(keys)
@@ -124,6 +149,8 @@ def process_traces(deps: Deps, keys: Sequence[tuple[str, str]]) -> int:
             if session_id is None:
                 continue  # done, or kept pending until the trace is linked
             if trace.waits(span, now):
+                if waiting is not None:
+                    waiting.append((trace.account_id, trace.trace_id))
                 continue  # an ancestor, its events or its twin may still come
             if span["kind"] == "task":
                 trace.task_of_task_span(span, session_id)
