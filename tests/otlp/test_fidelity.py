@@ -344,3 +344,40 @@ def test_logs_and_metrics_answer_as_otlp_requires(kontex: Any) -> None:
     status, _, raw = post_signal(kontex, "logs", bad, {"content-type": "application/json"})
     assert status == 200 and json.loads(raw)["partialSuccess"]["rejectedLogRecords"] == "1"
     assert post_signal(kontex, "profiles", b"", PROTO)[0] == 404
+
+
+def otlp_json(request_bytes: bytes) -> bytes:
+    """The protobuf logs request as OTLP/JSON (hex ids, as the specification wants)."""
+    import base64
+
+    from google.protobuf.json_format import MessageToDict
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    request = ExportLogsServiceRequest()
+    request.ParseFromString(request_bytes)
+    body = MessageToDict(request)
+    for resource in body["resourceLogs"]:
+        for scope in resource["scopeLogs"]:
+            for record in scope["logRecords"]:
+                for key in ("traceId", "spanId"):
+                    record[key] = base64.b64decode(record[key]).hex()
+    return json.dumps(body).encode()
+
+
+def test_genai_events_as_json_logs_gzip(kontex: Any) -> None:
+    import gzip
+
+    spans_body, logs = events_call()
+    status, headers, raw = post_signal(
+        kontex,
+        "logs",
+        gzip.compress(otlp_json(logs)),
+        {"content-type": "application/json", "content-encoding": "gzip"},
+    )
+    assert (status, headers["content-type"], raw) == (200, "application/json", b"{}")
+    post(kontex, spans_body, PROTO)
+    deliver(kontex)
+    (snap,) = all_snapshots(kontex)
+    bundle = snapshots.get_bundle(kontex.deps, kontex.account_id, snap.id)
+    assert [m.role for m in bundle.messages] == ["system", "user", "assistant"]
+    assert bundle.messages[1].content == "Weather in Paris?"
