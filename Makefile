@@ -62,4 +62,4 @@ deploy: build $(NODE_STAMP)
 	$(CDK) deploy -c stage=$(STAGE) $(CDK_FLAGS)
 
 clean:
-	rm -rf $(VENV) .build cdk.out .pytest_cache
+	rm -rf $(VENV) .venv-traceloop .build cdk.out .pytest_cache

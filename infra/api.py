@@ -2,8 +2,9 @@
 own streaming function URL.
 
 Routes: `ANY /v1/{proxy+}`, `GET /v1/openapi.json` and `GET /health` to the api
-function; `POST /ingest/v1/traces` to ingest. Authentication is the library's (API keys,
-HMAC-hashed), not API Gateway's. The `$default` stage is throttled and writes JSON access logs.
+function; `POST /ingest/v1/{traces,logs,metrics}` to ingest (the proxy is a streaming function
+URL of its own). Authentication is the library's (API keys, HMAC-hashed), not API Gateway's.
+The `$default` stage is throttled and writes JSON access logs.
 
 The proxy relays model calls that can be long and stream for minutes. An HTTP API buffers
 answers and gives up after 30 s, so the proxy is not behind it: it has a Lambda function URL in
@@ -87,7 +88,7 @@ class Api(Construct):
             handler="handler.lambda_handler",
             timeout=INGEST_TIMEOUT,
             access=Access(sends_to=("spans",), claims="put"),
-            description="Kontex OTLP/HTTP trace ingest",
+            description="Kontex OTLP/HTTP ingest (traces, logs, metrics)",
         )
         web_adapter = lambda_.LayerVersion.from_layer_version_arn(
             self,
@@ -149,11 +150,9 @@ class Api(Construct):
         self._route("/v1/{proxy+}", [M.ANY], rest)
         self._route("/v1/openapi.json", [M.GET], rest)
         self._route("/health", [M.GET], rest)
-        self._route(
-            "/ingest/v1/traces",
-            [M.POST],
-            self._integration("IngestIntegration", self.ingest_function),
-        )
+        ingest = self._integration("IngestIntegration", self.ingest_function)
+        for signal in ("traces", "logs", "metrics"):
+            self._route(f"/ingest/v1/{signal}", [M.POST], ingest)
         NagSuppressions.add_resource_suppressions(
             self.http_api,
             [

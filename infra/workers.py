@@ -26,7 +26,8 @@ WORKERS: dict[str, tuple[str, str, Access]] = {
     "spans": (
         "SpansWorker",
         "spans.lambda_handler",
-        Access(bundles="read_write", sends_to=("events",), api_keys=False, claims="take"),
+        # "spans": the delayed retry of traces whose spans wait for their ancestors
+        Access(bundles="read_write", sends_to=("events", "spans"), api_keys=False, claims="take"),
     ),
     "captures": (
         "CaptureWorker",

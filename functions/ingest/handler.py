@@ -1,4 +1,4 @@
-"""OTLP/HTTP trace receiver (POST /ingest/v1/traces): validates and queues spans, nothing more."""
+"""OTLP/HTTP receiver (POST /ingest/v1/traces, /logs, /metrics): validates and queues only."""
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths

@@ -184,6 +184,7 @@ def test_snapshot_routes(alice: Client) -> None:
         "reasoning",
         "log_events",
     }
+    assert bundle["usage"] is None  # an API snapshot records no LLM call
     assert bundle["files"][0]["content_hash"] and bundle["reasoning"] == "why"
     listed = alice.get(f"/v1/sessions/{s['id']}/snapshots?limit=1").body
     assert [x["id"] for x in listed["data"]] == [first["id"]] and listed["next_cursor"]
@@ -314,7 +315,7 @@ def test_views(alice: Client) -> None:
     stats = alice.get(f"/v1/sessions/{s['id']}/stats").body
     assert stats["total_snapshots"] == 3
     assert stats["total_messages"] == 7  # system + 2 turns x 3, each stored once
-    assert stats["tool_calls_by_status"] == {"success": 3, "error": 1}
+    assert stats["tool_calls_by_status"] == {"success": 3, "error": 1, "pending": 0}
     assert stats["total_tool_calls"] == 4
 
     usage = alice.get("/v1/usage").body

@@ -53,6 +53,7 @@ def _check_reads(deps: Deps) -> None:
         got = snapshots.get_bundle(
             deps, account_id, snapshot_id, int(revision) if revision else None
         )
+        # ``usage`` (per-call usage) came after these bundles were recorded: absent, not shown
         assert got.model_dump(mode="json") == bundle, name
 
 

@@ -330,6 +330,8 @@ def test_http_api_routes_go_to_their_functions(dev: Synth) -> None:
 
     assert routes["POST /ingest/v1/traces"] == fn("kontex-ingest")
     assert not [r for r in routes if "/proxy/" in r]  # the proxy streams from its function URL
+    assert routes["POST /ingest/v1/logs"] == fn("kontex-ingest")
+    assert routes["POST /ingest/v1/metrics"] == fn("kontex-ingest")
     assert routes["GET /health"] == fn("kontex-api")
     assert routes["ANY /v1/{proxy+}"] == fn("kontex-api")
     assert routes["GET /v1/openapi.json"] == fn("kontex-api")

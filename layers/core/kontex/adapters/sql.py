@@ -29,6 +29,7 @@ from kontex.domain.models import (
 )
 from kontex.ports import Event, ItemRow, ObjectFilter, Revision
 
+USAGE_TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 _CHUNK = 500  # keeps IN (...) lists well under both drivers' parameter limits
 _INDEXED = {"message": "message", "tool_call": "tool_call"}  # the kinds the queries read
 
@@ -879,7 +880,15 @@ class SqlStore(abc.ABC):
                 "SELECT i.kind, i.is_error, COUNT(*) AS n"
                 " FROM items i JOIN sessions s ON s.id = i.session_id"
                 " WHERE s.account_id = ? AND i.session_id = ?"
-                " AND i.kind IN ('message', 'tool_call') GROUP BY i.kind, i.is_error",
+                " AND i.kind = 'message' GROUP BY i.kind, i.is_error",
+                [account_id, session_id],
+            )
+            # A call is stored once per state it was seen in (pending, then with its output):
+            # count calls by id, in their last state.
+            tool_rows = tx.q(
+                "SELECT i.body FROM items i JOIN sessions s ON s.id = i.session_id"
+                " WHERE s.account_id = ? AND i.session_id = ? AND i.kind = 'tool_call'"
+                " ORDER BY i.first_seen_at, i.position",
                 [account_id, session_id],
             )
             snaps = tx.q(
@@ -897,13 +906,23 @@ class SqlStore(abc.ABC):
                 [account_id, session_id],
             )
         counts = {(r["kind"], bool(r["is_error"])): int(r["n"]) for r in objects}
+        states: dict[str, str] = {}
+        for row in tool_rows:
+            call = json.loads(bytes(row["body"]))
+            state = str(call.get("status") or "success")
+            if states.get(str(call.get("id"))) != "error":
+                states[str(call.get("id"))] = state
+        tool_states = list(states.values())
         return {
             "total_messages": counts.get(("message", False), 0) + counts.get(("message", True), 0),
-            "tool_calls_success": counts.get(("tool_call", False), 0),
-            "tool_calls_error": counts.get(("tool_call", True), 0),
+            "tool_calls_success": tool_states.count("success"),
+            "tool_calls_error": tool_states.count("error"),
+            "tool_calls_pending": tool_states.count("pending"),
             "total_snapshots": int(snaps[0]["n"]),
             "snapshot_tokens": int(snaps[0]["tokens"]),
             "context_tokens": int(context[0]["tokens"]),
+            # usage per LLM call, each counted once: the snapshots recording a call carry it
+            # (a rollback, a fork or a tool's snapshot restates a call, it does not make one)
             "usage": _usage_totals(snaps[0]),
         }
 

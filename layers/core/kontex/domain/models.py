@@ -135,7 +135,7 @@ class ToolCall(_Content):
     tool: str
     input: Any = None
     output: Any = None
-    status: Literal["success", "error"] = "success"
+    status: Literal["success", "error", "pending"] = "success"
     timestamp: datetime | None = None
 
     @model_validator(mode="after")

@@ -15,6 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -332,3 +340,168 @@ def encode_response(kind: str, rejected: int, message: str | None) -> bytes:
         return b"{}"
     body = {"partialSuccess": {"rejectedSpans": str(rejected), "errorMessage": message or ""}}
     return json.dumps(body).encode()
+
+
+# -- logs and metrics (POST /ingest/v1/logs, /ingest/v1/metrics) --------------------------------
+
+
+@dataclass
+class DecodedLogs:
+    """Log records as dicts (hex ids, nanosecond time, ``name`` the event name, ``body`` and
+    ``attributes`` as Python values); records without a span context are kept too."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    rejected: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+def _event_name(explicit: str, attributes: dict[str, Any]) -> str:
+    return str(explicit or attributes.get("event.name") or "")
+
+
+def _decode_logs_protobuf(raw: bytes) -> DecodedLogs:
+    request = ExportLogsServiceRequest()
+    try:
+        request.ParseFromString(raw)
+    except DecodeError as error:
+        raise InvalidInput("the body is not an OTLP ExportLogsServiceRequest") from error
+    out = DecodedLogs()
+    for resource_logs in request.resource_logs:
+        resource = _pb_attributes(resource_logs.resource.attributes)
+        for scope_logs in resource_logs.scope_logs:
+            for record in scope_logs.log_records:
+                attributes = _pb_attributes(record.attributes)
+                out.records.append(
+                    {
+                        "trace_id": record.trace_id.hex() or None,
+                        "span_id": record.span_id.hex() or None,
+                        "time_unix_nano": record.time_unix_nano or record.observed_time_unix_nano,
+                        "name": _event_name(record.event_name, attributes),
+                        "body": _pb_value(record.body),
+                        "attributes": attributes,
+                        "resource": resource,
+                    }
+                )
+    return out
+
+
+def _decode_logs_json(raw: bytes) -> DecodedLogs:
+    try:
+        request = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InvalidInput("the body is not valid JSON") from error
+    if not isinstance(request, dict) or not isinstance(request.get("resourceLogs", []), list):
+        raise InvalidInput("the body is not an OTLP/JSON ExportLogsServiceRequest")
+    out = DecodedLogs()
+    for resource_logs in request.get("resourceLogs", []):
+        resource = _json_attributes((resource_logs.get("resource") or {}).get("attributes"))
+        for scope_logs in resource_logs.get("scopeLogs", []):
+            for record in scope_logs.get("logRecords", []):
+                try:
+                    attributes = _json_attributes(record.get("attributes"))
+                    out.records.append(
+                        {
+                            "trace_id": _hex_id(record.get("traceId"), 16, optional=True),
+                            "span_id": _hex_id(record.get("spanId"), 8, optional=True),
+                            "time_unix_nano": _int(
+                                record.get("timeUnixNano")
+                                or record.get("observedTimeUnixNano")
+                                or 0
+                            ),
+                            "name": _event_name(record.get("eventName", ""), attributes),
+                            "body": _json_value(record.get("body")),
+                            "attributes": attributes,
+                            "resource": resource,
+                        }
+                    )
+                except (ValueError, TypeError, KeyError, AttributeError) as error:
+                    out.rejected += 1
+                    out.reasons.append(str(error))
+    return out
+
+
+def decode_logs_request(body: bytes, content_type: str | None, encoding: str | None) -> DecodedLogs:
+    kind = media_type(content_type)
+    raw = inflate(body, encoding)
+    return _decode_logs_protobuf(raw) if kind == PROTOBUF else _decode_logs_json(raw)
+
+
+@dataclass
+class DecodedMetrics:
+    """Data points by metric name (each point: attributes, and sum/count/value as given)."""
+
+    points: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    rejected: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+def _decode_metrics_protobuf(raw: bytes) -> DecodedMetrics:
+    request = ExportMetricsServiceRequest()
+    try:
+        request.ParseFromString(raw)
+    except DecodeError as error:
+        raise InvalidInput("the body is not an OTLP ExportMetricsServiceRequest") from error
+    out = DecodedMetrics()
+    for resource_metrics in request.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                data = metric.WhichOneof("data")
+                points = getattr(metric, data).data_points if data else []
+                for point in points:
+                    entry: dict[str, Any] = {"attributes": _pb_attributes(point.attributes)}
+                    for name in ("sum", "count", "as_int", "as_double"):
+                        if hasattr(point, name):
+                            entry[name] = getattr(point, name)
+                    out.points.setdefault(metric.name, []).append(entry)
+    return out
+
+
+def _decode_metrics_json(raw: bytes) -> DecodedMetrics:
+    try:
+        request = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InvalidInput("the body is not valid JSON") from error
+    if not isinstance(request, dict) or not isinstance(request.get("resourceMetrics", []), list):
+        raise InvalidInput("the body is not an OTLP/JSON ExportMetricsServiceRequest")
+    out = DecodedMetrics()
+    for resource_metrics in request.get("resourceMetrics", []):
+        for scope_metrics in resource_metrics.get("scopeMetrics", []):
+            for metric in scope_metrics.get("metrics", []):
+                for kind in ("gauge", "sum", "histogram", "exponentialHistogram", "summary"):
+                    for point in (metric.get(kind) or {}).get("dataPoints", []):
+                        try:
+                            out.points.setdefault(str(metric.get("name", "")), []).append(
+                                {"attributes": _json_attributes(point.get("attributes")), **point}
+                            )
+                        except (ValueError, TypeError, KeyError, AttributeError) as error:
+                            out.rejected += 1
+                            out.reasons.append(str(error))
+    return out
+
+
+def decode_metrics_request(
+    body: bytes, content_type: str | None, encoding: str | None
+) -> DecodedMetrics:
+    kind = media_type(content_type)
+    raw = inflate(body, encoding)
+    return _decode_metrics_protobuf(raw) if kind == PROTOBUF else _decode_metrics_json(raw)
+
+
+def encode_signal_response(signal: str, kind: str, rejected: int, message: str | None) -> bytes:
+    """An Export{Logs,Metrics}ServiceResponse in the request's content type (``signal`` is
+    ``logs`` or ``metrics``; traces use ``encode_response``)."""
+    field_name = "rejected_log_records" if signal == "logs" else "rejected_data_points"
+    if kind == PROTOBUF:
+        response = (
+            ExportLogsServiceResponse() if signal == "logs" else ExportMetricsServiceResponse()
+        )
+        if rejected:
+            setattr(response.partial_success, field_name, rejected)
+            response.partial_success.error_message = message or ""
+        return response.SerializeToString()
+    if not rejected:
+        return b"{}"
+    camel = "rejectedLogRecords" if signal == "logs" else "rejectedDataPoints"
+    return json.dumps(
+        {"partialSuccess": {camel: str(rejected), "errorMessage": message or ""}}
+    ).encode()

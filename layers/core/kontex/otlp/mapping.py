@@ -41,7 +41,9 @@ SESSION_KEYS = (
 
 
 def kind_of(span: dict[str, Any]) -> str:
-    """``task``, ``llm``, ``tool`` or ``other``."""
+    """``task``, ``llm``, ``tool``, ``events`` or ``other``."""
+    if span.get("events_of"):
+        return "events"  # GenAI events of a span, received as OTLP log records
     a = span["attributes"]
     traceloop = str(a.get("traceloop.span.kind", "")).lower()
     operation = str(a.get("gen_ai.operation.name", "")).lower()
@@ -289,6 +291,56 @@ def llm_call(span: dict[str, Any]) -> LlmCall:
     return call
 
 
+def usage(span: dict[str, Any]) -> dict[str, Any]:
+    """The per-call usage a span gives: token counts from ``gen_ai.usage.*`` (and the older
+    names), ``latency_ms`` from the span's duration. Only the keys known are present."""
+    a = span["attributes"]
+    found: dict[str, Any] = {
+        "input_tokens": _first_int(
+            a,
+            "gen_ai.usage.input_tokens",
+            "gen_ai.usage.prompt_tokens",
+            "llm.usage.prompt_tokens",
+            "llm.token_count.prompt",
+        ),
+        "output_tokens": _first_int(
+            a,
+            "gen_ai.usage.output_tokens",
+            "gen_ai.usage.completion_tokens",
+            "llm.usage.completion_tokens",
+            "llm.token_count.completion",
+        ),
+        "cache_read_tokens": _first_int(
+            a,
+            "gen_ai.usage.cache_read_input_tokens",
+            "gen_ai.usage.cache_read.input_tokens",
+            "llm.token_count.prompt_details.cache_read",
+        ),
+        "cache_write_tokens": _first_int(
+            a,
+            "gen_ai.usage.cache_creation_input_tokens",
+            "gen_ai.usage.cache_creation.input_tokens",
+            "llm.token_count.prompt_details.cache_write",
+        ),
+    }
+    start, end = span.get("start_time_unix_nano") or 0, span.get("end_time_unix_nano") or 0
+    if start and end >= start:
+        found["latency_ms"] = round((end - start) / 1e6, 3)
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def has_content(span: dict[str, Any]) -> bool:
+    """Whether an LLM span carries messages (the anthropic SDK's own spans carry usage only)."""
+    return bool(llm_call(span).messages)
+
+
+def tool_input(value: Any) -> Any:
+    """A tool's input as the model gave it: Traceloop records ``{"args": [], "kwargs": {...}}``."""
+    if isinstance(value, dict) and set(value) == {"args", "kwargs"} and not value["args"]:
+        return value["kwargs"]
+    return value
+
+
 def tool_execution(span: dict[str, Any]) -> ToolCall:
     a = span["attributes"]
     name = a.get("gen_ai.tool.name") or a.get("traceloop.entity.name") or a.get("tool.name")
@@ -299,9 +351,9 @@ def tool_execution(span: dict[str, Any]) -> ToolCall:
         "gen_ai.tool.call.result", a.get("traceloop.entity.output", a.get("output.value"))
     )
     return ToolCall(
-        id=str(a.get("gen_ai.tool.call.id") or span["span_id"]),
+        id=str(a.get("gen_ai.tool.call.id") or a.get("tool.call.id") or span["span_id"]),
         tool=str(name or span["name"]),
-        input=_json(arguments),
+        input=tool_input(_json(arguments)),
         output=_json(result),
         status="error" if span.get("status") == "error" else "success",
         timestamp=span_time(span["end_time_unix_nano"]),
@@ -310,3 +362,67 @@ def tool_execution(span: dict[str, Any]) -> ToolCall:
 
 def span_time(nanos: int) -> datetime:
     return datetime.fromtimestamp(nanos / 1e9, UTC) if nanos else datetime.now(UTC)
+
+
+# -- GenAI events (OTLP log records) ----------------------------------------------------------
+
+EVENT_ROLES = {
+    "gen_ai.system.message": "system",
+    "gen_ai.user.message": "user",
+    "gen_ai.assistant.message": "assistant",
+    "gen_ai.tool.message": "tool",
+}
+
+
+def is_genai_event(name: str) -> bool:
+    return name in EVENT_ROLES or name in (
+        "gen_ai.choice",
+        "gen_ai.client.inference.operation.details",
+    )
+
+
+def _event_group(role: str, body: dict[str, Any]) -> dict[str, Any]:
+    """An event body (``content``, ``tool_calls``, ``id``) as an indexed-attribute group."""
+    group: dict[str, Any] = {"role": body.get("role") or role, "content": body.get("content")}
+    for j, call in enumerate(body.get("tool_calls") or []):
+        function = call.get("function") or {}
+        group[f"tool_calls.{j}.id"] = call.get("id")
+        group[f"tool_calls.{j}.name"] = function.get("name", call.get("name"))
+        arguments = function.get("arguments", call.get("arguments"))
+        group[f"tool_calls.{j}.arguments"] = arguments
+    if role == "tool" and body.get("id"):
+        group["tool_call_id"] = body["id"]
+    return group
+
+
+def event_messages(events: list[dict[str, Any]]) -> tuple[list[Message], list[str]]:
+    """Messages (and reasoning) of an LLM call from its GenAI events, in time order: the
+    ``gen_ai.{system,user,assistant,tool}.message`` events of the prompt, then the
+    ``gen_ai.choice`` events of the reply (or one ``gen_ai.client.inference.operation.details``
+    event carrying ``gen_ai.input.messages`` / ``gen_ai.output.messages``). The messages equal
+    those of the same call given as span attributes."""
+    ordered = sorted(events, key=lambda e: e.get("time_unix_nano") or 0)
+    details = [e for e in ordered if e["name"] == "gen_ai.client.inference.operation.details"]
+    if details:
+        attributes: dict[str, Any] = {}
+        for event in details:
+            attributes.update(event.get("attributes") or {})
+            if isinstance(event.get("body"), dict):
+                attributes.update(event["body"])
+        call = llm_call({"attributes": {**attributes, "gen_ai.operation.name": "chat"}})
+        return call.messages, call.reasoning
+    messages: list[Message] = []
+    choices: list[tuple[int, Message]] = []
+    for event in ordered:
+        body = event.get("body")
+        body = _json(body) if isinstance(body, str) else body
+        if not isinstance(body, dict):
+            body = {"content": body}
+        if event["name"] in EVENT_ROLES:
+            role = EVENT_ROLES[event["name"]]
+            messages.append(_indexed_message(_event_group(role, body), role))
+        elif event["name"] == "gen_ai.choice":
+            message = body.get("message") or {}
+            group = _event_group("assistant", message if isinstance(message, dict) else {})
+            choices.append((int(body.get("index") or 0), _indexed_message(group, "assistant")))
+    return messages + [m for _, m in sorted(choices, key=lambda c: c[0])], []

@@ -197,6 +197,7 @@ def plan(bundle: ContextBundle) -> Plan:
         "model": bundle.model,
         "source": bundle.source.value,
         "captured_at": bundle.captured_at.isoformat() if bundle.captured_at else None,
+        "usage": bundle.usage,
     }
     if bundle.usage is not None:  # only then: manifests without usage keep their bytes
         scalars["usage"] = bundle.usage.model_dump(mode="json", exclude_none=True)

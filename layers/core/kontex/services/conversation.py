@@ -25,6 +25,7 @@ def conversation_tool_calls(messages: list[Message], at: datetime | None) -> lis
             continue
         for block in message.content:
             if block.get("type") == "tool_use":
+                answered = str(block.get("id")) in results
                 output, failed = results.get(str(block.get("id")), (None, False))
                 calls.append(
                     ToolCall(
@@ -32,7 +33,7 @@ def conversation_tool_calls(messages: list[Message], at: datetime | None) -> lis
                         tool=str(block.get("name")),
                         input=block.get("input"),
                         output=output,
-                        status="error" if failed else "success",
+                        status="error" if failed else "success" if answered else "pending",
                         timestamp=at,
                     )
                 )

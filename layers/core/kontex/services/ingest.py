@@ -7,12 +7,19 @@ for its size.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from kontex.domain.models import ApiKey
-from kontex.otlp.decode import decode_request, media_type
+from kontex.otlp import mapping
+from kontex.otlp.decode import (
+    decode_logs_request,
+    decode_metrics_request,
+    decode_request,
+    media_type,
+)
 from kontex.ports import Queue
 from kontex.services import sessions
 from kontex.services.deps import Deps
@@ -64,3 +71,81 @@ def accept(
 def _message(envelope: dict[str, Any], spans: list[str]) -> str:
     head = json.dumps(envelope, separators=(",", ":"))[:-1]
     return f'{head},"spans":[{",".join(spans)}]}}'
+
+
+# -- OTLP logs and metrics ---------------------------------------------------------------------
+
+
+def accept_logs(
+    deps: Deps,
+    queue: Queue,
+    key: ApiKey,
+    body: bytes,
+    content_type: str | None,
+    content_encoding: str | None,
+    session_id: str | None,
+) -> Accepted:
+    """OTLP logs: the GenAI events (``gen_ai.*.message``, ``gen_ai.choice``...) with a span
+    context are queued, per span, as one ``events`` record of that span (the worker joins it to
+    its span by trace and span id); other records are acknowledged and ignored."""
+    kind = media_type(content_type)
+    if session_id:
+        sessions.get_session(deps, key.account_id, session_id)
+    decoded = decode_logs_request(body, content_type, content_encoding)
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for record in decoded.records:
+        if record["trace_id"] and record["span_id"] and mapping.is_genai_event(record["name"]):
+            groups.setdefault((record["trace_id"], record["span_id"]), []).append(record)
+    records = []
+    for (trace_id, span_id), events in groups.items():
+        payload = [
+            {k: e[k] for k in ("name", "time_unix_nano", "body", "attributes")} for e in events
+        ]
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        times = [int(e["time_unix_nano"] or 0) for e in events]
+        records.append(
+            {
+                "trace_id": trace_id,
+                "span_id": f"{span_id}-events-{digest}",
+                "parent_span_id": span_id,
+                "events_of": span_id,
+                "name": "gen_ai events",
+                "kind": "internal",
+                "start_time_unix_nano": min(times),
+                "end_time_unix_nano": max(times),
+                "status": "unset",
+                "status_message": None,
+                "attributes": {},
+                "events": payload,
+                "resource": events[0]["resource"],
+                "scope": "",
+            }
+        )
+    envelope = {"account_id": key.account_id, "session_id": session_id or None}
+    rejected, reasons = decoded.rejected, list(decoded.reasons)
+    for record in records:
+        encoded = json.dumps({**envelope, "spans": [record]}, separators=(",", ":"))
+        if len(encoded) > MESSAGE_BUDGET:
+            rejected += len(record["events"])
+            reasons.append(f"the events of span {record['events_of']} are over the size limit")
+            continue
+        queue.send(SPANS_QUEUE, [encoded])
+    message = "; ".join(dict.fromkeys(reasons)) if rejected else None
+    return Accepted(kind, len(decoded.records), rejected, message)
+
+
+def accept_metrics(
+    deps: Deps,
+    key: ApiKey,
+    body: bytes,
+    content_type: str | None,
+    content_encoding: str | None,
+) -> Accepted:
+    """OTLP metrics: validated and acknowledged. Per-call usage and latency come from spans
+    (``gen_ai.usage.*`` and the span's duration); the aggregated ``gen_ai.client.*`` metrics
+    carry no span to join, so they are not stored."""
+    kind = media_type(content_type)
+    decoded = decode_metrics_request(body, content_type, content_encoding)
+    points = sum(len(p) for p in decoded.points.values())
+    message = "; ".join(dict.fromkeys(decoded.reasons)) if decoded.rejected else None
+    return Accepted(kind, points, decoded.rejected, message)

@@ -76,3 +76,14 @@ def anthropic_usage(
     )
     made.cost_usd = cost(made, price_of(model, table))
     return made
+
+
+def priced(
+    usage: dict[str, Any] | None, model: str | None, table: dict[str, dict[str, float]]
+) -> Usage | None:
+    """A span's usage (token counts and latency as keys) with its cost from the table."""
+    if not usage:
+        return None
+    made = Usage.model_validate(usage)
+    made.cost_usd = cost(made, price_of(model, table))
+    return made

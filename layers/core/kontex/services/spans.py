@@ -11,11 +11,38 @@ Where things land:
 - an LLM span becomes a snapshot (source ``openllmetry``) in the task of its nearest task
   ancestor, or in the trace's own task ("trace <name>") when it has none; the bundle holds the
   prompt messages with their roles, the reply appended, reasoning, the tool calls of the
-  conversation (results matched by id) merged with tool spans of the trace that ended before
+  conversation (results matched by id) merged with the tool spans of its task that ended before
   it, the model and the usage (input + output tokens as ``token_total``);
 - a tool span becomes a tool call: when its task already has a snapshot, a new snapshot
-  "tool: <name>" holds that snapshot's content with the call merged in (by id); otherwise it
+  "tool: <name>" holds that snapshot's content with the call merged in (rules below); otherwise it
   waits in the trace and is merged into the next LLM snapshot.
+
+Fidelity rules (the spans of today's stacks: Traceloop/OpenLLMetry beside the anthropic SDK's
+own spans):
+- an LLM span without content (the anthropic SDK's ``anthropic.messages.create``: usage, no
+  messages) never becomes a snapshot. Its usage and timing complete the snapshot of its twin,
+  the LLM span with content for the same call (its parent, child or sibling whose time overlaps
+  it), when that twin is processed with it;
+- GenAI events sent as OTLP logs (``gen_ai.*.message`` / ``gen_ai.choice``) are stored as
+  ``events`` records of their span (joined by trace and span id) and give an LLM span without
+  content attributes its messages;
+- a tool span completes the model's call it executed, matched by tool-call id, else by tool name
+  and equal input (Traceloop's ``{"args": [], "kwargs": {...}}`` compared by its kwargs), else
+  the oldest call of that tool still without output; it never adds a second call (only a tool
+  that no call of the conversation asked for is added). A call without result yet is
+  ``pending`` with ``output: null``;
+- every snapshot records ``usage`` (input/output/cache tokens from ``gen_ai.usage.*``,
+  ``latency_ms`` from the span's duration); "tool: ..." snapshots record none.
+
+Placement does not depend on arrival order. A span waits (stays pending) while an ancestor it
+names is not known yet, and an LLM span without any content waits for its events or its twin;
+both are processed, in start order, as soon as a later batch of the trace completes what they
+wait for (with ``Traceloop.init(disable_batch=True)`` children are exported before their
+parents, so the whole trace is placed when its root arrives, exactly as with batching). A span
+waits at most ``KONTEX_SPAN_GRACE_SECONDS`` (default 30) after it was received: the worker
+queues a delayed retry of its trace (``retry_traces``, after the grace period), and that retry,
+or any later batch of the trace, processes it as it is (a span whose parent never comes lands
+in the trace's own task).
 
 Ids of tasks and snapshots made from spans derive from (account, trace, span), so a
 redelivered or re-exported span meets a ``Conflict`` and creates nothing twice.
@@ -29,6 +56,7 @@ for a new session name, making that session.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,26 +71,49 @@ from kontex.domain.models import (
 )
 from kontex.ids import derived_id
 from kontex.otlp import mapping
-from kontex.services import sessions, snapshots
+from kontex.services import pricing, sessions, snapshots
 from kontex.services.conversation import conversation_tool_calls
 from kontex.services.deps import Deps
 
+GRACE_SECONDS = float(os.environ.get("KONTEX_SPAN_GRACE_SECONDS", "30"))
 
-def store_batch(deps: Deps, messages: Sequence[dict[str, Any]]) -> int:
+
+def store_batch(
+    deps: Deps,
+    messages: Sequence[dict[str, Any]],
+    waiting: list[tuple[str, str]] | None = None,
+) -> int:
     """Queued span messages (a whole queue batch): store their spans, then process each trace
-    they touch once. Returns the snapshots made."""
+    they touch once. Returns the snapshots made; the (account, trace) pairs with spans left
+    waiting are appended to ``waiting`` (to process again once the grace period is over).
+
+    A message is ``{"account_id", "session_id", "spans": [...]}`` from ingest, or
+    ``{"account_id", "retry_traces": [...]}``: the worker's own delayed retry of waiting spans."""
     spans: list[tuple[str, dict[str, Any]]] = []
+    retries: list[tuple[str, str]] = []
+    received = deps.clock().timestamp()
     for message in messages:
         account_id = str(message["account_id"])
+        retries += [(account_id, str(t)) for t in message.get("retry_traces", [])]
         header = message.get("session_id")
         spans += [
-            (account_id, {**span, "kind": mapping.kind_of(span), "header_session_id": header})
-            for span in message["spans"]
+            (
+                account_id,
+                {
+                    **span,
+                    "kind": mapping.kind_of(span),
+                    "header_session_id": header,
+                    "received_at": received,
+                },
+            )
+            for span in message.get("spans", [])
         ]
-    if not spans:
+    if not spans and not retries:
         return 0
-    deps.store.insert_spans(spans, deps.clock())
-    return process_traces(deps, [(account_id, span["trace_id"]) for account_id, span in spans])
+    if spans:
+        deps.store.insert_spans(spans, deps.clock())
+    keys = [(account_id, span["trace_id"]) for account_id, span in spans] + retries
+    return process_traces(deps, keys, waiting)
 
 
 def process_trace(deps: Deps, account_id: str, trace_id: str) -> int:
@@ -70,7 +121,19 @@ def process_trace(deps: Deps, account_id: str, trace_id: str) -> int:
     return process_traces(deps, [(account_id, trace_id)])
 
 
-def process_traces(deps: Deps, keys: Sequence[tuple[str, str]]) -> int:
+def retry_messages(waiting: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The delayed-retry messages for traces with waiting spans, one per account."""
+    by_account: dict[str, list[str]] = {}
+    for account_id, trace_id in dict.fromkeys(waiting):
+        by_account.setdefault(account_id, []).append(trace_id)
+    return [{"account_id": a, "retry_traces": t} for a, t in by_account.items()]
+
+
+def process_traces(
+    deps: Deps,
+    keys: Sequence[tuple[str, str]],
+    waiting: list[tuple[str, str]] | None = None,
+) -> int:
     """Process the pending spans of each (account_id, trace_id); returns snapshots made."""
     keys = list(dict.fromkeys(keys))
     found = deps.store.trace_spans(keys)
@@ -79,11 +142,16 @@ def process_traces(deps: Deps, keys: Sequence[tuple[str, str]]) -> int:
     traces = [_Trace(batch, a, t, found[(a, t)], linked.get((a, t))) for a, t in keys]
     batch.resolve_names(traces)
     work: list[tuple[_Trace, dict[str, Any], str]] = []
+    now = deps.clock().timestamp()
     for trace in traces:
         for span in trace.spans:
             session_id = None if span["done"] else trace.session_of(span)
             if session_id is None:
                 continue  # done, or kept pending until the trace is linked
+            if trace.waits(span, now):
+                if waiting is not None:
+                    waiting.append((trace.account_id, trace.trace_id))
+                continue  # an ancestor, its events or its twin may still come
             if span["kind"] == "task":
                 trace.task_of_task_span(span, session_id)
             elif span["kind"] in ("llm", "tool"):
@@ -93,7 +161,7 @@ def process_traces(deps: Deps, keys: Sequence[tuple[str, str]]) -> int:
         deps.store.ensure_tasks(list(batch.tasks.values()))
     made = 0
     for trace, span, session_id in work:
-        if span["kind"] == "llm":
+        if span["kind"] == "llm" and trace.content(span):
             made += trace.snapshot_llm(span, session_id)
         elif span["kind"] == "tool":
             made += trace.snapshot_tool(span, session_id)
@@ -172,10 +240,91 @@ class _Trace:
         self.spans = spans
         self.by_id = {s["span_id"]: s for s in self.spans}
         self.linked = linked
+        self.calls: dict[str, mapping.LlmCall] = {}
+
+    # -- what a span waits for ------------------------------------------------------------
+
+    def waits(self, span: dict[str, Any], now: float) -> bool:
+        if now - float(span.get("received_at") or now) >= GRACE_SECONDS:
+            return False
+        if not self._ancestors_known(span):
+            return True
+        if span["kind"] == "llm" and not self.content(span):
+            return not self._twins(span, with_content=True)  # its events or its twin may come
+        return False
+
+    def _ancestors_known(self, span: dict[str, Any]) -> bool:
+        seen = set()
+        parent_id = span.get("parent_span_id")
+        while parent_id and parent_id not in seen:
+            seen.add(parent_id)
+            parent = self.by_id.get(parent_id)
+            if parent is None:
+                return False
+            parent_id = parent.get("parent_span_id")
+        return True
+
+    def call(self, span: dict[str, Any]) -> mapping.LlmCall:
+        """The span's LLM call; its messages from its GenAI events when its attributes have
+        none."""
+        if span["span_id"] not in self.calls:
+            call = mapping.llm_call(span)
+            if not call.messages:
+                events = [
+                    e
+                    for s in self.spans
+                    if s["kind"] == "events" and s.get("parent_span_id") == span["span_id"]
+                    for e in s.get("events", [])
+                ]
+                if events:
+                    call.messages, call.reasoning = mapping.event_messages(events)
+            self.calls[span["span_id"]] = call
+        return self.calls[span["span_id"]]
+
+    def content(self, span: dict[str, Any]) -> bool:
+        return bool(self.call(span).messages)
+
+    def _twins(self, span: dict[str, Any], *, with_content: bool) -> list[dict[str, Any]]:
+        """LLM spans for the same call: parent, child or sibling, overlapping in time, with
+        content (``with_content``) or with usage and no content."""
+        parent = span.get("parent_span_id")
+        found = []
+        for other in self.spans:
+            if other is span or other["kind"] in ("task", "tool", "events"):
+                continue
+            related = (
+                other.get("parent_span_id") == span["span_id"]
+                or (parent and other["span_id"] == parent)
+                or (parent and other.get("parent_span_id") == parent)
+            )
+            overlaps = (
+                other["start_time_unix_nano"] <= span["end_time_unix_nano"]
+                and span["start_time_unix_nano"] <= other["end_time_unix_nano"]
+            )
+            if not (related and overlaps):
+                continue
+            has_content = other["kind"] == "llm" and self.content(other)
+            usage_only = not has_content and any(
+                k.startswith("gen_ai.usage.") for k in other["attributes"]
+            )
+            if has_content if with_content else usage_only:
+                found.append(other)
+        return found
+
+    def usage(self, span: dict[str, Any]) -> dict[str, Any] | None:
+        """The call's usage: the span's own, completed by its usage-only twins."""
+        found = mapping.usage(span)
+        for twin in self._twins(span, with_content=False):
+            for key, value in mapping.usage(twin).items():
+                found.setdefault(key, value)
+        return found or None
 
     # -- sessions -------------------------------------------------------------------------
 
     def session_of(self, span: dict[str, Any]) -> str | None:
+        if span["kind"] == "events":  # GenAI events belong where their span does
+            owner = self.by_id.get(span.get("events_of") or "")
+            return self.session_of(owner) if owner else None
         header = span.get("header_session_id")
         if header:
             return str(header)
@@ -214,19 +363,24 @@ class _Trace:
 
     # -- snapshots ------------------------------------------------------------------------
 
-    def _tool_spans_before(self, end_ns: int) -> list[ToolCall]:
+    def _tool_spans_before(self, span: dict[str, Any]) -> list[ToolCall]:
+        """Tool spans of the LLM span's task that ended before it (another task's tools are
+        not part of this conversation)."""
+        task = self._task_ancestor(span)
         return [
             mapping.tool_execution(s)
             for s in self.spans
-            if s["kind"] == "tool" and s["end_time_unix_nano"] <= end_ns
+            if s["kind"] == "tool"
+            and s["end_time_unix_nano"] <= span["end_time_unix_nano"]
+            and self._task_ancestor(s) is task
         ]
 
     def snapshot_llm(self, span: dict[str, Any], session_id: str) -> bool:
-        call = mapping.llm_call(span)
+        call = self.call(span)
         at = mapping.span_time(span["end_time_unix_nano"])
         tool_calls = _merge_calls(
             conversation_tool_calls(call.messages, at),
-            self._tool_spans_before(span["end_time_unix_nano"]),
+            self._tool_spans_before(span),
         )
         bundle = ContextBundle(
             messages=call.messages,
@@ -236,6 +390,9 @@ class _Trace:
             token_total=call.token_total,
             source=SnapshotSource.OPENLLMETRY,
             captured_at=at,
+            usage=pricing.priced(
+                self.usage(span), call.model, pricing.price_table(self.deps.prices_file)
+            ),
         )
         return self._write(span, session_id, span["name"] or "llm call", bundle)
 
@@ -253,6 +410,7 @@ class _Trace:
                 "tool_calls": _merge_calls(previous.tool_calls, [call]),
                 "source": SnapshotSource.OPENLLMETRY,
                 "captured_at": mapping.span_time(span["end_time_unix_nano"]),
+                "usage": None,  # not an LLM call: usage is counted on the call's snapshot
             }
         )
         return self._write(span, session_id, f"tool: {call.tool}", bundle)
@@ -276,27 +434,48 @@ class _Trace:
 def _merge_calls(calls: list[ToolCall], executed: list[ToolCall]) -> list[ToolCall]:
     """Conversation tool calls completed by the executed ones (tool spans).
 
-    An execution matches the call with its id; failing that (Traceloop tool spans do not
-    carry the model's tool-call id), the first call of the same tool still without output.
-    Executions that match nothing are appended.
+    An execution matches the call with its id; failing that (Traceloop tool spans do not carry
+    the model's tool-call id), a call of the same tool with equal input; failing that, the
+    oldest call of that tool still without output. An execution never adds a second call: one
+    that matches nothing is added only when no call of its tool is in the conversation. Calls
+    still without output are ``pending``.
     """
     merged = list(calls)
-    unmatched = []
+    used: set[int] = set()
+    added: list[ToolCall] = []
     for run in executed:
-        index = next((i for i, c in enumerate(merged) if c.id == run.id), None)
-        if index is None:
+        index = None
+        for rule in ("id", "input", "open"):
             index = next(
-                (i for i, c in enumerate(merged) if c.tool == run.tool and c.output is None), None
+                (i for i, c in enumerate(merged) if i not in used and _matches(rule, c, run)),
+                None,
             )
+            if index is not None:
+                break
         if index is None:
-            unmatched.append(run)
+            if not any(c.tool == run.tool for c in merged + added):
+                added.append(run)
             continue
+        used.add(index)
         call = merged[index]
+        output = call.output if call.output is not None else run.output
         merged[index] = call.model_copy(
             update={
-                "output": call.output if call.output is not None else run.output,
-                "status": "error" if "error" in (call.status, run.status) else "success",
+                "output": output,
+                "status": "error"
+                if "error" in (call.status, run.status)
+                else "pending"
+                if output is None
+                else "success",
                 "timestamp": run.timestamp or call.timestamp,
             }
         )
-    return merged + unmatched
+    return merged + added
+
+
+def _matches(rule: str, call: ToolCall, run: ToolCall) -> bool:
+    if rule == "id":
+        return call.id == run.id
+    if rule == "input":
+        return call.tool == run.tool and call.input == run.input
+    return call.tool == run.tool and call.output is None

@@ -152,7 +152,9 @@ def stats(deps: Deps, account_id: str, session_id: str) -> dict[str, Any]:
     raw = deps.store.session_stats(account_id, session_id)
     return {
         "total_messages": raw["total_messages"],
-        "total_tool_calls": raw["tool_calls_success"] + raw["tool_calls_error"],
+        "total_tool_calls": raw["tool_calls_success"]
+        + raw["tool_calls_error"]
+        + raw["tool_calls_pending"],
         "total_snapshots": raw["total_snapshots"],
         # what the session's LLM calls used, each call counted once (services/pricing)
         "total_tokens": raw["usage"]["total_tokens"],
@@ -160,9 +162,11 @@ def stats(deps: Deps, account_id: str, session_id: str) -> dict[str, Any]:
         # the context size now: the latest snapshot of each task (not a sum over snapshots,
         # which counts every message again in each later snapshot)
         "context_tokens": raw["context_tokens"],
+        "llm_calls": raw["usage"]["calls"],
         "tool_calls_by_status": {
             "success": raw["tool_calls_success"],
             "error": raw["tool_calls_error"],
+            "pending": raw["tool_calls_pending"],
         },
     }
 
