@@ -13,6 +13,6 @@ app = build_resolver()
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
-@metrics.log_metrics(capture_cold_start_metric=True)
+@metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return handle(app, event, context)

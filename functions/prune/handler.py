@@ -28,7 +28,7 @@ class PruneRequest(BaseModel):
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
-@metrics.log_metrics(capture_cold_start_metric=True)
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = PruneRequest.model_validate(event)
     deps = container().deps

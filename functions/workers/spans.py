@@ -64,7 +64,7 @@ def record_handler(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
-@metrics.log_metrics(capture_cold_start_metric=True)
+@metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     records = event["Records"]
     deps = container().deps

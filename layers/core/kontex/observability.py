@@ -7,14 +7,15 @@ time). Outside Lambda (tests, ``kontex dev``) tracing is off by itself; the loca
 metrics off with ``POWERTOOLS_METRICS_DISABLED``.
 
 Metrics (namespace ``Kontex``, dimension ``service``): ``SpansAccepted``, ``SpansRefused``,
-``SnapshotsWritten``, ``RecordsFailed``, ``IntegrityErrors``, ``UpstreamLatency`` (ms),
-``ColdStart``. Queue age and dead letters come from SQS's own metrics (the dashboard shows
-them beside these).
+``SnapshotsWritten``, ``RecordsFailed``, ``IntegrityErrors``, ``UpstreamLatency`` (ms).
+Queue age and dead letters come from SQS's own metrics, cold starts from Lambda's own
+``Init Duration`` (the dashboard shows the queues beside these).
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 
 from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -23,6 +24,8 @@ NAMESPACE = "Kontex"
 tracer = Tracer()
 metrics = Metrics(namespace=NAMESPACE)
 log = logging.getLogger("kontex.metrics")
+# a request that counted nothing flushes nothing: not worth a warning per request
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
 def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> None:
