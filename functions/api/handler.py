@@ -4,7 +4,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from kontex.api import build_resolver, handle
+from kontex.api.rest import build_resolver, handle
 from kontex.observability import metrics, tracer
 
 logger = Logger(service="kontex-api")

@@ -1,0 +1,68 @@
+"""The REST surface: a Powertools resolver with one router per resource."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
+
+from kontex import __version__
+from kontex.api import errors, keys, queries, sessions, snapshots, tasks, threads
+from kontex.api.auth import admit, current_key
+from kontex.api.guard import check_request
+from kontex.api.openapi import render as complete_openapi
+from kontex.domain.errors import KontexError
+
+OPENAPI = {
+    "title": "Kontex API",
+    "version": __version__,
+    "description": "Immutable snapshots of AI agent runs: sessions, task trees, rollback, diffs.",
+    "security_schemes": {
+        "bearer": HTTPBearer(description="Authorization: Bearer kontex_..."),
+        "api_key": APIKey(name="X-Kontex-Api-Key", **{"in": APIKeyIn.header}),
+    },
+    "security": [{"bearer": []}, {"api_key": []}],
+}
+
+
+def build_resolver() -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver(enable_validation=True)
+    errors.register(app)
+    for module in (keys, sessions, tasks, snapshots, queries, threads):
+        app.include_router(module.router)
+
+    @app.get("/health", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/v1/openapi.json", include_in_schema=False)
+    def openapi() -> Response[str]:
+        document = complete_openapi(app.get_openapi_json_schema(**OPENAPI))  # type: ignore[arg-type]
+        return Response(status_code=200, content_type="application/json", body=document)
+
+    app.enable_swagger(path="/v1/docs", **OPENAPI)  # type: ignore[arg-type]
+    return app
+
+
+def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Admit the caller, then route; routes read the key with ``auth.caller()``."""
+    try:
+        key = admit(event)
+        check_request(event)
+    except KontexError as error:
+        status, headers = errors.status_of(error)
+        body = {"error": error.code, "message": error.message, "details": error.details}
+        return {
+            "statusCode": status,
+            "headers": {"Content-Type": "application/json", **headers},
+            "body": json.dumps(body, default=str),
+            "isBase64Encoded": False,
+        }
+    token = current_key.set(key) if key is not None else None
+    try:
+        return app.resolve(event, context)
+    finally:
+        if token is not None:
+            current_key.reset(token)
