@@ -314,7 +314,10 @@ class AsgiApp:
 
 def make_server(host: str, port: int, stack: LocalStack) -> tuple[uvicorn.Server, socket.socket]:
     """uvicorn on a socket bound here, so port 0 works and the real port is known at once."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only when the
+    # socket says it is TCP; without it every answer (head, then body) met a 40 ms delayed ACK
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     config = uvicorn.Config(
