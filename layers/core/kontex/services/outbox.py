@@ -2,7 +2,7 @@
 
 A use case writes its event rows in its own transaction (``unit.add_event`` or the store's
 ``event_id=`` arguments), then calls ``relay`` with their ids: each is published through
-``deps.events`` and marked. An event whose publishing fails stays unpublished, and ``sweep``
+``deps.events`` and its row removed. An event whose publishing fails stays unpublished, and ``sweep``
 (a timer locally, a scheduled function on AWS) publishes it later. Nothing announced is lost
 for good; an event may go out twice, so consumers are idempotent by event id.
 """
@@ -29,7 +29,7 @@ def event(
 
 
 def publish(deps: Deps, events: Sequence[Event]) -> int:
-    """Publish events and mark those that went out; returns how many did."""
+    """Publish events and remove the rows of those that went out; returns how many did."""
     sent: list[str] = []
     for e in events:
         try:
