@@ -1,10 +1,11 @@
 """The outbox: events written with the changes they announce, published after the commit.
 
 A use case writes its event rows in its own transaction (``unit.add_event`` or the store's
-``event_id=`` arguments), then calls ``relay`` with their ids: each is published through
-``deps.events`` and its row removed. An event whose publishing fails stays unpublished, and ``sweep``
-(a timer locally, a scheduled function on AWS) publishes it later. Nothing announced is lost
-for good; an event may go out twice, so consumers are idempotent by event id.
+``event_id=`` arguments), then publishes them (``publish``, or ``relay`` with their ids): each
+goes out through ``deps.events`` and its row is removed. An event whose publishing fails stays,
+and ``sweep`` (a timer locally, a scheduled function on AWS: not wired yet) publishes it later.
+Nothing announced is lost for good; an event may go out twice, so consumers are idempotent by
+event id.
 """
 
 from __future__ import annotations
