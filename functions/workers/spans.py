@@ -3,12 +3,11 @@
 The whole SQS batch is one unit of work (``spans.store_batch``). When it fails, the records
 are processed again one by one through the Powertools batch processor, so only a record that
 fails on its own is reported in ``batchItemFailures`` and retried. Spans left waiting (see
-``kontex.services.spans``) get a delayed retry of their trace on this same queue.
+``kontex.services.spans``) get a delayed retry of their trace on this same queue
+(``spans.retry_later``: an SQS delay on AWS, a delayed message in the local queue).
 """
 
 import json
-import threading
-from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import (
@@ -20,38 +19,12 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kontex.adapters.claim_check import all_claimed, claimed
-from kontex.adapters.sqs_queue import SqsQueue
 from kontex.bootstrap import container
 from kontex.observability import count, metrics, tracer
 from kontex.services import spans
-from kontex.services.ingest import SPANS_QUEUE
 
 logger = Logger(service="kontex-spans")
 processor = BatchProcessor(event_type=EventType.SQS)
-
-
-def retry_later(waiting: list[tuple[str, str]]) -> None:
-    """Queue a retry of the traces whose spans wait (for an ancestor, their events or their
-    twin), due when the grace period is over: SQS delays the message; the local stack's
-    in-process queue, which cannot, gets it from a timer. Best effort: the spans are stored,
-    and any later batch of their trace processes them too."""
-    if not waiting:
-        return
-    bodies = [json.dumps(m) for m in spans.retry_messages(waiting)]
-    delay = min(int(spans.GRACE_SECONDS) + 1, 900)  # SQS delays at most 15 minutes
-    queue: Any = container().queue
-    try:
-        if isinstance(queue, SqsQueue):
-            for body in bodies:
-                queue.client.send_message(
-                    QueueUrl=queue.urls[SPANS_QUEUE], MessageBody=body, DelaySeconds=delay
-                )
-        else:
-            timer = threading.Timer(delay, queue.send, args=(SPANS_QUEUE, bodies))
-            timer.daemon = True
-            timer.start()
-    except Exception:
-        logger.exception("could not queue the retry of %d waiting traces", len(waiting))
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -59,7 +32,7 @@ def record_handler(record: SQSRecord) -> None:
     waiting: list[tuple[str, str]] = []
     with claimed(deps.blobs, record.body) as body:  # a large batch travels by reference
         count("SnapshotsWritten", spans.store_batch(deps, [json.loads(body)], waiting))
-    retry_later(waiting)
+    spans.retry_later(deps, container().queue, waiting)
 
 
 @logger.inject_lambda_context
@@ -78,5 +51,5 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         count("RecordsFailed", len(answer.get("batchItemFailures", [])))
         return answer
     count("SnapshotsWritten", made)
-    retry_later(waiting)
+    spans.retry_later(deps, container().queue, waiting)
     return {"batchItemFailures": []}

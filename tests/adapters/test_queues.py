@@ -246,8 +246,27 @@ def test_a_failed_publish_raises_so_the_outbox_keeps_the_event() -> None:
     from kontex.adapters.queue_events import QueueEvents
 
     class Down:
-        def send(self, queue: str, bodies: list[str]) -> None:
+        def send(self, queue: str, bodies: list[str], delay_seconds: int = 0) -> None:
             raise ConnectionError("queue down")
 
     with pytest.raises(ConnectionError):
         QueueEvents(Down()).publish("snapshot.created", "a", "s", {"id": "snap_1"}, "evt_1")
+
+
+def test_a_delayed_message_waits_until_it_is_due() -> None:
+    seen: list[float] = []
+
+    def worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        seen.append(time.monotonic())
+        return {"batchItemFailures": []}
+
+    q = LocalQueue()
+    q.register("spans", worker)
+    q.start()
+    try:
+        sent = time.monotonic()
+        q.send("spans", ["later"], delay_seconds=1)
+        assert q.drain(timeout=10)
+    finally:
+        q.stop()
+    assert len(seen) == 1 and seen[0] - sent >= 0.9

@@ -167,7 +167,7 @@ def test_a_span_whose_parent_never_comes_waits_a_grace_period(kontex: Any, clock
     assert retry == {"account_id": kontex.account_id, "retry_traces": [trace_id]}
     spans.store_batch(kontex.deps, [retry])
     assert all_snapshots(kontex) == []  # too early: still waiting
-    clock.advance(spans.GRACE_SECONDS + 1)
+    clock.advance(kontex.deps.span_grace_seconds + 1)
     assert spans.store_batch(kontex.deps, [retry], waiting := []) == 3 and not waiting
     snaps = all_snapshots(kontex)
     tasks = kontex.deps.store.list_tasks(kontex.account_id, snaps[0].session_id)

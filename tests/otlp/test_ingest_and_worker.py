@@ -31,7 +31,7 @@ class RecordingQueue:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
 
-    def send(self, queue: str, bodies: list[str]) -> None:
+    def send(self, queue: str, bodies: list[str], delay_seconds: int = 0) -> None:
         self.sent += [(queue, b) for b in bodies]
 
 
@@ -173,7 +173,7 @@ def test_queue_unavailable_is_503_with_retry_after(kontex: Any) -> None:
     from kontex.domain.errors import Transient
 
     class Down:
-        def send(self, queue: str, bodies: list[str]) -> None:
+        def send(self, queue: str, bodies: list[str], delay_seconds: int = 0) -> None:
             raise Transient("the queue is unavailable")
 
     kontex.queue = Down()

@@ -34,7 +34,7 @@ class RecordingQueue:
     def __init__(self) -> None:
         self.sent: list[str] = []
 
-    def send(self, queue: str, bodies: list[str]) -> None:
+    def send(self, queue: str, bodies: list[str], delay_seconds: int = 0) -> None:
         assert queue == "capture"
         self.sent += bodies
 
@@ -208,7 +208,7 @@ def test_upstream_timeout_and_unreachable(kontex: Any, upstream: Any) -> None:
 
 def test_capture_never_breaks_the_answer(kontex: Any) -> None:
     class Broken:
-        def send(self, queue: str, bodies: list[str]) -> None:
+        def send(self, queue: str, bodies: list[str], delay_seconds: int = 0) -> None:
             raise RuntimeError("queue down")
 
     kontex.queue = Broken()

@@ -38,7 +38,7 @@ def load_server() -> Any:
 @pytest.fixture
 def served(tmp_path: Any) -> Iterator[tuple[str, str]]:
     class Sent:
-        def send(self, queue: str, bodies: list[str]) -> None:
+        def send(self, queue: str, bodies: list[str], delay_seconds: int = 0) -> None:
             pass
 
     with FakeAnthropic().running() as upstream:

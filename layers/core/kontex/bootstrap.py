@@ -158,6 +158,7 @@ class Container:
             api_key_secret=lambda: self.api_key_secret,
             events=self.events,
             enrich_window_seconds=self.settings.kontex_enrich_window_seconds,
+            span_grace_seconds=self.settings.kontex_span_grace_seconds,
             prices_file=self.settings.kontex_prices_file,
         )
 

@@ -273,4 +273,6 @@ class Events(Protocol):
 class Queue(Protocol):
     """Named work queues (SQS on AWS, an in-process queue locally)."""
 
-    def send(self, queue: str, bodies: Sequence[str]) -> None: ...
+    def send(self, queue: str, bodies: Sequence[str], delay_seconds: int = 0) -> None:
+        """Queue messages, delivered no sooner than ``delay_seconds`` from now."""
+        ...

@@ -29,6 +29,8 @@ class Settings(BaseModel):
     kontex_captures_queue_url: str | None = None
     kontex_events_queue_url: str | None = None
     kontex_enrich_window_seconds: int = Field(default=60, ge=0)
+    # how long a span waits for its ancestors (or its content) before it is placed as it is
+    kontex_span_grace_seconds: float = Field(default=30, ge=0)
     kontex_rate_limit_per_hour: int = Field(default=1000, ge=1)
     kontex_snapshot_writes_per_hour: int = Field(default=100, ge=1)
     anthropic_api_url: str = "https://api.anthropic.com"

@@ -186,12 +186,13 @@ class LocalQueue:
         if reasons is not None:
             self._reasons[queue] = reasons
 
-    def send(self, queue: str, bodies: Sequence[str]) -> None:
-        """Store the messages durably; they are on disk when this returns."""
+    def send(self, queue: str, bodies: Sequence[str], delay_seconds: int = 0) -> None:
+        """Store the messages durably; they are on disk when this returns, and delivered once
+        ``delay_seconds`` have passed."""
         if self._handlers and queue not in self._handlers:
             raise LookupError(f"no worker is registered for queue {queue!r}")
         now = time.time()
-        rows = [(str(uuid.uuid4()), queue, body, now, now) for body in bodies]
+        rows = [(str(uuid.uuid4()), queue, body, now, now + delay_seconds) for body in bodies]
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:

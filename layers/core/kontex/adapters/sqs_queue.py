@@ -9,6 +9,7 @@ from kontex.domain.errors import PayloadTooLarge, Transient
 
 MAX_MESSAGE_BYTES = 256 * 1024  # the classic SQS limit, safe on every queue
 MAX_BATCH = 10
+MAX_DELAY_SECONDS = 900  # SQS delays a message at most 15 minutes
 
 
 class SqsQueue:
@@ -24,24 +25,27 @@ class SqsQueue:
             self._client = boto3.client("sqs")
         return self._client
 
-    def send(self, queue: str, bodies: Sequence[str]) -> None:
+    def send(self, queue: str, bodies: Sequence[str], delay_seconds: int = 0) -> None:
         url = self.urls[queue]
         for body in bodies:
             if len(body.encode()) > MAX_MESSAGE_BYTES:
                 raise PayloadTooLarge(f"a {queue} message is over {MAX_MESSAGE_BYTES} bytes")
-        batch: list[dict[str, str]] = []
+        batch: list[dict[str, Any]] = []
         size = 0
         for body in bodies:
             length = len(body.encode())
             if batch and (len(batch) == MAX_BATCH or size + length > MAX_MESSAGE_BYTES):
                 self._flush(url, batch)
                 batch, size = [], 0
-            batch.append({"Id": str(len(batch)), "MessageBody": body})
+            entry: dict[str, Any] = {"Id": str(len(batch)), "MessageBody": body}
+            if delay_seconds:
+                entry["DelaySeconds"] = min(delay_seconds, MAX_DELAY_SECONDS)
+            batch.append(entry)
             size += length
         if batch:
             self._flush(url, batch)
 
-    def _flush(self, url: str, batch: list[dict[str, str]]) -> None:
+    def _flush(self, url: str, batch: list[dict[str, Any]]) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:

@@ -35,6 +35,7 @@ class Deps:
     api_key_secret: bytes | Callable[[], bytes]
     events: Events = field(default_factory=NullEvents)
     enrich_window_seconds: int = 60
+    span_grace_seconds: float = 30  # KONTEX_SPAN_GRACE_SECONDS (services/spans.py)
     prices_file: Path | None = None  # overrides the shipped price table (services/pricing)
     clock: Callable[[], datetime] = utcnow
 

@@ -56,7 +56,8 @@ for a new session name, making that session.
 
 from __future__ import annotations
 
-import os
+import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -71,11 +72,13 @@ from kontex.domain.models import (
 )
 from kontex.ids import derived_id
 from kontex.otlp import mapping
+from kontex.ports import Queue
 from kontex.services import pricing, sessions, snapshots
 from kontex.services.conversation import conversation_tool_calls
 from kontex.services.deps import Deps
+from kontex.services.ingest import SPANS_QUEUE
 
-GRACE_SECONDS = float(os.environ.get("KONTEX_SPAN_GRACE_SECONDS", "30"))
+log = logging.getLogger("kontex.spans")
 
 
 def store_batch(
@@ -119,6 +122,19 @@ def store_batch(
 def process_trace(deps: Deps, account_id: str, trace_id: str) -> int:
     """Process the trace's pending spans that resolve to a session; returns snapshots made."""
     return process_traces(deps, [(account_id, trace_id)])
+
+
+def retry_later(deps: Deps, queue: Queue, waiting: Sequence[tuple[str, str]]) -> None:
+    """Queue a retry of the traces whose spans wait (for an ancestor, their events or their
+    twin), delivered when the grace period is over. Best effort: the spans are stored, and any
+    later batch of their trace processes them too."""
+    if not waiting:
+        return
+    bodies = [json.dumps(m) for m in retry_messages(waiting)]
+    try:
+        queue.send(SPANS_QUEUE, bodies, delay_seconds=int(deps.span_grace_seconds) + 1)
+    except Exception:
+        log.exception("could not queue the retry of %d waiting traces", len(waiting))
 
 
 def retry_messages(waiting: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -245,7 +261,7 @@ class _Trace:
     # -- what a span waits for ------------------------------------------------------------
 
     def waits(self, span: dict[str, Any], now: float) -> bool:
-        if now - float(span.get("received_at") or now) >= GRACE_SECONDS:
+        if now - float(span.get("received_at") or now) >= self.deps.span_grace_seconds:
             return False
         if not self._ancestors_known(span):
             return True
