@@ -111,20 +111,20 @@ def _event(row: dict[str, Any]) -> Event:
     )
 
 
-def _event_insert(
-    store: Any,
-    event_id: str,
-    type_: str,
-    account_id: str,
-    session_id: str,
-    data: dict[str, Any],
-    changes: dict[str, Any],
-) -> tuple[str, list[Any]]:
-    at = changes.get("updated_at") or datetime.now(UTC)
+_OUTBOX_INSERT = (
+    "INSERT INTO outbox (id, account_id, session_id, type, data, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+def _outbox_row(event: Event, json_param: Callable[[Any], Any]) -> tuple[Any, ...]:
     return (
-        "INSERT INTO outbox (id, account_id, session_id, type, data, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        [event_id, account_id, session_id, type_, store._json(data), at],
+        event.id,
+        event.account_id,
+        event.session_id,
+        event.type,
+        json_param(event.data),
+        event.created_at,
     )
 
 
@@ -337,41 +337,33 @@ class SqlUnit:
         )
         return int(rows[0]["n"])
 
-    def known_items(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, int]:
-        found: dict[bytes, int] = {}
+    def _by_address(
+        self, table: str, key: str, value: str, session_id: str, addresses: Sequence[bytes]
+    ) -> dict[bytes, Any]:
+        """``value`` of the session's rows of ``table`` whose ``key`` is one of ``addresses``
+        (our own table and column names, never input)."""
+        found: dict[bytes, Any] = {}
         for part in _chunked(addresses):
             marks = ", ".join("?" for _ in part)
             rows = self.tx.q(
-                "SELECT item_hash, tokens FROM items"
-                f" WHERE session_id = ? AND item_hash IN ({marks})",
+                f"SELECT {key} AS k, {value} AS v FROM {table}"
+                f" WHERE session_id = ? AND {key} IN ({marks})",
                 [session_id, *part],
             )
-            found.update((bytes(r["item_hash"]), int(r["tokens"])) for r in rows)
+            found.update((bytes(r["k"]), r["v"]) for r in rows)
         return found
+
+    def known_items(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, int]:
+        found = self._by_address("items", "item_hash", "tokens", session_id, addresses)
+        return {k: int(v) for k, v in found.items()}
 
     def items(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, bytes]:
-        found: dict[bytes, bytes] = {}
-        for part in _chunked(addresses):
-            marks = ", ".join("?" for _ in part)
-            rows = self.tx.q(
-                "SELECT item_hash, body FROM items"
-                f" WHERE session_id = ? AND item_hash IN ({marks})",
-                [session_id, *part],
-            )
-            found.update((bytes(r["item_hash"]), bytes(r["body"])) for r in rows)
-        return found
+        found = self._by_address("items", "item_hash", "body", session_id, addresses)
+        return {k: bytes(v) for k, v in found.items()}
 
     def chunks(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, bytes]:
-        found: dict[bytes, bytes] = {}
-        for part in _chunked(addresses):
-            marks = ", ".join("?" for _ in part)
-            rows = self.tx.q(
-                "SELECT chunk_hash, refs FROM chunks"
-                f" WHERE session_id = ? AND chunk_hash IN ({marks})",
-                [session_id, *part],
-            )
-            found.update((bytes(r["chunk_hash"]), bytes(r["refs"])) for r in rows)
-        return found
+        found = self._by_address("chunks", "chunk_hash", "refs", session_id, addresses)
+        return {k: bytes(v) for k, v in found.items()}
 
     def add_items(self, session_id: str, at: datetime, rows: Sequence[ItemRow]) -> None:
         if not rows:
@@ -464,20 +456,7 @@ class SqlUnit:
         )
 
     def add_event(self, event: Event) -> None:
-        self._write(
-            "INSERT INTO outbox (id, account_id, session_id, type, data, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    event.id,
-                    event.account_id,
-                    event.session_id,
-                    event.type,
-                    self._json(event.data),
-                    event.created_at,
-                )
-            ],
-        )
+        self._write(_OUTBOX_INSERT, [_outbox_row(event, self._json)])
 
     def set_v2_manifest(
         self, snapshot_id: str, seq: int, manifest: bytes, bundle_hash: str
@@ -1233,7 +1212,9 @@ class SqlStore(abc.ABC):
                 data = row.model_dump(mode="json", exclude={"account_id"})
                 session_id = row.id if table == "sessions" else row.session_id
                 type_ = "session.updated" if table == "sessions" else "task.updated"
-                tx.q(*_event_insert(self, event_id, type_, account_id, session_id, data, changes))
+                at = changes.get("updated_at") or datetime.now(UTC)
+                event = Event(event_id, type_, account_id, session_id, data, at)
+                tx.q(_OUTBOX_INSERT, list(_outbox_row(event, self._json)))
         return row
 
     # -- the outbox -------------------------------------------------------------------------
