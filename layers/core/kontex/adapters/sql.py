@@ -1222,7 +1222,7 @@ class SqlStore(abc.ABC):
     def unpublished(self, before: datetime, limit: int) -> list[Event]:
         rows = self._all(
             "SELECT id, type, account_id, session_id, data, created_at FROM outbox"
-            " WHERE published_at IS NULL AND created_at < ? ORDER BY created_at, id LIMIT ?",
+            " WHERE created_at < ? ORDER BY created_at, id LIMIT ?",
             [before, limit],
         )
         return [_event(r) for r in rows]
@@ -1238,7 +1238,7 @@ class SqlStore(abc.ABC):
         )
         return [_event(r) for r in rows]
 
-    def mark_published(self, event_ids: Sequence[str], at: datetime) -> None:
+    def delete_events(self, event_ids: Sequence[str]) -> None:
         if not event_ids:
             return
         with self._tx() as tx:

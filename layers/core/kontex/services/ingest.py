@@ -53,7 +53,6 @@ def accept(
     overhead = len(json.dumps({**envelope, "spans": []}))
     batches: list[list[str]] = [[]]
     size = overhead
-    rejected, reasons = decoded.rejected, list(decoded.reasons)
     for span in decoded.spans:
         encoded = json.dumps(span, separators=(",", ":"))
         if batches[-1] and size + len(encoded) + 1 > MESSAGE_BUDGET:
@@ -64,8 +63,8 @@ def accept(
     bodies = [_message(envelope, batch) for batch in batches if batch]
     if bodies:
         queue.send(SPANS_QUEUE, bodies)
-    message = "; ".join(dict.fromkeys(reasons)) if rejected else None
-    return Accepted(kind, len(decoded.spans) - (rejected - decoded.rejected), rejected, message)
+    message = "; ".join(dict.fromkeys(decoded.reasons)) if decoded.rejected else None
+    return Accepted(kind, len(decoded.spans), decoded.rejected, message)
 
 
 def _message(envelope: dict[str, Any], spans: list[str]) -> str:

@@ -41,9 +41,9 @@ def publish(deps: Deps, events: Sequence[Event]) -> int:
         sent.append(e.id)
     if sent:
         try:
-            deps.store.mark_published(sent, deps.clock())
-        except Exception:  # published but not marked: the sweeper publishes it again (idempotent)
-            log.warning("events published but not marked; they may be published again")
+            deps.store.delete_events(sent)
+        except Exception:  # published but still there: the sweeper publishes it again (idempotent)
+            log.warning("events published but not removed; they may be published again")
     return len(sent)
 
 

@@ -1,6 +1,6 @@
 -- The outbox: every change that announces itself writes its event here in the same
--- transaction as the change. A relay publishes rows right after the commit and marks them;
--- a sweeper republishes rows still unpublished after a short delay. Consumers are idempotent
+-- transaction as the change. A relay publishes rows right after the commit and removes them;
+-- a sweeper publishes the rows still here after a short delay. Consumers are idempotent
 -- by event id, so a row published twice is harmless.
 CREATE TABLE outbox (
     id           TEXT PRIMARY KEY,
@@ -8,7 +8,6 @@ CREATE TABLE outbox (
     session_id   TEXT NOT NULL,
     type         TEXT NOT NULL,
     data         KJSON NOT NULL,
-    created_at   KTIME NOT NULL,
-    published_at KTIME
+    created_at   KTIME NOT NULL
 );
-CREATE INDEX outbox_unpublished ON outbox(created_at) WHERE published_at IS NULL;
+CREATE INDEX outbox_created ON outbox(created_at);
