@@ -178,8 +178,14 @@ def test_write_and_read_each_run_in_one_transaction(deps: Deps, task: Any) -> No
     one_write_and_the_relay(lambda: snapshots.fork(deps, task.account_id, snap.id))
 
 
-def raw_sql(store: Any, *statements: str) -> None:
-    """Plain SQL as the database's owner would run it, triggers off (an attacker's view)."""
+def raw_sql(store: Any, *statements: str | tuple[str, list[Any]]) -> None:
+    """Plain SQL as the database's owner would run it, triggers off (an attacker's view); a
+    statement is text, or (text with ? placeholders, parameters)."""
+    pg = store.dialect != "sqlite"
+    statements = tuple(
+        (s.replace("?", "%s") if pg else s, p)
+        for s, p in (x if isinstance(x, tuple) else (x, []) for x in statements)
+    )
     if store.dialect == "sqlite":
         conn = store.raw()
         for name in (
@@ -189,13 +195,13 @@ def raw_sql(store: Any, *statements: str) -> None:
             "chunks_sealed_delete",
         ):
             conn.execute(f"DROP TRIGGER IF EXISTS {name}")
-        for statement in statements:
-            conn.execute(statement)
+        for statement, params in statements:
+            conn.execute(statement, params)
         return
     with store.pool.connection() as conn:
         conn.execute("SET session_replication_role = replica")  # row triggers off
-        for statement in statements:
-            conn.execute(statement)
+        for statement, params in statements:
+            conn.execute(statement, params)
 
 
 @pytest.mark.parametrize(
@@ -214,6 +220,30 @@ def test_tampered_rows_are_never_served(deps: Deps, task: Any, tamper: str) -> N
     store: Any = deps.store
     blob = "BLOB" if store.dialect == "sqlite" else "BYTEA"
     raw_sql(store, tamper.replace("{blob}", blob))
+    with pytest.raises(IntegrityError):
+        snapshots.get_bundle(deps, task.account_id, snap.id)
+    with pytest.raises(IntegrityError):
+        snapshots.rollback(deps, task.account_id, snap.id)
+
+
+def _raw_rows(store: Any, sql: str) -> list[tuple[Any, ...]]:
+    if store.dialect == "sqlite":
+        return [tuple(r) for r in store.raw().execute(sql).fetchall()]
+    with store.pool.connection() as conn:
+        return [tuple(r.values()) for r in conn.execute(sql).fetchall()]
+
+
+def test_reordered_list_references_are_never_served(deps: Deps, task: Any) -> None:
+    """The chain-row reorder of the v1 engine, in v2: two item references of a chunk swapped."""
+    snap = snapshots.create_snapshot(deps, task.account_id, task.id, "x", bundle(2))
+    store: Any = deps.store
+    address, refs = next(
+        (bytes(h), bytes(r))
+        for h, r in _raw_rows(store, "SELECT chunk_hash, refs FROM chunks")
+        if len(r) >= 32
+    )
+    swapped = refs[16:32] + refs[:16] + refs[32:]
+    raw_sql(store, ("UPDATE chunks SET refs = ? WHERE chunk_hash = ?", [swapped, address]))
     with pytest.raises(IntegrityError):
         snapshots.get_bundle(deps, task.account_id, snap.id)
     with pytest.raises(IntegrityError):
