@@ -5,7 +5,8 @@ needs once and writes all its rows, so a snapshot is never half-written. Large f
 the object store before the transaction (idempotent). A task's snapshots form one chain: the
 writer locks the task row, takes its head as the parent and moves the head; the database refuses
 a second child of one parent (unique index), and a writer that meets that conflict retries.
-Events are announced after the commit.
+Each writes its event to the outbox in the same transaction, and publishes it after the commit
+(``services/outbox.py``).
 """
 
 from __future__ import annotations
