@@ -307,13 +307,12 @@ WATCHED = [  # the span worker's steps, and where create_snapshot spends its tim
     "SqlStore.ensure_tasks",
     "SqlStore.mark_spans_done",
     "create_snapshot",
-    "write_bundle",
-    "LocalBlobs.put",
+    "plan",  # the bundle cut into items (services/bundles.py)
+    "write",  # items and chunks looked up and written
     "count_content",
-    "SqlStore.known_nodes",
-    "SqlStore.get_task",
-    "SqlStore.latest_snapshot",
-    "SqlStore.insert_snapshot",
+    "SqlUnit.lock_and_lookup",
+    "SqlUnit.flush",
+    "SqliteStore._tx",
     "Connection.wait",
 ]
 
