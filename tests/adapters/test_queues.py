@@ -223,10 +223,12 @@ def test_snapshot_events_reach_the_events_queue(aws: Any, tmp_path: Any) -> None
         "x",
         ContextBundle(messages=[{"role": "user", "content": "hi"}]),
     )
-    bodies = [
+    received = [
         json.loads(m["Body"])
         for m in aws.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
     ]
+    assert [b["type"] for b in received] == ["session.updated", "task.updated", "snapshot.created"]
+    bodies = received[2:]
     assert bodies[0]["id"].startswith("evt_")  # consumers are idempotent by event id
     assert bodies == [
         {

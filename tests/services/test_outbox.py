@@ -3,6 +3,7 @@ after the commit loses nothing, the sweeper publishes what the relay could not."
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -22,9 +23,12 @@ def test_events_are_published_once_after_the_commit(deps: Deps, events: Any) -> 
     s = sessions.create_session(deps, key.account_id, "run")
     t = sessions.create_task(deps, key.account_id, s.id, "work")
     snap = snapshots.create_snapshot(deps, key.account_id, t.id, "one", _bundle("hi"))
-    assert events.types() == ["snapshot.created"]
-    assert events.published[0][3]["id"] == snap.id and "bundle" not in events.published[0][3]
-    assert events.ids[0] and events.ids[0].startswith("evt_")
+    assert events.types() == ["session.updated", "task.updated", "snapshot.created"]
+    created = events.published[2][3]
+    assert created["id"] == created["snapshot_id"] == snap.id and "bundle" not in created
+    assert {"task_id", "label", "token_total", "usage", "created_at"} <= set(created)
+    assert events.published[0][3]["name"] == "run" and events.published[1][3]["id"] == t.id
+    assert all(i and i.startswith("evt_") for i in events.ids)
     # nothing is left for the sweeper
     assert outbox.sweep(deps, older_than_seconds=0) == 0
 
@@ -32,24 +36,30 @@ def test_events_are_published_once_after_the_commit(deps: Deps, events: Any) -> 
 def test_a_failing_transport_loses_nothing(deps: Deps, events: Any, clock: Any) -> None:
     # Given an event transport that is down when the changes commit
     key, _ = keys.create_key(deps, "outbox")
+    events.failing = True
     s = sessions.create_session(deps, key.account_id, "run")
     t = sessions.create_task(deps, key.account_id, s.id, "work")
-    events.failing = True
     snap = snapshots.create_snapshot(deps, key.account_id, t.id, "one", _bundle("hi"))
     snapshots.enrich(deps, key.account_id, snap.id, {"log_events": [{"message": "late"}]})
     snapshots.rollback(deps, key.account_id, snap.id)
     snapshots.fork(deps, key.account_id, snap.id)
     sessions.update_session(deps, key.account_id, s.id, name="renamed")
     sessions.update_task(deps, key.account_id, t.id, status="completed")
+    gone = sessions.create_session(deps, key.account_id, "to purge")
+    sessions.purge_session(deps, key.account_id, gone.id)
     assert events.published == []
 
     # When it is back, a sweep too early sends nothing; after the delay it sends everything once
     events.failing = False
     assert outbox.sweep(deps) == 0
     clock.advance(outbox.SWEEP_AFTER_SECONDS + 1)
-    assert outbox.sweep(deps) == 7
+    assert outbox.sweep(deps) == 11
     assert sorted(events.types()) == sorted(
         [
+            "session.updated",
+            "task.updated",
+            "session.updated",
+            "session.purged",
             "snapshot.created",
             "snapshot.enriched",
             "snapshot.created",
@@ -59,8 +69,10 @@ def test_a_failing_transport_loses_nothing(deps: Deps, events: Any, clock: Any) 
             "task.updated",
         ]
     )
-    assert len(set(events.ids)) == 7 and all(events.ids)
-    renamed = [p for p in events.published if p[0] == "session.updated"][0]
+    assert len(set(events.ids)) == 11 and all(events.ids)
+    purged = [p for p in events.published if p[0] == "session.purged"][0]
+    assert purged[2] == gone.id and purged[3] == {"session_id": gone.id}
+    renamed = [p for p in events.published if p[3].get("name") == "renamed"][0]
     assert renamed[3]["name"] == "renamed" and renamed[2] == s.id
     assert outbox.sweep(deps) == 0  # marked: never again
 
@@ -75,5 +87,50 @@ def test_events_are_written_in_the_changes_transaction(deps: Deps, events: Any) 
         snapshots.create_snapshot(
             deps, key.account_id, t.id, "dup", _bundle("b"), snapshot_id="snap_x"
         )
-    assert events.types() == ["snapshot.created"]
+    assert events.types() == ["session.updated", "task.updated", "snapshot.created"]
+    assert outbox.sweep(deps, older_than_seconds=-1) == 0
+
+
+def test_a_failed_publish_still_reaches_the_subscriber_through_the_sweeper(
+    deps: Deps, events: Any, clock: Any
+) -> None:
+    """End to end without sockets: outbox -> local topic -> durable queue -> feed -> socket."""
+    from kontex.adapters.local_queue import LocalQueue
+    from kontex.adapters.local_topic import LocalTopic
+    from kontex.services import live
+    from tests.services.test_live import FakeConnections
+
+    # Given a subscriber, and a transport that is down when the snapshot commits
+    queue = LocalQueue(None)
+    conns = FakeConnections()
+    queue.register(
+        "feed",
+        lambda event, context: [live.deliver(deps, conns, r["body"]) for r in event["Records"]],
+    )
+    key, plain = keys.create_key(deps, "outbox")
+    s = sessions.create_session(deps, key.account_id, "run")
+    t = sessions.create_task(deps, key.account_id, s.id, "work")
+    live.connect(deps, "c1")
+    live.receive(deps, conns, "c1", json.dumps({"authorization": plain}))
+    live.receive(
+        deps,
+        conns,
+        "c1",
+        json.dumps({"id": "1", "action": "subscribe", "data": {"session_id": s.id}}),
+    )
+    events.failing = True
+    snap = snapshots.create_snapshot(deps, key.account_id, t.id, "one", _bundle("hi"))
+    assert conns.events("c1") == []
+
+    # When the transport is back and the sweeper runs, the event arrives, once
+    deps.events = LocalTopic(queue, ["feed"])
+    clock.advance(outbox.SWEEP_AFTER_SECONDS + 1)
+    assert outbox.sweep(deps) >= 1
+    queue.start()
+    try:
+        assert queue.drain(10)
+    finally:
+        queue.close()
+    created = [e for e in conns.events("c1") if e["type"] == "snapshot.created"]
+    assert [e["data"]["snapshot_id"] for e in created] == [snap.id]
     assert outbox.sweep(deps, older_than_seconds=-1) == 0

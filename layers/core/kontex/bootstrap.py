@@ -10,10 +10,10 @@ import secrets
 import threading
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kontex.domain.errors import KontexError
-from kontex.ports import BlobStore, Events, Queue, Store
+from kontex.ports import BlobStore, Connections, Events, Queue, Store
 from kontex.services.deps import Deps, NullEvents
 from kontex.settings import Settings, settings
 
@@ -60,10 +60,13 @@ class Container:
         store: Store | None = None,
         blobs: BlobStore | None = None,
         events: Events | None = None,
+        connections: Connections | None = None,
     ) -> None:
         """Adapters given here are used as they are (tests, the local stack); others are built."""
         self.settings = config
         self._events = events
+        if connections is not None:
+            self.connections = connections
         if store is not None:
             self.store = store
         if blobs is not None:
@@ -131,14 +134,50 @@ class Container:
 
     @cached_property
     def events(self) -> Events:
-        """Snapshot events go to the events queue on AWS; nowhere until it is configured."""
+        """Where the outbox publishes: the SNS topic on AWS (fanned out to one queue per
+        consumer); locally the topic on `kontex dev`'s durable queue in the data dir (its
+        worker processes publish there too); nowhere when neither exists."""
         if self._events is not None:
             return self._events
-        if self.settings.kontex_events_queue_url:
+        if self.settings.kontex_events_topic_arn:
+            from kontex.adapters.sns_events import SnsEvents
+
+            return SnsEvents(self.settings.kontex_events_topic_arn)
+        if self.settings.kontex_events_queue_url:  # the single events queue of earlier stacks
             from kontex.adapters.queue_events import QueueEvents
 
             return QueueEvents(self.queue)
+        if not self.settings.aws_lambda_function_name:
+            local = self.local_topic()
+            if local is not None:
+                return local
         return NullEvents()
+
+    def local_topic(self, queue: Any = None) -> Events | None:
+        """The local fan-out on ``queue``, or on the data dir's queue file once `kontex dev`
+        has made it (None before: no consumer would ever read it)."""
+        from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue
+        from kontex.adapters.local_topic import EVENT_CONSUMERS, LocalTopic
+        from kontex.local.server import worker_paths
+
+        if queue is None:
+            path = self.settings.kontex_data_dir / QUEUE_FILE
+            if not path.exists():
+                return None
+            queue = LocalQueue(path)
+        workers = worker_paths()
+        return LocalTopic(queue, [name for name in EVENT_CONSUMERS if name in workers])
+
+    @cached_property
+    def connections(self) -> Connections:
+        """The live feed's WebSocket connections: API Gateway's Management API on AWS; the
+        local stack installs its open sockets."""
+        endpoint = self.settings.kontex_websocket_endpoint
+        if not endpoint:
+            raise KontexError("no WebSocket endpoint is configured (KONTEX_WEBSOCKET_ENDPOINT)")
+        from kontex.adapters.apigw_connections import ApiGatewayConnections
+
+        return ApiGatewayConnections(endpoint)
 
     def migrate(self) -> list[str]:
         """Apply pending SQL migrations, then move rows of the v1 storage engine to v2."""

@@ -1,4 +1,5 @@
-"""The ``kontex`` command: ``dev``, ``migrate``, ``keys``, ``prune`` and ``dead-letters``."""
+"""The ``kontex`` command: ``dev``, ``migrate``, ``keys``, ``prune``, ``dead-letters`` and
+``tail``."""
 
 from __future__ import annotations
 
@@ -201,6 +202,17 @@ def cmd_dead_letters_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tail(args: argparse.Namespace) -> int:
+    import os
+
+    from kontex.tail import run
+
+    key = args.api_key or os.environ.get("KONTEX_API_KEY")
+    if not key:
+        raise KontexError("give an API key with --api-key or KONTEX_API_KEY")
+    return run(args.url, key, args.session_id, as_json=args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kontex", description=__doc__)
     parser.add_argument("--version", action="version", version=f"kontex {__version__}")
@@ -271,6 +283,20 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--json", action="store_true")
     replay.add_argument("--data-dir", type=Path, default=None)
     replay.set_defaults(func=cmd_dead_letters_replay)
+
+    tail = sub.add_parser(
+        "tail",
+        help="follow a session's live feed: one line per event",
+        description="Connect to the live feed, subscribe to SESSION and print one line per "
+        "event as it arrives; reconnects with backoff; Ctrl-C stops.",
+    )
+    tail.add_argument("session_id", metavar="SESSION")
+    tail.add_argument("--api-key", default=None, help="default: KONTEX_API_KEY")
+    tail.add_argument(
+        "--url", default="ws://127.0.0.1:8787/ws", help="the live feed (default %(default)s)"
+    )
+    tail.add_argument("--json", action="store_true", help="print each event as raw JSON")
+    tail.set_defaults(func=cmd_tail)
     return parser
 
 

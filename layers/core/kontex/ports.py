@@ -48,6 +48,18 @@ class Event:
 
 
 @dataclass(frozen=True)
+class LiveConnection:
+    """A WebSocket connection of the live feed: unauthenticated until its first frame names a
+    valid key; it expires after 2 hours (API Gateway's limit for a connection)."""
+
+    id: str
+    account_id: str | None
+    authenticated: bool
+    connected_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class ObjectFilter:
     """What the message and tool-call queries filter on (all optional)."""
 
@@ -81,7 +93,42 @@ class Page:
     next_cursor: str | None
 
 
-class Store(Protocol):
+class ConnectionStore(Protocol):
+    """The live feed's WebSocket connections, their subscriptions and deliveries."""
+
+    def open_connection(self, connection_id: str, at: datetime, expires_at: datetime) -> None:
+        """Record a new (unauthenticated) connection; a second call for one id changes nothing."""
+        ...
+
+    def get_connection(self, connection_id: str, now: datetime) -> LiveConnection | None:
+        """The connection, None when unknown or expired."""
+        ...
+
+    def authenticate_connection(self, connection_id: str, account_id: str) -> bool: ...
+    def subscribe(self, connection_id: str, account_id: str, session_id: str) -> None: ...
+    def unsubscribe(self, connection_id: str, session_id: str) -> bool: ...
+    def subscribers(self, account_id: str, session_id: str, now: datetime) -> list[str]:
+        """Ids of the live, authenticated connections of the account subscribed to the session."""
+        ...
+
+    def claim_deliveries(
+        self, event_id: str, connection_ids: Sequence[str], at: datetime
+    ) -> list[str]:
+        """Record that the event goes to these connections; returns those not recorded before
+        (an event redelivered by the queue is posted once per connection)."""
+        ...
+
+    def release_delivery(self, event_id: str, connection_id: str) -> None:
+        """Forget a claimed delivery whose post failed, so a retry posts it."""
+        ...
+
+    def remove_connection(self, connection_id: str) -> bool: ...
+    def remove_expired_connections(self, now: datetime, delivered_before: datetime) -> int:
+        """Drop expired connections, and delivery records older than ``delivered_before``."""
+        ...
+
+
+class Store(ConnectionStore, Protocol):
     """Rows: accounts, keys, sessions, tasks, snapshots and the chains of their bundles.
 
     Every read and write of tenant data takes the ``account_id`` it is scoped to; a row of
@@ -99,7 +146,11 @@ class Store(Protocol):
     def revoke_api_key(self, account_id: str, key_id: str, at: datetime) -> bool: ...
 
     # sessions and tasks
-    def insert_session(self, session: Session) -> None: ...
+    def insert_session(self, session: Session, event_id: str | None = None) -> None:
+        """With ``event_id``, a ``session.updated`` outbox row is written in the same
+        transaction (likewise ``insert_task``: ``task.updated``)."""
+        ...
+
     def get_session(self, account_id: str, session_id: str) -> Session | None: ...
     def list_sessions(
         self,
@@ -115,7 +166,7 @@ class Store(Protocol):
         transaction."""
         ...
 
-    def insert_task(self, task: Task) -> None: ...
+    def insert_task(self, task: Task, event_id: str | None = None) -> None: ...
     def get_task(self, account_id: str, task_id: str) -> Task | None: ...
     def list_tasks(self, account_id: str, session_id: str) -> list[Task]: ...
     def update_task(
@@ -179,7 +230,11 @@ class Store(Protocol):
     def hit_rate_limit(self, key_id: str, kind: str, window_start: int) -> int: ...
 
     # the one way to remove snapshots
-    def purge_session(self, account_id: str, session_id: str) -> bool: ...
+    def purge_session(self, account_id: str, session_id: str, event: Event | None = None) -> bool:
+        """With ``event`` (``session.purged``), its outbox row is written in the same
+        transaction."""
+        ...
+
     def inactive_sessions(
         self, cutoff: datetime, account_id: str | None, limit: int
     ) -> list[dict[str, Any]]: ...
@@ -271,6 +326,21 @@ class Events(Protocol):
         data: dict[str, Any],
         event_id: str | None = None,
     ) -> None: ...
+
+
+class ConnectionGone(Exception):
+    """The WebSocket connection no longer exists (API Gateway's ``GoneException``)."""
+
+
+class Connections(Protocol):
+    """Writes to live WebSocket connections: API Gateway's Management API on AWS, the open
+    sockets of ``kontex dev`` locally."""
+
+    def post(self, connection_id: str, data: bytes) -> None:
+        """Send one message; raises ``ConnectionGone`` when the connection is gone."""
+        ...
+
+    def close(self, connection_id: str) -> None: ...
 
 
 class Queue(Protocol):

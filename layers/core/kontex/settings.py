@@ -28,6 +28,11 @@ class Settings(BaseModel):
     kontex_spans_queue_url: str | None = None
     kontex_captures_queue_url: str | None = None
     kontex_events_queue_url: str | None = None
+    # the live feed: events fan out through this SNS topic (one SQS queue per consumer), and
+    # reach WebSocket clients through the API Gateway Management API at this endpoint
+    # (https://{api-id}.execute-api.{region}.amazonaws.com/{stage})
+    kontex_events_topic_arn: str | None = None
+    kontex_websocket_endpoint: str | None = None
     kontex_enrich_window_seconds: int = Field(default=60, ge=0)
     # how long a span waits for its ancestors (or its content) before it is placed as it is
     kontex_span_grace_seconds: float = Field(default=30, ge=0)

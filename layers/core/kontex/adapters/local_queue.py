@@ -15,6 +15,11 @@ them.
 Durability: WAL with ``synchronous=FULL``, so a committed ``send`` survives a power loss as well
 as a killed process (``NORMAL`` would survive only the latter). One fsync per ``send``; ingest
 sends one message per request, so this is one fsync per acknowledged request.
+
+Other processes may send into the same file (``kontex dev``'s API handlers run in worker
+processes): on Linux each send also pokes the consuming process through a datagram on an
+abstract Unix socket named after the file, so their messages are picked up at once instead of
+at the next poll (``poll_seconds``, which stays the fallback).
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -129,6 +136,14 @@ def sqs_record(
     }
 
 
+def wake_address(path: Path) -> str | None:
+    """The abstract Unix socket the consumer of this queue file listens on (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:32]
+    return f"\0kontex-queue-{digest}"
+
+
 def open_queue_file(path: Path) -> sqlite3.Connection:
     """The queue's SQLite file, created readable by its owner only."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -166,11 +181,15 @@ class LocalQueue:
         self.max_backoff_seconds = max_backoff_seconds
         self.visibility_timeout = visibility_timeout
         self.poll_seconds = poll_seconds
+        self._wake_address: str | None = None
+        self._listener: socket.socket | None = None
+        self._poker: socket.socket | None = None
         if path is None:
             self._conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             self._conn.executescript(_SCHEMA)
         else:
             self._conn = open_queue_file(Path(path))
+            self._wake_address = wake_address(Path(path))
         self._lock = threading.RLock()
         self._handlers: dict[str, Handler] = {}
         self._reasons: dict[str, Reasons] = {}
@@ -189,10 +208,16 @@ class LocalQueue:
     def send(self, queue: str, bodies: Sequence[str], delay_seconds: int = 0) -> None:
         """Store the messages durably; they are on disk when this returns, and delivered once
         ``delay_seconds`` have passed."""
-        if self._handlers and queue not in self._handlers:
-            raise LookupError(f"no worker is registered for queue {queue!r}")
+        self.send_each([(queue, body) for body in bodies], delay_seconds)
+
+    def send_each(self, messages: Sequence[tuple[str, str]], delay_seconds: int = 0) -> None:
+        """(queue, body) pairs, possibly to several queues, stored in one transaction: all of
+        them or none (a topic's fan-out)."""
+        for queue in {q for q, _ in messages}:
+            if self._handlers and queue not in self._handlers:
+                raise LookupError(f"no worker is registered for queue {queue!r}")
         now = time.time()
-        rows = [(str(uuid.uuid4()), queue, body, now, now + delay_seconds) for body in bodies]
+        rows = [(str(uuid.uuid4()), q, body, now, now + delay_seconds) for q, body in messages]
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -207,6 +232,30 @@ class LocalQueue:
                 raise
         with self._wake:
             self._wake.notify_all()
+        self._poke()
+
+    def _poke(self) -> None:
+        """Wake the consuming process, when it is another one (best effort: it polls too)."""
+        if self._wake_address is None or self._listener is not None:
+            return
+        try:
+            if self._poker is None:
+                self._poker = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self._poker.setblocking(False)
+            self._poker.sendto(b"!", self._wake_address)
+        except OSError:  # nobody listens (no `kontex dev`), or its buffer is full: it polls
+            pass
+
+    def _listen(self, listener: socket.socket) -> None:
+        while not self._stop.is_set():
+            try:
+                listener.recv(64)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._wake:
+                self._wake.notify_all()
 
     # -- consuming ------------------------------------------------------------------------
 
@@ -221,6 +270,20 @@ class LocalQueue:
         if pending:
             log.warning("resuming %d queued message(s) left by an earlier run", pending)
         self._stop.clear()
+        if self._wake_address is not None and self._listener is None:
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            try:
+                listener.bind(self._wake_address)
+            except OSError:  # another process consumes this file: we rely on polling
+                listener.close()
+            else:
+                listener.settimeout(0.5)
+                self._listener = listener
+                thread = threading.Thread(
+                    target=self._listen, args=(listener,), daemon=True, name="kontex-queue-wake"
+                )
+                thread.start()
+                self._threads.append(thread)
         for name in self._handlers:
             for n in range(self.concurrency):
                 thread = threading.Thread(
@@ -236,6 +299,9 @@ class LocalQueue:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
 
     def pending(self, queue: str | None = None) -> int:
         with self._lock:
@@ -389,6 +455,8 @@ class LocalQueue:
 
     def close(self) -> None:
         self.stop()
+        if self._poker is not None:
+            self._poker.close()
         with self._lock:
             self._conn.close()
 

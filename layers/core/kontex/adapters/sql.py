@@ -27,7 +27,7 @@ from kontex.domain.models import (
     ThreadState,
     Usage,
 )
-from kontex.ports import Event, ItemRow, ObjectFilter, Revision
+from kontex.ports import Event, ItemRow, LiveConnection, ObjectFilter, Revision
 
 USAGE_TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 _CHUNK = 500  # keeps IN (...) lists well under both drivers' parameter limits
@@ -559,8 +559,19 @@ class SqlStore(abc.ABC):
 
     _SESSION_COLUMNS = "id, account_id, name, description, metadata, status, created_at, updated_at"
 
-    def insert_session(self, session: Session) -> None:
+    def insert_session(self, session: Session, event_id: str | None = None) -> None:
         with self._tx() as tx:
+            if event_id is not None:
+                data = session.model_dump(mode="json", exclude={"account_id"})
+                event = Event(
+                    event_id,
+                    "session.updated",
+                    session.account_id,
+                    session.id,
+                    data,
+                    session.created_at,
+                )
+                tx.q(_OUTBOX_INSERT, list(_outbox_row(event, self._json)))
             tx.q(
                 f"INSERT INTO sessions ({self._SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -610,8 +621,19 @@ class SqlStore(abc.ABC):
         "id, account_id, session_id, parent_task_id, name, status, created_at, updated_at"
     )
 
-    def insert_task(self, task: Task) -> None:
+    def insert_task(self, task: Task, event_id: str | None = None) -> None:
         with self._tx() as tx:
+            if event_id is not None:
+                data = task.model_dump(mode="json", exclude={"account_id"})
+                event = Event(
+                    event_id,
+                    "task.updated",
+                    task.account_id,
+                    task.session_id,
+                    data,
+                    task.created_at,
+                )
+                tx.q(_OUTBOX_INSERT, list(_outbox_row(event, self._json)))
             tx.q(
                 f"INSERT INTO tasks ({self._TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -735,13 +757,15 @@ class SqlStore(abc.ABC):
 
     # -- purge ------------------------------------------------------------------------------
 
-    def purge_session(self, account_id: str, session_id: str) -> bool:
+    def purge_session(self, account_id: str, session_id: str, event: Event | None = None) -> bool:
         with self._tx() as tx:
             owned = tx.q(
                 "SELECT id FROM sessions WHERE account_id = ? AND id = ?", [account_id, session_id]
             )
             if not owned:
                 return False
+            if event is not None:
+                tx.q(_OUTBOX_INSERT, list(_outbox_row(event, self._json)))
             tx.q("INSERT INTO session_purges (session_id) VALUES (?)", [session_id])
             for table in (
                 "snapshot_revisions",
@@ -1161,6 +1185,116 @@ class SqlStore(abc.ABC):
                 [key_id, kind, window_start],
             )
         return int(rows[0]["hits"])
+
+    # -- live feed connections --------------------------------------------------------------
+
+    def open_connection(self, connection_id: str, at: datetime, expires_at: datetime) -> None:
+        with self._tx() as tx:
+            tx.q(
+                "INSERT INTO live_connections"
+                " (id, account_id, authenticated, connected_at, expires_at)"
+                " VALUES (?, NULL, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                [connection_id, False, at, expires_at],
+            )
+
+    def get_connection(self, connection_id: str, now: datetime) -> LiveConnection | None:
+        row = self._one(
+            "SELECT id, account_id, authenticated, connected_at, expires_at"
+            " FROM live_connections WHERE id = ? AND expires_at > ?",
+            [connection_id, now],
+        )
+        if row is None:
+            return None
+        return LiveConnection(
+            id=row["id"],
+            account_id=row["account_id"],
+            authenticated=bool(row["authenticated"]),
+            connected_at=_as_time(row["connected_at"]),
+            expires_at=_as_time(row["expires_at"]),
+        )
+
+    def authenticate_connection(self, connection_id: str, account_id: str) -> bool:
+        rows = self._all(
+            "UPDATE live_connections SET account_id = ?, authenticated = ?"
+            " WHERE id = ? AND (account_id IS NULL OR account_id = ?) RETURNING id",
+            [account_id, True, connection_id, account_id],
+        )
+        return bool(rows)
+
+    def subscribe(self, connection_id: str, account_id: str, session_id: str) -> None:
+        with self._tx() as tx:
+            tx.q(
+                "INSERT INTO live_subscriptions (connection_id, account_id, session_id)"
+                " VALUES (?, ?, ?) ON CONFLICT (connection_id, session_id) DO NOTHING",
+                [connection_id, account_id, session_id],
+            )
+
+    def unsubscribe(self, connection_id: str, session_id: str) -> bool:
+        rows = self._all(
+            "DELETE FROM live_subscriptions WHERE connection_id = ? AND session_id = ?"
+            " RETURNING session_id",
+            [connection_id, session_id],
+        )
+        return bool(rows)
+
+    def subscribers(self, account_id: str, session_id: str, now: datetime) -> list[str]:
+        rows = self._all(
+            "SELECT s.connection_id FROM live_subscriptions s"
+            " JOIN live_connections c ON c.id = s.connection_id"
+            " WHERE s.account_id = ? AND s.session_id = ? AND c.account_id = ?"
+            " AND c.authenticated = ? AND c.expires_at > ? ORDER BY s.connection_id",
+            [account_id, session_id, account_id, True, now],
+        )
+        return [r["connection_id"] for r in rows]
+
+    def claim_deliveries(
+        self, event_id: str, connection_ids: Sequence[str], at: datetime
+    ) -> list[str]:
+        claimed: list[str] = []
+        with self._tx() as tx:
+            for part in _chunked(connection_ids):
+                values = ", ".join("(?, ?, ?)" for _ in part)
+                params = [v for c in part for v in (event_id, c, at)]
+                rows = tx.q(
+                    "INSERT INTO live_deliveries (event_id, connection_id, delivered_at)"
+                    f" VALUES {values} ON CONFLICT (event_id, connection_id) DO NOTHING"
+                    " RETURNING connection_id",
+                    params,
+                )
+                claimed.extend(r["connection_id"] for r in rows)
+        order = {c: i for i, c in enumerate(connection_ids)}
+        return sorted(claimed, key=order.__getitem__)
+
+    def release_delivery(self, event_id: str, connection_id: str) -> None:
+        with self._tx() as tx:
+            tx.q(
+                "DELETE FROM live_deliveries WHERE event_id = ? AND connection_id = ?",
+                [event_id, connection_id],
+            )
+
+    def remove_connection(self, connection_id: str) -> bool:
+        with self._tx() as tx:
+            tx.q("DELETE FROM live_subscriptions WHERE connection_id = ?", [connection_id])
+            tx.q("DELETE FROM live_deliveries WHERE connection_id = ?", [connection_id])
+            rows = tx.q("DELETE FROM live_connections WHERE id = ? RETURNING id", [connection_id])
+        return bool(rows)
+
+    def remove_expired_connections(self, now: datetime, delivered_before: datetime) -> int:
+        with self._tx() as tx:
+            expired = [
+                r["id"]
+                for r in tx.q("SELECT id FROM live_connections WHERE expires_at <= ?", [now])
+            ]
+            for part in _chunked(expired):
+                marks = ", ".join("?" for _ in part)
+                for table, column in (
+                    ("live_subscriptions", "connection_id"),
+                    ("live_deliveries", "connection_id"),
+                    ("live_connections", "id"),
+                ):
+                    tx.q(f"DELETE FROM {table} WHERE {column} IN ({marks})", list(part))
+            tx.q("DELETE FROM live_deliveries WHERE delivered_at < ?", [delivered_before])
+        return len(expired)
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -112,3 +112,54 @@ class LocalContext:
     def get_remaining_time_in_millis(self) -> int:
         left = self.timeout_seconds - (time.monotonic() - self.started)
         return max(0, int(left * 1000))
+
+
+def websocket_event(
+    route_key: str,
+    connection_id: str,
+    *,
+    headers: list[tuple[str, str]] | None = None,
+    body: str | bytes | None = None,
+    source_ip: str = "127.0.0.1",
+    connected_at: float | None = None,
+    close_code: int | None = None,
+) -> dict[str, Any]:
+    """The event API Gateway's WebSocket API gives the Lambda of a route (``$connect``,
+    ``$default`` with the message, ``$disconnect``)."""
+    now = time.time()
+    lowered = {k.lower(): v for k, v in headers or []}
+    event_type = {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route_key, "MESSAGE")
+    context: dict[str, Any] = {
+        "routeKey": route_key,
+        "eventType": event_type,
+        "extendedRequestId": str(uuid.uuid4()),
+        "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+        "messageDirection": "IN",
+        "stage": "local",
+        "connectedAt": int((connected_at or now) * 1000),
+        "requestTimeEpoch": int(now * 1000),
+        "identity": {"sourceIp": source_ip, "userAgent": lowered.get("user-agent", "")},
+        "requestId": str(uuid.uuid4()),
+        "domainName": lowered.get("host", "localhost"),
+        "connectionId": connection_id,
+        "apiId": "local",
+    }
+    event: dict[str, Any] = {"requestContext": context, "isBase64Encoded": False}
+    if route_key == "$connect":
+        event["headers"] = lowered
+        event["multiValueHeaders"] = {k: [v] for k, v in lowered.items()}
+    elif route_key == "$disconnect":
+        context["disconnectStatusCode"] = close_code or 1005
+        context["disconnectReason"] = ""
+    else:
+        context["messageId"] = base64.b64encode(uuid.uuid4().bytes[:12]).decode()
+        if isinstance(body, bytes):
+            event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
+        else:
+            event["body"] = body or ""
+    return event
+
+
+def new_connection_id() -> str:
+    """An id shaped like API Gateway's (12 random bytes, base64)."""
+    return base64.b64encode(uuid.uuid4().bytes[:12]).decode()

@@ -23,8 +23,15 @@ from typing import Any
 import uvicorn
 
 from kontex import bootstrap
+from kontex.adapters.local_connections import CLOSE, LocalConnections
 from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue, batch_failure_reasons
-from kontex.local.apigw import LocalContext, http_api_event, response_parts
+from kontex.local.apigw import (
+    LocalContext,
+    http_api_event,
+    new_connection_id,
+    response_parts,
+    websocket_event,
+)
 from kontex.settings import Settings
 
 log = logging.getLogger("kontex.dev")
@@ -39,6 +46,10 @@ ROUTES: list[tuple[str, str]] = [
     ("/v1/", "api"),
     ("/health", "api"),
 ]
+# WebSocket path -> function folder, as the WebSocket API routes $connect/$default/$disconnect
+WEBSOCKET_ROUTES: dict[str, str] = {"/ws": "live"}
+WS_MAX_BYTES = 4 * 1024 * 1024  # larger messages close the socket (1009); the live handler
+# answers anything over API Gateway's 128 KB with a clear error
 
 
 def functions_dir() -> Path:
@@ -106,6 +117,7 @@ class LocalStack:
         self._modules: dict[str, ModuleType] = {}
         self._pools: dict[str, ProcessPoolExecutor] = {}
         self._lock = threading.Lock()
+        self.connections = LocalConnections()  # the local Management API: the open sockets
 
     def function_for(self, path: str) -> str | None:
         for prefix, name in ROUTES:
@@ -114,6 +126,12 @@ class LocalStack:
             if matches and handler.exists():
                 return name
         return None
+
+    def websocket_function(self, path: str) -> str | None:
+        name = WEBSOCKET_ROUTES.get(path)
+        if name is None or not ((self._root or functions_dir()) / name / "handler.py").exists():
+            return None
+        return name
 
     def _pool(self, name: str) -> ProcessPoolExecutor:
         with self._lock:
@@ -184,8 +202,12 @@ class AsgiApp:
         self.executor = ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="kontex-handler")
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "websocket":  # no WebSocket route yet
-            await send({"type": "websocket.close", "code": 1008})
+        if scope["type"] == "websocket":
+            name = self.stack.websocket_function(scope["path"])
+            if name is None:
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await self._websocket(name, scope, receive, send)
             return
         if scope["type"] != "http":
             return
@@ -265,6 +287,71 @@ class AsgiApp:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
+    async def _websocket(self, name: str, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """The local WebSocket API: each connect, message and disconnect is the event the live
+        function gets on AWS; what it posts (``LocalConnections``) goes out on this socket."""
+        if (await receive())["type"] != "websocket.connect":
+            return
+        loop = asyncio.get_running_loop()
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        client = (scope.get("client") or ("127.0.0.1", 0))[0]
+        connection_id, connected_at = new_connection_id(), time.time()
+
+        def invoke(route: str, **parts: Any) -> Any:
+            event = websocket_event(
+                route, connection_id, source_ip=client, connected_at=connected_at, **parts
+            )
+            return loop.run_in_executor(self.executor, self.stack.invoke, name, event)
+
+        try:
+            answer = await invoke("$connect", headers=headers)
+        except Exception:
+            log.exception("handler %s failed on $connect", name)
+            answer = {"statusCode": 500}
+        if not isinstance(answer, dict) or int(answer.get("statusCode", 200)) != 200:
+            await send({"type": "websocket.close", "code": 1011})
+            return
+        outgoing: asyncio.Queue[bytes | None] = asyncio.Queue()
+        await send({"type": "websocket.accept"})
+        access.info("WS %s %s connected", scope["path"], connection_id)
+        self.stack.connections.attach(connection_id, loop, outgoing)
+        sender = asyncio.create_task(self._ws_sender(send, outgoing))
+        close_code = 1005
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.disconnect":
+                    close_code = int(message.get("code") or 1005)
+                    break
+                text, data = message.get("text"), message.get("bytes")
+                try:
+                    await invoke("$default", body=text if text is not None else data)
+                except Exception:  # API Gateway keeps the connection when the function fails
+                    log.exception("handler %s failed on a message", name)
+        finally:
+            self.stack.connections.detach(connection_id)
+            sender.cancel()
+            try:
+                await invoke("$disconnect", close_code=close_code)
+            except Exception:
+                log.exception("handler %s failed on $disconnect", name)
+            access.info("WS %s %s disconnected (%d)", scope["path"], connection_id, close_code)
+
+    @staticmethod
+    async def _ws_sender(send: Any, outgoing: asyncio.Queue[bytes | None]) -> None:
+        """Frames posted to the connection, in order; ``CLOSE`` closes it."""
+        try:
+            while True:
+                frame = await outgoing.get()
+                if frame is CLOSE:
+                    await send({"type": "websocket.close", "code": 1000})
+                    return
+                await send({"type": "websocket.send", "text": frame.decode("utf-8")})
+        except (OSError, RuntimeError):  # the client has gone; $disconnect follows
+            return
+        except Exception as error:  # uvicorn's ClientDisconnected and the like
+            log.debug("WebSocket sender stopped: %s", error)
+
     @staticmethod
     def _head(status: int, headers: list[tuple[str, str]] | dict[str, str]) -> dict[str, Any]:
         items = headers.items() if isinstance(headers, dict) else headers
@@ -327,7 +414,8 @@ def make_server(host: str, port: int, stack: LocalStack) -> tuple[uvicorn.Server
         log_config=None,
         timeout_keep_alive=5,
         timeout_graceful_shutdown=5,
-        ws="none",
+        ws="websockets-sansio",
+        ws_max_size=WS_MAX_BYTES,
     )
     return uvicorn.Server(config), sock
 
@@ -349,10 +437,13 @@ def worker_paths(root: Path | None = None) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.py")) if not p.stem.startswith("_")}
 
 
-def start_workers(data_dir: Path | None, root: Path | None = None) -> LocalQueue:
+def start_workers(
+    data_dir: Path | None, root: Path | None = None, local_queue: LocalQueue | None = None
+) -> LocalQueue:
     """The durable queue in ``data_dir`` (in memory when None), with each
     ``functions/workers/<queue>.py`` consuming its queue; pending messages resume at once."""
-    local_queue = LocalQueue(data_dir / QUEUE_FILE if data_dir is not None else None)
+    if local_queue is None:
+        local_queue = LocalQueue(data_dir / QUEUE_FILE if data_dir is not None else None)
     for queue, path in worker_paths(root).items():
         module = load_worker(path)
         processor = getattr(module, "processor", None)
@@ -380,11 +471,18 @@ def serve(container: bootstrap.Container, host: str, port: int) -> None:
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     private_data_dir(container.settings.kontex_data_dir)
+    # The queue file first: events of the migration and of every handler go through it (the
+    # API's worker processes open the same file), fanned out to the consumers' queues
+    workers = LocalQueue(container.settings.kontex_data_dir / QUEUE_FILE)
+    container.queue = workers
+    container.events = container.local_topic(workers)  # type: ignore[assignment]
+    stack = LocalStack(container.settings)
+    container.connections = stack.connections
     applied = container.migrate()
     bootstrap.configure(container)
-    workers = start_workers(container.settings.kontex_data_dir)
-    container.queue = workers
-    stack = LocalStack(container.settings)
+    start_workers(container.settings.kontex_data_dir, local_queue=workers)
+    sweeper = Sweeper(container)
+    sweeper.start()
     stack.warm()
     server, sock = make_server(host, port, stack)
     _log_to_stdout()
@@ -395,6 +493,7 @@ def serve(container: bootstrap.Container, host: str, port: int) -> None:
         print(f"kontex dev: applied migrations {', '.join(applied)}", flush=True)
     print(f"kontex dev: proxy upstream {container.settings.anthropic_api_url}", flush=True)
     print(f"kontex dev: serving {base}  (health {base}/health, API {base}/v1)", flush=True)
+    print(f"kontex dev: live feed ws://{host}:{bound}/ws", flush=True)
     print("kontex dev: press Ctrl-C to stop", flush=True)
     try:
         server.run(sockets=[sock])
@@ -402,16 +501,51 @@ def serve(container: bootstrap.Container, host: str, port: int) -> None:
         pass  # uvicorn has stopped serving; it raises the signal again once it is done
     finally:
         print("\nkontex dev: stopping", flush=True)
+        sweeper.stop()
         sock.close()
         stack.close()
         workers.close()
+
+
+SWEEP_SECONDS = 2.0  # how often the local sweeper looks for events the relay could not publish
+PRUNE_SECONDS = 60.0  # how often expired live connections are dropped
+
+
+class Sweeper:
+    """The local stand-in for the scheduled sweeper function: a timer thread publishing outbox
+    rows still unsent (``outbox.sweep``) and dropping expired WebSocket connections."""
+
+    def __init__(self, container: bootstrap.Container, every: float = SWEEP_SECONDS) -> None:
+        self.container, self.every = container, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="kontex-sweeper")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        from kontex.services import live, outbox
+
+        pruned_at = 0.0
+        while not self._stop.wait(self.every):
+            try:
+                outbox.sweep(self.container.deps)
+                if time.monotonic() - pruned_at > PRUNE_SECONDS:
+                    live.prune(self.container.deps)
+                    pruned_at = time.monotonic()
+            except Exception:  # the next round tries again
+                log.exception("the outbox sweep failed")
 
 
 def _log_to_stdout() -> None:
     """One line per request (and the worker warnings) on stdout, as ``kontex dev: ...``."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("kontex dev: %(message)s"))
-    for name in ("kontex.access", "kontex.dev", "kontex.queue", "uvicorn.error"):
+    for name in ("kontex.access", "kontex.dev", "kontex.queue", "kontex.outbox", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import re
 from datetime import datetime
@@ -92,7 +91,9 @@ def create_session(
         created_at=now,
         updated_at=now,
     )
-    deps.store.insert_session(session)
+    event_id = new_id("evt")
+    deps.store.insert_session(session, event_id)
+    outbox.relay(deps, [event_id])
     return session
 
 
@@ -142,8 +143,12 @@ def purge_session(deps: Deps, account_id: str, session_id: str) -> int:
 
     Returns how many blobs went with it.
     """
-    if not deps.store.purge_session(account_id, session_id):
+    purged = outbox.event(
+        "session.purged", account_id, session_id, {"session_id": session_id}, deps.clock()
+    )
+    if not deps.store.purge_session(account_id, session_id, purged):
         raise NotFound(f"session {session_id} not found")
+    outbox.publish(deps, [purged])
     return deps.blobs.delete_prefix(f"{account_id}/{session_id}/")
 
 
@@ -175,7 +180,9 @@ def create_task(
         created_at=now,
         updated_at=now,
     )
-    deps.store.insert_task(task)
+    event_id = new_id("evt")
+    deps.store.insert_task(task, event_id)
+    outbox.relay(deps, [event_id])
     return task
 
 
@@ -214,8 +221,12 @@ def ensure_task(
     """The task with this (derived) id, made if missing: idempotent for queue workers."""
     if deps.store.get_task(account_id, task_id) is None:
         task = derived_task(deps, account_id, task_id, session_id, name, parent_task_id, status)
-        with contextlib.suppress(Conflict):  # made meanwhile by another delivery
-            deps.store.insert_task(task)
+        event_id = new_id("evt")
+        try:
+            deps.store.insert_task(task, event_id)
+        except Conflict:  # made meanwhile by another delivery (which announced it)
+            return task_id
+        outbox.relay(deps, [event_id])
     return task_id
 
 

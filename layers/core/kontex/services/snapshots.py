@@ -45,6 +45,7 @@ def _label(label: str) -> str:
 def _event(type_: str, snapshot: Snapshot, at: Any) -> Event:
     """An event carries the snapshot's metadata, never its bundle."""
     data = snapshot.model_dump(mode="json", exclude={"account_id", "bundle_hash"})
+    data["snapshot_id"] = snapshot.id
     return outbox.event(type_, snapshot.account_id, snapshot.session_id, data, at)
 
 

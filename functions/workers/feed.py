@@ -1,0 +1,32 @@
+"""Feed worker (SQS, from the events topic): each event posted to the WebSocket connections
+subscribed to its session; idempotent per (event, connection)."""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from kontex.bootstrap import container
+from kontex.observability import count, metrics, tracer
+from kontex.services import live
+
+logger = Logger(service="kontex-feed")
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> None:
+    posted = live.deliver(container().deps, container().connections, record.body)
+    count("EventsPosted", posted)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    answer = process_partial_response(event, record_handler, processor, context)
+    count("RecordsFailed", len(answer.get("batchItemFailures", [])))
+    return answer

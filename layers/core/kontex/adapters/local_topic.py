@@ -1,0 +1,60 @@
+"""The local stand-in for the SNS events topic: each published event becomes one message on the
+queue of every consumer (``functions/workers/<consumer>.py``), as SNS fans out to one SQS queue
+per consumer with raw message delivery.
+
+The messages of one event are written to the durable local queue in one transaction, so a
+consumer never gets an event another one missed; when ``publish`` raises, the outbox keeps the
+event and the sweeper publishes it again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+# Every queue an event goes to, named after its worker file (contracts: feed = the live feed,
+# embed = the search embedder). Only those with a worker file get messages.
+EVENT_CONSUMERS = ("feed", "embed")
+
+
+def event_message(
+    type: str, account_id: str, session_id: str, data: dict[str, Any], event_id: str | None
+) -> str:
+    """The message body every consumer reads: ``{id, type, account_id, session_id, data}``."""
+    return json.dumps(
+        {
+            "id": event_id,
+            "type": type,
+            "account_id": account_id,
+            "session_id": session_id,
+            "data": data,
+        },
+        separators=(",", ":"),
+        default=str,
+    )
+
+
+class _Queue(Protocol):
+    def send_each(self, messages: Sequence[tuple[str, str]], delay_seconds: int = 0) -> None: ...
+
+
+class LocalTopic:
+    """The ``Events`` port on the local durable queue."""
+
+    def __init__(self, queue: _Queue, consumers: Sequence[str]) -> None:
+        self.queue = queue
+        self.consumers = tuple(consumers)
+
+    def publish(
+        self,
+        type: str,
+        account_id: str,
+        session_id: str,
+        data: dict[str, Any],
+        event_id: str | None = None,
+    ) -> None:
+        if not self.consumers:
+            return
+        body = event_message(type, account_id, session_id, data, event_id)
+        self.queue.send_each([(consumer, body) for consumer in self.consumers])
