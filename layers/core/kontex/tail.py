@@ -62,12 +62,22 @@ def describe(event: dict[str, Any]) -> str:
     return f"{stamp}  {kind:<17}  " + " ".join(str(p) for p in parts)
 
 
-async def _request(ws: ClientConnection, request_id: str, action: str, data: dict) -> dict:
+async def _request(
+    ws: ClientConnection,
+    request_id: str,
+    action: str,
+    data: dict,
+    emit: Callable[[dict[str, Any]], None],
+) -> dict:
     await ws.send(json.dumps({"id": request_id, "action": action, "data": data}))
-    while True:  # events may arrive before the answer
-        answer = json.loads(await ws.recv())
-        if answer.get("id") == request_id and "success" in answer:
-            return dict(answer)
+    while True:
+        message = json.loads(await ws.recv())
+        if not isinstance(message, dict):
+            continue
+        if "type" in message:  # an event may arrive before the answer
+            emit(message)
+        elif message.get("id") == request_id and "success" in message:
+            return message
 
 
 async def _follow(
@@ -84,7 +94,7 @@ async def _follow(
         auth = json.loads(await ws.recv())
         if not auth.get("success"):
             raise Refused(auth.get("message") or auth.get("error") or "the key was refused")
-        answer = await _request(ws, "subscribe", "subscribe", {"session_id": session_id})
+        answer = await _request(ws, "subscribe", "subscribe", {"session_id": session_id}, emit)
         if not answer.get("success"):
             raise Refused(answer.get("message") or answer.get("error") or "subscribe failed")
         followed.append(True)

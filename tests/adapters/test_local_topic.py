@@ -1,0 +1,99 @@
+"""The local events topic: one message per consumer queue in one transaction, from any
+process that opens the data dir's queue file, woken at once in the consuming process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue
+from kontex.adapters.local_topic import EVENT_CONSUMERS, LocalTopic
+from kontex.bootstrap import Container
+from kontex.services.deps import NullEvents
+from kontex.settings import Settings
+
+
+def _collector(seen: list[str]) -> Any:
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        seen.extend(r["body"] for r in event["Records"])
+        return {"batchItemFailures": []}
+
+    return handler
+
+
+def test_each_consumer_gets_the_event_or_none_does(tmp_path: Path) -> None:
+    queue = LocalQueue(tmp_path / QUEUE_FILE)
+    queue.register("feed", _collector([]))
+    # a consumer without a worker: the whole publish fails, nothing half-sent
+    with pytest.raises(LookupError):
+        LocalTopic(queue, ["feed", "embed"]).publish("snapshot.created", "a", "s", {}, "evt_1")
+    assert queue.pending() == 0
+    queue.register("embed", _collector([]))
+    LocalTopic(queue, EVENT_CONSUMERS).publish(
+        "snapshot.created", "acct_1", "sess_1", {"snapshot_id": "snap_1"}, "evt_2"
+    )
+    assert queue.pending("feed") == queue.pending("embed") == 1
+    rows = queue._conn.execute("SELECT queue, body FROM messages ORDER BY queue").fetchall()
+    assert rows[0][1] == rows[1][1]
+    assert json.loads(rows[0][1]) == {
+        "id": "evt_2",
+        "type": "snapshot.created",
+        "account_id": "acct_1",
+        "session_id": "sess_1",
+        "data": {"snapshot_id": "snap_1"},
+    }
+    queue.close()
+
+
+def test_another_process_wakes_the_consumer_at_once(tmp_path: Path) -> None:
+    # Given a consumer that would otherwise look only every 30 s
+    path = tmp_path / QUEUE_FILE
+    seen: list[str] = []
+    arrived = threading.Event()
+    consumer = LocalQueue(path, poll_seconds=30)
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        seen.extend(r["body"] for r in event["Records"])
+        arrived.set()
+        return {"batchItemFailures": []}
+
+    consumer.register("feed", handler)
+    consumer.start()
+    try:
+        time.sleep(0.2)  # let its first (empty) look pass: the next is 30 s away
+        # When another process publishes into the same file
+        code = (
+            "import sys; from kontex.adapters.local_queue import LocalQueue;"
+            "from kontex.adapters.local_topic import LocalTopic;"
+            "LocalTopic(LocalQueue(sys.argv[1]), ['feed'])"
+            ".publish('task.updated', 'a', 's', {}, 'evt_x')"
+        )
+        subprocess.run([sys.executable, "-c", code, str(path)], check=True, timeout=60)
+        # Then it is delivered long before the next poll
+        assert arrived.wait(10), "not woken: the message waited for the 30 s poll"
+        assert json.loads(seen[0])["id"] == "evt_x"
+    finally:
+        consumer.close()
+
+
+def test_the_container_publishes_to_the_local_topic_once_kontex_dev_made_it(
+    tmp_path: Path,
+) -> None:
+    config = Settings.from_env({}, kontex_data_dir=tmp_path)
+    assert isinstance(Container(config).events, NullEvents)  # no queue file: nobody consumes
+    LocalQueue(tmp_path / QUEUE_FILE).close()
+    events = Container(config).events
+    assert isinstance(events, LocalTopic)
+    # the consumers are the queues with a worker file (functions/workers/<name>.py)
+    workers = Path(__file__).parents[2] / "functions" / "workers"
+    assert list(events.consumers) == [c for c in EVENT_CONSUMERS if (workers / f"{c}.py").exists()]
+    assert "feed" in events.consumers
+    on_lambda = Settings.from_env({"AWS_LAMBDA_FUNCTION_NAME": "f"}, kontex_data_dir=tmp_path)
+    assert isinstance(Container(on_lambda).events, NullEvents)
