@@ -13,7 +13,8 @@ from kontex.ports import BlobStore, Events, Store
 
 
 class NullEvents:
-    """Events go nowhere (CLI, tools); the local stack and the workers wire real ones."""
+    """Events go nowhere: no consumer exists (a Lambda without a topic, a data dir that
+    `kontex dev` never served); the composition root picks the real ones."""
 
     def publish(
         self,

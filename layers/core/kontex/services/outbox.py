@@ -3,7 +3,7 @@
 A use case writes its event rows in its own transaction (``unit.add_event`` or the store's
 ``event_id=`` arguments), then publishes them (``publish``, or ``relay`` with their ids): each
 goes out through ``deps.events`` and its row is removed. An event whose publishing fails stays,
-and ``sweep`` (a timer locally, a scheduled function on AWS: not wired yet) publishes it later.
+and ``sweep`` (a timer thread in `kontex dev`, a scheduled function on AWS) publishes it later.
 Nothing announced is lost for good; an event may go out twice, so consumers are idempotent by
 event id.
 """
