@@ -16,6 +16,7 @@ import pytest
 from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue
 from kontex.adapters.local_topic import EVENT_CONSUMERS, LocalTopic
 from kontex.bootstrap import Container
+from kontex.domain.errors import KontexError
 from kontex.services.deps import NullEvents
 from kontex.settings import Settings
 
@@ -97,3 +98,6 @@ def test_the_container_publishes_to_the_local_topic_once_kontex_dev_made_it(
     assert "feed" in events.consumers
     on_lambda = Settings.from_env({"AWS_LAMBDA_FUNCTION_NAME": "f"}, kontex_data_dir=tmp_path)
     assert isinstance(Container(on_lambda).events, NullEvents)
+    # WebSocket connections need an endpoint (AWS) or the local stack's sockets
+    with pytest.raises(KontexError, match="KONTEX_WEBSOCKET_ENDPOINT"):
+        _ = Container(config).connections
