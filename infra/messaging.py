@@ -102,6 +102,10 @@ class Messaging(Construct):
                 raise ValueError(f"event consumer {name!r} clashes with a work queue")
             work = WorkQueue(self, name.capitalize(), consumer_timeout=consumer_timeout)
             self.topic.add_subscription(
-                subscriptions.SqsSubscription(work.queue, raw_message_delivery=True)
+                # a message SNS cannot deliver (the queue unreachable for its whole retry
+                # policy) goes to the consumer's own DLQ too, so its alarm says so
+                subscriptions.SqsSubscription(
+                    work.queue, raw_message_delivery=True, dead_letter_queue=work.dlq
+                )
             )
             self.queues[name] = work
