@@ -141,13 +141,16 @@ class Observability(Construct):
             ),
             cloudwatch.GraphWidget(title="Integrity errors", left=[integrity]),
             cloudwatch.GraphWidget(
-                title="Live feed: connections, messages, events swept",
+                title="Live feed: connections, messages; events posted and swept",
                 left=[
                     websocket("ConnectCount"),
                     websocket("MessageCount"),
                     websocket("ExecutionError"),
                 ],
-                right=[kontex("EventsSwept", "kontex-sweeper")],
+                right=[
+                    kontex("EventsPosted", "kontex-feedworker"),
+                    kontex("EventsSwept", "kontex-sweeper"),
+                ],
             ),
             cloudwatch.AlarmStatusWidget(
                 title="Alarms",

@@ -35,7 +35,8 @@ class Retention(Construct):
             folder="prune",
             handler="handler.lambda_handler",
             timeout=PRUNE_TIMEOUT,
-            access=Access(bundles="delete", api_keys=False),
+            # events="publish": each purge announces session.purged through the outbox
+            access=Access(bundles="delete", events="publish", api_keys=False),
             memory_size=512,
             description=f"Kontex retention: purges sessions idle for {config.retention_days} days",
         )

@@ -531,7 +531,26 @@ def test_prune_function_may_list_and_delete_bundles_and_nothing_more(retained: S
     objects = json.dumps(
         {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/*"]]}, sort_keys=True
     )
-    assert s3_grants == {("s3:DeleteObject*", objects), ("s3:ListBucket", bucket_arn)}
+    # it publishes session.purged; an event too large for SNS could be put under claims/events/
+    assert variables["KONTEX_EVENTS_TOPIC_ARN"] == {"Ref": _topic(retained)}
+    claims = json.dumps(
+        {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/claims/events/*"]]}, sort_keys=True
+    )
+    puts = {(action, resource) for action, resource in s3_grants if resource == claims}
+    assert {action for action, _ in puts} == {
+        "s3:Abort*",
+        "s3:PutObject",
+        "s3:PutObjectLegalHold",
+        "s3:PutObjectRetention",
+        "s3:PutObjectTagging",
+        "s3:PutObjectVersionTagging",
+    }
+    assert s3_grants - puts == {("s3:DeleteObject*", objects), ("s3:ListBucket", bucket_arn)}
+
+
+def _topic(synth: Synth) -> str:
+    (topic,) = synth.of_type("AWS::SNS::Topic")
+    return topic
 
 
 def _s3_actions(synth: Synth, function_name: str) -> set[str]:
@@ -592,6 +611,7 @@ def test_a_dashboard_and_an_error_alarm_per_function(dev: Synth) -> None:
     (dashboard,) = dashboards.values()
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
     for metric in (
+        "EventsPosted",
         "SpansAccepted",
         "SnapshotsWritten",
         "UpstreamLatency",
