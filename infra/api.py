@@ -78,7 +78,7 @@ class Api(Construct):
             folder="api",
             handler="handler.lambda_handler",
             timeout=API_TIMEOUT,
-            access=Access(bundles="read_write_purge", sends_to=("events",)),
+            access=Access(bundles="read_write_purge", events="publish"),
             description="Kontex REST API (/v1, /health)",
         )
         self.ingest_function = factory.create(

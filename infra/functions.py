@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from aws_cdk import CfnResource, Duration, Stack
+from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
-from cdk_nag import NagPackSuppression, NagSuppressions
+from aws_cdk import aws_sns as sns
+from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import Construct
 
 from infra.config import ROOT, StageConfig
@@ -34,6 +36,7 @@ METRICS_NAMESPACE = "Kontex"
 
 
 CLAIMS_PREFIX = "claims/"  # kontex.adapters.claim_check.PREFIX
+EVENT_CLAIMS_PREFIX = "claims/events/"  # kontex.adapters.sns_events.CLAIMS
 
 
 @dataclass(frozen=True)
@@ -43,11 +46,17 @@ class Access:
     # "delete": list and delete only, for the purge of whole sessions (retention);
     # "read_write_purge": read and put, plus list and delete for DELETE ?purge=true (the API)
     bundles: Literal["none", "read", "read_write", "read_write_purge", "delete"] = "none"
-    sends_to: tuple[str, ...] = ()  # queue names: "spans", "captures", "events"
+    sends_to: tuple[str, ...] = ()  # work queue names: "spans", "captures"
     # claim-check payloads under claims/ (adapters/claim_check.py): "put" for the functions
     # that queue (ingest, proxy), "take" (read, then delete) for the workers that consume
     claims: Literal["none", "put", "take"] = "none"
     api_keys: bool = True  # the HMAC secret that hashes presented API keys
+    # the events topic: "publish" for the functions whose writes put events in the outbox (and
+    # the sweeper), "consume" for the event consumers' workers; an event too large for SNS
+    # travels by claim check under claims/events/ (adapters/sns_events.py): put, or read only
+    events: Literal["none", "publish", "consume"] = "none"
+    # post to (and close) WebSocket connections through the API Gateway Management API
+    connections: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,9 @@ class Wiring:
     bundles: s3.IBucket
     queues: dict[str, WorkQueue]
     api_key_secret: secretsmanager.ISecret
+    topic: sns.ITopic
+    websocket_api: apigwv2.WebSocketApi
+    websocket_stage: apigwv2.WebSocketStage
 
 
 class FunctionFactory:
@@ -168,6 +180,20 @@ class FunctionFactory:
             queue = wiring.queues[name].queue
             function.add_environment(f"KONTEX_{name.upper()}_QUEUE_URL", queue.queue_url)
             queue.grant_send_messages(function)
+        if access.events == "publish":
+            function.add_environment("KONTEX_EVENTS_TOPIC_ARN", wiring.topic.topic_arn)
+            wiring.topic.grant_publish(function)
+        if access.events != "none":
+            function.add_environment("KONTEX_BUNDLE_BUCKET", wiring.bundles.bucket_name)
+            if access.events == "publish":
+                wiring.bundles.grant_put(function, f"{EVENT_CLAIMS_PREFIX}*")
+            else:  # read only: every consumer reads the same object; the lifecycle rule expires it
+                wiring.bundles.grant_read(function, f"{EVENT_CLAIMS_PREFIX}*")
+        if access.connections:
+            function.add_environment(
+                "KONTEX_WEBSOCKET_ENDPOINT", wiring.websocket_stage.callback_url
+            )
+            wiring.websocket_api.grant_manage_connections(function)
 
     def _acknowledge(self, function: lambda_.Function, access: Access) -> None:
         """cdk-nag findings every function made here has, each with its reason."""
@@ -250,6 +276,54 @@ class FunctionFactory:
                         "Action::s3:GetObject*",
                         "Action::s3:List*",
                         "Action::s3:DeleteObject*",
+                    ],
+                )
+            )
+        if access.events != "none":
+            bucket = self.wiring.bundles.node.default_child
+            assert isinstance(bucket, CfnResource)
+            stack = Stack.of(bucket)
+            events_id = stack.resolve(stack.get_logical_id(bucket))
+            suppressions.append(
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Events too large for SNS travel as objects named by their event id "
+                    "under claims/events/ in the stack's bundle bucket: put for the functions "
+                    "that publish events, read for the consumers, on that prefix only.",
+                    applies_to=[
+                        f"Resource::<{events_id}.Arn>/{EVENT_CLAIMS_PREFIX}*",
+                        "Action::s3:Abort*",
+                        "Action::s3:GetBucket*",
+                        "Action::s3:GetObject*",
+                        "Action::s3:List*",
+                    ],
+                )
+            )
+        if access.events == "publish":
+            suppressions.append(
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="The events topic is encrypted with SNS's AWS-managed key; grant_publish"
+                    " names it by alias (any key id, on condition kms:ResourceAliases = "
+                    "alias/aws/sns), and GenerateDataKey* is the pair SNS encryption needs.",
+                    applies_to=[
+                        "Action::kms:GenerateDataKey*",
+                        RegexAppliesTo(regex=r"/^Resource::arn:[^:]+:kms:[^:]+:[^:]+:key\/\*$/"),
+                    ],
+                )
+            )
+        if access.connections:
+            suppressions.append(
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="execute-api:ManageConnections on the stack's one WebSocket API, its "
+                    "connections only (grant_manage_connections): connection ids are made by "
+                    "API Gateway at run time.",
+                    applies_to=[
+                        RegexAppliesTo(
+                            regex=r"/^Resource::arn:[^:]+:execute-api:[^:]+:[^:]+:"
+                            r"<[A-Za-z0-9]+>\/\*\/\*\/@connections\/\*$/"
+                        )
                     ],
                 )
             )

@@ -1,4 +1,12 @@
-"""Messaging: the spans, captures and snapshot-events queues, each with its dead-letter queue.
+"""Messaging: the spans and captures work queues, and the events topic fanned out to one queue
+per event consumer (the live feed, embeddings), each queue with its dead-letter queue.
+
+Events (the outbox's ``snapshot.created``, ``session.updated``, ...) are published once to an
+SNS topic; every consumer has its own SQS queue subscribed with raw message delivery, so its
+worker reads the event JSON as the producer wrote it, retries on its own and dead-letters on
+its own. A new consumer is one entry in ``infra/workers.py`` WORKERS (``events=True``). The
+topic is encrypted with SNS's AWS-managed key (the publishers are the stack's own functions,
+which that key's policy admits through SNS) and refuses requests that are not TLS.
 
 A queue's visibility timeout is six times its consumer's timeout (AWS's guidance for Lambda
 event sources: a batch being retried is never handed to a second consumer), a message moves to
@@ -8,15 +16,20 @@ a message, and every queue is SSE-encrypted and TLS-only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 MAX_RECEIVE_COUNT = 5
 VISIBILITY_FACTOR = 6
 DLQ_RETENTION = Duration.days(14)
-QUEUE_NAMES = ("spans", "captures", "events")
+QUEUE_NAMES = ("spans", "captures")  # work queues producers send to by name
 
 
 class WorkQueue(Construct):
@@ -60,9 +73,39 @@ class WorkQueue(Construct):
 
 
 class Messaging(Construct):
-    def __init__(self, scope: Construct, id: str, *, consumer_timeout: Duration) -> None:
+    """``queues``: every queue by name, the work queues and one per event consumer;
+    ``topic``: where the outbox publishes events."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        consumer_timeout: Duration,
+        event_consumers: Sequence[str] = (),
+    ) -> None:
         super().__init__(scope, id)
         self.queues: dict[str, WorkQueue] = {
             name: WorkQueue(self, name.capitalize(), consumer_timeout=consumer_timeout)
             for name in QUEUE_NAMES
         }
+        self.topic = sns.Topic(
+            self,
+            "Events",
+            display_name="Kontex events",
+            master_key=kms.Alias.from_alias_name(self, "SnsManagedKey", "alias/aws/sns"),
+            enforce_ssl=True,
+        )
+        self.event_consumers = tuple(event_consumers)
+        for name in self.event_consumers:
+            if name in self.queues:
+                raise ValueError(f"event consumer {name!r} clashes with a work queue")
+            work = WorkQueue(self, name.capitalize(), consumer_timeout=consumer_timeout)
+            self.topic.add_subscription(
+                # a message SNS cannot deliver (the queue unreachable for its whole retry
+                # policy) goes to the consumer's own DLQ too, so its alarm says so
+                subscriptions.SqsSubscription(
+                    work.queue, raw_message_delivery=True, dead_letter_queue=work.dlq
+                )
+            )
+            self.queues[name] = work

@@ -14,6 +14,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from infra.live import LiveApi
 from infra.messaging import Messaging
 
 NAMESPACE = "Kontex"
@@ -29,6 +30,7 @@ class Observability(Construct):
         stage: str,
         functions: list[lambda_.Function],
         messaging: Messaging,
+        live: LiveApi,
     ) -> None:
         super().__init__(scope, id)
         period = Duration.minutes(5)
@@ -64,6 +66,15 @@ class Observability(Construct):
                 dimensions_map={"service": service},
                 period=period,
                 statistic=statistic,
+            )
+
+        def websocket(name: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace="AWS/ApiGateway",
+                metric_name=name,
+                dimensions_map={"ApiId": live.api.api_id, "Stage": live.stage.stage_name},
+                period=period,
+                statistic="Sum",
             )
 
         integrity = cloudwatch.MathExpression(
@@ -129,6 +140,18 @@ class Observability(Construct):
                 ],
             ),
             cloudwatch.GraphWidget(title="Integrity errors", left=[integrity]),
+            cloudwatch.GraphWidget(
+                title="Live feed: connections, messages; events posted and swept",
+                left=[
+                    websocket("ConnectCount"),
+                    websocket("MessageCount"),
+                    websocket("ExecutionError"),
+                ],
+                right=[
+                    kontex("EventsPosted", "kontex-feedworker"),
+                    kontex("EventsSwept", "kontex-sweeper"),
+                ],
+            ),
             cloudwatch.AlarmStatusWidget(
                 title="Alarms",
                 alarms=[

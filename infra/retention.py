@@ -4,7 +4,8 @@ Made only when the stage sets `retention_days` (off by default: Kontex keeps his
 operator asks otherwise). An EventBridge rule invokes `functions/prune` every hour with
 ``{"older_than_days": N, "limit": PER_RUN}``; each run purges at most PER_RUN sessions, so a
 backlog (retention switched on for an old deployment) drains over a few runs, each well
-inside the function's timeout. The function may delete bundle objects and read nothing.
+inside the function's timeout. The function may delete bundle objects and read nothing; it
+publishes each purge's `session.purged` event to the events topic.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ class Retention(Construct):
             folder="prune",
             handler="handler.lambda_handler",
             timeout=PRUNE_TIMEOUT,
-            access=Access(bundles="delete", api_keys=False),
+            # events="publish": each purge announces session.purged through the outbox
+            access=Access(bundles="delete", events="publish", api_keys=False),
             memory_size=512,
             description=f"Kontex retention: purges sessions idle for {config.retention_days} days",
         )

@@ -1,5 +1,6 @@
-"""KontexStack: the capabilities composed (network, data, storage, messaging, api, workers,
-migrations, and retention when the stage sets it), plus the few things every function shares:
+"""KontexStack: the capabilities composed (network, data, storage, messaging, api, the live
+WebSocket API, workers, the outbox sweeper, migrations, and retention when the stage sets it),
+plus the few things every function shares:
 the layer, the security group that may reach the RDS Proxy, and the API-key secret.
 """
 
@@ -19,13 +20,15 @@ from infra.api import Api
 from infra.config import StageConfig
 from infra.database import Database
 from infra.functions import ARCHITECTURE, RUNTIME, FunctionFactory, Wiring
+from infra.live import LiveApi
 from infra.messaging import Messaging
 from infra.migrations import Migrations
 from infra.network import Network
 from infra.observability import Observability
+from infra.outbox import Sweeper
 from infra.retention import Retention
 from infra.storage import Storage
-from infra.workers import WORKER_TIMEOUT, Workers
+from infra.workers import EVENT_CONSUMERS, WORKER_TIMEOUT, Workers
 
 
 class KontexStack(Stack):
@@ -43,7 +46,10 @@ class KontexStack(Stack):
         network = Network(self, "Network", config=config)
         self.database = Database(self, "Database", config=config, network=network)
         self.storage = Storage(self, "Storage", config=config)
-        self.messaging = Messaging(self, "Messaging", consumer_timeout=WORKER_TIMEOUT)
+        self.messaging = Messaging(
+            self, "Messaging", consumer_timeout=WORKER_TIMEOUT, event_consumers=EVENT_CONSUMERS
+        )
+        self.live = LiveApi(self, "Live", config=config)
         self.api_key_secret = secretsmanager.Secret(
             self,
             "ApiKeySecret",
@@ -81,12 +87,17 @@ class KontexStack(Stack):
                 bundles=self.storage.bundles,
                 queues=self.messaging.queues,
                 api_key_secret=self.api_key_secret,
+                topic=self.messaging.topic,
+                websocket_api=self.live.api,
+                websocket_stage=self.live.stage,
             ),
         )
         self.api = Api(self, "Api", config=config, factory=factory)
         self.workers = Workers(
             self, "Workers", config=config, factory=factory, messaging=self.messaging
         )
+        self.live.serve(factory)
+        self.sweeper = Sweeper(self, "Outbox", factory=factory)
         self.migrations = Migrations(self, "Migrations", factory=factory, database=self.database)
         self.retention = (
             Retention(self, "Retention", config=config, factory=factory)
@@ -100,6 +111,7 @@ class KontexStack(Stack):
             stage=config.name,
             functions=list(self.functions),
             messaging=self.messaging,
+            live=self.live,
         )
 
         url = self.api.url
@@ -122,6 +134,13 @@ class KontexStack(Stack):
             "MigrateFunctionName",
             value=self.migrations.function.function_name,
             description='invoke with {"create_key": {"label": ...}} for the first API key',
+        )
+        CfnOutput(
+            self,
+            "LiveUrl",
+            value=self.live.url,
+            description="the live feed's WebSocket URL (wss://; first frame "
+            '{"authorization": "<key>"})',
         )
         CfnOutput(self, "BundleBucketName", value=self.storage.bundles.bucket_name)
         self._suppress()

@@ -3,9 +3,13 @@
 `report_batch_item_failures=True` pairs with Powertools' `process_partial_response` in the
 handlers: only the failed records of a batch are retried, the rest are deleted.
 `max_concurrency` caps how many copies poll each queue, and so the database connections.
+Event consumers (``events=True``) get their own queue subscribed to the events topic
+(infra/messaging.py), so adding one is one entry here.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
@@ -19,25 +23,46 @@ from infra.messaging import Messaging
 WORKER_TIMEOUT = Duration.seconds(60)
 BATCH_SIZE = 10
 
-# queue name -> (construct id, handler in functions/workers, access beyond the database).
-# Workers never see an API key (the library reads the HMAC secret on first use only), so they
-# get no access to it.
-WORKERS: dict[str, tuple[str, str, Access]] = {
-    "spans": (
+
+@dataclass(frozen=True)
+class Worker:
+    id: str  # construct id (its service name is kontex-<id lower>)
+    handler: str  # in functions/workers: <module>.lambda_handler
+    access: Access  # beyond the database
+    # True: a consumer of the events topic; its queue (named by its key) is subscribed to it
+    events: bool = False
+
+
+# queue name -> its worker. Workers never see an API key (the library reads the HMAC secret on
+# first use only), so they get no access to it. An event consumer is one entry with
+# events=True: its own queue + DLQ + alarm, subscribed to the topic with raw delivery.
+WORKERS: dict[str, Worker] = {
+    "spans": Worker(
         "SpansWorker",
         "spans.lambda_handler",
         # "spans": the delayed retry of traces whose spans wait for their ancestors
-        Access(bundles="read_write", sends_to=("events", "spans"), api_keys=False, claims="take"),
+        Access(
+            bundles="read_write",
+            sends_to=("spans",),
+            events="publish",
+            api_keys=False,
+            claims="take",
+        ),
     ),
-    "captures": (
+    "captures": Worker(
         "CaptureWorker",
         "capture.lambda_handler",
-        Access(bundles="read_write", sends_to=("events",), api_keys=False, claims="take"),
+        Access(bundles="read_write", events="publish", api_keys=False, claims="take"),
+    ),
+    # the live feed: posts each event to the WebSocket connections subscribed to its session
+    "feed": Worker(
+        "FeedWorker",
+        "feed.lambda_handler",
+        Access(events="consume", connections=True, api_keys=False),
+        events=True,
     ),
 }
-# The snapshot-events queue is filled by the API, ingest and capture paths (snapshot.created,
-# snapshot.enriched, ...); its consumers (the live feed and embeddings) come with the issues
-# that build them, and get their event source here then.
+EVENT_CONSUMERS = tuple(name for name, worker in WORKERS.items() if worker.events)
 
 
 class Workers(Construct):
@@ -52,17 +77,17 @@ class Workers(Construct):
     ) -> None:
         super().__init__(scope, id)
         self.functions: dict[str, lambda_.Function] = {}
-        for queue_name, (fn_id, handler, access) in WORKERS.items():
+        for queue_name, worker in WORKERS.items():
             work = messaging.queues[queue_name]
             if work.consumer_timeout.to_seconds() < WORKER_TIMEOUT.to_seconds():
                 raise ValueError(f"queue {queue_name} is sized for a shorter consumer")
             function = factory.create(
                 self,
-                fn_id,
+                worker.id,
                 folder="workers",
-                handler=handler,
+                handler=worker.handler,
                 timeout=WORKER_TIMEOUT,
-                access=access,
+                access=worker.access,
                 description=f"Kontex worker for the {queue_name} queue",
             )
             function.add_event_source(

@@ -106,7 +106,7 @@ def test_every_work_queue_has_a_dlq_with_max_receive_count(dev: Synth) -> None:
         _ref(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]) for q in with_redrive.values()
     }
 
-    assert len(with_redrive) == 3  # spans, captures, events
+    assert len(with_redrive) == 3  # spans, captures, and the feed's subscription to the events
     assert len(dlqs) == 3 and dlqs <= queues.keys()  # each its own DLQ
     assert set(queues) == set(with_redrive) | dlqs  # no queue is neither
     for queue in with_redrive.values():
@@ -152,7 +152,7 @@ def test_workers_report_batch_item_failures_and_queues_outlast_them(dev: Synth) 
     mappings = dev.of_type("AWS::Lambda::EventSourceMapping")
     handlers = set()
 
-    assert len(mappings) == 2  # the events queue has no consumer yet (live feed, embeddings)
+    assert len(mappings) == 3  # spans, captures, and the feed (one queue per event consumer)
     for mapping in mappings.values():
         props = mapping["Properties"]
         assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
@@ -161,14 +161,13 @@ def test_workers_report_batch_item_failures_and_queues_outlast_them(dev: Synth) 
         assert "RedrivePolicy" in queue  # a worker never reads a DLQ
         assert queue["VisibilityTimeout"] >= VISIBILITY_FACTOR * function["Timeout"]
         handlers.add(function["Handler"])
-    assert handlers == {"spans.lambda_handler", "capture.lambda_handler"}
+    assert handlers == {"spans.lambda_handler", "capture.lambda_handler", "feed.lambda_handler"}
 
 
 def test_producers_get_their_queue_url_and_send_permission(dev: Synth) -> None:
     expected = {
         "kontex-ingest": "KONTEX_SPANS_QUEUE_URL",
         "kontex-proxy": "KONTEX_CAPTURES_QUEUE_URL",
-        "kontex-api": "KONTEX_EVENTS_QUEUE_URL",
     }
     for service, variable in expected.items():
         key, props = dev.function(service)
@@ -264,7 +263,7 @@ def test_functions_reach_the_database_through_the_rds_proxy(dev: Synth) -> None:
     (attachment,) = dev.of_type("AWS::SecretsManager::SecretTargetAttachment")
 
     functions = dev.kontex_functions()
-    assert len(functions) == 6  # api, ingest, proxy, 2 workers, migrate
+    assert len(functions) == 9  # api, ingest, proxy, live, 3 workers, sweeper, migrate
     for fn in functions.values():
         variables = fn["Properties"]["Environment"]["Variables"]
         assert variables["KONTEX_DATABASE_HOST"] == {"Fn::GetAtt": [proxy_key, "Endpoint"]}
@@ -317,9 +316,16 @@ def test_prod_has_deletion_protection_backups_and_retention(prod: Synth) -> None
 
 def test_http_api_routes_go_to_their_functions(dev: Synth) -> None:
     integrations = dev.of_type("AWS::ApiGatewayV2::Integration")
+    (http_api,) = [
+        k
+        for k, api in dev.of_type("AWS::ApiGatewayV2::Api").items()
+        if api["Properties"]["ProtocolType"] == "HTTP"
+    ]
     routes: dict[str, str] = {}
     for route in dev.of_type("AWS::ApiGatewayV2::Route").values():
         props = route["Properties"]
+        if props["ApiId"] != {"Ref": http_api}:
+            continue  # the WebSocket API's (test_live_websocket_api_...)
         target = props["Target"]["Fn::Join"][1][1]["Ref"]  # "integrations/<ref>"
         uri = integrations[target]["Properties"]["IntegrationUri"]
         routes[props["RouteKey"]] = _ref(uri)
@@ -336,7 +342,8 @@ def test_http_api_routes_go_to_their_functions(dev: Synth) -> None:
     assert routes["ANY /v1/{proxy+}"] == fn("kontex-api")
     assert routes["GET /v1/openapi.json"] == fn("kontex-api")
     for integration in integrations.values():
-        assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
+        if integration["Properties"]["ApiId"] == {"Ref": http_api}:
+            assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
 
 
 def test_proxy_streams_from_a_function_url_for_up_to_15_minutes(dev: Synth) -> None:
@@ -377,14 +384,20 @@ def test_large_queue_messages_travel_by_claim_check(dev: Synth) -> None:
 
 
 def test_stage_is_throttled_and_logged_and_urls_are_output(dev: Synth) -> None:
-    (stage,) = dev.of_type("AWS::ApiGatewayV2::Stage").values()
-    settings = stage["Properties"]["DefaultRouteSettings"]
-    assert settings["ThrottlingRateLimit"] > 0 and settings["ThrottlingBurstLimit"] > 0
-    assert "DestinationArn" in stage["Properties"]["AccessLogSettings"]
+    stages = dev.of_type("AWS::ApiGatewayV2::Stage").values()
+    assert len(stages) == 2  # the HTTP API's and the WebSocket API's
+    for stage in stages:
+        settings = stage["Properties"]["DefaultRouteSettings"]
+        assert settings["ThrottlingRateLimit"] > 0 and settings["ThrottlingBurstLimit"] > 0
+        assert "DestinationArn" in stage["Properties"]["AccessLogSettings"]
     outputs = dev.template.to_json()["Outputs"]
-    assert {"ApiUrl", "OtlpTracesEndpoint", "AnthropicBaseUrl", "MigrateFunctionName"} <= set(
-        outputs
-    )
+    assert {
+        "ApiUrl",
+        "OtlpTracesEndpoint",
+        "AnthropicBaseUrl",
+        "MigrateFunctionName",
+        "LiveUrl",
+    } <= set(outputs)
     assert outputs["OtlpTracesEndpoint"]["Value"]["Fn::Join"][1][-1].endswith("/ingest/v1/traces")
 
 
@@ -454,9 +467,17 @@ def test_only_functions_that_see_api_keys_can_read_the_key_secret(dev: Synth) ->
 # --- retention ---------------------------------------------------------------------------
 
 
+def _prune_rules(synth: Synth) -> list[dict[str, Any]]:
+    return [
+        rule
+        for rule in synth.of_type("AWS::Events::Rule").values()
+        if "purge" in rule["Properties"].get("Description", "")
+    ]
+
+
 def test_retention_is_off_by_default(dev: Synth, prod: Synth) -> None:
     for synth in (dev, prod):
-        assert not synth.of_type("AWS::Events::Rule")
+        assert not _prune_rules(synth)
         services = {
             fn["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
             for fn in synth.kontex_functions().values()
@@ -466,7 +487,7 @@ def test_retention_is_off_by_default(dev: Synth, prod: Synth) -> None:
 
 def test_retention_schedules_the_prune_function_with_the_stages_days(retained: Synth) -> None:
     key, props = retained.function("kontex-prune")
-    (rule,) = retained.of_type("AWS::Events::Rule").values()
+    (rule,) = _prune_rules(retained)
     (target,) = rule["Properties"]["Targets"]
 
     assert props["Handler"] == "handler.lambda_handler"
@@ -483,7 +504,7 @@ def test_retention_schedules_the_prune_function_with_the_stages_days(retained: S
             "FunctionName": {"Fn::GetAtt": [key, "Arn"]},
         },
     )
-    assert len(retained.kontex_functions()) == 7  # the six of every stack, and prune
+    assert len(retained.kontex_functions()) == 10  # the nine of every stack, and prune
 
 
 def test_prune_function_may_list_and_delete_bundles_and_nothing_more(retained: Synth) -> None:
@@ -510,7 +531,26 @@ def test_prune_function_may_list_and_delete_bundles_and_nothing_more(retained: S
     objects = json.dumps(
         {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/*"]]}, sort_keys=True
     )
-    assert s3_grants == {("s3:DeleteObject*", objects), ("s3:ListBucket", bucket_arn)}
+    # it publishes session.purged; an event too large for SNS could be put under claims/events/
+    assert variables["KONTEX_EVENTS_TOPIC_ARN"] == {"Ref": _topic(retained)}
+    claims = json.dumps(
+        {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/claims/events/*"]]}, sort_keys=True
+    )
+    puts = {(action, resource) for action, resource in s3_grants if resource == claims}
+    assert {action for action, _ in puts} == {
+        "s3:Abort*",
+        "s3:PutObject",
+        "s3:PutObjectLegalHold",
+        "s3:PutObjectRetention",
+        "s3:PutObjectTagging",
+        "s3:PutObjectVersionTagging",
+    }
+    assert s3_grants - puts == {("s3:DeleteObject*", objects), ("s3:ListBucket", bucket_arn)}
+
+
+def _topic(synth: Synth) -> str:
+    (topic,) = synth.of_type("AWS::SNS::Topic")
+    return topic
 
 
 def _s3_actions(synth: Synth, function_name: str) -> set[str]:
@@ -570,7 +610,15 @@ def test_a_dashboard_and_an_error_alarm_per_function(dev: Synth) -> None:
     assert len(dashboards) == 1
     (dashboard,) = dashboards.values()
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
-    for metric in ("SpansAccepted", "SnapshotsWritten", "UpstreamLatency", "IntegrityErrors"):
+    for metric in (
+        "EventsPosted",
+        "SpansAccepted",
+        "SnapshotsWritten",
+        "UpstreamLatency",
+        "IntegrityErrors",
+        "EventsSwept",
+        "ConnectCount",
+    ):
         assert metric in body, metric
     assert "ApproximateAgeOfOldestMessage" in body
     alarms = dev.of_type("AWS::CloudWatch::Alarm").values()
@@ -586,3 +634,210 @@ def test_every_function_flushes_metrics_and_traces() -> None:
         assert "@tracer.capture_lambda_handler" in text, handler
         if handler.parent.name != "migrate":
             assert "@metrics.log_metrics" in text, handler
+
+
+# --- events and the live feed ------------------------------------------------------------
+
+PUBLISHERS = ("kontex-api", "kontex-spansworker", "kontex-captureworker", "kontex-sweeper")
+
+
+def _statements(synth: Synth, service: str) -> list[dict[str, Any]]:
+    _, props = synth.function(service)
+    return [
+        statement
+        for p in synth.of_type("AWS::IAM::Policy").values()
+        if p["Properties"]["Roles"] == [{"Ref": _ref(props["Role"])}]
+        for statement in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else actions
+
+
+def test_events_go_to_an_encrypted_tls_only_topic_not_a_queue(dev: Synth) -> None:
+    (topic_key, topic), *others = dev.of_type("AWS::SNS::Topic").items()
+    assert not others
+    assert "alias/aws/sns" in json.dumps(topic["Properties"]["KmsMasterKeyId"])
+    (policy,) = dev.of_type("AWS::SNS::TopicPolicy").values()
+    assert policy["Properties"]["Topics"] == [{"Ref": topic_key}]
+    assert {
+        "Action": "sns:Publish",
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        "Effect": "Deny",
+        "Principal": "*",
+        "Resource": {"Ref": topic_key},
+        "Sid": "AllowPublishThroughSSLOnly",
+    } in policy["Properties"]["PolicyDocument"]["Statement"]
+    # the single events queue is gone: no function is told of one
+    for fn in dev.kontex_functions().values():
+        assert "KONTEX_EVENTS_QUEUE_URL" not in fn["Properties"]["Environment"]["Variables"]
+
+
+def test_publishers_get_the_topic_arn_and_publish_permission(dev: Synth) -> None:
+    (topic_key,) = dev.of_type("AWS::SNS::Topic")
+    for fn in dev.kontex_functions().values():
+        variables = fn["Properties"]["Environment"]["Variables"]
+        service = variables["POWERTOOLS_SERVICE_NAME"]
+        publishes = [s for s in _statements(dev, service) if "sns:Publish" in _actions(s)]
+        if service in PUBLISHERS:
+            assert variables["KONTEX_EVENTS_TOPIC_ARN"] == {"Ref": topic_key}, service
+            assert [s["Resource"] for s in publishes] == [{"Ref": topic_key}], service
+            # an event too large for SNS goes by claim check: put under claims/events/ only
+            puts = [s for s in _statements(dev, service) if "s3:PutObject" in _actions(s)]
+            assert any('"/claims/events/*"' in json.dumps(s["Resource"]) for s in puts), service
+            assert "KONTEX_BUNDLE_BUCKET" in variables
+        else:
+            assert "KONTEX_EVENTS_TOPIC_ARN" not in variables, service
+            assert not publishes, service
+
+
+def test_each_event_consumer_has_its_queue_subscribed_with_raw_delivery(dev: Synth) -> None:
+    from infra.workers import EVENT_CONSUMERS
+
+    (topic_key,) = dev.of_type("AWS::SNS::Topic")
+    queues = dev.of_type("AWS::SQS::Queue")
+    subscriptions = dev.of_type("AWS::SNS::Subscription").values()
+    subscribed = {_ref(s["Properties"]["Endpoint"]) for s in subscriptions}
+
+    assert EVENT_CONSUMERS == ("feed",)
+    assert len(subscriptions) == len(EVENT_CONSUMERS)
+    for sub in subscriptions:
+        props = sub["Properties"]
+        assert props["Protocol"] == "sqs" and props["RawMessageDelivery"] is True
+        assert props["TopicArn"] == {"Ref": topic_key}
+        # the queue's DLQ also takes what SNS could not deliver to it
+        dlq = queues[_ref(props["Endpoint"])]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]
+        assert props["RedrivePolicy"] == {"deadLetterTargetArn": dlq}
+    # the feed worker reads its own subscribed queue, reporting partial failures
+    feed_key, _ = dev.function("kontex-feedworker")
+    (mapping,) = [
+        m["Properties"]
+        for m in dev.of_type("AWS::Lambda::EventSourceMapping").values()
+        if _ref(m["Properties"]["FunctionName"]) == feed_key
+    ]
+    assert _ref(mapping["EventSourceArn"]) in subscribed
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # SNS may deliver into that queue, for this topic only
+    dev.template.has_resource_properties(
+        "AWS::SQS::QueuePolicy",
+        {
+            "Queues": [{"Ref": _ref(mapping["EventSourceArn"])}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Action": "sqs:SendMessage",
+                                "Effect": "Allow",
+                                "Principal": {"Service": "sns.amazonaws.com"},
+                                "Condition": {"ArnEquals": {"aws:SourceArn": {"Ref": topic_key}}},
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+    # consumers read shared event claims and never delete them (the lifecycle rule does)
+    feed = _statements(dev, "kontex-feedworker")
+    reads = [s for s in feed if "s3:GetObject*" in _actions(s)]
+    assert reads and all('"/claims/events/*"' in json.dumps(s["Resource"]) for s in reads)
+    assert not [s for s in feed if any(a.startswith("s3:Delete") for a in _actions(s))]
+
+
+def test_live_websocket_api_routes_go_to_the_live_function(dev: Synth) -> None:
+    (api_key, api), *others = [
+        (k, a)
+        for k, a in dev.of_type("AWS::ApiGatewayV2::Api").items()
+        if a["Properties"]["ProtocolType"] == "WEBSOCKET"
+    ]
+    assert not others
+    assert api["Properties"]["RouteSelectionExpression"] == "$request.body.action"
+    live_key, live = dev.function("kontex-live")
+    assert live["Handler"] == "handler.lambda_handler"
+    integrations = dev.of_type("AWS::ApiGatewayV2::Integration")
+    routes = {}
+    for route in dev.of_type("AWS::ApiGatewayV2::Route").values():
+        props = route["Properties"]
+        if props["ApiId"] != {"Ref": api_key}:
+            continue
+        target = integrations[props["Target"]["Fn::Join"][1][1]["Ref"]]["Properties"]
+        assert target["IntegrationType"] == "AWS_PROXY"
+        assert json.dumps({"Fn::GetAtt": [live_key, "Arn"]}) in json.dumps(target["IntegrationUri"])
+        assert "RouteResponseSelectionExpression" not in props  # answers go by the Management API
+        routes[props["RouteKey"]] = props
+    assert set(routes) == {"$connect", "$disconnect", "$default"}
+    # API Gateway may invoke the function for those routes
+    permissions = [
+        p["Properties"]
+        for p in dev.of_type("AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [live_key, "Arn"]}
+    ]
+    assert len(permissions) == 3
+    assert {p["Principal"] for p in permissions} == {"apigateway.amazonaws.com"}
+    # its stage deploys itself, is throttled and logged (through the account's CloudWatch role)
+    (stage,) = [
+        s["Properties"]
+        for s in dev.of_type("AWS::ApiGatewayV2::Stage").values()
+        if s["Properties"]["ApiId"] == {"Ref": api_key}
+    ]
+    assert stage["StageName"] == "live" and stage["AutoDeploy"] is True
+    assert stage["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
+    assert '"connectionId":"$context.connectionId"' in stage["AccessLogSettings"]["Format"]
+    (account,) = dev.of_type("AWS::ApiGateway::Account").values()
+    assert account["DeletionPolicy"] == "Retain"
+    # clients get the wss:// URL of that stage
+    live_url = dev.template.to_json()["Outputs"]["LiveUrl"]["Value"]["Fn::Join"][1]
+    assert live_url[0] == "wss://" and live_url[1] == {"Ref": api_key}
+    assert live_url[-1] == "/live"
+
+
+def test_live_and_feed_may_post_to_connections_and_nothing_else_may(dev: Synth) -> None:
+    (api_key,) = [
+        k
+        for k, a in dev.of_type("AWS::ApiGatewayV2::Api").items()
+        if a["Properties"]["ProtocolType"] == "WEBSOCKET"
+    ]
+    for fn in dev.kontex_functions().values():
+        variables = fn["Properties"]["Environment"]["Variables"]
+        service = variables["POWERTOOLS_SERVICE_NAME"]
+        grants = [
+            s for s in _statements(dev, service) if "execute-api:ManageConnections" in _actions(s)
+        ]
+        if service in ("kontex-live", "kontex-feedworker"):
+            endpoint = variables["KONTEX_WEBSOCKET_ENDPOINT"]["Fn::Join"][1]
+            assert endpoint[0] == "https://" and endpoint[1] == {"Ref": api_key}, service
+            assert endpoint[-1] == "/live", service
+            (grant,) = grants
+            resource = grant["Resource"]["Fn::Join"][1]
+            assert {"Ref": api_key} in resource and resource[-1] == "/*/*/@connections/*"
+        else:
+            assert "KONTEX_WEBSOCKET_ENDPOINT" not in variables, service
+            assert not grants, service
+    # the live function authenticates first frames; the feed worker never sees a key
+    _, live = dev.function("kontex-live")
+    _, feed = dev.function("kontex-feedworker")
+    assert "KONTEX_API_KEY_SECRET_ARN" in live["Environment"]["Variables"]
+    assert "KONTEX_API_KEY_SECRET_ARN" not in feed["Environment"]["Variables"]
+
+
+def test_the_sweeper_runs_every_minute_and_never_overlaps_itself(dev: Synth) -> None:
+    key, props = dev.function("kontex-sweeper")
+    (rule,) = [
+        r["Properties"]
+        for r in dev.of_type("AWS::Events::Rule").values()
+        if _ref(r["Properties"]["Targets"][0]["Arn"]) == key
+    ]
+    assert props["Handler"] == "handler.lambda_handler"
+    assert rule["ScheduleExpression"] == "rate(1 minute)" and rule["State"] == "ENABLED"
+    assert props["Timeout"] < 60
+    dev.template.has_resource_properties(
+        "AWS::Lambda::Permission",
+        {
+            "Action": "lambda:InvokeFunction",
+            "Principal": "events.amazonaws.com",
+            "FunctionName": {"Fn::GetAtt": [key, "Arn"]},
+        },
+    )

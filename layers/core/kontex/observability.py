@@ -7,7 +7,8 @@ time). Outside Lambda (tests, ``kontex dev``) tracing is off by itself; the loca
 metrics off with ``POWERTOOLS_METRICS_DISABLED``.
 
 Metrics (namespace ``Kontex``, dimension ``service``): ``SpansAccepted``, ``SpansRefused``,
-``SnapshotsWritten``, ``RecordsFailed``, ``IntegrityErrors``, ``UpstreamLatency`` (ms).
+``SnapshotsWritten``, ``RecordsFailed``, ``IntegrityErrors``, ``UpstreamLatency`` (ms),
+``EventsSwept`` (the outbox sweeper).
 Queue age and dead letters come from SQS's own metrics, cold starts from Lambda's own
 ``Init Duration`` (the dashboard shows the queues beside these).
 """

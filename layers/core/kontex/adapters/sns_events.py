@@ -1,0 +1,126 @@
+"""The ``Events`` port on Amazon SNS: one topic, fanned out to one SQS queue per consumer.
+
+The message body is exactly the event's JSON, ``{"id", "type", "account_id", "session_id",
+"data"}``; subscriptions use raw message delivery, so each consumer's queue receives that body
+unchanged. The event type also travels as the ``type`` message attribute, so a subscription
+can filter on it (raw delivery turns it into an SQS message attribute).
+
+SNS takes at most 256 KiB per message. Events carry metadata, never bundles, but a session's
+``metadata`` and ``description`` have no size bound of their own, so an event can be larger:
+such a body is written to the object store under ``claims/events/<event id>.json`` and the
+message carries ``{"kontex_claim": "<key>"}`` instead (the claim check of
+``kontex.adapters.claim_check``). Several consumers read the same object, so none deletes it;
+the bucket's lifecycle rule on ``claims/`` removes it after 30 days. Consumers open a message
+with ``event_body``. The key is the event id's, so the sweeper republishing an event writes
+nothing twice.
+
+``publish`` raises when the event did not go out (the outbox keeps it for the sweeper).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from kontex.adapters.claim_check import CLAIM, PREFIX, claim_of
+from kontex.domain.errors import PayloadTooLarge, Transient
+from kontex.ports import BlobStore
+
+MAX_MESSAGE_BYTES = 256 * 1024  # SNS: body and attributes together
+THRESHOLD = 240 * 1024  # what a body may take, leaving room for the attributes
+CLAIMS = f"{PREFIX}events/"
+
+
+def event_json(
+    type: str,
+    account_id: str,
+    session_id: str,
+    data: dict[str, Any],
+    event_id: str | None = None,
+) -> str:
+    """The body every consumer receives (contracts: the outbox event)."""
+    return json.dumps(
+        {
+            "id": event_id,
+            "type": type,
+            "account_id": account_id,
+            "session_id": session_id,
+            "data": data,
+        },
+        default=str,
+    )
+
+
+class SnsEvents:
+    def __init__(
+        self,
+        topic_arn: str,
+        client: Any = None,
+        *,
+        blobs: BlobStore | None = None,
+        threshold: int = THRESHOLD,
+    ) -> None:
+        """``blobs``: where an event over ``threshold`` bytes goes (the claim check); without
+        it such an event is refused with ``PayloadTooLarge``."""
+        self.topic_arn = topic_arn
+        self.blobs = blobs
+        self.threshold = threshold
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3  # created on first use (moto starts first in tests), then reused
+            from botocore.config import Config
+
+            config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3})
+            self._client = boto3.client("sns", config=config)
+        return self._client
+
+    def publish(
+        self,
+        type: str,
+        account_id: str,
+        session_id: str,
+        data: dict[str, Any],
+        event_id: str | None = None,
+    ) -> None:
+        body = event_json(type, account_id, session_id, data, event_id)
+        size = len(body.encode("utf-8"))
+        if size > self.threshold:
+            body = self._claim(body, size, event_id)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.publish(
+                TopicArn=self.topic_arn,
+                Message=body,
+                MessageAttributes={"type": {"DataType": "String", "StringValue": type}},
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise Transient(f"the event topic is unavailable ({type_of(error)})") from error
+
+    def _claim(self, body: str, size: int, event_id: str | None) -> str:
+        if self.blobs is None:
+            raise PayloadTooLarge(
+                f"event {event_id} is {size} bytes, over SNS's {MAX_MESSAGE_BYTES} byte limit,"
+                " and no object store is configured for its claim check"
+            )
+        key = f"{CLAIMS}{event_id or uuid.uuid4()}.json"
+        self.blobs.put(key, body.encode("utf-8"))  # written once: a republish finds it there
+        return json.dumps({CLAIM: key})
+
+
+def event_body(body: str, blobs: BlobStore) -> str:
+    """The event JSON a consumer's SQS message holds: the body itself, or the object its claim
+    check names (read, never deleted: every consumer of the topic reads the same object)."""
+    key = claim_of(body)
+    if key is None:
+        return body
+    return blobs.get(key).decode("utf-8")
+
+
+def type_of(error: Exception) -> str:
+    code = getattr(error, "response", {}).get("Error", {}).get("Code")
+    return str(code or type(error).__name__)
