@@ -349,7 +349,3 @@ class Queue(Protocol):
     def send(self, queue: str, bodies: Sequence[str], delay_seconds: int = 0) -> None:
         """Queue messages, delivered no sooner than ``delay_seconds`` from now."""
         ...
-
-
-class ConnectionGone(Exception):
-    """The WebSocket connection is gone (API Gateway's GoneException)."""
