@@ -38,6 +38,7 @@ ROUTES: list[tuple[str, str]] = [
     ("/proxy/", "proxy"),
     ("/v1/", "api"),
     ("/health", "api"),
+    ("/mcp", "api"),
 ]
 
 
