@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import threading
 from functools import cached_property
 from typing import Any
@@ -199,4 +200,20 @@ def bridge() -> McpBridge:
 
 
 def handle(event: dict[str, Any], key: ApiKey) -> dict[str, Any]:
+    """One MCP request. Only POST: a stateless server has no stream to open with GET (the spec
+    allows a 405 for it) and no session to end with DELETE, and API Gateway's HTTP API buffers
+    answers, so a stream could not pass anyway."""
+    method = str(event.get("requestContext", {}).get("http", {}).get("method", "")).upper()
+    if method != "POST":
+        body = {
+            "error": "method_not_allowed",
+            "message": "this MCP server is stateless: POST JSON-RPC requests to /mcp",
+            "details": None,
+        }
+        return {
+            "statusCode": 405,
+            "headers": {"Content-Type": "application/json", "Allow": "POST"},
+            "body": json.dumps(body),
+            "isBase64Encoded": False,
+        }
     return bridge().handle(event, key)

@@ -29,7 +29,7 @@ from kontex import __version__
 from kontex.api.auth import caller, count_snapshot_write
 from kontex.api.errors import status_of
 from kontex.api.shapes import session_json, snapshot_json, task_json
-from kontex.domain.errors import KontexError, RateLimited, Transient
+from kontex.domain.errors import InvalidInput, KontexError, RateLimited, Transient
 from kontex.domain.models import (
     ContextBundle,
     ContextFile,
@@ -330,8 +330,10 @@ def kontex_diff(**arguments: str) -> Annotated[CallToolResult, DiffOut]:
     from_id, to_id = arguments["from"], arguments["to"]
     with tool_errors():
         deps, me = caller()
-        source = snapshots.get_snapshot(deps, me.account_id, from_id)
-        found = views.diff(deps, me.account_id, source.session_id, from_id, to_id)
+        older, newer = (snapshots.get_snapshot(deps, me.account_id, i) for i in (from_id, to_id))
+        if older.session_id != newer.session_id:
+            raise InvalidInput("from and to must be snapshots of the same session")
+        found = views.diff(deps, me.account_id, older.session_id, from_id, to_id)
     out = DiffOut.model_validate(found)
     return answer(
         out,
