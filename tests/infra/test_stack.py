@@ -398,6 +398,7 @@ def test_stage_is_throttled_and_logged_and_urls_are_output(dev: Synth) -> None:
         outputs
     )
     assert outputs["OtlpTracesEndpoint"]["Value"]["Fn::Join"][1][-1].endswith("/ingest/v1/traces")
+    assert outputs["McpUrl"]["Value"]["Fn::Join"][1][-1].endswith("/mcp")
 
 
 # --- functions ---------------------------------------------------------------------------
