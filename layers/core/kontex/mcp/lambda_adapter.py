@@ -101,7 +101,7 @@ class McpBridge:
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
-                app = self.app  # builds the session manager
+                _ = self.app  # building the app makes the SDK's session manager
                 manager = self._server.session_manager
                 loop = asyncio.new_event_loop()
                 ready = threading.Event()
@@ -125,7 +125,6 @@ class McpBridge:
                 ready.wait()
                 if failed:
                     raise RuntimeError("the MCP session manager did not start") from failed[0]
-                del app
                 self._loop = loop
             return self._loop
 
