@@ -1,10 +1,10 @@
 """API: one HTTP API (payload 2.0) in front of the api and ingest functions; the proxy on its
 own streaming function URL.
 
-Routes: `ANY /v1/{proxy+}`, `GET /v1/openapi.json` and `GET /health` to the api
-function; `POST /ingest/v1/{traces,logs,metrics}` to ingest (the proxy is a streaming function
-URL of its own). Authentication is the library's (API keys, HMAC-hashed), not API Gateway's.
-The `$default` stage is throttled and writes JSON access logs.
+Routes: `ANY /v1/{proxy+}`, `GET /v1/openapi.json`, `POST|GET|DELETE /mcp` (MCP tools) and
+`GET /health` to the api function; `POST /ingest/v1/{traces,logs,metrics}` to ingest (the
+proxy is a streaming function URL of its own). Authentication is the library's (API keys,
+HMAC-hashed), not API Gateway's. The `$default` stage is throttled and writes JSON access logs.
 
 The proxy relays model calls that can be long and stream for minutes. An HTTP API buffers
 answers and gives up after 30 s, so the proxy is not behind it: it has a Lambda function URL in
@@ -79,7 +79,7 @@ class Api(Construct):
             handler="handler.lambda_handler",
             timeout=API_TIMEOUT,
             access=Access(bundles="read_write_purge", events="publish"),
-            description="Kontex REST API (/v1, /health)",
+            description="Kontex REST API and MCP tools (/v1, /mcp, /health)",
         )
         self.ingest_function = factory.create(
             self,
@@ -150,6 +150,14 @@ class Api(Construct):
         self._route("/v1/{proxy+}", [M.ANY], rest)
         self._route("/v1/openapi.json", [M.GET], rest)
         self._route("/health", [M.GET], rest)
+        # MCP's streamable HTTP transport: POST carries JSON-RPC; GET (a stream) and DELETE (a
+        # session) are answered 405 by the function, stateless, as on `kontex dev`
+        self._route("/mcp", [M.POST, M.GET, M.DELETE], rest)
+        # the SDK refuses other Host headers (DNS rebinding protection): this API's own host
+        self.api_function.add_environment(
+            "KONTEX_MCP_ALLOWED_HOSTS",
+            f"{self.http_api.api_id}.execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}",
+        )
         ingest = self._integration("IngestIntegration", self.ingest_function)
         for signal in ("traces", "logs", "metrics"):
             self._route(f"/ingest/v1/{signal}", [M.POST], ingest)

@@ -124,6 +124,12 @@ class KontexStack(Stack):
         )
         CfnOutput(
             self,
+            "McpUrl",
+            value=f"{url}mcp",
+            description="MCP tools (streamable HTTP) for agents, with an Authorization header",
+        )
+        CfnOutput(
+            self,
             "AnthropicBaseUrl",
             value=f"{self.api.proxy_url.url}proxy",
             description="base_url for Anthropic SDKs (a streaming function URL; they append "

@@ -341,9 +341,21 @@ def test_http_api_routes_go_to_their_functions(dev: Synth) -> None:
     assert routes["GET /health"] == fn("kontex-api")
     assert routes["ANY /v1/{proxy+}"] == fn("kontex-api")
     assert routes["GET /v1/openapi.json"] == fn("kontex-api")
+    for method in ("POST", "GET", "DELETE"):  # MCP: the function answers GET/DELETE (405)
+        assert routes[f"{method} /mcp"] == fn("kontex-api")
     for integration in integrations.values():
         if integration["Properties"]["ApiId"] == {"Ref": http_api}:
             assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
+
+
+def test_mcp_accepts_the_host_of_its_own_api_only(dev: Synth) -> None:
+    # the MCP SDK answers 421 to a Host header it was not told about (DNS rebinding protection)
+    _, api = dev.function("kontex-api")
+    hosts = api["Environment"]["Variables"]["KONTEX_MCP_ALLOWED_HOSTS"]
+    parts = hosts["Fn::Join"][1]
+    (http_api,) = dev.of_type("AWS::ApiGatewayV2::Api")
+    assert parts[0] == {"Ref": http_api}
+    assert parts[1:] == [".execute-api.", {"Ref": "AWS::Region"}, ".", {"Ref": "AWS::URLSuffix"}]
 
 
 def test_proxy_streams_from_a_function_url_for_up_to_15_minutes(dev: Synth) -> None:
@@ -399,6 +411,7 @@ def test_stage_is_throttled_and_logged_and_urls_are_output(dev: Synth) -> None:
         "LiveUrl",
     } <= set(outputs)
     assert outputs["OtlpTracesEndpoint"]["Value"]["Fn::Join"][1][-1].endswith("/ingest/v1/traces")
+    assert outputs["McpUrl"]["Value"]["Fn::Join"][1][-1].endswith("/mcp")
 
 
 # --- functions ---------------------------------------------------------------------------

@@ -48,6 +48,11 @@ class Settings(BaseModel):
     kontex_dev_body_timeout_seconds: float = Field(
         default=10, gt=0, description="`kontex dev`: a request body stalled this long is a 408"
     )
+    kontex_mcp_allowed_hosts: str | None = Field(
+        default=None,
+        description="/mcp: Host headers accepted (comma-separated, host:* for any port, * for"
+        " any host); unset: loopback only",
+    )
     voyage_api_key: SecretStr | None = None
     aws_lambda_function_name: str | None = None
 

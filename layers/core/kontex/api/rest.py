@@ -46,20 +46,39 @@ def build_resolver() -> APIGatewayHttpResolver:
     return app
 
 
+MCP_PATH = "/mcp"  # the MCP SDK's streamable HTTP transport (kontex/mcp), not a resolver route
+
+
+def _path(event: dict[str, Any]) -> str:
+    return str(event.get("rawPath") or event.get("requestContext", {}).get("http", {}).get("path"))
+
+
+def _error(error: KontexError) -> dict[str, Any]:
+    status, headers = errors.status_of(error)
+    body = {"error": error.code, "message": error.message, "details": error.details}
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json", **headers},
+        "body": json.dumps(body, default=str),
+        "isBase64Encoded": False,
+    }
+
+
 def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Admit the caller, then route; routes read the key with ``auth.caller()``."""
+    """Admit the caller, then route; routes read the key with ``auth.caller()``. ``/mcp`` goes
+    to the MCP server (``kontex.mcp``), with the same admission and limits."""
     try:
         key = admit(event)
         check_request(event)
     except KontexError as error:
-        status, headers = errors.status_of(error)
-        body = {"error": error.code, "message": error.message, "details": error.details}
-        return {
-            "statusCode": status,
-            "headers": {"Content-Type": "application/json", **headers},
-            "body": json.dumps(body, default=str),
-            "isBase64Encoded": False,
-        }
+        return _error(error)
+    if key is not None and _path(event) == MCP_PATH:
+        from kontex.mcp import lambda_adapter  # the MCP SDK loads with the first MCP request
+
+        try:
+            return lambda_adapter.handle(event, key)
+        except KontexError as error:
+            return _error(error)
     token = current_key.set(key) if key is not None else None
     try:
         return app.resolve(event, context)

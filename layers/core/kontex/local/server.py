@@ -45,6 +45,7 @@ ROUTES: list[tuple[str, str]] = [
     ("/proxy/", "proxy"),
     ("/v1/", "api"),
     ("/health", "api"),
+    ("/mcp", "api"),
 ]
 # WebSocket path -> function folder, as the WebSocket API routes $connect/$default/$disconnect
 WEBSOCKET_ROUTES: dict[str, str] = {"/ws": "live"}
