@@ -1,4 +1,4 @@
-import { Background, Controls, ReactFlow, type Edge, type Node } from "@xyflow/react";
+import { Background, Controls, Position, ReactFlow, type Edge, type Node } from "@xyflow/react";
 import "@xyflow/react/dist/style.css";
 import { useMemo } from "react";
 import { tokens } from "../format";
@@ -20,6 +20,9 @@ export function TaskGraph({
       graph.nodes.map((n) => ({
         id: n.id,
         position: n.position,
+        // the API lays the tree out by depth along x: edges run left to right
+        sourcePosition: Position.Right,
+        targetPosition: Position.Left,
         className: `task-node status-${n.data.status}${selected === n.id ? " selected" : ""}`,
         data: {
           label: (
