@@ -143,6 +143,12 @@ export function SessionView({ sessionId }: { sessionId: string }) {
               Diff selected
             </button>
           </div>
+          <dl className="picked">
+            <dt>A</dt>
+            <dd>{entries.find((e) => e.id === from)?.label ?? "—"}</dd>
+            <dt>B</dt>
+            <dd>{entries.find((e) => e.id === to)?.label ?? "—"}</dd>
+          </dl>
           <p className="muted small">
             Pick <b>A</b> (before) and <b>B</b> (after) in the timeline below, then diff: messages after the common
             prefix, tool calls by id, files by hash with a line diff, and the token delta.
