@@ -1188,9 +1188,7 @@ class SqlStore(abc.ABC):
             return sql, params
         created_at = datetime.fromisoformat(after[0])
         op = "<" if before else ">"
-        sql += (
-            f" AND ({table}created_at {op} ? OR ({table}created_at = ? AND {table}id {op} ?))"
-        )
+        sql += f" AND ({table}created_at {op} ? OR ({table}created_at = ? AND {table}id {op} ?))"
         return sql, [*params, created_at, created_at, after[1]]
 
     def _update(
