@@ -80,7 +80,7 @@ export class LiveFeed {
           authorized = true;
           this.send("subscribe", { session_id: this.subscribed });
         } else {
-          this.setState("off", String(frame.error ?? "the live feed refused the key"));
+          this.setState("off", String(frame.message ?? frame.error ?? "the live feed refused the key"));
           socket.close();
         }
         return;
@@ -91,7 +91,7 @@ export class LiveFeed {
         this.attempts = 0;
         this.setState("live");
       } else if ("id" in frame && frame.success === false) {
-        this.setState("off", String(frame.error ?? "subscribe refused"));
+        this.setState("off", String(frame.message ?? frame.error ?? "subscribe refused"));
       }
     };
     socket.onclose = () => {
