@@ -168,6 +168,11 @@ def test_a_wrong_key_shows_the_error_and_is_not_kept(
     alert.wait_for()
     assert "401" in alert.inner_text() and "refused" in alert.inner_text()
     assert page.evaluate("sessionStorage.getItem('kontex.apiKey')") is None
+    # a kept key the API refuses later (revoked, say) signs out with the reason
+    page.evaluate("sessionStorage.setItem('kontex.apiKey', 'kontex_revoked')")
+    page.reload()
+    expect(page.get_by_role("alert")).to_contain_text("401 unauthorized")
+    assert page.evaluate("sessionStorage.getItem('kontex.apiKey')") is None
 
 
 def test_session_graph_timeline_snapshot_and_diff(stack: tuple[DevStack, str], page: Any) -> None:
