@@ -294,6 +294,26 @@ def test_fork_from_the_page_shows_the_new_task(stack: tuple[DevStack, str], page
     expect(page.locator(".react-flow__edge")).to_have_count(2)
 
 
+def test_an_enriched_snapshot_shows_each_revision(stack: tuple[DevStack, str], page: Any) -> None:
+    dev, key = stack
+    api = Http(dev.base, key)
+    ids = make_session(api, "enriched run")
+    extra = {"role": "assistant", "content": "login() lives in auth.py."}
+    status, _ = api(
+        "POST", f"/v1/snapshots/{ids['b']}/enrich", {"messages": [*AFTER["messages"], extra]}
+    )
+    assert status == 200
+    sign_in(page, dev.base, key)
+    page.goto(f"{dev.base}/#/sessions/{ids['session']}/snapshots/{ids['b']}")
+    expect(page.locator("article.message")).to_have_count(5)  # the latest state
+    expect(page.locator("article.message").last).to_contain_text("login() lives in auth.py.")
+    revision = page.get_by_label("revision")
+    expect(revision.locator("option")).to_have_count(3)  # latest, 0 (original), 1
+    revision.select_option("0")
+    expect(page.locator("article.message")).to_have_count(4)
+    assert "login() lives in auth.py." not in page.locator(".messages").inner_text()
+
+
 def test_a_snapshot_made_over_rest_appears_live(stack: tuple[DevStack, str], page: Any) -> None:
     dev, key = stack
     # LEAD: remove this guard at merge: it exists only while this branch has no /ws route

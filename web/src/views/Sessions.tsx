@@ -133,7 +133,12 @@ export function SessionsView() {
                 </td>
                 <td title={ok?.last_activity_at ?? s.updated_at}>{ago(ok?.last_activity_at ?? s.updated_at)}</td>
                 <td className="num">{ok ? tokens(ok.total_snapshots) : "…"}</td>
-                <td className="num">{ok ? tokens(ok.total_tokens || ok.context_tokens) : "…"}</td>
+                <td
+                  className="num"
+                  title={ok && !ok.total_tokens ? "no LLM call recorded: the context size now" : "tokens of the session's LLM calls"}
+                >
+                  {ok ? tokens(ok.total_tokens || ok.context_tokens) : "…"}
+                </td>
                 <td className="num">{ok ? usd(ok.usage.cost_usd as number | null) : "…"}</td>
               </tr>
             );
