@@ -11,9 +11,14 @@ STAGE  ?= dev
 CDK    := npx --no-install cdk
 NODE_STAMP := node_modules/.installed
 CDK_FLAGS ?=
+# The dashboard (web/): npm ci when the lock changes, vite build when a source changes.
+WEB_DEPS := web/node_modules/.installed
+WEB_DIST := web/dist/index.html
+WEB_SRC  := $(shell find web/src -type f 2>/dev/null) web/index.html web/package.json \
+            web/vite.config.ts web/tsconfig.json
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: dev test lint format build synth deploy bench clean
+.PHONY: dev test lint format build synth deploy bench clean web
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,16 +26,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-dev: $(STAMP)
+$(WEB_DEPS): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $(WEB_DEPS)
+
+$(WEB_DIST): $(WEB_DEPS) $(WEB_SRC)
+	cd web && npx --no-install vite build --logLevel warn
+
+web: $(WEB_DIST)
+
+dev: $(STAMP) $(WEB_DIST)
 	$(BIN)/kontex dev --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
-test: $(STAMP)
+test: $(STAMP) $(WEB_DIST)
 	$(BIN)/pytest
 
-lint: $(STAMP)
+lint: $(STAMP) $(WEB_DEPS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/core/kontex
+	cd web && npx --no-install tsc --noEmit -p .
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -47,7 +62,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/ingest.py --backend all
 	$(BIN)/python bench/proxy.py
 
-build: $(STAMP)
+build: $(STAMP) $(WEB_DIST)
 	$(BIN)/python layers/build.py
 
 $(NODE_STAMP): package.json package-lock.json
@@ -62,4 +77,4 @@ deploy: build $(NODE_STAMP)
 	$(CDK) deploy -c stage=$(STAGE) $(CDK_FLAGS)
 
 clean:
-	rm -rf $(VENV) .venv-traceloop .build cdk.out .pytest_cache
+	rm -rf $(VENV) .venv-traceloop .build cdk.out .pytest_cache web/dist web/node_modules

@@ -8,7 +8,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from infra.config import deploy_env, layer_dir, stage_config, with_context
+from infra.config import dashboard_dir, deploy_env, layer_dir, stage_config, with_context
 from infra.stack import KontexStack
 
 # CDK tags this L1, but CloudFormation's schema has no Tags on it (CDK's validation rejects it).
@@ -22,6 +22,7 @@ def build(app: cdk.App) -> KontexStack:
         f"Kontex-{config.name}",
         config=config,
         layer_dir=layer_dir(app),
+        dashboard_dir=dashboard_dir(app),
         env=deploy_env(app),
         termination_protection=config.prod,
         description=f"Kontex ({config.name}): immutable snapshots of AI agent runs",

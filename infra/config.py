@@ -16,6 +16,7 @@ from aws_cdk import aws_logs as logs
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LAYER_DIR = ROOT / ".build" / "layers" / "core"
+DEFAULT_DASHBOARD_DIR = ROOT / "web" / "dist"
 
 
 @dataclass(frozen=True)
@@ -119,4 +120,13 @@ def layer_dir(app: cdk.App) -> Path:
     path = Path(configured) if configured else DEFAULT_LAYER_DIR
     if not (path / "python").is_dir():
         raise SystemExit(f"no layer at {path}/python: run `make build` first")
+    return path
+
+
+def dashboard_dir(app: cdk.App) -> Path:
+    """The built dashboard (`make build` runs vite); `-c dashboard_dir=...` points elsewhere."""
+    configured = app.node.try_get_context("dashboard_dir")
+    path = Path(configured) if configured else DEFAULT_DASHBOARD_DIR
+    if not (path / "index.html").is_file():
+        raise SystemExit(f"no dashboard at {path}/index.html: run `make build` first")
     return path

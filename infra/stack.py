@@ -18,6 +18,7 @@ from constructs import Construct
 
 from infra.api import Api
 from infra.config import StageConfig
+from infra.dashboard import Dashboard
 from infra.database import Database
 from infra.functions import ARCHITECTURE, RUNTIME, FunctionFactory, Wiring
 from infra.live import LiveApi
@@ -39,6 +40,7 @@ class KontexStack(Stack):
         *,
         config: StageConfig,
         layer_dir: Path,
+        dashboard_dir: Path,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
@@ -105,6 +107,14 @@ class KontexStack(Stack):
             else None
         )
         self.functions = factory.created
+        self.dashboard = Dashboard(
+            self,
+            "Dashboard",
+            config=config,
+            site_dir=dashboard_dir,
+            http_api=self.api.http_api,
+            live_url=self.live.url,
+        )
         self.observability = Observability(
             self,
             "Observability",
@@ -149,6 +159,12 @@ class KontexStack(Stack):
             '{"authorization": "<key>"})',
         )
         CfnOutput(self, "BundleBucketName", value=self.storage.bundles.bucket_name)
+        CfnOutput(
+            self,
+            "DashboardUrl",
+            value=self.dashboard.url,
+            description="the dashboard (sign in with an API key); /v1/* on it reaches the API",
+        )
         self._suppress()
 
     def _suppress(self) -> None:

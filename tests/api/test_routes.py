@@ -317,6 +317,8 @@ def test_views(alice: Client) -> None:
     assert stats["total_messages"] == 7  # system + 2 turns x 3, each stored once
     assert stats["tool_calls_by_status"] == {"success": 3, "error": 1, "pending": 0}
     assert stats["total_tool_calls"] == 4
+    # last activity: the newest snapshot (made after the session's last change), as written
+    assert stats["last_activity_at"] == max(x["created_at"] for x in timeline)
 
     usage = alice.get("/v1/usage").body
     assert usage["total_sessions"] == 1 and usage["active_sessions"] == 1

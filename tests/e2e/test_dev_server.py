@@ -50,7 +50,7 @@ def test_oversized_bodies_and_unknown_paths_answer_in_the_error_shape(dev: DevSt
         "details": None,
     }
     conn.close()
-    status, body = dev.get("/nowhere/at/all")
+    status, body = dev.get("/nowhere/at/all.txt")  # extensionless GETs are the dashboard
     assert status == 404 and body["error"] == "not_found"
 
 

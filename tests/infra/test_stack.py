@@ -42,6 +42,10 @@ class Synth:
     def of_type(self, type_: str) -> dict[str, dict[str, Any]]:
         return {k: r for k, r in self.resources.items() if r["Type"] == type_}
 
+    def bundle_buckets(self) -> dict[str, dict[str, Any]]:
+        """The bundle bucket(s) (infra/storage.py): the dashboard's site bucket is apart."""
+        return {k: r for k, r in self.of_type("AWS::S3::Bucket").items() if k.startswith("Storage")}
+
     def kontex_functions(self) -> dict[str, dict[str, Any]]:
         """Our functions (made by the factory), not CDK's own custom-resource handlers."""
         return {
@@ -59,6 +63,10 @@ class Synth:
 
 
 def _synth(stage: str, layer_dir: Path, **context: Any) -> Synth:
+    site = layer_dir.parent / "dashboard"  # a stand-in page: these tests never need vite
+    site.mkdir(exist_ok=True)
+    (site / "index.html").write_text("<!doctype html>")
+    context.setdefault("dashboard_dir", str(site))
     app = cdk.App(context={**CDK_CONTEXT, "stage": stage, "layer_dir": str(layer_dir), **context})
     stack = build(app)
     template = Template.from_stack(stack)
@@ -196,7 +204,7 @@ def test_producers_get_their_queue_url_and_send_permission(dev: Synth) -> None:
 
 
 def test_bundle_bucket_is_private_encrypted_versioned_and_tls_only(dev: Synth) -> None:
-    (key, bucket), *others = dev.of_type("AWS::S3::Bucket").items()
+    (key, bucket), *others = dev.bundle_buckets().items()
     props = bucket["Properties"]
 
     assert not others
@@ -304,7 +312,7 @@ def test_prod_has_deletion_protection_backups_and_retention(prod: Synth) -> None
     assert cluster["Properties"]["BackupRetentionPeriod"] >= 7
     assert cluster["DeletionPolicy"] == "Snapshot"
     assert len(prod.of_type("AWS::RDS::DBInstance")) == 2  # writer + reader in another AZ
-    (bucket,) = prod.of_type("AWS::S3::Bucket").values()
+    (bucket,) = prod.bundle_buckets().values()
     assert bucket["DeletionPolicy"] == "Retain"
     for secret in prod.of_type("AWS::SecretsManager::Secret").values():  # DB and API-key
         assert secret["DeletionPolicy"] == "Retain"
@@ -353,7 +361,11 @@ def test_mcp_accepts_the_host_of_its_own_api_only(dev: Synth) -> None:
     _, api = dev.function("kontex-api")
     hosts = api["Environment"]["Variables"]["KONTEX_MCP_ALLOWED_HOSTS"]
     parts = hosts["Fn::Join"][1]
-    (http_api,) = dev.of_type("AWS::ApiGatewayV2::Api")
+    (http_api,) = (
+        k
+        for k, a in dev.of_type("AWS::ApiGatewayV2::Api").items()
+        if a["Properties"]["ProtocolType"] == "HTTP"
+    )
     assert parts[0] == {"Ref": http_api}
     assert parts[1:] == [".execute-api.", {"Ref": "AWS::Region"}, ".", {"Ref": "AWS::URLSuffix"}]
 
@@ -390,7 +402,7 @@ def test_large_queue_messages_travel_by_claim_check(dev: Synth) -> None:
         _, props = dev.function(service)
         assert "KONTEX_BUNDLE_BUCKET" in props["Environment"]["Variables"], service
     assert policies.count("/claims/*") >= 4
-    (bucket,) = dev.of_type("AWS::S3::Bucket").values()
+    (bucket,) = dev.bundle_buckets().values()
     rules = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
     assert any(r.get("Prefix") == "claims/" and r.get("ExpirationInDays") for r in rules)
 
@@ -418,7 +430,7 @@ def test_stage_is_throttled_and_logged_and_urls_are_output(dev: Synth) -> None:
 
 
 def test_every_function_is_arm64_python312_traced_json_logged_in_the_vpc(dev: Synth) -> None:
-    (layer,) = dev.of_type("AWS::Lambda::LayerVersion")
+    (layer,) = (k for k in dev.of_type("AWS::Lambda::LayerVersion") if k.startswith("CoreLayer"))
     log_groups = dev.of_type("AWS::Logs::LogGroup")
     for key, fn in dev.kontex_functions().items():
         props = fn["Properties"]
@@ -523,7 +535,7 @@ def test_retention_schedules_the_prune_function_with_the_stages_days(retained: S
 def test_prune_function_may_list_and_delete_bundles_and_nothing_more(retained: Synth) -> None:
     _, props = retained.function("kontex-prune")
     variables = props["Environment"]["Variables"]
-    (bucket,) = retained.of_type("AWS::S3::Bucket")
+    (bucket,) = retained.bundle_buckets()
     (policy,) = [
         p["Properties"]["PolicyDocument"]["Statement"]
         for p in retained.of_type("AWS::IAM::Policy").values()
@@ -854,3 +866,58 @@ def test_the_sweeper_runs_every_minute_and_never_overlaps_itself(dev: Synth) -> 
             "FunctionName": {"Fn::GetAtt": [key, "Arn"]},
         },
     )
+
+
+# --- dashboard ---------------------------------------------------------------------------
+
+
+def test_dashboard_is_a_private_bucket_behind_cloudfront_with_the_api_on_v1(dev: Synth) -> None:
+    (distribution,) = dev.of_type("AWS::CloudFront::Distribution").values()
+    conf = distribution["Properties"]["DistributionConfig"]
+    assert conf["DefaultRootObject"] == "index.html"
+    # the page from S3 through an Origin Access Control, HTTPS only
+    (oac,) = dev.of_type("AWS::CloudFront::OriginAccessControl").values()
+    assert oac["Properties"]["OriginAccessControlConfig"]["SigningBehavior"] == "always"
+    s3_origin = next(o for o in conf["Origins"] if "S3OriginConfig" in o)
+    assert "OriginAccessControlId" in s3_origin
+    assert conf["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "redirect-to-https"
+    # the bucket holding it is private and TLS-only
+    site = next(
+        (k, r) for k, r in dev.of_type("AWS::S3::Bucket").items() if k.startswith("DashboardSite")
+    )
+    block = site[1]["Properties"]["PublicAccessBlockConfiguration"]
+    assert all(block[k] for k in ("BlockPublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"))
+    policies = [
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for p in dev.of_type("AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": site[0]}
+    ]
+    statements = [s for p in policies for s in p]
+    assert any(s["Effect"] == "Deny" and "aws:SecureTransport" in json.dumps(s) for s in statements)
+    (reader,) = (s for s in statements if s["Principal"] == {"Service": "cloudfront.amazonaws.com"})
+    assert reader["Action"] == "s3:GetObject"  # CloudFront reads; nothing else is granted to it
+    assert "AWS:SourceArn" in json.dumps(reader["Condition"])  # only this distribution
+    # /v1/* goes to the HTTP API uncached, with the viewer's Authorization header
+    (api_behavior,) = conf["CacheBehaviors"]
+    assert api_behavior["PathPattern"] == "/v1/*"
+    assert api_behavior["CachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # disabled
+    # AllViewerExceptHostHeader: API Gateway must see its own Host
+    assert api_behavior["OriginRequestPolicyId"] == "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+    assert set(api_behavior["AllowedMethods"]) >= {"GET", "POST", "PATCH", "DELETE"}
+    api_origin = next(o for o in conf["Origins"] if o["Id"] == api_behavior["TargetOriginId"])
+    (http_api,) = (
+        k
+        for k, a in dev.of_type("AWS::ApiGatewayV2::Api").items()
+        if a["Properties"]["ProtocolType"] == "HTTP"
+    )
+    assert http_api in json.dumps(api_origin["DomainName"])
+
+
+def test_dashboard_is_deployed_with_its_config_and_url_output(dev: Synth) -> None:
+    (deployment,) = dev.of_type("Custom::CDKBucketDeployment").values()
+    props = deployment["Properties"]
+    assert len(props["SourceObjectKeys"]) == 2  # the built page and config.json
+    assert json.dumps(props["DistributionPaths"]) == '["/*"]' and props["Prune"] is True
+    outputs = dev.template.to_json()["Outputs"]
+    url = json.dumps(outputs["DashboardUrl"]["Value"])
+    assert "https://" in url and "DashboardDistribution" in url

@@ -45,6 +45,15 @@ def test_session_lifecycle_and_pages(deps: Deps) -> None:
         page = sessions.list_sessions(deps, acct, limit=2, cursor=page.next_cursor)
         seen.extend(page.items)
     assert [s.id for s in seen] == [s.id for s in made]
+    # newest first (the dashboard's order), pages following the same cursor the other way
+    page = sessions.list_sessions(deps, acct, limit=2, newest_first=True)
+    newest = list(page.items)
+    while page.next_cursor:
+        page = sessions.list_sessions(
+            deps, acct, limit=2, cursor=page.next_cursor, newest_first=True
+        )
+        newest.extend(page.items)
+    assert [s.id for s in newest] == [s.id for s in reversed(made)]
     paused = sessions.update_session(deps, acct, made[1].id, status="paused", name="renamed")
     assert (paused.status, paused.name) == ("paused", "renamed")
     assert [s.id for s in sessions.list_sessions(deps, acct, status="paused").items] == [made[1].id]

@@ -158,6 +158,7 @@ class Store(ConnectionStore, Protocol):
         status: SessionStatus | None,
         limit: int,
         after: tuple[str, str] | None,
+        newest_first: bool = False,
     ) -> list[Session]: ...
     def update_session(
         self, account_id: str, session_id: str, changes: dict[str, Any], event_id: str | None = None

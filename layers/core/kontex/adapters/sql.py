@@ -599,14 +599,16 @@ class SqlStore(abc.ABC):
         status: SessionStatus | None,
         limit: int,
         after: tuple[str, str] | None,
+        newest_first: bool = False,
     ) -> list[Session]:
         sql = f"SELECT {self._SESSION_COLUMNS} FROM sessions WHERE account_id = ?"
         params: list[Any] = [account_id]
         if status is not None:
             sql += " AND status = ?"
             params.append(status)
-        sql, params = self._after(sql, params, after)
-        rows = self._all(sql + " ORDER BY created_at, id LIMIT ?", [*params, limit])
+        sql, params = self._after(sql, params, after, before=newest_first)
+        order = "created_at DESC, id DESC" if newest_first else "created_at, id"
+        rows = self._all(sql + f" ORDER BY {order} LIMIT ?", [*params, limit])
         return [Session(**r) for r in rows]
 
     def update_session(
@@ -895,7 +897,8 @@ class SqlStore(abc.ABC):
                 [account_id, session_id],
             )
             snaps = tx.q(
-                "SELECT COUNT(*) AS n, COALESCE(SUM(token_total), 0) AS tokens, "
+                "SELECT COUNT(*) AS n, COALESCE(SUM(token_total), 0) AS tokens,"
+                " MAX(created_at) AS last_snapshot_at, "
                 + _USAGE_SUMS
                 + " FROM snapshots WHERE account_id = ? AND session_id = ?",
                 [account_id, session_id],
@@ -924,6 +927,9 @@ class SqlStore(abc.ABC):
             "total_snapshots": int(snaps[0]["n"]),
             "snapshot_tokens": int(snaps[0]["tokens"]),
             "context_tokens": int(context[0]["tokens"]),
+            "last_snapshot_at": (
+                _as_time(snaps[0]["last_snapshot_at"]) if snaps[0]["last_snapshot_at"] else None
+            ),
             # usage per LLM call, each counted once: the snapshots recording a call carry it
             # (a rollback, a fork or a tool's snapshot restates a call, it does not make one)
             "usage": _usage_totals(snaps[0]),
@@ -1308,11 +1314,15 @@ class SqlStore(abc.ABC):
         params: list[Any],
         after: tuple[str, str] | None,
         table: str = "",
+        before: bool = False,
     ) -> tuple[str, list[Any]]:
+        """Rows after the cursor ``(created_at, id)`` in the listing's order (``before``: a
+        newest-first listing, so the rows older than the cursor)."""
         if after is None:
             return sql, params
         created_at = datetime.fromisoformat(after[0])
-        sql += f" AND ({table}created_at > ? OR ({table}created_at = ? AND {table}id > ?))"
+        op = "<" if before else ">"
+        sql += f" AND ({table}created_at {op} ? OR ({table}created_at = ? AND {table}id {op} ?))"
         return sql, [*params, created_at, created_at, after[1]]
 
     def _update(

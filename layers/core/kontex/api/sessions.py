@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -36,9 +36,12 @@ def list_sessions(
     status: Annotated[SessionStatus | None, Query()] = None,
     limit: Limit = 20,
     cursor: Annotated[str | None, Query()] = None,
+    order: Annotated[Literal["asc", "desc"], Query(description="desc: newest first")] = "asc",
 ) -> dict[str, Any]:
     deps, me = caller()
-    page = sessions.list_sessions(deps, me.account_id, status, limit, cursor)
+    page = sessions.list_sessions(
+        deps, me.account_id, status, limit, cursor, newest_first=order == "desc"
+    )
     return page_json(page, session_json)
 
 

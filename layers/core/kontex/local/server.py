@@ -32,6 +32,7 @@ from kontex.local.apigw import (
     response_parts,
     websocket_event,
 )
+from kontex.local.static import StaticSite, reserved
 from kontex.settings import Settings
 
 log = logging.getLogger("kontex.dev")
@@ -197,9 +198,15 @@ class AsgiApp:
     2.0) event and answers with what the handler returns; uvicorn does the HTTP/1.1 framing
     (chunked bodies, Content-Length checks, keep-alive, TCP_NODELAY)."""
 
-    def __init__(self, stack: LocalStack, body_timeout: float = BODY_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        stack: LocalStack,
+        body_timeout: float = BODY_TIMEOUT_SECONDS,
+        site: StaticSite | None = None,
+    ) -> None:
         self.stack = stack
         self.body_timeout = body_timeout
+        self.site = site  # the dashboard (web/dist), for GET paths no function claims
         self.executor = ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="kontex-handler")
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -231,6 +238,12 @@ class AsgiApp:
                 raise _Refused(413, "payload_too_large", "the request body is over 10 MB")
             name = self.stack.function_for(scope["path"])
             body = await self._body(receive)
+            path = scope["path"]
+            if name is None and self.site and method in ("GET", "HEAD") and not reserved(path):
+                etag = next((v for k, v in headers if k.lower() == "if-none-match"), None)
+                asset = self.site.get(path, etag)
+                await self._send(send, asset.status, asset.headers, asset.body, method)
+                return asset.status
             if name is None:
                 raise _Refused(404, "not_found", "no such route")
         except _Refused as refused:
@@ -409,7 +422,7 @@ def make_server(host: str, port: int, stack: LocalStack) -> tuple[uvicorn.Server
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     config = uvicorn.Config(
-        AsgiApp(stack, stack.settings.kontex_dev_body_timeout_seconds),
+        AsgiApp(stack, stack.settings.kontex_dev_body_timeout_seconds, StaticSite()),
         lifespan="off",
         access_log=False,  # ours is one line with the time taken
         log_config=None,

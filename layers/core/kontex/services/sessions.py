@@ -110,9 +110,12 @@ def list_sessions(
     status: SessionStatus | None = None,
     limit: int = 20,
     cursor: str | None = None,
+    newest_first: bool = False,
 ) -> Page:
     limit = check_limit(limit)
-    rows = deps.store.list_sessions(account_id, status, limit + 1, decode_cursor(cursor))
+    rows = deps.store.list_sessions(
+        account_id, status, limit + 1, decode_cursor(cursor), newest_first
+    )
     return page_of(rows, limit)
 
 

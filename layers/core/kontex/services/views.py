@@ -148,9 +148,12 @@ def graph(deps: Deps, account_id: str, session_id: str) -> dict[str, Any]:
 
 
 def stats(deps: Deps, account_id: str, session_id: str) -> dict[str, Any]:
-    get_session(deps, account_id, session_id)
+    session = get_session(deps, account_id, session_id)
     raw = deps.store.session_stats(account_id, session_id)
+    last = max(t for t in (session.updated_at, raw.get("last_snapshot_at")) if t is not None)
     return {
+        # the session's own change or its newest snapshot, whichever is later (the dashboard)
+        "last_activity_at": last.isoformat().replace("+00:00", "Z"),
         "total_messages": raw["total_messages"],
         "total_tool_calls": raw["tool_calls_success"]
         + raw["tool_calls_error"]

@@ -1,0 +1,200 @@
+import { useState } from "react";
+import { useApi } from "../App";
+import { ApiError, qs } from "../api";
+import { ms, short, tokens, usd, when } from "../format";
+import { useLoad } from "../hooks";
+import { href } from "../router";
+import { Confirm } from "../components/Confirm";
+import { Files, LogEvents, Messages, ToolCalls } from "../components/Content";
+import type { Bundle, Revision, Snapshot, Task } from "../types";
+
+type Made = { kind: "rollback"; snapshot: Snapshot } | { kind: "fork"; snapshot: Snapshot; task: Task };
+
+export function SnapshotView({ sessionId, snapshotId }: { sessionId: string; snapshotId: string }) {
+  const { api } = useApi();
+  const snap = useLoad(() => api.get<Snapshot & { bundle: Bundle }>(`/v1/snapshots/${snapshotId}`), [api, snapshotId]);
+  const revisions = useLoad(
+    () => api.get<{ data: Revision[] }>(`/v1/snapshots/${snapshotId}/revisions`),
+    [api, snapshotId],
+  );
+  const [revision, setRevision] = useState<number | null>(null);
+  const revised = useLoad(
+    () =>
+      revision === null
+        ? Promise.resolve(null)
+        : api.get<Bundle>(`/v1/snapshots/${snapshotId}/bundle${qs({ revision })}`),
+    [api, snapshotId, revision],
+  );
+  const [asking, setAsking] = useState<"rollback" | "fork" | null>(null);
+  const [forkName, setForkName] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [made, setMade] = useState<Made | null>(null);
+  const [actionError, setActionError] = useState<string | null>(null);
+
+  async function act() {
+    setBusy(true);
+    setActionError(null);
+    try {
+      if (asking === "rollback") {
+        const snapshot = await api.post<Snapshot>(`/v1/snapshots/${snapshotId}/rollback`);
+        setMade({ kind: "rollback", snapshot });
+      } else if (asking === "fork") {
+        const body = forkName.trim() ? { name: forkName.trim() } : {};
+        const result = await api.post<{ task: Task; snapshot: Snapshot }>(`/v1/snapshots/${snapshotId}/fork`, body);
+        setMade({ kind: "fork", ...result });
+      }
+      setAsking(null);
+    } catch (e) {
+      setActionError((e as ApiError).message);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  const s = snap.data;
+  const bundle: Bundle | null = revision !== null ? revised.data : (s?.bundle ?? null);
+  const revs = revisions.data?.data ?? [];
+  return (
+    <section aria-labelledby="snapshot-title">
+      <nav className="crumbs" aria-label="breadcrumb">
+        <a href={href.sessions()}>Sessions</a> › <a href={href.session(sessionId)}>Session</a> ›
+      </nav>
+      {snap.error && <p className="error" role="alert">{snap.error.message}</p>}
+      {s && (
+        <>
+          <div className="toolbar">
+            <h1 id="snapshot-title">{s.label}</h1>
+            <span className="mono muted">{s.id}</span>
+            <span className="spacer" />
+            {s.parent_snapshot_id && (
+              <a className="button" href={href.diff(sessionId, s.parent_snapshot_id, s.id)}>
+                Diff with previous
+              </a>
+            )}
+            <button type="button" onClick={() => setAsking("rollback")}>
+              Roll back to this
+            </button>
+            <button type="button" onClick={() => setAsking("fork")}>
+              Fork from this
+            </button>
+          </div>
+
+          {made && (
+            <div className="card success" role="status" data-testid="action-result">
+              {made.kind === "rollback" ? (
+                <p>
+                  Rolled back: a new forward snapshot{" "}
+                  <a href={href.snapshot(sessionId, made.snapshot.id)}>{made.snapshot.label}</a>{" "}
+                  <span className="mono muted">{made.snapshot.id}</span> now heads the task, with this snapshot's
+                  content. History is unchanged.
+                </p>
+              ) : (
+                <p>
+                  Forked: new task <b>{made.task.name}</b> <span className="mono muted">{made.task.id}</span> starting
+                  with <a href={href.snapshot(made.snapshot.session_id, made.snapshot.id)}>{made.snapshot.label}</a>.
+                </p>
+              )}
+              <a href={href.session(made.snapshot.session_id)}>Back to the session</a>
+            </div>
+          )}
+
+          <dl className="facts">
+            <div><dt>Created</dt><dd>{when(s.created_at)}</dd></div>
+            <div><dt>Source</dt><dd>{s.source}</dd></div>
+            <div><dt>Model</dt><dd>{s.model ?? "—"}</dd></div>
+            <div><dt>Tokens</dt><dd>{tokens(bundle?.token_total ?? s.token_total)}</dd></div>
+            <div><dt>Input / output</dt><dd>{s.usage ? `${tokens(s.usage.input_tokens)} / ${tokens(s.usage.output_tokens)}` : "—"}</dd></div>
+            {s.usage?.cache_read_tokens != null && <div><dt>Cache read / write</dt><dd>{tokens(s.usage.cache_read_tokens)} / {tokens(s.usage.cache_write_tokens ?? 0)}</dd></div>}
+            <div><dt>Latency</dt><dd>{ms(s.usage?.latency_ms)}</dd></div>
+            <div><dt>Cost</dt><dd>{usd(s.usage?.cost_usd)}</dd></div>
+            <div><dt>Stored</dt><dd>{tokens(s.stored_bytes)} bytes</dd></div>
+            {s.parent_snapshot_id && <div><dt>Previous</dt><dd><a href={href.snapshot(sessionId, s.parent_snapshot_id)}>{short(s.parent_snapshot_id)}</a></dd></div>}
+            {s.rollback_of && <div><dt>Rollback of</dt><dd><a href={href.snapshot(sessionId, s.rollback_of)}>{short(s.rollback_of)}</a></dd></div>}
+            {s.forked_from && <div><dt>Forked from</dt><dd><span className="mono">{short(s.forked_from)}</span></dd></div>}
+          </dl>
+
+          {revs.length > 1 && (
+            <div className="card">
+              <label className="inline">
+                <span>Revision</span>
+                <select
+                  value={revision === null ? "" : String(revision)}
+                  onChange={(e) => setRevision(e.target.value === "" ? null : Number(e.target.value))}
+                  aria-label="revision"
+                >
+                  <option value="">latest</option>
+                  {revs.map((r) => (
+                    <option key={r.seq} value={r.seq}>
+                      {r.seq === 0 ? "0 (original)" : r.seq} · {when(r.created_at)}
+                    </option>
+                  ))}
+                </select>
+              </label>
+              <span className="muted small"> This snapshot was enriched: {revs.length} states, the row itself unchanged.</span>
+            </div>
+          )}
+
+          {bundle && (
+            <div className="bundle">
+              <section className="card" aria-labelledby="h-messages">
+                <h2 id="h-messages">Messages ({bundle.messages.length})</h2>
+                <Messages messages={bundle.messages} />
+              </section>
+              <section className="card" aria-labelledby="h-tools">
+                <h2 id="h-tools">Tool calls ({bundle.tool_calls.length})</h2>
+                <ToolCalls calls={bundle.tool_calls} />
+              </section>
+              <section className="card" aria-labelledby="h-files">
+                <h2 id="h-files">Files ({bundle.files.length})</h2>
+                <Files files={bundle.files} />
+              </section>
+              <section className="card" aria-labelledby="h-reasoning">
+                <h2 id="h-reasoning">Reasoning</h2>
+                {bundle.reasoning ? (
+                  <details>
+                    <summary>show reasoning ({bundle.reasoning.length} characters)</summary>
+                    <pre>{bundle.reasoning}</pre>
+                  </details>
+                ) : (
+                  <p className="muted">None.</p>
+                )}
+              </section>
+              <section className="card" aria-labelledby="h-logs">
+                <h2 id="h-logs">Log events ({bundle.log_events.length})</h2>
+                <LogEvents events={bundle.log_events} />
+              </section>
+            </div>
+          )}
+
+          <Confirm
+            open={asking === "rollback"}
+            title="Roll back to this snapshot?"
+            confirmLabel="Roll back"
+            busy={busy}
+            onConfirm={act}
+            onCancel={() => setAsking(null)}
+          >
+            <p>
+              A new snapshot with the content of <b>{s.label}</b> is written at the head of its task. Nothing is deleted:
+              later snapshots stay in the history.
+            </p>
+            {actionError && <p className="error" role="alert">{actionError}</p>}
+          </Confirm>
+          <Confirm
+            open={asking === "fork"}
+            title="Fork a new task from this snapshot?"
+            confirmLabel="Fork"
+            busy={busy}
+            onConfirm={act}
+            onCancel={() => setAsking(null)}
+          >
+            <p>A child task starts with this snapshot's content; this task is unchanged.</p>
+            <label htmlFor="fork-name">Name of the new task (optional)</label>
+            <input id="fork-name" value={forkName} onChange={(e) => setForkName(e.target.value)} placeholder={`Fork of: ${s.label}`} />
+            {actionError && <p className="error" role="alert">{actionError}</p>}
+          </Confirm>
+        </>
+      )}
+    </section>
+  );
+}
