@@ -559,18 +559,9 @@ class SqlStore(abc.ABC):
 
     _SESSION_COLUMNS = "id, account_id, name, description, metadata, status, created_at, updated_at"
 
-    def insert_session(self, session: Session, event_id: str | None = None) -> None:
+    def insert_session(self, session: Session, event: Event | None = None) -> None:
         with self._tx() as tx:
-            if event_id is not None:
-                data = session.model_dump(mode="json", exclude={"account_id"})
-                event = Event(
-                    event_id,
-                    "session.updated",
-                    session.account_id,
-                    session.id,
-                    data,
-                    session.created_at,
-                )
+            if event is not None:
                 tx.q(_OUTBOX_INSERT, list(_outbox_row(event, self._json)))
             tx.q(
                 f"INSERT INTO sessions ({self._SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -621,18 +612,9 @@ class SqlStore(abc.ABC):
         "id, account_id, session_id, parent_task_id, name, status, created_at, updated_at"
     )
 
-    def insert_task(self, task: Task, event_id: str | None = None) -> None:
+    def insert_task(self, task: Task, event: Event | None = None) -> None:
         with self._tx() as tx:
-            if event_id is not None:
-                data = task.model_dump(mode="json", exclude={"account_id"})
-                event = Event(
-                    event_id,
-                    "task.updated",
-                    task.account_id,
-                    task.session_id,
-                    data,
-                    task.created_at,
-                )
+            if event is not None:
                 tx.q(_OUTBOX_INSERT, list(_outbox_row(event, self._json)))
             tx.q(
                 f"INSERT INTO tasks ({self._TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
