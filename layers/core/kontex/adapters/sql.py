@@ -1102,9 +1102,22 @@ class SqlStore(abc.ABC):
                     found[(account_id, r["name"])] = str(r["session_id"])
         return found
 
-    def ensure_tasks(self, tasks: Sequence[Task]) -> None:
-        """Insert the tasks (parents before children) that do not exist yet, in one transaction."""
+    def ensure_tasks(self, tasks: Sequence[Task], events: Sequence[Event] = ()) -> list[Event]:
+        """Insert the tasks (parents before children) that do not exist yet, in one transaction,
+        with the events of those that were new."""
+        announced: list[Event] = []
         with self._tx() as tx:
+            if events:
+                existing: set[str] = set()
+                for account_id, ids in _by_account((t.account_id, t.id) for t in tasks):
+                    marks = ", ".join("?" for _ in ids)
+                    rows = tx.q(
+                        f"SELECT id FROM tasks WHERE account_id = ? AND id IN ({marks})",
+                        [account_id, *ids],
+                    )
+                    existing.update(r["id"] for r in rows)
+                announced = [e for t, e in zip(tasks, events, strict=True) if t.id not in existing]
+                tx.many(_OUTBOX_INSERT, [_outbox_row(e, self._json) for e in announced])
             tx.many(
                 f"INSERT INTO tasks ({self._TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT DO NOTHING",
@@ -1122,6 +1135,7 @@ class SqlStore(abc.ABC):
                     for t in tasks
                 ],
             )
+        return announced
 
     def mark_spans_done(self, spans: Sequence[tuple[str, str, str]]) -> None:
         """Mark each (account_id, trace_id, span_id) processed, in one transaction."""

@@ -77,6 +77,11 @@ def _announce(type_: str, row: Session | Task, session_id: str, at: datetime) ->
     return outbox.event(type_, row.account_id, session_id, data, at)
 
 
+def task_event(task: Task) -> Event:
+    """The ``task.updated`` event of a task made by a worker."""
+    return _announce("task.updated", task, task.session_id, task.created_at)
+
+
 # -- sessions ---------------------------------------------------------------------------------
 
 
