@@ -93,7 +93,8 @@ def test_removing_connections(store: Any) -> None:
 def test_creates_and_purges_write_their_events_with_the_change(store: Any) -> None:
     store.insert_account(Account(id="acct_a", created_at=T0))
     session = Session(id="sess_1", account_id="acct_a", name="run", created_at=T0, updated_at=T0)
-    store.insert_session(session, "evt_s")
+    made = Event("evt_s", "session.updated", "acct_a", "sess_1", {"name": "run"}, T0)
+    store.insert_session(session, made)
     task = Task(
         id="task_1",
         account_id="acct_a",
@@ -102,7 +103,9 @@ def test_creates_and_purges_write_their_events_with_the_change(store: Any) -> No
         created_at=T0,
         updated_at=T0,
     )
-    store.insert_task(task, "evt_t")
+    store.insert_task(
+        task, Event("evt_t", "task.updated", "acct_a", "sess_1", {"id": "task_1"}, T0)
+    )
     purged = Event("evt_p", "session.purged", "acct_a", "sess_1", {"session_id": "sess_1"}, T0)
     assert store.purge_session("acct_b", "sess_1", purged) is False
     assert store.purge_session("acct_a", "sess_1", purged) is True

@@ -559,18 +559,9 @@ class SqlStore(abc.ABC):
 
     _SESSION_COLUMNS = "id, account_id, name, description, metadata, status, created_at, updated_at"
 
-    def insert_session(self, session: Session, event_id: str | None = None) -> None:
+    def insert_session(self, session: Session, event: Event | None = None) -> None:
         with self._tx() as tx:
-            if event_id is not None:
-                data = session.model_dump(mode="json", exclude={"account_id"})
-                event = Event(
-                    event_id,
-                    "session.updated",
-                    session.account_id,
-                    session.id,
-                    data,
-                    session.created_at,
-                )
+            if event is not None:
                 tx.q(_OUTBOX_INSERT, list(_outbox_row(event, self._json)))
             tx.q(
                 f"INSERT INTO sessions ({self._SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -623,18 +614,9 @@ class SqlStore(abc.ABC):
         "id, account_id, session_id, parent_task_id, name, status, created_at, updated_at"
     )
 
-    def insert_task(self, task: Task, event_id: str | None = None) -> None:
+    def insert_task(self, task: Task, event: Event | None = None) -> None:
         with self._tx() as tx:
-            if event_id is not None:
-                data = task.model_dump(mode="json", exclude={"account_id"})
-                event = Event(
-                    event_id,
-                    "task.updated",
-                    task.account_id,
-                    task.session_id,
-                    data,
-                    task.created_at,
-                )
+            if event is not None:
                 tx.q(_OUTBOX_INSERT, list(_outbox_row(event, self._json)))
             tx.q(
                 f"INSERT INTO tasks ({self._TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -1126,9 +1108,22 @@ class SqlStore(abc.ABC):
                     found[(account_id, r["name"])] = str(r["session_id"])
         return found
 
-    def ensure_tasks(self, tasks: Sequence[Task]) -> None:
-        """Insert the tasks (parents before children) that do not exist yet, in one transaction."""
+    def ensure_tasks(self, tasks: Sequence[Task], events: Sequence[Event] = ()) -> list[Event]:
+        """Insert the tasks (parents before children) that do not exist yet, in one transaction,
+        with the events of those that were new."""
+        announced: list[Event] = []
         with self._tx() as tx:
+            if events:
+                existing: set[str] = set()
+                for account_id, ids in _by_account((t.account_id, t.id) for t in tasks):
+                    marks = ", ".join("?" for _ in ids)
+                    rows = tx.q(
+                        f"SELECT id FROM tasks WHERE account_id = ? AND id IN ({marks})",
+                        [account_id, *ids],
+                    )
+                    existing.update(r["id"] for r in rows)
+                announced = [e for t, e in zip(tasks, events, strict=True) if t.id not in existing]
+                tx.many(_OUTBOX_INSERT, [_outbox_row(e, self._json) for e in announced])
             tx.many(
                 f"INSERT INTO tasks ({self._TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT DO NOTHING",
@@ -1146,6 +1141,7 @@ class SqlStore(abc.ABC):
                     for t in tasks
                 ],
             )
+        return announced
 
     def mark_spans_done(self, spans: Sequence[tuple[str, str, str]]) -> None:
         """Mark each (account_id, trace_id, span_id) processed, in one transaction."""

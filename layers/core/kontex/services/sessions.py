@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from kontex.domain.errors import Conflict, InvalidInput, NotFound
 from kontex.domain.models import Session, SessionStatus, Task, TaskStatus
 from kontex.ids import new_id
-from kontex.ports import Page
+from kontex.ports import Event, Page
 from kontex.services import outbox
 from kontex.services.deps import Deps
 
@@ -71,6 +71,17 @@ def page_of(items: list[Any], limit: int) -> Page:
     return Page(items, None)
 
 
+def _announce(type_: str, row: Session | Task, session_id: str, at: datetime) -> Event:
+    """The event of a created session or task: its fields (not its account)."""
+    data = row.model_dump(mode="json", exclude={"account_id"})
+    return outbox.event(type_, row.account_id, session_id, data, at)
+
+
+def task_event(task: Task) -> Event:
+    """The ``task.updated`` event of a task made by a worker."""
+    return _announce("task.updated", task, task.session_id, task.created_at)
+
+
 # -- sessions ---------------------------------------------------------------------------------
 
 
@@ -91,9 +102,9 @@ def create_session(
         created_at=now,
         updated_at=now,
     )
-    event_id = new_id("evt")
-    deps.store.insert_session(session, event_id)
-    outbox.relay(deps, [event_id])
+    announced = _announce("session.updated", session, session.id, now)
+    deps.store.insert_session(session, announced)
+    outbox.publish(deps, [announced])
     return session
 
 
@@ -183,9 +194,9 @@ def create_task(
         created_at=now,
         updated_at=now,
     )
-    event_id = new_id("evt")
-    deps.store.insert_task(task, event_id)
-    outbox.relay(deps, [event_id])
+    announced = _announce("task.updated", task, session_id, now)
+    deps.store.insert_task(task, announced)
+    outbox.publish(deps, [announced])
     return task
 
 
@@ -224,12 +235,12 @@ def ensure_task(
     """The task with this (derived) id, made if missing: idempotent for queue workers."""
     if deps.store.get_task(account_id, task_id) is None:
         task = derived_task(deps, account_id, task_id, session_id, name, parent_task_id, status)
-        event_id = new_id("evt")
+        announced = _announce("task.updated", task, session_id, task.created_at)
         try:
-            deps.store.insert_task(task, event_id)
+            deps.store.insert_task(task, announced)
         except Conflict:  # made meanwhile by another delivery (which announced it)
             return task_id
-        outbox.relay(deps, [event_id])
+        outbox.publish(deps, [announced])
     return task_id
 
 

@@ -73,7 +73,7 @@ from kontex.domain.models import (
 from kontex.ids import derived_id
 from kontex.otlp import mapping
 from kontex.ports import Queue
-from kontex.services import pricing, sessions, snapshots
+from kontex.services import outbox, pricing, sessions, snapshots
 from kontex.services.conversation import conversation_tool_calls
 from kontex.services.deps import Deps
 from kontex.services.ingest import SPANS_QUEUE
@@ -174,7 +174,9 @@ def process_traces(
                 trace.task_for(span, session_id)
             work.append((trace, span, session_id))
     if batch.tasks:
-        deps.store.ensure_tasks(list(batch.tasks.values()))
+        tasks = list(batch.tasks.values())
+        new = deps.store.ensure_tasks(tasks, [sessions.task_event(t) for t in tasks])
+        outbox.publish(deps, new)
     made = 0
     for trace, span, session_id in work:
         if span["kind"] == "llm" and trace.content(span):
