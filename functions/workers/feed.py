@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from kontex.adapters.sns_events import event_body
 from kontex.bootstrap import container
 from kontex.observability import count, metrics, tracer
 from kontex.services import live
@@ -19,7 +20,9 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def record_handler(record: SQSRecord) -> None:
-    posted = live.deliver(container().deps, container().connections, record.body)
+    deps = container().deps
+    body = event_body(record.body, deps.blobs)  # a large event arrives by claim check
+    posted = live.deliver(deps, container().connections, body)
     count("EventsPosted", posted)
 
 

@@ -200,15 +200,26 @@ def test_sqs_queue_refuses_oversized_messages(aws: Any) -> None:
     assert "Messages" not in aws.receive_message(QueueUrl=url)
 
 
-def test_snapshot_events_reach_the_events_queue(aws: Any, tmp_path: Any) -> None:
+def test_snapshot_events_reach_each_consumer_queue_through_the_topic(
+    aws: Any, tmp_path: Any
+) -> None:
     from kontex.bootstrap import Container
     from kontex.domain.models import ContextBundle
     from kontex.services import keys, sessions, snapshots
     from kontex.settings import Settings
 
-    url = aws.create_queue(QueueName="kontex-events")["QueueUrl"]
+    url = aws.create_queue(QueueName="kontex-feed")["QueueUrl"]
+    queue_arn = aws.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    sns = boto3.client("sns")
+    topic = sns.create_topic(Name="kontex-events")["TopicArn"]
+    sns.subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=queue_arn["Attributes"]["QueueArn"],
+        Attributes={"RawMessageDelivery": "true"},
+    )
     config = Settings.from_env(
-        {"KONTEX_EVENTS_QUEUE_URL": url, "KONTEX_API_KEY_SECRET": "s"}, kontex_data_dir=tmp_path
+        {"KONTEX_EVENTS_TOPIC_ARN": topic, "KONTEX_API_KEY_SECRET": "s"}, kontex_data_dir=tmp_path
     )
     container = Container(config)
     container.store.migrate()
@@ -240,19 +251,6 @@ def test_snapshot_events_reach_the_events_queue(aws: Any, tmp_path: Any) -> None
         }
     ]
     assert bodies[0]["data"]["id"] == snap.id and "bundle_hash" not in bodies[0]["data"]
-
-
-def test_a_failed_publish_raises_so_the_outbox_keeps_the_event() -> None:
-    """The write is already committed with its outbox row (tests/services/test_outbox.py);
-    the adapter must say the event did not go out, so the sweeper sends it later."""
-    from kontex.adapters.queue_events import QueueEvents
-
-    class Down:
-        def send(self, queue: str, bodies: list[str], delay_seconds: int = 0) -> None:
-            raise ConnectionError("queue down")
-
-    with pytest.raises(ConnectionError):
-        QueueEvents(Down()).publish("snapshot.created", "a", "s", {"id": "snap_1"}, "evt_1")
 
 
 def test_a_delayed_message_waits_until_it_is_due() -> None:

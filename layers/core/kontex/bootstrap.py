@@ -102,7 +102,6 @@ class Container:
         urls = {
             "spans": self.settings.kontex_spans_queue_url,
             "capture": self.settings.kontex_captures_queue_url,
-            "events": self.settings.kontex_events_queue_url,
         }
         configured = {name: url for name, url in urls.items() if url}
         if not configured:
@@ -142,11 +141,8 @@ class Container:
         if self.settings.kontex_events_topic_arn:
             from kontex.adapters.sns_events import SnsEvents
 
-            return SnsEvents(self.settings.kontex_events_topic_arn)
-        if self.settings.kontex_events_queue_url:  # the single events queue of earlier stacks
-            from kontex.adapters.queue_events import QueueEvents
-
-            return QueueEvents(self.queue)
+            # an event too large for SNS travels by claim check in the object store
+            return SnsEvents(self.settings.kontex_events_topic_arn, blobs=self.blobs)
         if not self.settings.aws_lambda_function_name:
             local = self.local_topic()
             if local is not None:

@@ -27,7 +27,6 @@ class Settings(BaseModel):
     kontex_api_key_secret_arn: str | None = None
     kontex_spans_queue_url: str | None = None
     kontex_captures_queue_url: str | None = None
-    kontex_events_queue_url: str | None = None
     # the live feed: events fan out through this SNS topic (one SQS queue per consumer), and
     # reach WebSocket clients through the API Gateway Management API at this endpoint
     # (https://{api-id}.execute-api.{region}.amazonaws.com/{stage})
