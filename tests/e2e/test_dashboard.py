@@ -150,7 +150,8 @@ def test_a_wrong_key_shows_the_error_and_is_not_kept(
 ) -> None:
     dev, _ = stack
     page.goto(dev.base + "/")
-    # keyboard only: the key field has focus, Enter submits
+    # keyboard only: the key field has focus (once the page has rendered), Enter submits
+    expect(page.get_by_label("API key")).to_be_focused()
     page.keyboard.type("kontex_not-a-real-key")
     page.keyboard.press("Enter")
     alert = page.get_by_role("alert")
