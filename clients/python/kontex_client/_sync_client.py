@@ -66,14 +66,19 @@ class Transport:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str | None] | None = None,
     ) -> Any:
+        """Send with retries; ``headers`` are added to the defaults (None removes one)."""
         url = self.base_url + path
         query = _base.params(params or {})
+        sent = {**self.headers, **(headers or {})}
+        final = {k: v for k, v in sent.items() if v is not None}
         attempt = 0
         while True:
             try:
                 response = self.http.request(
-                    method, url, params=query, json=json, headers=self.headers
+                    method, url, params=query, json=json, content=content, headers=final
                 )
             except (httpx.ConnectError, httpx.ConnectTimeout) as error:
                 wait = self.retry.delay(attempt, None)  # never sent: safe to send again
@@ -459,6 +464,71 @@ class UsageResource(_Resource):
         return AccountUsage.model_validate(self._t.request("GET", "/v1/usage"))
 
 
+class Ingest(_Resource):
+    """The OTLP/HTTP receiver, for callers without an OpenTelemetry exporter of their own."""
+
+    @route("POST", "/ingest/v1/traces")
+    def traces(
+        self,
+        payload: Mapping[str, Any] | bytes,
+        *,
+        content_type: str | None = None,
+        session_id: str | None = None,
+    ) -> Any:
+        """Send an ``ExportTraceServiceRequest``: a dict (OTLP/JSON) or encoded bytes
+        (``application/x-protobuf`` unless ``content_type`` says otherwise). Answers the
+        decoded JSON response (``{}``, or ``partialSuccess`` for refused spans)."""
+        headers: dict[str, str | None] = {"X-Kontex-Session-Id": session_id}
+        if isinstance(payload, bytes | bytearray):
+            headers["Content-Type"] = content_type or "application/x-protobuf"
+            return self._t.request(
+                "POST", "/ingest/v1/traces", content=bytes(payload), headers=headers
+            )
+        return self._t.request("POST", "/ingest/v1/traces", json=payload, headers=headers)
+
+    def endpoint(self) -> str:
+        """``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` for this server."""
+        return self._t.base_url + "/ingest/v1/traces"
+
+
+class Proxy(_Resource):
+    """The Anthropic-compatible proxy: calls reach Anthropic unchanged and are captured."""
+
+    def anthropic_options(
+        self, *, session_id: str | None = None, task_id: str | None = None
+    ) -> dict[str, Any]:
+        """``anthropic.Anthropic(**client.proxy.anthropic_options(session_id="my run"))``."""
+        headers = {"X-Kontex-Api-Key": self._t.api_key or ""}
+        if session_id:
+            headers["X-Kontex-Session-Id"] = session_id
+        if task_id:
+            headers["X-Kontex-Task-Id"] = task_id
+        return {"base_url": self._t.base_url + "/proxy", "default_headers": headers}
+
+    @route("POST", "/proxy/v1/messages")
+    def messages(
+        self,
+        *,
+        upstream_api_key: str | None = None,
+        session_id: str | None = None,
+        task_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **body: Any,
+    ) -> Any:
+        """``POST /v1/messages`` through the proxy (not streamed): ``body`` is the Messages API
+        request, ``upstream_api_key`` the caller's Anthropic key (sent as ``x-api-key``)."""
+        sent: dict[str, str | None] = {
+            "Authorization": None,  # the upstream's header; the Kontex key goes apart
+            "X-Kontex-Api-Key": self._t.api_key,
+            "X-Kontex-Session-Id": session_id,
+            "X-Kontex-Task-Id": task_id,
+            "x-api-key": upstream_api_key,
+            "anthropic-version": "2023-06-01",
+            **(headers or {}),
+        }
+        return self._t.request("POST", "/proxy/v1/messages", json=body, headers=sent)
+
+
 class Kontex:
     """The Kontex API: ``AsyncKontex(base_url, api_key)``; both default to ``KONTEX_URL``
     (else ``http://127.0.0.1:8787``) and ``KONTEX_API_KEY``.
@@ -489,6 +559,8 @@ class Kontex:
         self.threads = Threads(self._transport)
         self.queries = Queries(self._transport)
         self.usage = UsageResource(self._transport)
+        self.ingest = Ingest(self._transport)
+        self.proxy = Proxy(self._transport)
 
     @property
     def base_url(self) -> str:

@@ -30,6 +30,8 @@ REPLACEMENTS = {
     "AsyncQueries": "Queries",
     "AsyncUsageResource": "UsageResource",
     "AsyncLiveFeed": "LiveFeed",
+    "AsyncIngest": "Ingest",
+    "AsyncProxy": "Proxy",
     "aclose": "close",
     "asyncio": "time",  # asyncio.sleep -> time.sleep
 }

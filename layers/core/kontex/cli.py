@@ -1,4 +1,6 @@
-"""The ``kontex`` command: ``dev``, ``migrate``, ``keys``, ``prune`` and ``dead-letters``."""
+"""The ``kontex`` command: ``dev``, ``migrate``, ``keys``, ``prune`` and ``dead-letters``, and
+the client's commands over the API (``sessions``, ``snapshots``, ``show``, ``export``,
+``import``: ``kontex_client.cli``)."""
 
 from __future__ import annotations
 
@@ -271,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--json", action="store_true")
     replay.add_argument("--data-dir", type=Path, default=None)
     replay.set_defaults(func=cmd_dead_letters_replay)
+    try:  # the client's commands (sessions, snapshots, show, export, import) over the API
+        from kontex_client.cli import register
+    except ImportError:  # pragma: no cover (the server installs the client too)
+        pass
+    else:
+        register(sub)
     return parser
 
 
