@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -251,11 +251,11 @@ class AsyncSnapshots(_Resource):
         label: str,
         bundle: Bundle | Mapping[str, Any] | None = None,
         *,
-        messages: builtins.list[Mapping[str, Any]] | None = None,
-        tool_calls: builtins.list[Mapping[str, Any]] | None = None,
-        files: builtins.list[Mapping[str, Any]] | None = None,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        tool_calls: Sequence[Mapping[str, Any]] | None = None,
+        files: Sequence[Mapping[str, Any]] | None = None,
         reasoning: str | None = None,
-        log_events: builtins.list[Mapping[str, Any]] | None = None,
+        log_events: Sequence[Mapping[str, Any]] | None = None,
         model: str | None = None,
         token_total: int | None = None,
         captured_at: datetime | None = None,
@@ -339,11 +339,11 @@ class AsyncSnapshots(_Resource):
         self,
         snapshot_id: str,
         *,
-        messages: builtins.list[Mapping[str, Any]] | None = None,
-        tool_calls: builtins.list[Mapping[str, Any]] | None = None,
-        files: builtins.list[Mapping[str, Any]] | None = None,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        tool_calls: Sequence[Mapping[str, Any]] | None = None,
+        files: Sequence[Mapping[str, Any]] | None = None,
         reasoning: str | None = None,
-        log_events: builtins.list[Mapping[str, Any]] | None = None,
+        log_events: Sequence[Mapping[str, Any]] | None = None,
         model: str | None = None,
     ) -> Snapshot:
         """Add to a fresh snapshot (within the server's enrich window); fields left out keep

@@ -189,10 +189,10 @@ def read(source: Path | bytes) -> Archive:
         for name in LISTS:
             bundle[name] = []
             for ref in stored.get(name, []):
-                data = members.get(f"items/{ref}.json")
-                if data is None:
+                item = members.get(f"items/{ref}.json")
+                if item is None:
                     raise _refuse(f"{snapshot['bundle']} refers to a missing item {ref}")
-                bundle[name].append(json.loads(data))
+                bundle[name].append(json.loads(item))
         archive.bundles[snapshot["id"]] = bundle
     return archive
 

@@ -9,6 +9,7 @@ to it, so ``dev``, ``keys``, ``migrate``... work whichever of the two installed 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -266,11 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        from kontex import cli as server_cli  # the server package: one `kontex` with all
-    except ImportError:
-        server_cli = None
-    if server_cli is not None:
+    if importlib.util.find_spec("kontex") is not None:  # the server: one `kontex` for all
+        from kontex import cli as server_cli
+
         return int(server_cli.main(argv))
     args = build_parser().parse_args(argv)
     return int(args.func(args))
