@@ -486,8 +486,9 @@ class AsyncIngest(_Resource):
         session_id: str | None = None,
     ) -> Any:
         """Send an ``ExportTraceServiceRequest``: a dict (OTLP/JSON) or encoded bytes
-        (``application/x-protobuf`` unless ``content_type`` says otherwise). Answers the
-        decoded JSON response (``{}``, or ``partialSuccess`` for refused spans)."""
+        (``application/x-protobuf`` unless ``content_type`` says otherwise). A JSON request
+        is answered with the decoded response (``{}``, or ``partialSuccess`` for refused
+        spans); a protobuf one with None (its answer is an encoded, usually empty, message)."""
         headers: dict[str, str | None] = {"X-Kontex-Session-Id": session_id}
         if isinstance(payload, bytes | bytearray):
             headers["Content-Type"] = content_type or "application/x-protobuf"
