@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -22,10 +25,25 @@ def upstream() -> Iterator[FakeAnthropic]:
         yield fake
 
 
+def start_drained(data_dir: Path, env: dict[str, str]) -> DevStack:
+    """``start_dev`` whose output is read as it comes: the access log of the thousands of
+    requests an agent run makes would otherwise fill the pipe and stall the server."""
+    running = start_dev(data_dir, env=env)
+    tail: deque[str] = deque(maxlen=200)
+    out = running.process.stdout
+
+    def drain() -> None:
+        for line in out or ():
+            tail.append(line)
+
+    threading.Thread(target=drain, daemon=True).start()
+    return running
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, upstream: FakeAnthropic) -> Iterator[DevStack]:
     env = {**UNLIMITED, "ANTHROPIC_API_URL": upstream.url}
-    running = start_dev(tmp_path_factory.mktemp("client") / "data", env=env)
+    running = start_drained(tmp_path_factory.mktemp("client") / "data", env=env)
     yield running
     stop_dev(running)
 
