@@ -15,10 +15,10 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: dev test lint format build synth deploy bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e './clients/python[langgraph,openai-agents]'
 	touch $(STAMP)
 
 dev: $(STAMP)
@@ -30,14 +30,14 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy layers/core/kontex
+	$(BIN)/mypy layers/core/kontex clients/python/kontex_client
 
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,bench]' -e './clients/python[langgraph,openai-agents]'
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
@@ -46,6 +46,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/storage_growth.py --turns 50 --backend all --history all --blobs s3
 	$(BIN)/python bench/ingest.py --backend all
 	$(BIN)/python bench/proxy.py
+	$(BIN)/python bench/langgraph_saver.py --turns 20
 
 build: $(STAMP)
 	$(BIN)/python layers/build.py
