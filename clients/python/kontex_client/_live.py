@@ -8,7 +8,7 @@ import itertools
 import json
 from typing import Any
 
-from kontex_client._errors import AuthenticationError, KontexError, NotFoundError
+from kontex_client._errors import KontexError, error_for
 from kontex_client._models import LiveEvent
 
 
@@ -32,12 +32,10 @@ def _decode(frame: str | bytes) -> dict[str, Any]:
 
 
 def _refused(answer: dict[str, Any], what: str) -> KontexError:
-    error = str(answer.get("error") or "refused")
-    if what == "authorization":
-        return AuthenticationError(f"live feed: {error}", code="unauthorized", details=answer)
-    if "not_found" in error or "not found" in error:
-        return NotFoundError(f"live feed: {error}", code="not_found", details=answer)
-    return KontexError(f"live feed: {what} refused: {error}", code="live_refused", details=answer)
+    """The error of a refused frame (``{"success": false, "error": <code>, "message"}``)."""
+    code = str(answer.get("error") or ("unauthorized" if what == "authorization" else "refused"))
+    body = {"error": code, "message": f"live feed {what}: {answer.get('message') or code}"}
+    return error_for(0, {**body, "details": answer})
 
 
 class LiveFeed:
