@@ -268,3 +268,22 @@ def test_progress_bar_and_table_render() -> None:
         "x     1",
         "long",
     ]
+
+
+def test_the_client_alone_has_its_own_parser(
+    stack: DevStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With only kontex-client installed, its entry point builds this parser (no server
+    commands) and runs the same commands."""
+    from kontex_client import cli
+
+    key = new_account(stack)
+    with Kontex(stack.base, key) as client:
+        client.sessions.create("alone")
+    args = cli.build_parser().parse_args(
+        ["sessions", "ls", "--json", "--url", stack.base, "--api-key", key]
+    )
+    assert args.func(args) == 0
+    assert [s["name"] for s in json.loads(capsys.readouterr().out)] == ["alone"]
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["dev"])  # the server's commands come with the server
