@@ -13,8 +13,9 @@ How LangGraph's data lands in Kontex:
   (role and content readable in the dashboard, each message's other fields kept beside them,
   so it reads back equal); every other channel is kept exactly, serialised by the saver's
   ``serde``, as a file ``langgraph/channels/<name>``; the checkpoint's own fields and metadata
-  are the file ``langgraph/checkpoint.json``. Kontex stores each distinct message and file
-  once per session, so a long thread does not store its history again at every step;
+  are the file ``langgraph/checkpoint.json`` (plain JSON when they read back equal). Kontex
+  stores each distinct message and file once per session, so a long thread does not store its
+  history again at every step;
 - **pending writes** of a checkpoint wait in a small thread-state document
   (``/v1/threads/{id}/state``, also the thread -> session index) until the next checkpoint is
   written after it, which carries them (file ``langgraph/parent-writes.json``).
@@ -76,8 +77,21 @@ def _typed(serde: SerializerProtocol, value: Any) -> dict[str, str]:
     return {"type": kind, "data": base64.b64encode(data).decode("ascii")}
 
 
-def _untyped(serde: SerializerProtocol, value: dict[str, str]) -> Any:
+def _untyped(serde: SerializerProtocol, value: dict[str, Any]) -> Any:
+    if "json" in value:
+        return value["json"]
     return serde.loads_typed((value["type"], base64.b64decode(value["data"])))
+
+
+def _readable(serde: SerializerProtocol, value: Any) -> dict[str, Any]:
+    """Plain JSON when it reads back equal (the checkpoint's versions, metadata), else the
+    serde's bytes."""
+    try:
+        if json.loads(json.dumps(value)) == value:
+            return {"json": value}
+    except (TypeError, ValueError):
+        pass
+    return _typed(serde, value)
 
 
 def _when(ts: Any) -> datetime | None:
@@ -415,10 +429,8 @@ class KontexSaver(BaseCheckpointSaver[str]):
             "parent_checkpoint_id": parent_id,
             "channels": sorted(values),
             "messages_mapped": messages is not None,
-            "checkpoint": _typed(self.serde, rest),
-            "metadata": _typed(self.serde, meta),
-            "step": meta.get("step"),
-            "source": meta.get("source"),
+            "checkpoint": _readable(self.serde, rest),
+            "metadata": _readable(self.serde, meta),
         }
         files.insert(0, self._file(CHECKPOINT_FILE, json.dumps(stored, sort_keys=True)))
         with self._lock(thread_id):
