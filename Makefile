@@ -20,10 +20,10 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: dev test lint format build synth deploy bench clean web
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e './clients/python[langgraph,openai-agents]'
 	touch $(STAMP)
 
 $(WEB_DEPS): web/package.json web/package-lock.json
@@ -44,7 +44,7 @@ test: $(STAMP) $(WEB_DIST)
 lint: $(STAMP) $(WEB_DEPS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy layers/core/kontex
+	$(BIN)/mypy layers/core/kontex clients/python/kontex_client
 	cd web && npx --no-install tsc --noEmit -p .
 
 format: $(STAMP)
@@ -52,7 +52,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,bench]' -e './clients/python[langgraph,openai-agents]'
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
@@ -61,6 +61,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/storage_growth.py --turns 50 --backend all --history all --blobs s3
 	$(BIN)/python bench/ingest.py --backend all
 	$(BIN)/python bench/proxy.py
+	$(BIN)/python bench/langgraph_saver.py --turns 20
 
 build: $(STAMP) $(WEB_DIST)
 	$(BIN)/python layers/build.py

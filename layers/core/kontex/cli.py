@@ -1,5 +1,6 @@
 """The ``kontex`` command: ``dev``, ``migrate``, ``keys``, ``prune``, ``dead-letters`` and
-``tail``."""
+``tail``, and the client's commands over the API (``sessions``, ``snapshots``, ``show``,
+``export``, ``import``: ``kontex_client.cli``)."""
 
 from __future__ import annotations
 
@@ -297,6 +298,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tail.add_argument("--json", action="store_true", help="print each event as raw JSON")
     tail.set_defaults(func=cmd_tail)
+
+    try:  # the client's commands (sessions, snapshots, show, export, import) over the API
+        from kontex_client.cli import register
+    except ImportError:  # pragma: no cover (the server installs the client too)
+        pass
+    else:
+        register(sub)
     return parser
 
 

@@ -1,0 +1,620 @@
+# Generated from _async_client.py by clients/python/scripts/gen_sync.py: do not edit by hand.
+"""The synchronous client (``Kontex``): the same API as ``AsyncKontex``."""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+import httpx
+
+from kontex_client import _base, _live
+from kontex_client._base import route
+from kontex_client._live import LiveFeed
+from kontex_client._models import (
+    AccountUsage,
+    ApiKey,
+    Bundle,
+    CreatedKey,
+    Diff,
+    Fork,
+    Graph,
+    LinkedTrace,
+    MessageRecord,
+    Page,
+    Revision,
+    SearchResults,
+    Session,
+    SessionStats,
+    Snapshot,
+    SnapshotWithBundle,
+    Task,
+    TaskNode,
+    ThreadState,
+    TimelineEntry,
+    ToolCallRecord,
+)
+
+SessionStatus = Literal["active", "paused", "completed"]
+TaskStatus = Literal["pending", "active", "completed", "failed"]
+
+
+class Transport:
+    """One pooled HTTP client, the key, and the retry policy."""
+
+    def __init__(
+        self,
+        base_url: str | None,
+        api_key: str | None,
+        *,
+        timeout: float,
+        retry: _base.RetryPolicy,
+        http_client: httpx.Client | None,
+    ) -> None:
+        self.base_url, self.api_key = _base.settings(base_url, api_key)
+        self.retry = retry
+        self.http = http_client or httpx.Client(timeout=timeout)
+        self.headers = _base.headers(self.api_key)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str | None] | None = None,
+    ) -> Any:
+        """Send with retries; ``headers`` are added to the defaults (None removes one)."""
+        url = self.base_url + path
+        query = _base.params(params or {})
+        sent = {**self.headers, **(headers or {})}
+        final = {k: v for k, v in sent.items() if v is not None}
+        attempt = 0
+        while True:
+            try:
+                response = self.http.request(
+                    method, url, params=query, json=json, content=content, headers=final
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+                wait = self.retry.delay(attempt, None)  # never sent: safe to send again
+                if wait is None:
+                    raise _base.connection_error(error, self.base_url) from error
+            except httpx.TransportError as error:
+                wait = self.retry.delay(attempt, None) if method in _base.IDEMPOTENT else None
+                if wait is None:
+                    raise _base.connection_error(error, self.base_url) from error
+            else:
+                wait = self.retry.delay(attempt, response)
+                if wait is None:
+                    return _base.answer(response)
+            attempt += 1
+            time.sleep(wait)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class _Resource:
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+
+class Keys(_Resource):
+    @route("POST", "/v1/keys")
+    def create(self, label: str) -> CreatedKey:
+        """A new key of the caller's account; ``.key`` is shown this once."""
+        return CreatedKey.model_validate(self._t.request("POST", "/v1/keys", json={"label": label}))
+
+    @route("GET", "/v1/keys")
+    def list(self) -> list[ApiKey]:
+        got = self._t.request("GET", "/v1/keys")
+        return [ApiKey.model_validate(k) for k in got["data"]]
+
+    @route("DELETE", "/v1/keys/{key_id}")
+    def revoke(self, key_id: str) -> None:
+        self._t.request("DELETE", f"/v1/keys/{key_id}")
+
+
+class Sessions(_Resource):
+    @route("POST", "/v1/sessions")
+    def create(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Session:
+        json = _base.body({"name": name, "description": description, "metadata": metadata})
+        return Session.model_validate(self._t.request("POST", "/v1/sessions", json=json))
+
+    @route("GET", "/v1/sessions")
+    def list(
+        self,
+        *,
+        status: SessionStatus | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> Page[Session]:
+        query = {"status": status, "limit": limit, "cursor": cursor}
+        got = self._t.request("GET", "/v1/sessions", params=query)
+        return Page[Session].model_validate(got)
+
+    def iter(
+        self, *, status: SessionStatus | None = None, page_size: int = 100
+    ) -> Iterator[Session]:
+        """Every session (newest first), page after page."""
+        cursor: str | None = None
+        while True:
+            page = self.list(status=status, limit=page_size, cursor=cursor)
+            for item in page.data:
+                yield item
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    @route("GET", "/v1/sessions/{session_id}")
+    def get(self, session_id: str) -> Session:
+        return Session.model_validate(self._t.request("GET", f"/v1/sessions/{session_id}"))
+
+    @route("PATCH", "/v1/sessions/{session_id}")
+    def update(
+        self,
+        session_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        status: SessionStatus | None = None,
+    ) -> Session:
+        json = _base.body(
+            {"name": name, "description": description, "metadata": metadata, "status": status}
+        )
+        got = self._t.request("PATCH", f"/v1/sessions/{session_id}", json=json)
+        return Session.model_validate(got)
+
+    @route("DELETE", "/v1/sessions/{session_id}")
+    def complete(self, session_id: str) -> Session:
+        """Mark the session completed (``DELETE`` without ``purge``); nothing is removed."""
+        return Session.model_validate(self._t.request("DELETE", f"/v1/sessions/{session_id}"))
+
+    @route("DELETE", "/v1/sessions/{session_id}")
+    def purge(self, session_id: str) -> None:
+        """Remove the session with everything in it, for good (``DELETE ?purge=true``)."""
+        self._t.request("DELETE", f"/v1/sessions/{session_id}", params={"purge": True})
+
+    @route("POST", "/v1/sessions/{session_id}/link-trace")
+    def link_trace(self, session_id: str, trace_id: str) -> LinkedTrace:
+        got = self._t.request(
+            "POST", f"/v1/sessions/{session_id}/link-trace", json={"trace_id": trace_id}
+        )
+        return LinkedTrace.model_validate(got)
+
+    @route("GET", "/v1/sessions/{session_id}/snapshots/timeline")
+    def timeline(self, session_id: str) -> builtins.list[TimelineEntry]:
+        """Every snapshot of the session, oldest first, in one answer."""
+        got = self._t.request("GET", f"/v1/sessions/{session_id}/snapshots/timeline")
+        return [TimelineEntry.model_validate(e) for e in got["data"]]
+
+    @route("GET", "/v1/sessions/{session_id}/graph")
+    def graph(self, session_id: str) -> Graph:
+        return Graph.model_validate(self._t.request("GET", f"/v1/sessions/{session_id}/graph"))
+
+    @route("GET", "/v1/sessions/{session_id}/stats")
+    def stats(self, session_id: str) -> SessionStats:
+        got = self._t.request("GET", f"/v1/sessions/{session_id}/stats")
+        return SessionStats.model_validate(got)
+
+
+class Tasks(_Resource):
+    @route("POST", "/v1/sessions/{session_id}/tasks")
+    def create(self, session_id: str, name: str, *, parent_task_id: str | None = None) -> Task:
+        json = _base.body({"name": name, "parent_task_id": parent_task_id})
+        got = self._t.request("POST", f"/v1/sessions/{session_id}/tasks", json=json)
+        return Task.model_validate(got)
+
+    @route("GET", "/v1/sessions/{session_id}/tasks")
+    def tree(self, session_id: str) -> list[TaskNode]:
+        """The session's tasks as a tree (roots, each with ``children``)."""
+        got = self._t.request("GET", f"/v1/sessions/{session_id}/tasks")
+        return [TaskNode.model_validate(n) for n in got["data"]]
+
+    @route("GET", "/v1/tasks/{task_id}")
+    def get(self, task_id: str) -> Task:
+        return Task.model_validate(self._t.request("GET", f"/v1/tasks/{task_id}"))
+
+    @route("PATCH", "/v1/tasks/{task_id}")
+    def update(
+        self, task_id: str, *, name: str | None = None, status: TaskStatus | None = None
+    ) -> Task:
+        json = _base.body({"name": name, "status": status})
+        return Task.model_validate(self._t.request("PATCH", f"/v1/tasks/{task_id}", json=json))
+
+
+class Snapshots(_Resource):
+    @route("POST", "/v1/tasks/{task_id}/snapshots")
+    def create(
+        self,
+        task_id: str,
+        label: str,
+        bundle: Bundle | Mapping[str, Any] | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        tool_calls: Sequence[Mapping[str, Any]] | None = None,
+        files: Sequence[Mapping[str, Any]] | None = None,
+        reasoning: str | None = None,
+        log_events: Sequence[Mapping[str, Any]] | None = None,
+        model: str | None = None,
+        token_total: int | None = None,
+        captured_at: datetime | None = None,
+    ) -> Snapshot:
+        """Seal a snapshot of the task: a ``bundle`` (e.g. one read back), the fields given,
+        or both (the fields win)."""
+        content = _base.bundle_in(
+            bundle,
+            messages=messages,
+            tool_calls=tool_calls,
+            files=files,
+            reasoning=reasoning,
+            log_events=log_events,
+            model=model,
+            token_total=token_total,
+            captured_at=captured_at,
+        )
+        got = self._t.request(
+            "POST", f"/v1/tasks/{task_id}/snapshots", json={"label": label, "bundle": content}
+        )
+        return Snapshot.model_validate(got)
+
+    @route("GET", "/v1/sessions/{session_id}/snapshots")
+    def list(
+        self, session_id: str, *, limit: int = 20, cursor: str | None = None
+    ) -> Page[Snapshot]:
+        """A page of the session's snapshots, oldest first."""
+        got = self._t.request(
+            "GET",
+            f"/v1/sessions/{session_id}/snapshots",
+            params={"limit": limit, "cursor": cursor},
+        )
+        return Page[Snapshot].model_validate(got)
+
+    def iter(self, session_id: str, *, page_size: int = 100) -> Iterator[Snapshot]:
+        """Every snapshot of the session, oldest first, page after page."""
+        cursor: str | None = None
+        while True:
+            page = self.list(session_id, limit=page_size, cursor=cursor)
+            for item in page.data:
+                yield item
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    @route("GET", "/v1/snapshots/{snapshot_id}")
+    def get(self, snapshot_id: str) -> SnapshotWithBundle:
+        got = self._t.request("GET", f"/v1/snapshots/{snapshot_id}")
+        return SnapshotWithBundle.model_validate(got)
+
+    @route("GET", "/v1/snapshots/{snapshot_id}/bundle")
+    def bundle(self, snapshot_id: str, *, revision: int | None = None) -> Bundle:
+        """The snapshot's content (``revision``: an enrichment's, 0 the first written)."""
+        got = self._t.request(
+            "GET", f"/v1/snapshots/{snapshot_id}/bundle", params={"revision": revision}
+        )
+        return Bundle.model_validate(got)
+
+    @route("GET", "/v1/snapshots/{snapshot_id}/revisions")
+    def revisions(self, snapshot_id: str) -> builtins.list[Revision]:
+        got = self._t.request("GET", f"/v1/snapshots/{snapshot_id}/revisions")
+        return [Revision.model_validate(r) for r in got["data"]]
+
+    @route("POST", "/v1/snapshots/{snapshot_id}/rollback")
+    def rollback(self, snapshot_id: str) -> Snapshot:
+        """A new forward snapshot in the same task with this one's content."""
+        got = self._t.request("POST", f"/v1/snapshots/{snapshot_id}/rollback")
+        return Snapshot.model_validate(got)
+
+    @route("POST", "/v1/snapshots/{snapshot_id}/fork")
+    def fork(
+        self, snapshot_id: str, *, name: str | None = None, session_id: str | None = None
+    ) -> Fork:
+        """A new branch task whose first snapshot has this one's content."""
+        json = _base.body({"name": name, "session_id": session_id})
+        got = self._t.request("POST", f"/v1/snapshots/{snapshot_id}/fork", json=json)
+        return Fork.model_validate(got)
+
+    @route("POST", "/v1/snapshots/{snapshot_id}/enrich")
+    def enrich(
+        self,
+        snapshot_id: str,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        tool_calls: Sequence[Mapping[str, Any]] | None = None,
+        files: Sequence[Mapping[str, Any]] | None = None,
+        reasoning: str | None = None,
+        log_events: Sequence[Mapping[str, Any]] | None = None,
+        model: str | None = None,
+    ) -> Snapshot:
+        """Add to a fresh snapshot (within the server's enrich window); fields left out keep
+        their content."""
+        json = _base.body(
+            {
+                "messages": messages,
+                "tool_calls": tool_calls,
+                "files": files,
+                "reasoning": reasoning,
+                "log_events": log_events,
+                "model": model,
+            }
+        )
+        got = self._t.request("POST", f"/v1/snapshots/{snapshot_id}/enrich", json=json)
+        return Snapshot.model_validate(got)
+
+    @route("GET", "/v1/sessions/{session_id}/diff")
+    def diff(self, from_id: str, to_id: str, *, session_id: str | None = None) -> Diff:
+        """What changed from one snapshot to another of the same session."""
+        if session_id is None:
+            session_id = (self.get(from_id)).session_id
+        got = self._t.request(
+            "GET", f"/v1/sessions/{session_id}/diff", params={"from": from_id, "to": to_id}
+        )
+        return Diff.model_validate(got)
+
+
+class Threads(_Resource):
+    """Small per-thread documents (at most 1 MiB) saved and restored between requests."""
+
+    @route("PUT", "/v1/threads/{thread_id}/state")
+    def save(self, thread_id: str, user_data: str) -> ThreadState:
+        got = self._t.request(
+            "PUT", f"/v1/threads/{thread_id}/state", json={"user_data": user_data}
+        )
+        return ThreadState.model_validate(got)
+
+    @route("GET", "/v1/threads/{thread_id}/state")
+    def get(self, thread_id: str) -> ThreadState:
+        return ThreadState.model_validate(self._t.request("GET", f"/v1/threads/{thread_id}/state"))
+
+    @route("DELETE", "/v1/threads/{thread_id}/state")
+    def delete(self, thread_id: str) -> None:
+        self._t.request("DELETE", f"/v1/threads/{thread_id}/state")
+
+
+class Queries(_Resource):
+    """Messages and tool calls across sessions, filtered."""
+
+    @route("GET", "/v1/messages")
+    def messages(
+        self,
+        *,
+        session_id: str | None = None,
+        role: Literal["system", "user", "assistant", "tool"] | None = None,
+        content_type: Literal["text", "tool_use", "tool_result"] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[MessageRecord]:
+        query = {
+            "session_id": session_id,
+            "role": role,
+            "content_type": content_type,
+            "created_after": created_after,
+            "created_before": created_before,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        got = self._t.request("GET", "/v1/messages", params=query)
+        return Page[MessageRecord].model_validate(got)
+
+    def iter_messages(self, **filters: Any) -> Iterator[MessageRecord]:
+        cursor: str | None = None
+        filters.setdefault("limit", 100)
+        while True:
+            page = self.messages(cursor=cursor, **filters)
+            for item in page.data:
+                yield item
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    @route("GET", "/v1/tool-calls")
+    def tool_calls(
+        self,
+        *,
+        session_id: str | None = None,
+        tool_name: str | None = None,
+        is_error: bool | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[ToolCallRecord]:
+        query = {
+            "session_id": session_id,
+            "tool_name": tool_name,
+            "is_error": is_error,
+            "created_after": created_after,
+            "created_before": created_before,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        got = self._t.request("GET", "/v1/tool-calls", params=query)
+        return Page[ToolCallRecord].model_validate(got)
+
+    def iter_tool_calls(self, **filters: Any) -> Iterator[ToolCallRecord]:
+        cursor: str | None = None
+        filters.setdefault("limit", 100)
+        while True:
+            page = self.tool_calls(cursor=cursor, **filters)
+            for item in page.data:
+                yield item
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+
+class UsageResource(_Resource):
+    @route("GET", "/v1/usage")
+    def get(self) -> AccountUsage:
+        """The account's usage in all and this month (calls, tokens, cost)."""
+        return AccountUsage.model_validate(self._t.request("GET", "/v1/usage"))
+
+
+class Ingest(_Resource):
+    """The OTLP/HTTP receiver, for callers without an OpenTelemetry exporter of their own."""
+
+    @route("POST", "/ingest/v1/traces")
+    def traces(
+        self,
+        payload: Mapping[str, Any] | bytes,
+        *,
+        content_type: str | None = None,
+        session_id: str | None = None,
+    ) -> Any:
+        """Send an ``ExportTraceServiceRequest``: a dict (OTLP/JSON) or encoded bytes
+        (``application/x-protobuf`` unless ``content_type`` says otherwise). A JSON request
+        is answered with the decoded response (``{}``, or ``partialSuccess`` for refused
+        spans); a protobuf one with None (its answer is an encoded, usually empty, message)."""
+        headers: dict[str, str | None] = {"X-Kontex-Session-Id": session_id}
+        if isinstance(payload, bytes | bytearray):
+            headers["Content-Type"] = content_type or "application/x-protobuf"
+            return self._t.request(
+                "POST", "/ingest/v1/traces", content=bytes(payload), headers=headers
+            )
+        return self._t.request("POST", "/ingest/v1/traces", json=payload, headers=headers)
+
+    def endpoint(self) -> str:
+        """``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` for this server."""
+        return self._t.base_url + "/ingest/v1/traces"
+
+
+class Proxy(_Resource):
+    """The Anthropic-compatible proxy: calls reach Anthropic unchanged and are captured."""
+
+    def anthropic_options(
+        self, *, session_id: str | None = None, task_id: str | None = None
+    ) -> dict[str, Any]:
+        """``anthropic.Anthropic(**client.proxy.anthropic_options(session_id="my run"))``."""
+        headers = {"X-Kontex-Api-Key": self._t.api_key or ""}
+        if session_id:
+            headers["X-Kontex-Session-Id"] = session_id
+        if task_id:
+            headers["X-Kontex-Task-Id"] = task_id
+        return {"base_url": self._t.base_url + "/proxy", "default_headers": headers}
+
+    @route("POST", "/proxy/v1/messages")
+    def messages(
+        self,
+        *,
+        upstream_api_key: str | None = None,
+        session_id: str | None = None,
+        task_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **body: Any,
+    ) -> Any:
+        """``POST /v1/messages`` through the proxy (not streamed): ``body`` is the Messages API
+        request, ``upstream_api_key`` the caller's Anthropic key (sent as ``x-api-key``)."""
+        sent: dict[str, str | None] = {
+            "Authorization": None,  # the upstream's header; the Kontex key goes apart
+            "X-Kontex-Api-Key": self._t.api_key,
+            "X-Kontex-Session-Id": session_id,
+            "X-Kontex-Task-Id": task_id,
+            "x-api-key": upstream_api_key,
+            "anthropic-version": "2023-06-01",
+            **(headers or {}),
+        }
+        return self._t.request("POST", "/proxy/v1/messages", json=body, headers=sent)
+
+
+class Kontex:
+    """The Kontex API: ``AsyncKontex(base_url, api_key)``; both default to ``KONTEX_URL``
+    (else ``http://127.0.0.1:8787``) and ``KONTEX_API_KEY``.
+
+    ``max_retries`` retries of 429/503 and of failed connections, honouring ``Retry-After`` up
+    to ``max_retry_wait`` seconds."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        max_retry_wait: float = 60.0,
+        http_client: httpx.Client | None = None,
+        live_url: str | None = None,
+    ) -> None:
+        self._live_url = live_url
+        retry = _base.RetryPolicy(max_retries=max_retries, max_wait=max_retry_wait)
+        self._transport = Transport(
+            base_url, api_key, timeout=timeout, retry=retry, http_client=http_client
+        )
+        self.keys = Keys(self._transport)
+        self.sessions = Sessions(self._transport)
+        self.tasks = Tasks(self._transport)
+        self.snapshots = Snapshots(self._transport)
+        self.threads = Threads(self._transport)
+        self.queries = Queries(self._transport)
+        self.usage = UsageResource(self._transport)
+        self.ingest = Ingest(self._transport)
+        self.proxy = Proxy(self._transport)
+
+    @property
+    def base_url(self) -> str:
+        return self._transport.base_url
+
+    @property
+    def api_key(self) -> str | None:
+        return self._transport.api_key
+
+    @route("GET", "/v1/search")
+    def search(
+        self,
+        q: str,
+        *,
+        session_id: str | None = None,
+        task_id: str | None = None,
+        source: str | None = None,
+        limit: int = 10,
+    ) -> SearchResults:
+        """Snapshots whose content is nearest in meaning to ``q`` (best first)."""
+        query = {
+            "q": q,
+            "session_id": session_id,
+            "task_id": task_id,
+            "source": source,
+            "limit": limit,
+        }
+        return SearchResults.model_validate(self._t.request("GET", "/v1/search", params=query))
+
+    def live(self, session_id: str) -> LiveFeed:
+        """The session's events as they happen, over the WebSocket feed (``ws://host/ws``, or
+        ``live_url``)."""
+        url = _live.live_url(self.base_url, self._live_url)
+        return LiveFeed(url, self.api_key, session_id)
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._transport.request("GET", "/health")
+        return result
+
+    def openapi(self) -> dict[str, Any]:
+        """The server's OpenAPI document (``/v1/openapi.json``)."""
+        result: dict[str, Any] = self._transport.request("GET", "/v1/openapi.json")
+        return result
+
+    @property
+    def _t(self) -> Transport:
+        return self._transport
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self) -> Kontex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
