@@ -102,7 +102,7 @@ def test_scheduled_run_publishes_what_the_relay_left(
     sweeper: ModuleType, feed: tuple[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     topic, url = feed
-    # Given two writes whose events did not go out (the topic was down), a minute ago
+    # Given four changes whose events did not go out (the topic was down), a minute ago
     account, session_id, snapshot_id = _write_while_the_topic_is_down(seconds_ago=60)
     assert _received(url) == []
 
@@ -111,16 +111,21 @@ def test_scheduled_run_publishes_what_the_relay_left(
     answer = sweeper.lambda_handler(SCHEDULED, Context())
 
     # Then every event reaches the feed's queue once, as the contract's JSON
-    assert answer == {"published": 2}
+    assert answer == {"published": 4}
     bodies = _received(url)
-    assert sorted(b["type"] for b in bodies) == ["session.updated", "snapshot.created"]
-    assert all(b["id"].startswith("evt_") for b in bodies) and len({b["id"] for b in bodies}) == 2
+    assert sorted(b["type"] for b in bodies) == [
+        "session.updated",  # created
+        "session.updated",  # renamed
+        "snapshot.created",
+        "task.updated",  # created
+    ]
+    assert all(b["id"].startswith("evt_") for b in bodies) and len({b["id"] for b in bodies}) == 4
     assert {(b["account_id"], b["session_id"]) for b in bodies} == {(account, session_id)}
     (created,) = [b for b in bodies if b["type"] == "snapshot.created"]
     assert created["data"]["id"] == snapshot_id and "bundle_hash" not in created["data"]
     # ... counted in the run's metrics
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
-    assert [m["EventsSwept"] for m in emf if "EventsSwept" in m] == [[2.0]]
+    assert [m["EventsSwept"] for m in emf if "EventsSwept" in m] == [[4.0]]
     # and the next run finds nothing left
     assert sweeper.lambda_handler(SCHEDULED, Context()) == {"published": 0}
     assert _received(url) == []
@@ -135,8 +140,8 @@ def test_events_younger_than_the_sweep_delay_are_left_to_the_relay(
 
     assert sweeper.lambda_handler(SCHEDULED, Context()) == {"published": 0}
     # an operator may sweep everything at once
-    assert sweeper.lambda_handler({"older_than_seconds": 0}, Context()) == {"published": 2}
-    assert len(_received(url)) == 2
+    assert sweeper.lambda_handler({"older_than_seconds": 0}, Context()) == {"published": 4}
+    assert len(_received(url)) == 4
 
 
 def test_a_run_while_the_topic_is_still_down_keeps_every_event(
@@ -149,5 +154,5 @@ def test_a_run_while_the_topic_is_still_down_keeps_every_event(
 
     store = bootstrap.container().store
     later = datetime.now(UTC) + timedelta(seconds=1)
-    assert len(store.unpublished(later, 10)) == 2
+    assert len(store.unpublished(later, 10)) == 4
     assert outbox.SWEEP_AFTER_SECONDS < 60
