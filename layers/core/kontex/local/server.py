@@ -9,6 +9,7 @@ import json
 import logging
 import multiprocessing
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -21,8 +22,10 @@ from types import ModuleType
 from typing import Any
 
 import uvicorn
+from pydantic import SecretStr
 
 from kontex import bootstrap
+from kontex.adapters.local_index import IndexServer
 from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue, batch_failure_reasons
 from kontex.local.apigw import LocalContext, http_api_event, response_parts
 from kontex.settings import Settings
@@ -384,7 +387,20 @@ def serve(container: bootstrap.Container, host: str, port: int) -> None:
     bootstrap.configure(container)
     workers = start_workers(container.settings.kontex_data_dir)
     container.queue = workers
-    stack = LocalStack(container.settings)
+    # -- search (issue 13): a minimal local delivery of every published event to the `embed`
+    # queue, until live-core's kontex/adapters/local_topic.py delivers each event to every
+    # consumer queue (EVENT_CONSUMERS); the lead reconciles the two at merge.
+    container.deps.events = EmbedQueueEvents(workers)
+    # -- search: this process holds Qdrant's local folder; the API's processes reach it here
+    authkey = secrets.token_hex(16)
+    index_server = IndexServer(container.index, authkey.encode())
+    stack_settings = container.settings.model_copy(
+        update={
+            "kontex_index_address": index_server.address,
+            "kontex_index_authkey": SecretStr(authkey),
+        }
+    )
+    stack = LocalStack(stack_settings)
     stack.warm()
     server, sock = make_server(host, port, stack)
     _log_to_stdout()
@@ -394,6 +410,7 @@ def serve(container: bootstrap.Container, host: str, port: int) -> None:
     if applied:
         print(f"kontex dev: applied migrations {', '.join(applied)}", flush=True)
     print(f"kontex dev: proxy upstream {container.settings.anthropic_api_url}", flush=True)
+    print(f"kontex dev: search {_search_line(container)}", flush=True)
     print(f"kontex dev: serving {base}  (health {base}/health, API {base}/v1)", flush=True)
     print("kontex dev: press Ctrl-C to stop", flush=True)
     try:
@@ -405,6 +422,38 @@ def serve(container: bootstrap.Container, host: str, port: int) -> None:
         sock.close()
         stack.close()
         workers.close()
+        index_server.close()
+
+
+class EmbedQueueEvents:
+    """Search's stand-in for the local event fan-out: each event to the ``embed`` queue."""
+
+    def __init__(self, queue: LocalQueue) -> None:
+        self.queue = queue
+
+    def publish(
+        self,
+        type: str,
+        account_id: str,
+        session_id: str,
+        data: dict[str, Any],
+        event_id: str | None = None,
+    ) -> None:
+        body = {
+            "id": event_id,
+            "type": type,
+            "account_id": account_id,
+            "session_id": session_id,
+            "data": data,
+        }
+        self.queue.send("embed", [json.dumps(body, default=str)])
+
+
+def _search_line(container: bootstrap.Container) -> str:
+    config = container.settings
+    embedder = "Voyage AI" if config.voyage_api_key else "offline model (no VOYAGE_API_KEY)"
+    store = config.qdrant_url or f"Qdrant local mode in {config.kontex_data_dir / 'qdrant'}"
+    return f"embeddings by {container.embedder.name}, {embedder}; vectors in {store}"
 
 
 def _log_to_stdout() -> None:
