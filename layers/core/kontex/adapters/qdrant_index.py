@@ -58,8 +58,11 @@ class QdrantIndex:
             from qdrant_client import QdrantClient
 
             if self._url:
-                self._client = QdrantClient(
-                    url=self._url, api_key=self._api_key, timeout=int(self._timeout)
+                self._client = QdrantClient(  # no version check: no call until the first use
+                    url=self._url,
+                    api_key=self._api_key,
+                    timeout=int(self._timeout),
+                    check_compatibility=False,
                 )
             elif self._path is not None and str(self._path) == ":memory:":
                 self._client = QdrantClient(location=":memory:")
