@@ -213,3 +213,15 @@ def test_long_text_is_cut_into_chunks_that_fit_the_model(search_deps: Deps) -> N
     assert parts[0].startswith("word0 ") and "word1" in parts[0]
     # consecutive chunks overlap, so a phrase across a cut is still whole in one of them
     assert parts[1].split()[0] in parts[0]
+
+
+def test_the_events_the_snapshot_use_cases_publish_are_embedded(
+    search_deps: Deps, world: dict[str, Any]
+) -> None:
+    # exactly what create_snapshot announced (its data is the snapshot's metadata)
+    published = [p for p in search_deps.events.published if p[0] == "snapshot.created"]  # type: ignore[attr-defined]
+    assert len(published) == 2
+    for kind, account, session, data in published:
+        event = {"type": kind, "account_id": account, "session_id": session, "data": data}
+        assert search.handle_event(search_deps, event) == "embedded"
+    assert search_deps.search_ports()[1].count(world["account"]) == 6

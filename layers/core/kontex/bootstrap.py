@@ -143,8 +143,14 @@ class Container:
 
     @cached_property
     def embedder(self) -> Embedder:
-        """Voyage AI with a key (``VOYAGE_API_KEY`` or its secret), else the offline model."""
+        """Voyage AI with a key (``VOYAGE_API_KEY`` or its secret), else the offline model (in
+        ``kontex dev``'s API processes: the main process's, kontex/adapters/local_index.py)."""
         config = self.settings
+        if config.kontex_index_address and config.kontex_index_authkey:
+            from kontex.adapters.local_index import RemoteEmbedder
+
+            authkey = config.kontex_index_authkey.get_secret_value().encode()
+            return RemoteEmbedder(config.kontex_index_address, authkey)
         key = config.voyage_api_key.get_secret_value() if config.voyage_api_key else None
         if key is None and config.kontex_voyage_api_key_secret_arn:
             from kontex.adapters.aws_secrets import read_secret

@@ -84,7 +84,10 @@ def _start_environment(name: str, settings: Settings, root: str | None) -> None:
     """Initializer of a worker process: its own container, the handler loaded once."""
     global _environment
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
-    bootstrap.configure(bootstrap.Container(settings))
+    made = bootstrap.Container(settings)
+    if settings.kontex_index_address:  # search (issue 13): the stand-in fan-out, see serve()
+        made.deps.events = EmbedQueueEvents(LocalQueue(settings.kontex_data_dir / QUEUE_FILE))
+    bootstrap.configure(made)
     _environment = load_handler(name, Path(root) if root else None)
 
 
@@ -391,9 +394,9 @@ def serve(container: bootstrap.Container, host: str, port: int) -> None:
     # queue, until live-core's kontex/adapters/local_topic.py delivers each event to every
     # consumer queue (EVENT_CONSUMERS); the lead reconciles the two at merge.
     container.deps.events = EmbedQueueEvents(workers)
-    # -- search: this process holds Qdrant's local folder; the API's processes reach it here
+    # -- search: this process holds Qdrant's local folder and the model; the API's reach them
     authkey = secrets.token_hex(16)
-    index_server = IndexServer(container.index, authkey.encode())
+    index_server = IndexServer(container.index, container.embedder, authkey.encode())
     stack_settings = container.settings.model_copy(
         update={
             "kontex_index_address": index_server.address,

@@ -310,8 +310,10 @@ def handle_event(deps: Deps, body: dict[str, Any]) -> str:
     kind = body.get("type")
     account_id = body.get("account_id")
     data = body.get("data") or {}
-    if kind in EMBEDS and account_id and data.get("snapshot_id"):
-        done = embed_snapshot(deps, account_id, data["snapshot_id"])
+    # contract 1 names it snapshot_id; the snapshot's own dump (before it) says id
+    snapshot_id = data.get("snapshot_id") or data.get("id")
+    if kind in EMBEDS and account_id and isinstance(snapshot_id, str):
+        done = embed_snapshot(deps, account_id, snapshot_id)
         return "embedded" if done is not None else "gone"
     if kind == "session.purged" and account_id:
         session_id = data.get("session_id") or body.get("session_id")
