@@ -324,9 +324,18 @@ class Embedder(Protocol):
     """Text to dense vectors (Voyage AI, or the offline model). Raises ``Transient`` when the
     service is down or keeps refusing."""
 
-    name: str  # the model, as the collection and the points record it
-    dimensions: int
-    max_chars: int  # a chunk of at most this many characters fits the model's input
+    @property
+    def name(self) -> str:
+        """The model, as the collection and the points record it."""
+        ...
+
+    @property
+    def dimensions(self) -> int: ...
+
+    @property
+    def max_chars(self) -> int:
+        """A chunk of at most this many characters fits the model's input."""
+        ...
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
     def embed_query(self, text: str) -> list[float]: ...
