@@ -218,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"query (in process, hybrid): p50 {report.query_ms_p50} ms, p99 {report.query_ms_p99} ms")
     if report.http_ms_p50 is not None:
         print(
-            f"GET /v1/search on kontex dev: p50 {report.http_ms_p50} ms, p99 {report.http_ms_p99} ms"
+            f"GET /v1/search on kontex dev: p50 {report.http_ms_p50} ms,"
+            f" p99 {report.http_ms_p99} ms"
         )
     return 0
 
