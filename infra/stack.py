@@ -24,6 +24,7 @@ from infra.migrations import Migrations
 from infra.network import Network
 from infra.observability import Observability
 from infra.retention import Retention
+from infra.search import Search, search_layer_dir
 from infra.storage import Storage
 from infra.workers import WORKER_TIMEOUT, Workers
 
@@ -87,7 +88,14 @@ class KontexStack(Stack):
         self.workers = Workers(
             self, "Workers", config=config, factory=factory, messaging=self.messaging
         )
+        # search: the embed queue (the event fan-out subscribes self.search.queue), its worker
+        # with the search layer, and the API's GET /v1/search
+        self.search = Search(
+            self, "Search", config=config, factory=factory, layer_dir=search_layer_dir(layer_dir)
+        )
+        self.search.serve(self.api.api_function)
         self.migrations = Migrations(self, "Migrations", factory=factory, database=self.database)
+        self.search.reindex_from(self.migrations.function)
         self.retention = (
             Retention(self, "Retention", config=config, factory=factory)
             if config.retention_days

