@@ -3,9 +3,11 @@
 - The `embed` queue (with its DLQ and alarm, as every work queue) is the embed worker's share
   of the event fan-out: pass the fan-out's queue in as ``queue``, or let the construct make one
   and subscribe ``self.queue.queue`` to the events topic (raw message delivery).
-- The search layer (``.build/layers/search``, `make build`): Qdrant's and Voyage AI's clients,
-  onnxruntime and the offline model. The embed worker and the API (``GET /v1/search``) carry it
-  beside the core layer; `make build` prints each function's unzipped size with its layers.
+- The search layers (`make build`: ``.build/layers/{search,voyage,minilm}``): Qdrant's client,
+  and the embedder's: Voyage AI's client when a Voyage key is configured, else onnxruntime and
+  the offline model (both would not fit in Lambda's 250 MB). The embed worker and the API
+  (``GET /v1/search``) carry them beside the core layer; `make build` prints each function's
+  unzipped size with its layers.
 - The vector store and the embedder are the operator's: ``-c qdrant_url=https://...`` (Qdrant
   Cloud or self-hosted, reached through the NAT), ``-c qdrant_api_key_secret_arn=...`` and,
   for Voyage AI, ``-c voyage_api_key_secret_arn=...`` (secrets the operator creates; without
@@ -51,12 +53,16 @@ class SearchSettings:
         )
 
 
+SEARCH_LAYERS = ("search", "voyage", "minilm")  # layers/build.py's SEARCH_LAYERS
+
+
 def search_layer_dir(core_layer_dir: Path) -> Path:
-    """The search layer `make build` writes beside the core layer."""
-    path = core_layer_dir.parent / "search"
-    if not (path / "python").is_dir():
-        raise SystemExit(f"no search layer at {path}/python: run `make build` first")
-    return path
+    """Where `make build` writes the search layers: beside the core layer."""
+    folder = core_layer_dir.parent
+    for name in SEARCH_LAYERS:
+        if not (folder / name / "python").is_dir():
+            raise SystemExit(f"no {name} layer at {folder / name}/python: run `make build` first")
+    return folder
 
 
 class Search(Construct):
@@ -76,24 +82,37 @@ class Search(Construct):
         self.queue = queue or WorkQueue(self, "Embed", consumer_timeout=EMBED_TIMEOUT)
         if self.queue.consumer_timeout.to_seconds() < EMBED_TIMEOUT.to_seconds():
             raise ValueError("the embed queue is sized for a shorter consumer")
-        self.layer = lambda_.LayerVersion(
-            self,
-            "SearchLayer",
-            code=lambda_.Code.from_asset(str(layer_dir)),
-            compatible_runtimes=[RUNTIME],
-            compatible_architectures=[ARCHITECTURE],
-            description="Kontex search: qdrant-client, voyageai, onnxruntime, the offline model",
-        )
+        self.layers: list[lambda_.ILayerVersion] = []
         self.secrets: list[secretsmanager.ISecret] = []
+        self.worker: lambda_.Function | None = None
+        if not self.settings.qdrant_url:
+            return  # nothing to run, nothing to upload
+        embedder = "voyage" if self.settings.voyage_api_key_secret_arn else "minilm"
+        self.layers = [
+            lambda_.LayerVersion(
+                self,
+                f"{name.capitalize()}Layer",
+                code=lambda_.Code.from_asset(str(layer_dir / name)),
+                compatible_runtimes=[RUNTIME],
+                compatible_architectures=[ARCHITECTURE],
+                description=description,
+            )
+            for name, description in (
+                ("search", "Kontex search: qdrant-client"),
+                (
+                    embedder,
+                    "Kontex search: voyageai"
+                    if embedder == "voyage"
+                    else "Kontex search: onnxruntime and the offline model (all-MiniLM-L6-v2)",
+                ),
+            )
+        ]
         for name, arn in (
             ("QdrantApiKey", self.settings.qdrant_api_key_secret_arn),
             ("VoyageApiKey", self.settings.voyage_api_key_secret_arn),
         ):
             if arn:
                 self.secrets.append(secretsmanager.Secret.from_secret_complete_arn(self, name, arn))
-        self.worker: lambda_.Function | None = None
-        if not self.settings.qdrant_url:
-            return
         self.worker = factory.create(
             self,
             "EmbedWorker",
@@ -104,7 +123,7 @@ class Search(Construct):
             # reads snapshots (large file bodies in S3); publishes snapshot.embedded
             access=Access(bundles="read", sends_to=("events",), api_keys=False),
             description="Kontex worker for the embed queue (vectors into Qdrant)",
-            extra_layers=[self.layer],
+            extra_layers=self.layers,
         )
         self.serve(self.worker)
         self.worker.add_event_source(
@@ -140,7 +159,7 @@ class Search(Construct):
         if not self.settings.qdrant_url:
             return
         if function is not self.worker:
-            function.add_layers(self.layer)
+            function.add_layers(*self.layers)
         for key, value in self.environment.items():
             function.add_environment(key, value)
         for secret in self.secrets:

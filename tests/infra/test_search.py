@@ -25,7 +25,8 @@ def layer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     layers = tmp_path_factory.mktemp("layers")
     (layers / "core" / "python" / "kontex").mkdir(parents=True)
     (layers / "core" / "python" / "kontex" / "__init__.py").write_text("")
-    (layers / "search" / "python").mkdir(parents=True)
+    for name in ("search", "voyage", "minilm"):
+        (layers / name / "python").mkdir(parents=True)
     return layers / "core"
 
 
@@ -63,10 +64,14 @@ def test_the_embed_worker_consumes_its_queue_with_partial_failures(with_qdrant: 
 
 
 def test_the_worker_and_the_api_carry_the_search_layer_and_settings(with_qdrant: Synth) -> None:
-    search_layer = next(k for k, d in _layers(with_qdrant).items() if "search" in d)
+    layers = _layers(with_qdrant)
+    search_layer = next(k for k, d in layers.items() if d.endswith("qdrant-client"))
+    voyage_layer = next(k for k, d in layers.items() if d.endswith("voyageai"))
+    assert not any("onnxruntime" in d for d in layers.values())  # Voyage embeds here
     for service in ("kontex-embedworker", "kontex-api"):
         _, props = with_qdrant.function(service)
         assert {"Ref": search_layer} in props["Layers"], service
+        assert {"Ref": voyage_layer} in props["Layers"], service
         variables = props["Environment"]["Variables"]
         assert variables["QDRANT_URL"] == "https://qdrant.example.com:6333"
         assert variables["KONTEX_QDRANT_API_KEY_SECRET_ARN"] == QDRANT_SECRET
@@ -102,3 +107,15 @@ def test_without_a_vector_store_no_worker_runs(layer_dir: Path) -> None:
     assert "kontex-embedworker" not in services
     _, api = plain.function("kontex-api")
     assert "QDRANT_URL" not in api["Environment"]["Variables"]
+    assert len(api["Layers"]) == 1
+    assert not _layers(plain).keys() - {_ref(api["Layers"][0])}  # no search layer uploaded
+
+
+def test_without_a_voyage_key_the_offline_model_embeds(layer_dir: Path) -> None:
+    offline = _synth("dev", layer_dir, qdrant_url="https://qdrant.example.com:6333")
+    layers = _layers(offline)
+    minilm = next(k for k, d in layers.items() if "onnxruntime" in d)
+    assert not any(d.endswith("voyageai") for d in layers.values())
+    _, worker = offline.function("kontex-embedworker")
+    assert {"Ref": minilm} in worker["Layers"]
+    assert "KONTEX_VOYAGE_API_KEY_SECRET_ARN" not in worker["Environment"]["Variables"]

@@ -71,7 +71,8 @@ def layer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     layer = layers / "core"
     (layer / "python" / "kontex").mkdir(parents=True)
     (layer / "python" / "kontex" / "__init__.py").write_text("")
-    (layers / "search" / "python").mkdir(parents=True)
+    for name in ("search", "voyage", "minilm"):
+        (layers / name / "python").mkdir(parents=True)
     return layer
 
 

@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kontex.domain.errors import KontexError
+from kontex.domain.errors import KontexError, Transient
 from kontex.ports import BlobStore, Embedder, Events, Queue, Store, VectorIndex
 from kontex.services.deps import Deps, NullEvents
 from kontex.settings import Settings, settings
@@ -187,8 +187,8 @@ class Container:
 
                 key = read_secret(config.kontex_qdrant_api_key_secret_arn)
             return QdrantIndex(collection, embedder.dimensions, url=config.qdrant_url, api_key=key)
-        if config.aws_lambda_function_name:
-            raise KontexError("QDRANT_URL must be set in a deployed function")
+        if config.aws_lambda_function_name:  # a deployment without a vector store: a 503
+            raise Transient("search is not configured here (the stage sets no qdrant_url)")
         return QdrantIndex(collection, embedder.dimensions, path=config.kontex_data_dir / "qdrant")
 
     def migrate(self) -> list[str]:
