@@ -169,9 +169,14 @@ def cmd_reindex(args: argparse.Namespace) -> int:
         done += 1
         _bar(done, total)
 
-    seen, written = search.reindex(
-        deps, account_id=args.account, session_id=args.session, progress=progress
-    )
+    try:
+        seen, written = search.reindex(
+            deps, account_id=args.account, session_id=args.session, progress=progress
+        )
+    finally:
+        close = getattr(container.index, "close", None)
+        if close is not None:
+            close()  # Qdrant's local folder is free again for `kontex dev`
     if total:
         print(file=sys.stderr)
     print(f"Reindexed {seen} snapshot(s): {written} new point(s) in the vector index.")
