@@ -219,11 +219,12 @@ class QdrantIndex:
             prefetch = [models.Prefetch(query=lexical, using=SPARSE, filter=flt, limit=depth)]
             if dense is not None:
                 prefetch.append(models.Prefetch(query=dense, using=DENSE, filter=flt, limit=depth))
+            # both prefetches are filtered on the account, and fusion ranks only what they
+            # found: no third pass of the filter (local mode evaluates payload filters in Python)
             return self.client.query_points(
                 self.collection,
                 prefetch=prefetch,
                 query=models.FusionQuery(fusion=models.Fusion.RRF),
-                query_filter=flt,
                 limit=limit,
                 with_payload=True,
             ).points

@@ -426,6 +426,7 @@ def serve(container: bootstrap.Container, host: str, port: int) -> None:
         stack.close()
         workers.close()
         index_server.close()
+        getattr(container.index, "close", lambda: None)()  # Qdrant's local folder, released
 
 
 class EmbedQueueEvents:
