@@ -225,3 +225,40 @@ def test_the_events_the_snapshot_use_cases_publish_are_embedded(
         event = {"type": kind, "account_id": account, "session_id": session, "data": data}
         assert search.handle_event(search_deps, event) == "embedded"
     assert search_deps.search_ports()[1].count(world["account"]) == 6
+
+
+def test_a_failed_embedding_keeps_what_was_written_and_the_retry_does_the_rest(
+    search_deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kontex.domain.errors import Transient
+
+    account = _account(search_deps)
+    session = sessions.create_session(search_deps, account, "s")
+    task = sessions.create_task(search_deps, account, session.id, "t")
+    messages = [
+        {"role": "user", "content": f"message number {i} about topic {i}"} for i in range(5)
+    ]
+    snap = _snapshot(search_deps, account, task.id, "five messages", messages=messages)
+    monkeypatch.setattr(search, "EMBED_SLICE", 2)
+    real, index = search_deps.search_ports()
+    calls: list[int] = []
+
+    class FailingOnce:
+        name, dimensions, max_chars = real.name, real.dimensions, real.max_chars
+
+        def embed_documents(self, texts: Any) -> Any:
+            calls.append(len(texts))
+            if len(calls) == 2:
+                raise Transient("Voyage AI is unavailable: RateLimitError")
+            return real.embed_documents(texts)
+
+        def embed_query(self, text: str) -> Any:
+            return real.embed_query(text)
+
+    search_deps.embedder = FailingOnce()
+    with pytest.raises(Transient):
+        search.embed_snapshot(search_deps, account, snap.id)
+    assert index.count(account) == 2  # the first slice was written
+    done = search.embed_snapshot(search_deps, account, snap.id)
+    assert done is not None and (done.points, done.written) == (6, 4)
+    assert calls == [2, 2, 2, 2]  # the retry embedded only what was missing

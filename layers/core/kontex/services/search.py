@@ -40,6 +40,7 @@ MAX_QUERY_CHARS = 1000
 FILE_CHARS = 4000  # of a file's content, beyond its path
 MAX_CHUNKS_PER_PIECE = 12  # a 100 KB tool output is not worth 150 points
 SNIPPET_CHARS = 1000
+EMBED_SLICE = 64  # chunks embedded and written together
 NAMESPACE = uuid.UUID("3b0c7a52-55a8-4f0e-9d4e-6b7f5d1f2a90")
 
 
@@ -246,8 +247,11 @@ def embed_snapshot(
             planned.append((point_id(account_id, snapshot_id, piece, n, text), piece, n, text))
     have = index.existing([p[0] for p in planned])
     todo = [p for p in planned if p[0] not in have]
-    if todo:
-        vectors = embedder.embed_documents([text for _, _, _, text in todo])
+    # in slices, each written before the next is embedded: a snapshot too big for one
+    # invocation still progresses, and its retry skips what the last one wrote
+    for start in range(0, len(todo), EMBED_SLICE):
+        part = todo[start : start + EMBED_SLICE]
+        vectors = embedder.embed_documents([text for _, _, _, text in part])
         index.upsert(
             [
                 Point(
@@ -256,7 +260,7 @@ def embed_snapshot(
                     lexical.document_vector(text),
                     _payload(snapshot, piece, n, text, embedder),
                 )
-                for (pid, piece, n, text), vector in zip(todo, vectors, strict=True)
+                for (pid, piece, n, text), vector in zip(part, vectors, strict=True)
             ]
         )
     result = Embedded(snapshot_id, len(planned), len(todo))
