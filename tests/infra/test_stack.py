@@ -109,8 +109,8 @@ def test_every_work_queue_has_a_dlq_with_max_receive_count(dev: Synth) -> None:
         _ref(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]) for q in with_redrive.values()
     }
 
-    assert len(with_redrive) == 3  # spans, captures, events
-    assert len(dlqs) == 3 and dlqs <= queues.keys()  # each its own DLQ
+    assert len(with_redrive) == 4  # spans, captures, events, embed (infra/search.py)
+    assert len(dlqs) == 4 and dlqs <= queues.keys()  # each its own DLQ
     assert set(queues) == set(with_redrive) | dlqs  # no queue is neither
     for queue in with_redrive.values():
         assert queue["Properties"]["RedrivePolicy"]["maxReceiveCount"] == MAX_RECEIVE_COUNT
@@ -128,7 +128,7 @@ def test_every_dlq_has_an_alarm_on_its_depth(dev: Synth) -> None:
         for name, queue in dev.template.find_resources("AWS::SQS::Queue").items()
         if "RedrivePolicy" not in queue["Properties"]
     ]
-    assert len(dlqs) == 3
+    assert len(dlqs) == 4  # spans, captures, events, embed
     assert {json.dumps({"Fn::GetAtt": [d, "QueueName"]}) for d in dlqs} == set(on_dlqs)
     for alarm in on_dlqs.values():
         assert alarm["Threshold"] == 1 and alarm["EvaluationPeriods"] == 1
