@@ -17,13 +17,21 @@ from kontex.domain.errors import KontexError
 TEXT = "The retry loop in worker.py swallows the E11000 duplicate key error."
 PROGRAM = """
 import hashlib, json, socket, sys
+attempts = []
 def refuse(*args, **kwargs):
+    attempts.append(args)
     raise RuntimeError("network access attempted")
 socket.socket.connect = refuse           # no network at import or at run time
 socket.create_connection = refuse
+import voyageai, qdrant_client           # the clients import without calling out
+from kontex.adapters.qdrant_index import QdrantIndex
+from kontex.adapters.voyage_embedder import VoyageEmbedder
+QdrantIndex("kontex", 384, url="http://qdrant.invalid:6333").client  # made, not called
+VoyageEmbedder("pa-key").client
 from kontex.adapters.offline_embedder import OfflineEmbedder
 vector = OfflineEmbedder().embed_documents([sys.argv[1]])[0]
-print(json.dumps({"sha": hashlib.sha256(json.dumps(vector).encode()).hexdigest(), "v": vector}))
+sha = hashlib.sha256(json.dumps(vector).encode()).hexdigest()
+print(json.dumps({"sha": sha, "attempts": len(attempts)}))
 """
 
 
@@ -37,6 +45,7 @@ def _in_process() -> dict[str, object]:
 
 def test_the_same_text_gives_the_same_vector_in_two_processes(embedder: OfflineEmbedder) -> None:
     one, two = _in_process(), _in_process()
+    assert one["attempts"] == two["attempts"] == 0  # nothing tried to reach the network
     assert one["sha"] == two["sha"]
     here = embedder.embed_documents([TEXT])[0]
     assert hashlib.sha256(json.dumps(here).encode()).hexdigest() == one["sha"]
