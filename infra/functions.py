@@ -54,7 +54,8 @@ class Access:
     # the events topic: "publish" for the functions whose writes put events in the outbox (and
     # the sweeper), "consume" for the event consumers' workers; an event too large for SNS
     # travels by claim check under claims/events/ (adapters/sns_events.py): put, or read only
-    events: Literal["none", "publish", "consume"] = "none"
+    # ("consume_publish": both, the embed worker announces snapshot.embedded)
+    events: Literal["none", "publish", "consume", "consume_publish"] = "none"
     # post to (and close) WebSocket connections through the API Gateway Management API
     connections: bool = False
 
@@ -180,14 +181,16 @@ class FunctionFactory:
             queue = wiring.queues[name].queue
             function.add_environment(f"KONTEX_{name.upper()}_QUEUE_URL", queue.queue_url)
             queue.grant_send_messages(function)
-        if access.events == "publish":
+        publishes = access.events in ("publish", "consume_publish")
+        if publishes:
             function.add_environment("KONTEX_EVENTS_TOPIC_ARN", wiring.topic.topic_arn)
             wiring.topic.grant_publish(function)
         if access.events != "none":
             function.add_environment("KONTEX_BUNDLE_BUCKET", wiring.bundles.bucket_name)
-            if access.events == "publish":
+            if publishes:
                 wiring.bundles.grant_put(function, f"{EVENT_CLAIMS_PREFIX}*")
-            else:  # read only: every consumer reads the same object; the lifecycle rule expires it
+            if access.events != "publish":
+                # read only: every consumer reads the same object; the lifecycle rule expires it
                 wiring.bundles.grant_read(function, f"{EVENT_CLAIMS_PREFIX}*")
         if access.connections:
             function.add_environment(
@@ -299,7 +302,7 @@ class FunctionFactory:
                     ],
                 )
             )
-        if access.events == "publish":
+        if access.events in ("publish", "consume_publish"):
             suppressions.append(
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",

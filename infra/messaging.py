@@ -100,12 +100,17 @@ class Messaging(Construct):
         for name in self.event_consumers:
             if name in self.queues:
                 raise ValueError(f"event consumer {name!r} clashes with a work queue")
-            work = WorkQueue(self, name.capitalize(), consumer_timeout=consumer_timeout)
-            self.topic.add_subscription(
-                # a message SNS cannot deliver (the queue unreachable for its whole retry
-                # policy) goes to the consumer's own DLQ too, so its alarm says so
-                subscriptions.SqsSubscription(
-                    work.queue, raw_message_delivery=True, dead_letter_queue=work.dlq
-                )
+            self.subscribe(
+                name, WorkQueue(self, name.capitalize(), consumer_timeout=consumer_timeout)
             )
-            self.queues[name] = work
+
+    def subscribe(self, name: str, work: WorkQueue) -> None:
+        """Make ``work`` the queue of event consumer ``name``: every event, raw delivery."""
+        self.topic.add_subscription(
+            # a message SNS cannot deliver (the queue unreachable for its whole retry policy)
+            # goes to the consumer's own DLQ too, so its alarm says so
+            subscriptions.SqsSubscription(
+                work.queue, raw_message_delivery=True, dead_letter_queue=work.dlq
+            )
+        )
+        self.queues[name] = work

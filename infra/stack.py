@@ -28,6 +28,7 @@ from infra.network import Network
 from infra.observability import Observability
 from infra.outbox import Sweeper
 from infra.retention import Retention
+from infra.search import Search, search_layer_dir
 from infra.storage import Storage
 from infra.workers import EVENT_CONSUMERS, WORKER_TIMEOUT, Workers
 
@@ -100,7 +101,16 @@ class KontexStack(Stack):
         )
         self.live.serve(factory)
         self.sweeper = Sweeper(self, "Outbox", factory=factory)
+        # search: the embed queue (subscribed to the events topic), its worker
+        # with the search layer, and the API's GET /v1/search
+        self.search = Search(
+            self, "Search", config=config, factory=factory, layer_dir=search_layer_dir(layer_dir)
+        )
+        self.search.serve(self.api.api_function)
+        if self.search.worker is not None:  # a consumer only where a vector store is named
+            self.messaging.subscribe("embed", self.search.queue)
         self.migrations = Migrations(self, "Migrations", factory=factory, database=self.database)
+        self.search.reindex_from(self.migrations.function)
         self.retention = (
             Retention(self, "Retention", config=config, factory=factory)
             if config.retention_days

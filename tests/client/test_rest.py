@@ -251,14 +251,21 @@ def test_async_client_covers_the_same_routes(stack: DevStack, key: str) -> None:
     asyncio.run(run())
 
 
-def test_search_route_contract(client: Kontex) -> None:
-    """``client.search`` per contract 5; until the search branch is merged the local server has
-    no route and answers 404 (this test then checks only the request reaches the server)."""
-    try:
-        found = client.search("login handler", limit=3)
-    except kontex_client.NotFoundError:
-        return  # MERGE: remove once /v1/search exists on the server (contract 5)
-    except kontex_client.UnavailableError as error:
-        assert error.code == "unavailable"
-        return
-    assert isinstance(found.results, list)
+def test_search_finds_a_snapshot_made_through_the_client(client: Kontex) -> None:
+    """``client.search`` per contract 5: a snapshot becomes findable once the embed worker
+    has indexed it (the offline model of kontex dev)."""
+    session = client.sessions.create("search through the client")
+    task = client.tasks.create(session.id, "t")
+    made = client.snapshots.create(
+        task.id,
+        "parse_jwt_claims rejects expired tokens",
+        messages=[{"role": "user", "content": "why does parse_jwt_claims fail on old tokens?"}],
+    )
+    deadline = time.monotonic() + 90
+    while True:
+        found = client.search("parse_jwt_claims", session_id=session.id, limit=3)
+        if found.results or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert [hit.snapshot_id for hit in found.results][:1] == [made.id]
+    assert found.results[0].session_id == session.id

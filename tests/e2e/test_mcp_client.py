@@ -281,7 +281,6 @@ def test_no_key_is_401(stack: DevStack) -> None:
 
 
 def test_search_through_mcp_matches_rest(stack: DevStack) -> None:
-    pytest.importorskip("kontex.services.search")  # lands with the search branch (issue 13)
     key = create_key(stack.data_dir, "searcher")
     rest = Http(stack.base, key)
     _, session_ = rest("POST", "/v1/sessions", {"name": "search me"})

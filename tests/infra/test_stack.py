@@ -75,9 +75,12 @@ def _synth(stage: str, layer_dir: Path, **context: Any) -> Synth:
 
 @pytest.fixture(scope="module")
 def layer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    layer = tmp_path_factory.mktemp("layer")
+    layers = tmp_path_factory.mktemp("layers")  # as `make build` lays them out
+    layer = layers / "core"
     (layer / "python" / "kontex").mkdir(parents=True)
     (layer / "python" / "kontex" / "__init__.py").write_text("")
+    for name in ("search", "voyage", "minilm"):
+        (layers / name / "python").mkdir(parents=True)
     return layer
 
 
@@ -114,8 +117,9 @@ def test_every_work_queue_has_a_dlq_with_max_receive_count(dev: Synth) -> None:
         _ref(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]) for q in with_redrive.values()
     }
 
-    assert len(with_redrive) == 3  # spans, captures, and the feed's subscription to the events
-    assert len(dlqs) == 3 and dlqs <= queues.keys()  # each its own DLQ
+    # spans, captures, and the event consumers' queues: the feed's and search's embed
+    assert len(with_redrive) == 4
+    assert len(dlqs) == 4 and dlqs <= queues.keys()  # each its own DLQ
     assert set(queues) == set(with_redrive) | dlqs  # no queue is neither
     for queue in with_redrive.values():
         assert queue["Properties"]["RedrivePolicy"]["maxReceiveCount"] == MAX_RECEIVE_COUNT
@@ -133,7 +137,7 @@ def test_every_dlq_has_an_alarm_on_its_depth(dev: Synth) -> None:
         for name, queue in dev.template.find_resources("AWS::SQS::Queue").items()
         if "RedrivePolicy" not in queue["Properties"]
     ]
-    assert len(dlqs) == 3
+    assert len(dlqs) == 4  # spans, captures, events, embed
     assert {json.dumps({"Fn::GetAtt": [d, "QueueName"]}) for d in dlqs} == set(on_dlqs)
     for alarm in on_dlqs.values():
         assert alarm["Threshold"] == 1 and alarm["EvaluationPeriods"] == 1

@@ -12,8 +12,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kontex.domain.errors import KontexError
-from kontex.ports import BlobStore, Connections, Events, Queue, Store
+from kontex.domain.errors import KontexError, Transient
+from kontex.ports import BlobStore, Connections, Embedder, Events, Queue, Store, VectorIndex
 from kontex.services.deps import Deps, NullEvents
 from kontex.settings import Settings, settings
 
@@ -102,6 +102,7 @@ class Container:
         urls = {
             "spans": self.settings.kontex_spans_queue_url,
             "capture": self.settings.kontex_captures_queue_url,
+            "embed": self.settings.kontex_embed_queue_url,  # the reindex backfill
         }
         configured = {name: url for name, url in urls.items() if url}
         if not configured:
@@ -175,6 +176,56 @@ class Container:
 
         return ApiGatewayConnections(endpoint)
 
+    @cached_property
+    def embedder(self) -> Embedder:
+        """Voyage AI with a key (``VOYAGE_API_KEY`` or its secret), else the offline model (in
+        ``kontex dev``'s API processes: the main process's, kontex/adapters/local_index.py)."""
+        config = self.settings
+        if config.kontex_index_address and config.kontex_index_authkey:
+            from kontex.adapters.local_index import RemoteEmbedder
+
+            authkey = config.kontex_index_authkey.get_secret_value().encode()
+            return RemoteEmbedder(config.kontex_index_address, authkey)
+        key = config.voyage_api_key.get_secret_value() if config.voyage_api_key else None
+        if key is None and config.kontex_voyage_api_key_secret_arn:
+            from kontex.adapters.aws_secrets import read_secret
+
+            key = read_secret(config.kontex_voyage_api_key_secret_arn)
+        if key:
+            from kontex.adapters.voyage_embedder import VoyageEmbedder
+
+            return VoyageEmbedder(key, config.kontex_voyage_model, config.kontex_voyage_base_url)
+        from kontex.adapters.offline_embedder import OfflineEmbedder
+
+        return OfflineEmbedder()
+
+    @cached_property
+    def index(self) -> VectorIndex:
+        """Qdrant at ``QDRANT_URL``; locally Qdrant local mode in the data dir (in ``kontex
+        dev``, the API's processes reach the one the main process holds)."""
+        config = self.settings
+        if config.kontex_index_address and config.kontex_index_authkey:
+            from kontex.adapters.local_index import RemoteIndex
+
+            authkey = config.kontex_index_authkey.get_secret_value().encode()
+            return RemoteIndex(config.kontex_index_address, authkey)
+        from kontex.adapters.qdrant_index import QdrantIndex
+
+        embedder = self.embedder
+        collection = config.kontex_qdrant_collection or "kontex_" + embedder.name.replace(
+            "-", "_"
+        ).replace(".", "_")
+        if config.qdrant_url:
+            key = config.qdrant_api_key.get_secret_value() if config.qdrant_api_key else None
+            if key is None and config.kontex_qdrant_api_key_secret_arn:
+                from kontex.adapters.aws_secrets import read_secret
+
+                key = read_secret(config.kontex_qdrant_api_key_secret_arn)
+            return QdrantIndex(collection, embedder.dimensions, url=config.qdrant_url, api_key=key)
+        if config.aws_lambda_function_name:  # a deployment without a vector store: a 503
+            raise Transient("search is not configured here (the stage sets no qdrant_url)")
+        return QdrantIndex(collection, embedder.dimensions, path=config.kontex_data_dir / "qdrant")
+
     def migrate(self) -> list[str]:
         """Apply pending SQL migrations, then move rows of the v1 storage engine to v2."""
         from kontex.services.upgrade import upgrade_v1
@@ -195,6 +246,8 @@ class Container:
             enrich_window_seconds=self.settings.kontex_enrich_window_seconds,
             span_grace_seconds=self.settings.kontex_span_grace_seconds,
             prices_file=self.settings.kontex_prices_file,
+            embedder=lambda: self.embedder,
+            index=lambda: self.index,
         )
 
 

@@ -1,6 +1,6 @@
-"""The ``kontex`` command: ``dev``, ``migrate``, ``keys``, ``prune``, ``dead-letters`` and
-``tail``, and the client's commands over the API (``sessions``, ``snapshots``, ``show``,
-``export``, ``import``: ``kontex_client.cli``)."""
+"""The ``kontex`` command: ``dev``, ``migrate``, ``keys``, ``prune``, ``reindex``,
+``dead-letters`` and ``tail``, and the client's commands over the API (``sessions``,
+``snapshots``, ``show``, ``export``, ``import``: ``kontex_client.cli``)."""
 
 from __future__ import annotations
 
@@ -156,6 +156,42 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from kontex.services import search
+
+    container = _container(args)
+    container.store.migrate()
+    deps = container.deps
+    total = search.count_snapshots(deps, args.account, args.session)
+    done = 0
+
+    def progress(_: Any) -> None:
+        nonlocal done
+        done += 1
+        _bar(done, total)
+
+    try:
+        seen, written = search.reindex(
+            deps, account_id=args.account, session_id=args.session, progress=progress
+        )
+    finally:
+        close = getattr(container.index, "close", None)
+        if close is not None:
+            close()  # Qdrant's local folder is free again for `kontex dev`
+    if total:
+        print(file=sys.stderr)
+    print(f"Reindexed {seen} snapshot(s): {written} new point(s) in the vector index.")
+    return 0
+
+
+def _bar(done: int, total: int, width: int = 30) -> None:
+    """A progress bar on stderr, redrawn in place."""
+    filled = width * done // max(total, 1)
+    percent = 100 * done // max(total, 1)
+    line = f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} snapshots {percent:3d}%"
+    print(line, end="", file=sys.stderr, flush=True)
+
+
 def _local_queue(args: argparse.Namespace) -> Any:
     from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue
 
@@ -268,6 +304,18 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--json", action="store_true", help="print the result as JSON")
     _storage_options(prune)
     prune.set_defaults(func=cmd_prune)
+
+    reindex = sub.add_parser(
+        "reindex",
+        help="embed existing snapshots into the search index (what is there is skipped)",
+        description="Re-embed stored snapshots (all, one account's or one session's) with the"
+        " configured embedder; run it after turning on Voyage AI or a Qdrant server. Stop"
+        " `kontex dev` first: Qdrant's local folder has one writer.",
+    )
+    reindex.add_argument("--session", default=None, help="only this session")
+    reindex.add_argument("--account", default=None, help="only this account")
+    _storage_options(reindex)
+    reindex.set_defaults(func=cmd_reindex)
 
     dead = sub.add_parser(
         "dead-letters",

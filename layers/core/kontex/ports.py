@@ -355,3 +355,84 @@ class Queue(Protocol):
     def send(self, queue: str, bodies: Sequence[str], delay_seconds: int = 0) -> None:
         """Queue messages, delivered no sooner than ``delay_seconds`` from now."""
         ...
+
+
+# -- search -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """Lexical weights by token id (``services/lexical.py``); the index applies the IDF."""
+
+    indices: list[int]
+    values: list[float]
+
+
+@dataclass(frozen=True)
+class Point:
+    """One embedded chunk of a snapshot: its id (a UUID derived from its content), its dense
+    and sparse vectors, and the payload a hit answers with (``account_id`` always set)."""
+
+    id: str
+    dense: list[float]
+    sparse: SparseVector
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class IndexHit:
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class IndexFilter:
+    """What a query is limited to: always one account; the rest optional."""
+
+    account_id: str
+    session_id: str | None = None
+    task_id: str | None = None
+    source: str | None = None
+
+
+class Embedder(Protocol):
+    """Text to dense vectors (Voyage AI, or the offline model). Raises ``Transient`` when the
+    service is down or keeps refusing."""
+
+    @property
+    def name(self) -> str:
+        """The model, as the collection and the points record it."""
+        ...
+
+    @property
+    def dimensions(self) -> int: ...
+
+    @property
+    def max_chars(self) -> int:
+        """A chunk of at most this many characters fits the model's input."""
+        ...
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
+    def embed_query(self, text: str) -> list[float]: ...
+
+
+class VectorIndex(Protocol):
+    """Points of every account in one collection, each query filtered on its account.
+
+    ``mode``: ``hybrid`` (dense and sparse fused by reciprocal rank), ``dense`` or ``sparse``.
+    Raises ``Transient`` when the store is unreachable.
+    """
+
+    def upsert(self, points: Sequence[Point]) -> None: ...
+    def existing(self, ids: Sequence[str]) -> set[str]: ...
+    def query(
+        self,
+        dense: list[float] | None,
+        sparse: SparseVector | None,
+        where: IndexFilter,
+        limit: int,
+        mode: str = "hybrid",
+    ) -> list[IndexHit]: ...
+    def delete_session(self, account_id: str, session_id: str) -> None: ...
+    def count(self, account_id: str | None = None) -> int: ...

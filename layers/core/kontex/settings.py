@@ -53,6 +53,21 @@ class Settings(BaseModel):
         " any host); unset: loopback only",
     )
     voyage_api_key: SecretStr | None = None
+    # search (docs/design.md, "Search"): Voyage AI when a key is given, else the offline model;
+    # a Qdrant server when QDRANT_URL is set, else Qdrant local mode in the data dir
+    kontex_voyage_api_key_secret_arn: str | None = None
+    kontex_voyage_model: str = "voyage-code-3"
+    kontex_voyage_base_url: str | None = Field(default=None, description="tests: a local fake")
+    qdrant_url: str | None = None
+    qdrant_api_key: SecretStr | None = None
+    kontex_qdrant_api_key_secret_arn: str | None = None
+    kontex_qdrant_collection: str | None = Field(
+        default=None, description="unset: kontex_<embedder model>"
+    )
+    kontex_embed_queue_url: str | None = None
+    # `kontex dev` only: the main process serves its local index to the API's processes
+    kontex_index_address: str | None = None
+    kontex_index_authkey: SecretStr | None = None
     aws_lambda_function_name: str | None = None
 
     @classmethod

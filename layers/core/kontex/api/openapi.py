@@ -57,6 +57,7 @@ SUMMARIES = {
     "enrich": "Enrich a snapshot",
     "fork": "Fork a snapshot into a new task",
     "rollback": "Roll back to a snapshot (writes a new one)",
+    "search": "Search snapshots (hybrid: dense and lexical)",
 }
 PARAMETER_SCHEMAS = {
     "thread_id": {

@@ -9,6 +9,7 @@ import json
 import logging
 import multiprocessing
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -21,9 +22,11 @@ from types import ModuleType
 from typing import Any
 
 import uvicorn
+from pydantic import SecretStr
 
 from kontex import bootstrap
 from kontex.adapters.local_connections import CLOSE, LocalConnections
+from kontex.adapters.local_index import IndexServer
 from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue, batch_failure_reasons
 from kontex.local.apigw import (
     LocalContext,
@@ -94,6 +97,7 @@ def _start_environment(name: str, settings: Settings, root: str | None) -> None:
     """Initializer of a worker process: its own container, the handler loaded once."""
     global _environment
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    # its events go to the data dir's queue file (Container.events: the local topic)
     bootstrap.configure(bootstrap.Container(settings))
     _environment = load_handler(name, Path(root) if root else None)
 
@@ -490,7 +494,17 @@ def serve(container: bootstrap.Container, host: str, port: int) -> None:
     workers = LocalQueue(container.settings.kontex_data_dir / QUEUE_FILE)
     container.queue = workers
     container.events = container.local_topic(workers)  # type: ignore[assignment]
-    stack = LocalStack(container.settings)
+    # search: this process holds Qdrant's local folder and the model; the API's processes
+    # reach both through it (kontex/adapters/local_index.py)
+    authkey = secrets.token_hex(16)
+    index_server = IndexServer(container.index, container.embedder, authkey.encode())
+    stack_settings = container.settings.model_copy(
+        update={
+            "kontex_index_address": index_server.address,
+            "kontex_index_authkey": SecretStr(authkey),
+        }
+    )
+    stack = LocalStack(stack_settings)
     container.connections = stack.connections
     applied = container.migrate()
     bootstrap.configure(container)
@@ -506,6 +520,7 @@ def serve(container: bootstrap.Container, host: str, port: int) -> None:
     if applied:
         print(f"kontex dev: applied migrations {', '.join(applied)}", flush=True)
     print(f"kontex dev: proxy upstream {container.settings.anthropic_api_url}", flush=True)
+    print(f"kontex dev: search {_search_line(container)}", flush=True)
     print(f"kontex dev: serving {base}  (health {base}/health, API {base}/v1)", flush=True)
     print(f"kontex dev: live feed ws://{host}:{bound}/ws", flush=True)
     print("kontex dev: press Ctrl-C to stop", flush=True)
@@ -519,6 +534,15 @@ def serve(container: bootstrap.Container, host: str, port: int) -> None:
         sock.close()
         stack.close()
         workers.close()
+        index_server.close()
+        getattr(container.index, "close", lambda: None)()  # Qdrant's local folder, released
+
+
+def _search_line(container: bootstrap.Container) -> str:
+    config = container.settings
+    embedder = "Voyage AI" if config.voyage_api_key else "offline model (no VOYAGE_API_KEY)"
+    store = config.qdrant_url or f"Qdrant local mode in {config.kontex_data_dir / 'qdrant'}"
+    return f"embeddings by {container.embedder.name}, {embedder}; vectors in {store}"
 
 
 SWEEP_SECONDS = 2.0  # how often the local sweeper looks for events the relay could not publish

@@ -8,8 +8,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kontex.domain.errors import Transient
 from kontex.domain.models import utcnow
-from kontex.ports import BlobStore, Events, Store
+from kontex.ports import BlobStore, Embedder, Events, Store, VectorIndex
 
 
 class NullEvents:
@@ -39,8 +40,25 @@ class Deps:
     span_grace_seconds: float = 30  # KONTEX_SPAN_GRACE_SECONDS (services/spans.py)
     prices_file: Path | None = None  # overrides the shipped price table (services/pricing)
     clock: Callable[[], datetime] = utcnow
+    # search (services/search.py): the embedder and the vector index, or how to build them on
+    # first use (only the embed worker, the search route and reindex ever do)
+    # (a factory is called each time: the container caches what it builds)
+    embedder: Embedder | Callable[[], Embedder] | None = None
+    index: VectorIndex | Callable[[], VectorIndex] | None = None
 
     def key_secret(self) -> bytes:
         if callable(self.api_key_secret):
             self.api_key_secret = self.api_key_secret()
         return self.api_key_secret
+
+    def search_ports(self) -> tuple[Embedder, VectorIndex]:
+        """The embedder and the index; ``Transient`` (a 503) when search is not set up here."""
+        if self.embedder is None or self.index is None:
+            raise Transient("search is not configured here")
+        embedder = self.embedder
+        index = self.index
+        if not hasattr(embedder, "embed_query"):
+            embedder = embedder()  # type: ignore[operator]
+        if not hasattr(index, "upsert"):
+            index = index()  # type: ignore[operator]
+        return embedder, index  # type: ignore[return-value]

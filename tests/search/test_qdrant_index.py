@@ -1,0 +1,78 @@
+"""The Qdrant adapter: local mode on disk (as `kontex dev` runs it), tenancy at the index,
+deletes by session, batches, and a server that is down."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+
+from kontex.adapters.qdrant_index import QdrantIndex
+from kontex.domain.errors import KontexError, Transient
+from kontex.ports import IndexFilter, Point
+from kontex.services import lexical
+
+
+def _point(account: str, session: str, text: str, dense: list[float]) -> Point:
+    payload = {"account_id": account, "session_id": session, "task_id": "t", "source": "message",
+               "text": text}  # fmt: skip
+    return Point(str(uuid.uuid4()), dense, lexical.document_vector(text), payload)
+
+
+def _unit(i: int) -> list[float]:
+    return [1.0 if j == i else 0.0 for j in range(4)]
+
+
+def test_local_mode_on_disk_keeps_points_and_filters_every_query(tmp_path: Path) -> None:
+    index = QdrantIndex("kontex_test", 4, path=tmp_path / "qdrant")
+    a = [
+        _point("acct_a", "s1", f"deploy step {i} parse_jwt_claims", _unit(i % 4))
+        for i in range(300)
+    ]
+    b = [_point("acct_b", "s9", "parse_jwt_claims in bob's code", _unit(0))]
+    index.upsert(a + b)  # one call: batched writes, not point by point
+    assert index.count("acct_a") == 300 and index.count("acct_b") == 1
+    assert index.existing([a[0].id, b[0].id, str(uuid.uuid4())]) == {a[0].id, b[0].id}
+    index.close()
+
+    reopened = QdrantIndex("kontex_test", 4, path=tmp_path / "qdrant")
+    for mode in ("hybrid", "dense", "sparse"):
+        hits = reopened.query(
+            _unit(0), lexical.query_vector("parse_jwt_claims"), IndexFilter("acct_b"), 10, mode
+        )
+        assert [h.payload["account_id"] for h in hits] == ["acct_b"], mode
+    hits = reopened.query(
+        _unit(0), lexical.query_vector("parse_jwt_claims"), IndexFilter("acct_a"), 10
+    )
+    assert len(hits) == 10 and {h.payload["account_id"] for h in hits} == {"acct_a"}
+    reopened.close()
+
+
+def test_delete_session_removes_only_that_sessions_points(tmp_path: Path) -> None:
+    index = QdrantIndex("kontex_test", 4, path=":memory:")  # type: ignore[arg-type]
+    index.upsert(
+        [
+            _point("acct_a", "s1", "one", _unit(0)),
+            _point("acct_a", "s2", "two", _unit(1)),
+            _point("acct_b", "s1", "same session id, other account", _unit(2)),
+        ]
+    )
+    index.delete_session("acct_a", "s1")
+    assert index.count("acct_a") == 1 and index.count("acct_b") == 1
+
+
+def test_a_collection_of_another_size_is_refused(tmp_path: Path) -> None:
+    QdrantIndex("kontex_test", 4, path=tmp_path / "q").upsert([_point("a", "s", "x", _unit(0))])
+    with pytest.raises(KontexError, match="dimension"):
+        QdrantIndex("kontex_test", 8, path=tmp_path / "q").count()
+
+
+def test_a_server_that_is_down_is_transient() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    index = QdrantIndex("kontex", 4, url=f"http://127.0.0.1:{port}", timeout=2)
+    with pytest.raises(Transient):
+        index.query(_unit(0), None, IndexFilter("acct_a"), 5)
