@@ -42,9 +42,11 @@ def with_qdrant(layer_dir: Path) -> Synth:
 
 
 def _layers(synth: Synth) -> dict[str, str]:
+    """Kontex's own layers (not the dashboard deployment's AWS CLI layer)."""
     return {
         k: r["Properties"]["Description"]
         for k, r in synth.of_type("AWS::Lambda::LayerVersion").items()
+        if not k.startswith("DashboardDeploy")
     }
 
 
@@ -61,6 +63,20 @@ def test_the_embed_worker_consumes_its_queue_with_partial_failures(with_qdrant: 
     queue = with_qdrant.resources[_ref(sources[0]["EventSourceArn"])]["Properties"]
     assert queue["RedrivePolicy"]["maxReceiveCount"] >= 1
     assert queue["VisibilityTimeout"] >= 6 * worker["Timeout"]
+    # the queue is an event consumer's: subscribed to the events topic, raw delivery, SNS's
+    # undeliverable messages to its DLQ
+    (topic,) = with_qdrant.of_type("AWS::SNS::Topic")
+    (subscription,) = [
+        s["Properties"]
+        for s in with_qdrant.of_type("AWS::SNS::Subscription").values()
+        if _ref(s["Properties"]["Endpoint"]) == _ref(sources[0]["EventSourceArn"])
+    ]
+    assert subscription["TopicArn"] == {"Ref": topic} and subscription["RawMessageDelivery"]
+    assert subscription["RedrivePolicy"] == {
+        "deadLetterTargetArn": queue["RedrivePolicy"]["deadLetterTargetArn"]
+    }
+    # it reads claim-checked events and publishes snapshot.embedded
+    assert worker["Environment"]["Variables"]["KONTEX_EVENTS_TOPIC_ARN"] == {"Ref": topic}
 
 
 def test_the_worker_and_the_api_carry_the_search_layer_and_settings(with_qdrant: Synth) -> None:
