@@ -5,6 +5,10 @@ between its commit and its publish).
 Each run publishes what has waited longer than ``outbox.SWEEP_AFTER_SECONDS``, oldest first,
 at most ``limit`` rows; the answer and the ``EventsSwept`` metric say how many went out.
 Consumers are idempotent by event id, so an event the relay also sent changes nothing twice.
+
+It also drops the live feed's expired WebSocket connections (API Gateway ends a connection
+after 2 hours and calls ``$disconnect`` only on a best-effort basis) and delivery records
+older than a day (``live.prune``), counted as ``ConnectionsPruned``.
 """
 
 from typing import Any
@@ -15,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from kontex.bootstrap import container
 from kontex.observability import count, metrics, tracer
-from kontex.services import outbox
+from kontex.services import live, outbox
 
 logger = Logger(service="kontex-sweeper")
 
@@ -33,8 +37,11 @@ class SweepRequest(BaseModel):
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = SweepRequest.model_validate(event)
-    published = outbox.sweep(container().deps, request.older_than_seconds, request.limit)
+    deps = container().deps
+    published = outbox.sweep(deps, request.older_than_seconds, request.limit)
     count("EventsSwept", published)
-    if published:
-        logger.info("outbox swept", extra={"published": published})
-    return {"published": published}
+    pruned = live.prune(deps)
+    count("ConnectionsPruned", pruned)
+    if published or pruned:
+        logger.info("outbox swept", extra={"published": published, "connections_pruned": pruned})
+    return {"published": published, "connections_pruned": pruned}

@@ -111,7 +111,7 @@ def test_scheduled_run_publishes_what_the_relay_left(
     answer = sweeper.lambda_handler(SCHEDULED, Context())
 
     # Then every event reaches the feed's queue once, as the contract's JSON
-    assert answer == {"published": 4}
+    assert answer == {"published": 4, "connections_pruned": 0}
     bodies = _received(url)
     assert sorted(b["type"] for b in bodies) == [
         "session.updated",  # created
@@ -127,7 +127,7 @@ def test_scheduled_run_publishes_what_the_relay_left(
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
     assert [m["EventsSwept"] for m in emf if "EventsSwept" in m] == [[4.0]]
     # and the next run finds nothing left
-    assert sweeper.lambda_handler(SCHEDULED, Context()) == {"published": 0}
+    assert sweeper.lambda_handler(SCHEDULED, Context()) == {"published": 0, "connections_pruned": 0}
     assert _received(url) == []
 
 
@@ -138,9 +138,9 @@ def test_events_younger_than_the_sweep_delay_are_left_to_the_relay(
     _write_while_the_topic_is_down(seconds_ago=0)
     bootstrap.container().deps.events.topic_arn = topic  # type: ignore[attr-defined]
 
-    assert sweeper.lambda_handler(SCHEDULED, Context()) == {"published": 0}
+    assert sweeper.lambda_handler(SCHEDULED, Context()) == {"published": 0, "connections_pruned": 0}
     # an operator may sweep everything at once
-    assert sweeper.lambda_handler({"older_than_seconds": 0}, Context()) == {"published": 4}
+    assert sweeper.lambda_handler({"older_than_seconds": 0}, Context()) == {"published": 4, "connections_pruned": 0}
     assert len(_received(url)) == 4
 
 
@@ -150,9 +150,32 @@ def test_a_run_while_the_topic_is_still_down_keeps_every_event(
     _, url = feed
     _write_while_the_topic_is_down(seconds_ago=60)
 
-    assert sweeper.lambda_handler(SCHEDULED, Context()) == {"published": 0}
+    assert sweeper.lambda_handler(SCHEDULED, Context()) == {"published": 0, "connections_pruned": 0}
 
     store = bootstrap.container().store
     later = datetime.now(UTC) + timedelta(seconds=1)
     assert len(store.unpublished(later, 10)) == 4
     assert outbox.SWEEP_AFTER_SECONDS < 60
+
+
+def test_a_run_drops_expired_connections_and_keeps_live_ones(sweeper: ModuleType) -> None:
+    """API Gateway ends a connection after 2 hours and may never call $disconnect for it."""
+    from kontex.services import live
+
+    deps = bootstrap.container().deps
+    store = bootstrap.container().store
+    then = datetime.now(UTC) - live.CONNECTION_TTL - timedelta(minutes=1)
+    deps.clock = lambda: then
+    try:
+        live.connect(deps, "gone-without-disconnect")
+    finally:
+        deps.clock = lambda: datetime.now(UTC)
+    live.connect(deps, "still-open")
+
+    assert sweeper.lambda_handler(SCHEDULED, Context()) == {
+        "published": 0,
+        "connections_pruned": 1,
+    }
+    now = datetime.now(UTC)
+    assert store.get_connection("still-open", now) is not None
+    assert store.get_connection("gone-without-disconnect", now - live.CONNECTION_TTL) is None
