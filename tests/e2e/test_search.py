@@ -74,3 +74,26 @@ def test_a_rest_snapshot_becomes_findable_by_an_identifier(stack: DevStack) -> N
         "position": 0,
         "source": "message",
     }
+
+
+def test_purging_a_session_removes_its_points(stack: DevStack) -> None:
+    """DELETE ?purge=true announces session.purged in its transaction; the embed worker,
+    reached through the event fan-out, deletes the session's points."""
+    api = Http(stack.base, create_key(stack.data_dir, "purge", OFFLINE))
+    ids = {}
+    for name in ("to purge", "to keep"):
+        session = api("POST", "/v1/sessions", {"name": name})[1]
+        task = api("POST", f"/v1/sessions/{session['id']}/tasks", {"name": "t"})[1]
+        bundle = {"messages": [{"role": "user", "content": "rotate_signing_keys nightly"}]}
+        api("POST", f"/v1/tasks/{task['id']}/snapshots", {"label": name, "bundle": bundle})
+        ids[name] = session["id"]
+
+    def sessions_found() -> set[str]:
+        status, body = api("GET", "/v1/search?q=rotate_signing_keys")
+        assert status == 200, body
+        return {r["session_id"] for r in body["results"]}
+
+    assert poll(lambda: sessions_found() == set(ids.values()))
+    status, _ = api("DELETE", f"/v1/sessions/{ids['to purge']}?purge=true")
+    assert status == 204
+    assert poll(lambda: sessions_found() == {ids["to keep"]})

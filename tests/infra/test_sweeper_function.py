@@ -140,7 +140,10 @@ def test_events_younger_than_the_sweep_delay_are_left_to_the_relay(
 
     assert sweeper.lambda_handler(SCHEDULED, Context()) == {"published": 0, "connections_pruned": 0}
     # an operator may sweep everything at once
-    assert sweeper.lambda_handler({"older_than_seconds": 0}, Context()) == {"published": 4, "connections_pruned": 0}
+    assert sweeper.lambda_handler({"older_than_seconds": 0}, Context()) == {
+        "published": 4,
+        "connections_pruned": 0,
+    }
     assert len(_received(url)) == 4
 
 
