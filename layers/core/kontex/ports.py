@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -57,6 +58,24 @@ class LiveConnection:
     authenticated: bool
     connected_at: datetime
     expires_at: datetime
+
+
+def event_message(
+    type: str, account_id: str, session_id: str, data: dict[str, Any], event_id: str | None
+) -> str:
+    """The message body every event consumer reads, on SNS and on the local topic alike:
+    ``{id, type, account_id, session_id, data}``."""
+    return json.dumps(
+        {
+            "id": event_id,
+            "type": type,
+            "account_id": account_id,
+            "session_id": session_id,
+            "data": data,
+        },
+        separators=(",", ":"),
+        default=str,
+    )
 
 
 @dataclass(frozen=True)

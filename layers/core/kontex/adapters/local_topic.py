@@ -9,30 +9,14 @@ event and the sweeper publishes it again.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any, Protocol
+
+from kontex.ports import event_message
 
 # Every queue an event goes to, named after its worker file (contracts: feed = the live feed,
 # embed = the search embedder). Only those with a worker file get messages.
 EVENT_CONSUMERS = ("feed", "embed")
-
-
-def event_message(
-    type: str, account_id: str, session_id: str, data: dict[str, Any], event_id: str | None
-) -> str:
-    """The message body every consumer reads: ``{id, type, account_id, session_id, data}``."""
-    return json.dumps(
-        {
-            "id": event_id,
-            "type": type,
-            "account_id": account_id,
-            "session_id": session_id,
-            "data": data,
-        },
-        separators=(",", ":"),
-        default=str,
-    )
 
 
 class _Queue(Protocol):

@@ -25,31 +25,11 @@ from typing import Any
 
 from kontex.adapters.claim_check import CLAIM, PREFIX, claim_of
 from kontex.domain.errors import PayloadTooLarge, Transient
-from kontex.ports import BlobStore
+from kontex.ports import BlobStore, event_message
 
 MAX_MESSAGE_BYTES = 256 * 1024  # SNS: body and attributes together
 THRESHOLD = 240 * 1024  # what a body may take, leaving room for the attributes
 CLAIMS = f"{PREFIX}events/"
-
-
-def event_json(
-    type: str,
-    account_id: str,
-    session_id: str,
-    data: dict[str, Any],
-    event_id: str | None = None,
-) -> str:
-    """The body every consumer receives (contracts: the outbox event)."""
-    return json.dumps(
-        {
-            "id": event_id,
-            "type": type,
-            "account_id": account_id,
-            "session_id": session_id,
-            "data": data,
-        },
-        default=str,
-    )
 
 
 class SnsEvents:
@@ -86,7 +66,7 @@ class SnsEvents:
         data: dict[str, Any],
         event_id: str | None = None,
     ) -> None:
-        body = event_json(type, account_id, session_id, data, event_id)
+        body = event_message(type, account_id, session_id, data, event_id)
         size = len(body.encode("utf-8"))
         if size > self.threshold:
             body = self._claim(body, size, event_id)
