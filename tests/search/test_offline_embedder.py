@@ -73,3 +73,24 @@ def test_a_model_file_that_is_not_the_pinned_one_is_refused(tmp_path: Path) -> N
     fake.write_bytes(b"not the model")
     with pytest.raises(KontexError, match="sha256"):
         OfflineEmbedder(fake).embed_query("x")
+
+
+def test_the_model_loads_without_what_its_lambda_layer_leaves_out() -> None:
+    """layers/build.py drops huggingface_hub and hf_xet from the minilm layer (they only
+    download): the embedder must never import them."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "layers"))
+    try:
+        from build import NOT_IMPORTED
+    finally:
+        sys.path.pop(0)
+    blocked = "; ".join(f"sys.modules[{name!r}] = None" for name in NOT_IMPORTED["minilm"])
+    program = (
+        f"import sys; {blocked}\n"
+        "from kontex.adapters.offline_embedder import OfflineEmbedder\n"
+        "print(len(OfflineEmbedder().embed_query('parse_jwt_claims')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "384"
