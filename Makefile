@@ -38,8 +38,11 @@ web: $(WEB_DIST)
 dev: $(STAMP) $(WEB_DIST)
 	$(BIN)/kontex dev --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
+# Two workers, each taking whole test files (module-scoped stacks are started once): about
+# 5.5 min instead of 9 on a 2-core machine. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP) $(WEB_DIST)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 lint: $(STAMP) $(WEB_DEPS)
 	$(BIN)/ruff check .
