@@ -17,16 +17,14 @@ authenticated in the function with a Kontex key, before anything is forwarded (d
 
 from __future__ import annotations
 
-import jsii
 from aws_cdk import Aws, Duration
-from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from infra.access_logs import AccessLogs
 from infra.config import StageConfig
 from infra.functions import ARCH_NAME as ARCH
 from infra.functions import Access, FunctionFactory
@@ -46,25 +44,17 @@ WEB_ADAPTER_PORT = "8080"
 M = apigwv2.HttpMethod
 
 
-@jsii.implements(apigwv2.IAccessLogSettings)
-class _AccessLogs:
-    def __init__(self, log_group: logs.ILogGroup) -> None:
-        self._destination = apigwv2.LogGroupLogDestination(log_group)
-
-    @property
-    def destination(self) -> apigwv2.IAccessLogDestination:
-        return self._destination
-
-    @property
-    def format(self) -> apigw.AccessLogFormat:
-        return apigw.AccessLogFormat.custom(
-            '{"requestId":"$context.requestId","ip":"$context.identity.sourceIp",'
-            '"requestTime":"$context.requestTime","method":"$context.httpMethod",'
-            '"routeKey":"$context.routeKey","status":"$context.status",'
-            '"responseLength":"$context.responseLength",'
-            '"integrationLatency":"$context.integrationLatency",'
-            '"integrationError":"$context.integrationErrorMessage"}'
-        )
+ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "ip": "$context.identity.sourceIp",
+    "requestTime": "$context.requestTime",
+    "method": "$context.httpMethod",
+    "routeKey": "$context.routeKey",
+    "status": "$context.status",
+    "responseLength": "$context.responseLength",
+    "integrationLatency": "$context.integrationLatency",
+    "integrationError": "$context.integrationErrorMessage",
+}
 
 
 class Api(Construct):
@@ -135,14 +125,7 @@ class Api(Construct):
             throttle=apigwv2.ThrottleSettings(
                 rate_limit=config.api_rate_limit, burst_limit=config.api_burst_limit
             ),
-            access_log_settings=_AccessLogs(
-                logs.LogGroup(
-                    self,
-                    "AccessLogs",
-                    retention=config.log_retention,
-                    removal_policy=config.removal_policy,
-                )
-            ),
+            access_log_settings=AccessLogs.for_stage(self, config, ACCESS_LOG_FIELDS),
         )
         self.url = self.stage.url  # https://<id>.execute-api.<region>.amazonaws.com/
 

@@ -17,17 +17,16 @@ sets `KONTEX_WEBSOCKET_ENDPOINT` and grants `execute-api:ManageConnections` for 
 
 from __future__ import annotations
 
-import jsii
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from infra.access_logs import AccessLogs
 from infra.config import StageConfig
 from infra.functions import Access, FunctionFactory
 
@@ -36,25 +35,18 @@ STAGE_NAME = "live"
 ROUTES = ("$connect", "$disconnect", "$default")
 
 
-@jsii.implements(apigwv2.IAccessLogSettings)
-class _AccessLogs:
-    def __init__(self, log_group: logs.ILogGroup) -> None:
-        self._destination = apigwv2.LogGroupLogDestination(log_group)
-
-    @property
-    def destination(self) -> apigwv2.IAccessLogDestination:
-        return self._destination
-
-    @property
-    def format(self) -> apigw.AccessLogFormat:
-        return apigw.AccessLogFormat.custom(
-            '{"requestId":"$context.requestId","ip":"$context.identity.sourceIp",'
-            '"requestTime":"$context.requestTime","eventType":"$context.eventType",'
-            '"routeKey":"$context.routeKey","connectionId":"$context.connectionId",'
-            '"status":"$context.status","integrationLatency":"$context.integrationLatency",'
-            '"integrationError":"$context.integrationErrorMessage",'
-            '"error":"$context.error.message"}'
-        )
+ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "ip": "$context.identity.sourceIp",
+    "requestTime": "$context.requestTime",
+    "eventType": "$context.eventType",
+    "routeKey": "$context.routeKey",
+    "connectionId": "$context.connectionId",
+    "status": "$context.status",
+    "integrationLatency": "$context.integrationLatency",
+    "integrationError": "$context.integrationErrorMessage",
+    "error": "$context.error.message",
+}
 
 
 class LiveApi(Construct):
@@ -76,14 +68,7 @@ class LiveApi(Construct):
             throttle=apigwv2.ThrottleSettings(
                 rate_limit=config.api_rate_limit, burst_limit=config.api_burst_limit
             ),
-            access_log_settings=_AccessLogs(
-                logs.LogGroup(
-                    self,
-                    "AccessLogs",
-                    retention=config.log_retention,
-                    removal_policy=config.removal_policy,
-                )
-            ),
+            access_log_settings=AccessLogs.for_stage(self, config, ACCESS_LOG_FIELDS),
         )
         self.stage.node.add_dependency(account)
         self.url = self.stage.url  # wss://<id>.execute-api.<region>.amazonaws.com/live

@@ -4,15 +4,11 @@ settings and secrets, and nothing to run when no vector store is configured."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-
-if shutil.which("node") is None:  # jsii runs the CDK in node
-    pytest.skip("the CDK needs node on PATH", allow_module_level=True)
 
 from tests.infra.test_stack import Synth, _ref, _synth  # noqa: E402
 
