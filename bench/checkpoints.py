@@ -122,7 +122,9 @@ def read_latest(deps: Deps, account_id: str, task_id: str) -> tuple[Snapshot, Co
     if native is not None:
         result: tuple[Snapshot, ContextBundle] = native(deps, account_id, task_id)
         return result
-    snapshot = deps.store.latest_snapshot(account_id, task_id)
+    with deps.store.unit(write=False) as uow:
+        head = uow.snapshots.head(account_id, task_id)
+    snapshot = head[0] if head else None
     if snapshot is None:
         raise LookupError(f"task {task_id} has no snapshot")
     return snapshot, snapshots.get_bundle(deps, account_id, snapshot.id)

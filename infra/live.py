@@ -3,7 +3,7 @@
 Routes `$connect`, `$disconnect` and `$default` (every client frame: the `{"authorization"}`
 frame, then `{"id", "action", "data"}` requests) invoke the Live function. It answers through
 the Management API (as the feed worker posts events), so no route returns the function's
-response. Clients authenticate in their first frame (DESIGN.md, WebSocket messages), with the
+response. Clients authenticate in their first frame (docs/design.md, "Public contracts"), with the
 library's API keys, not an API Gateway authorizer.
 
 The stage `live` deploys itself, is throttled and writes JSON access logs. WebSocket (unlike
@@ -131,7 +131,7 @@ class LiveApi(Construct):
                 NagPackSuppression(
                     id="AwsSolutions-APIG4",
                     reason="A WebSocket client authenticates in its first frame with a Kontex "
-                    "API key (DESIGN.md's protocol: HMAC-hashed in the database, revocable at "
+                    "API key (docs/design.md: HMAC-hashed in the database, revocable at "
                     "once), checked by the function; nothing else is served before it.",
                 ),
             ],

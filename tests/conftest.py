@@ -12,6 +12,7 @@ import pytest
 
 from kontex.adapters.local_blobs import LocalBlobs
 from kontex.adapters.sqlite_store import SqliteStore
+from kontex.ports import Event
 from kontex.services.deps import Deps
 
 PG_URL = os.environ.get("KONTEX_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -37,18 +38,11 @@ class RecordingEvents:
         self.ids: list[str | None] = []
         self.failing = False  # a broken transport: publish raises
 
-    def publish(
-        self,
-        type: str,
-        account_id: str,
-        session_id: str,
-        data: dict[str, Any],
-        event_id: str | None = None,
-    ) -> None:
+    def publish(self, event: Event) -> None:
         if self.failing:
             raise ConnectionError("the event transport is down")
-        self.published.append((type, account_id, session_id, data))
-        self.ids.append(event_id)
+        self.published.append((event.type, event.account_id, event.session_id, event.data))
+        self.ids.append(event.id)
 
     def types(self) -> list[str]:
         return [p[0] for p in self.published]

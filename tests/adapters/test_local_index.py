@@ -15,7 +15,7 @@ import pytest
 
 from kontex.adapters.local_index import IndexServer, RemoteEmbedder, RemoteIndex, connect
 from kontex.domain.errors import KontexError, Transient
-from kontex.ports import IndexFilter, IndexHit, Point, SparseVector
+from kontex.ports import IndexFilter, IndexHit, IndexQuery, Point, SparseVector
 
 
 class FakeEmbedder:
@@ -40,18 +40,11 @@ class FakeIndex:
     def existing(self, ids: Sequence[str]) -> set[str]:
         return {i for i in ids if i in self.points}
 
-    def query(
-        self,
-        dense: list[float] | None,
-        sparse: SparseVector | None,
-        where: IndexFilter,
-        limit: int,
-        mode: str = "hybrid",
-    ) -> list[IndexHit]:
-        if mode == "boom":
+    def query(self, q: IndexQuery) -> list[IndexHit]:
+        if q.mode == "boom":
             raise RuntimeError("qdrant fell over")
-        found = [p for p in self.points.values() if p.payload["account_id"] == where.account_id]
-        return [IndexHit(p.id, 1.0, p.payload) for p in found][:limit]
+        found = [p for p in self.points.values() if p.payload["account_id"] == q.where.account_id]
+        return [IndexHit(p.id, 1.0, p.payload) for p in found][: q.limit]
 
     def delete_session(self, account_id: str, session_id: str) -> None:
         self.points = {
@@ -86,7 +79,7 @@ def test_calls_round_trip_through_the_server(served: tuple[IndexServer, bytes, A
 
     remote.upsert([_point(1), _point(2, account="acct_b")])
     assert remote.existing([_point(1).id, "nope"]) == {_point(1).id}
-    hits = remote.query([1.0, 0.0], None, IndexFilter("acct_a"), 10)
+    hits = remote.query(IndexQuery(IndexFilter("acct_a"), 10, [1.0, 0.0]))
     assert [h.id for h in hits] == [_point(1).id]
     remote.delete_session("acct_a", "sess_1")
     assert remote.count() == 1 and set(index.points) == {_point(2).id}
@@ -97,7 +90,7 @@ def test_errors_keep_their_kind(served: tuple[IndexServer, bytes, Any]) -> None:
     with pytest.raises(Transient, match="the embedder is down"):
         RemoteEmbedder(server.address, key).embed_query("down")
     with pytest.raises(Transient, match="qdrant fell over"):  # unexpected: a 503, not a 500
-        RemoteIndex(server.address, key).query(None, None, IndexFilter("a"), 1, mode="boom")
+        RemoteIndex(server.address, key).query(IndexQuery(IndexFilter("a"), 1, mode="boom"))
     with pytest.raises(KontexError, match="no such call"):
         connect(server.address, key).call("index", "__init__")
 
@@ -123,7 +116,7 @@ def test_both_ends_send_without_waiting_for_acks(served: tuple[IndexServer, byte
     server, key, index = served
     remote = RemoteIndex(server.address, key)
     remote.upsert([_point(n, text="y" * 2000) for n in range(20)])  # a 40 KB answer
-    assert len(remote.query(None, None, IndexFilter("acct_a"), 20)) == 20
+    assert len(remote.query(IndexQuery(IndexFilter("acct_a"), 20))) == 20
 
     link = connect(server.address, key)
     assert link._conn is not None and _nodelay(link._conn.fileno())

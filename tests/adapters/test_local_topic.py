@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,11 @@ from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue
 from kontex.adapters.local_topic import EVENT_CONSUMERS, LocalTopic
 from kontex.bootstrap import Container
 from kontex.domain.errors import KontexError
+from kontex.ports import Event
 from kontex.services.deps import NullEvents
 from kontex.settings import Settings
+
+NOW = datetime(2026, 12, 4, tzinfo=UTC)
 
 
 def _collector(seen: list[str]) -> Any:
@@ -34,11 +38,13 @@ def test_each_consumer_gets_the_event_or_none_does(tmp_path: Path) -> None:
     queue.register("feed", _collector([]))
     # a consumer without a worker: the whole publish fails, nothing half-sent
     with pytest.raises(LookupError):
-        LocalTopic(queue, ["feed", "embed"]).publish("snapshot.created", "a", "s", {}, "evt_1")
+        LocalTopic(queue, ["feed", "embed"]).publish(
+            Event("evt_1", "snapshot.created", "a", "s", {}, NOW)
+        )
     assert queue.pending() == 0
     queue.register("embed", _collector([]))
     LocalTopic(queue, EVENT_CONSUMERS).publish(
-        "snapshot.created", "acct_1", "sess_1", {"snapshot_id": "snap_1"}, "evt_2"
+        Event("evt_2", "snapshot.created", "acct_1", "sess_1", {"snapshot_id": "snap_1"}, NOW)
     )
     assert queue.pending("feed") == queue.pending("embed") == 1
     rows = queue._conn.execute("SELECT queue, body FROM messages ORDER BY queue").fetchall()
@@ -73,8 +79,9 @@ def test_another_process_wakes_the_consumer_at_once(tmp_path: Path) -> None:
         code = (
             "import sys; from kontex.adapters.local_queue import LocalQueue;"
             "from kontex.adapters.local_topic import LocalTopic;"
+            "from kontex.ports import Event; from datetime import datetime, UTC;"
             "LocalTopic(LocalQueue(sys.argv[1]), ['feed'])"
-            ".publish('task.updated', 'a', 's', {}, 'evt_x')"
+            ".publish(Event('evt_x', 'task.updated', 'a', 's', {}, datetime.now(UTC)))"
         )
         subprocess.run([sys.executable, "-c", code, str(path)], check=True, timeout=60)
         # Then it is delivered long before the next poll

@@ -8,6 +8,7 @@ check; a publish that fails raises, so the outbox keeps the event.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ import pytest
 from kontex.adapters.local_blobs import LocalBlobs
 from kontex.adapters.sns_events import CLAIMS, THRESHOLD, SnsEvents, event_body
 from kontex.domain.errors import PayloadTooLarge, Transient
+from kontex.ports import Event
 
+NOW = datetime(2026, 12, 4, tzinfo=UTC)
 SNAPSHOT = {
     "id": "snap_1",
     "task_id": "task_1",
@@ -64,7 +67,7 @@ def test_each_consumer_queue_receives_the_event_json_unchanged(mocked_aws: None)
     events = SnsEvents(topic)
 
     # When the outbox publishes one event
-    events.publish("snapshot.created", "acct_1", "sess_1", SNAPSHOT, event_id="evt_1")
+    events.publish(Event("evt_1", "snapshot.created", "acct_1", "sess_1", SNAPSHOT, NOW))
 
     # Then both queues hold exactly the contract's JSON, with the type as an attribute
     expected = {
@@ -87,8 +90,8 @@ def test_a_subscription_can_filter_on_the_type_attribute(mocked_aws: None) -> No
     topic, urls = _topic_with_queues("all", "filtered", filter_type="session.updated")
     events = SnsEvents(topic)
 
-    events.publish("snapshot.created", "acct_1", "sess_1", SNAPSHOT, event_id="evt_1")
-    events.publish("session.updated", "acct_1", "sess_1", {"id": "sess_1"}, event_id="evt_2")
+    events.publish(Event("evt_1", "snapshot.created", "acct_1", "sess_1", SNAPSHOT, NOW))
+    events.publish(Event("evt_2", "session.updated", "acct_1", "sess_1", {"id": "sess_1"}, NOW))
 
     assert [json.loads(m["Body"])["id"] for m in _receive(urls["all"])] == ["evt_1", "evt_2"]
     assert [json.loads(m["Body"])["id"] for m in _receive(urls["filtered"])] == ["evt_2"]
@@ -102,8 +105,8 @@ def test_an_event_too_large_for_sns_goes_by_claim_check(mocked_aws: None, tmp_pa
     data = {"id": "sess_1", "metadata": {"notes": "x" * (300 * 1024)}}
 
     # When it is published, and published again by the sweeper
-    events.publish("session.updated", "acct_1", "sess_1", data, event_id="evt_big")
-    events.publish("session.updated", "acct_1", "sess_1", data, event_id="evt_big")
+    events.publish(Event("evt_big", "session.updated", "acct_1", "sess_1", data, NOW))
+    events.publish(Event("evt_big", "session.updated", "acct_1", "sess_1", data, NOW))
 
     # Then each queue holds a small reference, which opens to the whole event in both
     for url in urls.values():
@@ -124,22 +127,22 @@ def test_an_event_too_large_without_an_object_store_is_refused(mocked_aws: None)
     topic, urls = _topic_with_queues("feed")
     events = SnsEvents(topic)
     with pytest.raises(PayloadTooLarge, match="evt_big is .* bytes, over SNS's"):
-        events.publish("session.updated", "a", "s", {"x": "y" * THRESHOLD}, event_id="evt_big")
+        events.publish(Event("evt_big", "session.updated", "a", "s", {"x": "y" * THRESHOLD}, NOW))
     assert _receive(urls["feed"]) == []
 
 
 def test_a_publish_that_fails_raises_so_the_outbox_keeps_the_event(mocked_aws: None) -> None:
     missing = "arn:aws:sns:eu-west-1:123456789012:no-such-topic"
     with pytest.raises(Transient, match="topic is unavailable"):
-        SnsEvents(missing).publish("snapshot.created", "a", "s", SNAPSHOT, event_id="evt_1")
+        SnsEvents(missing).publish(Event("evt_1", "snapshot.created", "a", "s", SNAPSHOT, NOW))
 
 
 def test_the_client_is_made_on_first_use_and_reused(mocked_aws: None) -> None:
     topic, urls = _topic_with_queues("feed")
     events = SnsEvents(topic)
     assert events._client is None  # nothing made at construction (moto may start later)
-    events.publish("task.updated", "a", "s", {"id": "task_1"}, event_id="evt_1")
+    events.publish(Event("evt_1", "task.updated", "a", "s", {"id": "task_1"}, NOW))
     client = events._client
-    events.publish("task.updated", "a", "s", {"id": "task_1"}, event_id="evt_2")
+    events.publish(Event("evt_2", "task.updated", "a", "s", {"id": "task_1"}, NOW))
     assert client is not None and events._client is client
     assert len(_receive(urls["feed"])) == 2

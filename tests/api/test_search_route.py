@@ -39,7 +39,8 @@ def _snapshot(client: Client, container: Any, label: str, text: str) -> dict[str
 
 def _account(container: Any, session_id: str) -> str:
     """The session's account, as the worker reads it from the event."""
-    rows = container.deps.store.inactive_sessions(datetime(3000, 1, 1, tzinfo=UTC), None, 1000)
+    with container.deps.store.unit(write=False) as uow:
+        rows = uow.sessions.inactive(datetime(3000, 1, 1, tzinfo=UTC), None, 1000)
     return next(str(r["account_id"]) for r in rows if r["session_id"] == session_id)
 
 

@@ -1,4 +1,5 @@
-"""``client.live(session_id)``: sync and async iterators over the WebSocket feed (DESIGN.md).
+"""``client.live(session_id)``: sync and async iterators over the WebSocket feed
+(docs/design.md, "Public contracts").
 
 Two parts: the protocol against a small scripted WebSocket server (always), and the real feed
 of `kontex dev` (snapshot.created after a REST write)."""

@@ -51,8 +51,8 @@ def sealed(store: Any) -> Any:
     t = task(store, s, "task_1")
     insert_snapshot(store, snapshot(t, "snap_1", T0))
     with store.unit() as unit:
-        unit.add_items(s.id, T0, [_item(b"a" * 16)])
-        unit.add_chunks(s.id, {b"c" * 16: b"a" * 16})
+        unit.content.add_items(s.id, T0, [_item(b"a" * 16)])
+        unit.content.add_chunks(s.id, {b"c" * 16: b"a" * 16})
     return store
 
 
@@ -70,7 +70,8 @@ def test_raw_sql_cannot_change_or_delete_a_snapshot(sealed: Any, sql: str) -> No
     with pytest.raises(_driver_errors(sealed)) as caught:
         _raw(sealed, sql)
     assert "sealed" in str(caught.value)
-    got = sealed.get_snapshot("acct_a", "snap_1")
+    with sealed.unit(write=False) as uow:
+        got = uow.snapshots.get("acct_a", "snap_1")
     assert got is not None and got.label == "snap_1" and got.bundle_hash == "b0"
 
 
@@ -106,12 +107,15 @@ def test_raw_sql_cannot_rewrite_a_revision(sealed: Any) -> None:
         _raw(sealed, "UPDATE snapshot_revisions SET bundle_hash = 'x'")
     with pytest.raises(_driver_errors(sealed)):
         _raw(sealed, "DELETE FROM snapshot_revisions")
-    assert sealed.get_snapshot("acct_a", "snap_1").bundle_hash == "b1"
+    with sealed.unit(write=False) as uow:
+        assert uow.snapshots.get("acct_a", "snap_1").bundle_hash == "b1"
 
 
 def test_the_explicit_purge_may_delete(sealed: Any) -> None:
-    assert sealed.purge_session("acct_a", "sess_1") is True
-    assert sealed.get_snapshot("acct_a", "snap_1") is None
+    with sealed.unit() as uow:
+        assert uow.sessions.purge("acct_a", "sess_1") is True
+    with sealed.unit(write=False) as uow:
+        assert uow.snapshots.get("acct_a", "snap_1") is None
     # and the purge marker does not linger to let later deletes through
     account(sealed, "acct_b")
     s = session(sealed, "acct_b", "sess_1b")

@@ -52,8 +52,10 @@ def test_concurrent_writers_make_one_chain(deps: Deps) -> None:
     by_id = {s.id: s for s in everything}
     parents = [s.parent_snapshot_id for s in everything]
     assert len(set(parents)) == len(parents)  # no parent has two children
-    head = deps.store.latest_snapshot(key.account_id, task.id)
-    assert head is not None
+    with deps.store.unit(write=False) as uow:
+        found = uow.snapshots.head(key.account_id, task.id)
+    assert found is not None
+    head = found[0]
     walked = []
     current: Any = head
     while current is not None:

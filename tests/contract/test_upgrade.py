@@ -106,7 +106,9 @@ def test_kontex_migrate_upgrades_a_v1_sqlite_data_dir(v1_dir: Path, capsys: Any)
     assert cli.main(["migrate", "--data-dir", str(v1_dir)]) == 0
     assert "up to date" in capsys.readouterr().out
     # ... and new snapshots continue the upgraded chains
-    head = store.latest_snapshot(_expected()["account_id"], _task_of_last(deps))
+    last_task = _task_of_last(deps)
+    with store.unit(write=False) as uow:
+        head = uow.snapshots.head(_expected()["account_id"], last_task)
     assert head is not None
     store.close()
 
@@ -114,7 +116,8 @@ def test_kontex_migrate_upgrades_a_v1_sqlite_data_dir(v1_dir: Path, capsys: Any)
 def _task_of_last(deps: Deps) -> str:
     expected = _expected()
     last = list(expected["bundles"])[-2]  # the rollback, written last
-    snap = deps.store.get_snapshot(expected["account_id"], last)
+    with deps.store.unit(write=False) as uow:
+        snap = uow.snapshots.get(expected["account_id"], last)
     assert snap is not None
     return snap.task_id
 

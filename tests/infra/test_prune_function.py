@@ -61,7 +61,8 @@ def _session(days_ago: int, name: str) -> tuple[str, str]:
 
 
 def _exists(account: str, session_id: str) -> bool:
-    return bootstrap.container().store.get_session(account, session_id) is not None
+    with bootstrap.container().store.unit(write=False) as uow:
+        return uow.sessions.get(account, session_id) is not None
 
 
 def test_scheduled_run_purges_idle_sessions_only(prune: ModuleType) -> None:

@@ -157,7 +157,8 @@ def test_a_run_while_the_topic_is_still_down_keeps_every_event(
 
     store = bootstrap.container().store
     later = datetime.now(UTC) + timedelta(seconds=1)
-    assert len(store.unpublished(later, 10)) == 4
+    with store.unit(write=False) as uow:
+        assert len(uow.outbox.unpublished(later, 10)) == 4
     assert outbox.SWEEP_AFTER_SECONDS < 60
 
 
@@ -180,5 +181,7 @@ def test_a_run_drops_expired_connections_and_keeps_live_ones(sweeper: ModuleType
         "connections_pruned": 1,
     }
     now = datetime.now(UTC)
-    assert store.get_connection("still-open", now) is not None
-    assert store.get_connection("gone-without-disconnect", now - live.CONNECTION_TTL) is None
+    with store.unit(write=False) as uow:
+        assert uow.connections.get("still-open", now) is not None
+    with store.unit(write=False) as uow:
+        assert uow.connections.get("gone-without-disconnect", now - live.CONNECTION_TTL) is None

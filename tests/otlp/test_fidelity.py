@@ -170,7 +170,8 @@ def test_a_span_whose_parent_never_comes_waits_a_grace_period(kontex: Any, clock
     clock.advance(kontex.deps.span_grace_seconds + 1)
     assert spans.store_batch(kontex.deps, [retry], waiting := []) == 3 and not waiting
     snaps = all_snapshots(kontex)
-    tasks = kontex.deps.store.list_tasks(kontex.account_id, snaps[0].session_id)
+    with kontex.deps.store.unit(write=False) as uow:
+        tasks = uow.tasks.of_session(kontex.account_id, snaps[0].session_id)
     assert {t.name for t in tasks} == {"plan"}  # its own task span came: it is placed there
 
 

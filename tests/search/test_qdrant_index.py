@@ -11,7 +11,7 @@ import pytest
 
 from kontex.adapters.qdrant_index import QdrantIndex
 from kontex.domain.errors import KontexError, Transient
-from kontex.ports import IndexFilter, Point
+from kontex.ports import IndexFilter, IndexQuery, Point
 from kontex.services import lexical
 
 
@@ -39,13 +39,11 @@ def test_local_mode_on_disk_keeps_points_and_filters_every_query(tmp_path: Path)
 
     reopened = QdrantIndex("kontex_test", 4, path=tmp_path / "qdrant")
     for mode in ("hybrid", "dense", "sparse"):
-        hits = reopened.query(
-            _unit(0), lexical.query_vector("parse_jwt_claims"), IndexFilter("acct_b"), 10, mode
-        )
+        sparse = lexical.query_vector("parse_jwt_claims")
+        hits = reopened.query(IndexQuery(IndexFilter("acct_b"), 10, _unit(0), sparse, mode))
         assert [h.payload["account_id"] for h in hits] == ["acct_b"], mode
-    hits = reopened.query(
-        _unit(0), lexical.query_vector("parse_jwt_claims"), IndexFilter("acct_a"), 10
-    )
+    sparse = lexical.query_vector("parse_jwt_claims")
+    hits = reopened.query(IndexQuery(IndexFilter("acct_a"), 10, _unit(0), sparse))
     assert len(hits) == 10 and {h.payload["account_id"] for h in hits} == {"acct_a"}
     reopened.close()
 
@@ -75,4 +73,4 @@ def test_a_server_that_is_down_is_transient() -> None:
         port = s.getsockname()[1]  # closed once the block ends: nothing listens there
     index = QdrantIndex("kontex", 4, url=f"http://127.0.0.1:{port}", timeout=2)
     with pytest.raises(Transient):
-        index.query(_unit(0), None, IndexFilter("acct_a"), 5)
+        index.query(IndexQuery(IndexFilter("acct_a"), 5, _unit(0)))

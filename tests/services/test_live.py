@@ -94,7 +94,8 @@ def test_the_first_frame_authorizes_or_closes(
             "message": "a valid API key is required",
         }
         assert cid in conns.closed
-        assert deps.store.get_connection(cid, deps.clock()) is None
+        with deps.store.unit(write=False) as uow:
+            assert uow.connections.get(cid, deps.clock()) is None
     # a revoked key no longer authorizes
     key, plain = keys.create_key(deps, "short-lived", world["a"])
     keys.revoke_key(deps, world["a"], key.id)
@@ -137,7 +138,8 @@ def test_foreign_and_unknown_sessions_are_refused_alike(
     assert foreign["message"].replace(world["sess_a"], "X") == unknown["message"].replace(
         "sess_nope", "X"
     )
-    assert deps.store.subscribers(world["a"], world["sess_a"], deps.clock()) == []
+    with deps.store.unit(write=False) as uow:
+        assert uow.connections.subscribers(world["a"], world["sess_a"], deps.clock()) == []
     assert _ask(deps, conns, "b", "unsubscribe", session_id=world["sess_a"])["error"] == "not_found"
 
 
@@ -253,8 +255,10 @@ def test_a_gone_connection_is_removed(deps: Deps, conns: FakeConnections, world:
         _ask(deps, conns, cid, "subscribe", session_id=world["sess_a"])
     conns.gone.add("a2")
     assert live.deliver(deps, conns, _event(world)) == 1
-    assert deps.store.get_connection("a2", deps.clock()) is None
-    assert deps.store.subscribers(world["a"], world["sess_a"], deps.clock()) == ["a1"]
+    with deps.store.unit(write=False) as uow:
+        assert uow.connections.get("a2", deps.clock()) is None
+    with deps.store.unit(write=False) as uow:
+        assert uow.connections.subscribers(world["a"], world["sess_a"], deps.clock()) == ["a1"]
 
 
 def test_pushed_frames_stay_under_32_kb(deps: Deps, conns: FakeConnections, world: Any) -> None:

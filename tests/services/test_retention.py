@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -55,22 +57,25 @@ def run(deps: Deps, account_id: str, name: str, snapshots_n: int = 2) -> Run:
 
 
 def gone(deps: Deps, r: Run) -> bool:
-    store = deps.store
-    return (
-        store.get_session(r.account_id, r.session_id) is None
-        and store.get_task(r.account_id, r.task_id) is None
-        and store.list_tasks(r.account_id, r.session_id) == []
-        and all(store.get_snapshot(r.account_id, s) is None for s in r.snapshot_ids)
-        and deps.blobs.size_of_prefix(r.prefix) == 0
-    )
+    with deps.store.unit(write=False) as uow:
+        return (
+            uow.sessions.get(r.account_id, r.session_id) is None
+            and uow.tasks.get(r.account_id, r.task_id) is None
+            and uow.tasks.of_session(r.account_id, r.session_id) == []
+            and all(uow.snapshots.get(r.account_id, s) is None for s in r.snapshot_ids)
+            and deps.blobs.size_of_prefix(r.prefix) == 0
+        )
 
 
 def intact(deps: Deps, r: Run) -> bool:
-    store = deps.store
+    with deps.store.unit(write=False) as uow:
+        rows = (
+            uow.sessions.get(r.account_id, r.session_id) is not None
+            and uow.tasks.get(r.account_id, r.task_id) is not None
+            and all(uow.snapshots.get(r.account_id, s) is not None for s in r.snapshot_ids)
+        )
     return (
-        store.get_session(r.account_id, r.session_id) is not None
-        and store.get_task(r.account_id, r.task_id) is not None
-        and all(store.get_snapshot(r.account_id, s) is not None for s in r.snapshot_ids)
+        rows
         and all(
             snapshots.get_bundle(deps, r.account_id, s) is not None for s in r.snapshot_ids
         )  # every blob still readable
@@ -128,7 +133,8 @@ def test_dry_run_lists_idle_sessions_and_removes_nothing(deps: Deps, world: Worl
     }
     old = next(s for s in result.sessions if s.session_id == world.old.session_id)
     assert old.name == "old" and old.snapshots == 2 and old.blobs is None
-    last = deps.store.get_snapshot(world.alice, world.old.snapshot_ids[-1])
+    with deps.store.unit(write=False) as uow:
+        last = uow.snapshots.get(world.alice, world.old.snapshot_ids[-1])
     assert last is not None and old.last_activity == last.created_at
     assert result.dry_run and not result.more and result.skipped == []
     assert result.as_json()["removed_sessions"] == 0
@@ -188,10 +194,12 @@ def test_a_session_purged_meanwhile_is_skipped(deps: Deps, world: World) -> None
         def __getattr__(self, name: str) -> Any:
             return getattr(self._store, name)
 
-        def inactive_sessions(self, *args: Any) -> list[dict[str, Any]]:
-            rows = self._store.inactive_sessions(*args)
-            sessions.purge_session(deps, world.alice, world.old.session_id)
-            return rows
+        @contextlib.contextmanager
+        def unit(self, write: bool = True) -> Iterator[Any]:
+            with self._store.unit(write) as uow:
+                yield uow
+            if not write:  # the listing of candidates: the purge lands right after it
+                sessions.purge_session(deps, world.alice, world.old.session_id)
 
     racing = Deps(store=PurgedMeanwhile(deps.store), blobs=deps.blobs, api_key_secret=b"x")  # type: ignore[arg-type]
 

@@ -57,13 +57,13 @@ def _prune(capsys: Any, data: dict[str, Any], *args: str) -> tuple[int, str]:
 
 
 def _left(data: dict[str, Any]) -> set[str]:
-    store = data["container"].store
-    return {
-        name
-        for name, sid in data["ids"].items()
-        for account in (data["alice"], data["bob"])
-        if store.get_session(account, sid) is not None
-    }
+    with data["container"].store.unit(write=False) as uow:
+        return {
+            name
+            for name, sid in data["ids"].items()
+            for account in (data["alice"], data["bob"])
+            if uow.sessions.get(account, sid) is not None
+        }
 
 
 def test_dry_run_prints_the_table_and_deletes_nothing(data: dict[str, Any], capsys: Any) -> None:

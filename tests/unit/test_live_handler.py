@@ -58,7 +58,8 @@ def test_the_three_routes(deps: Deps) -> None:
     handler.handle(binary, deps, conns)
     assert conns.last(cid) == {"id": "b", "success": True, "data": None}
     handler.handle(websocket_event("$disconnect", cid, close_code=1001), deps, conns)
-    assert deps.store.get_connection(cid, deps.clock()) is None
+    with deps.store.unit(write=False) as uow:
+        assert uow.connections.get(cid, deps.clock()) is None
 
 
 def test_local_events_have_the_api_gateway_shape() -> None:

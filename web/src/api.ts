@@ -1,4 +1,4 @@
-// The REST client: one fetch wrapper, the error shape of DESIGN.md, the key in sessionStorage.
+// The REST client: one fetch wrapper, the error shape of docs/design.md ("Public contracts"), the key in sessionStorage.
 
 const KEY_STORAGE = "kontex.apiKey";
 

@@ -1,4 +1,4 @@
-// The live feed of DESIGN.md: first frame {"authorization": key}; then
+// The live feed protocol of docs/design.md ("Public contracts"): first frame {"authorization": key}; then
 // {"id","action":"subscribe","data":{"session_id"}}; pushed {"type","session_id","data"}.
 
 import type { LiveEvent } from "./types";

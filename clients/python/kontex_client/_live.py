@@ -1,4 +1,4 @@
-"""The live feed over WebSocket (DESIGN.md "WebSocket messages"): authorize with the first
+"""The live feed over WebSocket (docs/design.md, "Public contracts"): authorize with the first
 frame, subscribe to a session, then read pushed events (``snapshot.created``,
 ``snapshot.enriched``, ``snapshot.embedded``, ``session.updated``, ``task.updated``)."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,18 +60,16 @@ class LiveConnection:
     expires_at: datetime
 
 
-def event_message(
-    type: str, account_id: str, session_id: str, data: dict[str, Any], event_id: str | None
-) -> str:
+def event_message(event: Event) -> str:
     """The message body every event consumer reads, on SNS and on the local topic alike:
     ``{id, type, account_id, session_id, data}``."""
     return json.dumps(
         {
-            "id": event_id,
-            "type": type,
-            "account_id": account_id,
-            "session_id": session_id,
-            "data": data,
+            "id": event.id,
+            "type": event.type,
+            "account_id": event.account_id,
+            "session_id": event.session_id,
+            "data": event.data,
         },
         separators=(",", ":"),
         default=str,
@@ -112,18 +110,189 @@ class Page:
     next_cursor: str | None
 
 
-class ConnectionStore(Protocol):
+# -- the store: one unit of work, small repositories -----------------------------------------
+#
+# ``with deps.store.unit() as uow:`` is the only way to change state (docs/design.md, "The unit
+# of work"): one transaction; the repositories hang off the unit; ``uow.announce(event)`` writes
+# the event's outbox row in the same transaction, and the unit publishes it after the commit.
+# A read is a unit too (``unit(write=False)``): it never waits for a writer.
+
+
+class KeyRepository(Protocol):
+    """Accounts, their API keys (stored as keyed hashes) and the keys' rate-limit windows."""
+
+    def add_account(self, account: Account) -> None: ...
+    def account(self, account_id: str) -> Account | None: ...
+    def add(self, key: ApiKey, key_hash: str) -> None: ...
+    def find(self, key_hash: str) -> ApiKey | None: ...
+    def of_account(self, account_id: str) -> list[ApiKey]: ...
+    def revoke(self, account_id: str, key_id: str, at: datetime) -> bool: ...
+    def hit(self, key_id: str, kind: str, window_start: int) -> int:
+        """Count one use of the key in the fixed window; returns the window's count."""
+        ...
+
+
+class SessionRepository(Protocol):
+    def add(self, session: Session) -> None: ...
+    def get(self, account_id: str, session_id: str) -> Session | None: ...
+    def page(
+        self,
+        account_id: str,
+        status: SessionStatus | None,
+        limit: int,
+        after: tuple[str, str] | None,
+        newest_first: bool = False,
+    ) -> list[Session]: ...
+    def update(self, account_id: str, session_id: str, changes: dict[str, Any]) -> Session | None:
+        """The session as changed; None when it is not the account's."""
+        ...
+
+    def purge(self, account_id: str, session_id: str) -> bool:
+        """The one way to remove snapshots: the session and everything in it."""
+        ...
+
+    def inactive(
+        self, cutoff: datetime, account_id: str | None, limit: int
+    ) -> list[dict[str, Any]]: ...
+
+
+class TaskRepository(Protocol):
+    def add(self, task: Task) -> None: ...
+    def add_missing(self, tasks: Sequence[Task]) -> list[Task]:
+        """Insert the tasks (parents before children) that do not exist yet; returns those."""
+        ...
+
+    def get(self, account_id: str, task_id: str) -> Task | None: ...
+    def of_session(self, account_id: str, session_id: str) -> list[Task]: ...
+    def update(self, account_id: str, task_id: str, changes: dict[str, Any]) -> Task | None: ...
+
+
+class SnapshotRepository(Protocol):
+    """Sealed snapshot rows, their revisions (enrichments) and each task's head."""
+
+    def lock_head(
+        self, account_id: str, task_id: str
+    ) -> tuple[Task, str | None, bytes | None] | None:
+        """The task, its head snapshot id and the head's manifest, the task locked against
+        concurrent writers until the unit ends."""
+        ...
+
+    def lock_head_and_lookup(
+        self, account_id: str, task_id: str, items: Sequence[bytes], chunks: Sequence[bytes]
+    ) -> tuple[tuple[Task, str | None, bytes | None], dict[bytes, int], dict[bytes, bytes]] | None:
+        """``lock_head`` and ``content.lookup`` in the task's session, in one round trip."""
+        ...
+
+    def exists(self, snapshot_id: str) -> bool: ...
+    def get(self, account_id: str, snapshot_id: str) -> Snapshot | None: ...
+    def stored(self, account_id: str, snapshot_id: str) -> tuple[Snapshot, bytes | None] | None:
+        """The snapshot as it stands (latest revision) with its manifest."""
+        ...
+
+    def head(self, account_id: str, task_id: str) -> tuple[Snapshot, bytes | None] | None:
+        """The task's latest snapshot as it stands, with its manifest."""
+        ...
+
+    def page(
+        self, account_id: str, session_id: str, limit: int, after: tuple[str, str] | None
+    ) -> list[Snapshot]: ...
+    def revisions(self, account_id: str, snapshot_id: str) -> list[Revision]: ...
+    def revision(self, account_id: str, snapshot_id: str, seq: int) -> Revision | None: ...
+    def revision_count(self, snapshot_id: str) -> int: ...
+    def add(self, snapshot: Snapshot, manifest: bytes) -> None:
+        """Insert the sealed row and make it its task's head."""
+        ...
+
+    def add_revision(self, revision: Revision, manifest: bytes) -> None: ...
+
+
+class ContentRepository(Protocol):
+    """Each distinct message, tool call, file, log event and reasoning text of a session
+    (items), and the chunks of their lists, stored once per session."""
+
+    def lookup(
+        self, session_id: str, items: Sequence[bytes], chunks: Sequence[bytes]
+    ) -> tuple[dict[bytes, int], dict[bytes, bytes]]:
+        """Which items (their tokens) and chunks (their refs) the session has: one query."""
+        ...
+
+    def known_items(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, int]: ...
+    def items(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, bytes]: ...
+    def chunks(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, bytes]: ...
+    def add_items(self, session_id: str, at: datetime, rows: Sequence[ItemRow]) -> None: ...
+    def add_chunks(self, session_id: str, chunks: dict[bytes, bytes]) -> None: ...
+
+
+class QueryRepository(Protocol):
+    """The read model of the query and usage views."""
+
+    def objects(
+        self, account_id: str, where: ObjectFilter, limit: int, after: tuple[str, str] | None
+    ) -> list[dict[str, Any]]:
+        """Distinct messages or tool calls, each once, in the order they first appeared."""
+        ...
+
+    def session_stats(self, account_id: str, session_id: str) -> dict[str, Any]: ...
+    def usage(self, account_id: str, month_start: datetime) -> dict[str, Any]: ...
+
+
+class SpanRepository(Protocol):
+    """OTLP spans as received, until the span worker has made them snapshots."""
+
+    def add(self, spans: Sequence[tuple[str, dict[str, Any]]], at: datetime) -> None:
+        """Store (account_id, span) pairs not seen before."""
+        ...
+
+    def of_traces(
+        self, traces: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        """The spans of each (account_id, trace_id), in start order."""
+        ...
+
+    def mark_done(self, spans: Sequence[tuple[str, str, str]]) -> None: ...
+
+
+class TraceRepository(Protocol):
+    """How spans find their session: traces linked to sessions, and sessions' other names."""
+
+    def link(self, account_id: str, session_id: str, trace_id: str, at: datetime) -> str:
+        """Link the trace unless it is linked; returns the session it is linked to."""
+        ...
+
+    def of_session(self, account_id: str, session_id: str) -> list[str]: ...
+    def sessions_of(self, traces: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The session each linked (account_id, trace_id) is linked to; unlinked ones absent."""
+        ...
+
+    def sessions_named(self, names: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The session each (account_id, name) names: a session id of the account, else an
+        alias of one; names that match neither are absent."""
+        ...
+
+    def alias(self, account_id: str, alias: str) -> str | None: ...
+    def add_alias(self, account_id: str, alias: str, session_id: str) -> str:
+        """Name the session by ``alias`` unless the alias is taken; returns its session."""
+        ...
+
+
+class ThreadRepository(Protocol):
+    def put(self, account_id: str, thread_id: str, user_data: str, at: datetime) -> ThreadState: ...
+    def get(self, account_id: str, thread_id: str) -> ThreadState | None: ...
+    def delete(self, account_id: str, thread_id: str) -> bool: ...
+
+
+class ConnectionRepository(Protocol):
     """The live feed's WebSocket connections, their subscriptions and deliveries."""
 
-    def open_connection(self, connection_id: str, at: datetime, expires_at: datetime) -> None:
+    def open(self, connection_id: str, at: datetime, expires_at: datetime) -> None:
         """Record a new (unauthenticated) connection; a second call for one id changes nothing."""
         ...
 
-    def get_connection(self, connection_id: str, now: datetime) -> LiveConnection | None:
+    def get(self, connection_id: str, now: datetime) -> LiveConnection | None:
         """The connection, None when unknown or expired."""
         ...
 
-    def authenticate_connection(self, connection_id: str, account_id: str) -> bool: ...
+    def authenticate(self, connection_id: str, account_id: str) -> bool: ...
     def subscribe(self, connection_id: str, account_id: str, session_id: str) -> None: ...
     def unsubscribe(self, connection_id: str, session_id: str) -> bool: ...
     def subscribers(self, account_id: str, session_id: str, now: datetime) -> list[str]:
@@ -141,184 +310,82 @@ class ConnectionStore(Protocol):
         """Forget a claimed delivery whose post failed, so a retry posts it."""
         ...
 
-    def remove_connection(self, connection_id: str) -> bool: ...
-    def remove_expired_connections(self, now: datetime, delivered_before: datetime) -> int:
+    def remove(self, connection_id: str) -> bool: ...
+    def remove_expired(self, now: datetime, delivered_before: datetime) -> int:
         """Drop expired connections, and delivery records older than ``delivered_before``."""
         ...
 
 
-class Store(ConnectionStore, Protocol):
-    """Rows: accounts, keys, sessions, tasks, snapshots and the chains of their bundles.
+class OutboxRepository(Protocol):
+    """Events written with their changes (``UnitOfWork.announce``) and not yet published."""
 
-    Every read and write of tenant data takes the ``account_id`` it is scoped to; a row of
-    another account is treated as absent.
-    """
-
-    def migrate(self) -> list[str]: ...
-
-    # accounts and keys
-    def insert_account(self, account: Account) -> None: ...
-    def get_account(self, account_id: str) -> Account | None: ...
-    def insert_api_key(self, key: ApiKey, key_hash: str) -> None: ...
-    def find_api_key(self, key_hash: str) -> ApiKey | None: ...
-    def list_api_keys(self, account_id: str) -> list[ApiKey]: ...
-    def revoke_api_key(self, account_id: str, key_id: str, at: datetime) -> bool: ...
-
-    # sessions and tasks
-    def insert_session(self, session: Session, event: Event | None = None) -> None:
-        """With ``event`` (its ``session.updated``), the outbox row is written in the same
-        transaction (likewise ``insert_task`` and its ``task.updated``)."""
-        ...
-
-    def get_session(self, account_id: str, session_id: str) -> Session | None: ...
-    def list_sessions(
-        self,
-        account_id: str,
-        status: SessionStatus | None,
-        limit: int,
-        after: tuple[str, str] | None,
-        newest_first: bool = False,
-    ) -> list[Session]: ...
-    def update_session(
-        self, account_id: str, session_id: str, changes: dict[str, Any], event_id: str | None = None
-    ) -> Session | None:
-        """With ``event_id``, a ``session.updated`` outbox row is written in the same
-        transaction."""
-        ...
-
-    def insert_task(self, task: Task, event: Event | None = None) -> None: ...
-    def get_task(self, account_id: str, task_id: str) -> Task | None: ...
-    def list_tasks(self, account_id: str, session_id: str) -> list[Task]: ...
-    def update_task(
-        self, account_id: str, task_id: str, changes: dict[str, Any], event_id: str | None = None
-    ) -> Task | None: ...
-
-    # snapshots: reads outside a unit of work; every write goes through ``unit()``
-    def unit(self, write: bool = True) -> AbstractContextManager[SnapshotUnit]: ...
-    def snapshot_exists(self, snapshot_id: str) -> bool: ...
-    def get_snapshot(self, account_id: str, snapshot_id: str) -> Snapshot | None: ...
-    def latest_snapshot(self, account_id: str, task_id: str) -> Snapshot | None: ...
-    def list_snapshots(
-        self, account_id: str, session_id: str, limit: int, after: tuple[str, str] | None
-    ) -> list[Snapshot]: ...
-    def list_revisions(self, account_id: str, snapshot_id: str) -> list[Revision]: ...
-
-    # the v1 engine's rows, for the upgrade
-    def v1_rows(self) -> list[dict[str, Any]]: ...
-    def v1_chain(self, session_id: str, head: str) -> list[str]: ...
-
-    # queries and aggregates
-    def query_objects(
-        self, account_id: str, where: ObjectFilter, limit: int, after: tuple[str, str] | None
-    ) -> list[dict[str, Any]]: ...
-    def session_stats(self, account_id: str, session_id: str) -> dict[str, Any]: ...
-    def usage(self, account_id: str, month_start: datetime) -> dict[str, Any]: ...
-
-    # traces linked to sessions
-    def link_trace(self, account_id: str, session_id: str, trace_id: str, at: datetime) -> str: ...
-    def session_for_trace(self, account_id: str, trace_id: str) -> str | None: ...
-    def list_traces(self, account_id: str, session_id: str) -> list[str]: ...
-
-    # thread state
-    def put_thread_state(
-        self, account_id: str, thread_id: str, user_data: str, at: datetime
-    ) -> ThreadState: ...
-    def get_thread_state(self, account_id: str, thread_id: str) -> ThreadState | None: ...
-    def delete_thread_state(self, account_id: str, thread_id: str) -> bool: ...
-
-    # spans (OTLP ingest): each call one transaction, however many spans or traces
-    def insert_spans(self, spans: Sequence[tuple[str, dict[str, Any]]], at: datetime) -> None: ...
-    def trace_spans(
-        self, traces: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], list[dict[str, Any]]]: ...
-    def trace_sessions(self, traces: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]: ...
-    def sessions_named(self, names: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]: ...
-    def ensure_tasks(self, tasks: Sequence[Task], events: Sequence[Event] = ()) -> list[Event]:
-        """Insert the tasks that do not exist yet; with ``events`` (one per task, its
-        ``task.updated``), those of the inserted tasks go to the outbox in the same
-        transaction and are returned."""
-        ...
-
-    def mark_spans_done(self, spans: Sequence[tuple[str, str, str]]) -> None: ...
-    def session_for_alias(self, account_id: str, alias: str) -> str | None: ...
-    def add_alias(self, account_id: str, alias: str, session_id: str) -> str: ...
-
-    # the outbox
     def unpublished(self, before: datetime, limit: int) -> list[Event]: ...
-    def delete_events(self, event_ids: Sequence[str]) -> None:
+    def get(self, event_ids: Sequence[str]) -> list[Event]: ...
+    def delete(self, event_ids: Sequence[str]) -> None:
         """Remove published events: a row left in the outbox is one still to publish."""
         ...
 
-    def get_events(self, event_ids: Sequence[str]) -> list[Event]: ...
 
-    # fixed-window counters
-    def hit_rate_limit(self, key_id: str, kind: str, window_start: int) -> int: ...
+class UpgradeRepository(Protocol):
+    """The v1 engine's rows, read once by the upgrade to v2 manifests."""
 
-    # the one way to remove snapshots
-    def purge_session(self, account_id: str, session_id: str, event: Event | None = None) -> bool:
-        """With ``event`` (``session.purged``), its outbox row is written in the same
-        transaction."""
-        ...
-
-    def inactive_sessions(
-        self, cutoff: datetime, account_id: str | None, limit: int
-    ) -> list[dict[str, Any]]: ...
-
-
-class SnapshotUnit(Protocol):
-    """One transaction over the snapshot aggregate (a unit of work): a use case reads what it
-    needs once and writes all its rows; committed when the block ends, rolled back if it raises.
-    Writes are sent together when the block ends (one pipelined round trip on PostgreSQL), so
-    a unit never reads what it wrote itself.
-    """
-
-    def lock_task(
-        self, account_id: str, task_id: str
-    ) -> tuple[Task, str | None, bytes | None] | None:
-        """The task, its head snapshot id and the head's manifest, the task locked against
-        concurrent writers until the unit ends."""
-        ...
-
-    def lock_and_lookup(
-        self, account_id: str, task_id: str, items: Sequence[bytes], chunks: Sequence[bytes]
-    ) -> tuple[tuple[Task, str | None, bytes | None], dict[bytes, int], dict[bytes, bytes]] | None:
-        """``lock_task`` and ``lookup`` in the task's session, in one round trip."""
-        ...
-
-    def head_snapshot(self, account_id: str, task_id: str) -> tuple[Snapshot, bytes | None] | None:
-        """The task's latest snapshot as it stands, with its manifest."""
-        ...
-
-    def snapshot(self, account_id: str, snapshot_id: str) -> tuple[Snapshot, bytes | None] | None:
-        """The snapshot as it stands (latest revision) with its manifest."""
-        ...
-
-    def revision(self, account_id: str, snapshot_id: str, seq: int) -> Revision | None: ...
-    def revision_count(self, snapshot_id: str) -> int: ...
-    def lookup(
-        self, session_id: str, items: Sequence[bytes], chunks: Sequence[bytes]
-    ) -> tuple[dict[bytes, int], dict[bytes, bytes]]:
-        """Which items (their tokens) and chunks (their refs) the session has: one query."""
-        ...
-
-    def known_items(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, int]: ...
-    def items(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, bytes]: ...
-    def chunks(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, bytes]: ...
-    def add_items(self, session_id: str, at: datetime, rows: Sequence[ItemRow]) -> None: ...
-    def add_chunks(self, session_id: str, chunks: dict[bytes, bytes]) -> None: ...
-    def add_snapshot(self, snapshot: Snapshot, manifest: bytes) -> None:
-        """Insert the sealed row and make it its task's head."""
-        ...
-
-    def add_revision(self, revision: Revision, manifest: bytes) -> None: ...
-    def add_task(self, task: Task) -> None: ...
-    def add_event(self, event: Event) -> None:
-        """Write an outbox row in this unit's transaction."""
-        ...
-
+    def v1_rows(self) -> list[dict[str, Any]]: ...
+    def v1_chain(self, session_id: str, head: str) -> list[str]: ...
     def set_v2_manifest(
         self, snapshot_id: str, seq: int, manifest: bytes, bundle_hash: str
     ) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: committed when the ``with`` block ends, rolled back if it raises.
+
+    Writes whose answer nobody reads (snapshot rows, items, outbox rows) are sent together
+    before the next read or at the commit (one pipelined round trip on PostgreSQL).
+    """
+
+    @property
+    def keys(self) -> KeyRepository: ...
+    @property
+    def sessions(self) -> SessionRepository: ...
+    @property
+    def tasks(self) -> TaskRepository: ...
+    @property
+    def snapshots(self) -> SnapshotRepository: ...
+    @property
+    def content(self) -> ContentRepository: ...
+    @property
+    def queries(self) -> QueryRepository: ...
+    @property
+    def spans(self) -> SpanRepository: ...
+    @property
+    def traces(self) -> TraceRepository: ...
+    @property
+    def threads(self) -> ThreadRepository: ...
+    @property
+    def connections(self) -> ConnectionRepository: ...
+    @property
+    def outbox(self) -> OutboxRepository: ...
+    @property
+    def upgrade(self) -> UpgradeRepository: ...
+
+    def announce(self, event: Event) -> None:
+        """Write the event's outbox row in this transaction; it is published after the commit."""
+        ...
+
+
+class Store(Protocol):
+    """The relational store (SQLite locally, Aurora PostgreSQL on AWS). Every read and write of
+    tenant data takes the ``account_id`` it is scoped to; a row of another account is absent.
+    """
+
+    def migrate(self) -> list[str]: ...
+    def unit(self, write: bool = True) -> AbstractContextManager[UnitOfWork]:
+        """A unit of work; ``write=False`` for a read that never waits for a writer."""
+        ...
+
+    def publish_with(self, publish: Callable[[Sequence[Event]], object]) -> None:
+        """What runs after a unit commits with announced events (the outbox's publisher)."""
+        ...
 
 
 class BlobStore(Protocol):
@@ -343,14 +410,7 @@ class Events(Protocol):
     ``publish`` raises when the event did not go out; the outbox keeps it for the sweeper.
     """
 
-    def publish(
-        self,
-        type: str,
-        account_id: str,
-        session_id: str,
-        data: dict[str, Any],
-        event_id: str | None = None,
-    ) -> None: ...
+    def publish(self, event: Event) -> None: ...
 
 
 class ConnectionGone(Exception):
@@ -415,6 +475,18 @@ class IndexFilter:
     source: str | None = None
 
 
+@dataclass(frozen=True)
+class IndexQuery:
+    """One search: the dense and/or sparse vector, what it is limited to and how many hits;
+    ``mode`` ``hybrid`` (both fused by reciprocal rank), ``dense`` or ``sparse``."""
+
+    where: IndexFilter
+    limit: int
+    dense: list[float] | None = None
+    sparse: SparseVector | None = None
+    mode: str = "hybrid"
+
+
 class Embedder(Protocol):
     """Text to dense vectors (Voyage AI, or the offline model). Raises ``Transient`` when the
     service is down or keeps refusing."""
@@ -445,13 +517,6 @@ class VectorIndex(Protocol):
 
     def upsert(self, points: Sequence[Point]) -> None: ...
     def existing(self, ids: Sequence[str]) -> set[str]: ...
-    def query(
-        self,
-        dense: list[float] | None,
-        sparse: SparseVector | None,
-        where: IndexFilter,
-        limit: int,
-        mode: str = "hybrid",
-    ) -> list[IndexHit]: ...
+    def query(self, q: IndexQuery) -> list[IndexHit]: ...
     def delete_session(self, account_id: str, session_id: str) -> None: ...
     def count(self, account_id: str | None = None) -> int: ...

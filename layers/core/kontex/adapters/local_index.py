@@ -19,7 +19,7 @@ from multiprocessing.connection import Client, Connection, Listener
 from typing import Any
 
 from kontex.domain.errors import KontexError, Transient
-from kontex.ports import Embedder, IndexFilter, IndexHit, Point, SparseVector, VectorIndex
+from kontex.ports import Embedder, IndexHit, IndexQuery, Point, VectorIndex
 
 log = logging.getLogger("kontex.dev")
 CALLS = {
@@ -178,15 +178,8 @@ class RemoteIndex:
     def existing(self, ids: Sequence[str]) -> set[str]:
         return set(self._call("existing", list(ids)))
 
-    def query(
-        self,
-        dense: list[float] | None,
-        sparse: SparseVector | None,
-        where: IndexFilter,
-        limit: int,
-        mode: str = "hybrid",
-    ) -> list[IndexHit]:
-        return list(self._call("query", dense, sparse, where, limit, mode))
+    def query(self, q: IndexQuery) -> list[IndexHit]:
+        return list(self._call("query", q))
 
     def delete_session(self, account_id: str, session_id: str) -> None:
         self._call("delete_session", account_id, session_id)

@@ -24,6 +24,7 @@ at the next poll (``poll_seconds``, which stays the fallback).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -33,7 +34,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,9 @@ Handler = Callable[[dict[str, Any], Any], Any]
 Reasons = Callable[[], dict[str, str]]
 
 QUEUE_FILE = "queue.db"
+INSERT_MESSAGE_SQL = (
+    "INSERT INTO messages (id, queue, body, sent_at, available_at) VALUES (?, ?, ?, ?, ?)"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -218,21 +222,23 @@ class LocalQueue:
                 raise LookupError(f"no worker is registered for queue {queue!r}")
         now = time.time()
         rows = [(str(uuid.uuid4()), q, body, now, now + delay_seconds) for q, body in messages]
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany(
-                    "INSERT INTO messages (id, queue, body, sent_at, available_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    rows,
-                )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            conn.executemany(INSERT_MESSAGE_SQL, rows)
         with self._wake:
             self._wake.notify_all()
         self._poke()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the queue file: committed, or rolled back when it raises."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     def _poke(self) -> None:
         """Wake the consuming process, when it is another one (best effort: it polls too)."""
@@ -321,23 +327,17 @@ class LocalQueue:
 
     def _claim(self, name: str) -> list[_Message]:
         now = time.time()
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                rows = self._conn.execute(
-                    "SELECT id, body, receives, sent_at, first_received_at FROM messages"
-                    " WHERE queue = ? AND available_at <= ? ORDER BY seq LIMIT ?",
-                    (name, now, self.batch_size),
-                ).fetchall()
-                self._conn.executemany(
-                    "UPDATE messages SET receives = receives + 1, available_at = ?,"
-                    " first_received_at = coalesce(first_received_at, ?) WHERE id = ?",
-                    [(now + self.visibility_timeout, now, r[0]) for r in rows],
-                )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT id, body, receives, sent_at, first_received_at FROM messages"
+                " WHERE queue = ? AND available_at <= ? ORDER BY seq LIMIT ?",
+                (name, now, self.batch_size),
+            ).fetchall()
+            conn.executemany(
+                "UPDATE messages SET receives = receives + 1, available_at = ?,"
+                " first_received_at = coalesce(first_received_at, ?) WHERE id = ?",
+                [(now + self.visibility_timeout, now, r[0]) for r in rows],
+            )
         return [_Message(r[0], r[1], r[2] + 1, r[3], r[4] or now) for r in rows]
 
     def _run(self, name: str) -> None:
@@ -393,27 +393,21 @@ class LocalQueue:
                     self.backoff_seconds * 2 ** (message.receives - 1), self.max_backoff_seconds
                 )
                 retry.append((now + delay, message.message_id))
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany("DELETE FROM messages WHERE id = ?", done)
-                self._conn.executemany("UPDATE messages SET available_at = ? WHERE id = ?", retry)
-                self._conn.executemany(
-                    "INSERT OR REPLACE INTO dead_letters"
-                    " (id, queue, body, receives, reason, sent_at, failed_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (m.message_id, name, m.body, m.receives, reason, m.sent_at, now)
-                        for m, reason in dead
-                    ],
-                )
-                self._conn.executemany(
-                    "DELETE FROM messages WHERE id = ?", [(m.message_id,) for m, _ in dead]
-                )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            conn.executemany("DELETE FROM messages WHERE id = ?", done)
+            conn.executemany("UPDATE messages SET available_at = ? WHERE id = ?", retry)
+            conn.executemany(
+                "INSERT OR REPLACE INTO dead_letters"
+                " (id, queue, body, receives, reason, sent_at, failed_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (m.message_id, name, m.body, m.receives, reason, m.sent_at, now)
+                    for m, reason in dead
+                ],
+            )
+            conn.executemany(
+                "DELETE FROM messages WHERE id = ?", [(m.message_id,) for m, _ in dead]
+            )
 
     # -- dead letters ---------------------------------------------------------------------
 
@@ -430,25 +424,14 @@ class LocalQueue:
         """Move dead letters (these ids, or all of them) back to their queues as new
         messages, their receive count reset. Returns the ids replayed."""
         now = time.time()
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                rows = self._conn.execute(
-                    "SELECT id, queue, body FROM dead_letters ORDER BY seq"
-                ).fetchall()
-                chosen = [r for r in rows if ids is None or r[0] in set(ids)]
-                self._conn.executemany(
-                    "INSERT INTO messages (id, queue, body, sent_at, available_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    [(str(uuid.uuid4()), q, body, now, now) for _, q, body in chosen],
-                )
-                self._conn.executemany(
-                    "DELETE FROM dead_letters WHERE id = ?", [(r[0],) for r in chosen]
-                )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            rows = conn.execute("SELECT id, queue, body FROM dead_letters ORDER BY seq").fetchall()
+            chosen = [r for r in rows if ids is None or r[0] in set(ids)]
+            conn.executemany(
+                INSERT_MESSAGE_SQL,
+                [(str(uuid.uuid4()), q, body, now, now) for _, q, body in chosen],
+            )
+            conn.executemany("DELETE FROM dead_letters WHERE id = ?", [(r[0],) for r in chosen])
         with self._wake:
             self._wake.notify_all()
         return [r[0] for r in chosen]

@@ -10,9 +10,9 @@ event and the sweeper publishes it again.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
-from kontex.ports import event_message
+from kontex.ports import Event, event_message
 
 # Every queue an event goes to, named after its worker file (contracts: feed = the live feed,
 # embed = the search embedder). Only those with a worker file get messages.
@@ -30,15 +30,8 @@ class LocalTopic:
         self.queue = queue
         self.consumers = tuple(consumers)
 
-    def publish(
-        self,
-        type: str,
-        account_id: str,
-        session_id: str,
-        data: dict[str, Any],
-        event_id: str | None = None,
-    ) -> None:
+    def publish(self, event: Event) -> None:
         if not self.consumers:
             return
-        body = event_message(type, account_id, session_id, data, event_id)
+        body = event_message(event)
         self.queue.send_each([(consumer, body) for consumer in self.consumers])

@@ -124,28 +124,6 @@ class PostgresStore(SqlStore):
         except psycopg.Error as error:
             raise _translate(error) from error
 
-    def v1_chain(self, session_id: str, head: str) -> list[str]:
-        """As the shared query, but each step is a LATERAL primary-key lookup: for the plain
-        join PostgreSQL plans a scan of the session's nodes per step (quadratic)."""
-        with self._tx() as tx:
-            rows = tx.q(
-                """
-                WITH RECURSIVE chain (parent_hash, item_hash, position) AS (
-                    SELECT parent_hash, item_hash, position
-                      FROM chain_nodes WHERE session_id = ? AND node_hash = ?
-                    UNION ALL
-                    SELECT n.parent_hash, n.item_hash, n.position
-                      FROM chain c CROSS JOIN LATERAL (
-                          SELECT parent_hash, item_hash, position FROM chain_nodes
-                           WHERE session_id = ? AND node_hash = c.parent_hash LIMIT 1
-                      ) n
-                )
-                SELECT item_hash FROM chain ORDER BY position
-                """,
-                [session_id, head, session_id],
-            )
-        return [r["item_hash"] for r in rows]
-
     def _json(self, value: Any) -> Any:
         return Jsonb(value)
 

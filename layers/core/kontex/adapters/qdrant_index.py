@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kontex.domain.errors import KontexError, Transient
-from kontex.ports import IndexFilter, IndexHit, Point, SparseVector
+from kontex.ports import IndexFilter, IndexHit, IndexQuery, Point
 
 DENSE = "dense"
 SPARSE = "sparse"
@@ -183,17 +183,11 @@ class QdrantIndex:
                 must.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
         return models.Filter(must=must)
 
-    def query(
-        self,
-        dense: list[float] | None,
-        sparse: SparseVector | None,
-        where: IndexFilter,
-        limit: int,
-        mode: str = "hybrid",
-    ) -> list[IndexHit]:
+    def query(self, q: IndexQuery) -> list[IndexHit]:
         from qdrant_client import models
 
-        flt = self._filter(where)
+        dense, sparse, limit, mode = q.dense, q.sparse, q.limit, q.mode
+        flt = self._filter(q.where)
         lexical = (
             models.SparseVector(indices=sparse.indices, values=sparse.values)
             if sparse is not None and sparse.indices

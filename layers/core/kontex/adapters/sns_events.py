@@ -25,7 +25,7 @@ from typing import Any
 
 from kontex.adapters.claim_check import CLAIM, PREFIX, claim_of
 from kontex.domain.errors import PayloadTooLarge, Transient
-from kontex.ports import BlobStore, event_message
+from kontex.ports import BlobStore, Event, event_message
 
 MAX_MESSAGE_BYTES = 256 * 1024  # SNS: body and attributes together
 THRESHOLD = 240 * 1024  # what a body may take, leaving room for the attributes
@@ -58,25 +58,18 @@ class SnsEvents:
             self._client = boto3.client("sns", config=config)
         return self._client
 
-    def publish(
-        self,
-        type: str,
-        account_id: str,
-        session_id: str,
-        data: dict[str, Any],
-        event_id: str | None = None,
-    ) -> None:
-        body = event_message(type, account_id, session_id, data, event_id)
+    def publish(self, event: Event) -> None:
+        body = event_message(event)
         size = len(body.encode("utf-8"))
         if size > self.threshold:
-            body = self._claim(body, size, event_id)
+            body = self._claim(body, size, event.id)
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             self.client.publish(
                 TopicArn=self.topic_arn,
                 Message=body,
-                MessageAttributes={"type": {"DataType": "String", "StringValue": type}},
+                MessageAttributes={"type": {"DataType": "String", "StringValue": event.type}},
             )
         except (BotoCoreError, ClientError) as error:
             raise Transient(f"the event topic is unavailable ({type_of(error)})") from error

@@ -44,18 +44,18 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
         if method != "POST":
             raise MethodNotAllowed(f"{method} is not allowed: the OTLP receiver takes POST")
         key = authorize(presented_key(headers))
-        content = (body, headers.get("content-type"), headers.get("content-encoding"))
+        export = ingest.Export(
+            key,
+            body,
+            headers.get("content-type"),
+            headers.get("content-encoding"),
+            headers.get("x-kontex-session-id"),
+        )
         if signal == "metrics":
-            result = ingest.accept_metrics(container().deps, key, *content)
+            result = ingest.accept_metrics(container().deps, export)
         else:
             accept = ingest.accept if signal == "traces" else ingest.accept_logs
-            result = accept(
-                container().deps,
-                container().queue,
-                key,
-                *content,
-                headers.get("x-kontex-session-id"),
-            )
+            result = accept(container().deps, container().queue, export)
     except KontexError as error:
         status, extra = status_of(error)
         if isinstance(error, MethodNotAllowed):

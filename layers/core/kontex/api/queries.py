@@ -7,12 +7,19 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from kontex.api.auth import caller
+from kontex.ports import ObjectFilter
 from kontex.services import queries, views
 
 router = APIGatewayHttpRouter()
 Limit = Annotated[int, Query(ge=1, le=100)]
 Cursor = Annotated[str | None, Query()]
 When = Annotated[datetime | None, Query()]
+
+
+def _answer(query: Any, where: ObjectFilter, limit: int, cursor: str | None) -> dict[str, Any]:
+    deps, me = caller()
+    page = query(deps, me.account_id, where, limit, cursor)
+    return {"data": page.items, "next_cursor": page.next_cursor}
 
 
 @router.get("/v1/messages", tags=["queries"])
@@ -25,19 +32,10 @@ def list_messages(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
-    deps, me = caller()
-    page = queries.messages(
-        deps,
-        me.account_id,
-        session_id=session_id,
-        role=role,
-        content_type=content_type,
-        created_after=created_after,
-        created_before=created_before,
-        limit=limit,
-        cursor=cursor,
+    where = ObjectFilter(
+        "message", session_id, role, content_type, None, None, created_after, created_before
     )
-    return {"data": page.items, "next_cursor": page.next_cursor}
+    return _answer(queries.messages, where, limit, cursor)
 
 
 @router.get("/v1/tool-calls", tags=["queries"])
@@ -50,19 +48,10 @@ def list_tool_calls(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
-    deps, me = caller()
-    page = queries.tool_calls(
-        deps,
-        me.account_id,
-        session_id=session_id,
-        tool_name=tool_name,
-        is_error=is_error,
-        created_after=created_after,
-        created_before=created_before,
-        limit=limit,
-        cursor=cursor,
+    where = ObjectFilter(
+        "tool_call", session_id, None, None, tool_name, is_error, created_after, created_before
     )
-    return {"data": page.items, "next_cursor": page.next_cursor}
+    return _answer(queries.tool_calls, where, limit, cursor)
 
 
 @router.get("/v1/usage", tags=["queries"])

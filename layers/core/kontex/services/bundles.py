@@ -49,7 +49,7 @@ from kontex.domain.models import (
     Usage,
     sha256_hex,
 )
-from kontex.ports import BlobStore, ItemRow, SnapshotUnit
+from kontex.ports import BlobStore, ContentRepository, ItemRow
 
 MANIFEST_VERSION = 2
 LARGE_BODY = 64 * 1024  # file bodies above this go to the object store
@@ -361,7 +361,7 @@ def needs(plan_: Plan) -> tuple[list[bytes], list[bytes]]:
 
 
 def write(
-    unit: SnapshotUnit,
+    content: ContentRepository,
     session_id: str,
     plan_: Plan,
     at: datetime,
@@ -370,14 +370,14 @@ def write(
     large_bytes: int = 0,
     looked_up: tuple[dict[bytes, int], dict[bytes, bytes]] | None = None,
 ) -> Written:
-    """Store a planned bundle in ``unit``'s transaction: new items, new chunks; its manifest.
+    """Store a planned bundle in ``content``'s unit of work: new items, new chunks; its manifest.
 
     ``parent_manifest`` (the task's previous snapshot) is where slices of old chunks are found;
-    ``looked_up`` is the answer of ``unit.lookup`` for ``needs(plan_)`` when the caller has it.
+    ``looked_up`` is the answer of ``content.lookup`` for ``needs(plan_)`` when the caller has it.
     """
     addresses, wanted = needs(plan_)
     if looked_up is None:
-        looked_up = unit.lookup(session_id, addresses, wanted)
+        looked_up = content.lookup(session_id, addresses, wanted)
     known, found = looked_up
     unique = {item.address: item for items in plan_.lists.values() for item in items}
     if plan_.reasoning is not None:
@@ -386,7 +386,7 @@ def write(
     parents = _parent_chunks(parent_manifest)
     missing = [p for p in parents if p not in found and (session_id, p) not in _HINTS]
     if missing:  # the parent's chunks, read only when not remembered from an earlier write
-        found.update(unit.chunks(session_id, missing))
+        found.update(content.chunks(session_id, missing))
     for p in parents:
         if p not in found and (session_id, p) in _HINTS:
             found[p] = _HINTS[(session_id, p)]
@@ -418,8 +418,8 @@ def write(
         },
         lists,
     )
-    unit.add_items(session_id, at, new_rows)
-    unit.add_chunks(session_id, lister.new_chunks)
+    content.add_items(session_id, at, new_rows)
+    content.add_chunks(session_id, lister.new_chunks)
     _remember(session_id, lister.new_chunks)
     stored += sum(len(d) for d in lister.new_chunks.values()) + len(manifest)
     return Written(manifest, manifest_hash(manifest), token_total, stored)
@@ -452,7 +452,7 @@ _MESSAGES_MAX = 16384
 
 
 def read(
-    unit: SnapshotUnit,
+    content: ContentRepository,
     blobs: BlobStore,
     account_id: str,
     session_id: str,
@@ -462,7 +462,7 @@ def read(
     """The bundle a manifest names, every chunk and item checked against its address."""
     parsed, slices = parse_manifest(manifest, bundle_hash)
     wanted = {s[0] for group in slices.values() for s in group}
-    chunks = unit.chunks(session_id, list(wanted))
+    chunks = content.chunks(session_id, list(wanted))
     for address in wanted:
         data = chunks.get(address)
         if data is None or chunk_address(data) != address:
@@ -481,7 +481,7 @@ def read(
     addresses = {r for group in refs.values() for r in group}
     if reasoning_ref is not None:
         addresses.add(reasoning_ref)
-    bodies = unit.items(session_id, list(addresses))
+    bodies = content.items(session_id, list(addresses))
 
     def body(kind: str, address: bytes) -> bytes:
         data = bodies.get(address)

@@ -111,7 +111,9 @@ def capture(deps: Deps, job: CaptureJob) -> Snapshot | None:
     """Write the job's snapshot if its trigger fires; a redelivered job writes nothing."""
     if not should_snapshot(job):
         return None
-    if deps.store.get_session(job.account_id, job.session_id) is None:
+    with deps.store.unit(write=False) as uow:
+        session = uow.sessions.get(job.account_id, job.session_id)
+    if session is None:
         return None  # the session was purged after the call: nothing to attach it to
     task_id = job.task_id or sessions.ensure_task(
         deps,

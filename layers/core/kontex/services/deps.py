@@ -6,25 +6,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from kontex.domain.errors import Transient
 from kontex.domain.models import utcnow
-from kontex.ports import BlobStore, Embedder, Events, Store, VectorIndex
+from kontex.ports import BlobStore, Embedder, Event, Events, Store, VectorIndex
+from kontex.services.outbox import Publisher
 
 
 class NullEvents:
     """Events go nowhere: no consumer exists (a Lambda without a topic, a data dir that
     `kontex dev` never served); the composition root picks the real ones."""
 
-    def publish(
-        self,
-        type: str,
-        account_id: str,
-        session_id: str,
-        data: dict[str, Any],
-        event_id: str | None = None,
-    ) -> None:
+    def publish(self, event: Event) -> None:
         return None
 
 
@@ -45,6 +38,11 @@ class Deps:
     # (a factory is called each time: the container caches what it builds)
     embedder: Embedder | Callable[[], Embedder] | None = None
     index: VectorIndex | Callable[[], VectorIndex] | None = None
+
+    def __post_init__(self) -> None:
+        # what a unit of work announced is published once it commits, through the events
+        # port this Deps holds then (services/outbox.py)
+        self.store.publish_with(lambda events: Publisher(self.store, self.events)(events))
 
     def key_secret(self) -> bytes:
         if callable(self.api_key_secret):

@@ -36,20 +36,28 @@ class Accepted:
     message: str | None
 
 
-def accept(
-    deps: Deps,
-    queue: Queue,
-    key: ApiKey,
-    body: bytes,
-    content_type: str | None,
-    content_encoding: str | None,
-    session_id: str | None,
-) -> Accepted:
-    kind = media_type(content_type)
-    if session_id:
-        sessions.get_session(deps, key.account_id, session_id)  # 404 for a foreign session
-    decoded = decode_request(body, content_type, content_encoding)
-    envelope = {"account_id": key.account_id, "session_id": session_id or None}
+@dataclass(frozen=True)
+class Export:
+    """One OTLP export request as it arrived."""
+
+    key: ApiKey
+    body: bytes
+    content_type: str | None
+    content_encoding: str | None
+    session_id: str | None = None  # the X-Kontex-Session-Id header
+
+
+def _checked(deps: Deps, export: Export) -> str:
+    """The request's media type; a session it names must be the caller's (404 otherwise)."""
+    if export.session_id:
+        sessions.get_session(deps, export.key.account_id, export.session_id)
+    return media_type(export.content_type)
+
+
+def accept(deps: Deps, queue: Queue, export: Export) -> Accepted:
+    kind = _checked(deps, export)
+    decoded = decode_request(export.body, export.content_type, export.content_encoding)
+    envelope = {"account_id": export.key.account_id, "session_id": export.session_id or None}
     overhead = len(json.dumps({**envelope, "spans": []}))
     batches: list[list[str]] = [[]]
     size = overhead
@@ -75,22 +83,12 @@ def _message(envelope: dict[str, Any], spans: list[str]) -> str:
 # -- OTLP logs and metrics ---------------------------------------------------------------------
 
 
-def accept_logs(
-    deps: Deps,
-    queue: Queue,
-    key: ApiKey,
-    body: bytes,
-    content_type: str | None,
-    content_encoding: str | None,
-    session_id: str | None,
-) -> Accepted:
+def accept_logs(deps: Deps, queue: Queue, export: Export) -> Accepted:
     """OTLP logs: the GenAI events (``gen_ai.*.message``, ``gen_ai.choice``...) with a span
     context are queued, per span, as one ``events`` record of that span (the worker joins it to
     its span by trace and span id); other records are acknowledged and ignored."""
-    kind = media_type(content_type)
-    if session_id:
-        sessions.get_session(deps, key.account_id, session_id)
-    decoded = decode_logs_request(body, content_type, content_encoding)
+    kind = _checked(deps, export)
+    decoded = decode_logs_request(export.body, export.content_type, export.content_encoding)
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for record in decoded.records:
         if record["trace_id"] and record["span_id"] and mapping.is_genai_event(record["name"]):
@@ -120,7 +118,7 @@ def accept_logs(
                 "scope": "",
             }
         )
-    envelope = {"account_id": key.account_id, "session_id": session_id or None}
+    envelope = {"account_id": export.key.account_id, "session_id": export.session_id or None}
     rejected, reasons = decoded.rejected, list(decoded.reasons)
     for record in records:
         encoded = json.dumps({**envelope, "spans": [record]}, separators=(",", ":"))
@@ -133,18 +131,12 @@ def accept_logs(
     return Accepted(kind, len(decoded.records), rejected, message)
 
 
-def accept_metrics(
-    deps: Deps,
-    key: ApiKey,
-    body: bytes,
-    content_type: str | None,
-    content_encoding: str | None,
-) -> Accepted:
+def accept_metrics(deps: Deps, export: Export) -> Accepted:
     """OTLP metrics: validated and acknowledged. Per-call usage and latency come from spans
     (``gen_ai.usage.*`` and the span's duration); the aggregated ``gen_ai.client.*`` metrics
     carry no span to join, so they are not stored."""
-    kind = media_type(content_type)
-    decoded = decode_metrics_request(body, content_type, content_encoding)
+    kind = _checked(deps, export)
+    decoded = decode_metrics_request(export.body, export.content_type, export.content_encoding)
     points = sum(len(p) for p in decoded.points.values())
     message = "; ".join(dict.fromkeys(decoded.reasons)) if decoded.rejected else None
     return Accepted(kind, points, decoded.rejected, message)

@@ -35,10 +35,13 @@ def create_key(deps: Deps, label: str, account_id: str | None = None) -> tuple[A
     now = deps.clock()
     if account_id is None:
         account = Account(id=new_id("acct"), created_at=now)
-        deps.store.insert_account(account)
+        with deps.store.unit() as uow:
+            uow.keys.add_account(account)
         account_id = account.id
-    elif deps.store.get_account(account_id) is None:
-        raise NotFound(f"account {account_id} not found")
+    else:
+        with deps.store.unit(write=False) as uow:
+            if uow.keys.account(account_id) is None:
+                raise NotFound(f"account {account_id} not found")
     plaintext = KEY_PREFIX + secrets.token_urlsafe(32)  # 43 characters of randomness
     key = ApiKey(
         id=new_id("key"),
@@ -47,23 +50,28 @@ def create_key(deps: Deps, label: str, account_id: str | None = None) -> tuple[A
         prefix=plaintext[:_DISPLAY_CHARS],
         created_at=now,
     )
-    deps.store.insert_api_key(key, hash_key(deps.key_secret(), plaintext))
+    with deps.store.unit() as uow:
+        uow.keys.add(key, hash_key(deps.key_secret(), plaintext))
     return key, plaintext
 
 
 def authenticate(deps: Deps, presented: str | None) -> ApiKey:
     if not presented or not presented.startswith(KEY_PREFIX):
         raise Unauthorized("a valid API key is required")
-    key = deps.store.find_api_key(hash_key(deps.key_secret(), presented))
+    with deps.store.unit(write=False) as uow:
+        key = uow.keys.find(hash_key(deps.key_secret(), presented))
     if key is None or key.revoked_at is not None:
         raise Unauthorized("a valid API key is required")
     return key
 
 
 def list_keys(deps: Deps, account_id: str) -> list[ApiKey]:
-    return deps.store.list_api_keys(account_id)
+    with deps.store.unit(write=False) as uow:
+        return uow.keys.of_account(account_id)
 
 
 def revoke_key(deps: Deps, account_id: str, key_id: str) -> None:
-    if not deps.store.revoke_api_key(account_id, key_id, deps.clock()):
+    with deps.store.unit() as uow:
+        revoked = uow.keys.revoke(account_id, key_id, deps.clock())
+    if not revoked:
         raise NotFound(f"key {key_id} not found")

@@ -12,7 +12,8 @@ def hit(deps: Deps, key_id: str, kind: str, limit: int) -> None:
     """Count one use of ``kind`` by the key; ``RateLimited`` past ``limit`` in this window."""
     now = int(deps.clock().timestamp())
     window = now - now % WINDOW_SECONDS
-    used = deps.store.hit_rate_limit(key_id, kind, window)
+    with deps.store.unit() as uow:
+        used = uow.keys.hit(key_id, kind, window)
     if used > limit:
         retry_after = max(1, window + WINDOW_SECONDS - now)
         raise RateLimited(

@@ -1,4 +1,5 @@
-"""The live feed: the WebSocket protocol of DESIGN.md, and events posted to their subscribers.
+"""The live feed: the WebSocket protocol of docs/design.md
+("Public contracts"), and events posted to their subscribers.
 
 The same code runs behind API Gateway's WebSocket API (``functions/live``, replies through the
 Management API) and behind `kontex dev`'s ``/ws`` (replies written to the local socket): every
@@ -86,18 +87,21 @@ def _json(value: Any) -> bytes:
 def connect(deps: Deps, connection_id: str) -> None:
     """``$connect``: remember the connection, unauthenticated until its first frame."""
     now = deps.clock()
-    deps.store.open_connection(connection_id, now, now + CONNECTION_TTL)
+    with deps.store.unit() as uow:
+        uow.connections.open(connection_id, now, now + CONNECTION_TTL)
 
 
 def disconnect(deps: Deps, connection_id: str) -> None:
     """``$disconnect``: forget the connection and its subscriptions."""
-    deps.store.remove_connection(connection_id)
+    with deps.store.unit() as uow:
+        uow.connections.remove(connection_id)
 
 
 def prune(deps: Deps) -> int:
     """Drop expired connections and old delivery records; returns how many connections."""
     now = deps.clock()
-    return deps.store.remove_expired_connections(now, now - DELIVERIES_KEPT)
+    with deps.store.unit() as uow:
+        return uow.connections.remove_expired(now, now - DELIVERIES_KEPT)
 
 
 # -- requests -----------------------------------------------------------------------------------
@@ -121,13 +125,16 @@ def _text(data: dict[str, Any], name: str) -> str:
 def _subscribe(deps: Deps, account_id: str, connection_id: str, data: dict[str, Any]) -> Any:
     session_id = _text(data, "session_id")
     sessions.get_session(deps, account_id, session_id)  # another account's reads as missing
-    deps.store.subscribe(connection_id, account_id, session_id)
+    with deps.store.unit() as uow:
+        uow.connections.subscribe(connection_id, account_id, session_id)
     return {"session_id": session_id}
 
 
 def _unsubscribe(deps: Deps, account_id: str, connection_id: str, data: dict[str, Any]) -> Any:
     session_id = _text(data, "session_id")
-    if not deps.store.unsubscribe(connection_id, session_id):
+    with deps.store.unit() as uow:
+        unsubscribed = uow.connections.unsubscribe(connection_id, session_id)
+    if not unsubscribed:
         raise NotFound(f"not subscribed to session {session_id}")
     return {"session_id": session_id}
 
@@ -189,13 +196,15 @@ def _post(deps: Deps, connections: Connections, connection_id: str, answer: dict
     try:
         connections.post(connection_id, frame)
     except ConnectionGone:
-        deps.store.remove_connection(connection_id)
+        with deps.store.unit() as uow:
+            uow.connections.remove(connection_id)
 
 
 def receive(deps: Deps, connections: Connections, connection_id: str, body: str | bytes) -> None:
     """``$default``: one message from a client; its answer is posted to the connection."""
     raw = body.encode("utf-8") if isinstance(body, str) else body
-    connection = deps.store.get_connection(connection_id, deps.clock())
+    with deps.store.unit(write=False) as uow:
+        connection = uow.connections.get(connection_id, deps.clock())
     authenticated = connection is not None and connection.authenticated
     if len(raw) > MAX_MESSAGE_BYTES:
         message = f"the message is {len(raw)} bytes, over the 128 KB WebSocket message limit"
@@ -228,7 +237,8 @@ def _refuse(
 def _close(deps: Deps, connections: Connections, connection_id: str) -> None:
     with contextlib.suppress(ConnectionGone):
         connections.close(connection_id)
-    deps.store.remove_connection(connection_id)
+    with deps.store.unit() as uow:
+        uow.connections.remove(connection_id)
 
 
 def _authenticate(
@@ -240,7 +250,9 @@ def _authenticate(
         if not known:  # expired, or never connected: API Gateway would have closed it
             raise Unauthorized("the connection has expired; connect again")
         key = keys.authenticate(deps, presented if isinstance(presented, str) else None)
-        if not deps.store.authenticate_connection(connection_id, key.account_id):
+        with deps.store.unit() as uow:
+            authenticated = uow.connections.authenticate(connection_id, key.account_id)
+        if not authenticated:
             raise Unauthorized("the connection has expired; connect again")
     except Unauthorized as refused:
         answer = _error(refused.code, refused.message, with_id=False)
@@ -342,10 +354,12 @@ def deliver(deps: Deps, connections: Connections, body: str | bytes | dict[str, 
     if event.type not in FEED_TYPES:
         return 0  # not for the feed: consumers ignore types they do not handle
     now = deps.clock()
-    targets = deps.store.subscribers(event.account_id, event.session_id, now)
+    with deps.store.unit(write=False) as uow:
+        targets = uow.connections.subscribers(event.account_id, event.session_id, now)
     if not targets:
         return 0
-    fresh = deps.store.claim_deliveries(event.id, targets, now)
+    with deps.store.unit() as uow:
+        fresh = uow.connections.claim_deliveries(event.id, targets, now)
     frame = event_frame(event)
     failures: list[Exception] = []
 
@@ -354,10 +368,12 @@ def deliver(deps: Deps, connections: Connections, body: str | bytes | dict[str, 
             connections.post(connection_id, frame)
             return True
         except ConnectionGone:
-            deps.store.remove_connection(connection_id)
+            with deps.store.unit() as uow:
+                uow.connections.remove(connection_id)
         except Exception as error:  # retried by the queue, for this connection only
             log.warning("posting %s to %s failed: %s", event.id, connection_id, error)
-            deps.store.release_delivery(event.id, connection_id)
+            with deps.store.unit() as uow:
+                uow.connections.release_delivery(event.id, connection_id)
             failures.append(error)
         return False
 

@@ -78,13 +78,15 @@ def resolve_session(deps: Deps, account_id: str, given: str) -> str:
     given = given.strip()
     if given.startswith(SESSION_ID_PREFIX):
         return sessions.get_session(deps, account_id, given).id
-    found = deps.store.session_for_alias(account_id, given)
+    with deps.store.unit(write=False) as uow:
+        found = uow.traces.alias(account_id, given)
     if found:
         return found
     made = sessions.create_session(
         deps, account_id, given[:200], metadata={"source": "proxy", "external_id": given}
     )
-    return deps.store.add_alias(account_id, given, made.id)
+    with deps.store.unit() as uow:
+        return uow.traces.add_alias(account_id, given, made.id)
 
 
 def admit(
@@ -118,7 +120,8 @@ def admit(
     if given.strip():
         call.session_id = resolve_session(deps, account_id, given)
     if task_id:
-        task = deps.store.get_task(account_id, task_id)
+        with deps.store.unit(write=False) as uow:
+            task = uow.tasks.get(account_id, task_id)
         if task is None or task.session_id != call.session_id:
             raise NotFound(f"task {task_id} not found in the session")
         call.task_id = task_id

@@ -29,7 +29,8 @@ def _page(
     if where.created_after and where.created_before and where.created_after >= where.created_before:
         raise InvalidInput("created_after must be before created_before")
     limit = check_limit(limit)
-    rows = deps.store.query_objects(account_id, where, limit + 1, decode_cursor(cursor))
+    with deps.store.unit(write=False) as uow:
+        rows = uow.queries.objects(account_id, where, limit + 1, decode_cursor(cursor))
     more = len(rows) > limit
     rows = rows[:limit]
     items = []
@@ -55,29 +56,13 @@ def _iso(value: datetime) -> str:
 
 
 def messages(
-    deps: Deps,
-    account_id: str,
-    *,
-    session_id: str | None = None,
-    role: str | None = None,
-    content_type: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    limit: int = 50,
-    cursor: str | None = None,
+    deps: Deps, account_id: str, where: ObjectFilter, limit: int = 50, cursor: str | None = None
 ) -> Page:
-    if role is not None and role not in ("system", "user", "assistant", "tool"):
+    """The distinct messages ``where`` selects (``where.kind`` is ``message``)."""
+    if where.role is not None and where.role not in ("system", "user", "assistant", "tool"):
         raise InvalidInput("role must be one of: system, user, assistant, tool")
-    if content_type is not None and content_type not in CONTENT_TYPES:
+    if where.content_type is not None and where.content_type not in CONTENT_TYPES:
         raise InvalidInput(f"content_type must be one of: {', '.join(CONTENT_TYPES)}")
-    where = ObjectFilter(
-        kind="message",
-        session_id=session_id,
-        role=role,
-        content_type=content_type,
-        created_after=created_after,
-        created_before=created_before,
-    )
 
     def shape(row: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -88,29 +73,13 @@ def messages(
             **body,
         }
 
-    return _page(deps, account_id, where, limit, cursor, shape)
+    return _page(deps, account_id, replace(where, kind="message"), limit, cursor, shape)
 
 
 def tool_calls(
-    deps: Deps,
-    account_id: str,
-    *,
-    session_id: str | None = None,
-    tool_name: str | None = None,
-    is_error: bool | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    limit: int = 50,
-    cursor: str | None = None,
+    deps: Deps, account_id: str, where: ObjectFilter, limit: int = 50, cursor: str | None = None
 ) -> Page:
-    where = ObjectFilter(
-        kind="tool_call",
-        session_id=session_id,
-        tool_name=tool_name,
-        is_error=is_error,
-        created_after=created_after,
-        created_before=created_before,
-    )
+    """The distinct tool calls ``where`` selects, each in every state it was seen in."""
 
     def shape(row: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -120,4 +89,4 @@ def tool_calls(
             "created_at": _iso(row["first_seen_at"]),
         }
 
-    return _page(deps, account_id, where, limit, cursor, shape)
+    return _page(deps, account_id, replace(where, kind="tool_call"), limit, cursor, shape)

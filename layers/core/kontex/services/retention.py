@@ -89,7 +89,8 @@ def prune(
         raise InvalidInput("limit must be at least 1")
     if cutoff.tzinfo is None:
         raise InvalidInput("cutoff must carry a time zone")
-    rows = deps.store.inactive_sessions(cutoff, account_id, limit + 1)
+    with deps.store.unit(write=False) as uow:
+        rows = uow.sessions.inactive(cutoff, account_id, limit + 1)
     result = PruneResult(cutoff=cutoff, dry_run=dry_run, more=len(rows) > limit)
     for row in rows[:limit]:
         found = PrunedSession(**row)

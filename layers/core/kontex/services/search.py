@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from kontex.domain.errors import InvalidInput, NotFound
 from kontex.domain.models import ContextBundle, Message, Snapshot
-from kontex.ports import Embedder, IndexFilter, Point
+from kontex.ports import Embedder, IndexFilter, IndexQuery, Point
 from kontex.services import lexical, outbox, snapshots
 from kontex.services.deps import Deps
 
@@ -92,7 +92,7 @@ def search(
     dense = embedder.embed_query(q) if mode != "sparse" else None
     sparse = lexical.query_vector(q) if mode != "dense" else None
     where = IndexFilter(account_id, session_id=session_id, task_id=task_id, source=source)
-    hits = index.query(dense, sparse, where, limit=limit * 5, mode=mode)
+    hits = index.query(IndexQuery(where, limit * 5, dense, sparse, mode))
     hits.sort(key=lambda h: (-h.score, -float(h.payload.get("created_ts", 0))))
     best: dict[str, SearchHit] = {}
     for hit in hits:
@@ -295,9 +295,8 @@ def _announce(deps: Deps, snapshot: Snapshot, result: Embedded) -> None:
     event = outbox.event(
         "snapshot.embedded", snapshot.account_id, snapshot.session_id, data, deps.clock()
     )
-    with deps.store.unit() as unit:
-        unit.add_event(event)
-    outbox.publish(deps, [event])
+    with deps.store.unit() as uow:
+        uow.announce(event)
 
 
 def forget_session(deps: Deps, account_id: str, session_id: str) -> None:
@@ -335,12 +334,15 @@ def existing_snapshots(
 ) -> Iterator[Snapshot]:
     """Every stored snapshot (of one account, one session), oldest first in each session."""
     every = deps.clock() + timedelta(days=1)  # "idle since tomorrow": every session
-    for row in deps.store.inactive_sessions(every, account_id, 10**9):
+    with deps.store.unit(write=False) as uow:
+        rows = uow.sessions.inactive(every, account_id, 10**9)
+    for row in rows:
         if session_id is not None and row["session_id"] != session_id:
             continue
         after: tuple[str, str] | None = None
         while True:
-            page = deps.store.list_snapshots(row["account_id"], row["session_id"], 500, after)
+            with deps.store.unit(write=False) as uow:
+                page = uow.snapshots.page(row["account_id"], row["session_id"], 500, after)
             yield from page
             if len(page) < 500:
                 break
@@ -351,7 +353,8 @@ def count_snapshots(
     deps: Deps, account_id: str | None = None, session_id: str | None = None
 ) -> int:
     every = deps.clock() + timedelta(days=1)
-    rows = deps.store.inactive_sessions(every, account_id, 10**9)
+    with deps.store.unit(write=False) as uow:
+        rows = uow.sessions.inactive(every, account_id, 10**9)
     return sum(r["snapshots"] for r in rows if session_id is None or r["session_id"] == session_id)
 
 

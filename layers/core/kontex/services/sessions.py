@@ -102,14 +102,15 @@ def create_session(
         created_at=now,
         updated_at=now,
     )
-    announced = _announce("session.updated", session, session.id, now)
-    deps.store.insert_session(session, announced)
-    outbox.publish(deps, [announced])
+    with deps.store.unit() as uow:
+        uow.sessions.add(session)
+        uow.announce(_announce("session.updated", session, session.id, now))
     return session
 
 
 def get_session(deps: Deps, account_id: str, session_id: str) -> Session:
-    session = deps.store.get_session(account_id, session_id)
+    with deps.store.unit(write=False) as uow:
+        session = uow.sessions.get(account_id, session_id)
     if session is None:
         raise NotFound(f"session {session_id} not found")
     return session
@@ -124,9 +125,9 @@ def list_sessions(
     newest_first: bool = False,
 ) -> Page:
     limit = check_limit(limit)
-    rows = deps.store.list_sessions(
-        account_id, status, limit + 1, decode_cursor(cursor), newest_first
-    )
+    after = decode_cursor(cursor)
+    with deps.store.unit(write=False) as uow:
+        rows = uow.sessions.page(account_id, status, limit + 1, after, newest_first)
     return page_of(rows, limit)
 
 
@@ -137,13 +138,12 @@ def update_session(deps: Deps, account_id: str, session_id: str, **changes: Any)
         changes["status"] = parse_enum(SessionStatus, changes["status"], "status")
     if not changes:
         return get_session(deps, account_id, session_id)
-    event_id = new_id("evt")
-    session = deps.store.update_session(
-        account_id, session_id, {**changes, "updated_at": deps.clock()}, event_id
-    )
-    if session is None:
-        raise NotFound(f"session {session_id} not found")
-    outbox.relay(deps, [event_id])
+    now = deps.clock()
+    with deps.store.unit() as uow:
+        session = uow.sessions.update(account_id, session_id, {**changes, "updated_at": now})
+        if session is None:
+            raise NotFound(f"session {session_id} not found")
+        uow.announce(_announce("session.updated", session, session.id, now))
     return session
 
 
@@ -157,12 +157,11 @@ def purge_session(deps: Deps, account_id: str, session_id: str) -> int:
 
     Returns how many blobs went with it.
     """
-    purged = outbox.event(
-        "session.purged", account_id, session_id, {"session_id": session_id}, deps.clock()
-    )
-    if not deps.store.purge_session(account_id, session_id, purged):
-        raise NotFound(f"session {session_id} not found")
-    outbox.publish(deps, [purged])
+    with deps.store.unit() as uow:
+        if not uow.sessions.purge(account_id, session_id):
+            raise NotFound(f"session {session_id} not found")
+        data = {"session_id": session_id}
+        uow.announce(outbox.event("session.purged", account_id, session_id, data, deps.clock()))
     return deps.blobs.delete_prefix(f"{account_id}/{session_id}/")
 
 
@@ -178,7 +177,8 @@ def create_task(
 ) -> Task:
     get_session(deps, account_id, session_id)
     if parent_task_id is not None:
-        parent = deps.store.get_task(account_id, parent_task_id)
+        with deps.store.unit(write=False) as uow:
+            parent = uow.tasks.get(account_id, parent_task_id)
         if parent is None or parent.session_id != session_id:
             raise InvalidInput(
                 "parent_task_id must name a task of the same session",
@@ -194,9 +194,9 @@ def create_task(
         created_at=now,
         updated_at=now,
     )
-    announced = _announce("task.updated", task, session_id, now)
-    deps.store.insert_task(task, announced)
-    outbox.publish(deps, [announced])
+    with deps.store.unit() as uow:
+        uow.tasks.add(task)
+        uow.announce(_announce("task.updated", task, session_id, now))
     return task
 
 
@@ -233,19 +233,19 @@ def ensure_task(
     status: TaskStatus = TaskStatus.ACTIVE,
 ) -> str:
     """The task with this (derived) id, made if missing: idempotent for queue workers."""
-    if deps.store.get_task(account_id, task_id) is None:
-        task = derived_task(deps, account_id, task_id, session_id, name, parent_task_id, status)
-        announced = _announce("task.updated", task, session_id, task.created_at)
-        try:
-            deps.store.insert_task(task, announced)
-        except Conflict:  # made meanwhile by another delivery (which announced it)
-            return task_id
-        outbox.publish(deps, [announced])
+    task = derived_task(deps, account_id, task_id, session_id, name, parent_task_id, status)
+    try:
+        with deps.store.unit() as uow:
+            for made in uow.tasks.add_missing([task]):  # none when another delivery made it
+                uow.announce(task_event(made))
+    except Conflict:  # made meanwhile by another delivery (which announced it)
+        pass
     return task_id
 
 
 def get_task(deps: Deps, account_id: str, task_id: str) -> Task:
-    task = deps.store.get_task(account_id, task_id)
+    with deps.store.unit(write=False) as uow:
+        task = uow.tasks.get(account_id, task_id)
     if task is None:
         raise NotFound(f"task {task_id} not found")
     return task
@@ -258,20 +258,20 @@ def update_task(deps: Deps, account_id: str, task_id: str, **changes: Any) -> Ta
         changes["status"] = parse_enum(TaskStatus, changes["status"], "status")
     if not changes:
         return get_task(deps, account_id, task_id)
-    event_id = new_id("evt")
-    task = deps.store.update_task(
-        account_id, task_id, {**changes, "updated_at": deps.clock()}, event_id
-    )
-    if task is None:
-        raise NotFound(f"task {task_id} not found")
-    outbox.relay(deps, [event_id])
+    now = deps.clock()
+    with deps.store.unit() as uow:
+        task = uow.tasks.update(account_id, task_id, {**changes, "updated_at": now})
+        if task is None:
+            raise NotFound(f"task {task_id} not found")
+        uow.announce(_announce("task.updated", task, task.session_id, now))
     return task
 
 
 def task_tree(deps: Deps, account_id: str, session_id: str) -> list[dict[str, Any]]:
     """The session's tasks as nested dicts: each task with its ``children``, oldest first."""
     get_session(deps, account_id, session_id)
-    tasks = deps.store.list_tasks(account_id, session_id)
+    with deps.store.unit(write=False) as uow:
+        tasks = uow.tasks.of_session(account_id, session_id)
     nodes = {t.id: {**t.model_dump(mode="json"), "children": []} for t in tasks}
     roots: list[dict[str, Any]] = []
     for task in tasks:
@@ -291,10 +291,11 @@ def link_trace(deps: Deps, account_id: str, session_id: str, trace_id: str) -> l
     trace_id = trace_id.strip().lower()
     if not TRACE_ID_RE.fullmatch(trace_id) or trace_id == "0" * 32:
         raise InvalidInput("trace_id must be 32 hex characters, not all zero")
-    linked_to = deps.store.link_trace(account_id, session_id, trace_id, deps.clock())
-    if linked_to != session_id:
-        raise Conflict(
-            f"trace {trace_id} is already linked to another session",
-            details={"session_id": linked_to},
-        )
-    return deps.store.list_traces(account_id, session_id)
+    with deps.store.unit() as uow:
+        linked_to = uow.traces.link(account_id, session_id, trace_id, deps.clock())
+        if linked_to != session_id:
+            raise Conflict(
+                f"trace {trace_id} is already linked to another session",
+                details={"session_id": linked_to},
+            )
+        return uow.traces.of_session(account_id, session_id)

@@ -5,8 +5,8 @@ needs once and writes all its rows, so a snapshot is never half-written. Large f
 the object store before the transaction (idempotent). A task's snapshots form one chain: the
 writer locks the task row, takes its head as the parent and moves the head; the database refuses
 a second child of one parent (unique index), and a writer that meets that conflict retries.
-Each writes its event to the outbox in the same transaction, and publishes it after the commit
-(``services/outbox.py``).
+Each announces its event in the same unit (``uow.announce``): the outbox row is written in the
+transaction, and the event is published after the commit (``services/outbox.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from kontex.domain.models import (
     ToolCall,
 )
 from kontex.ids import new_id
-from kontex.ports import Event, Page, Revision, SnapshotUnit
+from kontex.ports import Event, Page, Revision, UnitOfWork
 from kontex.services import bundles, outbox
 from kontex.services.deps import Deps
 from kontex.services.sessions import _name, check_limit, decode_cursor, get_session, page_of
@@ -58,17 +58,22 @@ def _retrying(deps: Deps, snapshot_id: str | None, attempt: Callable[[], T]) -> 
         try:
             return attempt()
         except Conflict:
-            if snapshot_id is not None and deps.store.snapshot_exists(snapshot_id):
+            if snapshot_id is not None and _exists(deps, snapshot_id):
                 raise
             if tries == LINEAGE_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
 
 
+def _exists(deps: Deps, snapshot_id: str) -> bool:
+    with deps.store.unit(write=False) as uow:
+        return uow.snapshots.exists(snapshot_id)
+
+
 def _locked_task(
-    unit: SnapshotUnit, account_id: str, task_id: str
+    uow: UnitOfWork, account_id: str, task_id: str
 ) -> tuple[Task, str | None, bytes | None]:
-    found = unit.lock_task(account_id, task_id)
+    found = uow.snapshots.lock_head(account_id, task_id)
     if found is None:
         raise NotFound(f"task {task_id} not found")
     return found
@@ -96,19 +101,20 @@ def create_snapshot(
     plan = bundles.plan(bundle)
     large_bytes = 0
     if plan.large_bodies:  # object-store writes happen before the transaction, idempotent
-        task = deps.store.get_task(account_id, task_id)
+        with deps.store.unit(write=False) as uow:
+            task = uow.tasks.get(account_id, task_id)
         if task is None:
             raise NotFound(f"task {task_id} not found")
         large_bytes = bundles.put_large_bodies(deps.blobs, account_id, task.session_id, plan)
 
     def attempt() -> Snapshot:
-        with deps.store.unit() as unit:
-            found = unit.lock_and_lookup(account_id, task_id, *bundles.needs(plan))
+        with deps.store.unit() as uow:
+            found = uow.snapshots.lock_head_and_lookup(account_id, task_id, *bundles.needs(plan))
             if found is None:
                 raise NotFound(f"task {task_id} not found")
             (task, head, head_manifest), known, chunks = found
             written = bundles.write(
-                unit,
+                uow.content,
                 task.session_id,
                 plan,
                 now,
@@ -133,19 +139,16 @@ def create_snapshot(
                 created_at=now,
                 usage=bundle.usage,
             )
-            unit.add_snapshot(snapshot, written.manifest)
-            announced.append(_event("snapshot.created", snapshot, now))
-            unit.add_event(announced[-1])
+            uow.snapshots.add(snapshot, written.manifest)
+            uow.announce(_event("snapshot.created", snapshot, now))
             return snapshot
 
-    announced: list[Event] = []
-    snapshot = _retrying(deps, snapshot_id, attempt)
-    outbox.publish(deps, announced[-1:])
-    return snapshot
+    return _retrying(deps, snapshot_id, attempt)
 
 
 def get_snapshot(deps: Deps, account_id: str, snapshot_id: str) -> Snapshot:
-    snapshot = deps.store.get_snapshot(account_id, snapshot_id)
+    with deps.store.unit(write=False) as uow:
+        snapshot = uow.snapshots.get(account_id, snapshot_id)
     if snapshot is None:
         raise NotFound(f"snapshot {snapshot_id} not found")
     return snapshot
@@ -153,19 +156,19 @@ def get_snapshot(deps: Deps, account_id: str, snapshot_id: str) -> Snapshot:
 
 def _read(
     deps: Deps,
-    unit: SnapshotUnit,
+    uow: UnitOfWork,
     account_id: str,
     snapshot_id: str,
     revision: int | None,
     found: tuple[Snapshot, bytes | None] | None = None,
 ) -> tuple[Snapshot, bytes, ContextBundle]:
-    found = found or unit.snapshot(account_id, snapshot_id)
+    found = found or uow.snapshots.stored(account_id, snapshot_id)
     if found is None:
         raise NotFound(f"snapshot {snapshot_id} not found")
     snapshot, manifest = found
     bundle_hash = snapshot.bundle_hash
     if revision is not None:
-        rev = unit.revision(account_id, snapshot_id, revision)
+        rev = uow.snapshots.revision(account_id, snapshot_id, revision)
         if rev is None:
             raise NotFound(f"revision {revision} of snapshot {snapshot_id} not found")
         manifest, bundle_hash = rev.manifest, rev.bundle_hash
@@ -173,7 +176,9 @@ def _read(
         raise Conflict(
             f"snapshot {snapshot_id} was written by an older version: run `kontex migrate`"
         )
-    bundle = bundles.read(unit, deps.blobs, account_id, snapshot.session_id, manifest, bundle_hash)
+    bundle = bundles.read(
+        uow.content, deps.blobs, account_id, snapshot.session_id, manifest, bundle_hash
+    )
     return snapshot, manifest, bundle
 
 
@@ -182,8 +187,8 @@ def read(
 ) -> tuple[Snapshot, ContextBundle]:
     """The snapshot and its bundle as it stands, or as it was at ``revision`` (0: as first
     written); one transaction, every item verified."""
-    with deps.store.unit(write=False) as unit:
-        snapshot, _, bundle = _read(deps, unit, account_id, snapshot_id, revision)
+    with deps.store.unit(write=False) as uow:
+        snapshot, _, bundle = _read(deps, uow, account_id, snapshot_id, revision)
     return snapshot, bundle
 
 
@@ -195,11 +200,11 @@ def get_bundle(
 
 def read_latest(deps: Deps, account_id: str, task_id: str) -> tuple[Snapshot, ContextBundle]:
     """The task's latest snapshot (its head) with its bundle, in one transaction."""
-    with deps.store.unit(write=False) as unit:
-        found = unit.head_snapshot(account_id, task_id)
+    with deps.store.unit(write=False) as uow:
+        found = uow.snapshots.head(account_id, task_id)
         if found is None:
             raise NotFound(f"task {task_id} not found or without snapshots")
-        snapshot, _, bundle = _read(deps, unit, account_id, found[0].id, None, found)
+        snapshot, _, bundle = _read(deps, uow, account_id, found[0].id, None, found)
     return snapshot, bundle
 
 
@@ -208,13 +213,18 @@ def list_snapshots(
 ) -> Page:
     get_session(deps, account_id, session_id)
     limit = check_limit(limit)
-    rows = deps.store.list_snapshots(account_id, session_id, limit + 1, decode_cursor(cursor))
+    after = decode_cursor(cursor)
+    with deps.store.unit(write=False) as uow:
+        rows = uow.snapshots.page(account_id, session_id, limit + 1, after)
     return page_of(rows, limit)
 
 
 def list_revisions(deps: Deps, account_id: str, snapshot_id: str) -> list[Revision]:
-    get_snapshot(deps, account_id, snapshot_id)
-    return deps.store.list_revisions(account_id, snapshot_id)
+    with deps.store.unit(write=False) as uow:
+        revisions = uow.snapshots.revisions(account_id, snapshot_id)
+    if not revisions:  # seq 0 is the snapshot itself: none means no such snapshot
+        raise NotFound(f"snapshot {snapshot_id} not found")
+    return revisions
 
 
 def rollback(deps: Deps, account_id: str, snapshot_id: str) -> Snapshot:
@@ -225,9 +235,9 @@ def rollback(deps: Deps, account_id: str, snapshot_id: str) -> Snapshot:
     """
 
     def attempt() -> Snapshot:
-        with deps.store.unit() as unit:
-            source, source_manifest, _ = _read(deps, unit, account_id, snapshot_id, None)
-            _, head, _ = _locked_task(unit, account_id, source.task_id)
+        with deps.store.unit() as uow:
+            source, source_manifest, _ = _read(deps, uow, account_id, snapshot_id, None)
+            _, head, _ = _locked_task(uow, account_id, source.task_id)
             now = deps.clock()
             manifest = bundles.restamp(
                 source_manifest, source=SnapshotSource.ROLLBACK.value, captured_at=now.isoformat()
@@ -248,15 +258,11 @@ def rollback(deps: Deps, account_id: str, snapshot_id: str) -> Snapshot:
                 captured_at=now,
                 created_at=now,
             )
-            unit.add_snapshot(snapshot, manifest)
-            announced.append(_event("snapshot.created", snapshot, now))
-            unit.add_event(announced[-1])
+            uow.snapshots.add(snapshot, manifest)
+            uow.announce(_event("snapshot.created", snapshot, now))
             return snapshot
 
-    announced: list[Event] = []
-    snapshot = _retrying(deps, None, attempt)
-    outbox.publish(deps, announced[-1:])
-    return snapshot
+    return _retrying(deps, None, attempt)
 
 
 def fork(
@@ -273,9 +279,9 @@ def fork(
     content is stored in that session.
     """
     target = get_session(deps, account_id, session_id) if session_id is not None else None
-    with deps.store.unit() as unit:
-        source, source_manifest, bundle = _read(deps, unit, account_id, snapshot_id, None)
-        source_task, _, _ = _locked_task(unit, account_id, source.task_id)
+    with deps.store.unit() as uow:
+        source, source_manifest, bundle = _read(deps, uow, account_id, snapshot_id, None)
+        source_task, _, _ = _locked_task(uow, account_id, source.task_id)
         now = deps.clock()
         same = target is None or target.id == source.session_id
         task = Task(
@@ -287,14 +293,14 @@ def fork(
             created_at=now,
             updated_at=now,
         )
-        unit.add_task(task)
+        uow.tasks.add(task)
         if same:
             manifest, bundle_hash, stored = source_manifest, source.bundle_hash, 0
             token_total = source.token_total
         else:
             plan = bundles.plan(bundle)
             large = bundles.put_large_bodies(deps.blobs, account_id, task.session_id, plan)
-            written = bundles.write(unit, task.session_id, plan, now, large_bytes=large)
+            written = bundles.write(uow.content, task.session_id, plan, now, large_bytes=large)
             manifest, bundle_hash, stored = (
                 written.manifest,
                 written.bundle_hash,
@@ -316,15 +322,10 @@ def fork(
             captured_at=source.captured_at,
             created_at=now,
         )
-        unit.add_snapshot(snapshot, manifest)
+        uow.snapshots.add(snapshot, manifest)
         task_data = task.model_dump(mode="json", exclude={"account_id"})
-        events = [
-            outbox.event("task.updated", account_id, task.session_id, task_data, now),
-            _event("snapshot.created", snapshot, now),
-        ]
-        for e in events:
-            unit.add_event(e)
-    outbox.publish(deps, events)
+        uow.announce(outbox.event("task.updated", account_id, task.session_id, task_data, now))
+        uow.announce(_event("snapshot.created", snapshot, now))
     return task, snapshot
 
 
@@ -368,8 +369,8 @@ def enrich(deps: Deps, account_id: str, snapshot_id: str, changes: dict[str, Any
         snapshot = get_snapshot(deps, account_id, snapshot_id)
         given = bundles.plan(ContextBundle(files=given_files))
         large = bundles.put_large_bodies(deps.blobs, account_id, snapshot.session_id, given)
-    with deps.store.unit() as unit:
-        snapshot, manifest, current = _read(deps, unit, account_id, snapshot_id, None)
+    with deps.store.unit() as uow:
+        snapshot, manifest, current = _read(deps, uow, account_id, snapshot_id, None)
         if now > snapshot.created_at + timedelta(seconds=deps.enrich_window_seconds):
             raise EnrichWindowExpired(
                 f"snapshot {snapshot_id} can be enriched only within"
@@ -383,17 +384,17 @@ def enrich(deps: Deps, account_id: str, snapshot_id: str, changes: dict[str, Any
             update["log_events"] = [*current.log_events, *events]
         enriched = ContextBundle.model_validate({**current.model_dump(), **update})
         written = bundles.write(
-            unit,
+            uow.content,
             snapshot.session_id,
             bundles.plan(enriched),
             now,
             parent_manifest=manifest,
             large_bytes=large,
         )
-        unit.add_revision(
+        uow.snapshots.add_revision(
             Revision(
                 snapshot_id=snapshot_id,
-                seq=unit.revision_count(snapshot_id) + 1,  # seq 0 is the original
+                seq=uow.snapshots.revision_count(snapshot_id) + 1,  # seq 0 is the original
                 bundle_hash=written.bundle_hash,
                 token_total=written.token_total,
                 model=enriched.model,
@@ -411,7 +412,5 @@ def enrich(deps: Deps, account_id: str, snapshot_id: str, changes: dict[str, Any
                 "enriched_at": now,
             }
         )
-        announced = _event("snapshot.enriched", result, now)
-        unit.add_event(announced)
-    outbox.publish(deps, [announced])
+        uow.announce(_event("snapshot.enriched", result, now))
     return result

@@ -47,11 +47,11 @@ in the trace's own task).
 Ids of tasks and snapshots made from spans derive from (account, trace, span), so a
 redelivered or re-exported span meets a ``Conflict`` and creates nothing twice.
 
-A queue batch is one unit of work with a bounded number of transactions, however many spans
-it holds: its spans are stored in one, the traces it touches read in two (spans, links), the
+A queue batch takes a bounded number of units of work (transactions), however many spans it
+holds: its spans are stored in one, the traces it touches read in one (spans and links), the
 external session names resolved in one, the tasks made in one and the processed spans marked
-done in one. What remains per span is the snapshot write itself (``create_snapshot``) and,
-for a new session name, making that session.
+done in one. What remains per span is the snapshot write itself (``create_snapshot``, a unit of
+its own) and, for a new session name, making that session: five units plus one per snapshot.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from kontex.domain.errors import Conflict
+from kontex.domain.errors import Conflict, NotFound
 from kontex.domain.models import (
     ContextBundle,
     Session,
@@ -73,7 +73,7 @@ from kontex.domain.models import (
 from kontex.ids import derived_id
 from kontex.otlp import mapping
 from kontex.ports import Queue
-from kontex.services import outbox, pricing, sessions, snapshots
+from kontex.services import pricing, sessions, snapshots
 from kontex.services.conversation import conversation_tool_calls
 from kontex.services.deps import Deps
 from kontex.services.ingest import SPANS_QUEUE
@@ -114,7 +114,8 @@ def store_batch(
     if not spans and not retries:
         return 0
     if spans:
-        deps.store.insert_spans(spans, deps.clock())
+        with deps.store.unit() as uow:
+            uow.spans.add(spans, deps.clock())
     keys = [(account_id, span["trace_id"]) for account_id, span in spans] + retries
     return process_traces(deps, keys, waiting)
 
@@ -152,8 +153,9 @@ def process_traces(
 ) -> int:
     """Process the pending spans of each (account_id, trace_id); returns snapshots made."""
     keys = list(dict.fromkeys(keys))
-    found = deps.store.trace_spans(keys)
-    linked = deps.store.trace_sessions(keys)
+    with deps.store.unit(write=False) as uow:
+        found = uow.spans.of_traces(keys)
+        linked = uow.traces.sessions_of(keys)
     batch = _Batch(deps)
     traces = [_Trace(batch, a, t, found[(a, t)], linked.get((a, t))) for a, t in keys]
     batch.resolve_names(traces)
@@ -175,8 +177,9 @@ def process_traces(
             work.append((trace, span, session_id))
     if batch.tasks:
         tasks = list(batch.tasks.values())
-        new = deps.store.ensure_tasks(tasks, [sessions.task_event(t) for t in tasks])
-        outbox.publish(deps, new)
+        with deps.store.unit() as uow:
+            for task in uow.tasks.add_missing(tasks):
+                uow.announce(sessions.task_event(task))
     made = 0
     for trace, span, session_id in work:
         if span["kind"] == "llm" and trace.content(span):
@@ -185,7 +188,8 @@ def process_traces(
             made += trace.snapshot_tool(span, session_id)
         span["done"] = True
     if work:
-        deps.store.mark_spans_done([(t.account_id, t.trace_id, s["span_id"]) for t, s, _ in work])
+        with deps.store.unit() as uow:
+            uow.spans.mark_done([(t.account_id, t.trace_id, s["span_id"]) for t, s, _ in work])
     return made
 
 
@@ -212,7 +216,8 @@ class _Batch:
         )
         if not names:
             return
-        self.sessions = self.deps.store.sessions_named(names)
+        with self.deps.store.unit(write=False) as uow:
+            self.sessions = uow.traces.sessions_named(names)
         for account_id, name in names:
             if (account_id, name) not in self.sessions:
                 self.sessions[(account_id, name)] = self._new_session(account_id, name)
@@ -224,7 +229,8 @@ class _Batch:
             name[:200],
             metadata={"source": "openllmetry", "external_id": name},
         )
-        return self.deps.store.add_alias(account_id, name, made.id)
+        with self.deps.store.unit() as uow:
+            return uow.traces.add_alias(account_id, name, made.id)
 
     def task(
         self,
@@ -418,10 +424,10 @@ class _Trace:
         task_id = self.task_for(span, session_id)
         previous = self.batch.latest.get(task_id)
         if previous is None:
-            latest = self.deps.store.latest_snapshot(self.account_id, task_id)
-            if latest is None:
+            try:
+                previous = snapshots.read_latest(self.deps, self.account_id, task_id)[1]
+            except NotFound:
                 return False  # merged into the next LLM snapshot of the trace
-            previous = snapshots.get_bundle(self.deps, self.account_id, latest.id)
         call = mapping.tool_execution(span)
         bundle = previous.model_copy(
             update={

@@ -18,11 +18,13 @@ def save(deps: Deps, account_id: str, thread_id: str, user_data: str) -> ThreadS
     thread_id = _thread_id(thread_id)
     if len(user_data.encode("utf-8")) > THREAD_STATE_MAX_BYTES:
         raise PayloadTooLarge("user_data is larger than 1 MiB")
-    return deps.store.put_thread_state(account_id, thread_id, user_data, deps.clock())
+    with deps.store.unit() as uow:
+        return uow.threads.put(account_id, thread_id, user_data, deps.clock())
 
 
 def restore(deps: Deps, account_id: str, thread_id: str) -> ThreadState | None:
-    return deps.store.get_thread_state(account_id, _thread_id(thread_id))
+    with deps.store.unit(write=False) as uow:
+        return uow.threads.get(account_id, _thread_id(thread_id))
 
 
 def get(deps: Deps, account_id: str, thread_id: str) -> ThreadState:
@@ -33,5 +35,7 @@ def get(deps: Deps, account_id: str, thread_id: str) -> ThreadState:
 
 
 def delete(deps: Deps, account_id: str, thread_id: str) -> None:
-    if not deps.store.delete_thread_state(account_id, _thread_id(thread_id)):
+    with deps.store.unit() as uow:
+        deleted = uow.threads.delete(account_id, _thread_id(thread_id))
+    if not deleted:
         raise NotFound(f"thread {thread_id} has no saved state")

@@ -50,7 +50,8 @@ def read_v1_bundle(
         head = manifest.get(name)
         if head is None:
             return []
-        chain = deps.store.v1_chain(session_id, head)
+        with deps.store.unit(write=False) as uow:
+            chain = uow.upgrade.v1_chain(session_id, head)
         return [json.loads(b) for b in _fetch(deps, prefix, chain)]
 
     entries = items("files")
@@ -78,17 +79,18 @@ def read_v1_bundle(
 
 def upgrade_v1(deps: Deps, progress: Callable[[int, int], None] | None = None) -> int:
     """Give every v1 snapshot and revision its v2 manifest; returns how many rows moved."""
-    pending = deps.store.v1_rows()
+    with deps.store.unit(write=False) as uow:
+        pending = uow.upgrade.v1_rows()
     for done, row in enumerate(pending, start=1):
         bundle = read_v1_bundle(deps, row["account_id"], row["session_id"], row["bundle_hash"])
         plan = bundles.plan(bundle)
         plan.given_total = bundle.token_total
         large = bundles.put_large_bodies(deps.blobs, row["account_id"], row["session_id"], plan)
-        with deps.store.unit() as unit:
+        with deps.store.unit() as uow:
             written = bundles.write(
-                unit, row["session_id"], plan, row["created_at"], large_bytes=large
+                uow.content, row["session_id"], plan, row["created_at"], large_bytes=large
             )
-            unit.set_v2_manifest(
+            uow.upgrade.set_v2_manifest(
                 row["snapshot_id"], row["seq"], written.manifest, written.bundle_hash
             )
         if progress is not None:

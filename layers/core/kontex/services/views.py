@@ -8,6 +8,7 @@ from typing import Any
 
 from kontex.domain.errors import InvalidInput
 from kontex.domain.models import ToolCall
+from kontex.ports import UnitOfWork
 from kontex.services.deps import Deps
 from kontex.services.sessions import get_session
 from kontex.services.snapshots import get_bundle, get_snapshot
@@ -76,11 +77,11 @@ def diff(deps: Deps, account_id: str, session_id: str, from_id: str, to_id: str)
     }
 
 
-def _all_snapshots(deps: Deps, account_id: str, session_id: str) -> list[Any]:
+def _all_snapshots(uow: UnitOfWork, account_id: str, session_id: str) -> list[Any]:
     out: list[Any] = []
     after: tuple[str, str] | None = None
     while True:
-        batch = deps.store.list_snapshots(account_id, session_id, 500, after)
+        batch = uow.snapshots.page(account_id, session_id, 500, after)
         out.extend(batch)
         if len(batch) < 500:
             return out
@@ -91,8 +92,9 @@ def timeline(deps: Deps, account_id: str, session_id: str) -> list[dict[str, Any
     """Every snapshot of the session, oldest first; ``token_delta`` is against its parent
     (the task's previous snapshot), or its whole total for a task's first snapshot."""
     get_session(deps, account_id, session_id)
-    names = {t.id: t.name for t in deps.store.list_tasks(account_id, session_id)}
-    snaps = _all_snapshots(deps, account_id, session_id)
+    with deps.store.unit(write=False) as uow:
+        names = {t.id: t.name for t in uow.tasks.of_session(account_id, session_id)}
+        snaps = _all_snapshots(uow, account_id, session_id)
     totals = {s.id: s.token_total for s in snaps}
     return [
         {
@@ -107,8 +109,9 @@ def timeline(deps: Deps, account_id: str, session_id: str) -> list[dict[str, Any
 def graph(deps: Deps, account_id: str, session_id: str) -> dict[str, Any]:
     """The task tree as ReactFlow nodes and edges, laid out by depth (x) and order (y)."""
     get_session(deps, account_id, session_id)
-    tasks = deps.store.list_tasks(account_id, session_id)
-    snaps = _all_snapshots(deps, account_id, session_id)
+    with deps.store.unit(write=False) as uow:
+        tasks = uow.tasks.of_session(account_id, session_id)
+        snaps = _all_snapshots(uow, account_id, session_id)
     count: dict[str, int] = defaultdict(int)
     latest: dict[str, int] = {}
     for s in snaps:  # oldest first: the last one seen is the latest
@@ -149,7 +152,8 @@ def graph(deps: Deps, account_id: str, session_id: str) -> dict[str, Any]:
 
 def stats(deps: Deps, account_id: str, session_id: str) -> dict[str, Any]:
     session = get_session(deps, account_id, session_id)
-    raw = deps.store.session_stats(account_id, session_id)
+    with deps.store.unit(write=False) as uow:
+        raw = uow.queries.session_stats(account_id, session_id)
     last = max(t for t in (session.updated_at, raw.get("last_snapshot_at")) if t is not None)
     return {
         # the session's own change or its newest snapshot, whichever is later (the dashboard)
@@ -177,4 +181,5 @@ def stats(deps: Deps, account_id: str, session_id: str) -> dict[str, Any]:
 def usage(deps: Deps, account_id: str) -> dict[str, Any]:
     now: datetime = deps.clock()
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return deps.store.usage(account_id, month_start)
+    with deps.store.unit(write=False) as uow:
+        return uow.queries.usage(account_id, month_start)

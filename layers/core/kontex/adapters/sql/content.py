@@ -1,0 +1,121 @@
+"""Content (``ContentRepository``): each distinct item of a session and the chunks of its
+lists, stored once per session and addressed by hash."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from kontex.adapters.sql.base import CHUNK, Work, chunked, marks
+from kontex.ports import ItemRow
+
+INSERT_ITEMS_SQL = (
+    "INSERT INTO items (session_id, item_hash, kind, body, tokens, role, has_text,"
+    " has_tool_use, has_tool_result, tool_name, is_error, position, first_seen_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+INSERT_CHUNKS_SQL = (
+    "INSERT INTO chunks (session_id, chunk_hash, refs) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+)
+
+
+def lookup_sql(
+    session: str, session_params: list[Any], items: Sequence[bytes], chunks: Sequence[bytes]
+) -> tuple[str, list[Any]]:
+    """One statement answering which items (``k`` 0, their tokens) and chunks (``k`` 1, their
+    refs) the session (an SQL expression and its parameters) has."""
+    parts, params = [], []
+    if items:
+        parts.append(
+            "SELECT 0 AS k, item_hash AS h, tokens AS n, NULL AS refs FROM items"
+            f" WHERE session_id = {session} AND item_hash IN ({marks(items)})"
+        )
+        params += [*session_params, *items]
+    if chunks:
+        parts.append(
+            "SELECT 1 AS k, chunk_hash AS h, 0 AS n, refs FROM chunks"
+            f" WHERE session_id = {session} AND chunk_hash IN ({marks(chunks)})"
+        )
+        params += [*session_params, *chunks]
+    return " UNION ALL ".join(parts), params
+
+
+def found(rows: list[dict[str, Any]]) -> tuple[dict[bytes, int], dict[bytes, bytes]]:
+    found_items: dict[bytes, int] = {}
+    found_chunks: dict[bytes, bytes] = {}
+    for r in rows:
+        if r["k"] == 0:
+            found_items[bytes(r["h"])] = int(r["n"])
+        else:
+            found_chunks[bytes(r["h"])] = bytes(r["refs"])
+    return found_items, found_chunks
+
+
+class SqlContent:
+    def __init__(self, work: Work) -> None:
+        self._work = work
+
+    def lookup(
+        self, session_id: str, items: Sequence[bytes], chunks: Sequence[bytes]
+    ) -> tuple[dict[bytes, int], dict[bytes, bytes]]:
+        if not items and not chunks:
+            return {}, {}
+        if len(items) + len(chunks) > CHUNK:
+            return self.known_items(session_id, items), self.chunks(session_id, chunks)
+        return found(self._work.run(*lookup_sql("?", [session_id], items, chunks)))
+
+    def _by_address(
+        self, table: str, key: str, value: str, session_id: str, addresses: Sequence[bytes]
+    ) -> dict[bytes, Any]:
+        """``value`` of the session's rows of ``table`` whose ``key`` is one of ``addresses``
+        (our own table and column names, never input)."""
+        result: dict[bytes, Any] = {}
+        for part in chunked(addresses):
+            rows = self._work.run(
+                f"SELECT {key} AS k, {value} AS v FROM {table}"
+                f" WHERE session_id = ? AND {key} IN ({marks(part)})",
+                [session_id, *part],
+            )
+            result.update((bytes(r["k"]), r["v"]) for r in rows)
+        return result
+
+    def known_items(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, int]:
+        got = self._by_address("items", "item_hash", "tokens", session_id, addresses)
+        return {k: int(v) for k, v in got.items()}
+
+    def items(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, bytes]:
+        got = self._by_address("items", "item_hash", "body", session_id, addresses)
+        return {k: bytes(v) for k, v in got.items()}
+
+    def chunks(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, bytes]:
+        got = self._by_address("chunks", "chunk_hash", "refs", session_id, addresses)
+        return {k: bytes(v) for k, v in got.items()}
+
+    def add_items(self, session_id: str, at: datetime, rows: Sequence[ItemRow]) -> None:
+        self._work.later(
+            INSERT_ITEMS_SQL,
+            [
+                (
+                    session_id,
+                    r.address,
+                    r.kind,
+                    r.body,
+                    r.tokens,
+                    r.index.get("role"),
+                    bool(r.index.get("has_text", False)),
+                    bool(r.index.get("has_tool_use", False)),
+                    bool(r.index.get("has_tool_result", False)),
+                    r.index.get("tool_name"),
+                    bool(r.index.get("is_error", False)),
+                    r.position,
+                    at,
+                )
+                for r in rows
+            ],
+        )
+
+    def add_chunks(self, session_id: str, chunks: dict[bytes, bytes]) -> None:
+        self._work.later(
+            INSERT_CHUNKS_SQL, [(session_id, address, refs) for address, refs in chunks.items()]
+        )

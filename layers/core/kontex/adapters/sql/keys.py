@@ -1,0 +1,61 @@
+"""Accounts, API keys and the keys' rate-limit windows (``KeyRepository``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from kontex.adapters.sql.base import Work
+from kontex.domain.models import Account, ApiKey
+
+INSERT_ACCOUNT_SQL = "INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)"
+SELECT_ACCOUNT_SQL = "SELECT id, name, created_at FROM accounts WHERE id = ?"
+KEY_COLUMNS = "id, account_id, label, prefix, created_at, revoked_at"
+INSERT_KEY_SQL = (
+    "INSERT INTO api_keys (id, account_id, label, prefix, key_hash, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+SELECT_KEY_BY_HASH_SQL = f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?"
+SELECT_KEYS_SQL = f"SELECT {KEY_COLUMNS} FROM api_keys WHERE account_id = ? ORDER BY created_at, id"
+REVOKE_KEY_SQL = (
+    "UPDATE api_keys SET revoked_at = ? WHERE account_id = ? AND id = ?"
+    " AND revoked_at IS NULL RETURNING id"
+)
+HIT_SQL = (
+    "INSERT INTO rate_limits (key_id, kind, window_start, hits) VALUES (?, ?, ?, 1)"
+    " ON CONFLICT (key_id, kind, window_start) DO UPDATE"
+    " SET hits = rate_limits.hits + 1 RETURNING hits"
+)
+DROP_OLD_WINDOWS_SQL = "DELETE FROM rate_limits WHERE key_id = ? AND kind = ? AND window_start < ?"
+
+
+class SqlKeys:
+    def __init__(self, work: Work) -> None:
+        self._work = work
+
+    def add_account(self, account: Account) -> None:
+        self._work.run(INSERT_ACCOUNT_SQL, [account.id, account.name, account.created_at])
+
+    def account(self, account_id: str) -> Account | None:
+        row = self._work.one(SELECT_ACCOUNT_SQL, [account_id])
+        return Account(**row) if row else None
+
+    def add(self, key: ApiKey, key_hash: str) -> None:
+        self._work.run(
+            INSERT_KEY_SQL,
+            [key.id, key.account_id, key.label, key.prefix, key_hash, key.created_at],
+        )
+
+    def find(self, key_hash: str) -> ApiKey | None:
+        row = self._work.one(SELECT_KEY_BY_HASH_SQL, [key_hash])
+        return ApiKey(**row) if row else None
+
+    def of_account(self, account_id: str) -> list[ApiKey]:
+        return [ApiKey(**r) for r in self._work.run(SELECT_KEYS_SQL, [account_id])]
+
+    def revoke(self, account_id: str, key_id: str, at: datetime) -> bool:
+        return bool(self._work.run(REVOKE_KEY_SQL, [at, account_id, key_id]))
+
+    def hit(self, key_id: str, kind: str, window_start: int) -> int:
+        rows = self._work.run(HIT_SQL, [key_id, kind, window_start])
+        self._work.run(DROP_OLD_WINDOWS_SQL, [key_id, kind, window_start])
+        return int(rows[0]["hits"])

@@ -1,0 +1,189 @@
+"""The read model of the query and usage views (``QueryRepository``)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from kontex.adapters.sql.base import Work, as_time
+from kontex.domain.errors import InvalidInput
+from kontex.ports import ObjectFilter
+
+INDEXED = {"message": "message", "tool_call": "tool_call"}  # the kinds the queries read
+CONTENT_COLUMN = {"text": "has_text", "tool_use": "has_tool_use", "tool_result": "has_tool_result"}
+OBJECTS_SQL = (
+    "SELECT i.session_id, i.item_hash, i.kind, i.body, i.tokens, i.is_error,"
+    " i.first_seen_at, i.position"
+    " FROM items i JOIN sessions s ON s.id = i.session_id"
+    " WHERE s.account_id = ? AND i.kind = '{kind}'"  # a literal: kinds are our own constants
+)
+OBJECTS_AFTER_SQL = (  # the cursor's id part is "<position>:<address hex>"
+    " AND (i.first_seen_at > ? OR (i.first_seen_at = ?"
+    " AND (i.position > ? OR (i.position = ? AND i.item_hash > ?))))"
+)
+MESSAGE_COUNTS_SQL = (
+    "SELECT i.kind, i.is_error, COUNT(*) AS n"
+    " FROM items i JOIN sessions s ON s.id = i.session_id"
+    " WHERE s.account_id = ? AND i.session_id = ?"
+    " AND i.kind = 'message' GROUP BY i.kind, i.is_error"
+)
+# A call is stored once per state it was seen in (pending, then with its output): counted by
+# id, in its last state.
+TOOL_CALLS_SQL = (
+    "SELECT i.body FROM items i JOIN sessions s ON s.id = i.session_id"
+    " WHERE s.account_id = ? AND i.session_id = ? AND i.kind = 'tool_call'"
+    " ORDER BY i.first_seen_at, i.position"
+)
+# Sums over the snapshots that are one captured LLM call each (usage columns set).
+USAGE_SUMS = (
+    "COALESCE(SUM(CASE WHEN usage_input_tokens IS NOT NULL THEN 1 ELSE 0 END), 0) AS calls,"
+    " COALESCE(SUM(usage_input_tokens), 0) AS input_tokens,"
+    " COALESCE(SUM(usage_output_tokens), 0) AS output_tokens,"
+    " COALESCE(SUM(usage_cache_read_tokens), 0) AS cache_read_tokens,"
+    " COALESCE(SUM(usage_cache_write_tokens), 0) AS cache_write_tokens,"
+    " COALESCE(SUM(usage_latency_ms), 0) AS latency_ms,"
+    " SUM(usage_cost_usd) AS cost_usd,"
+    " COALESCE(SUM(CASE WHEN usage_input_tokens IS NOT NULL AND usage_cost_usd IS NULL"
+    " THEN 1 ELSE 0 END), 0) AS unpriced_calls"
+)
+SESSION_SNAPSHOTS_SQL = (
+    "SELECT COUNT(*) AS n, COALESCE(SUM(token_total), 0) AS tokens,"
+    f" MAX(created_at) AS last_snapshot_at, {USAGE_SUMS}"
+    " FROM snapshots WHERE account_id = ? AND session_id = ?"
+)
+CONTEXT_TOKENS_SQL = (
+    "SELECT COALESCE(SUM(COALESCE(r.token_total, s.token_total)), 0) AS tokens"
+    " FROM tasks t JOIN snapshots s ON s.id = t.head_snapshot_id"
+    " LEFT JOIN snapshot_revisions r ON r.snapshot_id = s.id AND r.seq ="
+    " (SELECT MAX(seq) FROM snapshot_revisions m WHERE m.snapshot_id = s.id)"
+    " WHERE t.account_id = ? AND t.session_id = ?"
+)
+ACCOUNT_SESSIONS_SQL = (
+    "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN status = 'active' THEN 1 ELSE 0"
+    " END), 0) AS active FROM sessions WHERE account_id = ?"
+)
+ACCOUNT_SNAPSHOTS_SQL = (
+    "SELECT COUNT(*) AS total, COALESCE(SUM(token_total), 0) AS tokens,"
+    " COALESCE(SUM(CASE WHEN created_at >= ? THEN 1 ELSE 0 END), 0) AS month,"
+    " COALESCE(SUM(CASE WHEN created_at >= ? THEN token_total ELSE 0 END), 0)"
+    " AS month_tokens FROM snapshots WHERE account_id = ?"
+)
+ACCOUNT_CALLS_SQL = f"SELECT {USAGE_SUMS} FROM snapshots WHERE account_id = ?"
+ACCOUNT_MONTH_CALLS_SQL = ACCOUNT_CALLS_SQL + " AND created_at >= ?"
+ACCOUNT_BYTES_SQL = (
+    "SELECT (SELECT COALESCE(SUM(stored_bytes), 0) FROM snapshots"
+    " WHERE account_id = ?) + (SELECT COALESCE(SUM(r.stored_bytes), 0)"
+    " FROM snapshot_revisions r JOIN sessions s ON s.id = r.session_id"
+    " WHERE s.account_id = ?) AS bytes"
+)
+
+
+def usage_totals(row: dict[str, Any]) -> dict[str, Any]:
+    calls = int(row["calls"])
+    cost = row["cost_usd"]
+    tokens = [
+        int(row[k])
+        for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+    ]
+    return {
+        "calls": calls,
+        "input_tokens": tokens[0],
+        "output_tokens": tokens[1],
+        "cache_read_tokens": tokens[2],
+        "cache_write_tokens": tokens[3],
+        "total_tokens": sum(tokens),
+        "cost_usd": round(float(cost), 8) if cost is not None else None,
+        "unpriced_calls": int(row["unpriced_calls"]),
+        "latency_ms_total": round(float(row["latency_ms"]), 3),
+    }
+
+
+class SqlQueries:
+    def __init__(self, work: Work) -> None:
+        self._work = work
+
+    def objects(
+        self, account_id: str, where: ObjectFilter, limit: int, after: tuple[str, str] | None
+    ) -> list[dict[str, Any]]:
+        sql = OBJECTS_SQL.format(kind=INDEXED[where.kind])
+        params: list[Any] = [account_id]
+        conditions = [
+            ("i.session_id = ?", where.session_id),
+            ("i.role = ?", where.role),
+            ("i.tool_name = ?", where.tool_name),
+            ("i.is_error = ?", where.is_error),
+            ("i.first_seen_at > ?", where.created_after),
+            ("i.first_seen_at < ?", where.created_before),
+        ]
+        if where.content_type is not None:
+            conditions.append((f"i.{CONTENT_COLUMN[where.content_type]} = ?", True))
+        for condition, value in conditions:
+            if value is not None:
+                sql += f" AND {condition}"
+                params.append(value)
+        if after is not None:
+            at = datetime.fromisoformat(after[0])
+            position, _, digest = after[1].partition(":")
+            sql += OBJECTS_AFTER_SQL
+            try:
+                address = bytes.fromhex(digest)
+                params += [at, at, int(position), int(position), address]
+            except ValueError as error:
+                raise InvalidInput("cursor is not valid") from error
+        order = " ORDER BY i.first_seen_at, i.position, i.item_hash LIMIT ?"
+        rows = self._work.run(sql + order, [*params, limit])
+        for row in rows:
+            row["object_hash"] = bytes(row.pop("item_hash")).hex()
+            row["body"] = bytes(row["body"])
+            row["is_error"] = bool(row["is_error"])
+            row["first_seen_at"] = as_time(row["first_seen_at"])
+        return rows
+
+    def session_stats(self, account_id: str, session_id: str) -> dict[str, Any]:
+        both = [account_id, session_id]
+        objects = self._work.run(MESSAGE_COUNTS_SQL, both)
+        tool_rows = self._work.run(TOOL_CALLS_SQL, both)
+        snaps = self._work.run(SESSION_SNAPSHOTS_SQL, both)[0]
+        context = self._work.run(CONTEXT_TOKENS_SQL, both)[0]
+        counts = {(r["kind"], bool(r["is_error"])): int(r["n"]) for r in objects}
+        states: dict[str, str] = {}
+        for row in tool_rows:
+            call = json.loads(bytes(row["body"]))
+            state = str(call.get("status") or "success")
+            if states.get(str(call.get("id"))) != "error":
+                states[str(call.get("id"))] = state
+        tool_states = list(states.values())
+        last = snaps["last_snapshot_at"]
+        return {
+            "total_messages": counts.get(("message", False), 0) + counts.get(("message", True), 0),
+            "tool_calls_success": tool_states.count("success"),
+            "tool_calls_error": tool_states.count("error"),
+            "tool_calls_pending": tool_states.count("pending"),
+            "total_snapshots": int(snaps["n"]),
+            "snapshot_tokens": int(snaps["tokens"]),
+            "context_tokens": int(context["tokens"]),
+            "last_snapshot_at": as_time(last) if last else None,
+            # usage per LLM call, each counted once: the snapshots recording a call carry it
+            # (a rollback, a fork or a tool's snapshot restates a call, it does not make one)
+            "usage": usage_totals(snaps),
+        }
+
+    def usage(self, account_id: str, month_start: datetime) -> dict[str, Any]:
+        run = self._work.run
+        sessions = run(ACCOUNT_SESSIONS_SQL, [account_id])[0]
+        snaps = run(ACCOUNT_SNAPSHOTS_SQL, [month_start, month_start, account_id])[0]
+        calls = run(ACCOUNT_CALLS_SQL, [account_id])[0]
+        month_calls = run(ACCOUNT_MONTH_CALLS_SQL, [account_id, month_start])[0]
+        stored = run(ACCOUNT_BYTES_SQL, [account_id, account_id])[0]
+        return {
+            "total_sessions": int(sessions["total"]),
+            "active_sessions": int(sessions["active"]),
+            "total_snapshots": int(snaps["total"]),
+            "total_tokens_stored": int(snaps["tokens"]),
+            "snapshots_this_month": int(snaps["month"]),
+            "tokens_this_month": int(snaps["month_tokens"]),
+            "stored_bytes": int(stored["bytes"]),
+            "usage": usage_totals(calls),
+            "usage_this_month": usage_totals(month_calls),
+        }

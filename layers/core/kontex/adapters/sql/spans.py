@@ -1,0 +1,70 @@
+"""OTLP spans as received (``SpanRepository``), kept until the span worker made them
+snapshots."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from kontex.adapters.sql.base import Work, by_account, marks
+
+INSERT_SQL = (
+    "INSERT INTO spans (account_id, trace_id, span_id, parent_span_id, kind,"
+    " header_session_id, start_ns, end_ns, body, received_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+OF_TRACES_SQL = (
+    "SELECT trace_id, body, kind, header_session_id, done FROM spans"
+    " WHERE account_id = ? AND trace_id IN ({marks}) ORDER BY trace_id, start_ns, span_id"
+)
+MARK_DONE_SQL = "UPDATE spans SET done = ? WHERE account_id = ? AND trace_id = ? AND span_id = ?"
+
+
+class SqlSpans:
+    def __init__(self, work: Work) -> None:
+        self._work = work
+
+    def add(self, spans: Sequence[tuple[str, dict[str, Any]]], at: datetime) -> None:
+        json = self._work.json
+        self._work.run_many(
+            INSERT_SQL,
+            [
+                (
+                    account_id,
+                    r["trace_id"],
+                    r["span_id"],
+                    r.get("parent_span_id"),
+                    r["kind"],
+                    r.get("header_session_id"),
+                    r["start_time_unix_nano"],
+                    r["end_time_unix_nano"],
+                    json(r),
+                    at,
+                )
+                for account_id, r in spans
+            ],
+        )
+
+    def of_traces(
+        self, traces: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        found: dict[tuple[str, str], list[dict[str, Any]]] = {key: [] for key in traces}
+        for account_id, chunk in by_account(traces):
+            rows = self._work.run(OF_TRACES_SQL.format(marks=marks(chunk)), [account_id, *chunk])
+            for r in rows:
+                found[(account_id, r["trace_id"])].append(
+                    {
+                        **r["body"],
+                        "kind": r["kind"],
+                        "header_session_id": r["header_session_id"],
+                        "done": bool(r["done"]),
+                    }
+                )
+        return found
+
+    def mark_done(self, spans: Sequence[tuple[str, str, str]]) -> None:
+        self._work.run_many(
+            MARK_DONE_SQL,
+            [(True, account_id, trace_id, span_id) for account_id, trace_id, span_id in spans],
+        )

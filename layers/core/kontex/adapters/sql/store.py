@@ -1,0 +1,88 @@
+"""The ``Store`` port on a DB-API database: units of work over one transaction each.
+
+Subclasses (``sqlite_store.py``, ``postgres_store.py``) supply the transaction (``_tx``), the
+migrations and how a value reaches their driver; every statement lives in the repository
+module of its aggregate.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+from kontex.adapters.sql.base import Tx, Work
+from kontex.adapters.sql.connections import SqlConnections
+from kontex.adapters.sql.content import SqlContent
+from kontex.adapters.sql.keys import SqlKeys
+from kontex.adapters.sql.outbox import SqlOutbox
+from kontex.adapters.sql.queries import SqlQueries
+from kontex.adapters.sql.sessions import SqlSessions
+from kontex.adapters.sql.snapshots import SqlSnapshots
+from kontex.adapters.sql.spans import SqlSpans
+from kontex.adapters.sql.tasks import SqlTasks
+from kontex.adapters.sql.threads import SqlThreads
+from kontex.adapters.sql.traces import SqlTraces
+from kontex.adapters.sql.upgrade import SqlUpgrade
+from kontex.ports import Event
+
+log = logging.getLogger("kontex.store")
+
+
+class SqlUnitOfWork:
+    """The ``UnitOfWork`` port: the repositories of one open transaction."""
+
+    def __init__(self, work: Work) -> None:
+        self.keys = SqlKeys(work)
+        self.sessions = SqlSessions(work)
+        self.tasks = SqlTasks(work)
+        self.snapshots = SqlSnapshots(work)
+        self.content = SqlContent(work)
+        self.queries = SqlQueries(work)
+        self.spans = SqlSpans(work)
+        self.traces = SqlTraces(work)
+        self.threads = SqlThreads(work)
+        self.connections = SqlConnections(work)
+        self.outbox = SqlOutbox(work)
+        self.upgrade = SqlUpgrade(work)
+        self.announced: list[Event] = []
+
+    def announce(self, event: Event) -> None:
+        self.outbox.add(event)
+        self.announced.append(event)
+
+
+def _publish_nothing(events: Sequence[Event]) -> None:
+    """No publisher bound: events stay in the outbox for the sweeper."""
+
+
+class SqlStore(abc.ABC):
+    dialect: str
+    _lock_clause = ""  # how a writer locks the task row it writes to (PostgreSQL: FOR UPDATE)
+    _publish: Callable[[Sequence[Event]], object] = staticmethod(_publish_nothing)
+
+    @abc.abstractmethod
+    def _tx(self, write: bool = True) -> AbstractContextManager[Tx]:
+        """A transaction: committed when the block ends, rolled back when it raises."""
+
+    @abc.abstractmethod
+    def migrate(self) -> list[str]: ...
+
+    def _json(self, value: Any) -> Any:
+        """How a JSON document is passed as a parameter (overridden per driver)."""
+        return value
+
+    def publish_with(self, publish: Callable[[Sequence[Event]], object]) -> None:
+        self._publish = publish
+
+    @contextmanager
+    def unit(self, write: bool = True) -> Iterator[SqlUnitOfWork]:
+        with self._tx(write=write) as tx:
+            work = Work(tx, self.dialect, self._lock_clause if write else "", self._json)
+            uow = SqlUnitOfWork(work)
+            yield uow
+            work.flush()
+        if uow.announced:  # committed: now the world may hear of it
+            self._publish(uow.announced)

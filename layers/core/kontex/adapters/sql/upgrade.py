@@ -1,0 +1,75 @@
+"""The v1 engine's rows (``UpgradeRepository``), read once by the upgrade to v2 manifests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kontex.adapters.sql.base import Work, as_time
+
+V1_ROWS_SQL = (
+    "SELECT id AS snapshot_id, 0 AS seq, account_id, session_id, bundle_hash, created_at"
+    " FROM snapshots WHERE manifest IS NULL"
+    " UNION ALL"
+    " SELECT r.snapshot_id, r.seq, s.account_id, s.session_id, r.bundle_hash, r.created_at"
+    " FROM snapshot_revisions r JOIN snapshots s ON s.id = r.snapshot_id"
+    " WHERE r.manifest IS NULL ORDER BY created_at, snapshot_id, seq"
+)
+# Item hashes of a v1 list, head to tail, each step a primary-key lookup
+V1_CHAIN_SQL = """
+WITH RECURSIVE chain (parent_hash, item_hash, position) AS (
+    SELECT parent_hash, item_hash, position
+      FROM chain_nodes WHERE session_id = ? AND node_hash = ?
+    UNION ALL
+    SELECT n.parent_hash, n.item_hash, n.position
+      FROM chain c JOIN chain_nodes n
+        ON n.session_id = ? AND n.node_hash = c.parent_hash
+)
+SELECT item_hash FROM chain ORDER BY position
+"""
+# PostgreSQL plans the plain join as a scan of the session's nodes per step (quadratic): there
+# each step is a LATERAL primary-key lookup
+V1_CHAIN_SQL_POSTGRES = """
+WITH RECURSIVE chain (parent_hash, item_hash, position) AS (
+    SELECT parent_hash, item_hash, position
+      FROM chain_nodes WHERE session_id = ? AND node_hash = ?
+    UNION ALL
+    SELECT n.parent_hash, n.item_hash, n.position
+      FROM chain c CROSS JOIN LATERAL (
+          SELECT parent_hash, item_hash, position FROM chain_nodes
+           WHERE session_id = ? AND node_hash = c.parent_hash LIMIT 1
+      ) n
+)
+SELECT item_hash FROM chain ORDER BY position
+"""
+# the upgrade of a sealed row: allowed once, while its manifest is NULL
+SET_MANIFEST_SQL = (
+    "UPDATE snapshots SET manifest = ?, bundle_hash = ? WHERE id = ? AND manifest IS NULL"
+)
+SET_REVISION_MANIFEST_SQL = (
+    "UPDATE snapshot_revisions SET manifest = ?, bundle_hash = ?"
+    " WHERE snapshot_id = ? AND seq = ? AND manifest IS NULL"
+)
+
+
+class SqlUpgrade:
+    def __init__(self, work: Work) -> None:
+        self._work = work
+
+    def v1_rows(self) -> list[dict[str, Any]]:
+        """Snapshots and revisions written by the v1 engine (no manifest yet), oldest first."""
+        rows = self._work.run(V1_ROWS_SQL)
+        for row in rows:
+            row["created_at"] = as_time(row["created_at"])
+        return rows
+
+    def v1_chain(self, session_id: str, head: str) -> list[str]:
+        sql = V1_CHAIN_SQL_POSTGRES if self._work.dialect == "postgres" else V1_CHAIN_SQL
+        return [r["item_hash"] for r in self._work.run(sql, [session_id, head, session_id])]
+
+    def set_v2_manifest(
+        self, snapshot_id: str, seq: int, manifest: bytes, bundle_hash: str
+    ) -> None:
+        if seq == 0:
+            self._work.later(SET_MANIFEST_SQL, [(manifest, bundle_hash, snapshot_id)])
+        else:
+            self._work.later(SET_REVISION_MANIFEST_SQL, [(manifest, bundle_hash, snapshot_id, seq)])

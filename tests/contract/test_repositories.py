@@ -1,0 +1,221 @@
+"""The unit of work and the repositories the other contract files do not reach, on both
+databases: announced events, threads, traces and aliases, spans, rate-limit windows, tasks made
+once, the query read model and the outbox's reads."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from kontex.domain.models import Snapshot, Usage
+from kontex.ports import Event, ItemRow, ObjectFilter
+from tests.contract.test_store_contract import T0, account, session, snapshot, task
+
+
+def _event(event_id: str, session_id: str = "sess_1") -> Event:
+    return Event(event_id, "session.updated", "acct_a", session_id, {"id": session_id}, T0)
+
+
+def _unpublished(store: Any) -> list[str]:
+    with store.unit(write=False) as uow:
+        return [e.id for e in uow.outbox.unpublished(T0 + timedelta(days=1), 100)]
+
+
+def test_announced_events_are_published_after_the_commit_only(store: Any) -> None:
+    published: list[list[str]] = []
+    seen_in_outbox: list[list[str]] = []
+
+    def publish(events: Sequence[Event]) -> None:
+        # Then the publisher runs once the rows are committed: it can read them back
+        seen_in_outbox.append(_unpublished(store))
+        published.append([e.id for e in events])
+
+    store.publish_with(publish)
+    account(store)
+    # When a unit writes a session and announces two events
+    with store.unit() as uow:
+        uow.sessions.add(session_row := _session())
+        uow.announce(_event("evt_1"))
+        uow.announce(_event("evt_2"))
+        assert published == []  # nothing goes out before the commit
+    assert published == [["evt_1", "evt_2"]]
+    assert seen_in_outbox == [["evt_1", "evt_2"]]
+    with store.unit(write=False) as uow:
+        assert uow.sessions.get("acct_a", session_row.id) == session_row
+
+
+def test_a_unit_that_raises_announces_nothing_and_writes_nothing(store: Any) -> None:
+    published: list[Event] = []
+    store.publish_with(published.extend)
+    account(store)
+    with pytest.raises(RuntimeError), store.unit() as uow:
+        uow.sessions.add(_session())
+        uow.announce(_event("evt_1"))
+        raise RuntimeError("the use case failed")
+    assert published == []
+    assert _unpublished(store) == []
+    with store.unit(write=False) as uow:
+        assert uow.sessions.get("acct_a", "sess_1") is None
+
+
+def _session() -> Any:
+    from kontex.domain.models import Session
+
+    return Session(id="sess_1", account_id="acct_a", name="run", created_at=T0, updated_at=T0)
+
+
+def test_outbox_reads_and_deletes_by_id(store: Any) -> None:
+    account(store)
+    with store.unit() as uow:
+        for n in range(3):
+            uow.announce(_event(f"evt_{n}"))
+    with store.unit(write=False) as uow:
+        assert [e.id for e in uow.outbox.get(["evt_2", "evt_0", "evt_x"])] == ["evt_0", "evt_2"]
+        assert uow.outbox.get(["evt_1"])[0].data == {"id": "sess_1"}
+    with store.unit() as uow:
+        uow.outbox.delete(["evt_0", "evt_2"])
+    assert _unpublished(store) == ["evt_1"]
+
+
+def test_thread_state_versions_and_scope(store: Any) -> None:
+    account(store)
+    with store.unit() as uow:
+        first = uow.threads.put("acct_a", "thrd_1", "one", T0)
+        second = uow.threads.put("acct_a", "thrd_1", "two", T0 + timedelta(seconds=1))
+    assert (first.version, second.version, second.user_data) == (1, 2, "two")
+    with store.unit(write=False) as uow:
+        assert uow.threads.get("acct_a", "thrd_1") == second
+        assert uow.threads.get("acct_b", "thrd_1") is None
+    with store.unit() as uow:
+        assert uow.threads.delete("acct_b", "thrd_1") is False
+        assert uow.threads.delete("acct_a", "thrd_1") is True
+        assert uow.threads.get("acct_a", "thrd_1") is None
+
+
+def test_traces_link_once_and_aliases_name_sessions(store: Any) -> None:
+    account(store)
+    s1, s2 = session(store, "acct_a", "sess_1"), session(store, "acct_a", "sess_2")
+    trace = "ab" * 16
+    with store.unit() as uow:
+        assert uow.traces.link("acct_a", s1.id, trace, T0) == s1.id
+        assert uow.traces.link("acct_a", s2.id, trace, T0) == s1.id  # linked already
+        assert uow.traces.add_alias("acct_a", "agent-7", s2.id) == s2.id
+        assert uow.traces.add_alias("acct_a", "agent-7", s1.id) == s2.id  # taken
+    with store.unit(write=False) as uow:
+        assert uow.traces.of_session("acct_a", s1.id) == [trace]
+        assert uow.traces.of_session("acct_a", s2.id) == []
+        assert uow.traces.sessions_of([("acct_a", trace), ("acct_b", trace)]) == {
+            ("acct_a", trace): s1.id
+        }
+        assert uow.traces.alias("acct_a", "agent-7") == s2.id
+        assert uow.traces.alias("acct_b", "agent-7") is None
+        named = uow.traces.sessions_named(
+            [("acct_a", "agent-7"), ("acct_a", s1.id), ("acct_a", "nobody"), ("acct_b", s1.id)]
+        )
+    assert named == {("acct_a", "agent-7"): s2.id, ("acct_a", s1.id): s1.id}
+
+
+def _span(trace_id: str, span_id: str, start: int) -> dict[str, Any]:
+    return {
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "kind": "llm",
+        "name": f"call {span_id}",
+        "start_time_unix_nano": start,
+        "end_time_unix_nano": start + 10,
+        "attributes": {"gen_ai.system": "anthropic"},
+    }
+
+
+def test_spans_are_kept_once_read_by_trace_and_marked_done(store: Any) -> None:
+    account(store)
+    account(store, "acct_b")
+    t1, t2 = "01" * 16, "02" * 16
+    spans = [("acct_a", _span(t1, "s2", 20)), ("acct_a", _span(t1, "s1", 10))]
+    with store.unit() as uow:
+        uow.spans.add(spans, T0)
+        uow.spans.add(spans[:1], T0)  # a redelivered span is stored once
+        uow.spans.add([("acct_b", _span(t2, "s9", 5))], T0)
+    with store.unit(write=False) as uow:
+        found = uow.spans.of_traces([("acct_a", t1), ("acct_a", t2)])
+    assert [s["span_id"] for s in found[("acct_a", t1)]] == ["s1", "s2"]  # in start order
+    assert found[("acct_a", t2)] == []  # another account's trace
+    assert found[("acct_a", t1)][0]["attributes"] == {"gen_ai.system": "anthropic"}
+    assert not any(s["done"] for s in found[("acct_a", t1)])
+    with store.unit() as uow:
+        uow.spans.mark_done([("acct_a", t1, "s1")])
+        done = {
+            s["span_id"]: s["done"] for s in uow.spans.of_traces([("acct_a", t1)])[("acct_a", t1)]
+        }
+    assert done == {"s1": True, "s2": False}
+
+
+def test_rate_limit_windows_count_and_forget_old_windows(store: Any) -> None:
+    with store.unit() as uow:
+        assert [uow.keys.hit("key_1", "write", 100) for _ in range(3)] == [1, 2, 3]
+        assert uow.keys.hit("key_1", "read", 100) == 1
+        assert uow.keys.hit("key_2", "write", 100) == 1
+        assert uow.keys.hit("key_1", "write", 200) == 1  # a new window starts at one
+        assert uow.keys.hit("key_1", "write", 100) == 1  # the old window was forgotten
+
+
+def test_tasks_are_made_once(store: Any) -> None:
+    account(store)
+    s = session(store, "acct_a", "sess_1")
+    existing = task(store, s, "task_1")
+    new = existing.model_copy(update={"id": "task_2", "parent_task_id": "task_1"})
+    with store.unit() as uow:
+        made = uow.tasks.add_missing([existing, new])
+    assert [t.id for t in made] == ["task_2"]
+    with store.unit() as uow:
+        assert uow.tasks.add_missing([existing, new]) == []
+        assert [t.id for t in uow.tasks.of_session("acct_a", s.id)] == ["task_1", "task_2"]
+
+
+def _message(address: bytes, role: str, tool: bool = False) -> ItemRow:
+    body = json.dumps({"role": role, "content": "hi"}).encode()
+    index = {"role": role, "has_text": not tool, "has_tool_use": tool}
+    return ItemRow(address, "message", body, 3, 0, index)
+
+
+def test_the_query_read_model(store: Any) -> None:
+    account(store)
+    s = session(store, "acct_a", "sess_1")
+    t = task(store, s, "task_1")
+    call = json.dumps({"id": "c1", "tool": "grep", "status": "error"}).encode()
+    with store.unit() as uow:
+        uow.content.add_items(s.id, T0, [_message(b"u" * 16, "user")])
+        uow.content.add_items(
+            s.id, T0 + timedelta(seconds=1), [_message(b"a" * 16, "assistant", tool=True)]
+        )
+        uow.content.add_items(
+            s.id,
+            T0,
+            [ItemRow(b"t" * 16, "tool_call", call, 2, 0, {"tool_name": "grep", "is_error": True})],
+        )
+        priced: Snapshot = snapshot(t, "snap_1", T0).model_copy(
+            update={"usage": Usage(input_tokens=7, output_tokens=3, cost_usd=0.5)}
+        )
+        uow.snapshots.add(priced, b"{}")
+    with store.unit(write=False) as uow:
+        users = uow.queries.objects("acct_a", ObjectFilter("message", role="user"), 10, None)
+        tools = uow.queries.objects(
+            "acct_a", ObjectFilter("message", content_type="tool_use"), 10, None
+        )
+        errors = uow.queries.objects("acct_a", ObjectFilter("tool_call", is_error=True), 10, None)
+        foreign = uow.queries.objects("acct_b", ObjectFilter("message"), 10, None)
+        stats = uow.queries.session_stats("acct_a", s.id)
+        usage = uow.queries.usage("acct_a", T0 - timedelta(days=1))
+    assert [r["object_hash"] for r in users] == [(b"u" * 16).hex()]
+    assert [r["object_hash"] for r in tools] == [(b"a" * 16).hex()]
+    assert [json.loads(r["body"])["tool"] for r in errors] == ["grep"]
+    assert foreign == []
+    assert stats["total_messages"] == 2 and stats["tool_calls_error"] == 1
+    assert stats["total_snapshots"] == 1 and stats["context_tokens"] == 10
+    assert stats["usage"]["calls"] == 1 and stats["usage"]["total_tokens"] == 10
+    assert usage["total_sessions"] == 1 and usage["snapshots_this_month"] == 1
+    assert usage["usage"]["cost_usd"] == 0.5
