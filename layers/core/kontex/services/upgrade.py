@@ -17,16 +17,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from kontex.domain import models
 from kontex.domain.errors import IntegrityError
-from kontex.domain.models import (
-    ContextBundle,
-    ContextFile,
-    LogEvent,
-    Message,
-    SnapshotSource,
-    ToolCall,
-    sha256_hex,
-)
 from kontex.services import bundles
 from kontex.services.deps import Deps
 
@@ -34,14 +26,14 @@ from kontex.services.deps import Deps
 def _fetch(deps: Deps, prefix: str, digests: list[str]) -> list[bytes]:
     blobs = deps.blobs.get_many([prefix + d for d in digests])
     for digest, data in zip(digests, blobs, strict=True):
-        if sha256_hex(data) != digest:
+        if models.sha256_hex(data) != digest:
             raise IntegrityError("a v1 object does not match its hash")
     return blobs
 
 
 def read_v1_bundle(
     deps: Deps, account_id: str, session_id: str, manifest_hash: str
-) -> ContextBundle:
+) -> models.ContextBundle:
     """A bundle as the v1 engine stored it."""
     prefix = f"{account_id}/{session_id}/"
     manifest = json.loads(_fetch(deps, prefix, [manifest_hash])[0])
@@ -57,22 +49,22 @@ def read_v1_bundle(
     entries = items("files")
     bodies = _fetch(deps, prefix, [e["content_hash"] for e in entries])
     files = [
-        ContextFile(**entry, content=body.decode("utf-8"))
+        models.ContextFile(**entry, content=body.decode("utf-8"))
         for entry, body in zip(entries, bodies, strict=True)
     ]
     reasoning = None
     if manifest.get("reasoning"):
         reasoning = _fetch(deps, prefix, [manifest["reasoning"]])[0].decode("utf-8")
     captured = manifest.get("captured_at")
-    return ContextBundle(
-        messages=[Message(**m) for m in items("messages")],
-        tool_calls=[ToolCall(**t) for t in items("tool_calls")],
+    return models.ContextBundle(
+        messages=[models.Message(**m) for m in items("messages")],
+        tool_calls=[models.ToolCall(**t) for t in items("tool_calls")],
         files=files,
         reasoning=reasoning,
-        log_events=[LogEvent(**e) for e in items("log_events")],
+        log_events=[models.LogEvent(**e) for e in items("log_events")],
         model=manifest.get("model"),
         token_total=manifest.get("token_total"),
-        source=SnapshotSource(manifest.get("source") or "api"),
+        source=models.SnapshotSource(manifest.get("source") or "api"),
         captured_at=datetime.fromisoformat(captured) if captured else None,
     )
 

@@ -14,33 +14,25 @@ V1_ROWS_SQL = (
     " FROM snapshot_revisions r JOIN snapshots s ON s.id = r.snapshot_id"
     " WHERE r.manifest IS NULL ORDER BY created_at, snapshot_id, seq"
 )
-# Item hashes of a v1 list, head to tail, each step a primary-key lookup
-V1_CHAIN_SQL = """
+# Item hashes of a v1 list, head to tail; {step} joins each node to its parent
+_V1_CHAIN = """
 WITH RECURSIVE chain (parent_hash, item_hash, position) AS (
     SELECT parent_hash, item_hash, position
       FROM chain_nodes WHERE session_id = ? AND node_hash = ?
     UNION ALL
-    SELECT n.parent_hash, n.item_hash, n.position
-      FROM chain c JOIN chain_nodes n
-        ON n.session_id = ? AND n.node_hash = c.parent_hash
+    SELECT n.parent_hash, n.item_hash, n.position FROM chain c {step}
 )
 SELECT item_hash FROM chain ORDER BY position
 """
+V1_CHAIN_SQL = _V1_CHAIN.format(
+    step="JOIN chain_nodes n ON n.session_id = ? AND n.node_hash = c.parent_hash"
+)
 # PostgreSQL plans the plain join as a scan of the session's nodes per step (quadratic): there
 # each step is a LATERAL primary-key lookup
-V1_CHAIN_SQL_POSTGRES = """
-WITH RECURSIVE chain (parent_hash, item_hash, position) AS (
-    SELECT parent_hash, item_hash, position
-      FROM chain_nodes WHERE session_id = ? AND node_hash = ?
-    UNION ALL
-    SELECT n.parent_hash, n.item_hash, n.position
-      FROM chain c CROSS JOIN LATERAL (
-          SELECT parent_hash, item_hash, position FROM chain_nodes
-           WHERE session_id = ? AND node_hash = c.parent_hash LIMIT 1
-      ) n
+V1_CHAIN_SQL_POSTGRES = _V1_CHAIN.format(
+    step="CROSS JOIN LATERAL (SELECT parent_hash, item_hash, position FROM chain_nodes"
+    " WHERE session_id = ? AND node_hash = c.parent_hash LIMIT 1) n"
 )
-SELECT item_hash FROM chain ORDER BY position
-"""
 # the upgrade of a sealed row: allowed once, while its manifest is NULL
 SET_MANIFEST_SQL = (
     "UPDATE snapshots SET manifest = ?, bundle_hash = ? WHERE id = ? AND manifest IS NULL"
