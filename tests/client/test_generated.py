@@ -1,4 +1,5 @@
-"""``_sync_client.py`` is generated from ``_async_client.py``: it must not go stale."""
+"""Generated client files must not go stale: ``_sync_client.py`` (from ``_async_client.py``)
+and ``_restore.py`` (from the server's ``services/restore.py``)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "clients" / "python" / "scripts" / "gen_sync.py"
+SCRIPTS = Path(__file__).resolve().parents[2] / "clients" / "python" / "scripts"
+
+
+def check(script: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / script), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_sync_client_is_generated_from_the_async_one() -> None:
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--check"], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
+    check("gen_sync.py")
+
+
+def test_client_restore_is_generated_from_the_servers() -> None:
+    check("gen_restore.py")
