@@ -1,5 +1,6 @@
-"""Generated client files must not go stale: ``_sync_client.py`` (from ``_async_client.py``)
-and ``_restore.py`` (from the server's ``services/restore.py``)."""
+"""Generated files must not go stale: ``_sync_client.py`` (from ``_async_client.py``),
+``_restore.py`` (from the server's ``services/restore.py``), and the client's models and the
+dashboard's types (from the server's OpenAPI document). ``make generate`` writes them all."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ def check(script: str) -> None:
         [sys.executable, str(SCRIPTS / script), "--check"],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=180,
     )
     assert done.returncode == 0, done.stderr
 
@@ -26,3 +27,8 @@ def test_sync_client_is_generated_from_the_async_one() -> None:
 
 def test_client_restore_is_generated_from_the_servers() -> None:
     check("gen_restore.py")
+
+
+def test_client_models_and_web_types_are_generated_from_the_openapi_document() -> None:
+    """``_api_models.py`` and ``web/src/api.gen.ts`` match the server's ``/v1/openapi.json``."""
+    check("gen_models.py")
