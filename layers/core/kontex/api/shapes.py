@@ -159,9 +159,10 @@ SnapshotOut = public(
 ThreadStateOut = public(
     ThreadState, "ThreadState", without={"account_id"}, doc="A thread's saved state."
 )
-BundleContent = public(
-    ContextBundle, "BundleContent", without=set(), doc="A snapshot's content as captured."
-)
+
+
+class BundleContent(public(ContextBundle, "_Content", without=set(), doc="")):  # type: ignore[misc]
+    """A snapshot's content as captured."""
 
 
 class CreatedKey(Out):
@@ -173,7 +174,7 @@ class CreatedKey(Out):
     created_at: datetime
 
 
-class Bundle(BundleContent):  # type: ignore[valid-type,misc]
+class Bundle(BundleContent):
     """A snapshot's content, with the ids of its snapshot."""
 
     snapshot_id: str
