@@ -24,6 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from _generated import finish, ruff
+
 ROOT = Path(__file__).resolve().parents[3]
 PY_TARGET = ROOT / "clients" / "python" / "kontex_client" / "_api_models.py"
 TS_TARGET = ROOT / "web" / "src" / "api.gen.ts"
@@ -132,14 +134,7 @@ def python_models(document: dict[str, Any]) -> str:
             text=True,
         )
         text = out.read_text()
-    for ruff in (["check", "--fix", "--quiet", "--exit-zero"], ["format"]):
-        text = subprocess.run(
-            [sys.executable, "-m", "ruff", *ruff, "--stdin-filename", str(PY_TARGET), "-"],
-            input=text,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+    text = ruff(text, PY_TARGET, ["check", "--fix", "--quiet", "--exit-zero"], ["format"])
     return text
 
 
@@ -164,21 +159,8 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="fail if a file is stale")
     args = parser.parse_args()
     document = responses_only(openapi())
-    stale = []
-    for target, text in (
-        (PY_TARGET, python_models(document)),
-        (TS_TARGET, typescript_types(document)),
-    ):
-        if args.check:
-            if not target.exists() or target.read_text() != text:
-                stale.append(str(target))
-        else:
-            target.write_text(text)
-            print(f"wrote {target}")
-    if stale:
-        print(f"stale: {', '.join(stale)}: run python {__file__}", file=sys.stderr)
-        return 1
-    return 0
+    files = {PY_TARGET: python_models(document), TS_TARGET: typescript_types(document)}
+    return finish(files, check=args.check, script=__file__)
 
 
 if __name__ == "__main__":

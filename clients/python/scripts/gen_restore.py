@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from _generated import finish
+
 ROOT = Path(__file__).resolve().parents[3]
 SOURCE = ROOT / "layers" / "core" / "kontex" / "services" / "restore.py"
 TARGET = ROOT / "clients" / "python" / "kontex_client" / "_restore.py"
@@ -31,15 +33,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if the copy is stale")
     args = parser.parse_args()
-    text = generate()
-    if args.check:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            print(f"{TARGET} is stale: run python {__file__}", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text)
-    print(f"wrote {TARGET}")
-    return 0
+    return finish({TARGET: generate()}, check=args.check, script=__file__)
 
 
 if __name__ == "__main__":
