@@ -18,7 +18,7 @@ WEB_SRC  := $(shell find web/src -type f 2>/dev/null) web/index.html web/package
             web/vite.config.ts web/tsconfig.json
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: dev test lint format build synth deploy bench clean web
+.PHONY: dev test lint format build synth deploy bench clean web generate
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,14 @@ lint: $(STAMP) $(WEB_DEPS)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/core/kontex clients/python/kontex_client
 	cd web && npx --no-install tsc --noEmit -p .
+
+# Generated files (tests/client/test_generated.py fails when one is stale): the sync client,
+# the client's restore (from the server's), the client's models and web/src/api.gen.ts (from
+# the server's OpenAPI document).
+generate: $(STAMP) $(WEB_DEPS)
+	$(BIN)/python clients/python/scripts/gen_sync.py
+	$(BIN)/python clients/python/scripts/gen_restore.py
+	$(BIN)/python clients/python/scripts/gen_models.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -179,6 +179,37 @@ def test_restore_messages_for_both_apis(a: Mcp) -> None:
     assert openai["messages"][2]["tool_calls"][0]["id"] == "tu_0"
 
 
+def test_restore_answers_an_open_call_from_the_recorded_tool_calls(a: Mcp) -> None:
+    # Given a snapshot whose messages end with a tool call, its result recorded only in
+    # the bundle's tool_calls (as agents that log tools apart from the conversation do)
+    session = a.ok("kontex_session_start", name="tools")
+    task = a.ok("kontex_task_start", session_id=session["id"], name="grep")
+    call = {"type": "tool_use", "id": "tu_9", "name": "grep", "input": {"q": "login"}}
+    snap = a.ok(
+        "kontex_snapshot",
+        task_id=task["id"],
+        label="called grep",
+        messages=[
+            {"role": "user", "content": "Where is login?"},
+            {"role": "assistant", "content": [call]},
+        ],
+        tool_calls=[
+            {
+                "id": "tu_9",
+                "tool": "grep",
+                "input": {"q": "login"},
+                "output": "auth.py:3",
+                "status": "success",
+            },
+        ],
+    )
+    # When it is restored over MCP, Then the call is answered with what was recorded
+    restored = a.ok("kontex_restore_messages", snapshot_id=snap["id"], format="anthropic")
+    result = restored["messages"][-1]["content"][0]
+    assert result["type"] == "tool_result" and result["tool_use_id"] == "tu_9"
+    assert "auth.py:3" in json.dumps(result["content"]) and not result.get("is_error")
+
+
 def test_get_context_returns_the_bundle(a: Mcp) -> None:
     _, _, snap = _run(a)
     got = a.ok("kontex_get_context", snapshot_id=snap)

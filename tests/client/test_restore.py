@@ -10,6 +10,7 @@ import anthropic
 import pytest
 
 from kontex_client import Kontex, to_anthropic, to_openai
+from kontex_client._restore import NO_RESULT
 
 ANTHROPIC_SHAPE = [
     {"role": "system", "content": "You are terse."},
@@ -102,18 +103,20 @@ def test_both_capture_shapes_restore_alike(shape: list[dict[str, Any]]) -> None:
     assert openai[3] == {"role": "tool", "tool_call_id": "toolu_1", "content": "18C"}
 
 
-def test_a_window_that_cut_the_call_drops_its_orphan_result() -> None:
+def test_a_window_that_cut_the_call_keeps_its_orphan_result_as_text() -> None:
     bundle = {"messages": ANTHROPIC_SHAPE[3:]}  # starts at the tool_result
     system, messages = to_anthropic(bundle)
     assert system is None
-    assert not any(
-        isinstance(m["content"], list) and m["content"][0].get("type") == "tool_result"
-        for m in messages
-    )
-    assert to_openai(bundle) == [{"role": "assistant", "content": "18C in Paris."}]
+    check_anthropic(system, messages)
+    kept = [
+        {"role": "user", "content": "[tool result toolu_1] 18C"},
+        {"role": "assistant", "content": "18C in Paris."},
+    ]
+    assert messages == kept
+    assert to_openai(bundle) == kept
 
 
-def test_an_unanswered_call_is_answered_from_the_bundles_tool_calls_or_dropped() -> None:
+def test_an_unanswered_call_is_answered_from_the_bundles_tool_calls_or_by_an_error() -> None:
     cut = ANTHROPIC_SHAPE[:3]  # ends with the tool_use
     recorded = [{"id": "toolu_1", "tool": "weather", "output": {"temp": 18}, "status": "error"}]
     _, messages = to_anthropic({"messages": cut, "tool_calls": recorded})
@@ -127,12 +130,15 @@ def test_an_unanswered_call_is_answered_from_the_bundles_tool_calls_or_dropped()
         }
     ]
     check_openai(to_openai({"messages": cut, "tool_calls": recorded}))
-    # a call still pending has no answer to give: it is left out
+    # a call still pending (or not recorded) has no result: an error result says so
     pending = [{"id": "toolu_1", "tool": "weather", "status": "pending"}]
+    no_result = {"type": "tool_result", "tool_use_id": "toolu_1", "is_error": True}
     _, messages = to_anthropic({"messages": cut, "tool_calls": pending})
     check_anthropic(None, messages)
-    assert messages[-1] == {"role": "assistant", "content": "Checking."}
-    assert to_openai({"messages": cut})[-1] == {"role": "assistant", "content": "Checking."}
+    assert messages[-1] == {"role": "user", "content": [{**no_result, "content": NO_RESULT}]}
+    openai = to_openai({"messages": cut})
+    check_openai(openai)
+    assert openai[-1] == {"role": "tool", "tool_call_id": "toolu_1", "content": NO_RESULT}
 
 
 def test_a_late_result_is_moved_up_and_same_role_turns_merge() -> None:

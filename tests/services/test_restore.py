@@ -220,3 +220,26 @@ def test_restore_takes_domain_messages_and_refuses_other_formats() -> None:
     assert restore(messages, "anthropic").messages == to_anthropic(AGENT_RUN).messages
     with pytest.raises(ValueError):
         restore(messages, "gemini")  # type: ignore[arg-type]
+
+
+def test_an_unanswered_call_is_answered_from_the_bundles_recorded_tool_calls() -> None:
+    run = [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": [use("t1"), use("t2"), use("t3")]},
+    ]
+    recorded = [
+        {"id": "t1", "tool": "grep", "output": {"hits": 2}, "status": "success"},
+        {"id": "t2", "tool": "grep", "output": "boom", "status": "error"},
+        {"id": "t3", "tool": "grep", "status": "pending"},  # no result yet: an error result
+    ]
+    out = restore(run, "anthropic", tool_calls=recorded)
+    anthropic_valid(out.messages)
+    assert out.messages[-1]["content"] == [
+        result("t1", '{"hits": 2}'),
+        result("t2", "boom", is_error=True),
+        result("t3", NO_RESULT, is_error=True),
+    ]
+    assert len(out.repairs) == 3
+    openai = restore(run, "openai", tool_calls=recorded)
+    openai_valid(openai.messages)
+    assert [m["content"] for m in openai.messages[-3:]] == ['{"hits": 2}', "boom", NO_RESULT]

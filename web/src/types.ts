@@ -1,88 +1,33 @@
-// The REST API's JSON (snake_case), as kontex/api/shapes.py and services/views.py write it.
+// The REST API's JSON (snake_case), generated from the server's /v1/openapi.json into
+// api.gen.ts (clients/python/scripts/gen_models.py; the server's models in
+// layers/core/kontex/api/shapes.py are the source). Here: the names the dashboard uses, the
+// one generic envelope, and message content refined into the content blocks it draws.
 
-export type SessionStatus = "active" | "paused" | "completed";
-export type TaskStatus = "pending" | "active" | "completed" | "failed";
+import type { components } from "./api.gen";
 
-export interface Session {
-  id: string;
-  name: string;
-  description: string | null;
-  metadata: Record<string, unknown>;
-  status: SessionStatus;
-  created_at: string;
-  updated_at: string;
-}
+type Schemas = components["schemas"];
 
-export interface Page<T> {
-  data: T[];
-  next_cursor: string | null;
-}
+export type SessionStatus = Schemas["SessionStatus"];
+export type TaskStatus = Schemas["TaskStatus"];
+export type Session = Schemas["Session"];
+export type Usage = Schemas["Usage"];
+export type SessionStats = Schemas["SessionStats"];
+export type Snapshot = Schemas["Snapshot"];
+export type TimelineEntry = Schemas["TimelineEntry"];
+export type Task = Schemas["Task"];
+export type GraphNode = Schemas["GraphNode"];
+export type Graph = Schemas["Graph"];
+export type ToolCall = Schemas["ToolCall"];
+export type ContextFile = Schemas["ContextFile"];
+export type LogEvent = Schemas["LogEvent"];
+export type Revision = Schemas["Revision"];
+export type SearchHit = Schemas["SearchHit"];
+export type LiveEvent = Schemas["LiveEvent"];
 
-export interface Usage {
-  input_tokens: number;
-  output_tokens: number;
-  cache_read_tokens?: number | null;
-  cache_write_tokens?: number | null;
-  latency_ms?: number | null;
-  cost_usd?: number | null;
-}
+/** A list's page: ``SessionPage``, ``SnapshotPage``... as one generic type. */
+export type Page<T> = Omit<Schemas["SessionPage"], "data"> & { data: T[] };
 
-export interface SessionStats {
-  total_messages: number;
-  total_tool_calls: number;
-  total_snapshots: number;
-  total_tokens: number;
-  context_tokens: number;
-  llm_calls: number;
-  usage: { cost_usd?: number | null; [k: string]: unknown };
-  last_activity_at?: string;
-}
-
-export interface Snapshot {
-  id: string;
-  session_id: string;
-  task_id: string;
-  label: string;
-  source: string;
-  model: string | null;
-  token_total: number;
-  parent_snapshot_id: string | null;
-  rollback_of: string | null;
-  forked_from: string | null;
-  stored_bytes: number;
-  captured_at: string;
-  created_at: string;
-  enriched: boolean;
-  enriched_at: string | null;
-  usage: Usage | null;
-}
-
-export interface TimelineEntry extends Snapshot {
-  task_name: string | null;
-  token_delta: number;
-}
-
-export interface Task {
-  id: string;
-  session_id: string;
-  parent_task_id: string | null;
-  name: string;
-  status: TaskStatus;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface GraphNode {
-  id: string;
-  data: { label: string; status: TaskStatus; token_total: number; snapshot_count: number };
-  position: { x: number; y: number };
-}
-
-export interface Graph {
-  nodes: GraphNode[];
-  edges: { id: string; source: string; target: string }[];
-}
-
+/** An Anthropic-style content block, as captured (unknown kinds are kept). */
 export type ContentBlock =
   | { type: "text"; text: string }
   | { type: "thinking"; thinking: string; signature?: string }
@@ -91,75 +36,11 @@ export type ContentBlock =
   | { type: "tool_result"; tool_use_id: string; content: unknown; is_error?: boolean }
   | { type: string; [k: string]: unknown };
 
-export interface Message {
-  role: "system" | "user" | "assistant" | "tool";
-  content: string | ContentBlock[];
-}
+// (an intersection, not Omit: Omit loses the named keys of a type with an index signature)
+export type Message = Schemas["Message"] & { content: string | ContentBlock[] };
 
-export interface ToolCall {
-  id: string;
-  tool: string;
-  input: unknown;
-  output: unknown;
-  status: "success" | "error" | "pending";
-  timestamp: string | null;
-}
+export type Bundle = Omit<Schemas["Bundle"], "messages"> & { messages: Message[] };
 
-export interface ContextFile {
-  path: string;
-  content: string;
-  content_hash: string | null;
-  token_count: number | null;
-}
-
-export interface LogEvent {
-  type: string | null;
-  message: string | null;
-  level: string;
-  timestamp: string | null;
-  data: unknown;
-}
-
-export interface Bundle {
-  messages: Message[];
-  tool_calls: ToolCall[];
-  files: ContextFile[];
-  reasoning: string | null;
-  log_events: LogEvent[];
-  model: string | null;
-  token_total: number | null;
-  source: string;
-  captured_at: string | null;
-  usage: Usage | null;
-}
-
-export interface Revision {
-  seq: number;
-  created_at: string;
-  [k: string]: unknown;
-}
-
-export interface Diff {
-  from: string;
-  to: string;
-  messages: { common_prefix: number; added: Message[]; removed: Message[] };
-  tool_calls: { added: ToolCall[]; removed: ToolCall[] };
-  files: { added: string[]; removed: string[]; modified: string[] };
-  token_delta: number;
-}
-
-export interface SearchHit {
-  snapshot_id: string;
-  session_id: string;
-  task_id: string;
-  label: string;
-  score: number;
-  created_at: string;
-  snippet: { text: string; role: string | null; position: number | null; source: string };
-}
-
-export interface LiveEvent {
-  type: string;
-  session_id: string;
-  data: Record<string, unknown>;
-}
+export type Diff = Omit<Schemas["Diff"], "messages"> & {
+  messages: Omit<Schemas["MessagesDiff"], "added" | "removed"> & { added: Message[]; removed: Message[] };
+};

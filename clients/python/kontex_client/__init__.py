@@ -6,21 +6,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from kontex_client._async_client import AsyncKontex
-from kontex_client._errors import (
-    AuthenticationError,
-    BadRequestError,
-    ConflictError,
-    ConnectionError,
-    IntegrityError,
-    KontexError,
-    NotFoundError,
-    PayloadTooLargeError,
-    RateLimitError,
-    UnavailableError,
-)
-from kontex_client._live import AsyncLiveFeed, LiveFeed
-from kontex_client._models import (
+from kontex_client._api_models import (
     AccountUsage,
     ApiKey,
     Bundle,
@@ -31,7 +17,6 @@ from kontex_client._models import (
     LinkedTrace,
     LiveEvent,
     MessageRecord,
-    Page,
     Revision,
     SearchHit,
     SearchResults,
@@ -46,6 +31,21 @@ from kontex_client._models import (
     ToolCallRecord,
     Usage,
 )
+from kontex_client._async_client import AsyncKontex
+from kontex_client._errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    ConnectionError,
+    IntegrityError,
+    KontexError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RateLimitError,
+    UnavailableError,
+)
+from kontex_client._live import AsyncLiveFeed, LiveFeed
+from kontex_client._models import Page
 from kontex_client._sync_client import Kontex
 from kontex_client.restore import to_anthropic, to_openai
 

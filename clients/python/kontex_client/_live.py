@@ -8,8 +8,8 @@ import itertools
 import json
 from typing import Any
 
+from kontex_client._api_models import LiveEvent
 from kontex_client._errors import KontexError, error_for
-from kontex_client._models import LiveEvent
 
 
 def live_url(base_url: str, given: str | None = None) -> str:

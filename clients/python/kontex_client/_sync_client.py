@@ -12,9 +12,7 @@ from typing import Any, Literal
 import httpx
 
 from kontex_client import _base, _live
-from kontex_client._base import route
-from kontex_client._live import LiveFeed
-from kontex_client._models import (
+from kontex_client._api_models import (
     AccountUsage,
     ApiKey,
     Bundle,
@@ -24,7 +22,6 @@ from kontex_client._models import (
     Graph,
     LinkedTrace,
     MessageRecord,
-    Page,
     Revision,
     SearchResults,
     Session,
@@ -37,6 +34,9 @@ from kontex_client._models import (
     TimelineEntry,
     ToolCallRecord,
 )
+from kontex_client._base import route
+from kontex_client._live import LiveFeed
+from kontex_client._models import Page
 
 SessionStatus = Literal["active", "paused", "completed"]
 TaskStatus = Literal["pending", "active", "completed", "failed"]

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import unasync
+from _generated import finish, ruff
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kontex_client"
 SOURCE, TARGET = "_async_client.py", "_sync_client.py"
@@ -52,31 +52,14 @@ def generate(source: Path) -> str:
         + text[first:]
     )
     # imports renamed may sort otherwise; lines that lost ``await`` may now fit on one line
-    for ruff in (["check", "--fix", "--select", "I", "--quiet"], ["format"]):
-        text = subprocess.run(
-            [sys.executable, "-m", "ruff", *ruff, "--stdin-filename", str(PACKAGE / TARGET), "-"],
-            input=text,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    return text
+    return ruff(text, PACKAGE / TARGET, ["check", "--fix", "--select", "I", "--quiet"], ["format"])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if the file is stale")
     args = parser.parse_args()
-    text = generate(PACKAGE / SOURCE)
-    target = PACKAGE / TARGET
-    if args.check:
-        if not target.exists() or target.read_text() != text:
-            print(f"{target} is stale: run python {__file__}", file=sys.stderr)
-            return 1
-        return 0
-    target.write_text(text)
-    print(f"wrote {target}")
-    return 0
+    return finish({PACKAGE / TARGET: generate(PACKAGE / SOURCE)}, check=args.check, script=__file__)
 
 
 if __name__ == "__main__":

@@ -5,14 +5,15 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
+from kontex.api import shapes
 from kontex.api.auth import caller
-from kontex.api.shapes import CreateKey, key_json
+from kontex.api.shapes import CreateKey, answers, key_json
 from kontex.services import keys
 
 router = APIGatewayHttpRouter()
 
 
-@router.post("/v1/keys", tags=["keys"])
+@router.post("/v1/keys", tags=["keys"], responses=answers(shapes.CreatedKey))
 def create_key(body: CreateKey) -> tuple[dict[str, Any], int]:
     deps, me = caller()
     key, plaintext = keys.create_key(deps, body.label, me.account_id)
@@ -24,7 +25,7 @@ def create_key(body: CreateKey) -> tuple[dict[str, Any], int]:
     }, 201
 
 
-@router.get("/v1/keys", tags=["keys"])
+@router.get("/v1/keys", tags=["keys"], responses=answers(shapes.ApiKeyList))
 def list_keys() -> dict[str, Any]:
     deps, me = caller()
     return {"data": [key_json(k) for k in keys.list_keys(deps, me.account_id)]}

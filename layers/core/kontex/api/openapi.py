@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kontex.api.shapes import LiveEvent
 from kontex.domain.models import THREAD_ID_RE
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -163,11 +164,32 @@ def _other_functions() -> dict[str, Any]:
     return {"/ingest/v1/traces": otlp, "/proxy/v1/messages": proxy}
 
 
+def _one_schema(document: dict[str, Any], name: str) -> None:
+    """``name``'s written and read schemas as one: its serializer (a function, documented as
+    any object) only leaves out the fields that are absent."""
+    schemas = document["components"]["schemas"]
+    if f"{name}-Input" not in schemas:
+        return
+    schemas[name] = schemas.pop(f"{name}-Input")
+    schemas.pop(f"{name}-Output", None)
+    text = json.dumps(document)
+    for side in ("Input", "Output"):
+        text = text.replace(
+            f'"#/components/schemas/{name}-{side}"', f'"#/components/schemas/{name}"'
+        )
+    document.clear()
+    document.update(json.loads(text))
+
+
 def complete(document: dict[str, Any]) -> dict[str, Any]:
     """Powertools' document, with the real codes, errors, constraints and summaries."""
     document.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
-    for name in ("HTTPValidationError", "ValidationError"):
+    for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
         document["components"]["schemas"].pop(name, None)
+    # pushed by the live feed, not answered by a route: documented for the generated clients
+    document["components"]["schemas"]["LiveEvent"] = LiveEvent.model_json_schema(
+        ref_template="#/components/schemas/{model}"
+    )
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
@@ -185,6 +207,7 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
                 if schema and parameter.get("in") == "path":
                     parameter["schema"] = {**parameter.get("schema", {}), **schema}
     document["paths"].update(_other_functions())
+    _one_schema(document, "LogEvent")
     return document
 
 

@@ -6,7 +6,9 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
+from kontex.api import shapes
 from kontex.api.auth import caller
+from kontex.api.shapes import answers
 from kontex.ports import ObjectFilter
 from kontex.services import queries, views
 
@@ -22,7 +24,7 @@ def _answer(query: Any, where: ObjectFilter, limit: int, cursor: str | None) -> 
     return {"data": page.items, "next_cursor": page.next_cursor}
 
 
-@router.get("/v1/messages", tags=["queries"])
+@router.get("/v1/messages", tags=["queries"], responses=answers(shapes.MessageRecordPage))
 def list_messages(
     session_id: Annotated[str | None, Query()] = None,
     role: Annotated[Literal["system", "user", "assistant", "tool"] | None, Query()] = None,
@@ -38,7 +40,7 @@ def list_messages(
     return _answer(queries.messages, where, limit, cursor)
 
 
-@router.get("/v1/tool-calls", tags=["queries"])
+@router.get("/v1/tool-calls", tags=["queries"], responses=answers(shapes.ToolCallRecordPage))
 def list_tool_calls(
     session_id: Annotated[str | None, Query()] = None,
     tool_name: Annotated[str | None, Query()] = None,
@@ -54,7 +56,7 @@ def list_tool_calls(
     return _answer(queries.tool_calls, where, limit, cursor)
 
 
-@router.get("/v1/usage", tags=["queries"])
+@router.get("/v1/usage", tags=["queries"], responses=answers(shapes.AccountUsage))
 def usage() -> dict[str, Any]:
     deps, me = caller()
     return views.usage(deps, me.account_id)

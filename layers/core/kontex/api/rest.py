@@ -39,11 +39,15 @@ def build_resolver() -> APIGatewayHttpResolver:
 
     @app.get("/v1/openapi.json", include_in_schema=False)
     def openapi() -> Response[str]:
-        document = complete_openapi(app.get_openapi_json_schema(**OPENAPI))  # type: ignore[arg-type]
-        return Response(status_code=200, content_type="application/json", body=document)
+        return Response(status_code=200, content_type="application/json", body=openapi_json(app))
 
     app.enable_swagger(path="/v1/docs", **OPENAPI)  # type: ignore[arg-type]
     return app
+
+
+def openapi_json(app: APIGatewayHttpResolver) -> str:
+    """``/v1/openapi.json``, also made in process (clients/python/scripts/gen_models.py)."""
+    return complete_openapi(app.get_openapi_json_schema(**OPENAPI))  # type: ignore[arg-type]
 
 
 MCP_PATH = "/mcp"  # the MCP SDK's streamable HTTP transport (kontex/mcp), not a resolver route

@@ -6,12 +6,14 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
+from kontex.api import shapes
 from kontex.api.auth import caller
 from kontex.api.shapes import (
     CreateSession,
     CreateTask,
     LinkTrace,
     PatchSession,
+    answers,
     page_json,
     session_json,
     snapshot_json,
@@ -24,14 +26,14 @@ router = APIGatewayHttpRouter()
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
-@router.post("/v1/sessions", tags=["sessions"])
+@router.post("/v1/sessions", tags=["sessions"], responses=answers(shapes.SessionOut))
 def create_session(body: CreateSession) -> tuple[dict[str, Any], int]:
     deps, me = caller()
     made = sessions.create_session(deps, me.account_id, body.name, body.description, body.metadata)
     return session_json(made), 201
 
 
-@router.get("/v1/sessions", tags=["sessions"])
+@router.get("/v1/sessions", tags=["sessions"], responses=answers(shapes.SessionPage))
 def list_sessions(
     status: Annotated[SessionStatus | None, Query()] = None,
     limit: Limit = 20,
@@ -45,20 +47,20 @@ def list_sessions(
     return page_json(page, session_json)
 
 
-@router.get("/v1/sessions/<session_id>", tags=["sessions"])
+@router.get("/v1/sessions/<session_id>", tags=["sessions"], responses=answers(shapes.SessionOut))
 def get_session(session_id: str) -> dict[str, Any]:
     deps, me = caller()
     return session_json(sessions.get_session(deps, me.account_id, session_id))
 
 
-@router.patch("/v1/sessions/<session_id>", tags=["sessions"])
+@router.patch("/v1/sessions/<session_id>", tags=["sessions"], responses=answers(shapes.SessionOut))
 def patch_session(session_id: str, body: PatchSession) -> dict[str, Any]:
     deps, me = caller()
     changes = body.model_dump(exclude_unset=True)
     return session_json(sessions.update_session(deps, me.account_id, session_id, **changes))
 
 
-@router.delete("/v1/sessions/<session_id>", tags=["sessions"])
+@router.delete("/v1/sessions/<session_id>", tags=["sessions"], responses=answers(shapes.SessionOut))
 def delete_session(session_id: str, purge: Annotated[bool, Query()] = False) -> Any:
     deps, me = caller()
     if purge:
@@ -67,7 +69,9 @@ def delete_session(session_id: str, purge: Annotated[bool, Query()] = False) -> 
     return session_json(sessions.complete_session(deps, me.account_id, session_id))
 
 
-@router.post("/v1/sessions/<session_id>/link-trace", tags=["sessions"])
+@router.post(
+    "/v1/sessions/<session_id>/link-trace", tags=["sessions"], responses=answers(shapes.LinkedTrace)
+)
 def link_trace(session_id: str, body: LinkTrace) -> dict[str, Any]:
     deps, me = caller()
     traces = sessions.link_trace(deps, me.account_id, session_id, body.trace_id)
@@ -75,14 +79,14 @@ def link_trace(session_id: str, body: LinkTrace) -> dict[str, Any]:
     return {"session_id": session_id, "trace_ids": traces, "snapshots_created": made}
 
 
-@router.post("/v1/sessions/<session_id>/tasks", tags=["tasks"])
+@router.post("/v1/sessions/<session_id>/tasks", tags=["tasks"], responses=answers(shapes.TaskOut))
 def create_task(session_id: str, body: CreateTask) -> tuple[dict[str, Any], int]:
     deps, me = caller()
     task = sessions.create_task(deps, me.account_id, session_id, body.name, body.parent_task_id)
     return task_json(task), 201
 
 
-@router.get("/v1/sessions/<session_id>/tasks", tags=["tasks"])
+@router.get("/v1/sessions/<session_id>/tasks", tags=["tasks"], responses=answers(shapes.TaskTree))
 def task_tree(session_id: str) -> dict[str, Any]:
     deps, me = caller()
     tree = sessions.task_tree(deps, me.account_id, session_id)
@@ -95,7 +99,11 @@ def task_tree(session_id: str) -> dict[str, Any]:
     return {"data": [public(node) for node in tree]}
 
 
-@router.get("/v1/sessions/<session_id>/snapshots", tags=["snapshots"])
+@router.get(
+    "/v1/sessions/<session_id>/snapshots",
+    tags=["snapshots"],
+    responses=answers(shapes.SnapshotPage),
+)
 def list_snapshots(
     session_id: str, limit: Limit = 20, cursor: Annotated[str | None, Query()] = None
 ) -> dict[str, Any]:
@@ -104,13 +112,17 @@ def list_snapshots(
     return page_json(page, snapshot_json)
 
 
-@router.get("/v1/sessions/<session_id>/snapshots/timeline", tags=["views"])
+@router.get(
+    "/v1/sessions/<session_id>/snapshots/timeline",
+    tags=["views"],
+    responses=answers(shapes.Timeline),
+)
 def timeline(session_id: str) -> dict[str, Any]:
     deps, me = caller()
     return {"data": views.timeline(deps, me.account_id, session_id)}
 
 
-@router.get("/v1/sessions/<session_id>/diff", tags=["views"])
+@router.get("/v1/sessions/<session_id>/diff", tags=["views"], responses=answers(shapes.Diff))
 def diff(
     session_id: str,
     from_: Annotated[str, Query(alias="from")],
@@ -120,13 +132,15 @@ def diff(
     return views.diff(deps, me.account_id, session_id, from_, to)
 
 
-@router.get("/v1/sessions/<session_id>/graph", tags=["views"])
+@router.get("/v1/sessions/<session_id>/graph", tags=["views"], responses=answers(shapes.Graph))
 def graph(session_id: str) -> dict[str, Any]:
     deps, me = caller()
     return views.graph(deps, me.account_id, session_id)
 
 
-@router.get("/v1/sessions/<session_id>/stats", tags=["views"])
+@router.get(
+    "/v1/sessions/<session_id>/stats", tags=["views"], responses=answers(shapes.SessionStats)
+)
 def stats(session_id: str) -> dict[str, Any]:
     deps, me = caller()
     return views.stats(deps, me.account_id, session_id)

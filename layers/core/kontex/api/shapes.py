@@ -1,14 +1,22 @@
-"""Request bodies and the public JSON of each resource (snake_case, ISO 8601 UTC)."""
+"""Request bodies and the public JSON of each resource (snake_case, ISO 8601 UTC).
+
+The response models below are the one source of the API's response shapes: ``RESPONSES`` puts
+them in ``/v1/openapi.json`` (``kontex.api.openapi``), from which the Python client's models
+and the dashboard's types are generated (``clients/python/scripts/gen_models.py``), and the MCP
+tools answer the same models (``kontex.mcp.shapes``). A resource's model is its stored record
+without the private fields (``public``), so its fields are written once, in
+``kontex.domain.models``."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from kontex.domain.models import (
     ApiKey,
+    ContextBundle,
     ContextFile,
     LogEvent,
     Message,
@@ -17,6 +25,7 @@ from kontex.domain.models import (
     Snapshot,
     Task,
     TaskStatus,
+    ThreadState,
     ToolCall,
     camel,
 )
@@ -118,3 +127,230 @@ def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
 
 def page_json(page: Page, shape: Any) -> dict[str, Any]:
     return {"data": [shape(item) for item in page.items], "next_cursor": page.next_cursor}
+
+
+# -- responses ----------------------------------------------------------------------------------
+
+
+class Out(BaseModel):
+    """A response model: every field is always written (so required in the schema)."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
+def public(model: type[BaseModel], name: str, *, without: set[str], doc: str) -> type[Out]:
+    """``model``'s fields but ``without``, as the response model ``name``."""
+    fields: dict[str, Any] = {
+        n: (f.annotation, f) for n, f in model.model_fields.items() if n not in without
+    }
+    made: type[Out] = create_model(name, __base__=Out, __doc__=doc, __module__=__name__, **fields)
+    return made
+
+
+ApiKeyOut = public(ApiKey, "ApiKey", without={"account_id"}, doc="An API key (never the secret).")
+SessionOut = public(Session, "Session", without={"account_id"}, doc="A session.")
+TaskOut = public(Task, "Task", without={"account_id"}, doc="A task of a session.")
+SnapshotOut = public(
+    Snapshot,
+    "Snapshot",
+    without={"account_id", "bundle_hash"},
+    doc="A snapshot's metadata (its content is its bundle).",
+)
+ThreadStateOut = public(
+    ThreadState, "ThreadState", without={"account_id"}, doc="A thread's saved state."
+)
+
+
+class BundleContent(public(ContextBundle, "_Content", without=set(), doc="")):  # type: ignore[misc]
+    """A snapshot's content as captured."""
+
+
+class CreatedKey(Out):
+    """A new key: ``key`` is the secret, shown this once."""
+
+    id: str
+    key: str
+    label: str
+    created_at: datetime
+
+
+class Bundle(BundleContent):
+    """A snapshot's content, with the ids of its snapshot."""
+
+    snapshot_id: str
+    session_id: str
+    task_id: str
+
+
+class SnapshotWithBundle(SnapshotOut):  # type: ignore[valid-type,misc]
+    bundle: Bundle
+
+
+class TimelineEntry(SnapshotOut):  # type: ignore[valid-type,misc]
+    task_name: str | None
+    token_delta: int = Field(description="Against its parent; a task's first: its whole total.")
+
+
+class TaskNode(TaskOut):  # type: ignore[valid-type,misc]
+    """A task in the session's tree, with its children."""
+
+    children: list[TaskNode]
+
+
+class Revision(Out):
+    seq: int
+    token_total: int
+    model: str | None
+    created_at: datetime
+
+
+class Fork(Out):
+    task: TaskOut = Field(description="The new branch task.")  # type: ignore[valid-type]
+    snapshot: SnapshotOut = Field(  # type: ignore[valid-type]
+        description="Its first snapshot, with the source's content."
+    )
+
+
+class MessagesDiff(Out):
+    common_prefix: int = Field(description="How many leading messages are equal.")
+    added: list[Message] = Field(description="Messages of `to` after the common prefix.")
+    removed: list[Message] = Field(description="Messages of `from` after the prefix.")
+
+
+class ToolCallsDiff(Out):
+    added: list[ToolCall]
+    removed: list[ToolCall]
+
+
+class FilesDiff(Out):
+    added: list[str]
+    removed: list[str]
+    modified: list[str]
+
+
+class Diff(Out):
+    model_config = ConfigDict(
+        json_schema_serialization_defaults_required=True, populate_by_name=True
+    )
+
+    from_: str = Field(alias="from")
+    to: str
+    messages: MessagesDiff
+    tool_calls: ToolCallsDiff
+    files: FilesDiff
+    token_delta: int
+
+
+class GraphNodeData(Out):
+    label: str
+    status: TaskStatus
+    token_total: int
+    snapshot_count: int
+
+
+class Position(Out):
+    x: float
+    y: float
+
+
+class GraphNode(Out):
+    id: str
+    type: str
+    data: GraphNodeData
+    position: Position
+
+
+class GraphEdge(Out):
+    id: str
+    source: str
+    target: str
+
+
+class Graph(Out):
+    """The task tree as ReactFlow nodes and edges."""
+
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+
+
+class SessionStats(Out):
+    last_activity_at: datetime
+    total_messages: int
+    total_tool_calls: int
+    total_snapshots: int
+    total_tokens: int
+    usage: dict[str, Any] = Field(description="The session's LLM calls: tokens, calls, cost_usd.")
+    context_tokens: int
+    llm_calls: int
+    tool_calls_by_status: dict[str, int]
+
+
+class AccountUsage(Out):
+    usage: dict[str, Any]
+    usage_this_month: dict[str, Any]
+
+
+class LinkedTrace(Out):
+    session_id: str
+    trace_ids: list[str]
+    snapshots_created: int
+
+
+class MessageRecord(Out):
+    """A row of ``GET /v1/messages``: a stored message and where it was first seen."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True, extra="allow")
+
+    id: str
+    session_id: str
+    created_at: datetime
+    token_count: int | None
+
+
+class ToolCallRecord(Out):
+    """A row of ``GET /v1/tool-calls``: a stored tool call and where it was first seen."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True, extra="allow")
+
+    session_id: str
+    is_error: bool
+    created_at: datetime
+
+
+class LiveEvent(BaseModel):
+    """A pushed event of the live feed (``snapshot.created``, ``session.updated``...); a
+    reader takes a frame without ``id``, ``session_id`` or ``data`` too."""
+
+    id: str | None = None
+    type: str
+    session_id: str | None = None
+    data: dict[str, Any] = {}  # a plain default (pydantic copies it), so the schema shows it
+
+
+def _listing(item: Any, name: str, *, paged: bool) -> type[Out]:
+    fields: dict[str, Any] = {"data": (list[item], ...)}
+    if paged:
+        fields["next_cursor"] = (str | None, Field(description="null on the last page"))
+    made: type[Out] = create_model(name, __base__=Out, __module__=__name__, **fields)
+    return made
+
+
+SessionPage = _listing(SessionOut, "SessionPage", paged=True)
+SnapshotPage = _listing(SnapshotOut, "SnapshotPage", paged=True)
+MessageRecordPage = _listing(MessageRecord, "MessageRecordPage", paged=True)
+ToolCallRecordPage = _listing(ToolCallRecord, "ToolCallRecordPage", paged=True)
+ApiKeyList = _listing(ApiKeyOut, "ApiKeyList", paged=False)
+TaskTree = _listing(TaskNode, "TaskTree", paged=False)
+Timeline = _listing(TimelineEntry, "Timeline", paged=False)
+RevisionList = _listing(Revision, "RevisionList", paged=False)
+
+
+def answers(model: Any) -> dict[int, Any]:
+    """A route's ``responses``: it answers ``model`` (``kontex.api.openapi`` moves the schema to
+    the route's real success code)."""
+    return {
+        200: {
+            "description": "Successful Response",
+            "content": {"application/json": {"model": model}},
+        }
+    }

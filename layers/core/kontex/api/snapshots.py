@@ -5,8 +5,9 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
+from kontex.api import shapes
 from kontex.api.auth import caller, count_snapshot_write
-from kontex.api.shapes import EnrichSnapshot, ForkSnapshot, snapshot_json, task_json
+from kontex.api.shapes import EnrichSnapshot, ForkSnapshot, answers, snapshot_json, task_json
 from kontex.domain.models import ContextBundle, Snapshot
 from kontex.services import snapshots
 
@@ -29,7 +30,9 @@ def bundle_json(snapshot: Snapshot, bundle: ContextBundle) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/snapshots/<snapshot_id>", tags=["snapshots"])
+@router.get(
+    "/v1/snapshots/<snapshot_id>", tags=["snapshots"], responses=answers(shapes.SnapshotWithBundle)
+)
 def get_snapshot(snapshot_id: str) -> dict[str, Any]:
     deps, me = caller()
     snapshot = snapshots.get_snapshot(deps, me.account_id, snapshot_id)
@@ -37,7 +40,9 @@ def get_snapshot(snapshot_id: str) -> dict[str, Any]:
     return {**snapshot_json(snapshot), "bundle": bundle_json(snapshot, bundle)}
 
 
-@router.get("/v1/snapshots/<snapshot_id>/bundle", tags=["snapshots"])
+@router.get(
+    "/v1/snapshots/<snapshot_id>/bundle", tags=["snapshots"], responses=answers(shapes.Bundle)
+)
 def get_bundle(snapshot_id: str, revision: Revision = None) -> dict[str, Any]:
     deps, me = caller()
     snapshot = snapshots.get_snapshot(deps, me.account_id, snapshot_id)
@@ -45,7 +50,11 @@ def get_bundle(snapshot_id: str, revision: Revision = None) -> dict[str, Any]:
     return bundle_json(snapshot, bundle)
 
 
-@router.get("/v1/snapshots/<snapshot_id>/revisions", tags=["snapshots"])
+@router.get(
+    "/v1/snapshots/<snapshot_id>/revisions",
+    tags=["snapshots"],
+    responses=answers(shapes.RevisionList),
+)
 def list_revisions(snapshot_id: str) -> dict[str, Any]:
     deps, me = caller()
     revisions = snapshots.list_revisions(deps, me.account_id, snapshot_id)
@@ -62,7 +71,11 @@ def list_revisions(snapshot_id: str) -> dict[str, Any]:
     }
 
 
-@router.post("/v1/snapshots/<snapshot_id>/rollback", tags=["snapshots"])
+@router.post(
+    "/v1/snapshots/<snapshot_id>/rollback",
+    tags=["snapshots"],
+    responses=answers(shapes.SnapshotOut),
+)
 def rollback(snapshot_id: str) -> tuple[dict[str, Any], int]:
     deps, me = caller()
     snapshots.get_snapshot(deps, me.account_id, snapshot_id)  # 404 before counting a write
@@ -70,7 +83,7 @@ def rollback(snapshot_id: str) -> tuple[dict[str, Any], int]:
     return snapshot_json(snapshots.rollback(deps, me.account_id, snapshot_id)), 201
 
 
-@router.post("/v1/snapshots/<snapshot_id>/fork", tags=["snapshots"])
+@router.post("/v1/snapshots/<snapshot_id>/fork", tags=["snapshots"], responses=answers(shapes.Fork))
 def fork(snapshot_id: str, body: ForkSnapshot | None = None) -> tuple[dict[str, Any], int]:
     """A new task (a branch of the source's task) whose first snapshot has the source's content."""
     deps, me = caller()
@@ -83,7 +96,9 @@ def fork(snapshot_id: str, body: ForkSnapshot | None = None) -> tuple[dict[str, 
     return {"task": task_json(task), "snapshot": snapshot_json(snapshot)}, 201
 
 
-@router.post("/v1/snapshots/<snapshot_id>/enrich", tags=["snapshots"])
+@router.post(
+    "/v1/snapshots/<snapshot_id>/enrich", tags=["snapshots"], responses=answers(shapes.SnapshotOut)
+)
 def enrich(snapshot_id: str, body: EnrichSnapshot) -> dict[str, Any]:
     deps, me = caller()
     snapshots.get_snapshot(deps, me.account_id, snapshot_id)

@@ -4,28 +4,31 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
+from kontex.api import shapes
 from kontex.api.auth import caller, count_snapshot_write
-from kontex.api.shapes import CreateSnapshot, PatchTask, snapshot_json, task_json
+from kontex.api.shapes import CreateSnapshot, PatchTask, answers, snapshot_json, task_json
 from kontex.domain.models import ContextBundle, SnapshotSource
 from kontex.services import sessions, snapshots
 
 router = APIGatewayHttpRouter()
 
 
-@router.get("/v1/tasks/<task_id>", tags=["tasks"])
+@router.get("/v1/tasks/<task_id>", tags=["tasks"], responses=answers(shapes.TaskOut))
 def get_task(task_id: str) -> dict[str, Any]:
     deps, me = caller()
     return task_json(sessions.get_task(deps, me.account_id, task_id))
 
 
-@router.patch("/v1/tasks/<task_id>", tags=["tasks"])
+@router.patch("/v1/tasks/<task_id>", tags=["tasks"], responses=answers(shapes.TaskOut))
 def patch_task(task_id: str, body: PatchTask) -> dict[str, Any]:
     deps, me = caller()
     changes = body.model_dump(exclude_unset=True)
     return task_json(sessions.update_task(deps, me.account_id, task_id, **changes))
 
 
-@router.post("/v1/tasks/<task_id>/snapshots", tags=["snapshots"])
+@router.post(
+    "/v1/tasks/<task_id>/snapshots", tags=["snapshots"], responses=answers(shapes.SnapshotOut)
+)
 def create_snapshot(task_id: str, body: CreateSnapshot) -> tuple[dict[str, Any], int]:
     deps, me = caller()
     sessions.get_task(deps, me.account_id, task_id)  # 404 before counting a write

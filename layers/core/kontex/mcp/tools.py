@@ -384,7 +384,7 @@ def kontex_restore_messages(
     with tool_errors():
         deps, me = caller()
         _, bundle = snapshots.read(deps, me.account_id, snapshot_id)
-        restored = restore.restore(bundle.messages, format)
+        restored = restore.restore(bundle.messages, format, bundle.tool_calls)
     out = RestoredOut(
         snapshot_id=snapshot_id,
         format=format,

@@ -1,0 +1,557 @@
+# Generated from /v1/openapi.json by clients/python/scripts/gen_models.py: do not edit.
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class AccountUsage(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    usage: dict[str, Any] = Field(..., title="Usage")
+    usage_this_month: dict[str, Any] = Field(..., title="Usage This Month")
+
+
+class ApiKey(BaseModel):
+    """
+    An API key (never the secret).
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    id: str = Field(..., title="Id")
+    label: str = Field(..., title="Label")
+    prefix: str = Field(..., title="Prefix")
+    """
+    The first characters of the key, for display only.
+    """
+    created_at: AwareDatetime = Field(..., title="Created At")
+    revoked_at: AwareDatetime | None = Field(None, title="Revoked At")
+
+
+class ApiKeyList(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    data: list[ApiKey] = Field(..., title="Data")
+
+
+class CreatedKey(BaseModel):
+    """
+    A new key: ``key`` is the secret, shown this once.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    id: str = Field(..., title="Id")
+    key: str = Field(..., title="Key")
+    label: str = Field(..., title="Label")
+    created_at: AwareDatetime = Field(..., title="Created At")
+
+
+class FilesDiff(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    added: list[str] = Field(..., title="Added")
+    removed: list[str] = Field(..., title="Removed")
+    modified: list[str] = Field(..., title="Modified")
+
+
+class Graph(BaseModel):
+    """
+    The task tree as ReactFlow nodes and edges.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    nodes: list[dict[str, Any]] = Field(..., title="Nodes")
+    edges: list[dict[str, Any]] = Field(..., title="Edges")
+
+
+class LinkedTrace(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    session_id: str = Field(..., title="Session Id")
+    trace_ids: list[str] = Field(..., title="Trace Ids")
+    snapshots_created: int = Field(..., title="Snapshots Created")
+
+
+class LiveEvent(BaseModel):
+    """
+    A pushed event of the live feed (``snapshot.created``, ``session.updated``...); a
+    reader takes a frame without ``id``, ``session_id`` or ``data`` too.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    id: str | None = Field(None, title="Id")
+    type: str = Field(..., title="Type")
+    session_id: str | None = Field(None, title="Session Id")
+    data: dict[str, Any] = Field({}, title="Data")
+
+
+class MessageRecord(BaseModel):
+    """
+    A row of ``GET /v1/messages``: a stored message and where it was first seen.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    id: str = Field(..., title="Id")
+    session_id: str = Field(..., title="Session Id")
+    created_at: AwareDatetime = Field(..., title="Created At")
+    token_count: int | None = Field(None, title="Token Count")
+
+
+class MessageRecordPage(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    data: list[MessageRecord] = Field(..., title="Data")
+    next_cursor: str | None = Field(None, title="Next Cursor")
+    """
+    null on the last page
+    """
+
+
+class MessagesDiff(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    common_prefix: int = Field(..., title="Common Prefix")
+    """
+    How many leading messages are equal.
+    """
+    added: list[dict[str, Any]] = Field(..., title="Added")
+    """
+    Messages of `to` after the common prefix.
+    """
+    removed: list[dict[str, Any]] = Field(..., title="Removed")
+    """
+    Messages of `from` after the prefix.
+    """
+
+
+class Revision(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    seq: int = Field(..., title="Seq")
+    token_total: int = Field(..., title="Token Total")
+    model: str | None = Field(None, title="Model")
+    created_at: AwareDatetime = Field(..., title="Created At")
+
+
+class RevisionList(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    data: list[Revision] = Field(..., title="Data")
+
+
+class SessionStats(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    last_activity_at: AwareDatetime = Field(..., title="Last Activity At")
+    total_messages: int = Field(..., title="Total Messages")
+    total_tool_calls: int = Field(..., title="Total Tool Calls")
+    total_snapshots: int = Field(..., title="Total Snapshots")
+    total_tokens: int = Field(..., title="Total Tokens")
+    usage: dict[str, Any] = Field(..., title="Usage")
+    """
+    The session's LLM calls: tokens, calls, cost_usd.
+    """
+    context_tokens: int = Field(..., title="Context Tokens")
+    llm_calls: int = Field(..., title="Llm Calls")
+    tool_calls_by_status: dict[str, int] = Field(..., title="Tool Calls By Status")
+
+
+class Snippet(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    text: str = Field(..., title="Text")
+    role: str | None = Field(None, title="Role")
+    position: int = Field(..., title="Position")
+    source: Literal["label", "message", "tool_call", "reasoning", "file"] = Field(
+        ..., title="Source"
+    )
+
+
+class ThreadState(BaseModel):
+    """
+    A thread's saved state.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    thread_id: str = Field(..., title="Thread Id")
+    user_data: str = Field(..., title="User Data")
+    version: int = Field(..., title="Version")
+    updated_at: AwareDatetime = Field(..., title="Updated At")
+
+
+class ToolCallRecord(BaseModel):
+    """
+    A row of ``GET /v1/tool-calls``: a stored tool call and where it was first seen.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    session_id: str = Field(..., title="Session Id")
+    is_error: bool = Field(..., title="Is Error")
+    created_at: AwareDatetime = Field(..., title="Created At")
+
+
+class ToolCallRecordPage(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    data: list[ToolCallRecord] = Field(..., title="Data")
+    next_cursor: str | None = Field(None, title="Next Cursor")
+    """
+    null on the last page
+    """
+
+
+class ToolCallsDiff(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    added: list[dict[str, Any]] = Field(..., title="Added")
+    removed: list[dict[str, Any]] = Field(..., title="Removed")
+
+
+class Usage(BaseModel):
+    """
+    What one captured LLM call used and cost. Tokens are the provider's own counts;
+    ``cost_usd`` is priced from the price table (``kontex/data/prices.json``); unknown when the
+    model is not in it.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    input_tokens: int = Field(0, title="Input Tokens")
+    output_tokens: int = Field(0, title="Output Tokens")
+    cache_read_tokens: int | None = Field(None, title="Cache Read Tokens")
+    cache_write_tokens: int | None = Field(None, title="Cache Write Tokens")
+    latency_ms: float | None = Field(None, title="Latency Ms")
+    cost_usd: float | None = Field(None, title="Cost Usd")
+
+
+class Bundle(BaseModel):
+    """
+    A snapshot's content, with the ids of its snapshot.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    messages: list[dict[str, Any]] = Field(..., title="Messages")
+    tool_calls: list[dict[str, Any]] = Field(..., title="Tool Calls")
+    files: list[dict[str, Any]] = Field(..., title="Files")
+    reasoning: str | None = Field(None, title="Reasoning")
+    log_events: list[dict[str, Any]] = Field(..., title="Log Events")
+    model: str | None = Field(None, title="Model")
+    token_total: int | None = Field(None, title="Token Total")
+    """
+    Computed from the content when not given.
+    """
+    source: Literal["api", "openllmetry", "proxy", "mcp", "rollback"] = Field(
+        "api", title="SnapshotSource"
+    )
+    captured_at: AwareDatetime | None = Field(None, title="Captured At")
+    usage: Usage | None = None
+    snapshot_id: str = Field(..., title="Snapshot Id")
+    session_id: str = Field(..., title="Session Id")
+    task_id: str = Field(..., title="Task Id")
+
+
+class Diff(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    from_: str = Field(..., alias="from", title="From")
+    to: str = Field(..., title="To")
+    messages: MessagesDiff
+    tool_calls: ToolCallsDiff
+    files: FilesDiff
+    token_delta: int = Field(..., title="Token Delta")
+
+
+class SearchHit(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    snapshot_id: str = Field(..., title="Snapshot Id")
+    session_id: str = Field(..., title="Session Id")
+    task_id: str = Field(..., title="Task Id")
+    label: str = Field(..., title="Label")
+    score: float = Field(..., title="Score")
+    created_at: AwareDatetime = Field(..., title="Created At")
+    snippet: Snippet
+
+
+class SearchResults(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    results: list[SearchHit] = Field(..., title="Results")
+
+
+class Session(BaseModel):
+    """
+    A session.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    id: str = Field(..., title="Id")
+    name: str = Field(..., title="Name")
+    description: str | None = Field(None, title="Description")
+    metadata: dict[str, Any] = Field(..., title="Metadata")
+    status: Literal["active", "paused", "completed"] = Field("active", title="SessionStatus")
+    created_at: AwareDatetime = Field(..., title="Created At")
+    updated_at: AwareDatetime = Field(..., title="Updated At")
+
+
+class SessionPage(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    data: list[Session] = Field(..., title="Data")
+    next_cursor: str | None = Field(None, title="Next Cursor")
+    """
+    null on the last page
+    """
+
+
+class Snapshot(BaseModel):
+    """
+    A snapshot's metadata (its content is its bundle).
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    id: str = Field(..., title="Id")
+    session_id: str = Field(..., title="Session Id")
+    task_id: str = Field(..., title="Task Id")
+    label: str = Field(..., title="Label")
+    source: Literal["api", "openllmetry", "proxy", "mcp", "rollback"] = Field(
+        ..., title="SnapshotSource"
+    )
+    model: str | None = Field(None, title="Model")
+    token_total: int = Field(0, title="Token Total")
+    parent_snapshot_id: str | None = Field(None, title="Parent Snapshot Id")
+    rollback_of: str | None = Field(None, title="Rollback Of")
+    forked_from: str | None = Field(None, title="Forked From")
+    stored_bytes: int = Field(0, title="Stored Bytes")
+    """
+    Bytes of content this snapshot stored first.
+    """
+    captured_at: AwareDatetime = Field(..., title="Captured At")
+    created_at: AwareDatetime = Field(..., title="Created At")
+    enriched: bool = Field(False, title="Enriched")
+    enriched_at: AwareDatetime | None = Field(None, title="Enriched At")
+    usage: Usage | None = None
+    """
+    The captured LLM call's usage, latency and cost, if any.
+    """
+
+
+class SnapshotPage(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    data: list[Snapshot] = Field(..., title="Data")
+    next_cursor: str | None = Field(None, title="Next Cursor")
+    """
+    null on the last page
+    """
+
+
+class SnapshotWithBundle(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    id: str = Field(..., title="Id")
+    session_id: str = Field(..., title="Session Id")
+    task_id: str = Field(..., title="Task Id")
+    label: str = Field(..., title="Label")
+    source: Literal["api", "openllmetry", "proxy", "mcp", "rollback"] = Field(
+        ..., title="SnapshotSource"
+    )
+    model: str | None = Field(None, title="Model")
+    token_total: int = Field(0, title="Token Total")
+    parent_snapshot_id: str | None = Field(None, title="Parent Snapshot Id")
+    rollback_of: str | None = Field(None, title="Rollback Of")
+    forked_from: str | None = Field(None, title="Forked From")
+    stored_bytes: int = Field(0, title="Stored Bytes")
+    """
+    Bytes of content this snapshot stored first.
+    """
+    captured_at: AwareDatetime = Field(..., title="Captured At")
+    created_at: AwareDatetime = Field(..., title="Created At")
+    enriched: bool = Field(False, title="Enriched")
+    enriched_at: AwareDatetime | None = Field(None, title="Enriched At")
+    usage: Usage | None = None
+    """
+    The captured LLM call's usage, latency and cost, if any.
+    """
+    bundle: Bundle
+
+
+class Task(BaseModel):
+    """
+    A task of a session.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    id: str = Field(..., title="Id")
+    session_id: str = Field(..., title="Session Id")
+    parent_task_id: str | None = Field(None, title="Parent Task Id")
+    name: str = Field(..., title="Name")
+    status: Literal["pending", "active", "completed", "failed"] = Field(
+        "pending", title="TaskStatus"
+    )
+    created_at: AwareDatetime = Field(..., title="Created At")
+    updated_at: AwareDatetime = Field(..., title="Updated At")
+
+
+class TaskNode(BaseModel):
+    """
+    A task in the session's tree, with its children.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    id: str = Field(..., title="Id")
+    session_id: str = Field(..., title="Session Id")
+    parent_task_id: str | None = Field(None, title="Parent Task Id")
+    name: str = Field(..., title="Name")
+    status: Literal["pending", "active", "completed", "failed"] = Field(
+        "pending", title="TaskStatus"
+    )
+    created_at: AwareDatetime = Field(..., title="Created At")
+    updated_at: AwareDatetime = Field(..., title="Updated At")
+    children: list[TaskNode] = Field(..., title="Children")
+
+
+class TaskTree(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    data: list[TaskNode] = Field(..., title="Data")
+
+
+class TimelineEntry(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    id: str = Field(..., title="Id")
+    session_id: str = Field(..., title="Session Id")
+    task_id: str = Field(..., title="Task Id")
+    label: str = Field(..., title="Label")
+    source: Literal["api", "openllmetry", "proxy", "mcp", "rollback"] = Field(
+        ..., title="SnapshotSource"
+    )
+    model: str | None = Field(None, title="Model")
+    token_total: int = Field(0, title="Token Total")
+    parent_snapshot_id: str | None = Field(None, title="Parent Snapshot Id")
+    rollback_of: str | None = Field(None, title="Rollback Of")
+    forked_from: str | None = Field(None, title="Forked From")
+    stored_bytes: int = Field(0, title="Stored Bytes")
+    """
+    Bytes of content this snapshot stored first.
+    """
+    captured_at: AwareDatetime = Field(..., title="Captured At")
+    created_at: AwareDatetime = Field(..., title="Created At")
+    enriched: bool = Field(False, title="Enriched")
+    enriched_at: AwareDatetime | None = Field(None, title="Enriched At")
+    usage: Usage | None = None
+    """
+    The captured LLM call's usage, latency and cost, if any.
+    """
+    task_name: str | None = Field(None, title="Task Name")
+    token_delta: int = Field(..., title="Token Delta")
+    """
+    Against its parent; a task's first: its whole total.
+    """
+
+
+class Fork(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    task: Task
+    """
+    The new branch task.
+    """
+    snapshot: Snapshot
+    """
+    Its first snapshot, with the source's content.
+    """
+
+
+class Timeline(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    data: list[TimelineEntry] = Field(..., title="Data")
+
+
+TaskNode.model_rebuild()
