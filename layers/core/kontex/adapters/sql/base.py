@@ -74,6 +74,13 @@ class Work:
         return self.tx.q_many(statements)
 
 
+class Repository:
+    """What every repository is: statements run in one unit of work's transaction."""
+
+    def __init__(self, work: Work) -> None:
+        self._work = work
+
+
 def as_time(value: Any) -> datetime:
     """Aggregates lose SQLite's declared column type: times may come back as text."""
     return datetime.fromisoformat(value) if isinstance(value, str) else value

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from kontex.adapters.sql.base import Work, as_time, chunked, marks
+from kontex.adapters.sql.base import Repository, as_time, chunked, marks
 from kontex.ports import LiveConnection
 
 OPEN_SQL = (
@@ -47,10 +47,7 @@ OWNED = (
 )
 
 
-class SqlConnections:
-    def __init__(self, work: Work) -> None:
-        self._work = work
-
+class SqlConnections(Repository):
     def open(self, connection_id: str, at: datetime, expires_at: datetime) -> None:
         self._work.run(OPEN_SQL, [connection_id, False, at, expires_at])
 

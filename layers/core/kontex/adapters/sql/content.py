@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from kontex.adapters.sql.base import CHUNK, Work, chunked, marks
+from kontex.adapters.sql.base import CHUNK, Repository, chunked, marks
 from kontex.ports import ItemRow
 
 INSERT_ITEMS_SQL = (
@@ -52,10 +52,7 @@ def found(rows: list[dict[str, Any]]) -> tuple[dict[bytes, int], dict[bytes, byt
     return found_items, found_chunks
 
 
-class SqlContent:
-    def __init__(self, work: Work) -> None:
-        self._work = work
-
+class SqlContent(Repository):
     def lookup(
         self, session_id: str, items: Sequence[bytes], chunks: Sequence[bytes]
     ) -> tuple[dict[bytes, int], dict[bytes, bytes]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from kontex.adapters.sql.base import Work
+from kontex.adapters.sql.base import Repository
 from kontex.domain.models import Account, ApiKey
 
 INSERT_ACCOUNT_SQL = "INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)"
@@ -28,10 +28,7 @@ HIT_SQL = (
 DROP_OLD_WINDOWS_SQL = "DELETE FROM rate_limits WHERE key_id = ? AND kind = ? AND window_start < ?"
 
 
-class SqlKeys:
-    def __init__(self, work: Work) -> None:
-        self._work = work
-
+class SqlKeys(Repository):
     def add_account(self, account: Account) -> None:
         self._work.run(INSERT_ACCOUNT_SQL, [account.id, account.name, account.created_at])
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from kontex.adapters.sql.base import Work, as_time, chunked, marks
+from kontex.adapters.sql.base import Repository, as_time, chunked, marks
 from kontex.ports import Event
 
 COLUMNS = "id, type, account_id, session_id, data, created_at"
@@ -35,10 +35,7 @@ def event_of(row: dict[str, Any]) -> Event:
     )
 
 
-class SqlOutbox:
-    def __init__(self, work: Work) -> None:
-        self._work = work
-
+class SqlOutbox(Repository):
     def add(self, event: Event) -> None:
         e = event
         row = (e.id, e.account_id, e.session_id, e.type, self._work.json(e.data), e.created_at)

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from kontex.adapters.sql.base import Work, as_time
+from kontex.adapters.sql.base import Repository, as_time
 from kontex.domain.errors import InvalidInput
 from kontex.ports import ObjectFilter
 
@@ -99,10 +99,7 @@ def usage_totals(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class SqlQueries:
-    def __init__(self, work: Work) -> None:
-        self._work = work
-
+class SqlQueries(Repository):
     def objects(
         self, account_id: str, where: ObjectFilter, limit: int, after: tuple[str, str] | None
     ) -> list[dict[str, Any]]:

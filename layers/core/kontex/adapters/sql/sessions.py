@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from kontex.adapters.sql.base import Work, after_cursor, as_time, update_sql
+from kontex.adapters.sql.base import Repository, after_cursor, as_time, update_sql
 from kontex.domain.models import Session, SessionStatus
 
 COLUMNS = "id, account_id, name, description, metadata, status, created_at, updated_at"
@@ -43,10 +43,7 @@ INACTIVE_SQL = (
 )
 
 
-class SqlSessions:
-    def __init__(self, work: Work) -> None:
-        self._work = work
-
+class SqlSessions(Repository):
     def add(self, session: Session) -> None:
         s = session
         self._work.run(

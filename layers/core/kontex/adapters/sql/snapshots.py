@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kontex.adapters.sql import content, tasks
-from kontex.adapters.sql.base import CHUNK, Work, after_cursor, as_bytes, as_time
+from kontex.adapters.sql.base import CHUNK, Repository, after_cursor, as_bytes, as_time
 from kontex.domain.models import Snapshot, Task, Usage
 from kontex.ports import Revision
 
@@ -114,10 +114,7 @@ def _locked(rows: list[dict[str, Any]]) -> Locked | None:
     return Task(**rows[0]), head, manifest
 
 
-class SqlSnapshots:
-    def __init__(self, work: Work) -> None:
-        self._work = work
-
+class SqlSnapshots(Repository):
     def _lock_sql(self, account_id: str, task_id: str) -> tuple[str, list[Any]]:
         return LOCK_HEAD_SQL + self._work.lock_clause, [account_id, task_id]
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from kontex.adapters.sql.base import Work, by_account, marks
+from kontex.adapters.sql.base import Repository, by_account, marks
 
 INSERT_SQL = (
     "INSERT INTO spans (account_id, trace_id, span_id, parent_span_id, kind,"
@@ -21,10 +21,7 @@ OF_TRACES_SQL = (
 MARK_DONE_SQL = "UPDATE spans SET done = ? WHERE account_id = ? AND trace_id = ? AND span_id = ?"
 
 
-class SqlSpans:
-    def __init__(self, work: Work) -> None:
-        self._work = work
-
+class SqlSpans(Repository):
     def add(self, spans: Sequence[tuple[str, dict[str, Any]]], at: datetime) -> None:
         json = self._work.json
         self._work.run_many(

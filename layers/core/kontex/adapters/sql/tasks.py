@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from kontex.adapters.sql.base import Work, by_account, marks, update_sql
+from kontex.adapters.sql.base import Repository, by_account, marks, update_sql
 from kontex.domain.models import Task
 
 COLUMNS = "id, account_id, session_id, parent_task_id, name, status, created_at, updated_at"
@@ -31,10 +31,7 @@ def row_of(task: Task) -> tuple[Any, ...]:
     )
 
 
-class SqlTasks:
-    def __init__(self, work: Work) -> None:
-        self._work = work
-
+class SqlTasks(Repository):
     def add(self, task: Task) -> None:
         self._work.run(INSERT_SQL, row_of(task))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from kontex.adapters.sql.base import Work
+from kontex.adapters.sql.base import Repository
 from kontex.domain.models import ThreadState
 
 COLUMNS = "account_id, thread_id, user_data, version, updated_at"
@@ -18,10 +18,7 @@ SELECT_SQL = f"SELECT {COLUMNS} FROM thread_states WHERE account_id = ? AND thre
 DELETE_SQL = "DELETE FROM thread_states WHERE account_id = ? AND thread_id = ? RETURNING thread_id"
 
 
-class SqlThreads:
-    def __init__(self, work: Work) -> None:
-        self._work = work
-
+class SqlThreads(Repository):
     def put(self, account_id: str, thread_id: str, user_data: str, at: datetime) -> ThreadState:
         return ThreadState(**self._work.run(UPSERT_SQL, [account_id, thread_id, user_data, at])[0])
 

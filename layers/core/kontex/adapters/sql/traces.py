@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from kontex.adapters.sql.base import Work, by_account, marks
+from kontex.adapters.sql.base import Repository, by_account, marks
 
 LINK_SQL = (
     "INSERT INTO session_traces (account_id, trace_id, session_id, created_at)"
@@ -34,10 +34,7 @@ ADD_ALIAS_SQL = (
 ALIAS_SQL = "SELECT session_id FROM session_aliases WHERE account_id = ? AND alias = ?"
 
 
-class SqlTraces:
-    def __init__(self, work: Work) -> None:
-        self._work = work
-
+class SqlTraces(Repository):
     def link(self, account_id: str, session_id: str, trace_id: str, at: datetime) -> str:
         self._work.run(LINK_SQL, [account_id, trace_id, session_id, at])
         return str(self._work.run(SESSION_OF_TRACE_SQL, [account_id, trace_id])[0]["session_id"])

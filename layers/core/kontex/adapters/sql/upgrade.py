@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kontex.adapters.sql.base import Work, as_time
+from kontex.adapters.sql.base import Repository, as_time
 
 V1_ROWS_SQL = (
     "SELECT id AS snapshot_id, 0 AS seq, account_id, session_id, bundle_hash, created_at"
@@ -43,10 +43,7 @@ SET_REVISION_MANIFEST_SQL = (
 )
 
 
-class SqlUpgrade:
-    def __init__(self, work: Work) -> None:
-        self._work = work
-
+class SqlUpgrade(Repository):
     def v1_rows(self) -> list[dict[str, Any]]:
         """Snapshots and revisions written by the v1 engine (no manifest yet), oldest first."""
         rows = self._work.run(V1_ROWS_SQL)
