@@ -11,7 +11,7 @@ import pytest
 from kontex import bootstrap
 from kontex.adapters.local_blobs import LocalBlobs
 from kontex.adapters.local_queue import sqs_record
-from kontex.local.apigw import LocalContext, http_api_event, response_parts
+from kontex.http.apigw import LocalContext, http_api_event, response_parts
 from kontex.local.server import load_module, load_worker, worker_paths
 from kontex.proxy.assemble import message_from_stream
 from kontex.services import capture, keys, sessions, snapshots

@@ -11,7 +11,7 @@ import pytest
 
 from kontex.adapters.local_blobs import LocalBlobs
 from kontex.adapters.sqlite_store import SqliteStore
-from kontex.local.apigw import LocalContext, new_connection_id, websocket_event
+from kontex.http.apigw import LocalContext, new_connection_id, websocket_event
 from kontex.local.server import load_module, load_worker, worker_paths
 from kontex.services import keys, sessions
 from kontex.services.deps import Deps

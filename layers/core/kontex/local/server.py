@@ -28,7 +28,7 @@ from kontex import bootstrap
 from kontex.adapters.local_connections import CLOSE, LocalConnections
 from kontex.adapters.local_index import IndexServer
 from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue, batch_failure_reasons
-from kontex.local.apigw import (
+from kontex.http.apigw import (
     LocalContext,
     http_api_event,
     new_connection_id,
