@@ -155,7 +155,7 @@ class Container:
         has made it (None before: no consumer would ever read it)."""
         from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue
         from kontex.adapters.local_topic import EVENT_CONSUMERS, LocalTopic
-        from kontex.local.server import worker_paths
+        from kontex.functions import worker_paths
 
         if queue is None:
             path = self.settings.kontex_data_dir / QUEUE_FILE
