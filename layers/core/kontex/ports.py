@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -455,3 +455,39 @@ class VectorIndex(Protocol):
     ) -> list[IndexHit]: ...
     def delete_session(self, account_id: str, session_id: str) -> None: ...
     def count(self, account_id: str | None = None) -> int: ...
+
+
+# -- the proxy's upstream API ----------------------------------------------------------------
+
+
+@dataclass
+class UpstreamResponse:
+    """An upstream answer: its status, its end-to-end headers (names lower-case) and its body
+    as it arrives, unchanged (still compressed if the upstream compressed it)."""
+
+    status: int
+    headers: dict[str, str]
+    chunks: Iterator[bytes]
+
+    @property
+    def is_stream(self) -> bool:
+        return self.headers.get("content-type", "").startswith("text/event-stream")
+
+
+class Upstream(Protocol):
+    """The API the proxy forwards to (Anthropic). Which headers go and come back, and the
+    errors (``UpstreamError``, ``UpstreamTimeout``, raised by ``request`` or while ``chunks``
+    is read): ``kontex.proxy.upstream``."""
+
+    def request(
+        self,
+        base_url: str,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeout: float,
+    ) -> UpstreamResponse:
+        """``method {base_url}{path}?{query}``; the answer's body is read lazily."""
+        ...
