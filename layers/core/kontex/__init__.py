@@ -6,6 +6,8 @@ The package is laid out by role:
 - ``ports``: the small protocols services depend on (store, blobs, events).
 - ``services``: the use cases (keys, sessions, tasks, snapshots, bundles).
 - ``adapters``: ports implemented on SQLite, PostgreSQL, S3 and local folders.
+- ``http``: HTTP as Lambda sees it (the API Gateway event codec), for the deployed functions
+  and ``kontex dev`` alike, and the errors only HTTP has.
 - ``bootstrap``: the composition root that builds adapters from settings, lazily.
 """
 
