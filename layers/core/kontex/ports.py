@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import collections.abc
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -467,7 +468,7 @@ class UpstreamResponse:
 
     status: int
     headers: dict[str, str]
-    chunks: Iterator[bytes]
+    chunks: collections.abc.Iterator[bytes]
 
     @property
     def is_stream(self) -> bool:
@@ -485,7 +486,7 @@ class Upstream(Protocol):
         method: str,
         path: str,
         query: str,
-        headers: Mapping[str, str],
+        headers: collections.abc.Mapping[str, str],
         body: bytes,
         timeout: float,
     ) -> UpstreamResponse:
