@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from handler import stream_handler  # type: ignore[import-not-found]
 
-from kontex.local.apigw import http_api_event
+from kontex.http.apigw import http_api_event
 
 MAX_BODY = 10 * 1024 * 1024
 

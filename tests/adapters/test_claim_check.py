@@ -17,8 +17,9 @@ from opentelemetry.trace import Tracer
 
 from kontex import bootstrap
 from kontex.adapters.claim_check import PREFIX, THRESHOLD, claim_of
-from kontex.local.apigw import LocalContext, http_api_event, response_parts
-from kontex.local.server import load_handler, load_module, load_worker, worker_paths
+from kontex.functions import worker_paths
+from kontex.http.apigw import LocalContext, http_api_event, response_parts
+from kontex.local.server import load_handler, load_module, load_worker
 from kontex.services import keys, sessions, snapshots
 from kontex.settings import Settings
 from tests.otlp import spans as fixtures

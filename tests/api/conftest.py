@@ -11,7 +11,7 @@ import pytest
 
 from kontex import bootstrap
 from kontex.adapters.local_blobs import LocalBlobs
-from kontex.local.apigw import LocalContext, http_api_event
+from kontex.http.apigw import LocalContext, http_api_event
 from kontex.local.server import load_handler
 from kontex.services import keys
 from kontex.settings import Settings

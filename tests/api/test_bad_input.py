@@ -177,7 +177,7 @@ def test_missing_blob_is_an_integrity_error_without_its_key(
 
 
 def test_ingest_wrong_method_is_405_method_not_allowed(container: Any) -> None:
-    from kontex.local.apigw import LocalContext, http_api_event
+    from kontex.http.apigw import LocalContext, http_api_event
     from kontex.local.server import load_handler
 
     ingest = load_handler("ingest")

@@ -8,7 +8,8 @@ import json
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from kontex.domain.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from kontex.domain.errors import InvalidInput, PayloadTooLarge
+from kontex.http.errors import UnsupportedMediaType
 from kontex.otlp.decode import JSON, MAX_BODY_BYTES, PROTOBUF, decode_request, encode_response
 from tests.otlp import spans as fixtures
 

@@ -20,7 +20,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.trace import Tracer
 
 from kontex.adapters.local_queue import sqs_record
-from kontex.local.apigw import LocalContext, http_api_event, response_parts
+from kontex.http.apigw import LocalContext, http_api_event, response_parts
 from kontex.services import sessions, snapshots, spans, views
 from tests.otlp import spans as fixtures
 from tests.otlp import test_ingest_and_worker as base

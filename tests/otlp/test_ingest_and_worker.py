@@ -15,8 +15,9 @@ from kontex import bootstrap
 from kontex.adapters.local_blobs import LocalBlobs
 from kontex.adapters.local_queue import LocalQueue, sqs_record
 from kontex.adapters.sqs_queue import SqsQueue
-from kontex.local.apigw import LocalContext, http_api_event, response_parts
-from kontex.local.server import load_handler, load_worker, worker_paths
+from kontex.functions import worker_paths
+from kontex.http.apigw import LocalContext, http_api_event, response_parts
+from kontex.local.server import load_handler, load_worker
 from kontex.services import keys, sessions, snapshots
 from kontex.settings import Settings
 from tests.otlp import spans as fixtures

@@ -11,8 +11,9 @@ import pytest
 from kontex import bootstrap
 from kontex.adapters.local_blobs import LocalBlobs
 from kontex.adapters.local_queue import sqs_record
-from kontex.local.apigw import LocalContext, http_api_event, response_parts
-from kontex.local.server import load_module, load_worker, worker_paths
+from kontex.functions import worker_paths
+from kontex.http.apigw import LocalContext, http_api_event, response_parts
+from kontex.local.server import load_module, load_worker
 from kontex.proxy.assemble import message_from_stream
 from kontex.services import capture, keys, sessions, snapshots
 from kontex.settings import Settings

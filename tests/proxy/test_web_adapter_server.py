@@ -14,7 +14,7 @@ import pytest
 
 from kontex import bootstrap
 from kontex.adapters.local_blobs import LocalBlobs
-from kontex.local.server import functions_dir
+from kontex.functions import functions_dir
 from kontex.services import keys
 from kontex.settings import Settings
 from tests.proxy.fake_anthropic import FakeAnthropic

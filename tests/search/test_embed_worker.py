@@ -12,8 +12,9 @@ from kontex import bootstrap
 from kontex.adapters.local_blobs import LocalBlobs
 from kontex.domain.errors import Transient
 from kontex.domain.models import ContextBundle
-from kontex.local.apigw import LocalContext
-from kontex.local.server import functions_dir, load_worker
+from kontex.functions import functions_dir
+from kontex.http.apigw import LocalContext
+from kontex.local.server import load_worker
 from kontex.services import keys, search, sessions, snapshots
 from kontex.settings import Settings
 

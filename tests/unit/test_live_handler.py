@@ -11,8 +11,9 @@ import pytest
 
 from kontex.adapters.local_blobs import LocalBlobs
 from kontex.adapters.sqlite_store import SqliteStore
-from kontex.local.apigw import LocalContext, new_connection_id, websocket_event
-from kontex.local.server import load_module, load_worker, worker_paths
+from kontex.functions import worker_paths
+from kontex.http.apigw import LocalContext, new_connection_id, websocket_event
+from kontex.local.server import load_module, load_worker
 from kontex.services import keys, sessions
 from kontex.services.deps import Deps
 from tests.services.test_live import FakeConnections

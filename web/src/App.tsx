@@ -1,23 +1,11 @@
-import { createContext, useCallback, useContext, useEffect, useMemo, useState } from "react";
+import { useCallback, useEffect, useMemo, useState } from "react";
 import { Api, ApiError, loadConfig, storedKey, type Config } from "./api";
+import { ApiContext } from "./hooks";
 import { href, useRoute } from "./router";
 import { SessionsView } from "./views/Sessions";
 import { SessionView } from "./views/Session";
 import { SnapshotView } from "./views/Snapshot";
 import { DiffView } from "./views/Diff";
-
-interface Ctx {
-  api: Api;
-  config: Config;
-}
-
-const ApiContext = createContext<Ctx | null>(null);
-
-export function useApi(): Ctx {
-  const ctx = useContext(ApiContext);
-  if (!ctx) throw new Error("useApi outside the signed-in app");
-  return ctx;
-}
 
 export function App() {
   const [config, setConfig] = useState<Config | null>(null);

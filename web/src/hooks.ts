@@ -1,5 +1,19 @@
-import { useCallback, useEffect, useRef, useState } from "react";
-import { ApiError } from "./api";
+import { createContext, useCallback, useContext, useEffect, useRef, useState } from "react";
+import { ApiError, type Api, type Config } from "./api";
+
+interface Ctx {
+  api: Api;
+  config: Config;
+}
+
+/** The signed-in API client and the deployment's config: provided by `App`, read by the views. */
+export const ApiContext = createContext<Ctx | null>(null);
+
+export function useApi(): Ctx {
+  const ctx = useContext(ApiContext);
+  if (!ctx) throw new Error("useApi outside the signed-in app");
+  return ctx;
+}
 
 export interface Loaded<T> {
   data: T | null;

@@ -4,17 +4,19 @@
 One ``kontex`` command for users: when the server package (``kontex``) is installed too, its
 ``kontex`` command carries these subcommands (``register``) and this entry point hands over
 to it, so ``dev``, ``keys``, ``migrate``... work whichever of the two installed the script.
+The server names its command in the ``kontex.cli`` entry-point group (``main``): the client
+knows that group, not the server.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -266,11 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    if importlib.util.find_spec("kontex") is not None:  # the server: one `kontex` for all
-        from kontex import cli as server_cli
+FULLER_COMMAND = "kontex.cli"  # entry-point group: a `kontex` command that carries this one
 
-        return int(server_cli.main(argv))
+
+def main(argv: list[str] | None = None) -> int:
+    for fuller in entry_points(group=FULLER_COMMAND, name="main"):  # the server's: one for all
+        return int(fuller.load()(argv))
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

@@ -10,15 +10,21 @@ import secrets
 import threading
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kontex.domain.errors import KontexError, Transient
-from kontex.ports import BlobStore, Connections, Embedder, Events, Queue, Store, VectorIndex
+from kontex.ports import (
+    BlobStore,
+    Connections,
+    Embedder,
+    Events,
+    Queue,
+    Store,
+    Upstream,
+    VectorIndex,
+)
 from kontex.services.deps import Deps, NullEvents
 from kontex.settings import Settings, settings
-
-if TYPE_CHECKING:
-    from kontex.proxy.upstream import Upstream
 
 SECRET_FILE = "api_key_secret"
 
@@ -112,9 +118,9 @@ class Container:
     @cached_property
     def upstream(self) -> Upstream:
         """The proxy's pooled HTTP client: connections kept across calls and warm invocations."""
-        from kontex.proxy.upstream import Upstream
+        from kontex.adapters.http_upstream import HttpUpstream
 
-        return Upstream()
+        return HttpUpstream()
 
     @cached_property
     def api_key_secret(self) -> bytes:
@@ -155,7 +161,7 @@ class Container:
         has made it (None before: no consumer would ever read it)."""
         from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue
         from kontex.adapters.local_topic import EVENT_CONSUMERS, LocalTopic
-        from kontex.local.server import worker_paths
+        from kontex.functions import worker_paths
 
         if queue is None:
             path = self.settings.kontex_data_dir / QUEUE_FILE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections.abc
 import json
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -520,3 +521,39 @@ class VectorIndex(Protocol):
     def query(self, q: IndexQuery) -> list[IndexHit]: ...
     def delete_session(self, account_id: str, session_id: str) -> None: ...
     def count(self, account_id: str | None = None) -> int: ...
+
+
+# -- the proxy's upstream API ----------------------------------------------------------------
+
+
+@dataclass
+class UpstreamResponse:
+    """An upstream answer: its status, its end-to-end headers (names lower-case) and its body
+    as it arrives, unchanged (still compressed if the upstream compressed it)."""
+
+    status: int
+    headers: dict[str, str]
+    chunks: collections.abc.Iterator[bytes]
+
+    @property
+    def is_stream(self) -> bool:
+        return self.headers.get("content-type", "").startswith("text/event-stream")
+
+
+class Upstream(Protocol):
+    """The API the proxy forwards to (Anthropic). Which headers go and come back, and the
+    errors (``UpstreamError``, ``UpstreamTimeout``, raised by ``request`` or while ``chunks``
+    is read): ``kontex.proxy.upstream``."""
+
+    def request(
+        self,
+        base_url: str,
+        method: str,
+        path: str,
+        query: str,
+        headers: collections.abc.Mapping[str, str],
+        body: bytes,
+        timeout: float,
+    ) -> UpstreamResponse:
+        """``method {base_url}{path}?{query}``; the answer's body is read lazily."""
+        ...

@@ -1,8 +1,7 @@
 import { useMemo } from "react";
-import { useApi } from "../App";
 import { qs } from "../api";
 import { signed, when } from "../format";
-import { useLoad } from "../hooks";
+import { useApi, useLoad } from "../hooks";
 import { go, href } from "../router";
 import { Messages, ToolCalls } from "../components/Content";
 import { LineDiff } from "../components/LineDiff";

@@ -1,7 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from "react";
-import { useApi } from "../App";
 import { ago, signed, tokens, usd, when } from "../format";
-import { useLoad } from "../hooks";
+import { useApi, useLoad } from "../hooks";
 import { LiveFeed, type LiveState } from "../live";
 import { href, go } from "../router";
 import { TaskGraph } from "../components/TaskGraph";

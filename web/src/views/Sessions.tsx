@@ -1,8 +1,7 @@
 import { useEffect, useState } from "react";
-import { useApi } from "../App";
 import { ApiError, qs } from "../api";
 import { ago, tokens, usd } from "../format";
-import { useLoad } from "../hooks";
+import { useApi, useLoad } from "../hooks";
 import { href } from "../router";
 import type { Page, SearchHit, Session, SessionStats } from "../types";
 

@@ -1,8 +1,7 @@
 import { useState } from "react";
-import { useApi } from "../App";
 import { ApiError, qs } from "../api";
 import { ms, short, tokens, usd, when } from "../format";
-import { useLoad } from "../hooks";
+import { useApi, useLoad } from "../hooks";
 import { href } from "../router";
 import { Confirm } from "../components/Confirm";
 import { Files, LogEvents, Messages, ToolCalls } from "../components/Content";

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kontex.local.apigw import LocalContext
+from kontex.http.apigw import LocalContext
 
 log = logging.getLogger("kontex.queue")
 Handler = Callable[[dict[str, Any], Any], Any]

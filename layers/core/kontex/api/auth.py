@@ -10,8 +10,8 @@ from contextvars import ContextVar
 from typing import Any
 
 from kontex.bootstrap import container
-from kontex.domain.errors import UnsupportedMediaType
 from kontex.domain.models import ApiKey
+from kontex.http.errors import UnsupportedMediaType
 from kontex.services import keys, limits
 from kontex.services.deps import Deps
 

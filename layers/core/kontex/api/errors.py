@@ -15,14 +15,13 @@ from kontex.domain.errors import (
     IntegrityError,
     InvalidInput,
     KontexError,
-    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     RateLimited,
     Transient,
     Unauthorized,
-    UnsupportedMediaType,
 )
+from kontex.http.errors import MethodNotAllowed, UnsupportedMediaType
 
 logger = Logger(service="kontex-api", child=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -14,6 +15,7 @@ from kontex.api.auth import admit, current_key
 from kontex.api.guard import check_request
 from kontex.api.openapi import render as complete_openapi
 from kontex.domain.errors import KontexError
+from kontex.domain.models import ApiKey
 
 OPENAPI = {
     "title": "Kontex API",
@@ -68,19 +70,26 @@ def _error(error: KontexError) -> dict[str, Any]:
     }
 
 
-def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
+McpHandler = Callable[[dict[str, Any], ApiKey], dict[str, Any]]
+
+
+def handle(
+    app: APIGatewayHttpResolver,
+    event: dict[str, Any],
+    context: Any,
+    mcp: McpHandler | None = None,
+) -> dict[str, Any]:
     """Admit the caller, then route; routes read the key with ``auth.caller()``. ``/mcp`` goes
-    to the MCP server (``kontex.mcp``), with the same admission and limits."""
+    to ``mcp`` (the MCP server, ``kontex.mcp``, which the function hands in), with the same
+    admission and limits; without it ``/mcp`` is no route."""
     try:
         key = admit(event)
         check_request(event)
     except KontexError as error:
         return _error(error)
-    if key is not None and _path(event) == MCP_PATH:
-        from kontex.mcp import lambda_adapter  # the MCP SDK loads with the first MCP request
-
+    if key is not None and mcp is not None and _path(event) == MCP_PATH:
         try:
-            return lambda_adapter.handle(event, key)
+            return mcp(event, key)
         except KontexError as error:
             return _error(error)
     token = current_key.set(key) if key is not None else None

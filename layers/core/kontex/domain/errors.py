@@ -58,11 +58,3 @@ class IntegrityError(KontexError):
     """Stored content no longer matches its address: never served."""
 
     code = "integrity_error"
-
-
-class MethodNotAllowed(KontexError):
-    code = "method_not_allowed"
-
-
-class UnsupportedMediaType(KontexError):
-    code = "unsupported_media_type"

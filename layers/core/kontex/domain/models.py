@@ -31,6 +31,8 @@ from pydantic import (
     model_validator,
 )
 
+from kontex.domain.errors import InvalidInput
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -283,3 +285,11 @@ def validate_thread_id(thread_id: str) -> str:
     if not THREAD_ID_RE.fullmatch(thread_id):
         raise ValueError("thread ids are 'thrd_' followed by 27 to 59 of [a-zA-Z0-9-]")
     return thread_id
+
+
+def validate_name(value: str, what: str = "name") -> str:
+    """A session's or task's name (``what`` says which, for the error): 1 to 200 characters
+    once stripped, returned stripped."""
+    if not isinstance(value, str) or not 1 <= len(value.strip()) <= 200:
+        raise InvalidInput(f"{what} must be 1 to 200 characters")
+    return value.strip()

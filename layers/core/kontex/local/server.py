@@ -28,7 +28,8 @@ from kontex import bootstrap
 from kontex.adapters.local_connections import CLOSE, LocalConnections
 from kontex.adapters.local_index import IndexServer
 from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue, batch_failure_reasons
-from kontex.local.apigw import (
+from kontex.functions import functions_dir, worker_paths
+from kontex.http.apigw import (
     LocalContext,
     http_api_event,
     new_connection_id,
@@ -55,11 +56,6 @@ ROUTES: list[tuple[str, str]] = [
 WEBSOCKET_ROUTES: dict[str, str] = {"/ws": "live"}
 WS_MAX_BYTES = 4 * 1024 * 1024  # larger messages close the socket (1009); the live handler
 # answers anything over API Gateway's 128 KB with a clear error
-
-
-def functions_dir() -> Path:
-    """``functions/`` of the source tree this package was installed from (editable install)."""
-    return Path(__file__).resolve().parents[4] / "functions"
 
 
 def load_module(name: str, root: Path | None = None, instance: int = 0) -> ModuleType:
@@ -447,12 +443,6 @@ def load_worker(path: Path) -> ModuleType:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
-
-
-def worker_paths(root: Path | None = None) -> dict[str, Path]:
-    """Queue name -> worker module file."""
-    folder = (root or functions_dir()) / "workers"
-    return {p.stem: p for p in sorted(folder.glob("*.py")) if not p.stem.startswith("_")}
 
 
 def start_workers(

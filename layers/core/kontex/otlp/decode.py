@@ -29,7 +29,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from kontex.domain.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from kontex.domain.errors import InvalidInput, PayloadTooLarge
+from kontex.http.errors import UnsupportedMediaType
 
 MAX_BODY_BYTES = 5 * 1024 * 1024  # after decompression
 PROTOBUF = "application/x-protobuf"

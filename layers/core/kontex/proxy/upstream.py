@@ -1,4 +1,6 @@
-"""The upstream API (Anthropic), called through one pooled HTTP client, bytes passed through.
+"""What passes between the caller and the upstream API (Anthropic), and how a call to it fails:
+the rules every upstream client keeps (the client: ``kontex.adapters.http_upstream``, behind
+the ``Upstream`` port).
 
 Request headers: every end-to-end header goes upstream except the hop-by-hop ones, ``Host``,
 ``Content-Length`` (the client sets its own framing) and Kontex's ``X-Kontex-*``; a header
@@ -6,21 +8,13 @@ whose value carries a Kontex key (``kontex_...``) never does. Response headers: 
 end-to-end header comes back (``Content-Length`` and ``Transfer-Encoding`` are the server's
 framing). The body is read as it arrives and passed on unchanged (still compressed if the
 upstream compressed it).
-
-``Upstream`` keeps its connections open across calls and, in Lambda, across warm invocations
-(it lives in the composition root): a call costs no TCP or TLS handshake after the first.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
-
-import urllib3
-from urllib3.exceptions import HTTPError, NewConnectionError, ProtocolError, ReadTimeoutError
-from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from kontex.domain.errors import KontexError
 
@@ -40,7 +34,6 @@ HOP_BY_HOP = {
 NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length"}
 NOT_RETURNED = HOP_BY_HOP | {"content-length"}
 KONTEX_KEY = re.compile(r"kontex_[A-Za-z0-9_\-]{8,}")
-CHUNK = 65536
 
 
 class UpstreamError(KontexError):
@@ -82,76 +75,3 @@ def returned_headers(headers: Any) -> dict[str, str]:
             continue
         out[key] = f"{out[key]}, {value}" if key in out else value
     return out
-
-
-@dataclass
-class UpstreamResponse:
-    status: int
-    headers: dict[str, str]
-    chunks: Iterator[bytes]
-
-    @property
-    def is_stream(self) -> bool:
-        return self.headers.get("content-type", "").startswith("text/event-stream")
-
-
-class Upstream:
-    """One connection pool per process, reused by every call."""
-
-    def __init__(self, pool: urllib3.PoolManager | None = None, maxsize: int = 32) -> None:
-        self.pool = pool or urllib3.PoolManager(
-            num_pools=8, maxsize=maxsize, block=False, retries=False
-        )
-
-    def request(
-        self,
-        base_url: str,
-        method: str,
-        path: str,
-        query: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        timeout: float,
-    ) -> UpstreamResponse:
-        """``method {base_url}{path}?{query}``; the answer's body is read lazily."""
-        url = base_url.rstrip("/") + path + (f"?{query}" if query else "")
-        try:
-            response = self.pool.request(
-                method,
-                url,
-                body=body or None,
-                headers=upstream_headers(headers),
-                preload_content=False,
-                decode_content=False,
-                redirect=False,
-                retries=False,
-                timeout=urllib3.Timeout(connect=min(timeout, 10.0), read=timeout),
-            )
-        except NewConnectionError as error:  # a subclass of the connect timeout: first
-            raise UpstreamError(f"the upstream API is unreachable: {error}") from error
-        except (ReadTimeoutError, Urllib3Timeout) as error:
-            raise UpstreamTimeout("the upstream API did not answer in time") from error
-        except HTTPError as error:
-            raise UpstreamError(f"the upstream API is unreachable: {error}") from error
-
-        def chunks() -> Iterator[bytes]:
-            complete = False
-            try:
-                while True:
-                    try:
-                        chunk = response.read1(CHUNK, decode_content=False)
-                    except (ReadTimeoutError, Urllib3Timeout) as error:
-                        raise UpstreamTimeout("the upstream API stopped answering") from error
-                    except (ProtocolError, HTTPError, OSError) as error:
-                        raise UpstreamError(f"the upstream connection failed: {error}") from error
-                    if not chunk:
-                        complete = True
-                        return
-                    yield chunk
-            finally:
-                if complete:
-                    response.release_conn()  # back to the pool for the next call
-                else:
-                    response.close()  # a half-read connection is never reused
-
-        return UpstreamResponse(response.status, returned_headers(response.headers), chunks())

@@ -25,9 +25,9 @@ from typing import Any
 
 from kontex import observability
 from kontex.domain.errors import InvalidInput, NotFound
-from kontex.ports import Queue
+from kontex.ports import Queue, Upstream, UpstreamResponse
 from kontex.proxy.assemble import reply_of
-from kontex.proxy.upstream import Upstream, UpstreamError, UpstreamResponse
+from kontex.proxy.upstream import UpstreamError
 from kontex.services import capture, sessions
 from kontex.services.deps import Deps
 

@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from kontex.domain.errors import Conflict, InvalidInput, NotFound
-from kontex.domain.models import Session, SessionStatus, Task, TaskStatus
+from kontex.domain.models import Session, SessionStatus, Task, TaskStatus, validate_name
 from kontex.ids import new_id
 from kontex.ports import Event, Page
 from kontex.services import outbox
@@ -26,12 +26,6 @@ def parse_enum(kind: type[E], value: Any, what: str) -> E:
     except ValueError:
         allowed = ", ".join(member.value for member in kind)
         raise InvalidInput(f"{what} must be one of: {allowed}") from None
-
-
-def _name(value: str, what: str = "name") -> str:
-    if not isinstance(value, str) or not 1 <= len(value.strip()) <= 200:
-        raise InvalidInput(f"{what} must be 1 to 200 characters")
-    return value.strip()
 
 
 # -- cursors: opaque to clients, (created_at, id) inside ------------------------------------
@@ -96,7 +90,7 @@ def create_session(
     session = Session(
         id=new_id("sess"),
         account_id=account_id,
-        name=_name(name),
+        name=validate_name(name),
         description=description,
         metadata=metadata or {},
         created_at=now,
@@ -133,7 +127,7 @@ def list_sessions(
 
 def update_session(deps: Deps, account_id: str, session_id: str, **changes: Any) -> Session:
     if "name" in changes:
-        changes["name"] = _name(changes["name"])
+        changes["name"] = validate_name(changes["name"])
     if "status" in changes:
         changes["status"] = parse_enum(SessionStatus, changes["status"], "status")
     if not changes:
@@ -190,7 +184,7 @@ def create_task(
         account_id=account_id,
         session_id=session_id,
         parent_task_id=parent_task_id,
-        name=_name(name),
+        name=validate_name(name),
         created_at=now,
         updated_at=now,
     )
@@ -253,7 +247,7 @@ def get_task(deps: Deps, account_id: str, task_id: str) -> Task:
 
 def update_task(deps: Deps, account_id: str, task_id: str, **changes: Any) -> Task:
     if "name" in changes:
-        changes["name"] = _name(changes["name"])
+        changes["name"] = validate_name(changes["name"])
     if "status" in changes:
         changes["status"] = parse_enum(TaskStatus, changes["status"], "status")
     if not changes:

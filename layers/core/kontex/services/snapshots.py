@@ -25,12 +25,13 @@ from kontex.domain.models import (
     SnapshotSource,
     Task,
     ToolCall,
+    validate_name,
 )
 from kontex.ids import new_id
 from kontex.ports import Event, Page, Revision, UnitOfWork
 from kontex.services import bundles, outbox
 from kontex.services.deps import Deps
-from kontex.services.sessions import _name, check_limit, decode_cursor, get_session, page_of
+from kontex.services.sessions import check_limit, decode_cursor, get_session, page_of
 
 LINEAGE_RETRIES = 5
 T = TypeVar("T")
@@ -289,7 +290,7 @@ def fork(
             account_id=account_id,
             session_id=source.session_id if same else target.id,  # type: ignore[union-attr]
             parent_task_id=source_task.id if same else None,
-            name=_name(name) if name is not None else f"fork of {source_task.name}"[:200],
+            name=validate_name(name) if name is not None else f"fork of {source_task.name}"[:200],
             created_at=now,
             updated_at=now,
         )
