@@ -1,6 +1,7 @@
 """The ``kontex`` command: ``dev``, ``migrate``, ``keys``, ``prune``, ``reindex``,
 ``dead-letters`` and ``tail``, and the client's commands over the API (``sessions``,
-``snapshots``, ``show``, ``export``, ``import``: ``kontex_client.cli``)."""
+``snapshots``, ``show``, ``export``, ``import``: ``kontex_client.cli``, found through the
+``kontex.commands`` entry-point group)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import signal
 import sys
 from datetime import timedelta
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ from kontex import __version__
 from kontex.bootstrap import Container
 from kontex.domain.errors import KontexError
 from kontex.settings import Settings
+
+COMMANDS = "kontex.commands"  # entry-point group: register(subparsers) of another package
 
 
 def _storage_options(parser: argparse.ArgumentParser) -> None:
@@ -347,12 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--json", action="store_true", help="print each event as raw JSON")
     tail.set_defaults(func=cmd_tail)
 
-    try:  # the client's commands (sessions, snapshots, show, export, import) over the API
-        from kontex_client.cli import register
-    except ImportError:  # pragma: no cover (the server installs the client too)
-        pass
-    else:
-        register(sub)
+    # commands other packages add: the client's (sessions, snapshots, show, export, import over
+    # the API) register themselves in this entry-point group, so neither package imports the other
+    for commands in entry_points(group=COMMANDS):
+        commands.load()(sub)
     return parser
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from kontex.domain.errors import Transient
 from kontex.domain.models import utcnow
 from kontex.ports import BlobStore, Embedder, Event, Events, Store, VectorIndex
-from kontex.services.outbox import Publisher
+from kontex.services.publisher import Publisher
 
 
 class NullEvents:
