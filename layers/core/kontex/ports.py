@@ -540,20 +540,29 @@ class UpstreamResponse:
         return self.headers.get("content-type", "").startswith("text/event-stream")
 
 
+@dataclass(frozen=True)
+class UpstreamRequest:
+    """A request to forward: ``method {base_url}{path}?{query}`` with its headers and body,
+    waiting at most ``timeout`` seconds for each part of the answer."""
+
+    base_url: str
+    method: str
+    path: str
+    query: str
+    headers: collections.abc.Mapping[str, str]
+    body: bytes
+    timeout: float
+
+    @property
+    def url(self) -> str:
+        return self.base_url.rstrip("/") + self.path + (f"?{self.query}" if self.query else "")
+
+
 class Upstream(Protocol):
     """The API the proxy forwards to (Anthropic). Which headers go and come back, and the
     errors (``UpstreamError``, ``UpstreamTimeout``, raised by ``request`` or while ``chunks``
     is read): ``kontex.proxy.upstream``."""
 
-    def request(
-        self,
-        base_url: str,
-        method: str,
-        path: str,
-        query: str,
-        headers: collections.abc.Mapping[str, str],
-        body: bytes,
-        timeout: float,
-    ) -> UpstreamResponse:
-        """``method {base_url}{path}?{query}``; the answer's body is read lazily."""
+    def request(self, sent: UpstreamRequest) -> UpstreamResponse:
+        """The answer, its body read lazily."""
         ...

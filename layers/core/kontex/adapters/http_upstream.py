@@ -8,13 +8,13 @@ first.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError, ProtocolError, ReadTimeoutError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
-from kontex.ports import UpstreamResponse
+from kontex.ports import UpstreamRequest, UpstreamResponse
 from kontex.proxy.upstream import UpstreamError, UpstreamTimeout, returned_headers, upstream_headers
 
 CHUNK = 65536
@@ -28,24 +28,14 @@ class HttpUpstream:
             num_pools=8, maxsize=maxsize, block=False, retries=False
         )
 
-    def request(
-        self,
-        base_url: str,
-        method: str,
-        path: str,
-        query: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        timeout: float,
-    ) -> UpstreamResponse:
-        """``method {base_url}{path}?{query}``; the answer's body is read lazily."""
-        url = base_url.rstrip("/") + path + (f"?{query}" if query else "")
+    def request(self, sent: UpstreamRequest) -> UpstreamResponse:
+        timeout = sent.timeout
         try:
             response = self.pool.request(
-                method,
-                url,
-                body=body or None,
-                headers=upstream_headers(headers),
+                sent.method,
+                sent.url,
+                body=sent.body or None,
+                headers=upstream_headers(sent.headers),
                 preload_content=False,
                 decode_content=False,
                 redirect=False,

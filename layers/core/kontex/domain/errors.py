@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class KontexError(Exception):
@@ -26,6 +28,13 @@ class Unauthorized(KontexError):
 
 class NotFound(KontexError):
     code = "not_found"
+
+
+def found(value: T | None, what: str) -> T:
+    """``value``, or ``NotFound`` ("<what> not found") when there is none."""
+    if value is None:
+        raise NotFound(f"{what} not found")
+    return value
 
 
 class Conflict(KontexError):

@@ -117,10 +117,13 @@ def capture(deps: Deps, job: CaptureJob) -> Snapshot | None:
         return None  # the session was purged after the call: nothing to attach it to
     task_id = job.task_id or sessions.ensure_task(
         deps,
-        job.account_id,
-        derived_id("task", job.account_id, job.session_id, "proxy"),
-        job.session_id,
-        "proxy",
+        sessions.derived_task(
+            deps,
+            job.account_id,
+            derived_id("task", job.account_id, job.session_id, "proxy"),
+            job.session_id,
+            "proxy",
+        ),
     )
     bundle = bundle_of(job, pricing.price_table(deps.prices_file))
     label = f"proxy: {bundle.model or 'model'} turn {assistant_turns(job)}"

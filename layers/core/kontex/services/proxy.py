@@ -25,7 +25,7 @@ from typing import Any
 
 from kontex import observability
 from kontex.domain.errors import InvalidInput, NotFound
-from kontex.ports import Queue, Upstream, UpstreamResponse
+from kontex.ports import Queue, Upstream, UpstreamRequest, UpstreamResponse
 from kontex.proxy.assemble import reply_of
 from kontex.proxy.upstream import UpstreamError
 from kontex.services import capture, sessions
@@ -131,7 +131,9 @@ def admit(
 def forward(upstream: Upstream, base_url: str, timeout: float, call: Call) -> UpstreamResponse:
     call.started = time.perf_counter()
     response = upstream.request(
-        base_url, call.method, call.path, call.query, call.headers, call.body, timeout
+        UpstreamRequest(
+            base_url, call.method, call.path, call.query, call.headers, call.body, timeout
+        )
     )
     observability.milliseconds("UpstreamLatency", (time.perf_counter() - call.started) * 1000)
     return response

@@ -7,12 +7,12 @@ import json
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from kontex.domain.errors import Conflict, InvalidInput, NotFound
+from kontex.domain.errors import Conflict, InvalidInput, NotFound, found
 from kontex.domain.models import Session, SessionStatus, Task, TaskStatus, validate_name
 from kontex.ids import new_id
-from kontex.ports import Event, Page
+from kontex.ports import Event, Page, SessionRepository, TaskRepository
 from kontex.services import outbox
 from kontex.services.deps import Deps
 
@@ -104,10 +104,7 @@ def create_session(
 
 def get_session(deps: Deps, account_id: str, session_id: str) -> Session:
     with deps.store.unit(write=False) as uow:
-        session = uow.sessions.get(account_id, session_id)
-    if session is None:
-        raise NotFound(f"session {session_id} not found")
-    return session
+        return found(uow.sessions.get(account_id, session_id), f"session {session_id}")
 
 
 def list_sessions(
@@ -125,20 +122,36 @@ def list_sessions(
     return page_of(rows, limit)
 
 
-def update_session(deps: Deps, account_id: str, session_id: str, **changes: Any) -> Session:
+def _checked(changes: dict[str, Any], statuses: type[E]) -> dict[str, Any]:
+    """A session's or task's changes, their name and status checked."""
     if "name" in changes:
         changes["name"] = validate_name(changes["name"])
     if "status" in changes:
-        changes["status"] = parse_enum(SessionStatus, changes["status"], "status")
-    if not changes:
-        return get_session(deps, account_id, session_id)
+        changes["status"] = parse_enum(statuses, changes["status"], "status")
+    return changes
+
+
+def _update(deps: Deps, kind: str, account_id: str, row_id: str, changes: dict[str, Any]) -> Any:
+    """Change a session or a task (``kind``) and announce it, in one unit of work."""
     now = deps.clock()
     with deps.store.unit() as uow:
-        session = uow.sessions.update(account_id, session_id, {**changes, "updated_at": now})
-        if session is None:
-            raise NotFound(f"session {session_id} not found")
-        uow.announce(_announce("session.updated", session, session.id, now))
-    return session
+        repository: SessionRepository | TaskRepository = (
+            uow.sessions if kind == "session" else uow.tasks
+        )
+        changed: Session | Task | None = repository.update(
+            account_id, row_id, {**changes, "updated_at": now}
+        )
+        if changed is None:
+            raise NotFound(f"{kind} {row_id} not found")
+        session_id = changed.session_id if isinstance(changed, Task) else changed.id
+        uow.announce(_announce(f"{kind}.updated", changed, session_id, now))
+    return changed
+
+
+def update_session(deps: Deps, account_id: str, session_id: str, **changes: Any) -> Session:
+    if not _checked(changes, SessionStatus):
+        return get_session(deps, account_id, session_id)
+    return cast(Session, _update(deps, "session", account_id, session_id, changes))
 
 
 def complete_session(deps: Deps, account_id: str, session_id: str) -> Session:
@@ -217,48 +230,26 @@ def derived_task(
     )
 
 
-def ensure_task(
-    deps: Deps,
-    account_id: str,
-    task_id: str,
-    session_id: str,
-    name: str,
-    parent_task_id: str | None = None,
-    status: TaskStatus = TaskStatus.ACTIVE,
-) -> str:
-    """The task with this (derived) id, made if missing: idempotent for queue workers."""
-    task = derived_task(deps, account_id, task_id, session_id, name, parent_task_id, status)
+def ensure_task(deps: Deps, task: Task) -> str:
+    """The task (a ``derived_task``), made if missing: idempotent for queue workers."""
     try:
         with deps.store.unit() as uow:
             for made in uow.tasks.add_missing([task]):  # none when another delivery made it
                 uow.announce(task_event(made))
     except Conflict:  # made meanwhile by another delivery (which announced it)
         pass
-    return task_id
+    return task.id
 
 
 def get_task(deps: Deps, account_id: str, task_id: str) -> Task:
     with deps.store.unit(write=False) as uow:
-        task = uow.tasks.get(account_id, task_id)
-    if task is None:
-        raise NotFound(f"task {task_id} not found")
-    return task
+        return found(uow.tasks.get(account_id, task_id), f"task {task_id}")
 
 
 def update_task(deps: Deps, account_id: str, task_id: str, **changes: Any) -> Task:
-    if "name" in changes:
-        changes["name"] = validate_name(changes["name"])
-    if "status" in changes:
-        changes["status"] = parse_enum(TaskStatus, changes["status"], "status")
-    if not changes:
+    if not _checked(changes, TaskStatus):
         return get_task(deps, account_id, task_id)
-    now = deps.clock()
-    with deps.store.unit() as uow:
-        task = uow.tasks.update(account_id, task_id, {**changes, "updated_at": now})
-        if task is None:
-            raise NotFound(f"task {task_id} not found")
-        uow.announce(_announce("task.updated", task, task.session_id, now))
-    return task
+    return cast(Task, _update(deps, "task", account_id, task_id, changes))
 
 
 def task_tree(deps: Deps, account_id: str, session_id: str) -> list[dict[str, Any]]:

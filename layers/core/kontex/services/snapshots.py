@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from kontex.domain.errors import Conflict, EnrichWindowExpired, InvalidInput, NotFound
+from kontex.domain.errors import Conflict, EnrichWindowExpired, InvalidInput, NotFound, found
 from kontex.domain.models import (
     ContextBundle,
     ContextFile,
@@ -74,10 +74,7 @@ def _exists(deps: Deps, snapshot_id: str) -> bool:
 def _locked_task(
     uow: UnitOfWork, account_id: str, task_id: str
 ) -> tuple[Task, str | None, bytes | None]:
-    found = uow.snapshots.lock_head(account_id, task_id)
-    if found is None:
-        raise NotFound(f"task {task_id} not found")
-    return found
+    return found(uow.snapshots.lock_head(account_id, task_id), f"task {task_id}")
 
 
 def create_snapshot(
@@ -149,10 +146,7 @@ def create_snapshot(
 
 def get_snapshot(deps: Deps, account_id: str, snapshot_id: str) -> Snapshot:
     with deps.store.unit(write=False) as uow:
-        snapshot = uow.snapshots.get(account_id, snapshot_id)
-    if snapshot is None:
-        raise NotFound(f"snapshot {snapshot_id} not found")
-    return snapshot
+        return found(uow.snapshots.get(account_id, snapshot_id), f"snapshot {snapshot_id}")
 
 
 def _read(

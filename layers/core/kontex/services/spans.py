@@ -232,20 +232,10 @@ class _Batch:
         with self.deps.store.unit() as uow:
             return uow.traces.add_alias(account_id, name, made.id)
 
-    def task(
-        self,
-        account_id: str,
-        task_id: str,
-        session_id: str,
-        name: str,
-        parent: str | None = None,
-        status: TaskStatus = TaskStatus.ACTIVE,
-    ) -> str:
-        if task_id not in self.tasks:
-            self.tasks[task_id] = sessions.derived_task(
-                self.deps, account_id, task_id, session_id, name, parent, status
-            )
-        return task_id
+    def task(self, task: Task) -> str:
+        """A task of the batch (made with the batch's other tasks, once); returns its id."""
+        self.tasks.setdefault(task.id, task)
+        return task.id
 
 
 class _Trace:
@@ -372,8 +362,11 @@ class _Trace:
         parent = self.task_of_task_span(ancestor, session_id) if ancestor else None
         status = TaskStatus.FAILED if span.get("status") == "error" else TaskStatus.COMPLETED
         task_id = derived_id("task", self.account_id, session_id, self.trace_id, span["span_id"])
+        name = mapping.task_name(span)
         return self.batch.task(
-            self.account_id, task_id, session_id, mapping.task_name(span), parent, status
+            sessions.derived_task(
+                self.batch.deps, self.account_id, task_id, session_id, name, parent, status
+            )
         )
 
     def task_for(self, span: dict[str, Any], session_id: str) -> str:
@@ -383,7 +376,9 @@ class _Trace:
         roots = [s for s in self.spans if not s.get("parent_span_id")]
         name = f"trace {roots[0]['name'] if roots else self.trace_id[:8]}"[:200]
         task_id = derived_id("task", self.account_id, session_id, self.trace_id)
-        return self.batch.task(self.account_id, task_id, session_id, name)
+        return self.batch.task(
+            sessions.derived_task(self.batch.deps, self.account_id, task_id, session_id, name)
+        )
 
     # -- snapshots ------------------------------------------------------------------------
 
