@@ -15,7 +15,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from kontex.local.apigw import LocalContext, http_api_event, response_parts
+from kontex.http.apigw import LocalContext, http_api_event, response_parts
 from kontex.local.server import load_handler
 
 _handler = load_handler("api")

@@ -9,7 +9,7 @@ import pytest
 
 from kontex.domain.errors import Conflict
 from kontex.domain.models import Account, ApiKey, Session, SessionStatus, Snapshot, Task
-from kontex.ports import ItemRow, Revision
+from kontex.ports import ItemRow, Revision, SessionListing
 
 T0 = datetime(2026, 3, 1, 9, 30, 0, 123456, tzinfo=UTC)
 
@@ -115,7 +115,7 @@ def test_sessions_are_scoped_by_account(store: Any) -> None:
     with store.unit(write=False) as uow:
         assert uow.sessions.get("acct_b", "sess_a") is None
     with store.unit(write=False) as uow:
-        assert uow.sessions.page("acct_b", None, 10, None) == []
+        assert uow.sessions.page("acct_b", SessionListing(10)) == []
     with store.unit() as uow:
         assert uow.sessions.update("acct_b", "sess_a", {"name": "stolen"}) is None
     with store.unit(write=False) as uow:
@@ -130,18 +130,18 @@ def test_session_pages_are_stable_and_filter_by_status(store: Any) -> None:
         status = SessionStatus.PAUSED if i % 2 else SessionStatus.ACTIVE
         session(store, "acct_a", f"sess_{i}", at=T0 + timedelta(seconds=i), status=status)
     with store.unit(write=False) as uow:
-        first = uow.sessions.page("acct_a", None, 2, None)
+        first = uow.sessions.page("acct_a", SessionListing(2))
     assert [s.id for s in first] == ["sess_0", "sess_1"]
     after = (first[-1].created_at.isoformat(), first[-1].id)
     with store.unit(write=False) as uow:
-        rest = uow.sessions.page("acct_a", None, 10, after)
+        rest = uow.sessions.page("acct_a", SessionListing(10, after))
     assert [s.id for s in rest] == [
         "sess_2",
         "sess_3",
         "sess_4",
     ]
     with store.unit(write=False) as uow:
-        paused = uow.sessions.page("acct_a", SessionStatus.PAUSED, 10, None)
+        paused = uow.sessions.page("acct_a", SessionListing(10, status=SessionStatus.PAUSED))
     assert [s.id for s in paused] == ["sess_1", "sess_3"]
 
 

@@ -92,6 +92,17 @@ class ObjectFilter:
 
 
 @dataclass(frozen=True)
+class SessionListing:
+    """One page of an account's sessions: at most ``limit``, after the cursor ``after``
+    ``(created_at, id)``, of one status or all, oldest or newest first."""
+
+    limit: int
+    after: tuple[str, str] | None = None
+    status: SessionStatus | None = None
+    newest_first: bool = False
+
+
+@dataclass(frozen=True)
 class Revision:
     """An enrichment of a snapshot: a later bundle, appended; the original stays readable."""
 
@@ -136,14 +147,7 @@ class KeyRepository(Protocol):
 class SessionRepository(Protocol):
     def add(self, session: Session) -> None: ...
     def get(self, account_id: str, session_id: str) -> Session | None: ...
-    def page(
-        self,
-        account_id: str,
-        status: SessionStatus | None,
-        limit: int,
-        after: tuple[str, str] | None,
-        newest_first: bool = False,
-    ) -> list[Session]: ...
+    def page(self, account_id: str, listing: SessionListing) -> list[Session]: ...
     def update(self, account_id: str, session_id: str, changes: dict[str, Any]) -> Session | None:
         """The session as changed; None when it is not the account's."""
         ...

@@ -45,9 +45,7 @@ def get_snapshot(snapshot_id: str) -> dict[str, Any]:
 )
 def get_bundle(snapshot_id: str, revision: Revision = None) -> dict[str, Any]:
     deps, me = caller()
-    snapshot = snapshots.get_snapshot(deps, me.account_id, snapshot_id)
-    bundle = snapshots.get_bundle(deps, me.account_id, snapshot_id, revision)
-    return bundle_json(snapshot, bundle)
+    return bundle_json(*snapshots.read(deps, me.account_id, snapshot_id, revision))
 
 
 @router.get(

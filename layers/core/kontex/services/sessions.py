@@ -12,7 +12,7 @@ from typing import Any, TypeVar, cast
 from kontex.domain.errors import Conflict, InvalidInput, NotFound, found
 from kontex.domain.models import Session, SessionStatus, Task, TaskStatus, validate_name
 from kontex.ids import new_id
-from kontex.ports import Event, Page, SessionRepository, TaskRepository
+from kontex.ports import Event, Page, SessionListing, SessionRepository, TaskRepository
 from kontex.services import outbox
 from kontex.services.deps import Deps
 
@@ -118,7 +118,7 @@ def list_sessions(
     limit = check_limit(limit)
     after = decode_cursor(cursor)
     with deps.store.unit(write=False) as uow:
-        rows = uow.sessions.page(account_id, status, limit + 1, after, newest_first)
+        rows = uow.sessions.page(account_id, SessionListing(limit + 1, after, status, newest_first))
     return page_of(rows, limit)
 
 

@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from kontex.adapters.sql.base import Repository, after_cursor, as_time, update_sql
-from kontex.domain.models import Session, SessionStatus
+from kontex.domain.models import Session
+from kontex.ports import SessionListing
 
 COLUMNS = "id, account_id, name, description, metadata, status, created_at, updated_at"
 INSERT_SQL = f"INSERT INTO sessions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -64,21 +65,14 @@ class SqlSessions(Repository):
         row = self._work.one(SELECT_SQL, [account_id, session_id])
         return Session(**row) if row else None
 
-    def page(
-        self,
-        account_id: str,
-        status: SessionStatus | None,
-        limit: int,
-        after: tuple[str, str] | None,
-        newest_first: bool = False,
-    ) -> list[Session]:
+    def page(self, account_id: str, listing: SessionListing) -> list[Session]:
         sql, params = LIST_SQL, list[Any]([account_id])
-        if status is not None:
+        if listing.status is not None:
             sql += " AND status = ?"
-            params.append(status)
-        sql, params = after_cursor(sql, params, after, before=newest_first)
-        order = "created_at DESC, id DESC" if newest_first else "created_at, id"
-        rows = self._work.run(sql + f" ORDER BY {order} LIMIT ?", [*params, limit])
+            params.append(listing.status)
+        sql, params = after_cursor(sql, params, listing.after, before=listing.newest_first)
+        order = "created_at DESC, id DESC" if listing.newest_first else "created_at, id"
+        rows = self._work.run(sql + f" ORDER BY {order} LIMIT ?", [*params, listing.limit])
         return [Session(**r) for r in rows]
 
     def update(self, account_id: str, session_id: str, changes: dict[str, Any]) -> Session | None:
