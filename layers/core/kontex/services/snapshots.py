@@ -12,7 +12,7 @@ transaction, and the event is published after the commit (``services/outbox.py``
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from kontex.domain.errors import Conflict, EnrichWindowExpired, InvalidInput, NotFound, found
@@ -222,6 +222,25 @@ def list_revisions(deps: Deps, account_id: str, snapshot_id: str) -> list[Revisi
     return revisions
 
 
+def _restating(original: Snapshot, now: datetime, **fields: Any) -> Snapshot:
+    """A new snapshot that restates ``original``'s content (a rollback or a fork): its
+    session, task, model, size, source and capture time, unless ``fields`` say otherwise."""
+    return Snapshot(
+        **{
+            "id": new_id("snap"),
+            "account_id": original.account_id,
+            "session_id": original.session_id,
+            "task_id": original.task_id,
+            "source": original.source,
+            "model": original.model,
+            "token_total": original.token_total,
+            "captured_at": original.captured_at,
+            "created_at": now,
+            **fields,
+        }
+    )
+
+
 def rollback(deps: Deps, account_id: str, snapshot_id: str) -> Snapshot:
     """A new forward snapshot in the same task with the source's content; history is kept.
 
@@ -237,21 +256,16 @@ def rollback(deps: Deps, account_id: str, snapshot_id: str) -> Snapshot:
             manifest = bundles.restamp(
                 source_manifest, source=SnapshotSource.ROLLBACK.value, captured_at=now.isoformat()
             )
-            snapshot = Snapshot(
-                id=new_id("snap"),
-                account_id=account_id,
-                session_id=source.session_id,
-                task_id=source.task_id,
+            snapshot = _restating(
+                source,
+                now,
                 label=f"Rollback to: {source.label}"[:500],
                 source=SnapshotSource.ROLLBACK,
-                model=source.model,
-                token_total=source.token_total,
                 parent_snapshot_id=head,
                 rollback_of=source.id,
                 bundle_hash=bundles.manifest_hash(manifest),
                 stored_bytes=len(manifest),
                 captured_at=now,
-                created_at=now,
             )
             uow.snapshots.add(snapshot, manifest)
             uow.announce(_event("snapshot.created", snapshot, now))
@@ -302,20 +316,16 @@ def fork(
                 written.stored_bytes,
             )
             token_total = written.token_total
-        snapshot = Snapshot(
-            id=new_id("snap"),
-            account_id=account_id,
+        snapshot = _restating(
+            source,
+            now,
             session_id=task.session_id,
             task_id=task.id,
             label=f"Fork of: {source.label}"[:500],
-            source=source.source,
-            model=source.model,
             token_total=token_total,
             forked_from=source.id,
             bundle_hash=bundle_hash,
             stored_bytes=stored,
-            captured_at=source.captured_at,
-            created_at=now,
         )
         uow.snapshots.add(snapshot, manifest)
         task_data = task.model_dump(mode="json", exclude={"account_id"})
