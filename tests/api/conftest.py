@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -75,13 +76,21 @@ def env_limits() -> dict[str, str]:
     return {}
 
 
+def new_container(
+    store: Any, data_dir: Path, clock: Any, env_limits: dict[str, str] | None = None
+) -> bootstrap.Container:
+    """The handlers' container over ``store`` (not installed: ``bootstrap.configure`` does)."""
+    config = Settings.from_env(
+        {"KONTEX_API_KEY_SECRET": "handler-tests", **(env_limits or {})}, kontex_data_dir=data_dir
+    )
+    made = bootstrap.Container(config, store=store, blobs=LocalBlobs(data_dir / "blobs"))
+    made.deps.clock = clock
+    return made
+
+
 @pytest.fixture
 def container(store: Any, tmp_path: Any, clock: Any, env_limits: dict[str, str]) -> Iterator[Any]:
-    config = Settings.from_env(
-        {"KONTEX_API_KEY_SECRET": "handler-tests", **env_limits}, kontex_data_dir=tmp_path
-    )
-    made = bootstrap.Container(config, store=store, blobs=LocalBlobs(tmp_path / "blobs"))
-    made.deps.clock = clock
+    made = new_container(store, tmp_path, clock, env_limits)
     bootstrap.configure(made)
     yield made
     bootstrap.configure(None)

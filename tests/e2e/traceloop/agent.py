@@ -1,6 +1,6 @@
 """A small agent instrumented by the real traceloop-sdk, calling the real anthropic SDK.
 
-Run by tests/e2e/test_traceloop.py in its own venv (.venv-traceloop/, see requirements.txt):
+Run by tests/e2e/test_traceloop.py in its own cached venv (see test_traceloop.py):
     agent.py KONTEX_BASE KONTEX_KEY ANTHROPIC_BASE SESSION_NAME {batch,nobatch}
 A workflow with two tasks: "plan" (a call that asks for a tool, the tool, a second call) and
 "summarize" (a streamed call).

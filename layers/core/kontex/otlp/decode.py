@@ -31,6 +31,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from kontex.domain.errors import InvalidInput, PayloadTooLarge
 from kontex.http.errors import UnsupportedMediaType
+from kontex.otlp.span import Span
 
 MAX_BODY_BYTES = 5 * 1024 * 1024  # after decompression
 PROTOBUF = "application/x-protobuf"
@@ -41,7 +42,7 @@ _KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "produce
 
 @dataclass
 class Decoded:
-    spans: list[dict[str, Any]] = field(default_factory=list)
+    spans: list[Span] = field(default_factory=list)
     rejected: int = 0
     reasons: list[str] = field(default_factory=list)
 
@@ -166,13 +167,15 @@ def _json_attributes(items: Any) -> dict[str, Any]:
     return {kv["key"]: _json_value(kv.get("value")) for kv in items or []}
 
 
-def _hex_id(value: Any, size: int, *, optional: bool = False) -> str | None:
+def _hex_id(value: Any, size: int) -> str:
     text = str(value or "").strip().lower()
-    if not text and optional:
-        return None
     if len(text) != size * 2 or any(c not in "0123456789abcdef" for c in text):
         raise ValueError(f"id {value!r} is not {size * 2} hex characters")
     return text
+
+
+def _optional_hex_id(value: Any, size: int) -> str | None:
+    return _hex_id(value, size) if str(value or "").strip() else None
 
 
 def _status(value: Any) -> str:
@@ -227,14 +230,14 @@ def _decode_json(raw: bytes) -> Decoded:
     return out
 
 
-def _json_span(span: Any, resource: dict[str, Any], scope: str) -> dict[str, Any]:
+def _json_span(span: Any, resource: dict[str, Any], scope: str) -> Span:
     if not isinstance(span, dict):
         raise TypeError("a span must be an object")
     kind = span.get("kind", 0)
     return {
         "trace_id": _hex_id(span.get("traceId"), 16),
         "span_id": _hex_id(span.get("spanId"), 8),
-        "parent_span_id": _hex_id(span.get("parentSpanId"), 8, optional=True),
+        "parent_span_id": _optional_hex_id(span.get("parentSpanId"), 8),
         "name": str(span.get("name", "")),
         "kind": _KINDS.get(_int(kind), "unspecified")
         if not isinstance(kind, str)
@@ -294,7 +297,7 @@ def _storable(value: Any) -> Any:
     return value
 
 
-def _problem(span: dict[str, Any]) -> str | None:
+def _problem(span: Span) -> str | None:
     """Why the span worker could not store this span (checked here, so only it is refused)."""
     trace_id, span_id, parent = span["trace_id"], span["span_id"], span["parent_span_id"]
     if not trace_id or set(trace_id) == {"0"} or not span_id or set(span_id) == {"0"}:
@@ -313,7 +316,7 @@ def _problem(span: dict[str, Any]) -> str | None:
     return f"{problem}" if problem else None
 
 
-def _add(out: Decoded, span: dict[str, Any]) -> None:
+def _add(out: Decoded, span: Span) -> None:
     span = _storable(span)
     problem = _problem(span)
     if problem:
@@ -402,8 +405,8 @@ def _decode_logs_json(raw: bytes) -> DecodedLogs:
                     attributes = _json_attributes(record.get("attributes"))
                     out.records.append(
                         {
-                            "trace_id": _hex_id(record.get("traceId"), 16, optional=True),
-                            "span_id": _hex_id(record.get("spanId"), 8, optional=True),
+                            "trace_id": _optional_hex_id(record.get("traceId"), 16),
+                            "span_id": _optional_hex_id(record.get("spanId"), 8),
                             "time_unix_nano": _int(
                                 record.get("timeUnixNano")
                                 or record.get("observedTimeUnixNano")

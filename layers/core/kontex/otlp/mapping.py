@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kontex.domain.models import Message, ToolCall
+from kontex.otlp.span import Span, SpanEvent
 
 TASK_KINDS = {"workflow", "agent", "task"}
 LLM_OPERATIONS = {"chat", "text_completion", "generate_content"}
@@ -40,7 +41,7 @@ SESSION_KEYS = (
 )
 
 
-def kind_of(span: dict[str, Any]) -> str:
+def kind_of(span: Span) -> str:
     """``task``, ``llm``, ``tool``, ``events`` or ``other``."""
     if span.get("events_of"):
         return "events"  # GenAI events of a span, received as OTLP log records
@@ -66,7 +67,7 @@ def kind_of(span: dict[str, Any]) -> str:
     return "other"
 
 
-def session_hint(span: dict[str, Any]) -> str | None:
+def session_hint(span: Span) -> str | None:
     for source in (span["attributes"], span.get("resource") or {}):
         for key in SESSION_KEYS:
             value = source.get(key)
@@ -75,7 +76,7 @@ def session_hint(span: dict[str, Any]) -> str | None:
     return None
 
 
-def task_name(span: dict[str, Any]) -> str:
+def task_name(span: Span) -> str:
     a = span["attributes"]
     name = a.get("traceloop.entity.name") or a.get("gen_ai.agent.name") or span["name"]
     return str(name)[:200] or "task"
@@ -220,8 +221,12 @@ def _first_int(attributes: dict[str, Any], *keys: str) -> int | None:
     return None
 
 
-def llm_call(span: dict[str, Any]) -> LlmCall:
-    a = span["attributes"]
+def llm_call(span: Span) -> LlmCall:
+    return _llm_call(span["attributes"])
+
+
+def _llm_call(a: dict[str, Any]) -> LlmCall:
+    """The call given by a span's attributes (or its events' attributes and body)."""
     call = LlmCall()
     if "gen_ai.input.messages" in a or "gen_ai.output.messages" in a:
         system = _json(a.get("gen_ai.system_instructions"))
@@ -291,7 +296,7 @@ def llm_call(span: dict[str, Any]) -> LlmCall:
     return call
 
 
-def usage(span: dict[str, Any]) -> dict[str, Any]:
+def usage(span: Span) -> dict[str, Any]:
     """The per-call usage a span gives: token counts from ``gen_ai.usage.*`` (and the older
     names), ``latency_ms`` from the span's duration. Only the keys known are present."""
     a = span["attributes"]
@@ -329,7 +334,7 @@ def usage(span: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in found.items() if v is not None}
 
 
-def has_content(span: dict[str, Any]) -> bool:
+def has_content(span: Span) -> bool:
     """Whether an LLM span carries messages (the anthropic SDK's own spans carry usage only)."""
     return bool(llm_call(span).messages)
 
@@ -341,7 +346,7 @@ def tool_input(value: Any) -> Any:
     return value
 
 
-def tool_execution(span: dict[str, Any]) -> ToolCall:
+def tool_execution(span: Span) -> ToolCall:
     a = span["attributes"]
     name = a.get("gen_ai.tool.name") or a.get("traceloop.entity.name") or a.get("tool.name")
     arguments = a.get(
@@ -395,7 +400,7 @@ def _event_group(role: str, body: dict[str, Any]) -> dict[str, Any]:
     return group
 
 
-def event_messages(events: list[dict[str, Any]]) -> tuple[list[Message], list[str]]:
+def event_messages(events: list[SpanEvent]) -> tuple[list[Message], list[str]]:
     """Messages (and reasoning) of an LLM call from its GenAI events, in time order: the
     ``gen_ai.{system,user,assistant,tool}.message`` events of the prompt, then the
     ``gen_ai.choice`` events of the reply (or one ``gen_ai.client.inference.operation.details``
@@ -409,7 +414,7 @@ def event_messages(events: list[dict[str, Any]]) -> tuple[list[Message], list[st
             attributes.update(event.get("attributes") or {})
             if isinstance(event.get("body"), dict):
                 attributes.update(event["body"])
-        call = llm_call({"attributes": {**attributes, "gen_ai.operation.name": "chat"}})
+        call = _llm_call({**attributes, "gen_ai.operation.name": "chat"})
         return call.messages, call.reasoning
     messages: list[Message] = []
     choices: list[tuple[int, Message]] = []

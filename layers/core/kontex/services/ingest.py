@@ -20,6 +20,7 @@ from kontex.otlp.decode import (
     decode_request,
     media_type,
 )
+from kontex.otlp.span import Span, SpanEvent
 from kontex.ports import Queue
 from kontex.services import sessions
 from kontex.services.deps import Deps
@@ -93,10 +94,16 @@ def accept_logs(deps: Deps, queue: Queue, export: Export) -> Accepted:
     for record in decoded.records:
         if record["trace_id"] and record["span_id"] and mapping.is_genai_event(record["name"]):
             groups.setdefault((record["trace_id"], record["span_id"]), []).append(record)
-    records = []
+    records: list[Span] = []
     for (trace_id, span_id), events in groups.items():
         payload = [
-            {k: e[k] for k in ("name", "time_unix_nano", "body", "attributes")} for e in events
+            SpanEvent(
+                name=e["name"],
+                time_unix_nano=e["time_unix_nano"],
+                body=e["body"],
+                attributes=e["attributes"],
+            )
+            for e in events
         ]
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
         times = [int(e["time_unix_nano"] or 0) for e in events]
@@ -120,11 +127,11 @@ def accept_logs(deps: Deps, queue: Queue, export: Export) -> Accepted:
         )
     envelope = {"account_id": export.key.account_id, "session_id": export.session_id or None}
     rejected, reasons = decoded.rejected, list(decoded.reasons)
-    for record in records:
-        encoded = json.dumps({**envelope, "spans": [record]}, separators=(",", ":"))
+    for span in records:
+        encoded = json.dumps({**envelope, "spans": [span]}, separators=(",", ":"))
         if len(encoded) > MESSAGE_BUDGET:
-            rejected += len(record["events"])
-            reasons.append(f"the events of span {record['events_of']} are over the size limit")
+            rejected += len(span["events"])
+            reasons.append(f"the events of span {span['events_of']} are over the size limit")
             continue
         queue.send(SPANS_QUEUE, [encoded])
     message = "; ".join(dict.fromkeys(reasons)) if rejected else None

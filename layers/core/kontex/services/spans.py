@@ -59,7 +59,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from kontex.domain.errors import Conflict, NotFound
 from kontex.domain.models import (
@@ -72,6 +72,7 @@ from kontex.domain.models import (
 )
 from kontex.ids import derived_id
 from kontex.otlp import mapping
+from kontex.otlp.span import StoredSpan
 from kontex.ports import Queue
 from kontex.services import pricing, sessions, snapshots
 from kontex.services.conversation import conversation_tool_calls
@@ -159,7 +160,7 @@ def process_traces(
     batch = _Batch(deps)
     traces = [_Trace(batch, a, t, found[(a, t)], linked.get((a, t))) for a, t in keys]
     batch.resolve_names(traces)
-    work: list[tuple[_Trace, dict[str, Any], str]] = []
+    work: list[tuple[_Trace, StoredSpan, str]] = []
     now = deps.clock().timestamp()
     for trace in traces:
         for span in trace.spans:
@@ -251,14 +252,14 @@ class _Trace:
         self.deps = batch.deps
         self.account_id = account_id
         self.trace_id = trace_id
-        self.spans = spans
+        self.spans = cast(list[StoredSpan], spans)  # the bodies the store was given, read back
         self.by_id = {s["span_id"]: s for s in self.spans}
         self.linked = linked
         self.calls: dict[str, mapping.LlmCall] = {}
 
     # -- what a span waits for ------------------------------------------------------------
 
-    def waits(self, span: dict[str, Any], now: float) -> bool:
+    def waits(self, span: StoredSpan, now: float) -> bool:
         if now - float(span.get("received_at") or now) >= self.deps.span_grace_seconds:
             return False
         if not self._ancestors_known(span):
@@ -267,7 +268,7 @@ class _Trace:
             return not self._twins(span, with_content=True)  # its events or its twin may come
         return False
 
-    def _ancestors_known(self, span: dict[str, Any]) -> bool:
+    def _ancestors_known(self, span: StoredSpan) -> bool:
         seen = set()
         parent_id = span.get("parent_span_id")
         while parent_id and parent_id not in seen:
@@ -278,7 +279,7 @@ class _Trace:
             parent_id = parent.get("parent_span_id")
         return True
 
-    def call(self, span: dict[str, Any]) -> mapping.LlmCall:
+    def call(self, span: StoredSpan) -> mapping.LlmCall:
         """The span's LLM call; its messages from its GenAI events when its attributes have
         none."""
         if span["span_id"] not in self.calls:
@@ -295,14 +296,14 @@ class _Trace:
             self.calls[span["span_id"]] = call
         return self.calls[span["span_id"]]
 
-    def content(self, span: dict[str, Any]) -> bool:
+    def content(self, span: StoredSpan) -> bool:
         return bool(self.call(span).messages)
 
-    def _twins(self, span: dict[str, Any], *, with_content: bool) -> list[dict[str, Any]]:
+    def _twins(self, span: StoredSpan, *, with_content: bool) -> list[StoredSpan]:
         """LLM spans for the same call: parent, child or sibling, overlapping in time, with
         content (``with_content``) or with usage and no content."""
         parent = span.get("parent_span_id")
-        found = []
+        found: list[StoredSpan] = []
         for other in self.spans:
             if other is span or other["kind"] in ("task", "tool", "events"):
                 continue
@@ -325,7 +326,7 @@ class _Trace:
                 found.append(other)
         return found
 
-    def usage(self, span: dict[str, Any]) -> dict[str, Any] | None:
+    def usage(self, span: StoredSpan) -> dict[str, Any] | None:
         """The call's usage: the span's own, completed by its usage-only twins."""
         found = mapping.usage(span)
         for twin in self._twins(span, with_content=False):
@@ -335,7 +336,7 @@ class _Trace:
 
     # -- sessions -------------------------------------------------------------------------
 
-    def session_of(self, span: dict[str, Any]) -> str | None:
+    def session_of(self, span: StoredSpan) -> str | None:
         if span["kind"] == "events":  # GenAI events belong where their span does
             owner = self.by_id.get(span.get("events_of") or "")
             return self.session_of(owner) if owner else None
@@ -349,7 +350,7 @@ class _Trace:
 
     # -- tasks ----------------------------------------------------------------------------
 
-    def _task_ancestor(self, span: dict[str, Any]) -> dict[str, Any] | None:
+    def _task_ancestor(self, span: StoredSpan) -> StoredSpan | None:
         parent = self.by_id.get(span.get("parent_span_id") or "")
         while parent is not None:
             if parent["kind"] == "task":
@@ -357,7 +358,7 @@ class _Trace:
             parent = self.by_id.get(parent.get("parent_span_id") or "")
         return None
 
-    def task_of_task_span(self, span: dict[str, Any], session_id: str) -> str:
+    def task_of_task_span(self, span: StoredSpan, session_id: str) -> str:
         ancestor = self._task_ancestor(span)
         parent = self.task_of_task_span(ancestor, session_id) if ancestor else None
         status = TaskStatus.FAILED if span.get("status") == "error" else TaskStatus.COMPLETED
@@ -369,7 +370,7 @@ class _Trace:
             )
         )
 
-    def task_for(self, span: dict[str, Any], session_id: str) -> str:
+    def task_for(self, span: StoredSpan, session_id: str) -> str:
         ancestor = self._task_ancestor(span)
         if ancestor is not None:
             return self.task_of_task_span(ancestor, session_id)
@@ -382,7 +383,7 @@ class _Trace:
 
     # -- snapshots ------------------------------------------------------------------------
 
-    def _tool_spans_before(self, span: dict[str, Any]) -> list[ToolCall]:
+    def _tool_spans_before(self, span: StoredSpan) -> list[ToolCall]:
         """Tool spans of the LLM span's task that ended before it (another task's tools are
         not part of this conversation)."""
         task = self._task_ancestor(span)
@@ -394,7 +395,7 @@ class _Trace:
             and self._task_ancestor(s) is task
         ]
 
-    def snapshot_llm(self, span: dict[str, Any], session_id: str) -> bool:
+    def snapshot_llm(self, span: StoredSpan, session_id: str) -> bool:
         call = self.call(span)
         at = mapping.span_time(span["end_time_unix_nano"])
         tool_calls = _merge_calls(
@@ -415,7 +416,7 @@ class _Trace:
         )
         return self._write(span, session_id, span["name"] or "llm call", bundle)
 
-    def snapshot_tool(self, span: dict[str, Any], session_id: str) -> bool:
+    def snapshot_tool(self, span: StoredSpan, session_id: str) -> bool:
         task_id = self.task_for(span, session_id)
         previous = self.batch.latest.get(task_id)
         if previous is None:
@@ -434,9 +435,7 @@ class _Trace:
         )
         return self._write(span, session_id, f"tool: {call.tool}", bundle)
 
-    def _write(
-        self, span: dict[str, Any], session_id: str, label: str, bundle: ContextBundle
-    ) -> bool:
+    def _write(self, span: StoredSpan, session_id: str, label: str, bundle: ContextBundle) -> bool:
         task_id = self.task_for(span, session_id)
         snapshot_id = derived_id("snap", self.account_id, self.trace_id, span["span_id"])
         try:

@@ -1,0 +1,50 @@
+"""The decoded span, typed: what ``decode`` makes, the span worker stores and reads back.
+
+Spans travel as JSON (queue messages, the ``spans.body`` column), so they stay plain dicts at
+run time; these ``TypedDict`` s only let mypy check the field names and types of the code that
+walks them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NotRequired, TypedDict
+
+
+class SpanEvent(TypedDict):
+    """A span event; the GenAI events received as OTLP log records also carry their ``body``."""
+
+    name: str
+    time_unix_nano: int
+    attributes: dict[str, Any]
+    body: NotRequired[Any]
+
+
+class Span(TypedDict):
+    """A decoded span: hex ids, integer nanosecond times, attribute values as Python values.
+    ``kind`` is the OTLP span kind (``internal``, ``client``...) as decoded."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    kind: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    status: str  # unset, ok or error
+    status_message: str | None
+    attributes: dict[str, Any]
+    events: list[SpanEvent]
+    resource: dict[str, Any]
+    scope: str
+    events_of: NotRequired[str]  # the span whose GenAI events (OTLP logs) this record holds
+
+
+class StoredSpan(Span):
+    """A span as the span worker reads it back from the store: ``kind`` is then the span's
+    role (``mapping.kind_of``: task, llm, tool, events or other), with the ingest header's
+    session, the time it was received (absent on spans stored before it was recorded) and
+    whether it was processed."""
+
+    header_session_id: str | None
+    received_at: NotRequired[float]
+    done: bool
