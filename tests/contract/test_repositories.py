@@ -219,3 +219,69 @@ def test_the_query_read_model(store: Any) -> None:
     assert stats["usage"]["calls"] == 1 and stats["usage"]["total_tokens"] == 10
     assert usage["total_sessions"] == 1 and usage["snapshots_this_month"] == 1
     assert usage["usage"]["cost_usd"] == 0.5
+
+
+def test_a_writer_locks_the_head_and_reads_what_the_session_has(store: Any) -> None:
+    account(store)
+    s = session(store, "acct_a", "sess_1")
+    t = task(store, s, "task_1")
+    with store.unit() as uow:
+        # a task without snapshots: no head, no manifest
+        assert uow.snapshots.lock_head("acct_a", t.id) == (t, None, None)
+        uow.content.add_items(s.id, T0, [ItemRow(b"i" * 16, "message", b"{}", 4, 0, {})])
+        uow.content.add_chunks(s.id, {b"c" * 16: b"i" * 16})
+        uow.snapshots.add(snapshot(t, "snap_1", T0), b'{"m":1}')
+    with store.unit() as uow:
+        locked, items, chunks = uow.snapshots.lock_head_and_lookup(
+            "acct_a", t.id, [b"i" * 16, b"x" * 16], [b"c" * 16]
+        )
+        assert locked == (t, "snap_1", b'{"m":1}')
+        assert (items, chunks) == ({b"i" * 16: 4}, {b"c" * 16: b"i" * 16})
+        assert uow.content.lookup(s.id, [b"i" * 16], []) == ({b"i" * 16: 4}, {})
+        assert uow.snapshots.lock_head("acct_b", t.id) is None  # another account's task
+        assert uow.snapshots.lock_head_and_lookup("acct_b", t.id, [b"i" * 16], []) is None
+
+
+def test_a_snapshot_as_stored_and_its_revisions(store: Any) -> None:
+    from kontex.ports import Revision
+
+    account(store)
+    s = session(store, "acct_a", "sess_1")
+    t = task(store, s, "task_1")
+    with store.unit() as uow:
+        uow.snapshots.add(snapshot(t, "snap_1", T0), b'{"v":0}')
+    with store.unit() as uow:
+        assert uow.snapshots.revision_count("snap_1") == 0
+        later = T0 + timedelta(seconds=5)
+        uow.snapshots.add_revision(Revision("snap_1", 1, "b1", 12, "m", later), b'{"v":1}')
+    with store.unit(write=False) as uow:
+        assert uow.snapshots.exists("snap_1") and not uow.snapshots.exists("snap_x")
+        assert uow.snapshots.revision_count("snap_1") == 1
+        stored, manifest = uow.snapshots.stored("acct_a", "snap_1")
+        assert (stored.bundle_hash, stored.token_total, manifest) == ("b1", 12, b'{"v":1}')
+        assert uow.snapshots.stored("acct_b", "snap_1") is None
+        original = uow.snapshots.revision("acct_a", "snap_1", 0)
+        first = uow.snapshots.revision("acct_a", "snap_1", 1)
+        assert (original.bundle_hash, original.manifest) == ("b0", b'{"v":0}')
+        assert (first.bundle_hash, first.manifest, first.created_at) == ("b1", b'{"v":1}', later)
+        assert uow.snapshots.revision("acct_a", "snap_1", 2) is None
+        assert uow.snapshots.revision("acct_b", "snap_1", 1) is None
+
+
+def test_inactive_sessions_by_their_latest_activity(store: Any) -> None:
+    account(store)
+    account(store, "acct_b")
+    idle = session(store, "acct_a", "sess_idle")
+    busy = session(store, "acct_a", "sess_busy")
+    session(store, "acct_b", "sess_other")
+    t = task(store, busy, "task_1")
+    with store.unit() as uow:
+        uow.snapshots.add(snapshot(t, "snap_1", T0 + timedelta(days=3)), b"{}")
+    with store.unit(write=False) as uow:
+        cutoff = T0 + timedelta(days=1)
+        rows = uow.sessions.inactive(cutoff, "acct_a", 10)
+        everyone = uow.sessions.inactive(cutoff, None, 10)
+    assert [(r["session_id"], r["snapshots"], r["last_activity"]) for r in rows] == [
+        (idle.id, 0, T0)
+    ]
+    assert {r["session_id"] for r in everyone} == {idle.id, "sess_other"}
