@@ -4,8 +4,6 @@ helpers (``to_anthropic``, ``to_openai``), and persistence for agent frameworks
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from kontex_client._api_models import (
     AccountUsage,
     ApiKey,
@@ -47,6 +45,7 @@ from kontex_client._errors import (
 from kontex_client._live import AsyncLiveFeed, LiveFeed
 from kontex_client._models import Page
 from kontex_client._sync_client import Kontex
+from kontex_client._version import __version__
 from kontex_client.restore import to_anthropic, to_openai
 
 __all__ = [

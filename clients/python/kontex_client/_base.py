@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import httpx
 
 from kontex_client._errors import KontexError, error_for
+from kontex_client._version import __version__
 
 DEFAULT_URL = "http://127.0.0.1:8787"
 RETRY_STATUSES = frozenset({429, 503})
@@ -37,8 +38,6 @@ def settings(base_url: str | None, api_key: str | None) -> tuple[str, str | None
 
 
 def headers(api_key: str | None) -> dict[str, str]:
-    from kontex_client import __version__
-
     out = {"User-Agent": f"kontex-client/{__version__}", "Accept": "application/json"}
     if api_key:
         out["Authorization"] = f"Bearer {api_key}"
