@@ -125,6 +125,29 @@ def test_turns_survive_a_restart_in_order(stack: DevStack, key: str) -> None:
     assert bundle.messages[2]["tool_call_id"] == bundle.messages[1]["tool_calls"][0]["id"]
 
 
+def test_one_session_object_across_event_loops(stack: DevStack, key: str) -> None:
+    # Given one session object, as an app keeps it between requests
+    session = KontexSession("chat-loops", base_url=stack.base, api_key=key)
+
+    async def turn(text: str) -> list[Any]:
+        await session.add_items([{"role": "user", "content": text}])
+        return await session.get_items()
+
+    # When each request runs in its own event loop (asyncio.run closes the loop after it)
+    first = asyncio.run(turn("one"))
+    second = asyncio.run(turn("two"))
+
+    # Then the second loop works (no "Event loop is closed") and sees the first loop's turn
+    assert first == [{"role": "user", "content": "one"}]
+    assert second == [{"role": "user", "content": "one"}, {"role": "user", "content": "two"}]
+
+    async def closed() -> list[Any]:
+        await session.close()  # this loop's client, made by the session
+        return await session.get_items()  # a new one is made on next use
+
+    assert asyncio.run(closed()) == second
+
+
 def test_pop_clear_and_limit(stack: DevStack, key: str) -> None:
     async def run() -> None:
         session = KontexSession("chat-2", base_url=stack.base, api_key=key)

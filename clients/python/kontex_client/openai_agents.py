@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import weakref
 from typing import Any
 
 from kontex_client._async_client import AsyncKontex
@@ -97,16 +98,31 @@ class KontexSession:
     ) -> None:
         self.session_id = session_id
         self.session_settings = session_settings
-        self._client = client
+        self._given = client
         self._base_url, self._api_key = base_url, api_key
-        self._lock = asyncio.Lock()
+        # An HTTP client's connections and an asyncio.Lock belong to the event loop they were
+        # first used in: one of each per loop, so the session works across ``asyncio.run()``
+        # calls, as the SDK's SQLiteSession does.
+        self._per_loop: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[AsyncKontex, asyncio.Lock]
+        ] = weakref.WeakKeyDictionary()
+
+    def _bound(self) -> tuple[AsyncKontex, asyncio.Lock]:
+        loop = asyncio.get_running_loop()
+        found = self._per_loop.get(loop)
+        if found is None:
+            client = self._given or AsyncKontex(self._base_url, self._api_key)
+            found = self._per_loop[loop] = (client, asyncio.Lock())
+        return found
 
     @property
     def client(self) -> AsyncKontex:
-        # made on first use, inside the running event loop
-        if self._client is None:
-            self._client = AsyncKontex(self._base_url, self._api_key)
-        return self._client
+        """The client of the running event loop (made on first use in it)."""
+        return self._bound()[0]
+
+    @property
+    def _lock(self) -> asyncio.Lock:
+        return self._bound()[1]
 
     async def _index(self, create: bool) -> dict[str, Any] | None:
         doc_id = session_doc_id(self.session_id)
@@ -175,3 +191,9 @@ class KontexSession:
             if doc is None or not doc.get("head"):
                 return
             await self._write(doc, [], f"turn {doc['writes'] + 1}: cleared")
+
+    async def close(self) -> None:
+        """Close the running event loop's HTTP client, when this session made it."""
+        found = self._per_loop.pop(asyncio.get_running_loop(), None)
+        if found is not None and self._given is None:
+            await found[0].aclose()
