@@ -32,3 +32,31 @@ def test_client_restore_is_generated_from_the_servers() -> None:
 def test_client_models_and_web_types_are_generated_from_the_openapi_document() -> None:
     """``_api_models.py`` and ``web/src/api.gen.ts`` match the server's ``/v1/openapi.json``."""
     check("gen_models.py")
+
+
+def test_the_generated_models_read_values_a_newer_server_may_add() -> None:
+    from kontex_client import Session, Task
+
+    # Given answers with an enum value this client's schema does not list yet
+    session = Session.model_validate(
+        {
+            "id": "sess_1",
+            "name": "run",
+            "metadata": {},
+            "status": "archived",
+            "created_at": "2026-12-04T10:00:00Z",
+            "updated_at": "2026-12-04T10:00:00Z",
+        }
+    )
+    task = Task.model_validate(
+        {
+            "id": "task_1",
+            "session_id": "sess_1",
+            "name": "plan",
+            "status": "blocked",
+            "created_at": "2026-12-04T10:00:00Z",
+            "updated_at": "2026-12-04T10:00:00Z",
+        }
+    )
+    # Then they still read, with the value as given
+    assert (session.status, task.status) == ("archived", "blocked")

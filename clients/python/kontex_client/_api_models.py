@@ -199,7 +199,7 @@ class Snippet(BaseModel):
     text: str = Field(..., title="Text")
     role: str | None = Field(None, title="Role")
     position: int = Field(..., title="Position")
-    source: Literal["label", "message", "tool_call", "reasoning", "file"] = Field(
+    source: Literal["label", "message", "tool_call", "reasoning", "file"] | str = Field(
         ..., title="Source"
     )
 
@@ -292,7 +292,7 @@ class Bundle(BaseModel):
     """
     Computed from the content when not given.
     """
-    source: Literal["api", "openllmetry", "proxy", "mcp", "rollback"] = Field(
+    source: Literal["api", "openllmetry", "proxy", "mcp", "rollback"] | str = Field(
         "api", title="SnapshotSource"
     )
     captured_at: AwareDatetime | None = Field(None, title="Captured At")
@@ -350,7 +350,7 @@ class Session(BaseModel):
     name: str = Field(..., title="Name")
     description: str | None = Field(None, title="Description")
     metadata: dict[str, Any] = Field(..., title="Metadata")
-    status: Literal["active", "paused", "completed"] = Field("active", title="SessionStatus")
+    status: Literal["active", "paused", "completed"] | str = Field("active", title="SessionStatus")
     created_at: AwareDatetime = Field(..., title="Created At")
     updated_at: AwareDatetime = Field(..., title="Updated At")
 
@@ -380,7 +380,7 @@ class Snapshot(BaseModel):
     session_id: str = Field(..., title="Session Id")
     task_id: str = Field(..., title="Task Id")
     label: str = Field(..., title="Label")
-    source: Literal["api", "openllmetry", "proxy", "mcp", "rollback"] = Field(
+    source: Literal["api", "openllmetry", "proxy", "mcp", "rollback"] | str = Field(
         ..., title="SnapshotSource"
     )
     model: str | None = Field(None, title="Model")
@@ -423,7 +423,7 @@ class SnapshotWithBundle(BaseModel):
     session_id: str = Field(..., title="Session Id")
     task_id: str = Field(..., title="Task Id")
     label: str = Field(..., title="Label")
-    source: Literal["api", "openllmetry", "proxy", "mcp", "rollback"] = Field(
+    source: Literal["api", "openllmetry", "proxy", "mcp", "rollback"] | str = Field(
         ..., title="SnapshotSource"
     )
     model: str | None = Field(None, title="Model")
@@ -459,7 +459,7 @@ class Task(BaseModel):
     session_id: str = Field(..., title="Session Id")
     parent_task_id: str | None = Field(None, title="Parent Task Id")
     name: str = Field(..., title="Name")
-    status: Literal["pending", "active", "completed", "failed"] = Field(
+    status: Literal["pending", "active", "completed", "failed"] | str = Field(
         "pending", title="TaskStatus"
     )
     created_at: AwareDatetime = Field(..., title="Created At")
@@ -479,7 +479,7 @@ class TaskNode(BaseModel):
     session_id: str = Field(..., title="Session Id")
     parent_task_id: str | None = Field(None, title="Parent Task Id")
     name: str = Field(..., title="Name")
-    status: Literal["pending", "active", "completed", "failed"] = Field(
+    status: Literal["pending", "active", "completed", "failed"] | str = Field(
         "pending", title="TaskStatus"
     )
     created_at: AwareDatetime = Field(..., title="Created At")
@@ -504,7 +504,7 @@ class TimelineEntry(BaseModel):
     session_id: str = Field(..., title="Session Id")
     task_id: str = Field(..., title="Task Id")
     label: str = Field(..., title="Label")
-    source: Literal["api", "openllmetry", "proxy", "mcp", "rollback"] = Field(
+    source: Literal["api", "openllmetry", "proxy", "mcp", "rollback"] | str = Field(
         ..., title="SnapshotSource"
     )
     model: str | None = Field(None, title="Model")

@@ -8,8 +8,9 @@ are the source):
 Only the schemas that responses use are generated (not the request bodies). For the Python
 client, a bundle's content (messages, tool calls, files, log events) and the graph's nodes and
 edges stay plain dicts, as the client has always given them, the server's constraints
-(minimum, pattern...) are left out (the client checks the types of what it reads), and a field
-with a default or null may be absent.
+(minimum, pattern...) are left out (the client checks the types of what it reads), a field
+with a default or null may be absent, and an enum also takes any other string (an answer of a
+newer server still reads).
 
     python clients/python/scripts/gen_models.py [--check]
 """
@@ -101,6 +102,11 @@ def _plain(node: Any) -> Any:
         if isinstance(ref, str) and ref[len(REF) :] in PLAIN_IN_PYTHON:
             return {"type": "object", "additionalProperties": True}
         out = {k: _plain(v) for k, v in node.items() if k not in CONSTRAINTS}
+        if out.get("type") == "string" and "enum" in out:
+            # read leniently: a newer server may answer a value this client does not know yet
+            known = {"type": "string", "enum": out.pop("enum")}
+            out.pop("type")
+            return {**out, "anyOf": [known, {"type": "string"}]}
         return _tolerant(out) if "properties" in out and "required" in out else out
     if isinstance(node, list):
         return [_plain(v) for v in node]
