@@ -87,7 +87,9 @@ class RecordingEvents:
         return [p[0] for p in self.published]
 
 
-def _postgres_schema_url() -> Iterator[str]:
+def _postgres_schema_url(optional: bool = False) -> Iterator[str]:
+    """A fresh schema's URL; without a server, a failure when one is required (CI), else a
+    skip, or (``optional``) no URL at all: the caller runs without PostgreSQL."""
     psycopg = pytest.importorskip("psycopg")
     schema = f"kontex_test_{secrets.token_hex(6)}"
     try:
@@ -95,6 +97,8 @@ def _postgres_schema_url() -> Iterator[str]:
     except psycopg.OperationalError as error:
         if os.environ.get("KONTEX_REQUIRE_POSTGRES"):
             pytest.fail(f"PostgreSQL required but unreachable at {PG_URL}: {error}")
+        if optional:
+            return
         pytest.skip(f"PostgreSQL unreachable at {PG_URL}")
     with admin:
         admin.execute(f'CREATE SCHEMA "{schema}"')

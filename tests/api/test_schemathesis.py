@@ -87,11 +87,8 @@ def backends(tmp_path: Path, clock: Clock) -> Iterator[dict[str, tuple[Any, str]
     sqlite = SqliteStore(tmp_path / "kontex.db")
     sqlite.migrate()
     made = {"sqlite": new_container(sqlite, tmp_path / "sqlite", clock)}
-    schemas = _postgres_schema_url()
-    try:
-        url: str | None = next(schemas)
-    except pytest.skip.Exception:
-        url = None
+    schemas = _postgres_schema_url(optional=True)
+    url = next(schemas, None)
     postgres = None
     if url:
         from kontex.adapters.postgres_store import PostgresStore
