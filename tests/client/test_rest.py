@@ -269,3 +269,32 @@ def test_search_finds_a_snapshot_made_through_the_client(client: Kontex) -> None
         time.sleep(0.5)
     assert [hit.snapshot_id for hit in found.results][:1] == [made.id]
     assert found.results[0].session_id == session.id
+
+
+def test_a_delta_write_and_the_latest_snapshot_of_a_task(client: Kontex) -> None:
+    session = client.sessions.create("delta")
+    task = client.tasks.create(session.id, "t")
+    first = client.snapshots.create(task.id, "one", messages=conversation(3))
+    # Only what is new goes over the wire: one message appended to the head
+    base = kontex_client.SnapshotBase()
+    second = client.snapshots.create(
+        task.id, "two", messages=[{"role": "user", "content": "turn 3"}], base=base
+    )
+    latest = client.snapshots.latest(task.id)
+    assert latest.id == second.id and second.parent_snapshot_id == first.id
+    assert [m["content"] for m in latest.bundle.messages] == [f"turn {i}" for i in range(4)]
+    # A pop that names the head it read, refused once the head has moved
+    popped = client.snapshots.create(
+        task.id,
+        "pop",
+        base=kontex_client.SnapshotBase(second.id, messages=(0, -1), if_head=True),
+    )
+    assert len(client.snapshots.latest(task.id).bundle.messages) == 3
+    with pytest.raises(kontex_client.ConflictError) as refused:
+        client.snapshots.create(
+            task.id, "late", base=kontex_client.SnapshotBase(second.id, if_head=True)
+        )
+    assert refused.value.status == 409 and refused.value.details == {"head": popped.id}
+    empty = client.tasks.create(session.id, "empty")
+    with pytest.raises(kontex_client.NotFoundError):
+        client.snapshots.latest(empty.id)

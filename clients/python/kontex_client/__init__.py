@@ -43,12 +43,13 @@ from kontex_client._errors import (
     UnavailableError,
 )
 from kontex_client._live import AsyncLiveFeed, LiveFeed
-from kontex_client._models import Page
+from kontex_client._models import Page, SnapshotBase
 from kontex_client._sync_client import Kontex
 from kontex_client._version import __version__
 from kontex_client.restore import to_anthropic, to_openai
 
 __all__ = [
+    "SnapshotBase",
     "AccountUsage",
     "ApiKey",
     "AsyncKontex",

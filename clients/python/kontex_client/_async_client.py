@@ -36,7 +36,7 @@ from kontex_client._api_models import (
 )
 from kontex_client._base import route
 from kontex_client._live import AsyncLiveFeed
-from kontex_client._models import Page
+from kontex_client._models import Page, SnapshotBase
 
 SessionStatus = Literal["active", "paused", "completed"]
 TaskStatus = Literal["pending", "active", "completed", "failed"]
@@ -259,9 +259,10 @@ class AsyncSnapshots(_Resource):
         model: str | None = None,
         token_total: int | None = None,
         captured_at: datetime | None = None,
+        base: SnapshotBase | None = None,
     ) -> Snapshot:
         """Seal a snapshot of the task: a ``bundle`` (e.g. one read back), the fields given,
-        or both (the fields win)."""
+        or both (the fields win). With a ``base``, only what is new over it (a delta write)."""
         content = _base.bundle_in(
             bundle,
             messages=messages,
@@ -273,10 +274,17 @@ class AsyncSnapshots(_Resource):
             token_total=token_total,
             captured_at=captured_at,
         )
-        got = await self._t.request(
-            "POST", f"/v1/tasks/{task_id}/snapshots", json={"label": label, "bundle": content}
-        )
+        body: dict[str, Any] = {"label": label, "bundle": content}
+        if base is not None:
+            body["base"] = base.to_json()
+        got = await self._t.request("POST", f"/v1/tasks/{task_id}/snapshots", json=body)
         return Snapshot.model_validate(got)
+
+    @route("GET", "/v1/tasks/{task_id}/snapshots/latest")
+    async def latest(self, task_id: str) -> SnapshotWithBundle:
+        """The task's latest snapshot (its head) with its bundle, in one request."""
+        got = await self._t.request("GET", f"/v1/tasks/{task_id}/snapshots/latest")
+        return SnapshotWithBundle.model_validate(got)
 
     @route("GET", "/v1/sessions/{session_id}/snapshots")
     async def list(

@@ -23,6 +23,7 @@ from kontex.domain.models import (
     Session,
     SessionStatus,
     Snapshot,
+    SnapshotBase,
     Task,
     TaskStatus,
     ThreadState,
@@ -85,6 +86,11 @@ class BundleIn(_Body):
 class CreateSnapshot(_Body):
     label: str = Field(min_length=1, max_length=500)
     bundle: BundleIn
+    base: SnapshotBase | None = Field(
+        default=None,
+        description="A delta write: the bundle holds only what is new over this base"
+        ' (docs/design.md, "Delta writes").',
+    )
 
 
 class EnrichSnapshot(_Body):

@@ -246,6 +246,33 @@ class ContextBundle(BaseModel):
         return out
 
 
+class SnapshotBase(BaseModel):
+    """A delta write's base (docs/design.md, "Delta writes"): the snapshot whose content the
+    new one starts from. The bundle written with it holds only what is new: its messages,
+    tool calls and log events are appended to the base's, its files replace the base's of the
+    same path, and its reasoning, model and token total replace the base's when given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    snapshot_id: str | None = Field(
+        default=None,
+        description="The base snapshot, of the task's session; null: the task's head at write"
+        " time, read under the task's lock (an append that never loses a concurrent one).",
+    )
+    messages: tuple[int | None, int | None] | None = Field(
+        default=None,
+        description="The slice [start, end) of the base's messages kept, as Python slices them"
+        " (negative counts from the end; null: an open end); null: all of them.",
+    )
+    drop_files: list[str] = Field(
+        default_factory=list, description="Paths of the base's files left out."
+    )
+    if_head: bool = Field(
+        default=False,
+        description="Refuse the write (409 conflict) unless snapshot_id is still the task's head.",
+    )
+
+
 class Snapshot(_Record):
     id: str
     account_id: str

@@ -433,6 +433,175 @@ def restamp(manifest: bytes, **scalars: Any) -> bytes:
     return _manifest({**header, **scalars}, lists)
 
 
+# -- a delta write: a base snapshot's lists, and what is new ------------------------------------
+
+
+def _verified_chunks(chunks: dict[bytes, bytes], wanted: set[bytes]) -> dict[bytes, bytes]:
+    for address in wanted:
+        data = chunks.get(address)
+        if data is None or chunk_address(data) != address:
+            raise IntegrityError("a stored list chunk is missing or altered")
+    return chunks
+
+
+def _list_refs(
+    slices: dict[str, list[Slice]], chunks: dict[bytes, bytes]
+) -> dict[str, list[bytes]]:
+    refs: dict[str, list[bytes]] = {}
+    for name, group in slices.items():
+        out: list[bytes] = []
+        for address, start, end in group:
+            part = _refs(chunks[address])[start:end]
+            if len(part) != end - start:
+                raise IntegrityError("a stored list chunk is shorter than its reference")
+            out.extend(part)
+        refs[name] = out
+    return refs
+
+
+def delta_needs(plan_: Plan) -> list[bytes]:
+    """The item addresses a delta write of ``plan_`` looks up (its new items only)."""
+    addresses = {item.address for items in plan_.lists.values() for item in items}
+    if plan_.reasoning is not None:
+        addresses.add(plan_.reasoning.address)
+    return list(addresses)
+
+
+def write_delta(
+    content: ContentRepository,
+    session_id: str,
+    plan_: Plan,
+    at: datetime,
+    *,
+    base_manifest: bytes,
+    base_hash: str,
+    keep: tuple[int | None, int | None] | None,
+    drop_files: Sequence[str] = (),
+    large_bytes: int = 0,
+    known: dict[bytes, int] | None = None,
+) -> Written:
+    """Store the snapshot made of a base snapshot's content and ``plan_``, what is new: the
+    base's messages ``keep`` (a slice) with the plan's appended; its files without
+    ``drop_files``, each of the plan's replacing the base's of its path (in place) or appended;
+    its tool calls and log events with the plan's appended; its reasoning and model unless the
+    plan gives them.
+
+    It reads back exactly as a full write of the composed bundle (the same items, in the same
+    lists, under the same scalars), but only the plan's items are hashed and counted: the
+    base's lists are taken as references (their chunks, remembered or read), the token total
+    is the base's minus what was left out plus what is new.
+    """
+    header, slices = parse_manifest(base_manifest, base_hash)
+    wanted = {s[0] for group in slices.values() for s in group}
+    chunks = {a: _HINTS[(session_id, a)] for a in wanted if (session_id, a) in _HINTS}
+    missing = [a for a in wanted if a not in chunks]
+    if missing:
+        read_ = content.chunks(session_id, missing)
+        chunks.update(_verified_chunks(read_, set(missing)))
+        _remember(session_id, read_)
+    base = _list_refs(slices, chunks)
+    new = {name: [i.address for i in items] for name, items in plan_.lists.items()}
+    left_out: list[bytes] = []  # items of the base whose tokens leave the total
+
+    messages = base["messages"]
+    kept = messages[slice(*keep)] if keep is not None else messages
+    if len(kept) != len(messages):
+        start, stop, _ = slice(*keep).indices(len(messages))  # type: ignore[misc]
+        left_out += messages[:start] + messages[max(start, stop) :]
+
+    files = list(base["files"])
+    removed_tokens = 0
+    if plan_.lists["files"] or drop_files:
+        bodies = content.items(session_id, files)
+        by_path: dict[str, int] = {}
+        for position, ref in enumerate(files):
+            data = bodies.get(ref)
+            if data is None or item_address("file", data) != ref:
+                raise IntegrityError("a stored file is missing or altered")
+            entry = _loads(data)
+            by_path[entry["path"]] = position
+            if entry["path"] in drop_files:
+                removed_tokens += int(entry.get("token_count") or 0)
+        replaced: dict[int, bytes] = {}
+        appended: list[bytes] = []
+        for item in plan_.lists["files"]:
+            path = _loads(item.body)["path"]
+            at_ = by_path.get(path)
+            if at_ is not None and path not in drop_files:
+                if at_ not in replaced:
+                    removed_tokens += int(_loads(bodies[files[at_]]).get("token_count") or 0)
+                replaced[at_] = item.address
+            else:
+                appended.append(item.address)
+        dropped = {by_path[p] for p in drop_files if p in by_path}
+        files = [replaced.get(i, ref) for i, ref in enumerate(files) if i not in dropped]
+        files += appended
+        new["files"] = []
+    else:
+        files += new.pop("files")
+
+    reasoning = header.get("reasoning")
+    if plan_.reasoning is not None:
+        if reasoning:
+            left_out.append(bytes.fromhex(reasoning))
+        reasoning = plan_.reasoning.address.hex()
+
+    list_refs = {
+        "messages": kept + new["messages"],
+        "tool_calls": base["tool_calls"] + new["tool_calls"],
+        "files": files,
+        "log_events": base["log_events"] + new["log_events"],
+    }
+    unique = {item.address: item for items in plan_.lists.values() for item in items}
+    if plan_.reasoning is not None:
+        unique[plan_.reasoning.address] = plan_.reasoning
+    wanted_chunks = [chunk_address(b"".join(c)) for refs in list_refs.values() for c in cut(refs)]
+    lookup_items = [a for a in unique if known is None or a not in known]
+    found_items, found_chunks = content.lookup(session_id, lookup_items, wanted_chunks)
+    counted = {**(known or {}), **found_items}
+    new_rows: list[ItemRow] = []
+    stored = large_bytes
+    offset = {"messages": len(kept), "tool_calls": len(base["tool_calls"])}
+    for name, items in plan_.lists.items():
+        for item in items:
+            if item.address in counted:
+                continue
+            n = item.tokens if item.tokens is not None else (item.count() if item.count else 0)
+            counted[item.address] = n
+            position = item.position + offset.get(name, 0)
+            new_rows.append(ItemRow(item.address, item.kind, item.body, n, position, item.index))
+            stored += len(item.body)
+    if plan_.reasoning is not None and plan_.reasoning.address not in counted:
+        r = plan_.reasoning
+        counted[r.address] = n = r.count() if r.count else 0
+        new_rows.append(ItemRow(r.address, r.kind, r.body, n, 0, r.index))
+        stored += len(r.body)
+
+    if plan_.given_total is not None:
+        token_total = plan_.given_total
+    else:
+        gone = content.known_items(session_id, list(set(left_out))) if left_out else {}
+        token_total = int(header.get("token_total") or 0) - removed_tokens
+        token_total -= sum(gone.get(ref, 0) for ref in left_out)
+        token_total += sum(counted[i.address] for i in plan_.lists["messages"])
+        token_total += sum(counted[i.address] for i in plan_.lists["files"])
+        if plan_.reasoning is not None:
+            token_total += counted[plan_.reasoning.address]
+        token_total = max(token_total, 0)
+
+    lister = _Lister({**chunks, **found_chunks}, list(chunks))
+    lists = {name: lister.slices(refs) for name, refs in list_refs.items()}
+    scalars = dict(plan_.scalars)
+    if scalars.get("model") is None:
+        scalars["model"] = header.get("model")
+    manifest = _manifest({"reasoning": reasoning, "token_total": token_total, **scalars}, lists)
+    content.add_items(session_id, at, new_rows)
+    content.add_chunks(session_id, lister.new_chunks)
+    _remember(session_id, lister.new_chunks)
+    stored += sum(len(d) for d in lister.new_chunks.values()) + len(manifest)
+    return Written(manifest, manifest_hash(manifest), token_total, stored)
+
+
 # -- reading ----------------------------------------------------------------------------------
 
 
@@ -462,21 +631,9 @@ def read(
     """The bundle a manifest names, every chunk and item checked against its address."""
     parsed, slices = parse_manifest(manifest, bundle_hash)
     wanted = {s[0] for group in slices.values() for s in group}
-    chunks = content.chunks(session_id, list(wanted))
-    for address in wanted:
-        data = chunks.get(address)
-        if data is None or chunk_address(data) != address:
-            raise IntegrityError("a stored list chunk is missing or altered")
+    chunks = _verified_chunks(content.chunks(session_id, list(wanted)), wanted)
     _remember(session_id, chunks)
-    refs: dict[str, list[bytes]] = {}
-    for name, group in slices.items():
-        out: list[bytes] = []
-        for address, start, end in group:
-            part = _refs(chunks[address])[start:end]
-            if len(part) != end - start:
-                raise IntegrityError("a stored list chunk is shorter than its reference")
-            out.extend(part)
-        refs[name] = out
+    refs = _list_refs(slices, chunks)
     reasoning_ref = bytes.fromhex(parsed["reasoning"]) if parsed.get("reasoning") else None
     addresses = {r for group in refs.values() for r in group}
     if reasoning_ref is not None:
@@ -508,9 +665,9 @@ def read(
     captured = parsed.get("captured_at")
     messages = []
     for r in refs["messages"]:
-        data = bodies.get(r)
+        stored = bodies.get(r)
         seen = _MESSAGES.get(r)
-        if seen is not None and data == seen[0]:  # the same bytes, verified before
+        if seen is not None and stored == seen[0]:  # the same bytes, verified before
             messages.append(seen[1])
             continue
         message = Message.model_construct(**_loads(body("message", r)))

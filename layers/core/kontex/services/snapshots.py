@@ -22,6 +22,7 @@ from kontex.domain.models import (
     LogEvent,
     Message,
     Snapshot,
+    SnapshotBase,
     SnapshotSource,
     Task,
     ToolCall,
@@ -35,6 +36,10 @@ from kontex.services.sessions import check_limit, decode_cursor, get_session, pa
 
 LINEAGE_RETRIES = 5
 T = TypeVar("T")
+
+
+class HeadMoved(Conflict):
+    """A write that asked to follow the task's head (``if_head``) found another there."""
 
 
 def _label(label: str) -> str:
@@ -58,6 +63,8 @@ def _retrying(deps: Deps, snapshot_id: str | None, attempt: Callable[[], T]) -> 
     for tries in range(LINEAGE_RETRIES):
         try:
             return attempt()
+        except HeadMoved:
+            raise
         except Conflict:
             if snapshot_id is not None and _exists(deps, snapshot_id):
                 raise
@@ -86,11 +93,13 @@ def create_snapshot(
     *,
     rollback_of: str | None = None,
     snapshot_id: str | None = None,
+    base: SnapshotBase | None = None,
 ) -> Snapshot:
     """Seal ``bundle`` as the task's next snapshot (``parent_snapshot_id`` = the task's head).
 
     ``snapshot_id`` lets an idempotent writer (a queue worker) choose the id, so a redelivered
-    message meets a ``Conflict`` instead of writing the snapshot twice.
+    message meets a ``Conflict`` instead of writing the snapshot twice. With a ``base`` the
+    bundle holds only what is new (a delta write, ``bundles.write_delta``).
     """
     label = _label(label)
     now = deps.clock()
@@ -107,19 +116,25 @@ def create_snapshot(
 
     def attempt() -> Snapshot:
         with deps.store.unit() as uow:
-            found = uow.snapshots.lock_head_and_lookup(account_id, task_id, *bundles.needs(plan))
-            if found is None:
-                raise NotFound(f"task {task_id} not found")
-            (task, head, head_manifest), known, chunks = found
-            written = bundles.write(
-                uow.content,
-                task.session_id,
-                plan,
-                now,
-                parent_manifest=head_manifest,
-                large_bytes=large_bytes,
-                looked_up=(known, chunks),
-            )
+            if base is None:
+                found = uow.snapshots.lock_head_and_lookup(
+                    account_id, task_id, *bundles.needs(plan)
+                )
+                if found is None:
+                    raise NotFound(f"task {task_id} not found")
+                (task, head, head_manifest), known, chunks = found
+                written = bundles.write(
+                    uow.content,
+                    task.session_id,
+                    plan,
+                    now,
+                    parent_manifest=head_manifest,
+                    large_bytes=large_bytes,
+                    looked_up=(known, chunks),
+                )
+            else:
+                task, head, written = _write_delta(uow, account_id, task_id, plan, base, now)
+                written.stored_bytes += large_bytes
             snapshot = Snapshot(
                 id=snapshot_id or new_id("snap"),
                 account_id=account_id,
@@ -142,6 +157,45 @@ def create_snapshot(
             return snapshot
 
     return _retrying(deps, snapshot_id, attempt)
+
+
+def _write_delta(
+    uow: UnitOfWork,
+    account_id: str,
+    task_id: str,
+    plan: bundles.Plan,
+    base: SnapshotBase,
+    now: datetime,
+) -> tuple[Task, str | None, bundles.Written]:
+    """Lock the task's head and write ``plan`` over the base (the head when it names none)."""
+    task, head, head_manifest = _locked_task(uow, account_id, task_id)
+    if base.if_head and (base.snapshot_id or None) != head:
+        raise HeadMoved(
+            f"snapshot {base.snapshot_id} is no longer the head of task {task_id}",
+            details={"head": head},
+        )
+    base_id = base.snapshot_id or head
+    if base_id is None:  # a task without snapshots: the delta is the whole bundle
+        written = bundles.write(uow.content, task.session_id, plan, now)
+        return task, head, written
+    source, manifest = found(uow.snapshots.stored(account_id, base_id), f"snapshot {base_id}")
+    if source.session_id != task.session_id:
+        raise InvalidInput(
+            f"the base snapshot {base_id} belongs to another session than task {task_id}"
+        )
+    if manifest is None:
+        raise Conflict(f"snapshot {base_id} was written by an older version: run `kontex migrate`")
+    written = bundles.write_delta(
+        uow.content,
+        task.session_id,
+        plan,
+        now,
+        base_manifest=manifest,
+        base_hash=source.bundle_hash,
+        keep=base.messages,
+        drop_files=base.drop_files,
+    )
+    return task, head, written
 
 
 def get_snapshot(deps: Deps, account_id: str, snapshot_id: str) -> Snapshot:
