@@ -195,9 +195,9 @@ def test_agents_resume_exactly_after_a_restart_and_old_threads_still_read(
         assert pending is not None and ("task-left", "messages", []) in pending.pending_writes
         resumed = graph.invoke(ask("and now"), config("legacy"))
         assert resumed["messages"][:4] == old["messages"] and len(resumed["messages"]) == 8
-        with Kontex(running.base, key) as client:  # its document is gone: the index holds it
-            with pytest.raises(NotFoundError):
-                client.threads.get(thread_doc_id("legacy"))
+        # its document is gone: the index holds the thread now
+        with Kontex(running.base, key) as client, pytest.raises(NotFoundError):
+            client.threads.get(thread_doc_id("legacy"))
     finally:
         stop_dev(running)
 
