@@ -49,8 +49,11 @@ ROLES = {"user": "user", "assistant": "assistant", "system": "system", "develope
 LABEL = "openai-agents"
 
 # Sessions of this process being created, by (server, key, session id): two KontexSession
-# objects (in two threads, say) on a new session id make one Kontex session, not two.
-_creating: dict[tuple[str, str | None, str], threading.Lock] = {}
+# objects (in two threads, say) on a new session id make one Kontex session, not two. A lock
+# lives while some creation holds or awaits it.
+_creating: weakref.WeakValueDictionary[tuple[str, str | None, str], threading.Lock] = (
+    weakref.WeakValueDictionary()
+)
 _creating_guard = threading.Lock()
 
 
