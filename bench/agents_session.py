@@ -6,7 +6,8 @@ the model), then ``add_items()`` of the turn's user item and the model's assista
 (an SDK-shaped ``message`` item with an ``output_text`` block, about 600 characters). Both sides
 get exactly the same items. Each repeat starts a new conversation (a new session id; for
 SQLiteSession a new database file, made before the clock starts), in a fresh event loop, with a
-new session object, so Kontex's first turn includes making its session and task. The sides
+new session object, so Kontex's first turn includes making its session and task (a 2-turn
+conversation on each side first, not reported, warms the server and the process). The sides
 alternate (SQLite first on even repeats, Kontex first on odd ones) and the median of the
 repeats is reported, with the Kontex / SQLite ratio and Kontex's HTTP requests per turn.
 
@@ -145,6 +146,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         key = create_key(data, "bench")  # migrates, makes the account
         stack = start_drained(data, UNLIMITED)
         try:
+            kontex_run(2, stack, key, -1)  # warm-up, not reported: the server's first requests
+            sqlite_run(2, scratch, -1)  # load what they use once per process
             runs = [compare(t, args.repeats, stack, key, scratch) for t in args.turns]
         finally:
             stop_dev(stack)
