@@ -81,10 +81,12 @@ Streamed = tuple[int, dict[str, str], Iterator[bytes]]
 
 # Functions whose module holds a Powertools resolver. Powertools keeps the event being resolved
 # on a class attribute (``BaseRouter.current_event``), shared by every resolver in a process:
-# Lambda is safe (one request per process at a time), threads are not. These run in worker
-# processes, each one request at a time, like warm Lambda environments.
+# Lambda is safe (one request per process at a time), threads are not. Each runs one request
+# at a time in an environment like a warm Lambda's: one in the server's process, and more in
+# worker processes for the requests that meet it busy.
 PROCESS_ISOLATED = {"api"}
 ENVIRONMENTS = 4
+RESIDENT_WAIT = 0.25  # seconds a request waits for the in-process environment (see invoke)
 
 _environment: Callable[[dict, Any], dict] | None = None
 
@@ -118,6 +120,7 @@ class LocalStack:
         self._root = root
         self._modules: dict[str, ModuleType] = {}
         self._pools: dict[str, ProcessPoolExecutor] = {}
+        self._residents: dict[str, tuple[ModuleType, threading.Lock]] = {}
         self._lock = threading.Lock()
         self.connections = LocalConnections()  # the local Management API: the open sockets
 
@@ -160,8 +163,28 @@ class LocalStack:
                 for _ in range(ENVIRONMENTS):
                     pool.submit(int)
 
+    def _resident(self, name: str) -> tuple[ModuleType, threading.Lock]:
+        with self._lock:
+            if name not in self._residents:
+                self._residents[name] = (load_module(name, self._root), threading.Lock())
+            return self._residents[name]
+
     def invoke(self, name: str, event: dict[str, Any]) -> dict[str, Any] | Streamed:
         if name in PROCESS_ISOLATED:
+            # One environment lives in this process (no pickling, no hop to another process).
+            # Requests queue for it, woken at once, rather than meeting each other as writers
+            # of the SQLite file from several processes (whose busy handler sleeps 1 to 100 ms
+            # between tries: an agent's concurrent put and put_writes waited ~10 ms each); a
+            # request that waits longer than RESIDENT_WAIT (a slow one is running) goes to the
+            # pool's environments, each also one request at a time.
+            module, busy = self._resident(name)
+            if busy.acquire(timeout=RESIDENT_WAIT):
+                try:
+                    return module.lambda_handler(  # type: ignore[no-any-return]
+                        event, LocalContext(function_name=f"kontex-{name}")
+                    )
+                finally:
+                    busy.release()
             return self._pool(name).submit(_run_in_environment, name, event).result()
         module = self._module(name)
         streaming = getattr(module, "stream_handler", None)

@@ -176,7 +176,9 @@ def new_pieces(
         pieces.append(Piece("reasoning", "assistant", 0, bundle.reasoning))
     seen_files = {(f.path, f.content_hash) for f in parent.files} if parent else set()
     for i, f in enumerate(bundle.files):
-        if (f.path, f.content_hash) not in seen_files:
+        # a file given a token count of 0 is state, not context a model reads (a checkpoint's
+        # serialised channels): not searched
+        if (f.path, f.content_hash) not in seen_files and f.token_count != 0:
             pieces.append(Piece("file", None, i, f"{f.path}\n{(f.content or '')[:FILE_CHARS]}"))
     return [p for p in pieces if p.text.strip()]
 
