@@ -121,20 +121,29 @@ class LocalStack:
         self._modules: dict[str, ModuleType] = {}
         self._pools: dict[str, ProcessPoolExecutor] = {}
         self._residents: dict[str, tuple[ModuleType, threading.Lock]] = {}
+        self._found: set[str] = set()
         self._lock = threading.Lock()
         self.connections = LocalConnections()  # the local Management API: the open sockets
 
+    def _deployed(self, name: str) -> bool:
+        """Whether the function has a handler (looked up once: a function found stays)."""
+        if name not in self._found:
+            handler = (self._root or functions_dir()) / name / "handler.py"
+            if not handler.exists():
+                return False
+            self._found.add(name)
+        return True
+
     def function_for(self, path: str) -> str | None:
         for prefix, name in ROUTES:
-            handler = (self._root or functions_dir()) / name / "handler.py"
             matches = path == prefix if not prefix.endswith("/") else path.startswith(prefix)
-            if matches and handler.exists():
+            if matches and self._deployed(name):
                 return name
         return None
 
     def websocket_function(self, path: str) -> str | None:
         name = WEBSOCKET_ROUTES.get(path)
-        if name is None or not ((self._root or functions_dir()) / name / "handler.py").exists():
+        if name is None or not self._deployed(name):
             return None
         return name
 
