@@ -15,8 +15,12 @@ router = APIGatewayHttpRouter()
 Revision = Annotated[int | None, Query(ge=0)]
 
 
-def bundle_json(snapshot: Snapshot, bundle: ContextBundle) -> dict[str, Any]:
-    content = bundle.model_dump(mode="json")
+def bundle_json(
+    snapshot: Snapshot, bundle: ContextBundle, with_messages: bool = True
+) -> dict[str, Any]:
+    """A bundle's answer (``with_messages=False``: without its messages, which the caller
+    adds)."""
+    content = bundle.model_dump(mode="json", exclude=None if with_messages else {"messages"})
     return {
         "snapshot_id": snapshot.id,
         "session_id": snapshot.session_id,
@@ -26,7 +30,11 @@ def bundle_json(snapshot: Snapshot, bundle: ContextBundle) -> dict[str, Any]:
         "token_total": content["token_total"],
         "source": content["source"],
         "usage": content.get("usage"),
-        **{k: content[k] for k in ("messages", "tool_calls", "files", "reasoning", "log_events")},
+        **{
+            k: content[k]
+            for k in ("messages", "tool_calls", "files", "reasoning", "log_events")
+            if k in content
+        },
     }
 
 

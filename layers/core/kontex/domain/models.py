@@ -26,6 +26,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     model_serializer,
     model_validator,
@@ -237,6 +238,9 @@ class ContextBundle(BaseModel):
     source: SnapshotSource = SnapshotSource.API
     captured_at: datetime | None = Field(default=None, validation_alias=camel("captured_at"))
     usage: Usage | None = None
+    # a bundle read from storage: each message's JSON as stored (what its model dumps), so an
+    # answer may carry them without dumping and encoding them again
+    _message_json: list[bytes] | None = PrivateAttr(default=None)
 
     @model_serializer(mode="wrap")
     def _usage_when_known(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

@@ -723,7 +723,7 @@ def read(
         if len(_MESSAGES) > _MESSAGES_MAX:
             _MESSAGES.popitem(last=False)
         messages.append(message)
-    return ContextBundle.model_construct(
+    bundle = ContextBundle.model_construct(
         messages=messages,
         tool_calls=[ToolCall.model_validate(t) for t in objects("tool_calls")],
         files=files,
@@ -735,3 +735,5 @@ def read(
         captured_at=datetime.fromisoformat(captured) if captured else None,
         usage=Usage.model_validate(parsed["usage"]) if parsed.get("usage") else None,
     )
+    bundle._message_json = [bodies[r] for r in refs["messages"]]
+    return bundle
