@@ -1,6 +1,6 @@
 """The unit of work and the repositories the other contract files do not reach, on both
 databases: announced events, threads, traces and aliases, spans, rate-limit windows, tasks made
-once, the query read model and the outbox's reads."""
+once, the query read model, the outbox's reads and the checkpoint index."""
 
 from __future__ import annotations
 
@@ -285,3 +285,65 @@ def test_inactive_sessions_by_their_latest_activity(store: Any) -> None:
         (idle.id, 0, T0)
     ]
     assert {r["session_id"] for r in everyone} == {idle.id, "sess_other"}
+
+
+def test_checkpoints_index_read_writes_and_removal(store: Any) -> None:
+    from kontex.ports import CheckpointListing, CheckpointRow, CheckpointWrite, Revision
+
+    account(store)
+    s = session(store, "acct_a", "sess_1")
+    t = task(store, s, "task_1")
+
+    def row(checkpoint_id: str, snap: str, ns: str = "", **meta: Any) -> CheckpointRow:
+        return CheckpointRow("th", ns, checkpoint_id, None, s.id, snap, meta, None, T0)
+
+    with store.unit() as uow:
+        uow.checkpoints.add_namespace("acct_a", "th", "", s.id, t.id, T0)
+        uow.checkpoints.add_namespace("acct_a", "th", "sub", s.id, t.id, T0)
+        uow.snapshots.add(snapshot(t, "snap_1", T0), b"m1")
+        uow.snapshots.add(snapshot(t, "snap_2", T0 + timedelta(seconds=1), "snap_1"), b"m2")
+        uow.checkpoints.put("acct_a", row("01", "snap_1", step=1))
+        uow.checkpoints.put("acct_a", row("02", "snap_1", step=2))
+        uow.checkpoints.put("acct_a", row("02", "snap_2", step=2))  # put again: its new snapshot
+        uow.checkpoints.put("acct_a", row("01", "snap_1", "sub"))
+        key = ("th", "", "02", s.id)
+        uow.checkpoints.add_writes("acct_a", key, [CheckpointWrite("t", 0, "c", '"a"')], False)
+        uow.checkpoints.add_writes("acct_a", key, [CheckpointWrite("t", 0, "c", '"b"')], False)
+        uow.checkpoints.add_writes("acct_a", key, [CheckpointWrite("t", -1, "e", '"x"')], True)
+        uow.checkpoints.add_writes("acct_a", key, [CheckpointWrite("t", -1, "e", '"y"')], True)
+    with store.unit() as uow:  # an enrichment: the read answers the snapshot as it stands
+        uow.snapshots.add_revision(Revision("snap_2", 1, "b2", 7, "m", T0), b"m2+")
+    with store.unit(write=False) as uow:
+        assert uow.checkpoints.namespaces("acct_a", "th") == {
+            "": (s.id, t.id),
+            "sub": (s.id, t.id),
+        }
+        assert uow.checkpoints.namespaces("acct_b", "th") == {}
+        latest, snap, manifest, writes = uow.checkpoints.read("acct_a", "th", "", None)
+        assert (latest.checkpoint_id, latest.metadata, snap.id, manifest) == (
+            "02",
+            {"step": 2},
+            "snap_2",
+            b"m2+",
+        )
+        assert [(w.idx, w.value) for w in writes] == [(-1, '"y"'), (0, '"a"')]
+        first = uow.checkpoints.read("acct_a", "th", "", "01")
+        assert first is not None and first[0].checkpoint_id == "01" and first[3] == []
+        assert uow.checkpoints.read("acct_b", "th", "", None) is None
+        assert uow.checkpoints.read("acct_a", "th", "", "03") is None
+        page = uow.checkpoints.page("acct_a", CheckpointListing(10, "th"))
+        assert [(r.ns, r.checkpoint_id) for r in page] == [("", "02"), ("sub", "01"), ("", "01")]
+        after = uow.checkpoints.page("acct_a", CheckpointListing(10, "th", after=("02", "", "th")))
+        assert [(r.ns, r.checkpoint_id) for r in after] == [("sub", "01"), ("", "01")]
+        assert uow.checkpoints.sessions_of("acct_a", "th") == [s.id]
+    with store.unit() as uow:
+        assert uow.checkpoints.remove("acct_a", CheckpointListing(0, "th"), True) == 1
+    with store.unit(write=False) as uow:
+        left = uow.checkpoints.page("acct_a", CheckpointListing(10, "th"))
+        assert [(r.ns, r.checkpoint_id) for r in left] == [("", "02"), ("sub", "01")]
+        assert uow.checkpoints.writes("acct_a", "th", "", ["02"])["02"] != []
+    with store.unit() as uow:
+        assert uow.checkpoints.remove("acct_a", CheckpointListing(0, "th"), False) == 2
+    with store.unit(write=False) as uow:
+        assert uow.checkpoints.page("acct_a", CheckpointListing(10, "th")) == []
+        assert uow.checkpoints.writes("acct_a", "th", "", ["02"]) == {"02": []}

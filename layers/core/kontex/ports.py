@@ -343,10 +343,11 @@ class CheckpointRepository(Protocol):
         """Add the checkpoint, or point an existing one (same id) at its new snapshot."""
         ...
 
-    def get(
+    def read(
         self, account_id: str, thread_id: str, ns: str, checkpoint_id: str | None
-    ) -> CheckpointRow | None:
-        """The checkpoint, or the namespace's latest when ``checkpoint_id`` is None."""
+    ) -> tuple[CheckpointRow, Snapshot, bytes | None, list[CheckpointWrite]] | None:
+        """``get`` with the checkpoint's snapshot (as it stands: its manifest) and its pending
+        writes, sent together (one round trip on PostgreSQL)."""
         ...
 
     def page(self, account_id: str, listing: CheckpointListing) -> list[CheckpointRow]: ...

@@ -235,11 +235,15 @@ def get(
     """The checkpoint, or the namespace's latest; ``NotFound`` when there is none."""
     _thread(thread_id), _ns(ns)
     with deps.store.unit(write=False) as uow:
-        row = uow.checkpoints.get(account_id, thread_id, ns, checkpoint_id)
-        if row is None:
+        found = uow.checkpoints.read(account_id, thread_id, ns, checkpoint_id)
+        if found is None:
             which = f"checkpoint {checkpoint_id!r}" if checkpoint_id else "a checkpoint"
             raise NotFound(f"thread {thread_id!r} has no {which} in namespace {ns!r}")
-        return _read(deps, uow, account_id, [row])[0]
+        row, snapshot, manifest, writes = found
+        _, _, bundle = snapshots.read_in(
+            deps, uow, account_id, row.snapshot_id, None, (snapshot, manifest)
+        )
+        return Checkpoint(row, snapshot, bundle, writes)
 
 
 def _matches(metadata: dict[str, Any], wanted: dict[str, Any] | None) -> bool:

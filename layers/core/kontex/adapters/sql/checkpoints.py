@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from kontex.adapters.sql.base import Repository, chunked, marks
+from kontex.adapters.sql import snapshots
+from kontex.adapters.sql.base import Repository, as_bytes, chunked, marks
+from kontex.domain.models import Snapshot
 from kontex.ports import CheckpointListing, CheckpointRow, CheckpointWrite
 
 NAMESPACES_SQL = (
@@ -42,6 +44,26 @@ ADD_WRITES_SQL = f"INSERT INTO checkpoint_writes ({WRITE_COLUMNS}) VALUES" + (
 KEEP = "NOTHING"
 REPLACE = "UPDATE SET channel = excluded.channel, value = excluded.value,"
 REPLACE += " task_path = excluded.task_path"
+# A checkpoint with its snapshot as it stands (its manifest), and its writes: sent together, one
+# round trip on PostgreSQL; "latest" is the namespace's highest checkpoint id
+_CHECKPOINT_COLUMNS = ", ".join(f"c.{c.strip()} AS c_{c.strip()}" for c in COLUMNS.split(","))
+READ_SQL = (
+    snapshots.SELECT_SQL.replace(
+        "\nFROM snapshots s\n",
+        f", {_CHECKPOINT_COLUMNS}\nFROM checkpoints c JOIN snapshots s"
+        " ON s.id = c.snapshot_id AND s.account_id = c.account_id\n",
+    )
+    + " WHERE c.account_id = ? AND c.thread_id = ? AND c.ns = ?"
+)
+LATEST_ID = (
+    "(SELECT MAX(l.checkpoint_id) FROM checkpoints l"
+    " WHERE l.account_id = ? AND l.thread_id = ? AND l.ns = ?)"
+)
+READ_WRITES_SQL = (
+    "SELECT task_id, idx, channel, value, task_path FROM checkpoint_writes"
+    " WHERE account_id = ? AND thread_id = ? AND ns = ? AND checkpoint_id = {which}"
+    " ORDER BY task_path, task_id, idx"
+)
 # the latest checkpoint of each namespace, for prune(keep_latest)
 LATEST = (
     " AND checkpoint_id <> (SELECT MAX(l.checkpoint_id) FROM checkpoints l"
@@ -107,16 +129,33 @@ class SqlCheckpoints(Repository):
             ],
         )
 
-    def get(
+    def read(
         self, account_id: str, thread_id: str, ns: str, checkpoint_id: str | None
-    ) -> CheckpointRow | None:
-        sql = SELECT_SQL + " AND thread_id = ? AND ns = ?"
-        params: list[Any] = [account_id, thread_id, ns]
-        if checkpoint_id is not None:
-            sql += " AND checkpoint_id = ?"
-            params.append(checkpoint_id)
-        row = self._work.one(sql + " ORDER BY checkpoint_id DESC LIMIT 1", params)
-        return self._row(row) if row else None
+    ) -> tuple[CheckpointRow, Snapshot, bytes | None, list[CheckpointWrite]] | None:
+        key = [account_id, thread_id, ns]
+        if checkpoint_id is None:
+            found_sql = READ_SQL + " ORDER BY c.checkpoint_id DESC LIMIT 1"
+            found_params = key
+            writes_sql, writes_params = READ_WRITES_SQL.format(which=LATEST_ID), key + key
+        else:
+            found_sql = READ_SQL + " AND c.checkpoint_id = ?"
+            found_params = [*key, checkpoint_id]
+            writes_sql = READ_WRITES_SQL.format(which="?")
+            writes_params = [*key, checkpoint_id]
+        found, writes = self._work.run_together(
+            [(found_sql, found_params), (writes_sql, writes_params)]
+        )
+        if not found:
+            return None
+        row = found[0]
+        checkpoint = CheckpointRow(**{k[2:]: row.pop(k) for k in list(row) if k.startswith("c_")})
+        manifest = as_bytes(row["manifest"])
+        return (
+            checkpoint,
+            snapshots.snapshot_of(row),
+            manifest,
+            [CheckpointWrite(**w) for w in writes],
+        )
 
     def page(self, account_id: str, listing: CheckpointListing) -> list[CheckpointRow]:
         where, params = _where(listing)
