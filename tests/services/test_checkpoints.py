@@ -215,3 +215,16 @@ def test_concurrent_first_puts_make_one_session(deps: Deps, account: str) -> Non
     assert not errors
     found, _ = checkpoints.page(deps, account, CheckpointListing(20, "race"))
     assert len(found) == 6 and len({c.row.session_id for c in found}) == 1
+
+
+def test_a_namespace_purged_by_another_process_is_made_again(deps: Deps, account: str) -> None:
+    # this process remembers the thread's namespace; another purges its session
+    first, _ = checkpoints.put(deps, account, row("stale", "01"), state("a"))
+    checkpoints.put_writes(deps, account, ("stale", "", "01"), [write("t", 0, "w")], False)
+    sessions.purge_session(deps, account, first.session_id)  # not delete_thread: not forgotten
+    again, _ = checkpoints.put(deps, account, row("stale", "02"), state("b"))
+    assert again.session_id != first.session_id
+    assert texts(checkpoints.get(deps, account, "stale", "", None)) == ["b"]
+    sessions.purge_session(deps, account, again.session_id)
+    checkpoints.put_writes(deps, account, ("stale", "", "03"), [write("t", 0, "w")], False)
+    assert len(checkpoints.page(deps, account, CheckpointListing(5, "stale"))[0]) == 0

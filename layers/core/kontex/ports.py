@@ -224,6 +224,13 @@ class SnapshotRepository(Protocol):
         concurrent writers until the unit ends."""
         ...
 
+    def lock_head_and_read(
+        self, account_id: str, task_id: str, snapshot_id: str | None
+    ) -> tuple[tuple[Task, str | None, bytes | None], tuple[Snapshot, bytes | None] | None] | None:
+        """``lock_head`` and ``stored`` (of the head, when ``snapshot_id`` is None), in one
+        round trip."""
+        ...
+
     def lock_head_and_lookup(
         self, account_id: str, task_id: str, items: Sequence[bytes], chunks: Sequence[bytes]
     ) -> tuple[tuple[Task, str | None, bytes | None], dict[bytes, int], dict[bytes, bytes]] | None:

@@ -519,13 +519,19 @@ def write_delta(
     files = list(base["files"])
     removed_tokens = 0
     if plan_.lists["files"] or drop_files:
-        bodies = content.items(session_id, files)
+        bodies = {a: _ITEMS[(session_id, a)] for a in files if (session_id, a) in _ITEMS}
+        absent = [a for a in files if a not in bodies]
+        if absent:  # read from storage, verified and kept
+            loaded = content.items(session_id, absent)
+            for ref in absent:
+                data = loaded.get(ref)
+                if data is None or item_address("file", data) != ref:
+                    raise IntegrityError("a stored file is missing or altered")
+            _keep(session_id, loaded)
+            bodies.update(loaded)
         by_path: dict[str, int] = {}
         for position, ref in enumerate(files):
-            data = bodies.get(ref)
-            if data is None or item_address("file", data) != ref:
-                raise IntegrityError("a stored file is missing or altered")
-            entry = _loads(data)
+            entry = _loads(bodies[ref])
             by_path[entry["path"]] = position
             if entry["path"] in drop_files:
                 removed_tokens += int(entry.get("token_count") or 0)

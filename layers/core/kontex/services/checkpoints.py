@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -96,6 +97,36 @@ def decode_cursor(cursor: str | None) -> tuple[str, str, str] | None:
 
 # -- the thread's session and its namespaces' tasks ---------------------------------------------
 
+# (account, thread, ns) -> (session id, task id): a namespace's row never changes once made, so
+# a writer looks it up once per process. An entry made stale by a purge (delete_thread) meets a
+# NotFound or a Conflict (its task or session gone) and is forgotten, and the write retried.
+_NAMESPACES: OrderedDict[tuple[str, str, str], tuple[str, str]] = OrderedDict()
+_NAMESPACES_MAX = 4096
+
+
+def _remembered(
+    uow: UnitOfWork, account_id: str, thread_id: str, ns: str, now: datetime, info: ThreadInfo
+) -> tuple[str, str, bool]:
+    """(session id, task id, whether it came from memory) of the namespace."""
+    key = (account_id, thread_id, ns)
+    found = _NAMESPACES.get(key)
+    if found is not None:
+        return (*found, True)
+    made = _namespace(uow, account_id, thread_id, ns, now, info)
+    _NAMESPACES[key] = made
+    while len(_NAMESPACES) > _NAMESPACES_MAX:
+        _NAMESPACES.popitem(last=False)
+    return (*made, False)
+
+
+def _forget(account_id: str, thread_id: str) -> None:
+    for key in [k for k in _NAMESPACES if k[:2] == (account_id, thread_id)]:
+        _NAMESPACES.pop(key, None)
+
+
+class _Stale(Conflict):
+    """A namespace remembered by this process is gone (purged): retried after a lookup."""
+
 
 def _namespace(
     uow: UnitOfWork,
@@ -169,15 +200,26 @@ def put(
         large = bundles.put_large_bodies(deps.blobs, account_id, session_id, plan)
 
     def attempt() -> tuple[CheckpointRow, Snapshot]:
-        with deps.store.unit() as uow:
-            session_id, task_id = _namespace(uow, account_id, row.thread_id, row.ns, now, thread)
-            snapshot = snapshots.seal(
-                uow, account_id, task_id, label[:500], bundle, plan, now, base=base,
-                large_bytes=large,
-            )  # fmt: skip
-            stored = replace(row, session_id=session_id, snapshot_id=snapshot.id, created_at=now)
-            uow.checkpoints.put(account_id, stored)
+        remembered = False
+        try:
+            with deps.store.unit() as uow:
+                session_id, task_id, remembered = _remembered(
+                    uow, account_id, row.thread_id, row.ns, now, thread
+                )
+                snapshot = snapshots.seal(
+                    uow, account_id, task_id, label[:500], bundle, plan, now, base=base,
+                    large_bytes=large,
+                )  # fmt: skip
+                stored = replace(
+                    row, session_id=session_id, snapshot_id=snapshot.id, created_at=now
+                )
+                uow.checkpoints.put(account_id, stored)
             return stored, snapshot
+        except (NotFound, Conflict) as error:
+            _forget(account_id, row.thread_id)
+            if remembered:
+                raise _Stale(str(error)) from error
+            raise
 
     return snapshots.retrying(deps, None, attempt)
 
@@ -198,11 +240,18 @@ def put_writes(
     now = deps.clock()
 
     def attempt() -> None:
-        with deps.store.unit() as uow:
-            session_id, _ = _namespace(uow, account_id, thread_id, ns, now, thread)
-            uow.checkpoints.add_writes(
-                account_id, (thread_id, ns, checkpoint_id, session_id), writes, replace_
-            )
+        remembered = False
+        try:
+            with deps.store.unit() as uow:
+                session_id, _, remembered = _remembered(uow, account_id, thread_id, ns, now, thread)
+                uow.checkpoints.add_writes(
+                    account_id, (thread_id, ns, checkpoint_id, session_id), writes, replace_
+                )
+        except (NotFound, Conflict) as error:
+            _forget(account_id, thread_id)
+            if remembered:
+                raise _Stale(str(error)) from error
+            raise
 
     snapshots.retrying(deps, None, attempt)
 
@@ -288,6 +337,7 @@ def page(
 def delete_thread(deps: Deps, account_id: str, thread_id: str) -> None:
     """Remove the thread: its session with every snapshot, checkpoint and write (a purge)."""
     _thread(thread_id)
+    _forget(account_id, thread_id)
     with deps.store.unit(write=False) as uow:
         session_ids = uow.checkpoints.sessions_of(account_id, thread_id)
     for session_id in session_ids:

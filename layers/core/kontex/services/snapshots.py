@@ -196,8 +196,10 @@ def _write_delta(
     base: SnapshotBase,
     now: datetime,
 ) -> tuple[Task, str | None, bundles.Written]:
-    """Lock the task's head and write ``plan`` over the base (the head when it names none)."""
-    task, head, head_manifest = _locked_task(uow, account_id, task_id)
+    """Lock the task's head and write ``plan`` over the base (the head when it names none):
+    the lock and the base's row in one round trip."""
+    locked = uow.snapshots.lock_head_and_read(account_id, task_id, base.snapshot_id or None)
+    (task, head, _), stored = found(locked, f"task {task_id}")
     if base.if_head and (base.snapshot_id or None) != head:
         raise HeadMoved(
             f"snapshot {base.snapshot_id} is no longer the head of task {task_id}",
@@ -207,7 +209,7 @@ def _write_delta(
     if base_id is None:  # a task without snapshots: the delta is the whole bundle
         written = bundles.write(uow.content, task.session_id, plan, now)
         return task, head, written
-    source, manifest = found(uow.snapshots.stored(account_id, base_id), f"snapshot {base_id}")
+    source, manifest = found(stored, f"snapshot {base_id}")
     if source.session_id != task.session_id:
         raise InvalidInput(
             f"the base snapshot {base_id} belongs to another session than task {task_id}"

@@ -121,6 +121,25 @@ class SqlSnapshots(Repository):
     def lock_head(self, account_id: str, task_id: str) -> Locked | None:
         return _locked(self._work.run(*self._lock_sql(account_id, task_id)))
 
+    def lock_head_and_read(
+        self, account_id: str, task_id: str, snapshot_id: str | None
+    ) -> tuple[Locked, tuple[Snapshot, bytes | None] | None] | None:
+        """Sent together: the lock, then the snapshot (the head when None) as it stands."""
+        if snapshot_id is None:
+            read: tuple[str, list[Any]] = (HEAD_SQL, [account_id, task_id])
+        else:
+            read = (BY_ID_SQL, [account_id, snapshot_id])
+        task_rows, snapshot_rows = self._work.run_together(
+            [self._lock_sql(account_id, task_id), read]
+        )
+        locked = _locked(task_rows)
+        if locked is None:
+            return None
+        if not snapshot_rows:
+            return locked, None
+        row = snapshot_rows[0]
+        return locked, (snapshot_of(row), as_bytes(row["manifest"]))
+
     def lock_head_and_lookup(
         self, account_id: str, task_id: str, items: Sequence[bytes], chunks: Sequence[bytes]
     ) -> tuple[Locked, dict[bytes, int], dict[bytes, bytes]] | None:
