@@ -219,7 +219,10 @@ def _median_ms(values: list[float]) -> float:
 
 
 def summary(
-    times: list[float], wall: float, counts: list[int] | None, history: tuple[int, float] | None
+    times: list[float],
+    wall: float,
+    counts: list[int] | None,
+    history: tuple[int, float, int | None] | None,
 ) -> dict[str, Any]:
     first, last = times[:5], times[-5:]
     out: dict[str, Any] = {
@@ -233,8 +236,10 @@ def summary(
         out["requests_per_invocation"] = round(sum(counts) / len(counts), 1)
         out["requests_first_last"] = [counts[0], counts[-1]]
     if history is not None:
-        out["history_checkpoints"], seconds = history
+        out["history_checkpoints"], seconds, requests = history
         out["history_ms"] = round(seconds * 1000, 1)
+        if requests is not None:
+            out["history_requests"] = requests
     return out
 
 
@@ -266,9 +271,11 @@ def run_sync(
     if workload == "one_thread":
         if requests is not None:
             requests.invocation = 0
+        before = requests.count if requests is not None else 0
         t0 = time.perf_counter()
         found = len(list(graph.get_state_history(config_for(workload, 0))))
-        history = (found, time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
+        history = (found, seconds, requests.count - before if requests is not None else None)
     return summary(times, wall, counts if requests is not None else None, history)
 
 
@@ -294,9 +301,11 @@ async def run_async(
     if workload == "one_thread":
         if requests is not None:
             requests.invocation = 0
+        before = requests.count if requests is not None else 0
         t0 = time.perf_counter()
         found = len([s async for s in graph.aget_state_history(config_for(workload, 0))])
-        history = (found, time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
+        history = (found, seconds, requests.count - before if requests is not None else None)
     return summary(times, wall, counts if requests is not None else None, history)
 
 
@@ -577,6 +586,16 @@ def print_report(report: dict[str, Any]) -> None:
             statuses = result["kontex"].get("http_statuses")
             if statuses:
                 print(f"  Kontex HTTP statuses: {statuses}")
+            if "history_requests" in result["kontex"]:
+                print(
+                    f"  Kontex get_state_history: {result['kontex']['history_requests']} requests"
+                )
+            routes = result["kontex"].get("requests_by_route")
+            if routes:
+                print(
+                    "  Kontex requests by route: "
+                    + ", ".join(f"{k} {v}" for k, v in routes.items())
+                )
     for backend, reason in report["skipped"].items():
         print(f"\n{backend} skipped: {reason}")
 
