@@ -80,6 +80,61 @@ export interface components {
             /** Task Id */
             task_id: string;
         };
+        /**
+         * CheckpointOut
+         * @description A checkpoint with its state (the bundle of its snapshot) and pending writes.
+         */
+        CheckpointOut: {
+            /** Thread Id */
+            thread_id: string;
+            /** Namespace */
+            namespace: string;
+            /** Checkpoint Id */
+            checkpoint_id: string;
+            /** Parent Id */
+            parent_id: string | null;
+            /** Metadata */
+            metadata: {
+                [key: string]: unknown;
+            };
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Session Id */
+            session_id: string;
+            /** Snapshot Id */
+            snapshot_id: string;
+            bundle: components["schemas"]["Bundle"];
+            /** Writes */
+            writes: components["schemas"]["PendingWrite"][];
+        };
+        /** CheckpointPage */
+        CheckpointPage: {
+            /** Data */
+            data: components["schemas"]["CheckpointOut"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
+        /**
+         * CheckpointRef
+         * @description Where a checkpoint was stored.
+         */
+        CheckpointRef: {
+            /** Thread Id */
+            thread_id: string;
+            /** Namespace */
+            namespace: string;
+            /** Checkpoint Id */
+            checkpoint_id: string;
+            /** Session Id */
+            session_id: string;
+            /** Task Id */
+            task_id: string;
+            /** Snapshot Id */
+            snapshot_id: string;
+        };
         /** ContextFile */
         ContextFile: {
             /** Path */
@@ -92,6 +147,11 @@ export interface components {
             token_count?: number | null;
         } & {
             [key: string]: unknown;
+        };
+        /** Copied */
+        Copied: {
+            /** Copied */
+            copied: number;
         };
         /**
          * CreatedKey
@@ -294,12 +354,30 @@ export interface components {
              */
             removed: components["schemas"]["Message"][];
         };
+        /** PendingWrite */
+        PendingWrite: {
+            /** Task Id */
+            task_id: string;
+            /** Idx */
+            idx: number;
+            /** Channel */
+            channel: string;
+            /** Value */
+            value: unknown;
+            /** Task Path */
+            task_path: string;
+        };
         /** Position */
         Position: {
             /** X */
             x: number;
             /** Y */
             y: number;
+        };
+        /** Removed */
+        Removed: {
+            /** Removed */
+            removed: number;
         };
         /** Revision */
         Revision: {

@@ -43,6 +43,31 @@ class ApiKeyList(BaseModel):
     data: list[ApiKey] = Field(..., title="Data")
 
 
+class CheckpointRef(BaseModel):
+    """
+    Where a checkpoint was stored.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    thread_id: str = Field(..., title="Thread Id")
+    namespace: str = Field(..., title="Namespace")
+    checkpoint_id: str = Field(..., title="Checkpoint Id")
+    session_id: str = Field(..., title="Session Id")
+    task_id: str = Field(..., title="Task Id")
+    snapshot_id: str = Field(..., title="Snapshot Id")
+
+
+class Copied(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    copied: int = Field(..., title="Copied")
+
+
 class CreatedKey(BaseModel):
     """
     A new key: ``key`` is the secret, shown this once.
@@ -151,6 +176,26 @@ class MessagesDiff(BaseModel):
     """
     Messages of `from` after the prefix.
     """
+
+
+class PendingWrite(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    task_id: str = Field(..., title="Task Id")
+    idx: int = Field(..., title="Idx")
+    channel: str = Field(..., title="Channel")
+    value: Any = Field(..., title="Value")
+    task_path: str = Field(..., title="Task Path")
+
+
+class Removed(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    removed: int = Field(..., title="Removed")
 
 
 class Revision(BaseModel):
@@ -300,6 +345,36 @@ class Bundle(BaseModel):
     snapshot_id: str = Field(..., title="Snapshot Id")
     session_id: str = Field(..., title="Session Id")
     task_id: str = Field(..., title="Task Id")
+
+
+class CheckpointOut(BaseModel):
+    """
+    A checkpoint with its state (the bundle of its snapshot) and pending writes.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    thread_id: str = Field(..., title="Thread Id")
+    namespace: str = Field(..., title="Namespace")
+    checkpoint_id: str = Field(..., title="Checkpoint Id")
+    parent_id: str | None = Field(None, title="Parent Id")
+    metadata: dict[str, Any] = Field(..., title="Metadata")
+    created_at: AwareDatetime = Field(..., title="Created At")
+    session_id: str = Field(..., title="Session Id")
+    snapshot_id: str = Field(..., title="Snapshot Id")
+    bundle: Bundle
+    writes: list[PendingWrite] = Field(..., title="Writes")
+
+
+class CheckpointPage(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    data: list[CheckpointOut] = Field(..., title="Data")
+    next_cursor: str | None = Field(None, title="Next Cursor")
 
 
 class Diff(BaseModel):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import builtins
+import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
@@ -16,6 +17,8 @@ from kontex_client._api_models import (
     AccountUsage,
     ApiKey,
     Bundle,
+    CheckpointOut,
+    CheckpointRef,
     CreatedKey,
     Diff,
     Fork,
@@ -35,6 +38,7 @@ from kontex_client._api_models import (
     ToolCallRecord,
 )
 from kontex_client._base import route
+from kontex_client._errors import NotFoundError
 from kontex_client._live import LiveFeed
 from kontex_client._models import Page, SnapshotBase
 
@@ -391,6 +395,169 @@ class Threads(_Resource):
         self._t.request("DELETE", f"/v1/threads/{thread_id}/state")
 
 
+class Checkpoints(_Resource):
+    """Checkpoints shaped like LangGraph's (what ``KontexSaver`` stands on): each call is one
+    request. A thread is a Kontex session, a namespace a task, a checkpoint a snapshot."""
+
+    @route("POST", "/v1/checkpoints")
+    def put(
+        self,
+        thread_id: str,
+        checkpoint_id: str,
+        *,
+        namespace: str = "",
+        parent_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        files: Sequence[Mapping[str, Any]] | None = None,
+        captured_at: datetime | None = None,
+        base: SnapshotBase | None = None,
+        thread_name: str | None = None,
+        thread_metadata: Mapping[str, Any] | None = None,
+    ) -> CheckpointRef:
+        """Store a checkpoint's state as a snapshot (with a ``base``: only what is new)."""
+        body: dict[str, Any] = {
+            "thread_id": thread_id,
+            "namespace": namespace,
+            "checkpoint_id": checkpoint_id,
+            "parent_id": parent_id,
+            "metadata": dict(metadata or {}),
+            "bundle": _base.bundle_in(
+                None, messages=messages, files=files, captured_at=captured_at
+            ),
+        }
+        if base is not None:
+            body["base"] = base.to_json()
+        if thread_name is not None:
+            body["thread_name"] = thread_name
+        if thread_metadata is not None:
+            body["thread_metadata"] = dict(thread_metadata)
+        return CheckpointRef.model_validate(self._t.request("POST", "/v1/checkpoints", json=body))
+
+    @route("POST", "/v1/checkpoints/writes")
+    def put_writes(
+        self,
+        thread_id: str,
+        checkpoint_id: str,
+        writes: Sequence[Mapping[str, Any]],
+        *,
+        namespace: str = "",
+        replace: bool = False,
+    ) -> None:
+        """Pending writes of a checkpoint: ``{task_id, idx, channel, value, task_path}`` each
+        (``value`` any JSON); ``replace`` replaces those already stored."""
+        body = {
+            "thread_id": thread_id,
+            "namespace": namespace,
+            "checkpoint_id": checkpoint_id,
+            "writes": [dict(w) for w in writes],
+            "replace": replace,
+        }
+        self._t.request("POST", "/v1/checkpoints/writes", json=body)
+
+    @route("GET", "/v1/checkpoints/tuple")
+    def get(
+        self, thread_id: str, *, namespace: str = "", checkpoint_id: str | None = None
+    ) -> CheckpointOut | None:
+        """The checkpoint, or the namespace's latest, with its state and writes; None if none."""
+        params = {"thread_id": thread_id, "namespace": namespace, "checkpoint_id": checkpoint_id}
+        try:
+            got = self._t.request("GET", "/v1/checkpoints/tuple", params=params)
+        except NotFoundError:
+            return None
+        return CheckpointOut.model_validate(got)
+
+    @route("GET", "/v1/checkpoints")
+    def list(
+        self,
+        *,
+        thread_id: str | None = None,
+        namespace: str | None = None,
+        before: str | None = None,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002 (LangGraph's name)
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> Page[CheckpointOut]:
+        """A page of checkpoints, newest first: of the account or one thread (and namespace),
+        older than ``before``, whose metadata holds every pair of ``filter``."""
+        params = {
+            "thread_id": thread_id,
+            "namespace": namespace,
+            "before": before,
+            "filter": json.dumps(dict(filter)) if filter else None,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        got = self._t.request("GET", "/v1/checkpoints", params=params)
+        return Page[CheckpointOut].model_validate(got)
+
+    def iter(
+        self,
+        *,
+        thread_id: str | None = None,
+        namespace: str | None = None,
+        before: str | None = None,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002 (LangGraph's name)
+        page_size: int = 100,
+    ) -> Iterator[CheckpointOut]:
+        """Every checkpoint ``list`` selects, page after page."""
+        cursor: str | None = None
+        while True:
+            page = self.list(
+                thread_id=thread_id,
+                namespace=namespace,
+                before=before,
+                filter=filter,
+                limit=page_size,
+                cursor=cursor,
+            )
+            for item in page.data:
+                yield item
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    @route("DELETE", "/v1/checkpoints")
+    def delete_thread(self, thread_id: str) -> None:
+        """Remove the thread: its session, snapshots, checkpoints and writes."""
+        self._t.request("DELETE", "/v1/checkpoints", params={"thread_id": thread_id})
+
+    @route("POST", "/v1/checkpoints/copy")
+    def copy_thread(
+        self,
+        source_thread_id: str,
+        target_thread_id: str,
+        *,
+        thread_name: str | None = None,
+        thread_metadata: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Copy every checkpoint and write of a thread into a new one; how many were copied."""
+        body: dict[str, Any] = {
+            "source_thread_id": source_thread_id,
+            "target_thread_id": target_thread_id,
+        }
+        if thread_name is not None:
+            body["thread_name"] = thread_name
+        if thread_metadata is not None:
+            body["thread_metadata"] = dict(thread_metadata)
+        got = self._t.request("POST", "/v1/checkpoints/copy", json=body)
+        return int(got["copied"])
+
+    @route("POST", "/v1/checkpoints/prune")
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> int:
+        """Checkpoints leave the index (all but each namespace's latest, or all); how many."""
+        body = {"thread_ids": builtins.list(thread_ids), "strategy": strategy}
+        got = self._t.request("POST", "/v1/checkpoints/prune", json=body)
+        return int(got["removed"])
+
+    @route("POST", "/v1/checkpoints/delete-runs")
+    def delete_runs(self, run_ids: Sequence[str]) -> int:
+        """Remove the checkpoints whose metadata names one of the runs; how many."""
+        body = {"run_ids": builtins.list(run_ids)}
+        got = self._t.request("POST", "/v1/checkpoints/delete-runs", json=body)
+        return int(got["removed"])
+
+
 class Queries(_Resource):
     """Messages and tool calls across sessions, filtered."""
 
@@ -566,6 +733,7 @@ class Kontex:
         self.tasks = Tasks(self._transport)
         self.snapshots = Snapshots(self._transport)
         self.threads = Threads(self._transport)
+        self.checkpoints = Checkpoints(self._transport)
         self.queries = Queries(self._transport)
         self.usage = UsageResource(self._transport)
         self.ingest = Ingest(self._transport)

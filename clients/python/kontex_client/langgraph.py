@@ -3,27 +3,29 @@
     from kontex_client.langgraph import KontexSaver
     graph = builder.compile(checkpointer=KontexSaver(base_url=..., api_key=...))
 
+Each saver call is one request to Kontex's checkpoint API (``client.checkpoints``): ``put``,
+``put_writes``, ``get_tuple`` and each page of ``list``; their cost follows what is new, not
+the length of the thread. The async methods (``aput``, ``aget_tuple``...) are native: an
+``AsyncKontex`` per event loop, never a worker thread.
+
 How LangGraph's data lands in Kontex:
 
 - a **thread** is a Kontex session (named ``langgraph <thread_id>``, metadata
-  ``{"langgraph": {"thread_id": ...}}``); each checkpoint namespace is a task of it (the root
-  namespace: task ``langgraph``);
-- a **checkpoint** is a snapshot labelled ``checkpoint <id>`` (``... after <parent id>``). The
-  ``messages`` channel, when it holds LangChain messages, is the snapshot's ``messages``
-  (role and content readable in the dashboard, each message's other fields kept beside them,
-  so it reads back equal); every other channel is kept exactly, serialised by the saver's
-  ``serde``, as a file ``langgraph/channels/<name>``; the checkpoint's own fields and metadata
-  are the file ``langgraph/checkpoint.json`` (plain JSON when they read back equal). Kontex
-  stores each distinct message and file once per session, so a long thread does not store its
-  history again at every step;
-- **pending writes** of a checkpoint wait in a small thread-state document
-  (``/v1/threads/{id}/state``, also the thread -> session index) until the next checkpoint is
-  written after it, which carries them (file ``langgraph/parent-writes.json``).
+  ``{"langgraph": {"thread_id": ...}}``); each checkpoint namespace is a task of it;
+- a **checkpoint** is a snapshot labelled ``checkpoint <id> after <parent id>``, indexed by the
+  server with its parent and metadata. The ``messages`` channel, when it holds LangChain
+  messages, is the snapshot's ``messages`` (role and content readable in the dashboard, each
+  message's other fields kept beside them, so it reads back equal); every other channel is kept
+  exactly, serialised by the saver's ``serde``, as a file ``langgraph/channels/<name>``; the
+  checkpoint's own fields and metadata are the file ``langgraph/checkpoint.json``;
+- a put after the checkpoint this process last wrote or read on the thread is a **delta
+  write**: only the messages appended (or the cut, when messages were removed or replaced) and
+  the channels whose bytes changed are sent; Kontex composes and stores the whole state;
+- **pending writes** are rows of their own, each write stored once (special writes such as
+  errors and interrupts replace).
 
-The async methods run the sync ones in a worker thread (``asyncio.to_thread``), so they never
-block the event loop. One process per thread at a time, as with LangGraph's own savers.
-Snapshot writes count against the server's ``KONTEX_SNAPSHOT_WRITES_PER_HOUR``: raise it
-for agents that take many steps.
+Checkpoint requests count against the server's ``KONTEX_CHECKPOINT_REQUESTS_PER_HOUR`` (20,000
+by default), not the general request limit.
 """
 
 from __future__ import annotations
@@ -31,13 +33,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import builtins
-import contextlib
 import hashlib
 import json
 import random
-import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -54,17 +56,21 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
-from kontex_client._errors import NotFoundError
+from kontex_client._api_models import CheckpointOut
+from kontex_client._async_client import AsyncKontex
+from kontex_client._models import SnapshotBase
 from kontex_client._sync_client import Kontex
 
 __all__ = ["KontexSaver"]
 
 PREFIX = "langgraph/"
 CHECKPOINT_FILE = PREFIX + "checkpoint.json"
-WRITES_FILE = PREFIX + "parent-writes.json"
+WRITES_FILE = PREFIX + "parent-writes.json"  # written by savers before the checkpoint API
 CHANNEL_FILE = PREFIX + "channels/"
 MESSAGES = "messages"
 ROLES = {"human": "user", "ai": "assistant", "tool": "tool", "system": "system"}
+PAGE = 100  # checkpoints per page of list()
+REMEMBERED = 1024  # threads whose last state a saver keeps for delta writes
 
 
 def thread_doc_id(thread_id: str) -> str:
@@ -163,6 +169,14 @@ def _to_messages(value: Any) -> list[dict[str, Any]] | None:
     return out
 
 
+def _mappable(value: Any) -> bool:
+    try:
+        from langchain_core.messages import BaseMessage
+    except ImportError:  # pragma: no cover (langgraph depends on langchain-core)
+        return False
+    return isinstance(value, list) and all(isinstance(m, BaseMessage) for m in value)
+
+
 def _from_messages(messages: list[dict[str, Any]]) -> list[Any]:
     from langchain_core.messages import messages_from_dict
 
@@ -175,41 +189,49 @@ def _from_messages(messages: list[dict[str, Any]]) -> list[Any]:
     return messages_from_dict(dicts)
 
 
-# -- the index of a thread ----------------------------------------------------------------------
+# -- one put as a request -----------------------------------------------------------------------
 
 
 @dataclass
-class _Entry:
+class _Last:
+    """The state of a thread's namespace this process last wrote or read: a put after it
+    sends only what changed."""
+
     checkpoint_id: str
-    parent_id: str | None
     snapshot_id: str
-    namespace: str
+    messages: list[Any] | None  # the LangChain messages, when the channel was mapped
+    files: dict[str, str]  # path -> content
 
 
-@dataclass
-class _Thread:
-    """What the thread-state document holds, and the checkpoints read from the timeline."""
-
-    thread_id: str
-    session_id: str
-    tasks: dict[str, str]  # namespace -> task id
-    writes: dict[str, list[list[Any]]]  # "<ns>\0<checkpoint id>" -> writes
-    entries: dict[tuple[str, str], _Entry] = field(default_factory=dict)
-
-    def document(self) -> str:
-        return json.dumps(
-            {
-                "kind": "langgraph",
-                "thread_id": self.thread_id,
-                "session_id": self.session_id,
-                "tasks": self.tasks,
-                "writes": self.writes,
-            }
-        )
+def _common_prefix(old: list[Any], new: list[Any]) -> int:
+    n = 0
+    for a, b in zip(old, new, strict=False):
+        if a is not b and a != b:
+            break
+        n += 1
+    return n
 
 
-def _key(namespace: str, checkpoint_id: str) -> str:
-    return f"{namespace}\0{checkpoint_id}"
+def _config(thread_id: str, namespace: str, checkpoint_id: str) -> RunnableConfig:
+    return {
+        "configurable": {
+            "thread_id": thread_id,
+            "checkpoint_ns": namespace,
+            "checkpoint_id": checkpoint_id,
+        }
+    }
+
+
+def _plain(value: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-exact pairs of the metadata: what the server's ``filter`` matches."""
+    out = {}
+    for k, v in value.items():
+        try:
+            if json.loads(json.dumps(v)) == v:
+                out[k] = v
+        except (TypeError, ValueError):
+            continue
+    return out
 
 
 class KontexSaver(BaseCheckpointSaver[str]):
@@ -223,135 +245,205 @@ class KontexSaver(BaseCheckpointSaver[str]):
         api_key: str | None = None,
         serde: SerializerProtocol | None = None,
         map_messages: bool = True,
+        async_client: AsyncKontex | None = None,
     ) -> None:
         super().__init__(serde=serde)
         self.client = client or Kontex(base_url, api_key)
+        self._base_url = base_url or str(self.client._transport.base_url)
+        self._api_key = api_key or self.client._transport.api_key
+        self._given_async = async_client
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncKontex] = (
+            weakref.WeakKeyDictionary()
+        )
         # The messages channel is mapped only with the default serializer: an encrypting
         # serde must see every value.
         self.map_messages = map_messages and (serde is None or type(serde) is JsonPlusSerializer)
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
+        self._last: OrderedDict[tuple[str, str], _Last] = OrderedDict()
 
-    def _lock(self, thread_id: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(thread_id, threading.Lock())
+    @property
+    def aclient(self) -> AsyncKontex:
+        """The async client of the running event loop (made on first use in it)."""
+        if self._given_async is not None:
+            return self._given_async
+        loop = asyncio.get_running_loop()
+        found = self._per_loop.get(loop)
+        if found is None:
+            found = self._per_loop[loop] = AsyncKontex(self._base_url, self._api_key)
+        return found
 
-    # -- the thread ----------------------------------------------------------------------------
+    def _remember(self, thread_id: str, namespace: str, last: _Last) -> None:
+        key = (thread_id, namespace)
+        self._last[key] = last
+        self._last.move_to_end(key)
+        while len(self._last) > REMEMBERED:
+            self._last.popitem(last=False)
 
-    def _load(self, thread_id: str) -> _Thread | None:
-        try:
-            state = self.client.threads.get(thread_doc_id(thread_id))
-        except NotFoundError:
-            return None
-        doc = json.loads(state.user_data)
-        return _Thread(thread_id, doc["session_id"], doc["tasks"], doc["writes"])
+    def _forget(self, thread_id: str) -> None:
+        for key in [k for k in self._last if k[0] == thread_id]:
+            self._last.pop(key, None)
 
-    def _load_or_create(self, thread_id: str) -> _Thread:
-        thread = self._load(thread_id)
-        if thread is not None:
-            return thread
-        session = self.client.sessions.create(
-            f"langgraph {thread_id}"[:200], metadata={"langgraph": {"thread_id": thread_id}}
-        )
-        thread = _Thread(thread_id, session.id, {}, {})
-        self._save(thread)
-        return thread
+    # -- encoding ------------------------------------------------------------------------------
 
-    def _save(self, thread: _Thread) -> None:
-        self.client.threads.save(thread_doc_id(thread.thread_id), thread.document())
-
-    def _task(self, thread: _Thread, namespace: str) -> str:
-        if namespace not in thread.tasks:
-            name = (namespace or "langgraph")[:200]
-            thread.tasks[namespace] = self.client.tasks.create(thread.session_id, name).id
-            self._save(thread)
-        return thread.tasks[namespace]
-
-    def _index(self, thread: _Thread) -> None:
-        """Read every checkpoint of the thread from the session's timeline (one request)."""
-        by_task = {task: ns for ns, task in thread.tasks.items()}
-        thread.entries = {}
-        for entry in self.client.sessions.timeline(thread.session_id):
-            parsed = _parse_label(entry.label)
-            namespace = by_task.get(entry.task_id)
-            if parsed is None or namespace is None:
-                continue
-            checkpoint_id, parent_id = parsed
-            thread.entries[(namespace, checkpoint_id)] = _Entry(
-                checkpoint_id, parent_id, entry.id, namespace
-            )
-
-    # -- reading -------------------------------------------------------------------------------
-
-    def _writes(self, thread: _Thread, entry: _Entry) -> list[tuple[str, str, Any]]:
-        """The checkpoint's pending writes: waiting in the document, or carried by a child."""
-        found: dict[tuple[str, int], list[Any]] = {}
-        for child in thread.entries.values():
-            if child.namespace == entry.namespace and child.parent_id == entry.checkpoint_id:
-                bundle = self.client.snapshots.bundle(child.snapshot_id)
-                for file in bundle.files:
-                    if file.get("path") == WRITES_FILE:
-                        for write in json.loads(file["content"]):
-                            found.setdefault((write[0], write[1]), write)
-        for write in thread.writes.get(_key(entry.namespace, entry.checkpoint_id), []):
-            found[(write[0], write[1])] = write
-        ordered = sorted(found.values(), key=lambda w: (w[4], w[0], w[1]))  # writes_sort_key
-        return [(w[0], w[2], _untyped(self.serde, w[3])) for w in ordered]
-
-    def _tuple(self, thread: _Thread, entry: _Entry) -> CheckpointTuple:
-        bundle = self.client.snapshots.bundle(entry.snapshot_id)
-        files = {f["path"]: f for f in bundle.files}
-        stored = json.loads(files[CHECKPOINT_FILE]["content"])
-        checkpoint: Checkpoint = _untyped(self.serde, stored["checkpoint"])
-        values: dict[str, Any] = {}
-        for name in stored["channels"]:
-            if name == MESSAGES and stored.get("messages_mapped"):
-                values[name] = _from_messages(bundle.messages)
-            else:
-                values[name] = _untyped(
-                    self.serde, json.loads(files[CHANNEL_FILE + name]["content"])
-                )
-        checkpoint["channel_values"] = values
-        config: RunnableConfig = {
-            "configurable": {
-                "thread_id": thread.thread_id,
-                "checkpoint_ns": entry.namespace,
-                "checkpoint_id": entry.checkpoint_id,
-            }
-        }
-        parent: RunnableConfig | None = None
-        if entry.parent_id:
-            parent = {
-                "configurable": {
-                    "thread_id": thread.thread_id,
-                    "checkpoint_ns": entry.namespace,
-                    "checkpoint_id": entry.parent_id,
-                }
-            }
-        return CheckpointTuple(
-            config=config,
-            checkpoint=checkpoint,
-            metadata=_untyped(self.serde, stored["metadata"]),
-            parent_config=parent,
-            pending_writes=self._writes(thread, entry),
-        )
-
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+    def _encode_put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        map_messages: bool | None = None,
+    ) -> tuple[dict[str, Any], _Last]:
+        """The request of a put (a delta over the remembered parent when there is one) and what
+        to remember once it is stored (its snapshot id still to fill in)."""
         configurable = config["configurable"]
         thread_id = configurable["thread_id"]
         namespace = configurable.get("checkpoint_ns", "")
-        checkpoint_id = configurable.get("checkpoint_id")
-        with self._lock(thread_id):
-            thread = self._load(thread_id)
-            if thread is None:
-                return None
-            self._index(thread)
-            if checkpoint_id:
-                entry = thread.entries.get((namespace, checkpoint_id))
+        parent_id = configurable.get("checkpoint_id")
+        values = dict(checkpoint["channel_values"])
+        rest = {k: v for k, v in checkpoint.items() if k != "channel_values"}
+        message_list = values.get(MESSAGES)
+        mapping = self.map_messages if map_messages is None else map_messages
+        mapped = mapping and _mappable(message_list)
+        files: dict[str, str] = {}
+        for name, value in values.items():
+            if name == MESSAGES and mapped:
+                continue
+            files[CHANNEL_FILE + name] = json.dumps(_typed(self.serde, value))
+        meta = get_checkpoint_metadata(config, metadata)
+        stored = {
+            "id": checkpoint["id"],
+            "ts": checkpoint["ts"],
+            "parent_checkpoint_id": parent_id,
+            "channels": sorted(values),
+            "messages_mapped": mapped,
+            "checkpoint": _readable(self.serde, rest),
+            "metadata": _readable(self.serde, meta),
+        }
+        files[CHECKPOINT_FILE] = json.dumps(stored, sort_keys=True)
+        last = self._last.get((thread_id, namespace))
+        base = None
+        new_messages: list[Any] = list(message_list or []) if mapped else []
+        send = files
+        if last is not None and parent_id is not None and last.checkpoint_id == parent_id:
+            keep: tuple[int | None, int | None] | None = None
+            if mapped and last.messages is not None:
+                common = _common_prefix(last.messages, new_messages)
+                if common < len(last.messages):
+                    keep = (0, common)
+                new_messages = new_messages[common:]
+            elif last.messages:
+                keep = (0, 0)  # the channel is a file now: no messages kept
+            send = {p: c for p, c in files.items() if last.files.get(p) != c}
+            dropped = [p for p in last.files if p not in files]
+            base = SnapshotBase(last.snapshot_id, messages=keep, drop_files=dropped)
+        messages = _to_messages(new_messages) if mapped else []
+        if mapped and messages is None:  # a message JSON cannot hold: the channel as a file
+            return self._encode_put(config, checkpoint, metadata, map_messages=False)
+        request = {
+            "thread_id": thread_id,
+            "checkpoint_id": checkpoint["id"],
+            "namespace": namespace,
+            "parent_id": parent_id,
+            "metadata": _plain(dict(meta)),
+            "messages": messages,
+            "files": [
+                {"path": p, "content": c, "token_count": 0}  # state, not context a model reads
+                for p, c in send.items()
+            ],
+            "captured_at": _when(checkpoint.get("ts")),
+            "base": base,
+            "thread_name": f"langgraph {thread_id}"[:200],
+            "thread_metadata": {"langgraph": {"thread_id": thread_id}},
+        }
+        kept = list(message_list or []) if mapped else None
+        remembered = _Last(checkpoint["id"], "", kept, files)
+        return request, remembered
+
+    def _encode_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str,
+    ) -> dict[str, Any]:
+        configurable = config["configurable"]
+        return {
+            "thread_id": configurable["thread_id"],
+            "checkpoint_id": configurable["checkpoint_id"],
+            "namespace": configurable.get("checkpoint_ns", ""),
+            "writes": [
+                {
+                    "task_id": task_id,
+                    "idx": WRITES_IDX_MAP.get(channel, idx),
+                    "channel": channel,
+                    "value": _typed(self.serde, value),
+                    "task_path": task_path,
+                }
+                for idx, (channel, value) in enumerate(writes)
+            ],
+            # as LangGraph's own savers: special writes (errors, interrupts) replace
+            "replace": all(channel in WRITES_IDX_MAP for channel, _ in writes),
+        }
+
+    # -- decoding ------------------------------------------------------------------------------
+
+    def _decode(self, found: CheckpointOut, remember: bool) -> CheckpointTuple:
+        bundle = found.bundle
+        files = {f["path"]: f["content"] for f in bundle.files}
+        stored = json.loads(files[CHECKPOINT_FILE])
+        checkpoint: Checkpoint = _untyped(self.serde, stored["checkpoint"])
+        values: dict[str, Any] = {}
+        messages = None
+        for name in stored["channels"]:
+            if name == MESSAGES and stored.get("messages_mapped"):
+                messages = values[name] = _from_messages(bundle.messages)
             else:
-                ours = [e for (ns, _), e in thread.entries.items() if ns == namespace]
-                entry = max(ours, key=lambda e: e.checkpoint_id, default=None)
-            return self._tuple(thread, entry) if entry else None
+                values[name] = _untyped(self.serde, json.loads(files[CHANNEL_FILE + name]))
+        checkpoint["channel_values"] = values
+        thread_id, namespace = found.thread_id, found.namespace
+        parent = _config(thread_id, namespace, found.parent_id) if found.parent_id else None
+        if remember:
+            last = _Last(found.checkpoint_id, found.snapshot_id, messages, files)
+            self._remember(thread_id, namespace, last)
+        return CheckpointTuple(
+            config=_config(thread_id, namespace, found.checkpoint_id),
+            checkpoint=checkpoint,
+            metadata=_untyped(self.serde, stored["metadata"]),
+            parent_config=parent,
+            pending_writes=[
+                (w.task_id, w.channel, _untyped(self.serde, w.value)) for w in found.writes
+            ],
+        )
+
+    def _read_args(self, config: RunnableConfig) -> dict[str, Any]:
+        configurable = config["configurable"]
+        return {
+            "thread_id": configurable["thread_id"],
+            "namespace": configurable.get("checkpoint_ns", ""),
+            "checkpoint_id": configurable.get("checkpoint_id") or None,
+        }
+
+    @staticmethod
+    def _list_args(
+        config: RunnableConfig | None,
+        filter: dict[str, Any] | None,
+        before: RunnableConfig | None,
+        limit: int | None,
+    ) -> tuple[dict[str, Any], str | None]:
+        configurable = (config or {}).get("configurable", {})
+        args = {
+            "thread_id": configurable.get("thread_id"),
+            "namespace": configurable.get("checkpoint_ns"),
+            "before": (before or {}).get("configurable", {}).get("checkpoint_id"),
+            "filter": filter or None,
+            "limit": min(limit, PAGE) if limit else PAGE,
+        }
+        return args, configurable.get("checkpoint_id")
+
+    # -- the saver: sync -----------------------------------------------------------------------
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        args = self._read_args(config)
+        found = self.client.checkpoints.get(**args)
+        return self._decode(found, remember=True) if found is not None else None
 
     def list(
         self,
@@ -363,45 +455,25 @@ class KontexSaver(BaseCheckpointSaver[str]):
     ) -> Iterator[CheckpointTuple]:
         """Checkpoints newest first: of one thread (and namespace, when the config names
         one), or of every thread of the account when ``config`` is None."""
-        if config is not None:
-            thread_ids = [config["configurable"]["thread_id"]]
-        else:
-            thread_ids = [
-                s.metadata["langgraph"]["thread_id"]
-                for s in self.client.sessions.iter()
-                if isinstance(s.metadata.get("langgraph"), dict)
-                and "thread_id" in s.metadata["langgraph"]
-            ]
-        configurable = (config or {}).get("configurable", {})
-        namespace = configurable.get("checkpoint_ns")
-        only_id = configurable.get("checkpoint_id")
-        before_id = (before or {}).get("configurable", {}).get("checkpoint_id")
-        count = 0
-        for thread_id in thread_ids:
-            with self._lock(thread_id):
-                thread = self._load(thread_id)
-                if thread is None:
-                    continue
-                self._index(thread)
-                entries = sorted(
-                    thread.entries.values(), key=lambda e: e.checkpoint_id, reverse=True
-                )
-                for entry in entries:
-                    if namespace is not None and entry.namespace != namespace:
-                        continue
-                    if only_id and entry.checkpoint_id != only_id:
-                        continue
-                    if before_id and entry.checkpoint_id >= before_id:
-                        continue
-                    found = self._tuple(thread, entry)
-                    if filter and not all(found.metadata.get(k) == v for k, v in filter.items()):
-                        continue
-                    yield found
-                    count += 1
-                    if limit is not None and count >= limit:
-                        return
-
-    # -- writing -------------------------------------------------------------------------------
+        args, only = self._list_args(config, filter, before, limit)
+        if only:  # one checkpoint: at most one answer
+            found = self.client.checkpoints.get(
+                args["thread_id"], namespace=args["namespace"] or "", checkpoint_id=only
+            )
+            if found is not None and _matches(found, args["filter"], args["before"]):
+                yield self._decode(found, remember=False)
+            return
+        count, cursor = 0, None
+        while True:
+            page = self.client.checkpoints.list(**args, cursor=cursor)
+            for found in page.data:
+                yield self._decode(found, remember=False)
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
 
     def put(
         self,
@@ -410,57 +482,11 @@ class KontexSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        configurable = config["configurable"]
-        thread_id = configurable["thread_id"]
-        namespace = configurable.get("checkpoint_ns", "")
-        parent_id = configurable.get("checkpoint_id")
-        values = dict(checkpoint["channel_values"])
-        rest = {k: v for k, v in checkpoint.items() if k != "channel_values"}
-        messages = _to_messages(values.get(MESSAGES)) if self.map_messages else None
-        files: builtins.list[dict[str, Any]] = []
-        for name, value in values.items():
-            if name == MESSAGES and messages is not None:
-                continue
-            files.append(self._file(CHANNEL_FILE + name, json.dumps(_typed(self.serde, value))))
-        meta = get_checkpoint_metadata(config, metadata)
-        stored = {
-            "id": checkpoint["id"],
-            "ts": checkpoint["ts"],
-            "parent_checkpoint_id": parent_id,
-            "channels": sorted(values),
-            "messages_mapped": messages is not None,
-            "checkpoint": _readable(self.serde, rest),
-            "metadata": _readable(self.serde, meta),
-        }
-        files.insert(0, self._file(CHECKPOINT_FILE, json.dumps(stored, sort_keys=True)))
-        with self._lock(thread_id):
-            thread = self._load_or_create(thread_id)
-            task_id = self._task(thread, namespace)
-            carried = thread.writes.get(_key(namespace, parent_id)) if parent_id else None
-            if carried:
-                files.append(self._file(WRITES_FILE, json.dumps(carried)))
-            self.client.snapshots.create(
-                task_id,
-                _label(checkpoint["id"], parent_id)[:500],
-                messages=messages or [],
-                files=files,
-                captured_at=_when(checkpoint.get("ts")),
-            )
-            if carried and parent_id:
-                del thread.writes[_key(namespace, parent_id)]  # the child holds them now
-                self._save(thread)
-        return {
-            "configurable": {
-                "thread_id": thread_id,
-                "checkpoint_ns": namespace,
-                "checkpoint_id": checkpoint["id"],
-            }
-        }
-
-    @staticmethod
-    def _file(path: str, content: str) -> dict[str, Any]:
-        # token_count 0: serialised state is not context a model reads
-        return {"path": path, "content": content, "token_count": 0}
+        request, last = self._encode_put(config, checkpoint, metadata)
+        made = self.client.checkpoints.put(**request)
+        last.snapshot_id = made.snapshot_id
+        self._remember(made.thread_id, made.namespace, last)
+        return _config(made.thread_id, made.namespace, made.checkpoint_id)
 
     def put_writes(
         self,
@@ -469,39 +495,38 @@ class KontexSaver(BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        configurable = config["configurable"]
-        thread_id = configurable["thread_id"]
-        namespace = configurable.get("checkpoint_ns", "")
-        key = _key(namespace, configurable["checkpoint_id"])
-        with self._lock(thread_id):
-            thread = self._load_or_create(thread_id)
-            waiting = thread.writes.setdefault(key, [])
-            have = {(w[0], w[1]): i for i, w in enumerate(waiting)}
-            changed = False
-            for idx, (channel, value) in enumerate(writes):
-                index = WRITES_IDX_MAP.get(channel, idx)
-                write = [task_id, index, channel, _typed(self.serde, value), task_path]
-                at = have.get((task_id, index))
-                if at is not None:
-                    if index >= 0:
-                        continue  # a write is stored once (a retried task sends it again)
-                    waiting[at] = write  # special writes (errors, interrupts) replace
-                else:
-                    have[(task_id, index)] = len(waiting)
-                    waiting.append(write)
-                changed = True
-            if changed:
-                self._save(thread)
+        if writes:
+            self.client.checkpoints.put_writes(
+                **self._encode_writes(config, writes, task_id, task_path)
+            )
 
     def delete_thread(self, thread_id: str) -> None:
-        """Remove the thread: its session with every snapshot, and its document."""
-        with self._lock(thread_id):
-            thread = self._load(thread_id)
-            if thread is None:
-                return
-            with contextlib.suppress(NotFoundError):
-                self.client.sessions.purge(thread.session_id)
-            self.client.threads.delete(thread_doc_id(thread_id))
+        """Remove the thread: its session with every snapshot, checkpoint and write."""
+        self._forget(thread_id)
+        self.client.checkpoints.delete_thread(thread_id)
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint and pending write of a thread into a new thread."""
+        self.client.checkpoints.copy_thread(
+            source_thread_id,
+            target_thread_id,
+            thread_name=f"langgraph {target_thread_id}"[:200],
+            thread_metadata={"langgraph": {"thread_id": target_thread_id}},
+        )
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """``keep_latest``: only each namespace's latest checkpoint stays listed; ``delete``:
+        none. Their snapshots stay in the session's history (``delete_thread`` removes it)."""
+        for thread_id in thread_ids:
+            self._forget(thread_id)
+        if thread_ids:
+            self.client.checkpoints.prune(builtins.list(thread_ids), strategy=strategy)
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Remove the checkpoints (and their writes) whose metadata names one of the runs."""
+        if run_ids:
+            self._last.clear()
+            self.client.checkpoints.delete_runs(builtins.list(run_ids))
 
     def get_next_version(self, current: str | int | float | None, channel: None = None) -> str:
         """``<counter>.<random>``, as LangGraph's own savers: increasing, and unique across
@@ -514,10 +539,11 @@ class KontexSaver(BaseCheckpointSaver[str]):
             number = int(current.split(".")[0])
         return f"{number + 1:032}.{random.random():016}"
 
-    # -- async: the same, in a worker thread ---------------------------------------------------
+    # -- the saver: async, on an AsyncKontex of the running loop ---------------------------------
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await asyncio.to_thread(self.get_tuple, config)
+        found = await self.aclient.checkpoints.get(**self._read_args(config))
+        return self._decode(found, remember=True) if found is not None else None
 
     async def alist(
         self,
@@ -527,11 +553,26 @@ class KontexSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        found = await asyncio.to_thread(
-            lambda: list(self.list(config, filter=filter, before=before, limit=limit))
-        )
-        for item in found:
-            yield item
+        args, only = self._list_args(config, filter, before, limit)
+        client = self.aclient
+        if only:
+            found = await client.checkpoints.get(
+                args["thread_id"], namespace=args["namespace"] or "", checkpoint_id=only
+            )
+            if found is not None and _matches(found, args["filter"], args["before"]):
+                yield self._decode(found, remember=False)
+            return
+        count, cursor = 0, None
+        while True:
+            page = await client.checkpoints.list(**args, cursor=cursor)
+            for found in page.data:
+                yield self._decode(found, remember=False)
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
 
     async def aput(
         self,
@@ -540,7 +581,11 @@ class KontexSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
+        request, last = self._encode_put(config, checkpoint, metadata)
+        made = await self.aclient.checkpoints.put(**request)
+        last.snapshot_id = made.snapshot_id
+        self._remember(made.thread_id, made.namespace, last)
+        return _config(made.thread_id, made.namespace, made.checkpoint_id)
 
     async def aput_writes(
         self,
@@ -549,7 +594,46 @@ class KontexSaver(BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
+        if writes:
+            request = self._encode_writes(config, writes, task_id, task_path)
+            await self.aclient.checkpoints.put_writes(**request)
 
     async def adelete_thread(self, thread_id: str) -> None:
-        await asyncio.to_thread(self.delete_thread, thread_id)
+        self._forget(thread_id)
+        await self.aclient.checkpoints.delete_thread(thread_id)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        await self.aclient.checkpoints.copy_thread(
+            source_thread_id,
+            target_thread_id,
+            thread_name=f"langgraph {target_thread_id}"[:200],
+            thread_metadata={"langgraph": {"thread_id": target_thread_id}},
+        )
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        for thread_id in thread_ids:
+            self._forget(thread_id)
+        if thread_ids:
+            await self.aclient.checkpoints.prune(builtins.list(thread_ids), strategy=strategy)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        if run_ids:
+            self._last.clear()
+            await self.aclient.checkpoints.delete_runs(builtins.list(run_ids))
+
+    async def aclose(self) -> None:
+        """Close the running event loop's HTTP client, when this saver made it."""
+        found = self._per_loop.pop(asyncio.get_running_loop(), None)
+        if found is not None:
+            await found.aclose()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _matches(found: CheckpointOut, wanted: dict[str, Any] | None, before: str | None) -> bool:
+    if before is not None and found.checkpoint_id >= before:
+        return False
+    return not wanted or all(
+        k in found.metadata and found.metadata[k] == v for k, v in wanted.items()
+    )

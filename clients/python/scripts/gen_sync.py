@@ -27,6 +27,7 @@ REPLACEMENTS = {
     "AsyncTasks": "Tasks",
     "AsyncSnapshots": "Snapshots",
     "AsyncThreads": "Threads",
+    "AsyncCheckpoints": "Checkpoints",
     "AsyncQueries": "Queries",
     "AsyncUsageResource": "UsageResource",
     "AsyncLiveFeed": "LiveFeed",

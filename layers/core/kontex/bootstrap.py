@@ -234,12 +234,15 @@ class Container:
 
     def migrate(self) -> list[str]:
         """Apply pending SQL migrations, then move rows of the v1 storage engine to v2."""
-        from kontex.services.upgrade import upgrade_v1
+        from kontex.services.upgrade import import_langgraph_threads, upgrade_v1
 
         applied = self.store.migrate()
         moved = upgrade_v1(self.deps)
         if moved:
             applied.append(f"v1 -> v2 content of {moved} snapshots and revisions")
+        threads = import_langgraph_threads(self.deps)
+        if threads:
+            applied.append(f"{threads} LangGraph thread(s) indexed as checkpoints")
         return applied
 
     @cached_property

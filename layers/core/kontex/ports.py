@@ -38,6 +38,48 @@ class ItemRow:
 
 
 @dataclass(frozen=True)
+class CheckpointRow:
+    """A checkpoint of a thread's namespace (LangGraph's shape): the snapshot that holds its
+    state, its parent, and the metadata ``list(filter=...)`` matches."""
+
+    thread_id: str
+    ns: str
+    checkpoint_id: str
+    parent_id: str | None
+    session_id: str
+    snapshot_id: str
+    metadata: dict[str, Any]
+    run_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CheckpointWrite:
+    """A pending write of a checkpoint: a task's value for a channel, kept as the client's
+    serialised JSON text (``value``)."""
+
+    task_id: str
+    idx: int
+    channel: str
+    value: str
+    task_path: str = ""
+
+
+@dataclass(frozen=True)
+class CheckpointListing:
+    """One page of checkpoints, newest first: of an account, or one thread (and namespace),
+    older than ``before`` (a checkpoint id) and after the cursor ``(checkpoint_id, ns,
+    thread_id)``."""
+
+    limit: int
+    thread_id: str | None = None
+    ns: str | None = None
+    before: str | None = None
+    after: tuple[str, str, str] | None = None
+    run_ids: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class Event:
     """A change announced through the outbox: written with the change, published after it."""
 
@@ -286,6 +328,52 @@ class ThreadRepository(Protocol):
     def delete(self, account_id: str, thread_id: str) -> bool: ...
 
 
+class CheckpointRepository(Protocol):
+    """Checkpoints of threads: which session and task hold a thread's namespace, the index of
+    its checkpoints and their pending writes."""
+
+    def namespaces(self, account_id: str, thread_id: str) -> dict[str, tuple[str, str]]:
+        """The thread's namespaces: ns -> (session id, task id); empty for an unknown thread."""
+        ...
+
+    def add_namespace(
+        self, account_id: str, thread_id: str, ns: str, session_id: str, task_id: str, at: datetime
+    ) -> None: ...
+    def put(self, account_id: str, row: CheckpointRow) -> None:
+        """Add the checkpoint, or point an existing one (same id) at its new snapshot."""
+        ...
+
+    def get(
+        self, account_id: str, thread_id: str, ns: str, checkpoint_id: str | None
+    ) -> CheckpointRow | None:
+        """The checkpoint, or the namespace's latest when ``checkpoint_id`` is None."""
+        ...
+
+    def page(self, account_id: str, listing: CheckpointListing) -> list[CheckpointRow]: ...
+    def writes(
+        self, account_id: str, thread_id: str, ns: str, checkpoint_ids: Sequence[str]
+    ) -> dict[str, list[CheckpointWrite]]:
+        """Pending writes of each checkpoint, in (task_path, task_id, idx) order."""
+        ...
+
+    def add_writes(
+        self,
+        account_id: str,
+        key: tuple[str, str, str, str],
+        writes: Sequence[CheckpointWrite],
+        replace: bool,
+    ) -> None:
+        """Store writes of the checkpoint ``key`` (thread id, ns, checkpoint id, session id);
+        one already stored (same task, idx) is kept, or replaced when ``replace``."""
+        ...
+
+    def sessions_of(self, account_id: str, thread_id: str) -> list[str]: ...
+    def remove(self, account_id: str, listing: CheckpointListing, keep_latest: bool) -> int:
+        """Remove the checkpoints ``listing`` selects (its limit ignored) and their writes;
+        ``keep_latest``: all but each namespace's latest. Their snapshots stay."""
+        ...
+
+
 class ConnectionRepository(Protocol):
     """The live feed's WebSocket connections, their subscriptions and deliveries."""
 
@@ -332,13 +420,21 @@ class OutboxRepository(Protocol):
 
 
 class UpgradeRepository(Protocol):
-    """The v1 engine's rows, read once by the upgrade to v2 manifests."""
+    """Rows of older versions, read once by ``kontex migrate``: the v1 engine's, and the
+    thread-state documents that indexed LangGraph threads before the checkpoint API."""
 
     def v1_rows(self) -> list[dict[str, Any]]: ...
     def v1_chain(self, session_id: str, head: str) -> list[str]: ...
     def set_v2_manifest(
         self, snapshot_id: str, seq: int, manifest: bytes, bundle_hash: str
     ) -> None: ...
+    def langgraph_documents(self) -> list[ThreadState]:
+        """Thread-state documents written by the LangGraph saver of before the checkpoint API."""
+        ...
+
+    def task_snapshots(self, task_id: str) -> list[tuple[str, str]]:
+        """(snapshot id, label) of every snapshot of the task, oldest first."""
+        ...
 
 
 class UnitOfWork(Protocol):
@@ -366,6 +462,8 @@ class UnitOfWork(Protocol):
     def traces(self) -> TraceRepository: ...
     @property
     def threads(self) -> ThreadRepository: ...
+    @property
+    def checkpoints(self) -> CheckpointRepository: ...
     @property
     def connections(self) -> ConnectionRepository: ...
     @property

@@ -37,6 +37,9 @@ class Settings(BaseModel):
     kontex_span_grace_seconds: float = Field(default=30, ge=0)
     kontex_rate_limit_per_hour: int = Field(default=1000, ge=1)
     kontex_snapshot_writes_per_hour: int = Field(default=100, ge=1)
+    # /v1/checkpoints (an agent's every step: a put and its writes): 20,000 lets a 1,000-step
+    # agent with a few parallel tasks per step run within an hour
+    kontex_checkpoint_requests_per_hour: int = Field(default=20_000, ge=1)
     anthropic_api_url: str = "https://api.anthropic.com"
     kontex_proxy_timeout_seconds: float = Field(
         default=600, gt=0, description="upstream timeout (AWS: under the function's 15 min)"

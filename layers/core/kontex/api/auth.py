@@ -27,11 +27,20 @@ def presented_key(headers: dict[str, str]) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token else None
 
 
-def authorize(presented: str | None) -> ApiKey:
-    """The key presented, if valid, counted against its hourly request limit."""
-    deps = container().deps
+CHECKPOINTS = "/v1/checkpoints"
+
+
+def authorize(presented: str | None, path: str = "") -> ApiKey:
+    """The key presented, if valid, counted against its hourly request limit: checkpoint
+    requests (an agent's every step) against their own, ``KONTEX_CHECKPOINT_REQUESTS_PER_HOUR``."""
+    deps, settings = container().deps, container().settings
     key = keys.authenticate(deps, presented)
-    limits.hit(deps, key.id, "requests", container().settings.kontex_rate_limit_per_hour)
+    if path == CHECKPOINTS or path.startswith(CHECKPOINTS + "/"):
+        limits.hit(
+            deps, key.id, "checkpoint_requests", settings.kontex_checkpoint_requests_per_hour
+        )
+    else:
+        limits.hit(deps, key.id, "requests", settings.kontex_rate_limit_per_hour)
     return key
 
 
@@ -41,7 +50,7 @@ def admit(event: dict[str, Any]) -> ApiKey | None:
     if path in PUBLIC_PATHS:
         return None
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    key = authorize(presented_key(headers))
+    key = authorize(presented_key(headers), path)
     content_type = headers.get("content-type", "application/json").lower()
     if event.get("body") and not content_type.startswith("application/json"):
         raise UnsupportedMediaType("send JSON with Content-Type: application/json")

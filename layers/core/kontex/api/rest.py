@@ -10,7 +10,17 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 
 from kontex import __version__
-from kontex.api import errors, keys, queries, search, sessions, snapshots, tasks, threads
+from kontex.api import (
+    checkpoints,
+    errors,
+    keys,
+    queries,
+    search,
+    sessions,
+    snapshots,
+    tasks,
+    threads,
+)
 from kontex.api.auth import admit, current_key
 from kontex.api.guard import check_request
 from kontex.api.openapi import render as complete_openapi
@@ -32,7 +42,7 @@ OPENAPI = {
 def build_resolver() -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True)
     errors.register(app)
-    for module in (keys, sessions, tasks, snapshots, queries, threads, search):
+    for module in (keys, sessions, tasks, snapshots, queries, threads, checkpoints, search):
         app.include_router(module.router)
 
     @app.get("/health", include_in_schema=False)

@@ -425,6 +425,12 @@ def write(
     return Written(manifest, manifest_hash(manifest), token_total, stored)
 
 
+def manifest_model(manifest: bytes) -> str | None:
+    """The model a manifest names (a delta write may inherit its base's)."""
+    model = _parse(manifest)[0].get("model")
+    return str(model) if model is not None else None
+
+
 def restamp(manifest: bytes, **scalars: Any) -> bytes:
     """The same content under other scalars (a rollback's source and time): nothing new.
     A rollback is not an LLM call: the source's ``usage`` is not carried over."""

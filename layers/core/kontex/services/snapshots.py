@@ -55,7 +55,7 @@ def _event(type_: str, snapshot: Snapshot, at: Any) -> Event:
     return outbox.event(type_, snapshot.account_id, snapshot.session_id, data, at)
 
 
-def _retrying(deps: Deps, snapshot_id: str | None, attempt: Callable[[], T]) -> T:
+def retrying(deps: Deps, snapshot_id: str | None, attempt: Callable[[], T]) -> T:
     """Run a write; a lineage conflict (another writer took the parent) is retried, bounded.
 
     A conflict on a caller-chosen ``snapshot_id`` that exists is a redelivery: re-raised.
@@ -116,47 +116,76 @@ def create_snapshot(
 
     def attempt() -> Snapshot:
         with deps.store.unit() as uow:
-            if base is None:
-                found = uow.snapshots.lock_head_and_lookup(
-                    account_id, task_id, *bundles.needs(plan)
-                )
-                if found is None:
-                    raise NotFound(f"task {task_id} not found")
-                (task, head, head_manifest), known, chunks = found
-                written = bundles.write(
-                    uow.content,
-                    task.session_id,
-                    plan,
-                    now,
-                    parent_manifest=head_manifest,
-                    large_bytes=large_bytes,
-                    looked_up=(known, chunks),
-                )
-            else:
-                task, head, written = _write_delta(uow, account_id, task_id, plan, base, now)
-                written.stored_bytes += large_bytes
-            snapshot = Snapshot(
-                id=snapshot_id or new_id("snap"),
-                account_id=account_id,
-                session_id=task.session_id,
-                task_id=task_id,
-                label=label,
-                source=bundle.source,
-                model=bundle.model,
-                token_total=written.token_total,
-                parent_snapshot_id=head,
+            return seal(
+                uow,
+                account_id,
+                task_id,
+                label,
+                bundle,
+                plan,
+                now,
+                base=base,
+                large_bytes=large_bytes,
                 rollback_of=rollback_of,
-                bundle_hash=written.bundle_hash,
-                stored_bytes=written.stored_bytes,
-                captured_at=bundle.captured_at or now,
-                created_at=now,
-                usage=bundle.usage,
+                snapshot_id=snapshot_id,
             )
-            uow.snapshots.add(snapshot, written.manifest)
-            uow.announce(_event("snapshot.created", snapshot, now))
-            return snapshot
 
-    return _retrying(deps, snapshot_id, attempt)
+    return retrying(deps, snapshot_id, attempt)
+
+
+def seal(
+    uow: UnitOfWork,
+    account_id: str,
+    task_id: str,
+    label: str,
+    bundle: ContextBundle,
+    plan: bundles.Plan,
+    now: datetime,
+    *,
+    base: SnapshotBase | None = None,
+    large_bytes: int = 0,
+    rollback_of: str | None = None,
+    snapshot_id: str | None = None,
+) -> Snapshot:
+    """In ``uow``: lock the task's head, store what ``plan`` (of ``bundle``) adds, write the
+    snapshot row after the head and announce it. ``NotFound`` for a task not of the account."""
+    if base is None:
+        found_ = uow.snapshots.lock_head_and_lookup(account_id, task_id, *bundles.needs(plan))
+        if found_ is None:
+            raise NotFound(f"task {task_id} not found")
+        (task, head, head_manifest), known, chunks = found_
+        written = bundles.write(
+            uow.content,
+            task.session_id,
+            plan,
+            now,
+            parent_manifest=head_manifest,
+            large_bytes=large_bytes,
+            looked_up=(known, chunks),
+        )
+    else:
+        task, head, written = _write_delta(uow, account_id, task_id, plan, base, now)
+        written.stored_bytes += large_bytes
+    snapshot = Snapshot(
+        id=snapshot_id or new_id("snap"),
+        account_id=account_id,
+        session_id=task.session_id,
+        task_id=task_id,
+        label=label,
+        source=bundle.source,
+        model=bundle.model if base is None else bundles.manifest_model(written.manifest),
+        token_total=written.token_total,
+        parent_snapshot_id=head,
+        rollback_of=rollback_of,
+        bundle_hash=written.bundle_hash,
+        stored_bytes=written.stored_bytes,
+        captured_at=bundle.captured_at or now,
+        created_at=now,
+        usage=bundle.usage,
+    )
+    uow.snapshots.add(snapshot, written.manifest)
+    uow.announce(_event("snapshot.created", snapshot, now))
+    return snapshot
 
 
 def _write_delta(
@@ -203,7 +232,7 @@ def get_snapshot(deps: Deps, account_id: str, snapshot_id: str) -> Snapshot:
         return found(uow.snapshots.get(account_id, snapshot_id), f"snapshot {snapshot_id}")
 
 
-def _read(
+def read_in(
     deps: Deps,
     uow: UnitOfWork,
     account_id: str,
@@ -237,7 +266,7 @@ def read(
     """The snapshot and its bundle as it stands, or as it was at ``revision`` (0: as first
     written); one transaction, every item verified."""
     with deps.store.unit(write=False) as uow:
-        snapshot, _, bundle = _read(deps, uow, account_id, snapshot_id, revision)
+        snapshot, _, bundle = read_in(deps, uow, account_id, snapshot_id, revision)
     return snapshot, bundle
 
 
@@ -253,7 +282,7 @@ def read_latest(deps: Deps, account_id: str, task_id: str) -> tuple[Snapshot, Co
         found = uow.snapshots.head(account_id, task_id)
         if found is None:
             raise NotFound(f"task {task_id} not found or without snapshots")
-        snapshot, _, bundle = _read(deps, uow, account_id, found[0].id, None, found)
+        snapshot, _, bundle = read_in(deps, uow, account_id, found[0].id, None, found)
     return snapshot, bundle
 
 
@@ -304,7 +333,7 @@ def rollback(deps: Deps, account_id: str, snapshot_id: str) -> Snapshot:
 
     def attempt() -> Snapshot:
         with deps.store.unit() as uow:
-            source, source_manifest, _ = _read(deps, uow, account_id, snapshot_id, None)
+            source, source_manifest, _ = read_in(deps, uow, account_id, snapshot_id, None)
             _, head, _ = _locked_task(uow, account_id, source.task_id)
             now = deps.clock()
             manifest = bundles.restamp(
@@ -325,7 +354,7 @@ def rollback(deps: Deps, account_id: str, snapshot_id: str) -> Snapshot:
             uow.announce(_event("snapshot.created", snapshot, now))
             return snapshot
 
-    return _retrying(deps, None, attempt)
+    return retrying(deps, None, attempt)
 
 
 def fork(
@@ -343,7 +372,7 @@ def fork(
     """
     target = get_session(deps, account_id, session_id) if session_id is not None else None
     with deps.store.unit() as uow:
-        source, source_manifest, bundle = _read(deps, uow, account_id, snapshot_id, None)
+        source, source_manifest, bundle = read_in(deps, uow, account_id, snapshot_id, None)
         source_task, _, _ = _locked_task(uow, account_id, source.task_id)
         now = deps.clock()
         same = target is None or target.id == source.session_id
@@ -429,7 +458,7 @@ def enrich(deps: Deps, account_id: str, snapshot_id: str, changes: dict[str, Any
         given = bundles.plan(ContextBundle(files=given_files))
         large = bundles.put_large_bodies(deps.blobs, account_id, snapshot.session_id, given)
     with deps.store.unit() as uow:
-        snapshot, manifest, current = _read(deps, uow, account_id, snapshot_id, None)
+        snapshot, manifest, current = read_in(deps, uow, account_id, snapshot_id, None)
         if now > snapshot.created_at + timedelta(seconds=deps.enrich_window_seconds):
             raise EnrichWindowExpired(
                 f"snapshot {snapshot_id} can be enriched only within"

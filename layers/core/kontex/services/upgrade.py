@@ -1,4 +1,7 @@
-"""Moving data written by the v1 storage engine to v2 (run by ``kontex migrate``).
+"""Moving data of older versions (run by ``kontex migrate``): the v1 storage engine's content
+to v2, and LangGraph threads indexed by thread-state documents to the checkpoint index.
+
+The v1 engine:
 
 v1 kept every message, tool call, file entry, file body and log event as an object-store blob
 under ``<account>/<session>/<sha256>``, lists as ``chain_nodes`` rows (``sha256(parent:item)``),
@@ -19,7 +22,8 @@ from typing import Any
 
 from kontex.domain import models
 from kontex.domain.errors import IntegrityError
-from kontex.services import bundles
+from kontex.ports import CheckpointRow, CheckpointWrite
+from kontex.services import bundles, snapshots
 from kontex.services.deps import Deps
 
 
@@ -88,3 +92,88 @@ def upgrade_v1(deps: Deps, progress: Callable[[int, int], None] | None = None) -
         if progress is not None:
             progress(done, len(pending))
     return len(pending)
+
+
+# -- LangGraph threads written before the checkpoint API ----------------------------------------
+
+_LEGACY_CHECKPOINT_FILE = "langgraph/checkpoint.json"
+_LEGACY_WRITES_FILE = "langgraph/parent-writes.json"
+
+
+def _legacy_label(label: str) -> tuple[str, str | None] | None:
+    if not label.startswith("checkpoint "):
+        return None
+    checkpoint_id, _, parent = label[len("checkpoint ") :].partition(" after ")
+    return checkpoint_id, parent or None
+
+
+def import_langgraph_threads(deps: Deps) -> int:
+    """Index the checkpoints of every LangGraph thread the saver of before the checkpoint API
+    wrote (a thread-state document ``thrd_lg-...`` naming its session and namespace tasks, the
+    checkpoints as snapshots labelled ``checkpoint <id> after <parent>``, pending writes in the
+    document or carried by the child, as ``langgraph/parent-writes.json``). Each thread is one
+    unit of work that also removes its document, so a re-run finds nothing left to do. The
+    snapshots stay as they are: the saver reads their files as it always did. Returns how many
+    threads moved."""
+    with deps.store.unit(write=False) as uow:
+        documents = uow.upgrade.langgraph_documents()
+    moved = 0
+    for document in documents:
+        doc = json.loads(document.user_data)
+        account_id, thread_id = document.account_id, str(doc["thread_id"])
+        with deps.store.unit() as uow:
+            if uow.checkpoints.namespaces(account_id, thread_id):
+                uow.threads.delete(account_id, document.thread_id)  # imported already
+                continue
+            session_id = doc["session_id"]
+            writes: dict[tuple[str, str], dict[tuple[str, int], list[Any]]] = {}
+            for ns, task_id in doc["tasks"].items():
+                uow.checkpoints.add_namespace(
+                    account_id, thread_id, ns, session_id, task_id, document.updated_at
+                )
+                for snapshot_id, label in uow.upgrade.task_snapshots(task_id):
+                    parsed = _legacy_label(label)
+                    if parsed is None:
+                        continue
+                    snapshot, _, bundle = snapshots.read_in(
+                        deps, uow, account_id, snapshot_id, None
+                    )
+                    files = {f.path: f.content for f in bundle.files}
+                    stored = json.loads(files[_LEGACY_CHECKPOINT_FILE])
+                    metadata = stored.get("metadata", {}).get("json", {})
+                    run_id = metadata.get("run_id") if isinstance(metadata, dict) else None
+                    uow.checkpoints.put(
+                        account_id,
+                        CheckpointRow(
+                            thread_id=thread_id,
+                            ns=ns,
+                            checkpoint_id=parsed[0],
+                            parent_id=parsed[1],
+                            session_id=session_id,
+                            snapshot_id=snapshot_id,
+                            metadata=metadata if isinstance(metadata, dict) else {},
+                            run_id=run_id if isinstance(run_id, str) else None,
+                            created_at=snapshot.created_at,
+                        ),
+                    )
+                    if parsed[1] and _LEGACY_WRITES_FILE in files:
+                        carried = writes.setdefault((ns, parsed[1]), {})
+                        for w in json.loads(files[_LEGACY_WRITES_FILE]):
+                            carried.setdefault((w[0], w[1]), w)
+            for key, waiting in doc.get("writes", {}).items():
+                ns, _, checkpoint_id = key.partition("\0")
+                for w in waiting:
+                    writes.setdefault((ns, checkpoint_id), {})[(w[0], w[1])] = w
+            for (ns, checkpoint_id), found in writes.items():
+                uow.checkpoints.add_writes(
+                    account_id,
+                    (thread_id, ns, checkpoint_id, session_id),
+                    [
+                        CheckpointWrite(w[0], w[1], w[2], json.dumps(w[3]), w[4])
+                        for w in found.values()
+                    ],
+                    replace=True,
+                )
+            uow.threads.delete(account_id, document.thread_id)
+        moved += 1
+    return moved

@@ -17,6 +17,9 @@ UPDATABLE = {"name", "description", "metadata", "status", "updated_at"}
 # What a session holds, children before parents; session_purges marks one being purged (the
 # seal triggers let its rows go)
 PURGED_TABLES = (
+    "checkpoint_writes",
+    "checkpoints",
+    "checkpoint_threads",
     "snapshot_revisions",
     "snapshots",
     "chunks",

@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from kontex.adapters.sql.base import Tx, Work
+from kontex.adapters.sql.checkpoints import SqlCheckpoints
 from kontex.adapters.sql.connections import SqlConnections
 from kontex.adapters.sql.content import SqlContent
 from kontex.adapters.sql.keys import SqlKeys
@@ -44,6 +45,7 @@ class SqlUnitOfWork:
         self.spans = SqlSpans(work)
         self.traces = SqlTraces(work)
         self.threads = SqlThreads(work)
+        self.checkpoints = SqlCheckpoints(work)
         self.connections = SqlConnections(work)
         self.outbox = SqlOutbox(work)
         self.upgrade = SqlUpgrade(work)

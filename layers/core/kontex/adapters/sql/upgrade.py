@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kontex.adapters.sql.base import Repository, as_time
+from kontex.domain.models import ThreadState
 
 V1_ROWS_SQL = (
     "SELECT id AS snapshot_id, 0 AS seq, account_id, session_id, bundle_hash, created_at"
@@ -43,6 +44,15 @@ SET_REVISION_MANIFEST_SQL = (
 )
 
 
+# thread-state documents of the LangGraph saver before the checkpoint API ({"kind": "langgraph"})
+LANGGRAPH_DOCUMENTS_SQL = (
+    "SELECT account_id, thread_id, user_data, version, updated_at FROM thread_states"
+    " WHERE thread_id LIKE 'thrd_lg-%' AND user_data LIKE '%\"kind\": \"langgraph\"%'"
+    " ORDER BY account_id, thread_id"
+)
+TASK_SNAPSHOTS_SQL = "SELECT id, label FROM snapshots WHERE task_id = ? ORDER BY created_at, id"
+
+
 class SqlUpgrade(Repository):
     def v1_rows(self) -> list[dict[str, Any]]:
         """Snapshots and revisions written by the v1 engine (no manifest yet), oldest first."""
@@ -62,3 +72,9 @@ class SqlUpgrade(Repository):
             self._work.later(SET_MANIFEST_SQL, [(manifest, bundle_hash, snapshot_id)])
         else:
             self._work.later(SET_REVISION_MANIFEST_SQL, [(manifest, bundle_hash, snapshot_id, seq)])
+
+    def langgraph_documents(self) -> list[ThreadState]:
+        return [ThreadState(**r) for r in self._work.run(LANGGRAPH_DOCUMENTS_SQL)]
+
+    def task_snapshots(self, task_id: str) -> list[tuple[str, str]]:
+        return [(r["id"], r["label"]) for r in self._work.run(TASK_SNAPSHOTS_SQL, [task_id])]
