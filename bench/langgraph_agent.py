@@ -16,8 +16,12 @@ Savers, per ``--backend``:
   at the end). The server is ``KONTEX_BENCH_DATABASE_URL`` (default
   ``postgresql://postgres@127.0.0.1:5432/test``);
 - async (with sqlite): ``ainvoke`` with the savers' async methods: ``AsyncKontexSaver`` when the
-  client has one (over ``AsyncKontex``), else ``KontexSaver``'s own ``a*`` methods, against
+  client has one (over ``AsyncKontex``), else ``KontexSaver``'s own ``a*`` methods (given the
+  counted ``AsyncKontex`` as ``async_client`` when its constructor takes one), against
   ``AsyncSqliteSaver``.
+
+``--legacy-saver`` runs the Kontex side with the saver as it was before the checkpoint API
+(tests/client/legacy_saver.py, same interface): the "before" numbers on a newer tree.
 
 Two workloads: ``--invocations`` invocations on one thread, and as many each on a new thread.
 Reported per saver and workload: wall clock, the median time of invocations 1-5 and of the
@@ -33,7 +37,7 @@ finding (the invocation, the request and the server's message); the workload is 
 on a stack with raised limits so it still has numbers, and its output says so.
 
     python bench/langgraph_agent.py [--invocations 50] [--backend sqlite|postgres|all]
-                                    [--no-async] [--json]
+                                    [--no-async] [--legacy-saver] [--json]
 
 Uses only the public ``KontexSaver`` / ``AsyncKontexSaver`` and ``Kontex`` / ``AsyncKontex``
 interfaces. Needs the ``bench`` extra and the client's LangGraph extra (``make bench``).
@@ -43,7 +47,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import hashlib
+import inspect
 import json
 import sqlite3
 import statistics
@@ -78,21 +84,19 @@ from storage_growth import Unavailable, _pg_schema, machine, pg_url  # noqa: E40
 import kontex_client.langgraph as kontex_langgraph  # noqa: E402
 from kontex.settings import Settings  # noqa: E402
 from kontex_client import AsyncKontex, Kontex  # noqa: E402
-from kontex_client._errors import RateLimitError  # noqa: E402
-from tests.client.conftest import UNLIMITED, start_drained  # noqa: E402
+from kontex_client._errors import KontexError, RateLimitError  # noqa: E402
+from tests.client.conftest import start_drained  # noqa: E402
 from tests.client.react_agent import lookup  # noqa: E402
 from tests.e2e.stack import DevStack, create_key, stop_dev  # noqa: E402
 
 BACKENDS = ("sqlite", "postgres")
 WORKLOADS = ("one_thread", "new_threads")
 TOOL_CALLS = 2
-# The server's defaults, passed explicitly so an environment that raised them does not count.
-DEFAULT_LIMITS = {
-    "KONTEX_RATE_LIMIT_PER_HOUR": str(Settings.model_fields["kontex_rate_limit_per_hour"].default),
-    "KONTEX_SNAPSHOT_WRITES_PER_HOUR": str(
-        Settings.model_fields["kontex_snapshot_writes_per_hour"].default
-    ),
-}
+# The server's hourly limits at their defaults, passed explicitly so an environment that raised
+# them does not count; "raised" sets each to 10 million.
+LIMITS = sorted(name for name in Settings.model_fields if name.endswith("_per_hour"))
+DEFAULT_LIMITS = {name.upper(): str(Settings.model_fields[name].default) for name in LIMITS}
+RAISED_LIMITS = {name.upper(): "10000000" for name in LIMITS}
 
 
 # -- the agent ---------------------------------------------------------------------------------
@@ -323,7 +327,7 @@ class KontexServer:
 
     def _start(self, limits: str) -> tuple[DevStack, dict[str, str], str]:
         if limits not in self.stacks:
-            env = dict(DEFAULT_LIMITS if limits == "default" else UNLIMITED)
+            env = dict(DEFAULT_LIMITS if limits == "default" else RAISED_LIMITS)
             if self.backend == "postgres":
                 env["KONTEX_DATABASE_URL"] = self.exits.enter_context(_pg_schema(pg_url()))
             data = self.scratch / f"kontex-{self.backend}-{limits}"
@@ -341,56 +345,83 @@ class KontexServer:
         return running.base, key, warm_key
 
 
+def saver_class(legacy: bool) -> Any:
+    """``KontexSaver``, or with ``legacy`` the saver as it was before the checkpoint API (kept
+    by the client tests in tests/client/legacy_saver.py): "before" numbers on a newer tree."""
+    if legacy:
+        from tests.client.legacy_saver import KontexSaver as LegacySaver
+
+        return LegacySaver
+    return kontex_langgraph.KontexSaver
+
+
+def make_saver(cls: Any, client: Kontex, aclient: AsyncKontex | None = None) -> Any:
+    """The saver over ``client`` (and over ``aclient`` for its async methods when its
+    constructor takes ``async_client``), so every request goes through the counted clients."""
+    if aclient is not None and "async_client" in inspect.signature(cls).parameters:
+        return cls(client=client, async_client=aclient)
+    return cls(client=client)
+
+
+def _hooked(requests: Requests) -> httpx.Client:
+    return httpx.Client(timeout=30.0, event_hooks={"response": [requests.on_response]})
+
+
 def kontex_sync(
-    base: str, key: str, warm_key: str, workload: str, invocations: int
+    base: str, key: str, warm_key: str, workload: str, invocations: int, legacy: bool
 ) -> dict[str, Any]:
     requests = Requests()
-    http = httpx.Client(timeout=30.0, event_hooks={"response": [requests.on_response]})
-    with Kontex(base, key, http_client=http) as client, Kontex(base, warm_key) as warm:
-        saver = kontex_langgraph.KontexSaver(client=client)
-        warm_graph = build(kontex_langgraph.KontexSaver(client=warm))
+    cls = saver_class(legacy)
+    with Kontex(base, key, http_client=_hooked(requests)) as client, Kontex(base, warm_key) as warm:
+        saver = make_saver(cls, client)
         try:
-            result = run_sync(build(saver), workload, invocations, requests, warm_graph)
-        except RateLimitError as error:
+            result = run_sync(
+                build(saver), workload, invocations, requests, build(cls(client=warm))
+            )
+        except KontexError as error:
             return _limited(requests, error)
-    return _with_requests(result, requests)
+    return {
+        "saver": cls.__name__ + (" (legacy)" if legacy else ""),
+        **_with_requests(result, requests),
+    }
 
 
 def kontex_async(
-    base: str, key: str, warm_key: str, workload: str, invocations: int
+    base: str, key: str, warm_key: str, workload: str, invocations: int, legacy: bool
 ) -> dict[str, Any]:
+    """``ainvoke``: ``AsyncKontexSaver`` when the client has one, else ``KontexSaver``'s a*
+    methods (native over ``async_client`` when it takes one, else the sync ones in threads)."""
+
     async def go() -> dict[str, Any]:
         requests = Requests()
-        http = httpx.AsyncClient(timeout=30.0, event_hooks={"response": [requests.aon_response]})
-        saver_class = getattr(kontex_langgraph, "AsyncKontexSaver", None)
-        warm = Kontex(base, warm_key)
-        async with (
-            AsyncKontex(base, key, http_client=http) as aclient,
-            AsyncKontex(base, warm_key) as awarm,
+        ahttp = httpx.AsyncClient(timeout=30.0, event_hooks={"response": [requests.aon_response]})
+        async_class = None if legacy else getattr(kontex_langgraph, "AsyncKontexSaver", None)
+        cls = async_class or saver_class(legacy)
+        with (
+            Kontex(base, key, http_client=_hooked(requests)) as client,
+            Kontex(base, warm_key) as warm,
         ):
-            if saver_class is not None:
-                saver: Any = saver_class(client=aclient)
-                warm_saver: Any = saver_class(client=awarm)
-                kind = "AsyncKontexSaver"
-            else:  # the sync saver's a* methods; its requests counted on a sync client
-                sync_http = httpx.Client(
-                    timeout=30.0, event_hooks={"response": [requests.on_response]}
-                )
-                saver = kontex_langgraph.KontexSaver(
-                    client=Kontex(base, key, http_client=sync_http)
-                )
-                warm_saver = kontex_langgraph.KontexSaver(client=warm)
-                kind = "KontexSaver (a* methods)"
-            try:
-                result = await run_async(
-                    build(saver), workload, invocations, requests, build(warm_saver)
-                )
-            except RateLimitError as error:
-                return _limited(requests, error)
-            finally:
-                warm.close()
-                if saver_class is None:
-                    saver.client.close()
+            async with (
+                AsyncKontex(base, key, http_client=ahttp) as aclient,
+                AsyncKontex(base, warm_key) as awarm,
+            ):
+                if async_class is not None:
+                    saver: Any = async_class(client=aclient)
+                    warm_saver: Any = async_class(client=awarm)
+                else:
+                    saver = make_saver(cls, client, aclient)
+                    warm_saver = make_saver(cls, warm, awarm)
+                try:
+                    result = await run_async(
+                        build(saver), workload, invocations, requests, build(warm_saver)
+                    )
+                except KontexError as error:
+                    return _limited(requests, error)
+        kind = (
+            cls.__name__
+            + (" (legacy)" if legacy else "")
+            + ("" if async_class else " (a* methods)")
+        )
         return {"saver": kind, **_with_requests(result, requests)}
 
     return asyncio.run(go())
@@ -404,9 +435,12 @@ def _with_requests(result: dict[str, Any], requests: Requests) -> dict[str, Any]
     return result
 
 
-def _limited(requests: Requests, error: RateLimitError) -> dict[str, Any]:
+def _limited(requests: Requests, error: KontexError) -> dict[str, Any]:
+    """A run stopped by an error of the server: a 429 (then run again on raised limits) or any
+    other (reported as the run's failure; invocation 0 is the warm-up or the history)."""
     return {
-        "rate_limited": True,
+        "rate_limited": isinstance(error, RateLimitError),
+        "failed": True,
         "error": str(error)[:300],
         "failed_at_invocation": requests.invocation,
         "first_429": requests.first_429,
@@ -416,14 +450,14 @@ def _limited(requests: Requests, error: RateLimitError) -> dict[str, Any]:
 
 def kontex_side(
     server: KontexServer,
-    run: Callable[[str, str, str, str, int], dict[str, Any]],
+    run: Callable[..., dict[str, Any]],
     workload: str,
     invocations: int,
 ) -> dict[str, Any]:
     """On default limits; after a 429 again on raised ones, the finding kept beside."""
     base, key, warm_key = server.key("default")
     result = run(base, key, warm_key, workload, invocations)
-    if not result.get("rate_limited"):
+    if not result.get("rate_limited"):  # numbers, or a failure other than a 429
         return {"limits": "default", **result}
     finding = result
     base, key, warm_key = server.key("raised")
@@ -489,7 +523,11 @@ def _ratio(kontex: dict[str, Any], peer: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_backend(backend: str, invocations: int, with_async: bool) -> dict[str, Any]:
+def run_backend(
+    backend: str, invocations: int, with_async: bool, legacy: bool = False
+) -> dict[str, Any]:
+    sync_side = functools.partial(kontex_sync, legacy=legacy)
+    async_side = functools.partial(kontex_async, legacy=legacy)
     out: dict[str, Any] = {}
     with ExitStack() as exits:
         scratch = Path(exits.enter_context(tempfile.TemporaryDirectory(prefix="kontex-agent-")))
@@ -502,7 +540,7 @@ def run_backend(backend: str, invocations: int, with_async: bool) -> dict[str, A
             else:
                 with postgres_saver(pg_url()) as saver:
                     peer = run_sync(build(saver), workload, invocations, None)
-            kontex = kontex_side(server, kontex_sync, workload, invocations)
+            kontex = kontex_side(server, sync_side, workload, invocations)
             out[workload] = {
                 "kontex": {"saver": "KontexSaver", **kontex},
                 "peer": {"saver": peer_name, **peer},
@@ -511,7 +549,7 @@ def run_backend(backend: str, invocations: int, with_async: bool) -> dict[str, A
         if with_async and backend == "sqlite":
             for workload in WORKLOADS:
                 peer = peer_async_sqlite(scratch, f"peer-async-{workload}", workload, invocations)
-                kontex = kontex_side(server, kontex_async, workload, invocations)
+                kontex = kontex_side(server, async_side, workload, invocations)
                 out[f"async_{workload}"] = {
                     "kontex": kontex,
                     "peer": {"saver": "AsyncSqliteSaver", **peer},
@@ -544,6 +582,7 @@ def print_report(report: dict[str, Any]) -> None:
         f" before, {info['load_average']} after; Python {info['python']}, SQLite {info['sqlite']}"
     )
     print("Versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()))
+    print(f"Kontex saver: {report['kontex_saver']}")
     print(f"Kontex limits: {report['kontex_default_limits']} (the defaults)")
     columns = ("saver", "limits", "wall s", "1-5 ms", "last5 ms", "last/first", "req/inv",
                "history")  # fmt: skip
@@ -555,7 +594,10 @@ def print_report(report: dict[str, Any]) -> None:
                 r = result[side]
                 limits = {"default": "default", None: ""}.get(r.get("limits"), "RAISED")
                 if "wall_seconds" not in r:
-                    print(f"  {r.get('saver', 'KontexSaver'):<26}{limits:>9}  failed: {r}")
+                    print(
+                        f"  {r.get('saver', 'KontexSaver'):<26}{limits:>9}  FAILED at invocation"
+                        f" {r.get('failed_at_invocation')}: {r.get('error')}"
+                    )
                     continue
                 history = (
                     f"{r['history_checkpoints']}/{r['history_ms']:.0f}ms"
@@ -605,6 +647,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--invocations", type=int, default=50)
     parser.add_argument("--backend", choices=[*BACKENDS, "all"], default="all")
     parser.add_argument("--no-async", action="store_true", help="skip the ainvoke runs")
+    parser.add_argument(
+        "--legacy-saver",
+        action="store_true",
+        help="Kontex side: the saver before the checkpoint API (tests/client/legacy_saver.py)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.invocations < 5:
@@ -614,7 +661,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     skipped: dict[str, str] = {}
     for backend in BACKENDS if args.backend == "all" else (args.backend,):
         try:
-            results[backend] = run_backend(backend, args.invocations, not args.no_async)
+            results[backend] = run_backend(
+                backend, args.invocations, not args.no_async, args.legacy_saver
+            )
         except Unavailable as error:
             if args.backend != "all":
                 raise SystemExit(str(error)) from None
@@ -624,6 +673,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report = {
         "invocations": args.invocations,
         "checkpoints_per_invocation": 2 * TOOL_CALLS + 3,
+        "kontex_saver": "legacy (tests/client/legacy_saver.py)" if args.legacy_saver else "current",
         "kontex_default_limits": DEFAULT_LIMITS,
         "machine": info,
         "versions": _versions(),
