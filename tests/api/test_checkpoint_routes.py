@@ -63,8 +63,8 @@ def test_bad_input_is_a_400_and_nothing_is_written(alice: Client) -> None:
     assert bad.status == 400 and bad.body["error"] == "validation_error"
     missing = alice.get("/v1/checkpoints/tuple?thread_id=t")
     assert missing.status == 404 and missing.body["error"] == "not_found"
-    writes = {"thread_id": "t", "checkpoint_id": "01", "writes": []}
-    assert alice.post("/v1/checkpoints/writes", writes).status == 404
+    writes = {"thread_id": "t", "checkpoint_id": "01", "writes": [{"task_id": "x"}]}
+    assert alice.post("/v1/checkpoints/writes", writes).status == 400
     assert alice.get("/v1/checkpoints").body["data"] == []
 
 

@@ -84,9 +84,10 @@ def test_a_foreign_account_sees_no_thread(deps: Deps, account: str) -> None:
     stranger = keys.create_key(deps, "stranger")[0].account_id
     with pytest.raises(NotFound):
         checkpoints.get(deps, stranger, "mine", "", None)
-    with pytest.raises(NotFound):
-        checkpoints.put_writes(deps, stranger, ("mine", "", "01"), [write("t", 0, "x")], False)
     assert checkpoints.page(deps, stranger, CheckpointListing(10))[0] == []
+    # writes of the stranger go to a thread of the stranger's own (as a put would)
+    checkpoints.put_writes(deps, stranger, ("mine", "", "01"), [write("t", 0, "x")], False)
+    assert checkpoints.get(deps, account, "mine", "", None).writes == []
     checkpoints.delete_thread(deps, stranger, "mine")
     assert texts(checkpoints.get(deps, account, "mine", "", None)) == ["secret"]
 
@@ -177,6 +178,24 @@ def test_copy_thread_copies_content_ids_metadata_and_writes(deps: Deps, account:
     checkpoints.delete_thread(deps, account, "src")  # the copy holds its own content
     assert texts(checkpoints.get(deps, account, "dst", "", None)) == ["a", "b"]
     assert checkpoints.copy_thread(deps, account, "missing", "dst2") == 0
+
+
+def test_writes_may_come_before_their_checkpoint(deps: Deps, account: str) -> None:
+    # LangGraph may send a step's writes while the put of its checkpoint is on its way
+    checkpoints.put_writes(deps, account, ("early", "", "02"), [write("t", 0, "w")], False)
+    checkpoints.put(deps, account, row("early", "01"), state("a"))
+    checkpoints.put(deps, account, row("early", "02", "01"), state("a", "b"))
+    found = checkpoints.get(deps, account, "early", "", None)
+    assert [w.value for w in found.writes] == ['"w"']
+    assert (
+        len(
+            {
+                c.row.session_id
+                for c in checkpoints.page(deps, account, CheckpointListing(5, "early"))[0]
+            }
+        )
+        == 1
+    )
 
 
 def test_concurrent_first_puts_make_one_session(deps: Deps, account: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 from kontex import tokens
 from kontex.domain.errors import EnrichWindowExpired, IntegrityError, InvalidInput, NotFound
 from kontex.domain.models import ContextBundle
-from kontex.services import keys, sessions, snapshots
+from kontex.services import bundles, keys, sessions, snapshots
 from kontex.services.deps import Deps
 
 
@@ -180,7 +180,10 @@ def test_write_and_read_each_run_in_one_transaction(deps: Deps, task: Any) -> No
 
 def raw_sql(store: Any, *statements: str | tuple[str, list[Any]]) -> None:
     """Plain SQL as the database's owner would run it, triggers off (an attacker's view); a
-    statement is text, or (text with ? placeholders, parameters)."""
+    statement is text, or (text with ? placeholders, parameters). Then the caches of verified
+    content are emptied: what follows reads as a process that loads the rows from storage
+    (one that verified them before keeps serving the verified bytes, never the altered ones)."""
+    bundles.forget()
     pg = store.dialect != "sqlite"
     statements = tuple(
         (s.replace("?", "%s") if pg else s, p)

@@ -455,16 +455,23 @@ class AsyncCheckpoints(_Resource):
         *,
         namespace: str = "",
         replace: bool = False,
+        thread_name: str | None = None,
+        thread_metadata: Mapping[str, Any] | None = None,
     ) -> None:
         """Pending writes of a checkpoint: ``{task_id, idx, channel, value, task_path}`` each
-        (``value`` any JSON); ``replace`` replaces those already stored."""
-        body = {
+        (``value`` any JSON); ``replace`` replaces those already stored. The thread's session
+        is made (with ``thread_name`` and ``thread_metadata``) when this comes first."""
+        body: dict[str, Any] = {
             "thread_id": thread_id,
             "namespace": namespace,
             "checkpoint_id": checkpoint_id,
             "writes": [dict(w) for w in writes],
             "replace": replace,
         }
+        if thread_name is not None:
+            body["thread_name"] = thread_name
+        if thread_metadata is not None:
+            body["thread_metadata"] = dict(thread_metadata)
         await self._t.request("POST", "/v1/checkpoints/writes", json=body)
 
     @route("GET", "/v1/checkpoints/tuple")

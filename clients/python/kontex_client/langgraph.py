@@ -350,8 +350,7 @@ class KontexSaver(BaseCheckpointSaver[str]):
             ],
             "captured_at": _when(checkpoint.get("ts")),
             "base": base,
-            "thread_name": f"langgraph {thread_id}"[:200],
-            "thread_metadata": {"langgraph": {"thread_id": thread_id}},
+            **self._thread_info(thread_id),
         }
         kept = list(message_list or []) if mapped else None
         remembered = _Last(checkpoint["id"], "", kept, files)
@@ -381,6 +380,15 @@ class KontexSaver(BaseCheckpointSaver[str]):
             ],
             # as LangGraph's own savers: special writes (errors, interrupts) replace
             "replace": all(channel in WRITES_IDX_MAP for channel, _ in writes),
+            **self._thread_info(configurable["thread_id"]),
+        }
+
+    @staticmethod
+    def _thread_info(thread_id: str) -> dict[str, Any]:
+        """How the thread's session is named when a request makes it."""
+        return {
+            "thread_name": f"langgraph {thread_id}"[:200],
+            "thread_metadata": {"langgraph": {"thread_id": thread_id}},
         }
 
     # -- decoding ------------------------------------------------------------------------------
@@ -510,8 +518,7 @@ class KontexSaver(BaseCheckpointSaver[str]):
         self.client.checkpoints.copy_thread(
             source_thread_id,
             target_thread_id,
-            thread_name=f"langgraph {target_thread_id}"[:200],
-            thread_metadata={"langgraph": {"thread_id": target_thread_id}},
+            **self._thread_info(target_thread_id),
         )
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
@@ -606,8 +613,7 @@ class KontexSaver(BaseCheckpointSaver[str]):
         await self.aclient.checkpoints.copy_thread(
             source_thread_id,
             target_thread_id,
-            thread_name=f"langgraph {target_thread_id}"[:200],
-            thread_metadata={"langgraph": {"thread_id": target_thread_id}},
+            **self._thread_info(target_thread_id),
         )
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:

@@ -91,14 +91,16 @@ def put(body: PutCheckpoint) -> tuple[dict[str, Any], int]:
 
 @router.post("/v1/checkpoints/writes", tags=["checkpoints"])
 def put_writes(body: PutWrites) -> Response[None]:
-    """LangGraph's ``put_writes``: pending writes of a checkpoint."""
+    """LangGraph's ``put_writes``: pending writes of a checkpoint (which may not be stored
+    yet: LangGraph sends a step's writes while its checkpoint's put may still be on its way)."""
     deps, me = caller()
     writes = [
         CheckpointWrite(w.task_id, w.idx, w.channel, json.dumps(w.value), w.task_path)
         for w in body.writes
     ]
     key = (body.thread_id, body.namespace, body.checkpoint_id)
-    checkpoints.put_writes(deps, me.account_id, key, writes, body.replace)
+    info = ThreadInfo(body.thread_name, body.thread_metadata)
+    checkpoints.put_writes(deps, me.account_id, key, writes, body.replace, info)
     return Response(status_code=204)
 
 

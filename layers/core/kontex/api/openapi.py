@@ -44,6 +44,10 @@ SUCCESS: dict[tuple[str, str], list[str]] = {
     ("post", "/v1/snapshots/{snapshot_id}/rollback"): ["201"],
     ("post", "/v1/snapshots/{snapshot_id}/fork"): ["201"],
     ("delete", "/v1/threads/{thread_id}/state"): ["204"],
+    ("post", "/v1/checkpoints"): ["201"],
+    ("post", "/v1/checkpoints/writes"): ["204"],
+    ("delete", "/v1/checkpoints"): ["204"],
+    ("post", "/v1/checkpoints/copy"): ["201"],
 }
 SUMMARIES = {
     "get": "Get",

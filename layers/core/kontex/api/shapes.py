@@ -394,6 +394,12 @@ class PutWrites(_Body):
     replace: bool = Field(
         default=False, description="Replace writes already stored (same task and idx)."
     )
+    thread_name: str | None = Field(
+        default=None, min_length=1, max_length=200, description="The session's name, if new."
+    )
+    thread_metadata: dict[str, Any] | None = Field(
+        default=None, description="The session's metadata, if new."
+    )
 
 
 class CopyThread(_Body):

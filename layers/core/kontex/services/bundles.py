@@ -421,6 +421,7 @@ def write(
     content.add_items(session_id, at, new_rows)
     content.add_chunks(session_id, lister.new_chunks)
     _remember(session_id, lister.new_chunks)
+    _keep(session_id, {r.address: r.body for r in new_rows})
     stored += sum(len(d) for d in lister.new_chunks.values()) + len(manifest)
     return Written(manifest, manifest_hash(manifest), token_total, stored)
 
@@ -604,6 +605,7 @@ def write_delta(
     content.add_items(session_id, at, new_rows)
     content.add_chunks(session_id, lister.new_chunks)
     _remember(session_id, lister.new_chunks)
+    _keep(session_id, {r.address: r.body for r in new_rows})
     stored += sum(len(d) for d in lister.new_chunks.values()) + len(manifest)
     return Written(manifest, manifest_hash(manifest), token_total, stored)
 
@@ -619,9 +621,40 @@ def parse_manifest(
     return _parse(manifest)
 
 
-# Messages decoded from verified bytes, by address: a read still fetches every item and
-# compares its bytes (a missing or altered row is refused); equal bytes skip the hash, the JSON
-# decode and the model. Messages are shared between bundles read: treat them as read-only.
+# Content never changes once written, so a read serves items and chunks from memory, keyed by
+# session and address: verified once, when loaded from storage (or computed, when written).
+# A row altered in storage after that is not re-read by this process: it goes on serving the
+# verified bytes, never the altered ones, and a process that loads the row refuses it
+# (docs/design.md, "Threat model"). ``forget()`` empties both caches.
+_ITEMS: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
+_ITEMS_MAX_BYTES = 64 * 1024 * 1024
+_items_bytes = 0
+
+
+def _keep(session_id: str, bodies: dict[bytes, bytes]) -> None:
+    global _items_bytes
+    for address, data in bodies.items():
+        key = (session_id, address)
+        if key not in _ITEMS:
+            _items_bytes += len(data)
+        _ITEMS[key] = data
+        _ITEMS.move_to_end(key)
+    while _items_bytes > _ITEMS_MAX_BYTES and _ITEMS:
+        _items_bytes -= len(_ITEMS.popitem(last=False)[1])
+
+
+def forget() -> None:
+    """Empty the caches of verified content (as a new process starts)."""
+    global _items_bytes
+    _ITEMS.clear()
+    _HINTS.clear()
+    _MESSAGES.clear()
+    _items_bytes = 0
+
+
+# Messages decoded from verified bytes, by address (an address names one content): a read skips
+# the JSON decode and the model. Messages are shared between bundles read: treat them as
+# read-only.
 _MESSAGES: OrderedDict[bytes, tuple[bytes, Message]] = OrderedDict()
 _MESSAGES_MAX = 16384
 
@@ -637,20 +670,30 @@ def read(
     """The bundle a manifest names, every chunk and item checked against its address."""
     parsed, slices = parse_manifest(manifest, bundle_hash)
     wanted = {s[0] for group in slices.values() for s in group}
-    chunks = _verified_chunks(content.chunks(session_id, list(wanted)), wanted)
-    _remember(session_id, chunks)
+    chunks = {a: _HINTS[(session_id, a)] for a in wanted if (session_id, a) in _HINTS}
+    missing = [a for a in wanted if a not in chunks]
+    if missing:  # read from storage and verified once; remembered chunks were verified then
+        loaded = _verified_chunks(content.chunks(session_id, missing), set(missing))
+        _remember(session_id, loaded)
+        chunks.update(loaded)
     refs = _list_refs(slices, chunks)
     reasoning_ref = bytes.fromhex(parsed["reasoning"]) if parsed.get("reasoning") else None
-    addresses = {r for group in refs.values() for r in group}
+    kinds: dict[bytes, str] = {r: _KIND[name] for name, group in refs.items() for r in group}
     if reasoning_ref is not None:
-        addresses.add(reasoning_ref)
-    bodies = content.items(session_id, list(addresses))
+        kinds[reasoning_ref] = "reasoning"
+    bodies = {a: _ITEMS[(session_id, a)] for a in kinds if (session_id, a) in _ITEMS}
+    absent = [a for a in kinds if a not in bodies]
+    if absent:
+        loaded_items = content.items(session_id, absent)
+        for address in absent:
+            data = loaded_items.get(address)
+            if data is None or item_address(kinds[address], data) != address:
+                raise IntegrityError(f"a stored {kinds[address]} is missing or altered")
+        _keep(session_id, loaded_items)
+        bodies.update(loaded_items)
 
     def body(kind: str, address: bytes) -> bytes:
-        data = bodies.get(address)
-        if data is None or item_address(kind, data) != address:
-            raise IntegrityError(f"a stored {kind} is missing or altered")
-        return data
+        return bodies[address]  # verified: when loaded from storage, or when written
 
     def objects(name: str) -> list[dict[str, Any]]:
         return [_loads(body(_KIND[name], r)) for r in refs[name]]
@@ -671,9 +714,8 @@ def read(
     captured = parsed.get("captured_at")
     messages = []
     for r in refs["messages"]:
-        stored = bodies.get(r)
         seen = _MESSAGES.get(r)
-        if seen is not None and stored == seen[0]:  # the same bytes, verified before
+        if seen is not None:  # an address names one content: decoded once
             messages.append(seen[1])
             continue
         message = Message.model_construct(**_loads(body("message", r)))

@@ -188,17 +188,23 @@ def put_writes(
     key: tuple[str, str, str],
     writes: Sequence[CheckpointWrite],
     replace_: bool,
+    thread: ThreadInfo = ThreadInfo(),
 ) -> None:
     """Store pending writes of the checkpoint ``key`` (thread id, ns, checkpoint id): a write
-    already stored (same task and index) is kept, or replaced when ``replace_``."""
+    already stored (same task and index) is kept, or replaced when ``replace_``. The checkpoint
+    need not be stored yet (LangGraph may send a step's writes while the put of its checkpoint
+    is still on its way): a new thread's session is made as a put would make it."""
     thread_id, ns, checkpoint_id = _thread(key[0]), _ns(key[1]), _id(key[2])
-    with deps.store.unit() as uow:
-        found = uow.checkpoints.namespaces(account_id, thread_id).get(ns)
-        if found is None:
-            raise NotFound(f"thread {thread_id!r} has no checkpoints in namespace {ns!r}")
-        uow.checkpoints.add_writes(
-            account_id, (thread_id, ns, checkpoint_id, found[0]), writes, replace_
-        )
+    now = deps.clock()
+
+    def attempt() -> None:
+        with deps.store.unit() as uow:
+            session_id, _ = _namespace(uow, account_id, thread_id, ns, now, thread)
+            uow.checkpoints.add_writes(
+                account_id, (thread_id, ns, checkpoint_id, session_id), writes, replace_
+            )
+
+    snapshots.retrying(deps, None, attempt)
 
 
 # -- reading ------------------------------------------------------------------------------------

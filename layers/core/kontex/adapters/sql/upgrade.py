@@ -47,9 +47,9 @@ SET_REVISION_MANIFEST_SQL = (
 # thread-state documents of the LangGraph saver before the checkpoint API ({"kind": "langgraph"})
 LANGGRAPH_DOCUMENTS_SQL = (
     "SELECT account_id, thread_id, user_data, version, updated_at FROM thread_states"
-    " WHERE thread_id LIKE 'thrd_lg-%' AND user_data LIKE '%\"kind\": \"langgraph\"%'"
-    " ORDER BY account_id, thread_id"
+    " WHERE thread_id LIKE ? AND user_data LIKE ? ORDER BY account_id, thread_id"
 )
+LANGGRAPH_PATTERNS = ["thrd_lg-%", '%"kind": "langgraph"%']  # parameters: no % in the SQL text
 TASK_SNAPSHOTS_SQL = "SELECT id, label FROM snapshots WHERE task_id = ? ORDER BY created_at, id"
 
 
@@ -74,7 +74,9 @@ class SqlUpgrade(Repository):
             self._work.later(SET_REVISION_MANIFEST_SQL, [(manifest, bundle_hash, snapshot_id, seq)])
 
     def langgraph_documents(self) -> list[ThreadState]:
-        return [ThreadState(**r) for r in self._work.run(LANGGRAPH_DOCUMENTS_SQL)]
+        return [
+            ThreadState(**r) for r in self._work.run(LANGGRAPH_DOCUMENTS_SQL, LANGGRAPH_PATTERNS)
+        ]
 
     def task_snapshots(self, task_id: str) -> list[tuple[str, str]]:
         return [(r["id"], r["label"]) for r in self._work.run(TASK_SNAPSHOTS_SQL, [task_id])]
