@@ -37,7 +37,7 @@ finding (the invocation, the request and the server's message); the workload is 
 on a stack with raised limits so it still has numbers, and its output says so.
 
     python bench/langgraph_agent.py [--invocations 50] [--backend sqlite|postgres|all]
-                                    [--no-async] [--legacy-saver] [--json]
+                                    [--no-async] [--legacy-saver] [--json] [--save FILE]
 
 Uses only the public ``KontexSaver`` / ``AsyncKontexSaver`` and ``Kontex`` / ``AsyncKontex``
 interfaces. Needs the ``bench`` extra and the client's LangGraph extra (``make bench``).
@@ -541,6 +541,7 @@ def run_backend(
                 with postgres_saver(pg_url()) as saver:
                     peer = run_sync(build(saver), workload, invocations, None)
             kontex = kontex_side(server, sync_side, workload, invocations)
+            print(f"{backend} {workload} done", file=sys.stderr)
             out[workload] = {
                 "kontex": {"saver": "KontexSaver", **kontex},
                 "peer": {"saver": peer_name, **peer},
@@ -550,6 +551,7 @@ def run_backend(
             for workload in WORKLOADS:
                 peer = peer_async_sqlite(scratch, f"peer-async-{workload}", workload, invocations)
                 kontex = kontex_side(server, async_side, workload, invocations)
+                print(f"{backend} async {workload} done", file=sys.stderr)
                 out[f"async_{workload}"] = {
                     "kontex": kontex,
                     "peer": {"saver": "AsyncSqliteSaver", **peer},
@@ -653,6 +655,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="Kontex side: the saver before the checkpoint API (tests/client/legacy_saver.py)",
     )
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--save", type=Path, help="also write the JSON report to this file")
     args = parser.parse_args(argv)
     if args.invocations < 5:
         parser.error("--invocations must be at least 5")
@@ -668,6 +671,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if args.backend != "all":
                 raise SystemExit(str(error)) from None
             skipped[backend] = str(error)
+        except Exception as error:  # noqa: BLE001 (one backend failing keeps the others' numbers)
+            if args.backend != "all":
+                raise
+            skipped[backend] = f"failed: {type(error).__name__}: {error}"[:500]
     info = machine()
     info["load_average_before"] = load_before
     report = {
@@ -680,6 +687,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "results": results,
         "skipped": skipped,
     }
+    if args.save:
+        args.save.write_text(json.dumps(report, indent=2))
     if args.json:
         print(json.dumps(report, indent=2))
     else:
