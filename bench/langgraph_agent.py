@@ -26,15 +26,17 @@ Savers, per ``--backend``:
 Two workloads: ``--invocations`` invocations on one thread, and as many each on a new thread.
 Reported per saver and workload: wall clock, the median time of invocations 1-5 and of the
 last 5 (and last/first: a saver whose cost grows with the thread shows it here), HTTP requests
-per invocation (KontexSaver: counted by an httpx event hook on the client's HTTP client, every
+per invocation (KontexSaver: counted by an httpx event hook on the client's HTTP clients, every
 response including retried ones), ``get_state_history`` over the one thread at the end (its
-count and time), and Kontex / peer for the wall clock (> 1: Kontex slower).
+count, time and requests), and Kontex / peer (> 1: Kontex slower). Each saver first runs one
+untimed warm-up invocation on a thread of its own.
 
-Kontex runs with its DEFAULT rate limits (``KONTEX_RATE_LIMIT_PER_HOUR``,
-``KONTEX_SNAPSHOT_WRITES_PER_HOUR``: the values of ``kontex.settings.Settings``, passed
-explicitly), because an agent must not see a 429 on default settings. A 429 is reported as a
-finding (the invocation, the request and the server's message); the workload is then run again
-on a stack with raised limits so it still has numbers, and its output says so.
+Kontex runs with its DEFAULT hourly limits (every ``KONTEX_*_PER_HOUR`` setting at its value in
+``kontex.settings.Settings``, passed explicitly), because an agent must not see a 429 on default
+settings; each measured run has a key of its own (the untimed warm-up invocation uses another
+key). A 429 is reported as a finding (the invocation, the request and the server's message); the
+workload is then run again on a stack with raised limits so it still has numbers, and its output
+says so. Any other error of the server is reported as that run's failure.
 
     python bench/langgraph_agent.py [--invocations 50] [--backend sqlite|postgres|all]
                                     [--no-async] [--legacy-saver] [--json] [--save FILE]
