@@ -593,18 +593,22 @@ def print_report(report: dict[str, Any]) -> None:
     for backend, workloads in report["results"].items():
         for workload, result in workloads.items():
             print(f"\n{backend}, {workload}:")
-            print(f"  {columns[0]:<26}{columns[1]:>9}" + "".join(f"{c:>11}" for c in columns[2:]))
+            print(
+                f"  {columns[0]:<34}{columns[1]:>8}"
+                + "".join(f"{c:>11}" for c in columns[2:-1])
+                + f"{columns[-1]:>16}"
+            )
             for side in ("kontex", "peer"):
                 r = result[side]
                 limits = {"default": "default", None: ""}.get(r.get("limits"), "RAISED")
                 if "wall_seconds" not in r:
                     print(
-                        f"  {r.get('saver', 'KontexSaver'):<26}{limits:>9}  FAILED at invocation"
+                        f"  {r.get('saver', 'KontexSaver'):<34}{limits:>8}  FAILED at invocation"
                         f" {r.get('failed_at_invocation')}: {r.get('error')}"
                     )
                     continue
                 history = (
-                    f"{r['history_checkpoints']}/{r['history_ms']:.0f}ms"
+                    f"{r['history_checkpoints']} in {r['history_ms']:.0f}ms"
                     if "history_ms" in r
                     else ""
                 )
@@ -617,8 +621,9 @@ def print_report(report: dict[str, Any]) -> None:
                     history,
                 )
                 print(
-                    f"  {r.get('saver', 'KontexSaver'):<26}{limits:>9}"
-                    + "".join(f"{c:>11}" for c in cells)
+                    f"  {r.get('saver', 'KontexSaver'):<34}{limits:>8}"
+                    + "".join(f"{c:>11}" for c in cells[:-1])
+                    + f"{cells[-1]:>16}"
                 )
             ratio = result["kontex_over_peer"]
             if ratio:
