@@ -2,18 +2,32 @@
 
 The workload: ``--tasks`` agent tasks (LangGraph: threads) each take ``--steps`` steps; every
 step adds one message of about 800 bytes and checkpoints the LAST ``--window`` messages (50:
-about 40 KB of state), written round robin across the tasks. Both sides get the same Python
-data per step, a list of ``{"role", "content"}`` dicts made before the clock starts:
+about 40 KB of state), written round robin across the tasks. Each side gets the data as its
+users hold it, made before the clock starts:
 
-- Kontex: ``ContextBundle`` built from the dicts (inside the timed region), then
-  ``snapshots.create_snapshot``; the latest snapshot of a task is read with
+- Kontex: ``{"role", "content"}`` dicts; the ``ContextBundle`` is built from them inside the
+  timed region, then ``snapshots.create_snapshot``. ``--mode full`` (today's): every step
+  writes the whole window. ``--mode delta``: every step writes only the new message, with a
+  ``SnapshotBase`` naming the task's previous snapshot and the slice of its messages kept
+  (``(1, None)`` once the window is full and slides; the service's delta write,
+  ``bundles.write_delta``). The latest snapshot of a task is read with
   ``snapshots.read_latest`` when the engine has it, else ``store.latest_snapshot`` +
   ``get_bundle`` (see ``read_latest`` below). Blobs in a local folder.
-- LangGraph: a checkpoint (``empty_checkpoint()`` with ``channel_values={"messages": [...]}``,
-  its channel version from the saver's ``get_next_version``) written with
-  ``put(config, checkpoint, metadata, new_versions)`` after the thread's previous checkpoint;
-  read with ``get_tuple({"configurable": {"thread_id": ..., "checkpoint_ns": ""}})``. The
-  messages are the same dicts, serialised by the saver's own ``JsonPlusSerializer``.
+- LangGraph: LangChain message objects (``HumanMessage`` / ``AIMessage``, one object per message,
+  shared by the windows that hold it, as a graph's state holds them), in a checkpoint
+  (``empty_checkpoint()`` with ``channel_values={"messages": [...]}``, its channel version from
+  the saver's ``get_next_version``) written with ``put(config, checkpoint, metadata,
+  new_versions)`` after the thread's previous checkpoint; read with
+  ``get_tuple({"configurable": {"thread_id": ..., "checkpoint_ns": ""}})``. Serialised by the
+  saver's own ``JsonPlusSerializer``. The same in both modes: a LangGraph saver always writes
+  the whole ``messages`` channel when it changed.
+
+Durability is the same on both sides: on SQLite both connections run WAL with
+``synchronous=NORMAL`` (``--sqlite-synchronous``, default ``normal``: Kontex's own setting, see
+``SqliteStore._connect``; SqliteSaver would otherwise run with SQLite's default, FULL, which
+syncs the WAL at every commit). ``full`` sets both to FULL instead. The setting is read back
+from both connections and printed. PostgreSQL: both on the server's defaults (``fsync`` on,
+``synchronous_commit`` on).
 
 The two sides alternate write by write (and read by read), so a change of machine load hits
 both alike. Reported per backend (sqlite: ``SqliteSaver``; postgres: ``PostgresSaver``):
@@ -23,7 +37,8 @@ the empty schema, divided by the number of snapshots) and the Kontex/LangGraph r
 The bytes ratio is LangGraph / Kontex, so for every ratio >= 1.0 means Kontex is better.
 
     python bench/checkpoints.py [--tasks 10] [--steps 100] [--window 50] [--rounds 20]
-                                [--backend sqlite|postgres|all] [--json]
+                                [--backend sqlite|postgres|all] [--mode full|delta|all]
+                                [--sqlite-synchronous normal|full] [--json]
 
 Needs the ``bench`` extra (``pip install -e '.[bench]'``). PostgreSQL is reached at
 ``KONTEX_BENCH_DATABASE_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``); Kontex
@@ -50,6 +65,7 @@ from typing import Any
 from kontex import tokens
 from kontex.adapters.local_blobs import LocalBlobs
 from kontex.adapters.sqlite_store import SqliteStore
+from kontex.domain import models
 from kontex.domain.models import ContextBundle, Message, Snapshot
 from kontex.services import keys, sessions, snapshots
 from kontex.services.deps import Deps
@@ -58,6 +74,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from storage_growth import Unavailable, _pg_schema, machine, pg_url  # noqa: E402
 
 BACKENDS = ("sqlite", "postgres")
+MODES = ("full", "delta")
+Plan = list[list[list[dict[str, Any]]]]  # [step][task] -> the window after that step
 MESSAGE_BYTES = 800
 
 # -- the workload ------------------------------------------------------------------------------
@@ -94,9 +112,7 @@ def _text(rng: random.Random, size: int) -> str:
     return " ".join(words)[:size]
 
 
-def workload(
-    tasks: int, steps: int, window: int, seed: int = 11
-) -> list[list[list[dict[str, Any]]]]:
+def workload(tasks: int, steps: int, window: int, seed: int = 11) -> Plan:
     """``[step][task]`` -> the last ``window`` messages of that task after that step."""
     rng = random.Random(seed)
     histories: list[list[dict[str, Any]]] = [[] for _ in range(tasks)]
@@ -110,6 +126,31 @@ def workload(
             row.append(list(history[-window:]))
         plan.append(row)
     return plan
+
+
+def as_langchain(plan: Plan) -> list[list[list[Any]]]:
+    """The plan with LangChain messages, as a LangGraph user holds them: one ``HumanMessage`` or
+    ``AIMessage`` per message, the same object in every window that holds it."""
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    made: dict[int, Any] = {}
+
+    def one(message: dict[str, Any]) -> Any:
+        if id(message) not in made:
+            kind = HumanMessage if message["role"] == "user" else AIMessage
+            made[id(message)] = kind(content=message["content"])
+        return made[id(message)]
+
+    return [[[one(m) for m in window] for window in row] for row in plan]
+
+
+def pairs(messages: list[Any]) -> list[tuple[str, Any]]:
+    """(role, content) of dicts and of LangChain messages alike, to compare what was read."""
+    roles = {"human": "user", "ai": "assistant"}
+    return [
+        (m["role"], m["content"]) if isinstance(m, dict) else (roles[m.type], m.content)
+        for m in messages
+    ]
 
 
 # -- Kontex ------------------------------------------------------------------------------------
@@ -130,12 +171,29 @@ def read_latest(deps: Deps, account_id: str, task_id: str) -> tuple[Snapshot, Co
     return snapshot, snapshots.get_bundle(deps, account_id, snapshot.id)
 
 
+def snapshot_base() -> Any:
+    """``SnapshotBase`` of the delta write API, where the engine has it."""
+    found = getattr(models, "SnapshotBase", None)
+    if found is None:
+        raise NotImplementedError(
+            "--mode delta needs the service's delta write (SnapshotBase in kontex.domain.models"
+            " and create_snapshot(..., base=)), which this engine does not have"
+        )
+    return found
+
+
 class KontexSide:
     name = "kontex"
 
-    def __init__(self, deps: Deps, database_bytes: Callable[[], int], tasks: int) -> None:
+    def __init__(
+        self, deps: Deps, database_bytes: Callable[[], int], tasks: int, mode: str = "full"
+    ) -> None:
         tokens.count_text("warm up")  # loads the tokenizer once, before any write is timed
         self.deps = deps
+        self.mode = mode
+        self.base_class = snapshot_base() if mode == "delta" else None
+        self.heads: list[str | None] = [None] * tasks  # delta: the task's last snapshot
+        self.lengths = [0] * tasks  # delta: messages in it
         self._database_bytes = database_bytes
         self.empty_bytes = self.stored_bytes()
         key, _ = keys.create_key(deps, "checkpoint bench")
@@ -147,8 +205,24 @@ class KontexSide:
         ]
 
     def write(self, task: int, step: int, messages: list[dict[str, Any]]) -> None:
-        bundle = ContextBundle(messages=[Message(**m) for m in messages])
-        snapshots.create_snapshot(self.deps, self.account, self.tasks[task], f"step {step}", bundle)
+        if self.mode == "full":
+            bundle = ContextBundle(messages=[Message(**m) for m in messages])
+            snapshots.create_snapshot(
+                self.deps, self.account, self.tasks[task], f"step {step}", bundle
+            )
+            return
+        # delta: each step appends one message; the window drops from the front what it lost
+        head = self.heads[task]
+        new = messages[-1:] if head is not None else messages
+        base = None
+        if head is not None:
+            dropped = self.lengths[task] - (len(messages) - len(new))
+            base = self.base_class(snapshot_id=head, messages=(dropped, None) if dropped else None)
+        bundle = ContextBundle(messages=[Message(**m) for m in new])
+        written = snapshots.create_snapshot(
+            self.deps, self.account, self.tasks[task], f"step {step}", bundle, base=base
+        )
+        self.heads[task], self.lengths[task] = written.id, len(messages)
 
     def read(self, task: int) -> list[dict[str, Any]]:
         _, bundle = read_latest(self.deps, self.account, self.tasks[task])
@@ -181,7 +255,7 @@ class LangGraphSide:
         ]
         self.versions: list[Any] = [None] * tasks
 
-    def write(self, task: int, step: int, messages: list[dict[str, Any]]) -> None:
+    def write(self, task: int, step: int, messages: list[Any]) -> None:
         from langgraph.checkpoint.base import empty_checkpoint
 
         version = self.saver.get_next_version(self.versions[task], None)
@@ -196,14 +270,14 @@ class LangGraphSide:
         )
         self.versions[task] = version
 
-    def read(self, task: int) -> list[dict[str, Any]]:
+    def read(self, task: int) -> list[Any]:
         thread_id = self.configs[task]["configurable"]["thread_id"]
         found = self.saver.get_tuple(
             {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
         )
         if found is None:
             raise LookupError(f"thread {thread_id} has no checkpoint")
-        messages: list[dict[str, Any]] = found.checkpoint["channel_values"]["messages"]
+        messages: list[Any] = found.checkpoint["channel_values"]["messages"]
         return messages
 
     def stored_bytes(self) -> int:
@@ -248,30 +322,39 @@ class Side:
         }
 
 
-def run(
-    kontex: KontexSide,
-    langgraph: LangGraphSide,
-    plan: list[list[list[dict[str, Any]]]],
-    rounds: int,
-) -> dict[str, Any]:
+@dataclass
+class Work:
+    """The workload, as each side's users hold it (``as_langchain``), and the read rounds."""
+
+    plan: Plan
+    langchain: list[list[list[Any]]]
+    rounds: int
+    mode: str = "full"
+    synchronous: str = "normal"
+
+
+def run(kontex: KontexSide, langgraph: LangGraphSide, work: Work) -> dict[str, Any]:
     sides = [kontex, langgraph]
+    plans: dict[str, list[list[list[Any]]]] = {"kontex": work.plan, "langgraph": work.langchain}
     stats = {s.name: Side(s.name, empty_bytes=s.empty_bytes) for s in sides}
     stats["kontex"].read_path = kontex.read_path()
     turn = 0
-    for step, row in enumerate(plan):
-        for task, messages in enumerate(row):
+    for step in range(len(work.plan)):
+        for task in range(len(work.plan[step])):
             order = sides if turn % 2 == 0 else sides[::-1]  # alternate who goes first
             turn += 1
             for side in order:
+                messages = plans[side.name][step][task]
                 started = time.perf_counter()
                 side.write(task, step, messages)
                 stats[side.name].write_latencies.append(time.perf_counter() - started)
                 stats[side.name].writes += 1
 
-    tasks = len(plan[-1])
+    tasks = len(work.plan[-1])
+    rounds = work.rounds
     for side in sides:  # both give back exactly what was written last
         for task in range(tasks):
-            if side.read(task) != plan[-1][task]:
+            if pairs(side.read(task)) != pairs(work.plan[-1][task]):
                 raise AssertionError(f"{side.name}: task {task} read back differs from the written")
 
     turn = 0
@@ -310,19 +393,35 @@ def _sqlite_used_bytes(conn: sqlite3.Connection) -> int:
     return int((pages - free) * size)
 
 
-def run_sqlite(plan: list[list[list[dict[str, Any]]]], rounds: int) -> dict[str, Any]:
+SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+
+
+def run_sqlite(work: Work) -> dict[str, Any]:
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    tasks = len(plan[0])
+    tasks = len(work.plan[0])
+    pragma = f"PRAGMA synchronous={work.synchronous.upper()}"
     with tempfile.TemporaryDirectory(prefix="kontex-bench-") as tmp:
         store = SqliteStore(Path(tmp) / "kontex.db")
         store.migrate()
+        # the same durability on both sides: the bench runs in one thread, so the store's
+        # connection (one per thread) is the one every write of the Kontex side uses
+        store.raw().execute(pragma)
         conn = sqlite3.connect(Path(tmp) / "langgraph.db", check_same_thread=False)
+        conn.execute(pragma)
         try:
             deps = Deps(store=store, blobs=LocalBlobs(Path(tmp) / "blobs"), api_key_secret=b"x")
-            kontex = KontexSide(deps, store.database_bytes, tasks)
+            kontex = KontexSide(deps, store.database_bytes, tasks, work.mode)
             langgraph = LangGraphSide(SqliteSaver(conn), lambda: _sqlite_used_bytes(conn), tasks)
-            return run(kontex, langgraph, plan, rounds)
+            result = run(kontex, langgraph, work)
+            result["durability"] = {  # read back after the run, from both connections
+                side: "journal_mode={}, synchronous={}".format(
+                    c.execute("PRAGMA journal_mode").fetchone()[0],
+                    SYNCHRONOUS[c.execute("PRAGMA synchronous").fetchone()[0]],
+                )
+                for side, c in (("kontex", store.raw()), ("langgraph", conn))
+            }
+            return result
         finally:
             conn.close()
             store.close()
@@ -351,10 +450,10 @@ def _langgraph_postgres(url: str) -> Iterator[tuple[Any, Callable[[], int]]]:
         yield PostgresSaver(conn), lambda: _pg_schema_bytes(conn)
 
 
-def run_postgres(plan: list[list[list[dict[str, Any]]]], rounds: int) -> dict[str, Any]:
+def run_postgres(work: Work) -> dict[str, Any]:
     from kontex.adapters.postgres_store import PostgresStore
 
-    tasks = len(plan[0])
+    tasks = len(work.plan[0])
     url = pg_url()
     with ExitStack() as stack:
         kontex_url = stack.enter_context(_pg_schema(url))
@@ -365,12 +464,20 @@ def run_postgres(plan: list[list[list[dict[str, Any]]]], rounds: int) -> dict[st
         store.migrate()
         saver, saver_bytes = stack.enter_context(_langgraph_postgres(langgraph_url))
         deps = Deps(store=store, blobs=LocalBlobs(Path(tmp) / "blobs"), api_key_secret=b"x")
-        kontex = KontexSide(deps, store.database_bytes, tasks)
+        kontex = KontexSide(deps, store.database_bytes, tasks, work.mode)
         langgraph = LangGraphSide(saver, saver_bytes, tasks)
-        return run(kontex, langgraph, plan, rounds)
+        result = run(kontex, langgraph, work)
+        settings = (
+            "SELECT current_setting('fsync') AS f, current_setting('synchronous_commit') AS s"
+        )
+        row = saver.conn.execute(settings).fetchone()
+        result["durability"] = {
+            "both": f"fsync={row['f']}, synchronous_commit={row['s']} (server defaults)"
+        }
+        return result
 
 
-RUNNERS: dict[str, Callable[[list[list[list[dict[str, Any]]]], int], dict[str, Any]]] = {
+RUNNERS: dict[str, Callable[[Work], dict[str, Any]]] = {
     "sqlite": run_sqlite,
     "postgres": run_postgres,
 }
@@ -397,7 +504,7 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def table(backend: str, result: dict[str, Any]) -> str:
+def table(backend: str, result: dict[str, Any], mode: str = "full") -> str:
     k, lg, r = result["kontex"], result["langgraph"], result["ratios"]
     saver = {"sqlite": "SqliteSaver", "postgres": "PostgresSaver"}[backend]
     rows = [
@@ -438,7 +545,7 @@ def table(backend: str, result: dict[str, Any]) -> str:
             "",
         ),
     ]
-    header = (f"{backend}", "Kontex", f"LangGraph {saver}", "ratio (>= 1: Kontex better)")
+    header = (f"{backend}, {mode}", "Kontex", f"LangGraph {saver}", "ratio (>= 1: Kontex better)")
     widths = [max(len(line[i]) for line in [header, *rows]) for i in range(4)]
     lines = [
         "| "
@@ -460,26 +567,50 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--window", type=int, default=50, help="messages per checkpoint")
     parser.add_argument("--rounds", type=int, default=20, help="read-latest rounds over the tasks")
     parser.add_argument("--backend", choices=[*BACKENDS, "all"], default="all")
+    parser.add_argument(
+        "--mode",
+        choices=[*MODES, "all"],
+        default="full",
+        help="what Kontex writes per step: the whole window (full) or only the new message"
+        " over the previous snapshot (delta); LangGraph always writes the whole window",
+    )
+    parser.add_argument(
+        "--sqlite-synchronous",
+        choices=("normal", "full"),
+        default="normal",
+        help="PRAGMA synchronous of both SQLite connections (default: Kontex's own, NORMAL)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     args = parser.parse_args(argv)
     if min(args.tasks, args.steps, args.window, args.rounds) < 1:
         parser.error("--tasks, --steps, --window and --rounds must be at least 1")
+    modes = MODES if args.mode == "all" else (args.mode,)
+    if "delta" in modes:
+        try:
+            snapshot_base()
+        except NotImplementedError as error:
+            parser.error(str(error))
 
     plan = workload(args.tasks, args.steps, args.window)
+    langchain = as_langchain(plan)
     last = plan[-1][0]
     state_json = json.dumps(last).encode()
     state_bytes = len(state_json)
     compressible = round(state_bytes / len(zlib.compress(state_json)), 2)
     load_before = machine()["load_average"]
-    results: dict[str, Any] = {}
+    results: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
-    for backend in BACKENDS if args.backend == "all" else (args.backend,):
-        try:
-            results[backend] = RUNNERS[backend](plan, args.rounds)
-        except Unavailable as error:
-            if args.backend != "all":
-                raise SystemExit(str(error)) from None
-            skipped[backend] = str(error)
+    for mode in modes:
+        work = Work(plan, langchain, args.rounds, mode, args.sqlite_synchronous)
+        for backend in BACKENDS if args.backend == "all" else (args.backend,):
+            if backend in skipped:
+                continue
+            try:
+                results.setdefault(mode, {})[backend] = RUNNERS[backend](work)
+            except Unavailable as error:
+                if args.backend != "all":
+                    raise SystemExit(str(error)) from None
+                skipped[backend] = str(error)
 
     info = machine()
     info["load_average_before"] = load_before
@@ -488,6 +619,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "steps": args.steps,
         "window": args.window,
         "rounds": args.rounds,
+        "modes": list(modes),
+        "sqlite_synchronous": args.sqlite_synchronous.upper(),
+        "langgraph_messages": "langchain_core HumanMessage / AIMessage",
         "state_bytes": state_bytes,
         "state_zlib_ratio": compressible,  # how well the text compresses (PostgreSQL TOAST)
         "machine": info,
@@ -511,10 +645,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f" {info['load_average']} after; Python {info['python']}, SQLite {info['sqlite']}"
     )
     print("Versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()))
-    for backend, result in results.items():
-        print()
-        print(table(backend, result))
+    print(
+        "LangGraph is given LangChain messages (HumanMessage / AIMessage); Kontex role/content"
+        f" dicts. SQLite: synchronous={args.sqlite_synchronous.upper()} on both sides."
+    )
+    for mode, by_backend in results.items():
+        for backend, result in by_backend.items():
+            print()
+            print(table(backend, result, mode))
+            for side, setting in result["durability"].items():
+                print(f"durability ({side}): {setting}")
     print()
+    print(
+        "Modes: full: Kontex writes the whole window each step; delta: only the new message,"
+        " over the previous snapshot (SnapshotBase). LangGraph writes the whole window in both."
+    )
     print(f"Kontex reads the latest snapshot with {KontexSide.read_path()}.")
     print("Ratios: " + report["ratios_note"] + ".")
     for backend, reason in skipped.items():
