@@ -108,3 +108,19 @@ def test_the_container_publishes_to_the_local_topic_once_kontex_dev_made_it(
     # WebSocket connections need an endpoint (AWS) or the local stack's sockets
     with pytest.raises(KontexError, match="KONTEX_WEBSOCKET_ENDPOINT"):
         _ = Container(config).connections
+
+
+def test_what_ingest_acknowledges_is_fsynced_events_and_receipts_are_not(tmp_path: Path) -> None:
+    queue = LocalQueue(tmp_path / QUEUE_FILE)
+    queue.register("feed", _collector([]))
+    queue.register("spans", _collector([]))
+    commits: list[int] = []  # the connection's synchronous setting at each COMMIT
+    queue._conn.set_trace_callback(
+        lambda sql: commits.append(queue._conn.execute("PRAGMA synchronous").fetchone()[0])
+        if sql == "COMMIT"
+        else None
+    )
+    queue.send("spans", ["acknowledged"])  # ingest: durable
+    LocalTopic(queue, ["feed"]).publish(Event("evt_1", "t", "a", "s", {}, NOW))
+    queue.send("spans", ["again"])
+    assert commits == [2, 1, 2]  # FULL, NORMAL, FULL

@@ -2,8 +2,8 @@
 queue of every consumer (``functions/workers/<consumer>.py``), as SNS fans out to one SQS queue
 per consumer with raw message delivery.
 
-The messages of one event are written to the durable local queue in one transaction, so a
-consumer never gets an event another one missed; when ``publish`` raises, the outbox keeps the
+The messages of one event are written to the local queue in one transaction, so a consumer
+never gets an event another one missed; when ``publish`` raises, the outbox keeps the
 event and the sweeper publishes it again.
 """
 
@@ -20,7 +20,9 @@ EVENT_CONSUMERS = ("feed", "embed")
 
 
 class _Queue(Protocol):
-    def send_each(self, messages: Sequence[tuple[str, str]], delay_seconds: int = 0) -> None: ...
+    def send_each(
+        self, messages: Sequence[tuple[str, str]], delay_seconds: int = 0, durable: bool = True
+    ) -> None: ...
 
 
 class LocalTopic:
@@ -34,4 +36,6 @@ class LocalTopic:
         if not self.consumers:
             return
         body = event_message(event)
-        self.queue.send_each([(consumer, body) for consumer in self.consumers])
+        # no fsync: an event is no more durable than the change it announces (a NORMAL commit
+        # of the store); see kontex.adapters.local_queue
+        self.queue.send_each([(consumer, body) for consumer in self.consumers], durable=False)
