@@ -75,10 +75,12 @@ class _Encoder:
 
     def response(self, payload: dict[str, Any]) -> Response[str]:
         text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-        for n, joined in enumerate(self.parts):
-            placeholder = json.dumps(f"{self.marker}{n}")
-            text = text.replace(placeholder, "[" + (joined or b"").decode() + "]", 1)
-        return Response(status_code=200, content_type="application/json", body=text)
+        first, *rest = text.split(f'"{self.marker}')  # one pass: linear in the answer
+        out = [first]
+        for part in rest:
+            n, _, after = part.partition('"')
+            out += ["[", (self.parts[int(n)] or b"").decode(), "]", after]
+        return Response(status_code=200, content_type="application/json", body="".join(out))
 
 
 @router.post("/v1/checkpoints", tags=["checkpoints"], responses=answers(shapes.CheckpointRef))
