@@ -116,9 +116,11 @@ def test_what_ingest_acknowledges_is_fsynced_events_and_receipts_are_not(tmp_pat
     queue.register("spans", _collector([]))
     commits: list[int] = []  # the connection's synchronous setting at each COMMIT
     queue._conn.set_trace_callback(
-        lambda sql: commits.append(queue._conn.execute("PRAGMA synchronous").fetchone()[0])
-        if sql == "COMMIT"
-        else None
+        lambda sql: (
+            commits.append(queue._conn.execute("PRAGMA synchronous").fetchone()[0])
+            if sql == "COMMIT"
+            else None
+        )
     )
     queue.send("spans", ["acknowledged"])  # ingest: durable
     LocalTopic(queue, ["feed"]).publish(Event("evt_1", "t", "a", "s", {}, NOW))

@@ -97,3 +97,18 @@ def test_checkpoint_requests_have_a_limit_of_their_own(
     assert alice.get("/v1/sessions").status == 200
     assert alice.get("/v1/sessions").status == 200
     assert alice.get("/v1/sessions").status == 429
+
+
+def test_a_page_may_carry_each_distinct_message_once(alice: Client) -> None:
+    snap = None
+    for i in range(4):
+        body: dict[str, Any] = {"base": {"snapshot_id": snap}} if snap else {}
+        snap = put(alice, "shared", f"{i:02}", **body).body["snapshot_id"]
+    full = alice.get("/v1/checkpoints?thread_id=shared").body
+    shared = alice.get("/v1/checkpoints?thread_id=shared&shared_messages=true").body
+    assert full["messages"] is None and all(c["message_refs"] is None for c in full["data"])
+    assert [m["content"] for m in shared["messages"]] == [f"at {i:02}" for i in range(4)]
+    for plain, compact in zip(full["data"], shared["data"], strict=True):
+        assert compact["bundle"]["messages"] == []
+        expanded = [shared["messages"][i] for i in compact["message_refs"]]
+        assert expanded == plain["bundle"]["messages"]

@@ -109,6 +109,11 @@ export interface components {
             bundle: components["schemas"]["Bundle"];
             /** Writes */
             writes: components["schemas"]["PendingWrite"][];
+            /**
+             * Message Refs
+             * @description shared_messages: indexes of the page's `messages` (bundle: none).
+             */
+            message_refs: number[] | null;
         };
         /** CheckpointPage */
         CheckpointPage: {
@@ -116,6 +121,11 @@ export interface components {
             data: components["schemas"]["CheckpointOut"][];
             /** Next Cursor */
             next_cursor: string | null;
+            /**
+             * Messages
+             * @description shared_messages: each distinct message of the page, once.
+             */
+            messages: components["schemas"]["Message"][] | null;
         };
         /**
          * CheckpointRef

@@ -366,6 +366,10 @@ class CheckpointOut(BaseModel):
     snapshot_id: str = Field(..., title="Snapshot Id")
     bundle: Bundle
     writes: list[PendingWrite] = Field(..., title="Writes")
+    message_refs: list[int] | None = Field(None, title="Message Refs")
+    """
+    shared_messages: indexes of the page's `messages` (bundle: none).
+    """
 
 
 class CheckpointPage(BaseModel):
@@ -375,6 +379,10 @@ class CheckpointPage(BaseModel):
     )
     data: list[CheckpointOut] = Field(..., title="Data")
     next_cursor: str | None = Field(None, title="Next Cursor")
+    messages: list[dict[str, Any]] | None = Field(None, title="Messages")
+    """
+    shared_messages: each distinct message of the page, once.
+    """
 
 
 class Diff(BaseModel):

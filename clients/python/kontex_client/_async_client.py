@@ -496,9 +496,13 @@ class AsyncCheckpoints(_Resource):
         filter: Mapping[str, Any] | None = None,  # noqa: A002 (LangGraph's name)
         limit: int = 20,
         cursor: str | None = None,
+        shared_messages: bool = False,
     ) -> Page[CheckpointOut]:
         """A page of checkpoints, newest first: of the account or one thread (and namespace),
-        older than ``before``, whose metadata holds every pair of ``filter``."""
+        older than ``before``, whose metadata holds every pair of ``filter``.
+        ``shared_messages``: each distinct message of the page once, in the page's
+        ``messages``, each checkpoint's ``message_refs`` indexing them (its bundle's
+        ``messages`` empty)."""
         params = {
             "thread_id": thread_id,
             "namespace": namespace,
@@ -506,6 +510,7 @@ class AsyncCheckpoints(_Resource):
             "filter": json.dumps(dict(filter)) if filter else None,
             "limit": limit,
             "cursor": cursor,
+            "shared_messages": "true" if shared_messages else None,
         }
         got = await self._t.request("GET", "/v1/checkpoints", params=params)
         return Page[CheckpointOut].model_validate(got)

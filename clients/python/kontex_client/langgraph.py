@@ -169,6 +169,22 @@ def _to_messages(value: Any) -> list[dict[str, Any]] | None:
     return out
 
 
+class _Shared:
+    """A page's distinct messages, each made a LangChain message once; every checkpoint gets
+    its own copies (a state handed out is never shared with another)."""
+
+    def __init__(self, table: list[dict[str, Any]]) -> None:
+        self.table = table
+        self.made: dict[int, Any] = {}
+
+    def messages(self, refs: list[int]) -> list[Any]:
+        missing = [i for i in dict.fromkeys(refs) if i not in self.made]
+        if missing:
+            made = _from_messages([self.table[i] for i in missing])
+            self.made.update(zip(missing, made, strict=True))
+        return [self.made[i].model_copy() for i in refs]
+
+
 def _mappable(value: Any) -> bool:
     try:
         from langchain_core.messages import BaseMessage
@@ -393,7 +409,9 @@ class KontexSaver(BaseCheckpointSaver[str]):
 
     # -- decoding ------------------------------------------------------------------------------
 
-    def _decode(self, found: CheckpointOut, remember: bool) -> CheckpointTuple:
+    def _decode(
+        self, found: CheckpointOut, remember: bool, shared: _Shared | None = None
+    ) -> CheckpointTuple:
         bundle = found.bundle
         files = {f["path"]: f["content"] for f in bundle.files}
         stored = json.loads(files[CHECKPOINT_FILE])
@@ -402,7 +420,10 @@ class KontexSaver(BaseCheckpointSaver[str]):
         messages = None
         for name in stored["channels"]:
             if name == MESSAGES and stored.get("messages_mapped"):
-                messages = values[name] = _from_messages(bundle.messages)
+                if shared is not None and found.message_refs is not None:
+                    messages = values[name] = shared.messages(found.message_refs)
+                else:
+                    messages = values[name] = _from_messages(bundle.messages)
             else:
                 values[name] = _untyped(self.serde, json.loads(files[CHANNEL_FILE + name]))
         checkpoint["channel_values"] = values
@@ -473,9 +494,10 @@ class KontexSaver(BaseCheckpointSaver[str]):
             return
         count, cursor = 0, None
         while True:
-            page = self.client.checkpoints.list(**args, cursor=cursor)
+            page = self.client.checkpoints.list(**args, cursor=cursor, shared_messages=True)
+            shared = _Shared(getattr(page, "messages", None) or [])
             for found in page.data:
-                yield self._decode(found, remember=False)
+                yield self._decode(found, remember=False, shared=shared)
                 count += 1
                 if limit is not None and count >= limit:
                     return
@@ -571,9 +593,10 @@ class KontexSaver(BaseCheckpointSaver[str]):
             return
         count, cursor = 0, None
         while True:
-            page = await client.checkpoints.list(**args, cursor=cursor)
+            page = await client.checkpoints.list(**args, cursor=cursor, shared_messages=True)
+            shared = _Shared(getattr(page, "messages", None) or [])
             for found in page.data:
-                yield self._decode(found, remember=False)
+                yield self._decode(found, remember=False, shared=shared)
                 count += 1
                 if limit is not None and count >= limit:
                     return

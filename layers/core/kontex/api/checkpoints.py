@@ -38,19 +38,24 @@ class _Encoder:
     message's JSON), not dumped and encoded again: most of an answer's bytes, and of its time.
     A random marker stands where they go, so no stored text can take its place."""
 
-    def __init__(self) -> None:
+    def __init__(self, shared: bool = False) -> None:
         self.marker = f"kontex-messages-{secrets.token_hex(16)}-"
         self.parts: list[bytes | None] = []
+        self.shared = shared  # each distinct message once, the bundles referring to them
+        self.table: dict[bytes, int] = {}
 
     def checkpoint(self, found: Checkpoint) -> dict[str, Any]:
         row = found.row
         bundle = bundle_json(found.snapshot, found.bundle, with_messages=False)
         raw = found.bundle._message_json
         if raw is None:  # not read from storage: its messages as models dump them
-            bundle["messages"] = [m.model_dump(mode="json") for m in found.bundle.messages]
+            raw = [m.model_dump_json().encode() for m in found.bundle.messages]
+        refs = None
+        if self.shared:
+            bundle["messages"] = []
+            refs = [self.table.setdefault(m, len(self.table)) for m in raw]
         else:
-            bundle["messages"] = f"{self.marker}{len(self.parts)}"
-            self.parts.append(b",".join(raw))
+            bundle["messages"] = self._spliced(b",".join(raw))
         return {
             "thread_id": row.thread_id,
             "namespace": row.ns,
@@ -71,7 +76,17 @@ class _Encoder:
                 }
                 for w in found.writes
             ],
+            "message_refs": refs,
         }
+
+    def _spliced(self, joined: bytes) -> str:
+        self.parts.append(joined)
+        return f"{self.marker}{len(self.parts) - 1}"
+
+    def page(self, found: list[Checkpoint], next_cursor: str | None) -> Response[str]:
+        data = [self.checkpoint(c) for c in found]
+        table = self._spliced(b",".join(self.table)) if self.shared else None
+        return self.response({"data": data, "next_cursor": next_cursor, "messages": table})
 
     def response(self, payload: dict[str, Any]) -> Response[str]:
         text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
@@ -154,6 +169,13 @@ def list_checkpoints(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query()] = None,
+    shared_messages: Annotated[
+        bool,
+        Query(
+            description="Each distinct message of the page once (`messages`), the checkpoints"
+            " referring to them (`message_refs`): a history's checkpoints share most messages."
+        ),
+    ] = False,
 ) -> Response[str]:
     """LangGraph's ``list``, a page at a time: newest first, of the account or one thread (and
     namespace), older than ``before``, matching ``filter``."""
@@ -168,9 +190,7 @@ def list_checkpoints(
             raise InvalidInput("filter must be a JSON object")
     listing = CheckpointListing(limit, thread_id, namespace, before)
     found, next_cursor = checkpoints.page(deps, me.account_id, listing, wanted, cursor)
-    encoder = _Encoder()
-    page = {"data": [encoder.checkpoint(c) for c in found], "next_cursor": next_cursor}
-    return encoder.response(page)
+    return _Encoder(shared_messages).page(found, next_cursor)
 
 
 @router.delete("/v1/checkpoints", tags=["checkpoints"])

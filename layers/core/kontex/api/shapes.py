@@ -450,11 +450,19 @@ class CheckpointOut(Out):
     snapshot_id: str
     bundle: Bundle
     writes: list[PendingWrite]
+    message_refs: list[int] | None = Field(
+        default=None,
+        description="shared_messages: indexes of the page's `messages` (bundle: none).",
+    )
 
 
 class CheckpointPage(Out):
     data: list[CheckpointOut]
     next_cursor: str | None
+    messages: list[Message] | None = Field(
+        default=None,
+        description="shared_messages: each distinct message of the page, once.",
+    )
 
 
 class Removed(Out):
