@@ -185,6 +185,12 @@ class KeyRepository(Protocol):
         """Count one use of the key in the fixed window; returns the window's count."""
         ...
 
+    def find_and_hit(
+        self, key_hash: str, kind: str, window_start: int
+    ) -> tuple[ApiKey | None, int]:
+        """``find`` and, for a key not revoked, ``hit``, in one round trip."""
+        ...
+
 
 class SessionRepository(Protocol):
     def add(self, session: Session) -> None: ...

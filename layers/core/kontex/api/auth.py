@@ -12,7 +12,7 @@ from typing import Any
 from kontex.bootstrap import container
 from kontex.domain.models import ApiKey
 from kontex.http.errors import UnsupportedMediaType
-from kontex.services import keys, limits
+from kontex.services import limits
 from kontex.services.deps import Deps
 
 PUBLIC_PATHS = {"/health", "/v1/openapi.json", "/v1/docs"}
@@ -34,14 +34,11 @@ def authorize(presented: str | None, path: str = "") -> ApiKey:
     """The key presented, if valid, counted against its hourly request limit: checkpoint
     requests (an agent's every step) against their own, ``KONTEX_CHECKPOINT_REQUESTS_PER_HOUR``."""
     deps, settings = container().deps, container().settings
-    key = keys.authenticate(deps, presented)
     if path == CHECKPOINTS or path.startswith(CHECKPOINTS + "/"):
-        limits.hit(
-            deps, key.id, "checkpoint_requests", settings.kontex_checkpoint_requests_per_hour
-        )
+        kind, limit = "checkpoint_requests", settings.kontex_checkpoint_requests_per_hour
     else:
-        limits.hit(deps, key.id, "requests", settings.kontex_rate_limit_per_hour)
-    return key
+        kind, limit = "requests", settings.kontex_rate_limit_per_hour
+    return limits.admit(deps, presented, kind, limit)
 
 
 def admit(event: dict[str, Any]) -> ApiKey | None:

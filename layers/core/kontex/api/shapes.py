@@ -380,7 +380,7 @@ class PutCheckpoint(_Body):
 
 class WriteIn(_Body):
     task_id: str = Field(min_length=1, max_length=512)
-    idx: int
+    idx: int = Field(ge=-(2**31), le=2**31 - 1)
     channel: str = Field(min_length=1, max_length=512)
     value: Any = Field(description="The client's serialised value (any JSON), kept as it is.")
     task_path: str = Field(default="", max_length=2048)

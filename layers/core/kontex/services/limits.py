@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
-from kontex.domain.errors import RateLimited
+from kontex.domain.errors import RateLimited, Unauthorized
+from kontex.domain.models import ApiKey
 from kontex.services.deps import Deps
+from kontex.services.keys import KEY_PREFIX, hash_key
 
 WINDOW_SECONDS = 3600
 
 
+def _window(deps: Deps) -> tuple[int, int]:
+    now = int(deps.clock().timestamp())
+    return now, now - now % WINDOW_SECONDS
+
+
+def admit(deps: Deps, presented: str | None, kind: str, limit: int) -> ApiKey:
+    """The key presented, if valid, with one use of ``kind`` counted, in one unit of work (one
+    round trip): ``Unauthorized``, or ``RateLimited`` past ``limit`` in this window."""
+    if not presented or not presented.startswith(KEY_PREFIX):
+        raise Unauthorized("a valid API key is required")
+    now, window = _window(deps)
+    with deps.store.unit() as uow:
+        key, used = uow.keys.find_and_hit(hash_key(deps.key_secret(), presented), kind, window)
+    if key is None or key.revoked_at is not None:
+        raise Unauthorized("a valid API key is required")
+    _check(used, limit, kind, window, now)
+    return key
+
+
 def hit(deps: Deps, key_id: str, kind: str, limit: int) -> None:
     """Count one use of ``kind`` by the key; ``RateLimited`` past ``limit`` in this window."""
-    now = int(deps.clock().timestamp())
-    window = now - now % WINDOW_SECONDS
+    now, window = _window(deps)
     with deps.store.unit() as uow:
         used = uow.keys.hit(key_id, kind, window)
+    _check(used, limit, kind, window, now)
+
+
+def _check(used: int, limit: int, kind: str, window: int, now: int) -> None:
     if used > limit:
         retry_after = max(1, window + WINDOW_SECONDS - now)
         raise RateLimited(

@@ -25,6 +25,13 @@ HIT_SQL = (
     " ON CONFLICT (key_id, kind, window_start) DO UPDATE"
     " SET hits = rate_limits.hits + 1 RETURNING hits"
 )
+# the key's use counted in the same round trip as the key is found (none for a revoked one)
+HIT_BY_HASH_SQL = (
+    "INSERT INTO rate_limits (key_id, kind, window_start, hits)"
+    " SELECT id, ?, ?, 1 FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL"
+    " ON CONFLICT (key_id, kind, window_start) DO UPDATE"
+    " SET hits = rate_limits.hits + 1 RETURNING hits"
+)
 DROP_OLD_WINDOWS_SQL = "DELETE FROM rate_limits WHERE key_id = ? AND kind = ? AND window_start < ?"
 
 
@@ -54,5 +61,22 @@ class SqlKeys(Repository):
 
     def hit(self, key_id: str, kind: str, window_start: int) -> int:
         rows = self._work.run(HIT_SQL, [key_id, kind, window_start])
-        self._work.run(DROP_OLD_WINDOWS_SQL, [key_id, kind, window_start])
-        return int(rows[0]["hits"])
+        hits = int(rows[0]["hits"])
+        if hits == 1:  # a new window: the key's older ones go
+            self._work.later(DROP_OLD_WINDOWS_SQL, [(key_id, kind, window_start)])
+        return hits
+
+    def find_and_hit(
+        self, key_hash: str, kind: str, window_start: int
+    ) -> tuple[ApiKey | None, int]:
+        found, hit = self._work.run_together(
+            [
+                (SELECT_KEY_BY_HASH_SQL, [key_hash]),
+                (HIT_BY_HASH_SQL, [kind, window_start, key_hash]),
+            ]
+        )
+        key = ApiKey(**found[0]) if found else None
+        hits = int(hit[0]["hits"]) if hit else 0
+        if key is not None and hits == 1:
+            self._work.later(DROP_OLD_WINDOWS_SQL, [(key.id, kind, window_start)])
+        return key, hits
