@@ -347,3 +347,17 @@ def test_checkpoints_index_read_writes_and_removal(store: Any) -> None:
     with store.unit(write=False) as uow:
         assert uow.checkpoints.page("acct_a", CheckpointListing(10, "th")) == []
         assert uow.checkpoints.writes("acct_a", "th", "", ["02"]) == {"02": []}
+
+
+def test_a_unit_not_durable_commits_without_waiting_for_the_disk(store: Any) -> None:
+    def setting(uow: Any) -> Any:
+        if store.dialect == "postgres":
+            return uow.keys._work.run("SHOW synchronous_commit")[0]["synchronous_commit"]
+        return uow.keys._work.run("PRAGMA synchronous")[0]["synchronous"]
+
+    with store.unit(durable=False) as uow:
+        relaxed = setting(uow)
+    with store.unit() as uow:
+        durable = setting(uow)
+    # PostgreSQL: off for that transaction only; SQLite: NORMAL (1) for every commit
+    assert (relaxed, durable) == (("off", "on") if store.dialect == "postgres" else (1, 1))

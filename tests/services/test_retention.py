@@ -195,8 +195,8 @@ def test_a_session_purged_meanwhile_is_skipped(deps: Deps, world: World) -> None
             return getattr(self._store, name)
 
         @contextlib.contextmanager
-        def unit(self, write: bool = True) -> Iterator[Any]:
-            with self._store.unit(write) as uow:
+        def unit(self, write: bool = True, durable: bool = True) -> Iterator[Any]:
+            with self._store.unit(write, durable) as uow:
                 yield uow
             if not write:  # the listing of candidates: the purge lands right after it
                 sessions.purge_session(deps, world.alice, world.old.session_id)

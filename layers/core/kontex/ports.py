@@ -496,8 +496,10 @@ class Store(Protocol):
     """
 
     def migrate(self) -> list[str]: ...
-    def unit(self, write: bool = True) -> AbstractContextManager[UnitOfWork]:
-        """A unit of work; ``write=False`` for a read that never waits for a writer."""
+    def unit(self, write: bool = True, durable: bool = True) -> AbstractContextManager[UnitOfWork]:
+        """A unit of work; ``write=False`` for a read that never waits for a writer;
+        ``durable=False`` for writes whose loss in a crash is harmless (a request counted, an
+        outbox row published): PostgreSQL commits them without waiting for the disk."""
         ...
 
     def publish_with(self, publish: Callable[[Sequence[Event]], object]) -> None:

@@ -110,7 +110,7 @@ class PostgresStore(SqlStore):
     _lock_clause = " FOR UPDATE OF t"  # a unit writing to a task holds its row until commit
 
     @contextmanager
-    def _tx(self, write: bool = True) -> Iterator[_PgTx]:
+    def _tx(self, write: bool = True, durable: bool = True) -> Iterator[_PgTx]:
         self.transactions += 1
         try:
             # pipeline mode: BEGIN travels with the first statement and COMMIT with the last
@@ -120,6 +120,8 @@ class PostgresStore(SqlStore):
                 conn.pipeline() as pipeline,
                 conn.transaction(),
             ):
+                if write and not durable:  # its commit does not wait for the WAL's flush
+                    conn.execute("SET LOCAL synchronous_commit = off")
                 yield _PgTx(conn, pipeline)
         except psycopg.Error as error:
             raise _translate(error) from error

@@ -99,8 +99,9 @@ class SqliteStore(SqlStore):
         return conn
 
     @contextmanager
-    def _tx(self, write: bool = True) -> Iterator[_SqliteTx]:
-        """A transaction; a writer takes the database lock at BEGIN, a reader never waits."""
+    def _tx(self, write: bool = True, durable: bool = True) -> Iterator[_SqliteTx]:
+        """A transaction; a writer takes the database lock at BEGIN, a reader never waits.
+        (``durable`` changes nothing: every commit here is ``synchronous=NORMAL``.)"""
         conn = self._connect()
         self.transactions += 1
         # Writers of this process queue on a lock (woken at once) rather than in SQLite's busy

@@ -21,7 +21,7 @@ def admit(deps: Deps, presented: str | None, kind: str, limit: int) -> ApiKey:
     if not presented or not presented.startswith(KEY_PREFIX):
         raise Unauthorized("a valid API key is required")
     now, window = _window(deps)
-    with deps.store.unit() as uow:
+    with deps.store.unit(durable=False) as uow:  # a count lost in a crash is harmless
         key, used = uow.keys.find_and_hit(hash_key(deps.key_secret(), presented), kind, window)
     if key is None or key.revoked_at is not None:
         raise Unauthorized("a valid API key is required")

@@ -28,7 +28,8 @@ class Publisher:
             sent.append(e.id)
         if sent:
             try:
-                with self._store.unit() as uow:
+                # a delete lost in a crash is an event published again, which consumers expect
+                with self._store.unit(durable=False) as uow:
                     uow.outbox.delete(sent)
             except Exception:  # published but still there: the sweeper publishes it again
                 log.warning("events published but not removed; they may be published again")

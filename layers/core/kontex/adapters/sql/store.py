@@ -66,8 +66,9 @@ class SqlStore(abc.ABC):
     _publish: Callable[[Sequence[Event]], object] = staticmethod(_publish_nothing)
 
     @abc.abstractmethod
-    def _tx(self, write: bool = True) -> AbstractContextManager[Tx]:
-        """A transaction: committed when the block ends, rolled back when it raises."""
+    def _tx(self, write: bool = True, durable: bool = True) -> AbstractContextManager[Tx]:
+        """A transaction: committed when the block ends, rolled back when it raises;
+        ``durable=False``: its commit need not wait for the disk."""
 
     @abc.abstractmethod
     def migrate(self) -> list[str]: ...
@@ -80,8 +81,8 @@ class SqlStore(abc.ABC):
         self._publish = publish
 
     @contextmanager
-    def unit(self, write: bool = True) -> Iterator[SqlUnitOfWork]:
-        with self._tx(write=write) as tx:
+    def unit(self, write: bool = True, durable: bool = True) -> Iterator[SqlUnitOfWork]:
+        with self._tx(write=write, durable=durable) as tx:
             work = Work(tx, self.dialect, self._lock_clause if write else "", self._json)
             uow = SqlUnitOfWork(work)
             yield uow
