@@ -159,3 +159,7 @@ def test_secrets_come_from_secrets_manager_on_aws(mocked_aws: None) -> None:
     assert store.url == (  # type: ignore[attr-defined]
         "postgresql://kontex:p%40ss%2Fword@proxy.example:5432/kontex?sslmode=require"
     )
+    # through RDS Proxy: no prepared statements (they would pin each client's session)
+    assert store.prepare is False  # type: ignore[attr-defined]
+    direct = Container(Settings.from_env({"KONTEX_DATABASE_URL": "postgresql://db/kontex"}))
+    assert direct.store.prepare is True  # type: ignore[attr-defined]

@@ -42,11 +42,11 @@ def load_or_create_secret(data_dir: Path) -> bytes:
     return path.read_bytes().strip()
 
 
-def make_store(database_url: str | None, data_dir: Path) -> Store:
+def make_store(database_url: str | None, data_dir: Path, prepare: bool = True) -> Store:
     if database_url and database_url.startswith(("postgres://", "postgresql://")):
         from kontex.adapters.postgres_store import PostgresStore
 
-        return PostgresStore(database_url)
+        return PostgresStore(database_url, prepare=prepare)
     from kontex.adapters.sqlite_store import SqliteStore
 
     if database_url and database_url.startswith("sqlite:///"):
@@ -81,12 +81,15 @@ class Container:
     @cached_property
     def store(self) -> Store:
         url = self.settings.kontex_database_url
+        prepare = self.settings.kontex_database_prepare
         if url is None and self.settings.kontex_database_secret_arn:
             from kontex.adapters.aws_secrets import database_url, read_secret
 
             secret = read_secret(self.settings.kontex_database_secret_arn)
             url = database_url(secret, self.settings.kontex_database_host)
-        return make_store(url, self.settings.kontex_data_dir)
+            if prepare is None:  # on AWS: through RDS Proxy
+                prepare = False
+        return make_store(url, self.settings.kontex_data_dir, prepare is not False)
 
     @cached_property
     def blobs(self) -> BlobStore:

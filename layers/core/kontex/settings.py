@@ -24,6 +24,9 @@ class Settings(BaseModel):
     # On AWS: the RDS Proxy endpoint plus Secrets Manager ARNs instead of a URL and a secret.
     kontex_database_host: str | None = None
     kontex_database_secret_arn: str | None = None
+    # PostgreSQL: prepare statements run twice (unset: yes, except through the secret and host
+    # above, RDS Proxy, where a prepared statement pins the client's session)
+    kontex_database_prepare: bool | None = None
     kontex_api_key_secret_arn: str | None = None
     kontex_spans_queue_url: str | None = None
     kontex_captures_queue_url: str | None = None

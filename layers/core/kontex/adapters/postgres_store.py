@@ -71,9 +71,14 @@ def _translate(error: psycopg.Error) -> Exception:
 class PostgresStore(SqlStore):
     dialect = "postgres"
 
-    def __init__(self, url: str, *, max_size: int = 10, timeout: float = 5.0) -> None:
-        """``timeout``: seconds to wait for a connection before the request is a 503."""
+    def __init__(
+        self, url: str, *, max_size: int = 10, timeout: float = 5.0, prepare: bool = True
+    ) -> None:
+        """``timeout``: seconds to wait for a connection before the request is a 503;
+        ``prepare``: statements run twice are prepared on the server (not behind RDS Proxy,
+        where a prepared statement pins the client to its connection)."""
         self.url = url
+        self.prepare = prepare
         self.timeout = timeout
         self._max_size = max_size
         self._pool: ConnectionPool[Any] | None = None
@@ -89,11 +94,12 @@ class PostgresStore(SqlStore):
                         self.url,
                         min_size=1,
                         max_size=self._max_size,
-                        # no server-side prepared statements: they pin RDS Proxy sessions
                         kwargs={
                             "row_factory": dict_row,
-                            "autocommit": False,
-                            "prepare_threshold": None,
+                            "autocommit": True,  # a write unit is an explicit transaction
+                            # planned once per connection (not behind RDS Proxy: there a
+                            # prepared statement pins the session)
+                            "prepare_threshold": 2 if self.prepare else None,
                             "connect_timeout": max(1, int(self.timeout)),
                         },
                         open=False,
@@ -115,14 +121,14 @@ class PostgresStore(SqlStore):
         try:
             # pipeline mode: BEGIN travels with the first statement and COMMIT with the last
             # writes: a snapshot write costs two round trips, a bundle read four
-            with (
-                self.pool.connection() as conn,
-                conn.pipeline() as pipeline,
-                conn.transaction(),
-            ):
-                if write and not durable:  # its commit does not wait for the WAL's flush
-                    conn.execute("SET LOCAL synchronous_commit = off")
-                yield _PgTx(conn, pipeline)
+            with self.pool.connection() as conn, conn.pipeline() as pipeline:
+                if not write:  # read committed: a transaction would add nothing but BEGIN
+                    yield _PgTx(conn, pipeline)
+                    return
+                with conn.transaction():
+                    if not durable:  # its commit does not wait for the WAL's flush
+                        conn.execute("SET LOCAL synchronous_commit = off")
+                    yield _PgTx(conn, pipeline)
         except psycopg.Error as error:
             raise _translate(error) from error
 
