@@ -261,12 +261,12 @@ class Transactions:
         open_tx = store._tx
         write = snapshots.create_snapshot
 
-        def counted_tx(write: bool = True) -> Any:
+        def counted_tx(write: bool = True, durable: bool = True) -> Any:
             if self._inside:
                 self.inside += 1
             else:
                 self.outside += 1
-            return open_tx(write=write)
+            return open_tx(write=write, durable=durable)
 
         def counted_write(*args: Any, **kwargs: Any) -> Any:
             self._inside += 1
