@@ -75,7 +75,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/proxy.py
 	$(BIN)/python bench/langgraph_saver.py --turns 20
 	$(BIN)/python bench/langgraph_agent.py --invocations 50 --backend all
-	$(BIN)/python bench/checkpoint_requests.py --steps 300 --backend all
+	$(BIN)/python bench/checkpoint_requests.py --steps 300 --backend all --http
 	$(BIN)/python bench/agents_session.py --turns 20 200 --repeats 3
 
 build: $(STAMP) $(WEB_DIST)

@@ -5,10 +5,10 @@ A thread grows by one message of about 900 bytes per step; each step is a put (a
 the previous checkpoint's snapshot, as ``KontexSaver`` sends it), a ``put_writes`` of one
 write, and a get of the thread's latest checkpoint. Reported per backend: the mean time of
 each request over ``--steps`` steps, after ``--warmup`` steps (a thread of that many messages
-already). The difference with a request over HTTP (``bench/langgraph_agent.py``) is what
-``kontex dev``'s HTTP layer adds.
+already). ``--http`` also sends the same steps to a ``kontex dev`` on SQLite with the Python
+client (one keep-alive connection): the difference is what the HTTP layer adds.
 
-    python bench/checkpoint_requests.py [--steps 300] [--warmup 20]
+    python bench/checkpoint_requests.py [--steps 300] [--warmup 20] [--http]
                                         [--backend sqlite|postgres|all] [--json]
 
 PostgreSQL is reached at ``KONTEX_BENCH_DATABASE_URL`` (default
@@ -134,22 +134,66 @@ def run(backend: str, steps: int, warmup: int) -> dict[str, float]:
         return {name: round(total / steps * 1000, 3) for name, total in spent.items()}
 
 
+def over_http(steps: int, warmup: int) -> dict[str, float]:
+    """The same steps through ``kontex dev`` (SQLite) with the client, one after another."""
+    from kontex_client import Kontex, SnapshotBase
+    from tests.client.conftest import start_drained
+    from tests.e2e.stack import create_key, stop_dev
+
+    with tempfile.TemporaryDirectory() as scratch:
+        stack = start_drained(Path(scratch) / "data", {})
+        try:
+            client = Kontex(stack.base, create_key(stack.data_dir, "bench"))
+            spent = {"put": 0.0, "put_writes": 0.0, "get": 0.0}
+            snapshot: str | None = None
+            for step in range(warmup + steps):
+                checkpoint, timed = f"{step:08}", step >= warmup
+                started = time.perf_counter()
+                made = client.checkpoints.put(
+                    "bench",
+                    checkpoint,
+                    parent_id=f"{step - 1:08}" if step else None,
+                    metadata={"step": step},
+                    messages=[{"role": "user", "content": f"{step} {TEXT}"}],
+                    base=SnapshotBase(snapshot) if snapshot else None,
+                )
+                spent["put"] += (time.perf_counter() - started) * timed
+                snapshot = made.snapshot_id
+                started = time.perf_counter()
+                client.checkpoints.put_writes(
+                    "bench", checkpoint, [{"task_id": "t", "idx": 0, "channel": "c", "value": 1}]
+                )
+                spent["put_writes"] += (time.perf_counter() - started) * timed
+                started = time.perf_counter()
+                client.checkpoints.get("bench")
+                spent["get"] += (time.perf_counter() - started) * timed
+            client.close()
+        finally:
+            stop_dev(stack)
+    return {name: round(total / steps * 1000, 3) for name, total in spent.items()}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
+    parser.add_argument("--http", action="store_true", help="also over kontex dev (SQLite)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     backends = ["sqlite", "postgres"] if args.backend == "all" else [args.backend]
     report: dict[str, Any] = {"machine": machine(), "steps": args.steps, "warmup": args.warmup}
     for backend in backends:
         report[backend] = run(backend, args.steps, args.warmup)
+    if args.http:
+        backends.append("http")
+        report["http"] = over_http(args.steps, args.warmup)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print(f"Machine: {report['machine']}")
         print(f"{args.steps} steps after {args.warmup}: mean ms per request, handler in process")
+        print("(http: the same through kontex dev on SQLite, client and all)")
         print(f"{'backend':<10} {'put':>8} {'put_writes':>11} {'get':>8}")
         for backend in backends:
             r = report[backend]
