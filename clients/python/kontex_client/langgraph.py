@@ -467,6 +467,26 @@ class KontexSaver(BaseCheckpointSaver[str]):
         }
         return args, configurable.get("checkpoint_id")
 
+    @staticmethod
+    def _one_args(args: dict[str, Any], checkpoint_id: str) -> dict[str, Any]:
+        return {
+            "thread_id": args["thread_id"],
+            "namespace": args["namespace"] or "",
+            "checkpoint_id": checkpoint_id,
+        }
+
+    def _one(self, found: CheckpointOut | None, args: dict[str, Any]) -> list[CheckpointTuple]:
+        """``list`` of a config that names its checkpoint: it, if it passes the filters."""
+        if found is None or not _matches(found, args["filter"], args["before"]):
+            return []
+        return [self._decode(found, remember=False)]
+
+    def _page(self, page: Any, left: int | None) -> Iterator[CheckpointTuple]:
+        """A page's checkpoints (at most ``left``), each distinct message made once."""
+        shared = _Shared(getattr(page, "messages", None) or [])
+        for found in page.data if left is None else page.data[:left]:
+            yield self._decode(found, remember=False, shared=shared)
+
     # -- the saver: sync -----------------------------------------------------------------------
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
@@ -486,22 +506,14 @@ class KontexSaver(BaseCheckpointSaver[str]):
         one), or of every thread of the account when ``config`` is None."""
         args, only = self._list_args(config, filter, before, limit)
         if only:  # one checkpoint: at most one answer
-            found = self.client.checkpoints.get(
-                args["thread_id"], namespace=args["namespace"] or "", checkpoint_id=only
-            )
-            if found is not None and _matches(found, args["filter"], args["before"]):
-                yield self._decode(found, remember=False)
+            yield from self._one(self.client.checkpoints.get(**self._one_args(args, only)), args)
             return
-        count, cursor = 0, None
+        left, cursor = limit, None
         while True:
             page = self.client.checkpoints.list(**args, cursor=cursor, shared_messages=True)
-            shared = _Shared(getattr(page, "messages", None) or [])
-            for found in page.data:
-                yield self._decode(found, remember=False, shared=shared)
-                count += 1
-                if limit is not None and count >= limit:
-                    return
-            if not page.next_cursor:
+            yield from self._page(page, left)
+            left = None if left is None else left - len(page.data)
+            if not page.next_cursor or (left is not None and left <= 0):
                 return
             cursor = page.next_cursor
 
@@ -585,22 +597,16 @@ class KontexSaver(BaseCheckpointSaver[str]):
         args, only = self._list_args(config, filter, before, limit)
         client = self.aclient
         if only:
-            found = await client.checkpoints.get(
-                args["thread_id"], namespace=args["namespace"] or "", checkpoint_id=only
-            )
-            if found is not None and _matches(found, args["filter"], args["before"]):
-                yield self._decode(found, remember=False)
+            for item in self._one(await client.checkpoints.get(**self._one_args(args, only)), args):
+                yield item
             return
-        count, cursor = 0, None
+        left, cursor = limit, None
         while True:
             page = await client.checkpoints.list(**args, cursor=cursor, shared_messages=True)
-            shared = _Shared(getattr(page, "messages", None) or [])
-            for found in page.data:
-                yield self._decode(found, remember=False, shared=shared)
-                count += 1
-                if limit is not None and count >= limit:
-                    return
-            if not page.next_cursor:
+            for item in self._page(page, left):
+                yield item
+            left = None if left is None else left - len(page.data)
+            if not page.next_cursor or (left is not None and left <= 0):
                 return
             cursor = page.next_cursor
 

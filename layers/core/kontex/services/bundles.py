@@ -418,6 +418,21 @@ def write(
         },
         lists,
     )
+    return _store(content, session_id, at, new_rows, lister, manifest, token_total, stored)
+
+
+def _store(
+    content: ContentRepository,
+    session_id: str,
+    at: datetime,
+    new_rows: list[ItemRow],
+    lister: _Lister,
+    manifest: bytes,
+    token_total: int,
+    stored: int,
+) -> Written:
+    """Queue a write's new items and chunks in its unit, remember them as verified, and
+    account for what it stored first."""
     content.add_items(session_id, at, new_rows)
     content.add_chunks(session_id, lister.new_chunks)
     _remember(session_id, lister.new_chunks)
@@ -608,12 +623,7 @@ def write_delta(
     if scalars.get("model") is None:
         scalars["model"] = header.get("model")
     manifest = _manifest({"reasoning": reasoning, "token_total": token_total, **scalars}, lists)
-    content.add_items(session_id, at, new_rows)
-    content.add_chunks(session_id, lister.new_chunks)
-    _remember(session_id, lister.new_chunks)
-    _keep(session_id, {r.address: r.body for r in new_rows})
-    stored += sum(len(d) for d in lister.new_chunks.values()) + len(manifest)
-    return Written(manifest, manifest_hash(manifest), token_total, stored)
+    return _store(content, session_id, at, new_rows, lister, manifest, token_total, stored)
 
 
 # -- reading ----------------------------------------------------------------------------------
