@@ -501,3 +501,25 @@ def test_a_bundle_in_the_original_shape_round_trips(alice: Client) -> None:
     # a log event with neither message nor type says nothing: a 400
     bad = {**original, "logEvents": [{"timestamp": "2025-03-01T10:00:00Z"}]}
     assert alice.post(f"/v1/tasks/{t['id']}/snapshots", {"label": "x", "bundle": bad}).status == 400
+
+
+def test_nulls_where_a_value_cannot_be_null_change_nothing(alice: Client) -> None:
+    # these were 500s (TypeError on enrich; NOT NULL on PostgreSQL, a raw 409 on SQLite)
+    s = make_session(alice)
+    alice.patch(f"/v1/sessions/{s['id']}", {"metadata": {"team": "a"}})
+    for body in ({"metadata": None}, {"name": None}, {"status": None}):
+        patched = alice.patch(f"/v1/sessions/{s['id']}", body)
+        assert patched.status == 200, patched.body
+        assert (patched.body["metadata"], patched.body["name"]) == ({"team": "a"}, s["name"])
+    cleared = alice.patch(f"/v1/sessions/{s['id']}", {"description": None})
+    assert cleared.status == 200 and cleared.body["description"] is None
+    t = make_task(alice, s["id"])
+    assert alice.patch(f"/v1/tasks/{t['id']}", {"name": None}).body["name"] == t["name"]
+    snap = make_snapshot(alice, t["id"], "x", 2)
+    before = alice.get(f"/v1/snapshots/{snap['id']}/bundle").body
+    for field in ("tool_calls", "files", "log_events", "messages"):
+        enriched = alice.post(f"/v1/snapshots/{snap['id']}/enrich", {field: None})
+        assert enriched.status == 200, enriched.body
+    after = alice.get(f"/v1/snapshots/{snap['id']}/bundle").body
+    for field in ("messages", "tool_calls", "files", "log_events"):
+        assert after[field] == before[field]

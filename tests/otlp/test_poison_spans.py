@@ -183,3 +183,24 @@ def test_json_nested_too_deep_is_400(kontex: Any) -> None:  # noqa: F811
     body = b'{"resourceSpans":' + b"[" * 5000 + b"]" * 5000 + b"}"
     status, _, raw = post(kontex, body, {"content-type": "application/json"})
     assert status == 400 and json.loads(raw)["error"] == "validation_error"
+
+
+@pytest.mark.parametrize(
+    "attribute", ["gen_ai.prompt.1.content", "llm.prompts.0.content", "gen_ai.input.messages"]
+)
+def test_a_deeply_nested_json_text_is_kept_as_text_and_takes_no_neighbour_down(
+    kontex: Any,  # noqa: F811
+    attribute: str,
+) -> None:
+    # A JSON-looking text 10,000 levels deep: the mapping parsed it and died of a
+    # RecursionError, and the whole acknowledged request was dead-lettered (9 good spans lost)
+    deep = "[" * 10000 + "]" * 10000
+    status, _, raw = post(
+        kontex,
+        protobuf(ten(lambda t: llm_span(t, 9, **{attribute: deep}))),
+        {"content-type": "application/x-protobuf"},
+    )
+    assert status == 200
+    assert ExportTraceServiceResponse.FromString(raw).partial_success.rejected_spans == 0
+    assert deliver(kontex) == [{"batchItemFailures": []}]
+    assert len(all_snapshots(kontex)) == 10

@@ -186,6 +186,18 @@ def test_bad_input_is_not_forwarded(kontex: Any, upstream: Any) -> None:
     assert upstream.requests == []
 
 
+@pytest.mark.parametrize("depth", [200, 10_000])
+def test_a_body_nested_too_deep_is_a_400_not_forwarded(
+    kontex: Any, upstream: Any, depth: int
+) -> None:
+    # 10,000 deep was a 500 (RecursionError); 200 parsed, then no capture could process it
+    body = b'{"model": "m", "messages": ' + b"[" * depth + b"]" * depth + b"}"
+    status, _, raw = call(kontex, body, x_kontex_session_id=kontex.session.id)
+    assert status == 400 and json.loads(raw)["error"] == "validation_error"
+    assert "nested more than 128 levels" in json.loads(raw)["message"]
+    assert upstream.requests == []
+
+
 def test_upstream_errors_pass_through(kontex: Any, upstream: Any) -> None:
     status, headers, body = call(
         kontex, {**REQUEST, "model": "overloaded"}, x_kontex_session_id=kontex.session.id

@@ -318,6 +318,20 @@ def validate_thread_id(thread_id: str) -> str:
     return thread_id
 
 
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether parsed JSON nests lists and objects more than ``limit`` levels deep (walked
+    without recursion, so a value of any depth is measured)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def validate_name(value: str, what: str = "name") -> str:
     """A session's or task's name (``what`` says which, for the error): 1 to 200 characters
     once stripped, returned stripped."""

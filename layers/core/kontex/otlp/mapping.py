@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kontex.domain.models import Message, ToolCall
+from kontex.domain.models import Message, ToolCall, nested_deeper_than
 from kontex.otlp.span import Span, SpanEvent
 
 TASK_KINDS = {"workflow", "agent", "task"}
@@ -85,15 +85,20 @@ def task_name(span: Span) -> str:
 # -- helpers -----------------------------------------------------------------------------------
 
 
+JSON_DEPTH = 64  # deeper documents in attributes stay text (any span can then be placed)
+
+
 def _json(value: Any) -> Any:
-    """A JSON document given as text, parsed; anything else as it is."""
+    """A JSON document given as text, parsed; anything else (or one nested deeper than
+    ``JSON_DEPTH``, which would take its span down with a RecursionError) as it is."""
     if isinstance(value, str):
         text = value.strip()
         if text[:1] in ("[", "{", '"'):
             try:
-                return json.loads(text)
-            except json.JSONDecodeError:
+                parsed = json.loads(text)
+            except (json.JSONDecodeError, RecursionError):
                 return value
+            return value if nested_deeper_than(parsed, JSON_DEPTH) else parsed
     return value
 
 
@@ -181,8 +186,29 @@ def _part_block(part: dict[str, Any]) -> dict[str, Any] | None:
     return dict(part)
 
 
+def _listed(value: Any) -> list[dict[str, Any]]:
+    """``gen_ai.*.messages``: a list of message objects. Anything else a sender put there (a
+    text that is not JSON, or too deep to parse; an object; other items) is kept as the text
+    of a user message, so the span is still placed."""
+    parsed = _json(value)
+    if parsed is None:
+        return []
+    items = parsed if isinstance(parsed, list) else [parsed]
+    return [
+        item if isinstance(item, dict) else {"role": "user", "parts": [_text_part(item)]}
+        for item in items
+    ]
+
+
+def _text_part(value: Any) -> dict[str, Any]:
+    return {"type": "text", "content": value if isinstance(value, str) else json.dumps(value)}
+
+
 def _parts_message(raw: dict[str, Any]) -> tuple[Message, list[str]]:
-    parts = raw.get("parts") or []
+    given = raw.get("parts") or []
+    if not isinstance(given, list):
+        given = [given]
+    parts = [p if isinstance(p, dict) else _text_part(p) for p in given]
     thoughts = [str(p.get("content", "")) for p in parts if p.get("type") == "reasoning"]
     blocks = [b for b in (_part_block(p) for p in parts) if b is not None]
     if len(blocks) == 1 and blocks[0]["type"] == "text":
@@ -233,10 +259,10 @@ def _llm_call(a: dict[str, Any]) -> LlmCall:
         if isinstance(system, list) and system:
             text = "\n".join(str(p.get("content", "")) for p in system if isinstance(p, dict))
             call.messages.append(Message(role="system", content=text))
-        for raw in _json(a.get("gen_ai.input.messages")) or []:
+        for raw in _listed(a.get("gen_ai.input.messages")):
             message, thoughts = _parts_message(raw)
             call.messages.append(message)
-        for raw in _json(a.get("gen_ai.output.messages")) or []:
+        for raw in _listed(a.get("gen_ai.output.messages")):
             message, thoughts = _parts_message(raw)
             call.reasoning += thoughts
             if message.content:

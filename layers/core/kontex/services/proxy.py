@@ -25,6 +25,7 @@ from typing import Any
 
 from kontex import observability
 from kontex.domain.errors import InvalidInput, NotFound
+from kontex.domain.models import nested_deeper_than
 from kontex.ports import Queue, Upstream, UpstreamRequest, UpstreamResponse
 from kontex.proxy.assemble import reply_of
 from kontex.proxy.upstream import UpstreamError
@@ -38,6 +39,7 @@ CAPTURED = ("POST", "/v1/messages")
 SESSION_ID_PREFIX = "sess_"
 UNDELIVERED = "claims/undelivered/capture/"  # kept 30 days (the bucket's lifecycle)
 SEND_ATTEMPTS = 3
+MAX_DEPTH = 128  # a Messages body nested deeper is refused: its capture could not be processed
 
 
 @dataclass
@@ -105,10 +107,15 @@ def admit(
     call = Call(account_id, method.upper(), path, query, lowered, body)
     if not is_captured_route(method, path):
         return call
+    too_deep = InvalidInput(f"the request body is nested more than {MAX_DEPTH} levels deep")
     try:
         request = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise InvalidInput("the request body is not valid JSON") from None
+    except RecursionError:  # deeper than Python parses
+        raise too_deep from None
+    if nested_deeper_than(request, MAX_DEPTH):  # its capture could not be processed
+        raise too_deep
     if not isinstance(request, dict):
         raise InvalidInput("the request body must be a JSON object")
     call.request = request

@@ -122,8 +122,14 @@ def list_sessions(
     return page_of(rows, limit)
 
 
+NEVER_NULL = ("name", "status", "metadata")
+
+
 def _checked(changes: dict[str, Any], statuses: type[E]) -> dict[str, Any]:
-    """A session's or task's changes, their name and status checked."""
+    """A session's or task's changes, their name and status checked. A null sets a field that
+    may be null (a description); for one that may not (name, status, metadata) it changes
+    nothing, as if the field were left out."""
+    changes = {k: v for k, v in changes.items() if not (v is None and k in NEVER_NULL)}
     if "name" in changes:
         changes["name"] = validate_name(changes["name"])
     if "status" in changes:
@@ -149,9 +155,10 @@ def _update(deps: Deps, kind: str, account_id: str, row_id: str, changes: dict[s
 
 
 def update_session(deps: Deps, account_id: str, session_id: str, **changes: Any) -> Session:
-    if not _checked(changes, SessionStatus):
+    checked = _checked(changes, SessionStatus)
+    if not checked:
         return get_session(deps, account_id, session_id)
-    return cast(Session, _update(deps, "session", account_id, session_id, changes))
+    return cast(Session, _update(deps, "session", account_id, session_id, checked))
 
 
 def complete_session(deps: Deps, account_id: str, session_id: str) -> Session:
@@ -247,9 +254,10 @@ def get_task(deps: Deps, account_id: str, task_id: str) -> Task:
 
 
 def update_task(deps: Deps, account_id: str, task_id: str, **changes: Any) -> Task:
-    if not _checked(changes, TaskStatus):
+    checked = _checked(changes, TaskStatus)
+    if not checked:
         return get_task(deps, account_id, task_id)
-    return cast(Task, _update(deps, "task", account_id, task_id, changes))
+    return cast(Task, _update(deps, "task", account_id, task_id, checked))
 
 
 def task_tree(deps: Deps, account_id: str, session_id: str) -> list[dict[str, Any]]:

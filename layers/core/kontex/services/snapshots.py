@@ -434,8 +434,12 @@ def enrich(deps: Deps, account_id: str, snapshot_id: str, changes: dict[str, Any
 
     Fields left out keep their values; ``log_events`` append; ``files`` merge by path and
     ``tool_calls`` by id; ``messages``, ``reasoning``, ``model`` and ``token_total`` replace.
-    The enriched bundle is a new revision; the original stays readable (``revision=0``).
+    A list given as null is left out (a list is never null); a null ``reasoning`` or ``model``
+    clears it. The enriched bundle is a new revision; the original stays readable
+    (``revision=0``).
     """
+    lists = ("messages", "tool_calls", "files", "log_events")
+    changes = {k: v for k, v in changes.items() if not (v is None and k in lists)}
     unknown = set(changes) - ENRICHABLE
     if unknown:
         raise InvalidInput(
