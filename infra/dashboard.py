@@ -25,9 +25,56 @@ from constructs import Construct
 from infra.config import StageConfig
 
 API_PATH = "/v1/*"
+# The page's Content-Security-Policy (as `kontex dev` sends it, kontex.local.static): its own
+# script and styles only, no inline script, the live feed's socket, never framed.
+CSP_DIRECTIVES = [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "connect-src 'self' {live}",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+]
+
+
+def content_security_policy(live_origin: str) -> str:
+    return "; ".join(d.format(live=live_origin) for d in CSP_DIRECTIVES)
 
 
 class Dashboard(Construct):
+    def _headers(self, config: StageConfig) -> cloudfront.ResponseHeadersPolicy:
+        """The security headers CloudFront's managed SECURITY_HEADERS policy sends, and a
+        Content-Security-Policy (the live feed: the stage's WebSocket API, on execute-api)."""
+        live = f"wss://*.execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}"
+        return cloudfront.ResponseHeadersPolicy(
+            self,
+            "Headers",
+            comment=f"Kontex dashboard security headers ({config.name})",
+            security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
+                content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
+                    content_security_policy=content_security_policy(live), override=True
+                ),
+                content_type_options=cloudfront.ResponseHeadersContentTypeOptions(override=True),
+                frame_options=cloudfront.ResponseHeadersFrameOptions(
+                    frame_option=cloudfront.HeadersFrameOption.DENY, override=True
+                ),
+                referrer_policy=cloudfront.ResponseHeadersReferrerPolicy(
+                    referrer_policy=cloudfront.HeadersReferrerPolicy.SAME_ORIGIN, override=True
+                ),
+                strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
+                    access_control_max_age=Duration.days(365),
+                    include_subdomains=True,
+                    override=True,
+                ),
+                xss_protection=cloudfront.ResponseHeadersXSSProtection(
+                    protection=True, mode_block=True, override=True
+                ),
+            ),
+        )
+
     def __init__(
         self,
         scope: Construct,
@@ -65,7 +112,7 @@ class Dashboard(Construct):
                 origin=origins.S3BucketOrigin.with_origin_access_control(self.bucket),
                 viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
                 cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
-                response_headers_policy=cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
+                response_headers_policy=self._headers(config),
                 compress=True,
             ),
             additional_behaviors={

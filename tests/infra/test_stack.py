@@ -925,3 +925,31 @@ def test_dashboard_is_deployed_with_its_config_and_url_output(dev: Synth) -> Non
     outputs = dev.template.to_json()["Outputs"]
     url = json.dumps(outputs["DashboardUrl"]["Value"])
     assert "https://" in url and "DashboardDistribution" in url
+
+
+def _csp_directives(policy: Any) -> dict[str, str]:
+    """A policy's directives by name (a deployed one's tokens, region and URL suffix, as X)."""
+    if isinstance(policy, dict):  # Fn::Join of text and tokens
+        policy = "".join(p if isinstance(p, str) else "X" for p in policy["Fn::Join"][1])
+    return {d.split(" ")[0]: d for d in (p.strip() for p in policy.split(";")) if d}
+
+
+def test_the_dashboard_sends_a_csp_and_is_never_framed(dev: Synth) -> None:
+    from kontex.local.static import content_security_policy
+
+    (distribution,) = dev.of_type("AWS::CloudFront::Distribution").values()
+    conf = distribution["Properties"]["DistributionConfig"]
+    (key, policy), *_ = dev.of_type("AWS::CloudFront::ResponseHeadersPolicy").items()
+    assert conf["DefaultCacheBehavior"]["ResponseHeadersPolicyId"] == {"Ref": key}
+    headers = policy["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    assert headers["FrameOptions"]["FrameOption"] == "DENY"
+    assert headers["ReferrerPolicy"]["ReferrerPolicy"] == "same-origin"
+    assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] == 365 * 86400
+    deployed = _csp_directives(headers["ContentSecurityPolicy"]["ContentSecurityPolicy"])
+    # the same policy as `kontex dev`'s, but for the live feed's origin on execute-api
+    local = _csp_directives(content_security_policy())
+    assert {k: v for k, v in deployed.items() if k != "connect-src"} == {
+        k: v for k, v in local.items() if k != "connect-src"
+    }
+    assert "script-src 'self'" in local.values() and "frame-ancestors 'none'" in local.values()
+    assert deployed["connect-src"] == "connect-src 'self' wss://*.execute-api.X.X"

@@ -124,3 +124,15 @@ def test_an_unbuilt_page_says_how_to_build_it(tmp_path: Path) -> None:
     status, _, body = request(app, "GET", "/")
     app.close()
     assert status == 404 and "make dev" in json.loads(body)["message"]
+
+
+def test_the_page_sends_a_csp_without_inline_script_and_is_never_framed(app: AsgiApp) -> None:
+    for path in ("/", "/assets/index-abc123.js", "/sessions/sess_1"):
+        head = request(app, "GET", path)[1]
+        policy = {
+            d.strip().split(" ")[0]: d.strip() for d in head["content-security-policy"].split(";")
+        }
+        assert policy["script-src"] == "script-src 'self'"  # no 'unsafe-inline', no other origin
+        assert policy["frame-ancestors"] == "frame-ancestors 'none'"
+        assert policy["object-src"] == "object-src 'none'"
+        assert head["x-frame-options"] == "DENY" and head["referrer-policy"] == "same-origin"

@@ -7,6 +7,8 @@ export type LiveState = "connecting" | "live" | "off";
 
 type Listener = (event: LiveEvent) => void;
 
+const CONNECT_TIMEOUT_MS = 5000;
+
 export class LiveFeed {
   private socket: WebSocket | null = null;
   private seq = 0;
@@ -67,7 +69,18 @@ export class LiveFeed {
     }
     this.socket = socket;
     let authorized = false;
-    socket.onopen = () => socket.send(JSON.stringify({ authorization: this.key }));
+    // A socket that never opens (a browser that blocks it by the page's Content-Security-Policy
+    // fires no close; a black-holed network hangs) is off after CONNECT_TIMEOUT_MS.
+    const giveUp = window.setTimeout(() => {
+      if (this.socket !== socket || socket.readyState === WebSocket.OPEN) return;
+      this.socket = null;
+      socket.close();
+      this.setState("off", "the live feed is not reachable");
+    }, CONNECT_TIMEOUT_MS);
+    socket.onopen = () => {
+      window.clearTimeout(giveUp);
+      socket.send(JSON.stringify({ authorization: this.key }));
+    };
     socket.onmessage = (message) => {
       let frame: Record<string, unknown>;
       try {
@@ -95,6 +108,7 @@ export class LiveFeed {
       }
     };
     socket.onclose = () => {
+      window.clearTimeout(giveUp);
       if (this.socket !== socket) return; // replaced or closed on purpose
       this.socket = null;
       this.setState("off", this.reason || "the live feed is not reachable");
