@@ -418,3 +418,55 @@ def test_a_batch_writes_what_span_by_span_delivery_writes(kontex: Any) -> None:
         snaps = snapshots.list_snapshots(kontex.deps, account_id, session.id).items
         written.append([(s.label, s.bundle_hash, s.token_total) for s in snaps])
     assert written[0] == written[1] and len(written[0]) == 3
+
+
+def test_one_session_hint_rule_for_the_header_and_span_attributes(kontex: Any) -> None:
+    proto = {"content-type": "application/x-protobuf"}
+    # A name in the header is accepted, as the proxy accepts it: found, or made on first use
+    body = fixtures.protobuf(fixtures.record(fixtures.legacy_call))
+    assert post(kontex, body, {**proto, "x-kontex-session-id": "nightly run"})[0] == 200
+    assert post(kontex, body, {**proto, "x-kontex-session-id": "nightly run"})[0] == 200
+    deliver(kontex)
+    named = [
+        s
+        for s in sessions.list_sessions(kontex.deps, kontex.account_id, limit=100).items
+        if s.name == "nightly run"
+    ]
+    assert len(named) == 1
+    assert {s.session_id for s in all_snapshots(kontex)} == {named[0].id}
+
+    # Another account's session id in a span's attributes is refused, as in the header: the
+    # span is rejected (not found), and no session named after the id is made
+    other, _ = keys.create_key(kontex.deps, "other")
+    foreign = sessions.create_session(kontex.deps, other.account_id, "theirs")
+    kontex.queue.sent.clear()
+
+    def hinted(session: str) -> Any:
+        def build(tracer: Any) -> None:
+            span = tracer.start_span(
+                "openai.completion",
+                attributes={
+                    "llm.request.type": "completion",
+                    "llm.prompts.0.role": "user",
+                    "llm.prompts.0.content": "hi",
+                    "llm.completions.0.role": "assistant",
+                    "llm.completions.0.content": "ok",
+                    "session.id": session,
+                },
+            )
+            span.end()
+
+        return build
+
+    status, _, raw = post(kontex, fixtures.protobuf(fixtures.record(hinted(foreign.id))), proto)
+    assert status == 200
+    answer = ExportTraceServiceResponse.FromString(raw).partial_success
+    assert answer.rejected_spans == 1 and f"session {foreign.id} not found" in answer.error_message
+    deliver(kontex)
+    names = {s.name for s in sessions.list_sessions(kontex.deps, kontex.account_id).items}
+    assert foreign.id not in names
+    # the caller's own id in the attributes is used as it is
+    status, _, raw = post(kontex, fixtures.protobuf(fixtures.record(hinted(named[0].id))), proto)
+    assert ExportTraceServiceResponse.FromString(raw).partial_success.rejected_spans == 0
+    deliver(kontex)
+    assert {s.session_id for s in all_snapshots(kontex)} == {named[0].id}

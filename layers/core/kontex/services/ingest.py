@@ -48,17 +48,53 @@ class Export:
     session_id: str | None = None  # the X-Kontex-Session-Id header
 
 
+SESSION_ID_PREFIX = "sess_"
+
+
+def _header(export: Export) -> dict[str, str | None]:
+    """The envelope's session hint from ``X-Kontex-Session-Id``: a session id (which must be
+    the caller's) or a name (found, or made on first use, as every other hint form)."""
+    given = (export.session_id or "").strip()
+    if not given:
+        return {"session_id": None}
+    if given.startswith(SESSION_ID_PREFIX):
+        return {"session_id": given}
+    return {"session_id": None, "session_name": given[:200]}
+
+
 def _checked(deps: Deps, export: Export) -> str:
-    """The request's media type; a session it names must be the caller's (404 otherwise)."""
-    if export.session_id:
-        sessions.get_session(deps, export.key.account_id, export.session_id)
+    """The request's media type; a session id it names must be the caller's (404 otherwise,
+    the same answer as the proxy's)."""
+    header = _header(export).get("session_id")
+    if header:
+        sessions.get_session(deps, export.key.account_id, header)
     return media_type(export.content_type)
+
+
+def _foreign_hints(deps: Deps, account_id: str, spans: list[Span]) -> set[str]:
+    """Session ids named by spans' attributes that are not the caller's: refused, as the same id
+    in the header is (before, they silently made a session named after the id)."""
+    hints = (mapping.session_hint(s) for s in spans)
+    ids = {h for h in hints if h and h.startswith(SESSION_ID_PREFIX)}
+    if not ids:
+        return set()
+    with deps.store.unit(write=False) as uow:
+        found = uow.traces.sessions_named([(account_id, h) for h in sorted(ids)])
+    return {h for h in ids if found.get((account_id, h)) != h}
 
 
 def accept(deps: Deps, queue: Queue, export: Export) -> Accepted:
     kind = _checked(deps, export)
     decoded = decode_request(export.body, export.content_type, export.content_encoding)
-    envelope = {"account_id": export.key.account_id, "session_id": export.session_id or None}
+    header = _header(export)
+    envelope = {"account_id": export.key.account_id, **header}
+    if not any(header.values()):  # with a header, the spans' own hints are not read
+        foreign = _foreign_hints(deps, export.key.account_id, decoded.spans)
+        if foreign:
+            kept = [s for s in decoded.spans if mapping.session_hint(s) not in foreign]
+            decoded.rejected += len(decoded.spans) - len(kept)
+            decoded.reasons += [f"session {h} not found" for h in sorted(foreign)]
+            decoded.spans = kept
     overhead = len(json.dumps({**envelope, "spans": []}))
     batches: list[list[str]] = [[]]
     size = overhead
@@ -125,7 +161,7 @@ def accept_logs(deps: Deps, queue: Queue, export: Export) -> Accepted:
                 "scope": "",
             }
         )
-    envelope = {"account_id": export.key.account_id, "session_id": export.session_id or None}
+    envelope = {"account_id": export.key.account_id, **_header(export)}
     rejected, reasons = decoded.rejected, list(decoded.reasons)
     for span in records:
         encoded = json.dumps({**envelope, "spans": [span]}, separators=(",", ":"))

@@ -100,6 +100,7 @@ def store_batch(
         account_id = str(message["account_id"])
         retries += [(account_id, str(t)) for t in message.get("retry_traces", [])]
         header = message.get("session_id")
+        named = message.get("session_name")  # a name in the header: resolved as span hints are
         spans += [
             (
                 account_id,
@@ -107,6 +108,7 @@ def store_batch(
                     **span,
                     "kind": mapping.kind_of(span),
                     "header_session_id": header,
+                    **({"header_session_name": named} if named else {}),
                     "received_at": received,
                 },
             )
@@ -211,7 +213,7 @@ class _Batch:
                 for t in traces
                 for s in t.spans
                 if not s["done"] and not s.get("header_session_id")
-                for hint in [mapping.session_hint(s)]
+                for hint in [s.get("header_session_name") or mapping.session_hint(s)]
                 if hint
             )
         )
@@ -343,7 +345,7 @@ class _Trace:
         header = span.get("header_session_id")
         if header:
             return str(header)
-        hint = mapping.session_hint(span)
+        hint = span.get("header_session_name") or mapping.session_hint(span)
         if hint:
             return self.batch.sessions[(self.account_id, hint)]
         return self.linked
