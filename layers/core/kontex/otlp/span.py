@@ -42,8 +42,8 @@ class Span(TypedDict):
 class StoredSpan(Span):
     """A span as the span worker reads it back from the store: ``kind`` is then the span's
     role (``mapping.kind_of``: task, llm, tool, events or other), with the ingest header's
-    session (an id, or a name), the time it was received (absent on spans stored before it was recorded) and
-    whether it was processed."""
+    session (an id, or a name), the time it was received (absent on spans stored before it was
+    recorded) and whether it was processed."""
 
     header_session_id: str | None
     header_session_name: NotRequired[str]  # the header named a session rather than its id
