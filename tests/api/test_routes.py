@@ -523,3 +523,17 @@ def test_nulls_where_a_value_cannot_be_null_change_nothing(alice: Client) -> Non
     after = alice.get(f"/v1/snapshots/{snap['id']}/bundle").body
     for field in ("messages", "tool_calls", "files", "log_events"):
         assert after[field] == before[field]
+
+
+def test_a_method_a_route_does_not_take_is_a_405_with_allow(alice: Client) -> None:
+    s = make_session(alice)
+    for method, path, allow in [
+        ("PUT", "/v1/sessions", "GET, POST"),
+        ("POST", f"/v1/sessions/{s['id']}", "DELETE, GET, PATCH"),
+        ("PATCH", "/v1/checkpoints", "DELETE, GET, POST"),
+    ]:
+        answer = alice.call(method, path, {} if method != "GET" else None)
+        assert answer.status == 405, (method, path, answer.body)
+        assert answer.body["error"] == "method_not_allowed"
+        assert answer.headers["allow"] == allow
+    assert alice.get("/v1/nothing-here").status == 404

@@ -93,4 +93,18 @@ def register(app: APIGatewayHttpResolver) -> None:
 
     @app.not_found
     def missing(_: Exception) -> Response:
+        """404 for a path no route has; 405 with ``Allow`` for one that routes take with other
+        methods (the routes' compiled rules: Powertools keeps them on ``_static_routes`` and
+        ``_dynamic_routes``; tests/api/test_routes.py checks this answer)."""
+        path = app.current_event.path
+        routes = [*getattr(app, "_static_routes", []), *getattr(app, "_dynamic_routes", [])]
+        allowed = sorted({r.method for r in routes if r.rule.match(path)})
+        if allowed:
+            method = app.current_event.http_method
+            return error_response(
+                405,
+                "method_not_allowed",
+                f"{method} is not allowed here: {', '.join(allowed)}",
+                headers={"Allow": ", ".join(allowed)},
+            )
         return error_response(404, "not_found", "no such route")
