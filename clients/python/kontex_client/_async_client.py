@@ -405,6 +405,16 @@ class AsyncThreads(_Resource):
         await self._t.request("DELETE", f"/v1/threads/{thread_id}/state")
 
 
+def _thread_fields(name: str | None, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """How a request that may make a thread's session names it (only what is given)."""
+    fields: dict[str, Any] = {}
+    if name is not None:
+        fields["thread_name"] = name
+    if metadata is not None:
+        fields["thread_metadata"] = dict(metadata)
+    return fields
+
+
 class AsyncCheckpoints(_Resource):
     """Checkpoints shaped like LangGraph's (what ``KontexSaver`` stands on): each call is one
     request. A thread is a Kontex session, a namespace a task, a checkpoint a snapshot."""
@@ -438,10 +448,7 @@ class AsyncCheckpoints(_Resource):
         }
         if base is not None:
             body["base"] = base.to_json()
-        if thread_name is not None:
-            body["thread_name"] = thread_name
-        if thread_metadata is not None:
-            body["thread_metadata"] = dict(thread_metadata)
+        body.update(_thread_fields(thread_name, thread_metadata))
         return CheckpointRef.model_validate(
             await self._t.request("POST", "/v1/checkpoints", json=body)
         )
@@ -467,11 +474,8 @@ class AsyncCheckpoints(_Resource):
             "checkpoint_id": checkpoint_id,
             "writes": [dict(w) for w in writes],
             "replace": replace,
+            **_thread_fields(thread_name, thread_metadata),
         }
-        if thread_name is not None:
-            body["thread_name"] = thread_name
-        if thread_metadata is not None:
-            body["thread_metadata"] = dict(thread_metadata)
         await self._t.request("POST", "/v1/checkpoints/writes", json=body)
 
     @route("GET", "/v1/checkpoints/tuple")
@@ -556,14 +560,11 @@ class AsyncCheckpoints(_Resource):
         thread_metadata: Mapping[str, Any] | None = None,
     ) -> int:
         """Copy every checkpoint and write of a thread into a new one; how many were copied."""
-        body: dict[str, Any] = {
+        body = {
             "source_thread_id": source_thread_id,
             "target_thread_id": target_thread_id,
+            **_thread_fields(thread_name, thread_metadata),
         }
-        if thread_name is not None:
-            body["thread_name"] = thread_name
-        if thread_metadata is not None:
-            body["thread_metadata"] = dict(thread_metadata)
         got = await self._t.request("POST", "/v1/checkpoints/copy", json=body)
         return int(got["copied"])
 

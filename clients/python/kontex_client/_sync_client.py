@@ -395,6 +395,16 @@ class Threads(_Resource):
         self._t.request("DELETE", f"/v1/threads/{thread_id}/state")
 
 
+def _thread_fields(name: str | None, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """How a request that may make a thread's session names it (only what is given)."""
+    fields: dict[str, Any] = {}
+    if name is not None:
+        fields["thread_name"] = name
+    if metadata is not None:
+        fields["thread_metadata"] = dict(metadata)
+    return fields
+
+
 class Checkpoints(_Resource):
     """Checkpoints shaped like LangGraph's (what ``KontexSaver`` stands on): each call is one
     request. A thread is a Kontex session, a namespace a task, a checkpoint a snapshot."""
@@ -428,10 +438,7 @@ class Checkpoints(_Resource):
         }
         if base is not None:
             body["base"] = base.to_json()
-        if thread_name is not None:
-            body["thread_name"] = thread_name
-        if thread_metadata is not None:
-            body["thread_metadata"] = dict(thread_metadata)
+        body.update(_thread_fields(thread_name, thread_metadata))
         return CheckpointRef.model_validate(self._t.request("POST", "/v1/checkpoints", json=body))
 
     @route("POST", "/v1/checkpoints/writes")
@@ -455,11 +462,8 @@ class Checkpoints(_Resource):
             "checkpoint_id": checkpoint_id,
             "writes": [dict(w) for w in writes],
             "replace": replace,
+            **_thread_fields(thread_name, thread_metadata),
         }
-        if thread_name is not None:
-            body["thread_name"] = thread_name
-        if thread_metadata is not None:
-            body["thread_metadata"] = dict(thread_metadata)
         self._t.request("POST", "/v1/checkpoints/writes", json=body)
 
     @route("GET", "/v1/checkpoints/tuple")
@@ -544,14 +548,11 @@ class Checkpoints(_Resource):
         thread_metadata: Mapping[str, Any] | None = None,
     ) -> int:
         """Copy every checkpoint and write of a thread into a new one; how many were copied."""
-        body: dict[str, Any] = {
+        body = {
             "source_thread_id": source_thread_id,
             "target_thread_id": target_thread_id,
+            **_thread_fields(thread_name, thread_metadata),
         }
-        if thread_name is not None:
-            body["thread_name"] = thread_name
-        if thread_metadata is not None:
-            body["thread_metadata"] = dict(thread_metadata)
         got = self._t.request("POST", "/v1/checkpoints/copy", json=body)
         return int(got["copied"])
 

@@ -65,7 +65,6 @@ __all__ = ["KontexSaver"]
 
 PREFIX = "langgraph/"
 CHECKPOINT_FILE = PREFIX + "checkpoint.json"
-WRITES_FILE = PREFIX + "parent-writes.json"  # written by savers before the checkpoint API
 CHANNEL_FILE = PREFIX + "channels/"
 MESSAGES = "messages"
 ROLES = {"human": "user", "ai": "assistant", "tool": "tool", "system": "system"}
@@ -105,18 +104,6 @@ def _when(ts: Any) -> datetime | None:
         return datetime.fromisoformat(ts) if isinstance(ts, str) else None
     except ValueError:
         return None
-
-
-def _label(checkpoint_id: str, parent_id: str | None) -> str:
-    return f"checkpoint {checkpoint_id}" + (f" after {parent_id}" if parent_id else "")
-
-
-def _parse_label(label: str) -> tuple[str, str | None] | None:
-    if not label.startswith("checkpoint "):
-        return None
-    rest = label[len("checkpoint ") :]
-    checkpoint_id, _, parent = rest.partition(" after ")
-    return checkpoint_id, parent or None
 
 
 # -- the messages channel as Kontex messages ----------------------------------------------------

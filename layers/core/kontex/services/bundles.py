@@ -481,14 +481,6 @@ def _list_refs(
     return refs
 
 
-def delta_needs(plan_: Plan) -> list[bytes]:
-    """The item addresses a delta write of ``plan_`` looks up (its new items only)."""
-    addresses = {item.address for items in plan_.lists.values() for item in items}
-    if plan_.reasoning is not None:
-        addresses.add(plan_.reasoning.address)
-    return list(addresses)
-
-
 def write_delta(
     content: ContentRepository,
     session_id: str,
@@ -500,7 +492,6 @@ def write_delta(
     keep: tuple[int | None, int | None] | None,
     drop_files: Sequence[str] = (),
     large_bytes: int = 0,
-    known: dict[bytes, int] | None = None,
 ) -> Written:
     """Store the snapshot made of a base snapshot's content and ``plan_``, what is new: the
     base's messages ``keep`` (a slice) with the plan's appended; its files without
@@ -584,9 +575,7 @@ def write_delta(
     if plan_.reasoning is not None:
         unique[plan_.reasoning.address] = plan_.reasoning
     wanted_chunks = [chunk_address(b"".join(c)) for refs in list_refs.values() for c in cut(refs)]
-    lookup_items = [a for a in unique if known is None or a not in known]
-    found_items, found_chunks = content.lookup(session_id, lookup_items, wanted_chunks)
-    counted = {**(known or {}), **found_items}
+    counted, found_chunks = content.lookup(session_id, list(unique), wanted_chunks)
     new_rows: list[ItemRow] = []
     stored = large_bytes
     offset = {"messages": len(kept), "tool_calls": len(base["tool_calls"])}
