@@ -62,6 +62,8 @@ def sealed(store: Any) -> Any:
         "UPDATE snapshots SET label = 'rewritten' WHERE id = 'snap_1'",
         "UPDATE snapshots SET bundle_hash = 'other' WHERE id = 'snap_1'",
         "UPDATE snapshots SET token_total = 0",
+        "UPDATE snapshots SET seal = 'forged'",
+        "UPDATE snapshots SET seal = NULL",
         "DELETE FROM snapshots WHERE id = 'snap_1'",
         "DELETE FROM snapshots",
     ],
@@ -105,6 +107,8 @@ def test_raw_sql_cannot_rewrite_a_revision(sealed: Any) -> None:
     insert_revision(sealed, Revision("snap_1", 1, "b1", 5, None, T0))
     with pytest.raises(_driver_errors(sealed)):
         _raw(sealed, "UPDATE snapshot_revisions SET bundle_hash = 'x'")
+    with pytest.raises(_driver_errors(sealed)):
+        _raw(sealed, "UPDATE snapshot_revisions SET seal = 'forged'")
     with pytest.raises(_driver_errors(sealed)):
         _raw(sealed, "DELETE FROM snapshot_revisions")
     with sealed.unit(write=False) as uow:

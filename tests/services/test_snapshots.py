@@ -196,6 +196,8 @@ def raw_sql(store: Any, *statements: str | tuple[str, list[Any]]) -> None:
             "chunks_sealed_update",
             "items_sealed_delete",
             "chunks_sealed_delete",
+            "snapshots_sealed_update",
+            "revisions_sealed_update",
         ):
             conn.execute(f"DROP TRIGGER IF EXISTS {name}")
         for statement, params in statements:
@@ -227,6 +229,96 @@ def test_tampered_rows_are_never_served(deps: Deps, task: Any, tamper: str) -> N
         snapshots.get_bundle(deps, task.account_id, snap.id)
     with pytest.raises(IntegrityError):
         snapshots.rollback(deps, task.account_id, snap.id)
+
+
+# Each statement alters one sealed field of a snapshot row (or of its revision), as the
+# database's owner could with the triggers off; {id} is the row the test altered, {other}
+# another snapshot (of the fork).
+SEALED_FIELDS = {
+    "label": "UPDATE snapshots SET label = 'forged' WHERE id = '{id}'",
+    "token_total": "UPDATE snapshots SET token_total = token_total + 1000 WHERE id = '{id}'",
+    "source": "UPDATE snapshots SET source = 'proxy' WHERE id = '{id}'",
+    "model": "UPDATE snapshots SET model = 'forged-model' WHERE id = '{id}'",
+    "parent": "UPDATE snapshots SET parent_snapshot_id = '{other}' WHERE id = '{id}'",
+    "rollback_of": "UPDATE snapshots SET rollback_of = NULL WHERE rollback_of IS NOT NULL",
+    "forked_from": "UPDATE snapshots SET forked_from = NULL WHERE forked_from IS NOT NULL",
+    "created_at": "UPDATE snapshots SET created_at = '2020-01-01T00:00:00.000000Z'"
+    " WHERE id = '{id}'",
+    "captured_at": "UPDATE snapshots SET captured_at = '2020-01-01T00:00:00.000000Z'"
+    " WHERE id = '{id}'",
+    "usage_cost": "UPDATE snapshots SET usage_cost_usd = 99 WHERE id = '{id}'",
+    "usage_tokens": "UPDATE snapshots SET usage_input_tokens = 1 WHERE id = '{id}'",
+    "seal erased": "UPDATE snapshots SET seal = NULL WHERE id = '{id}'",
+    "revision token_total": "UPDATE snapshot_revisions SET token_total = 1"
+    " WHERE snapshot_id = '{id}'",
+    "revision created_at": "UPDATE snapshot_revisions SET created_at ="
+    " '2020-01-01T00:00:00.000000Z' WHERE snapshot_id = '{id}'",
+}
+
+
+@pytest.mark.parametrize("field", list(SEALED_FIELDS))
+def test_an_altered_sealed_field_is_never_served(deps: Deps, task: Any, field: str) -> None:
+    """Label, token total, source, model, lineage, timestamps, usage: every field a snapshot
+    serves is bound to its seal. Altered, every read of the row is an integrity error (the
+    snapshot, the session's list and timeline, its bundle as MCP and export read it, its
+    revisions) and no rollback or fork copies it into a new snapshot."""
+    from kontex.services import views
+
+    a = task.account_id
+    usage = {"input_tokens": 300, "output_tokens": 107, "cost_usd": 0.001095, "latency_ms": 5}
+    first = snapshots.create_snapshot(deps, a, task.id, "first", bundle(1, usage=usage))
+    second = snapshots.create_snapshot(deps, a, task.id, "second", bundle(2))
+    rolled = snapshots.rollback(deps, a, first.id)
+    _, forked = snapshots.fork(deps, a, first.id)
+    snapshots.enrich(deps, a, second.id, {"log_events": [{"message": "later"}]})
+    target = {
+        "rollback_of": rolled.id,
+        "forked_from": forked.id,
+        "usage_cost": first.id,
+        "usage_tokens": first.id,
+    }.get(field, second.id)
+    reads = {
+        "get": lambda: snapshots.get_snapshot(deps, a, target),
+        "read": lambda: snapshots.read(deps, a, target),
+        "list": lambda: snapshots.list_snapshots(deps, a, task.session_id, limit=100),
+        "timeline": lambda: views.timeline(deps, a, task.session_id),
+        "revisions": lambda: snapshots.list_revisions(deps, a, target),
+        "rollback": lambda: snapshots.rollback(deps, a, target),
+        "fork": lambda: snapshots.fork(deps, a, target),
+    }
+    for read in reads.values():  # unaltered, every read is served
+        read()
+    raw_sql(deps.store, SEALED_FIELDS[field].replace("{id}", target).replace("{other}", forked.id))
+    served = []
+    for name, read in reads.items():
+        try:
+            read()
+        except IntegrityError:
+            continue
+        served.append(name)
+    assert served == [], f"altered {field} served by {served}"
+
+
+def test_kontex_migrate_seals_rows_written_before_seals(deps: Deps, task: Any) -> None:
+    """Rows of a version before seals (seal NULL) are refused until ``kontex migrate`` seals
+    them as they stand; then every read serves them again."""
+    from kontex.services import upgrade
+
+    a = task.account_id
+    snap = snapshots.create_snapshot(deps, a, task.id, "old", bundle(2))
+    snapshots.enrich(deps, a, snap.id, {"log_events": [{"message": "later"}]})
+    before = snapshots.get_snapshot(deps, a, snap.id)
+    raw_sql(
+        deps.store,
+        "UPDATE snapshots SET seal = NULL",
+        "UPDATE snapshot_revisions SET seal = NULL",
+    )
+    with pytest.raises(IntegrityError):
+        snapshots.get_snapshot(deps, a, snap.id)
+    assert upgrade.seal_rows(deps) == 2
+    assert upgrade.seal_rows(deps) == 0  # nothing left: a re-run is harmless
+    assert snapshots.get_snapshot(deps, a, snap.id) == before
+    assert [r.seq for r in snapshots.list_revisions(deps, a, snap.id)] == [0, 1]
 
 
 def _raw_rows(store: Any, sql: str) -> list[tuple[Any, ...]]:

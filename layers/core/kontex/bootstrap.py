@@ -236,13 +236,17 @@ class Container:
         return QdrantIndex(collection, embedder.dimensions, path=config.kontex_data_dir / "qdrant")
 
     def migrate(self) -> list[str]:
-        """Apply pending SQL migrations, then move rows of the v1 storage engine to v2."""
-        from kontex.services.upgrade import import_langgraph_threads, upgrade_v1
+        """Apply pending SQL migrations, move rows of the v1 storage engine to v2, seal rows
+        written before seals existed."""
+        from kontex.services.upgrade import import_langgraph_threads, seal_rows, upgrade_v1
 
         applied = self.store.migrate()
         moved = upgrade_v1(self.deps)
         if moved:
             applied.append(f"v1 -> v2 content of {moved} snapshots and revisions")
+        sealed = seal_rows(self.deps)
+        if sealed:
+            applied.append(f"{sealed} snapshot and revision rows sealed")
         threads = import_langgraph_threads(self.deps)
         if threads:
             applied.append(f"{threads} LangGraph thread(s) indexed as checkpoints")

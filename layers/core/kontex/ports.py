@@ -442,6 +442,11 @@ class UpgradeRepository(Protocol):
     def set_v2_manifest(
         self, snapshot_id: str, seq: int, manifest: bytes, bundle_hash: str
     ) -> None: ...
+    def seal_unsealed(self, limit: int) -> int:
+        """Seal up to ``limit`` rows written before seals existed (``domain/seal.py``), as
+        they stand; returns how many (0: none left)."""
+        ...
+
     def langgraph_documents(self) -> list[ThreadState]:
         """Thread-state documents written by the LangGraph saver of before the checkpoint API."""
         ...

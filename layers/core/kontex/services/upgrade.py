@@ -94,6 +94,18 @@ def upgrade_v1(deps: Deps, progress: Callable[[int, int], None] | None = None) -
     return len(pending)
 
 
+def seal_rows(deps: Deps, batch: int = 500) -> int:
+    """Seal the snapshot and revision rows written before seals existed (after ``upgrade_v1``:
+    a v1 row is sealed once it has its v2 manifest); a batch per transaction, resumable."""
+    total = 0
+    while True:
+        with deps.store.unit() as uow:
+            done = uow.upgrade.seal_unsealed(batch)
+        total += done
+        if done == 0:
+            return total
+
+
 # -- LangGraph threads written before the checkpoint API ----------------------------------------
 
 _LEGACY_CHECKPOINT_FILE = "langgraph/checkpoint.json"

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from kontex.adapters.sql import snapshots
-from kontex.adapters.sql.base import Repository, as_bytes, chunked, marks
+from kontex.adapters.sql.base import Repository, chunked, marks
 from kontex.domain.models import Snapshot
 from kontex.ports import CheckpointListing, CheckpointRow, CheckpointWrite
 
@@ -149,13 +149,8 @@ class SqlCheckpoints(Repository):
             return None
         row = found[0]
         checkpoint = CheckpointRow(**{k[2:]: row.pop(k) for k in list(row) if k.startswith("c_")})
-        manifest = as_bytes(row["manifest"])
-        return (
-            checkpoint,
-            snapshots.snapshot_of(row),
-            manifest,
-            [CheckpointWrite(**w) for w in writes],
-        )
+        snapshot, manifest = snapshots.stored_of(row)
+        return checkpoint, snapshot, manifest, [CheckpointWrite(**w) for w in writes]
 
     def page(self, account_id: str, listing: CheckpointListing) -> list[CheckpointRow]:
         where, params = _where(listing)

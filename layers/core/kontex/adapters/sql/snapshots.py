@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any
 
 from kontex.adapters.sql import content, tasks
 from kontex.adapters.sql.base import CHUNK, Repository, after_cursor, as_bytes, as_time
-from kontex.domain.models import Snapshot, Task, Usage
+from kontex.domain import seal
+from kontex.domain.errors import IntegrityError
+from kontex.domain.models import Snapshot, Task, Usage, sha256_hex
 from kontex.ports import Revision
 
-# A snapshot as it stands: its latest revision's bundle over the original's
-SELECT_SQL = """
-SELECT s.id, s.account_id, s.session_id, s.task_id, s.label, s.source,
-       COALESCE(r.model, s.model) AS model,
-       COALESCE(r.token_total, s.token_total) AS token_total,
-       s.parent_snapshot_id, s.rollback_of, s.forked_from,
-       COALESCE(r.bundle_hash, s.bundle_hash) AS bundle_hash,
-       s.stored_bytes, s.captured_at, s.created_at, r.created_at AS enriched_at,
-       COALESCE(r.manifest, s.manifest) AS manifest
+# A snapshot as it stands: its latest revision's bundle over the original's. Both rows come whole
+# (each with its seal), so a read checks every field it serves (``snapshot_of``).
+USAGE_NAMES = seal.SNAPSHOT_FIELDS[-6:]
+USAGE_COLUMNS = ", ".join(USAGE_NAMES)
+SELECT_SQL = f"""
+SELECT s.id, s.account_id, s.session_id, s.task_id, s.label, s.source, s.model, s.token_total,
+       s.parent_snapshot_id, s.rollback_of, s.forked_from, s.bundle_hash, s.stored_bytes,
+       s.captured_at, s.created_at, s.manifest, s.seal,
+       {", ".join("s." + c for c in USAGE_NAMES)},
+       r.seq AS r_seq, r.model AS r_model, r.token_total AS r_token_total,
+       r.bundle_hash AS r_bundle_hash, r.stored_bytes AS r_stored_bytes,
+       r.created_at AS r_created_at, r.manifest AS r_manifest, r.seal AS r_seal
 FROM snapshots s
 LEFT JOIN snapshot_revisions r
   ON r.snapshot_id = s.id
@@ -39,36 +45,20 @@ LOCK_HEAD_SQL = (
 INSERT_SQL = (
     "INSERT INTO snapshots (id, account_id, session_id, task_id, label, source, model,"
     " token_total, parent_snapshot_id, rollback_of, forked_from, bundle_hash,"
-    " stored_bytes, captured_at, created_at, manifest, usage_input_tokens,"
-    " usage_output_tokens, usage_cache_read_tokens, usage_cache_write_tokens,"
-    " usage_latency_ms, usage_cost_usd)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f" stored_bytes, captured_at, created_at, {USAGE_COLUMNS}, manifest, seal)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 SET_HEAD_SQL = "UPDATE tasks SET head_snapshot_id = ? WHERE id = ?"
 INSERT_REVISION_SQL = (
     "INSERT INTO snapshot_revisions (snapshot_id, seq, session_id, bundle_hash,"
-    " token_total, model, stored_bytes, created_at, manifest)"
-    " SELECT ?, ?, session_id, ?, ?, ?, ?, ?, ? FROM snapshots WHERE id = ?"
-)
-ORIGINAL_SQL = (
-    "SELECT id AS snapshot_id, 0 AS seq, bundle_hash, token_total, model, created_at,"
-    " stored_bytes, manifest FROM snapshots WHERE account_id = ? AND id = ?"
+    " token_total, model, stored_bytes, created_at, manifest, seal)"
+    " SELECT ?, ?, session_id, ?, ?, ?, ?, ?, ?, ? FROM snapshots WHERE id = ?"
 )
 REVISION_SQL = (
     "SELECT r.snapshot_id, r.seq, r.bundle_hash, r.token_total, r.model, r.created_at,"
-    " r.stored_bytes, r.manifest FROM snapshot_revisions r"
+    " r.stored_bytes, r.manifest, r.seal FROM snapshot_revisions r"
     " JOIN snapshots s ON s.id = r.snapshot_id"
-    " WHERE s.account_id = ? AND r.snapshot_id = ? AND r.seq = ?"
-)
-REVISIONS_SQL = (
-    "SELECT id AS snapshot_id, 0 AS seq, bundle_hash, token_total, model, created_at,"
-    " stored_bytes FROM snapshots WHERE account_id = ? AND id = ?"
-    " UNION ALL"
-    " SELECT r.snapshot_id, r.seq, r.bundle_hash, r.token_total, r.model, r.created_at,"
-    " r.stored_bytes"
-    " FROM snapshot_revisions r JOIN snapshots s ON s.id = r.snapshot_id"
     " WHERE s.account_id = ? AND r.snapshot_id = ?"
-    " ORDER BY seq"
 )
 REVISION_COUNT_SQL = "SELECT COUNT(*) AS n FROM snapshot_revisions WHERE snapshot_id = ?"
 
@@ -86,11 +76,75 @@ def usage_of(manifest: Any) -> Usage | None:
     return Usage.model_validate(found) if found else None
 
 
-def snapshot_of(row: dict[str, Any]) -> Snapshot:
-    fields = {k: v for k, v in row.items() if k != "manifest"}
-    return Snapshot(
-        **fields, enriched=row["enriched_at"] is not None, usage=usage_of(row.get("manifest"))
+def _revision_of(row: dict[str, Any]) -> Revision:
+    """A revision row, checked against its seal."""
+    seal.check_revision(row, row.get("seal"))
+    return Revision(
+        snapshot_id=row["snapshot_id"],
+        seq=int(row["seq"]),
+        bundle_hash=row["bundle_hash"],
+        token_total=int(row["token_total"]),
+        model=row["model"],
+        created_at=as_time(row["created_at"]),
+        stored_bytes=int(row["stored_bytes"]),
+        manifest=as_bytes(row.get("manifest")),
     )
+
+
+def _original_of(row: dict[str, Any]) -> Revision:
+    """Revision 0 of a snapshot (as first written) from its ``SELECT_SQL`` row, checked."""
+    seal.check_snapshot(row, row["seal"])
+    return Revision(
+        snapshot_id=row["id"],
+        seq=0,
+        bundle_hash=row["bundle_hash"],
+        token_total=int(row["token_total"]),
+        model=row["model"],
+        created_at=as_time(row["created_at"]),
+        stored_bytes=int(row["stored_bytes"]),
+        manifest=as_bytes(row["manifest"]),
+    )
+
+
+def stored_of(row: dict[str, Any]) -> tuple[Snapshot, bytes | None]:
+    """A ``SELECT_SQL`` row as the snapshot stands and its manifest, every field it serves
+    checked: the row's and its latest revision's against their seals, the manifest (which
+    holds the usage) against its hash when the usage is read from it. ``IntegrityError`` when
+    any was altered (a bundle read checks the manifest again, with everything it names)."""
+    original = _original_of(row)
+    latest = original
+    if row["r_seq"] is not None:
+        revision = {k[2:]: v for k, v in row.items() if k.startswith("r_")}
+        latest = _revision_of({**revision, "snapshot_id": row["id"]})
+    manifest = latest.manifest
+    usage = usage_of(manifest)  # the one field a row read serves from the manifest: checked
+    if usage is not None and sha256_hex(manifest or b"") != latest.bundle_hash:
+        raise IntegrityError(f"the manifest of snapshot {row['id']} does not match its hash")
+    snapshot = Snapshot(
+        id=row["id"],
+        account_id=row["account_id"],
+        session_id=row["session_id"],
+        task_id=row["task_id"],
+        label=row["label"],
+        source=row["source"],
+        model=latest.model,
+        token_total=latest.token_total,
+        parent_snapshot_id=row["parent_snapshot_id"],
+        rollback_of=row["rollback_of"],
+        forked_from=row["forked_from"],
+        bundle_hash=latest.bundle_hash,
+        stored_bytes=original.stored_bytes,
+        captured_at=as_time(row["captured_at"]),
+        created_at=original.created_at,
+        enriched=latest is not original,
+        enriched_at=latest.created_at if latest is not original else None,
+        usage=usage,
+    )
+    return snapshot, manifest
+
+
+def snapshot_of(row: dict[str, Any]) -> Snapshot:
+    return stored_of(row)[0]
 
 
 def usage_columns(usage: Usage | None) -> tuple[Any, ...]:
@@ -138,7 +192,7 @@ class SqlSnapshots(Repository):
         if not snapshot_rows:
             return locked, None
         row = snapshot_rows[0]
-        return locked, (snapshot_of(row), as_bytes(row["manifest"]))
+        return locked, stored_of(row)
 
     def lock_head_and_lookup(
         self, account_id: str, task_id: str, items: Sequence[bytes], chunks: Sequence[bytes]
@@ -177,11 +231,11 @@ class SqlSnapshots(Repository):
 
     def stored(self, account_id: str, snapshot_id: str) -> tuple[Snapshot, bytes | None] | None:
         row = self._work.one(BY_ID_SQL, [account_id, snapshot_id])
-        return (snapshot_of(row), as_bytes(row["manifest"])) if row else None
+        return stored_of(row) if row else None
 
     def head(self, account_id: str, task_id: str) -> tuple[Snapshot, bytes | None] | None:
         row = self._work.one(HEAD_SQL, [account_id, task_id])
-        return (snapshot_of(row), as_bytes(row["manifest"])) if row else None
+        return stored_of(row) if row else None
 
     def page(
         self, account_id: str, session_id: str, limit: int, after: tuple[str, str] | None
@@ -192,49 +246,53 @@ class SqlSnapshots(Repository):
 
     def revisions(self, account_id: str, snapshot_id: str) -> list[Revision]:
         """Every state of the snapshot: seq 0 is the bundle as first written."""
-        rows = self._work.run(REVISIONS_SQL, [account_id, snapshot_id, account_id, snapshot_id])
-        return [Revision(**r) for r in rows]
+        original, later = self._work.run_together(
+            [
+                (BY_ID_SQL, [account_id, snapshot_id]),
+                (REVISION_SQL + " ORDER BY r.seq", [account_id, snapshot_id]),
+            ]
+        )
+        if not original:
+            return []
+        return [_original_of(original[0]), *(_revision_of(r) for r in later)]
 
     def revision(self, account_id: str, snapshot_id: str, seq: int) -> Revision | None:
         if seq == 0:
-            row = self._work.one(ORIGINAL_SQL, [account_id, snapshot_id])
-        else:
-            row = self._work.one(REVISION_SQL, [account_id, snapshot_id, seq])
-        if row is None:
-            return None
-        row["manifest"] = as_bytes(row["manifest"])
-        row["created_at"] = as_time(row["created_at"])
-        return Revision(**row)
+            row = self._work.one(BY_ID_SQL, [account_id, snapshot_id])
+            return _original_of(row) if row else None
+        row = self._work.one(REVISION_SQL + " AND r.seq = ?", [account_id, snapshot_id, seq])
+        return _revision_of(row) if row else None
 
     def revision_count(self, snapshot_id: str) -> int:
         return int(self._work.run(REVISION_COUNT_SQL, [snapshot_id])[0]["n"])
 
     def add(self, snapshot: Snapshot, manifest: bytes) -> None:
         s = snapshot
-        row = (
-            s.id,
-            s.account_id,
-            s.session_id,
-            s.task_id,
-            s.label,
-            s.source.value,
-            s.model,
-            s.token_total,
-            s.parent_snapshot_id,
-            s.rollback_of,
-            s.forked_from,
-            s.bundle_hash,
-            s.stored_bytes,
-            s.captured_at,
-            s.created_at,
-            manifest,
-            *usage_columns(s.usage),
-        )
+        columns: dict[str, Any] = {
+            "id": s.id,
+            "account_id": s.account_id,
+            "session_id": s.session_id,
+            "task_id": s.task_id,
+            "label": s.label,
+            "source": s.source.value,
+            "model": s.model,
+            "token_total": s.token_total,
+            "parent_snapshot_id": s.parent_snapshot_id,
+            "rollback_of": s.rollback_of,
+            "forked_from": s.forked_from,
+            "bundle_hash": s.bundle_hash,
+            "stored_bytes": s.stored_bytes,
+            "captured_at": s.captured_at,
+            "created_at": s.created_at,
+            **dict(zip(USAGE_NAMES, usage_columns(s.usage), strict=True)),
+        }
+        row = (*columns.values(), manifest, seal.snapshot_seal(columns))
         self._work.later(INSERT_SQL, [row])
         self._work.later(SET_HEAD_SQL, [(s.id, s.task_id)])
 
     def add_revision(self, revision: Revision, manifest: bytes) -> None:
         r = revision
+        columns = dataclasses.asdict(r)
         self._work.later(
             INSERT_REVISION_SQL,
             [
@@ -247,6 +305,7 @@ class SqlSnapshots(Repository):
                     r.stored_bytes,
                     r.created_at,
                     manifest,
+                    seal.revision_seal(columns),
                     r.snapshot_id,
                 )
             ],

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from kontex.adapters.sql import snapshots
 from kontex.adapters.sql.base import Repository, as_time
+from kontex.domain import seal
 from kontex.domain.models import ThreadState
 
 V1_ROWS_SQL = (
@@ -43,6 +45,22 @@ SET_REVISION_MANIFEST_SQL = (
     " WHERE snapshot_id = ? AND seq = ? AND manifest IS NULL"
 )
 
+# rows written before 0009_seal (the seal NULL; v1 rows get theirs after their manifest)
+UNSEALED_SNAPSHOTS_SQL = (
+    "SELECT id, account_id, session_id, task_id, label, source, model, token_total,"
+    " parent_snapshot_id, rollback_of, forked_from, bundle_hash, stored_bytes, captured_at,"
+    f" created_at, {snapshots.USAGE_COLUMNS} FROM snapshots"
+    " WHERE seal IS NULL AND manifest IS NOT NULL ORDER BY id LIMIT ?"
+)
+UNSEALED_REVISIONS_SQL = (
+    "SELECT snapshot_id, seq, bundle_hash, token_total, model, stored_bytes, created_at"
+    " FROM snapshot_revisions WHERE seal IS NULL AND manifest IS NOT NULL"
+    " ORDER BY snapshot_id, seq LIMIT ?"
+)
+SET_SEAL_SQL = "UPDATE snapshots SET seal = ? WHERE id = ? AND seal IS NULL"
+SET_REVISION_SEAL_SQL = (
+    "UPDATE snapshot_revisions SET seal = ? WHERE snapshot_id = ? AND seq = ? AND seal IS NULL"
+)
 
 # thread-state documents of the LangGraph saver before the checkpoint API ({"kind": "langgraph"})
 LANGGRAPH_DOCUMENTS_SQL = (
@@ -72,6 +90,18 @@ class SqlUpgrade(Repository):
             self._work.later(SET_MANIFEST_SQL, [(manifest, bundle_hash, snapshot_id)])
         else:
             self._work.later(SET_REVISION_MANIFEST_SQL, [(manifest, bundle_hash, snapshot_id, seq)])
+
+    def seal_unsealed(self, limit: int) -> int:
+        """Seal up to ``limit`` snapshot and revision rows written before seals existed, as
+        they stand; returns how many."""
+        rows = self._work.run(UNSEALED_SNAPSHOTS_SQL, [limit])
+        revisions = self._work.run(UNSEALED_REVISIONS_SQL, [limit])
+        self._work.later(SET_SEAL_SQL, [(seal.snapshot_seal(r), r["id"]) for r in rows])
+        self._work.later(
+            SET_REVISION_SEAL_SQL,
+            [(seal.revision_seal(r), r["snapshot_id"], r["seq"]) for r in revisions],
+        )
+        return len(rows) + len(revisions)
 
     def langgraph_documents(self) -> list[ThreadState]:
         return [
