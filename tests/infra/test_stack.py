@@ -204,6 +204,44 @@ def test_producers_get_their_queue_url_and_send_permission(dev: Synth) -> None:
         )
 
 
+def test_every_pipeline_has_a_lag_alarm_and_the_api_reads_its_lag(dev: Synth) -> None:
+    """Issue 23, lag: an alarm on each work queue's ApproximateAgeOfOldestMessage, and the
+    API function told where every queue and DLQ is (KONTEX_PIPELINES) with the rights to
+    read their depth and CloudWatch's age (GET /health?detail=true)."""
+    from infra.observability import LAG_ALARM_MINUTES, LAG_ALARM_SECONDS
+
+    alarms = dev.template.find_resources("AWS::CloudWatch::Alarm")
+    on_age = [
+        a["Properties"]
+        for a in alarms.values()
+        if a["Properties"].get("MetricName") == "ApproximateAgeOfOldestMessage"
+    ]
+    work = [
+        name
+        for name, queue in dev.template.find_resources("AWS::SQS::Queue").items()
+        if "RedrivePolicy" in queue["Properties"]
+    ]
+    assert len(on_age) == len(work) == 4
+    watched = {json.dumps(a["Dimensions"][0]["Value"]) for a in on_age}
+    assert watched == {json.dumps({"Fn::GetAtt": [w, "QueueName"]}) for w in work}
+    for alarm in on_age:
+        assert alarm["Threshold"] == LAG_ALARM_SECONDS
+        assert alarm["EvaluationPeriods"] == LAG_ALARM_MINUTES
+        assert alarm["Statistic"] == "Maximum" and alarm["Period"] == 60
+    _, props = dev.function("kontex-api")
+    pipelines = json.dumps(props["Environment"]["Variables"]["KONTEX_PIPELINES"])
+    for name in ("spans", "capture", "feed", "embed"):
+        assert f'\\"{name}\\"' in pipelines
+    policies = json.dumps(
+        [
+            p["Properties"]["PolicyDocument"]
+            for p in dev.template.find_resources("AWS::IAM::Policy").values()
+            if {"Ref": _ref(props["Role"])} in p["Properties"]["Roles"]
+        ]
+    )
+    assert "sqs:GetQueueAttributes" in policies and "cloudwatch:GetMetricData" in policies
+
+
 # --- storage -----------------------------------------------------------------------------
 
 

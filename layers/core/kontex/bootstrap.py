@@ -18,6 +18,7 @@ from kontex.ports import (
     Connections,
     Embedder,
     Events,
+    Pipelines,
     Queue,
     Store,
     Upstream,
@@ -117,6 +118,24 @@ class Container:
         if not configured:
             raise KontexError("no queue is configured (set the KONTEX_*_QUEUE_URL variables)")
         return ClaimCheckQueue(SqsQueue(configured), self.blobs)
+
+    @cached_property
+    def pipelines(self) -> Pipelines | None:
+        """The lag of each pipeline: SQS and CloudWatch on AWS (``KONTEX_PIPELINES``), the
+        data dir's queue file locally (None before `kontex dev` made it)."""
+        if self.settings.kontex_pipelines:
+            from kontex.adapters.sqs_pipelines import SqsPipelines
+
+            return SqsPipelines.from_json(self.settings.kontex_pipelines)
+        if self.settings.aws_lambda_function_name:
+            return None
+        from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue
+
+        installed = self.__dict__.get("queue")
+        if isinstance(installed, LocalQueue):
+            return installed
+        path = self.settings.kontex_data_dir / QUEUE_FILE
+        return LocalQueue(path) if path.exists() else None
 
     @cached_property
     def upstream(self) -> Upstream:

@@ -560,6 +560,26 @@ class Queue(Protocol):
         ...
 
 
+PIPELINES = ("spans", "capture", "feed", "embed")  # the queues whose lag /health reports
+
+
+@dataclass(frozen=True)
+class PipelineLag:
+    """How far one pipeline is behind: messages waiting or in flight, the age of the oldest
+    (None when empty, or not known yet), and messages given up on (its dead letters)."""
+
+    name: str
+    depth: int
+    oldest_age_seconds: float | None
+    dead_letters: int
+
+
+class Pipelines(Protocol):
+    """The lag of each pipeline (the local queue file; SQS and CloudWatch on AWS)."""
+
+    def lag(self) -> list[PipelineLag]: ...
+
+
 # -- search -----------------------------------------------------------------------------------
 
 

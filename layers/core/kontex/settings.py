@@ -71,6 +71,9 @@ class Settings(BaseModel):
         default=None, description="unset: kontex_<embedder model>"
     )
     kontex_embed_queue_url: str | None = None
+    # each pipeline's queue and dead-letter queue, whose lag /health?detail=true reports on AWS
+    # (adapters/sqs_pipelines.py): {"spans": {"queue": url, "dlq": url}, ...}
+    kontex_pipelines: str | None = None
     # `kontex dev` only: the main process serves its local index to the API's processes
     kontex_index_address: str | None = None
     kontex_index_authkey: SecretStr | None = None

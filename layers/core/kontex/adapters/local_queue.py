@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from kontex.http.apigw import LocalContext
+from kontex.ports import PIPELINES, PipelineLag
 
 log = logging.getLogger("kontex.queue")
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -329,6 +330,29 @@ class LocalQueue:
                 return int(self._conn.execute("SELECT count(*) FROM messages").fetchone()[0])
             row = self._conn.execute("SELECT count(*) FROM messages WHERE queue = ?", (queue,))
             return int(row.fetchone()[0])
+
+    def lag(self) -> list[PipelineLag]:
+        """Each pipeline's messages waiting or in flight, the age of its oldest (from when it
+        was first sent, across redeliveries) and its dead letters (the ``Pipelines`` port)."""
+        with self._lock:
+            waiting = self._conn.execute(
+                "SELECT queue, count(*), min(sent_at) FROM messages GROUP BY queue"
+            ).fetchall()
+            dead = dict(
+                self._conn.execute("SELECT queue, count(*) FROM dead_letters GROUP BY queue")
+            )
+        now = time.time()
+        found = {name: (int(n), max(0.0, now - oldest)) for name, n, oldest in waiting}
+        names = list(dict.fromkeys([*PIPELINES, *sorted(found), *sorted(dead)]))
+        return [
+            PipelineLag(
+                name=name,
+                depth=found.get(name, (0, None))[0],
+                oldest_age_seconds=found.get(name, (0, None))[1],
+                dead_letters=int(dead.get(name, 0)),
+            )
+            for name in names
+        ]
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Wait until every message sent so far is processed or dead-lettered."""

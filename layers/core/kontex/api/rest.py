@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn,
 
 from kontex import __version__
 from kontex.api import (
+    auth,
     checkpoints,
     errors,
     keys,
@@ -24,8 +25,10 @@ from kontex.api import (
 from kontex.api.auth import admit, current_key
 from kontex.api.guard import check_request
 from kontex.api.openapi import render as complete_openapi
+from kontex.bootstrap import container
 from kontex.domain.errors import KontexError
 from kontex.domain.models import ApiKey
+from kontex.services import health as health_report
 
 OPENAPI = {
     "title": "Kontex API",
@@ -46,8 +49,13 @@ def build_resolver() -> APIGatewayHttpResolver:
         app.include_router(module.router)
 
     @app.get("/health", include_in_schema=False)
-    def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    def health() -> dict[str, Any]:
+        """Public and cheap; ``?detail=true`` adds each pipeline's lag, for a caller with a
+        key (the figures are the deployment's, not one account's)."""
+        if app.current_event.get_query_string_value("detail", "") not in ("true", "1"):
+            return {"status": "ok", "version": __version__}
+        auth.authorize(auth.presented_key(dict(app.current_event.headers or {})), "/health")
+        return health_report.report(container().pipelines)
 
     @app.get("/v1/openapi.json", include_in_schema=False)
     def openapi() -> Response[str]:

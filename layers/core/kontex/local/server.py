@@ -569,14 +569,41 @@ def _search_line(container: bootstrap.Container) -> str:
 
 SWEEP_SECONDS = 2.0  # how often the local sweeper looks for events the relay could not publish
 PRUNE_SECONDS = 60.0  # how often expired live connections are dropped
+LAG_REPORT_SECONDS = 10.0  # while a pipeline is behind, how often `kontex dev` says so
+
+
+class LagWatch:
+    """`kontex dev`'s word on its pipelines: a line while any is behind (at most one per
+    ``every`` seconds), and one when all have caught up (services/health.py)."""
+
+    def __init__(self, pipelines: Any, say: Any = None, every: float = LAG_REPORT_SECONDS):
+        self.pipelines, self.every = pipelines, every
+        self.say = say or (lambda line: print(f"kontex dev: {line}", flush=True))
+        self._said_at: float | None = None
+
+    def check(self, now: float | None = None) -> None:
+        from kontex.services import health
+
+        now = time.monotonic() if now is None else now
+        line = health.lag_line(self.pipelines.lag())
+        if line is None:
+            if self._said_at is not None:
+                self.say("pipelines caught up")
+            self._said_at = None
+        elif self._said_at is None or now - self._said_at >= self.every:
+            self.say(line)
+            self._said_at = now
 
 
 class Sweeper:
     """The local stand-in for the scheduled sweeper function: a timer thread publishing outbox
-    rows still unsent (``outbox.sweep``) and dropping expired WebSocket connections."""
+    rows still unsent (``outbox.sweep``) and dropping expired WebSocket connections; it also
+    says when a pipeline falls behind (``LagWatch``)."""
 
     def __init__(self, container: bootstrap.Container, every: float = SWEEP_SECONDS) -> None:
         self.container, self.every = container, every
+        pipelines = container.pipelines
+        self.lag = LagWatch(pipelines) if pipelines is not None else None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="kontex-sweeper")
 
@@ -593,6 +620,8 @@ class Sweeper:
         pruned_at = 0.0
         while not self._stop.wait(self.every):
             try:
+                if self.lag is not None:
+                    self.lag.check()
                 outbox.sweep(self.container.deps)
                 if time.monotonic() - pruned_at > PRUNE_SECONDS:
                     live.prune(self.container.deps)
