@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from kontex.domain.models import (
     Account,
@@ -535,6 +535,14 @@ class Events(Protocol):
     """
 
     def publish(self, event: Event) -> None: ...
+
+
+@runtime_checkable
+class BatchEvents(Events, Protocol):
+    """Events that also go out several at once: one queue commit locally, SNS batches of ten
+    on AWS. Returns the ids of those published (the rest stay in the outbox)."""
+
+    def publish_many(self, events: Sequence[Event]) -> list[str]: ...
 
 
 class ConnectionGone(Exception):
