@@ -11,7 +11,8 @@ transaction, and the event is published after the commit (``services/outbox.py``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -186,6 +187,75 @@ def seal(
     uow.snapshots.add(snapshot, written.manifest)
     uow.announce(_event("snapshot.created", snapshot, now))
     return snapshot
+
+
+@dataclass(frozen=True)
+class NewSnapshot:
+    """One snapshot of a batch sealed in one unit of work (``prepare`` then ``seal_all``): a
+    span batch's. ``snapshot_id`` is the writer's, so a redelivered batch writes it once."""
+
+    account_id: str
+    session_id: str
+    task_id: str
+    label: str
+    bundle: ContextBundle
+    snapshot_id: str
+
+
+@dataclass
+class Prepared:
+    new: NewSnapshot
+    bundle: ContextBundle
+    plan: bundles.Plan
+    large_bytes: int
+
+
+def prepare(deps: Deps, new: Sequence[NewSnapshot]) -> list[Prepared]:
+    """Plan each snapshot and store its large file bodies: object-store writes come before
+    the transaction, and are idempotent."""
+    now = deps.clock()
+    prepared = []
+    for n in new:
+        bundle = n.bundle
+        if bundle.captured_at is None:
+            bundle = bundle.model_copy(update={"captured_at": now})
+        plan = bundles.plan(bundle)
+        large = 0
+        if plan.large_bodies:
+            large = bundles.put_large_bodies(deps.blobs, n.account_id, n.session_id, plan)
+        prepared.append(Prepared(n, bundle, plan, large))
+    return prepared
+
+
+def seal_all(
+    uow: UnitOfWork, prepared: Sequence[Prepared], clock: Callable[[], datetime]
+) -> list[Snapshot]:
+    """In ``uow``, in order: seal each prepared snapshot whose id is not stored yet (a
+    redelivered batch writes nothing twice), each created after the one before (listings
+    order by creation time). Their events go out together after the commit."""
+    stored = uow.snapshots.existing([p.new.snapshot_id for p in prepared]) if prepared else set()
+    made: list[Snapshot] = []
+    for p in prepared:
+        if p.new.snapshot_id in stored:
+            continue
+        now = clock()
+        if made and now <= made[-1].created_at:
+            now = made[-1].created_at + timedelta(microseconds=1)
+        made.append(
+            seal(
+                uow,
+                p.new.account_id,
+                p.new.task_id,
+                _label(p.new.label),
+                p.bundle,
+                p.plan,
+                now,
+                large_bytes=p.large_bytes,
+                snapshot_id=p.new.snapshot_id,
+            )
+        )
+        stored.add(p.new.snapshot_id)
+    return made
 
 
 def _write_delta(

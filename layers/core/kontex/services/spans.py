@@ -61,7 +61,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, cast
 
-from kontex.domain.errors import Conflict, NotFound
+from kontex.domain.errors import NotFound
 from kontex.domain.models import (
     ContextBundle,
     Session,
@@ -178,33 +178,43 @@ def process_traces(
             elif span["kind"] in ("llm", "tool"):
                 trace.task_for(span, session_id)
             work.append((trace, span, session_id))
-    if batch.tasks:
-        tasks = list(batch.tasks.values())
+    for trace, span, session_id in work:
+        if span["kind"] == "llm" and trace.content(span):
+            trace.snapshot_llm(span, session_id)
+        elif span["kind"] == "tool":
+            trace.snapshot_tool(span, session_id)
+        span["done"] = True
+    if not work and not batch.tasks:
+        return 0
+    prepared = snapshots.prepare(deps, batch.snapshots)
+    tasks = list(batch.tasks.values())
+    done = [(t.account_id, t.trace_id, s["span_id"]) for t, s, _ in work]
+
+    def attempt() -> int:
+        # the batch's tasks, snapshots and done marks: one unit of work, one commit, and the
+        # snapshots' events handed over together after it
         with deps.store.unit() as uow:
             for task in uow.tasks.add_missing(tasks):
                 uow.announce(sessions.task_event(task))
-    made = 0
-    for trace, span, session_id in work:
-        if span["kind"] == "llm" and trace.content(span):
-            made += trace.snapshot_llm(span, session_id)
-        elif span["kind"] == "tool":
-            made += trace.snapshot_tool(span, session_id)
-        span["done"] = True
-    if work:
-        with deps.store.unit() as uow:
-            uow.spans.mark_done([(t.account_id, t.trace_id, s["span_id"]) for t, s, _ in work])
-    return made
+            made = snapshots.seal_all(uow, prepared, deps.clock)
+            if done:
+                uow.spans.mark_done(done)
+        return len(made)
+
+    return snapshots.retrying(deps, None, attempt)
 
 
 class _Batch:
-    """What the traces of one batch share: sessions by name, the tasks to make, and the last
-    bundle written per task (so a tool span after an LLM span reads nothing back)."""
+    """What the traces of one batch share: sessions by name, the tasks to make, the snapshots
+    to seal and the last bundle of each task (so a tool span after an LLM span reads nothing
+    back)."""
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         self.sessions: dict[tuple[str, str], str] = {}
         self.tasks: dict[str, Task] = {}
         self.latest: dict[str, ContextBundle] = {}
+        self.snapshots: list[snapshots.NewSnapshot] = []  # sealed together, in order
 
     def resolve_names(self, traces: Sequence[_Trace]) -> None:
         names = list(
@@ -438,16 +448,15 @@ class _Trace:
         return self._write(span, session_id, f"tool: {call.tool}", bundle)
 
     def _write(self, span: StoredSpan, session_id: str, label: str, bundle: ContextBundle) -> bool:
+        """Add the span's snapshot to the batch's (sealed together, ``process_traces``)."""
         task_id = self.task_for(span, session_id)
         snapshot_id = derived_id("snap", self.account_id, self.trace_id, span["span_id"])
-        try:
-            made = snapshots.create_snapshot(
-                self.deps, self.account_id, task_id, label[:500], bundle, snapshot_id=snapshot_id
+        self.batch.snapshots.append(
+            snapshots.NewSnapshot(
+                self.account_id, session_id, task_id, label[:500], bundle, snapshot_id
             )
-        except Conflict:
-            self.batch.latest.pop(task_id, None)  # a redelivery: the store knows the latest
-            return False
-        self.batch.latest[task_id] = bundle.model_copy(update={"token_total": made.token_total})
+        )
+        self.batch.latest[task_id] = bundle
         return True
 
 

@@ -8,7 +8,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from kontex.adapters.sql import content, tasks
-from kontex.adapters.sql.base import CHUNK, Repository, after_cursor, as_bytes, as_time
+from kontex.adapters.sql.base import (
+    CHUNK,
+    Repository,
+    after_cursor,
+    as_bytes,
+    as_time,
+    chunked,
+    marks,
+)
 from kontex.domain import seal
 from kontex.domain.errors import IntegrityError
 from kontex.domain.models import Snapshot, Task, Usage, sha256_hex
@@ -224,6 +232,13 @@ class SqlSnapshots(Repository):
         return (
             self._work.one("SELECT 1 AS x FROM snapshots WHERE id = ?", [snapshot_id]) is not None
         )
+
+    def existing(self, snapshot_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for ids in chunked(list(dict.fromkeys(snapshot_ids))):
+            rows = self._work.run(f"SELECT id FROM snapshots WHERE id IN ({marks(ids)})", ids)
+            found.update(r["id"] for r in rows)
+        return found
 
     def get(self, account_id: str, snapshot_id: str) -> Snapshot | None:
         row = self._work.one(BY_ID_SQL, [account_id, snapshot_id])
