@@ -1,5 +1,6 @@
-"""Migration 0010 (latest states) on data written before it, on both databases: tool-call
-items get their call id, so each call is listed once in its latest state."""
+"""Migration 0010 (latest states) on data written before it, and its rows sealed, on both
+databases: tool-call items get their call id, so each call is listed once in its latest
+state; revision usage rows are refused UPDATE and DELETE as the rows they copy are."""
 
 from __future__ import annotations
 
@@ -11,15 +12,19 @@ import pytest
 
 from kontex.adapters import postgres_store, sqlite_store
 from kontex.adapters.migrations import migration_files
-from kontex.domain.models import ToolCall
-from kontex.ports import ObjectFilter
+from kontex.domain.models import ToolCall, Usage
+from kontex.ports import ObjectFilter, Revision
 from kontex.services import bundles
 from tests.conftest import _postgres_schema_url
 from tests.contract.test_immutability import _driver_errors, _raw
 from tests.contract.test_store_contract import (
     T0,
     account,
+    insert_revision,
+    insert_snapshot,
     session,
+    snapshot,
+    task,
 )
 
 LATEST = "0010_latest_states"
@@ -103,3 +108,23 @@ def test_the_migration_gives_old_tool_calls_their_id(before_0010: Any) -> None:
     assert (stats["tool_calls_success"], stats["tool_calls_pending"]) == (1, 1)
     with pytest.raises(_driver_errors(store)):  # sealed again after the backfill
         _raw(store, "UPDATE items SET tokens = 1")
+
+
+def test_revision_usage_rows_are_sealed_and_go_with_a_purge(store: Any) -> None:
+    account(store)
+    s = session(store, "acct_a", "sess_1")
+    t = task(store, s, "task_1")
+    insert_snapshot(store, snapshot(t, "snap_1", T0))
+    usage = Usage(input_tokens=7, output_tokens=3)
+    manifest = b'{"usage":' + usage.model_dump_json(exclude_none=True).encode() + b"}\n"
+    insert_revision(store, Revision("snap_1", 1, "b1", 5, None, T0), manifest)
+    with store.unit(write=False) as uow:
+        assert uow.queries.session_stats("acct_a", s.id)["usage"]["total_tokens"] == 10
+    for sql in ("UPDATE revision_usage SET input_tokens = 0", "DELETE FROM revision_usage"):
+        with pytest.raises(_driver_errors(store)) as caught:
+            _raw(store, sql)
+        assert "sealed" in str(caught.value)
+    with store.unit() as uow:
+        assert uow.sessions.purge("acct_a", "sess_1") is True
+    with store.unit(write=False) as uow:
+        assert uow.snapshots.get("acct_a", "snap_1") is None

@@ -62,7 +62,27 @@ MESSAGE_COUNTS_SQL = (
     " AND i.kind = 'message' GROUP BY i.kind, i.is_error"
 )
 TOOL_CALLS_SQL = CALLS_SQL + " AND f.session_id = ?"  # each call once, in its latest state
-# Sums over the snapshots that are one captured LLM call each (usage columns set).
+# Sums over the snapshots that are one captured LLM call each (usage set). A call's usage is
+# its snapshot's latest revision's when a revision carries one (usage that came late), else
+# the snapshot's own columns.
+USAGE_COLUMNS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "latency_ms",
+    "cost_usd",
+)
+CALLS_OF = (
+    "(SELECT s.session_id, s.created_at, s.token_total, "
+    + ", ".join(
+        f"CASE WHEN u.snapshot_id IS NULL THEN s.usage_{c} ELSE u.{c} END AS usage_{c}"
+        for c in USAGE_COLUMNS
+    )
+    + " FROM snapshots s LEFT JOIN revision_usage u ON u.snapshot_id = s.id AND u.seq ="
+    " (SELECT MAX(m.seq) FROM revision_usage m WHERE m.snapshot_id = s.id)"
+    " WHERE s.account_id = ?{more}) c"
+)
 USAGE_SUMS = (
     "COALESCE(SUM(CASE WHEN usage_input_tokens IS NOT NULL THEN 1 ELSE 0 END), 0) AS calls,"
     " COALESCE(SUM(usage_input_tokens), 0) AS input_tokens,"
@@ -77,7 +97,7 @@ USAGE_SUMS = (
 SESSION_SNAPSHOTS_SQL = (
     "SELECT COUNT(*) AS n, COALESCE(SUM(token_total), 0) AS tokens,"
     f" MAX(created_at) AS last_snapshot_at, {USAGE_SUMS}"
-    " FROM snapshots WHERE account_id = ? AND session_id = ?"
+    f" FROM {CALLS_OF.format(more=' AND s.session_id = ?')}"
 )
 CONTEXT_TOKENS_SQL = (
     "SELECT COALESCE(SUM(COALESCE(r.token_total, s.token_total)), 0) AS tokens"
@@ -96,8 +116,8 @@ ACCOUNT_SNAPSHOTS_SQL = (
     " COALESCE(SUM(CASE WHEN created_at >= ? THEN token_total ELSE 0 END), 0)"
     " AS month_tokens FROM snapshots WHERE account_id = ?"
 )
-ACCOUNT_CALLS_SQL = f"SELECT {USAGE_SUMS} FROM snapshots WHERE account_id = ?"
-ACCOUNT_MONTH_CALLS_SQL = ACCOUNT_CALLS_SQL + " AND created_at >= ?"
+ACCOUNT_CALLS_SQL = f"SELECT {USAGE_SUMS} FROM {CALLS_OF.format(more='')}"
+ACCOUNT_MONTH_CALLS_SQL = ACCOUNT_CALLS_SQL + " WHERE c.created_at >= ?"
 ACCOUNT_BYTES_SQL = (
     "SELECT (SELECT COALESCE(SUM(stored_bytes), 0) FROM snapshots"
     " WHERE account_id = ?) + (SELECT COALESCE(SUM(r.stored_bytes), 0)"
