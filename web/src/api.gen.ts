@@ -809,7 +809,8 @@ export interface components {
         };
         /**
          * ToolCallRecord
-         * @description A row of ``GET /v1/tool-calls``: a stored tool call and where it was first seen.
+         * @description A row of ``GET /v1/tool-calls``: a tool call, once, in its latest state (pending until
+         *     its output is seen), and when it was first seen.
          */
         ToolCallRecord: {
             /** Session Id */

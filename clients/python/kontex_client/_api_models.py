@@ -266,7 +266,8 @@ class ThreadState(BaseModel):
 
 class ToolCallRecord(BaseModel):
     """
-    A row of ``GET /v1/tool-calls``: a stored tool call and where it was first seen.
+    A row of ``GET /v1/tool-calls``: a tool call, once, in its latest state (pending until
+    its output is seen), and when it was first seen.
     """
 
     model_config = ConfigDict(

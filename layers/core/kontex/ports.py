@@ -34,7 +34,8 @@ class ItemRow:
     body: bytes
     tokens: int
     position: int  # its index in the list where it first appeared
-    index: dict[str, Any]  # role, has_text, has_tool_use, has_tool_result, tool_name, is_error
+    # role, has_text, has_tool_use, has_tool_result (messages); tool_name, is_error, call_id
+    index: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -293,7 +294,8 @@ class QueryRepository(Protocol):
     def objects(
         self, account_id: str, where: ObjectFilter, limit: int, after: tuple[str, str] | None
     ) -> list[dict[str, Any]]:
-        """Distinct messages or tool calls, each once, in the order they first appeared."""
+        """Distinct messages, each once, or tool calls, each once in its latest state; in the
+        order they first appeared."""
         ...
 
     def session_stats(self, account_id: str, session_id: str) -> dict[str, Any]: ...

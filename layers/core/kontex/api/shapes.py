@@ -314,7 +314,8 @@ class MessageRecord(Out):
 
 
 class ToolCallRecord(Out):
-    """A row of ``GET /v1/tool-calls``: a stored tool call and where it was first seen."""
+    """A row of ``GET /v1/tool-calls``: a tool call, once, in its latest state (pending until
+    its output is seen), and when it was first seen."""
 
     model_config = ConfigDict(json_schema_serialization_defaults_required=True, extra="allow")
 

@@ -1,4 +1,4 @@
-"""Snapshots: create (sealed on write), read, rollback, enrich, fork.
+"""Snapshots: create (sealed on write), read, rollback, enrich (and late usage), fork.
 
 Each use case is one unit of work (``deps.store.unit()``, one transaction): it reads what it
 needs once and writes all its rows, so a snapshot is never half-written. Large file bodies go to
@@ -27,6 +27,7 @@ from kontex.domain.models import (
     SnapshotSource,
     Task,
     ToolCall,
+    Usage,
     validate_name,
 )
 from kontex.ids import new_id
@@ -547,34 +548,66 @@ def enrich(deps: Deps, account_id: str, snapshot_id: str, changes: dict[str, Any
         if "log_events" in changes:
             update["log_events"] = [*current.log_events, *events]
         enriched = ContextBundle.model_validate({**current.model_dump(), **update})
-        written = bundles.write(
-            uow.content,
-            snapshot.session_id,
-            bundles.plan(enriched),
-            now,
-            parent_manifest=manifest,
-            large_bytes=large,
-        )
-        uow.snapshots.add_revision(
-            Revision(
-                snapshot_id=snapshot_id,
-                seq=uow.snapshots.revision_count(snapshot_id) + 1,  # seq 0 is the original
-                bundle_hash=written.bundle_hash,
-                token_total=written.token_total,
-                model=enriched.model,
-                created_at=now,
-                stored_bytes=written.stored_bytes,
-            ),
-            written.manifest,
-        )
-        result = snapshot.model_copy(
-            update={
-                "token_total": written.token_total,
-                "model": enriched.model,
-                "bundle_hash": written.bundle_hash,
-                "enriched": True,
-                "enriched_at": now,
-            }
-        )
-        uow.announce(_event("snapshot.enriched", result, now))
+        return _revise(uow, snapshot, manifest, enriched, now, large)
+
+
+def _revise(
+    uow: UnitOfWork,
+    snapshot: Snapshot,
+    manifest: bytes,
+    bundle: ContextBundle,
+    now: datetime,
+    large_bytes: int = 0,
+) -> Snapshot:
+    """In ``uow``: ``bundle`` as the snapshot's next revision (over its current ``manifest``),
+    announced; returns the snapshot as it now stands."""
+    written = bundles.write(
+        uow.content,
+        snapshot.session_id,
+        bundles.plan(bundle),
+        now,
+        parent_manifest=manifest,
+        large_bytes=large_bytes,
+    )
+    uow.snapshots.add_revision(
+        Revision(
+            snapshot_id=snapshot.id,
+            seq=uow.snapshots.revision_count(snapshot.id) + 1,  # seq 0 is the original
+            bundle_hash=written.bundle_hash,
+            token_total=written.token_total,
+            model=bundle.model,
+            created_at=now,
+            stored_bytes=written.stored_bytes,
+        ),
+        written.manifest,
+    )
+    result = snapshot.model_copy(
+        update={
+            "token_total": written.token_total,
+            "model": bundle.model,
+            "bundle_hash": written.bundle_hash,
+            "usage": bundle.usage,
+            "enriched": True,
+            "enriched_at": now,
+        }
+    )
+    uow.announce(_event("snapshot.enriched", result, now))
     return result
+
+
+def revise_usage(
+    deps: Deps, account_id: str, snapshot_id: str, usage: Usage | None
+) -> Snapshot | None:
+    """A late fact about a captured call: its ``usage``, known only after its snapshot was
+    sealed (the SDK's own span of the call came after the span the snapshot was made from).
+
+    The snapshot stays as it was sealed; its usage is a new revision (the content is the
+    current revision's, so only a manifest is stored), served by the snapshot and counted by
+    the session's stats and ``/v1/usage``. Not an edit by the caller: no enrich window. None
+    when the snapshot already records that usage (a span delivered again)."""
+    with deps.store.unit() as uow:
+        snapshot, manifest, current = read_in(deps, uow, account_id, snapshot_id, None)
+        if current.usage == usage:
+            return None
+        revised = current.model_copy(update={"usage": usage})
+        return _revise(uow, snapshot, manifest, revised, deps.clock())

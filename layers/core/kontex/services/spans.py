@@ -22,7 +22,8 @@ own spans):
 - an LLM span without content (the anthropic SDK's ``anthropic.messages.create``: usage, no
   messages) never becomes a snapshot. Its usage and timing complete the snapshot of its twin,
   the LLM span with content for the same call (its parent, child or sibling whose time overlaps
-  it), when that twin is processed with it;
+  it), when that twin is processed with it or after it; when it comes after the twin's
+  snapshot was sealed, that snapshot gets a revision with the completed usage;
 - GenAI events sent as OTLP logs (``gen_ai.*.message`` / ``gen_ai.choice``) are stored as
   ``events`` records of their span (joined by trace and span id) and give an LLM span without
   content attributes its messages;
@@ -69,6 +70,7 @@ from kontex.domain.models import (
     Task,
     TaskStatus,
     ToolCall,
+    Usage,
 )
 from kontex.ids import derived_id
 from kontex.otlp import mapping
@@ -181,6 +183,8 @@ def process_traces(
     for trace, span, session_id in work:
         if span["kind"] == "llm" and trace.content(span):
             trace.snapshot_llm(span, session_id)
+        elif span["kind"] == "llm":
+            trace.complete_usage(span)  # a late usage-only span: a revision of its twin's
         elif span["kind"] == "tool":
             trace.snapshot_tool(span, session_id)
         span["done"] = True
@@ -268,6 +272,7 @@ class _Trace:
         self.by_id = {s["span_id"]: s for s in self.spans}
         self.linked = linked
         self.calls: dict[str, mapping.LlmCall] = {}
+        self.done_before = {s["span_id"] for s in self.spans if s["done"]}  # by earlier batches
 
     # -- what a span waits for ------------------------------------------------------------
 
@@ -422,11 +427,32 @@ class _Trace:
             token_total=call.token_total,
             source=SnapshotSource.OPENLLMETRY,
             captured_at=at,
-            usage=pricing.priced(
-                self.usage(span), call.model, pricing.price_table(self.deps.prices_file)
-            ),
+            usage=self._usage_of_call(span),
         )
         return self._write(span, session_id, span["name"] or "llm call", bundle)
+
+    def _usage_of_call(self, span: StoredSpan) -> Usage | None:
+        """The usage of the LLM span's call (its own, completed by its twins), priced."""
+        call = self.call(span)
+        return pricing.priced(
+            self.usage(span), call.model, pricing.price_table(self.deps.prices_file)
+        )
+
+    def complete_usage(self, span: StoredSpan) -> None:
+        """A usage-only span (the SDK's own) whose twin with content was made a snapshot by an
+        earlier batch: the twin's usage, counted again with this span, becomes a revision of
+        that snapshot (as if the span had come in time). A twin placed in this batch counts it
+        already; one still waiting will."""
+        for twin in self._twins(span, with_content=True):
+            if twin["span_id"] not in self.done_before:
+                continue
+            snapshot_id = derived_id("snap", self.account_id, self.trace_id, twin["span_id"])
+            try:
+                snapshots.revise_usage(
+                    self.deps, self.account_id, snapshot_id, self._usage_of_call(twin)
+                )
+            except NotFound:
+                continue  # the twin's snapshot is gone (its session purged since)
 
     def snapshot_tool(self, span: StoredSpan, session_id: str) -> bool:
         task_id = self.task_for(span, session_id)

@@ -62,6 +62,14 @@ INSERT_REVISION_SQL = (
     " token_total, model, stored_bytes, created_at, manifest, seal)"
     " SELECT ?, ?, session_id, ?, ?, ?, ?, ?, ?, ? FROM snapshots WHERE id = ?"
 )
+# The usage a revision's manifest carries, for the sums (adapters/sql/queries.py): only for
+# the snapshot of a call (a fork's or a rollback's restates a call, it does not make one)
+INSERT_REVISION_USAGE_SQL = (
+    "INSERT INTO revision_usage (snapshot_id, seq, session_id, input_tokens, output_tokens,"
+    " cache_read_tokens, cache_write_tokens, latency_ms, cost_usd)"
+    " SELECT ?, ?, session_id, ?, ?, ?, ?, ?, ? FROM snapshots"
+    " WHERE id = ? AND forked_from IS NULL AND rollback_of IS NULL"
+)
 REVISION_SQL = (
     "SELECT r.snapshot_id, r.seq, r.bundle_hash, r.token_total, r.model, r.created_at,"
     " r.stored_bytes, r.manifest, r.seal FROM snapshot_revisions r"
@@ -325,3 +333,9 @@ class SqlSnapshots(Repository):
                 )
             ],
         )
+        usage = usage_of(manifest)
+        if usage is not None:
+            self._work.later(
+                INSERT_REVISION_USAGE_SQL,
+                [(r.snapshot_id, r.seq, *usage_columns(usage), r.snapshot_id)],
+            )
