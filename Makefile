@@ -71,7 +71,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/checkpoints.py --tasks 10 --steps 100 --window 50 --backend all --mode all
 	$(BIN)/python bench/storage_growth.py --turns 200 --backend all --history all
 	$(BIN)/python bench/storage_growth.py --turns 50 --backend all --history all --blobs s3
-	$(BIN)/python bench/ingest.py --backend all
+	$(BIN)/python bench/ingest.py --backend all --phoenix --rounds 3
 	$(BIN)/python bench/proxy.py
 	$(BIN)/python bench/langgraph_saver.py --turns 20
 	$(BIN)/python bench/langgraph_agent.py --invocations 50 --backend all
