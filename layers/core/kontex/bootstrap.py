@@ -46,11 +46,13 @@ def load_or_create_secret(data_dir: Path) -> bytes:
     return path.read_bytes().strip()
 
 
-def make_store(database_url: str | None, data_dir: Path, prepare: bool = True) -> Store:
+def make_store(
+    database_url: str | None, data_dir: Path, prepare: bool = True, pooled: bool = False
+) -> Store:
     if database_url and database_url.startswith(("postgres://", "postgresql://")):
         from kontex.adapters.postgres_store import PostgresStore
 
-        return PostgresStore(database_url, prepare=prepare)
+        return PostgresStore(database_url, prepare=prepare, pooled=pooled)
     from kontex.adapters.sqlite_store import SqliteStore
 
     if database_url and database_url.startswith("sqlite:///"):
@@ -86,6 +88,7 @@ class Container:
     def store(self) -> Store:
         url = self.settings.kontex_database_url
         prepare = self.settings.kontex_database_prepare
+        pooled = self.settings.kontex_database_pooled
         if url is None and self.settings.kontex_database_secret_arn:
             from kontex.adapters.aws_secrets import database_url, read_secret
 
@@ -93,7 +96,9 @@ class Container:
             url = database_url(secret, self.settings.kontex_database_host)
             if prepare is None:  # on AWS: through RDS Proxy
                 prepare = False
-        return make_store(url, self.settings.kontex_data_dir, prepare is not False)
+            if pooled is None:
+                pooled = True
+        return make_store(url, self.settings.kontex_data_dir, prepare is not False, bool(pooled))
 
     @cached_property
     def blobs(self) -> BlobStore:
