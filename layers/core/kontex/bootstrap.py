@@ -86,7 +86,10 @@ class Container:
 
     @cached_property
     def store(self) -> Store:
+        """The writer; with a reader configured, a ``RoutedStore`` that sends the read units of
+        GET requests to the reader (``adapters/routed_store.py``)."""
         url = self.settings.kontex_database_url
+        reader_url = self.settings.kontex_database_reader_url
         prepare = self.settings.kontex_database_prepare
         pooled = self.settings.kontex_database_pooled
         if url is None and self.settings.kontex_database_secret_arn:
@@ -94,11 +97,20 @@ class Container:
 
             secret = read_secret(self.settings.kontex_database_secret_arn)
             url = database_url(secret, self.settings.kontex_database_host)
+            if self.settings.kontex_database_reader_host and reader_url is None:
+                reader_url = database_url(secret, self.settings.kontex_database_reader_host)
             if prepare is None:  # on AWS: through RDS Proxy
                 prepare = False
             if pooled is None:
                 pooled = True
-        return make_store(url, self.settings.kontex_data_dir, prepare is not False, bool(pooled))
+        data_dir = self.settings.kontex_data_dir
+        writer = make_store(url, data_dir, prepare is not False, bool(pooled))
+        if not reader_url:
+            return writer
+        from kontex.adapters.routed_store import RoutedStore
+
+        reader = make_store(reader_url, data_dir, prepare is not False, bool(pooled))
+        return RoutedStore(writer, reader)
 
     @cached_property
     def blobs(self) -> BlobStore:
