@@ -92,9 +92,7 @@ def test_client_routes_fall_back_to_the_page_and_missing_files_are_404(app: Asgi
         assert b"not for the web" not in body
 
 
-def test_config_json_is_the_local_origin_unless_the_build_has_one(
-    app: AsgiApp, dist: Path
-) -> None:
+def test_config_json_is_the_local_origin_unless_the_build_has_one(app: AsgiApp, dist: Path) -> None:
     # no 404 on every load (issue 24): the API and the live feed are this origin
     status, head, body = request(app, "GET", "/config.json")
     assert (status, json.loads(body)) == (200, {"api_url": ""})
