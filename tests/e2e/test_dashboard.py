@@ -227,6 +227,9 @@ def test_session_graph_timeline_snapshot_and_diff(stack: tuple[DevStack, str], p
     ]
     thinking = page.locator("details.thinking")
     assert thinking.count() == 1 and thinking.get_attribute("open") is None
+    # a REST snapshot records no LLM call: said once, not as empty usage, latency and cost
+    expect(page.get_by_test_id("snapshot-call")).to_have_text("none recorded")
+    assert "Cost" not in page.locator("dl.facts").inner_text()
     assert "tool_use read_file" in page.locator(".block.tool-use").inner_text()
     assert "def login(user): ..." in page.locator(".block.tool-result").inner_text()
     call = page.locator(".tool-call")
@@ -700,6 +703,16 @@ def test_the_numbers_of_a_session_with_llm_calls_agree(
     total = float(page.get_by_test_id("cumulative-cost").get_attribute("data-total"))
     assert abs(total - usage["cost_usd"]) < 1e-6
     assert "Cost so far" not in page.get_by_role("table", name="timeline").inner_text()
+    # a call's snapshot shows its usage; the fork that restates it records no call of its own
+    slow = charted["calls"][HOSTILE_LABEL]
+    page.goto(f"{dev.base}/#/sessions/{charted['id']}/snapshots/{slow['id']}")
+    facts = page.locator("dl.facts")
+    expect(facts).to_contain_text("Latency2.40 s")
+    expect(facts).to_contain_text(f"Cost${slow['usage']['cost_usd']:.2f}")
+    page.goto(
+        f"{dev.base}/#/sessions/{charted['id']}/snapshots/{charted['fork']['snapshot']['id']}"
+    )
+    expect(page.get_by_test_id("snapshot-call")).to_have_text("none (it restates a snapshot)")
 
 
 def test_context_over_time_marks_rollbacks_forks_and_the_limit(

@@ -5,6 +5,7 @@ import { useApi, useLoad } from "../hooks";
 import { go, href } from "../router";
 import { Confirm } from "../components/Confirm";
 import { Files, LogEvents, Messages, ToolCalls } from "../components/Content";
+import { isCall } from "../components/charts/common";
 import type { Bundle, Revision, Snapshot, Task } from "../types";
 
 type Made =
@@ -75,6 +76,7 @@ export function SnapshotView({ sessionId, snapshotId }: { sessionId: string; sna
   }
 
   const s = snap.data;
+  const call = s && isCall(s) ? s.usage : null;
   const bundle: Bundle | null = revision !== null ? revised.data : (s?.bundle ?? null);
   const revs = revisions.data?.data ?? [];
   return (
@@ -131,10 +133,21 @@ export function SnapshotView({ sessionId, snapshotId }: { sessionId: string; sna
             <div><dt>Source</dt><dd>{s.source}</dd></div>
             <div><dt>Model</dt><dd>{s.model ?? "—"}</dd></div>
             <div><dt>Tokens</dt><dd>{tokens(bundle?.token_total ?? s.token_total)}</dd></div>
-            <div><dt>Input / output</dt><dd>{s.usage ? `${tokens(s.usage.input_tokens)} / ${tokens(s.usage.output_tokens)}` : "—"}</dd></div>
-            {s.usage?.cache_read_tokens != null && <div><dt>Cache read / write</dt><dd>{tokens(s.usage.cache_read_tokens)} / {tokens(s.usage.cache_write_tokens ?? 0)}</dd></div>}
-            <div><dt>Latency</dt><dd>{ms(s.usage?.latency_ms)}</dd></div>
-            <div><dt>Cost</dt><dd>{usd(s.usage?.cost_usd)}</dd></div>
+            {call ? (
+              <>
+                <div><dt>Input / output</dt><dd>{`${tokens(call.input_tokens)} / ${tokens(call.output_tokens)}`}</dd></div>
+                {(call.cache_read_tokens != null || call.cache_write_tokens != null) && (
+                  <div><dt>Cache read / write</dt><dd>{tokens(call.cache_read_tokens ?? 0)} / {tokens(call.cache_write_tokens ?? 0)}</dd></div>
+                )}
+                <div><dt>Latency</dt><dd>{ms(call.latency_ms)}</dd></div>
+                <div><dt>Cost</dt><dd>{call.cost_usd == null ? "unpriced" : usd(call.cost_usd)}</dd></div>
+              </>
+            ) : (
+              <div title="usage, latency and cost are recorded on the snapshot of a captured LLM call (proxy, OTLP)">
+                <dt>LLM call</dt>
+                <dd data-testid="snapshot-call">{s.rollback_of || s.forked_from ? "none (it restates a snapshot)" : "none recorded"}</dd>
+              </div>
+            )}
             <div><dt>Stored</dt><dd>{tokens(s.stored_bytes)} bytes</dd></div>
             {s.parent_snapshot_id && <div><dt>Previous</dt><dd><a href={href.snapshot(sessionId, s.parent_snapshot_id)}>{short(s.parent_snapshot_id)}</a></dd></div>}
             {s.rollback_of && <div><dt>Rollback of</dt><dd><a href={href.snapshot(sessionId, s.rollback_of)}>{short(s.rollback_of)}</a></dd></div>}

@@ -21,7 +21,7 @@ export function capturedAt(entry: TimelineEntry): number {
 
 /** Whether the snapshot records an LLM call: it has usage and does not restate another
  * snapshot (a rollback or a fork is not a call: the session's stats count it the same way). */
-export function isCall(entry: TimelineEntry): boolean {
+export function isCall(entry: Pick<TimelineEntry, "usage" | "rollback_of" | "forked_from">): boolean {
   return Boolean(entry.usage) && !entry.rollback_of && !entry.forked_from;
 }
 
