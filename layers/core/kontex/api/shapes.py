@@ -195,6 +195,10 @@ class SnapshotWithBundle(SnapshotOut):  # type: ignore[valid-type,misc]
 class TimelineEntry(SnapshotOut):  # type: ignore[valid-type,misc]
     task_name: str | None
     token_delta: int = Field(description="Against its parent; a task's first: its whole total.")
+    context_window: int | None = Field(
+        description="The context window of the snapshot's model in tokens (the price table's),"
+        " when known."
+    )
 
 
 class TaskNode(TaskOut):  # type: ignore[valid-type,misc]
@@ -279,6 +283,15 @@ class Graph(Out):
     edges: list[GraphEdge]
 
 
+class Activity(Out):
+    """The session's snapshots per equal slice of its life, from its first snapshot to its
+    last (one slice when they are at the same instant; none without snapshots)."""
+
+    start: datetime | None
+    end: datetime | None
+    snapshots: list[int]
+
+
 class SessionStats(Out):
     last_activity_at: datetime
     total_messages: int
@@ -289,6 +302,7 @@ class SessionStats(Out):
     context_tokens: int
     llm_calls: int
     tool_calls_by_status: dict[str, int]
+    activity: Activity
 
 
 class AccountUsage(Out):
