@@ -164,7 +164,10 @@ export interface components {
             path: string;
             /** Content */
             content: string;
-            /** Content Hash */
+            /**
+             * Content Hash
+             * @description sha256 of content (hex); when given it must match (else a 400).
+             */
             content_hash?: string | null;
             /** Token Count */
             token_count?: number | null;

@@ -181,10 +181,10 @@ class Sessions(_Resource):
         got = self._t.request("PATCH", f"/v1/sessions/{session_id}", json=json)
         return Session.model_validate(got)
 
-    @route("DELETE", "/v1/sessions/{session_id}")
+    @route("PATCH", "/v1/sessions/{session_id}")
     def complete(self, session_id: str) -> Session:
-        """Mark the session completed (``DELETE`` without ``purge``); nothing is removed."""
-        return Session.model_validate(self._t.request("DELETE", f"/v1/sessions/{session_id}"))
+        """Mark the session completed (its status); nothing is removed."""
+        return self.update(session_id, status="completed")
 
     @route("DELETE", "/v1/sessions/{session_id}")
     def purge(self, session_id: str) -> None:

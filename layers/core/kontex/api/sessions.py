@@ -19,6 +19,7 @@ from kontex.api.shapes import (
     snapshot_json,
     task_json,
 )
+from kontex.domain.errors import InvalidInput
 from kontex.domain.models import SessionStatus
 from kontex.services import sessions, snapshots, spans, views
 
@@ -60,13 +61,31 @@ def patch_session(session_id: str, body: PatchSession) -> dict[str, Any]:
     return session_json(sessions.update_session(deps, me.account_id, session_id, **changes))
 
 
-@router.delete("/v1/sessions/<session_id>", tags=["sessions"], responses=answers(shapes.SessionOut))
-def delete_session(session_id: str, purge: Annotated[bool, Query()] = False) -> Any:
+@router.delete(
+    "/v1/sessions/<session_id>",
+    tags=["sessions"],
+    description="Remove the session with everything in it (tasks, snapshots, checkpoints, "
+    "blobs), for good: later reads of it are a 404. `purge=true` is required, so a request "
+    "meant to end the session (this route's meaning before) removes nothing: to end a session, "
+    "`PATCH` it with `status: completed`.",
+)
+def delete_session(
+    session_id: str,
+    purge: Annotated[
+        bool,
+        Query(
+            description="Must be true: the session is removed for good.",
+            json_schema_extra={"const": True},
+        ),
+    ],
+) -> Response[None]:
+    if not purge:
+        raise InvalidInput(
+            "DELETE removes the session for good: pass purge=true (to end it, PATCH status)"
+        )
     deps, me = caller()
-    if purge:
-        sessions.purge_session(deps, me.account_id, session_id)
-        return Response(status_code=204)
-    return session_json(sessions.complete_session(deps, me.account_id, session_id))
+    sessions.purge_session(deps, me.account_id, session_id)
+    return Response(status_code=204)
 
 
 @router.post(

@@ -18,6 +18,9 @@ from kontex.domain.models import (
     ApiKey,
     ContextBundle,
     ContextFile,
+    JsonBool,
+    JsonIntCheck,
+    JsonTime,
     LogEvent,
     Message,
     Session,
@@ -31,6 +34,8 @@ from kontex.domain.models import (
     camel,
 )
 from kontex.ports import Page
+
+MAX_TOKENS = 10**12
 
 
 class _Body(BaseModel):
@@ -55,7 +60,13 @@ class PatchSession(_Body):
 
 
 class LinkTrace(_Body):
-    trace_id: str = Field(min_length=32, max_length=32, pattern=r"^[0-9a-fA-F]{32}$")
+    trace_id: str = Field(
+        min_length=32,
+        max_length=32,
+        pattern=r"^[0-9a-fA-F]{32}$",
+        json_schema_extra={"not": {"pattern": "^0+$"}},  # all zero: no trace (W3C, OTLP)
+        description="32 hex characters, not all zero",
+    )
 
 
 class CreateTask(_Body):
@@ -79,8 +90,13 @@ class BundleIn(_Body):
     files: list[ContextFile] = Field(default_factory=list)
     reasoning: str | None = None
     log_events: list[LogEvent] = Field(default_factory=list, validation_alias=camel("log_events"))
-    token_total: int | None = Field(default=None, ge=0, validation_alias=camel("token_total"))
-    captured_at: datetime | None = Field(default=None, validation_alias=camel("captured_at"))
+    token_total: Annotated[int, Field(ge=0, le=MAX_TOKENS), JsonIntCheck] | None = Field(
+        default=None,
+        validation_alias=camel("token_total"),
+        description="The bundle's tokens, as the caller counts them (at most 10^12: the sums"
+        " of a session's and an account's stay within 64 bits).",
+    )
+    captured_at: JsonTime | None = Field(default=None, validation_alias=camel("captured_at"))
 
 
 class CreateSnapshot(_Body):
@@ -395,7 +411,7 @@ class PutCheckpoint(_Body):
 
 class WriteIn(_Body):
     task_id: str = Field(min_length=1, max_length=512)
-    idx: int = Field(ge=-(2**31), le=2**31 - 1)
+    idx: Annotated[int, Field(ge=-(2**31), le=2**31 - 1), JsonIntCheck]
     channel: str = Field(min_length=1, max_length=512)
     value: Any = Field(description="The client's serialised value (any JSON), kept as it is.")
     task_path: str = Field(default="", max_length=2048)
@@ -406,7 +422,7 @@ class PutWrites(_Body):
     namespace: Namespace = ""
     checkpoint_id: CheckpointId
     writes: list[WriteIn] = Field(max_length=10_000)
-    replace: bool = Field(
+    replace: JsonBool = Field(
         default=False, description="Replace writes already stored (same task and idx)."
     )
     thread_name: str | None = Field(

@@ -281,10 +281,8 @@ def _write_delta(
         written = bundles.write(uow.content, task.session_id, plan, now)
         return task, head, written
     source, manifest = found(stored, f"snapshot {base_id}")
-    if source.session_id != task.session_id:
-        raise InvalidInput(
-            f"the base snapshot {base_id} belongs to another session than task {task_id}"
-        )
+    if source.session_id != task.session_id:  # looked up in the task's session: not there
+        raise NotFound(f"base snapshot {base_id} not found in the session of task {task_id}")
     if manifest is None:
         raise Conflict(f"snapshot {base_id} was written by an older version: run `kontex migrate`")
     written = bundles.write_delta(

@@ -6,7 +6,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from kontex.domain.errors import InvalidInput
+from kontex.domain.errors import NotFound
 from kontex.domain.models import ToolCall
 from kontex.ports import UnitOfWork
 from kontex.services import pricing
@@ -42,8 +42,9 @@ def _match_tool_calls(old: list[ToolCall], new: list[ToolCall]) -> tuple[list[in
 def diff(deps: Deps, account_id: str, session_id: str, from_id: str, to_id: str) -> dict[str, Any]:
     get_session(deps, account_id, session_id)
     snaps = [get_snapshot(deps, account_id, sid) for sid in (from_id, to_id)]
-    if any(s.session_id != session_id for s in snaps):
-        raise InvalidInput("from and to must be snapshots of this session")
+    for snapshot in snaps:  # looked up in the session: another session's is not there
+        if snapshot.session_id != session_id:
+            raise NotFound(f"snapshot {snapshot.id} not found in session {session_id}")
     a, b = (get_bundle(deps, account_id, s.id) for s in snaps)
     prefix = 0
     for left, right in zip(a.messages, b.messages, strict=False):
