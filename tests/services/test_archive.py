@@ -297,8 +297,12 @@ def tamper(doc: dict[str, Any], case: str) -> None:
         doc["snapshots"][2]["parent_snapshot_id"] = doc["snapshots"][0]["id"]
     elif case == "task":
         doc["snapshots"][0]["task_id"] = "task_" + "0" * 26
-    elif case == "not json":
-        body = b"not a message"
+    elif case in ("not json", "too deep"):
+        nested: Any = None
+        for _ in range(200):  # valid, but deeper than any writer stores
+            nested = [nested]
+        deep = {"role": "user", "content": [{"type": "x", "v": nested}]}
+        body = b"not a message" if case == "not json" else json.dumps(deep).encode()
         item["body"] = b64(body)
         item["address"] = hashlib.sha256(b"message\0" + body).digest()[:16].hex()
 
@@ -315,6 +319,7 @@ TAMPERED = [
     "parent",
     "task",
     "not json",
+    "too deep",
 ]
 
 

@@ -10,13 +10,23 @@ export gives the same document but for the ids (new ones, unless ``keep_ids``).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from kontex.domain.models import SessionStatus, SnapshotSource, TaskStatus, Usage
 
+
+def _utc(value: datetime) -> datetime:
+    """Times in UTC (a time without a zone is UTC, as in queries)."""
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError as error:
+        raise ValueError("the time is out of range") from error
+
+
+Time = Annotated[datetime, AfterValidator(_utc)]
 Base64 = Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]*={0,2}$", description="base64 bytes")]
 Hex32 = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="a 16-byte address, hex")]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="sha256, hex")]
@@ -35,8 +45,8 @@ class ArchivedSession(_Row):
     description: str | None = Field(default=None, max_length=5000)
     metadata: dict[str, Any] = Field(default_factory=dict)
     status: SessionStatus = SessionStatus.ACTIVE
-    created_at: datetime
-    updated_at: datetime
+    created_at: Time
+    updated_at: Time
 
 
 class ArchivedTask(_Row):
@@ -44,8 +54,8 @@ class ArchivedTask(_Row):
     parent_task_id: Id | None = None
     name: Name
     status: TaskStatus = TaskStatus.PENDING
-    created_at: datetime
-    updated_at: datetime
+    created_at: Time
+    updated_at: Time
 
 
 class ArchivedRevision(_Row):
@@ -56,7 +66,7 @@ class ArchivedRevision(_Row):
     token_total: int = Field(ge=0, le=2**62)
     model: str | None = None
     stored_bytes: int = Field(default=0, ge=0, le=2**62)
-    created_at: datetime
+    created_at: Time
     manifest: Base64
 
 
@@ -75,8 +85,8 @@ class ArchivedSnapshot(_Row):
     forked_from: Id | None = None
     bundle_hash: Sha256
     stored_bytes: int = Field(default=0, ge=0, le=2**62)
-    captured_at: datetime
-    created_at: datetime
+    captured_at: Time
+    created_at: Time
     usage: Usage | None = None
     manifest: Base64
     revisions: list[ArchivedRevision] = Field(default_factory=list)
@@ -91,7 +101,7 @@ class ArchivedItem(_Row):
     body: Base64
     tokens: int = Field(default=0, ge=0, le=2**31 - 1)
     position: int = Field(default=0, ge=0, le=2**31 - 1)
-    first_seen_at: datetime
+    first_seen_at: Time
     role: str | None = Field(default=None, max_length=16)
     has_text: bool = False
     has_tool_use: bool = False
@@ -120,7 +130,7 @@ class ArchivedNamespace(_Row):
     thread_id: Annotated[str, Field(min_length=1, max_length=512)]
     ns: Text512 = ""
     task_id: Id
-    created_at: datetime
+    created_at: Time
 
 
 class ArchivedCheckpoint(_Row):
@@ -131,7 +141,7 @@ class ArchivedCheckpoint(_Row):
     snapshot_id: Id
     metadata: dict[str, Any] = Field(default_factory=dict)
     run_id: Text512 | None = None
-    created_at: datetime
+    created_at: Time
 
 
 class ArchivedWrite(_Row):
@@ -152,14 +162,14 @@ class ArchivedThreadState(_Row):
     thread_id: str = Field(pattern=r"^thrd_[a-zA-Z0-9-]{27,59}$")
     user_data: str
     version: int = Field(ge=1, le=2**31 - 1)
-    updated_at: datetime
+    updated_at: Time
 
 
 class ArchivedTrace(_Row):
     """An OpenTelemetry trace linked to the session."""
 
     trace_id: str = Field(pattern=r"^[0-9a-f]{32}$")
-    created_at: datetime
+    created_at: Time
 
 
 class SessionArchive(_Row):

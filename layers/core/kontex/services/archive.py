@@ -23,7 +23,7 @@ import base64
 import binascii
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from kontex.domain.archive import (
@@ -51,10 +51,6 @@ from kontex.services.deps import Deps
 
 ID_RE = re.compile(r"\b(?:sess|task|snap)_[0-9a-z]{26}\b")
 SHOWN = 20  # ids named in a refusal's details
-
-
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
 
 
 def _b64(data: bytes) -> str:
@@ -119,41 +115,16 @@ def export_session(deps: Deps, account_id: str, session_id: str) -> SessionArchi
                 token_total=r.token_total,
                 model=r.model,
                 stored_bytes=r.stored_bytes,
-                created_at=_utc(r.created_at),
+                created_at=r.created_at,
                 manifest=_b64(r.manifest or b""),
             )
         )
     return SessionArchive(
-        session=ArchivedSession(
-            **session.model_dump(exclude={"account_id", "created_at", "updated_at"}),
-            created_at=_utc(session.created_at),
-            updated_at=_utc(session.updated_at),
-        ),
-        tasks=[
-            ArchivedTask(
-                id=t.id,
-                parent_task_id=t.parent_task_id,
-                name=t.name,
-                status=t.status,
-                created_at=_utc(t.created_at),
-                updated_at=_utc(t.updated_at),
-            )
-            for t in tasks
-        ],
+        session=ArchivedSession(**session.model_dump(exclude={"account_id"})),
+        tasks=[ArchivedTask(**t.model_dump(exclude={"account_id", "session_id"})) for t in tasks],
         snapshots=[
             ArchivedSnapshot(
-                **s.model_dump(
-                    exclude={
-                        "account_id",
-                        "session_id",
-                        "enriched",
-                        "enriched_at",
-                        "captured_at",
-                        "created_at",
-                    }
-                ),
-                captured_at=_utc(s.captured_at),
-                created_at=_utc(s.created_at),
+                **s.model_dump(exclude={"account_id", "session_id", "enriched", "enriched_at"}),
                 manifest=_b64(manifest or b""),
                 revisions=by_snapshot.get(s.id, []),
             )
@@ -166,16 +137,14 @@ def export_session(deps: Deps, account_id: str, session_id: str) -> SessionArchi
                 body=_b64(r.body),
                 tokens=r.tokens,
                 position=r.position,
-                first_seen_at=_utc(seen),
+                first_seen_at=seen,
                 **r.index,
             )
             for r, seen in items
         ],
         chunks=[ArchivedChunk(address=a.hex(), refs=_b64(refs)) for a, refs in chunks.items()],
         bodies=[ArchivedBody(sha256=d, data=_b64(data)) for d, data in sorted(bodies.items())],
-        checkpoint_namespaces=[
-            ArchivedNamespace(**{**n, "created_at": _utc(n["created_at"])}) for n in namespaces
-        ],
+        checkpoint_namespaces=[ArchivedNamespace(**n) for n in namespaces],
         checkpoints=[
             ArchivedCheckpoint(
                 thread_id=c.thread_id,
@@ -185,7 +154,7 @@ def export_session(deps: Deps, account_id: str, session_id: str) -> SessionArchi
                 snapshot_id=c.snapshot_id,
                 metadata=c.metadata,
                 run_id=c.run_id,
-                created_at=_utc(c.created_at),
+                created_at=c.created_at,
             )
             for c in checkpoints
         ],
@@ -202,16 +171,8 @@ def export_session(deps: Deps, account_id: str, session_id: str) -> SessionArchi
             )
             for thread_id, ns, checkpoint_id, w in writes
         ],
-        thread_states=[
-            ArchivedThreadState(
-                thread_id=t.thread_id,
-                user_data=t.user_data,
-                version=t.version,
-                updated_at=_utc(t.updated_at),
-            )
-            for t in states
-        ],
-        traces=[ArchivedTrace(trace_id=t, created_at=_utc(at)) for t, at in traces],
+        thread_states=[ArchivedThreadState(**t.model_dump(exclude={"account_id"})) for t in states],
+        traces=[ArchivedTrace(trace_id=t, created_at=at) for t, at in traces],
         aliases=aliases,
     )
 
@@ -251,6 +212,7 @@ def _snapshot_order(archive: SessionArchive) -> list[ArchivedSnapshot]:
     placed: set[str] = set()
     for task in archive.tasks:
         chain = chains.get(task.id, {})
+        before = len(order)
         at = chain.get(None)
         while at is not None:
             if at.rollback_of is not None and at.rollback_of not in placed:
@@ -258,7 +220,7 @@ def _snapshot_order(archive: SessionArchive) -> list[ArchivedSnapshot]:
             order.append(at)
             placed.add(at.id)
             at = chain.get(at.id)
-        if len([s for s in order if s.task_id == task.id]) != len(chain):
+        if len(order) - before != len(chain):
             raise _refuse(f"the snapshots of task {task.id} are not one chain")
     return order
 

@@ -47,6 +47,7 @@ from kontex.domain.models import (
     SnapshotSource,
     ToolCall,
     Usage,
+    nested_deeper_than,
     sha256_hex,
 )
 from kontex.ports import BlobStore, ContentRepository, ItemRow
@@ -464,6 +465,7 @@ def restamp(manifest: bytes, **scalars: Any) -> bytes:
 # -- content as stored, carried between sessions (an archive, services/archive.py) -------------
 
 _ITEM_MODELS: dict[str, Any] = {"message": Message, "tool_call": ToolCall, "log_event": LogEvent}
+ITEM_MAX_DEPTH = 128  # what any writer stores (a proxied body is refused past 128 levels)
 
 
 def _check_item(kind: str, body: bytes) -> dict[str, Any] | None:
@@ -474,6 +476,8 @@ def _check_item(kind: str, body: bytes) -> dict[str, Any] | None:
             body.decode("utf-8")
             return None
         value = _loads(body)
+        if nested_deeper_than(value, ITEM_MAX_DEPTH):
+            raise ValueError(f"nested more than {ITEM_MAX_DEPTH} levels")
         if kind == "file":
             if not isinstance(value, dict) or not isinstance(value.get("path"), str):
                 raise ValueError("a file entry needs a path")
@@ -483,7 +487,7 @@ def _check_item(kind: str, body: bytes) -> dict[str, Any] | None:
                 ContextFile.model_validate(value)
             return value
         _ITEM_MODELS[kind].model_validate(value)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, RecursionError) as error:
         raise IntegrityError(f"a {kind} item is not a valid {kind}: {error}"[:300]) from None
     return None
 
@@ -530,7 +534,10 @@ def check_stored(
         if sha256_hex(data) != digest:
             raise IntegrityError(f"file body {digest} does not match its sha256")
     for manifest, bundle_hash in manifests:
-        header, slices = parse_manifest(manifest, bundle_hash)
+        try:
+            header, slices = parse_manifest(manifest, bundle_hash)
+        except RecursionError:
+            raise IntegrityError(f"manifest {bundle_hash} is malformed") from None
         _check_header(header)
         for name, group in slices.items():
             for address, start, end in group:
