@@ -18,12 +18,13 @@ import pytest
 from kontex.adapters.local_blobs import LocalBlobs
 from kontex.adapters.sqlite_store import SqliteStore
 from kontex.domain.archive import SessionArchive
-from kontex.domain.errors import Conflict, InvalidInput
+from kontex.domain.errors import Conflict, IntegrityError, InvalidInput
 from kontex.domain.models import ContextBundle, SnapshotBase, SnapshotSource, Usage
 from kontex.ports import CheckpointRow, CheckpointWrite
 from kontex.services import archive, checkpoints, keys, sessions, snapshots, threads, views
 from kontex.services.deps import Deps
 from tests.conftest import Clock, _postgres_schema_url
+from tests.services.test_snapshots import SEALED_FIELDS, raw_sql
 
 IDS = re.compile(r"(?:sess|task|snap)_[0-9a-z]{26}")
 
@@ -341,3 +342,34 @@ def test_a_tampered_archive_is_refused_with_nothing_written(deps: Deps, second: 
     assert not list(second.blobs.root.rglob("*"))  # type: ignore[attr-defined]
     # the untouched archive still goes in
     assert archive.import_session(second, target, SessionArchive.model_validate(good))
+
+
+@pytest.mark.parametrize("field", [*SEALED_FIELDS, "item"])
+def test_an_altered_row_or_item_is_never_exported(deps: Deps, field: str) -> None:
+    """The export reads every row as a read does: a field altered behind the seal (triggers
+    off), or a stored item, is an integrity error, never an archive that carries it on."""
+    acct = account(deps)
+    session_id = rest_session(deps, acct)
+    archive.export_session(deps, acct, session_id)  # unaltered: exported
+    with deps.store.unit(write=False) as uow:
+        rows = uow.snapshots.page(acct, session_id, 100, None)
+    enriched = next(r for r in rows if r.enriched)
+    target = {
+        "rollback_of": next(r for r in rows if r.rollback_of).id,
+        "forked_from": next(r for r in rows if r.forked_from).id,
+        "usage_cost": next(r for r in rows if r.usage).id,
+        "usage_tokens": next(r for r in rows if r.usage).id,
+    }.get(field, enriched.id)
+    other = next(r for r in rows if r.task_id != enriched.task_id).id
+    if field == "item":
+        store: Any = deps.store
+        blob = "BLOB" if store.dialect == "sqlite" else "BYTEA"
+        statement = (
+            f'UPDATE items SET body = CAST(\'{{"role":"user","content":"forged"}}\' AS {blob})'
+            " WHERE kind = 'message'"
+        )
+    else:
+        statement = SEALED_FIELDS[field].replace("{id}", target).replace("{other}", other)
+    raw_sql(deps.store, statement)
+    with pytest.raises(IntegrityError):
+        archive.export_session(deps, acct, session_id)

@@ -1,6 +1,7 @@
 """A session's rows as stored, for its archive (``ArchiveRepository``): the sealed snapshot rows
 as first written (with the usage their stats count), revisions, items, chunks, checkpoint rows
-and the names the account knows the session by. Reads only: an import writes through the
+and the names the account knows the session by. Each snapshot and revision row is checked
+against its seal, as every read of them is. Reads only: an import writes through the
 repositories of each aggregate."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kontex.adapters.sql.base import Repository, as_bytes, as_time, chunked, marks
+from kontex.domain import seal
 from kontex.domain.models import Snapshot, ThreadState, Usage
 from kontex.ports import CheckpointRow, CheckpointWrite, ItemRow, Revision
 
@@ -17,13 +19,14 @@ Writes = list[tuple[str, str, str, CheckpointWrite]]  # thread id, ns, checkpoin
 SNAPSHOTS_SQL = (
     "SELECT id, account_id, session_id, task_id, label, source, model, token_total,"
     " parent_snapshot_id, rollback_of, forked_from, bundle_hash, stored_bytes, captured_at,"
-    " created_at, manifest, usage_input_tokens, usage_output_tokens, usage_cache_read_tokens,"
-    " usage_cache_write_tokens, usage_latency_ms, usage_cost_usd"
+    " created_at, manifest, seal, usage_input_tokens, usage_output_tokens,"
+    " usage_cache_read_tokens, usage_cache_write_tokens, usage_latency_ms, usage_cost_usd"
     " FROM snapshots WHERE account_id = ? AND session_id = ? ORDER BY created_at, id"
 )
 REVISIONS_SQL = (
     "SELECT r.snapshot_id, r.seq, r.bundle_hash, r.token_total, r.model, r.created_at,"
-    " r.stored_bytes, r.manifest FROM snapshot_revisions r JOIN snapshots s ON s.id = r.snapshot_id"
+    " r.stored_bytes, r.manifest, r.seal"
+    " FROM snapshot_revisions r JOIN snapshots s ON s.id = r.snapshot_id"
     " WHERE s.account_id = ? AND s.session_id = ? ORDER BY r.snapshot_id, r.seq"
 )
 ITEMS_SQL = (
@@ -81,19 +84,19 @@ class SqlArchive(Repository):
     def snapshots(self, account_id: str, session_id: str) -> list[tuple[Snapshot, bytes | None]]:
         out = []
         for row in self._work.run(SNAPSHOTS_SQL, [account_id, session_id]):
+            seal.check_snapshot(row, row.pop("seal"))
             manifest = as_bytes(row.pop("manifest"))
             usage = _usage(row)
             out.append((Snapshot(**row, usage=usage), manifest))
         return out
 
     def revisions(self, account_id: str, session_id: str) -> list[Revision]:
-        rows = self._work.run(REVISIONS_SQL, [account_id, session_id])
-        return [
-            Revision(
-                **{**r, "manifest": as_bytes(r["manifest"]), "created_at": as_time(r["created_at"])}
-            )
-            for r in rows
-        ]
+        out = []
+        for r in self._work.run(REVISIONS_SQL, [account_id, session_id]):
+            seal.check_revision(r, r.pop("seal"))
+            r.update(manifest=as_bytes(r["manifest"]), created_at=as_time(r["created_at"]))
+            out.append(Revision(**r))
+        return out
 
     def items(self, session_id: str) -> list[tuple[ItemRow, Any]]:
         out = []
