@@ -72,7 +72,7 @@ class ArchivedRevision(_Row):
 
 class ArchivedSnapshot(_Row):
     """The sealed row as first written (its revisions apart): ``usage`` is what the row counts
-    in the session's stats (null for a rollback or fork, whose manifest may still carry it)."""
+    in the session's stats (its columns; null when the snapshot is not one LLM call)."""
 
     id: Id
     task_id: Id
