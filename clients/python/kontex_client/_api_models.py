@@ -545,7 +545,7 @@ class ArchivedSession(BaseModel):
 class ArchivedSnapshot(BaseModel):
     """
     The sealed row as first written (its revisions apart): ``usage`` is what the row counts
-    in the session's stats (null for a rollback or fork, whose manifest may still carry it).
+    in the session's stats (its columns; null when the snapshot is not one LLM call).
     """
 
     model_config = ConfigDict(
