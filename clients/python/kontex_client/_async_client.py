@@ -23,11 +23,13 @@ from kontex_client._api_models import (
     Diff,
     Fork,
     Graph,
+    ImportedSession,
     LinkedTrace,
     MessageRecord,
     Revision,
     SearchResults,
     Session,
+    SessionArchive,
     SessionStats,
     Snapshot,
     SnapshotWithBundle,
@@ -216,6 +218,25 @@ class AsyncSessions(_Resource):
     async def stats(self, session_id: str) -> SessionStats:
         got = await self._t.request("GET", f"/v1/sessions/{session_id}/stats")
         return SessionStats.model_validate(got)
+
+    @route("GET", "/v1/sessions/{session_id}/export")
+    async def export(self, session_id: str) -> SessionArchive:
+        """The session as stored: its archive (docs/export-format.md; ``kontex export`` writes
+        it to a ``.kontex`` file)."""
+        got = await self._t.request("GET", f"/v1/sessions/{session_id}/export")
+        return SessionArchive.model_validate(got)
+
+    @route("POST", "/v1/sessions/import")
+    async def import_archive(
+        self, archive: SessionArchive | Mapping[str, Any], *, keep_ids: bool = False
+    ) -> ImportedSession:
+        """Write an archive into this account as it was stored, whole or not at all: new ids
+        (the answer maps each archived id to its new one), or the same with ``keep_ids``."""
+        body = archive.model_dump(mode="json") if isinstance(archive, SessionArchive) else archive
+        got = await self._t.request(
+            "POST", "/v1/sessions/import", params={"keep_ids": keep_ids or None}, json=body
+        )
+        return ImportedSession.model_validate(got)
 
 
 class AsyncTasks(_Resource):

@@ -186,10 +186,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     verified = archive.read(Path(args.archive))
     bar = Bar("importing", enabled=False if args.json else None)
     with _client(args) as client:
-        summary = archive.import_session(client, verified, progress=bar)
+        summary = archive.import_session(client, verified, progress=bar, keep_ids=args.keep_ids)
     bar.end()
     if args.json:
-        _print_json(summary)
+        _print_json(summary)  # with "ids": each archived id and its id here
     else:
         print(
             f"Imported session {summary['from_session_id']} as {summary['session_id']}: "
@@ -259,6 +259,11 @@ def register(sub: Any) -> None:
         "import", parents=[common], help="verify a .kontex archive and write it as a new session"
     )
     imp.add_argument("archive", metavar="ARCHIVE")
+    imp.add_argument(
+        "--keep-ids",
+        action="store_true",
+        help="keep the archive's ids (refused where any exists); --json lists the id map",
+    )
     imp.set_defaults(func=_guarded(cmd_import))
 
 

@@ -348,6 +348,10 @@ class TraceRepository(Protocol):
 
 class ThreadRepository(Protocol):
     def put(self, account_id: str, thread_id: str, user_data: str, at: datetime) -> ThreadState: ...
+    def add(self, state: ThreadState) -> None:
+        """Insert a state as stored elsewhere (an import), its version and time kept."""
+        ...
+
     def get(self, account_id: str, thread_id: str) -> ThreadState | None: ...
     def delete(self, account_id: str, thread_id: str) -> bool: ...
 
@@ -396,6 +400,44 @@ class CheckpointRepository(Protocol):
     def remove(self, account_id: str, listing: CheckpointListing, keep_latest: bool) -> int:
         """Remove the checkpoints ``listing`` selects (its limit ignored) and their writes;
         ``keep_latest``: all but each namespace's latest. Their snapshots stay."""
+        ...
+
+
+class ArchiveRepository(Protocol):
+    """A session's rows as stored, for its archive (docs/export-format.md). Reads only: an
+    import writes through the repository of each aggregate."""
+
+    def snapshots(self, account_id: str, session_id: str) -> list[tuple[Snapshot, bytes | None]]:
+        """The sealed rows as first written (without revisions), oldest first, with their
+        manifests; ``usage`` is what each row counts in the stats (its usage columns)."""
+        ...
+
+    def revisions(self, account_id: str, session_id: str) -> list[Revision]:
+        """Every revision of the session's snapshots, with its manifest."""
+        ...
+
+    def items(self, session_id: str) -> list[tuple[ItemRow, datetime]]:
+        """Every item of the session with its first-seen time, by address."""
+        ...
+
+    def chunks(self, session_id: str) -> dict[bytes, bytes]: ...
+    def checkpoints(
+        self, account_id: str, session_id: str
+    ) -> tuple[
+        list[dict[str, Any]], list[CheckpointRow], list[tuple[str, str, str, CheckpointWrite]]
+    ]:
+        """Namespaces (thread_id, ns, task_id, created_at), checkpoints and pending writes
+        (thread id, ns, checkpoint id, write) of the session."""
+        ...
+
+    def thread_states(self, account_id: str, naming: str) -> list[ThreadState]:
+        """The account's thread states whose document holds ``naming``."""
+        ...
+
+    def traces(self, account_id: str, session_id: str) -> list[tuple[str, datetime]]: ...
+    def aliases(self, account_id: str, session_id: str) -> list[str]: ...
+    def existing(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` name a session, task or snapshot, in any account."""
         ...
 
 
@@ -500,9 +542,12 @@ class UnitOfWork(Protocol):
     def outbox(self) -> OutboxRepository: ...
     @property
     def upgrade(self) -> UpgradeRepository: ...
+    @property
+    def archive(self) -> ArchiveRepository: ...
 
-    def announce(self, event: Event) -> None:
-        """Write the event's outbox row in this transaction; it is published after the commit."""
+    def announce(self, event: Event, *, swept: bool = False) -> None:
+        """Write the event's outbox row in this transaction; it is published after the commit
+        (``swept``: by the sweeper, a few seconds later, as a bulk write's many events are)."""
         ...
 
 

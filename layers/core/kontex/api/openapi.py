@@ -39,6 +39,7 @@ SUCCESS: dict[tuple[str, str], list[str]] = {
     ("post", "/v1/keys"): ["201"],
     ("delete", "/v1/keys/{key_id}"): ["204"],
     ("post", "/v1/sessions"): ["201"],
+    ("post", "/v1/sessions/import"): ["201"],
     ("delete", "/v1/sessions/{session_id}"): ["204"],
     ("post", "/v1/sessions/{session_id}/tasks"): ["201"],
     ("post", "/v1/tasks/{task_id}/snapshots"): ["201"],
@@ -64,6 +65,8 @@ SUMMARIES = {
     "fork": "Fork a snapshot into a new task",
     "rollback": "Roll back to a snapshot (writes a new one)",
     "search": "Search snapshots (hybrid: dense and lexical)",
+    "export_session": "Export a session as an archive",
+    "import_session": "Import an archive as a session",
 }
 PARAMETER_SCHEMAS = {
     "thread_id": {
