@@ -70,12 +70,13 @@ schemathesis.openapi.format(
 schemathesis.openapi.format(
     "object-cursor",
     st.builds(
-        lambda when, position, digest: sessions.encode_cursor(
-            when.isoformat(), f"{position}:{digest.hex()}"
+        lambda when, position, digest, session: sessions.encode_cursor(
+            when.isoformat(), f"{position}:{digest.hex()}:{session}"
         ),
         _TIME,
         st.integers(0, 10**18 - 1),
         st.binary(min_size=32, max_size=32),
+        st.from_regex(r"\A(sess_[a-z0-9]{26})?\Z"),
     ),
 )
 schemathesis.openapi.format(

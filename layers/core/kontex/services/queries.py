@@ -48,12 +48,12 @@ def _page(
     return Page(items, next_cursor)
 
 
-_OBJECT_POSITION = re.compile(r"^[0-9]{1,18}:(?:[0-9a-f]{2})*$")
+_OBJECT_POSITION = re.compile(r"^[0-9]{1,18}:(?:[0-9a-f]{2})*(?::[A-Za-z0-9_-]{0,100})?$")
 
 
 def _object_cursor(after: tuple[str, str] | None) -> tuple[str, str] | None:
-    """A cursor of this listing: its id is ``position:item hash`` (what ``_page`` writes), the
-    position within a BIGINT."""
+    """A cursor of this listing: its id is ``position:item hash:session id`` (what ``_page``
+    writes; a cursor of before the session part has none), the position within a BIGINT."""
     if after is not None and not _OBJECT_POSITION.match(after[1]):
         raise InvalidInput("cursor is not valid")
     return after
