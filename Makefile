@@ -20,17 +20,23 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: dev test lint format build synth deploy bench clean web generate
 
+# Set-up says what it does: a line per step, and pip's own progress (a line per package).
 $(STAMP): pyproject.toml clients/python/pyproject.toml
+	@echo "make: [1/2] creating $(VENV) with $(PYTHON) and updating its pip"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]' -e './clients/python[langgraph,openai-agents]'
+	@echo "make: [2/2] installing kontex and kontex-client with the dev tools (about 3 min)"
+	$(BIN)/pip install --progress-bar off -e '.[dev]' -e './clients/python[langgraph,openai-agents]'
 	touch $(STAMP)
+	@echo "make: $(VENV) is ready; \`source $(VENV)/bin/activate\` puts kontex on PATH"
 
 $(WEB_DEPS): web/package.json web/package-lock.json
+	@echo "make: installing the dashboard's npm packages (web/node_modules)"
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 	touch $(WEB_DEPS)
 
 $(WEB_DIST): $(WEB_DEPS) $(WEB_SRC)
+	@echo "make: building the dashboard (web/dist)"
 	cd web && npx --no-install vite build --logLevel warn
 
 web: $(WEB_DIST)
