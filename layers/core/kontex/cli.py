@@ -93,17 +93,38 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     container = _container(args)
     container.migrate()
     key, plaintext = keys.create_key(container.deps, args.label, args.account)
+    secret, database = container.api_key_secret_source, _database_shown(container)
     if args.json:
-        print(
-            json.dumps(
-                {"id": key.id, "key": plaintext, "label": key.label, "account_id": key.account_id}
-            )
-        )
+        made = {"id": key.id, "key": plaintext, "label": key.label, "account_id": key.account_id}
+        print(json.dumps({**made, "secret": secret, "database": database}))
     else:
         print(f"Created key {key.id} ({key.label}) for account {key.account_id}")
         print(f"  {plaintext}")
         print("Store it now: it is shown only once.")
+        bound = (
+            f"the {secret} it was hashed with"
+            if secret in (keys.FROM_ENV, keys.FROM_SECRETS_MANAGER)
+            else f"the secret of the data dir {secret}"
+        )
+        print(
+            f"It works on a server with {bound} and the database {database}"
+            " (`kontex dev --data-dir ...`, `--database-url ...`); others refuse it."
+        )
     return 0
+
+
+def _database_shown(container: Container) -> str:
+    """The database keys are stored in, as a person recognises it (no password)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    url = container.settings.kontex_database_url
+    if url is None:
+        return str((container.settings.kontex_data_dir / "kontex.db").resolve())
+    parts = urlsplit(url)
+    if parts.password is not None:
+        host = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    return urlunsplit(parts)
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
