@@ -46,7 +46,14 @@ def test_sessions_crud_and_pagination(stack: DevStack) -> None:
         assert got.name == "run 0" and got.metadata == {"i": 0} and got.status == "active"
         page = client.sessions.list(limit=2)
         assert len(page.data) == 2 and page.next_cursor
-        assert {s.id for s in client.sessions.iter(page_size=2)} == {s.id for s in made}
+        # newest first, as documented; order="asc" for oldest first (issue 24)
+        assert [s.id for s in client.sessions.iter(page_size=2)] == [s.id for s in made[::-1]]
+        assert [s.id for s in page.data] == [made[4].id, made[3].id]
+        oldest = client.sessions.list(limit=2, order="asc")
+        assert [s.id for s in oldest.data] == [made[0].id, made[1].id]
+        assert [s.id for s in client.sessions.iter(page_size=2, order="asc")] == [
+            s.id for s in made
+        ]
         updated = client.sessions.update(made[1].id, name="renamed", status="paused")
         assert (updated.name, updated.status) == ("renamed", "paused")
         assert [s.id for s in client.sessions.iter(status="paused")] == [made[1].id]
