@@ -225,6 +225,17 @@ def test_errors_carry_the_code(client: Kontex, stack: DevStack) -> None:
     with pytest.raises(kontex_client.BadRequestError) as bad:
         client.sessions.create("")
     assert bad.value.code == "validation_error" and bad.value.status == 400
+    # the message names the field and the reason (issue 24); details keep the server's list
+    assert bad.value.message == (
+        "the request is not valid: name: String should have at least 1 character"
+    )
+    assert bad.value.details[0]["loc"] == ["body", "name"]
+    task = client.tasks.create(client.sessions.create("roles").id, "plan")
+    with pytest.raises(kontex_client.BadRequestError) as role:
+        client.snapshots.create(task.id, "x", messages=[{"role": "robot", "content": "hi"}])
+    assert "bundle.messages.0.role: Input should be 'system', 'user', 'assistant' or 'tool'" in (
+        str(role.value)
+    )
     with pytest.raises(kontex_client.NotFoundError):
         client.tasks.get("task_nope")
     with (

@@ -62,6 +62,26 @@ def test_installing_both_packages_prints_no_warning_of_ours(tmp_path: Path) -> N
     assert warnings_in(done.stdout + done.stderr) == []
 
 
+def test_the_clients_langgraph_extra_runs_the_readmes_agent_imports(tmp_path: Path) -> None:
+    """`pip install './clients/python[langgraph]'` is enough for the README's LangGraph
+    example: KontexSaver and langgraph's create_react_agent (the extra lacked langgraph)."""
+    python = fresh_venv(tmp_path / "venv")
+    done = pip(python, "install", f"{ROOT / 'clients/python'}[langgraph]")
+    assert done.returncode == 0, done.stderr[-3000:]
+    imported = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "from kontex_client.langgraph import KontexSaver\n"
+            "from langgraph.prebuilt import create_react_agent",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert imported.returncode == 0, imported.stderr
+
+
 def test_set_up_says_what_it_does() -> None:
     """A line per step of `make`'s set-up, and pip's own progress (not --quiet) for the long one."""
     done = subprocess.run(
