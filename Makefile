@@ -41,14 +41,15 @@ $(WEB_DIST): $(WEB_DEPS) $(WEB_SRC)
 
 web: $(WEB_DIST)
 
-dev: $(STAMP) $(WEB_DIST)
+# The dashboard first, then the venv: a build of the package (setup.py) carries web/dist.
+dev: $(WEB_DIST) $(STAMP)
 	$(BIN)/kontex dev --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
 # Two workers, each taking whole test files (module-scoped stacks are started once), the
 # slowest files first (tests/conftest.py: SLOWEST_FILES, kept in that order by
 # --no-loadscope-reorder). TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
-test: $(STAMP) $(WEB_DIST)
+test: $(WEB_DIST) $(STAMP)
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 lint: $(STAMP) $(WEB_DEPS)
@@ -77,14 +78,14 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/checkpoints.py --tasks 10 --steps 100 --window 50 --backend all --mode all
 	$(BIN)/python bench/storage_growth.py --turns 200 --backend all --history all
 	$(BIN)/python bench/storage_growth.py --turns 50 --backend all --history all --blobs s3
-	$(BIN)/python bench/ingest.py --backend all
+	$(BIN)/python bench/ingest.py --backend all --phoenix --rounds 3
 	$(BIN)/python bench/proxy.py
 	$(BIN)/python bench/langgraph_saver.py --turns 20
 	$(BIN)/python bench/langgraph_agent.py --invocations 50 --backend all
 	$(BIN)/python bench/checkpoint_requests.py --steps 300 --backend all --http
 	$(BIN)/python bench/agents_session.py --turns 20 200 --repeats 3
 
-build: $(STAMP) $(WEB_DIST)
+build: $(WEB_DIST) $(STAMP)
 	$(BIN)/python layers/build.py
 
 $(NODE_STAMP): package.json package-lock.json

@@ -28,6 +28,7 @@ from aws_cdk.assertions import Annotations, Match, Template  # noqa: E402
 
 from infra.app import build  # noqa: E402
 from infra.messaging import MAX_RECEIVE_COUNT, VISIBILITY_FACTOR  # noqa: E402
+from kontex.domain.retry import QUEUE_RETRY  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CDK_CONTEXT = json.loads((ROOT / "cdk.json").read_text())["context"]
@@ -174,6 +175,42 @@ def test_workers_report_batch_item_failures_and_queues_outlast_them(dev: Synth) 
         assert queue["VisibilityTimeout"] >= VISIBILITY_FACTOR * function["Timeout"]
         handlers.add(function["Handler"])
     assert handlers == {"spans.lambda_handler", "capture.lambda_handler", "feed.lambda_handler"}
+
+
+def assert_worker_retries_by_kind(synth: Synth, mapping: dict[str, Any]) -> None:
+    """The worker of an event source mapping sends what fails for good to its queue's own DLQ
+    (the URL in its environment, sqs:SendMessage on it), and its queue's receive budget rides
+    out a database outage of well over a minute (kontex.domain.retry, adapters/sqs_batch.py)."""
+    queue = synth.resources[_ref(mapping["EventSourceArn"])]["Properties"]
+    function = synth.resources[_ref(mapping["FunctionName"])]["Properties"]
+    dlq = _ref(queue["RedrivePolicy"]["deadLetterTargetArn"])
+    assert function["Environment"]["Variables"]["KONTEX_DEAD_LETTER_QUEUE_URL"] == {"Ref": dlq}
+    sends_to = set()
+    for policy in synth.of_type("AWS::IAM::Policy").values():
+        if {"Ref": _ref(function["Role"])} not in policy["Properties"]["Roles"]:
+            continue
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"]
+            if "sqs:SendMessage" in (actions if isinstance(actions, list) else [actions]):
+                resources = statement["Resource"]
+                resources = resources if isinstance(resources, list) else [resources]
+                sends_to |= {_ref(r) for r in resources}
+    assert dlq in sends_to
+    receives = queue["RedrivePolicy"]["maxReceiveCount"]
+    # the worker's backoff (ChangeMessageVisibility) over every receive: about ten minutes
+    assert receives == QUEUE_RETRY.max_receives
+    assert QUEUE_RETRY.budget() >= 5 * 60
+    # a worker that could not set its backoff: the visibility timeout between receives
+    assert (receives - 1) * queue["VisibilityTimeout"] >= QUEUE_RETRY.budget()
+
+
+def test_every_worker_dead_letters_what_fails_for_good_and_rides_out_an_outage(
+    dev: Synth,
+) -> None:
+    mappings = dev.of_type("AWS::Lambda::EventSourceMapping")
+    assert len(mappings) == 3  # spans, captures, feed (embed: tests/infra/test_search.py)
+    for mapping in mappings.values():
+        assert_worker_retries_by_kind(dev, mapping["Properties"])
 
 
 def test_producers_get_their_queue_url_and_send_permission(dev: Synth) -> None:

@@ -20,6 +20,19 @@ export interface components {
             };
         };
         /**
+         * Activity
+         * @description The session's snapshots per equal slice of its life, from its first snapshot to its
+         *     last (one slice when they are at the same instant; none without snapshots).
+         */
+        Activity: {
+            /** Start */
+            start: string | null;
+            /** End */
+            end: string | null;
+            /** Snapshots */
+            snapshots: number[];
+        };
+        /**
          * ApiKey
          * @description An API key (never the secret).
          */
@@ -500,6 +513,7 @@ export interface components {
             tool_calls_by_status: {
                 [key: string]: number;
             };
+            activity: components["schemas"]["Activity"];
         };
         /**
          * SessionStatus
@@ -781,6 +795,11 @@ export interface components {
              * @description Against its parent; a task's first: its whole total.
              */
             token_delta: number;
+            /**
+             * Context Window
+             * @description The context window of the snapshot's model in tokens (the price table's), when known.
+             */
+            context_window: number | null;
         };
         /** ToolCall */
         ToolCall: {
@@ -809,7 +828,8 @@ export interface components {
         };
         /**
          * ToolCallRecord
-         * @description A row of ``GET /v1/tool-calls``: a stored tool call and where it was first seen.
+         * @description A row of ``GET /v1/tool-calls``: a tool call, once, in its latest state (pending until
+         *     its output is seen), and when it was first seen.
          */
         ToolCallRecord: {
             /** Session Id */

@@ -16,6 +16,21 @@ class AccountUsage(BaseModel):
     usage_this_month: dict[str, Any] = Field(..., title="Usage This Month")
 
 
+class Activity(BaseModel):
+    """
+    The session's snapshots per equal slice of its life, from its first snapshot to its
+    last (one slice when they are at the same instant; none without snapshots).
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    start: AwareDatetime | None = Field(None, title="Start")
+    end: AwareDatetime | None = Field(None, title="End")
+    snapshots: list[int] = Field(..., title="Snapshots")
+
+
 class ApiKey(BaseModel):
     """
     An API key (never the secret).
@@ -234,6 +249,7 @@ class SessionStats(BaseModel):
     context_tokens: int = Field(..., title="Context Tokens")
     llm_calls: int = Field(..., title="Llm Calls")
     tool_calls_by_status: dict[str, int] = Field(..., title="Tool Calls By Status")
+    activity: Activity
 
 
 class Snippet(BaseModel):
@@ -266,7 +282,8 @@ class ThreadState(BaseModel):
 
 class ToolCallRecord(BaseModel):
     """
-    A row of ``GET /v1/tool-calls``: a stored tool call and where it was first seen.
+    A row of ``GET /v1/tool-calls``: a tool call, once, in its latest state (pending until
+    its output is seen), and when it was first seen.
     """
 
     model_config = ConfigDict(
@@ -611,6 +628,10 @@ class TimelineEntry(BaseModel):
     token_delta: int = Field(..., title="Token Delta")
     """
     Against its parent; a task's first: its whole total.
+    """
+    context_window: int | None = Field(None, title="Context Window")
+    """
+    The context window of the snapshot's model in tokens (the price table's), when known.
     """
 
 

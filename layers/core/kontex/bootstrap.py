@@ -10,7 +10,7 @@ import secrets
 import threading
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kontex.domain.errors import KontexError, Transient
 from kontex.ports import (
@@ -26,6 +26,9 @@ from kontex.ports import (
 )
 from kontex.services.deps import Deps, NullEvents
 from kontex.settings import Settings, settings
+
+if TYPE_CHECKING:
+    from kontex.adapters.sqs_batch import Redrive
 
 SECRET_FILE = "api_key_secret"
 
@@ -136,6 +139,16 @@ class Container:
             return installed
         path = self.settings.kontex_data_dir / QUEUE_FILE
         return LocalQueue(path) if path.exists() else None
+
+    @cached_property
+    def redrive(self) -> Redrive | None:
+        """What a queue worker does itself with a failed record on AWS: a permanent failure to
+        its DLQ, a transient one back after a backoff. None locally: the local queue does it."""
+        if not self.settings.kontex_dead_letter_queue_url:
+            return None
+        from kontex.adapters.sqs_batch import SqsRedrive
+
+        return SqsRedrive(self.settings.kontex_dead_letter_queue_url)
 
     @cached_property
     def upstream(self) -> Upstream:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from kontex.domain.models import (
     Account,
@@ -34,7 +34,8 @@ class ItemRow:
     body: bytes
     tokens: int
     position: int  # its index in the list where it first appeared
-    index: dict[str, Any]  # role, has_text, has_tool_use, has_tool_result, tool_name, is_error
+    # role, has_text, has_tool_use, has_tool_result (messages); tool_name, is_error, call_id
+    index: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,10 @@ class SnapshotRepository(Protocol):
         ...
 
     def exists(self, snapshot_id: str) -> bool: ...
+    def existing(self, snapshot_ids: Sequence[str]) -> set[str]:
+        """Which of these snapshot ids are stored (one query a few hundred ids)."""
+        ...
+
     def get(self, account_id: str, snapshot_id: str) -> Snapshot | None: ...
     def stored(self, account_id: str, snapshot_id: str) -> tuple[Snapshot, bytes | None] | None:
         """The snapshot as it stands (latest revision) with its manifest."""
@@ -289,10 +294,16 @@ class QueryRepository(Protocol):
     def objects(
         self, account_id: str, where: ObjectFilter, limit: int, after: tuple[str, str] | None
     ) -> list[dict[str, Any]]:
-        """Distinct messages or tool calls, each once, in the order they first appeared."""
+        """Distinct messages, each once, or tool calls, each once in its latest state; in the
+        order they first appeared."""
         ...
 
     def session_stats(self, account_id: str, session_id: str) -> dict[str, Any]: ...
+    def snapshot_counts(self, account_id: str, session_id: str, edges: list[datetime]) -> list[int]:
+        """The session's snapshots made before ``edges[0]``, between each two edges, and from
+        the last on (``len(edges) + 1`` counts)."""
+        ...
+
     def usage(self, account_id: str, month_start: datetime) -> dict[str, Any]: ...
 
 
@@ -535,6 +546,14 @@ class Events(Protocol):
     """
 
     def publish(self, event: Event) -> None: ...
+
+
+@runtime_checkable
+class BatchEvents(Events, Protocol):
+    """Events that also go out several at once: one queue commit locally, SNS batches of ten
+    on AWS. Returns the ids of those published (the rest stay in the outbox)."""
+
+    def publish_many(self, events: Sequence[Event]) -> list[str]: ...
 
 
 class ConnectionGone(Exception):

@@ -30,6 +30,9 @@ class Settings(BaseModel):
     kontex_api_key_secret_arn: str | None = None
     kontex_spans_queue_url: str | None = None
     kontex_captures_queue_url: str | None = None
+    # a queue worker on AWS: its queue's DLQ, where it sends a record that failed for good
+    # (kontex/adapters/sqs_batch.py); unset: the local queue dead-letters it
+    kontex_dead_letter_queue_url: str | None = None
     # the live feed: events fan out through this SNS topic (one SQS queue per consumer), and
     # reach WebSocket clients through the API Gateway Management API at this endpoint
     # (https://{api-id}.execute-api.{region}.amazonaws.com/{stage})

@@ -78,7 +78,7 @@ class SqsPipelines:
         answer = cloudwatch.get_metric_data(
             MetricDataQueries=queries,
             StartTime=now - timedelta(minutes=10),
-            EndTime=now,
+            EndTime=now + timedelta(minutes=1),  # the current minute too (times go as seconds)
             ScanBy="TimestampDescending",
         )
         return {

@@ -195,6 +195,10 @@ class SnapshotWithBundle(SnapshotOut):  # type: ignore[valid-type,misc]
 class TimelineEntry(SnapshotOut):  # type: ignore[valid-type,misc]
     task_name: str | None
     token_delta: int = Field(description="Against its parent; a task's first: its whole total.")
+    context_window: int | None = Field(
+        description="The context window of the snapshot's model in tokens (the price table's),"
+        " when known."
+    )
 
 
 class TaskNode(TaskOut):  # type: ignore[valid-type,misc]
@@ -279,6 +283,15 @@ class Graph(Out):
     edges: list[GraphEdge]
 
 
+class Activity(Out):
+    """The session's snapshots per equal slice of its life, from its first snapshot to its
+    last (one slice when they are at the same instant; none without snapshots)."""
+
+    start: datetime | None
+    end: datetime | None
+    snapshots: list[int]
+
+
 class SessionStats(Out):
     last_activity_at: datetime
     total_messages: int
@@ -289,6 +302,7 @@ class SessionStats(Out):
     context_tokens: int
     llm_calls: int
     tool_calls_by_status: dict[str, int]
+    activity: Activity
 
 
 class AccountUsage(Out):
@@ -314,7 +328,8 @@ class MessageRecord(Out):
 
 
 class ToolCallRecord(Out):
-    """A row of ``GET /v1/tool-calls``: a stored tool call and where it was first seen."""
+    """A row of ``GET /v1/tool-calls``: a tool call, once, in its latest state (pending until
+    its output is seen), and when it was first seen."""
 
     model_config = ConfigDict(json_schema_serialization_defaults_required=True, extra="allow")
 

@@ -122,6 +122,8 @@ class StaticSite:
     def get(self, path: str, if_none_match: str | None = None) -> Asset:
         """The answer to GET ``path`` (not a reserved one)."""
         file = self._file(path)
+        if file is None and path == "/config.json":
+            return _local_config()
         if file is None and "." not in path.rsplit("/", 1)[-1]:
             file = self._file("/index.html")  # a client-side route: the app decides
         if file is None:
@@ -141,6 +143,21 @@ class StaticSite:
         if if_none_match is not None and cached.etag in if_none_match:
             return Asset(304, headers, b"")
         return Asset(200, headers, cached.body)
+
+
+# The page's config.json (written beside it at deploy on AWS: infra/dashboard.py). Locally the
+# API and the live feed are the page's own origin, which is what the page makes of an empty
+# api_url and an absent live_url; answered so that no load starts with a 404.
+LOCAL_CONFIG = json.dumps({"api_url": ""}).encode()
+
+
+def _local_config() -> Asset:
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Cache-Control", REVALIDATE),
+        *SECURITY_HEADERS,
+    ]
+    return Asset(200, headers, LOCAL_CONFIG)
 
 
 def _json_error(status: int, message: str) -> Asset:

@@ -159,7 +159,7 @@ def plan(bundle: ContextBundle) -> Plan:
                 "tool_call",
                 body,
                 i,
-                {"tool_name": call.tool, "is_error": call.status == "error"},
+                {"tool_name": call.tool, "is_error": call.status == "error", "call_id": call.id},
                 tokens=0,
             )
         )

@@ -41,9 +41,8 @@ def _page(
     next_cursor = None
     if more:
         last = rows[-1]
-        next_cursor = encode_cursor(
-            _iso(last["first_seen_at"]), f"{last['position']}:{last['object_hash']}"
-        )
+        key = f"{last['position']}:{last['key_hash']}:{last['session_id']}"
+        next_cursor = encode_cursor(_iso(last["first_seen_at"]), key)
     return Page(items, next_cursor)
 
 
@@ -79,7 +78,9 @@ def messages(
 def tool_calls(
     deps: Deps, account_id: str, where: ObjectFilter, limit: int = 50, cursor: str | None = None
 ) -> Page:
-    """The distinct tool calls ``where`` selects, each in every state it was seen in."""
+    """The tool calls ``where`` selects, each once in its latest state (a call is stored once
+    per state it was seen in: pending, then with its output), in the order they were first
+    seen, with the time they were first seen. Filters apply to the latest state."""
 
     def shape(row: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -26,6 +26,7 @@ PURGED_TABLES = (
     "checkpoint_writes",
     "checkpoints",
     "checkpoint_threads",
+    "revision_usage",
     "snapshot_revisions",
     "snapshots",
     "chunks",
