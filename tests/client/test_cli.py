@@ -224,6 +224,13 @@ def test_listings_show_and_json(stack: DevStack) -> None:
     assert missing.returncode == 1 and "not_found" in missing.stderr
     unauthorized = kontex(stack, "kontex_wrong", "sessions", "ls")
     assert unauthorized.returncode == 1 and "unauthorized" in unauthorized.stderr
+    assert "this server does not know this API key" in unauthorized.stderr
+    no_key = kontex(stack, "", "sessions", "ls")  # KONTEX_API_KEY empty, no --api-key
+    assert no_key.returncode == 2 and no_key.stdout == ""
+    assert no_key.stderr == (
+        "kontex: no API key: give --api-key or set KONTEX_API_KEY (`kontex keys create` makes"
+        " one)\n"
+    )
 
 
 def test_sessions_ls_lists_newest_first_with_last_activity(stack: DevStack) -> None:
