@@ -41,7 +41,6 @@ def test_a_second_kontex_dev_on_its_port_exits_2_at_once_naming_it(
     import sys
     import time
 
-    assert dev.get("/health")[0] == 200  # in use: its first answer (a cold start) is behind it
     port = int(dev.base.rsplit(":", 1)[1])
     started = time.monotonic()
     second = subprocess.run(

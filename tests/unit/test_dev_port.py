@@ -92,7 +92,7 @@ def test_a_port_another_program_holds_is_one_line_with_the_fix(
     done, seconds = run_dev(listener, tmp_path / "data")
     line = assert_one_line_refusal(done, seconds)
     assert line.startswith(f"kontex: port {listener} on 127.0.0.1 is already in use")
-    assert f"no Kontex server answered http://127.0.0.1:{listener}/health within 1 s" in line
+    assert f"no Kontex server answered http://127.0.0.1:{listener}/health within 0.5 s" in line
     assert "kontex dev --port " in line and "make dev PORT=" in line
     assert not (tmp_path / "data").exists()  # checked before any set-up: nothing was made
 

@@ -13,7 +13,7 @@ import urllib.request
 
 from kontex.domain.errors import KontexError
 
-PROBE_SECONDS = 1.0  # how long the busy port's /health may take to answer
+PROBE_SECONDS = 0.5  # how long the busy port's /health may take to answer
 SUGGESTIONS = 20  # ports after the busy one tried for a free one to propose
 
 

@@ -166,12 +166,15 @@ class LocalStack:
             return self._modules[name]
 
     def warm(self) -> None:
-        """Start the worker processes now rather than on the first requests."""
+        """Start the worker processes, and load the handler of this process's environment, now
+        rather than on the first requests (the first ``/health`` answers at once: a second
+        ``kontex dev`` on the port asks it whether a Kontex server is there, local/listen.py)."""
         for name in PROCESS_ISOLATED:
             if ((self._root or functions_dir()) / name / "handler.py").exists():
                 pool = self._pool(name)
                 for _ in range(ENVIRONMENTS):
                     pool.submit(int)
+                self._resident(name)
 
     def _resident(self, name: str) -> tuple[ModuleType, threading.Lock]:
         with self._lock:
