@@ -18,7 +18,7 @@ WEB_SRC  := $(shell find web/src -type f 2>/dev/null) web/index.html web/package
             web/vite.config.ts web/tsconfig.json
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: dev test lint format build synth deploy bench clean web generate
+.PHONY: dev test test-pooled lint format build synth deploy bench clean web generate
 
 # Set-up says what it does: a line per step, and pip's own progress (a line per package).
 $(STAMP): pyproject.toml clients/python/pyproject.toml
@@ -51,6 +51,13 @@ dev: $(WEB_DIST) $(STAMP)
 TEST_WORKERS ?= 2
 test: $(WEB_DIST) $(STAMP)
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
+
+# The PostgreSQL contract and end-to-end suites (and the pooled-session checks) once more,
+# through PgBouncer in transaction pooling mode in front of KONTEX_TEST_DATABASE_URL: the
+# production path, where RDS Proxy multiplexes transactions (needs Debian's pgbouncer).
+test-pooled: $(STAMP)
+	KONTEX_TEST_PGBOUNCER=1 $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m postgres \
+		tests/contract tests/e2e tests/api/test_pooled.py
 
 lint: $(STAMP) $(WEB_DEPS)
 	$(BIN)/ruff check .

@@ -29,7 +29,7 @@ from kontex.http.apigw import LocalContext, http_api_event, response_parts
 from kontex.local.server import load_handler
 from kontex.services import keys
 from tests.api.conftest import new_container
-from tests.conftest import Clock, _postgres_schema_url
+from tests.conftest import PG_POOLED, Clock, _postgres_schema_url
 
 _handler = load_handler("api")
 EXAMPLES = 25
@@ -93,7 +93,7 @@ def backends(tmp_path: Path, clock: Clock) -> Iterator[dict[str, tuple[Any, str]
     if url:
         from kontex.adapters.postgres_store import PostgresStore
 
-        postgres = PostgresStore(url, max_size=4)
+        postgres = PostgresStore(url, max_size=4, pooled=PG_POOLED)
         postgres.migrate()
         made["postgres"] = new_container(postgres, tmp_path / "postgres", clock)
     try:

@@ -46,11 +46,13 @@ def load_or_create_secret(data_dir: Path) -> bytes:
     return path.read_bytes().strip()
 
 
-def make_store(database_url: str | None, data_dir: Path, prepare: bool = True) -> Store:
+def make_store(
+    database_url: str | None, data_dir: Path, prepare: bool = True, pooled: bool = False
+) -> Store:
     if database_url and database_url.startswith(("postgres://", "postgresql://")):
         from kontex.adapters.postgres_store import PostgresStore
 
-        return PostgresStore(database_url, prepare=prepare)
+        return PostgresStore(database_url, prepare=prepare, pooled=pooled)
     from kontex.adapters.sqlite_store import SqliteStore
 
     if database_url and database_url.startswith("sqlite:///"):
@@ -84,16 +86,31 @@ class Container:
 
     @cached_property
     def store(self) -> Store:
+        """The writer; with a reader configured, a ``RoutedStore`` that sends the read units of
+        GET requests to the reader (``adapters/routed_store.py``)."""
         url = self.settings.kontex_database_url
+        reader_url = self.settings.kontex_database_reader_url
         prepare = self.settings.kontex_database_prepare
+        pooled = self.settings.kontex_database_pooled
         if url is None and self.settings.kontex_database_secret_arn:
             from kontex.adapters.aws_secrets import database_url, read_secret
 
             secret = read_secret(self.settings.kontex_database_secret_arn)
             url = database_url(secret, self.settings.kontex_database_host)
+            if self.settings.kontex_database_reader_host and reader_url is None:
+                reader_url = database_url(secret, self.settings.kontex_database_reader_host)
             if prepare is None:  # on AWS: through RDS Proxy
                 prepare = False
-        return make_store(url, self.settings.kontex_data_dir, prepare is not False)
+            if pooled is None:
+                pooled = True
+        data_dir = self.settings.kontex_data_dir
+        writer = make_store(url, data_dir, prepare is not False, bool(pooled))
+        if not reader_url:
+            return writer
+        from kontex.adapters.routed_store import RoutedStore
+
+        reader = make_store(reader_url, data_dir, prepare is not False, bool(pooled))
+        return RoutedStore(writer, reader)
 
     @cached_property
     def blobs(self) -> BlobStore:

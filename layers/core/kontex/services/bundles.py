@@ -447,6 +447,12 @@ def manifest_model(manifest: bytes) -> str | None:
     return str(model) if model is not None else None
 
 
+def usage_of_manifest(manifest: bytes) -> dict[str, Any] | None:
+    """The ``usage`` scalar of a manifest (the snapshot of one captured LLM call), if any."""
+    found: dict[str, Any] | None = _parse(manifest)[0].get("usage")
+    return found
+
+
 def restamp(manifest: bytes, **scalars: Any) -> bytes:
     """The same content under other scalars (a rollback's source and time): nothing new.
     A rollback is not an LLM call: the source's ``usage`` is not carried over."""
