@@ -31,6 +31,7 @@ if PG_POOLED:
 # order (most tests first) left the long few-test e2e files for last, one worker idle while
 # the other ran them. Order only: a file missing here still runs, later.
 SLOWEST_FILES = [
+    "tests/e2e/test_packaging.py",
     "tests/client/test_cli.py",
     "tests/e2e/test_live.py",
     "tests/e2e/test_dashboard.py",

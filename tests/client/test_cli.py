@@ -97,6 +97,38 @@ def test_listings_show_and_json(stack: DevStack) -> None:
     assert missing.returncode == 1 and "not_found" in missing.stderr
     unauthorized = kontex(stack, "kontex_wrong", "sessions", "ls")
     assert unauthorized.returncode == 1 and "unauthorized" in unauthorized.stderr
+    assert "this server does not know this API key" in unauthorized.stderr
+    no_key = kontex(stack, "", "sessions", "ls")  # KONTEX_API_KEY empty, no --api-key
+    assert no_key.returncode == 2 and no_key.stdout == ""
+    assert no_key.stderr == (
+        "kontex: no API key: give --api-key or set KONTEX_API_KEY (`kontex keys create` makes"
+        " one)\n"
+    )
+
+
+def test_sessions_ls_lists_newest_first_with_last_activity(stack: DevStack) -> None:
+    """Issue 24: `kontex sessions ls` is newest first, and UPDATED moves with the snapshots of
+    a session (it stayed at the creation time after ten more)."""
+    key = new_account(stack)
+    with Kontex(stack.base, key) as client:
+        older = client.sessions.create("older")
+        newer = client.sessions.create("newer")
+        task = client.tasks.create(older.id, "plan")
+        for i in range(10):
+            last = client.snapshots.create(
+                task.id, f"t{i}", messages=[{"role": "user", "content": str(i)}]
+            )
+    listed = kontex(stack, key, "sessions", "ls")
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()
+    assert header.split() == ["ID", "NAME", "STATUS", "UPDATED", "(UTC)"]
+    assert [row.split()[0] for row in rows] == [newer.id, older.id]
+    shown = last.created_at.strftime("%Y-%m-%d %H:%M:%S")
+    assert rows[1].split()[-2:] == shown.split()
+    as_json = json.loads(kontex(stack, key, "sessions", "ls", "--json").stdout)
+    assert [r["id"] for r in as_json] == [newer.id, older.id]
+    assert as_json[1]["updated_at"] == last.model_dump(mode="json")["created_at"]
+    assert as_json[1]["updated_at"] != as_json[1]["created_at"]
 
 
 def test_one_kontex_command_has_server_and_client_commands(stack: DevStack) -> None:

@@ -46,6 +46,7 @@ from kontex_client._models import Page, SnapshotBase
 
 SessionStatus = Literal["active", "paused", "completed"]
 TaskStatus = Literal["pending", "active", "completed", "failed"]
+Order = Literal["asc", "desc"]
 
 
 class Transport:
@@ -145,18 +146,20 @@ class Sessions(_Resource):
         status: SessionStatus | None = None,
         limit: int = 20,
         cursor: str | None = None,
+        order: Order = "desc",
     ) -> Page[Session]:
-        query = {"status": status, "limit": limit, "cursor": cursor}
+        """A page of sessions, newest first (``order="asc"``: oldest first)."""
+        query = {"status": status, "limit": limit, "cursor": cursor, "order": order}
         got = self._t.request("GET", "/v1/sessions", params=query)
         return Page[Session].model_validate(got)
 
     def iter(
-        self, *, status: SessionStatus | None = None, page_size: int = 100
+        self, *, status: SessionStatus | None = None, page_size: int = 100, order: Order = "desc"
     ) -> Iterator[Session]:
-        """Every session (newest first), page after page."""
+        """Every session, newest first (``order="asc"``: oldest first), page after page."""
         cursor: str | None = None
         while True:
-            page = self.list(status=status, limit=page_size, cursor=cursor)
+            page = self.list(status=status, limit=page_size, cursor=cursor, order=order)
             for item in page.data:
                 yield item
             if not page.next_cursor:

@@ -199,9 +199,16 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """API errors as one line on stderr and exit status 1 (a usage error is 2)."""
+    """API errors as one line on stderr and exit status 1 (a usage error is 2: no key given)."""
 
     def run(args: argparse.Namespace) -> int:
+        if not args.api_key:  # the server would refuse with the HTTP headers as the fix
+            print(
+                "kontex: no API key: give --api-key or set KONTEX_API_KEY (`kontex keys create`"
+                " makes one)",
+                file=sys.stderr,
+            )
+            return 2
         try:
             return command(args)
         except KontexError as error:

@@ -190,6 +190,17 @@ class Container:
             )
         return load_or_create_secret(self.settings.kontex_data_dir)
 
+    @property
+    def api_key_secret_source(self) -> str:
+        """Where ``api_key_secret`` comes from: its variable's name, or the data dir's path."""
+        from kontex.services.keys import FROM_ENV, FROM_SECRETS_MANAGER
+
+        if self.settings.kontex_api_key_secret is not None:
+            return FROM_ENV
+        if self.settings.kontex_api_key_secret_arn:
+            return FROM_SECRETS_MANAGER
+        return str(self.settings.kontex_data_dir.resolve())
+
     @cached_property
     def events(self) -> Events:
         """Where the outbox publishes: the SNS topic on AWS (fanned out to one queue per
@@ -307,6 +318,7 @@ class Container:
             store=self.store,
             blobs=self.blobs,
             api_key_secret=lambda: self.api_key_secret,
+            key_secret_source=self.api_key_secret_source,
             events=self.events,
             enrich_window_seconds=self.settings.kontex_enrich_window_seconds,
             span_grace_seconds=self.settings.kontex_span_grace_seconds,

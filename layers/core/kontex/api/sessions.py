@@ -40,7 +40,9 @@ def list_sessions(
     status: Annotated[SessionStatus | None, Query()] = None,
     limit: Limit = 20,
     cursor: Annotated[str | None, Query()] = None,
-    order: Annotated[Literal["asc", "desc"], Query(description="desc: newest first")] = "asc",
+    order: Annotated[
+        Literal["asc", "desc"], Query(description="desc (the default): newest first")
+    ] = "desc",
 ) -> dict[str, Any]:
     deps, me = caller()
     page = sessions.list_sessions(

@@ -1,5 +1,6 @@
-"""The dashboard's built page (``web/dist``) served by ``kontex dev`` at ``/``, as CloudFront
-serves it on AWS (docs/design.md, "The dashboard").
+"""The dashboard's built page (``web/dist``, or the copy in the package of a wheel install)
+served by ``kontex dev`` at ``/``, as CloudFront serves it on AWS (docs/design.md, "The
+dashboard").
 
 Only GET and HEAD of paths no function route claims reach it, and never a path under the API's
 own prefixes (``RESERVED``), so it cannot shadow an API answer. A file is read once and kept
@@ -65,7 +66,11 @@ REVALIDATE = "no-cache"
 
 
 def web_dist() -> Path:
-    """``web/dist`` of the source tree this package was installed from (editable install)."""
+    """The built dashboard: the copy a wheel carries (``kontex/local/dashboard``, setup.py),
+    else ``web/dist`` of the source tree this package was installed from (editable install)."""
+    bundled = Path(__file__).resolve().parent / "dashboard"
+    if (bundled / "index.html").is_file():
+        return bundled
     return Path(__file__).resolve().parents[4] / "web" / "dist"
 
 
