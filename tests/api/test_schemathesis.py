@@ -186,6 +186,13 @@ def _report(where: tuple[str, ...], info: Any, recorder: Any, case_id: str) -> s
     return f"{' / '.join(where)}\n{info.failure.message}\n{info.code_sample}\n-> {said}"
 
 
+# An archive is valid only when its hashes and references agree (every item's address, every
+# manifest's hash, every row's seal): no JSON schema can state it, so an archive schemathesis
+# makes from the schema is refused (a 400 naming what disagrees). Every other check runs on
+# the import route; its refusals are tested one by one in tests/api/test_archive_routes.py.
+BEYOND_A_SCHEMA = {("POST /v1/sessions/import", "positive_data_acceptance")}
+
+
 def run(base_url: str, key: str) -> tuple[list[str], dict[str, Any]]:
     """Schemathesis' run: the failures (one per operation, check and title) and what ran."""
     schema = schemathesis.openapi.from_url(f"{base_url}/v1/openapi.json", config=config(key))
@@ -200,6 +207,8 @@ def run(base_url: str, key: str) -> tuple[list[str], dict[str, Any]]:
                     ran["checks"].add(node.name)
                     info = node.failure_info
                     if node.status == Status.FAILURE and info is not None:
+                        if (str(info.failure.operation), node.name) in BEYOND_A_SCHEMA:
+                            continue
                         where = (
                             str(info.failure.operation),
                             info.failure.title,
