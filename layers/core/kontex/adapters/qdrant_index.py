@@ -3,8 +3,10 @@ for ``kontex dev``.
 
 One collection for every account: a named dense vector (``dense``, cosine) and a named sparse
 vector (``sparse``, with Qdrant's ``IDF`` modifier over the BM25-style weights of
-``services/lexical.py``). ``account_id`` is a keyword payload index marked ``is_tenant`` (Qdrant
-lays each tenant's points out together), and every query and count filters on it. A hybrid query
+``services/lexical.py``). A point is one distinct piece of an account's content (the store maps
+it back to the snapshots holding it). ``account_id`` is a keyword payload index marked
+``is_tenant`` (Qdrant lays each tenant's points out together), and every query, count and
+delete filters on it; a query limited to a session or task names its points. A hybrid query
 prefetches the dense and the sparse candidates (both filtered) and fuses them by reciprocal rank
 (Query API). Local mode writes each upsert call as one batch; it commits point by point on
 disk, so callers send whole snapshots, not single points.
@@ -115,8 +117,6 @@ class QdrantIndex:
                 warnings.simplefilter("ignore")
                 for field, schema in (
                     ("account_id", models.KeywordIndexParams(type="keyword", is_tenant=True)),
-                    ("session_id", models.PayloadSchemaType.KEYWORD),
-                    ("task_id", models.PayloadSchemaType.KEYWORD),
                     ("source", models.PayloadSchemaType.KEYWORD),
                 ):
                     client.create_payload_index(self.collection, field, field_schema=schema)
@@ -174,13 +174,15 @@ class QdrantIndex:
     def _filter(self, where: IndexFilter) -> Any:
         from qdrant_client import models
 
-        must = [
+        must: list[Any] = [
             models.FieldCondition(key="account_id", match=models.MatchValue(value=where.account_id))
         ]
-        for key in ("session_id", "task_id", "source"):
-            value = getattr(where, key)
-            if value is not None:
-                must.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
+        if where.source is not None:
+            must.append(
+                models.FieldCondition(key="source", match=models.MatchValue(value=where.source))
+            )
+        if where.point_ids is not None:
+            must.append(models.HasIdCondition(has_id=sorted(where.point_ids)))
         return models.Filter(must=must)
 
     def query(self, q: IndexQuery) -> list[IndexHit]:
@@ -226,11 +228,13 @@ class QdrantIndex:
         found = self._call(work)
         return [IndexHit(str(p.id), float(p.score), dict(p.payload or {})) for p in found]
 
-    def delete_session(self, account_id: str, session_id: str) -> None:
+    def delete(self, account_id: str, ids: Sequence[str]) -> None:
         from qdrant_client import models
 
+        if not ids:
+            return
         selector = models.FilterSelector(
-            filter=self._filter(IndexFilter(account_id=account_id, session_id=session_id))
+            filter=self._filter(IndexFilter(account_id, point_ids=frozenset(ids)))
         )
         self._call(lambda: self.client.delete(self.collection, points_selector=selector, wait=True))
 
