@@ -301,3 +301,7 @@ def test_encoded_data_is_told_from_words() -> None:
     envelope = {"type": "msgpack", "data": "gqR0eXBl"}
     assert search.clean(envelope) is None and search.clean({"type": "null", "data": ""}) is None
     assert search.clean({"note": "kept", "state": envelope}) == {"note": "kept"}
+    assert search.dense_text("checkpoint 1f1effc7-4b85-67b1-8001-e8d970aad794 after x") == (
+        "checkpoint  after x"
+    )
+    assert search.dense_text("toolu_01A09q90qw90lq917835lq9 said E11000") == "said E11000"

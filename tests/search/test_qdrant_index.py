@@ -81,3 +81,16 @@ def test_a_server_that_is_down_is_transient() -> None:
     index = QdrantIndex("kontex", 4, url=f"http://127.0.0.1:{port}", timeout=2)
     with pytest.raises(Transient):
         index.query(IndexQuery(IndexFilter("acct_a"), 5, _unit(0)))
+
+
+def test_local_mode_commits_without_an_fsync_per_point(tmp_path: Path) -> None:
+    """Local mode commits each point: in WAL with synchronous=NORMAL, not an fsync each."""
+    point = _point("acct_a", "s1", "one", _unit(0))
+    for _ in range(2):  # made, then reopened
+        index = QdrantIndex("kontex_test", 4, path=tmp_path / "qdrant")
+        index.upsert([point])
+        storage = index.client._client.collections["kontex_test"].storage.storage
+        assert storage.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert storage.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert index.count("acct_a") == 1  # the same point, upserted again
+        index.close()

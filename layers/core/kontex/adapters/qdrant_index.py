@@ -9,11 +9,13 @@ it back to the snapshots holding it). ``account_id`` is a keyword payload index 
 delete filters on it; a query limited to a session or task names its points. A hybrid query
 prefetches the dense and the sparse candidates (both filtered) and fuses them by reciprocal rank
 (Query API). Local mode writes each upsert call as one batch; it commits point by point on
-disk, so callers send whole snapshots, not single points.
+disk (its SQLite file switched to WAL, so without an fsync each), so callers send whole
+snapshots, not single points.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import warnings
 from collections.abc import Sequence
@@ -113,6 +115,7 @@ class QdrantIndex:
                         f" embedder makes {self.dimensions}: use another collection"
                         " (KONTEX_QDRANT_COLLECTION) and `kontex reindex`"
                     )
+            self._relax_local_storage()
             with warnings.catch_warnings():  # local mode: payload indexes have no effect
                 warnings.simplefilter("ignore")
                 for field, schema in (
@@ -121,6 +124,21 @@ class QdrantIndex:
                 ):
                     client.create_payload_index(self.collection, field, field_schema=schema)
             self._ready = True
+
+    def _relax_local_storage(self) -> None:
+        """Local mode keeps points in a SQLite file and commits each point on its own: in
+        SQLite's default journal that is an fsync per point (36 ms a snapshot on a busy disk,
+        the embed worker's largest cost after the model). WAL with ``synchronous=NORMAL``, as
+        Kontex's own database runs: a commit survives a crash of the process, not always a
+        power loss; a point lost so is embedded again by the next snapshot that holds its
+        content, or by ``kontex reindex``. A server, or a client without that file, is left
+        as it is."""
+        local = getattr(self._client, "_client", None)
+        collection = getattr(local, "collections", {}).get(self.collection)
+        storage = getattr(getattr(collection, "storage", None), "storage", None)
+        if isinstance(storage, sqlite3.Connection):
+            storage.execute("PRAGMA journal_mode=WAL")
+            storage.execute("PRAGMA synchronous=NORMAL")
 
     def _call(self, work: Any) -> Any:
         """Run ``work()`` with the collection ready; transport failures become ``Transient``."""

@@ -33,6 +33,7 @@ import hashlib
 import json
 import re
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from pydantic import BaseModel
 from kontex.domain.errors import InvalidInput, NotFound
 from kontex.domain.models import ContextBundle, Message, Snapshot
 from kontex.ports import (
+    Embedder,
     HeldRange,
     IndexFilter,
     IndexHit,
@@ -362,6 +364,49 @@ def _chunked(text: str, max_chars: int) -> list[str]:
     return found
 
 
+# -- the dense model's input -------------------------------------------------------------------
+
+# Random identifiers (UUIDs, hex digests, prefixed ids such as toolu_01A09q90qw90lq917835lq9)
+# mean nothing to a dense model and cost it the most tokens (a checkpoint's label, "checkpoint
+# <uuid> after <uuid>", is 59 WordPiece tokens, 2 without them): the model reads the text
+# without them; the lexical vector keeps them, so they are still found exactly.
+_IDENTIFIERS = re.compile(
+    r"\b(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+    r"|(?=[0-9a-f]*[0-9])[0-9a-f]{16,}"
+    r"|[A-Za-z]{2,12}_(?=[0-9A-Za-z]*[0-9])[0-9A-Za-z]{16,})\b"
+)
+# per embedder (its instance: a test's counting wrapper has its own), the last dense vectors
+_VECTORS: weakref.WeakKeyDictionary[Any, OrderedDict[str, list[float]]] = (
+    weakref.WeakKeyDictionary()
+)
+_VECTORS_SIZE = 256  # dense texts repeat (every checkpoint label reads "checkpoint after")
+
+
+def dense_text(text: str) -> str:
+    """What the dense model reads of ``text``: the text without random identifiers."""
+    return _IDENTIFIERS.sub("", text).strip()
+
+
+def _dense(embedder: Embedder, texts: Sequence[str]) -> list[list[float]]:
+    """The dense vectors of ``texts`` (without their identifiers), each distinct text embedded
+    once, the last few remembered."""
+    wanted = [dense_text(t) for t in texts]
+    cache = _VECTORS.setdefault(embedder, OrderedDict())
+    found: dict[str, list[float]] = {}
+    for text in dict.fromkeys(wanted):
+        known = cache.get(text)
+        if known is not None:
+            cache.move_to_end(text)
+            found[text] = known
+    missing = [t for t in dict.fromkeys(wanted) if t not in found]
+    if missing:
+        for text, vector in zip(missing, embedder.embed_documents(missing), strict=True):
+            found[text] = cache[text] = vector
+            if len(cache) > _VECTORS_SIZE:
+                cache.popitem(last=False)
+    return [found[t] for t in wanted]
+
+
 # -- embedding ----------------------------------------------------------------------------------
 
 
@@ -422,7 +467,7 @@ def embed_snapshot(
     # invocation still progresses, and its retry skips what the last one wrote
     for start in range(0, len(todo), EMBED_SLICE):
         part = todo[start : start + EMBED_SLICE]
-        vectors = embedder.embed_documents([h.text for h in part])
+        vectors = _dense(embedder, [h.text for h in part])
         index.upsert(
             [
                 Point(
@@ -545,7 +590,7 @@ def search(
             scope = frozenset(uow.search_changes.points_of(account_id, session_id, task_id))
         if not scope:
             return SearchResults(results=[])
-    dense = embedder.embed_query(q) if mode != "sparse" else None
+    dense = embedder.embed_query(dense_text(q) or q) if mode != "sparse" else None
     sparse = lexical.query_vector(q) if mode != "dense" else None
     where = IndexFilter(account_id, source=source, point_ids=scope)
     hits = index.query(IndexQuery(where, limit * 5, dense, sparse, mode))
