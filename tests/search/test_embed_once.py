@@ -5,6 +5,7 @@ On both databases, with the offline model and Qdrant local mode."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -243,6 +244,8 @@ def test_base64_and_binary_are_taken_out(search_deps: Deps, counting: Counting) 
         files=[
             {"path": "bin/core.dump", "content": "\x00\x01\x02ELF\x00\x00" + "\x07" * 50},
             {"path": "notes/trace.txt", "content": f"saw data:image/png;base64,{blob} twice"},
+            {"path": "exports/big_state.json",  # longer than what is read of a text file
+             "content": json.dumps({"type": "msgpack", "data": _b64(30_000)})},
         ],
         log_events=[{"type": "upload", "message": "uploaded screenshot", "data": {"png": image}}],
     )  # fmt: skip
@@ -250,6 +253,7 @@ def test_base64_and_binary_are_taken_out(search_deps: Deps, counting: Counting) 
     embedded = "\n".join(counting.texts)
     assert blob not in embedded and image not in embedded and "\x00" not in embedded
     assert "core.dump" not in embedded  # a binary file is not searched at all
+    assert "big_state" not in embedded  # nor a file that is all serialised state
     for text in ("the login page renders blank", "12 passed", "saw data:image/png;base64,",
                  "uploaded screenshot"):  # fmt: skip
         assert text in embedded, text
@@ -305,3 +309,16 @@ def test_encoded_data_is_told_from_words() -> None:
         "checkpoint  after x"
     )
     assert search.dense_text("toolu_01A09q90qw90lq917835lq9 said E11000") == "said E11000"
+
+
+def test_the_text_kept_between_snapshots_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The searchable text of recent items is kept (a snapshot is compared with its parent,
+    which holds most of it), by a digest, within a budget of characters."""
+    monkeypatch.setattr(search, "CACHE_CHARS", 5_000)
+    monkeypatch.setattr(search, "_CACHE", search.OrderedDict())
+    monkeypatch.setattr(search, "_CACHED_CHARS", 0)
+    for i in range(50):
+        text = f"{i} " + "x" * 997
+        assert search._cached(search._key("m", text), str, text) == text
+        assert search._CACHED_CHARS <= 5_000
+    assert len(search._CACHE) == 5 and all(len(k) == 16 for k in search._CACHE)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 import uuid
 import weakref
 from collections import OrderedDict
@@ -62,6 +63,7 @@ Mode = Literal["hybrid", "dense", "sparse"]
 MAX_LIMIT = 50
 MAX_QUERY_CHARS = 1000
 FILE_CHARS = 4000  # of a file's content, beyond its path
+JSON_CHARS = 1_000_000  # a JSON file up to this size is walked whole for what to take out
 MAX_CHUNKS_PER_PIECE = 12  # a 100 KB tool output is not worth 150 points
 SNIPPET_CHARS = 1000
 EMBED_SLICE = 64  # chunks embedded and written together
@@ -244,21 +246,20 @@ def pieces(snapshot: Snapshot, bundle: ContextBundle) -> Iterator[Piece]:
     """Everything searchable the snapshot holds (see the module's docstring)."""
     yield Piece("label", None, 0, text_of(snapshot.label))
     for i, m in enumerate(bundle.messages):
-        yield Piece("message", m.role, i, _cached(("m", m.model_dump_json()), message_text, m))
+        yield Piece("message", m.role, i, _cached(_key("m", m.model_dump_json()), message_text, m))
     for i, c in enumerate(bundle.tool_calls):
-        yield Piece("tool_call", "tool", i, _cached(("c", c.model_dump_json()), _call_text, c))
+        yield Piece("tool_call", "tool", i, _cached(_key("c", c.model_dump_json()), _call_text, c))
     if bundle.reasoning:
-        yield Piece(
-            "reasoning", "assistant", 0, _cached(("r", bundle.reasoning), text_of, bundle.reasoning)
-        )
+        key = _key("r", bundle.reasoning)
+        yield Piece("reasoning", "assistant", 0, _cached(key, text_of, bundle.reasoning))
     for i, f in enumerate(bundle.files):
         # a file given a token count of 0 is state, not context a model reads
         if f.token_count == 0 or f.path.startswith(STATE_PATHS):
             continue
-        key = ("f", f.path, f.content_hash or "")
+        key = _key("f", f"{f.path}\0{f.content_hash or f.content}")
         yield Piece("file", None, i, _cached(key, _file_text, f.path, f.content))
     for i, e in enumerate(bundle.log_events):
-        yield Piece("log_event", None, i, _cached(("l", e.model_dump_json()), _log_text, e))
+        yield Piece("log_event", None, i, _cached(_key("l", e.model_dump_json()), _log_text, e))
 
 
 def _call_text(call: Any) -> str:
@@ -269,8 +270,10 @@ def _call_text(call: Any) -> str:
 
 
 def _file_text(path: str, content: str) -> str:
-    """Path and the start of the content; nothing when the content is all encoded data."""
-    body = text_of(content[: FILE_CHARS * 4] if len(content) > FILE_CHARS * 4 else content)
+    """Path and the start of the content; nothing when the content is all encoded data. A
+    JSON document is walked whole (up to ``JSON_CHARS``), other text from its start."""
+    whole = content.lstrip()[:1] in ("{", "[") and len(content) <= JSON_CHARS
+    body = text_of(content if whole else content[: FILE_CHARS * 4])
     return f"{path}\n{body[:FILE_CHARS]}" if body.strip() else ""
 
 
@@ -280,21 +283,34 @@ def _log_text(event: Any) -> str:
     return f"{head}\n{data[:FILE_CHARS]}".strip()
 
 
-_CACHE: OrderedDict[Any, str] = OrderedDict()
-_CACHE_SIZE = 8192  # pieces: a snapshot is compared with its parent, which holds most of it
+# The searchable text of the last items seen, by a digest of the item: a snapshot is compared
+# with its parent, which holds most of what it holds. At most CACHE_CHARS characters of text.
+_CACHE: OrderedDict[bytes, str] = OrderedDict()
+_CACHED_CHARS = 0
+_CACHE_LOCK = threading.Lock()  # the embed worker's threads, reindex
+CACHE_CHARS = 4_000_000
 
 
-def _cached(key: Any, make: Callable[..., str], *args: Any) -> str:
-    """``make(*args)`` remembered by ``key`` (the item's JSON, a file's path and hash)."""
-    found = _CACHE.get(key)
-    if found is None:
-        found = make(*args)
-        _CACHE[key] = found
-        if len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    else:
-        _CACHE.move_to_end(key)
-    return found
+def _key(kind: str, item: str) -> bytes:
+    return hashlib.blake2b(f"{kind}\0{item}".encode(), digest_size=16).digest()
+
+
+def _cached(key: bytes, make: Callable[..., str], *args: Any) -> str:
+    """``make(*args)``, remembered by ``key`` (a digest of the item)."""
+    global _CACHED_CHARS
+    with _CACHE_LOCK:
+        found = _CACHE.get(key)
+        if found is not None:
+            _CACHE.move_to_end(key)
+            return found
+    made = make(*args)
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = made
+            _CACHED_CHARS += len(made)
+        while _CACHED_CHARS > CACHE_CHARS and _CACHE:
+            _CACHED_CHARS -= len(_CACHE.popitem(last=False)[1])
+    return made
 
 
 def chunks(text: str, max_chars: int) -> list[str]:
@@ -344,23 +360,10 @@ def held(
     for piece in pieces(snapshot, bundle):
         if not piece.text.strip():
             continue
-        for text in _chunked(piece.text, max_chars):
+        for text in chunks(piece.text, max_chars):
             pid = point_id(account_id, piece.source, text)
             if pid not in found:
                 found[pid] = Held(pid, piece, text)
-    return found
-
-
-_CHUNKS: OrderedDict[tuple[str, int], list[str]] = OrderedDict()
-
-
-def _chunked(text: str, max_chars: int) -> list[str]:
-    key = (text, max_chars)
-    found = _CHUNKS.get(key)
-    if found is None:
-        found = _CHUNKS[key] = chunks(text, max_chars)
-        if len(_CHUNKS) > _CACHE_SIZE:
-            _CHUNKS.popitem(last=False)
     return found
 
 
@@ -391,19 +394,22 @@ def _dense(embedder: Embedder, texts: Sequence[str]) -> list[list[float]]:
     """The dense vectors of ``texts`` (without their identifiers), each distinct text embedded
     once, the last few remembered."""
     wanted = [dense_text(t) for t in texts]
-    cache = _VECTORS.setdefault(embedder, OrderedDict())
     found: dict[str, list[float]] = {}
-    for text in dict.fromkeys(wanted):
-        known = cache.get(text)
-        if known is not None:
-            cache.move_to_end(text)
-            found[text] = known
+    with _CACHE_LOCK:
+        cache = _VECTORS.setdefault(embedder, OrderedDict())
+        for text in dict.fromkeys(wanted):
+            known = cache.get(text)
+            if known is not None:
+                cache.move_to_end(text)
+                found[text] = known
     missing = [t for t in dict.fromkeys(wanted) if t not in found]
     if missing:
-        for text, vector in zip(missing, embedder.embed_documents(missing), strict=True):
-            found[text] = cache[text] = vector
-            if len(cache) > _VECTORS_SIZE:
-                cache.popitem(last=False)
+        vectors = embedder.embed_documents(missing)
+        with _CACHE_LOCK:
+            for text, vector in zip(missing, vectors, strict=True):
+                found[text] = cache[text] = vector
+                if len(cache) > _VECTORS_SIZE:
+                    cache.popitem(last=False)
     return [found[t] for t in wanted]
 
 
