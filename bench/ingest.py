@@ -1,7 +1,8 @@
 """Ingest benchmark: OTLP spans per second from the first request to every span queryable.
 
     python bench/ingest.py [--spans 5000] [--requests 50] [--prompt-chars 3000]
-                           [--backend sqlite|postgres|all] [--profile /tmp/ingest] [--json]
+                           [--backend sqlite|postgres|all] [--phoenix] [--rounds 3]
+                           [--profile /tmp/ingest] [--json]
 
 Starts `kontex dev` (in-process queue, local folder for bundles) in a temporary data dir, on
 SQLite in that dir or on PostgreSQL at ``KONTEX_BENCH_DATABASE_URL`` (default
@@ -13,6 +14,9 @@ exporter's own protobuf encoder, posts them in --requests requests, and waits un
 is processed (none pending in the spans table) and every snapshot (three per trace) is counted
 by GET /v1/usage.
 --profile samples the stack with py-spy (raw collapsed stacks, per thread) while it runs.
+--phoenix runs the same traffic into Arize Phoenix (its own cached venv, bench/peers.py) timed
+until its SQLite database holds every span. Each system reports the memory (PSS) of its whole
+process tree after the run; embedding runs as `kontex dev` runs it (offline model, in process).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import random
 import secrets
 import shutil
 import signal
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -44,6 +49,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Tracer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import peers  # noqa: E402
+from bench.peers import tree_processes, tree_pss_mb  # noqa: E402
 from tests.e2e.stack import create_key, start_dev, stop_dev  # noqa: E402
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -236,6 +243,8 @@ def run(
                     break
                 time.sleep(0.1)
             done = time.perf_counter()
+            memory_mb = tree_pss_mb(stack.process.pid)
+            processes = tree_processes(stack.process.pid)
         finally:
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
@@ -254,7 +263,93 @@ def run(
         "spans_per_second": round(spans / (done - started), 1),
         "request_p50_ms": round(statistics.median(latencies), 1),
         "request_p99_ms": round(cut[98], 1),
+        "memory_mb": memory_mb,
+        "processes": processes,
     }
+
+
+def run_phoenix(total: int, requests: int, prompt_chars: int) -> dict[str, Any]:
+    """The same traffic into Arize Phoenix (its own venv, bench/peers.py; SQLite in a fresh
+    working dir), timed until its database holds every span."""
+    bodies = batches(total, requests, prompt_chars)
+    spans = total // TRACE_SPANS * TRACE_SPANS
+    # its python, not its `phoenix` script: a script names the folder the venv was built in
+    python = peers.venv("phoenix", peers.PHOENIX) / "bin" / "python"
+    with tempfile.TemporaryDirectory() as tmp:
+        port, grpc = free_port(), free_port()
+        env = {
+            **os.environ,
+            "PHOENIX_WORKING_DIR": tmp,
+            "PHOENIX_PORT": str(port),
+            "PHOENIX_GRPC_PORT": str(grpc),
+            "PHOENIX_HOST": "127.0.0.1",
+        }
+        process = subprocess.Popen(
+            [str(python), "-c", "from phoenix.server.main import main; main()", "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if urllib.request.urlopen(base + "/v1/projects", timeout=2).status == 200:
+                        break
+                except OSError:
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise RuntimeError("Phoenix did not start") from None
+                    time.sleep(0.2)
+            database = Path(tmp) / "phoenix.db"
+            latencies = []
+            started = time.perf_counter()
+            for body in bodies:
+                t = time.perf_counter()
+                req = urllib.request.Request(
+                    base + "/v1/traces",
+                    data=body,
+                    headers={"content-type": "application/x-protobuf"},
+                    method="POST",
+                )
+                with urllib.request.urlopen(req, timeout=60) as response:
+                    assert response.status == 200
+                latencies.append((time.perf_counter() - t) * 1000)
+            posted = time.perf_counter()
+            while True:
+                with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
+                    stored = int(conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0])
+                if stored >= spans:
+                    break
+                time.sleep(0.1)
+            done = time.perf_counter()
+            memory_mb = tree_pss_mb(process.pid)
+            processes = tree_processes(process.pid)
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+    cut = statistics.quantiles(latencies, n=100)
+    return {
+        "backend": "phoenix",
+        "spans": spans,
+        "traces": spans // TRACE_SPANS,
+        "span_bytes": round(sum(len(b) for b in bodies) / spans),
+        "requests": len(bodies),
+        "post_seconds": round(posted - started, 2),
+        "total_seconds": round(done - started, 2),
+        "spans_per_second": round(spans / (done - started), 1),
+        "request_p50_ms": round(statistics.median(latencies), 1),
+        "request_p99_ms": round(cut[98], 1),
+        "memory_mb": memory_mb,
+        "processes": processes,
+    }
+
+
+def free_port() -> int:
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -349,13 +444,29 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--prompt-chars", type=int, default=3000)
     parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="sqlite")
+    parser.add_argument(
+        "--phoenix", action="store_true", help="also Arize Phoenix, side by side (bench/peers.py)"
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each; the median is kept")
     parser.add_argument("--profile", type=Path, help="py-spy raw output (one file per backend)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     results = []
-    for backend in ("sqlite", "postgres") if args.backend == "all" else (args.backend,):
+    systems = list(("sqlite", "postgres") if args.backend == "all" else (args.backend,))
+    if args.phoenix:
+        systems.append("phoenix")
+    for backend in systems:
         profile = args.profile.with_suffix(f".{backend}.txt") if args.profile else None
-        result = run(args.spans, args.requests, args.prompt_chars, backend, profile)
+        rounds = []
+        for _ in range(args.rounds):  # fresh server and data each round
+            if backend == "phoenix":
+                rounds.append(run_phoenix(args.spans, args.requests, args.prompt_chars))
+            else:
+                rounds.append(run(args.spans, args.requests, args.prompt_chars, backend, profile))
+        rounds.sort(key=lambda r: r["spans_per_second"])
+        result = rounds[len(rounds) // 2]
+        result["rounds_spans_per_second"] = [r["spans_per_second"] for r in rounds]
+        result["load_average"] = round(os.getloadavg()[0], 2)
         if profile:
             result["profile"] = summarize_profile(profile)
         results.append(result)
@@ -371,9 +482,18 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             f" request latency p50 {result['request_p50_ms']} ms,"
             f" p99 {result['request_p99_ms']} ms"
         )
+        what = (
+            "every span stored"
+            if backend == "phoenix"
+            else f"every span processed, {result['snapshots']} snapshots queryable"
+        )
         print(
-            f"  every span processed, {result['snapshots']} snapshots queryable after"
-            f" {result['total_seconds']} s: {result['spans_per_second']} spans/s end to end"
+            f"  {what} after {result['total_seconds']} s: {result['spans_per_second']} spans/s"
+            f" end to end (rounds: {result['rounds_spans_per_second']})"
+        )
+        print(
+            f"  memory after the run: {result['memory_mb']} MB PSS over"
+            f" {result['processes']} processes; load average {result['load_average']}"
         )
         if profile:
             summary = result["profile"]

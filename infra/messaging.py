@@ -12,6 +12,15 @@ A queue's visibility timeout is six times its consumer's timeout (AWS's guidance
 event sources: a batch being retried is never handed to a second consumer), a message moves to
 the DLQ after MAX_RECEIVE_COUNT failed receives, a CloudWatch alarm fires as soon as a DLQ holds
 a message, and every queue is SSE-encrypted and TLS-only.
+
+Retries follow the kind of failure (``kontex.domain.retry``, done by the worker's batch
+processor, ``kontex.adapters.sqs_batch``): a record wrong in itself is sent by its worker to the
+queue's DLQ at once, with its reason (``KONTEX_DEAD_LETTER_QUEUE_URL``, ``consumed_by``), and
+deleted from the queue; a transient failure (the database unavailable, a timeout, throttling)
+comes back after a backoff the worker sets with ChangeMessageVisibility (1 s, doubling, at most
+60 s), so MAX_RECEIVE_COUNT receives span about ten minutes: a minute-long outage dead-letters
+nothing. Should a worker not set its backoff (it crashed), the visibility timeout brings the
+record back, and MAX_RECEIVE_COUNT of those last far longer.
 """
 
 from __future__ import annotations
@@ -21,12 +30,13 @@ from collections.abc import Sequence
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-MAX_RECEIVE_COUNT = 5
+MAX_RECEIVE_COUNT = 16  # kontex.domain.retry.QUEUE_RETRY.max_receives
 VISIBILITY_FACTOR = 6
 DLQ_RETENTION = Duration.days(14)
 QUEUE_NAMES = ("spans", "captures")  # work queues producers send to by name
@@ -56,7 +66,8 @@ class WorkQueue(Construct):
                 queue=self.dlq, max_receive_count=MAX_RECEIVE_COUNT
             ),
         )
-        # One message in the DLQ is a record a worker failed MAX_RECEIVE_COUNT times: look now
+        # One message in the DLQ is a record wrong in itself, or one a worker failed
+        # MAX_RECEIVE_COUNT times: look now
         # (docs/deploy.md, "Operating notes": find the reason, fix, redrive).
         self.dlq_alarm = cloudwatch.Alarm(
             self,
@@ -70,6 +81,13 @@ class WorkQueue(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
+
+    def consumed_by(self, function: lambda_.Function) -> None:
+        """``function`` is this queue's worker: it sends a record that failed for good to the
+        DLQ itself (kontex.adapters.sqs_batch), so it gets the DLQ's URL and may send to it.
+        (Its event source mapping grants the rest: receive, delete, change visibility.)"""
+        function.add_environment("KONTEX_DEAD_LETTER_QUEUE_URL", self.dlq.queue_url)
+        self.dlq.grant_send_messages(function)
 
 
 class Messaging(Construct):

@@ -1,24 +1,33 @@
-"""What an operator looks at: a CloudWatch dashboard and alarms on errors.
+"""What an operator looks at: a CloudWatch dashboard and alarms on errors and lag.
 
 The functions publish EMF metrics (namespace ``Kontex``, dimension ``service``: see
 ``kontex/observability.py``); SQS publishes queue age and depth; Lambda publishes errors. Each
 DLQ already has its depth alarm (``infra/messaging.py``); here every function gets an alarm on
-its error rate, and the integrity-error metric one of its own (stored content that failed its
-hash is never normal).
+its error rate, the integrity-error metric one of its own (stored content that failed its
+hash is never normal), and every pipeline's queue a lag alarm (its oldest message older than
+``LAG_ALARM_SECONDS`` for ``LAG_ALARM_MINUTES`` minutes in a row). The API function reads the
+same figures for ``GET /health?detail=true`` (``KONTEX_PIPELINES``).
 """
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from collections.abc import Mapping
+
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.live import LiveApi
-from infra.messaging import Messaging
+from infra.messaging import WorkQueue
 
 NAMESPACE = "Kontex"
 ERROR_RATE_PERCENT = 5
+LAG_ALARM_SECONDS = 300
+LAG_ALARM_MINUTES = 5
+# the stack's queue names -> the pipelines' names (kontex/ports.py PIPELINES)
+PIPELINE_NAMES = {"spans": "spans", "captures": "capture", "feed": "feed", "embed": "embed"}
 
 
 class Observability(Construct):
@@ -29,8 +38,9 @@ class Observability(Construct):
         *,
         stage: str,
         functions: list[lambda_.Function],
-        messaging: Messaging,
+        queues: Mapping[str, WorkQueue],
         live: LiveApi,
+        api_function: lambda_.Function | None = None,
     ) -> None:
         super().__init__(scope, id)
         period = Duration.minutes(5)
@@ -97,7 +107,25 @@ class Observability(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
 
-        queues = messaging.queues
+        self.lag_alarms = [
+            cloudwatch.Alarm(
+                self,
+                f"{name.capitalize()}Lag",
+                alarm_description=f"Kontex {stage}: the {name} queue's oldest message has waited"
+                f" over {LAG_ALARM_SECONDS} s for {LAG_ALARM_MINUTES} minutes (the pipeline is"
+                " behind: GET /health?detail=true)",
+                metric=q.queue.metric_approximate_age_of_oldest_message(
+                    period=Duration.minutes(1), statistic="Maximum"
+                ),
+                threshold=LAG_ALARM_SECONDS,
+                evaluation_periods=LAG_ALARM_MINUTES,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            for name, q in queues.items()
+        ]
+        if api_function is not None:
+            self.report_lag_to(api_function, queues)
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"kontex-{stage}")
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
@@ -133,6 +161,17 @@ class Observability(Construct):
                 ],
             ),
             cloudwatch.GraphWidget(
+                title="Queued messages (visible, in flight)",
+                left=[
+                    q.queue.metric_approximate_number_of_messages_visible(period=period)
+                    for q in queues.values()
+                ],
+                right=[
+                    q.queue.metric_approximate_number_of_messages_not_visible(period=period)
+                    for q in queues.values()
+                ],
+            ),
+            cloudwatch.GraphWidget(
                 title="Dead letters",
                 left=[
                     q.dlq.metric_approximate_number_of_messages_visible(period=period)
@@ -158,6 +197,24 @@ class Observability(Construct):
                     *self.error_alarms,
                     self.integrity_alarm,
                     *(q.dlq_alarm for q in queues.values()),
+                    *self.lag_alarms,
                 ],
             ),
+        )
+
+    @staticmethod
+    def report_lag_to(function: lambda_.Function, queues: Mapping[str, WorkQueue]) -> None:
+        """Let ``function`` answer ``/health?detail=true``: the queues it reads (depth, from
+        SQS) and CloudWatch's age of their oldest message (adapters/sqs_pipelines.py)."""
+        pipelines = {}
+        for name, q in queues.items():
+            pipelines[PIPELINE_NAMES.get(name, name)] = {
+                "queue": q.queue.queue_url,
+                "dlq": q.dlq.queue_url,
+            }
+            for queue in (q.queue, q.dlq):
+                queue.grant(function, "sqs:GetQueueAttributes")
+        function.add_environment("KONTEX_PIPELINES", Stack.of(function).to_json_string(pipelines))
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"])
         )

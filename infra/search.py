@@ -127,6 +127,7 @@ class Search(Construct):
             extra_layers=self.layers,
         )
         self.serve(self.worker)
+        self.queue.consumed_by(self.worker)  # what fails for good goes to the DLQ at once
         self.worker.add_event_source(
             sources.SqsEventSource(
                 self.queue.queue,

@@ -130,8 +130,10 @@ class KontexStack(Stack):
             "Observability",
             stage=config.name,
             functions=list(self.functions),
-            messaging=self.messaging,
+            # every pipeline's queue: the embed queue even where nothing consumes it yet
+            queues={**self.messaging.queues, "embed": self.search.queue},
             live=self.live,
+            api_function=self.api.api_function,
         )
 
         url = self.api.url

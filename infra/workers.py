@@ -1,7 +1,8 @@
 """Workers: one Lambda per queue, fed by an SQS event source that reports partial failures.
 
 `report_batch_item_failures=True` pairs with Powertools' `process_partial_response` in the
-handlers: only the failed records of a batch are retried, the rest are deleted.
+handlers: only the failed records of a batch are retried, the rest are deleted. Each worker
+also sends a record that failed for good to its queue's DLQ itself (`WorkQueue.consumed_by`).
 `max_concurrency` caps how many copies poll each queue, and so the database connections.
 Event consumers (``events=True``) get their own queue subscribed to the events topic
 (infra/messaging.py), so adding one is one entry here.
@@ -90,6 +91,7 @@ class Workers(Construct):
                 access=worker.access,
                 description=f"Kontex worker for the {queue_name} queue",
             )
+            work.consumed_by(function)
             function.add_event_source(
                 sources.SqsEventSource(
                     work.queue,

@@ -1,23 +1,27 @@
-"""Capture worker (SQS): proxy calls to snapshots, by the caller's trigger."""
+"""Capture worker (SQS): proxy calls to snapshots, by the caller's trigger.
+
+The whole SQS batch is one unit of work (``capture.capture_many``). When it fails, the records
+are processed again one by one through the Powertools batch processor, so only a record that
+fails on its own fails (dead-lettered at once when it is wrong in itself, else retried after a
+backoff: ``kontex.adapters.sqs_batch``).
+"""
 
 import json
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from kontex.adapters.claim_check import claimed
+from kontex.adapters.claim_check import all_claimed, claimed
+from kontex.adapters.sqs_batch import RetryingBatchProcessor
 from kontex.bootstrap import container
 from kontex.observability import count, metrics, tracer
 from kontex.services import capture
 
 logger = Logger(service="kontex-capture")
-processor = BatchProcessor(event_type=EventType.SQS)
+# a permanent failure to the DLQ at once, a transient one back after a backoff (sqs_batch)
+processor = RetryingBatchProcessor(lambda: container().redrive)
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -31,6 +35,15 @@ def record_handler(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    answer = process_partial_response(event, record_handler, processor, context)
-    count("RecordsFailed", len(answer.get("batchItemFailures", [])))
-    return answer
+    deps = container().deps
+    try:
+        with all_claimed(deps.blobs, [r["body"] for r in event["Records"]]) as bodies:
+            jobs = [capture.CaptureJob(**json.loads(body)) for body in bodies]
+            made = capture.capture_many(deps, jobs)
+    except Exception:  # any record may be the bad one: find it record by record
+        logger.exception("the batch failed as a whole; retrying its records one by one")
+        answer = process_partial_response(event, record_handler, processor, context)
+        count("RecordsFailed", len(answer.get("batchItemFailures", [])))
+        return answer
+    count("SnapshotsWritten", made)
+    return {"batchItemFailures": []}

@@ -2,21 +2,19 @@
 subscribed to its session; idempotent per (event, connection)."""
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kontex.adapters.sns_events import event_body
+from kontex.adapters.sqs_batch import RetryingBatchProcessor
 from kontex.bootstrap import container
 from kontex.observability import count, metrics, tracer
 from kontex.services import live
 
 logger = Logger(service="kontex-feed")
-processor = BatchProcessor(event_type=EventType.SQS)
+# a permanent failure to the DLQ at once, a transient one back after a backoff (sqs_batch)
+processor = RetryingBatchProcessor(lambda: container().redrive)
 
 
 def record_handler(record: SQSRecord) -> None:

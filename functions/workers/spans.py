@@ -2,7 +2,9 @@
 
 The whole SQS batch is one unit of work (``spans.store_batch``). When it fails, the records
 are processed again one by one through the Powertools batch processor, so only a record that
-fails on its own is reported in ``batchItemFailures`` and retried. Spans left waiting (see
+fails on its own fails: dead-lettered at once when it is wrong in itself, else reported in
+``batchItemFailures`` and retried after a backoff (``kontex.adapters.sqs_batch``). Spans left
+waiting (see
 ``kontex.services.spans``) get a delayed retry of their trace on this same queue
 (``spans.retry_later``: an SQS delay on AWS, a delayed message in the local queue).
 """
@@ -10,21 +12,19 @@ fails on its own is reported in ``batchItemFailures`` and retried. Spans left wa
 import json
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kontex.adapters.claim_check import all_claimed, claimed
+from kontex.adapters.sqs_batch import RetryingBatchProcessor
 from kontex.bootstrap import container
 from kontex.observability import count, metrics, tracer
 from kontex.services import spans
 
 logger = Logger(service="kontex-spans")
-processor = BatchProcessor(event_type=EventType.SQS)
+# a permanent failure to the DLQ at once, a transient one back after a backoff (sqs_batch)
+processor = RetryingBatchProcessor(lambda: container().redrive)
 
 
 def record_handler(record: SQSRecord) -> None:

@@ -126,3 +126,66 @@ def test_what_ingest_acknowledges_is_fsynced_events_and_receipts_are_not(tmp_pat
     LocalTopic(queue, ["feed"]).publish(Event("evt_1", "t", "a", "s", {}, NOW))
     queue.send("spans", ["again"])
     assert commits == [2, 1, 2]  # FULL, NORMAL, FULL
+
+
+def test_many_events_go_out_in_one_commit(tmp_path: Path) -> None:
+    """Issue 23, events in bulk: a unit's events (a span batch's snapshots) are one commit of
+    the queue file for all consumers, where each event used to be one."""
+    queue = LocalQueue(tmp_path / QUEUE_FILE)
+    queue.register("feed", _collector([]))
+    queue.register("embed", _collector([]))
+    commits: list[str] = []
+    queue._conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    events = [Event(f"evt_{n}", "snapshot.created", "a", "s", {"n": n}, NOW) for n in range(25)]
+    sent = LocalTopic(queue, EVENT_CONSUMERS).publish_many(events)
+    assert sent == [e.id for e in events]
+    assert commits == ["COMMIT"]
+    assert queue.pending("feed") == queue.pending("embed") == 25
+    bodies = [
+        json.loads(r[0])
+        for r in queue._conn.execute("SELECT body FROM messages WHERE queue = 'feed' ORDER BY seq")
+    ]
+    assert [b["data"]["n"] for b in bodies] == list(range(25))  # in order
+    queue.close()
+
+
+def test_the_publisher_hands_a_units_events_over_in_one_call(tmp_path: Path) -> None:
+    from kontex.services.publisher import Publisher
+
+    class Counting(LocalTopic):
+        calls: list[int] = []
+
+        def publish(self, event: Event) -> None:
+            self.calls.append(1)
+            super().publish(event)
+
+        def publish_many(self, events: Any) -> list[str]:
+            self.calls.append(len(events))
+            return super().publish_many(events)
+
+    queue = LocalQueue(tmp_path / QUEUE_FILE)
+    queue.register("feed", _collector([]))
+    deleted: list[list[str]] = []
+
+    class Outbox:
+        def delete(self, ids: list[str]) -> None:
+            deleted.append(ids)
+
+    class Unit:
+        outbox = Outbox()
+
+        def __enter__(self) -> Any:
+            return self
+
+        def __exit__(self, *exc: Any) -> None:
+            return None
+
+    class Store:
+        def unit(self, durable: bool = True) -> Unit:
+            return Unit()
+
+    topic = Counting(queue, ["feed"])
+    events = [Event(f"evt_{n}", "snapshot.created", "a", "s", {}, NOW) for n in range(7)]
+    assert Publisher(Store(), topic)(events) == 7  # type: ignore[arg-type]
+    assert topic.calls == [7] and deleted == [[e.id for e in events]]
+    queue.close()

@@ -32,8 +32,10 @@ class Worker:
 
     def record_handler(self, record: SQSRecord) -> None:
         body = json.loads(record.body)
-        if body.get("poison"):
+        if body.get("poison"):  # wrong in itself: a permanent failure
             raise ValueError("cannot process this one")
+        if body.get("down"):  # a dependency down for good: a transient failure every time
+            raise ConnectionError("the database is unreachable")
         self.stored[body["id"]] = self.stored.get(body["id"], 0) + 1
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -49,24 +51,29 @@ def test_batches_partial_failures_and_dead_letters() -> None:
     try:
         bodies = [json.dumps({"id": f"m{i}"}) for i in range(25)]
         bodies.insert(5, json.dumps({"poison": True}))
+        bodies.insert(15, json.dumps({"down": True}))
         q.send("spans", bodies)
         assert q.drain(timeout=20)
     finally:
         q.stop()
     assert worker.stored == {f"m{i}": 1 for i in range(25)}  # the rest of the batch succeeded
-    [dead] = q.dead_letters("spans")
-    assert dead.body == json.dumps({"poison": True}) and dead.receives == 3
-    assert dead.reason == "ValueError: cannot process this one"
+    poison, down = q.dead_letters("spans")
+    # the permanent failure after its first receive, the transient one after max_receive_count
+    assert poison.body == json.dumps({"poison": True}) and poison.receives == 1
+    assert poison.reason == "ValueError: cannot process this one"
+    assert down.body == json.dumps({"down": True}) and down.receives == 3
+    assert down.reason == "ConnectionError: the database is unreachable"
     shapes = [record for event in worker.events for record in event["Records"]]
     assert all(
         r["eventSource"] == "aws:sqs" and r["eventSourceARN"].endswith(":spans") for r in shapes
     )
     assert max(len(e["Records"]) for e in worker.events) <= 10
     assert max(len(e["Records"]) for e in worker.events) > 1  # batches, not single records
-    receives = [
-        int(r["attributes"]["ApproximateReceiveCount"]) for r in shapes if "poison" in r["body"]
-    ]
-    assert receives == [1, 2, 3]
+    receives = {
+        key: [int(r["attributes"]["ApproximateReceiveCount"]) for r in shapes if key in r["body"]]
+        for key in ("poison", "down")
+    }
+    assert receives == {"poison": [1], "down": [1, 2, 3]}
 
 
 def test_retries_back_off() -> None:

@@ -146,3 +146,27 @@ def test_the_client_is_made_on_first_use_and_reused(mocked_aws: None) -> None:
     events.publish(Event("evt_2", "task.updated", "a", "s", {"id": "task_1"}, NOW))
     assert client is not None and events._client is client
     assert len(_receive(urls["feed"])) == 2
+
+
+def test_many_events_go_out_in_batches_of_ten(mocked_aws: None) -> None:
+    topic, urls = _topic_with_queues("feed")
+    events = SnsEvents(topic)
+    calls: list[int] = []
+    publish_batch = events.client.publish_batch
+
+    def counting(**kwargs: Any) -> Any:
+        calls.append(len(kwargs["PublishBatchRequestEntries"]))
+        return publish_batch(**kwargs)
+
+    events.client.publish_batch = counting
+    many = [Event(f"evt_{n}", "snapshot.created", "a", "s", {"n": n}, NOW) for n in range(23)]
+    assert events.publish_many(many) == [e.id for e in many]
+    assert calls == [10, 10, 3]
+    got = sorted(json.loads(m["Body"])["data"]["n"] for m in _receive(urls["feed"]))
+    assert got == list(range(23))
+
+
+def test_a_batch_that_fails_publishes_nothing_and_says_so(mocked_aws: None) -> None:
+    events = SnsEvents("arn:aws:sns:eu-west-1:123456789012:missing")
+    many = [Event(f"evt_{n}", "t", "a", "s", {}, NOW) for n in range(3)]
+    assert events.publish_many(many) == []  # left in the outbox for the sweeper

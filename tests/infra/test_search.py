@@ -10,7 +10,7 @@ import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from tests.infra.test_stack import Synth, _ref, _synth  # noqa: E402
+from tests.infra.test_stack import Synth, _ref, _synth, assert_worker_retries_by_kind  # noqa: E402
 
 QDRANT_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:qdrant-AbCdEf"
 VOYAGE_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:voyage-AbCdEf"
@@ -57,8 +57,8 @@ def test_the_embed_worker_consumes_its_queue_with_partial_failures(with_qdrant: 
     assert len(sources) == 1
     assert sources[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     queue = with_qdrant.resources[_ref(sources[0]["EventSourceArn"])]["Properties"]
-    assert queue["RedrivePolicy"]["maxReceiveCount"] >= 1
     assert queue["VisibilityTimeout"] >= 6 * worker["Timeout"]
+    assert_worker_retries_by_kind(with_qdrant, sources[0])
     # the queue is an event consumer's: subscribed to the events topic, raw delivery, SNS's
     # undeliverable messages to its DLQ
     (topic,) = with_qdrant.of_type("AWS::SNS::Topic")

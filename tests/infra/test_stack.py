@@ -28,6 +28,7 @@ from aws_cdk.assertions import Annotations, Match, Template  # noqa: E402
 
 from infra.app import build  # noqa: E402
 from infra.messaging import MAX_RECEIVE_COUNT, VISIBILITY_FACTOR  # noqa: E402
+from kontex.domain.retry import QUEUE_RETRY  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CDK_CONTEXT = json.loads((ROOT / "cdk.json").read_text())["context"]
@@ -176,6 +177,42 @@ def test_workers_report_batch_item_failures_and_queues_outlast_them(dev: Synth) 
     assert handlers == {"spans.lambda_handler", "capture.lambda_handler", "feed.lambda_handler"}
 
 
+def assert_worker_retries_by_kind(synth: Synth, mapping: dict[str, Any]) -> None:
+    """The worker of an event source mapping sends what fails for good to its queue's own DLQ
+    (the URL in its environment, sqs:SendMessage on it), and its queue's receive budget rides
+    out a database outage of well over a minute (kontex.domain.retry, adapters/sqs_batch.py)."""
+    queue = synth.resources[_ref(mapping["EventSourceArn"])]["Properties"]
+    function = synth.resources[_ref(mapping["FunctionName"])]["Properties"]
+    dlq = _ref(queue["RedrivePolicy"]["deadLetterTargetArn"])
+    assert function["Environment"]["Variables"]["KONTEX_DEAD_LETTER_QUEUE_URL"] == {"Ref": dlq}
+    sends_to = set()
+    for policy in synth.of_type("AWS::IAM::Policy").values():
+        if {"Ref": _ref(function["Role"])} not in policy["Properties"]["Roles"]:
+            continue
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"]
+            if "sqs:SendMessage" in (actions if isinstance(actions, list) else [actions]):
+                resources = statement["Resource"]
+                resources = resources if isinstance(resources, list) else [resources]
+                sends_to |= {_ref(r) for r in resources}
+    assert dlq in sends_to
+    receives = queue["RedrivePolicy"]["maxReceiveCount"]
+    # the worker's backoff (ChangeMessageVisibility) over every receive: about ten minutes
+    assert receives == QUEUE_RETRY.max_receives
+    assert QUEUE_RETRY.budget() >= 5 * 60
+    # a worker that could not set its backoff: the visibility timeout between receives
+    assert (receives - 1) * queue["VisibilityTimeout"] >= QUEUE_RETRY.budget()
+
+
+def test_every_worker_dead_letters_what_fails_for_good_and_rides_out_an_outage(
+    dev: Synth,
+) -> None:
+    mappings = dev.of_type("AWS::Lambda::EventSourceMapping")
+    assert len(mappings) == 3  # spans, captures, feed (embed: tests/infra/test_search.py)
+    for mapping in mappings.values():
+        assert_worker_retries_by_kind(dev, mapping["Properties"])
+
+
 def test_producers_get_their_queue_url_and_send_permission(dev: Synth) -> None:
     expected = {
         "kontex-ingest": "KONTEX_SPANS_QUEUE_URL",
@@ -202,6 +239,44 @@ def test_producers_get_their_queue_url_and_send_permission(dev: Synth) -> None:
                 },
             },
         )
+
+
+def test_every_pipeline_has_a_lag_alarm_and_the_api_reads_its_lag(dev: Synth) -> None:
+    """Issue 23, lag: an alarm on each work queue's ApproximateAgeOfOldestMessage, and the
+    API function told where every queue and DLQ is (KONTEX_PIPELINES) with the rights to
+    read their depth and CloudWatch's age (GET /health?detail=true)."""
+    from infra.observability import LAG_ALARM_MINUTES, LAG_ALARM_SECONDS
+
+    alarms = dev.template.find_resources("AWS::CloudWatch::Alarm")
+    on_age = [
+        a["Properties"]
+        for a in alarms.values()
+        if a["Properties"].get("MetricName") == "ApproximateAgeOfOldestMessage"
+    ]
+    work = [
+        name
+        for name, queue in dev.template.find_resources("AWS::SQS::Queue").items()
+        if "RedrivePolicy" in queue["Properties"]
+    ]
+    assert len(on_age) == len(work) == 4
+    watched = {json.dumps(a["Dimensions"][0]["Value"]) for a in on_age}
+    assert watched == {json.dumps({"Fn::GetAtt": [w, "QueueName"]}) for w in work}
+    for alarm in on_age:
+        assert alarm["Threshold"] == LAG_ALARM_SECONDS
+        assert alarm["EvaluationPeriods"] == LAG_ALARM_MINUTES
+        assert alarm["Statistic"] == "Maximum" and alarm["Period"] == 60
+    _, props = dev.function("kontex-api")
+    pipelines = json.dumps(props["Environment"]["Variables"]["KONTEX_PIPELINES"])
+    for name in ("spans", "capture", "feed", "embed"):
+        assert f'\\"{name}\\"' in pipelines
+    policies = json.dumps(
+        [
+            p["Properties"]["PolicyDocument"]
+            for p in dev.template.find_resources("AWS::IAM::Policy").values()
+            if {"Ref": _ref(props["Role"])} in p["Properties"]["Roles"]
+        ]
+    )
+    assert "sqs:GetQueueAttributes" in policies and "cloudwatch:GetMetricData" in policies
 
 
 # --- storage -----------------------------------------------------------------------------
@@ -289,6 +364,35 @@ def test_functions_reach_the_database_through_the_rds_proxy(dev: Synth) -> None:
     ]
     assert ingress["FromPort"] == ingress["ToPort"] == 5432
     assert "FunctionsSecurityGroup" in _ref(ingress["SourceSecurityGroupId"])
+
+
+def test_the_api_reads_on_the_readers_own_proxy_endpoint(dev: Synth, prod: Synth) -> None:
+    """prod has a reader: a READ_ONLY endpoint of the one proxy, on the proxy's subnets and
+    security group; the API function (its GET requests) is the only one told of it. dev has
+    no reader: no endpoint, and every function reads from the writer."""
+    (proxy_key,) = prod.of_type("AWS::RDS::DBProxy")
+    (endpoint_key, endpoint), *others = prod.of_type("AWS::RDS::DBProxyEndpoint").items()
+    assert not others
+    properties = endpoint["Properties"]
+    assert properties["TargetRole"] == "READ_ONLY"
+    assert properties["DBProxyName"] == {"Ref": proxy_key}
+    proxy = prod.resources[proxy_key]["Properties"]
+    assert properties["VpcSubnetIds"] == proxy["VpcSubnetIds"]
+    assert properties["VpcSecurityGroupIds"] == proxy["VpcSecurityGroupIds"]
+
+    readers = {
+        key
+        for key, fn in prod.kontex_functions().items()
+        if "KONTEX_DATABASE_READER_HOST" in fn["Properties"]["Environment"]["Variables"]
+    }
+    api_key, api = prod.function("kontex-api")
+    assert readers == {api_key}
+    variables = api["Environment"]["Variables"]
+    assert variables["KONTEX_DATABASE_READER_HOST"] == {"Fn::GetAtt": [endpoint_key, "Endpoint"]}
+
+    assert not dev.of_type("AWS::RDS::DBProxyEndpoint")
+    for fn in dev.kontex_functions().values():
+        assert "KONTEX_DATABASE_READER_HOST" not in fn["Properties"]["Environment"]["Variables"]
 
 
 def test_migrations_run_on_deploy_after_the_database(dev: Synth) -> None:

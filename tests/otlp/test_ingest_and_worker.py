@@ -251,36 +251,28 @@ def test_worker_in_moto_sqs(kontex: Any, mocked_aws: None) -> None:
 
 
 class Transactions:
-    """Counts the store's transactions, apart from those inside ``create_snapshot``."""
+    """Counts the store's transactions, and the snapshots sealed."""
 
     def __init__(self, store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.outside = 0
-        self.inside = 0  # transactions inside create_snapshot: one per snapshot
-        self.snapshot_writes = 0
-        self._inside = 0
+        self.count = 0
+        self.sealed = 0
         open_tx = store._tx
-        write = snapshots.create_snapshot
+        seal_all = snapshots.seal_all
 
         def counted_tx(write: bool = True, durable: bool = True) -> Any:
-            if self._inside:
-                self.inside += 1
-            else:
-                self.outside += 1
+            self.count += 1
             return open_tx(write=write, durable=durable)
 
-        def counted_write(*args: Any, **kwargs: Any) -> Any:
-            self._inside += 1
-            self.snapshot_writes += 1
-            try:
-                return write(*args, **kwargs)
-            finally:
-                self._inside -= 1
+        def counted_seal_all(*args: Any, **kwargs: Any) -> Any:
+            made = seal_all(*args, **kwargs)
+            self.sealed += len(made)
+            return made
 
         monkeypatch.setattr(store, "_tx", counted_tx)
-        monkeypatch.setattr(snapshots, "create_snapshot", counted_write)
+        monkeypatch.setattr(snapshots, "seal_all", counted_seal_all)
 
     def reset(self) -> None:
-        self.outside = self.inside = self.snapshot_writes = 0
+        self.count = self.sealed = 0
 
 
 def agents(session: str, traces: int) -> Any:
@@ -294,9 +286,12 @@ def agents(session: str, traces: int) -> Any:
 def test_a_batch_takes_a_bounded_number_of_transactions(
     kontex: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Issue 23, span worker in bulk: a queue batch's tasks, snapshots and done marks are one
+    unit of work, so its transactions do not grow with its spans or snapshots (each snapshot
+    was two before: its rows and event, then the event marked published)."""
     proto = {"content-type": "application/x-protobuf"}
     counted = Transactions(kontex.deps.store, monkeypatch)
-    outside = []
+    totals = []
     for records, traces in [(1, 1), (8, 5)]:
         # Given a queue batch of `records` ingest requests of `traces` agent traces (4 spans)
         kontex.queue.sent.clear()
@@ -305,22 +300,19 @@ def test_a_batch_takes_a_bounded_number_of_transactions(
         counted.reset()
         # When the worker handles the batch
         assert deliver(kontex) == [{"batchItemFailures": []}]
-        # Then the transactions besides the snapshot writes do not grow with the spans
-        outside.append(counted.outside)
-        assert counted.snapshot_writes == 3 * records * traces
-        # each snapshot: one transaction for its rows and event, one to mark the event published
-        assert counted.inside == 2 * counted.snapshot_writes
-    # spans, traces with their links, names, session (with its session.updated event), its
-    # event marked published, alias, tasks (with their task.updated events), theirs marked
-    # published, done
-    assert outside[0] == outside[1] == 9
+        # Then it sealed every snapshot in as many transactions as for one trace
+        assert counted.sealed == 3 * records * traces
+        totals.append(counted.count)
+    # spans; traces with their links (read); names (read); the session, its event marked
+    # published; the alias; tasks + snapshots + done marks; their events marked published
+    assert totals[0] == totals[1] == 8
     with kontex.deps.store.unit(write=False) as uow:
         usage = uow.queries.usage(kontex.account_id, kontex.deps.clock())
     assert usage["total_snapshots"] == 3 * (1 + 8 * 5)
     # And a redelivered batch writes nothing: every span is done
     counted.reset()
     deliver(kontex)
-    assert counted.snapshot_writes == 0 and counted.outside == 2  # spans, traces with links
+    assert counted.sealed == 0 and counted.count == 2  # spans, traces with links
 
 
 def test_tasks_made_from_spans_are_announced_once(kontex: Any, events: Any) -> None:

@@ -160,6 +160,14 @@ def test_no_session_no_capture_and_never_an_open_relay(kontex: Any, upstream: An
     kontex.key = "kontex_wrong"
     status, _, body = call(kontex, REQUEST)
     assert status == 401 and json.loads(body)["error"] == "unauthorized"
+    assert json.loads(body)["details"] == {"reason": "unknown_key"}
+    # no Kontex key at all (the upstream's key alone): the refusal shows where it goes
+    kontex.key = ""
+    status, _, body = call(kontex, REQUEST)
+    assert status == 401 and json.loads(body)["message"] == (
+        "no Kontex API key was sent: send `X-Kontex-Api-Key: kontex_...` (the upstream's key"
+        " stays in its own header)"
+    )
     assert len(upstream.requests) == count  # not forwarded
 
 
@@ -381,3 +389,39 @@ def test_usage_latency_and_cost_are_recorded_once_per_call(
         {"input_tokens": 10, "output_tokens": 5}, "claude-fake", 3.0, pricing.price_table(override)
     )
     assert priced.cost_usd == pytest.approx(20 / 1e6)
+
+
+def test_a_capture_batch_is_one_unit_of_work(
+    kontex: Any, upstream: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 23, captures keep pace: a queue batch of ten calls is sealed in one transaction
+    (with the task it needs), in call order; redelivered, it writes nothing."""
+    for n in range(10):
+        body = {**REQUEST, "messages": [{"role": "user", "content": f"call {n}"}]}
+        status, _, _ = call(
+            kontex, body, x_kontex_session_id=kontex.session.id, x_kontex_snapshot_trigger="always"
+        )
+        assert status == 200
+    store = kontex.deps.store
+    opened: list[bool] = []
+    open_tx = store._tx
+
+    def counted(write: bool = True, durable: bool = True) -> Any:
+        opened.append(write)
+        return open_tx(write=write, durable=durable)
+
+    monkeypatch.setattr(store, "_tx", counted)
+    run_captures(kontex)
+    # the sessions read, then tasks + ten snapshots in one write, then their events marked
+    # published (each capture took three or four before: its task, its snapshot, its event)
+    assert len(opened) == 3 and opened.count(True) == 2
+    snaps = session_snapshots(kontex)
+    assert len(snaps) == 10 and len({s.task_id for s in snaps}) == 1
+    firsts = [
+        snapshots.get_bundle(kontex.deps, kontex.account_id, s.id).messages[1].content
+        for s in snaps
+    ]
+    assert firsts == [f"call {n}" for n in range(10)]
+    opened.clear()
+    run_captures(kontex, times=2)
+    assert len(session_snapshots(kontex)) == 10 and opened.count(True) <= 2

@@ -10,7 +10,7 @@ import secrets
 import threading
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kontex.domain.errors import KontexError, Transient
 from kontex.ports import (
@@ -18,6 +18,7 @@ from kontex.ports import (
     Connections,
     Embedder,
     Events,
+    Pipelines,
     Queue,
     Store,
     Upstream,
@@ -25,6 +26,9 @@ from kontex.ports import (
 )
 from kontex.services.deps import Deps, NullEvents
 from kontex.settings import Settings, settings
+
+if TYPE_CHECKING:
+    from kontex.adapters.sqs_batch import Redrive
 
 SECRET_FILE = "api_key_secret"
 
@@ -42,11 +46,13 @@ def load_or_create_secret(data_dir: Path) -> bytes:
     return path.read_bytes().strip()
 
 
-def make_store(database_url: str | None, data_dir: Path, prepare: bool = True) -> Store:
+def make_store(
+    database_url: str | None, data_dir: Path, prepare: bool = True, pooled: bool = False
+) -> Store:
     if database_url and database_url.startswith(("postgres://", "postgresql://")):
         from kontex.adapters.postgres_store import PostgresStore
 
-        return PostgresStore(database_url, prepare=prepare)
+        return PostgresStore(database_url, prepare=prepare, pooled=pooled)
     from kontex.adapters.sqlite_store import SqliteStore
 
     if database_url and database_url.startswith("sqlite:///"):
@@ -80,16 +86,31 @@ class Container:
 
     @cached_property
     def store(self) -> Store:
+        """The writer; with a reader configured, a ``RoutedStore`` that sends the read units of
+        GET requests to the reader (``adapters/routed_store.py``)."""
         url = self.settings.kontex_database_url
+        reader_url = self.settings.kontex_database_reader_url
         prepare = self.settings.kontex_database_prepare
+        pooled = self.settings.kontex_database_pooled
         if url is None and self.settings.kontex_database_secret_arn:
             from kontex.adapters.aws_secrets import database_url, read_secret
 
             secret = read_secret(self.settings.kontex_database_secret_arn)
             url = database_url(secret, self.settings.kontex_database_host)
+            if self.settings.kontex_database_reader_host and reader_url is None:
+                reader_url = database_url(secret, self.settings.kontex_database_reader_host)
             if prepare is None:  # on AWS: through RDS Proxy
                 prepare = False
-        return make_store(url, self.settings.kontex_data_dir, prepare is not False)
+            if pooled is None:
+                pooled = True
+        data_dir = self.settings.kontex_data_dir
+        writer = make_store(url, data_dir, prepare is not False, bool(pooled))
+        if not reader_url:
+            return writer
+        from kontex.adapters.routed_store import RoutedStore
+
+        reader = make_store(reader_url, data_dir, prepare is not False, bool(pooled))
+        return RoutedStore(writer, reader)
 
     @cached_property
     def blobs(self) -> BlobStore:
@@ -119,6 +140,34 @@ class Container:
         return ClaimCheckQueue(SqsQueue(configured), self.blobs)
 
     @cached_property
+    def pipelines(self) -> Pipelines | None:
+        """The lag of each pipeline: SQS and CloudWatch on AWS (``KONTEX_PIPELINES``), the
+        data dir's queue file locally (None before `kontex dev` made it)."""
+        if self.settings.kontex_pipelines:
+            from kontex.adapters.sqs_pipelines import SqsPipelines
+
+            return SqsPipelines.from_json(self.settings.kontex_pipelines)
+        if self.settings.aws_lambda_function_name:
+            return None
+        from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue
+
+        installed = self.__dict__.get("queue")
+        if isinstance(installed, LocalQueue):
+            return installed
+        path = self.settings.kontex_data_dir / QUEUE_FILE
+        return LocalQueue(path) if path.exists() else None
+
+    @cached_property
+    def redrive(self) -> Redrive | None:
+        """What a queue worker does itself with a failed record on AWS: a permanent failure to
+        its DLQ, a transient one back after a backoff. None locally: the local queue does it."""
+        if not self.settings.kontex_dead_letter_queue_url:
+            return None
+        from kontex.adapters.sqs_batch import SqsRedrive
+
+        return SqsRedrive(self.settings.kontex_dead_letter_queue_url)
+
+    @cached_property
     def upstream(self) -> Upstream:
         """The proxy's pooled HTTP client: connections kept across calls and warm invocations."""
         from kontex.adapters.http_upstream import HttpUpstream
@@ -140,6 +189,17 @@ class Container:
                 " function"
             )
         return load_or_create_secret(self.settings.kontex_data_dir)
+
+    @property
+    def api_key_secret_source(self) -> str:
+        """Where ``api_key_secret`` comes from: its variable's name, or the data dir's path."""
+        from kontex.services.keys import FROM_ENV, FROM_SECRETS_MANAGER
+
+        if self.settings.kontex_api_key_secret is not None:
+            return FROM_ENV
+        if self.settings.kontex_api_key_secret_arn:
+            return FROM_SECRETS_MANAGER
+        return str(self.settings.kontex_data_dir.resolve())
 
     @cached_property
     def events(self) -> Events:
@@ -259,6 +319,7 @@ class Container:
             store=self.store,
             blobs=self.blobs,
             api_key_secret=lambda: self.api_key_secret,
+            key_secret_source=self.api_key_secret_source,
             events=self.events,
             enrich_window_seconds=self.settings.kontex_enrich_window_seconds,
             span_grace_seconds=self.settings.kontex_span_grace_seconds,

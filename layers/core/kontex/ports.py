@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from kontex.domain.models import (
     Account,
@@ -34,7 +34,8 @@ class ItemRow:
     body: bytes
     tokens: int
     position: int  # its index in the list where it first appeared
-    index: dict[str, Any]  # role, has_text, has_tool_use, has_tool_result, tool_name, is_error
+    # role, has_text, has_tool_use, has_tool_result (messages); tool_name, is_error, call_id
+    index: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,10 @@ class SnapshotRepository(Protocol):
         ...
 
     def exists(self, snapshot_id: str) -> bool: ...
+    def existing(self, snapshot_ids: Sequence[str]) -> set[str]:
+        """Which of these snapshot ids are stored (one query a few hundred ids)."""
+        ...
+
     def get(self, account_id: str, snapshot_id: str) -> Snapshot | None: ...
     def stored(self, account_id: str, snapshot_id: str) -> tuple[Snapshot, bytes | None] | None:
         """The snapshot as it stands (latest revision) with its manifest."""
@@ -289,10 +294,16 @@ class QueryRepository(Protocol):
     def objects(
         self, account_id: str, where: ObjectFilter, limit: int, after: tuple[str, str] | None
     ) -> list[dict[str, Any]]:
-        """Distinct messages or tool calls, each once, in the order they first appeared."""
+        """Distinct messages, each once, or tool calls, each once in its latest state; in the
+        order they first appeared."""
         ...
 
     def session_stats(self, account_id: str, session_id: str) -> dict[str, Any]: ...
+    def snapshot_counts(self, account_id: str, session_id: str, edges: list[datetime]) -> list[int]:
+        """The session's snapshots made before ``edges[0]``, between each two edges, and from
+        the last on (``len(edges) + 1`` counts)."""
+        ...
+
     def usage(self, account_id: str, month_start: datetime) -> dict[str, Any]: ...
 
 
@@ -337,6 +348,10 @@ class TraceRepository(Protocol):
 
 class ThreadRepository(Protocol):
     def put(self, account_id: str, thread_id: str, user_data: str, at: datetime) -> ThreadState: ...
+    def add(self, state: ThreadState) -> None:
+        """Insert a state as stored elsewhere (an import), its version and time kept."""
+        ...
+
     def get(self, account_id: str, thread_id: str) -> ThreadState | None: ...
     def delete(self, account_id: str, thread_id: str) -> bool: ...
 
@@ -385,6 +400,44 @@ class CheckpointRepository(Protocol):
     def remove(self, account_id: str, listing: CheckpointListing, keep_latest: bool) -> int:
         """Remove the checkpoints ``listing`` selects (its limit ignored) and their writes;
         ``keep_latest``: all but each namespace's latest. Their snapshots stay."""
+        ...
+
+
+class ArchiveRepository(Protocol):
+    """A session's rows as stored, for its archive (docs/export-format.md). Reads only: an
+    import writes through the repository of each aggregate."""
+
+    def snapshots(self, account_id: str, session_id: str) -> list[tuple[Snapshot, bytes | None]]:
+        """The sealed rows as first written (without revisions), oldest first, with their
+        manifests; ``usage`` is what each row counts in the stats (its usage columns)."""
+        ...
+
+    def revisions(self, account_id: str, session_id: str) -> list[Revision]:
+        """Every revision of the session's snapshots, with its manifest."""
+        ...
+
+    def items(self, session_id: str) -> list[tuple[ItemRow, datetime]]:
+        """Every item of the session with its first-seen time, by address."""
+        ...
+
+    def chunks(self, session_id: str) -> dict[bytes, bytes]: ...
+    def checkpoints(
+        self, account_id: str, session_id: str
+    ) -> tuple[
+        list[dict[str, Any]], list[CheckpointRow], list[tuple[str, str, str, CheckpointWrite]]
+    ]:
+        """Namespaces (thread_id, ns, task_id, created_at), checkpoints and pending writes
+        (thread id, ns, checkpoint id, write) of the session."""
+        ...
+
+    def thread_states(self, account_id: str, naming: str) -> list[ThreadState]:
+        """The account's thread states whose document holds ``naming``."""
+        ...
+
+    def traces(self, account_id: str, session_id: str) -> list[tuple[str, datetime]]: ...
+    def aliases(self, account_id: str, session_id: str) -> list[str]: ...
+    def existing(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` name a session, task or snapshot, in any account."""
         ...
 
 
@@ -562,10 +615,13 @@ class UnitOfWork(Protocol):
     @property
     def upgrade(self) -> UpgradeRepository: ...
     @property
+    def archive(self) -> ArchiveRepository: ...
+    @property
     def search_changes(self) -> SearchChangeRepository: ...
 
-    def announce(self, event: Event) -> None:
-        """Write the event's outbox row in this transaction; it is published after the commit."""
+    def announce(self, event: Event, *, swept: bool = False) -> None:
+        """Write the event's outbox row in this transaction; it is published after the commit
+        (``swept``: by the sweeper, a few seconds later, as a bulk write's many events are)."""
         ...
 
 
@@ -611,6 +667,14 @@ class Events(Protocol):
     def publish(self, event: Event) -> None: ...
 
 
+@runtime_checkable
+class BatchEvents(Events, Protocol):
+    """Events that also go out several at once: one queue commit locally, SNS batches of ten
+    on AWS. Returns the ids of those published (the rest stay in the outbox)."""
+
+    def publish_many(self, events: Sequence[Event]) -> list[str]: ...
+
+
 class ConnectionGone(Exception):
     """The WebSocket connection no longer exists (API Gateway's ``GoneException``)."""
 
@@ -632,6 +696,26 @@ class Queue(Protocol):
     def send(self, queue: str, bodies: Sequence[str], delay_seconds: int = 0) -> None:
         """Queue messages, delivered no sooner than ``delay_seconds`` from now."""
         ...
+
+
+PIPELINES = ("spans", "capture", "feed", "embed")  # the queues whose lag /health reports
+
+
+@dataclass(frozen=True)
+class PipelineLag:
+    """How far one pipeline is behind: messages waiting or in flight, the age of the oldest
+    (None when empty, or not known yet), and messages given up on (its dead letters)."""
+
+    name: str
+    depth: int
+    oldest_age_seconds: float | None
+    dead_letters: int
+
+
+class Pipelines(Protocol):
+    """The lag of each pipeline (the local queue file; SQS and CloudWatch on AWS)."""
+
+    def lag(self) -> list[PipelineLag]: ...
 
 
 # -- search -----------------------------------------------------------------------------------

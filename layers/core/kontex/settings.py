@@ -27,9 +27,20 @@ class Settings(BaseModel):
     # PostgreSQL: prepare statements run twice (unset: yes, except through the secret and host
     # above, RDS Proxy, where a prepared statement pins the client's session)
     kontex_database_prepare: bool | None = None
+    # PostgreSQL behind a transaction pooler (RDS Proxy, PgBouncer in transaction mode): leave
+    # no state on the server session, no prepared statement and no SET (unset: yes through the
+    # secret and host above, no with a URL; docs/design.md, "Behind RDS Proxy")
+    kontex_database_pooled: bool | None = None
+    # a reader for the read units of GET requests (docs/design.md, "Reads on readers"): on AWS
+    # the RDS Proxy's read-only endpoint (the writer's secret), else a URL; unset: the writer
+    kontex_database_reader_host: str | None = None
+    kontex_database_reader_url: str | None = None
     kontex_api_key_secret_arn: str | None = None
     kontex_spans_queue_url: str | None = None
     kontex_captures_queue_url: str | None = None
+    # a queue worker on AWS: its queue's DLQ, where it sends a record that failed for good
+    # (kontex/adapters/sqs_batch.py); unset: the local queue dead-letters it
+    kontex_dead_letter_queue_url: str | None = None
     # the live feed: events fan out through this SNS topic (one SQS queue per consumer), and
     # reach WebSocket clients through the API Gateway Management API at this endpoint
     # (https://{api-id}.execute-api.{region}.amazonaws.com/{stage})
@@ -71,6 +82,9 @@ class Settings(BaseModel):
         default=None, description="unset: kontex_<embedder model>"
     )
     kontex_embed_queue_url: str | None = None
+    # each pipeline's queue and dead-letter queue, whose lag /health?detail=true reports on AWS
+    # (adapters/sqs_pipelines.py): {"spans": {"queue": url, "dlq": url}, ...}
+    kontex_pipelines: str | None = None
     # `kontex dev` only: the main process serves its local index to the API's processes
     kontex_index_address: str | None = None
     kontex_index_authkey: SecretStr | None = None

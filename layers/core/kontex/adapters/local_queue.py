@@ -7,10 +7,14 @@ a crash of the process: at start every message still in the file is delivered ag
 Delivery is SQS-shaped: messages of a named queue are handed, in batches of up to
 ``batch_size``, to the worker handler registered for that queue, as the SQS event Lambda would
 get. Records the handler reports in ``batchItemFailures`` (or all of them, when it raises) are
-delivered again after a backoff, with a higher ``ApproximateReceiveCount``; after
-``max_receive_count`` receives they move to the dead letters with the reason they failed, as a
-redrive policy would move them to a DLQ. ``kontex dead-letters list|replay`` reads and replays
-them.
+sorted by the rule of ``kontex.domain.retry``, as the workers sort them on AWS
+(``adapters/sqs_batch.py``): one that failed for good (the worker's ``Reasons`` says it is
+permanent: a body that does not parse, input refused) moves to the dead letters at once, with
+its reason; any other is delivered again after a backoff (``QUEUE_RETRY``: 1 s, doubling, at
+most 60 s), with a higher ``ApproximateReceiveCount``, and moves to the dead letters only after
+``max_receive_count`` receives (16: about ten minutes, so a minute-long database outage loses
+nothing), as a redrive policy would move it to a DLQ. ``kontex dead-letters list|replay`` reads
+and replays them.
 
 Durability: WAL. A ``send`` commits with ``synchronous=FULL``, so what ingest acknowledged
 survives a power loss as well as a killed process: one fsync per ``send``, and ingest sends one
@@ -45,12 +49,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kontex.domain.retry import QUEUE_RETRY, Failure, RetryPolicy, describe
 from kontex.http.apigw import LocalContext
+from kontex.ports import PIPELINES, PipelineLag
 
 log = logging.getLogger("kontex.queue")
 Handler = Callable[[dict[str, Any], Any], Any]
-# After a batch: message id -> why it failed, when the worker can tell.
-Reasons = Callable[[], dict[str, str]]
+# After a batch: message id -> why it failed and whether for good, when the worker can tell.
+Reasons = Callable[[], dict[str, Failure]]
 
 QUEUE_FILE = "queue.db"
 INSERT_MESSAGE_SQL = (
@@ -177,18 +183,17 @@ class LocalQueue:
         path: str | Path | None = None,
         *,
         batch_size: int = 10,
-        max_receive_count: int = 3,
-        backoff_seconds: float = 0.5,
-        max_backoff_seconds: float = 30.0,
+        max_receive_count: int = QUEUE_RETRY.max_receives,
+        backoff_seconds: float = QUEUE_RETRY.first_delay,
+        max_backoff_seconds: float = QUEUE_RETRY.max_delay,
         visibility_timeout: float = 300.0,
         poll_seconds: float = 0.05,
         concurrency: int = 1,
     ) -> None:
         self.batch_size = batch_size
         self.concurrency = concurrency  # worker threads per queue (one: SQLite has one writer)
-        self.max_receive_count = max_receive_count
-        self.backoff_seconds = backoff_seconds
-        self.max_backoff_seconds = max_backoff_seconds
+        # transient failures: again after retry.delay(receives), dead after max_receives
+        self.retry = RetryPolicy(max_receive_count, backoff_seconds, max_backoff_seconds)
         self.visibility_timeout = visibility_timeout
         self.poll_seconds = poll_seconds
         self._wake_address: str | None = None
@@ -330,6 +335,29 @@ class LocalQueue:
             row = self._conn.execute("SELECT count(*) FROM messages WHERE queue = ?", (queue,))
             return int(row.fetchone()[0])
 
+    def lag(self) -> list[PipelineLag]:
+        """Each pipeline's messages waiting or in flight, the age of its oldest (from when it
+        was first sent, across redeliveries) and its dead letters (the ``Pipelines`` port)."""
+        with self._lock:
+            waiting = self._conn.execute(
+                "SELECT queue, count(*), min(sent_at) FROM messages GROUP BY queue"
+            ).fetchall()
+            dead = dict(
+                self._conn.execute("SELECT queue, count(*) FROM dead_letters GROUP BY queue")
+            )
+        now = time.time()
+        found = {name: (int(n), max(0.0, now - oldest)) for name, n, oldest in waiting}
+        names = list(dict.fromkeys([*PIPELINES, *sorted(found), *sorted(dead)]))
+        return [
+            PipelineLag(
+                name=name,
+                depth=found.get(name, (0, None))[0],
+                oldest_age_seconds=found.get(name, (0, None))[1],
+                dead_letters=int(dead.get(name, 0)),
+            )
+            for name in names
+        ]
+
     def drain(self, timeout: float = 30.0) -> bool:
         """Wait until every message sent so far is processed or dead-lettered."""
         deadline = time.monotonic() + timeout
@@ -374,17 +402,18 @@ class LocalQueue:
                 for m in batch
             ]
         }
-        reasons: dict[str, str] = {}
+        reasons: dict[str, Failure] = {}
         try:
             result = self._handlers[name](event, LocalContext(function_name=f"kontex-{name}"))
             failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
             if failed and name in self._reasons:
                 reasons = self._reasons[name]()
         except Exception as error:
-            # Powertools raises when every record of a batch failed; it still knows why each did
+            # Powertools raises when every record of a batch failed; it still knows why each
+            # did. A handler that raised by itself failed the whole batch: retried, as on AWS
             log.warning("worker for %s failed on a batch of %d: %s", name, len(batch), error)
             failed = {m.message_id for m in batch}
-            reasons = {m.message_id: f"{type(error).__name__}: {error}" for m in batch}
+            reasons = {m.message_id: Failure(describe(error)) for m in batch}
             if name in self._reasons:
                 reasons.update(self._reasons[name]())
         now = time.time()
@@ -392,21 +421,20 @@ class LocalQueue:
         for message in batch:
             if message.message_id not in failed:
                 done.append((message.message_id,))
-            elif message.receives >= self.max_receive_count:
-                reason = reasons.get(message.message_id) or "reported in batchItemFailures"
+                continue
+            failure = reasons.get(message.message_id) or Failure("reported in batchItemFailures")
+            if failure.permanent or message.receives >= self.retry.max_receives:
                 log.error(
-                    "message %s moved to the %s dead letters after %d receives: %s",
+                    "message %s moved to the %s dead letters after %d receive(s)%s: %s",
                     message.message_id,
                     name,
                     message.receives,
-                    reason,
+                    " (a permanent failure)" if failure.permanent else "",
+                    failure.reason,
                 )
-                dead.append((message, reason))
+                dead.append((message, failure.reason))
             else:
-                delay = min(
-                    self.backoff_seconds * 2 ** (message.receives - 1), self.max_backoff_seconds
-                )
-                retry.append((now + delay, message.message_id))
+                retry.append((now + self.retry.delay(message.receives), message.message_id))
         with self._transaction() as conn:
             conn.executemany("DELETE FROM messages WHERE id = ?", done)
             conn.executemany("UPDATE messages SET available_at = ? WHERE id = ?", retry)
@@ -459,10 +487,11 @@ class LocalQueue:
 
 
 def batch_failure_reasons(processor: Any) -> Reasons:
-    """Why a Powertools ``BatchProcessor``'s last batch failed: message id -> exception."""
+    """Why a Powertools ``BatchProcessor``'s last batch failed: message id -> its exception,
+    described, and whether it is permanent (``kontex.domain.retry.permanent``)."""
 
-    def reasons() -> dict[str, str]:
-        found: dict[str, str] = {}
+    def reasons() -> dict[str, Failure]:
+        found: dict[str, Failure] = {}
         for record, info in zip(
             getattr(processor, "fail_messages", []),
             getattr(processor, "exceptions", []),
@@ -470,7 +499,10 @@ def batch_failure_reasons(processor: Any) -> Reasons:
         ):
             message_id = getattr(record, "message_id", None) or getattr(record, "messageId", "")
             error = info[1] if isinstance(info, tuple) and len(info) > 1 else info
-            found[str(message_id)] = f"{type(error).__name__}: {error}"
+            if isinstance(error, BaseException):
+                found[str(message_id)] = Failure.of(error)
+            else:
+                found[str(message_id)] = Failure(str(error))
         return found
 
     return reasons

@@ -39,3 +39,11 @@ class LocalTopic:
         # no fsync: an event is no more durable than the change it announces (a NORMAL commit
         # of the store); see kontex.adapters.local_queue
         self.queue.send_each([(consumer, body) for consumer in self.consumers], durable=False)
+
+    def publish_many(self, events: Sequence[Event]) -> list[str]:
+        """Every event to every consumer in one commit of the queue file."""
+        if self.consumers and events:
+            self.queue.send_each(
+                [(c, event_message(e)) for e in events for c in self.consumers], durable=False
+            )
+        return [e.id for e in events]

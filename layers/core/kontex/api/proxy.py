@@ -18,6 +18,7 @@ from kontex.bootstrap import container
 from kontex.domain.errors import KontexError
 from kontex.proxy.upstream import KONTEX_KEY, UpstreamError
 from kontex.services import proxy
+from kontex.services.keys import Credential
 
 Streamed = tuple[int, dict[str, str], Iterator[bytes]]
 
@@ -30,16 +31,20 @@ def _error(error: KontexError) -> tuple[int, dict[str, str], bytes]:
     return status, {"content-type": "application/json", **headers}, json.dumps(body).encode()
 
 
-def presented_key(headers: dict[str, str]) -> str | None:
+# what a refusal shows: the upstream's own key stays where it is
+PROXY_HEADERS = "`X-Kontex-Api-Key: kontex_...` (the upstream's key stays in its own header)"
+
+
+def presented_key(headers: dict[str, str]) -> Credential:
     """``X-Kontex-Api-Key``; else a Kontex key sent where the upstream's key goes (it is then
     the caller's Kontex key, and never forwarded)."""
-    if headers.get("x-kontex-api-key"):
-        return headers["x-kontex-api-key"].strip()
+    if headers.get("x-kontex-api-key", "").strip():
+        return Credential(headers["x-kontex-api-key"].strip(), expected=PROXY_HEADERS)
     for name in ("authorization", "x-api-key"):
         found = KONTEX_KEY.search(headers.get(name, ""))
         if found:
-            return found.group(0)
-    return None
+            return Credential(found.group(0), expected=PROXY_HEADERS)
+    return Credential(expected=PROXY_HEADERS)
 
 
 def _start(event: dict[str, Any]) -> tuple[proxy.Call, Any]:

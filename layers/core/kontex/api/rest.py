@@ -10,7 +10,9 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 
 from kontex import __version__
+from kontex.adapters.routed_store import reading_from_replica
 from kontex.api import (
+    auth,
     checkpoints,
     errors,
     keys,
@@ -24,8 +26,10 @@ from kontex.api import (
 from kontex.api.auth import admit, current_key
 from kontex.api.guard import check_request
 from kontex.api.openapi import render as complete_openapi
+from kontex.bootstrap import container
 from kontex.domain.errors import KontexError
 from kontex.domain.models import ApiKey
+from kontex.services import health as health_report
 
 OPENAPI = {
     "title": "Kontex API",
@@ -46,8 +50,13 @@ def build_resolver() -> APIGatewayHttpResolver:
         app.include_router(module.router)
 
     @app.get("/health", include_in_schema=False)
-    def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    def health() -> dict[str, Any]:
+        """Public and cheap; ``?detail=true`` adds each pipeline's lag, for a caller with a
+        key (the figures are the deployment's, not one account's)."""
+        if app.current_event.get_query_string_value("detail", "") not in ("true", "1"):
+            return {"status": "ok", "version": __version__}
+        auth.authorize(auth.presented_key(dict(app.current_event.headers or {})), "/health")
+        return health_report.report(container().pipelines)
 
     @app.get("/v1/openapi.json", include_in_schema=False)
     def openapi() -> Response[str]:
@@ -82,6 +91,29 @@ def _error(error: KontexError) -> dict[str, Any]:
 
 McpHandler = Callable[[dict[str, Any], ApiKey], dict[str, Any]]
 
+# A GET with this header reads from the writer: read-your-writes at any replica lag
+CONSISTENCY_HEADER = "kontex-consistency"
+
+
+def _reads_from_replica(event: dict[str, Any]) -> bool:
+    """A GET may read from the reader (docs/design.md, "Reads on readers"), unless the client
+    asks for ``Kontex-Consistency: strong``."""
+    method = event.get("requestContext", {}).get("http", {}).get("method", "")
+    if str(method).upper() not in ("GET", "HEAD"):
+        return False
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    return headers.get(CONSISTENCY_HEADER, "").strip().lower() != "strong"
+
+
+def _resolve_read(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any) -> Any:
+    """Read units on the reader; a 404 from the reader (perhaps a row it has not replayed yet)
+    is asked of the writer once more, so a client finds what it just created."""
+    with reading_from_replica() as routing:
+        result = app.resolve(event, context)
+    if result.get("statusCode") == 404 and routing.read_replica and not routing.wrote:
+        return app.resolve(event, context)
+    return result
+
 
 def handle(
     app: APIGatewayHttpResolver,
@@ -104,6 +136,8 @@ def handle(
             return _error(error)
     token = current_key.set(key) if key is not None else None
     try:
+        if _reads_from_replica(event):
+            return _resolve_read(app, event, context)
         return app.resolve(event, context)
     finally:
         if token is not None:

@@ -10,11 +10,12 @@ asks for a tool), ``token_threshold`` (input + output tokens of the call >= N, d
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from kontex.domain.errors import Conflict, InvalidInput
-from kontex.domain.models import ContextBundle, Message, Snapshot, SnapshotSource
+from kontex.domain.models import ContextBundle, Message, Snapshot, SnapshotSource, Task
 from kontex.ids import derived_id
 from kontex.services import pricing, sessions, snapshots
 from kontex.services.conversation import conversation_tool_calls
@@ -107,6 +108,64 @@ def bundle_of(job: CaptureJob, prices: dict[str, dict[str, float]] | None = None
     )
 
 
+def _proxy_task(deps: Deps, job: CaptureJob) -> Task:
+    """The session's ``proxy`` task, where calls without ``X-Kontex-Task-Id`` go."""
+    return sessions.derived_task(
+        deps,
+        job.account_id,
+        derived_id("task", job.account_id, job.session_id, "proxy"),
+        job.session_id,
+        "proxy",
+    )
+
+
+def _label(bundle: ContextBundle, job: CaptureJob) -> str:
+    return f"proxy: {bundle.model or 'model'} turn {assistant_turns(job)}"
+
+
+def capture_many(deps: Deps, jobs: Sequence[CaptureJob]) -> int:
+    """A queue batch of jobs, as ``capture`` writes each, in one unit of work: their sessions
+    read together, the tasks they need made, their snapshots sealed in order, their events
+    handed over in one call after the one commit. A redelivered job writes nothing. Returns
+    the snapshots made. Any failure fails the batch (the worker then takes its jobs one by
+    one, so a bad job fails alone)."""
+    firing = [job for job in jobs if should_snapshot(job)]
+    if not firing:
+        return 0
+    with deps.store.unit(write=False) as uow:
+        alive = {
+            (job.account_id, job.session_id)
+            for job in firing
+            if uow.sessions.get(job.account_id, job.session_id) is not None
+        }
+    prices = pricing.price_table(deps.prices_file)
+    tasks: dict[str, Task] = {}
+    new = []
+    for job in firing:
+        if (job.account_id, job.session_id) not in alive:
+            continue  # the session was purged after the call: nothing to attach it to
+        task_id = job.task_id
+        if task_id is None:
+            task = _proxy_task(deps, job)
+            task_id = tasks.setdefault(task.id, task).id
+        bundle = bundle_of(job, prices)
+        snapshot_id = derived_id("snap", job.account_id, job.id)
+        new.append(
+            snapshots.NewSnapshot(
+                job.account_id, job.session_id, task_id, _label(bundle, job), bundle, snapshot_id
+            )
+        )
+    prepared = snapshots.prepare(deps, new)
+
+    def attempt() -> int:
+        with deps.store.unit() as uow:
+            for made in uow.tasks.add_missing(list(tasks.values())):
+                uow.announce(sessions.task_event(made))
+            return len(snapshots.seal_all(uow, prepared, deps.clock))
+
+    return snapshots.retrying(deps, None, attempt)
+
+
 def capture(deps: Deps, job: CaptureJob) -> Snapshot | None:
     """Write the job's snapshot if its trigger fires; a redelivered job writes nothing."""
     if not should_snapshot(job):
@@ -115,18 +174,9 @@ def capture(deps: Deps, job: CaptureJob) -> Snapshot | None:
         session = uow.sessions.get(job.account_id, job.session_id)
     if session is None:
         return None  # the session was purged after the call: nothing to attach it to
-    task_id = job.task_id or sessions.ensure_task(
-        deps,
-        sessions.derived_task(
-            deps,
-            job.account_id,
-            derived_id("task", job.account_id, job.session_id, "proxy"),
-            job.session_id,
-            "proxy",
-        ),
-    )
+    task_id = job.task_id or sessions.ensure_task(deps, _proxy_task(deps, job))
     bundle = bundle_of(job, pricing.price_table(deps.prices_file))
-    label = f"proxy: {bundle.model or 'model'} turn {assistant_turns(job)}"
+    label = _label(bundle, job)
     try:
         return snapshots.create_snapshot(
             deps,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from kontex.ports import Event, Events, Store
+from kontex.ports import BatchEvents, Event, Events, Store
 
 log = logging.getLogger("kontex.outbox")
 
@@ -18,14 +18,7 @@ class Publisher:
         self._events = events
 
     def __call__(self, events: Sequence[Event]) -> int:
-        sent: list[str] = []
-        for e in events:
-            try:
-                self._events.publish(e)
-            except Exception:  # left in the outbox: the sweeper tries again
-                log.warning("event %s (%s) not published yet; the sweeper will retry", e.id, e.type)
-                continue
-            sent.append(e.id)
+        sent = self._publish(events)
         if sent:
             try:
                 # a delete lost in a crash is an event published again, which consumers expect
@@ -34,3 +27,22 @@ class Publisher:
             except Exception:  # published but still there: the sweeper publishes it again
                 log.warning("events published but not removed; they may be published again")
         return len(sent)
+
+    def _publish(self, events: Sequence[Event]) -> list[str]:
+        """The ids that went out: all at once where the port can (``BatchEvents``: one
+        queue commit, or SNS batches), else one by one."""
+        if len(events) > 1 and isinstance(self._events, BatchEvents):
+            try:
+                return self._events.publish_many(events)
+            except Exception:  # left in the outbox: the sweeper tries again
+                log.warning("%d events not published yet; the sweeper will retry", len(events))
+                return []
+        sent: list[str] = []
+        for e in events:
+            try:
+                self._events.publish(e)
+            except Exception:  # left in the outbox: the sweeper tries again
+                log.warning("event %s (%s) not published yet; the sweeper will retry", e.id, e.type)
+                continue
+            sent.append(e.id)
+        return sent

@@ -1,4 +1,4 @@
-"""Snapshots: create (sealed on write), read, rollback, enrich, fork.
+"""Snapshots: create (sealed on write), read, rollback, enrich (and late usage), fork.
 
 Each use case is one unit of work (``deps.store.unit()``, one transaction): it reads what it
 needs once and writes all its rows, so a snapshot is never half-written. Large file bodies go to
@@ -11,7 +11,8 @@ transaction, and the event is published after the commit (``services/outbox.py``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ from kontex.domain.models import (
     SnapshotSource,
     Task,
     ToolCall,
+    Usage,
     validate_name,
 )
 from kontex.ids import new_id
@@ -188,6 +190,75 @@ def seal(
     return snapshot
 
 
+@dataclass(frozen=True)
+class NewSnapshot:
+    """One snapshot of a batch sealed in one unit of work (``prepare`` then ``seal_all``): a
+    span batch's. ``snapshot_id`` is the writer's, so a redelivered batch writes it once."""
+
+    account_id: str
+    session_id: str
+    task_id: str
+    label: str
+    bundle: ContextBundle
+    snapshot_id: str
+
+
+@dataclass
+class Prepared:
+    new: NewSnapshot
+    bundle: ContextBundle
+    plan: bundles.Plan
+    large_bytes: int
+
+
+def prepare(deps: Deps, new: Sequence[NewSnapshot]) -> list[Prepared]:
+    """Plan each snapshot and store its large file bodies: object-store writes come before
+    the transaction, and are idempotent."""
+    now = deps.clock()
+    prepared = []
+    for n in new:
+        bundle = n.bundle
+        if bundle.captured_at is None:
+            bundle = bundle.model_copy(update={"captured_at": now})
+        plan = bundles.plan(bundle)
+        large = 0
+        if plan.large_bodies:
+            large = bundles.put_large_bodies(deps.blobs, n.account_id, n.session_id, plan)
+        prepared.append(Prepared(n, bundle, plan, large))
+    return prepared
+
+
+def seal_all(
+    uow: UnitOfWork, prepared: Sequence[Prepared], clock: Callable[[], datetime]
+) -> list[Snapshot]:
+    """In ``uow``, in order: seal each prepared snapshot whose id is not stored yet (a
+    redelivered batch writes nothing twice), each created after the one before (listings
+    order by creation time). Their events go out together after the commit."""
+    stored = uow.snapshots.existing([p.new.snapshot_id for p in prepared]) if prepared else set()
+    made: list[Snapshot] = []
+    for p in prepared:
+        if p.new.snapshot_id in stored:
+            continue
+        now = clock()
+        if made and now <= made[-1].created_at:
+            now = made[-1].created_at + timedelta(microseconds=1)
+        made.append(
+            seal(
+                uow,
+                p.new.account_id,
+                p.new.task_id,
+                _label(p.new.label),
+                p.bundle,
+                p.plan,
+                now,
+                large_bytes=p.large_bytes,
+                snapshot_id=p.new.snapshot_id,
+            )
+        )
+        stored.add(p.new.snapshot_id)
+    return made
+
+
 def _write_delta(
     uow: UnitOfWork,
     account_id: str,
@@ -210,10 +281,8 @@ def _write_delta(
         written = bundles.write(uow.content, task.session_id, plan, now)
         return task, head, written
     source, manifest = found(stored, f"snapshot {base_id}")
-    if source.session_id != task.session_id:
-        raise InvalidInput(
-            f"the base snapshot {base_id} belongs to another session than task {task_id}"
-        )
+    if source.session_id != task.session_id:  # looked up in the task's session: not there
+        raise NotFound(f"base snapshot {base_id} not found in the session of task {task_id}")
     if manifest is None:
         raise Conflict(f"snapshot {base_id} was written by an older version: run `kontex migrate`")
     written = bundles.write_delta(
@@ -388,11 +457,15 @@ def fork(
             updated_at=now,
         )
         uow.tasks.add(task)
-        if same:
+        # a fork is not an LLM call: the source's usage is not carried over (as in a rollback)
+        if same:  # the source's manifest (nothing stored), less a call's usage
             manifest, bundle_hash, stored = source_manifest, source.bundle_hash, 0
+            if bundles.usage_of_manifest(source_manifest) is not None:
+                manifest = bundles.restamp(source_manifest)
+                bundle_hash, stored = bundles.manifest_hash(manifest), len(manifest)
             token_total = source.token_total
         else:
-            plan = bundles.plan(bundle)
+            plan = bundles.plan(bundle.model_copy(update={"usage": None}))
             large = bundles.put_large_bodies(deps.blobs, account_id, task.session_id, plan)
             written = bundles.write(uow.content, task.session_id, plan, now, large_bytes=large)
             manifest, bundle_hash, stored = (
@@ -477,34 +550,66 @@ def enrich(deps: Deps, account_id: str, snapshot_id: str, changes: dict[str, Any
         if "log_events" in changes:
             update["log_events"] = [*current.log_events, *events]
         enriched = ContextBundle.model_validate({**current.model_dump(), **update})
-        written = bundles.write(
-            uow.content,
-            snapshot.session_id,
-            bundles.plan(enriched),
-            now,
-            parent_manifest=manifest,
-            large_bytes=large,
-        )
-        uow.snapshots.add_revision(
-            Revision(
-                snapshot_id=snapshot_id,
-                seq=uow.snapshots.revision_count(snapshot_id) + 1,  # seq 0 is the original
-                bundle_hash=written.bundle_hash,
-                token_total=written.token_total,
-                model=enriched.model,
-                created_at=now,
-                stored_bytes=written.stored_bytes,
-            ),
-            written.manifest,
-        )
-        result = snapshot.model_copy(
-            update={
-                "token_total": written.token_total,
-                "model": enriched.model,
-                "bundle_hash": written.bundle_hash,
-                "enriched": True,
-                "enriched_at": now,
-            }
-        )
-        uow.announce(_event("snapshot.enriched", result, now))
+        return _revise(uow, snapshot, manifest, enriched, now, large)
+
+
+def _revise(
+    uow: UnitOfWork,
+    snapshot: Snapshot,
+    manifest: bytes,
+    bundle: ContextBundle,
+    now: datetime,
+    large_bytes: int = 0,
+) -> Snapshot:
+    """In ``uow``: ``bundle`` as the snapshot's next revision (over its current ``manifest``),
+    announced; returns the snapshot as it now stands."""
+    written = bundles.write(
+        uow.content,
+        snapshot.session_id,
+        bundles.plan(bundle),
+        now,
+        parent_manifest=manifest,
+        large_bytes=large_bytes,
+    )
+    uow.snapshots.add_revision(
+        Revision(
+            snapshot_id=snapshot.id,
+            seq=uow.snapshots.revision_count(snapshot.id) + 1,  # seq 0 is the original
+            bundle_hash=written.bundle_hash,
+            token_total=written.token_total,
+            model=bundle.model,
+            created_at=now,
+            stored_bytes=written.stored_bytes,
+        ),
+        written.manifest,
+    )
+    result = snapshot.model_copy(
+        update={
+            "token_total": written.token_total,
+            "model": bundle.model,
+            "bundle_hash": written.bundle_hash,
+            "usage": bundle.usage,
+            "enriched": True,
+            "enriched_at": now,
+        }
+    )
+    uow.announce(_event("snapshot.enriched", result, now))
     return result
+
+
+def revise_usage(
+    deps: Deps, account_id: str, snapshot_id: str, usage: Usage | None
+) -> Snapshot | None:
+    """A late fact about a captured call: its ``usage``, known only after its snapshot was
+    sealed (the SDK's own span of the call came after the span the snapshot was made from).
+
+    The snapshot stays as it was sealed; its usage is a new revision (the content is the
+    current revision's, so only a manifest is stored), served by the snapshot and counted by
+    the session's stats and ``/v1/usage``. Not an edit by the caller: no enrich window. None
+    when the snapshot already records that usage (a span delivered again)."""
+    with deps.store.unit() as uow:
+        snapshot, manifest, current = read_in(deps, uow, account_id, snapshot_id, None)
+        if current.usage == usage:
+            return None
+        revised = current.model_copy(update={"usage": usage})
+        return _revise(uow, snapshot, manifest, revised, deps.clock())

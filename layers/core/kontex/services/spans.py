@@ -22,7 +22,8 @@ own spans):
 - an LLM span without content (the anthropic SDK's ``anthropic.messages.create``: usage, no
   messages) never becomes a snapshot. Its usage and timing complete the snapshot of its twin,
   the LLM span with content for the same call (its parent, child or sibling whose time overlaps
-  it), when that twin is processed with it;
+  it), when that twin is processed with it or after it; when it comes after the twin's
+  snapshot was sealed, that snapshot gets a revision with the completed usage;
 - GenAI events sent as OTLP logs (``gen_ai.*.message`` / ``gen_ai.choice``) are stored as
   ``events`` records of their span (joined by trace and span id) and give an LLM span without
   content attributes its messages;
@@ -61,7 +62,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, cast
 
-from kontex.domain.errors import Conflict, NotFound
+from kontex.domain.errors import NotFound
 from kontex.domain.models import (
     ContextBundle,
     Session,
@@ -69,6 +70,7 @@ from kontex.domain.models import (
     Task,
     TaskStatus,
     ToolCall,
+    Usage,
 )
 from kontex.ids import derived_id
 from kontex.otlp import mapping
@@ -178,33 +180,45 @@ def process_traces(
             elif span["kind"] in ("llm", "tool"):
                 trace.task_for(span, session_id)
             work.append((trace, span, session_id))
-    if batch.tasks:
-        tasks = list(batch.tasks.values())
+    for trace, span, session_id in work:
+        if span["kind"] == "llm" and trace.content(span):
+            trace.snapshot_llm(span, session_id)
+        elif span["kind"] == "llm":
+            trace.complete_usage(span)  # a late usage-only span: a revision of its twin's
+        elif span["kind"] == "tool":
+            trace.snapshot_tool(span, session_id)
+        span["done"] = True
+    if not work and not batch.tasks:
+        return 0
+    prepared = snapshots.prepare(deps, batch.snapshots)
+    tasks = list(batch.tasks.values())
+    done = [(t.account_id, t.trace_id, s["span_id"]) for t, s, _ in work]
+
+    def attempt() -> int:
+        # the batch's tasks, snapshots and done marks: one unit of work, one commit, and the
+        # snapshots' events handed over together after it
         with deps.store.unit() as uow:
             for task in uow.tasks.add_missing(tasks):
                 uow.announce(sessions.task_event(task))
-    made = 0
-    for trace, span, session_id in work:
-        if span["kind"] == "llm" and trace.content(span):
-            made += trace.snapshot_llm(span, session_id)
-        elif span["kind"] == "tool":
-            made += trace.snapshot_tool(span, session_id)
-        span["done"] = True
-    if work:
-        with deps.store.unit() as uow:
-            uow.spans.mark_done([(t.account_id, t.trace_id, s["span_id"]) for t, s, _ in work])
-    return made
+            made = snapshots.seal_all(uow, prepared, deps.clock)
+            if done:
+                uow.spans.mark_done(done)
+        return len(made)
+
+    return snapshots.retrying(deps, None, attempt)
 
 
 class _Batch:
-    """What the traces of one batch share: sessions by name, the tasks to make, and the last
-    bundle written per task (so a tool span after an LLM span reads nothing back)."""
+    """What the traces of one batch share: sessions by name, the tasks to make, the snapshots
+    to seal and the last bundle of each task (so a tool span after an LLM span reads nothing
+    back)."""
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         self.sessions: dict[tuple[str, str], str] = {}
         self.tasks: dict[str, Task] = {}
         self.latest: dict[str, ContextBundle] = {}
+        self.snapshots: list[snapshots.NewSnapshot] = []  # sealed together, in order
 
     def resolve_names(self, traces: Sequence[_Trace]) -> None:
         names = list(
@@ -258,6 +272,7 @@ class _Trace:
         self.by_id = {s["span_id"]: s for s in self.spans}
         self.linked = linked
         self.calls: dict[str, mapping.LlmCall] = {}
+        self.done_before = {s["span_id"] for s in self.spans if s["done"]}  # by earlier batches
 
     # -- what a span waits for ------------------------------------------------------------
 
@@ -412,11 +427,32 @@ class _Trace:
             token_total=call.token_total,
             source=SnapshotSource.OPENLLMETRY,
             captured_at=at,
-            usage=pricing.priced(
-                self.usage(span), call.model, pricing.price_table(self.deps.prices_file)
-            ),
+            usage=self._usage_of_call(span),
         )
         return self._write(span, session_id, span["name"] or "llm call", bundle)
+
+    def _usage_of_call(self, span: StoredSpan) -> Usage | None:
+        """The usage of the LLM span's call (its own, completed by its twins), priced."""
+        call = self.call(span)
+        return pricing.priced(
+            self.usage(span), call.model, pricing.price_table(self.deps.prices_file)
+        )
+
+    def complete_usage(self, span: StoredSpan) -> None:
+        """A usage-only span (the SDK's own) whose twin with content was made a snapshot by an
+        earlier batch: the twin's usage, counted again with this span, becomes a revision of
+        that snapshot (as if the span had come in time). A twin placed in this batch counts it
+        already; one still waiting will."""
+        for twin in self._twins(span, with_content=True):
+            if twin["span_id"] not in self.done_before:
+                continue
+            snapshot_id = derived_id("snap", self.account_id, self.trace_id, twin["span_id"])
+            try:
+                snapshots.revise_usage(
+                    self.deps, self.account_id, snapshot_id, self._usage_of_call(twin)
+                )
+            except NotFound:
+                continue  # the twin's snapshot is gone (its session purged since)
 
     def snapshot_tool(self, span: StoredSpan, session_id: str) -> bool:
         task_id = self.task_for(span, session_id)
@@ -438,16 +474,15 @@ class _Trace:
         return self._write(span, session_id, f"tool: {call.tool}", bundle)
 
     def _write(self, span: StoredSpan, session_id: str, label: str, bundle: ContextBundle) -> bool:
+        """Add the span's snapshot to the batch's (sealed together, ``process_traces``)."""
         task_id = self.task_for(span, session_id)
         snapshot_id = derived_id("snap", self.account_id, self.trace_id, span["span_id"])
-        try:
-            made = snapshots.create_snapshot(
-                self.deps, self.account_id, task_id, label[:500], bundle, snapshot_id=snapshot_id
+        self.batch.snapshots.append(
+            snapshots.NewSnapshot(
+                self.account_id, session_id, task_id, label[:500], bundle, snapshot_id
             )
-        except Conflict:
-            self.batch.latest.pop(task_id, None)  # a redelivery: the store knows the latest
-            return False
-        self.batch.latest[task_id] = bundle.model_copy(update={"token_total": made.token_total})
+        )
+        self.batch.latest[task_id] = bundle
         return True
 
 

@@ -3,6 +3,7 @@ lists, stored once per session and addressed by hash."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -12,8 +13,8 @@ from kontex.ports import ItemRow
 
 INSERT_ITEMS_SQL = (
     "INSERT INTO items (session_id, item_hash, kind, body, tokens, role, has_text,"
-    " has_tool_use, has_tool_result, tool_name, is_error, position, first_seen_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    " has_tool_use, has_tool_result, tool_name, is_error, position, first_seen_at, call_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 INSERT_CHUNKS_SQL = (
     "INSERT INTO chunks (session_id, chunk_hash, refs) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
@@ -50,6 +51,15 @@ def found(rows: list[dict[str, Any]]) -> tuple[dict[bytes, int], dict[bytes, byt
         else:
             found_chunks[bytes(r["h"])] = bytes(r["refs"])
     return found_items, found_chunks
+
+
+def _call_id(row: ItemRow) -> str | None:
+    """A tool call's id (the tool-call query lists each call once): from the row's index, else
+    from its body."""
+    if row.kind != "tool_call":
+        return None
+    found = row.index.get("call_id")
+    return str(found if found is not None else json.loads(row.body).get("id"))
 
 
 class SqlContent(Repository):
@@ -107,6 +117,7 @@ class SqlContent(Repository):
                     bool(r.index.get("is_error", False)),
                     r.position,
                     at,
+                    _call_id(r),
                 )
                 for r in rows
             ],

@@ -10,17 +10,50 @@ from kontex.adapters.sql.base import Repository, as_time
 from kontex.domain.errors import InvalidInput
 from kontex.ports import ObjectFilter
 
-INDEXED = {"message": "message", "tool_call": "tool_call"}  # the kinds the queries read
 CONTENT_COLUMN = {"text": "has_text", "tool_use": "has_tool_use", "tool_result": "has_tool_result"}
 OBJECTS_SQL = (
     "SELECT i.session_id, i.item_hash, i.kind, i.body, i.tokens, i.is_error,"
-    " i.first_seen_at, i.position"
+    " i.first_seen_at, i.position, i.item_hash AS key_hash"
     " FROM items i JOIN sessions s ON s.id = i.session_id"
-    " WHERE s.account_id = ? AND i.kind = '{kind}'"  # a literal: kinds are our own constants
+    " WHERE s.account_id = ? AND i.kind = 'message'"
 )
-OBJECTS_AFTER_SQL = (  # the cursor's id part is "<position>:<address hex>"
-    " AND (i.first_seen_at > ? OR (i.first_seen_at = ?"
-    " AND (i.position > ? OR (i.position = ? AND i.item_hash > ?))))"
+
+
+def _seen(a: str, op: str, b: str) -> str:
+    """Item ``a`` was first seen before (``op`` ``<``) or after (``>``) item ``b``: by time,
+    then position in its list, then address."""
+    return (
+        f"({a}.first_seen_at {op} {b}.first_seen_at OR ({a}.first_seen_at = {b}.first_seen_at"
+        f" AND ({a}.position {op} {b}.position OR ({a}.position = {b}.position"
+        f" AND {a}.item_hash {op} {b}.item_hash))))"
+    )
+
+
+def _other_state(of: str, op: str) -> str:
+    """Another state of the call ``of`` is, seen before (``<``) or after (``>``) it."""
+    return (
+        "EXISTS (SELECT 1 FROM items o WHERE o.session_id = {of}.session_id"
+        " AND o.kind = 'tool_call' AND o.call_id = {of}.call_id AND {seen})"
+    ).format(of=of, seen=_seen("o", op, of))
+
+
+# A tool call is stored once per state it was seen in (pending, then with its output; its id
+# in ``call_id``). One row per call of a session: its latest state (``l``), in the place and
+# with the time of its first (``f``), so a call completed later keeps its place in the pages.
+CALLS_SQL = (
+    "SELECT f.session_id, l.item_hash, l.kind, l.body, l.tokens, l.is_error,"
+    " f.first_seen_at, f.position, f.item_hash AS key_hash"
+    " FROM items f JOIN sessions s ON s.id = f.session_id"
+    " JOIN items l ON l.session_id = f.session_id AND l.kind = 'tool_call'"
+    " AND l.call_id = f.call_id"
+    f" WHERE s.account_id = ? AND f.kind = 'tool_call' AND NOT {_other_state('f', '<')}"
+    f" AND NOT {_other_state('l', '>')}"
+)
+# the cursor's id part is "<position>:<address hex>[:<session id>]" of the row's key item
+OBJECTS_AFTER_SQL = (
+    " AND ({k}.first_seen_at > ? OR ({k}.first_seen_at = ?"
+    " AND ({k}.position > ? OR ({k}.position = ? AND ({k}.item_hash > ?"
+    " OR ({k}.item_hash = ? AND {k}.session_id > ?))))))"
 )
 MESSAGE_COUNTS_SQL = (
     "SELECT i.kind, i.is_error, COUNT(*) AS n"
@@ -28,14 +61,28 @@ MESSAGE_COUNTS_SQL = (
     " WHERE s.account_id = ? AND i.session_id = ?"
     " AND i.kind = 'message' GROUP BY i.kind, i.is_error"
 )
-# A call is stored once per state it was seen in (pending, then with its output): counted by
-# id, in its last state.
-TOOL_CALLS_SQL = (
-    "SELECT i.body FROM items i JOIN sessions s ON s.id = i.session_id"
-    " WHERE s.account_id = ? AND i.session_id = ? AND i.kind = 'tool_call'"
-    " ORDER BY i.first_seen_at, i.position"
+TOOL_CALLS_SQL = CALLS_SQL + " AND f.session_id = ?"  # each call once, in its latest state
+# Sums over the snapshots that are one captured LLM call each (usage set). A call's usage is
+# its snapshot's latest revision's when a revision carries one (usage that came late), else
+# the snapshot's own columns.
+USAGE_COLUMNS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "latency_ms",
+    "cost_usd",
 )
-# Sums over the snapshots that are one captured LLM call each (usage columns set).
+CALLS_OF = (
+    "(SELECT s.session_id, s.created_at, s.token_total, "
+    + ", ".join(
+        f"CASE WHEN u.snapshot_id IS NULL THEN s.usage_{c} ELSE u.{c} END AS usage_{c}"
+        for c in USAGE_COLUMNS
+    )
+    + " FROM snapshots s LEFT JOIN revision_usage u ON u.snapshot_id = s.id AND u.seq ="
+    " (SELECT MAX(m.seq) FROM revision_usage m WHERE m.snapshot_id = s.id)"
+    " WHERE s.account_id = ?{more}) c"
+)
 USAGE_SUMS = (
     "COALESCE(SUM(CASE WHEN usage_input_tokens IS NOT NULL THEN 1 ELSE 0 END), 0) AS calls,"
     " COALESCE(SUM(usage_input_tokens), 0) AS input_tokens,"
@@ -49,9 +96,24 @@ USAGE_SUMS = (
 )
 SESSION_SNAPSHOTS_SQL = (
     "SELECT COUNT(*) AS n, COALESCE(SUM(token_total), 0) AS tokens,"
+    " MIN(created_at) AS first_snapshot_at,"
     f" MAX(created_at) AS last_snapshot_at, {USAGE_SUMS}"
-    " FROM snapshots WHERE account_id = ? AND session_id = ?"
+    f" FROM {CALLS_OF.format(more=' AND s.session_id = ?')}"
 )
+
+
+# Snapshots per slice of time, split at ``edges`` (one or more) times: one row, whatever the
+# session's size.
+def snapshot_counts_sql(edges: int) -> str:
+    bounds = [" created_at < ?"]
+    bounds += [" created_at >= ? AND created_at < ?"] * (edges - 1)
+    bounds += [" created_at >= ?"]
+    sums = [
+        f"COALESCE(SUM(CASE WHEN{b} THEN 1 ELSE 0 END), 0) AS n{i}" for i, b in enumerate(bounds)
+    ]
+    return f"SELECT {', '.join(sums)} FROM snapshots WHERE account_id = ? AND session_id = ?"
+
+
 CONTEXT_TOKENS_SQL = (
     "SELECT COALESCE(SUM(COALESCE(r.token_total, s.token_total)), 0) AS tokens"
     " FROM tasks t JOIN snapshots s ON s.id = t.head_snapshot_id"
@@ -69,8 +131,8 @@ ACCOUNT_SNAPSHOTS_SQL = (
     " COALESCE(SUM(CASE WHEN created_at >= ? THEN token_total ELSE 0 END), 0)"
     " AS month_tokens FROM snapshots WHERE account_id = ?"
 )
-ACCOUNT_CALLS_SQL = f"SELECT {USAGE_SUMS} FROM snapshots WHERE account_id = ?"
-ACCOUNT_MONTH_CALLS_SQL = ACCOUNT_CALLS_SQL + " AND created_at >= ?"
+ACCOUNT_CALLS_SQL = f"SELECT {USAGE_SUMS} FROM {CALLS_OF.format(more='')}"
+ACCOUNT_MONTH_CALLS_SQL = ACCOUNT_CALLS_SQL + " WHERE c.created_at >= ?"
 ACCOUNT_BYTES_SQL = (
     "SELECT (SELECT COALESCE(SUM(stored_bytes), 0) FROM snapshots"
     " WHERE account_id = ?) + (SELECT COALESCE(SUM(r.stored_bytes), 0)"
@@ -103,35 +165,43 @@ class SqlQueries(Repository):
     def objects(
         self, account_id: str, where: ObjectFilter, limit: int, after: tuple[str, str] | None
     ) -> list[dict[str, Any]]:
-        sql = OBJECTS_SQL.format(kind=INDEXED[where.kind])
+        if where.kind == "message":
+            sql, key, state = OBJECTS_SQL, "i", "i"
+        else:  # a tool call: filtered on its latest state, placed by its first
+            sql, key, state = CALLS_SQL, "f", "l"
         params: list[Any] = [account_id]
         conditions = [
-            ("i.session_id = ?", where.session_id),
-            ("i.role = ?", where.role),
-            ("i.tool_name = ?", where.tool_name),
-            ("i.is_error = ?", where.is_error),
-            ("i.first_seen_at > ?", where.created_after),
-            ("i.first_seen_at < ?", where.created_before),
+            (f"{key}.session_id = ?", where.session_id),
+            (f"{state}.role = ?", where.role),
+            (f"{state}.tool_name = ?", where.tool_name),
+            (f"{state}.is_error = ?", where.is_error),
+            (f"{key}.first_seen_at > ?", where.created_after),
+            (f"{key}.first_seen_at < ?", where.created_before),
         ]
         if where.content_type is not None:
-            conditions.append((f"i.{CONTENT_COLUMN[where.content_type]} = ?", True))
+            conditions.append((f"{state}.{CONTENT_COLUMN[where.content_type]} = ?", True))
         for condition, value in conditions:
             if value is not None:
                 sql += f" AND {condition}"
                 params.append(value)
         if after is not None:
             at = datetime.fromisoformat(after[0])
-            position, _, digest = after[1].partition(":")
-            sql += OBJECTS_AFTER_SQL
+            position, _, rest = after[1].partition(":")
+            digest, _, session_id = rest.partition(":")
+            sql += OBJECTS_AFTER_SQL.format(k=key)
             try:
                 address = bytes.fromhex(digest)
-                params += [at, at, int(position), int(position), address]
+                params += [at, at, int(position), int(position), address, address, session_id]
             except ValueError as error:
                 raise InvalidInput("cursor is not valid") from error
-        order = " ORDER BY i.first_seen_at, i.position, i.item_hash LIMIT ?"
+        order = (
+            f" ORDER BY {key}.first_seen_at, {key}.position, {key}.item_hash, {key}.session_id"
+            " LIMIT ?"
+        )
         rows = self._work.run(sql + order, [*params, limit])
         for row in rows:
             row["object_hash"] = bytes(row.pop("item_hash")).hex()
+            row["key_hash"] = bytes(row["key_hash"]).hex()
             row["body"] = bytes(row["body"])
             row["is_error"] = bool(row["is_error"])
             row["first_seen_at"] = as_time(row["first_seen_at"])
@@ -144,14 +214,10 @@ class SqlQueries(Repository):
         snaps = self._work.run(SESSION_SNAPSHOTS_SQL, both)[0]
         context = self._work.run(CONTEXT_TOKENS_SQL, both)[0]
         counts = {(r["kind"], bool(r["is_error"])): int(r["n"]) for r in objects}
-        states: dict[str, str] = {}
-        for row in tool_rows:
-            call = json.loads(bytes(row["body"]))
-            state = str(call.get("status") or "success")
-            if states.get(str(call.get("id"))) != "error":
-                states[str(call.get("id"))] = state
-        tool_states = list(states.values())
-        last = snaps["last_snapshot_at"]
+        tool_states = [
+            str(json.loads(bytes(row["body"])).get("status") or "success") for row in tool_rows
+        ]
+        first, last = snaps["first_snapshot_at"], snaps["last_snapshot_at"]
         return {
             "total_messages": counts.get(("message", False), 0) + counts.get(("message", True), 0),
             "tool_calls_success": tool_states.count("success"),
@@ -160,11 +226,20 @@ class SqlQueries(Repository):
             "total_snapshots": int(snaps["n"]),
             "snapshot_tokens": int(snaps["tokens"]),
             "context_tokens": int(context["tokens"]),
+            "first_snapshot_at": as_time(first) if first else None,
             "last_snapshot_at": as_time(last) if last else None,
             # usage per LLM call, each counted once: the snapshots recording a call carry it
             # (a rollback, a fork or a tool's snapshot restates a call, it does not make one)
             "usage": usage_totals(snaps),
         }
+
+    def snapshot_counts(self, account_id: str, session_id: str, edges: list[datetime]) -> list[int]:
+        params: list[Any] = [edges[0]]
+        for low, high in zip(edges, edges[1:], strict=False):
+            params += [low, high]
+        params += [edges[-1], account_id, session_id]
+        row = self._work.run(snapshot_counts_sql(len(edges)), params)[0]
+        return [int(row[f"n{i}"]) for i in range(len(edges) + 1)]
 
     def usage(self, account_id: str, month_start: datetime) -> dict[str, Any]:
         run = self._work.run

@@ -8,7 +8,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from kontex.adapters.sql import content, tasks
-from kontex.adapters.sql.base import CHUNK, Repository, after_cursor, as_bytes, as_time
+from kontex.adapters.sql.base import (
+    CHUNK,
+    Repository,
+    after_cursor,
+    as_bytes,
+    as_time,
+    chunked,
+    marks,
+)
 from kontex.domain import seal
 from kontex.domain.errors import IntegrityError
 from kontex.domain.models import Snapshot, Task, Usage, sha256_hex
@@ -53,6 +61,14 @@ INSERT_REVISION_SQL = (
     "INSERT INTO snapshot_revisions (snapshot_id, seq, session_id, bundle_hash,"
     " token_total, model, stored_bytes, created_at, manifest, seal)"
     " SELECT ?, ?, session_id, ?, ?, ?, ?, ?, ?, ? FROM snapshots WHERE id = ?"
+)
+# The usage a revision's manifest carries, for the sums (adapters/sql/queries.py): only for
+# the snapshot of a call (a fork's or a rollback's restates a call, it does not make one)
+INSERT_REVISION_USAGE_SQL = (
+    "INSERT INTO revision_usage (snapshot_id, seq, session_id, input_tokens, output_tokens,"
+    " cache_read_tokens, cache_write_tokens, latency_ms, cost_usd)"
+    " SELECT ?, ?, session_id, ?, ?, ?, ?, ?, ? FROM snapshots"
+    " WHERE id = ? AND forked_from IS NULL AND rollback_of IS NULL"
 )
 REVISION_SQL = (
     "SELECT r.snapshot_id, r.seq, r.bundle_hash, r.token_total, r.model, r.created_at,"
@@ -225,6 +241,13 @@ class SqlSnapshots(Repository):
             self._work.one("SELECT 1 AS x FROM snapshots WHERE id = ?", [snapshot_id]) is not None
         )
 
+    def existing(self, snapshot_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for ids in chunked(list(dict.fromkeys(snapshot_ids))):
+            rows = self._work.run(f"SELECT id FROM snapshots WHERE id IN ({marks(ids)})", ids)
+            found.update(r["id"] for r in rows)
+        return found
+
     def get(self, account_id: str, snapshot_id: str) -> Snapshot | None:
         row = self._work.one(BY_ID_SQL, [account_id, snapshot_id])
         return snapshot_of(row) if row else None
@@ -310,3 +333,9 @@ class SqlSnapshots(Repository):
                 )
             ],
         )
+        usage = usage_of(manifest)
+        if usage is not None:
+            self._work.later(
+                INSERT_REVISION_USAGE_SQL,
+                [(r.snapshot_id, r.seq, *usage_columns(usage), r.snapshot_id)],
+            )

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+from kontex.adapters.sql.archive import SqlArchive
 from kontex.adapters.sql.base import Tx, Work
 from kontex.adapters.sql.checkpoints import SqlCheckpoints
 from kontex.adapters.sql.connections import SqlConnections
@@ -50,12 +51,14 @@ class SqlUnitOfWork:
         self.connections = SqlConnections(work)
         self.outbox = SqlOutbox(work)
         self.upgrade = SqlUpgrade(work)
+        self.archive = SqlArchive(work)
         self.search_changes = SqlSearchChanges(work)
         self.announced: list[Event] = []
 
-    def announce(self, event: Event) -> None:
+    def announce(self, event: Event, *, swept: bool = False) -> None:
         self.outbox.add(event)
-        self.announced.append(event)
+        if not swept:  # swept: left to the sweeper (a bulk write's many events)
+            self.announced.append(event)
 
 
 def _publish_nothing(events: Sequence[Event]) -> None:

@@ -1,0 +1,88 @@
+"""Peers the benchmarks run side by side with Kontex, each in a venv of its own (their
+dependencies do not resolve beside ours), built once per machine from the package index and
+cached outside the clone: `$XDG_CACHE_HOME/kontex/<name>-venv-<hash of its pins and Python>`
+(`~/.cache` by default).
+
+And what every side-by-side run measures the same way: the proportional set size (PSS) of a
+process and all its children, so a server of several processes and one of one process are
+compared on the memory they really hold (RSS would count pages shared by forked workers once
+per process).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+PHOENIX = ["arize-phoenix==20.26.1"]
+STAMP = ".kontex-complete"
+
+
+def venv(name: str, requirements: list[str]) -> Path:
+    """The cached venv's folder, built when missing (in a temporary folder, renamed at the end:
+    an interrupted build leaves nothing half-made)."""
+    key = hashlib.sha256("\n".join([*requirements, sys.version]).encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kontex"
+    folder = cache / f"{name}-venv-{key}"
+    if (folder / STAMP).exists():
+        return folder
+    cache.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix=f"{folder.name}.build-", dir=cache))
+    try:
+        print(f"building {folder} (once per machine)", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(build)], check=True)
+        pip = [str(build / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
+        subprocess.run([*pip, "--quiet", *requirements], check=True)
+        (build / STAMP).write_text(key)
+        if folder.exists():
+            shutil.rmtree(folder)
+        build.rename(folder)
+    finally:
+        if build.exists():
+            shutil.rmtree(build, ignore_errors=True)
+    return folder
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def tree_pss_mb(pid: int) -> float:
+    """PSS of ``pid`` and its descendants, in MB (Linux ``/proc/<pid>/smaps_rollup``)."""
+    total_kb, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            for line in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kb += int(line.split()[1])
+                    break
+        except OSError:
+            continue
+        todo += _children(current)
+    return round(total_kb / 1024, 1)
+
+
+def tree_processes(pid: int) -> int:
+    count, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        if Path(f"/proc/{current}").exists():
+            count += 1
+            todo += _children(current)
+    return count
