@@ -1060,7 +1060,7 @@ export interface components {
              * Source
              * @enum {string}
              */
-            source: "label" | "message" | "tool_call" | "reasoning" | "file";
+            source: "label" | "message" | "tool_call" | "reasoning" | "file" | "log_event";
         };
         /**
          * Task

@@ -453,8 +453,8 @@ class Snippet(BaseModel):
     text: str = Field(..., title="Text")
     role: str | None = Field(None, title="Role")
     position: int = Field(..., title="Position")
-    source: Literal["label", "message", "tool_call", "reasoning", "file"] | str = Field(
-        ..., title="Source"
+    source: Literal["label", "message", "tool_call", "reasoning", "file", "log_event"] | str = (
+        Field(..., title="Source")
     )
 
 

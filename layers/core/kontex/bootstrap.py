@@ -281,9 +281,10 @@ class Container:
         from kontex.adapters.qdrant_index import QdrantIndex
 
         embedder = self.embedder
-        collection = config.kontex_qdrant_collection or "kontex_" + embedder.name.replace(
-            "-", "_"
-        ).replace(".", "_")
+        # "_v2": a point per distinct content of an account (docs/design.md, "Search"); the
+        # points of before were per snapshot, so a new collection, filled by `kontex reindex`
+        name = embedder.name.replace("-", "_").replace(".", "_")
+        collection = config.kontex_qdrant_collection or f"kontex_{name}_v2"
         if config.qdrant_url:
             key = config.qdrant_api_key.get_secret_value() if config.qdrant_api_key else None
             if key is None and config.kontex_qdrant_api_key_secret_arn:

@@ -21,6 +21,7 @@ from kontex.adapters.sql.content import SqlContent
 from kontex.adapters.sql.keys import SqlKeys
 from kontex.adapters.sql.outbox import SqlOutbox
 from kontex.adapters.sql.queries import SqlQueries
+from kontex.adapters.sql.search import SqlSearchChanges
 from kontex.adapters.sql.sessions import SqlSessions
 from kontex.adapters.sql.snapshots import SqlSnapshots
 from kontex.adapters.sql.spans import SqlSpans
@@ -51,6 +52,7 @@ class SqlUnitOfWork:
         self.outbox = SqlOutbox(work)
         self.upgrade = SqlUpgrade(work)
         self.archive = SqlArchive(work)
+        self.search_changes = SqlSearchChanges(work)
         self.announced: list[Event] = []
 
     def announce(self, event: Event, *, swept: bool = False) -> None:
