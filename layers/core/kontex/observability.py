@@ -41,3 +41,12 @@ def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> N
 
 def milliseconds(name: str, value: float) -> None:
     count(name, value, MetricUnit.Milliseconds)
+
+
+def flush() -> None:
+    """Write the metrics added so far (one EMF line): for servers, which have no per-invocation
+    ``@metrics.log_metrics`` (the proxy's ASGI app); never fails the request it follows."""
+    try:
+        metrics.flush_metrics(raise_on_empty_metrics=False)
+    except Exception:
+        log.debug("metrics not flushed", exc_info=True)
