@@ -533,7 +533,8 @@ def serve(container: bootstrap.Container, host: str, port: int) -> None:
     print(f"kontex dev: data in {container.settings.kontex_data_dir.resolve()}", flush=True)
     if applied:
         print(f"kontex dev: applied migrations {', '.join(applied)}", flush=True)
-    print(f"kontex dev: proxy upstream {container.settings.anthropic_api_url}", flush=True)
+    upstreams = container.settings.anthropic_api_url, container.settings.openai_api_url
+    print(f"kontex dev: proxy upstream {upstreams[0]} (/proxy/openai: {upstreams[1]})", flush=True)
     print(f"kontex dev: search {_search_line(container)}", flush=True)
     print(f"kontex dev: serving {base}  (health {base}/health, API {base}/v1)", flush=True)
     print(f"kontex dev: live feed ws://{host}:{bound}/ws", flush=True)
