@@ -25,31 +25,14 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from kontex.domain.errors import (
-    Conflict,
-    InvalidInput,
-    KontexError,
-    NotFound,
-    PayloadTooLarge,
-    RateLimited,
-    Transient,
-    Unauthorized,
-)
+from kontex.domain.errors import KontexError
+from kontex.http.errors import status_of
 from kontex.proxy.upstream import KONTEX_KEY, UpstreamError
 
 log = logging.getLogger("kontex.proxy")
 
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit, kept for the function URL too
 BODY_TIMEOUT_SECONDS = 10.0  # a request body that stops arriving for this long is a 408
-STATUS: list[tuple[type[KontexError], int]] = [
-    (InvalidInput, 400),
-    (Unauthorized, 401),
-    (NotFound, 404),
-    (Conflict, 409),
-    (PayloadTooLarge, 413),
-    (RateLimited, 429),
-    (Transient, 503),
-]
 Send = Callable[[dict[str, Any]], Any]
 
 
@@ -72,17 +55,11 @@ def presented_key(headers: dict[str, str]) -> str | None:
 
 
 def error_answer(error: KontexError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    status, headers = 500, [(b"content-type", b"application/json")]
+    status, extra = status_of(error)
     if isinstance(error, UpstreamError):
         status = error.status
-    for kind, code in STATUS:
-        if isinstance(error, kind):
-            status = code
-            break
-    if isinstance(error, RateLimited):
-        headers.append((b"retry-after", str(error.retry_after).encode()))
-    elif isinstance(error, Transient):
-        headers.append((b"retry-after", b"5"))
+    headers = [(b"content-type", b"application/json")]
+    headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
     body = {"error": error.code, "message": error.message, "details": error.details}
     return status, headers, json.dumps(body, default=str).encode()
 
