@@ -85,10 +85,16 @@ def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> N
     """Add to a metric of this request; never fails the request it measures."""
     if value <= 0 and unit == MetricUnit.Count:
         return
+    if _disabled():  # else values pile up, and Powertools prints each 100 to stdout anyway
+        return
     try:
         metrics.add_metric(name=name, unit=unit, value=value)
     except Exception:  # a metric must never break the work it describes
         log.debug("metric %s not recorded", name, exc_info=True)
+
+
+def _disabled() -> bool:
+    return os.environ.get("POWERTOOLS_METRICS_DISABLED", "").strip().lower() in ("1", "true")
 
 
 def milliseconds(name: str, value: float) -> None:
