@@ -18,32 +18,46 @@ WEB_SRC  := $(shell find web/src -type f 2>/dev/null) web/index.html web/package
             web/vite.config.ts web/tsconfig.json
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: dev test lint format build synth deploy bench clean web generate
+.PHONY: dev test test-pooled lint format build synth deploy bench clean web generate
 
+# Set-up says what it does: a line per step, and pip's own progress (a line per package).
 $(STAMP): pyproject.toml clients/python/pyproject.toml
+	@echo "make: [1/2] creating $(VENV) with $(PYTHON) and updating its pip"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]' -e './clients/python[langgraph,openai-agents]'
+	@echo "make: [2/2] installing kontex and kontex-client with the dev tools (about 3 min)"
+	$(BIN)/pip install --progress-bar off -e '.[dev]' -e './clients/python[langgraph,openai-agents]'
 	touch $(STAMP)
+	@echo "make: $(VENV) is ready; \`source $(VENV)/bin/activate\` puts kontex on PATH"
 
 $(WEB_DEPS): web/package.json web/package-lock.json
+	@echo "make: installing the dashboard's npm packages (web/node_modules)"
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 	touch $(WEB_DEPS)
 
 $(WEB_DIST): $(WEB_DEPS) $(WEB_SRC)
+	@echo "make: building the dashboard (web/dist)"
 	cd web && npx --no-install vite build --logLevel warn
 
 web: $(WEB_DIST)
 
-dev: $(STAMP) $(WEB_DIST)
+# The dashboard first, then the venv: a build of the package (setup.py) carries web/dist.
+dev: $(WEB_DIST) $(STAMP)
 	$(BIN)/kontex dev --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
 # Two workers, each taking whole test files (module-scoped stacks are started once), the
 # slowest files first (tests/conftest.py: SLOWEST_FILES, kept in that order by
 # --no-loadscope-reorder). TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
-test: $(STAMP) $(WEB_DIST)
+test: $(WEB_DIST) $(STAMP)
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
+
+# The PostgreSQL contract and end-to-end suites (and the pooled-session checks) once more,
+# through PgBouncer in transaction pooling mode in front of KONTEX_TEST_DATABASE_URL: the
+# production path, where RDS Proxy multiplexes transactions (needs Debian's pgbouncer).
+test-pooled: $(STAMP)
+	KONTEX_TEST_PGBOUNCER=1 $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m postgres \
+		tests/contract tests/e2e tests/api/test_pooled.py
 
 lint: $(STAMP) $(WEB_DEPS)
 	$(BIN)/ruff check .
@@ -78,7 +92,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/checkpoint_requests.py --steps 300 --backend all --http
 	$(BIN)/python bench/agents_session.py --turns 20 200 --repeats 3
 
-build: $(STAMP) $(WEB_DIST)
+build: $(WEB_DIST) $(STAMP)
 	$(BIN)/python layers/build.py
 
 $(NODE_STAMP): package.json package-lock.json

@@ -17,18 +17,38 @@ the snapshot(s) it should find; 14 of them exact identifiers, error codes or fil
    (embedding the query, the fused Qdrant query, grouping), p50 and p99. With ``--http`` also
    through a real ``kontex dev`` (the set written over REST, each ``GET /v1/search`` timed by
    the client, key check and the API process included).
+4. **Freshness** (``--freshness N``): a LangGraph-like workload on a real ``kontex dev``
+   (offline model, Qdrant local mode, SQLite): one thread of a ReAct agent whose messages
+   channel is a sliding window of the last ``--window`` messages (a question, a tool call, the
+   tool's result, an answer, over and over, each message naming its own case number), put by
+   ``KontexSaver`` (the checkpoint API: LangChain messages, every other channel a serialised
+   file, deltas) one after the other, as fast as the API answers. A WebSocket subscriber to the
+   thread's session times each ``snapshot.embedded`` (written after the snapshot's points and
+   their mapping are stored: findable). Reported: the writes/s; **embed throughput** while the
+   workload runs, in snapshots/s and items/s (the pieces of content the worker maps, each
+   looked up; and the new points it writes); **the delay from write to findable** (p50, p95,
+   max: from the put's answer to its ``snapshot.embedded``); **the time until the last
+   snapshot is findable** (from the last put's answer until ``GET /v1/search`` for the last
+   message's case number answers the last snapshot); 20 messages probed by their case number
+   (the newest snapshot holding each must be among the 10 answers); and
+   the embed use case's **capacity** alone: the same snapshots embedded again in process into
+   an empty collection, nothing else of the stack running. The load average is printed.
 
-    python bench/search_eval.py [--rounds 5] [--http] [--json]
+    python bench/search_eval.py [--rounds 5] [--http] [--freshness 1000 [--window 50]] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +72,29 @@ class Quality:
 
 
 @dataclass
+class Freshness:
+    snapshots: int
+    window: int
+    write_seconds: float
+    writes_per_second: float
+    embed_seconds: float  # from the first put to the last snapshot.embedded
+    embed_snapshots_per_second: float
+    items_per_second: float  # pieces of content mapped (each looked up in the index)
+    embedded_per_second: float  # new points written (their vectors embedded or cached)
+    delay_ms_p50: float
+    delay_ms_p95: float
+    delay_ms_max: float
+    last_findable_seconds: float  # after the last put's answer, by GET /v1/search
+    probes: int
+    probes_found: int
+    probes_missed: list[str]  # case numbers whose newest holder search did not answer
+    capacity_snapshots_per_second: float  # the embed use case alone, in process
+    capacity_items_per_second: float
+    capacity_embedded_per_second: float
+    load_average: list[float] = field(default_factory=list)  # before, after the live run
+
+
+@dataclass
 class Report:
     snapshots: int
     queries: int
@@ -63,6 +106,7 @@ class Report:
     query_ms_p99: float
     http_ms_p50: float | None = None
     http_ms_p99: float | None = None
+    freshness: Freshness | None = None
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -172,7 +216,235 @@ def http_latency(rounds: int) -> list[float]:
     return times
 
 
-def run(rounds: int = 5, http: bool = False) -> Report:
+# -- freshness -------------------------------------------------------------------------------
+
+GLUE = ("the", "a", "of", "to", "in", "for", "with", "on", "after", "before", "when", "why", "how")
+TOPICS = (
+    "login token expiry clock skew refresh session cookie",
+    "database migration index lock timeout replica lag",
+    "payment webhook retry idempotency key duplicate charge",
+    "cache eviction memory pressure hit ratio warmup",
+    "deploy rollback canary health check error budget",
+    "search ranking recall query embedding latency",
+)
+
+
+def _words(rng: random.Random, topic: str, n: int) -> str:
+    vocabulary = [*topic.split(), *GLUE]
+    return " ".join(rng.choice(vocabulary) for _ in range(n))
+
+
+def agent_messages(count: int, seed: int = 23) -> list[Any]:
+    """A ReAct agent's messages: question, tool call, tool result, answer, over and over; each
+    names its own case number (``case0042``), so each is findable as itself."""
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+    rng = random.Random(seed)
+    made: list[Any] = []
+    for n in range(count):
+        topic = TOPICS[(n // 4) % len(TOPICS)]
+        case = f"case{n:04d}"
+        kind = n % 4
+        mid = str(uuid.UUID(int=rng.getrandbits(128)))
+        if kind == 0:
+            text = f"{case}: why does {_words(rng, topic, 12)}?"
+            made.append(HumanMessage(text, id=mid))
+        elif kind == 1:
+            call = {"name": "lookup", "args": {"query": f"{case} {_words(rng, topic, 6)}"},
+                    "id": f"call_{n}"}  # fmt: skip
+            made.append(AIMessage("", tool_calls=[call], id=mid))
+        elif kind == 2:
+            text = f"{case} results: " + ". ".join(_words(rng, topic, 16) for _ in range(5))
+            made.append(ToolMessage(text, tool_call_id=f"call_{n - 1}", id=mid))
+        else:
+            made.append(AIMessage(f"{case}: {_words(rng, topic, 40)}.", id=mid))
+    return made
+
+
+def _checkpoint(step: int, messages: list[Any]) -> dict[str, Any]:
+    """A checkpoint as LangGraph's loop writes one: the messages channel and its other channels
+    (serialised by the saver as files, as LangGraph's own are: state, never searched)."""
+    from langgraph.checkpoint.base import empty_checkpoint
+    from langgraph.checkpoint.base.id import uuid6
+
+    checkpoint = empty_checkpoint()
+    checkpoint["id"] = str(uuid6(clock_seq=step))
+    checkpoint["channel_values"] = {
+        "messages": messages,
+        "__pregel_tasks": [{"node": "tools" if step % 2 else "agent", "step": step}],
+        "remaining_steps": 25 - step % 25,
+        "branch:to:agent": None,
+    }
+    checkpoint["channel_versions"] = {"messages": step, "__pregel_tasks": step}
+    return checkpoint  # type: ignore[return-value]
+
+
+class _Embedded(threading.Thread):
+    """A WebSocket subscriber to one session: when each snapshot.embedded arrives."""
+
+    def __init__(self, base: str, key: str, session_id: str) -> None:
+        super().__init__(daemon=True)
+        from websockets.sync.client import connect
+
+        self.ws = connect(base.replace("http://", "ws://") + "/ws", max_size=2**22)
+        self.ws.send(json.dumps({"authorization": key}))
+        assert json.loads(self.ws.recv())["success"]
+        self.ws.send(
+            json.dumps({"id": "s", "action": "subscribe", "data": {"session_id": session_id}})
+        )
+        assert json.loads(self.ws.recv())["success"]
+        self.at: dict[str, float] = {}
+        self.data: dict[str, dict[str, Any]] = {}
+        self.start()
+
+    def run(self) -> None:
+        try:
+            for raw in self.ws:
+                now = time.perf_counter()
+                message = json.loads(raw)
+                if message.get("type") == "snapshot.embedded":
+                    sid = message["data"]["snapshot_id"]
+                    self.at.setdefault(sid, now)
+                    self.data[sid] = message["data"]
+        except Exception:  # closed
+            return
+
+
+def freshness(count: int = 1000, window: int = 50) -> Freshness:
+    """The freshness run (see the module's docstring)."""
+    sys.path.insert(0, str(ROOT))
+    from kontex_client.langgraph import KontexSaver
+    from tests.e2e.stack import Http, create_key, start_dev, stop_dev
+
+    env = {
+        "VOYAGE_API_KEY": "",
+        "QDRANT_URL": "",
+        "KONTEX_CHECKPOINT_REQUESTS_PER_HOUR": "1000000",
+        "KONTEX_RATE_LIMIT_PER_HOUR": "1000000",
+    }
+    messages = agent_messages(count + 1)
+    thread = "freshness"
+    config: dict[str, Any] = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+    written: dict[str, float] = {}
+    order: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        create_key(data, "bootstrap", env)
+        stack = start_dev(data, env)
+        # its output read as it comes: a full pipe would stop the server's threads mid-print
+        threading.Thread(target=_drain, args=(stack.process.stdout,), daemon=True).start()
+        try:
+            key = create_key(data, "bench", env)
+            api = Http(stack.base, key)
+            saver = KontexSaver(base_url=stack.base, api_key=key)
+
+            def put(step: int) -> str:
+                nonlocal config
+                shown = messages[max(0, step + 1 - window) : step + 1]
+                meta = {"source": "loop", "step": step, "parents": {}}
+                config = saver.put(config, _checkpoint(step, shown), meta, {})  # type: ignore[arg-type]
+                return saver._last[(thread, "")].snapshot_id  # the put's snapshot
+
+            put(0)  # makes the thread's session (untimed)
+            session_id = api("GET", "/v1/sessions?limit=1")[1]["data"][0]["id"]
+            listener = _Embedded(stack.base, key, session_id)
+            load_before = os.getloadavg()[0]
+            started = time.perf_counter()
+            for step in range(1, count + 1):
+                sid = put(step)
+                written[sid] = time.perf_counter()
+                order.append(sid)
+            wrote = time.perf_counter() - started
+            deadline = time.monotonic() + 1800
+            while len([s for s in order if s in listener.at]) < count:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"only {len(listener.at)} of {count} embedded in 30 min")
+                time.sleep(0.05)
+            # the last snapshot by search, from the last put's answer (the feed may lag)
+            last_case = f"case{count:04d}"
+            probe = "/v1/search?" + urllib.parse.urlencode({"q": last_case, "limit": 3})
+            while True:
+                results = api("GET", probe)[1]["results"]
+                if any(r["snapshot_id"] == order[-1] for r in results):
+                    findable = time.perf_counter() - written[order[-1]]
+                    break
+                time.sleep(0.01)
+            load_after = os.getloadavg()[0]
+            # some messages by their case number: the newest snapshot holding it is found
+            rng = random.Random(5)
+            picked = sorted(rng.sample(range(1, count + 1), min(20, count)))
+            missed = []
+            for step in picked:
+                newest = order[min(step + window - 1, count) - 1]
+                q = urllib.parse.urlencode({"q": f"case{step:04d}", "limit": 10})
+                results = api("GET", f"/v1/search?{q}")[1]["results"]
+                if not any(r["snapshot_id"] == newest for r in results):
+                    missed.append(f"case{step:04d}")
+            listener.ws.close()
+        finally:
+            stop_dev(stack)
+        capacity = _capacity(data, order)
+    delays = [(listener.at[s] - written[s]) * 1000 for s in order]
+    span = max(listener.at[s] for s in order) - started
+    points = sum(int(listener.data[s]["points"]) for s in order)
+    new = sum(int(listener.data[s]["written"]) for s in order)
+    return Freshness(
+        snapshots=count,
+        window=window,
+        write_seconds=round(wrote, 2),
+        writes_per_second=round(count / wrote, 1),
+        embed_seconds=round(span, 2),
+        embed_snapshots_per_second=round(count / span, 1),
+        items_per_second=round(points / span, 1),
+        embedded_per_second=round(new / span, 1),
+        delay_ms_p50=round(_percentile(delays, 0.5), 1),
+        delay_ms_p95=round(_percentile(delays, 0.95), 1),
+        delay_ms_max=round(max(delays), 1),
+        last_findable_seconds=round(findable, 2),
+        probes=len(picked),
+        probes_found=len(picked) - len(missed),
+        probes_missed=missed,
+        capacity_snapshots_per_second=capacity[0],
+        capacity_items_per_second=capacity[1],
+        capacity_embedded_per_second=capacity[2],
+        load_average=[round(load_before, 2), round(load_after, 2)],
+    )
+
+
+def _drain(stream: Any) -> None:
+    for _ in iter(stream.readline, ""):
+        pass
+
+
+def _capacity(data: Path, order: list[str]) -> tuple[float, float, float]:
+    """The same snapshots embedded again by the embed use case alone, in process, into an empty
+    collection (the model loaded first): snapshots/s, items/s, points written/s."""
+    from kontex import bootstrap
+    from kontex.services import search
+    from kontex.settings import Settings
+
+    config = Settings.from_env(
+        {"VOYAGE_API_KEY": "", "QDRANT_URL": "", "KONTEX_QDRANT_COLLECTION": "capacity"},
+        kontex_data_dir=data,
+    )
+    container = bootstrap.Container(config)
+    deps = container.deps
+    account = next(search.existing_snapshots(deps)).account_id  # the bench's one account
+    deps.search_ports()[0].embed_query("warm up")
+    deps.search_ports()[1].count()
+    points = new = 0
+    started = time.perf_counter()
+    for sid in order:
+        done = search.embed_snapshot(deps, account, sid, announce=False)
+        assert done is not None
+        points, new = points + done.points, new + done.written
+    seconds = time.perf_counter() - started
+    container.index.close()  # type: ignore[attr-defined]
+    n = len(order)
+    return round(n / seconds, 1), round(points / seconds, 1), round(new / seconds, 1)
+
+
+def run(rounds: int = 5, http: bool = False, fresh: int | None = None, window: int = 50) -> Report:
     snaps, queries = load_set()
     with tempfile.TemporaryDirectory() as tmp:
         deps, account, ids, seconds = build(Path(tmp))
@@ -194,6 +466,8 @@ def run(rounds: int = 5, http: bool = False) -> Report:
         over_http = http_latency(rounds)
         report.http_ms_p50 = round(_percentile(over_http, 0.5), 1)
         report.http_ms_p99 = round(_percentile(over_http, 0.99), 1)
+    if fresh:
+        report.freshness = freshness(fresh, window)
     return report
 
 
@@ -201,9 +475,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="timed passes over the queries")
     parser.add_argument("--http", action="store_true", help="also time GET /v1/search")
+    parser.add_argument(
+        "--freshness", type=int, metavar="N", help="also the freshness run of N snapshots"
+    )
+    parser.add_argument("--window", type=int, default=50, help="messages in the sliding window")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    report = run(args.rounds, args.http)
+    report = run(args.rounds, args.http, args.freshness, args.window)
     if args.json:
         print(json.dumps(asdict(report), indent=1))
         return 0
@@ -221,6 +499,26 @@ def main(argv: list[str] | None = None) -> int:
             f"GET /v1/search on kontex dev: p50 {report.http_ms_p50} ms,"
             f" p99 {report.http_ms_p99} ms"
         )
+    f = report.freshness
+    if f is not None:
+        print(
+            f"freshness: {f.snapshots} sliding-window checkpoints (window {f.window}) put in"
+            f" {f.write_seconds} s ({f.writes_per_second}/s)"
+        )
+        print(
+            f"  embedded while written: {f.embed_snapshots_per_second} snapshots/s,"
+            f" {f.items_per_second} items/s mapped, {f.embedded_per_second} points/s written"
+        )
+        print(
+            f"  write -> findable: p50 {f.delay_ms_p50} ms, p95 {f.delay_ms_p95} ms,"
+            f" max {f.delay_ms_max} ms; the last snapshot findable {f.last_findable_seconds} s"
+            f" after its write; probes found {f.probes_found}/{f.probes}"
+        )
+        print(
+            f"  the embed use case alone: {f.capacity_snapshots_per_second} snapshots/s,"
+            f" {f.capacity_items_per_second} items/s, {f.capacity_embedded_per_second} points/s"
+        )
+        print(f"  load average {f.load_average} ({os.cpu_count()} CPUs)")
     return 0
 
 

@@ -70,7 +70,7 @@ class Api(Construct):
             folder="api",
             handler="handler.lambda_handler",
             timeout=API_TIMEOUT,
-            access=Access(bundles="read_write_purge", events="publish"),
+            access=Access(bundles="read_write_purge", events="publish", reads_on_readers=True),
             description="Kontex REST API and MCP tools (/v1, /mcp, /health)",
         )
         self.ingest_function = factory.create(

@@ -22,6 +22,12 @@ POSTGRES_PORT = 5432  # the proxy listens on the engine's default port
 ENGINE_VERSION = rds.AuroraPostgresEngineVersion.VER_16_11
 
 
+def _selection(network: Network) -> dict[str, object]:
+    """The proxy's subnets (the app subnets) as ``select_subnets`` keywords."""
+    selection = network.app_subnets
+    return {"subnet_type": selection.subnet_type, "subnet_group_name": selection.subnet_group_name}
+
+
 class Database(Construct):
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, network: Network) -> None:
         super().__init__(scope, id)
@@ -63,6 +69,23 @@ class Database(Construct):
             borrow_timeout=Duration.seconds(10),
         )
         self.endpoint = self.proxy.endpoint
+        # the readers' own proxy endpoint (READ_ONLY: RDS Proxy spreads its connections over
+        # the cluster's readers); the API's GET requests read there (docs/design.md, "Reads on
+        # readers"). None without readers: everything reads from the writer.
+        self.reader_endpoint: str | None = None
+        if config.db_readers > 0:
+            reader = rds.CfnDBProxyEndpoint(
+                self,
+                "ReaderEndpoint",
+                db_proxy_endpoint_name=f"kontex-{config.name}-reader",
+                db_proxy_name=self.proxy.db_proxy_name,
+                vpc_subnet_ids=network.vpc.select_subnets(**_selection(network)).subnet_ids,
+                vpc_security_group_ids=[
+                    group.security_group_id for group in self.proxy.connections.security_groups
+                ],
+                target_role="READ_ONLY",
+            )
+            self.reader_endpoint = reader.attr_endpoint
         self._suppress(config)
 
     def allow_from(self, peer: ec2.IConnectable) -> None:

@@ -58,6 +58,9 @@ class Access:
     events: Literal["none", "publish", "consume", "consume_publish"] = "none"
     # post to (and close) WebSocket connections through the API Gateway Management API
     connections: bool = False
+    # the read units of GET requests go to the RDS Proxy's read-only endpoint, when the stage
+    # has readers (KONTEX_DATABASE_READER_HOST; the writer's secret): the API only
+    reads_on_readers: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,8 @@ class FunctionFactory:
         function.add_environment("KONTEX_DATABASE_HOST", wiring.database.endpoint)
         function.add_environment("KONTEX_DATABASE_SECRET_ARN", wiring.database.secret.secret_arn)
         wiring.database.secret.grant_read(function)
+        if access.reads_on_readers and wiring.database.reader_endpoint is not None:
+            function.add_environment("KONTEX_DATABASE_READER_HOST", wiring.database.reader_endpoint)
         if access.api_keys:
             function.add_environment("KONTEX_API_KEY_SECRET_ARN", wiring.api_key_secret.secret_arn)
             wiring.api_key_secret.grant_read(function)

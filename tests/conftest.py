@@ -14,8 +14,15 @@ from kontex.adapters.local_blobs import LocalBlobs
 from kontex.adapters.sqlite_store import SqliteStore
 from kontex.ports import Event
 from kontex.services.deps import Deps
+from tests import pgbouncer
 
 PG_URL = os.environ.get("KONTEX_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+# KONTEX_TEST_PGBOUNCER=1: every PostgreSQL fixture connects through PgBouncer in transaction
+# pooling mode (tests/pgbouncer.py), the stand-in for RDS Proxy, with the stores "pooled" as on
+# AWS (no session state: KONTEX_DATABASE_POOLED); otherwise straight to the server.
+PG_POOLED = pgbouncer.enabled()
+if PG_POOLED:
+    os.environ["KONTEX_DATABASE_POOLED"] = "true"  # stores built from Settings, subprocesses
 
 
 # The slowest test files, slowest first (one `make test` on 2 cores, 2026-12: 100 s down to
@@ -24,6 +31,7 @@ PG_URL = os.environ.get("KONTEX_TEST_DATABASE_URL", "postgresql://postgres@127.0
 # order (most tests first) left the long few-test e2e files for last, one worker idle while
 # the other ran them. Order only: a file missing here still runs, later.
 SLOWEST_FILES = [
+    "tests/e2e/test_packaging.py",
     "tests/client/test_cli.py",
     "tests/e2e/test_live.py",
     "tests/e2e/test_dashboard.py",
@@ -102,6 +110,14 @@ def _postgres_schema_url(optional: bool = False) -> Iterator[str]:
         pytest.skip(f"PostgreSQL unreachable at {PG_URL}")
     with admin:
         admin.execute(f'CREATE SCHEMA "{schema}"')
+        if pgbouncer.enabled():
+            bouncer = pgbouncer.instance(PG_URL)
+            try:
+                yield bouncer.url_for(schema)
+            finally:
+                bouncer.forget(schema)
+                admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            return
         sep = "&" if "?" in PG_URL else "?"
         try:
             yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
@@ -126,7 +142,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
     from kontex.adapters.postgres_store import PostgresStore
 
     for url in _postgres_schema_url():
-        pg = PostgresStore(url, max_size=4)
+        pg = PostgresStore(url, max_size=4, pooled=PG_POOLED)
         pg.migrate()
         try:
             yield pg

@@ -6,5 +6,11 @@ export default defineConfig({
   base: "./",
   plugins: [react()],
   build: { outDir: "dist", emptyOutDir: true, sourcemap: false, chunkSizeWarningLimit: 800 },
-  server: { proxy: { "/v1": "http://127.0.0.1:8787", "/ws": { target: "ws://127.0.0.1:8787", ws: true } } },
+  server: {
+    proxy: {
+      "/v1": "http://127.0.0.1:8787",
+      "/config.json": "http://127.0.0.1:8787",
+      "/ws": { target: "ws://127.0.0.1:8787", ws: true },
+    },
+  },
 });

@@ -46,11 +46,11 @@ class FakeIndex:
         found = [p for p in self.points.values() if p.payload["account_id"] == q.where.account_id]
         return [IndexHit(p.id, 1.0, p.payload) for p in found][: q.limit]
 
-    def delete_session(self, account_id: str, session_id: str) -> None:
+    def delete(self, account_id: str, ids: Sequence[str]) -> None:
         self.points = {
             k: p
             for k, p in self.points.items()
-            if (p.payload["account_id"], p.payload["session_id"]) != (account_id, session_id)
+            if p.payload["account_id"] != account_id or k not in ids
         }
 
     def count(self, account_id: str | None = None) -> int:
@@ -81,7 +81,7 @@ def test_calls_round_trip_through_the_server(served: tuple[IndexServer, bytes, A
     assert remote.existing([_point(1).id, "nope"]) == {_point(1).id}
     hits = remote.query(IndexQuery(IndexFilter("acct_a"), 10, [1.0, 0.0]))
     assert [h.id for h in hits] == [_point(1).id]
-    remote.delete_session("acct_a", "sess_1")
+    remote.delete("acct_a", [_point(1).id, _point(2).id])
     assert remote.count() == 1 and set(index.points) == {_point(2).id}
 
 

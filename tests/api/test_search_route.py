@@ -95,7 +95,7 @@ def test_an_unavailable_vector_store_is_503_with_retry_after(
         def query(self, *args: Any, **kwargs: Any) -> Any:
             raise Transient("the vector store is unavailable: ConnectError")
 
-        upsert = existing = delete_session = count = query
+        upsert = existing = delete = count = query
 
     searchable.index = Down()
     reply = alice.get("/v1/search?q=anything")

@@ -46,7 +46,14 @@ def test_sessions_crud_and_pagination(stack: DevStack) -> None:
         assert got.name == "run 0" and got.metadata == {"i": 0} and got.status == "active"
         page = client.sessions.list(limit=2)
         assert len(page.data) == 2 and page.next_cursor
-        assert {s.id for s in client.sessions.iter(page_size=2)} == {s.id for s in made}
+        # newest first, as documented; order="asc" for oldest first (issue 24)
+        assert [s.id for s in client.sessions.iter(page_size=2)] == [s.id for s in made[::-1]]
+        assert [s.id for s in page.data] == [made[4].id, made[3].id]
+        oldest = client.sessions.list(limit=2, order="asc")
+        assert [s.id for s in oldest.data] == [made[0].id, made[1].id]
+        assert [s.id for s in client.sessions.iter(page_size=2, order="asc")] == [
+            s.id for s in made
+        ]
         updated = client.sessions.update(made[1].id, name="renamed", status="paused")
         assert (updated.name, updated.status) == ("renamed", "paused")
         assert [s.id for s in client.sessions.iter(status="paused")] == [made[1].id]
@@ -218,6 +225,17 @@ def test_errors_carry_the_code(client: Kontex, stack: DevStack) -> None:
     with pytest.raises(kontex_client.BadRequestError) as bad:
         client.sessions.create("")
     assert bad.value.code == "validation_error" and bad.value.status == 400
+    # the message names the field and the reason (issue 24); details keep the server's list
+    assert bad.value.message == (
+        "the request is not valid: name: String should have at least 1 character"
+    )
+    assert bad.value.details[0]["loc"] == ["body", "name"]
+    task = client.tasks.create(client.sessions.create("roles").id, "plan")
+    with pytest.raises(kontex_client.BadRequestError) as role:
+        client.snapshots.create(task.id, "x", messages=[{"role": "robot", "content": "hi"}])
+    assert "bundle.messages.0.role: Input should be 'system', 'user', 'assistant' or 'tool'" in (
+        str(role.value)
+    )
     with pytest.raises(kontex_client.NotFoundError):
         client.tasks.get("task_nope")
     with (

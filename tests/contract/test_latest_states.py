@@ -15,7 +15,7 @@ from kontex.adapters.migrations import migration_files
 from kontex.domain.models import ToolCall, Usage
 from kontex.ports import ObjectFilter, Revision
 from kontex.services import bundles
-from tests.conftest import _postgres_schema_url
+from tests.conftest import PG_POOLED, _postgres_schema_url
 from tests.contract.test_immutability import _driver_errors, _raw
 from tests.contract.test_store_contract import (
     T0,
@@ -54,7 +54,7 @@ def before_0010(
         return
     monkeypatch.setattr(postgres_store, "migration_files", older)
     for url in _postgres_schema_url():
-        pg = postgres_store.PostgresStore(url, max_size=2)
+        pg = postgres_store.PostgresStore(url, max_size=2, pooled=PG_POOLED)
         pg.migrate()
         monkeypatch.undo()
         try:

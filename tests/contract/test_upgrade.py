@@ -21,6 +21,7 @@ from kontex.adapters.migrations import migration_files
 from kontex.adapters.sqlite_store import SqliteStore
 from kontex.services import snapshots
 from kontex.services.deps import Deps
+from tests.conftest import PG_POOLED
 
 V1 = Path(__file__).resolve().parents[1] / "data" / "v1"
 V1_MIGRATIONS = ("0001_foundation", "0002_api", "0003_spans")
@@ -132,7 +133,7 @@ def test_kontex_migrate_upgrades_a_v1_postgres_database(
         "migration_files",
         lambda dialect: [m for m in migration_files(dialect) if m[0] in V1_MIGRATIONS],
     )
-    v1 = postgres_store.PostgresStore(pg_url, max_size=2)
+    v1 = postgres_store.PostgresStore(pg_url, max_size=2, pooled=PG_POOLED)
     assert v1.migrate() == list(V1_MIGRATIONS)
     v1.close()
     _copy_v1_rows_to_postgres(pg_url)
@@ -143,7 +144,7 @@ def test_kontex_migrate_upgrades_a_v1_postgres_database(
     assert "v1 -> v2 content of 8" in capsys.readouterr().out
 
     # Then every bundle reads back the same
-    store = postgres_store.PostgresStore(pg_url, max_size=2)
+    store = postgres_store.PostgresStore(pg_url, max_size=2, pooled=PG_POOLED)
     try:
         _check_reads(Deps(store=store, blobs=LocalBlobs(v1_dir / "blobs"), api_key_secret=b"x"))
     finally:

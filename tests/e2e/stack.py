@@ -68,8 +68,10 @@ def start_dev(data_dir: Path, env: dict[str, str] | None = None) -> DevStack:
 
 
 def stop_dev(stack: DevStack) -> str:
+    """Ctrl-C, then its output. A clean stop lets each worker finish the batch it holds (up to
+    10 s each: kontex.adapters.local_queue), so a loaded machine may take longer than 15 s."""
     stack.process.send_signal(signal.SIGINT)
-    out, _ = stack.process.communicate(timeout=15)
+    out, _ = stack.process.communicate(timeout=45)
     return out
 
 

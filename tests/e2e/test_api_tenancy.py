@@ -63,7 +63,6 @@ def test_every_resource_of_a_is_404_to_b(stack: DevStack) -> None:
         ("POST", f"/v1/snapshots/{s1['id']}/enrich", {"reasoning": "b was here"}),
         ("DELETE", f"/v1/keys/{key['id']}", None),
         ("DELETE", f"/v1/threads/{thread}/state", None),
-        ("DELETE", f"/v1/sessions/{sid}", None),
         ("DELETE", f"/v1/sessions/{sid}?purge=true", None),
     ]
     for path in reads:

@@ -31,6 +31,44 @@ def test_health_answers_and_the_stack_stops_cleanly_on_ctrl_c(dev: DevStack) -> 
     assert (dev.data_dir / "kontex.db").exists()
 
 
+def test_a_second_kontex_dev_on_its_port_exits_2_at_once_naming_it(
+    dev: DevStack, tmp_path: Path
+) -> None:
+    """Issue 24: a second `kontex dev` (or `make dev`) on a busy port: one line saying a Kontex
+    server answers there and how to start another (`--port`, `make dev PORT=`), status 2,
+    within 2 s, before any set-up; the first one goes on serving."""
+    import subprocess
+    import sys
+    import time
+
+    port = int(dev.base.rsplit(":", 1)[1])
+    started = time.monotonic()
+    second = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kontex.cli",
+            "dev",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "b"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    seconds = time.monotonic() - started
+    assert second.returncode == 2 and seconds < 2.0, (second.stderr, seconds)
+    assert second.stdout == "" and len(second.stderr.splitlines()) == 1
+    assert second.stderr.startswith(
+        f"kontex: port {port} on 127.0.0.1 is already in use: a Kontex server (kontex "
+    )
+    assert f"answers {dev.base}/health" in second.stderr and "make dev PORT=" in second.stderr
+    assert not (tmp_path / "b").exists()
+    assert dev.get("/health")[0] == 200
+
+
 def test_oversized_bodies_and_unknown_paths_answer_in_the_error_shape(dev: DevStack) -> None:
     import http.client
     import json

@@ -366,6 +366,35 @@ def test_functions_reach_the_database_through_the_rds_proxy(dev: Synth) -> None:
     assert "FunctionsSecurityGroup" in _ref(ingress["SourceSecurityGroupId"])
 
 
+def test_the_api_reads_on_the_readers_own_proxy_endpoint(dev: Synth, prod: Synth) -> None:
+    """prod has a reader: a READ_ONLY endpoint of the one proxy, on the proxy's subnets and
+    security group; the API function (its GET requests) is the only one told of it. dev has
+    no reader: no endpoint, and every function reads from the writer."""
+    (proxy_key,) = prod.of_type("AWS::RDS::DBProxy")
+    (endpoint_key, endpoint), *others = prod.of_type("AWS::RDS::DBProxyEndpoint").items()
+    assert not others
+    properties = endpoint["Properties"]
+    assert properties["TargetRole"] == "READ_ONLY"
+    assert properties["DBProxyName"] == {"Ref": proxy_key}
+    proxy = prod.resources[proxy_key]["Properties"]
+    assert properties["VpcSubnetIds"] == proxy["VpcSubnetIds"]
+    assert properties["VpcSecurityGroupIds"] == proxy["VpcSecurityGroupIds"]
+
+    readers = {
+        key
+        for key, fn in prod.kontex_functions().items()
+        if "KONTEX_DATABASE_READER_HOST" in fn["Properties"]["Environment"]["Variables"]
+    }
+    api_key, api = prod.function("kontex-api")
+    assert readers == {api_key}
+    variables = api["Environment"]["Variables"]
+    assert variables["KONTEX_DATABASE_READER_HOST"] == {"Fn::GetAtt": [endpoint_key, "Endpoint"]}
+
+    assert not dev.of_type("AWS::RDS::DBProxyEndpoint")
+    for fn in dev.kontex_functions().values():
+        assert "KONTEX_DATABASE_READER_HOST" not in fn["Properties"]["Environment"]["Variables"]
+
+
 def test_migrations_run_on_deploy_after_the_database(dev: Synth) -> None:
     (trigger,) = dev.of_type("Custom::Trigger").values()
     migrate_key, _ = dev.function("kontex-migrate")

@@ -204,3 +204,22 @@ def test_a_deeply_nested_json_text_is_kept_as_text_and_takes_no_neighbour_down(
     assert ExportTraceServiceResponse.FromString(raw).partial_success.rejected_spans == 0
     assert deliver(kontex) == [{"batchItemFailures": []}]
     assert len(all_snapshots(kontex)) == 10
+
+
+def test_a_batch_with_duplicates_and_a_poison_span_writes_each_span_once(
+    kontex: Any,  # noqa: F811
+) -> None:
+    """Issue 23, span worker in bulk: one queue batch holding the same request twice (an
+    exporter's retry) and a request with a poison span among nine good ones, sealed in one unit
+    of work: every good span becomes one snapshot, none twice, and the batch fails nothing."""
+    good = protobuf(ten(lambda t: llm_span(t, 9)))
+    poisoned = protobuf(ten(lambda t: llm_span(t, 9, **{"llm.prompts.0.content": "[" * 10000})))
+    for body in (good, good, poisoned):
+        status, _, raw = post(kontex, body, {"content-type": "application/x-protobuf"})
+        assert status == 200
+        assert ExportTraceServiceResponse.FromString(raw).partial_success.rejected_spans == 0
+    assert len(kontex.queue.sent) == 3  # one queue batch of three records
+    assert deliver(kontex, times=2) == [{"batchItemFailures": []}] * 2  # and redelivered
+    snaps = all_snapshots(kontex)
+    assert len(snaps) == 20  # ten spans of the request sent twice, ten of the poisoned one
+    assert len({s.id for s in snaps}) == 20

@@ -194,6 +194,14 @@ def test_no_session_no_capture_and_never_an_open_relay(kontex: Any, upstream: An
     kontex.key = "kontex_wrong"
     status, _, body = call(kontex, REQUEST)
     assert status == 401 and json.loads(body)["error"] == "unauthorized"
+    assert json.loads(body)["details"] == {"reason": "unknown_key"}
+    # no Kontex key at all (the upstream's key alone): the refusal shows where it goes
+    kontex.key = ""
+    status, _, body = call(kontex, REQUEST)
+    assert status == 401 and json.loads(body)["message"] == (
+        "no Kontex API key was sent: send `X-Kontex-Api-Key: kontex_...` (the upstream's key"
+        " stays in its own header)"
+    )
     assert len(upstream.requests) == count  # not forwarded
 
 

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "search_eval.py"
 
 
@@ -41,3 +43,18 @@ def test_hybrid_search_finds_the_expected_snapshots() -> None:
     assert hybrid.recall_at_5 >= report.quality["dense"].recall_at_5
     assert hybrid.recall_at_5 >= report.quality["sparse"].recall_at_5
     assert report.points > report.snapshots  # labels, messages, tool calls and files
+
+
+@pytest.mark.e2e
+def test_the_freshness_run_measures_a_real_kontex_dev() -> None:
+    """A small freshness run (bench/search_eval.py --freshness): every checkpoint is embedded
+    and timed, the last one and the probed messages are found by search (the times are for
+    docs/benchmarks.md, never asserted)."""
+    fresh = _load().freshness(count=24, window=6)
+    assert fresh.snapshots == 24 and fresh.probes == 20
+    assert fresh.probes_found == 20, fresh.probes_missed
+    assert fresh.delay_ms_p50 <= fresh.delay_ms_p95 <= fresh.delay_ms_max
+    assert fresh.embed_snapshots_per_second > 0 and fresh.capacity_snapshots_per_second > 0
+    # each sliding-window checkpoint holds its window and its label, and brings one message
+    # and its label to the index (the label's model input is cached, its point is new)
+    assert fresh.items_per_second > fresh.embed_snapshots_per_second

@@ -94,3 +94,26 @@ def test_the_model_loads_without_what_its_lambda_layer_leaves_out() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "384"
+
+
+def test_texts_are_batched_by_length_in_their_order_and_keep_their_vectors(
+    embedder: OfflineEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    short, long = "checkpoint after", " ".join(["retry the flaky upload test"] * 30)
+    texts = [long, short, "parse_jwt_claims", long + " again", short]
+    embedder.embed_query("load")
+    shapes: list[tuple[int, ...]] = []  # (texts, tokens) of each model call
+    real_run = embedder._session.run
+
+    def run(names: object, feed: dict[str, np.ndarray]) -> object:
+        shapes.append(feed["input_ids"].shape)
+        return real_run(names, feed)
+
+    monkeypatch.setattr(embedder._session, "run", run)
+    together = embedder.embed_documents(texts)
+    monkeypatch.undo()
+    # the three short texts in one call, the two long ones in another: no short text padded
+    # to the long ones' 152 tokens
+    assert [n for n, _ in shapes] == [3, 2] and shapes[0][1] < 10 < 150 < shapes[1][1], shapes
+    alone = [embedder.embed_documents([t])[0] for t in texts]
+    assert np.allclose(np.array(together), np.array(alone), atol=1e-6)

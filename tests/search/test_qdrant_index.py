@@ -1,5 +1,6 @@
 """The Qdrant adapter: local mode on disk (as `kontex dev` runs it), tenancy at the index,
-deletes by session, batches, and a server that is down."""
+queries limited to some points, deletes by id within an account, batches, and a server that
+is down."""
 
 from __future__ import annotations
 
@@ -48,17 +49,23 @@ def test_local_mode_on_disk_keeps_points_and_filters_every_query(tmp_path: Path)
     reopened.close()
 
 
-def test_delete_session_removes_only_that_sessions_points(tmp_path: Path) -> None:
+def test_queries_limited_to_points_and_deletes_stay_in_the_account(tmp_path: Path) -> None:
     index = QdrantIndex("kontex_test", 4, path=":memory:")  # type: ignore[arg-type]
-    index.upsert(
-        [
-            _point("acct_a", "s1", "one", _unit(0)),
-            _point("acct_a", "s2", "two", _unit(1)),
-            _point("acct_b", "s1", "same session id, other account", _unit(2)),
-        ]
+    one, two = _point("acct_a", "s1", "one", _unit(0)), _point("acct_a", "s2", "two", _unit(1))
+    bobs = _point("acct_b", "s1", "bob's", _unit(0))
+    index.upsert([one, two, bobs])
+    # a session's or task's points, as the store names them: only those answer
+    hits = index.query(
+        IndexQuery(IndexFilter("acct_a", point_ids=frozenset({two.id})), 5, _unit(0))
     )
-    index.delete_session("acct_a", "s1")
+    assert [h.id for h in hits] == [two.id]
+    # another account's point named in the filter is still not this account's
+    where = IndexFilter("acct_a", point_ids=frozenset({bobs.id}))
+    assert index.query(IndexQuery(where, 5, _unit(0))) == []
+    # a delete names ids, and only the account's go
+    index.delete("acct_a", [one.id, bobs.id])
     assert index.count("acct_a") == 1 and index.count("acct_b") == 1
+    index.delete("acct_a", [])  # nothing to do
 
 
 def test_a_collection_of_another_size_is_refused(tmp_path: Path) -> None:
@@ -74,3 +81,16 @@ def test_a_server_that_is_down_is_transient() -> None:
     index = QdrantIndex("kontex", 4, url=f"http://127.0.0.1:{port}", timeout=2)
     with pytest.raises(Transient):
         index.query(IndexQuery(IndexFilter("acct_a"), 5, _unit(0)))
+
+
+def test_local_mode_commits_without_an_fsync_per_point(tmp_path: Path) -> None:
+    """Local mode commits each point: in WAL with synchronous=NORMAL, not an fsync each."""
+    point = _point("acct_a", "s1", "one", _unit(0))
+    for _ in range(2):  # made, then reopened
+        index = QdrantIndex("kontex_test", 4, path=tmp_path / "qdrant")
+        index.upsert([point])
+        storage = index.client._client.collections["kontex_test"].storage.storage
+        assert storage.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert storage.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert index.count("acct_a") == 1  # the same point, upserted again
+        index.close()

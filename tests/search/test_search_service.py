@@ -51,16 +51,17 @@ def world(search_deps: Deps) -> dict[str, Any]:
     return {"account": account, "session": session, "task": task, "snaps": [first, second]}
 
 
-def test_a_snapshot_embeds_its_label_and_what_its_parent_did_not_have(
+def test_a_snapshot_embeds_only_what_the_account_does_not_have_yet(
     search_deps: Deps, world: dict[str, Any]
 ) -> None:
     first, second = world["snaps"]
     one = search.embed_snapshot(search_deps, world["account"], first.id)
     two = search.embed_snapshot(search_deps, world["account"], second.id)
     assert one is not None and two is not None
-    # first: label, the user message, the file; second: label, the new reply, the tool call
+    # first: label, the user message, the file; second holds those (but its own label) and
+    # adds a reply and a tool call: 5 points, 3 of them new
     assert (one.points, one.written) == (3, 3)
-    assert (two.points, two.written) == (3, 3)
+    assert (two.points, two.written) == (5, 3)
     index = search_deps.search_ports()[1]
     assert index.count(world["account"]) == 6
     # each embedding is announced through the outbox
@@ -110,8 +111,9 @@ def test_the_query_finds_identifiers_prose_and_files(
     account = world["account"]
     first, second = world["snaps"]
 
+    # both snapshots hold the question and the file: both are found, newest first
     found = search.search(search_deps, account, "parse_jwt_claims").results
-    assert found[0].snapshot_id == first.id
+    assert [h.snapshot_id for h in found] == [second.id, first.id]
     assert found[0].snippet.source in ("message", "file")
 
     found = search.search(search_deps, account, "token expiry leeway for clock drift").results

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kontex.domain.errors import Conflict, InvalidInput, NotFound
+from kontex.domain.errors import Conflict, NotFound
 from kontex.domain.models import ContextBundle, SnapshotBase
 from kontex.services import keys, sessions, snapshots
 from kontex.services.deps import Deps
@@ -150,7 +150,7 @@ def test_a_base_of_another_session_or_account_is_refused(
     other_session = sessions.create_session(deps, account, "other")
     other_task = sessions.create_task(deps, account, other_session.id, "t")
     foreign = snapshots.create_snapshot(deps, account, other_task.id, "x", full(msgs("x")))
-    with pytest.raises(InvalidInput):
+    with pytest.raises(NotFound):  # looked up in the task's session
         snapshots.create_snapshot(
             deps, account, task.id, "y", full([]), base=SnapshotBase(snapshot_id=foreign.id)
         )

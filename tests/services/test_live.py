@@ -81,18 +81,21 @@ def test_the_first_frame_authorizes_or_closes(
     assert _login(deps, conns, "good", world["key_a"]) == {"success": True}
     assert conns.closed == []
     # a bad key, a frame without one, and a request before authorizing: refused and closed
-    for cid, frame in [
-        ("bad", {"authorization": "kontex_wrong"}),
-        ("none", {"hello": 1}),
-        ("early", {"id": "1", "action": "subscribe", "data": {"session_id": world["sess_a"]}}),
+    for cid, frame, says in [
+        ("bad", {"authorization": "kontex_wrong"}, "this server does not know this API key"),
+        ("none", {"hello": 1}, "no Kontex API key was sent: send a first frame"),
+        (
+            "early",
+            {"id": "1", "action": "subscribe", "data": {"session_id": world["sess_a"]}},
+            'no Kontex API key was sent: send a first frame `{"authorization": "kontex_..."}`',
+        ),
+        ("shape", {"authorization": "sk-1"}, "the API key is malformed"),
     ]:
         live.connect(deps, cid)
         live.receive(deps, conns, cid, json.dumps(frame))
-        assert conns.last(cid) == {
-            "success": False,
-            "error": "unauthorized",
-            "message": "a valid API key is required",
-        }
+        answer = conns.last(cid)
+        assert answer["success"] is False and answer["error"] == "unauthorized"
+        assert answer["message"].startswith(says)
         assert cid in conns.closed
         with deps.store.unit(write=False) as uow:
             assert uow.connections.get(cid, deps.clock()) is None

@@ -57,7 +57,7 @@ def test_session_lifecycle_and_pages(deps: Deps) -> None:
     paused = sessions.update_session(deps, acct, made[1].id, status="paused", name="renamed")
     assert (paused.status, paused.name) == ("paused", "renamed")
     assert [s.id for s in sessions.list_sessions(deps, acct, status="paused").items] == [made[1].id]
-    assert sessions.complete_session(deps, acct, made[0].id).status == "completed"
+    assert sessions.update_session(deps, acct, made[0].id, status="completed").status == "completed"
     for bad in ({"status": "done"}, {"name": ""}, {"name": "x" * 201}):
         with pytest.raises(InvalidInput):
             sessions.update_session(deps, acct, made[2].id, **bad)
@@ -81,7 +81,7 @@ def test_task_tree_and_parent_rules(deps: Deps) -> None:
     assert tree[0]["children"][0]["name"] == "child"
     assert tree[0]["children"][0]["children"][0]["name"] == "grandchild"
     assert root.status == "pending"
-    with pytest.raises(InvalidInput):  # parent in another session
+    with pytest.raises(NotFound):  # parent in another session: not in this one
         sessions.create_task(deps, acct, s2.id, "x", parent_task_id=root.id)
     assert sessions.update_task(deps, acct, child.id, status="failed").status == "failed"
     with pytest.raises(InvalidInput):

@@ -380,6 +380,21 @@ def test_fork_branches_a_new_task_with_the_same_content(deps: Deps, task: Any, e
     assert tuple(events.types()[-3:-1]) == ("task.updated", "snapshot.created")
 
 
+def test_a_fork_serves_no_usage_of_the_call_it_restates(deps: Deps, task: Any) -> None:
+    """A fork is not an LLM call: its snapshot serves no usage, in the source's session (where
+    it shares the content) or in another one, as a rollback's does not."""
+    a = task.account_id
+    usage = {"input_tokens": 300, "output_tokens": 107, "cost_usd": 0.001095}
+    call = snapshots.create_snapshot(deps, a, task.id, "call", bundle(1, usage=usage))
+    assert snapshots.get_snapshot(deps, a, call.id).usage is not None
+    other = sessions.create_session(deps, a, "elsewhere")
+    for into in (None, other.id):
+        _, forked = snapshots.fork(deps, a, call.id, session_id=into)
+        assert snapshots.get_snapshot(deps, a, forked.id).usage is None
+        assert snapshots.get_bundle(deps, a, forked.id).usage is None
+        assert snapshots.get_bundle(deps, a, forked.id).messages == bundle(1).messages
+
+
 def test_fork_into_another_session_copies_the_content(deps: Deps, task: Any) -> None:
     early = snapshots.create_snapshot(deps, task.account_id, task.id, "early", bundle(2))
     other = sessions.create_session(deps, task.account_id, "elsewhere")

@@ -24,7 +24,10 @@ def _create(capsys: Any, *args: str) -> dict[str, str]:
 def test_keys_create_json_on_sqlite_stores_no_key_in_clear(tmp_path: Any, capsys: Any) -> None:
     data = tmp_path / "data"
     first = _create(capsys, "--label", "laptop", "--data-dir", str(data))
-    assert set(first) == {"id", "key", "label", "account_id"}
+    assert set(first) == {"id", "key", "label", "account_id", "secret", "database"}
+    # which server takes it (issue 24): the one with this data dir's secret and database
+    assert first["secret"] == str(data.resolve())
+    assert first["database"] == str((data / "kontex.db").resolve())
     assert first["key"].startswith("kontex_") and len(first["key"]) >= 39
     assert first["label"] == "laptop"
     second = _create(
@@ -58,10 +61,42 @@ def test_keys_create_against_postgres_url(
     assert [r[0] for r in rows] == [made["id"]]
     assert made["key"] not in json.dumps(rows)
     assert rows[0][2] == made["key"][:12]
+    assert made["secret"] == "KONTEX_API_KEY_SECRET" and made["database"] == pg_url
     container = Container(
         Settings.from_env({"KONTEX_API_KEY_SECRET": "pg-secret"}, kontex_database_url=pg_url)
     )
     assert keys.authenticate(container.deps, made["key"]).account_id == made["account_id"]
+
+
+def test_keys_create_says_which_servers_take_the_key(
+    tmp_path: Any, capsys: Any, monkeypatch: Any
+) -> None:
+    """Issue 24: a key is hashed with the data dir's secret (or KONTEX_API_KEY_SECRET) and
+    stored in one database; `keys create` says which, with no password shown."""
+    data = tmp_path / "data"
+    assert cli.main(["keys", "create", "--label", "laptop", "--data-dir", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"It works on a server with the secret of the data dir {data.resolve()} and the"
+        f" database {(data / 'kontex.db').resolve()}"
+    ) in out
+    monkeypatch.setenv("KONTEX_API_KEY_SECRET", "s3cret")
+    monkeypatch.setattr(
+        cli,
+        "_container",
+        lambda args: Container(
+            Settings.from_env(
+                {"KONTEX_API_KEY_SECRET": "s3cret"},
+                kontex_data_dir=data,
+                kontex_database_url="postgresql://kx:pw@db.example:5432/kontex",
+            ),
+            store=Container(Settings.from_env({}, kontex_data_dir=data)).store,
+        ),
+    )
+    assert cli.main(["keys", "create", "--label", "ci", "--json"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert made["secret"] == "KONTEX_API_KEY_SECRET"
+    assert made["database"] == "postgresql://kx:***@db.example:5432/kontex"
 
 
 def test_keys_create_with_unknown_account_fails_cleanly(tmp_path: Any, capsys: Any) -> None:

@@ -87,10 +87,18 @@ def test_client_routes_fall_back_to_the_page_and_missing_files_are_404(app: Asgi
     assert status == 200 and body.startswith(b"<!doctype html>")
     status, head, body = request(app, "GET", "/assets/gone.js")
     assert status == 404 and json.loads(body)["error"] == "not_found"
-    assert request(app, "GET", "/config.json")[0] == 404  # the page then uses its defaults
     for escape in ("/../secret.txt", "/assets/../../secret.txt", "/%2e%2e/secret.txt"):
         status, _, body = request(app, "GET", escape)
         assert b"not for the web" not in body
+
+
+def test_config_json_is_the_local_origin_unless_the_build_has_one(app: AsgiApp, dist: Path) -> None:
+    # no 404 on every load (issue 24): the API and the live feed are this origin
+    status, head, body = request(app, "GET", "/config.json")
+    assert (status, json.loads(body)) == (200, {"api_url": ""})
+    assert head["content-type"] == "application/json" and head["cache-control"] == "no-cache"
+    (dist / "config.json").write_text('{"api_url": "https://api.example", "live_url": null}')
+    assert json.loads(request(app, "GET", "/config.json")[2])["live_url"] is None
 
 
 def test_the_page_never_shadows_a_function_or_a_reserved_path(app: AsgiApp) -> None:

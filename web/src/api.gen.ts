@@ -20,6 +20,19 @@ export interface components {
             };
         };
         /**
+         * Activity
+         * @description The session's snapshots per equal slice of its life, from its first snapshot to its
+         *     last (one slice when they are at the same instant; none without snapshots).
+         */
+        Activity: {
+            /** Start */
+            start: string | null;
+            /** End */
+            end: string | null;
+            /** Snapshots */
+            snapshots: number[];
+        };
+        /**
          * ApiKey
          * @description An API key (never the secret).
          */
@@ -45,6 +58,335 @@ export interface components {
         ApiKeyList: {
             /** Data */
             data: components["schemas"]["ApiKey"][];
+        };
+        /**
+         * ArchivedBody
+         * @description A file body over 64 KiB (kept in the object store), named by its sha256.
+         */
+        ArchivedBody: {
+            /**
+             * Sha256
+             * @description sha256, hex
+             */
+            sha256: string;
+            /**
+             * Data
+             * @description base64 bytes
+             */
+            data: string;
+        };
+        /** ArchivedCheckpoint */
+        ArchivedCheckpoint: {
+            /** Thread Id */
+            thread_id: string;
+            /**
+             * Ns
+             * @default
+             */
+            ns: string;
+            /** Checkpoint Id */
+            checkpoint_id: string;
+            /** Parent Id */
+            parent_id?: string | null;
+            /** Snapshot Id */
+            snapshot_id: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            };
+            /** Run Id */
+            run_id?: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /**
+         * ArchivedChunk
+         * @description A chunk of a list: its item addresses, 16 bytes each; ``address`` is their hash.
+         */
+        ArchivedChunk: {
+            /**
+             * Address
+             * @description a 16-byte address, hex
+             */
+            address: string;
+            /**
+             * Refs
+             * @description base64 bytes
+             */
+            refs: string;
+        };
+        /**
+         * ArchivedItem
+         * @description A distinct message, tool call, file entry, log event or reasoning text of the session:
+         *     ``address`` is sha256(kind, NUL, body)[:16].
+         */
+        ArchivedItem: {
+            /**
+             * Address
+             * @description a 16-byte address, hex
+             */
+            address: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "message" | "tool_call" | "file" | "log_event" | "reasoning";
+            /**
+             * Body
+             * @description base64 bytes
+             */
+            body: string;
+            /**
+             * Tokens
+             * @default 0
+             */
+            tokens: number;
+            /**
+             * Position
+             * @default 0
+             */
+            position: number;
+            /**
+             * First Seen At
+             * Format: date-time
+             */
+            first_seen_at: string;
+            /** Role */
+            role?: string | null;
+            /**
+             * Has Text
+             * @default false
+             */
+            has_text: boolean;
+            /**
+             * Has Tool Use
+             * @default false
+             */
+            has_tool_use: boolean;
+            /**
+             * Has Tool Result
+             * @default false
+             */
+            has_tool_result: boolean;
+            /** Tool Name */
+            tool_name?: string | null;
+            /**
+             * Is Error
+             * @default false
+             */
+            is_error: boolean;
+        };
+        /**
+         * ArchivedNamespace
+         * @description A checkpoint namespace of a LangGraph thread: the task holding its checkpoints.
+         */
+        ArchivedNamespace: {
+            /** Thread Id */
+            thread_id: string;
+            /**
+             * Ns
+             * @default
+             */
+            ns: string;
+            /** Task Id */
+            task_id: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /**
+         * ArchivedRevision
+         * @description An enrichment (seq 1, 2, ...): its manifest names its whole bundle.
+         */
+        ArchivedRevision: {
+            /** Seq */
+            seq: number;
+            /**
+             * Bundle Hash
+             * @description sha256, hex
+             */
+            bundle_hash: string;
+            /** Token Total */
+            token_total: number;
+            /** Model */
+            model?: string | null;
+            /**
+             * Stored Bytes
+             * @default 0
+             */
+            stored_bytes: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Manifest
+             * @description base64 bytes
+             */
+            manifest: string;
+        };
+        /** ArchivedSession */
+        ArchivedSession: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Description */
+            description?: string | null;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            };
+            /** @default active */
+            status: components["schemas"]["SessionStatus"];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /**
+         * ArchivedSnapshot
+         * @description The sealed row as first written (its revisions apart): ``usage`` is what the row counts
+         *     in the session's stats (its columns; null when the snapshot is not one LLM call).
+         */
+        ArchivedSnapshot: {
+            /** Id */
+            id: string;
+            /** Task Id */
+            task_id: string;
+            /** Label */
+            label: string;
+            source: components["schemas"]["SnapshotSource"];
+            /** Model */
+            model?: string | null;
+            /** Token Total */
+            token_total: number;
+            /** Parent Snapshot Id */
+            parent_snapshot_id?: string | null;
+            /** Rollback Of */
+            rollback_of?: string | null;
+            /** Forked From */
+            forked_from?: string | null;
+            /**
+             * Bundle Hash
+             * @description sha256, hex
+             */
+            bundle_hash: string;
+            /**
+             * Stored Bytes
+             * @default 0
+             */
+            stored_bytes: number;
+            /**
+             * Captured At
+             * Format: date-time
+             */
+            captured_at: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            usage?: components["schemas"]["Usage"] | null;
+            /**
+             * Manifest
+             * @description base64 bytes
+             */
+            manifest: string;
+            /** Revisions */
+            revisions?: components["schemas"]["ArchivedRevision"][];
+        };
+        /** ArchivedTask */
+        ArchivedTask: {
+            /** Id */
+            id: string;
+            /** Parent Task Id */
+            parent_task_id?: string | null;
+            /** Name */
+            name: string;
+            /** @default pending */
+            status: components["schemas"]["TaskStatus"];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /**
+         * ArchivedThreadState
+         * @description A thread-state document naming the session (an Agents SDK session's index): its ids
+         *     are mapped with the session's on import.
+         */
+        ArchivedThreadState: {
+            /** Thread Id */
+            thread_id: string;
+            /** User Data */
+            user_data: string;
+            /** Version */
+            version: number;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /**
+         * ArchivedTrace
+         * @description An OpenTelemetry trace linked to the session.
+         */
+        ArchivedTrace: {
+            /** Trace Id */
+            trace_id: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /** ArchivedWrite */
+        ArchivedWrite: {
+            /** Thread Id */
+            thread_id: string;
+            /**
+             * Ns
+             * @default
+             */
+            ns: string;
+            /** Checkpoint Id */
+            checkpoint_id: string;
+            /** Task Id */
+            task_id: string;
+            /** Idx */
+            idx: number;
+            /** Channel */
+            channel: string;
+            /**
+             * Value
+             * @description The client's serialised value, as stored.
+             */
+            value: string;
+            /**
+             * Task Path
+             * @default
+             */
+            task_path: string;
         };
         /**
          * Bundle
@@ -151,7 +493,10 @@ export interface components {
             path: string;
             /** Content */
             content: string;
-            /** Content Hash */
+            /**
+             * Content Hash
+             * @description sha256 of content (hex); when given it must match (else a 400).
+             */
             content_hash?: string | null;
             /** Token Count */
             token_count?: number | null;
@@ -245,6 +590,33 @@ export interface components {
             token_total: number;
             /** Snapshot Count */
             snapshot_count: number;
+        };
+        /**
+         * ImportedSession
+         * @description What an import wrote: the new session and each archived id's new id.
+         */
+        ImportedSession: {
+            /** Session Id */
+            session_id: string;
+            /**
+             * Ids
+             * @description Archived id -> its id here (equal with keep_ids).
+             */
+            ids: {
+                [key: string]: string;
+            };
+            /** Tasks */
+            tasks: number;
+            /** Snapshots */
+            snapshots: number;
+            /** Revisions */
+            revisions: number;
+            /** Items */
+            items: number;
+            /** Checkpoints */
+            checkpoints: number;
+            /** Thread States */
+            thread_states: number;
         };
         /** LinkedTrace */
         LinkedTrace: {
@@ -460,6 +832,56 @@ export interface components {
              */
             updated_at: string;
         };
+        /**
+         * SessionArchive
+         * @description One session, exactly as stored (docs/export-format.md, version 2).
+         */
+        SessionArchive: {
+            /**
+             * Format
+             * @default kontex-session
+             * @constant
+             */
+            format: "kontex-session";
+            /**
+             * Version
+             * @default 2
+             * @constant
+             */
+            version: 2;
+            session: components["schemas"]["ArchivedSession"];
+            /**
+             * Tasks
+             * @description Parents before children.
+             */
+            tasks: components["schemas"]["ArchivedTask"][];
+            /**
+             * Snapshots
+             * @description Oldest first.
+             */
+            snapshots: components["schemas"]["ArchivedSnapshot"][];
+            /** Items */
+            items?: components["schemas"]["ArchivedItem"][];
+            /** Chunks */
+            chunks?: components["schemas"]["ArchivedChunk"][];
+            /** Bodies */
+            bodies?: components["schemas"]["ArchivedBody"][];
+            /** Checkpoint Namespaces */
+            checkpoint_namespaces?: components["schemas"]["ArchivedNamespace"][];
+            /** Checkpoints */
+            checkpoints?: components["schemas"]["ArchivedCheckpoint"][];
+            /** Checkpoint Writes */
+            checkpoint_writes?: components["schemas"]["ArchivedWrite"][];
+            /** Thread States */
+            thread_states?: components["schemas"]["ArchivedThreadState"][];
+            /** Traces */
+            traces?: components["schemas"]["ArchivedTrace"][];
+            /**
+             * Aliases
+             * @description Other names spans know the session by.
+             */
+            aliases?: string[];
+        };
         /** SessionPage */
         SessionPage: {
             /** Data */
@@ -500,6 +922,7 @@ export interface components {
             tool_calls_by_status: {
                 [key: string]: number;
             };
+            activity: components["schemas"]["Activity"];
         };
         /**
          * SessionStatus
@@ -637,7 +1060,7 @@ export interface components {
              * Source
              * @enum {string}
              */
-            source: "label" | "message" | "tool_call" | "reasoning" | "file";
+            source: "label" | "message" | "tool_call" | "reasoning" | "file" | "log_event";
         };
         /**
          * Task
@@ -781,6 +1204,11 @@ export interface components {
              * @description Against its parent; a task's first: its whole total.
              */
             token_delta: number;
+            /**
+             * Context Window
+             * @description The context window of the snapshot's model in tokens (the price table's), when known.
+             */
+            context_window: number | null;
         };
         /** ToolCall */
         ToolCall: {

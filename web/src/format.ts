@@ -40,3 +40,28 @@ export function json(value: unknown): string {
 export function short(id: string): string {
   return id.length > 14 ? `${id.slice(0, 5)}…${id.slice(-6)}` : id;
 }
+
+/** A time from the start of a run, for axes: "+0 ms", "+850 ms", "+4.2 s", "+3 min 20 s", "+2 h 5 min". */
+export function elapsed(n: number): string {
+  const a = Math.abs(n);
+  const sign = n < 0 ? "−" : "+";
+  if (a < 1000) return `${sign}${Math.round(a)} ms`;
+  if (a < 60_000) return `${sign}${Number((a / 1000).toFixed(a < 10_000 ? 2 : 1))} s`;
+  if (a < 3_600_000) {
+    const m = Math.floor(a / 60_000);
+    const s = Math.round((a % 60_000) / 1000);
+    return `${sign}${m} min${s ? ` ${s} s` : ""}`;
+  }
+  if (a < 86_400_000) {
+    const h = Math.floor(a / 3_600_000);
+    const m = Math.round((a % 3_600_000) / 60_000);
+    return `${sign}${h} h${m ? ` ${m} min` : ""}`;
+  }
+  return `${sign}${(a / 86_400_000).toFixed(1)} d`;
+}
+
+/** A dollar axis's tick formatter: as many decimals as the axis's top needs, the same for every tick. */
+export function usdTicks(top: number): (v: number) => string {
+  const decimals = top > 0 ? Math.min(6, Math.max(2, Math.ceil(-Math.log10(top)) + 1)) : 2;
+  return (v: number) => `$${v.toFixed(decimals)}`;
+}

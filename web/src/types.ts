@@ -15,6 +15,7 @@ export type SessionStats = Schemas["SessionStats"];
 export type Snapshot = Schemas["Snapshot"];
 export type TimelineEntry = Schemas["TimelineEntry"];
 export type Task = Schemas["Task"];
+export type TaskNode = Schemas["TaskNode"];
 export type GraphNode = Schemas["GraphNode"];
 export type Graph = Schemas["Graph"];
 export type ToolCall = Schemas["ToolCall"];
@@ -23,6 +24,19 @@ export type LogEvent = Schemas["LogEvent"];
 export type Revision = Schemas["Revision"];
 export type SearchHit = Schemas["SearchHit"];
 export type LiveEvent = Schemas["LiveEvent"];
+
+/** `usage` of GET /v1/sessions/{id}/stats: the session's captured LLM calls, each once. */
+export interface UsageTotals {
+  calls: number;
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cache_write_tokens: number;
+  total_tokens: number;
+  cost_usd: number | null;
+  unpriced_calls: number;
+  latency_ms_total: number;
+}
 
 /** A list's page: ``SessionPage``, ``SnapshotPage``... as one generic type. */
 export type Page<T> = Omit<Schemas["SessionPage"], "data"> & { data: T[] };

@@ -16,6 +16,21 @@ class AccountUsage(BaseModel):
     usage_this_month: dict[str, Any] = Field(..., title="Usage This Month")
 
 
+class Activity(BaseModel):
+    """
+    The session's snapshots per equal slice of its life, from its first snapshot to its
+    last (one slice when they are at the same instant; none without snapshots).
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    start: AwareDatetime | None = Field(None, title="Start")
+    end: AwareDatetime | None = Field(None, title="End")
+    snapshots: list[int] = Field(..., title="Snapshots")
+
+
 class ApiKey(BaseModel):
     """
     An API key (never the secret).
@@ -41,6 +56,177 @@ class ApiKeyList(BaseModel):
         populate_by_name=True,
     )
     data: list[ApiKey] = Field(..., title="Data")
+
+
+class ArchivedBody(BaseModel):
+    """
+    A file body over 64 KiB (kept in the object store), named by its sha256.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    sha256: str = Field(..., title="Sha256")
+    """
+    sha256, hex
+    """
+    data: str = Field(..., title="Data")
+    """
+    base64 bytes
+    """
+
+
+class ArchivedCheckpoint(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    thread_id: str = Field(..., title="Thread Id")
+    ns: str = Field("", title="Ns")
+    checkpoint_id: str = Field(..., title="Checkpoint Id")
+    parent_id: str | None = Field(None, title="Parent Id")
+    snapshot_id: str = Field(..., title="Snapshot Id")
+    metadata: dict[str, Any] | None = Field(None, title="Metadata")
+    run_id: str | None = Field(None, title="Run Id")
+    created_at: AwareDatetime = Field(..., title="Created At")
+
+
+class ArchivedChunk(BaseModel):
+    """
+    A chunk of a list: its item addresses, 16 bytes each; ``address`` is their hash.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    address: str = Field(..., title="Address")
+    """
+    a 16-byte address, hex
+    """
+    refs: str = Field(..., title="Refs")
+    """
+    base64 bytes
+    """
+
+
+class ArchivedItem(BaseModel):
+    """
+    A distinct message, tool call, file entry, log event or reasoning text of the session:
+    ``address`` is sha256(kind, NUL, body)[:16].
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    address: str = Field(..., title="Address")
+    """
+    a 16-byte address, hex
+    """
+    kind: Literal["message", "tool_call", "file", "log_event", "reasoning"] | str = Field(
+        ..., title="Kind"
+    )
+    body: str = Field(..., title="Body")
+    """
+    base64 bytes
+    """
+    tokens: int = Field(0, title="Tokens")
+    position: int = Field(0, title="Position")
+    first_seen_at: AwareDatetime = Field(..., title="First Seen At")
+    role: str | None = Field(None, title="Role")
+    has_text: bool = Field(False, title="Has Text")
+    has_tool_use: bool = Field(False, title="Has Tool Use")
+    has_tool_result: bool = Field(False, title="Has Tool Result")
+    tool_name: str | None = Field(None, title="Tool Name")
+    is_error: bool = Field(False, title="Is Error")
+
+
+class ArchivedNamespace(BaseModel):
+    """
+    A checkpoint namespace of a LangGraph thread: the task holding its checkpoints.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    thread_id: str = Field(..., title="Thread Id")
+    ns: str = Field("", title="Ns")
+    task_id: str = Field(..., title="Task Id")
+    created_at: AwareDatetime = Field(..., title="Created At")
+
+
+class ArchivedRevision(BaseModel):
+    """
+    An enrichment (seq 1, 2, ...): its manifest names its whole bundle.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    seq: int = Field(..., title="Seq")
+    bundle_hash: str = Field(..., title="Bundle Hash")
+    """
+    sha256, hex
+    """
+    token_total: int = Field(..., title="Token Total")
+    model: str | None = Field(None, title="Model")
+    stored_bytes: int = Field(0, title="Stored Bytes")
+    created_at: AwareDatetime = Field(..., title="Created At")
+    manifest: str = Field(..., title="Manifest")
+    """
+    base64 bytes
+    """
+
+
+class ArchivedThreadState(BaseModel):
+    """
+    A thread-state document naming the session (an Agents SDK session's index): its ids
+    are mapped with the session's on import.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    thread_id: str = Field(..., title="Thread Id")
+    user_data: str = Field(..., title="User Data")
+    version: int = Field(..., title="Version")
+    updated_at: AwareDatetime = Field(..., title="Updated At")
+
+
+class ArchivedTrace(BaseModel):
+    """
+    An OpenTelemetry trace linked to the session.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    trace_id: str = Field(..., title="Trace Id")
+    created_at: AwareDatetime = Field(..., title="Created At")
+
+
+class ArchivedWrite(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    thread_id: str = Field(..., title="Thread Id")
+    ns: str = Field("", title="Ns")
+    checkpoint_id: str = Field(..., title="Checkpoint Id")
+    task_id: str = Field(..., title="Task Id")
+    idx: int = Field(..., title="Idx")
+    channel: str = Field(..., title="Channel")
+    value: str = Field(..., title="Value")
+    """
+    The client's serialised value, as stored.
+    """
+    task_path: str = Field("", title="Task Path")
 
 
 class CheckpointRef(BaseModel):
@@ -104,6 +290,28 @@ class Graph(BaseModel):
     )
     nodes: list[dict[str, Any]] = Field(..., title="Nodes")
     edges: list[dict[str, Any]] = Field(..., title="Edges")
+
+
+class ImportedSession(BaseModel):
+    """
+    What an import wrote: the new session and each archived id's new id.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    session_id: str = Field(..., title="Session Id")
+    ids: dict[str, str] = Field(..., title="Ids")
+    """
+    Archived id -> its id here (equal with keep_ids).
+    """
+    tasks: int = Field(..., title="Tasks")
+    snapshots: int = Field(..., title="Snapshots")
+    revisions: int = Field(..., title="Revisions")
+    items: int = Field(..., title="Items")
+    checkpoints: int = Field(..., title="Checkpoints")
+    thread_states: int = Field(..., title="Thread States")
 
 
 class LinkedTrace(BaseModel):
@@ -234,6 +442,7 @@ class SessionStats(BaseModel):
     context_tokens: int = Field(..., title="Context Tokens")
     llm_calls: int = Field(..., title="Llm Calls")
     tool_calls_by_status: dict[str, int] = Field(..., title="Tool Calls By Status")
+    activity: Activity
 
 
 class Snippet(BaseModel):
@@ -244,8 +453,8 @@ class Snippet(BaseModel):
     text: str = Field(..., title="Text")
     role: str | None = Field(None, title="Role")
     position: int = Field(..., title="Position")
-    source: Literal["label", "message", "tool_call", "reasoning", "file"] | str = Field(
-        ..., title="Source"
+    source: Literal["label", "message", "tool_call", "reasoning", "file", "log_event"] | str = (
+        Field(..., title="Source")
     )
 
 
@@ -317,6 +526,71 @@ class Usage(BaseModel):
     cache_write_tokens: int | None = Field(None, title="Cache Write Tokens")
     latency_ms: float | None = Field(None, title="Latency Ms")
     cost_usd: float | None = Field(None, title="Cost Usd")
+
+
+class ArchivedSession(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    id: str = Field(..., title="Id")
+    name: str = Field(..., title="Name")
+    description: str | None = Field(None, title="Description")
+    metadata: dict[str, Any] | None = Field(None, title="Metadata")
+    status: Literal["active", "paused", "completed"] | str = Field("active", title="SessionStatus")
+    created_at: AwareDatetime = Field(..., title="Created At")
+    updated_at: AwareDatetime = Field(..., title="Updated At")
+
+
+class ArchivedSnapshot(BaseModel):
+    """
+    The sealed row as first written (its revisions apart): ``usage`` is what the row counts
+    in the session's stats (its columns; null when the snapshot is not one LLM call).
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    id: str = Field(..., title="Id")
+    task_id: str = Field(..., title="Task Id")
+    label: str = Field(..., title="Label")
+    source: Literal["api", "openllmetry", "proxy", "mcp", "rollback"] | str = Field(
+        ..., title="SnapshotSource"
+    )
+    model: str | None = Field(None, title="Model")
+    token_total: int = Field(..., title="Token Total")
+    parent_snapshot_id: str | None = Field(None, title="Parent Snapshot Id")
+    rollback_of: str | None = Field(None, title="Rollback Of")
+    forked_from: str | None = Field(None, title="Forked From")
+    bundle_hash: str = Field(..., title="Bundle Hash")
+    """
+    sha256, hex
+    """
+    stored_bytes: int = Field(0, title="Stored Bytes")
+    captured_at: AwareDatetime = Field(..., title="Captured At")
+    created_at: AwareDatetime = Field(..., title="Created At")
+    usage: Usage | None = None
+    manifest: str = Field(..., title="Manifest")
+    """
+    base64 bytes
+    """
+    revisions: list[ArchivedRevision] | None = Field(None, title="Revisions")
+
+
+class ArchivedTask(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    id: str = Field(..., title="Id")
+    parent_task_id: str | None = Field(None, title="Parent Task Id")
+    name: str = Field(..., title="Name")
+    status: Literal["pending", "active", "completed", "failed"] | str = Field(
+        "pending", title="TaskStatus"
+    )
+    created_at: AwareDatetime = Field(..., title="Created At")
+    updated_at: AwareDatetime = Field(..., title="Updated At")
 
 
 class Bundle(BaseModel):
@@ -437,6 +711,42 @@ class Session(BaseModel):
     status: Literal["active", "paused", "completed"] | str = Field("active", title="SessionStatus")
     created_at: AwareDatetime = Field(..., title="Created At")
     updated_at: AwareDatetime = Field(..., title="Updated At")
+
+
+class SessionArchive(BaseModel):
+    """
+    One session, exactly as stored (docs/export-format.md, version 2).
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+    )
+    format: Literal["kontex-session"] = Field("kontex-session", title="Format")
+    version: Literal[2] = Field(2, title="Version")
+    session: ArchivedSession
+    tasks: list[ArchivedTask] = Field(..., title="Tasks")
+    """
+    Parents before children.
+    """
+    snapshots: list[ArchivedSnapshot] = Field(..., title="Snapshots")
+    """
+    Oldest first.
+    """
+    items: list[ArchivedItem] | None = Field(None, title="Items")
+    chunks: list[ArchivedChunk] | None = Field(None, title="Chunks")
+    bodies: list[ArchivedBody] | None = Field(None, title="Bodies")
+    checkpoint_namespaces: list[ArchivedNamespace] | None = Field(
+        None, title="Checkpoint Namespaces"
+    )
+    checkpoints: list[ArchivedCheckpoint] | None = Field(None, title="Checkpoints")
+    checkpoint_writes: list[ArchivedWrite] | None = Field(None, title="Checkpoint Writes")
+    thread_states: list[ArchivedThreadState] | None = Field(None, title="Thread States")
+    traces: list[ArchivedTrace] | None = Field(None, title="Traces")
+    aliases: list[str] | None = Field(None, title="Aliases")
+    """
+    Other names spans know the session by.
+    """
 
 
 class SessionPage(BaseModel):
@@ -612,6 +922,10 @@ class TimelineEntry(BaseModel):
     token_delta: int = Field(..., title="Token Delta")
     """
     Against its parent; a task's first: its whole total.
+    """
+    context_window: int | None = Field(None, title="Context Window")
+    """
+    The context window of the snapshot's model in tokens (the price table's), when known.
     """
 
 

@@ -96,12 +96,36 @@ _BY_STATUS: dict[int, type[KontexError]] = {
 }
 
 
+SHOWN_FIELD_ERRORS = 3  # a validation error's message names at most this many fields
+
+
+def field_errors(details: Any) -> list[str]:
+    """``where: why`` for each field of a validation error's details (``[{"loc", "msg"}]``);
+    the location without its ``body`` part: ``bundle.messages.0.role: Input should be ...``."""
+    if not isinstance(details, list):
+        return []
+    found = []
+    for error in details:
+        if not isinstance(error, dict) or not error.get("msg"):
+            continue
+        loc = [str(part) for part in error.get("loc") or []]
+        where = ".".join(loc[1:] if loc[:1] == ["body"] and len(loc) > 1 else loc)
+        found.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
+    return found
+
+
 def error_for(status: int, body: Any, retry_after: float | None = None) -> KontexError:
-    """The exception for an error answer (its class chosen by code, else by status)."""
+    """The exception for an error answer (its class chosen by code, else by status); a
+    validation error's message names each field and why (the details stay in ``details``)."""
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         code = body["error"]
         message = str(body.get("message") or code)
         details = body.get("details")
+        fields = field_errors(details) if code == "validation_error" else []
+        if fields:
+            shown = "; ".join(fields[:SHOWN_FIELD_ERRORS])
+            more = len(fields) - SHOWN_FIELD_ERRORS
+            message = f"{message}: {shown}" + (f" (and {more} more)" if more > 0 else "")
     else:
         code, message, details = f"http_{status}", f"HTTP {status}", body
     kind = _BY_CODE.get(code) or _BY_STATUS.get(status, KontexError)

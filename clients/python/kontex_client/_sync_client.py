@@ -23,11 +23,13 @@ from kontex_client._api_models import (
     Diff,
     Fork,
     Graph,
+    ImportedSession,
     LinkedTrace,
     MessageRecord,
     Revision,
     SearchResults,
     Session,
+    SessionArchive,
     SessionStats,
     Snapshot,
     SnapshotWithBundle,
@@ -44,6 +46,7 @@ from kontex_client._models import Page, SnapshotBase
 
 SessionStatus = Literal["active", "paused", "completed"]
 TaskStatus = Literal["pending", "active", "completed", "failed"]
+Order = Literal["asc", "desc"]
 
 
 class Transport:
@@ -143,18 +146,20 @@ class Sessions(_Resource):
         status: SessionStatus | None = None,
         limit: int = 20,
         cursor: str | None = None,
+        order: Order = "desc",
     ) -> Page[Session]:
-        query = {"status": status, "limit": limit, "cursor": cursor}
+        """A page of sessions, newest first (``order="asc"``: oldest first)."""
+        query = {"status": status, "limit": limit, "cursor": cursor, "order": order}
         got = self._t.request("GET", "/v1/sessions", params=query)
         return Page[Session].model_validate(got)
 
     def iter(
-        self, *, status: SessionStatus | None = None, page_size: int = 100
+        self, *, status: SessionStatus | None = None, page_size: int = 100, order: Order = "desc"
     ) -> Iterator[Session]:
-        """Every session (newest first), page after page."""
+        """Every session, newest first (``order="asc"``: oldest first), page after page."""
         cursor: str | None = None
         while True:
-            page = self.list(status=status, limit=page_size, cursor=cursor)
+            page = self.list(status=status, limit=page_size, cursor=cursor, order=order)
             for item in page.data:
                 yield item
             if not page.next_cursor:
@@ -181,10 +186,10 @@ class Sessions(_Resource):
         got = self._t.request("PATCH", f"/v1/sessions/{session_id}", json=json)
         return Session.model_validate(got)
 
-    @route("DELETE", "/v1/sessions/{session_id}")
+    @route("PATCH", "/v1/sessions/{session_id}")
     def complete(self, session_id: str) -> Session:
-        """Mark the session completed (``DELETE`` without ``purge``); nothing is removed."""
-        return Session.model_validate(self._t.request("DELETE", f"/v1/sessions/{session_id}"))
+        """Mark the session completed (its status); nothing is removed."""
+        return self.update(session_id, status="completed")
 
     @route("DELETE", "/v1/sessions/{session_id}")
     def purge(self, session_id: str) -> None:
@@ -212,6 +217,25 @@ class Sessions(_Resource):
     def stats(self, session_id: str) -> SessionStats:
         got = self._t.request("GET", f"/v1/sessions/{session_id}/stats")
         return SessionStats.model_validate(got)
+
+    @route("GET", "/v1/sessions/{session_id}/export")
+    def export(self, session_id: str) -> SessionArchive:
+        """The session as stored: its archive (docs/export-format.md; ``kontex export`` writes
+        it to a ``.kontex`` file)."""
+        got = self._t.request("GET", f"/v1/sessions/{session_id}/export")
+        return SessionArchive.model_validate(got)
+
+    @route("POST", "/v1/sessions/import")
+    def import_archive(
+        self, archive: SessionArchive | Mapping[str, Any], *, keep_ids: bool = False
+    ) -> ImportedSession:
+        """Write an archive into this account as it was stored, whole or not at all: new ids
+        (the answer maps each archived id to its new one), or the same with ``keep_ids``."""
+        body = archive.model_dump(mode="json") if isinstance(archive, SessionArchive) else archive
+        got = self._t.request(
+            "POST", "/v1/sessions/import", params={"keep_ids": keep_ids or None}, json=body
+        )
+        return ImportedSession.model_validate(got)
 
 
 class Tasks(_Resource):

@@ -1,40 +1,55 @@
-"""The ``.kontex`` archive: one session with its tasks, snapshots and content, portable between
-servers (docs/export-format.md).
+"""The ``.kontex`` archive: one session exactly as a server stores it, portable between servers
+(docs/export-format.md).
 
-A zip file holding:
+Version 2 is the server's archive (``GET /v1/sessions/{id}/export``) as a zip, its bytes as
+members named by their hashes:
 
-- ``kontex-export.json``: the manifest (``format: "kontex-session"``, ``version: 1``), the
-  session, its tasks (parents before children), and its snapshots oldest first, each with the
-  file of its bundle;
-- ``bundles/<snapshot id>.json``: the bundle, its lists (messages, tool calls, files, log
-  events) as references to items;
-- ``items/<sha256>.json``: each distinct item once, named by the sha256 of its bytes;
+- ``kontex-export.json``: the archive's rows (session, tasks, snapshots with their revisions,
+  items' metadata, checkpoints, thread states, traces, aliases), each byte string replaced by
+  the member holding it;
+- ``manifests/<sha256>``: each snapshot's and revision's manifest (its bundle hash);
+- ``items/<address>``: each item's bytes (address: sha256 of kind, NUL, bytes; first 16 bytes);
+- ``chunks/<address>``: each list chunk (address: sha256 of ``chunk``, NUL, its references);
+- ``bodies/<sha256>``: file bodies over 64 KiB;
 - ``SHA256SUMS``: the sha256 of every other member.
 
-``read`` checks every member against its hash and every reference before anything is written;
-``import_session`` then writes the session and, if any write fails, purges what it wrote.
+The zip is the same bytes for the same archive (fixed member times and order), so an archive
+exported, imported with ``keep_ids`` into an empty server and exported again is byte for byte
+the file it was. ``read`` checks every member against its hash and its name before anything is
+sent; the server checks every hash again, and every reference, and writes the archive in one
+transaction (``POST /v1/sessions/import``).
+
+Version 1 archives (bundles as served, written by clients before 2026-12) are still read and
+imported by replaying REST writes, as they were (their source, usage and lineage are not
+restored: version 1 did not keep what that needs).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import copy
 import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from kontex_client._errors import IntegrityError, KontexError
 from kontex_client._sync_client import Kontex
 
-FORMAT, VERSION = "kontex-session", 1
+FORMAT, VERSION = "kontex-session", 2
+READS = (1, 2)
 MANIFEST, SUMS = "kontex-export.json", "SHA256SUMS"
 LISTS = ("messages", "tool_calls", "files", "log_events")
 SCALARS = ("reasoning", "model", "token_total", "captured_at")
+# what one import request may carry: API Gateway's limit (kontex dev's too); on AWS Lambda's
+# own 6 MB payload limit is lower (docs/export-format.md, "Size")
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # every member's time: the same archive is the same bytes
 Progress = Callable[[int, int], None]
 
 
@@ -46,12 +61,27 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def item_address(kind: str, data: bytes) -> str:
+    """An item's address, as the server computes it (docs/design.md, "Storage")."""
+    return hashlib.sha256(kind.encode() + b"\0" + data).digest()[:16].hex()
+
+
+def chunk_address(refs: bytes) -> str:
+    return hashlib.sha256(b"chunk\0" + refs).digest()[:16].hex()
+
+
 @dataclass
 class Archive:
-    """A verified archive in memory: the manifest and each snapshot's bundle, resolved."""
+    """A verified archive in memory: version 2's document (bytes as base64, as the API takes
+    it), or version 1's manifest with each snapshot's bundle resolved."""
 
     manifest: dict[str, Any]
     bundles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    document: dict[str, Any] | None = None
+
+    @property
+    def version(self) -> int:
+        return int(self.manifest["version"])
 
     @property
     def session(self) -> dict[str, Any]:
@@ -69,73 +99,69 @@ class Archive:
         return snapshots
 
 
-def _tree_order(nodes: Iterable[Any]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+# -- version 2: the server's archive as members named by their hashes ----------------------------
 
-    def walk(node: Any) -> None:
-        out.append(node.model_dump(mode="json", exclude={"children"}))
-        for child in node.children:
-            walk(child)
 
-    for node in nodes:
-        walk(node)
-    return out
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def to_members(document: dict[str, Any]) -> dict[str, bytes]:
+    """The zip's members of an archive document (``SHA256SUMS`` apart)."""
+    rows = copy.deepcopy(document)
+    members: dict[str, bytes] = {}
+
+    def put(name: str, text: str) -> str:
+        members[name] = base64.b64decode(text)
+        return name
+
+    for snapshot in rows["snapshots"]:
+        snapshot["manifest"] = put(f"manifests/{snapshot['bundle_hash']}", snapshot["manifest"])
+        for revision in snapshot["revisions"]:
+            name = f"manifests/{revision['bundle_hash']}"
+            revision["manifest"] = put(name, revision["manifest"])
+    for item in rows["items"]:
+        item["body"] = put(f"items/{item['address']}", item["body"])
+    rows["chunks"] = [put(f"chunks/{c['address']}", c["refs"]) for c in rows["chunks"]]
+    rows["bodies"] = [put(f"bodies/{b['sha256']}", b["data"]) for b in rows["bodies"]]
+    members[MANIFEST] = json.dumps(rows, indent=1, sort_keys=True, ensure_ascii=False).encode()
+    return members
+
+
+def write_zip(members: dict[str, bytes], target: Path) -> None:
+    """``members`` and their ``SHA256SUMS`` as a zip at ``target``, written whole or not at
+    all; the same members always make the same bytes."""
+    sums = "".join(f"{sha256(data)}  {name}\n" for name, data in sorted(members.items()))
+    order = [MANIFEST, *sorted(n for n in members if n != MANIFEST)]
+    tmp = target.with_name(target.name + ".part")
+    with zipfile.ZipFile(tmp, "w") as zf:
+        for name, data in [*((n, members[n]) for n in order), (SUMS, sums.encode())]:
+            info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # unix, wherever it is written
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+    tmp.replace(target)  # a complete archive or none
 
 
 def export_session(
     client: Kontex, session_id: str, target: Path, progress: Progress | None = None
 ) -> dict[str, Any]:
-    """Write the session to ``target`` (a ``.kontex`` zip); answers the manifest's summary."""
-    session = client.sessions.get(session_id).model_dump(mode="json")
-    tasks = _tree_order(client.tasks.tree(session_id))
-    timeline = client.sessions.timeline(session_id)
-    items: dict[str, bytes] = {}
-    members: dict[str, bytes] = {}
-    snapshots: list[dict[str, Any]] = []
-    for done, entry in enumerate(timeline, start=1):
-        bundle = client.snapshots.bundle(entry.id).model_dump(mode="json")
-        stored: dict[str, Any] = {k: bundle.get(k) for k in SCALARS}
-        for name in LISTS:
-            refs = []
-            for item in bundle.get(name) or []:
-                data = canonical(item)
-                digest = sha256(data)
-                items.setdefault(digest, data)
-                refs.append(digest)
-            stored[name] = refs
-        path = f"bundles/{entry.id}.json"
-        members[path] = canonical(stored)
-        row = entry.model_dump(mode="json", exclude={"task_name", "token_delta"})
-        snapshots.append({**row, "bundle": path})
-        if progress:
-            progress(done, len(timeline))
-    manifest = {
-        "format": FORMAT,
-        "version": VERSION,
-        "exported_at": datetime.now(UTC).isoformat(),
-        "source_url": client.base_url,
-        "session": session,
-        "tasks": tasks,
-        "snapshots": snapshots,
-        "items": len(items),
-    }
-    members[MANIFEST] = json.dumps(manifest, indent=1, sort_keys=True).encode()
-    for digest, data in items.items():
-        members[f"items/{digest}.json"] = data
-    sums = "".join(f"{sha256(data)}  {name}\n" for name, data in sorted(members.items()))
-    tmp = target.with_name(target.name + ".part")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(MANIFEST, members.pop(MANIFEST))
-        for name, data in members.items():
-            zf.writestr(name, data)
-        zf.writestr(SUMS, sums)
-    tmp.replace(target)  # a complete archive or none
+    """Write the session to ``target`` (a ``.kontex`` zip); answers a summary."""
+    document = client.sessions.export(session_id).model_dump(mode="json")
+    if progress:
+        progress(1, 1)
+    write_zip(to_members(document), target)
     return {
         "session_id": session_id,
         "path": str(target),
-        "tasks": len(tasks),
-        "snapshots": len(snapshots),
-        "items": len(items),
+        "version": VERSION,
+        "tasks": len(document["tasks"]),
+        "snapshots": len(document["snapshots"]),
+        "revisions": sum(len(s["revisions"]) for s in document["snapshots"]),
+        "items": len(document["items"]),
+        "checkpoints": len(document["checkpoints"]),
+        "thread_states": len(document["thread_states"]),
         "bytes": target.stat().st_size,
     }
 
@@ -144,9 +170,8 @@ def _refuse(message: str) -> IntegrityError:
     return IntegrityError(f"archive refused: {message}", code="integrity_error")
 
 
-def read(source: Path | bytes) -> Archive:
-    """The archive, verified: every member against ``SHA256SUMS``, every item against its
-    name, every reference resolved. Raises ``IntegrityError`` on any mismatch."""
+def _verified_members(source: Path | bytes) -> dict[str, bytes]:
+    """The members but ``SHA256SUMS``, each checked against it."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
     except (OSError, zipfile.BadZipFile) as error:
@@ -168,20 +193,113 @@ def read(source: Path | bytes) -> Archive:
     for name, data in members.items():
         if sha256(data) != listed[name]:
             raise _refuse(f"{name} does not match its sha256")
-        if name.startswith("items/") and name != f"items/{sha256(data)}.json":
-            raise _refuse(f"{name} is not named by its sha256")
+    return members
+
+
+def from_members(members: dict[str, bytes], rows: dict[str, Any]) -> dict[str, Any]:
+    """The archive document of a version 2 zip: every member checked against its name (its
+    hash) and every member the rows name present, none left over."""
+    used: set[str] = {MANIFEST}
+    document = copy.deepcopy(rows)
+
+    def take(name: Any, prefix: str, check: Callable[[bytes], str]) -> bytes:
+        if not isinstance(name, str) or not name.startswith(prefix) or name not in members:
+            raise _refuse(f"{name!r} is not a member of the archive")
+        data = members[name]
+        if check(data) != name[len(prefix) :]:
+            raise _refuse(f"{name} is not named by its hash")
+        used.add(name)
+        return data
+
+    try:
+        for snapshot in document["snapshots"]:
+            for row in [snapshot, *snapshot["revisions"]]:
+                row["manifest"] = _b64(take(row["manifest"], "manifests/", sha256))
+        for item in document["items"]:
+            kind = str(item["kind"])
+
+            def address(data: bytes, kind: str = kind) -> str:
+                return item_address(kind, data)
+
+            data = take(item["body"], "items/", address)
+            if item["body"] != f"items/{item['address']}":
+                raise _refuse(f"item {item['address']} is not in its member")
+            item["body"] = _b64(data)
+        document["chunks"] = [
+            {"address": name[len("chunks/") :], "refs": _b64(take(name, "chunks/", chunk_address))}
+            for name in document["chunks"]
+        ]
+        document["bodies"] = [
+            {"sha256": name[len("bodies/") :], "data": _b64(take(name, "bodies/", sha256))}
+            for name in document["bodies"]
+        ]
+    except (KeyError, TypeError) as error:
+        raise _refuse(f"{MANIFEST} is not a version 2 archive ({error!r})") from error
+    if set(members) - used:
+        raise _refuse(f"members no row names: {', '.join(sorted(set(members) - used)[:5])}")
+    return document
+
+
+def read(source: Path | bytes) -> Archive:
+    """The archive, verified: every member against ``SHA256SUMS`` and against its name, every
+    member named present. Raises ``IntegrityError`` on any mismatch, before anything is sent."""
+    members = _verified_members(source)
     try:
         manifest = json.loads(members[MANIFEST])
     except ValueError as error:
         raise _refuse(f"{MANIFEST} is not JSON") from error
-    if manifest.get("format") != FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise _refuse(f"not a {FORMAT} archive")
-    if manifest.get("version") != VERSION:
+    if manifest.get("version") not in READS:
         raise KontexError(
-            f"archive version {manifest.get('version')} is not supported (this client reads "
-            f"version {VERSION})",
+            f"archive version {manifest.get('version')} is not supported (this client reads"
+            f" versions {', '.join(map(str, READS))})",
             code="unsupported_version",
         )
+    if manifest["version"] == 1:
+        return _read_v1(members, manifest)
+    return Archive(manifest, document=from_members(members, manifest))
+
+
+def import_session(
+    client: Kontex,
+    archive: Archive,
+    progress: Progress | None = None,
+    *,
+    keep_ids: bool = False,
+) -> dict[str, Any]:
+    """Write the archive's session into ``client``'s account, whole or not at all. Version 2:
+    as it was stored, in one request (new ids unless ``keep_ids``); version 1: by REST writes,
+    purged again when one fails."""
+    if archive.document is None:
+        if keep_ids:
+            raise KontexError(
+                "a version 1 archive cannot keep its ids (export it again)", code="unsupported"
+            )
+        return _import_v1(client, archive, progress)
+    body = json.dumps(archive.document, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(body) > MAX_REQUEST_BYTES:
+        raise KontexError(
+            f"the archive is {len(body)} bytes as a request, over the {MAX_REQUEST_BYTES} one"
+            " request can carry (docs/export-format.md, Size)",
+            code="payload_too_large",
+        )
+    made = client.sessions.import_archive(archive.document, keep_ids=keep_ids)
+    if progress:
+        progress(1, 1)
+    return {
+        "from_session_id": archive.session["id"],
+        **made.model_dump(mode="json"),
+    }
+
+
+# -- version 1: bundles as served, imported by REST writes --------------------------------------
+
+
+def _read_v1(members: dict[str, bytes], manifest: dict[str, Any]) -> Archive:
+    for name, data in members.items():
+        if name.startswith("items/") and name != f"items/{sha256(data)}.json":
+            raise _refuse(f"{name} is not named by its sha256")
     archive = Archive(manifest)
     for snapshot in archive.snapshots:
         stored = json.loads(members[snapshot["bundle"]])
@@ -197,11 +315,9 @@ def read(source: Path | bytes) -> Archive:
     return archive
 
 
-def import_session(
-    client: Kontex, archive: Archive, progress: Progress | None = None
-) -> dict[str, Any]:
-    """Write the archive's session into ``client``'s account as a new session. All or
-    nothing: when a write fails, the new session is purged and the error raised."""
+def _import_v1(client: Kontex, archive: Archive, progress: Progress | None) -> dict[str, Any]:
+    """A version 1 archive as a new session, by REST writes: the same names, tree, labels and
+    content; a failed write purges the new session."""
     session = archive.session
     made = client.sessions.create(
         session["name"], description=session.get("description"), metadata=session.get("metadata")
@@ -235,7 +351,7 @@ def import_session(
     return {
         "session_id": made.id,
         "from_session_id": session["id"],
+        "ids": {session["id"]: made.id, **task_ids, **snapshot_ids},
         "tasks": len(task_ids),
         "snapshots": len(snapshot_ids),
-        "snapshot_ids": snapshot_ids,
     }

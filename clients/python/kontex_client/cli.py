@@ -186,10 +186,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     verified = archive.read(Path(args.archive))
     bar = Bar("importing", enabled=False if args.json else None)
     with _client(args) as client:
-        summary = archive.import_session(client, verified, progress=bar)
+        summary = archive.import_session(client, verified, progress=bar, keep_ids=args.keep_ids)
     bar.end()
     if args.json:
-        _print_json(summary)
+        _print_json(summary)  # with "ids": each archived id and its id here
     else:
         print(
             f"Imported session {summary['from_session_id']} as {summary['session_id']}: "
@@ -199,9 +199,16 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """API errors as one line on stderr and exit status 1 (a usage error is 2)."""
+    """API errors as one line on stderr and exit status 1 (a usage error is 2: no key given)."""
 
     def run(args: argparse.Namespace) -> int:
+        if not args.api_key:  # the server would refuse with the HTTP headers as the fix
+            print(
+                "kontex: no API key: give --api-key or set KONTEX_API_KEY (`kontex keys create`"
+                " makes one)",
+                file=sys.stderr,
+            )
+            return 2
         try:
             return command(args)
         except KontexError as error:
@@ -259,6 +266,11 @@ def register(sub: Any) -> None:
         "import", parents=[common], help="verify a .kontex archive and write it as a new session"
     )
     imp.add_argument("archive", metavar="ARCHIVE")
+    imp.add_argument(
+        "--keep-ids",
+        action="store_true",
+        help="keep the archive's ids (refused where any exists); --json lists the id map",
+    )
     imp.set_defaults(func=_guarded(cmd_import))
 
 

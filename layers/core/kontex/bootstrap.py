@@ -46,11 +46,13 @@ def load_or_create_secret(data_dir: Path) -> bytes:
     return path.read_bytes().strip()
 
 
-def make_store(database_url: str | None, data_dir: Path, prepare: bool = True) -> Store:
+def make_store(
+    database_url: str | None, data_dir: Path, prepare: bool = True, pooled: bool = False
+) -> Store:
     if database_url and database_url.startswith(("postgres://", "postgresql://")):
         from kontex.adapters.postgres_store import PostgresStore
 
-        return PostgresStore(database_url, prepare=prepare)
+        return PostgresStore(database_url, prepare=prepare, pooled=pooled)
     from kontex.adapters.sqlite_store import SqliteStore
 
     if database_url and database_url.startswith("sqlite:///"):
@@ -84,16 +86,31 @@ class Container:
 
     @cached_property
     def store(self) -> Store:
+        """The writer; with a reader configured, a ``RoutedStore`` that sends the read units of
+        GET requests to the reader (``adapters/routed_store.py``)."""
         url = self.settings.kontex_database_url
+        reader_url = self.settings.kontex_database_reader_url
         prepare = self.settings.kontex_database_prepare
+        pooled = self.settings.kontex_database_pooled
         if url is None and self.settings.kontex_database_secret_arn:
             from kontex.adapters.aws_secrets import database_url, read_secret
 
             secret = read_secret(self.settings.kontex_database_secret_arn)
             url = database_url(secret, self.settings.kontex_database_host)
+            if self.settings.kontex_database_reader_host and reader_url is None:
+                reader_url = database_url(secret, self.settings.kontex_database_reader_host)
             if prepare is None:  # on AWS: through RDS Proxy
                 prepare = False
-        return make_store(url, self.settings.kontex_data_dir, prepare is not False)
+            if pooled is None:
+                pooled = True
+        data_dir = self.settings.kontex_data_dir
+        writer = make_store(url, data_dir, prepare is not False, bool(pooled))
+        if not reader_url:
+            return writer
+        from kontex.adapters.routed_store import RoutedStore
+
+        reader = make_store(reader_url, data_dir, prepare is not False, bool(pooled))
+        return RoutedStore(writer, reader)
 
     @cached_property
     def blobs(self) -> BlobStore:
@@ -172,6 +189,17 @@ class Container:
                 " function"
             )
         return load_or_create_secret(self.settings.kontex_data_dir)
+
+    @property
+    def api_key_secret_source(self) -> str:
+        """Where ``api_key_secret`` comes from: its variable's name, or the data dir's path."""
+        from kontex.services.keys import FROM_ENV, FROM_SECRETS_MANAGER
+
+        if self.settings.kontex_api_key_secret is not None:
+            return FROM_ENV
+        if self.settings.kontex_api_key_secret_arn:
+            return FROM_SECRETS_MANAGER
+        return str(self.settings.kontex_data_dir.resolve())
 
     @cached_property
     def events(self) -> Events:
@@ -253,9 +281,10 @@ class Container:
         from kontex.adapters.qdrant_index import QdrantIndex
 
         embedder = self.embedder
-        collection = config.kontex_qdrant_collection or "kontex_" + embedder.name.replace(
-            "-", "_"
-        ).replace(".", "_")
+        # "_v2": a point per distinct content of an account (docs/design.md, "Search"); the
+        # points of before were per snapshot, so a new collection, filled by `kontex reindex`
+        name = embedder.name.replace("-", "_").replace(".", "_")
+        collection = config.kontex_qdrant_collection or f"kontex_{name}_v2"
         if config.qdrant_url:
             key = config.qdrant_api_key.get_secret_value() if config.qdrant_api_key else None
             if key is None and config.kontex_qdrant_api_key_secret_arn:
@@ -290,6 +319,7 @@ class Container:
             store=self.store,
             blobs=self.blobs,
             api_key_secret=lambda: self.api_key_secret,
+            key_secret_source=self.api_key_secret_source,
             events=self.events,
             enrich_window_seconds=self.settings.kontex_enrich_window_seconds,
             span_grace_seconds=self.settings.kontex_span_grace_seconds,

@@ -10,16 +10,19 @@ import json
 import signal
 import sys
 from datetime import timedelta
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kontex import __version__
-from kontex.bootstrap import Container
 from kontex.domain.errors import KontexError
-from kontex.settings import Settings
+
+if TYPE_CHECKING:
+    from kontex.bootstrap import Container
 
 COMMANDS = "kontex.commands"  # entry-point group: register(subparsers) of another package
+# The commands of this package: for these the other packages' commands are not loaded, and the
+# heavy modules are imported by the command itself (`kontex dev` checks its port first).
+OWN_COMMANDS = {"dev", "migrate", "keys", "prune", "reindex", "dead-letters", "tail"}
 
 
 def _storage_options(parser: argparse.ArgumentParser) -> None:
@@ -34,19 +37,48 @@ def _storage_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _container(args: argparse.Namespace) -> Container:
+    from kontex.bootstrap import Container
+    from kontex.settings import Settings
+
     config = Settings.from_env(kontex_data_dir=args.data_dir, kontex_database_url=args.database_url)
     return Container(config)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
+    from kontex.local import listen
+
+    sock = listen.bind(args.host, args.port)  # first: a busy port is one line, at once
+
     from kontex.local.server import serve
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    serve(_container(args), args.host, args.port)
+    serve(_container(args), args.host, args.port, sock, notes=_path_notes())
     return 0
+
+
+def _path_notes() -> list[str]:
+    """How to put this ``kontex`` on PATH, when a shell would not find it there (``make dev``
+    runs ``.venv/bin/kontex``; the README's commands say ``kontex``)."""
+    import shutil
+
+    here = Path(sys.executable).parent
+    command = here / "kontex"
+    if not command.exists():
+        return []
+    found = shutil.which("kontex")
+    if found is not None and Path(found).resolve() == command.resolve():
+        return []
+    export = f"`export PATH={here}:$PATH`"
+    if (here / "activate").exists():
+        shown = here.relative_to(Path.cwd()) if here.is_relative_to(Path.cwd()) else here
+        how = f"`source {shown / 'activate'}` (or {export})"
+    else:
+        how = export
+    what = "is not on PATH" if found is None else f"on PATH is {found}, not {command}"
+    return [f"`kontex` {what}: for the kontex commands, in another shell, {how} first"]
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -61,17 +93,38 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     container = _container(args)
     container.migrate()
     key, plaintext = keys.create_key(container.deps, args.label, args.account)
+    secret, database = container.api_key_secret_source, _database_shown(container)
     if args.json:
-        print(
-            json.dumps(
-                {"id": key.id, "key": plaintext, "label": key.label, "account_id": key.account_id}
-            )
-        )
+        made = {"id": key.id, "key": plaintext, "label": key.label, "account_id": key.account_id}
+        print(json.dumps({**made, "secret": secret, "database": database}))
     else:
         print(f"Created key {key.id} ({key.label}) for account {key.account_id}")
         print(f"  {plaintext}")
         print("Store it now: it is shown only once.")
+        bound = (
+            f"the {secret} it was hashed with"
+            if secret in (keys.FROM_ENV, keys.FROM_SECRETS_MANAGER)
+            else f"the secret of the data dir {secret}"
+        )
+        print(
+            f"It works on a server with {bound} and the database {database}"
+            " (`kontex dev --data-dir ...`, `--database-url ...`); others refuse it."
+        )
     return 0
+
+
+def _database_shown(container: Container) -> str:
+    """The database keys are stored in, as a person recognises it (no password)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    url = container.settings.kontex_database_url
+    if url is None:
+        return str((container.settings.kontex_data_dir / "kontex.db").resolve())
+    parts = urlsplit(url)
+    if parts.password is not None:
+        host = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    return urlunsplit(parts)
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
@@ -198,6 +251,7 @@ def _bar(done: int, total: int, width: int = 30) -> None:
 
 def _local_queue(args: argparse.Namespace) -> Any:
     from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue
+    from kontex.settings import Settings
 
     config = Settings.from_env(kontex_data_dir=args.data_dir)
     path = config.kontex_data_dir / QUEUE_FILE
@@ -254,7 +308,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
     return run(args.url, key, args.session_id, as_json=args.json)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: bool = True) -> argparse.ArgumentParser:
+    """The ``kontex`` parser; with ``commands``, also other packages' commands (the client's)."""
     parser = argparse.ArgumentParser(prog="kontex", description=__doc__)
     parser.add_argument("--version", action="version", version=f"kontex {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -353,13 +408,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     # commands other packages add: the client's (sessions, snapshots, show, export, import over
     # the API) register themselves in this entry-point group, so neither package imports the other
-    for commands in entry_points(group=COMMANDS):
-        commands.load()(sub)
+    if commands:
+        from importlib.metadata import entry_points
+
+        for registered in entry_points(group=COMMANDS):
+            registered.load()(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    own = bool(given) and given[0] in OWN_COMMANDS
+    args = build_parser(commands=not own).parse_args(given)
     try:
         return int(args.func(args))
     except KontexError as error:

@@ -1,5 +1,6 @@
-"""Where the Lambda functions' code lies in the source tree: ``functions/<name>/handler.py``
-for each function, ``functions/workers/<queue>.py`` for each queue's worker.
+"""Where the Lambda functions' code lies (the source tree's, or a wheel's copy):
+``functions/<name>/handler.py`` for each function, ``functions/workers/<queue>.py`` for each
+queue's worker.
 
 Read by ``kontex dev`` (it loads them) and by the composition root (the local topic delivers
 an event only to a consumer that has a worker)."""
@@ -10,7 +11,11 @@ from pathlib import Path
 
 
 def functions_dir() -> Path:
-    """``functions/`` of the source tree this package was installed from (editable install)."""
+    """The copy a wheel carries (``kontex/local/functions``, setup.py), else ``functions/`` of
+    the source tree this package was installed from (editable install)."""
+    bundled = Path(__file__).resolve().parent / "local" / "functions"
+    if bundled.is_dir():
+        return bundled
     return Path(__file__).resolve().parents[3] / "functions"
 
 

@@ -299,6 +299,11 @@ class QueryRepository(Protocol):
         ...
 
     def session_stats(self, account_id: str, session_id: str) -> dict[str, Any]: ...
+    def snapshot_counts(self, account_id: str, session_id: str, edges: list[datetime]) -> list[int]:
+        """The session's snapshots made before ``edges[0]``, between each two edges, and from
+        the last on (``len(edges) + 1`` counts)."""
+        ...
+
     def usage(self, account_id: str, month_start: datetime) -> dict[str, Any]: ...
 
 
@@ -343,6 +348,10 @@ class TraceRepository(Protocol):
 
 class ThreadRepository(Protocol):
     def put(self, account_id: str, thread_id: str, user_data: str, at: datetime) -> ThreadState: ...
+    def add(self, state: ThreadState) -> None:
+        """Insert a state as stored elsewhere (an import), its version and time kept."""
+        ...
+
     def get(self, account_id: str, thread_id: str) -> ThreadState | None: ...
     def delete(self, account_id: str, thread_id: str) -> bool: ...
 
@@ -394,6 +403,44 @@ class CheckpointRepository(Protocol):
         ...
 
 
+class ArchiveRepository(Protocol):
+    """A session's rows as stored, for its archive (docs/export-format.md). Reads only: an
+    import writes through the repository of each aggregate."""
+
+    def snapshots(self, account_id: str, session_id: str) -> list[tuple[Snapshot, bytes | None]]:
+        """The sealed rows as first written (without revisions), oldest first, with their
+        manifests; ``usage`` is what each row counts in the stats (its usage columns)."""
+        ...
+
+    def revisions(self, account_id: str, session_id: str) -> list[Revision]:
+        """Every revision of the session's snapshots, with its manifest."""
+        ...
+
+    def items(self, session_id: str) -> list[tuple[ItemRow, datetime]]:
+        """Every item of the session with its first-seen time, by address."""
+        ...
+
+    def chunks(self, session_id: str) -> dict[bytes, bytes]: ...
+    def checkpoints(
+        self, account_id: str, session_id: str
+    ) -> tuple[
+        list[dict[str, Any]], list[CheckpointRow], list[tuple[str, str, str, CheckpointWrite]]
+    ]:
+        """Namespaces (thread_id, ns, task_id, created_at), checkpoints and pending writes
+        (thread id, ns, checkpoint id, write) of the session."""
+        ...
+
+    def thread_states(self, account_id: str, naming: str) -> list[ThreadState]:
+        """The account's thread states whose document holds ``naming``."""
+        ...
+
+    def traces(self, account_id: str, session_id: str) -> list[tuple[str, datetime]]: ...
+    def aliases(self, account_id: str, session_id: str) -> list[str]: ...
+    def existing(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` name a session, task or snapshot, in any account."""
+        ...
+
+
 class ConnectionRepository(Protocol):
     """The live feed's WebSocket connections, their subscriptions and deliveries."""
 
@@ -436,6 +483,78 @@ class OutboxRepository(Protocol):
     def get(self, event_ids: Sequence[str]) -> list[Event]: ...
     def delete(self, event_ids: Sequence[str]) -> None:
         """Remove published events: a row left in the outbox is one still to publish."""
+        ...
+
+
+@dataclass(frozen=True)
+class SearchChange:
+    """A point of the vector index (one distinct piece of searchable content of an account)
+    entering a snapshot (its parent did not hold it; with the role and position it has there)
+    or leaving it (its parent held it, the snapshot does not)."""
+
+    point_id: str
+    snapshot_id: str
+    account_id: str
+    session_id: str
+    task_id: str
+    created_at: datetime  # the snapshot's
+    entered: bool
+    role: str | None = None
+    position: int = 0
+
+
+@dataclass(frozen=True)
+class HeldRange:
+    """The snapshots of one task's chain from ``start`` up to ``end`` (excluded; None: to its
+    head), each bound a snapshot's ``(created_at, id)``."""
+
+    session_id: str
+    task_id: str
+    start: tuple[datetime, str]
+    end: tuple[datetime, str] | None
+
+
+class SearchChangeRepository(Protocol):
+    """Where each point enters and leaves the chains of snapshots (services/search.py): a
+    search hit is a point, mapped back here to the snapshots that hold it."""
+
+    def replace(self, snapshot_id: str, changes: Sequence[SearchChange]) -> None:
+        """The snapshot's changes are these (any recorded before are replaced)."""
+        ...
+
+    def points_of(
+        self, account_id: str, session_id: str | None = None, task_id: str | None = None
+    ) -> set[str]:
+        """The points the session's (or task's) snapshots hold or held."""
+        ...
+
+    def changes(
+        self,
+        account_id: str,
+        point_ids: Sequence[str],
+        session_id: str | None = None,
+        task_id: str | None = None,
+    ) -> list[SearchChange]:
+        """The changes of these points, by point, session, task, then along the chain."""
+        ...
+
+    def snapshots_in(
+        self, account_id: str, ranges: Sequence[HeldRange], limit: int
+    ) -> list[list[Snapshot]]:
+        """Per range, up to ``limit`` of its snapshots, newest first, each checked against its
+        seal as any snapshot read is."""
+        ...
+
+    def child_of(self, account_id: str, task_id: str, snapshot_id: str) -> str | None:
+        """The snapshot written after this one on its task, if any."""
+        ...
+
+    def orphaned_by(self, account_id: str, session_id: str) -> list[str]:
+        """The points the session holds that no other session of the account holds."""
+        ...
+
+    def forget(self, account_id: str, session_id: str) -> None:
+        """Drop the session's changes."""
         ...
 
 
@@ -495,9 +614,14 @@ class UnitOfWork(Protocol):
     def outbox(self) -> OutboxRepository: ...
     @property
     def upgrade(self) -> UpgradeRepository: ...
+    @property
+    def archive(self) -> ArchiveRepository: ...
+    @property
+    def search_changes(self) -> SearchChangeRepository: ...
 
-    def announce(self, event: Event) -> None:
-        """Write the event's outbox row in this transaction; it is published after the commit."""
+    def announce(self, event: Event, *, swept: bool = False) -> None:
+        """Write the event's outbox row in this transaction; it is published after the commit
+        (``swept``: by the sweeper, a few seconds later, as a bulk write's many events are)."""
         ...
 
 
@@ -607,8 +731,9 @@ class SparseVector:
 
 @dataclass(frozen=True)
 class Point:
-    """One embedded chunk of a snapshot: its id (a UUID derived from its content), its dense
-    and sparse vectors, and the payload a hit answers with (``account_id`` always set)."""
+    """One embedded chunk of content, once per account however many snapshots hold it: its id
+    (a UUID derived from the account, the source and the text), its dense and sparse vectors,
+    and the payload a hit answers with (``account_id`` always set)."""
 
     id: str
     dense: list[float]
@@ -625,12 +750,12 @@ class IndexHit:
 
 @dataclass(frozen=True)
 class IndexFilter:
-    """What a query is limited to: always one account; the rest optional."""
+    """What a query is limited to: always one account; optionally one source and a set of
+    points (a session's or task's content, as the store knows it)."""
 
     account_id: str
-    session_id: str | None = None
-    task_id: str | None = None
     source: str | None = None
+    point_ids: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -676,7 +801,10 @@ class VectorIndex(Protocol):
     def upsert(self, points: Sequence[Point]) -> None: ...
     def existing(self, ids: Sequence[str]) -> set[str]: ...
     def query(self, q: IndexQuery) -> list[IndexHit]: ...
-    def delete_session(self, account_id: str, session_id: str) -> None: ...
+    def delete(self, account_id: str, ids: Sequence[str]) -> None:
+        """Remove the account's points of these ids."""
+        ...
+
     def count(self, account_id: str | None = None) -> int: ...
 
 

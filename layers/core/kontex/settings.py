@@ -27,6 +27,14 @@ class Settings(BaseModel):
     # PostgreSQL: prepare statements run twice (unset: yes, except through the secret and host
     # above, RDS Proxy, where a prepared statement pins the client's session)
     kontex_database_prepare: bool | None = None
+    # PostgreSQL behind a transaction pooler (RDS Proxy, PgBouncer in transaction mode): leave
+    # no state on the server session, no prepared statement and no SET (unset: yes through the
+    # secret and host above, no with a URL; docs/design.md, "Behind RDS Proxy")
+    kontex_database_pooled: bool | None = None
+    # a reader for the read units of GET requests (docs/design.md, "Reads on readers"): on AWS
+    # the RDS Proxy's read-only endpoint (the writer's secret), else a URL; unset: the writer
+    kontex_database_reader_host: str | None = None
+    kontex_database_reader_url: str | None = None
     kontex_api_key_secret_arn: str | None = None
     kontex_spans_queue_url: str | None = None
     kontex_captures_queue_url: str | None = None

@@ -3,9 +3,18 @@ import { ApiError, qs } from "../api";
 import { ago, tokens, usd } from "../format";
 import { useApi, useLoad } from "../hooks";
 import { href } from "../router";
-import type { Page, SearchHit, Session, SessionStats } from "../types";
+import { Sparkline } from "../components/charts/Sparkline";
+import type { Page, SearchHit, Session, SessionStats, UsageTotals } from "../types";
 
 const PAGE = 20;
+
+/** One cost figure: the captured calls' (none captured: no cost, rather than $0.00). */
+function costOf(st: SessionStats): string {
+  const u = st.usage as unknown as UsageTotals;
+  if (!st.llm_calls) return "—";
+  if (u.cost_usd === null) return "unpriced";
+  return usd(u.cost_usd) + (u.unpriced_calls ? ` + ${u.unpriced_calls} unpriced` : "");
+}
 
 type SearchState =
   | { kind: "idle" }
@@ -67,11 +76,11 @@ export function SessionsView() {
         <h1 id="sessions-title">Sessions</h1>
         <label className="inline">
           <span>Filter by name</span>
-          <input type="search" value={filter} onChange={(e) => setFilter(e.target.value)} placeholder="name contains…" aria-label="Filter sessions by name" />
+          <input type="search" value={filter} onChange={(e) => setFilter(e.target.value)} placeholder="name contains…" aria-label="Filter sessions by name" className="filter-box" />
         </label>
         {!searchAbsent && (
           <form role="search" onSubmit={runSearch} className="inline">
-            <input type="search" value={query} onChange={(e) => setQuery(e.target.value)} placeholder="Search snapshot content…" aria-label="Search snapshot content" />
+            <input type="search" value={query} onChange={(e) => setQuery(e.target.value)} placeholder="Search snapshot content…" aria-label="Search snapshot content" className="search-box" />
             <button type="submit">Search</button>
           </form>
         )}
@@ -111,10 +120,12 @@ export function SessionsView() {
           <tr>
             <th scope="col">Name</th>
             <th scope="col">Status</th>
+            <th scope="col" title="snapshots over the session's life, first to last">Activity</th>
             <th scope="col">Last activity</th>
             <th scope="col" className="num">Snapshots</th>
-            <th scope="col" className="num">Tokens</th>
-            <th scope="col" className="num">Cost</th>
+            <th scope="col" className="num" title="the tokens in the latest snapshot of each task">Context tokens</th>
+            <th scope="col" className="num" title="captured LLM calls (proxy, OTLP)">LLM calls</th>
+            <th scope="col" className="num" title="the cost of the captured LLM calls">Cost</th>
           </tr>
         </thead>
         <tbody>
@@ -130,21 +141,20 @@ export function SessionsView() {
                 <td>
                   <span className={`status status-${s.status}`}>{s.status}</span>
                 </td>
+                <td>{ok ? <Sparkline activity={ok.activity} /> : "…"}</td>
                 <td title={ok?.last_activity_at ?? s.updated_at}>{ago(ok?.last_activity_at ?? s.updated_at)}</td>
                 <td className="num">{ok ? tokens(ok.total_snapshots) : "…"}</td>
-                <td
-                  className="num"
-                  title={ok && !ok.total_tokens ? "no LLM call recorded: the context size now" : "tokens of the session's LLM calls"}
-                >
-                  {ok ? tokens(ok.total_tokens || ok.context_tokens) : "…"}
+                <td className="num">{ok ? tokens(ok.context_tokens) : "…"}</td>
+                <td className="num" title={ok && !ok.llm_calls ? "no LLM calls captured" : undefined}>
+                  {ok ? (ok.llm_calls ? tokens(ok.llm_calls) : "none") : "…"}
                 </td>
-                <td className="num">{ok ? usd(ok.usage.cost_usd as number | null) : "…"}</td>
+                <td className="num">{ok ? costOf(ok) : "…"}</td>
               </tr>
             );
           })}
           {!page.loading && sessions.length === 0 && (
             <tr>
-              <td colSpan={6} className="muted">
+              <td colSpan={8} className="muted">
                 {filter ? "No session on this page matches the filter." : "No sessions yet: create one with the API, an SDK, OTLP or the proxy."}
               </td>
             </tr>

@@ -2,12 +2,28 @@ import { useState } from "react";
 import { ApiError, qs } from "../api";
 import { ms, short, tokens, usd, when } from "../format";
 import { useApi, useLoad } from "../hooks";
-import { href } from "../router";
+import { go, href } from "../router";
 import { Confirm } from "../components/Confirm";
 import { Files, LogEvents, Messages, ToolCalls } from "../components/Content";
+import { isCall } from "../components/charts/common";
 import type { Bundle, Revision, Snapshot, Task } from "../types";
 
-type Made = { kind: "rollback"; snapshot: Snapshot } | { kind: "fork"; snapshot: Snapshot; task: Task };
+type Made =
+  | { kind: "rollback"; snapshot: Snapshot; source: { id: string; label: string } }
+  | { kind: "fork"; snapshot: Snapshot; task: Task; source: { id: string; label: string } };
+
+// What a rollback or fork just made, for the new snapshot's page to say (the page goes there).
+let justMade: Made | null = null;
+
+function madeHere(snapshotId: string): Made | null {
+  if (justMade && justMade.snapshot.id !== snapshotId) justMade = null;
+  return justMade;
+}
+
+/** The fork dialog's proposal, and the name the fork gets unless it is changed. */
+export function proposedForkName(label: string): string {
+  return `Fork of: ${label}`.slice(0, 200);
+}
 
 export function SnapshotView({ sessionId, snapshotId }: { sessionId: string; snapshotId: string }) {
   const { api } = useApi();
@@ -27,30 +43,40 @@ export function SnapshotView({ sessionId, snapshotId }: { sessionId: string; sna
   const [asking, setAsking] = useState<"rollback" | "fork" | null>(null);
   const [forkName, setForkName] = useState("");
   const [busy, setBusy] = useState(false);
-  const [made, setMade] = useState<Made | null>(null);
+  const [made] = useState<Made | null>(() => madeHere(snapshotId));
   const [actionError, setActionError] = useState<string | null>(null);
 
+  function ask(what: "rollback" | "fork") {
+    setActionError(null);
+    if (what === "fork" && s) setForkName(proposedForkName(s.label));
+    setAsking(what);
+  }
+
   async function act() {
+    if (!s) return;
     setBusy(true);
     setActionError(null);
+    const source = { id: s.id, label: s.label };
     try {
+      // then to the new snapshot's page, which says what was made
       if (asking === "rollback") {
         const snapshot = await api.post<Snapshot>(`/v1/snapshots/${snapshotId}/rollback`);
-        setMade({ kind: "rollback", snapshot });
+        justMade = { kind: "rollback", snapshot, source };
+        go(href.snapshot(snapshot.session_id, snapshot.id));
       } else if (asking === "fork") {
-        const body = forkName.trim() ? { name: forkName.trim() } : {};
-        const result = await api.post<{ task: Task; snapshot: Snapshot }>(`/v1/snapshots/${snapshotId}/fork`, body);
-        setMade({ kind: "fork", ...result });
+        const name = forkName.trim() || proposedForkName(s.label);
+        const result = await api.post<{ task: Task; snapshot: Snapshot }>(`/v1/snapshots/${snapshotId}/fork`, { name });
+        justMade = { kind: "fork", ...result, source };
+        go(href.snapshot(result.snapshot.session_id, result.snapshot.id));
       }
-      setAsking(null);
     } catch (e) {
       setActionError((e as ApiError).message);
-    } finally {
       setBusy(false);
     }
   }
 
   const s = snap.data;
+  const call = s && isCall(s) ? s.usage : null;
   const bundle: Bundle | null = revision !== null ? revised.data : (s?.bundle ?? null);
   const revs = revisions.data?.data ?? [];
   return (
@@ -58,7 +84,12 @@ export function SnapshotView({ sessionId, snapshotId }: { sessionId: string; sna
       <nav className="crumbs" aria-label="breadcrumb">
         <a href={href.sessions()}>Sessions</a> › <a href={href.session(sessionId)}>Session</a> ›
       </nav>
-      {snap.error && <p className="error" role="alert">{snap.error.message}</p>}
+      {snap.error && (
+        <>
+          <h1 id="snapshot-title">{snap.error.status === 404 ? "Snapshot not found" : "The snapshot could not be loaded"}</h1>
+          <p className="error" role="alert">{snap.error.message}</p>
+        </>
+      )}
       {s && (
         <>
           <div className="toolbar">
@@ -70,10 +101,10 @@ export function SnapshotView({ sessionId, snapshotId }: { sessionId: string; sna
                 Diff with previous
               </a>
             )}
-            <button type="button" onClick={() => setAsking("rollback")}>
+            <button type="button" onClick={() => ask("rollback")}>
               Roll back to this
             </button>
-            <button type="button" onClick={() => setAsking("fork")}>
+            <button type="button" onClick={() => ask("fork")}>
               Fork from this
             </button>
           </div>
@@ -82,15 +113,15 @@ export function SnapshotView({ sessionId, snapshotId }: { sessionId: string; sna
             <div className="card success" role="status" data-testid="action-result">
               {made.kind === "rollback" ? (
                 <p>
-                  Rolled back: a new forward snapshot{" "}
-                  <a href={href.snapshot(sessionId, made.snapshot.id)}>{made.snapshot.label}</a>{" "}
-                  <span className="mono muted">{made.snapshot.id}</span> now heads the task, with this snapshot's
-                  content. History is unchanged.
+                  Rolled back: this is the new forward snapshot <span className="mono muted">{made.snapshot.id}</span>,
+                  at the head of its task, with the content of{" "}
+                  <a href={href.snapshot(sessionId, made.source.id)}>{made.source.label}</a>. History is unchanged.
                 </p>
               ) : (
                 <p>
-                  Forked: new task <b>{made.task.name}</b> <span className="mono muted">{made.task.id}</span> starting
-                  with <a href={href.snapshot(made.snapshot.session_id, made.snapshot.id)}>{made.snapshot.label}</a>.
+                  Forked: this is the first snapshot of the new task <b>{made.task.name}</b>{" "}
+                  <span className="mono muted">{made.task.id}</span>, with the content of{" "}
+                  <a href={href.snapshot(sessionId, made.source.id)}>{made.source.label}</a>.
                 </p>
               )}
               <a href={href.session(made.snapshot.session_id)}>Back to the session</a>
@@ -102,10 +133,21 @@ export function SnapshotView({ sessionId, snapshotId }: { sessionId: string; sna
             <div><dt>Source</dt><dd>{s.source}</dd></div>
             <div><dt>Model</dt><dd>{s.model ?? "—"}</dd></div>
             <div><dt>Tokens</dt><dd>{tokens(bundle?.token_total ?? s.token_total)}</dd></div>
-            <div><dt>Input / output</dt><dd>{s.usage ? `${tokens(s.usage.input_tokens)} / ${tokens(s.usage.output_tokens)}` : "—"}</dd></div>
-            {s.usage?.cache_read_tokens != null && <div><dt>Cache read / write</dt><dd>{tokens(s.usage.cache_read_tokens)} / {tokens(s.usage.cache_write_tokens ?? 0)}</dd></div>}
-            <div><dt>Latency</dt><dd>{ms(s.usage?.latency_ms)}</dd></div>
-            <div><dt>Cost</dt><dd>{usd(s.usage?.cost_usd)}</dd></div>
+            {call ? (
+              <>
+                <div><dt>Input / output</dt><dd>{`${tokens(call.input_tokens)} / ${tokens(call.output_tokens)}`}</dd></div>
+                {(call.cache_read_tokens != null || call.cache_write_tokens != null) && (
+                  <div><dt>Cache read / write</dt><dd>{tokens(call.cache_read_tokens ?? 0)} / {tokens(call.cache_write_tokens ?? 0)}</dd></div>
+                )}
+                <div><dt>Latency</dt><dd>{ms(call.latency_ms)}</dd></div>
+                <div><dt>Cost</dt><dd>{call.cost_usd == null ? "unpriced" : usd(call.cost_usd)}</dd></div>
+              </>
+            ) : (
+              <div title="usage, latency and cost are recorded on the snapshot of a captured LLM call (proxy, OTLP)">
+                <dt>LLM call</dt>
+                <dd data-testid="snapshot-call">{s.rollback_of || s.forked_from ? "none (it restates a snapshot)" : "none recorded"}</dd>
+              </div>
+            )}
             <div><dt>Stored</dt><dd>{tokens(s.stored_bytes)} bytes</dd></div>
             {s.parent_snapshot_id && <div><dt>Previous</dt><dd><a href={href.snapshot(sessionId, s.parent_snapshot_id)}>{short(s.parent_snapshot_id)}</a></dd></div>}
             {s.rollback_of && <div><dt>Rollback of</dt><dd><a href={href.snapshot(sessionId, s.rollback_of)}>{short(s.rollback_of)}</a></dd></div>}
@@ -188,8 +230,8 @@ export function SnapshotView({ sessionId, snapshotId }: { sessionId: string; sna
             onCancel={() => setAsking(null)}
           >
             <p>A child task starts with this snapshot's content; this task is unchanged.</p>
-            <label htmlFor="fork-name">Name of the new task (optional)</label>
-            <input id="fork-name" value={forkName} onChange={(e) => setForkName(e.target.value)} placeholder={`Fork of: ${s.label}`} />
+            <label htmlFor="fork-name">Name of the new task</label>
+            <input id="fork-name" value={forkName} maxLength={200} onChange={(e) => setForkName(e.target.value)} />
             {actionError && <p className="error" role="alert">{actionError}</p>}
           </Confirm>
         </>

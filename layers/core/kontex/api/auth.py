@@ -14,23 +14,30 @@ from kontex.domain.models import ApiKey
 from kontex.http.errors import UnsupportedMediaType
 from kontex.services import limits
 from kontex.services.deps import Deps
+from kontex.services.keys import Credential
 
 PUBLIC_PATHS = {"/health", "/v1/openapi.json", "/v1/docs"}
 
 
-def presented_key(headers: dict[str, str]) -> str | None:
-    """The key from ``X-Kontex-Api-Key`` or ``Authorization: Bearer``."""
+def presented_key(headers: dict[str, str]) -> Credential:
+    """The key from ``X-Kontex-Api-Key`` or ``Authorization: Bearer``, or what is wrong with
+    the ``Authorization`` header (the refusal says so: services/keys.py)."""
     lowered = {k.lower(): v for k, v in headers.items()}
-    if lowered.get("x-kontex-api-key"):
-        return lowered["x-kontex-api-key"].strip()
-    scheme, _, token = lowered.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token else None
+    if lowered.get("x-kontex-api-key", "").strip():
+        return Credential(lowered["x-kontex-api-key"].strip())
+    authorization = lowered.get("authorization", "").strip()
+    if not authorization:
+        return Credential()
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return Credential(problem="the Authorization header is not `Bearer <key>`")
+    return Credential(token.strip())
 
 
 CHECKPOINTS = "/v1/checkpoints"
 
 
-def authorize(presented: str | None, path: str = "") -> ApiKey:
+def authorize(presented: Credential | str | None, path: str = "") -> ApiKey:
     """The key presented, if valid, counted against its hourly request limit: checkpoint
     requests (an agent's every step) against their own, ``KONTEX_CHECKPOINT_REQUESTS_PER_HOUR``."""
     deps, settings = container().deps, container().settings

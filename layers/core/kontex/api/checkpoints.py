@@ -31,6 +31,7 @@ from kontex.services.checkpoints import Checkpoint, ThreadInfo
 
 router = APIGatewayHttpRouter()
 Text = Annotated[str, Query(max_length=512)]
+ThreadText = Annotated[str, Query(min_length=1, max_length=512)]
 
 
 class _Encoder:
@@ -147,7 +148,7 @@ def put_writes(body: PutWrites) -> Response[None]:
 
 @router.get("/v1/checkpoints/tuple", tags=["checkpoints"], responses=answers(shapes.CheckpointOut))
 def get_tuple(
-    thread_id: Text,
+    thread_id: ThreadText,
     namespace: Text = "",
     checkpoint_id: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Response[str]:
@@ -161,7 +162,7 @@ def get_tuple(
 
 @router.get("/v1/checkpoints", tags=["checkpoints"], responses=answers(shapes.CheckpointPage))
 def list_checkpoints(
-    thread_id: Annotated[str | None, Query(max_length=512)] = None,
+    thread_id: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
     namespace: Annotated[str | None, Query(max_length=512)] = None,
     before: Annotated[str | None, Query(max_length=128)] = None,
     filter: Annotated[  # noqa: A002 (LangGraph's name)
@@ -194,7 +195,7 @@ def list_checkpoints(
 
 
 @router.delete("/v1/checkpoints", tags=["checkpoints"])
-def delete_thread(thread_id: Text) -> Response[None]:
+def delete_thread(thread_id: ThreadText) -> Response[None]:
     """LangGraph's ``delete_thread``: the thread's session with every snapshot, checkpoint and
     write (a purge)."""
     deps, me = caller()

@@ -2,8 +2,10 @@
 
 PostgreSQL refuses NUL characters in text and JSONB, NaN and the infinities in JSONB, and
 integers beyond 64 bits in BIGINT columns; Python's JSON parser accepts all of them, and a
-value nested deeply enough exhausts the recursion limit. Both databases get the same rule, so
-a request answered on SQLite is answered the same on PostgreSQL.
+value nested deeply enough exhausts the recursion limit. Numbers are refused beyond
+``MAX_NUMBER`` whether written ``1e20`` or ``100000000000000000000``: JSON (and JSON Schema,
+so the OpenAPI document, ``api/openapi.py``) sees one number in both. Both databases get the
+same rule, so a request answered on SQLite is answered the same on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from urllib.parse import unquote
 from kontex.domain.errors import InvalidInput
 
 MAX_DEPTH = 64
-_INT64 = (-(2**63), 2**63 - 1)
+# Numbers within the range where a double holds every integer, as I-JSON (RFC 7493) asks: so
+# JSON Schema (the OpenAPI document, api/openapi.py), JavaScript and both databases agree on
+# each one, and BIGINT columns and their sums hold them.
+MAX_NUMBER = 2**53 - 1
 
 
 def _no_constants(name: str) -> Any:
@@ -30,10 +35,10 @@ def problem_in(value: Any, depth: int = 0) -> str | None:
         return f"the request body is nested more than {MAX_DEPTH} levels deep"
     if isinstance(value, str):
         return "a string contains a NUL character (\\u0000)" if "\x00" in value else None
-    if isinstance(value, bool) or value is None or isinstance(value, float):
+    if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, int):
-        return None if _INT64[0] <= value <= _INT64[1] else "an integer is beyond 64 bits"
+    if isinstance(value, int | float):
+        return None if -MAX_NUMBER <= value <= MAX_NUMBER else "a number is beyond ±(2^53-1)"
     if isinstance(value, list):
         return next((p for v in value if (p := problem_in(v, depth + 1))), None)
     if isinstance(value, dict):
@@ -45,7 +50,8 @@ def problem_in(value: Any, depth: int = 0) -> str | None:
 
 
 def parse_json(raw: bytes) -> Any:
-    """Strict JSON: UTF-8, no NaN/Infinity, no NUL, 64-bit integers, at most 64 levels."""
+    """Strict JSON: UTF-8, no NaN/Infinity, no NUL, numbers within ±``MAX_NUMBER``, at most 64
+    levels."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -9,13 +8,14 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from kontex.api import shapes
 from kontex.api.auth import caller
 from kontex.api.shapes import answers
+from kontex.domain.models import JsonTime
 from kontex.ports import ObjectFilter
 from kontex.services import queries, views
 
 router = APIGatewayHttpRouter()
 Limit = Annotated[int, Query(ge=1, le=100)]
 Cursor = Annotated[str | None, Query()]
-When = Annotated[datetime | None, Query()]
+When = Annotated[JsonTime | None, Query()]
 
 
 def _answer(query: Any, where: ObjectFilter, limit: int, cursor: str | None) -> dict[str, Any]:

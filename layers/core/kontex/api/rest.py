@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 
 from kontex import __version__
+from kontex.adapters.routed_store import reading_from_replica
 from kontex.api import (
     auth,
     checkpoints,
@@ -90,6 +91,29 @@ def _error(error: KontexError) -> dict[str, Any]:
 
 McpHandler = Callable[[dict[str, Any], ApiKey], dict[str, Any]]
 
+# A GET with this header reads from the writer: read-your-writes at any replica lag
+CONSISTENCY_HEADER = "kontex-consistency"
+
+
+def _reads_from_replica(event: dict[str, Any]) -> bool:
+    """A GET may read from the reader (docs/design.md, "Reads on readers"), unless the client
+    asks for ``Kontex-Consistency: strong``."""
+    method = event.get("requestContext", {}).get("http", {}).get("method", "")
+    if str(method).upper() not in ("GET", "HEAD"):
+        return False
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    return headers.get(CONSISTENCY_HEADER, "").strip().lower() != "strong"
+
+
+def _resolve_read(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any) -> Any:
+    """Read units on the reader; a 404 from the reader (perhaps a row it has not replayed yet)
+    is asked of the writer once more, so a client finds what it just created."""
+    with reading_from_replica() as routing:
+        result = app.resolve(event, context)
+    if result.get("statusCode") == 404 and routing.read_replica and not routing.wrote:
+        return app.resolve(event, context)
+    return result
+
 
 def handle(
     app: APIGatewayHttpResolver,
@@ -112,6 +136,8 @@ def handle(
             return _error(error)
     token = current_key.set(key) if key is not None else None
     try:
+        if _reads_from_replica(event):
+            return _resolve_read(app, event, context)
         return app.resolve(event, context)
     finally:
         if token is not None:

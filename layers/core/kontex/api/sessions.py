@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from kontex.api import shapes
-from kontex.api.auth import caller
+from kontex.api.auth import caller, count_snapshot_write
 from kontex.api.shapes import (
     CreateSession,
     CreateTask,
@@ -19,8 +19,10 @@ from kontex.api.shapes import (
     snapshot_json,
     task_json,
 )
+from kontex.domain.archive import ImportedSession, SessionArchive
+from kontex.domain.errors import InvalidInput, PayloadTooLarge
 from kontex.domain.models import SessionStatus
-from kontex.services import sessions, snapshots, spans, views
+from kontex.services import archive, sessions, snapshots, spans, views
 
 router = APIGatewayHttpRouter()
 Limit = Annotated[int, Query(ge=1, le=100)]
@@ -38,13 +40,35 @@ def list_sessions(
     status: Annotated[SessionStatus | None, Query()] = None,
     limit: Limit = 20,
     cursor: Annotated[str | None, Query()] = None,
-    order: Annotated[Literal["asc", "desc"], Query(description="desc: newest first")] = "asc",
+    order: Annotated[
+        Literal["asc", "desc"], Query(description="desc (the default): newest first")
+    ] = "desc",
 ) -> dict[str, Any]:
     deps, me = caller()
     page = sessions.list_sessions(
         deps, me.account_id, status, limit, cursor, newest_first=order == "desc"
     )
     return page_json(page, session_json)
+
+
+# An answer's body must stay under Lambda's 6 MB payload limit (with room for its envelope), the
+# same limit locally and on AWS: docs/export-format.md, "Size"
+EXPORT_MAX_BYTES = 5 * 1024 * 1024
+
+
+@router.post("/v1/sessions/import", tags=["sessions"], responses=answers(ImportedSession))
+def import_session(
+    body: SessionArchive,
+    keep_ids: Annotated[
+        bool, Query(description="Keep the archive's ids (409 when any exists here).")
+    ] = False,
+) -> tuple[dict[str, Any], int]:
+    """Write an archive (``GET /v1/sessions/{id}/export``) as it was stored, whole or not at
+    all: every hash is checked first; new ids unless ``keep_ids``."""
+    deps, me = caller()
+    count_snapshot_write(me)
+    made = archive.import_session(deps, me.account_id, body, keep_ids=keep_ids)
+    return made.model_dump(mode="json"), 201
 
 
 @router.get("/v1/sessions/<session_id>", tags=["sessions"], responses=answers(shapes.SessionOut))
@@ -60,13 +84,47 @@ def patch_session(session_id: str, body: PatchSession) -> dict[str, Any]:
     return session_json(sessions.update_session(deps, me.account_id, session_id, **changes))
 
 
-@router.delete("/v1/sessions/<session_id>", tags=["sessions"], responses=answers(shapes.SessionOut))
-def delete_session(session_id: str, purge: Annotated[bool, Query()] = False) -> Any:
+@router.delete(
+    "/v1/sessions/<session_id>",
+    tags=["sessions"],
+    description="Remove the session with everything in it (tasks, snapshots, checkpoints, "
+    "blobs), for good: later reads of it are a 404. `purge=true` is required, so a request "
+    "meant to end the session (this route's meaning before) removes nothing: to end a session, "
+    "`PATCH` it with `status: completed`.",
+)
+def delete_session(
+    session_id: str,
+    purge: Annotated[
+        bool,
+        Query(
+            description="Must be true: the session is removed for good.",
+            json_schema_extra={"const": True},
+        ),
+    ],
+) -> Response[None]:
+    if not purge:
+        raise InvalidInput(
+            "DELETE removes the session for good: pass purge=true (to end it, PATCH status)"
+        )
     deps, me = caller()
-    if purge:
-        sessions.purge_session(deps, me.account_id, session_id)
-        return Response(status_code=204)
-    return session_json(sessions.complete_session(deps, me.account_id, session_id))
+    sessions.purge_session(deps, me.account_id, session_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/v1/sessions/<session_id>/export", tags=["sessions"], responses=answers(SessionArchive)
+)
+def export_session(session_id: str) -> Response[str]:
+    """The session as stored, every hash verified: its archive (docs/export-format.md)."""
+    deps, me = caller()
+    text = archive.export_session(deps, me.account_id, session_id).model_dump_json()
+    if len(text) > EXPORT_MAX_BYTES:
+        raise PayloadTooLarge(
+            f"the archive of session {session_id} is {len(text)} bytes, over the"
+            f" {EXPORT_MAX_BYTES} one answer can carry",
+            details={"bytes": len(text), "limit": EXPORT_MAX_BYTES},
+        )
+    return Response(status_code=200, content_type="application/json", body=text)
 
 
 @router.post(

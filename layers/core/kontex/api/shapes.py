@@ -18,6 +18,9 @@ from kontex.domain.models import (
     ApiKey,
     ContextBundle,
     ContextFile,
+    JsonBool,
+    JsonIntCheck,
+    JsonTime,
     LogEvent,
     Message,
     Session,
@@ -31,6 +34,8 @@ from kontex.domain.models import (
     camel,
 )
 from kontex.ports import Page
+
+MAX_TOKENS = 10**12
 
 
 class _Body(BaseModel):
@@ -55,7 +60,13 @@ class PatchSession(_Body):
 
 
 class LinkTrace(_Body):
-    trace_id: str = Field(min_length=32, max_length=32, pattern=r"^[0-9a-fA-F]{32}$")
+    trace_id: str = Field(
+        min_length=32,
+        max_length=32,
+        pattern=r"^[0-9a-fA-F]{32}$",
+        json_schema_extra={"not": {"pattern": "^0+$"}},  # all zero: no trace (W3C, OTLP)
+        description="32 hex characters, not all zero",
+    )
 
 
 class CreateTask(_Body):
@@ -79,8 +90,13 @@ class BundleIn(_Body):
     files: list[ContextFile] = Field(default_factory=list)
     reasoning: str | None = None
     log_events: list[LogEvent] = Field(default_factory=list, validation_alias=camel("log_events"))
-    token_total: int | None = Field(default=None, ge=0, validation_alias=camel("token_total"))
-    captured_at: datetime | None = Field(default=None, validation_alias=camel("captured_at"))
+    token_total: Annotated[int, Field(ge=0, le=MAX_TOKENS), JsonIntCheck] | None = Field(
+        default=None,
+        validation_alias=camel("token_total"),
+        description="The bundle's tokens, as the caller counts them (at most 10^12: the sums"
+        " of a session's and an account's stay within 64 bits).",
+    )
+    captured_at: JsonTime | None = Field(default=None, validation_alias=camel("captured_at"))
 
 
 class CreateSnapshot(_Body):
@@ -195,6 +211,10 @@ class SnapshotWithBundle(SnapshotOut):  # type: ignore[valid-type,misc]
 class TimelineEntry(SnapshotOut):  # type: ignore[valid-type,misc]
     task_name: str | None
     token_delta: int = Field(description="Against its parent; a task's first: its whole total.")
+    context_window: int | None = Field(
+        description="The context window of the snapshot's model in tokens (the price table's),"
+        " when known."
+    )
 
 
 class TaskNode(TaskOut):  # type: ignore[valid-type,misc]
@@ -279,6 +299,15 @@ class Graph(Out):
     edges: list[GraphEdge]
 
 
+class Activity(Out):
+    """The session's snapshots per equal slice of its life, from its first snapshot to its
+    last (one slice when they are at the same instant; none without snapshots)."""
+
+    start: datetime | None
+    end: datetime | None
+    snapshots: list[int]
+
+
 class SessionStats(Out):
     last_activity_at: datetime
     total_messages: int
@@ -289,6 +318,7 @@ class SessionStats(Out):
     context_tokens: int
     llm_calls: int
     tool_calls_by_status: dict[str, int]
+    activity: Activity
 
 
 class AccountUsage(Out):
@@ -381,7 +411,7 @@ class PutCheckpoint(_Body):
 
 class WriteIn(_Body):
     task_id: str = Field(min_length=1, max_length=512)
-    idx: int = Field(ge=-(2**31), le=2**31 - 1)
+    idx: Annotated[int, Field(ge=-(2**31), le=2**31 - 1), JsonIntCheck]
     channel: str = Field(min_length=1, max_length=512)
     value: Any = Field(description="The client's serialised value (any JSON), kept as it is.")
     task_path: str = Field(default="", max_length=2048)
@@ -392,7 +422,7 @@ class PutWrites(_Body):
     namespace: Namespace = ""
     checkpoint_id: CheckpointId
     writes: list[WriteIn] = Field(max_length=10_000)
-    replace: bool = Field(
+    replace: JsonBool = Field(
         default=False, description="Replace writes already stored (same task and idx)."
     )
     thread_name: str | None = Field(

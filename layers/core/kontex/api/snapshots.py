@@ -7,12 +7,13 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from kontex.api import shapes
 from kontex.api.auth import caller, count_snapshot_write
+from kontex.api.guard import MAX_NUMBER
 from kontex.api.shapes import EnrichSnapshot, ForkSnapshot, answers, snapshot_json, task_json
 from kontex.domain.models import ContextBundle, Snapshot
 from kontex.services import snapshots
 
 router = APIGatewayHttpRouter()
-Revision = Annotated[int | None, Query(ge=0)]
+Revision = Annotated[int | None, Query(ge=0, le=MAX_NUMBER)]
 
 
 def bundle_json(

@@ -24,15 +24,48 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
     SerializerFunctionWrapHandler,
+    StrictBool,
     model_serializer,
     model_validator,
 )
 
 from kontex.domain.errors import InvalidInput
+
+
+def _json_integer(value: Any) -> Any:
+    """A JSON integer as JSON Schema reads one (``3`` and ``3.0``), not ``"3"`` or ``true``,
+    which pydantic's lax mode would turn into one."""
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("must be an integer")
+    return value
+
+
+def _json_time(value: Any) -> Any:
+    """A time as the document says (an RFC 3339 string), not a number of seconds, which
+    pydantic's lax mode would take (``0``, ``"0.5"``)."""
+    if isinstance(value, bool | int | float):
+        raise ValueError("must be an RFC 3339 date-time string")
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("must be an RFC 3339 date-time string")
+    return value
+
+
+# An integer of a request body: what the document says (``type: integer``), nothing else
+# (``Annotated[int, Field(ge=...), JsonIntCheck]``: bounds before it, so the schema has them).
+JsonIntCheck = BeforeValidator(_json_integer)
+JsonInt = Annotated[int, JsonIntCheck]
+# A time of a request body or query: a date-time string (or a datetime, made in process).
+JsonTime = Annotated[datetime, BeforeValidator(_json_time)]
+JsonBool = StrictBool  # true or false, not 0, 1 or "yes"
 
 
 def utcnow() -> datetime:
@@ -139,7 +172,7 @@ class ToolCall(_Content):
     input: Any = None
     output: Any = None
     status: Literal["success", "error", "pending"] = "success"
-    timestamp: datetime | None = None
+    timestamp: JsonTime | None = None
 
     @model_validator(mode="after")
     def _derive_id(self) -> ToolCall:
@@ -163,8 +196,15 @@ class ContextFile(_Content):
 
     path: Annotated[str, Field(min_length=1)]
     content: str
-    content_hash: str | None = Field(default=None, validation_alias=camel("content_hash"))
-    token_count: int | None = Field(default=None, ge=0, validation_alias=camel("token_count"))
+    content_hash: str | None = Field(
+        default=None,
+        validation_alias=camel("content_hash"),
+        description="sha256 of content (hex); when given it must match (else a 400).",
+    )
+    # an INTEGER column (PostgreSQL): at most 2^31-1
+    token_count: Annotated[int, Field(ge=0, le=2**31 - 1), JsonIntCheck] | None = Field(
+        default=None, validation_alias=camel("token_count")
+    )
 
     @model_validator(mode="after")
     def _hash_matches_content(self) -> ContextFile:
@@ -180,10 +220,20 @@ class LogEvent(_Content):
     """``{message, level, timestamp, data}`` or the original system's ``{type, timestamp,
     data}``; other keys are kept."""
 
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={  # what _says_something checks
+            "anyOf": [
+                {"required": ["message"], "properties": {"message": {"type": "string"}}},
+                {"required": ["type"], "properties": {"type": {"type": "string"}}},
+            ]
+        },
+    )
+
     type: str | None = None
     message: str | None = None
     level: str = "info"
-    timestamp: datetime | None = None
+    timestamp: JsonTime | None = None
     data: Any = None
 
     @model_validator(mode="after")
@@ -263,7 +313,7 @@ class SnapshotBase(BaseModel):
         description="The base snapshot, of the task's session; null: the task's head at write"
         " time, read under the task's lock (an append that never loses a concurrent one).",
     )
-    messages: tuple[int | None, int | None] | None = Field(
+    messages: tuple[JsonInt | None, JsonInt | None] | None = Field(
         default=None,
         description="The slice [start, end) of the base's messages kept, as Python slices them"
         " (negative counts from the end; null: an open end); null: all of them.",
@@ -271,7 +321,7 @@ class SnapshotBase(BaseModel):
     drop_files: list[str] = Field(
         default_factory=list, description="Paths of the base's files left out."
     )
-    if_head: bool = Field(
+    if_head: JsonBool = Field(
         default=False,
         description="Refuse the write (409 conflict) unless snapshot_id is still the task's head.",
     )

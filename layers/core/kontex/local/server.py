@@ -15,7 +15,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
@@ -36,6 +36,7 @@ from kontex.http.apigw import (
     response_parts,
     websocket_event,
 )
+from kontex.local import listen
 from kontex.local.static import StaticSite, reserved
 from kontex.settings import Settings
 
@@ -162,12 +163,15 @@ class LocalStack:
             return self._modules[name]
 
     def warm(self) -> None:
-        """Start the worker processes now rather than on the first requests."""
+        """Start the worker processes, and load the handler of this process's environment, now
+        rather than on the first requests (the first ``/health`` answers at once: a second
+        ``kontex dev`` on the port asks it whether a Kontex server is there, local/listen.py)."""
         for name in PROCESS_ISOLATED:
             if ((self._root or functions_dir()) / name / "handler.py").exists():
                 pool = self._pool(name)
                 for _ in range(ENVIRONMENTS):
                     pool.submit(int)
+                self._resident(name)
 
     def _resident(self, name: str) -> tuple[ModuleType, threading.Lock]:
         with self._lock:
@@ -437,14 +441,13 @@ async def _serve_mounted(app: Any, scope: dict[str, Any], receive: Any, send: An
     return sent["status"]
 
 
-def make_server(host: str, port: int, stack: LocalStack) -> tuple[uvicorn.Server, socket.socket]:
-    """uvicorn on a socket bound here, so port 0 works and the real port is known at once."""
-    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only when the
-    # socket says it is TCP; without it every answer (head, then body) met a 40 ms delayed ACK
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+def make_server(
+    host: str, port: int, stack: LocalStack, sock: socket.socket | None = None
+) -> tuple[uvicorn.Server, socket.socket]:
+    """uvicorn on a socket bound here (or given, bound by ``listen.bind``), so port 0 works and
+    the real port is known at once."""
+    if sock is None:
+        sock = listen.bind(host, port)
     config = uvicorn.Config(
         AsgiApp(stack, stack.settings.kontex_dev_body_timeout_seconds, StaticSite()),
         lifespan="off",
@@ -498,7 +501,17 @@ def private_data_dir(path: Path) -> None:
         )
 
 
-def serve(container: bootstrap.Container, host: str, port: int) -> None:
+def serve(
+    container: bootstrap.Container,
+    host: str,
+    port: int,
+    sock: socket.socket | None = None,
+    notes: Sequence[str] = (),
+) -> None:
+    """Serve until Ctrl-C or SIGTERM on ``sock`` (bound by ``listen.bind`` before the caller's
+    slow start-up work), else on a socket bound here; ``notes`` are printed with the banner."""
+    if sock is None:
+        sock = listen.bind(host, port)  # before the slow work: a busy port is one line at once
     # No X-Ray daemon and no CloudWatch here: EMF lines and trace segments would be noise
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
@@ -526,31 +539,47 @@ def serve(container: bootstrap.Container, host: str, port: int) -> None:
     sweeper = Sweeper(container)
     sweeper.start()
     stack.warm()
-    server, sock = make_server(host, port, stack)
-    _log_to_stdout()
-    bound = sock.getsockname()[1]
-    base = f"http://{host}:{bound}"
-    print(f"kontex dev: data in {container.settings.kontex_data_dir.resolve()}", flush=True)
-    if applied:
-        print(f"kontex dev: applied migrations {', '.join(applied)}", flush=True)
-    upstreams = container.settings.anthropic_api_url, container.settings.openai_api_url
-    print(f"kontex dev: proxy upstream {upstreams[0]} (/proxy/openai: {upstreams[1]})", flush=True)
-    print(f"kontex dev: search {_search_line(container)}", flush=True)
-    print(f"kontex dev: serving {base}  (health {base}/health, API {base}/v1)", flush=True)
-    print(f"kontex dev: live feed ws://{host}:{bound}/ws", flush=True)
-    print("kontex dev: press Ctrl-C to stop", flush=True)
+    server, sock = make_server(host, port, stack, sock)
+    serving = False
     try:
+        listen.listen(sock, host, port)  # another `kontex dev` may have bound it meanwhile
+        serving = True
+        _log_to_stdout()
+        for line in _banner(container, host, sock.getsockname()[1], applied, notes):
+            print(f"kontex dev: {line}", flush=True)
         server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass  # uvicorn has stopped serving; it raises the signal again once it is done
     finally:
-        print("\nkontex dev: stopping", flush=True)
+        if serving:
+            print("\nkontex dev: stopping", flush=True)
         sweeper.stop()
         sock.close()
         stack.close()
         workers.close()
         index_server.close()
         getattr(container.index, "close", lambda: None)()  # Qdrant's local folder, released
+
+
+def _banner(
+    container: bootstrap.Container,
+    host: str,
+    bound: int,
+    applied: list[str],
+    notes: Sequence[str],
+) -> list[str]:
+    base = f"http://{host}:{bound}"
+    return [
+        f"data in {container.settings.kontex_data_dir.resolve()}",
+        *([f"applied migrations {', '.join(applied)}"] if applied else []),
+        f"proxy upstream {container.settings.anthropic_api_url}"
+        f" (/proxy/openai: {container.settings.openai_api_url})",
+        f"search {_search_line(container)}",
+        f"serving {base}  (health {base}/health, API {base}/v1)",
+        f"live feed ws://{host}:{bound}/ws",
+        *notes,
+        "press Ctrl-C to stop",
+    ]
 
 
 def _search_line(container: bootstrap.Container) -> str:

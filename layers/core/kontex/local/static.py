@@ -1,5 +1,6 @@
-"""The dashboard's built page (``web/dist``) served by ``kontex dev`` at ``/``, as CloudFront
-serves it on AWS (docs/design.md, "The dashboard").
+"""The dashboard's built page (``web/dist``, or the copy in the package of a wheel install)
+served by ``kontex dev`` at ``/``, as CloudFront serves it on AWS (docs/design.md, "The
+dashboard").
 
 Only GET and HEAD of paths no function route claims reach it, and never a path under the API's
 own prefixes (``RESERVED``), so it cannot shadow an API answer. A file is read once and kept
@@ -65,7 +66,11 @@ REVALIDATE = "no-cache"
 
 
 def web_dist() -> Path:
-    """``web/dist`` of the source tree this package was installed from (editable install)."""
+    """The built dashboard: the copy a wheel carries (``kontex/local/dashboard``, setup.py),
+    else ``web/dist`` of the source tree this package was installed from (editable install)."""
+    bundled = Path(__file__).resolve().parent / "dashboard"
+    if (bundled / "index.html").is_file():
+        return bundled
     return Path(__file__).resolve().parents[4] / "web" / "dist"
 
 
@@ -117,6 +122,8 @@ class StaticSite:
     def get(self, path: str, if_none_match: str | None = None) -> Asset:
         """The answer to GET ``path`` (not a reserved one)."""
         file = self._file(path)
+        if file is None and path == "/config.json":
+            return _local_config()
         if file is None and "." not in path.rsplit("/", 1)[-1]:
             file = self._file("/index.html")  # a client-side route: the app decides
         if file is None:
@@ -136,6 +143,21 @@ class StaticSite:
         if if_none_match is not None and cached.etag in if_none_match:
             return Asset(304, headers, b"")
         return Asset(200, headers, cached.body)
+
+
+# The page's config.json (written beside it at deploy on AWS: infra/dashboard.py). Locally the
+# API and the live feed are the page's own origin, which is what the page makes of an empty
+# api_url and an absent live_url; answered so that no load starts with a 404.
+LOCAL_CONFIG = json.dumps({"api_url": ""}).encode()
+
+
+def _local_config() -> Asset:
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Cache-Control", REVALIDATE),
+        *SECURITY_HEADERS,
+    ]
+    return Asset(200, headers, LOCAL_CONFIG)
 
 
 def _json_error(status: int, message: str) -> Asset:

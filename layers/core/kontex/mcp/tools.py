@@ -419,7 +419,7 @@ def kontex_search(
     ] = None,
     limit: Annotated[int, Field(ge=1, le=50, description="How many results (1 to 50).")] = 10,
 ) -> Annotated[CallToolResult, SearchOut]:
-    """Search your snapshots by meaning: messages, tool calls, files and reasoning.
+    """Search your snapshots by meaning: messages, tool calls, files, log events, reasoning.
 
     Call this to find an earlier checkpoint about something ("where did I fix the login
     bug?"). Returns the best matches first, each with its snapshot id and a snippet; read one

@@ -42,16 +42,22 @@ class _Refused(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def presented_key(headers: dict[str, str]) -> str | None:
+# what a refusal shows: the upstream's own key stays where it is
+PROXY_HEADERS = "`X-Kontex-Api-Key: kontex_...` (the upstream's key stays in its own header)"
+
+
+def presented_key(headers: dict[str, str]) -> Any:
     """``X-Kontex-Api-Key``; else a Kontex key sent where the upstream's key goes (it is then
-    the caller's Kontex key, and never forwarded)."""
-    if headers.get("x-kontex-api-key"):
-        return headers["x-kontex-api-key"].strip()
+    the caller's Kontex key, and never forwarded). A ``services.keys.Credential``."""
+    from kontex.services.keys import Credential
+
+    if headers.get("x-kontex-api-key", "").strip():
+        return Credential(headers["x-kontex-api-key"].strip(), expected=PROXY_HEADERS)
     for name in ("authorization", "x-api-key", "api-key"):
         found = KONTEX_KEY.search(headers.get(name, ""))
         if found:
-            return found.group(0)
-    return None
+            return Credential(found.group(0), expected=PROXY_HEADERS)
+    return Credential(expected=PROXY_HEADERS)
 
 
 def error_answer(error: KontexError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:

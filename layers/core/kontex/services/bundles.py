@@ -47,6 +47,7 @@ from kontex.domain.models import (
     SnapshotSource,
     ToolCall,
     Usage,
+    nested_deeper_than,
     sha256_hex,
 )
 from kontex.ports import BlobStore, ContentRepository, ItemRow
@@ -447,12 +448,159 @@ def manifest_model(manifest: bytes) -> str | None:
     return str(model) if model is not None else None
 
 
+def usage_of_manifest(manifest: bytes) -> dict[str, Any] | None:
+    """The ``usage`` scalar of a manifest (the snapshot of one captured LLM call), if any."""
+    found: dict[str, Any] | None = _parse(manifest)[0].get("usage")
+    return found
+
+
 def restamp(manifest: bytes, **scalars: Any) -> bytes:
     """The same content under other scalars (a rollback's source and time): nothing new.
     A rollback is not an LLM call: the source's ``usage`` is not carried over."""
     header, lists = _parse(manifest)
     header.pop("usage", None)
     return _manifest({**header, **scalars}, lists)
+
+
+# -- content as stored, carried between sessions (an archive, services/archive.py) -------------
+
+_ITEM_MODELS: dict[str, Any] = {"message": Message, "tool_call": ToolCall, "log_event": LogEvent}
+ITEM_MAX_DEPTH = 128  # what any writer stores (a proxied body is refused past 128 levels)
+
+
+def _check_item(kind: str, body: bytes) -> dict[str, Any] | None:
+    """``body`` reads as an item of ``kind`` (what a read will make of it); a file entry is
+    answered, to find its body. Raises ``IntegrityError``."""
+    try:
+        if kind == "reasoning":
+            body.decode("utf-8")
+            return None
+        value = _loads(body)
+        if nested_deeper_than(value, ITEM_MAX_DEPTH):
+            raise ValueError(f"nested more than {ITEM_MAX_DEPTH} levels")
+        if kind == "file":
+            if not isinstance(value, dict) or not isinstance(value.get("path"), str):
+                raise ValueError("a file entry needs a path")
+            if not isinstance(value.get("content_hash"), str):
+                raise ValueError("a file entry needs its content_hash")
+            if "content" in value:
+                ContextFile.model_validate(value)
+            return value
+        _ITEM_MODELS[kind].model_validate(value)
+    except (ValueError, TypeError, RecursionError) as error:
+        raise IntegrityError(f"a {kind} item is not a valid {kind}: {error}"[:300]) from None
+    return None
+
+
+def _check_header(header: dict[str, Any]) -> None:
+    try:
+        SnapshotSource(header.get("source") or "api")
+        if header.get("captured_at") is not None:
+            datetime.fromisoformat(header["captured_at"])
+        if header.get("usage"):
+            Usage.model_validate(header["usage"])
+        if header.get("model") is not None and not isinstance(header["model"], str):
+            raise ValueError("model is not a string")
+        if not isinstance(header.get("token_total") or 0, int):
+            raise ValueError("token_total is not an integer")
+        if header.get("reasoning") is not None:
+            bytes.fromhex(header["reasoning"])
+    except (ValueError, TypeError) as error:
+        raise IntegrityError(f"a snapshot manifest is malformed: {error}"[:300]) from None
+
+
+def check_stored(
+    manifests: Sequence[tuple[bytes, str]],
+    items: dict[bytes, tuple[str, bytes]],
+    chunks: dict[bytes, bytes],
+    bodies: dict[str, bytes],
+) -> None:
+    """Content as stored, checked as a read checks it, before anything of it is written: each
+    item against its address (and readable as its kind), each chunk against the hash of its
+    references, each large body against its sha256, each manifest against its bundle hash
+    (``manifests``: (manifest, bundle_hash) pairs), and every chunk slice, item and file body
+    a manifest names present. Raises ``IntegrityError`` naming the first failure."""
+    files: dict[bytes, dict[str, Any]] = {}
+    for address, (kind, body) in items.items():
+        if kind not in _PREFIXED or item_address(kind, body) != address:
+            raise IntegrityError(f"item {address.hex()} does not match its address")
+        entry = _check_item(kind, body)
+        if entry is not None:
+            files[address] = entry
+    for address, refs in chunks.items():
+        if len(refs) % 16 or chunk_address(refs) != address:
+            raise IntegrityError(f"chunk {address.hex()} does not match its address")
+    for digest, data in bodies.items():
+        if sha256_hex(data) != digest:
+            raise IntegrityError(f"file body {digest} does not match its sha256")
+    for manifest, bundle_hash in manifests:
+        try:
+            header, slices = parse_manifest(manifest, bundle_hash)
+        except RecursionError:
+            raise IntegrityError(f"manifest {bundle_hash} is malformed") from None
+        _check_header(header)
+        for name, group in slices.items():
+            for address, start, end in group:
+                chunk = chunks.get(address)
+                if chunk is None:
+                    raise IntegrityError(f"manifest {bundle_hash} names a missing chunk")
+                part = _refs(chunk)[start:end]
+                if len(part) != end - start:
+                    raise IntegrityError(f"manifest {bundle_hash} names a chunk past its end")
+                for ref in part:
+                    found = items.get(ref)
+                    if found is None or found[0] != _KIND[name]:
+                        raise IntegrityError(
+                            f"manifest {bundle_hash} names a missing {_KIND[name]} {ref.hex()}"
+                        )
+                    entry = files.get(ref)
+                    if entry and "content" not in entry and entry["content_hash"] not in bodies:
+                        raise IntegrityError(f"the body of file {entry['path']!r} is missing")
+        if header.get("reasoning"):
+            found = items.get(bytes.fromhex(header["reasoning"]))
+            if found is None or found[0] != "reasoning":
+                raise IntegrityError(f"manifest {bundle_hash} names a missing reasoning item")
+
+
+def stored_bodies(
+    blobs: BlobStore, account_id: str, session_id: str, items: Sequence[ItemRow]
+) -> dict[str, bytes]:
+    """The object-store bodies of the file entries among ``items`` (those stored without their
+    content), each checked against its sha256."""
+    bodies: dict[str, bytes] = {}
+    for row in items:
+        if row.kind != "file":
+            continue
+        entry = _loads(row.body)
+        digest = str(entry.get("content_hash"))
+        if "content" in entry or digest in bodies:
+            continue
+        try:
+            data = blobs.get(f"{account_id}/{session_id}/{digest}")
+        except Exception as error:  # a missing object is damage, never a 500
+            raise IntegrityError("a stored file body is missing") from error
+        if sha256_hex(data) != digest:
+            raise IntegrityError("a stored file body does not match its hash")
+        bodies[digest] = data
+    return bodies
+
+
+def add_stored(
+    content: ContentRepository,
+    session_id: str,
+    items: Sequence[tuple[ItemRow, datetime]],
+    chunks: dict[bytes, bytes],
+) -> None:
+    """Queue items and chunks checked by ``check_stored`` in ``content``'s unit, as they were
+    stored (tokens, first position and first-seen time kept), and keep them as verified."""
+    by_time: dict[datetime, list[ItemRow]] = {}
+    for row, seen in items:
+        by_time.setdefault(seen, []).append(row)
+    for seen, rows in by_time.items():
+        content.add_items(session_id, seen, rows)
+    content.add_chunks(session_id, chunks)
+    _remember(session_id, chunks)
+    _keep(session_id, {row.address: row.body for row, _ in items})
 
 
 # -- a delta write: a base snapshot's lists, and what is new ------------------------------------

@@ -90,6 +90,8 @@ def decode_cursor(cursor: str | None) -> tuple[str, str, str] | None:
         checkpoint_id, ns, thread_id = json.loads(raw)
         if not all(isinstance(v, str) and "\x00" not in v for v in (checkpoint_id, ns, thread_id)):
             raise ValueError
+        for value in (checkpoint_id, ns, thread_id):
+            value.encode()  # a lone surrogate (UnicodeEncodeError) is in no stored id
     except (ValueError, TypeError, json.JSONDecodeError):
         raise InvalidInput("cursor is not valid") from None
     return checkpoint_id, ns, thread_id

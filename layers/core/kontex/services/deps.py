@@ -28,6 +28,9 @@ class Deps:
     # The HMAC key for API keys, or how to get it: read on first use, so functions that never
     # see a key (the workers) need no access to the secret.
     api_key_secret: bytes | Callable[[], bytes]
+    # where that secret comes from, named when a key is refused (services/keys.unknown_key):
+    # KONTEX_API_KEY_SECRET, KONTEX_API_KEY_SECRET_ARN, or the data dir's path
+    key_secret_source: str = ""
     events: Events = field(default_factory=NullEvents)
     enrich_window_seconds: int = 60
     span_grace_seconds: float = 30  # KONTEX_SPAN_GRACE_SECONDS (services/spans.py)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 
 from kontex.domain.errors import InvalidInput, NotFound, Unauthorized
 from kontex.domain.models import Account, ApiKey
@@ -13,6 +14,73 @@ from kontex.services.deps import Deps
 
 KEY_PREFIX = "kontex_"
 _DISPLAY_CHARS = 12
+HEADERS = "`Authorization: Bearer kontex_...` or `X-Kontex-Api-Key: kontex_...`"
+# Where the secret that hashes keys comes from (Deps.key_secret_source; else a data dir's path)
+FROM_ENV = "KONTEX_API_KEY_SECRET"
+FROM_SECRETS_MANAGER = "KONTEX_API_KEY_SECRET_ARN"
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What a request carried as its API key: the key as sent, or what is wrong with the header
+    that should carry one (``problem``), or neither (nothing sent); ``expected`` is the shape
+    the refusal shows."""
+
+    key: str | None = None
+    problem: str | None = None
+    expected: str = HEADERS
+
+
+def key_text(presented: Credential | str | None) -> str:
+    """The key's text, or ``Unauthorized`` saying what is wrong: nothing was sent, or not in
+    the shape of a key (the header, or the key itself)."""
+    credential = presented if isinstance(presented, Credential) else Credential(presented)
+    expected = credential.expected
+    if credential.problem is not None:
+        raise Unauthorized(
+            f"{credential.problem}: expected {expected}", details={"reason": "malformed_key"}
+        )
+    if not credential.key:
+        raise Unauthorized(
+            f"no Kontex API key was sent: send {expected}", details={"reason": "missing_key"}
+        )
+    if not credential.key.startswith(KEY_PREFIX):
+        raise Unauthorized(
+            f"the API key is malformed (a Kontex key starts with {KEY_PREFIX}): expected"
+            f" {expected}",
+            details={"reason": "malformed_key"},
+        )
+    return credential.key
+
+
+def unknown_key(deps: Deps) -> Unauthorized:
+    """The refusal of a key in the right shape that this server does not know (never made here,
+    made with another secret or database, or revoked: alike, so nothing about other keys or
+    accounts is told), with where this server's keys come from."""
+    source = deps.key_secret_source
+    if source == FROM_ENV:
+        hint = (
+            "keys are hashed with the KONTEX_API_KEY_SECRET they were made with: make one with"
+            " `kontex keys create --label L` under this server's KONTEX_API_KEY_SECRET and"
+            " database"
+        )
+    elif source == FROM_SECRETS_MANAGER:
+        hint = (
+            "keys are hashed with this deployment's secret: make one with the migrate"
+            " function's create_key (docs/deploy.md)"
+        )
+    elif source:
+        hint = (
+            "keys are hashed with the secret of the data dir they were made in, and this"
+            f" server's data dir is {source}: make one with `kontex keys create --label L"
+            f" --data-dir {source}` (and the server's --database-url, if it has one)"
+        )
+    else:
+        hint = "make one for this server with `kontex keys create`"
+    return Unauthorized(
+        f"this server does not know this API key, or it was revoked; {hint}",
+        details={"reason": "unknown_key"},
+    )
 
 
 def hash_key(secret: bytes, key: str) -> str:
@@ -55,13 +123,14 @@ def create_key(deps: Deps, label: str, account_id: str | None = None) -> tuple[A
     return key, plaintext
 
 
-def authenticate(deps: Deps, presented: str | None) -> ApiKey:
-    if not presented or not presented.startswith(KEY_PREFIX):
-        raise Unauthorized("a valid API key is required")
+def authenticate(deps: Deps, presented: Credential | str | None) -> ApiKey:
+    """The key presented, if valid; ``Unauthorized`` naming the cause (``key_text``,
+    ``unknown_key``)."""
+    text = key_text(presented)
     with deps.store.unit(write=False) as uow:
-        key = uow.keys.find(hash_key(deps.key_secret(), presented))
+        key = uow.keys.find(hash_key(deps.key_secret(), text))
     if key is None or key.revoked_at is not None:
-        raise Unauthorized("a valid API key is required")
+        raise unknown_key(deps)
     return key
 
 

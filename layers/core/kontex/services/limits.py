@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from kontex.domain.errors import RateLimited, Unauthorized
+from kontex.domain.errors import RateLimited
 from kontex.domain.models import ApiKey
 from kontex.services.deps import Deps
-from kontex.services.keys import KEY_PREFIX, hash_key
+from kontex.services.keys import Credential, hash_key, key_text, unknown_key
 
 WINDOW_SECONDS = 3600
 
@@ -15,16 +15,16 @@ def _window(deps: Deps) -> tuple[int, int]:
     return now, now - now % WINDOW_SECONDS
 
 
-def admit(deps: Deps, presented: str | None, kind: str, limit: int) -> ApiKey:
+def admit(deps: Deps, presented: Credential | str | None, kind: str, limit: int) -> ApiKey:
     """The key presented, if valid, with one use of ``kind`` counted, in one unit of work (one
-    round trip): ``Unauthorized``, or ``RateLimited`` past ``limit`` in this window."""
-    if not presented or not presented.startswith(KEY_PREFIX):
-        raise Unauthorized("a valid API key is required")
+    round trip): ``Unauthorized`` naming the cause (none sent, malformed, unknown to this
+    server: services/keys.py), or ``RateLimited`` past ``limit`` in this window."""
+    text = key_text(presented)
     now, window = _window(deps)
     with deps.store.unit(durable=False) as uow:  # a count lost in a crash is harmless
-        key, used = uow.keys.find_and_hit(hash_key(deps.key_secret(), presented), kind, window)
+        key, used = uow.keys.find_and_hit(hash_key(deps.key_secret(), text), kind, window)
     if key is None or key.revoked_at is not None:
-        raise Unauthorized("a valid API key is required")
+        raise unknown_key(deps)
     _check(used, limit, kind, window, now)
     return key
 

@@ -241,6 +241,9 @@ def _close(deps: Deps, connections: Connections, connection_id: str) -> None:
         uow.connections.remove(connection_id)
 
 
+FIRST_FRAME = 'a first frame `{"authorization": "kontex_..."}`'  # what a refusal shows
+
+
 def _authenticate(
     deps: Deps, connections: Connections, connection_id: str, known: bool, message: Any
 ) -> None:
@@ -249,7 +252,8 @@ def _authenticate(
     try:
         if not known:  # expired, or never connected: API Gateway would have closed it
             raise Unauthorized("the connection has expired; connect again")
-        key = keys.authenticate(deps, presented if isinstance(presented, str) else None)
+        sent = presented if isinstance(presented, str) else None
+        key = keys.authenticate(deps, keys.Credential(sent, expected=FIRST_FRAME))
         with deps.store.unit() as uow:
             authenticated = uow.connections.authenticate(connection_id, key.account_id)
         if not authenticated:

@@ -4,7 +4,8 @@ The table ships in the package (``kontex/data/prices.json``: USD per million tok
 Anthropic and OpenAI models, with the date the prices were read); a JSON file of the same
 shape named by ``KONTEX_PRICES_FILE`` overrides or adds models. A model matches its exact name,
 else the longest table name it starts with (dated releases). A model not in the table has
-``cost_usd: null``: unknown, never a guess.
+``cost_usd: null``: unknown, never a guess. A model's ``context_window`` (tokens) rides in the
+same table: the session timeline reports it, and the dashboard draws it as the context's limit.
 
 Token fields, the same for every source (the proxy now; OTLP spans fill the same ``Usage``):
 ``input_tokens`` (uncached input), ``output_tokens``, ``cache_read_tokens``,
@@ -42,6 +43,12 @@ def price_of(model: str | None, table: dict[str, dict[str, float]]) -> dict[str,
         return table[name]
     prefixes = [m for m in table if name.startswith(m)]
     return table[max(prefixes, key=len)] if prefixes else None
+
+
+def context_window(model: str | None, table: dict[str, dict[str, float]]) -> int | None:
+    """The model's context window in tokens (the table's ``context_window``), when known."""
+    window = (price_of(model, table) or {}).get("context_window")
+    return int(window) if window else None
 
 
 def cost(usage: Usage, price: dict[str, float] | None) -> float | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -26,11 +27,12 @@ def _page(
         created_after=_aware(where.created_after),
         created_before=_aware(where.created_before),
     )
-    if where.created_after and where.created_before and where.created_after >= where.created_before:
-        raise InvalidInput("created_after must be before created_before")
     limit = check_limit(limit)
+    after = _object_cursor(decode_cursor(cursor))
+    if where.created_after and where.created_before and where.created_after >= where.created_before:
+        return Page([], None)  # an empty range (created_after is exclusive): nothing in it
     with deps.store.unit(write=False) as uow:
-        rows = uow.queries.objects(account_id, where, limit + 1, decode_cursor(cursor))
+        rows = uow.queries.objects(account_id, where, limit + 1, after)
     more = len(rows) > limit
     rows = rows[:limit]
     items = []
@@ -44,6 +46,17 @@ def _page(
         key = f"{last['position']}:{last['key_hash']}:{last['session_id']}"
         next_cursor = encode_cursor(_iso(last["first_seen_at"]), key)
     return Page(items, next_cursor)
+
+
+_OBJECT_POSITION = re.compile(r"^[0-9]{1,18}:(?:[0-9a-f]{2})*(?::[A-Za-z0-9_-]{0,100})?$")
+
+
+def _object_cursor(after: tuple[str, str] | None) -> tuple[str, str] | None:
+    """A cursor of this listing: its id is ``position:item hash:session id`` (what ``_page``
+    writes; a cursor of before the session part has none), the position within a BIGINT."""
+    if after is not None and not _OBJECT_POSITION.match(after[1]):
+        raise InvalidInput("cursor is not valid")
+    return after
 
 
 def _aware(value: datetime | None) -> datetime | None:

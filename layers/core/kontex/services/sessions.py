@@ -46,6 +46,7 @@ def decode_cursor(cursor: str | None) -> tuple[str, str] | None:
             raise ValueError
         if "\x00" in row_id or datetime.fromisoformat(created_at).tzinfo is None:
             raise ValueError  # we write aware times; PostgreSQL refuses NUL
+        row_id.encode()  # a lone surrogate (UnicodeEncodeError) is no id either
     except (ValueError, TypeError, json.JSONDecodeError):
         raise InvalidInput("cursor is not valid") from None
     return created_at, row_id
@@ -161,11 +162,6 @@ def update_session(deps: Deps, account_id: str, session_id: str, **changes: Any)
     return cast(Session, _update(deps, "session", account_id, session_id, checked))
 
 
-def complete_session(deps: Deps, account_id: str, session_id: str) -> Session:
-    """The soft delete: the session and its history stay, its status becomes ``completed``."""
-    return update_session(deps, account_id, session_id, status=SessionStatus.COMPLETED)
-
-
 def purge_session(deps: Deps, account_id: str, session_id: str) -> int:
     """Remove every row and blob of the session: the one way snapshots are ever deleted.
 
@@ -194,8 +190,8 @@ def create_task(
         with deps.store.unit(write=False) as uow:
             parent = uow.tasks.get(account_id, parent_task_id)
         if parent is None or parent.session_id != session_id:
-            raise InvalidInput(
-                "parent_task_id must name a task of the same session",
+            raise NotFound(
+                f"parent task {parent_task_id} not found in session {session_id}",
                 details={"parent_task_id": parent_task_id},
             )
     now = deps.clock()

@@ -281,10 +281,8 @@ def _write_delta(
         written = bundles.write(uow.content, task.session_id, plan, now)
         return task, head, written
     source, manifest = found(stored, f"snapshot {base_id}")
-    if source.session_id != task.session_id:
-        raise InvalidInput(
-            f"the base snapshot {base_id} belongs to another session than task {task_id}"
-        )
+    if source.session_id != task.session_id:  # looked up in the task's session: not there
+        raise NotFound(f"base snapshot {base_id} not found in the session of task {task_id}")
     if manifest is None:
         raise Conflict(f"snapshot {base_id} was written by an older version: run `kontex migrate`")
     written = bundles.write_delta(
@@ -459,11 +457,15 @@ def fork(
             updated_at=now,
         )
         uow.tasks.add(task)
-        if same:
+        # a fork is not an LLM call: the source's usage is not carried over (as in a rollback)
+        if same:  # the source's manifest (nothing stored), less a call's usage
             manifest, bundle_hash, stored = source_manifest, source.bundle_hash, 0
+            if bundles.usage_of_manifest(source_manifest) is not None:
+                manifest = bundles.restamp(source_manifest)
+                bundle_hash, stored = bundles.manifest_hash(manifest), len(manifest)
             token_total = source.token_total
         else:
-            plan = bundles.plan(bundle)
+            plan = bundles.plan(bundle.model_copy(update={"usage": None}))
             large = bundles.put_large_bodies(deps.blobs, account_id, task.session_id, plan)
             written = bundles.write(uow.content, task.session_id, plan, now, large_bytes=large)
             manifest, bundle_hash, stored = (

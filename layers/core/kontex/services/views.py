@@ -6,9 +6,10 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from kontex.domain.errors import InvalidInput
+from kontex.domain.errors import NotFound
 from kontex.domain.models import ToolCall
 from kontex.ports import UnitOfWork
+from kontex.services import pricing
 from kontex.services.deps import Deps
 from kontex.services.sessions import get_session
 from kontex.services.snapshots import get_bundle, get_snapshot
@@ -41,8 +42,9 @@ def _match_tool_calls(old: list[ToolCall], new: list[ToolCall]) -> tuple[list[in
 def diff(deps: Deps, account_id: str, session_id: str, from_id: str, to_id: str) -> dict[str, Any]:
     get_session(deps, account_id, session_id)
     snaps = [get_snapshot(deps, account_id, sid) for sid in (from_id, to_id)]
-    if any(s.session_id != session_id for s in snaps):
-        raise InvalidInput("from and to must be snapshots of this session")
+    for snapshot in snaps:  # looked up in the session: another session's is not there
+        if snapshot.session_id != session_id:
+            raise NotFound(f"snapshot {snapshot.id} not found in session {session_id}")
     a, b = (get_bundle(deps, account_id, s.id) for s in snaps)
     prefix = 0
     for left, right in zip(a.messages, b.messages, strict=False):
@@ -90,17 +92,20 @@ def _all_snapshots(uow: UnitOfWork, account_id: str, session_id: str) -> list[An
 
 def timeline(deps: Deps, account_id: str, session_id: str) -> list[dict[str, Any]]:
     """Every snapshot of the session, oldest first; ``token_delta`` is against its parent
-    (the task's previous snapshot), or its whole total for a task's first snapshot."""
+    (the task's previous snapshot), or its whole total for a task's first snapshot;
+    ``context_window`` is its model's, from the price table, when known."""
     get_session(deps, account_id, session_id)
     with deps.store.unit(write=False) as uow:
         names = {t.id: t.name for t in uow.tasks.of_session(account_id, session_id)}
         snaps = _all_snapshots(uow, account_id, session_id)
     totals = {s.id: s.token_total for s in snaps}
+    table = pricing.price_table(deps.prices_file)
     return [
         {
             **s.model_dump(mode="json", exclude={"account_id", "bundle_hash"}),
             "task_name": names.get(s.task_id),
             "token_delta": s.token_total - totals.get(s.parent_snapshot_id or "", 0),
+            "context_window": pricing.context_window(s.model, table),
         }
         for s in snaps
     ]
@@ -150,10 +155,33 @@ def graph(deps: Deps, account_id: str, session_id: str) -> dict[str, Any]:
     return {"nodes": nodes, "edges": edges}
 
 
+ACTIVITY_SLICES = 24
+
+
+def _activity(uow: UnitOfWork, account_id: str, session_id: str, raw: dict[str, Any]) -> Any:
+    """The session's snapshots per slice of its life (first to last snapshot, in
+    ``ACTIVITY_SLICES`` equal slices): the dashboard's sparkline."""
+    first, last, total = raw["first_snapshot_at"], raw["last_snapshot_at"], raw["total_snapshots"]
+    if first is None or last is None:
+        return {"start": None, "end": None, "snapshots": []}
+    if last <= first:
+        counts = [total]
+    else:
+        step = (last - first) / ACTIVITY_SLICES
+        edges = [first + step * i for i in range(1, ACTIVITY_SLICES)]
+        counts = uow.queries.snapshot_counts(account_id, session_id, edges)
+    return {
+        "start": first.isoformat().replace("+00:00", "Z"),
+        "end": last.isoformat().replace("+00:00", "Z"),
+        "snapshots": counts,
+    }
+
+
 def stats(deps: Deps, account_id: str, session_id: str) -> dict[str, Any]:
     session = get_session(deps, account_id, session_id)
     with deps.store.unit(write=False) as uow:
         raw = uow.queries.session_stats(account_id, session_id)
+        activity = _activity(uow, account_id, session_id, raw)
     last = max(t for t in (session.updated_at, raw.get("last_snapshot_at")) if t is not None)
     return {
         # the session's own change or its newest snapshot, whichever is later (the dashboard)
@@ -175,6 +203,7 @@ def stats(deps: Deps, account_id: str, session_id: str) -> dict[str, Any]:
             "error": raw["tool_calls_error"],
             "pending": raw["tool_calls_pending"],
         },
+        "activity": activity,
     }
 
 

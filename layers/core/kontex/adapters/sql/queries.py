@@ -96,9 +96,24 @@ USAGE_SUMS = (
 )
 SESSION_SNAPSHOTS_SQL = (
     "SELECT COUNT(*) AS n, COALESCE(SUM(token_total), 0) AS tokens,"
+    " MIN(created_at) AS first_snapshot_at,"
     f" MAX(created_at) AS last_snapshot_at, {USAGE_SUMS}"
     f" FROM {CALLS_OF.format(more=' AND s.session_id = ?')}"
 )
+
+
+# Snapshots per slice of time, split at ``edges`` (one or more) times: one row, whatever the
+# session's size.
+def snapshot_counts_sql(edges: int) -> str:
+    bounds = [" created_at < ?"]
+    bounds += [" created_at >= ? AND created_at < ?"] * (edges - 1)
+    bounds += [" created_at >= ?"]
+    sums = [
+        f"COALESCE(SUM(CASE WHEN{b} THEN 1 ELSE 0 END), 0) AS n{i}" for i, b in enumerate(bounds)
+    ]
+    return f"SELECT {', '.join(sums)} FROM snapshots WHERE account_id = ? AND session_id = ?"
+
+
 CONTEXT_TOKENS_SQL = (
     "SELECT COALESCE(SUM(COALESCE(r.token_total, s.token_total)), 0) AS tokens"
     " FROM tasks t JOIN snapshots s ON s.id = t.head_snapshot_id"
@@ -202,7 +217,7 @@ class SqlQueries(Repository):
         tool_states = [
             str(json.loads(bytes(row["body"])).get("status") or "success") for row in tool_rows
         ]
-        last = snaps["last_snapshot_at"]
+        first, last = snaps["first_snapshot_at"], snaps["last_snapshot_at"]
         return {
             "total_messages": counts.get(("message", False), 0) + counts.get(("message", True), 0),
             "tool_calls_success": tool_states.count("success"),
@@ -211,11 +226,20 @@ class SqlQueries(Repository):
             "total_snapshots": int(snaps["n"]),
             "snapshot_tokens": int(snaps["tokens"]),
             "context_tokens": int(context["tokens"]),
+            "first_snapshot_at": as_time(first) if first else None,
             "last_snapshot_at": as_time(last) if last else None,
             # usage per LLM call, each counted once: the snapshots recording a call carry it
             # (a rollback, a fork or a tool's snapshot restates a call, it does not make one)
             "usage": usage_totals(snaps),
         }
+
+    def snapshot_counts(self, account_id: str, session_id: str, edges: list[datetime]) -> list[int]:
+        params: list[Any] = [edges[0]]
+        for low, high in zip(edges, edges[1:], strict=False):
+            params += [low, high]
+        params += [edges[-1], account_id, session_id]
+        row = self._work.run(snapshot_counts_sql(len(edges)), params)[0]
+        return [int(row[f"n{i}"]) for i in range(len(edges) + 1)]
 
     def usage(self, account_id: str, month_start: datetime) -> dict[str, Any]:
         run = self._work.run

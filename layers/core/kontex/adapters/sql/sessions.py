@@ -11,8 +11,14 @@ from kontex.ports import SessionListing
 
 COLUMNS = "id, account_id, name, description, metadata, status, created_at, updated_at"
 INSERT_SQL = f"INSERT INTO sessions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-SELECT_SQL = f"SELECT {COLUMNS} FROM sessions WHERE account_id = ? AND id = ?"
-LIST_SQL = f"SELECT {COLUMNS} FROM sessions WHERE account_id = ?"
+# A session read answers its last activity as updated_at: its own last change or its newest
+# snapshot, whichever is later (one step down the snapshots_session index per row)
+_LAST_SNAPSHOT = (
+    "(SELECT MAX(p.created_at) FROM snapshots p WHERE p.session_id = sessions.id)"
+    " AS last_snapshot_at"
+)
+SELECT_SQL = f"SELECT {COLUMNS}, {_LAST_SNAPSHOT} FROM sessions WHERE account_id = ? AND id = ?"
+LIST_SQL = f"SELECT {COLUMNS}, {_LAST_SNAPSHOT} FROM sessions WHERE account_id = ?"
 UPDATABLE = {"name", "description", "metadata", "status", "updated_at"}
 # What a session holds, children before parents; session_purges marks one being purged (the
 # seal triggers let its rows go)
@@ -48,6 +54,14 @@ INACTIVE_SQL = (
 )
 
 
+def _active(row: dict[str, Any]) -> Session:
+    """A session row whose ``updated_at`` is its last activity (``_LAST_SNAPSHOT``)."""
+    last = row.pop("last_snapshot_at")
+    if last is not None:
+        row["updated_at"] = max(as_time(row["updated_at"]), as_time(last))
+    return Session(**row)
+
+
 class SqlSessions(Repository):
     def add(self, session: Session) -> None:
         s = session
@@ -67,7 +81,7 @@ class SqlSessions(Repository):
 
     def get(self, account_id: str, session_id: str) -> Session | None:
         row = self._work.one(SELECT_SQL, [account_id, session_id])
-        return Session(**row) if row else None
+        return _active(row) if row else None
 
     def page(self, account_id: str, listing: SessionListing) -> list[Session]:
         sql, params = LIST_SQL, list[Any]([account_id])
@@ -77,12 +91,12 @@ class SqlSessions(Repository):
         sql, params = after_cursor(sql, params, listing.after, before=listing.newest_first)
         order = "created_at DESC, id DESC" if listing.newest_first else "created_at, id"
         rows = self._work.run(sql + f" ORDER BY {order} LIMIT ?", [*params, listing.limit])
-        return [Session(**r) for r in rows]
+        return [_active(r) for r in rows]
 
     def update(self, account_id: str, session_id: str, changes: dict[str, Any]) -> Session | None:
         sql, values = update_sql("sessions", UPDATABLE, changes, COLUMNS, self._work)
         rows = self._work.run(sql, [*values, account_id, session_id])
-        return Session(**rows[0]) if rows else None
+        return Session(**rows[0]) if rows else None  # updated_at is now: later than any snapshot
 
     def purge(self, account_id: str, session_id: str) -> bool:
         if (

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+from kontex.adapters.sql.archive import SqlArchive
 from kontex.adapters.sql.base import Tx, Work
 from kontex.adapters.sql.checkpoints import SqlCheckpoints
 from kontex.adapters.sql.connections import SqlConnections
@@ -20,6 +21,7 @@ from kontex.adapters.sql.content import SqlContent
 from kontex.adapters.sql.keys import SqlKeys
 from kontex.adapters.sql.outbox import SqlOutbox
 from kontex.adapters.sql.queries import SqlQueries
+from kontex.adapters.sql.search import SqlSearchChanges
 from kontex.adapters.sql.sessions import SqlSessions
 from kontex.adapters.sql.snapshots import SqlSnapshots
 from kontex.adapters.sql.spans import SqlSpans
@@ -49,11 +51,14 @@ class SqlUnitOfWork:
         self.connections = SqlConnections(work)
         self.outbox = SqlOutbox(work)
         self.upgrade = SqlUpgrade(work)
+        self.archive = SqlArchive(work)
+        self.search_changes = SqlSearchChanges(work)
         self.announced: list[Event] = []
 
-    def announce(self, event: Event) -> None:
+    def announce(self, event: Event, *, swept: bool = False) -> None:
         self.outbox.add(event)
-        self.announced.append(event)
+        if not swept:  # swept: left to the sweeper (a bulk write's many events)
+            self.announced.append(event)
 
 
 def _publish_nothing(events: Sequence[Event]) -> None:

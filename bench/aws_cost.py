@@ -1,0 +1,520 @@
+"""What Kontex costs and holds on AWS at 1, 100 and 10,000 agents (docs/cost.md).
+
+Two halves:
+
+1. **Measured here**: the real Lambda handlers, in this process, on SQLite and PostgreSQL
+   (``KONTEX_BENCH_DATABASE_URL``, default 127.0.0.1:5432/test, a fresh schema): wall time, CPU
+   time and peak Python allocation (tracemalloc) per unit of work: an OTLP request of 100
+   spans (ingest), the span-worker batch it queues, a REST write (a snapshot) and a REST read.
+   Units not measured here (capture, MCP call, feed delivery, embed batch, WebSocket message)
+   are priced with the figure of the measured unit named in ``ESTIMATED_AS``, and say so.
+2. **The model**: the three workloads in ``WORKLOADS`` turned, with the list prices in
+   ``PRICES`` (us-east-1, as of the date in ``PRICES_READ``, from memory, NOT read from the
+   AWS pricing pages on that date: check them before quoting), into a monthly bill by service
+   and a load against each limit (``limits``), with the ``infra/config.py`` setting that moves
+   it.
+
+Run: ``python bench/aws_cost.py [--backend sqlite|postgres|all] [--repeats N] [--json]``; it
+prints the markdown tables of docs/cost.md. Lambda bills wall time at the configured memory
+(1024 MB, ``infra/functions.py``), so the model uses wall time on PostgreSQL (the production
+database; local PostgreSQL answers faster than Aurora behind RDS Proxy, which adds about a
+millisecond a round trip) and the database time (wall minus the handler's CPU) for ACUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+# -- prices ---------------------------------------------------------------------------------
+PRICES_READ = "2025-06 (model's knowledge; not re-read: check https://aws.amazon.com/pricing)"
+PRICES = {  # us-east-1 list prices, USD
+    "lambda_gb_s_arm": 0.0000133334,  # arm64, first 6 billion GB-s a month
+    "lambda_request": 0.20 / 1e6,
+    "apigw_http_request": 1.00 / 1e6,  # HTTP API, first 300 million a month
+    "apigw_ws_message": 1.00 / 1e6,  # WebSocket, per 32 KB message, first billion
+    "apigw_ws_minute": 0.25 / 1e6,  # connection minutes
+    "sqs_request": 0.40 / 1e6,  # standard queue, per 64 KB request chunk
+    "sns_publish": 0.50 / 1e6,  # standard topic; deliveries to SQS are free
+    "aurora_acu_hour": 0.12,  # Aurora Serverless v2, Aurora Standard
+    "aurora_storage_gb_month": 0.10,
+    "aurora_io": 0.20 / 1e6,
+    "rds_proxy_acu_hour": 0.015,  # Serverless v2 behind RDS Proxy: per ACU-hour, minimum 8 ACU
+    "rds_proxy_min_acu": 8,
+    "s3_gb_month": 0.023,
+    "s3_put": 0.005 / 1000,
+    "s3_get": 0.0004 / 1000,
+    "cw_logs_gb": 0.50,  # ingestion
+    "cw_metric_month": 0.30,
+    "cw_alarm_month": 0.10,
+    "nat_hour": 0.045,
+    "nat_gb": 0.045,
+    "secret_month": 0.40,
+}
+HOURS = 730  # a month
+
+# -- the stack's fixed shape (infra/) --------------------------------------------------------
+LAMBDA_GB = 1.0  # infra/functions.py: memory_size=1024 for the api, ingest, proxy and workers
+SQS_BATCH = 10  # infra/workers.py BATCH_SIZE
+STAGE = {  # infra/config.py, the settings the limits depend on
+    "dev": {"nat": 1, "readers": 0, "max_acu": 4, "rate": 50, "workers": 2},
+    "prod": {"nat": 2, "readers": 1, "max_acu": 16, "rate": 500, "workers": 10},
+}
+ACCOUNT_CONCURRENCY = 1000  # Lambda's default per account and region (a quota, raisable)
+WS_CONNECT_PER_S = 500  # API Gateway WebSocket new connections a second (account quota)
+ACU_VCPU = 0.25  # an ACU is about 2 GiB with "corresponding CPU": taken as 1/4 vCPU
+ACU_CONNECTIONS = 190  # Aurora PostgreSQL max_connections per ACU of max capacity (about)
+QDRANT_SEARCHES_PER_S = 100  # one small Qdrant node (2 vCPU), 1024-d vectors: an assumption
+LLM_SECONDS = 8.0  # a proxy call streams the upstream answer: the function waits this long
+
+# -- the workloads ---------------------------------------------------------------------------
+# Per active agent: an LLM step every 30 s (one proxy call or one traced LLM call), ten spans
+# a step, one snapshot a step; live viewers and searches as below. Active hours a month.
+WORKLOADS = {
+    "developer (1 agent)": {"agents": 1, "active_hours": 4 * 22, "stage": "dev", "viewers": 1},
+    "team (100 agents)": {"agents": 100, "active_hours": HOURS / 2, "stage": "prod", "viewers": 10},
+    "platform (10,000 agents)": {
+        "agents": 10_000,
+        "active_hours": HOURS / 2,
+        "stage": "prod",
+        "viewers": 200,
+    },
+}
+STEP_SECONDS = 30.0
+SPANS_PER_STEP = 10
+PROXY_SHARE = 0.5  # half the steps go through the proxy, half arrive as OTLP spans
+SEARCHES_PER_AGENT_HOUR = 2
+READS_PER_SNAPSHOT = 1.0  # REST reads (SDK restore, dashboard) per snapshot written
+SNAPSHOT_BYTES = 6_000  # stored per snapshot after dedup (docs/benchmarks.md, storage growth)
+LOG_BYTES_PER_INVOCATION = 600  # JSON logs at INFO: START/END/REPORT and one line
+
+
+# -- measuring -------------------------------------------------------------------------------
+def measure(fn: Callable[[], object], repeats: int) -> dict[str, float]:
+    """Median wall and CPU milliseconds, peak traced KiB."""
+    walls, cpus, peaks = [], [], []
+    for _ in range(repeats):
+        tracemalloc.start()
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        cpu = time.process_time() - cpu
+        wall = time.perf_counter() - wall
+        peaks.append(tracemalloc.get_traced_memory()[1] / 1024)
+        tracemalloc.stop()
+        walls.append(wall * 1000)
+        cpus.append(cpu * 1000)
+    return {
+        "wall_ms": round(statistics.median(walls), 2),
+        "cpu_ms": round(statistics.median(cpus), 2),
+        "peak_kib": round(max(peaks), 1),
+    }
+
+
+@contextmanager
+def _store(backend: str, tmp: Path) -> Iterator[Any]:
+    if backend == "sqlite":
+        from kontex.adapters.sqlite_store import SqliteStore
+
+        store = SqliteStore(tmp / "kontex.db")
+        store.migrate()
+        yield store
+        store.close()
+        return
+    import psycopg
+
+    from kontex.adapters.postgres_store import PostgresStore
+
+    url = os.environ.get("KONTEX_BENCH_DATABASE_URL", DEFAULT_PG_URL)
+    schema = f"kontex_cost_{secrets.token_hex(4)}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            sep = "&" if "?" in url else "?"
+            store = PostgresStore(f"{url}{sep}options=-csearch_path%3D{schema}", pooled=True)
+            store.migrate()
+            yield store
+            store.close()
+        finally:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+class _Queue:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def send(self, queue: str, bodies: list[str], delay_seconds: int = 0) -> None:
+        self.sent += [(queue, b) for b in bodies]
+
+
+def measure_backend(backend: str, repeats: int) -> dict[str, dict[str, float]]:
+    from bench.ingest import batches
+    from kontex import bootstrap
+    from kontex.adapters.local_blobs import LocalBlobs
+    from kontex.adapters.local_queue import sqs_record
+    from kontex.functions import worker_paths
+    from kontex.http.apigw import LocalContext, http_api_event
+    from kontex.local.server import load_handler, load_worker
+    from kontex.services import keys
+    from kontex.settings import Settings
+
+    api = load_handler("api")
+    ingest = load_handler("ingest")
+    spans_worker = load_worker(worker_paths()["spans"]).lambda_handler
+    results: dict[str, dict[str, float]] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="kontex-cost-") as tmp,
+        _store(backend, Path(tmp)) as store,
+    ):
+        config = Settings.from_env(
+            {
+                "KONTEX_API_KEY_SECRET": "cost",
+                "KONTEX_RATE_LIMIT_PER_HOUR": "1000000",
+                "KONTEX_SNAPSHOT_WRITES_PER_HOUR": "1000000",
+            },
+            kontex_data_dir=Path(tmp),
+        )
+        made = bootstrap.Container(config, store=store, blobs=LocalBlobs(Path(tmp) / "blobs"))
+        queue = _Queue()
+        made.queue = queue  # type: ignore[misc]
+        bootstrap.configure(made)
+        try:
+            _, key = keys.create_key(made.deps, "cost")
+            headers = [("authorization", f"Bearer {key}"), ("content-type", "application/json")]
+
+            def call(handler: Any, method: str, path: str, body: Any = None) -> dict[str, Any]:
+                data = json.dumps(body).encode() if body is not None else b""
+                event = http_api_event(method, path, headers, data)
+                reply = handler(event, LocalContext(function_name="kontex-api"))
+                assert reply["statusCode"] < 300, reply
+                return json.loads(reply["body"]) if reply.get("body") else {}
+
+            session = call(api, "POST", "/v1/sessions", {"name": "cost"})
+            task = call(api, "POST", f"/v1/sessions/{session['id']}/tasks", {"name": "t"})
+            turn = [0]
+            messages: list[dict[str, str]] = [{"role": "system", "content": "Be brief."}]
+
+            def rest_write() -> None:
+                turn[0] += 1
+                messages.extend(
+                    [
+                        {"role": "user", "content": f"question {turn[0]} " * 20},
+                        {"role": "assistant", "content": f"answer {turn[0]} " * 40},
+                    ]
+                )
+                made_snapshot = call(
+                    api,
+                    "POST",
+                    f"/v1/tasks/{task['id']}/snapshots",
+                    {"label": f"s{turn[0]}", "bundle": {"messages": messages}},
+                )
+                last[0] = made_snapshot["id"]
+
+            last = [""]
+            rest_write()
+            results["REST write (snapshot)"] = measure(rest_write, repeats)
+            results["REST read (snapshot)"] = measure(
+                lambda: call(api, "GET", f"/v1/snapshots/{last[0]}"), repeats
+            )
+
+            bodies = iter(batches(100 * (repeats + 1), repeats + 1, 400))
+            otlp_headers = [("authorization", f"Bearer {key}")]
+            otlp_headers.append(("content-type", "application/x-protobuf"))
+
+            def otlp() -> None:
+                event = http_api_event("POST", "/ingest/v1/traces", otlp_headers, next(bodies))
+                reply = ingest(event, LocalContext(function_name="kontex-ingest"))
+                assert reply["statusCode"] == 200, reply
+
+            results["OTLP request (100 spans)"] = measure(otlp, repeats)
+            sent = list(queue.sent)
+            per_request = max(1, len(sent) // repeats)
+            chunks = iter([sent[i : i + SQS_BATCH] for i in range(0, len(sent), SQS_BATCH)] or [[]])
+
+            sizes: list[int] = []
+
+            def worker_batch() -> None:
+                chunk = next(chunks, [])
+                sizes.append(len(chunk))
+                records = [
+                    sqs_record("spans", f"m{i}", body, 1) for i, (_, body) in enumerate(chunk)
+                ]
+                spans_worker({"Records": records}, LocalContext(function_name="kontex-spans"))
+
+            runs = min(repeats, -(-len(sent) // SQS_BATCH))
+            batch = measure(worker_batch, runs)
+            # per message (up to SQS_BATCH in an invocation), then as a full batch of 10
+            per_message = 1 / max(1.0, statistics.median(sizes))
+            for field in ("wall_ms", "cpu_ms"):
+                batch[field] = round(batch[field] * per_message * SQS_BATCH, 2)
+            batch["messages_per_request"] = per_request
+            results["span-worker batch (10 messages)"] = batch
+        finally:
+            bootstrap.configure(None)
+    return results
+
+
+# units priced with another unit's measurement (not measured in process here)
+ESTIMATED_AS = {
+    "capture (proxy call -> snapshot)": "REST write (snapshot)",
+    "MCP call": "REST read (snapshot)",
+    "feed delivery (event -> WebSocket posts)": "REST read (snapshot)",
+    "WebSocket message": "REST read (snapshot)",
+    "embed batch": "span-worker batch (10 messages)",
+}
+
+
+# -- the model -------------------------------------------------------------------------------
+def rates(workload: dict[str, Any]) -> dict[str, float]:
+    """Per second while the agents are active."""
+    agents = workload["agents"]
+    steps = agents / STEP_SECONDS
+    return {
+        "spans/s": steps * (1 - PROXY_SHARE) * SPANS_PER_STEP,
+        "snapshots/s": steps,
+        "proxy calls/s": steps * PROXY_SHARE,
+        "live subscribers": workload["viewers"],
+        "searches/s": agents * SEARCHES_PER_AGENT_HOUR / 3600,
+    }
+
+
+def bill(workload: dict[str, Any], unit: dict[str, dict[str, float]]) -> dict[str, Any]:
+    p = PRICES
+    stage = STAGE[workload["stage"]]
+    r = rates(workload)
+    seconds = workload["active_hours"] * 3600
+
+    def wall(name: str) -> float:
+        return unit[ESTIMATED_AS.get(name, name)]["wall_ms"] / 1000
+
+    def db(name: str) -> float:
+        m = unit[ESTIMATED_AS.get(name, name)]
+        return max(0.0, m["wall_ms"] - m["cpu_ms"]) / 1000
+
+    otlp_per_s = r["spans/s"] / 100
+    worker_per_s = (
+        otlp_per_s * unit["span-worker batch (10 messages)"]["messages_per_request"] / SQS_BATCH
+    )
+    writes_per_s = r["snapshots/s"] * PROXY_SHARE  # the rest come from spans and captures
+    reads_per_s = r["snapshots/s"] * READS_PER_SNAPSHOT
+    events_per_s = r["snapshots/s"]  # snapshot.created reaches the feed
+    ws_per_s = events_per_s * min(1.0, r["live subscribers"] / max(1, workload["agents"]))
+    invocations = {  # per second: (count, wall seconds each)
+        "ingest": (otlp_per_s, wall("OTLP request (100 spans)")),
+        "spans worker": (worker_per_s, wall("span-worker batch (10 messages)")),
+        "proxy": (r["proxy calls/s"], LLM_SECONDS),
+        "capture worker": (
+            r["proxy calls/s"] / SQS_BATCH,
+            wall("capture (proxy call -> snapshot)") * SQS_BATCH,
+        ),
+        "api": (
+            writes_per_s + reads_per_s,
+            (wall("REST write (snapshot)") + wall("REST read (snapshot)")) / 2,
+        ),
+        "feed worker": (
+            events_per_s / SQS_BATCH,
+            wall("feed delivery (event -> WebSocket posts)") * SQS_BATCH,
+        ),
+        "embed worker": (r["snapshots/s"] / SQS_BATCH, wall("embed batch") * 3),
+        "search (api)": (r["searches/s"], wall("MCP call") * 4),
+    }
+    calls = sum(n for n, _ in invocations.values()) * seconds
+    gb_s = sum(n * d for n, d in invocations.values()) * seconds * LAMBDA_GB
+    concurrency = {name: n * d for name, (n, d) in invocations.items()}
+    db_seconds_per_s = (
+        otlp_per_s * db("OTLP request (100 spans)")
+        + worker_per_s * db("span-worker batch (10 messages)")
+        + r["proxy calls/s"] * db("capture (proxy call -> snapshot)")
+        + writes_per_s * db("REST write (snapshot)")
+        + reads_per_s * db("REST read (snapshot)")
+    )
+    busy_acu = db_seconds_per_s / ACU_VCPU  # ACUs kept busy while active
+    readers = stage["readers"]
+    acu_hours = (max(0.5, busy_acu) * workload["active_hours"]) + 0.5 * (
+        HOURS - workload["active_hours"]
+    )
+    acu_hours *= 1 + readers  # readers scale with the writer (scale_with_writer=True)
+    snapshots_month = r["snapshots/s"] * seconds
+    storage_gb = snapshots_month * SNAPSHOT_BYTES / 1e9
+    http_requests = (otlp_per_s + writes_per_s + reads_per_s + r["searches/s"]) * seconds
+    sqs_messages = (
+        otlp_per_s * unit["span-worker batch (10 messages)"]["messages_per_request"]
+        + r["proxy calls/s"]
+        + events_per_s * 2
+    ) * seconds
+    cost = {
+        "Lambda": gb_s * p["lambda_gb_s_arm"] + calls * p["lambda_request"],
+        "API Gateway (HTTP + WebSocket)": http_requests * p["apigw_http_request"]
+        + ws_per_s * seconds * p["apigw_ws_message"]
+        + r["live subscribers"] * workload["active_hours"] * 60 * p["apigw_ws_minute"],
+        # a message: its send, plus a tenth of a batched receive and of a batched delete
+        "SQS + SNS": sqs_messages * 1.2 * p["sqs_request"]
+        + events_per_s * seconds * p["sns_publish"],
+        "Aurora Serverless v2 (ACU, storage, I/O)": acu_hours * p["aurora_acu_hour"]
+        + storage_gb * p["aurora_storage_gb_month"]
+        + snapshots_month * 20 * p["aurora_io"],
+        "RDS Proxy": max(p["rds_proxy_min_acu"], busy_acu * (1 + readers))
+        * HOURS
+        * p["rds_proxy_acu_hour"],
+        "S3 (bundles, claims)": storage_gb * p["s3_gb_month"]
+        + snapshots_month * (p["s3_put"] + p["s3_get"]),
+        "CloudWatch (logs, metrics, alarms)": calls
+        * LOG_BYTES_PER_INVOCATION
+        / 1e9
+        * p["cw_logs_gb"]
+        + 60 * p["cw_metric_month"]
+        + 25 * p["cw_alarm_month"],
+        "NAT gateways, secrets": stage["nat"] * HOURS * p["nat_hour"] + 3 * p["secret_month"],
+    }
+    cost = {k: round(v, 2) for k, v in cost.items()}
+    total = round(sum(cost.values()), 2)
+    spans_month = r["spans/s"] * seconds
+    return {
+        "rates": {k: round(v, 3) for k, v in r.items()},
+        "cost": cost,
+        "total": total,
+        "per_million_spans": round(total / max(spans_month, 1) * 1e6, 2),
+        "per_thousand_snapshots": round(total / max(snapshots_month, 1) * 1e3, 3),
+        "limits": limits(workload, r, concurrency, busy_acu, worker_per_s, unit),
+    }
+
+
+def limits(
+    workload: dict[str, Any],
+    r: dict[str, float],
+    concurrency: dict[str, float],
+    busy_acu: float,
+    worker_per_s: float,
+    unit: dict[str, dict[str, float]],
+) -> list[dict[str, Any]]:
+    """Each limit's load (demand / capacity), the highest first; over 1.0 means it is hit."""
+    stage = STAGE[workload["stage"]]
+    batch_s = unit["span-worker batch (10 messages)"]["wall_ms"] / 1000
+    spans_per_batch = (
+        100 * SQS_BATCH / unit["span-worker batch (10 messages)"]["messages_per_request"]
+    )
+    rows = [
+        (
+            "Lambda concurrency (account)",
+            sum(concurrency.values()) / ACCOUNT_CONCURRENCY,
+            "account quota, not infra/config.py (the proxy holds one per LLM call)",
+        ),
+        ("Aurora ACUs (writer)", busy_acu / stage["max_acu"], "db_max_acu"),
+        (
+            "Aurora connections through RDS Proxy",
+            sum(concurrency.values()) / (stage["max_acu"] * ACU_CONNECTIONS),
+            "db_max_acu (max_connections grows with it)",
+        ),
+        (
+            "SQS span-worker throughput",
+            r["spans/s"] / (stage["workers"] * spans_per_batch / batch_s),
+            "worker_max_concurrency",
+        ),
+        (
+            "API Gateway stage rate",
+            (r["spans/s"] / 100 + r["snapshots/s"] * (PROXY_SHARE + READS_PER_SNAPSHOT))
+            / stage["rate"],
+            "api_rate_limit, api_burst_limit",
+        ),
+        (
+            "API Gateway WebSocket connects",
+            r["live subscribers"] / 60 / WS_CONNECT_PER_S,
+            "account quota",
+        ),
+        (
+            "Qdrant searches",
+            r["searches/s"] / QDRANT_SEARCHES_PER_S,
+            "QDRANT_URL: the Qdrant cluster's size",
+        ),
+    ]
+    out = [{"limit": n, "load": round(v, 4), "moved_by": m} for n, v, m in rows]
+    return sorted(out, key=lambda row: -row["load"])
+
+
+def markdown(units: dict[str, dict[str, dict[str, float]]], model: dict[str, Any]) -> str:
+    lines = ["### Measured per unit of work (this machine, in process, median)", ""]
+    lines.append("| unit | backend | wall ms | CPU ms | peak KiB (Python) |")
+    lines.append("|---|---|---|---|---|")
+    for backend, measured in units.items():
+        for name, m in measured.items():
+            lines.append(
+                f"| {name} | {backend} | {m['wall_ms']} | {m['cpu_ms']} | {m['peak_kib']} |"
+            )
+    for name, like in ESTIMATED_AS.items():
+        lines.append(f"| {name} | not measured | priced as {like} | | |")
+    lines += ["", "### Workloads: rates while active", ""]
+    names = list(model)
+    lines.append("| | " + " | ".join(names) + " |")
+    lines.append("|---|" + "---|" * len(names))
+    for key in next(iter(model.values()))["rates"]:
+        lines.append(f"| {key} | " + " | ".join(str(model[n]["rates"][key]) for n in names) + " |")
+    lines += [
+        "",
+        f"### Monthly cost by service (USD, us-east-1 list prices as of {PRICES_READ})",
+        "",
+    ]
+    lines.append("| service | " + " | ".join(names) + " |")
+    lines.append("|---|" + "---|" * len(names))
+    for service in next(iter(model.values()))["cost"]:
+        lines.append(
+            f"| {service} | "
+            + " | ".join(f"{model[n]['cost'][service]:,.2f}" for n in names)
+            + " |"
+        )
+    lines.append(
+        "| **total** | " + " | ".join(f"**{model[n]['total']:,.2f}**" for n in names) + " |"
+    )
+    lines.append(
+        "| per million spans | "
+        + " | ".join(f"{model[n]['per_million_spans']:,.2f}" for n in names)
+        + " |"
+    )
+    lines.append(
+        "| per thousand snapshots | "
+        + " | ".join(f"{model[n]['per_thousand_snapshots']:,.3f}" for n in names)
+        + " |"
+    )
+    lines += ["", "### Limits: load = demand / capacity (1.0 = hit), highest first", ""]
+    for n in names:
+        lines.append(f"**{n}**")
+        lines.append("")
+        lines.append("| limit | load | moved by |")
+        lines.append("|---|---|---|")
+        for row in model[n]["limits"]:
+            lines.append(f"| {row['limit']} | {row['load']} | {row['moved_by']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    backends = ["sqlite", "postgres"] if args.backend == "all" else [args.backend]
+    units = {b: measure_backend(b, args.repeats) for b in backends}
+    basis = units.get("postgres") or units[backends[0]]
+    model = {name: bill(w, basis) for name, w in WORKLOADS.items()}
+    out = {"prices_read": PRICES_READ, "units": units, "model": model}
+    print(json.dumps(out, indent=2) if args.json else markdown(units, model))
+    return out
+
+
+if __name__ == "__main__":
+    main()
