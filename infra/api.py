@@ -8,10 +8,11 @@ HMAC-hashed), not API Gateway's. The `$default` stage is throttled and writes JS
 
 The proxy relays model calls that can be long and stream for minutes. An HTTP API buffers
 answers and gives up after 30 s, so the proxy is not behind it: it has a Lambda function URL in
-invoke mode RESPONSE_STREAM, and runs its handler in a small HTTP server behind the Lambda Web
-Adapter (AWS's public layer; Python has no native streaming handler), which streams what the
-server writes. The function may run 15 minutes; the upstream timeout is a little less, so a
-stalled upstream gets the proxy's own error answer. The URL's auth type is NONE: every call is
+invoke mode RESPONSE_STREAM, and runs its ASGI app (``kontex.proxy.app``, the same app
+``kontex dev`` mounts) on uvicorn behind the Lambda Web Adapter (AWS's public layer; Python has
+no native streaming handler), which streams what uvicorn writes. The function may run 15
+minutes; the upstream timeout is a little less, so a stalled upstream gets the proxy's own
+error answer. The URL's auth type is NONE: every call is
 authenticated in the function with a Kontex key, before anything is forwarded (docs/deploy.md).
 """
 
@@ -34,6 +35,7 @@ INGEST_TIMEOUT = Duration.seconds(15)
 PROXY_TIMEOUT = Duration.minutes(15)  # Lambda's maximum: a streamed answer may last that long
 PROXY_UPSTREAM_TIMEOUT = Duration.seconds(870)  # the proxy answers a clean error before its own
 ANTHROPIC_API_URL = "https://api.anthropic.com"
+OPENAI_API_URL = "https://api.openai.com"
 # The Lambda Web Adapter's public layer (awslabs/aws-lambda-web-adapter, docs: zip packages),
 # published by AWS in every commercial region; the architecture must match the functions'.
 WEB_ADAPTER_ACCOUNT = "753240598075"
@@ -93,9 +95,11 @@ class Api(Construct):
             handler="run.sh",  # started by the web adapter (AWS_LAMBDA_EXEC_WRAPPER)
             timeout=PROXY_TIMEOUT,
             access=Access(sends_to=("captures",), claims="put"),
-            description="Kontex Anthropic proxy (/proxy/v1/*), streamed by the Lambda Web Adapter",
+            description="Kontex proxy (Anthropic /proxy/v1/*, OpenAI /proxy/openai/v1/*): "
+            "ASGI on uvicorn, streamed by the Lambda Web Adapter",
             environment={
                 "ANTHROPIC_API_URL": ANTHROPIC_API_URL,
+                "OPENAI_API_URL": OPENAI_API_URL,
                 "KONTEX_PROXY_TIMEOUT_SECONDS": str(int(PROXY_UPSTREAM_TIMEOUT.to_seconds())),
                 "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
                 "AWS_LWA_INVOKE_MODE": "response_stream",

@@ -159,6 +159,13 @@ class KontexStack(Stack):
         )
         CfnOutput(
             self,
+            "OpenAIBaseUrl",
+            value=f"{self.api.proxy_url.url}proxy/openai/v1",
+            description="base_url for OpenAI SDKs (the same function URL; they append "
+            "/chat/completions or /responses)",
+        )
+        CfnOutput(
+            self,
             "MigrateFunctionName",
             value=self.migrations.function.function_name,
             description='invoke with {"create_key": {"label": ...}} for the first API key',

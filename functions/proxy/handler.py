@@ -1,22 +1,10 @@
-"""Anthropic-compatible proxy (/proxy/v1/*): forward unchanged, queue the capture of Messages."""
+"""The proxy function: Anthropic's API under /proxy/v1/*, OpenAI's under /proxy/openai/v1/*,
+forwarded unchanged with the capture of model calls queued (``kontex.proxy.app``).
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
+``app`` is an ASGI app: on AWS uvicorn runs it behind the Lambda Web Adapter (``server.py``,
+started by ``run.sh``), and ``kontex dev`` mounts the same app at ``/proxy/``.
+"""
 
-from kontex.api import proxy
-from kontex.observability import metrics, tracer
+from kontex.proxy.app import ProxyApp
 
-logger = Logger(service="kontex-proxy")
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    return proxy.handle(event)
-
-
-def stream_handler(event: dict) -> tuple:
-    """The same call, streamed: used by servers that can stream (local stack, web adapter)."""
-    return proxy.stream(event)
+app = ProxyApp()

@@ -500,8 +500,37 @@ def test_proxy_streams_from_a_function_url_for_up_to_15_minutes(dev: Synth) -> N
     upstream = float(variables["KONTEX_PROXY_TIMEOUT_SECONDS"])
     assert proxy["Timeout"] == 900 and 600 <= upstream < proxy["Timeout"]
     assert variables["ANTHROPIC_API_URL"] == "https://api.anthropic.com"
+    assert variables["OPENAI_API_URL"] == "https://api.openai.com"
+    assert variables["AWS_LWA_READINESS_CHECK_PATH"] == "/health"
     outputs = dev.template.to_json()["Outputs"]
     assert "FunctionUrl" in json.dumps(outputs["AnthropicBaseUrl"]["Value"])
+    assert "proxy/openai/v1" in json.dumps(outputs["OpenAIBaseUrl"]["Value"])
+
+
+def test_the_proxy_function_is_the_asgi_app_on_uvicorn() -> None:
+    """What the adapter starts (run.sh) runs uvicorn on the ASGI app ``kontex dev`` mounts: no
+    HTTP server or framing of our own (tests/proxy/test_web_adapter_server.py runs it)."""
+    import ast
+
+    folder = Path(__file__).resolve().parents[2] / "functions" / "proxy"
+    assert 'exec python3 "$LAMBDA_TASK_ROOT/server.py"' in (folder / "run.sh").read_text()
+    server = ast.parse((folder / "server.py").read_text())
+    imported = {
+        alias.name
+        for node in ast.walk(server)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    } | {node.module for node in ast.walk(server) if isinstance(node, ast.ImportFrom)}
+    assert "uvicorn" in imported and "app" in imported
+    assert not {"http.server", "socketserver"} & imported
+    port = next(
+        node
+        for node in ast.walk(server)
+        if isinstance(node, ast.Constant) and node.value == "AWS_LWA_PORT"
+    )
+    assert port is not None  # uvicorn listens where the adapter looks (AWS_LWA_PORT)
+    handler = (folder / "handler.py").read_text()
+    assert "from kontex.proxy.app import ProxyApp" in handler and "app = ProxyApp()" in handler
 
 
 def test_large_queue_messages_travel_by_claim_check(dev: Synth) -> None:
@@ -764,6 +793,10 @@ def test_every_function_flushes_metrics_and_traces() -> None:
     root = Path(__file__).resolve().parents[2] / "functions"
     for handler in [*root.glob("*/handler.py"), *root.glob("workers/*.py")]:
         text = handler.read_text("utf-8")
+        if handler.parent.name == "proxy":  # an ASGI app, not a Lambda handler: it flushes
+            app = root.parent / "layers" / "core" / "kontex" / "proxy" / "app.py"
+            assert "observability.flush()" in app.read_text("utf-8")  # after each call
+            continue
         assert "@tracer.capture_lambda_handler" in text, handler
         if handler.parent.name != "migrate":
             assert "@metrics.log_metrics" in text, handler

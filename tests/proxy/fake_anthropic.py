@@ -124,6 +124,7 @@ class FakeAnthropic:
     def __init__(self) -> None:
         self.requests: list[tuple[dict[str, str], dict[str, Any]]] = []
         self.delay = 0.0
+        self.pause = 0.0  # seconds between a stream's events
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -221,6 +222,7 @@ class FakeAnthropic:
                     for chunk in sse_events(message):
                         self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
                         self.wfile.flush()
+                        time.sleep(fake.pause)
                     self.wfile.write(b"0\r\n\r\n")
                     return
                 payload = json.dumps(message).encode()

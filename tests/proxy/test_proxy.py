@@ -1,25 +1,29 @@
-"""The proxy handler and the capture worker, on SQLite and PostgreSQL, against a fake upstream."""
+"""The proxy (its ASGI app, served by uvicorn as on AWS) and the capture worker, on SQLite and
+PostgreSQL, against a fake upstream."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from kontex import bootstrap
 from kontex.adapters.local_blobs import LocalBlobs
 from kontex.adapters.local_queue import sqs_record
 from kontex.functions import worker_paths
-from kontex.http.apigw import LocalContext, http_api_event, response_parts
+from kontex.http.apigw import LocalContext
 from kontex.local.server import load_module, load_worker
 from kontex.proxy.assemble import message_from_stream
 from kontex.services import capture, keys, sessions, snapshots
 from kontex.settings import Settings
 from tests.proxy.fake_anthropic import FakeAnthropic, reply_for, sse_events
+from tests.proxy.served import Served
 
-proxy = load_module("proxy")
+proxy = load_module("proxy")  # functions/proxy/handler.py: its ``app``, as uvicorn runs it
 
 
 worker = load_worker(worker_paths()["capture"]).lambda_handler
@@ -62,8 +66,20 @@ def kontex(store: Any, tmp_path: Any, upstream: FakeAnthropic) -> Iterator[Any]:
     key, made.key = keys.create_key(made.deps, "proxy")
     made.account_id = key.account_id
     made.session = sessions.create_session(made.deps, key.account_id, "chat")
-    yield made
+    with Served(proxy.app).running() as served:
+        made.served = served
+        yield made
     bootstrap.configure(None)
+
+
+def send(
+    kontex: Any, method: str, path: str, headers: dict[str, str], body: bytes = b""
+) -> tuple[int, dict[str, str], bytes]:
+    """One request over HTTP to the served app; returns once its capture is queued."""
+    with httpx.Client(base_url=kontex.served.url, timeout=30) as client:
+        answer = client.request(method, path, headers=headers, content=body)
+    kontex.served.settle()
+    return answer.status_code, {k.lower(): v for k, v in answer.headers.items()}, answer.content
 
 
 def call(kontex: Any, body: Any, **headers: str) -> tuple[int, dict[str, str], bytes]:
@@ -75,11 +91,7 @@ def call(kontex: Any, body: Any, **headers: str) -> tuple[int, dict[str, str], b
         **{k.replace("_", "-"): v for k, v in headers.items()},
     }
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    event = http_api_event("POST", "/proxy/v1/messages", list(sent.items()), raw)
-    status, reply_headers, out = response_parts(
-        proxy.lambda_handler(event, LocalContext(function_name="kontex-proxy"))
-    )
-    return status, {k.lower(): v for k, v in reply_headers}, out
+    return send(kontex, "POST", "/proxy/v1/messages", sent, raw)
 
 
 def run_captures(kontex: Any, times: int = 1) -> None:
@@ -146,6 +158,28 @@ def test_streamed_reply_is_reassembled_for_capture(kontex: Any, upstream: Any) -
     ]
     assert bundle.messages[-1].content[-1]["type"] == "tool_use"
     assert snap.token_total == 101 + 25
+
+
+def test_a_stream_reaches_the_caller_as_it_arrives(kontex: Any, upstream: Any) -> None:
+    """Each event is passed on when the upstream sends it, not when the answer is complete."""
+    assert call(kontex, REQUEST)[0] == 200  # the pools warm
+    upstream.pause = 0.1
+    request = {**REQUEST, "stream": True}
+    sent = {"x-kontex-api-key": kontex.key, "x-kontex-session-id": kontex.session.id}
+    client = httpx.Client(base_url=kontex.served.url, timeout=30)
+    started = time.perf_counter()
+    with client, client.stream("POST", "/proxy/v1/messages", json=request, headers=sent) as answer:
+        chunks = answer.iter_raw()
+        first = next(chunks)
+        at_first = time.perf_counter() - started
+        rest = b"".join(chunks)
+    total = time.perf_counter() - started
+    events = len(list(sse_events(reply_for(request))))
+    assert first.startswith(b"event: message_start")
+    assert at_first < 0.1 * events / 2 < total  # the first event came long before the last
+    assert first + rest == b"".join(sse_events(reply_for(request)))
+    kontex.served.settle()
+    assert len(kontex.queue.sent) == 1  # captured once the last byte had gone
 
 
 def test_stream_reassembly_matches_the_json_message() -> None:
@@ -327,14 +361,11 @@ def test_a_named_session_is_made_once(kontex: Any, upstream: Any) -> None:
 
 
 def test_other_paths_are_forwarded_not_captured(kontex: Any, upstream: Any) -> None:
-    event = http_api_event(
+    status, headers, body = send(
+        kontex,
         "GET",
         "/proxy/v1/models?limit=2",
-        [("x-kontex-api-key", kontex.key), ("x-kontex-session-id", kontex.session.id)],
-        b"",
-    )
-    status, headers, body = response_parts(
-        proxy.lambda_handler(event, LocalContext(function_name="kontex-proxy"))
+        {"x-kontex-api-key": kontex.key, "x-kontex-session-id": kontex.session.id},
     )
     assert status == 200 and json.loads(body)["data"][0]["id"] == "claude-fake"
     assert upstream.requests[-1][1] == {"method": "GET", "path": "/v1/models?limit=2"}

@@ -1,74 +1,77 @@
-"""The server the Lambda Web Adapter runs on AWS (functions/proxy/server.py) streams SSE."""
+"""What the Lambda Web Adapter runs on AWS (functions/proxy/run.sh -> server.py): uvicorn
+serving the proxy's ASGI app, started as its own process, answering /health and streaming SSE."""
 
 from __future__ import annotations
 
-import importlib.util
+import os
+import socket
+import subprocess
 import sys
-import threading
+import time
+import urllib.request
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 import anthropic
 import pytest
 
 from kontex import bootstrap
-from kontex.adapters.local_blobs import LocalBlobs
 from kontex.functions import functions_dir
 from kontex.services import keys
 from kontex.settings import Settings
 from tests.proxy.fake_anthropic import FakeAnthropic
 
 
-def load_server() -> Any:
-    folder = functions_dir() / "proxy"
-    sys.path.insert(0, str(folder))  # as run.sh runs it: `handler` beside it
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "kontex_proxy_lwa_server", folder / "server.py"
-        )
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(folder))
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
-def served(tmp_path: Any) -> Iterator[tuple[str, str]]:
-    class Sent:
-        def send(self, queue: str, bodies: list[str], delay_seconds: int = 0) -> None:
-            pass
-
+def served(tmp_path: Any) -> Iterator[tuple[str, str, FakeAnthropic]]:
     with FakeAnthropic().running() as upstream:
-        config = Settings.from_env(
-            {"KONTEX_API_KEY_SECRET": "s", "ANTHROPIC_API_URL": upstream.url},
-            kontex_data_dir=tmp_path,
-        )
-        made = bootstrap.Container(config, blobs=LocalBlobs(tmp_path / "blobs"))
+        env = {
+            "KONTEX_API_KEY_SECRET": "s",
+            "ANTHROPIC_API_URL": upstream.url,
+            "KONTEX_DATA_DIR": str(tmp_path),
+        }
+        made = bootstrap.Container(Settings.from_env(env, kontex_data_dir=tmp_path))
         made.store.migrate()
-        made.queue = Sent()
-        bootstrap.configure(made)
         _, key = keys.create_key(made.deps, "lwa")
-        server = ThreadingHTTPServer(("127.0.0.1", 0), load_server().Handler)
-        server.daemon_threads = True
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
+        port = free_port()
+        folder = functions_dir() / "proxy"
+        process = subprocess.Popen(  # as run.sh starts it: handler.py beside server.py
+            [sys.executable, str(folder / "server.py")],
+            cwd=folder,
+            env={
+                **os.environ,
+                **env,
+                "AWS_LWA_PORT": str(port),
+                "PYTHONPATH": str(folder),
+                "POWERTOOLS_METRICS_DISABLED": "true",
+            },
+        )
+        base = f"http://127.0.0.1:{port}"
         try:
-            yield f"http://127.0.0.1:{server.server_address[1]}", key
+            deadline = time.monotonic() + 60
+            while True:  # the adapter's readiness check, as it polls it
+                try:
+                    with urllib.request.urlopen(f"{base}/health", timeout=1) as answer:
+                        assert answer.status == 200
+                        break
+                except OSError:
+                    assert process.poll() is None, "the server exited"
+                    assert time.monotonic() < deadline, "the server did not start"
+                    time.sleep(0.1)
+            yield base, key, upstream
         finally:
-            server.shutdown()
-            server.server_close()
-            bootstrap.configure(None)
+            process.terminate()
+            process.wait(10)
 
 
-def test_health_json_and_stream(served: tuple[str, str]) -> None:
-    base, key = served
-    import urllib.request
-
-    with urllib.request.urlopen(f"{base}/health") as answer:  # the adapter's readiness check
-        assert answer.status == 200
+def test_health_json_and_stream(served: tuple[str, str, FakeAnthropic]) -> None:
+    base, key, upstream = served
     client = anthropic.Anthropic(
         api_key="sk-ant", base_url=f"{base}/proxy", default_headers={"X-Kontex-Api-Key": key}
     )
@@ -78,3 +81,4 @@ def test_health_json_and_stream(served: tuple[str, str]) -> None:
     with client.messages.stream(model="claude-fake", max_tokens=5, messages=messages) as s:
         assert "".join(s.text_stream).startswith("Echo:")
     assert [m.id for m in client.models.list().data] == ["claude-fake"]
+    assert not [h for h in upstream.requests[-1][0] if h.startswith("x-kontex")]

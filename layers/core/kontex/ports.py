@@ -818,7 +818,7 @@ class UpstreamResponse:
 
     status: int
     headers: dict[str, str]
-    chunks: collections.abc.Iterator[bytes]
+    chunks: collections.abc.AsyncIterator[bytes]
 
     @property
     def is_stream(self) -> bool:
@@ -844,10 +844,11 @@ class UpstreamRequest:
 
 
 class Upstream(Protocol):
-    """The API the proxy forwards to (Anthropic). Which headers go and come back, and the
-    errors (``UpstreamError``, ``UpstreamTimeout``, raised by ``request`` or while ``chunks``
-    is read): ``kontex.proxy.upstream``."""
+    """The API the proxy forwards to (Anthropic, OpenAI), asynchronous: the proxy is an ASGI
+    app. Which headers go and come back, and the errors (``UpstreamError``,
+    ``UpstreamTimeout``, raised by ``request`` or while ``chunks`` is read):
+    ``kontex.proxy.upstream``."""
 
-    def request(self, sent: UpstreamRequest) -> UpstreamResponse:
+    async def request(self, sent: UpstreamRequest) -> UpstreamResponse:
         """The answer, its body read lazily."""
         ...

@@ -55,6 +55,8 @@ class Settings(BaseModel):
     # agent with a few parallel tasks per step run within an hour
     kontex_checkpoint_requests_per_hour: int = Field(default=20_000, ge=1)
     anthropic_api_url: str = "https://api.anthropic.com"
+    # /proxy/openai/v1/* goes to {OPENAI_API_URL}/v1/* (any OpenAI-compatible server)
+    openai_api_url: str = "https://api.openai.com"
     kontex_proxy_timeout_seconds: float = Field(
         default=600, gt=0, description="upstream timeout (AWS: under the function's 15 min)"
     )

@@ -1,72 +1,77 @@
-"""The proxy's upstream API (Anthropic) over one pooled urllib3 client, bytes passed through
-(the ``Upstream`` port; which headers pass and how a call fails: ``kontex.proxy.upstream``).
+"""The proxy's upstream APIs (Anthropic, OpenAI) over one pooled ``httpx.AsyncClient``, bytes
+passed through (the ``Upstream`` port; which headers pass and how a call fails:
+``kontex.proxy.upstream``).
 
 ``HttpUpstream`` keeps its connections open across calls and, in Lambda, across warm
 invocations (it lives in the composition root): a call costs no TCP or TLS handshake after the
-first.
+first. A request is built as ``httpx.Request`` and sent as is, so none of the client's default
+headers (``User-Agent``, ``Accept-Encoding``...) is added to what the caller sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator
 
-import urllib3
-from urllib3.exceptions import HTTPError, NewConnectionError, ProtocolError, ReadTimeoutError
-from urllib3.exceptions import TimeoutError as Urllib3Timeout
+import httpx
 
 from kontex.ports import UpstreamRequest, UpstreamResponse
 from kontex.proxy.upstream import UpstreamError, UpstreamTimeout, returned_headers, upstream_headers
 
-CHUNK = 65536
-
 
 class HttpUpstream:
-    """One connection pool per process, reused by every call."""
+    """One connection pool per event loop (one in a server process), reused by every call."""
 
-    def __init__(self, pool: urllib3.PoolManager | None = None, maxsize: int = 32) -> None:
-        self.pool = pool or urllib3.PoolManager(
-            num_pools=8, maxsize=maxsize, block=False, retries=False
-        )
+    def __init__(self, maxsize: int = 64) -> None:
+        self.maxsize = maxsize
+        self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def request(self, sent: UpstreamRequest) -> UpstreamResponse:
-        timeout = sent.timeout
-        try:
-            response = self.pool.request(
-                sent.method,
-                sent.url,
-                body=sent.body or None,
-                headers=upstream_headers(sent.headers),
-                preload_content=False,
-                decode_content=False,
-                redirect=False,
-                retries=False,
-                timeout=urllib3.Timeout(connect=min(timeout, 10.0), read=timeout),
+    def client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:  # a pool belongs to its loop
+            self._client = httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=self.maxsize),
+                follow_redirects=False,
+                trust_env=False,
             )
-        except NewConnectionError as error:  # a subclass of the connect timeout: first
-            raise UpstreamError(f"the upstream API is unreachable: {error}") from error
-        except (ReadTimeoutError, Urllib3Timeout) as error:
+            self._loop = loop
+        return self._client
+
+    def warm(self) -> None:
+        """Make this loop's client now (called on the server's startup)."""
+        self.client()
+
+    async def request(self, sent: UpstreamRequest) -> UpstreamResponse:
+        timeout = sent.timeout
+        request = httpx.Request(
+            sent.method,
+            sent.url,
+            headers=upstream_headers(sent.headers),
+            content=sent.body or None,
+            extensions={"timeout": httpx.Timeout(timeout, connect=min(timeout, 10.0)).as_dict()},
+        )
+        try:
+            response = await self.client().send(request, stream=True)
+        except httpx.TimeoutException as error:
             raise UpstreamTimeout("the upstream API did not answer in time") from error
-        except HTTPError as error:
+        except httpx.HTTPError as error:
             raise UpstreamError(f"the upstream API is unreachable: {error}") from error
 
-        def chunks() -> Iterator[bytes]:
-            complete = False
+        async def chunks() -> AsyncIterator[bytes]:
             try:
-                while True:
-                    try:
-                        chunk = response.read1(CHUNK, decode_content=False)
-                    except (ReadTimeoutError, Urllib3Timeout) as error:
-                        raise UpstreamTimeout("the upstream API stopped answering") from error
-                    except (ProtocolError, HTTPError, OSError) as error:
-                        raise UpstreamError(f"the upstream connection failed: {error}") from error
-                    if not chunk:
-                        complete = True
-                        return
+                async for chunk in response.aiter_raw():  # as received: no decoding
                     yield chunk
+            except httpx.TimeoutException as error:
+                raise UpstreamTimeout("the upstream API stopped answering") from error
+            except httpx.HTTPError as error:
+                raise UpstreamError(f"the upstream connection failed: {error}") from error
             finally:
-                if complete:
-                    response.release_conn()  # back to the pool for the next call
-                else:
-                    response.close()  # a half-read connection is never reused
+                await response.aclose()  # read to the end: back to the pool; else dropped
 
-        return UpstreamResponse(response.status, returned_headers(response.headers), chunks())
+        return UpstreamResponse(response.status_code, returned_headers(response.headers), chunks())
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

@@ -9,35 +9,17 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from kontex import observability
 from kontex.domain.errors import (
-    Conflict,
-    IntegrityError,
-    InvalidInput,
     KontexError,
-    NotFound,
-    PayloadTooLarge,
-    RateLimited,
-    Transient,
-    Unauthorized,
 )
-from kontex.http.errors import MethodNotAllowed, UnsupportedMediaType
+from kontex.http.errors import (  # noqa: F401  (status_of: the mapping, shared by every surface)
+    STATUS,
+    MethodNotAllowed,
+    UnsupportedMediaType,
+    status_of,
+)
 
 logger = Logger(service="kontex-api", child=True)
-
-RETRY_AFTER_SECONDS = "5"  # what a 503 asks the caller to wait
-
-STATUS: list[tuple[type[KontexError], int]] = [
-    (InvalidInput, 400),
-    (Unauthorized, 401),
-    (NotFound, 404),
-    (Conflict, 409),  # includes EnrichWindowExpired
-    (PayloadTooLarge, 413),
-    (MethodNotAllowed, 405),
-    (UnsupportedMediaType, 415),
-    (RateLimited, 429),
-    (Transient, 503),
-]
 
 
 def error_response(
@@ -50,21 +32,6 @@ def error_response(
         body=json.dumps(body, default=str),
         headers=headers,
     )
-
-
-def status_of(error: KontexError) -> tuple[int, dict[str, str]]:
-    """The HTTP status of a domain error, and the headers that go with it."""
-    if isinstance(error, IntegrityError):
-        observability.count("IntegrityErrors")  # stored content failed its hash: alarm on it
-        return 500, {}
-    for kind, status in STATUS:
-        if isinstance(error, kind):
-            if isinstance(error, RateLimited):
-                return status, {"Retry-After": str(error.retry_after)}
-            if isinstance(error, Transient):
-                return status, {"Retry-After": RETRY_AFTER_SECONDS}
-            return status, {}
-    return 500, {}
 
 
 def _clean(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -13,10 +13,9 @@ from typing import Any
 
 from kontex import observability
 from kontex.api.auth import authorize, presented_key
-from kontex.api.errors import status_of
 from kontex.bootstrap import container
 from kontex.domain.errors import KontexError, NotFound
-from kontex.http.errors import MethodNotAllowed
+from kontex.http.errors import MethodNotAllowed, status_of
 from kontex.otlp.decode import JSON, PROTOBUF, encode_response, encode_signal_response
 from kontex.services import ingest
 

@@ -15,7 +15,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
@@ -77,9 +77,6 @@ def load_handler(
     return load_module(name, root, instance).lambda_handler  # type: ignore[no-any-return]
 
 
-Streamed = tuple[int, dict[str, str], Iterator[bytes]]
-
-
 # Functions whose module holds a Powertools resolver. Powertools keeps the event being resolved
 # on a class attribute (``BaseRouter.current_event``), shared by every resolver in a process:
 # Lambda is safe (one request per process at a time), threads are not. Each runs one request
@@ -111,8 +108,8 @@ class LocalStack:
 
     Functions in ``PROCESS_ISOLATED`` run in a pool of worker processes; the others (which
     keep no per-request state in their module) run on the server's threads. A handler module
-    that also defines ``stream_handler(event)`` (the proxy) is called through it, so its
-    answer streams to the client as it arrives.
+    that defines an ASGI ``app`` (the proxy) is mounted as it is: the same app uvicorn runs on
+    AWS, its answer streamed to the client as it arrives.
     """
 
     def __init__(self, settings: Settings, root: Path | None = None) -> None:
@@ -182,7 +179,13 @@ class LocalStack:
                 self._residents[name] = (load_module(name, self._root), threading.Lock())
             return self._residents[name]
 
-    def invoke(self, name: str, event: dict[str, Any]) -> dict[str, Any] | Streamed:
+    def asgi_app(self, name: str) -> Any:
+        """The function's ASGI ``app``, when its module defines one (else None)."""
+        if name in PROCESS_ISOLATED:
+            return None
+        return getattr(self._module(name), "app", None)
+
+    def invoke(self, name: str, event: dict[str, Any]) -> dict[str, Any]:
         if name in PROCESS_ISOLATED:
             # One environment lives in this process (no pickling, no hop to another process).
             # Requests queue for it, woken at once, rather than meeting each other as writers
@@ -200,9 +203,6 @@ class LocalStack:
                     busy.release()
             return self._pool(name).submit(_run_in_environment, name, event).result()
         module = self._module(name)
-        streaming = getattr(module, "stream_handler", None)
-        if streaming is not None:
-            return streaming(event)  # type: ignore[no-any-return]
         return module.lambda_handler(  # type: ignore[no-any-return]
             event, LocalContext(function_name=f"kontex-{name}")
         )
@@ -273,6 +273,9 @@ class AsgiApp:
             if declared is not None and int(declared) > MAX_BODY:
                 raise _Refused(413, "payload_too_large", "the request body is over 10 MB")
             name = self.stack.function_for(scope["path"])
+            mounted = self.stack.asgi_app(name) if name is not None else None
+            if mounted is not None:  # the function is an ASGI app (the proxy): it serves itself
+                return await _serve_mounted(mounted, scope, receive, send)
             body = await self._body(receive)
             path = scope["path"]
             if name is None and self.site and method in ("GET", "HEAD") and not reserved(path):
@@ -311,8 +314,6 @@ class AsgiApp:
                 method,
             )
             return 500
-        if isinstance(result, tuple):
-            return await self._stream(send, *result)
         status, reply_headers, reply = response_parts(result)
         await self._send(send, status, reply_headers, reply, method)
         return status
@@ -423,30 +424,21 @@ class AsgiApp:
         await send(start)
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
 
-    async def _stream(
-        self, send: Any, status: int, headers: dict[str, str], chunks: Iterator[bytes]
-    ) -> int:
-        """The proxy's streamed answer, sent as it arrives (chunked transfer encoding)."""
-        await send(self._head(status, headers))
-        loop = asyncio.get_running_loop()
-        done = object()
-        iterator = iter(chunks)
-        try:
-            while True:
-                chunk = await loop.run_in_executor(self.executor, next, iterator, done)
-                if chunk is done:
-                    break
-                if chunk:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                await loop.run_in_executor(self.executor, close)
-        await send({"type": "http.response.body", "body": b""})
-        return status
-
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def _serve_mounted(app: Any, scope: dict[str, Any], receive: Any, send: Any) -> int:
+    """Run a mounted ASGI app on the request; the status it sent, for the access log."""
+    sent = {"status": 500}
+
+    async def recording(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            sent["status"] = int(message["status"])
+        await send(message)
+
+    await app(scope, receive, recording)
+    return sent["status"]
 
 
 def make_server(
@@ -580,7 +572,8 @@ def _banner(
     return [
         f"data in {container.settings.kontex_data_dir.resolve()}",
         *([f"applied migrations {', '.join(applied)}"] if applied else []),
-        f"proxy upstream {container.settings.anthropic_api_url}",
+        f"proxy upstream {container.settings.anthropic_api_url}"
+        f" (/proxy/openai: {container.settings.openai_api_url})",
         f"search {_search_line(container)}",
         f"serving {base}  (health {base}/health, API {base}/v1)",
         f"live feed ws://{host}:{bound}/ws",

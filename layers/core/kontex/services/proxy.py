@@ -1,15 +1,18 @@
-"""The proxy's use case: admit a call, forward it, and queue the capture of a Messages call.
+"""The proxy's use case: admit a call, forward it, and queue the capture of a model call.
 
-Every method and path under ``/proxy/v1/*`` goes to the upstream unchanged (``count_tokens``,
-``models``, batches, files...); only ``POST /v1/messages`` is captured, and only when the
-caller names a session. ``X-Kontex-Session-Id`` takes a session id (``sess_...``: it must be
-one of the caller's, else 404 and nothing is forwarded) or a name: the first call with a name
-makes a session of that name, later calls find it (the same aliases OTLP spans use).
+Two APIs, each forwarded unchanged (every method and path): Anthropic's under ``/proxy/v1/*``
+(to ``ANTHROPIC_API_URL``) and OpenAI's (or any OpenAI-compatible server's) under
+``/proxy/openai/v1/*`` (to ``OPENAI_API_URL``). Only the model calls are captured:
+``POST /v1/messages`` (Anthropic), ``POST /v1/chat/completions`` and ``POST /v1/responses``
+(OpenAI), and only when the caller names a session. ``X-Kontex-Session-Id`` takes a session id
+(``sess_...``: it must be one of the caller's, else 404 and nothing is forwarded) or a name:
+the first call with a name makes a session of that name, later calls find it (the same
+aliases OTLP spans use).
 
-The capture is queued after the answer is complete; the snapshot is written by the capture
+The capture is queued after the answer's last byte; the snapshot is written by the capture
 worker (``services/capture``). A capture the queue refuses after the caller already has its
-answer is kept in the object store (``claims/undelivered/capture/<id>.json``) and logged, never lost
-silently.
+answer is kept in the object store (``claims/undelivered/capture/<id>.json``) and logged, never
+lost silently.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import logging
 import time
 import uuid
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,15 +30,22 @@ from kontex import observability
 from kontex.domain.errors import InvalidInput, NotFound
 from kontex.domain.models import nested_deeper_than
 from kontex.ports import Queue, Upstream, UpstreamRequest, UpstreamResponse
-from kontex.proxy.assemble import reply_of
-from kontex.proxy.upstream import UpstreamError
+from kontex.proxy import assemble, openai
 from kontex.services import capture, sessions
 from kontex.services.deps import Deps
 
 log = logging.getLogger("kontex.proxy")
 
 PREFIX = "/proxy"
-CAPTURED = ("POST", "/v1/messages")
+ANTHROPIC, OPENAI = "anthropic", "openai"
+# API -> (path prefix of the proxy, the model calls captured)
+APIS: dict[str, tuple[str, frozenset[tuple[str, str]]]] = {
+    OPENAI: (
+        "/proxy/openai",
+        frozenset({("POST", "/v1/chat/completions"), ("POST", "/v1/responses")}),
+    ),
+    ANTHROPIC: ("/proxy", frozenset({("POST", "/v1/messages")})),
+}
 SESSION_ID_PREFIX = "sess_"
 UNDELIVERED = "claims/undelivered/capture/"  # kept 30 days (the bucket's lifecycle)
 SEND_ATTEMPTS = 3
@@ -47,6 +57,7 @@ class Call:
     """An admitted request: where it goes upstream, and what to capture of it."""
 
     account_id: str
+    api: str  # ANTHROPIC or OPENAI
     method: str
     path: str  # upstream path, e.g. /v1/messages
     query: str
@@ -64,15 +75,21 @@ class Call:
         return self.request is not None and self.session_id is not None
 
 
+def route(raw_path: str) -> tuple[str, str]:
+    """``(api, upstream path)``: ``/proxy/v1/...`` -> Anthropic's ``/v1/...``,
+    ``/proxy/openai/v1/...`` -> OpenAI's ``/v1/...``; anything else is not the proxy's."""
+    for api, (prefix, _) in APIS.items():
+        if raw_path.startswith(prefix + "/v1/") or raw_path == prefix + "/v1":
+            return api, raw_path[len(prefix) :]
+    raise NotFound("the proxy serves /proxy/v1/* (Anthropic) and /proxy/openai/v1/* (OpenAI)")
+
+
 def upstream_path(raw_path: str) -> str:
-    """``/proxy/v1/...`` -> ``/v1/...``; anything else is not the proxy's."""
-    if not raw_path.startswith(PREFIX + "/v1/") and raw_path != PREFIX + "/v1":
-        raise NotFound("the proxy serves /proxy/v1/*")
-    return raw_path[len(PREFIX) :]
+    return route(raw_path)[1]
 
 
-def is_captured_route(method: str, path: str) -> bool:
-    return (method.upper(), path.rstrip("/")) == CAPTURED
+def is_captured_route(method: str, path: str, api: str = ANTHROPIC) -> bool:
+    return (method.upper(), path.rstrip("/")) in APIS[api][1]
 
 
 def resolve_session(deps: Deps, account_id: str, given: str) -> str:
@@ -101,11 +118,11 @@ def admit(
     body: bytes,
 ) -> Call:
     """The call to forward; raises (and nothing is forwarded) for a bad Kontex header or a
-    Messages body that is not JSON."""
+    model call's body that is not a JSON object."""
     lowered = {k.lower(): v for k, v in headers.items()}
-    path = upstream_path(raw_path)
-    call = Call(account_id, method.upper(), path, query, lowered, body)
-    if not is_captured_route(method, path):
+    api, path = route(raw_path)
+    call = Call(account_id, api, method.upper(), path, query, lowered, body)
+    if not is_captured_route(method, path, api):
         return call
     too_deep = InvalidInput(f"the request body is nested more than {MAX_DEPTH} levels deep")
     try:
@@ -135,9 +152,11 @@ def admit(
     return call
 
 
-def forward(upstream: Upstream, base_url: str, timeout: float, call: Call) -> UpstreamResponse:
+async def forward(
+    upstream: Upstream, base_url: str, timeout: float, call: Call
+) -> UpstreamResponse:
     call.started = time.perf_counter()
-    response = upstream.request(
+    response = await upstream.request(
         UpstreamRequest(
             base_url, call.method, call.path, call.query, call.headers, call.body, timeout
         )
@@ -146,20 +165,35 @@ def forward(upstream: Upstream, base_url: str, timeout: float, call: Call) -> Up
     return response
 
 
-def relay(deps: Deps, queue: Queue, call: Call, response: UpstreamResponse) -> Iterator[bytes]:
-    """The answer's body as it arrives; once it is complete, the capture is queued."""
-    seen: list[bytes] | None = [] if call.captured and response.status == 200 else None
-    try:
-        for chunk in response.chunks:
-            if seen is not None:
-                seen.append(chunk)
+class Relay:
+    """The answer's body as it arrives (``chunks``); what was seen of it, for the capture
+    (``job`` once the last byte has gone: None when nothing is to be captured)."""
+
+    def __init__(self, call: Call, response: UpstreamResponse) -> None:
+        self.call, self.response = call, response
+        self.seen: list[bytes] | None = [] if call.captured and response.status == 200 else None
+        self.latency_ms: float | None = None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        async for chunk in self.response.chunks:  # UpstreamError if the answer breaks off
+            if self.seen is not None:
+                self.seen.append(chunk)
             yield chunk
-    except UpstreamError:
-        log.warning("the upstream answer broke off: nothing captured")
-        return
-    if seen is not None:
-        latency_ms = (time.perf_counter() - call.started) * 1000
-        queue_capture(deps, queue, call, response, b"".join(seen), latency_ms)
+        self.latency_ms = (time.perf_counter() - self.call.started) * 1000
+
+    @property
+    def complete(self) -> bool:
+        return self.latency_ms is not None
+
+    def job(self) -> capture.CaptureJob | None:
+        """The capture job of a complete answer; never raises (the caller has its answer)."""
+        if self.seen is None or self.latency_ms is None:
+            return None
+        try:
+            return job_of(self.call, self.response, b"".join(self.seen), self.latency_ms)
+        except Exception:  # a reply we cannot read is not worth failing the answer for
+            log.exception("could not read the reply for capture")
+            return None
 
 
 def _decoded(raw: bytes, encoding: str) -> bytes | None:
@@ -183,7 +217,12 @@ def job_of(
     if body is None:
         log.warning("a reply in %s is not captured", response.headers.get("content-encoding"))
         return None
-    reply = reply_of(body, response.is_stream)
+    request = call.request
+    if call.api == OPENAI:  # both read into the shape the capture worker stores
+        reply = openai.reply_of(call.path, body, response.is_stream)
+        request = openai.request_of(call.path, request)
+    else:
+        reply = assemble.reply_of(body, response.is_stream)
     if reply is None:
         return None
     return capture.CaptureJob(
@@ -193,27 +232,15 @@ def job_of(
         task_id=call.task_id,
         trigger=call.trigger,
         n=call.n,
-        request=call.request,
+        request=request,
         reply=reply,
         latency_ms=round(latency_ms, 3),
     )
 
 
-def queue_capture(
-    deps: Deps,
-    queue: Queue,
-    call: Call,
-    response: UpstreamResponse,
-    raw: bytes,
-    latency_ms: float,
-) -> None:
+def queue_capture(deps: Deps, queue: Queue, job: capture.CaptureJob | None) -> None:
     """Queue the capture; the caller already has its answer, so this never raises. What the
     queue refuses is kept in the object store for replay (and logged)."""
-    try:
-        job = job_of(call, response, raw, latency_ms)
-    except Exception:  # a reply we cannot read is not worth failing the answer for
-        log.exception("could not read the reply for capture")
-        return
     if job is None:
         return
     body = job.to_json()
