@@ -393,22 +393,16 @@ def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([*command, "--rate", "100", "--output", str(out)])
 
 
-WATCHED = [  # the span worker's steps, and where create_snapshot spends its time
+WATCHED = [  # the span worker's steps, and where sealing a batch spends its time
     "store_batch",
-    "SqlStore.insert_spans",
-    "SqlStore.trace_spans",
-    "SqlStore.trace_sessions",
-    "SqlStore.sessions_named",
-    "SqlStore.ensure_tasks",
-    "SqlStore.mark_spans_done",
-    "create_snapshot",
+    "process_traces",
+    "prepare",  # the batch's bundles planned, large bodies stored (services/snapshots.py)
+    "seal_all",  # the batch's snapshots sealed in one unit of work
     "plan",  # the bundle cut into items (services/bundles.py)
     "write",  # items and chunks looked up and written
     "count_content",
-    "SqlUnit.lock_and_lookup",
-    "SqlUnit.flush",
     "SqliteStore._tx",
-    "Connection.wait",
+    "publish_many",
 ]
 
 
