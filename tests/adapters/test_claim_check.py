@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from opentelemetry.trace import Tracer
@@ -24,6 +25,7 @@ from kontex.services import keys, sessions, snapshots
 from kontex.settings import Settings
 from tests.otlp import spans as fixtures
 from tests.proxy.fake_anthropic import FakeAnthropic
+from tests.proxy.served import Served
 
 ingest = load_handler("ingest")
 proxy = load_module("proxy")
@@ -172,19 +174,18 @@ def test_a_2_mb_capture_lands_by_reference(aws: Any) -> None:
     }
     raw = json.dumps(request).encode()
     assert len(raw) > 2 * 1024 * 1024 - 100_000 and len(raw) > THRESHOLD
-    event = http_api_event(
-        "POST",
-        "/proxy/v1/messages",
-        [
-            ("x-kontex-api-key", aws.test_key),
-            ("x-kontex-session-id", session.id),
-            ("x-api-key", "sk-ant"),
-            ("content-type", "application/json"),
-        ],
-        raw,
-    )
-    status, _, _ = response_parts(proxy.lambda_handler(event, LocalContext(function_name="p")))
-    assert status == 200
+    headers = {
+        "x-kontex-api-key": aws.test_key,
+        "x-kontex-session-id": session.id,
+        "x-api-key": "sk-ant",
+        "content-type": "application/json",
+    }
+    # the proxy's ASGI app on uvicorn, as the Web Adapter runs it
+    with Served(proxy.app).running() as served:
+        with httpx.Client(base_url=served.url, timeout=60) as client:
+            answer = client.post("/proxy/v1/messages", headers=headers, content=raw)
+        served.settle()  # the capture is queued after the answer
+    assert answer.status_code == 200
     event = received(aws, "capture")
     (record,) = event["Records"]
     assert claim_of(record["body"]) in claims(aws)

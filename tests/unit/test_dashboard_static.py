@@ -25,6 +25,9 @@ class FakeStack:
     def invoke(self, name: str, event: dict[str, Any]) -> dict[str, Any]:
         return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": "{}"}
 
+    def asgi_app(self, name: str) -> Any:
+        return None  # no function of this stack is an ASGI app of its own (the proxy is)
+
 
 @pytest.fixture
 def dist(tmp_path: Path) -> Path:
