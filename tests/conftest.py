@@ -6,6 +6,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -131,10 +132,11 @@ def pg_url() -> Iterator[str]:
     yield from _postgres_schema_url()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
-    if request.param == "sqlite":
-        sqlite = SqliteStore(tmp_path / "kontex.db")
+def new_store(dialect: str, path: Path, max_size: int = 4) -> Iterator[Any]:
+    """A migrated, empty store of ``dialect``: a SQLite file at ``path``, or a fresh PostgreSQL
+    schema (through PgBouncer when the run says so); closed, and the schema dropped, after."""
+    if dialect == "sqlite":
+        sqlite = SqliteStore(path)
         sqlite.migrate()
         yield sqlite
         sqlite.close()
@@ -142,12 +144,17 @@ def store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
     from kontex.adapters.postgres_store import PostgresStore
 
     for url in _postgres_schema_url():
-        pg = PostgresStore(url, max_size=4, pooled=PG_POOLED)
+        pg = PostgresStore(url, max_size=max_size, pooled=PG_POOLED)
         pg.migrate()
         try:
             yield pg
         finally:
             pg.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
+    yield from new_store(request.param, tmp_path / "kontex.db")
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from kontex.ports import UnitOfWork
 from kontex.services import keys
 from kontex.settings import Settings
 from tests.api.conftest import Client, new_container
-from tests.conftest import PG_POOLED, _postgres_schema_url
+from tests.conftest import new_store
 
 
 class Counted:
@@ -45,21 +45,7 @@ class Counted:
 @pytest.fixture
 def reader(store: Any, tmp_path: Path) -> Iterator[Any]:
     """An empty database of the writer's kind."""
-    if store.dialect == "sqlite":
-        lagging = SqliteStore(tmp_path / "reader.db")
-        lagging.migrate()
-        yield lagging
-        lagging.close()
-        return
-    from kontex.adapters.postgres_store import PostgresStore
-
-    for url in _postgres_schema_url():
-        pg = PostgresStore(url, max_size=2, pooled=PG_POOLED)
-        pg.migrate()
-        try:
-            yield pg
-        finally:
-            pg.close()
+    yield from new_store(store.dialect, tmp_path / "reader.db", max_size=2)
 
 
 @pytest.fixture
