@@ -8,9 +8,15 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import uvicorn
+
+from kontex import bootstrap
+from kontex.adapters.local_blobs import LocalBlobs
+from kontex.services import keys, sessions
+from kontex.settings import Settings
 
 
 class Served:
@@ -46,3 +52,35 @@ class Served:
             self.server.should_exit = True
             thread.join(10)
             self.sock.close()
+
+
+class RecordingQueue:
+    """The capture queue, kept in memory: what the proxy queued, for the worker to take."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, queue: str, bodies: list[str], delay_seconds: int = 0) -> None:
+        assert queue == "capture"
+        self.sent += bodies
+
+
+@contextmanager
+def proxy_stack(
+    app: Any, store: Any, data_dir: Path, env: dict[str, str], label: str
+) -> Iterator[Any]:
+    """A container over ``store`` with ``env``, a key, a session and a recording capture queue,
+    installed for the handlers, and ``app`` (the proxy) served over HTTP: ``.served``."""
+    config = Settings.from_env({"KONTEX_API_KEY_SECRET": "s", **env}, kontex_data_dir=data_dir)
+    made: Any = bootstrap.Container(config, store=store, blobs=LocalBlobs(data_dir / "blobs"))
+    made.queue = RecordingQueue()
+    bootstrap.configure(made)
+    try:
+        key, made.key = keys.create_key(made.deps, label)
+        made.account_id = key.account_id
+        made.session = sessions.create_session(made.deps, key.account_id, "chat")
+        with Served(app).running() as served:
+            made.served = served
+            yield made
+    finally:
+        bootstrap.configure(None)

@@ -11,16 +11,13 @@ from typing import Any
 import openai
 import pytest
 
-from kontex import bootstrap
-from kontex.adapters.local_blobs import LocalBlobs
 from kontex.adapters.local_queue import sqs_record
 from kontex.functions import worker_paths
 from kontex.http.apigw import LocalContext
 from kontex.local.server import load_module, load_worker
-from kontex.services import keys, sessions, snapshots
-from kontex.settings import Settings
+from kontex.services import snapshots
 from tests.proxy.fake_openai import FakeOpenAI
-from tests.proxy.served import Served
+from tests.proxy.served import proxy_stack
 
 proxy = load_module("proxy", instance=1)
 worker = load_worker(worker_paths()["capture"]).lambda_handler
@@ -32,15 +29,6 @@ WEATHER = [
 OWN = {"date", "server", "connection", "transfer-encoding", "content-length"}
 
 
-class RecordingQueue:
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    def send(self, queue: str, bodies: list[str], delay_seconds: int = 0) -> None:
-        assert queue == "capture"
-        self.sent += bodies
-
-
 @pytest.fixture
 def upstream() -> Iterator[FakeOpenAI]:
     with FakeOpenAI().running() as fake:
@@ -49,20 +37,9 @@ def upstream() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 def kontex(store: Any, tmp_path: Any, upstream: FakeOpenAI) -> Iterator[Any]:
-    config = Settings.from_env(
-        {"KONTEX_API_KEY_SECRET": "s", "OPENAI_API_URL": upstream.url},
-        kontex_data_dir=tmp_path,
-    )
-    made = bootstrap.Container(config, store=store, blobs=LocalBlobs(tmp_path / "blobs"))
-    made.queue = RecordingQueue()
-    bootstrap.configure(made)
-    key, made.key = keys.create_key(made.deps, "openai")
-    made.account_id = key.account_id
-    made.session = sessions.create_session(made.deps, key.account_id, "chat")
-    with Served(proxy.app).running() as served:
-        made.served = served
+    env = {"OPENAI_API_URL": upstream.url}
+    with proxy_stack(proxy.app, store, tmp_path, env, "openai") as made:
         yield made
-    bootstrap.configure(None)
 
 
 def clients(kontex: Any, upstream: FakeOpenAI, **extra: str) -> tuple[Any, Any]:

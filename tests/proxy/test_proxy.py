@@ -11,8 +11,6 @@ from typing import Any
 import httpx
 import pytest
 
-from kontex import bootstrap
-from kontex.adapters.local_blobs import LocalBlobs
 from kontex.adapters.local_queue import sqs_record
 from kontex.functions import worker_paths
 from kontex.http.apigw import LocalContext
@@ -21,7 +19,7 @@ from kontex.proxy.assemble import message_from_stream
 from kontex.services import capture, keys, sessions, snapshots
 from kontex.settings import Settings
 from tests.proxy.fake_anthropic import FakeAnthropic, reply_for, sse_events
-from tests.proxy.served import Served
+from tests.proxy.served import proxy_stack
 
 proxy = load_module("proxy")  # functions/proxy/handler.py: its ``app``, as uvicorn runs it
 
@@ -35,15 +33,6 @@ REQUEST = {
 }
 
 
-class RecordingQueue:
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    def send(self, queue: str, bodies: list[str], delay_seconds: int = 0) -> None:
-        assert queue == "capture"
-        self.sent += bodies
-
-
 @pytest.fixture
 def upstream() -> Iterator[FakeAnthropic]:
     with FakeAnthropic().running() as fake:
@@ -52,24 +41,9 @@ def upstream() -> Iterator[FakeAnthropic]:
 
 @pytest.fixture
 def kontex(store: Any, tmp_path: Any, upstream: FakeAnthropic) -> Iterator[Any]:
-    config = Settings.from_env(
-        {
-            "KONTEX_API_KEY_SECRET": "s",
-            "ANTHROPIC_API_URL": upstream.url,
-            "KONTEX_PROXY_TIMEOUT_SECONDS": "2",
-        },
-        kontex_data_dir=tmp_path,
-    )
-    made = bootstrap.Container(config, store=store, blobs=LocalBlobs(tmp_path / "blobs"))
-    made.queue = RecordingQueue()
-    bootstrap.configure(made)
-    key, made.key = keys.create_key(made.deps, "proxy")
-    made.account_id = key.account_id
-    made.session = sessions.create_session(made.deps, key.account_id, "chat")
-    with Served(proxy.app).running() as served:
-        made.served = served
+    env = {"ANTHROPIC_API_URL": upstream.url, "KONTEX_PROXY_TIMEOUT_SECONDS": "2"}
+    with proxy_stack(proxy.app, store, tmp_path, env, "proxy") as made:
         yield made
-    bootstrap.configure(None)
 
 
 def send(
