@@ -31,7 +31,7 @@ from kontex_client.langgraph import KontexSaver
 from kontex_client.openai_agents import KontexSession
 from tests.client.conftest import UNLIMITED, start_drained
 from tests.client.react_agent import ask, build
-from tests.client.test_cli import kontex
+from tests.client.test_cli import a_session, kontex
 from tests.client.test_openai_agents import ScriptedModel
 from tests.client.test_openai_agents import agent as sdk_agent
 from tests.conftest import _postgres_schema_url
@@ -100,34 +100,9 @@ def session_named(client: Kontex, name: str) -> str:
 
 
 def rest_session(client: Kontex) -> str:
-    session = client.sessions.create("export me", description="d", metadata={"team": "x"})
-    root = client.tasks.create(session.id, "plan")
-    child = client.tasks.create(session.id, "step", parent_task_id=root.id)
-    msgs: list[dict[str, Any]] = [{"role": "system", "content": "be brief"}]
-    first = None
-    for i in range(4):
-        msgs = [*msgs, {"role": "user", "content": f"question {i}"}]
-        made = client.snapshots.create(
-            root.id,
-            f"turn {i}",
-            messages=msgs,
-            files=[
-                {"path": "big.txt", "content": "x" * 70_000},
-                {"path": f"f{i}", "content": str(i)},
-            ],
-            tool_calls=[{"tool": "grep", "input": {"q": i}, "output": "ok"}],
-            reasoning=f"thinking {i}",
-            model="claude-sonnet-4-5",
-        )
-        first = first or made
-    assert first is not None
-    client.snapshots.enrich(first.id, log_events=[{"message": "enriched later"}])
-    client.snapshots.rollback(first.id)
-    client.snapshots.create(child.id, "child", messages=[{"role": "user", "content": "sub"}])
-    client.snapshots.fork(first.id, name="branch")
-    client.tasks.update(child.id, status="completed")
-    client.sessions.update(session.id, status="paused")
-    return session.id
+    """A session made through the REST API: tasks, files, tool calls, a late enrichment, a
+    rollback, a fork and statuses (test_cli's builder, four turns)."""
+    return a_session(client, turns=4, enrich=True)
 
 
 def otlp_session(client: Kontex) -> str:

@@ -29,14 +29,15 @@ def kontex(stack: DevStack, key: str, *args: str) -> subprocess.CompletedProcess
     )
 
 
-def a_session(client: Kontex) -> str:
-    """A session with a task tree, a rollback, a fork, files, tool calls and statuses."""
+def a_session(client: Kontex, turns: int = 6, enrich: bool = False) -> str:
+    """A session with a task tree, a rollback, a fork, files, tool calls and statuses
+    (``enrich``: and log events added to its first snapshot later)."""
     session = client.sessions.create("export me", description="d", metadata={"team": "x"})
     root = client.tasks.create(session.id, "plan")
     child = client.tasks.create(session.id, "step", parent_task_id=root.id)
     msgs: list[dict[str, Any]] = [{"role": "system", "content": "be brief"}]
     first = None
-    for i in range(6):
+    for i in range(turns):
         msgs = [*msgs, {"role": "user", "content": f"question {i}"}]
         made = client.snapshots.create(
             root.id,
@@ -52,6 +53,8 @@ def a_session(client: Kontex) -> str:
         )
         first = first or made
     assert first is not None
+    if enrich:
+        client.snapshots.enrich(first.id, log_events=[{"message": "enriched later"}])
     client.snapshots.rollback(first.id)
     client.snapshots.create(child.id, "child", messages=[{"role": "user", "content": "sub"}])
     client.snapshots.fork(first.id, name="branch")
