@@ -51,6 +51,7 @@ from opentelemetry.trace import Tracer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import peers  # noqa: E402
 from bench.peers import tree_processes, tree_pss_mb  # noqa: E402
+from tests.e2e import stack  # noqa: E402
 from tests.e2e.stack import create_key, start_dev, stop_dev  # noqa: E402
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -347,9 +348,23 @@ def run_phoenix(total: int, requests: int, prompt_chars: int) -> dict[str, Any]:
 
 
 def free_port() -> int:
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free local port: in ``KONTEX_BENCH_PORTS`` (``19100-19199``) when set, so runs on a
+    shared machine stay in their own range; else any."""
+    low, _, high = os.environ.get("KONTEX_BENCH_PORTS", "0").partition("-")
+    for port in range(int(low), int(high or low) + 1):
+        with closing(socket.socket()) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            if port == 0 or port not in _TAKEN:
+                _TAKEN.add(port)
+                return int(sock.getsockname()[1])
+    raise RuntimeError(f"no free port in {low}-{high}")
+
+
+_TAKEN: set[int] = set()  # handed out already (a stack's port is bound later, by the stack)
+stack.free_port = free_port  # `kontex dev` as the benchmark starts it: in the same range
 
 
 @contextmanager

@@ -244,6 +244,22 @@ class SnapshotRepository(Protocol):
         """``lock_head`` and ``content.lookup`` in the task's session, in one round trip."""
         ...
 
+    def lock_heads_and_lookup(
+        self,
+        snapshot_ids: Sequence[str],
+        tasks: Sequence[tuple[str, str]],
+        content_of: dict[str, tuple[Sequence[bytes], Sequence[bytes]]],
+    ) -> tuple[
+        set[str],
+        dict[tuple[str, str], tuple[Task, str | None, bytes | None]],
+        dict[str, tuple[dict[bytes, int], dict[bytes, bytes]]],
+    ]:
+        """A batch's writes prepared in one round trip: which of ``snapshot_ids`` are stored,
+        the (account_id, task_id) ``tasks`` locked with their heads (``lock_head``; a task not
+        of its account is absent), and per session the ``content.lookup`` of ``content_of``
+        (session -> item and chunk addresses)."""
+        ...
+
     def exists(self, snapshot_id: str) -> bool: ...
     def existing(self, snapshot_ids: Sequence[str]) -> set[str]:
         """Which of these snapshot ids are stored (one query a few hundred ids)."""
@@ -266,6 +282,11 @@ class SnapshotRepository(Protocol):
     def revision_count(self, snapshot_id: str) -> int: ...
     def add(self, snapshot: Snapshot, manifest: bytes) -> None:
         """Insert the sealed row and make it its task's head."""
+        ...
+
+    def add_many(self, snapshots: Sequence[tuple[Snapshot, bytes]]) -> None:
+        """Insert sealed rows (each after its parent) and make the last of each task its
+        head: one statement per table."""
         ...
 
     def add_revision(self, revision: Revision, manifest: bytes) -> None: ...
