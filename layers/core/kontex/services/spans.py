@@ -272,6 +272,7 @@ class _Trace:
         self.by_id = {s["span_id"]: s for s in self.spans}
         self.linked = linked
         self.calls: dict[str, mapping.LlmCall] = {}
+        self.task_ids: dict[tuple[str, str], str] = {}  # (task span id or "", session) -> task
         self.done_before = {s["span_id"] for s in self.spans if s["done"]}  # by earlier batches
 
     # -- what a span waits for ------------------------------------------------------------
@@ -376,27 +377,35 @@ class _Trace:
         return None
 
     def task_of_task_span(self, span: StoredSpan, session_id: str) -> str:
+        known = self.task_ids.get((span["span_id"], session_id))
+        if known is not None:  # made once per trace: each of its spans asks for it
+            return known
         ancestor = self._task_ancestor(span)
         parent = self.task_of_task_span(ancestor, session_id) if ancestor else None
         status = TaskStatus.FAILED if span.get("status") == "error" else TaskStatus.COMPLETED
         task_id = derived_id("task", self.account_id, session_id, self.trace_id, span["span_id"])
         name = mapping.task_name(span)
-        return self.batch.task(
+        self.task_ids[(span["span_id"], session_id)] = self.batch.task(
             sessions.derived_task(
                 self.batch.deps, self.account_id, task_id, session_id, name, parent, status
             )
         )
+        return task_id
 
     def task_for(self, span: StoredSpan, session_id: str) -> str:
         ancestor = self._task_ancestor(span)
         if ancestor is not None:
             return self.task_of_task_span(ancestor, session_id)
+        known = self.task_ids.get(("", session_id))
+        if known is not None:
+            return known
         roots = [s for s in self.spans if not s.get("parent_span_id")]
         name = f"trace {roots[0]['name'] if roots else self.trace_id[:8]}"[:200]
         task_id = derived_id("task", self.account_id, session_id, self.trace_id)
-        return self.batch.task(
+        self.task_ids[("", session_id)] = self.batch.task(
             sessions.derived_task(self.batch.deps, self.account_id, task_id, session_id, name)
         )
+        return task_id
 
     # -- snapshots ------------------------------------------------------------------------
 
