@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections.abc
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -331,8 +331,14 @@ class QueryRepository(Protocol):
 class SpanRepository(Protocol):
     """OTLP spans as received, until the span worker has made them snapshots."""
 
-    def add(self, spans: Sequence[tuple[str, dict[str, Any]]], at: datetime) -> None:
-        """Store (account_id, span) pairs not seen before."""
+    def add(
+        self,
+        spans: Sequence[tuple[str, dict[str, Any]]],
+        at: datetime,
+        done: Collection[tuple[str, str, str]] = (),
+    ) -> None:
+        """Store (account_id, span) pairs not seen before; those whose (account_id, trace_id,
+        span_id) is in ``done`` stored as processed."""
         ...
 
     def of_traces(
