@@ -208,3 +208,15 @@ def test_tokens_are_counted_once_per_distinct_item(
         for _, _, b in batch()
     ]
     assert totals == [expected, expected]
+
+
+def test_a_snapshot_named_in_another_session_is_sealed_in_its_tasks(deps: Deps) -> None:
+    # Given a batch whose writer named a session other than its task's
+    account_id, session_id, tasks = setup(deps, "named", 1)
+    other = sessions.create_session(deps, account_id, "other")
+    new = [snapshots.NewSnapshot(account_id, other.id, tasks[0].id, "a", turn(1, reply=True), "s1")]
+    with deps.store.unit() as uow:
+        made = snapshots.seal_all(uow, snapshots.prepare(deps, new), deps.clock)
+    # Then the snapshot is in its task's session, its content there and readable
+    assert made[0].session_id == session_id
+    assert snapshots.get_bundle(deps, account_id, "s1").messages == turn(1, reply=True).messages
