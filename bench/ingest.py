@@ -542,7 +542,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if args.phoenix:
         systems.append("phoenix")
     for backend in systems:
-        profile = args.profile.with_suffix(f".{backend}.txt") if args.profile else None
+        profile = (  # Phoenix is not profiled
+            args.profile.with_suffix(f".{backend}.txt")
+            if args.profile and backend != "phoenix"
+            else None
+        )
         rounds = []
         for _ in range(args.rounds):  # fresh server and data each round
             if backend == "phoenix":
