@@ -2,7 +2,7 @@
 
     python bench/ingest.py [--spans 5000] [--requests 50] [--prompt-chars 3000]
                            [--backend sqlite|postgres|all] [--phoenix] [--rounds 3]
-                           [--profile /tmp/ingest] [--json]
+                           [--profile /tmp/ingest] [--worker-cpu] [--json]
 
 Starts `kontex dev` (in-process queue, local folder for bundles) in a temporary data dir, on
 SQLite in that dir or on PostgreSQL at ``KONTEX_BENCH_DATABASE_URL`` (default
@@ -14,6 +14,9 @@ exporter's own protobuf encoder, posts them in --requests requests, and waits un
 is processed (none pending in the spans table) and every snapshot (three per trace) is counted
 by GET /v1/usage.
 --profile samples the stack with py-spy (raw collapsed stacks, per thread) while it runs.
+--worker-cpu runs the span worker alone in this process (ingest's messages, then the worker's
+``store_batch`` in queue batches of 10): CPU milliseconds per span, for comparing two versions
+of the worker on a machine too loaded for end-to-end figures.
 --phoenix runs the same traffic into Arize Phoenix (its own cached venv, bench/peers.py) timed
 until its SQLite database holds every span. Each system reports the memory (PSS) of its whole
 process tree after the run; embedding runs as `kontex dev` runs it (offline model, in process).
@@ -51,6 +54,7 @@ from opentelemetry.trace import Tracer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import peers  # noqa: E402
 from bench.peers import tree_processes, tree_pss_mb  # noqa: E402
+from tests.e2e import stack  # noqa: E402
 from tests.e2e.stack import create_key, start_dev, stop_dev  # noqa: E402
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -268,6 +272,61 @@ def run(
     }
 
 
+class _Sent:
+    """A queue that keeps what is sent (the span messages ingest makes)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[str] = []
+
+    def send(self, name: str, bodies: list[str], delay_seconds: int = 0) -> None:
+        self.bodies += bodies
+
+
+def run_worker_cpu(
+    total: int, requests: int, prompt_chars: int, backend: str, batch: int = 10
+) -> dict[str, Any]:
+    """The span worker alone, in this process: the same traffic through ingest's own
+    ``accept`` into a list, then ``spans.store_batch`` over queue batches of ``batch``
+    messages (as the local queue hands them); CPU seconds of this process per span (no HTTP,
+    no embedding, no other thread: what the worker costs, less sensitive to a loaded machine
+    than the end-to-end wall time)."""
+    from kontex import tokens
+    from kontex.adapters.local_blobs import LocalBlobs
+    from kontex.adapters.postgres_store import PostgresStore
+    from kontex.adapters.sqlite_store import SqliteStore
+    from kontex.services import ingest, keys, spans
+    from kontex.services.deps import Deps
+
+    bodies = batches(total, requests, prompt_chars)
+    with tempfile.TemporaryDirectory() as tmp, _database(backend, Path(tmp)) as (url, _):
+        store: Any = PostgresStore(url) if url else SqliteStore(Path(tmp) / "kontex.db")
+        store.migrate()
+        deps = Deps(store=store, blobs=LocalBlobs(Path(tmp) / "blobs"), api_key_secret=b"b")
+        key, _ = keys.create_key(deps, "bench")
+        sent = _Sent()
+        for body in bodies:
+            ingest.accept(deps, sent, ingest.Export(key, body, "application/x-protobuf", None))
+        tokens.encoding()  # loaded once per process, before the clock starts
+        cpu, wall = time.process_time(), time.perf_counter()
+        made = 0
+        for start in range(0, len(sent.bodies), batch):
+            messages = [json.loads(b) for b in sent.bodies[start : start + batch]]
+            made += spans.store_batch(deps, messages)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        store.close()
+    spans_ = total // TRACE_SPANS * TRACE_SPANS
+    return {
+        "backend": backend,
+        "spans": spans_,
+        "snapshots": made,
+        "cpu_seconds": round(cpu, 2),
+        "wall_seconds": round(wall, 2),
+        "cpu_ms_per_span": round(1000 * cpu / spans_, 3),
+        "spans_per_cpu_second": round(spans_ / cpu),
+        "load_average": round(os.getloadavg()[0], 2),
+    }
+
+
 def run_phoenix(total: int, requests: int, prompt_chars: int) -> dict[str, Any]:
     """The same traffic into Arize Phoenix (its own venv, bench/peers.py; SQLite in a fresh
     working dir), timed until its database holds every span."""
@@ -347,9 +406,23 @@ def run_phoenix(total: int, requests: int, prompt_chars: int) -> dict[str, Any]:
 
 
 def free_port() -> int:
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free local port: in ``KONTEX_BENCH_PORTS`` (``19100-19199``) when set, so runs on a
+    shared machine stay in their own range; else any."""
+    low, _, high = os.environ.get("KONTEX_BENCH_PORTS", "0").partition("-")
+    for port in range(int(low), int(high or low) + 1):
+        with closing(socket.socket()) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            if port == 0 or port not in _TAKEN:
+                _TAKEN.add(port)
+                return int(sock.getsockname()[1])
+    raise RuntimeError(f"no free port in {low}-{high}")
+
+
+_TAKEN: set[int] = set()  # handed out already (a stack's port is bound later, by the stack)
+stack.free_port = free_port  # `kontex dev` as the benchmark starts it: in the same range
 
 
 @contextmanager
@@ -444,13 +517,36 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--rounds", type=int, default=1, help="runs of each; the median is kept")
     parser.add_argument("--profile", type=Path, help="py-spy raw output (one file per backend)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--worker-cpu",
+        action="store_true",
+        help="the span worker alone, in process: CPU per span (no server, no embedding)",
+    )
     args = parser.parse_args(argv)
     results = []
+    if args.worker_cpu:
+        for backend in ("sqlite", "postgres") if args.backend == "all" else (args.backend,):
+            for _ in range(args.rounds):
+                result = run_worker_cpu(args.spans, args.requests, args.prompt_chars, backend)
+                results.append(result)
+                print(
+                    json.dumps(result)
+                    if args.json
+                    else f"{backend}: span worker alone, {result['spans']} spans,"
+                    f" {result['snapshots']} snapshots: {result['cpu_ms_per_span']} ms CPU"
+                    f" a span ({result['spans_per_cpu_second']} spans per CPU second),"
+                    f" {result['wall_seconds']} s wall; load average {result['load_average']}"
+                )
+        return results
     systems = list(("sqlite", "postgres") if args.backend == "all" else (args.backend,))
     if args.phoenix:
         systems.append("phoenix")
     for backend in systems:
-        profile = args.profile.with_suffix(f".{backend}.txt") if args.profile else None
+        profile = (  # Phoenix is not profiled
+            args.profile.with_suffix(f".{backend}.txt")
+            if args.profile and backend != "phoenix"
+            else None
+        )
         rounds = []
         for _ in range(args.rounds):  # fresh server and data each round
             if backend == "phoenix":

@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from kontex import bootstrap
@@ -303,16 +304,16 @@ def test_a_batch_takes_a_bounded_number_of_transactions(
         # Then it sealed every snapshot in as many transactions as for one trace
         assert counted.sealed == 3 * records * traces
         totals.append(counted.count)
-    # spans; traces with their links (read); names (read); the session, its event marked
-    # published; the alias; tasks + snapshots + done marks; their events marked published
-    assert totals[0] == totals[1] == 8
+    # traces with their links (read); names (read); the session, its event marked published;
+    # the alias; the new spans + tasks + snapshots + done marks; their events marked published
+    assert totals[0] == totals[1] == 7
     with kontex.deps.store.unit(write=False) as uow:
         usage = uow.queries.usage(kontex.account_id, kontex.deps.clock())
     assert usage["total_snapshots"] == 3 * (1 + 8 * 5)
     # And a redelivered batch writes nothing: every span is done
     counted.reset()
     deliver(kontex)
-    assert counted.sealed == 0 and counted.count == 2  # spans, traces with links
+    assert counted.sealed == 0 and counted.count == 1  # traces with links: nothing new
 
 
 def test_tasks_made_from_spans_are_announced_once(kontex: Any, events: Any) -> None:
@@ -462,3 +463,62 @@ def test_one_session_hint_rule_for_the_header_and_span_attributes(kontex: Any) -
     assert ExportTraceServiceResponse.FromString(raw).partial_success.rejected_spans == 0
     deliver(kontex)
     assert {s.session_id for s in all_snapshots(kontex)} == {named[0].id}
+
+
+def test_a_span_processed_in_its_batch_is_written_once(
+    kontex: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 23: the batch's new spans are stored in the unit that makes their snapshots,
+    already done (their rows were written pending, then rewritten done: a span body written
+    twice); only a span stored pending by an earlier batch is marked done."""
+    from kontex.adapters.sql.spans import SqlSpans
+
+    marked: list[Any] = []
+    mark_done = SqlSpans.mark_done
+
+    def recording(self: Any, spans: Any) -> None:
+        marked.extend(spans)
+        mark_done(self, spans)
+
+    monkeypatch.setattr(SqlSpans, "mark_done", recording)
+    post(kontex, fixtures.protobuf(fixtures.record(agents("once", 2))), PROTOBUF)
+    assert deliver(kontex) == [{"batchItemFailures": []}]
+    assert len(all_snapshots(kontex)) == 6
+    assert marked == []  # every span went in done
+    with kontex.deps.store.unit(write=False) as uow:
+        stored = [s for rows in uow.spans.of_traces(traces(kontex)).values() for s in rows]
+    assert len(stored) == 8 and all(s["done"] for s in stored)
+
+
+PROTOBUF = {"content-type": "application/x-protobuf"}
+
+
+def traces(kontex: Any) -> list[tuple[str, str]]:
+    sent = [json.loads(body) for _, body in kontex.queue.sent]
+    return list(dict.fromkeys((m["account_id"], s["trace_id"]) for m in sent for s in m["spans"]))
+
+
+def test_spans_of_a_batch_that_fails_are_kept_pending(
+    kontex: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a batch whose snapshots cannot be sealed (the database refuses, say)
+    post(kontex, fixtures.protobuf(fixtures.record(agents("kept", 1))), PROTOBUF)
+    seal_all = snapshots.seal_all
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the database refused")
+
+    monkeypatch.setattr(snapshots, "seal_all", failing)
+    # When the worker handles it, the batch and its one record fail (Powertools raises when
+    # every record failed)
+    with pytest.raises(BatchProcessingError):
+        deliver(kontex)
+    # Then its spans are stored, pending, none lost
+    with kontex.deps.store.unit(write=False) as uow:
+        stored = [s for rows in uow.spans.of_traces(traces(kontex)).values() for s in rows]
+    assert len(stored) == 4 and not any(s["done"] for s in stored)
+    assert all_snapshots(kontex) == []
+    # and once the database takes writes again, the redelivery makes their snapshots
+    monkeypatch.setattr(snapshots, "seal_all", seal_all)
+    assert deliver(kontex) == [{"batchItemFailures": []}]
+    assert len(all_snapshots(kontex)) == 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections.abc
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -244,6 +244,22 @@ class SnapshotRepository(Protocol):
         """``lock_head`` and ``content.lookup`` in the task's session, in one round trip."""
         ...
 
+    def lock_heads_and_lookup(
+        self,
+        snapshot_ids: Sequence[str],
+        tasks: Sequence[tuple[str, str]],
+        content_of: dict[str, tuple[Sequence[bytes], Sequence[bytes]]],
+    ) -> tuple[
+        set[str],
+        dict[tuple[str, str], tuple[Task, str | None, bytes | None]],
+        dict[str, tuple[dict[bytes, int], dict[bytes, bytes]]],
+    ]:
+        """A batch's writes prepared in one round trip: which of ``snapshot_ids`` are stored,
+        the (account_id, task_id) ``tasks`` locked with their heads (``lock_head``; a task not
+        of its account is absent), and per session the ``content.lookup`` of ``content_of``
+        (session -> item and chunk addresses)."""
+        ...
+
     def exists(self, snapshot_id: str) -> bool: ...
     def existing(self, snapshot_ids: Sequence[str]) -> set[str]:
         """Which of these snapshot ids are stored (one query a few hundred ids)."""
@@ -266,6 +282,11 @@ class SnapshotRepository(Protocol):
     def revision_count(self, snapshot_id: str) -> int: ...
     def add(self, snapshot: Snapshot, manifest: bytes) -> None:
         """Insert the sealed row and make it its task's head."""
+        ...
+
+    def add_many(self, snapshots: Sequence[tuple[Snapshot, bytes]]) -> None:
+        """Insert sealed rows (each after its parent) and make the last of each task its
+        head: one statement per table."""
         ...
 
     def add_revision(self, revision: Revision, manifest: bytes) -> None: ...
@@ -310,8 +331,14 @@ class QueryRepository(Protocol):
 class SpanRepository(Protocol):
     """OTLP spans as received, until the span worker has made them snapshots."""
 
-    def add(self, spans: Sequence[tuple[str, dict[str, Any]]], at: datetime) -> None:
-        """Store (account_id, span) pairs not seen before."""
+    def add(
+        self,
+        spans: Sequence[tuple[str, dict[str, Any]]],
+        at: datetime,
+        done: Collection[tuple[str, str, str]] = (),
+    ) -> None:
+        """Store (account_id, span) pairs not seen before; those whose (account_id, trace_id,
+        span_id) is in ``done`` stored as processed."""
         ...
 
     def of_traces(

@@ -24,9 +24,18 @@ from kontex.domain.errors import Conflict, IntegrityError
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
+_AS_IS = frozenset({str, int, bytes, type(None), bool, float})  # what sqlite3 takes as it is
+
+
 def _to_db(value: Any) -> Any:
+    if type(value) in _AS_IS:  # most values of a bulk write: no isinstance chain
+        return value
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime(_TIME_FORMAT)
+        value = value.astimezone(UTC)
+        if value.year < 1000:  # strftime does not pad the year to four digits: kept as it was
+            return value.strftime(_TIME_FORMAT)
+        # isoformat (C) writes the same "...T12:00:00.000000Z" as _TIME_FORMAT, faster
+        return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
     if isinstance(value, dict | list):
         return json.dumps(value, separators=(",", ":"), sort_keys=True)
     return value

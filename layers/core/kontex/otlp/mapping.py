@@ -19,6 +19,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from kontex.domain.models import Message, ToolCall, nested_deeper_than
@@ -102,11 +103,19 @@ def _json(value: Any) -> Any:
     return value
 
 
+@lru_cache(maxsize=64)
+def _index_pattern(prefix: str) -> re.Pattern[str]:
+    return re.compile(re.escape(prefix) + r"\.(\d+)\.(.+)$")
+
+
 def _indexed(attributes: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
     """``prefix.{i}.rest = v`` attributes grouped by ``i``, in index order."""
-    pattern = re.compile(re.escape(prefix) + r"\.(\d+)\.(.+)$")
+    pattern = _index_pattern(prefix)
+    start = prefix + "."
     groups: dict[int, dict[str, Any]] = {}
     for key, value in attributes.items():
+        if not key.startswith(start):  # most keys: no regex run
+            continue
         match = pattern.match(key)
         if match:
             groups.setdefault(int(match.group(1)), {})[match.group(2)] = value

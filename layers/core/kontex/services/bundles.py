@@ -374,7 +374,9 @@ def write(
     """Store a planned bundle in ``content``'s unit of work: new items, new chunks; its manifest.
 
     ``parent_manifest`` (the task's previous snapshot) is where slices of old chunks are found;
-    ``looked_up`` is the answer of ``content.lookup`` for ``needs(plan_)`` when the caller has it.
+    ``looked_up`` is the answer of ``content.lookup`` for ``needs(plan_)`` when the caller has
+    it, and gets this write's new items and chunks (a batch passes one per session to each of
+    its writes in turn, ``services/snapshots.seal_all``).
     """
     addresses, wanted = needs(plan_)
     if looked_up is None:
@@ -391,18 +393,19 @@ def write(
     for p in parents:
         if p not in found and (session_id, p) in _HINTS:
             found[p] = _HINTS[(session_id, p)]
-    counted: dict[bytes, int] = dict(known)
+    counted = known  # the caller's: a batch's next write of the session sees these items
     new_rows: list[ItemRow] = []
     stored = large_bytes
     for address, item in unique.items():
         if address in counted:
             continue
-        n = item.tokens if item.tokens is not None else (item.count() if item.count else 0)
+        n = _tokens(item)
         counted[address] = n
         new_rows.append(ItemRow(address, item.kind, item.body, n, item.position, item.index))
         stored += len(item.body)
     lister = _Lister(found, [p for p in parents if p in found])
     lists = {name: lister.slices(refs) for name, refs in list_refs.items()}
+    found.update(lister.new_chunks)  # ... and these chunks
 
     def total(name: str) -> int:
         return sum(counted[i.address] for i in plan_.lists[name])
@@ -420,6 +423,68 @@ def write(
         lists,
     )
     return _store(content, session_id, at, new_rows, lister, manifest, token_total, stored)
+
+
+# Tokens of an item by its address (an address names one content, so one count): the same
+# system prompt in every trace of a batch, or in every session, is counted once per process.
+_TOKENS: dict[bytes, int] = {}
+_TOKENS_MAX = 65536
+
+
+def _tokens(item: _Item) -> int:
+    """The item's tokens: given, remembered by its address, else counted (and remembered)."""
+    if item.tokens is not None:
+        return item.tokens
+    if item.count is None:
+        return 0
+    n = _TOKENS.get(item.address)
+    if n is None:
+        n = int(item.count())
+        if len(_TOKENS) >= _TOKENS_MAX:
+            _TOKENS.clear()  # a bound, not an LRU: counting again is only slower
+        _TOKENS[item.address] = n
+    return n
+
+
+class Pending:
+    """A batch's content writes (``write`` into it): reads go to ``content`` at once, the new
+    items and chunks are kept and written by ``flush`` together, one statement per table."""
+
+    def __init__(self, content: ContentRepository) -> None:
+        self.content = content
+        self._items: list[tuple[str, datetime, Sequence[ItemRow]]] = []
+        self._chunks: list[tuple[str, dict[bytes, bytes]]] = []
+
+    def lookup(
+        self, session_id: str, items: Sequence[bytes], chunks: Sequence[bytes]
+    ) -> tuple[dict[bytes, int], dict[bytes, bytes]]:
+        return self.content.lookup(session_id, items, chunks)
+
+    def known_items(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, int]:
+        return self.content.known_items(session_id, addresses)
+
+    def items(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, bytes]:
+        return self.content.items(session_id, addresses)
+
+    def chunks(self, session_id: str, addresses: Sequence[bytes]) -> dict[bytes, bytes]:
+        return self.content.chunks(session_id, addresses)
+
+    def add_items(self, session_id: str, at: datetime, rows: Sequence[ItemRow]) -> None:
+        if rows:
+            self._items.append((session_id, at, rows))
+
+    def add_chunks(self, session_id: str, chunks: dict[bytes, bytes]) -> None:
+        if chunks:
+            self._chunks.append((session_id, chunks))
+
+    def flush(self) -> None:
+        """Write what was kept (its unit joins consecutive rows of a statement into one)."""
+        items, self._items = self._items, []
+        chunks, self._chunks = self._chunks, []
+        for session_id, at, rows in items:
+            self.content.add_items(session_id, at, rows)
+        for session_id, found in chunks:
+            self.content.add_chunks(session_id, found)
 
 
 def _store(
@@ -731,14 +796,14 @@ def write_delta(
         for item in items:
             if item.address in counted:
                 continue
-            n = item.tokens if item.tokens is not None else (item.count() if item.count else 0)
+            n = _tokens(item)
             counted[item.address] = n
             position = item.position + offset.get(name, 0)
             new_rows.append(ItemRow(item.address, item.kind, item.body, n, position, item.index))
             stored += len(item.body)
     if plan_.reasoning is not None and plan_.reasoning.address not in counted:
         r = plan_.reasoning
-        counted[r.address] = n = r.count() if r.count else 0
+        counted[r.address] = n = _tokens(r)
         new_rows.append(ItemRow(r.address, r.kind, r.body, n, 0, r.index))
         stored += len(r.body)
 
@@ -801,6 +866,7 @@ def forget() -> None:
     global _items_bytes
     _ITEMS.clear()
     _HINTS.clear()
+    _TOKENS.clear()
     _MESSAGES.clear()
     _items_bytes = 0
 

@@ -168,14 +168,45 @@ def seal(
     else:
         task, head, written = _write_delta(uow, account_id, task_id, plan, base, now)
         written.stored_bytes += large_bytes
-    snapshot = Snapshot(
-        id=snapshot_id or new_id("snap"),
+    snapshot = _sealed(
+        snapshot_id or new_id("snap"),
+        account_id,
+        task,
+        label,
+        bundle,
+        written,
+        head,
+        now,
+        model=bundle.model if base is None else bundles.manifest_model(written.manifest),
+        rollback_of=rollback_of,
+    )
+    uow.snapshots.add(snapshot, written.manifest)
+    uow.announce(_event("snapshot.created", snapshot, now))
+    return snapshot
+
+
+def _sealed(
+    snapshot_id: str,
+    account_id: str,
+    task: Task,
+    label: str,
+    bundle: ContextBundle,
+    written: bundles.Written,
+    head: str | None,
+    now: datetime,
+    *,
+    model: str | None,
+    rollback_of: str | None = None,
+) -> Snapshot:
+    """The row of a snapshot whose content is ``written``, after ``head`` in ``task``."""
+    return Snapshot(
+        id=snapshot_id,
         account_id=account_id,
         session_id=task.session_id,
-        task_id=task_id,
+        task_id=task.id,
         label=label,
         source=bundle.source,
-        model=bundle.model if base is None else bundles.manifest_model(written.manifest),
+        model=model,
         token_total=written.token_total,
         parent_snapshot_id=head,
         rollback_of=rollback_of,
@@ -185,9 +216,6 @@ def seal(
         created_at=now,
         usage=bundle.usage,
     )
-    uow.snapshots.add(snapshot, written.manifest)
-    uow.announce(_event("snapshot.created", snapshot, now))
-    return snapshot
 
 
 @dataclass(frozen=True)
@@ -233,30 +261,75 @@ def seal_all(
 ) -> list[Snapshot]:
     """In ``uow``, in order: seal each prepared snapshot whose id is not stored yet (a
     redelivered batch writes nothing twice), each created after the one before (listings
-    order by creation time). Their events go out together after the commit."""
-    stored = uow.snapshots.existing([p.new.snapshot_id for p in prepared]) if prepared else set()
-    made: list[Snapshot] = []
+    order by creation time) and after the one before it in its task (its parent).
+
+    In bulk, whatever the batch's size: one round trip reads which ids are stored, locks every
+    task's head and looks up the items and chunks of every session; each table's new rows
+    (items, chunks, snapshots, heads, events) are then one statement. What a snapshot stores is
+    exactly what sealing it alone would (an item met twice in the batch is stored and counted
+    once). Their events go out together after the commit."""
+    if not prepared:
+        return []
+    wanted: dict[str, tuple[dict[bytes, None], dict[bytes, None]]] = {}
+    for p in prepared:
+        items, chunks = bundles.needs(p.plan)
+        session_items, session_chunks = wanted.setdefault(p.new.session_id, ({}, {}))
+        session_items.update(dict.fromkeys(items))
+        session_chunks.update(dict.fromkeys(chunks))
+    stored, locked, looked_up = uow.snapshots.lock_heads_and_lookup(
+        [p.new.snapshot_id for p in prepared],
+        list(dict.fromkeys((p.new.account_id, p.new.task_id) for p in prepared)),
+        {session: (list(items), list(chunks)) for session, (items, chunks) in wanted.items()},
+    )
+    heads = {key: (head, manifest) for key, (_, head, manifest) in locked.items()}
+    content = bundles.Pending(uow.content)
+    made: list[tuple[Snapshot, bytes]] = []
     for p in prepared:
         if p.new.snapshot_id in stored:
             continue
+        key = (p.new.account_id, p.new.task_id)
+        if key not in locked:
+            raise NotFound(f"task {p.new.task_id} not found")
+        task = locked[key][0]
+        head, head_manifest = heads[key]
+        label = _label(p.new.label)
         now = clock()
-        if made and now <= made[-1].created_at:
-            now = made[-1].created_at + timedelta(microseconds=1)
-        made.append(
-            seal(
-                uow,
-                p.new.account_id,
-                p.new.task_id,
-                _label(p.new.label),
-                p.bundle,
-                p.plan,
-                now,
-                large_bytes=p.large_bytes,
-                snapshot_id=p.new.snapshot_id,
-            )
+        if made and now <= made[-1][0].created_at:
+            now = made[-1][0].created_at + timedelta(microseconds=1)
+        session_id = task.session_id
+        if session_id != p.new.session_id:  # not the session it was looked up in: look again
+            known, refs = looked_up.setdefault(session_id, ({}, {}))
+            found_items, found_chunks = uow.content.lookup(session_id, *bundles.needs(p.plan))
+            known.update(found_items)
+            refs.update(found_chunks)
+        written = bundles.write(
+            content,
+            session_id,
+            p.plan,
+            now,
+            parent_manifest=head_manifest,
+            large_bytes=p.large_bytes,
+            looked_up=looked_up[session_id],
         )
-        stored.add(p.new.snapshot_id)
-    return made
+        snapshot = _sealed(
+            p.new.snapshot_id,
+            p.new.account_id,
+            task,
+            label,
+            p.bundle,
+            written,
+            head,
+            now,
+            model=p.bundle.model,
+        )
+        made.append((snapshot, written.manifest))
+        heads[key] = (snapshot.id, written.manifest)
+        stored.add(snapshot.id)
+    content.flush()
+    uow.snapshots.add_many(made)
+    for snapshot, _ in made:
+        uow.announce(_event("snapshot.created", snapshot, snapshot.created_at))
+    return [snapshot for snapshot, _ in made]
 
 
 def _write_delta(

@@ -118,11 +118,8 @@ def store_batch(
         ]
     if not spans and not retries:
         return 0
-    if spans:
-        with deps.store.unit() as uow:
-            uow.spans.add(spans, deps.clock())
     keys = [(account_id, span["trace_id"]) for account_id, span in spans] + retries
-    return process_traces(deps, keys, waiting)
+    return process_traces(deps, keys, waiting, spans)
 
 
 def process_trace(deps: Deps, account_id: str, trace_id: str) -> int:
@@ -155,12 +152,57 @@ def process_traces(
     deps: Deps,
     keys: Sequence[tuple[str, str]],
     waiting: list[tuple[str, str]] | None = None,
+    new: Sequence[tuple[str, dict[str, Any]]] = (),
 ) -> int:
-    """Process the pending spans of each (account_id, trace_id); returns snapshots made."""
+    """Process the pending spans of each (account_id, trace_id), with the ``new`` spans of
+    the batch (account_id, span) among them; returns snapshots made.
+
+    The new spans are stored in the unit that makes the batch's snapshots (those processed
+    already marked done, so no row is written twice); when processing fails they are stored
+    pending on their own before the error goes up, so nothing received is lost."""
     keys = list(dict.fromkeys(keys))
     with deps.store.unit(write=False) as uow:
         found = uow.spans.of_traces(keys)
         linked = uow.traces.sessions_of(keys)
+    fresh = _fresh(found, new)
+    try:
+        return _process(deps, keys, found, linked, fresh, waiting)
+    except BaseException:
+        if fresh:  # kept pending: a later batch of the trace (or a retry) processes them
+            with deps.store.unit() as uow:
+                uow.spans.add(list(fresh.values()), deps.clock())
+        raise
+
+
+SpanKey = tuple[str, str, str]  # account_id, trace_id, span_id
+
+
+def _fresh(
+    found: dict[tuple[str, str], list[dict[str, Any]]],
+    new: Sequence[tuple[str, dict[str, Any]]],
+) -> dict[SpanKey, tuple[str, dict[str, Any]]]:
+    """The new spans not stored yet (the first of each, as the store keeps the first), added to
+    ``found`` pending, each trace's spans in start order (as the store reads them)."""
+    stored = {(a, t, s["span_id"]) for (a, t), rows in found.items() for s in rows}
+    fresh: dict[SpanKey, tuple[str, dict[str, Any]]] = {}
+    for account_id, span in new:
+        key = (account_id, span["trace_id"], span["span_id"])
+        if key not in stored and key not in fresh:
+            fresh[key] = (account_id, span)
+    for trace in {(a, t) for a, t, _ in fresh}:
+        found[trace] += [{**s, "done": False} for k, (_, s) in fresh.items() if k[:2] == trace]
+        found[trace].sort(key=lambda s: (s["start_time_unix_nano"], s["span_id"]))
+    return fresh
+
+
+def _process(
+    deps: Deps,
+    keys: list[tuple[str, str]],
+    found: dict[tuple[str, str], list[dict[str, Any]]],
+    linked: dict[tuple[str, str], str],
+    fresh: dict[SpanKey, tuple[str, dict[str, Any]]],
+    waiting: list[tuple[str, str]] | None,
+) -> int:
     batch = _Batch(deps)
     traces = [_Trace(batch, a, t, found[(a, t)], linked.get((a, t))) for a, t in keys]
     batch.resolve_names(traces)
@@ -188,16 +230,23 @@ def process_traces(
         elif span["kind"] == "tool":
             trace.snapshot_tool(span, session_id)
         span["done"] = True
+    processed = [(t.account_id, t.trace_id, s["span_id"]) for t, s, _ in work]
     if not work and not batch.tasks:
+        if fresh:
+            with deps.store.unit() as uow:
+                uow.spans.add(list(fresh.values()), deps.clock())
         return 0
     prepared = snapshots.prepare(deps, batch.snapshots)
     tasks = list(batch.tasks.values())
-    done = [(t.account_id, t.trace_id, s["span_id"]) for t, s, _ in work]
+    done_now = {k for k in processed if k in fresh}  # stored done: no second write of the row
+    done = [k for k in processed if k not in fresh]  # stored pending by an earlier batch
 
     def attempt() -> int:
-        # the batch's tasks, snapshots and done marks: one unit of work, one commit, and the
-        # snapshots' events handed over together after it
+        # the batch's new spans, tasks, snapshots and done marks: one unit of work, one
+        # commit, and the snapshots' events handed over together after it
         with deps.store.unit() as uow:
+            if fresh:
+                uow.spans.add(list(fresh.values()), deps.clock(), done=done_now)
             for task in uow.tasks.add_missing(tasks):
                 uow.announce(sessions.task_event(task))
             made = snapshots.seal_all(uow, prepared, deps.clock)
@@ -272,6 +321,7 @@ class _Trace:
         self.by_id = {s["span_id"]: s for s in self.spans}
         self.linked = linked
         self.calls: dict[str, mapping.LlmCall] = {}
+        self.task_ids: dict[tuple[str, str], str] = {}  # (task span id or "", session) -> task
         self.done_before = {s["span_id"] for s in self.spans if s["done"]}  # by earlier batches
 
     # -- what a span waits for ------------------------------------------------------------
@@ -376,27 +426,35 @@ class _Trace:
         return None
 
     def task_of_task_span(self, span: StoredSpan, session_id: str) -> str:
+        known = self.task_ids.get((span["span_id"], session_id))
+        if known is not None:  # made once per trace: each of its spans asks for it
+            return known
         ancestor = self._task_ancestor(span)
         parent = self.task_of_task_span(ancestor, session_id) if ancestor else None
         status = TaskStatus.FAILED if span.get("status") == "error" else TaskStatus.COMPLETED
         task_id = derived_id("task", self.account_id, session_id, self.trace_id, span["span_id"])
         name = mapping.task_name(span)
-        return self.batch.task(
+        self.task_ids[(span["span_id"], session_id)] = self.batch.task(
             sessions.derived_task(
                 self.batch.deps, self.account_id, task_id, session_id, name, parent, status
             )
         )
+        return task_id
 
     def task_for(self, span: StoredSpan, session_id: str) -> str:
         ancestor = self._task_ancestor(span)
         if ancestor is not None:
             return self.task_of_task_span(ancestor, session_id)
+        known = self.task_ids.get(("", session_id))
+        if known is not None:
+            return known
         roots = [s for s in self.spans if not s.get("parent_span_id")]
         name = f"trace {roots[0]['name'] if roots else self.trace_id[:8]}"[:200]
         task_id = derived_id("task", self.account_id, session_id, self.trace_id)
-        return self.batch.task(
+        self.task_ids[("", session_id)] = self.batch.task(
             sessions.derived_task(self.batch.deps, self.account_id, task_id, session_id, name)
         )
+        return task_id
 
     # -- snapshots ------------------------------------------------------------------------
 

@@ -47,8 +47,14 @@ class Work:
         self._later: list[tuple[str, list[Sequence[Any]]]] = []
 
     def later(self, sql: str, rows: list[Sequence[Any]]) -> None:
-        if rows:
-            self._later.append((sql, rows))
+        """Keep a write; one right after a kept write of the same statement joins its rows
+        (one ``executemany`` for a bulk write's rows of a table, in the same order)."""
+        if not rows:
+            return
+        if self._later and self._later[-1][0] == sql:
+            self._later[-1][1].extend(rows)
+        else:
+            self._later.append((sql, list(rows)))
 
     def flush(self) -> None:
         kept, self._later = self._later, []

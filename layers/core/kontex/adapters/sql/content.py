@@ -42,9 +42,27 @@ def lookup_sql(
     return " UNION ALL ".join(parts), params
 
 
-def found(rows: list[dict[str, Any]]) -> tuple[dict[bytes, int], dict[bytes, bytes]]:
-    found_items: dict[bytes, int] = {}
-    found_chunks: dict[bytes, bytes] = {}
+def lookup_statements(
+    session_id: str, items: Sequence[bytes], chunks: Sequence[bytes]
+) -> list[tuple[str, list[Any]]]:
+    """``lookup_sql`` for a session, cut into statements of at most ``CHUNK`` addresses."""
+    statements = []
+    items, chunks = list(items), list(chunks)
+    while items or chunks:
+        part_items, items = items[:CHUNK], items[CHUNK:]
+        room = CHUNK - len(part_items)
+        part_chunks, chunks = chunks[:room], chunks[room:]
+        statements.append(lookup_sql("?", [session_id], part_items, part_chunks))
+    return statements
+
+
+def found(
+    rows: list[dict[str, Any]],
+    into: tuple[dict[bytes, int], dict[bytes, bytes]] | None = None,
+) -> tuple[dict[bytes, int], dict[bytes, bytes]]:
+    """The items (their tokens) and chunks (their refs) of a lookup's rows (added to ``into``
+    when given)."""
+    found_items, found_chunks = into if into is not None else ({}, {})
     for r in rows:
         if r["k"] == 0:
             found_items[bytes(r["h"])] = int(r["n"])

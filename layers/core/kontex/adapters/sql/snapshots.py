@@ -14,6 +14,7 @@ from kontex.adapters.sql.base import (
     after_cursor,
     as_bytes,
     as_time,
+    by_account,
     chunked,
     marks,
 )
@@ -56,7 +57,9 @@ INSERT_SQL = (
     f" stored_bytes, captured_at, created_at, {USAGE_COLUMNS}, manifest, seal)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+LOCK_HEADS_SQL = LOCK_HEAD_SQL.replace("t.id = ?", "t.id IN ({marks})")
 SET_HEAD_SQL = "UPDATE tasks SET head_snapshot_id = ? WHERE id = ?"
+EXISTING_SQL = "SELECT id FROM snapshots WHERE id IN ({marks})"
 INSERT_REVISION_SQL = (
     "INSERT INTO snapshot_revisions (snapshot_id, seq, session_id, bundle_hash,"
     " token_total, model, stored_bytes, created_at, manifest, seal)"
@@ -176,6 +179,29 @@ def usage_columns(usage: Usage | None) -> tuple[Any, ...]:
     )
 
 
+def _row(s: Snapshot, manifest: bytes) -> tuple[Any, ...]:
+    """The sealed row of a snapshot (``INSERT_SQL``'s parameters)."""
+    columns: dict[str, Any] = {
+        "id": s.id,
+        "account_id": s.account_id,
+        "session_id": s.session_id,
+        "task_id": s.task_id,
+        "label": s.label,
+        "source": s.source.value,
+        "model": s.model,
+        "token_total": s.token_total,
+        "parent_snapshot_id": s.parent_snapshot_id,
+        "rollback_of": s.rollback_of,
+        "forked_from": s.forked_from,
+        "bundle_hash": s.bundle_hash,
+        "stored_bytes": s.stored_bytes,
+        "captured_at": s.captured_at,
+        "created_at": s.created_at,
+        **dict(zip(USAGE_NAMES, usage_columns(s.usage), strict=True)),
+    }
+    return (*columns.values(), manifest, seal.snapshot_seal(columns))
+
+
 def _locked(rows: list[dict[str, Any]]) -> Locked | None:
     if not rows:
         return None
@@ -236,6 +262,48 @@ class SqlSnapshots(Repository):
             return None
         return locked, *content.found(found_rows)
 
+    def lock_heads_and_lookup(
+        self,
+        snapshot_ids: Sequence[str],
+        tasks: Sequence[tuple[str, str]],
+        content_of: dict[str, tuple[Sequence[bytes], Sequence[bytes]]],
+    ) -> tuple[
+        set[str],
+        dict[tuple[str, str], Locked],
+        dict[str, tuple[dict[bytes, int], dict[bytes, bytes]]],
+    ]:
+        """A batch's writes prepared in one round trip on PostgreSQL: which of
+        ``snapshot_ids`` are stored, the (account_id, task_id) ``tasks`` locked (in id order,
+        so two batches never wait for each other crosswise) with their heads, and per session
+        the items and chunks it has of ``content_of`` (session -> item and chunk addresses)."""
+        statements: list[tuple[str, list[Any]]] = []
+        ids = list(dict.fromkeys(snapshot_ids))
+        for part in chunked(ids):
+            statements.append((EXISTING_SQL.format(marks=marks(part)), part))
+        n_existing = len(statements)
+        for account_id, task_ids in by_account(tasks):
+            sql = LOCK_HEADS_SQL.format(marks=marks(task_ids)) + " ORDER BY t.id"
+            statements.append((sql + self._work.lock_clause, [account_id, *task_ids]))
+        n_locks = len(statements)
+        sessions: list[str] = []
+        for session_id, (items, chunks) in content_of.items():
+            for statement in content.lookup_statements(session_id, items, chunks):
+                statements.append(statement)
+                sessions.append(session_id)
+        answers = self._work.run_together(statements) if statements else []
+        stored = {r["id"] for rows in answers[:n_existing] for r in rows}
+        locked: dict[tuple[str, str], Locked] = {}
+        for rows in answers[n_existing:n_locks]:
+            for row in rows:
+                task, head, manifest = _locked([row])  # type: ignore[misc]
+                locked[(task.account_id, task.id)] = (task, head, manifest)
+        looked_up: dict[str, tuple[dict[bytes, int], dict[bytes, bytes]]] = {
+            session_id: ({}, {}) for session_id in content_of
+        }
+        for session_id, rows in zip(sessions, answers[n_locks:], strict=True):
+            content.found(rows, looked_up[session_id])
+        return stored, locked, looked_up
+
     def exists(self, snapshot_id: str) -> bool:
         return (
             self._work.one("SELECT 1 AS x FROM snapshots WHERE id = ?", [snapshot_id]) is not None
@@ -290,28 +358,15 @@ class SqlSnapshots(Repository):
         return int(self._work.run(REVISION_COUNT_SQL, [snapshot_id])[0]["n"])
 
     def add(self, snapshot: Snapshot, manifest: bytes) -> None:
-        s = snapshot
-        columns: dict[str, Any] = {
-            "id": s.id,
-            "account_id": s.account_id,
-            "session_id": s.session_id,
-            "task_id": s.task_id,
-            "label": s.label,
-            "source": s.source.value,
-            "model": s.model,
-            "token_total": s.token_total,
-            "parent_snapshot_id": s.parent_snapshot_id,
-            "rollback_of": s.rollback_of,
-            "forked_from": s.forked_from,
-            "bundle_hash": s.bundle_hash,
-            "stored_bytes": s.stored_bytes,
-            "captured_at": s.captured_at,
-            "created_at": s.created_at,
-            **dict(zip(USAGE_NAMES, usage_columns(s.usage), strict=True)),
-        }
-        row = (*columns.values(), manifest, seal.snapshot_seal(columns))
-        self._work.later(INSERT_SQL, [row])
-        self._work.later(SET_HEAD_SQL, [(s.id, s.task_id)])
+        self.add_many([(snapshot, manifest)])
+
+    def add_many(self, snapshots: Sequence[tuple[Snapshot, bytes]]) -> None:
+        """Insert sealed rows (parents before children) and make the last of each task its
+        head: one statement per table, whatever their number."""
+        rows: list[Sequence[Any]] = [_row(s, manifest) for s, manifest in snapshots]
+        heads = {s.task_id: s.id for s, _ in snapshots}  # the last of each task
+        self._work.later(INSERT_SQL, rows)
+        self._work.later(SET_HEAD_SQL, [(head, task_id) for task_id, head in heads.items()])
 
     def add_revision(self, revision: Revision, manifest: bytes) -> None:
         r = revision

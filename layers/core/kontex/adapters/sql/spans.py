@@ -3,7 +3,7 @@ snapshots."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,8 +11,8 @@ from kontex.adapters.sql.base import Repository, by_account, marks
 
 INSERT_SQL = (
     "INSERT INTO spans (account_id, trace_id, span_id, parent_span_id, kind,"
-    " header_session_id, start_ns, end_ns, body, received_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    " header_session_id, start_ns, end_ns, body, received_at, done)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 OF_TRACES_SQL = (
     "SELECT trace_id, body, kind, header_session_id, done FROM spans"
@@ -22,9 +22,14 @@ MARK_DONE_SQL = "UPDATE spans SET done = ? WHERE account_id = ? AND trace_id = ?
 
 
 class SqlSpans(Repository):
-    def add(self, spans: Sequence[tuple[str, dict[str, Any]]], at: datetime) -> None:
+    def add(
+        self,
+        spans: Sequence[tuple[str, dict[str, Any]]],
+        at: datetime,
+        done: Collection[tuple[str, str, str]] = (),
+    ) -> None:
         json = self._work.json
-        self._work.run_many(
+        self._work.later(
             INSERT_SQL,
             [
                 (
@@ -38,6 +43,7 @@ class SqlSpans(Repository):
                     r["end_time_unix_nano"],
                     json(r),
                     at,
+                    (account_id, r["trace_id"], r["span_id"]) in done,
                 )
                 for account_id, r in spans
             ],
