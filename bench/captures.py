@@ -185,8 +185,22 @@ def py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([*command, "--rate", "100", "--nonblocking", "--output", str(out)])
 
 
+TRIGGERS = {  # --trigger: what each proxied call costs, by how much of the capture runs
+    "always": {"X-Kontex-Snapshot-Trigger": "always"},  # every call a stored snapshot
+    # every call queued and read by the capture worker, which writes nothing
+    "never": {"X-Kontex-Snapshot-Trigger": "token_threshold", "X-Kontex-Snapshot-N": "999999999"},
+    "off": None,  # no session named: nothing queued (the proxy alone)
+}
+
+
 def run_kontex(
-    calls: int, clients: int, turns: int, port: int, fake_url: str, profile: Path | None
+    calls: int,
+    clients: int,
+    turns: int,
+    port: int,
+    fake_url: str,
+    profile: Path | None,
+    trigger: str = "always",
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="captures-") as tmp:
         data = Path(tmp) / "data"
@@ -207,11 +221,10 @@ def run_kontex(
             pool = []
             for i in range(clients):
                 session = http_json(f"{base}/v1/sessions", key, {"name": f"agent {i}"})
-                headers = {
-                    "X-Kontex-Api-Key": key,
-                    "X-Kontex-Session-Id": session["id"],
-                    "X-Kontex-Snapshot-Trigger": "always",
-                }
+                captured = TRIGGERS[trigger]
+                headers = {"X-Kontex-Api-Key": key}
+                if captured is not None:
+                    headers.update({"X-Kontex-Session-Id": session["id"], **captured})
                 pool.append(
                     anthropic.Anthropic(
                         api_key="sk",
@@ -221,15 +234,21 @@ def run_kontex(
                     )
                 )
             # warm: connections, the API's processes, the model; then everything drained
+            expected = calls if trigger == "always" else 0
             drive(pool, 2 * clients, turns)
-            wait_for(lambda: stored(base, key) >= 2 * clients and pipelines_empty(base, key))
+            wait_for(
+                lambda: (
+                    stored(base, key) >= (2 * clients if expected else 0)
+                    and pipelines_empty(base, key)
+                )
+            )
             before = stored(base, key)
             if profile is not None:
                 spy = py_spy(stack.process.pid, profile)
                 time.sleep(1)
             cpu = group_cpu_seconds(pgid)
             started, answered = drive(pool, calls, turns)
-            last_stored = wait_for(lambda: stored(base, key) >= before + calls)
+            last_stored = wait_for(lambda: stored(base, key) >= before + expected)
             empty = wait_for(lambda: pipelines_empty(base, key), every=0.2)
             cpu = group_cpu_seconds(pgid) - cpu
             if spy is not None:
@@ -243,11 +262,11 @@ def run_kontex(
                 spy.kill()
             stop_dev(stack)
     return {
-        "system": "kontex dev (SQLite)",
+        "system": f"kontex dev (SQLite), capture {trigger}",
         "calls": calls,
         "snapshots": total,
         "calls_per_s": round(calls / (answered - started), 1),
-        "captures_per_s": round(calls / (last_stored - started), 1),
+        "captures_per_s": round(expected / (last_stored - started), 1) if expected else "-",
         "drain_s": round(last_stored - answered, 2),
         "pipelines_empty_after_s": round(empty - answered, 2),
         "cpu_ms_per_call": round(cpu * 1000 / calls, 2),
@@ -338,6 +357,74 @@ def run_litellm(calls: int, clients: int, turns: int, port: int, fake_url: str) 
     }
 
 
+def capacity(calls: int, clients: int, turns: int, profile: Path | None) -> dict[str, Any]:
+    """The capture worker alone, in this process: the same conversations as jobs, handed to
+    `functions/workers/capture.py` in queue batches of ten on a fresh SQLite data dir (the
+    events go to a local queue file nobody reads): captures/s it can write, and its CPU per
+    capture (this process's user + system time)."""
+    from kontex import bootstrap
+    from kontex.adapters.local_queue import LocalQueue, sqs_record
+    from kontex.functions import worker_paths
+    from kontex.http.apigw import LocalContext
+    from kontex.local.server import load_worker
+    from kontex.services import capture, keys, sessions
+    from kontex.settings import Settings
+    from tests.proxy.fake_anthropic import reply_for
+
+    with tempfile.TemporaryDirectory(prefix="captures-capacity-") as tmp:
+        settings = Settings(kontex_data_dir=Path(tmp))
+        made = bootstrap.Container(settings)
+        made._events = made.local_topic(LocalQueue(Path(tmp) / "queue.db"))
+        made.migrate()
+        bootstrap.configure(made)
+        deps = made.deps
+        worker = load_worker(worker_paths()["capture"]).lambda_handler
+        account = keys.create_key(deps, "bench")[0].account_id
+        jobs: list[list[str]] = [[] for _ in range(clients)]
+        for i in range(clients):
+            session = sessions.create_session(deps, account, f"agent {i}")
+            history: list[dict[str, Any]] = []
+            for n in range(calls // clients):
+                if n % turns == 0:
+                    history = []
+                history.append({"role": "user", "content": f"step {n % turns}: city {n}"})
+                request = {"model": "claude-fake", "system": SYSTEM, "messages": list(history)}
+                reply = reply_for(request)
+                job = capture.CaptureJob(
+                    f"c{i}-{n}", account, session.id, None, "always", 1, request, reply, 5.0
+                )
+                jobs[i].append(job.to_json())
+                text = "".join(b["text"] for b in reply["content"] if b["type"] == "text")
+                history.append({"role": "assistant", "content": text})
+        # interleaved as the clients' calls arrive, in queue batches of ten
+        bodies = [b for row in zip(*jobs, strict=False) for b in row]
+        batches = [bodies[i : i + 10] for i in range(0, len(bodies), 10)]
+        # the first batch loads what a worker loads once (the token encoding): not timed
+        for b, batch in enumerate(batches[:1]):
+            records = [sqs_record("capture", f"w{b}-{i}", body, 1) for i, body in enumerate(batch)]
+            worker({"Records": records}, LocalContext(function_name="capture"))
+        batches = batches[1:]
+        bodies = bodies[10:]
+        spy = py_spy(os.getpid(), profile) if profile is not None else None
+        if spy is not None:
+            time.sleep(1)
+        cpu, started = time.process_time(), time.perf_counter()
+        for b, batch in enumerate(batches):
+            records = [sqs_record("capture", f"m{b}-{i}", body, 1) for i, body in enumerate(batch)]
+            answer = worker({"Records": records}, LocalContext(function_name="capture"))
+            assert answer == {"batchItemFailures": []}, answer
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=120)
+        bootstrap.configure(None)
+    return {
+        "captures": len(bodies),
+        "captures_per_s": round(len(bodies) / elapsed, 1),
+        "cpu_ms_per_capture": round(cpu * 1000 / len(bodies), 2),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=500)
@@ -346,17 +433,38 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--port", type=int, default=19300, help="this and the next three")
     parser.add_argument("--no-litellm", action="store_true")
     parser.add_argument("--profile", type=Path, help="py-spy raw output of kontex dev")
+    parser.add_argument(
+        "--trigger",
+        choices=list(TRIGGERS),
+        action="append",
+        help="always (default): every call captured; never: queued, nothing written;"
+        " off: nothing queued. Repeat to run several, one fresh kontex dev each",
+    )
+    parser.add_argument(
+        "--capacity", action="store_true", help="the capture worker alone, in process"
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--serve-fake", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_fake:
         serve_fake(args.serve_fake)
         return {}
+    if args.capacity:
+        before = os.getloadavg()
+        found = capacity(args.calls, args.clients, args.turns, args.profile)
+        found.update(load_before=before, load_after=os.getloadavg())
+        print(json.dumps(found))
+        return found
     load_before = os.getloadavg()
     fake = start_fake(args.port + 1)
     fake_url = f"http://127.0.0.1:{args.port + 1}"
     try:
-        rows = [run_kontex(args.calls, args.clients, args.turns, args.port, fake_url, args.profile)]
+        rows = [
+            run_kontex(
+                args.calls, args.clients, args.turns, args.port, fake_url, args.profile, trigger
+            )
+            for trigger in args.trigger or ["always"]
+        ]
         if not args.no_litellm:
             rows.append(run_litellm(args.calls, args.clients, args.turns, args.port + 2, fake_url))
     finally:
