@@ -201,6 +201,7 @@ def run_kontex(
     fake_url: str,
     profile: Path | None,
     trigger: str = "always",
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="captures-") as tmp:
         data = Path(tmp) / "data"
@@ -210,6 +211,8 @@ def run_kontex(
             env={
                 "ANTHROPIC_API_URL": fake_url,
                 "KONTEX_RATE_LIMIT_PER_HOUR": "10000000",
+                # another tree's code (its layers/core first on the path, its functions/)
+                **({"PYTHONPATH": str(baseline / "layers" / "core")} if baseline else {}),
             },
             port=port,
         )
@@ -262,7 +265,8 @@ def run_kontex(
                 spy.kill()
             stop_dev(stack)
     return {
-        "system": f"kontex dev (SQLite), capture {trigger}",
+        "system": f"kontex dev (SQLite), capture {trigger}"
+        + (f", code of {baseline}" if baseline else ""),
         "calls": calls,
         "snapshots": total,
         "calls_per_s": round(calls / (answered - started), 1),
@@ -357,7 +361,9 @@ def run_litellm(calls: int, clients: int, turns: int, port: int, fake_url: str) 
     }
 
 
-def capacity(calls: int, clients: int, turns: int, profile: Path | None) -> dict[str, Any]:
+def capacity(
+    calls: int, clients: int, turns: int, profile: Path | None, size: int = 10
+) -> dict[str, Any]:
     """The capture worker alone, in this process: the same conversations as jobs, handed to
     `functions/workers/capture.py` in queue batches of ten on a fresh SQLite data dir (the
     events go to a local queue file nobody reads): captures/s it can write, and its CPU per
@@ -398,13 +404,13 @@ def capacity(calls: int, clients: int, turns: int, profile: Path | None) -> dict
                 history.append({"role": "assistant", "content": text})
         # interleaved as the clients' calls arrive, in queue batches of ten
         bodies = [b for row in zip(*jobs, strict=False) for b in row]
-        batches = [bodies[i : i + 10] for i in range(0, len(bodies), 10)]
+        batches = [bodies[i : i + size] for i in range(0, len(bodies), size)]
         # the first batch loads what a worker loads once (the token encoding): not timed
         for b, batch in enumerate(batches[:1]):
             records = [sqs_record("capture", f"w{b}-{i}", body, 1) for i, body in enumerate(batch)]
             worker({"Records": records}, LocalContext(function_name="capture"))
         batches = batches[1:]
-        bodies = bodies[10:]
+        bodies = bodies[size:]
         spy = py_spy(os.getpid(), profile) if profile is not None else None
         if spy is not None:
             time.sleep(1)
@@ -441,8 +447,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         " off: nothing queued. Repeat to run several, one fresh kontex dev each",
     )
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        action="append",
+        help="also run kontex dev from this source tree first (e.g. `git archive main`)",
+    )
+    parser.add_argument(
         "--capacity", action="store_true", help="the capture worker alone, in process"
     )
+    parser.add_argument("--batch", type=int, default=10, help="--capacity: records a batch")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--serve-fake", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -451,7 +464,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     if args.capacity:
         before = os.getloadavg()
-        found = capacity(args.calls, args.clients, args.turns, args.profile)
+        found = capacity(args.calls, args.clients, args.turns, args.profile, args.batch)
         found.update(load_before=before, load_after=os.getloadavg())
         print(json.dumps(found))
         return found
@@ -460,6 +473,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     fake_url = f"http://127.0.0.1:{args.port + 1}"
     try:
         rows = [
+            run_kontex(
+                args.calls, args.clients, args.turns, args.port, fake_url, None, "always", tree
+            )
+            for tree in args.baseline or []
+        ]
+        rows += [
             run_kontex(
                 args.calls, args.clients, args.turns, args.port, fake_url, args.profile, trigger
             )

@@ -209,15 +209,26 @@ class LocalQueue:
         self._synchronous = "FULL"  # the connection's setting (open_queue_file's)
         self._handlers: dict[str, Handler] = {}
         self._reasons: dict[str, Reasons] = {}
+        self._windows: dict[str, float] = {}
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._wake = threading.Condition()
 
     # -- sending --------------------------------------------------------------------------
 
-    def register(self, queue: str, handler: Handler, reasons: Reasons | None = None) -> None:
-        """``reasons`` (optional) tells, after a batch, why its failed records failed."""
+    def register(
+        self,
+        queue: str,
+        handler: Handler,
+        reasons: Reasons | None = None,
+        batch_window: float = 0.0,
+    ) -> None:
+        """``reasons`` (optional) tells, after a batch, why its failed records failed.
+        ``batch_window`` (seconds; Lambda's MaximumBatchingWindowInSeconds): a batch is handed
+        over once it is full or its first message has waited that long, not at once."""
         self._handlers[queue] = handler
+        if batch_window > 0:
+            self._windows[queue] = batch_window
         if reasons is not None:
             self._reasons[queue] = reasons
 
@@ -382,9 +393,28 @@ class LocalQueue:
             )
         return [_Message(r[0], r[1], r[2] + 1, r[3], r[4] or now) for r in rows]
 
+    def _linger(self, name: str, window: float) -> None:
+        """Wait until the queue holds a full batch or its first visible message has waited
+        ``window`` seconds (or nothing is visible: the caller's poll then waits)."""
+        while not self._stop.is_set():
+            now = time.time()
+            with self._lock:
+                count, first = self._conn.execute(
+                    "SELECT count(*), min(available_at) FROM (SELECT available_at FROM messages"
+                    " WHERE queue = ? AND available_at <= ? ORDER BY seq LIMIT ?)",
+                    (name, now, self.batch_size),
+                ).fetchone()
+            if not count or count >= self.batch_size or first + window <= now:
+                return
+            with self._wake:
+                self._wake.wait(min(first + window - now, self.poll_seconds))
+
     def _run(self, name: str) -> None:
+        window = self._windows.get(name, 0.0)
         while not self._stop.is_set():
             try:
+                if window:
+                    self._linger(name, window)
                 batch = self._claim(name)
             except sqlite3.Error:
                 log.exception("could not read the %s queue", name)
