@@ -393,9 +393,13 @@ class LocalQueue:
             )
         return [_Message(r[0], r[1], r[2] + 1, r[3], r[4] or now) for r in rows]
 
-    def _linger(self, name: str, window: float) -> None:
+    def batch_window(self, queue: str) -> float:
+        """The queue's batching window in seconds (0: a batch is handed over at once)."""
+        return self._windows.get(queue, 0.0)
+
+    def _linger(self, name: str, window: float) -> bool:
         """Wait until the queue holds a full batch or its first visible message has waited
-        ``window`` seconds (or nothing is visible: the caller's poll then waits)."""
+        ``window`` seconds: True then, False when nothing is visible (or it stops)."""
         while not self._stop.is_set():
             now = time.time()
             with self._lock:
@@ -404,18 +408,22 @@ class LocalQueue:
                     " WHERE queue = ? AND available_at <= ? ORDER BY seq LIMIT ?)",
                     (name, now, self.batch_size),
                 ).fetchone()
-            if not count or count >= self.batch_size or first + window <= now:
-                return
+            if not count:
+                return False
+            if count >= self.batch_size or first + window <= now:
+                return True
             with self._wake:
                 self._wake.wait(min(first + window - now, self.poll_seconds))
+        return False
 
     def _run(self, name: str) -> None:
         window = self._windows.get(name, 0.0)
         while not self._stop.is_set():
             try:
-                if window:
-                    self._linger(name, window)
-                batch = self._claim(name)
+                # with a window, nothing is claimed until a batch is ready (a message sent
+                # meanwhile would otherwise go alone)
+                ready = self._linger(name, window) if window else True
+                batch = self._claim(name) if ready else []
             except sqlite3.Error:
                 log.exception("could not read the %s queue", name)
                 batch = []
