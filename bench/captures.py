@@ -365,7 +365,7 @@ def capacity(
     calls: int, clients: int, turns: int, profile: Path | None, size: int = 10
 ) -> dict[str, Any]:
     """The capture worker alone, in this process: the same conversations as jobs, handed to
-    `functions/workers/capture.py` in queue batches of ten on a fresh SQLite data dir (the
+    `functions/workers/capture.py` in queue batches of ``size`` on a fresh SQLite data dir (the
     events go to a local queue file nobody reads): captures/s it can write, and its CPU per
     capture (this process's user + system time)."""
     from kontex import bootstrap
@@ -402,7 +402,7 @@ def capacity(
                 jobs[i].append(job.to_json())
                 text = "".join(b["text"] for b in reply["content"] if b["type"] == "text")
                 history.append({"role": "assistant", "content": text})
-        # interleaved as the clients' calls arrive, in queue batches of ten
+        # interleaved as the clients' calls arrive, in queue batches
         bodies = [b for row in zip(*jobs, strict=False) for b in row]
         batches = [bodies[i : i + size] for i in range(0, len(bodies), size)]
         # the first batch loads what a worker loads once (the token encoding): not timed
