@@ -20,6 +20,11 @@ from kontex.observability import count, metrics, tracer
 from kontex.services import capture
 
 logger = Logger(service="kontex-capture")
+# `kontex dev` hands this worker a batch once it holds ten captures or its first has waited this
+# long (Lambda's batching window): one batch of ten costs about half the CPU per capture of ten
+# batches of one, which is what a proxy answering calls one by one otherwise makes
+# (docs/benchmarks.md, "Captures at proxy speed (issue 23)")
+BATCH_WINDOW_SECONDS = 0.1
 # a permanent failure to the DLQ at once, a transient one back after a backoff (sqs_batch)
 processor = RetryingBatchProcessor(lambda: container().redrive)
 

@@ -277,3 +277,55 @@ def test_a_delayed_message_waits_until_it_is_due() -> None:
     finally:
         q.stop()
     assert len(seen) == 1 and seen[0] - sent >= 0.9
+
+
+def test_a_batch_window_hands_over_full_batches() -> None:
+    """Issue 23, captures at proxy speed: messages sent one by one while the worker is idle
+    reach it as one full batch, not one batch each (Lambda's batching window)."""
+    events: list[list[str]] = []
+
+    def worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        events.append([r["body"] for r in event["Records"]])
+        return {"batchItemFailures": []}
+
+    q = LocalQueue(batch_size=4)
+    q.register("capture", worker, batch_window=60)
+    q.start()
+    try:
+        for n in range(4):  # each send wakes the worker; it waits for the batch to fill
+            q.send("capture", [f"call {n}"])
+            time.sleep(0.1)
+        assert q.drain(timeout=20)
+    finally:
+        q.stop()
+    assert events == [["call 0", "call 1", "call 2", "call 3"]]
+    assert q.batch_window("capture") == 60 and q.batch_window("spans") == 0
+
+
+def test_a_batch_window_hands_over_a_partial_batch_once_it_has_waited() -> None:
+    events: list[list[str]] = []
+
+    def worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        events.append([r["body"] for r in event["Records"]])
+        return {"batchItemFailures": []}
+
+    q = LocalQueue(batch_size=10)
+    q.register("capture", worker, batch_window=0.2)
+    q.start()
+    try:
+        q.send("capture", ["a", "b", "c"])
+        assert q.drain(timeout=20)
+    finally:
+        q.stop()
+    assert events == [["a", "b", "c"]]
+
+
+def test_kontex_dev_gives_the_capture_worker_its_batch_window() -> None:
+    from kontex.local.server import start_workers
+
+    q = start_workers(None)
+    try:
+        assert q.batch_window("capture") == 0.1
+        assert q.batch_window("spans") == q.batch_window("embed") == 0
+    finally:
+        q.stop()

@@ -32,8 +32,11 @@ class DevStack:
             return error.code, json.loads(error.read() or b"null")
 
 
-def start_dev(data_dir: Path, env: dict[str, str] | None = None) -> DevStack:
-    port = free_port()
+def start_dev(
+    data_dir: Path, env: dict[str, str] | None = None, port: int | None = None
+) -> DevStack:
+    """``port``: a free one when None."""
+    port = port or free_port()
     process = subprocess.Popen(
         [
             sys.executable,

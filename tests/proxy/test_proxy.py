@@ -430,3 +430,33 @@ def test_a_capture_batch_is_one_unit_of_work(
     opened.clear()
     run_captures(kontex, times=2)
     assert len(session_snapshots(kontex)) == 10 and opened.count(True) <= 2
+
+
+def test_a_capture_batch_reads_each_session_once(
+    kontex: Any, upstream: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 23, captures keep pace: a batch of six calls from two sessions reads each
+    session once, and writes each call's snapshot into its own session."""
+    from kontex.adapters.sql.sessions import SqlSessions
+
+    other = sessions.create_session(kontex.deps, kontex.account_id, "second agent")
+    for n in range(6):
+        session_id = kontex.session.id if n % 2 == 0 else other.id
+        body = {**REQUEST, "messages": [{"role": "user", "content": f"call {n}"}]}
+        status, _, _ = call(
+            kontex, body, x_kontex_session_id=session_id, x_kontex_snapshot_trigger="always"
+        )
+        assert status == 200
+    read: list[str] = []
+    get = SqlSessions.get
+
+    def counted(self: Any, account_id: str, session_id: str) -> Any:
+        read.append(session_id)
+        return get(self, account_id, session_id)
+
+    monkeypatch.setattr(SqlSessions, "get", counted)
+    run_captures(kontex)
+    assert sorted(read) == sorted([kontex.session.id, other.id])
+    mine = snapshots.list_snapshots(kontex.deps, kontex.account_id, kontex.session.id).items
+    theirs = snapshots.list_snapshots(kontex.deps, kontex.account_id, other.id).items
+    assert len(mine) == 3 and len(theirs) == 3

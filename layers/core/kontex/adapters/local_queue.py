@@ -209,15 +209,26 @@ class LocalQueue:
         self._synchronous = "FULL"  # the connection's setting (open_queue_file's)
         self._handlers: dict[str, Handler] = {}
         self._reasons: dict[str, Reasons] = {}
+        self._windows: dict[str, float] = {}
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._wake = threading.Condition()
 
     # -- sending --------------------------------------------------------------------------
 
-    def register(self, queue: str, handler: Handler, reasons: Reasons | None = None) -> None:
-        """``reasons`` (optional) tells, after a batch, why its failed records failed."""
+    def register(
+        self,
+        queue: str,
+        handler: Handler,
+        reasons: Reasons | None = None,
+        batch_window: float = 0.0,
+    ) -> None:
+        """``reasons`` (optional) tells, after a batch, why its failed records failed.
+        ``batch_window`` (seconds; Lambda's MaximumBatchingWindowInSeconds): a batch is handed
+        over once it is full or its first message has waited that long, not at once."""
         self._handlers[queue] = handler
+        if batch_window > 0:
+            self._windows[queue] = batch_window
         if reasons is not None:
             self._reasons[queue] = reasons
 
@@ -382,10 +393,37 @@ class LocalQueue:
             )
         return [_Message(r[0], r[1], r[2] + 1, r[3], r[4] or now) for r in rows]
 
+    def batch_window(self, queue: str) -> float:
+        """The queue's batching window in seconds (0: a batch is handed over at once)."""
+        return self._windows.get(queue, 0.0)
+
+    def _linger(self, name: str, window: float) -> bool:
+        """Wait until the queue holds a full batch or its first visible message has waited
+        ``window`` seconds: True then, False when nothing is visible (or it stops)."""
+        while not self._stop.is_set():
+            now = time.time()
+            with self._lock:
+                count, first = self._conn.execute(
+                    "SELECT count(*), min(available_at) FROM (SELECT available_at FROM messages"
+                    " WHERE queue = ? AND available_at <= ? ORDER BY seq LIMIT ?)",
+                    (name, now, self.batch_size),
+                ).fetchone()
+            if not count:
+                return False
+            if count >= self.batch_size or first + window <= now:
+                return True
+            with self._wake:
+                self._wake.wait(min(first + window - now, self.poll_seconds))
+        return False
+
     def _run(self, name: str) -> None:
+        window = self._windows.get(name, 0.0)
         while not self._stop.is_set():
             try:
-                batch = self._claim(name)
+                # with a window, nothing is claimed until a batch is ready (a message sent
+                # meanwhile would otherwise go alone)
+                ready = self._linger(name, window) if window else True
+                batch = self._claim(name) if ready else []
             except sqlite3.Error:
                 log.exception("could not read the %s queue", name)
                 batch = []

@@ -483,7 +483,8 @@ def start_workers(
         module = load_worker(path)
         processor = getattr(module, "processor", None)
         reasons = batch_failure_reasons(processor) if processor is not None else None
-        local_queue.register(queue, module.lambda_handler, reasons)
+        window = float(getattr(module, "BATCH_WINDOW_SECONDS", 0.0))
+        local_queue.register(queue, module.lambda_handler, reasons, window)
     local_queue.start()
     return local_queue
 

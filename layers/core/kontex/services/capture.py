@@ -132,11 +132,11 @@ def capture_many(deps: Deps, jobs: Sequence[CaptureJob]) -> int:
     firing = [job for job in jobs if should_snapshot(job)]
     if not firing:
         return 0
-    with deps.store.unit(write=False) as uow:
+    with deps.store.unit(write=False) as uow:  # each session named read once
         alive = {
-            (job.account_id, job.session_id)
-            for job in firing
-            if uow.sessions.get(job.account_id, job.session_id) is not None
+            named
+            for named in dict.fromkeys((job.account_id, job.session_id) for job in firing)
+            if uow.sessions.get(*named) is not None
         }
     prices = pricing.price_table(deps.prices_file)
     tasks: dict[str, Task] = {}
