@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from kontex.adapters.local_queue import sqs_record
+from kontex.domain.model_calls.anthropic import message_from_stream
 from kontex.functions import worker_paths
 from kontex.http.apigw import LocalContext
 from kontex.local.server import load_module, load_worker
-from kontex.proxy.assemble import message_from_stream
 from kontex.services import capture, keys, sessions, snapshots
 from kontex.settings import Settings
 from tests.proxy.fake_anthropic import FakeAnthropic, reply_for, sse_events
@@ -289,7 +289,7 @@ def test_trigger_defaults() -> None:
 
 
 def test_which_headers_go_upstream_and_come_back() -> None:
-    from kontex.proxy.upstream import returned_headers, upstream_headers
+    from kontex.domain.forwarding import returned_headers, upstream_headers
 
     sent = upstream_headers(
         {

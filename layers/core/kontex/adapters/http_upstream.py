@@ -1,6 +1,6 @@
 """The proxy's upstream APIs (Anthropic, OpenAI) over one pooled ``httpx.AsyncClient``, bytes
 passed through (the ``Upstream`` port; which headers pass and how a call fails:
-``kontex.proxy.upstream``).
+``kontex.domain.forwarding``).
 
 ``HttpUpstream`` keeps its connections open across calls and, in Lambda, across warm
 invocations (it lives in the composition root): a call costs no TCP or TLS handshake after the
@@ -15,8 +15,13 @@ from collections.abc import AsyncIterator
 
 import httpx
 
+from kontex.domain.forwarding import (
+    UpstreamError,
+    UpstreamTimeout,
+    returned_headers,
+    upstream_headers,
+)
 from kontex.ports import UpstreamRequest, UpstreamResponse
-from kontex.proxy.upstream import UpstreamError, UpstreamTimeout, returned_headers, upstream_headers
 
 
 class HttpUpstream:

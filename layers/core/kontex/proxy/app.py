@@ -26,8 +26,8 @@ from collections.abc import Callable
 from typing import Any
 
 from kontex.domain.errors import KontexError
+from kontex.domain.forwarding import KONTEX_KEY, UpstreamError
 from kontex.http.errors import status_of
-from kontex.proxy.upstream import KONTEX_KEY, UpstreamError
 
 log = logging.getLogger("kontex.proxy")
 

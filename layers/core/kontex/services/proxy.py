@@ -28,9 +28,9 @@ from typing import Any
 
 from kontex import observability
 from kontex.domain.errors import InvalidInput, NotFound
+from kontex.domain.model_calls import anthropic, openai
 from kontex.domain.models import nested_deeper_than
 from kontex.ports import Queue, Upstream, UpstreamRequest, UpstreamResponse
-from kontex.proxy import assemble, openai
 from kontex.services import capture, sessions
 from kontex.services.deps import Deps
 
@@ -222,7 +222,7 @@ def job_of(
         reply = openai.reply_of(call.path, body, response.is_stream)
         request = openai.request_of(call.path, request)
     else:
-        reply = assemble.reply_of(body, response.is_stream)
+        reply = anthropic.reply_of(body, response.is_stream)
     if reply is None:
         return None
     return capture.CaptureJob(
