@@ -275,7 +275,8 @@ def profiling(pid: int, out: str) -> Iterator[None]:
     spy = Path(sys.executable).parent / "py-spy"
     shape = [] if out.endswith(".svg") else ["--format", "raw"]
     recorder = subprocess.Popen(
-        [str(spy), "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "-r", "100"]
+        [str(spy), "record", "--pid", str(pid), "--subprocesses", "--threads", "--nonblocking"]
+        + ["-r", "100"]
         + [*shape, "-o", out],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
