@@ -417,6 +417,7 @@ def _rows(
                     cpu = group_cpu_seconds(pgids) - before if pgids else None
                     direct = direct or timed
                     rows.append(row_of(api, mode, clients, system, direct, timed, cpu, calls))
+                    print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # progress
     return rows
 
 
