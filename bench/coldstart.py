@@ -45,7 +45,7 @@ spec.loader.exec_module(module)
 # the ASGI app; uvicorn (server.py) and the modules its first call needs are counted here.
 FIRST_REQUEST = {
     "proxy": "import uvicorn, kontex.bootstrap, kontex.services.proxy, kontex.services.limits, "
-    "kontex.adapters.http_upstream, kontex.proxy.openai",
+    "kontex.adapters.http_upstream, kontex.domain.model_calls.openai",
 }
 
 

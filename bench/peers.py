@@ -20,7 +20,8 @@ import tempfile
 from pathlib import Path
 
 PHOENIX = ["arize-phoenix==20.26.1"]
-# LiteLLM's proxy server (`litellm --config`; 1.106, the version the issues measured), the peer of bench/proxy.py and bench/captures.py
+# LiteLLM's proxy server (`litellm --config`; 1.106, the version the issues measured), the peer
+# of bench/proxy.py and bench/captures.py
 LITELLM = ["litellm[proxy]==1.106.12"]
 STAMP = ".kontex-complete"
 

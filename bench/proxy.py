@@ -1,17 +1,34 @@
-"""Proxy benchmark: latency the proxy adds over calling the upstream directly, Anthropic and
-OpenAI side by side in one run.
+"""Proxy benchmark: the latency a proxy adds over calling the upstream directly, Kontex and
+LiteLLM side by side in one run, Anthropic's API and OpenAI's.
 
-    python bench/proxy.py [--calls 200] [--json]
+    python bench/proxy.py [--calls 200] [--server dev|alone|both] [--no-litellm] [--json]
+                          [--port-base 19400] [--profile OUT.svg]
 
 Starts the fake Messages API and the fake OpenAI API from the tests (zero delay: they answer at
-once, with TCP_NODELAY) and `kontex dev` pointed at both, then times the real `anthropic` and
-`openai` SDKs calling each fake directly and through the proxy, JSON and streamed, with 1 and 8
-concurrent clients: the median and p99 of each call, the time to the first token of a stream
-(the first text delta the SDK yields), the requests per second of each run, and the CPU time
-`kontex dev` (its whole process group: the proxy, the capture worker writing the snapshots)
-spent per proxied call. Captures are on (trigger `always`), so every proxied call also queues
-a capture, and the capture worker writes snapshots while the calls run. The load average is
-printed before and after: on a shared machine the figures are upper bounds.
+once, with TCP_NODELAY), `kontex dev` pointed at both and LiteLLM's proxy (`litellm --config`,
+the version `bench/peers.py` pins, in its own cached venv) pointed at the same fakes, then
+times the real `anthropic` and `openai` SDKs calling each fake directly, through Kontex and
+through LiteLLM, JSON and streamed, with 1 and 8 concurrent clients: the median and p99 of
+each call, the time to the first token of a stream (the first text delta the SDK yields), the
+requests per second of each run, and the CPU time the serving processes spent per call.
+
+Kontex is served two ways (``--server``): ``dev`` is `kontex dev` (the proxy app mounted in
+the local stack, whose process also runs the capture and search workers); ``alone`` is the
+proxy app alone on uvicorn as it runs on AWS behind the Lambda Web Adapter
+(``functions/proxy/server.py``), queueing its captures into the `kontex dev` data dir's queue,
+whose workers write the snapshots in the other process. Captures are on (trigger ``always``):
+every call through Kontex queues a capture. "server CPU" is the user + system time of the
+serving process group per call: for ``dev`` the whole stack (the proxy and the workers
+writing and indexing the snapshots), for ``alone`` the proxy's process only.
+
+LiteLLM runs as a default user runs it (no database, no logging callbacks): Anthropic through
+its pass-through route (``/anthropic``, what forwards a Messages call unchanged) and through
+its own ``/v1/messages``, OpenAI through ``/v1/chat/completions`` to an ``openai/`` model at
+the fake's URL.
+
+The load average is printed before and after: on a shared machine the figures are upper
+bounds. ``--profile OUT.svg`` records the Kontex server with py-spy (``--subprocesses``) while
+the Kontex rows run.
 """
 
 from __future__ import annotations
@@ -19,27 +36,35 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import anthropic
 import openai
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.e2e.stack import create_key, start_dev, stop_dev  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.peers import LITELLM, venv  # noqa: E402
 from tests.proxy.fake_anthropic import FakeAnthropic  # noqa: E402
 from tests.proxy.fake_openai import FakeOpenAI  # noqa: E402
 
 ANTHROPIC_MESSAGES = [{"role": "user", "content": "what is the weather in Paris?"}]
 OPENAI_MESSAGES = [{"role": "user", "content": "tell me about Paris"}]
 TICKS = os.sysconf("SC_CLK_TCK")
+WARM_CALLS = 3  # per client, before each timed run
+Target = tuple[str, str, list[int] | None, dict[str, str]]  # name, URL, process groups, headers
 
 
 def call_anthropic(client: Any, stream: bool) -> tuple[float, float | None]:
@@ -73,8 +98,8 @@ def call_openai(client: Any, stream: bool) -> tuple[float, float | None]:
     return (ended - started) * 1000, (first - started) * 1000 if first else None
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU of every process in the group (kontex dev runs in its own)."""
+def group_cpu_seconds(pgids: list[int]) -> float:
+    """User + system CPU of every process in the groups (each server runs in its own)."""
     total = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -84,7 +109,7 @@ def group_cpu_seconds(pgid: int) -> float:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid:  # field 5: process group
+        if int(fields[2]) in pgids:  # field 5: process group
             total += int(fields[11]) + int(fields[12])  # fields 14, 15: utime, stime
     return total / TICKS
 
@@ -95,7 +120,7 @@ def measure(
     """Each call's latency and first-token time (ms), and the calls per second of the run."""
     pool = [make() for _ in range(clients)]
     for client in pool:  # warm connections
-        for _ in range(3):
+        for _ in range(WARM_CALLS):
             call(client, stream)
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=clients) as executor:
@@ -108,31 +133,225 @@ def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
 
 
-def run(calls: int) -> list[dict[str, Any]]:
-    rows = []
-    with (
-        FakeAnthropic().running() as claude,
-        FakeOpenAI().running() as gpt,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
-        data = Path(tmp) / "data"
-        key = create_key(data, "bench")
-        stack = start_dev(
-            data,
-            env={
-                "ANTHROPIC_API_URL": claude.url,
-                "OPENAI_API_URL": gpt.url,
-                "KONTEX_RATE_LIMIT_PER_HOUR": "1000000",
-            },
+# -- the servers ---------------------------------------------------------------------------
+
+
+class Server:
+    """A server process in its own process group, its output drained (a full pipe stops it)."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], url: str) -> None:
+        self.name, self.url = name, url
+        self.process = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **env},
+            start_new_session=True,
         )
-        base = stack.base
-        pgid = os.getpgid(stack.process.pid)
-        # its access log (a line per call) must be read, or a full pipe stops the server
-        output = stack.process.stdout
+        self.tail: list[str] = []
+        output = self.process.stdout
         assert output is not None
-        threading.Thread(target=lambda: [None for _ in output], daemon=True).start()
-        try:
-            session = anthropic.Anthropic(api_key="x", base_url=base).post(
+        threading.Thread(target=self._drain, args=(output,), daemon=True).start()
+
+    def _drain(self, output: Any) -> None:
+        for line in output:
+            self.tail = [*self.tail[-40:], line]
+
+    @property
+    def pgid(self) -> int:
+        return os.getpgid(self.process.pid)
+
+    def wait(self, path: str, seconds: float = 120) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited:\n{''.join(self.tail)}")
+            try:
+                with urllib.request.urlopen(self.url + path, timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not start in {seconds} s:\n{''.join(self.tail)}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.pgid, signal.SIGINT)
+            try:
+                self.process.wait(45)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.pgid, signal.SIGKILL)
+                self.process.wait(10)
+
+
+@contextmanager
+def serving(
+    name: str, argv: list[str], env: dict[str, str], url: str, health: str
+) -> Iterator[Server]:
+    server = Server(name, argv, env, url)
+    try:
+        server.wait(health)
+        yield server
+    finally:
+        server.stop()
+
+
+def kontex_dev(data: Path, port: int, env: dict[str, str]) -> Any:
+    argv = [sys.executable, "-m", "kontex.cli", "dev", "--port", str(port), "--data-dir", str(data)]
+    return serving("kontex dev", argv, env, f"http://127.0.0.1:{port}", "/health")
+
+
+def kontex_alone(data: Path, port: int, env: dict[str, str]) -> Any:
+    """functions/proxy/server.py (uvicorn, as the Lambda Web Adapter runs it), its captures
+    queued into the data dir's queue file (`kontex dev`'s workers take them)."""
+    argv = [sys.executable, str(Path(__file__).resolve()), "--serve-alone", str(data)]
+    env = {**env, "PORT": str(port), "KONTEX_DATA_DIR": str(data)}
+    return serving("kontex proxy alone", argv, env, f"http://127.0.0.1:{port}", "/health")
+
+
+def serve_alone(data: Path) -> None:
+    """The proxy function's server with a local queue in place of SQS (this process only)."""
+    from kontex import bootstrap
+    from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue
+    from kontex.settings import Settings
+
+    made = bootstrap.Container(Settings.from_env(kontex_data_dir=data))
+    made.queue = LocalQueue(data / QUEUE_FILE)  # type: ignore[misc]
+    bootstrap.configure(made)
+    sys.path.insert(0, str(ROOT / "functions" / "proxy"))
+    import server  # type: ignore[import-not-found]  # functions/proxy/server.py
+
+    server.main()
+
+
+LITELLM_KEY = f"sk-{secrets.token_hex(32)}"  # its master key, the clients' key to it
+LITELLM_CONFIG = """model_list:
+  - model_name: claude-fake
+    litellm_params: {{model: anthropic/claude-fake, api_base: "{claude}", api_key: sk}}
+  - model_name: gpt-4o-mini
+    litellm_params: {{model: openai/gpt-4o-mini, api_base: "{gpt}/v1", api_key: sk}}
+"""
+
+
+def litellm(folder: Path, port: int, claude: str, gpt: str) -> Any:
+    config = folder / "litellm.yaml"
+    config.write_text(LITELLM_CONFIG.format(claude=claude, gpt=gpt))
+    home = venv("litellm", LITELLM)
+    # its `litellm` script would name the venv's build folder in its #! line (peers.venv
+    # renames the venv once built): the CLI is called through the venv's python instead
+    cli = "from litellm.proxy.proxy_cli import run_server; run_server()"
+    argv = [str(home / "bin" / "python"), "-c", cli, "--config", str(config), "--port", str(port)]
+    argv += ["--host", "127.0.0.1"]
+    env = {
+        "LITELLM_MASTER_KEY": LITELLM_KEY,  # it refuses to start without one
+        "ANTHROPIC_API_BASE": claude,  # the /anthropic pass-through's upstream
+        "ANTHROPIC_API_KEY": "sk",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # offline: no fetch of the price map at start
+    }
+    return serving("litellm", argv, env, f"http://127.0.0.1:{port}", "/health/liveliness")
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+def make_key(data: Path, env: dict[str, str]) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "kontex.cli", "keys", "create", "--label", "bench", "--json"]
+        + ["--data-dir", str(data)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+    ).stdout
+    return str(json.loads(out)["key"])
+
+
+@contextmanager
+def profiling(pid: int, out: str) -> Iterator[None]:
+    """py-spy on a server and its child processes while the rows run: a flame graph (.svg),
+    or collapsed stacks (any other name: ``--format raw``, one stack and its count a line)."""
+    spy = Path(sys.executable).parent / "py-spy"
+    shape = [] if out.endswith(".svg") else ["--format", "raw"]
+    recorder = subprocess.Popen(
+        [str(spy), "record", "--pid", str(pid), "--subprocesses", "--threads", "--nonblocking"]
+        + ["-r", "100"]
+        + [*shape, "-o", out],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait(60)
+
+
+def row_of(
+    api: str,
+    mode: str,
+    clients: int,
+    system: str,
+    direct: tuple[list[float], list[float], float],
+    timed: tuple[list[float], list[float], float],
+    cpu_seconds: float | None,
+    calls: int,
+) -> dict[str, Any]:
+    (straight, straight_first, _), (via, via_first, rps) = direct, timed
+    row: dict[str, Any] = {
+        "api": api,
+        "mode": mode,
+        "clients": clients,
+        "system": system,
+        "calls": calls,
+        "p50_ms": round(statistics.median(via), 2),
+        "added_p50_ms": round(statistics.median(via) - statistics.median(straight), 2),
+        "added_p99_ms": round(pct(via, 99) - pct(straight, 99), 2),
+        "ttft_ms": round(statistics.median(via_first), 2) if via_first else None,
+        "added_ttft_ms": None,
+        "rps": round(rps, 1),
+        # the warm-up calls are in the CPU figure too: counted per call
+        "server_cpu_ms_per_call": None
+        if cpu_seconds is None
+        else round(cpu_seconds * 1000 / (calls + WARM_CALLS * clients), 2),
+    }
+    if system == "direct":
+        row["added_p50_ms"] = row["added_p99_ms"] = None
+    elif via_first and straight_first:
+        row["added_ttft_ms"] = round(
+            statistics.median(via_first) - statistics.median(straight_first), 2
+        )
+    return row
+
+
+def run(
+    calls: int,
+    servers: list[str],
+    with_litellm: bool,
+    port_base: int,
+    profile: str | None,
+    baseline: str | None = None,
+) -> list[dict[str, Any]]:
+    """Every row; ``baseline`` (another source tree's ``layers/core``) runs its Kontex beside
+    this one's ("kontex ... (base)"), on the same fakes, in the same run."""
+    env = {"KONTEX_RATE_LIMIT_PER_HOUR": "1000000", "POWERTOOLS_METRICS_DISABLED": "true"}
+    with (
+        FakeAnthropic(port_base).running() as claude,
+        FakeOpenAI(port_base + 1).running() as gpt,
+        tempfile.TemporaryDirectory(prefix="kontex-bench-proxy-") as tmp,
+        ExitStack() as stack,
+    ):
+        env.update(ANTHROPIC_API_URL=claude.url, OPENAI_API_URL=gpt.url)
+        targets: list[Target] = []
+        profiled: list[tuple[str, int]] = []
+        sources = [("", None)] + ([(" (base)", baseline)] if baseline else [])
+        for index, (suffix, source) in enumerate(sources):
+            data = Path(tmp) / f"data{index}"
+            extra = {**env, **({"PYTHONPATH": source} if source else {})}
+            key = make_key(data, extra)
+            dev = stack.enter_context(kontex_dev(data, port_base + 2 + 2 * index, extra))
+            session: Any = anthropic.Anthropic(api_key="x", base_url=dev.url).post(
                 "/v1/sessions",
                 cast_to=object,
                 body={"name": "bench"},
@@ -143,73 +362,88 @@ def run(calls: int) -> list[dict[str, Any]]:
                 "X-Kontex-Session-Id": session["id"],
                 "X-Kontex-Snapshot-Trigger": "always",
             }
-            apis: dict[str, tuple[Callable[[], Any], Callable[[], Any], Any]] = {
-                "anthropic": (
-                    lambda: anthropic.Anthropic(api_key="sk", base_url=claude.url, max_retries=0),
-                    lambda: anthropic.Anthropic(
-                        api_key="sk",
-                        base_url=f"{base}/proxy",
-                        max_retries=0,
-                        default_headers=headers,
-                    ),
-                    call_anthropic,
-                ),
-                "openai": (
-                    lambda: openai.OpenAI(api_key="sk", base_url=f"{gpt.url}/v1", max_retries=0),
-                    lambda: openai.OpenAI(
-                        api_key="sk",
-                        base_url=f"{base}/proxy/openai/v1",
-                        max_retries=0,
-                        default_headers=headers,
-                    ),
-                    call_openai,
-                ),
-            }
-            for api, (direct, proxied, call) in apis.items():
-                for stream in (False, True):
-                    for clients in (1, 8):
-                        straight, straight_first, direct_rps = measure(
-                            direct, call, stream, clients, calls
-                        )
-                        cpu = group_cpu_seconds(pgid)
-                        via, via_first, proxy_rps = measure(proxied, call, stream, clients, calls)
-                        cpu = group_cpu_seconds(pgid) - cpu
-                        row = {
-                            "api": api,
-                            "mode": "stream" if stream else "json",
-                            "clients": clients,
-                            "calls": calls,
-                            "direct_p50_ms": round(statistics.median(straight), 2),
-                            "added_p50_ms": round(
-                                statistics.median(via) - statistics.median(straight), 2
-                            ),
-                            "added_p99_ms": round(pct(via, 99) - pct(straight, 99), 2),
-                            "direct_ttft_ms": None,
-                            "added_ttft_ms": None,
-                            "direct_rps": round(direct_rps, 1),
-                            "proxy_rps": round(proxy_rps, 1),
-                            # the warm-up calls are in the CPU figure too: counted per call
-                            "server_cpu_ms_per_call": round(cpu * 1000 / (calls + 3 * clients), 2),
-                        }
-                        if stream:
-                            row["direct_ttft_ms"] = round(statistics.median(straight_first), 2)
-                            row["added_ttft_ms"] = round(
-                                statistics.median(via_first) - statistics.median(straight_first),
-                                2,
-                            )
-                        rows.append(row)
-        finally:
-            stop_dev(stack)
+            if "dev" in servers:
+                targets.append((f"kontex dev{suffix}", dev.url, [dev.pgid], headers))
+                profiled.append((f"dev{suffix.strip(' ()')}", dev.process.pid))
+            if "alone" in servers:
+                port = port_base + 3 + 2 * index
+                alone = stack.enter_context(kontex_alone(data, port, extra))
+                targets.append((f"kontex alone{suffix}", alone.url, [alone.pgid], headers))
+                profiled.append((f"alone{suffix.strip(' ()')}", alone.process.pid))
+        if with_litellm:
+            lite = stack.enter_context(litellm(Path(tmp), port_base + 9, claude.url, gpt.url))
+            targets.append(("litellm", lite.url, [lite.pgid], {}))
+        if profile:
+            for name, pid in profiled:
+                stack.enter_context(profiling(pid, profile.replace(".", f"-{name}.", 1)))
+        return _rows(calls, claude.url, gpt.url, targets)
+
+
+def _clients(api: str, system: str, url: str, headers: dict[str, str]) -> Callable[[], Any]:
+    key = LITELLM_KEY if system.startswith("litellm") else "sk"  # LiteLLM's own key, as users do
+    if api == "anthropic":
+        base = {"direct": url, "litellm": f"{url}/anthropic", "litellm /v1/messages": url}.get(
+            system, f"{url}/proxy"
+        )
+        return lambda: anthropic.Anthropic(
+            api_key=key, base_url=base, max_retries=0, default_headers=headers
+        )
+    base = f"{url}/v1" if system in ("direct", "litellm") else f"{url}/proxy/openai/v1"
+    return lambda: openai.OpenAI(api_key=key, base_url=base, max_retries=0, default_headers=headers)
+
+
+def _rows(
+    calls: int,
+    claude: str,
+    gpt: str,
+    targets: list[tuple[str, str, list[int] | None, dict[str, str]]],
+) -> list[dict[str, Any]]:
+    rows = []
+    for api, upstream, call in (
+        ("anthropic", claude, call_anthropic),
+        ("openai", gpt, call_openai),
+    ):
+        systems = [("direct", upstream, None, {}), *targets]
+        if api == "anthropic":
+            systems += [(f"{n} /v1/messages", u, p, h) for n, u, p, h in targets if n == "litellm"]
+        for stream in (False, True):
+            mode = "stream" if stream else "json"
+            for clients in (1, 8):
+                direct = None
+                for system, url, pgids, headers in systems:
+                    make = _clients(api, system, url, headers)
+                    before = group_cpu_seconds(pgids) if pgids else 0.0
+                    timed = measure(make, call, stream, clients, calls)
+                    cpu = group_cpu_seconds(pgids) - before if pgids else None
+                    direct = direct or timed
+                    rows.append(row_of(api, mode, clients, system, direct, timed, cpu, calls))
+                    print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # progress
     return rows
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--server", choices=("dev", "alone", "both"), default="both")
+    parser.add_argument("--no-litellm", action="store_true")
+    parser.add_argument("--port-base", type=int, default=19400, help="ten ports from here")
+    parser.add_argument(
+        "--profile", help="py-spy of each Kontex server: OUT-dev.svg, OUT-alone.svg (or .txt)"
+    )
+    parser.add_argument(
+        "--baseline", help="another checkout's layers/core: its Kontex measured beside this one"
+    )
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--serve-alone", help=argparse.SUPPRESS)  # the `alone` server itself
     args = parser.parse_args(argv)
+    if args.serve_alone:
+        serve_alone(Path(args.serve_alone))
+        return []
+    servers = ["dev", "alone"] if args.server == "both" else [args.server]
     before = os.getloadavg()
-    rows = run(args.calls)
+    rows = run(
+        args.calls, servers, not args.no_litellm, args.port_base, args.profile, args.baseline
+    )
     after = os.getloadavg()
     if args.json:
         print(json.dumps({"load_before": before, "load_after": after, "rows": rows}))
@@ -217,16 +451,19 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     print(f"load average before {before[0]:.2f} {before[1]:.2f} {before[2]:.2f}, ", end="")
     print(f"after {after[0]:.2f} {after[1]:.2f} {after[2]:.2f}; {os.cpu_count()} CPUs")
     print(
-        "| api | mode | clients | direct p50 ms | added p50 ms | added p99 ms | direct TTFT ms"
-        " | added TTFT ms | direct req/s | proxy req/s | server CPU ms/call |"
+        "| api | mode | clients | system | p50 ms | added p50 ms | added p99 ms | TTFT ms"
+        " | added TTFT ms | req/s | server CPU ms/call |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
+
+    def cell(value: Any) -> str:
+        return "-" if value is None else str(value)
+
     for r in rows:
         print(
-            f"| {r['api']} | {r['mode']} | {r['clients']} | {r['direct_p50_ms']} |"
-            f" {r['added_p50_ms']} | {r['added_p99_ms']} | {r['direct_ttft_ms'] or '-'} |"
-            f" {r['added_ttft_ms'] if r['added_ttft_ms'] is not None else '-'} |"
-            f" {r['direct_rps']} | {r['proxy_rps']} | {r['server_cpu_ms_per_call']} |"
+            f"| {r['api']} | {r['mode']} | {r['clients']} | {r['system']} | {r['p50_ms']} |"
+            f" {cell(r['added_p50_ms'])} | {cell(r['added_p99_ms'])} | {cell(r['ttft_ms'])} |"
+            f" {cell(r['added_ttft_ms'])} | {r['rps']} | {cell(r['server_cpu_ms_per_call'])} |"
         )
     return rows
 

@@ -40,8 +40,10 @@ _SKIP_DIRS = {"__pycache__"}
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 
 
-# Dependencies only `kontex dev` uses (the local API Gateway): never in a Lambda layer.
-LOCAL_ONLY = {"uvicorn", "websockets"}
+# Dependencies only `kontex dev` uses (its WebSocket): never in a Lambda layer. uvicorn is not
+# one: the proxy function runs its ASGI app on uvicorn (functions/proxy/server.py), with
+# httptools and uvloop when present, as `kontex dev` does.
+LOCAL_ONLY = {"websockets"}
 # Dependencies only search uses, by layer: the vector store's client, then each embedder's.
 SEARCH_LAYERS = {
     "search": {"qdrant-client"},

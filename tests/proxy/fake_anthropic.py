@@ -121,7 +121,7 @@ def sse_events(message: dict[str, Any]) -> Iterator[bytes]:
 
 
 class FakeAnthropic:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[tuple[dict[str, str], dict[str, Any]]] = []
         self.delay = 0.0
         self.pause = 0.0  # seconds between a stream's events
@@ -233,7 +233,7 @@ class FakeAnthropic:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 

@@ -4,6 +4,7 @@ PostgreSQL, against a fake upstream."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -12,10 +13,10 @@ import httpx
 import pytest
 
 from kontex.adapters.local_queue import sqs_record
+from kontex.domain.model_calls.anthropic import message_from_stream
 from kontex.functions import worker_paths
 from kontex.http.apigw import LocalContext
 from kontex.local.server import load_module, load_worker
-from kontex.proxy.assemble import message_from_stream
 from kontex.services import capture, keys, sessions, snapshots
 from kontex.settings import Settings
 from tests.proxy.fake_anthropic import FakeAnthropic, reply_for, sse_events
@@ -245,6 +246,83 @@ def test_capture_never_breaks_the_answer(kontex: Any) -> None:
     assert status == 200 and json.loads(body) == reply_for(REQUEST)
 
 
+def post_unsettled(url: str, key: str, session_id: str) -> int:
+    """One captured call over HTTP, returning as soon as the answer is complete."""
+    headers = {"x-kontex-api-key": key, "x-kontex-session-id": session_id, "x-api-key": "sk"}
+    with httpx.Client(base_url=url, timeout=30) as client:
+        return client.post("/proxy/v1/messages", headers=headers, json=REQUEST).status_code
+
+
+def test_captures_are_handed_off_and_queued_together_while_the_queue_is_busy(
+    kontex: Any,
+) -> None:
+    """The answers never wait for the capture queue; the captures that arrive while it is busy
+    go in one send (one transaction of the local queue), not one send (and thread) each."""
+
+    class Held:
+        def __init__(self) -> None:
+            self.sends: list[list[str]] = []
+            self.release = threading.Event()
+
+        def send(self, queue: str, bodies: list[str], delay_seconds: int = 0) -> None:
+            self.sends.append(list(bodies))
+            assert self.release.wait(30)
+
+    held = kontex.queue = Held()
+    # Given the queue holds the first send, when four calls are answered meanwhile
+    statuses = [post_unsettled(kontex.served.url, kontex.key, kontex.session.id) for _ in "abcd"]
+    assert statuses == [200] * 4  # answered while the queue was held
+    # Then once it is free, the captures still waiting go in one send
+    held.release.set()
+    kontex.served.settle()
+    assert sum(len(bodies) for bodies in held.sends) == 4
+    assert len(held.sends) <= 2  # the first, then the three (or none) that waited for it
+    ids = {json.loads(body)["id"] for bodies in held.sends for body in bodies}
+    assert len(ids) == 4
+
+
+def test_in_lambda_the_capture_is_queued_before_the_answer_ends(
+    store: Any, tmp_path: Any, upstream: FakeAnthropic
+) -> None:
+    """A Lambda environment may be frozen once the answer is complete: there the capture is
+    queued first (the end of the answer waits for it; its bytes do not)."""
+    from kontex.proxy.app import ProxyApp
+
+    class Slow:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        def send(self, queue: str, bodies: list[str], delay_seconds: int = 0) -> None:
+            time.sleep(0.2)
+            self.sent += bodies
+
+    env = {"ANTHROPIC_API_URL": upstream.url}
+    app = ProxyApp(capture_before_end=True)
+    with proxy_stack(app, store, tmp_path, env, "lambda") as made:
+        made.queue = slow = Slow()
+        assert post_unsettled(made.served.url, made.key, made.session.id) == 200
+        assert len(slow.sent) == 1  # queued by the time the answer ended
+        assert app.captures.idle
+
+
+def test_a_refused_batch_is_kept_capture_by_capture(store: Any, tmp_path: Any) -> None:
+    from kontex import bootstrap
+    from kontex.adapters.local_blobs import LocalBlobs
+    from kontex.services import proxy as service
+
+    class Down:
+        def send(self, queue: str, bodies: list[str], delay_seconds: int = 0) -> None:
+            raise RuntimeError("queue down")
+
+    config = Settings.from_env({"KONTEX_API_KEY_SECRET": "s"}, kontex_data_dir=tmp_path)
+    made = bootstrap.Container(config, store=store, blobs=LocalBlobs(tmp_path / "blobs"))
+    first, second = job("always", 1, 1), job("always", 1, 1)
+    second.id = "k"
+    service.queue_captures(made.deps, Down(), [first, None, second])
+    kept = sorted(p.name for p in (tmp_path / "blobs" / service.UNDELIVERED).iterdir())
+    assert kept == ["j.json", "k.json"]
+
+
 def job(trigger: str, n: int, turns: int, tool: bool = False, tokens: int = 10) -> Any:
     history = []
     for i in range(turns - 1):
@@ -289,7 +367,7 @@ def test_trigger_defaults() -> None:
 
 
 def test_which_headers_go_upstream_and_come_back() -> None:
-    from kontex.proxy.upstream import returned_headers, upstream_headers
+    from kontex.domain.forwarding import returned_headers, upstream_headers
 
     sent = upstream_headers(
         {

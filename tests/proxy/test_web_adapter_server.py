@@ -82,3 +82,29 @@ def test_health_json_and_stream(served: tuple[str, str, FakeAnthropic]) -> None:
         assert "".join(s.text_stream).startswith("Echo:")
     assert [m.id for m in client.models.list().data] == ["claude-fake"]
     assert not [h for h in upstream.requests[-1][0] if h.startswith("x-kontex")]
+
+
+def test_the_server_runs_on_uvloop_and_httptools(monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's fast event loop and HTTP parser, which the core layer carries, are the ones
+    the Lambda server uses (uvicorn falls back to asyncio and h11 when they do not import)."""
+    import importlib.util
+
+    folder = functions_dir() / "proxy"
+    monkeypatch.syspath_prepend(str(folder))  # handler.py beside server.py, as run.sh has it
+    spec = importlib.util.spec_from_file_location("proxy_server_under_test", folder / "server.py")
+    assert spec is not None and spec.loader is not None
+    server = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(server)
+    finally:
+        sys.modules.pop("handler", None)  # its `from handler import app`: not left for others
+    config = server.config()
+    config.load()
+    assert config.http_protocol_class.__name__ == "HttpToolsProtocol"
+    factory = config.get_loop_factory()
+    assert factory is not None
+    loop = factory()
+    try:
+        assert type(loop).__module__.startswith("uvloop")
+    finally:
+        loop.close()

@@ -38,7 +38,7 @@ print(json.dumps(sorted({{m.split(".")[0] if "." in m and m.split(".")[0] != "ko
 # the proxy's first request also needs these: still none of the heavy ones
 PROXY_FIRST_REQUEST = (
     "import kontex.bootstrap, kontex.services.proxy, kontex.services.limits, "
-    "kontex.adapters.http_upstream, kontex.proxy.openai"
+    "kontex.adapters.http_upstream, kontex.domain.model_calls.openai"
 )
 
 

@@ -27,3 +27,10 @@ def test_drop_packages_removes_folders_and_dist_info_only_of_those_named(tmp_pat
 def test_local_only_dependencies_stay_out_of_the_core_layer() -> None:
     core = {d.split(">")[0].split("=")[0].split("<")[0] for d in dependencies()}
     assert LOCAL_ONLY and not (LOCAL_ONLY & core)
+
+
+def test_the_proxy_functions_server_is_in_the_core_layer() -> None:
+    """functions/proxy/server.py runs uvicorn (httptools and uvloop under it) in Lambda: the
+    core layer carries them, or the function cannot start."""
+    core = {d.split(">")[0].split("=")[0].split("<")[0].split(";")[0] for d in dependencies()}
+    assert {"uvicorn", "httptools", "uvloop"} <= core

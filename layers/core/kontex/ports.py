@@ -874,7 +874,7 @@ class Upstream(Protocol):
     """The API the proxy forwards to (Anthropic, OpenAI), asynchronous: the proxy is an ASGI
     app. Which headers go and come back, and the errors (``UpstreamError``,
     ``UpstreamTimeout``, raised by ``request`` or while ``chunks`` is read):
-    ``kontex.proxy.upstream``."""
+    ``kontex.domain.forwarding``."""
 
     async def request(self, sent: UpstreamRequest) -> UpstreamResponse:
         """The answer, its body read lazily."""

@@ -1,1 +1,3 @@
-"""The Anthropic-compatible proxy: forward unchanged, reassemble the reply for capture."""
+"""The proxy's HTTP edge: one ASGI app (``app.py``). What it forwards and captures is the use
+case's (``services.proxy``); the header rules and the reading of replies are the domain's
+(``domain.forwarding``, ``domain.model_calls``)."""

@@ -4,9 +4,12 @@
 Async end to end: the caller's key and Kontex headers are checked (``services.proxy.admit``, on
 a thread: it reads the database), the call goes upstream on a pooled async client
 (``adapters.http_upstream``), and the answer is sent on as it arrives; uvicorn does the HTTP
-framing. The capture is queued after the answer's last byte, on a thread, so it never delays
-the answer. In Lambda the environment may be frozen as soon as the answer is complete, so
-there the capture is queued after the last byte of the body but before the end of the answer
+framing. The capture is handed off after the answer's last byte (``CaptureHandOff``): the
+request path appends the relay to an in-memory list and ends the answer; one thread of the
+process reads the replies and queues their captures in batches (one queue write for all the
+captures that arrived meanwhile), so the answer never waits for them and the event loop does
+none of that work. In Lambda the environment may be frozen as soon as the answer is complete,
+so there the capture is queued after the last byte of the body but before the end of the answer
 (the end-of-body marker waits for it; the bytes do not).
 
 Errors of the proxy's own (bad Kontex header, unknown key, an upstream that is down or too
@@ -18,16 +21,18 @@ caller's connection without ending the answer, as the upstream did.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from kontex.domain.errors import KontexError
+from kontex.domain.forwarding import KONTEX_KEY, UpstreamError
 from kontex.http.errors import status_of
-from kontex.proxy.upstream import KONTEX_KEY, UpstreamError
 
 log = logging.getLogger("kontex.proxy")
 
@@ -91,7 +96,7 @@ class ProxyApp:
         self.health = health
         self.capture_before_end = _in_lambda() if capture_before_end is None else capture_before_end
         self.body_timeout = body_timeout
-        self.pending: set[asyncio.Future[None]] = set()  # captures being queued
+        self.captures = CaptureHandOff()
 
     def container(self) -> Any:
         if self._container is not None:
@@ -126,10 +131,10 @@ class ProxyApp:
         except Exception:  # the first call makes it then
             log.debug("the upstream client was not made at startup", exc_info=True)
 
-    async def drain(self) -> None:
-        """Wait for the captures still being queued."""
-        if self.pending:
-            await asyncio.gather(*self.pending, return_exceptions=True)
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait for the captures handed off and not yet queued."""
+        if not self.captures.idle:
+            await asyncio.to_thread(self.captures.wait, timeout)
 
     async def serve(self, scope: dict[str, Any], receive: Any, send: Send) -> int:
         """Answer one request; returns the status sent."""
@@ -184,12 +189,10 @@ class ProxyApp:
             except UpstreamError as error:
                 log.warning("the upstream answer broke off (%s): nothing captured", error.message)
                 return response.status  # the caller's connection is closed unended, as ours was
-        captured = loop.run_in_executor(None, _capture, made, relay)
-        if self.capture_before_end:
-            await captured
-        else:
-            self.pending.add(captured)
-            captured.add_done_callback(self.pending.discard)
+        if self.capture_before_end:  # Lambda: queued (and the metrics written) before the end
+            await loop.run_in_executor(None, _capture, made, [relay])
+        elif relay.seen is not None:  # a capture to queue
+            self.captures.put(made, relay)
         await send({"type": "http.response.body", "body": b""})
         return response.status
 
@@ -197,23 +200,34 @@ class ProxyApp:
         declared = next((v for k, v in scope["headers"] if k.lower() == b"content-length"), None)
         if declared is not None and declared.strip().isdigit() and int(declared) > MAX_BODY:
             raise _Refused(413, "payload_too_large", "the request body is over 10 MB")
-        chunks, size = [], 0
-        while True:
-            try:
-                message = await asyncio.wait_for(receive(), self.body_timeout)
-            except TimeoutError:
-                raise _Refused(
-                    408, "request_timeout", "the request body did not arrive in time"
-                ) from None
-            if message["type"] == "http.disconnect":
-                raise _Refused(400, "validation_error", "the client went away")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > MAX_BODY:
-                raise _Refused(413, "payload_too_large", "the request body is over 10 MB")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+        chunks: list[bytes] = []
+        size = 0
+        loop = asyncio.get_running_loop()
+        try:  # one timer for the whole body, pushed back as each part arrives (no task per part)
+            async with asyncio.timeout(self.body_timeout) as timer:
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise _Refused(400, "validation_error", "the client went away")
+                    chunk = message.get("body", b"")
+                    more = message.get("more_body", False)
+                    if not more and not chunks:  # the whole body in one part: no copy
+                        if len(chunk) > MAX_BODY:
+                            raise _Refused(
+                                413, "payload_too_large", "the request body is over 10 MB"
+                            )
+                        return bytes(chunk)
+                    size += len(chunk)
+                    if size > MAX_BODY:
+                        raise _Refused(413, "payload_too_large", "the request body is over 10 MB")
+                    chunks.append(chunk)
+                    if not more:
+                        return b"".join(chunks)
+                    timer.reschedule(loop.time() + self.body_timeout)
+        except TimeoutError:
+            raise _Refused(
+                408, "request_timeout", "the request body did not arrive in time"
+            ) from None
 
 
 def _admit(
@@ -229,12 +243,65 @@ def _admit(
     return proxy.admit(made.deps, key.account_id, method, raw_path, query, headers, body)
 
 
-def _capture(made: Any, relay: Any) -> None:
+def _capture(made: Any, relays: list[Any]) -> None:
+    """Read the replies and queue their captures, in one queue write; never raises."""
     from kontex import observability
     from kontex.services import proxy
 
-    proxy.queue_capture(made.deps, made.queue, relay.job())
+    proxy.queue_captures(made.deps, made.queue, [relay.job() for relay in relays])
     observability.flush()
+
+
+class CaptureHandOff:
+    """Captures handed off by the request path (``put``: an append and a wake-up, no thread
+    hop, no I/O) and queued by one thread of their own, in batches of what arrived while the
+    previous batch was being queued. A capture waits here in memory for at most one batch;
+    ``wait`` (the server's shutdown, the tests) returns once every one is queued."""
+
+    def __init__(self) -> None:
+        self._items: collections.deque[tuple[Any, Any]] = collections.deque()
+        self._pending = 0  # handed off, not yet queued
+        self._ready = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def idle(self) -> bool:
+        return self._pending == 0
+
+    def put(self, made: Any, relay: Any) -> None:
+        with self._ready:
+            self._items.append((made, relay))
+            self._pending += 1
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="kontex-proxy-captures", daemon=True
+                )
+                self._thread.start()
+            self._ready.notify()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Whether every capture handed off was queued within ``timeout`` seconds."""
+        with self._ready:
+            return self._ready.wait_for(lambda: self._pending == 0, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                self._ready.wait_for(lambda: bool(self._items))
+                batch = list(self._items)
+                self._items.clear()
+            try:
+                by_container: dict[int, tuple[Any, list[Any]]] = {}
+                for made, relay in batch:
+                    by_container.setdefault(id(made), (made, []))[1].append(relay)
+                for made, relays in by_container.values():
+                    _capture(made, relays)
+            except Exception:  # the answers are gone; nothing to fail but a log line
+                log.exception("captures were not queued")
+            finally:
+                with self._ready:
+                    self._pending -= len(batch)
+                    self._ready.notify_all()
 
 
 async def _answer(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> int:

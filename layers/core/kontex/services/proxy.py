@@ -28,9 +28,9 @@ from typing import Any
 
 from kontex import observability
 from kontex.domain.errors import InvalidInput, NotFound
+from kontex.domain.model_calls import anthropic, openai
 from kontex.domain.models import nested_deeper_than
 from kontex.ports import Queue, Upstream, UpstreamRequest, UpstreamResponse
-from kontex.proxy import assemble, openai
 from kontex.services import capture, sessions
 from kontex.services.deps import Deps
 
@@ -222,7 +222,7 @@ def job_of(
         reply = openai.reply_of(call.path, body, response.is_stream)
         request = openai.request_of(call.path, request)
     else:
-        reply = assemble.reply_of(body, response.is_stream)
+        reply = anthropic.reply_of(body, response.is_stream)
     if reply is None:
         return None
     return capture.CaptureJob(
@@ -241,19 +241,28 @@ def job_of(
 def queue_capture(deps: Deps, queue: Queue, job: capture.CaptureJob | None) -> None:
     """Queue the capture; the caller already has its answer, so this never raises. What the
     queue refuses is kept in the object store for replay (and logged)."""
-    if job is None:
+    queue_captures(deps, queue, [job])
+
+
+def queue_captures(deps: Deps, queue: Queue, jobs: list[capture.CaptureJob | None]) -> None:
+    """Queue the captures in one send (one transaction of the local queue, SQS batches of
+    ten); never raises. What the queue refuses is kept in the object store for replay (and
+    logged), one object per capture."""
+    made = [job for job in jobs if job is not None]
+    if not made:
         return
-    body = job.to_json()
+    bodies = [job.to_json() for job in made]
     for attempt in range(SEND_ATTEMPTS):
         try:
-            queue.send(capture.CAPTURE_QUEUE, [body])
+            queue.send(capture.CAPTURE_QUEUE, bodies)
             return
         except Exception:
             if attempt + 1 < SEND_ATTEMPTS:
                 time.sleep(0.05 * (attempt + 1))
-    key = f"{UNDELIVERED}{job.id}.json"
-    try:
-        deps.blobs.put(key, body.encode())
-        log.error("the capture queue refused a capture; kept at %s", key)
-    except Exception:
-        log.exception("the capture queue and the object store refused capture %s", job.id)
+    for job, body in zip(made, bodies, strict=True):
+        key = f"{UNDELIVERED}{job.id}.json"
+        try:
+            deps.blobs.put(key, body.encode())
+            log.error("the capture queue refused a capture; kept at %s", key)
+        except Exception:
+            log.exception("the capture queue and the object store refused capture %s", job.id)

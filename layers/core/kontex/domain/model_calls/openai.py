@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kontex.proxy.assemble import parse_sse
+from kontex.domain.model_calls.anthropic import parse_sse
 
 CHAT, RESPONSES = "/v1/chat/completions", "/v1/responses"
 
