@@ -70,7 +70,8 @@ API_LAZY = (
     "mcp",
     "aws_xray_sdk",
     "boto3",
-    "botocore",
+    "botocore.session",  # (Powertools imports the bare ``botocore`` package for its user agent)
+    "botocore.client",
 )
 
 
