@@ -1,6 +1,8 @@
 """Issue 25, cold start: a function imports only what it uses. The ingest, proxy and worker
 paths load no REST routers, no Powertools resolver or OpenAPI models, no search code, and no
-X-Ray SDK unless an invocation is traced (kontex.observability)."""
+X-Ray SDK unless an invocation is traced (kontex.observability). The REST function loads its
+routers, their models, the OpenAPI document's code and the search code only with the first
+request that needs them (kontex.api.rest; tests/api/test_lazy_routers.py: each still answers)."""
 
 from __future__ import annotations
 
@@ -42,9 +44,40 @@ PROXY_FIRST_REQUEST = (
 )
 
 
-def loaded(path: str, then: str = "") -> list[str]:
+# What the REST function must not import before a request asks for it
+API_LAZY = (
+    "kontex.api.keys",
+    "kontex.api.sessions",
+    "kontex.api.tasks",
+    "kontex.api.snapshots",
+    "kontex.api.queries",
+    "kontex.api.threads",
+    "kontex.api.checkpoints",
+    "kontex.api.search",
+    "kontex.api.shapes",
+    "kontex.api.openapi",
+    "aws_lambda_powertools.event_handler.openapi.models",
+    "aws_lambda_powertools.event_handler.openapi.swagger_ui",
+    "kontex.services.search",
+    "kontex.services.spans",
+    "kontex.services.ingest",
+    "kontex.otlp.decode",
+    "google.protobuf",
+    "opentelemetry",
+    "qdrant_client",
+    "onnxruntime",
+    "voyageai",
+    "mcp",
+    "aws_xray_sdk",
+    "boto3",
+    "botocore.session",  # (Powertools imports the bare ``botocore`` package for its user agent)
+    "botocore.client",
+)
+
+
+def loaded(path: str, then: str = "", heavy: tuple[str, ...] = HEAVY) -> list[str]:
     file = functions_dir() / path
-    code = PROBE.format(folder=str(file.parent), path=str(file), then=then, heavy=HEAVY)
+    code = PROBE.format(folder=str(file.parent), path=str(file), then=then, heavy=heavy)
     env = {"POWERTOOLS_SERVICE_NAME": "t", "AWS_REGION": "eu-west-1", "PATH": ""}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
@@ -57,6 +90,17 @@ def loaded(path: str, then: str = "") -> list[str]:
 )
 def test_ingest_and_workers_load_nothing_they_do_not_use(path: str) -> None:
     assert loaded(path) == []
+
+
+def test_the_api_function_loads_no_router_before_a_request() -> None:
+    assert loaded("api/handler.py", heavy=API_LAZY) == []
+
+
+def test_the_api_function_loads_one_router_with_its_first_request() -> None:
+    """The router of the request's resource, and nothing else of the list above."""
+    then = "module.app.include(kontex.api.rest.router_of('/v1/sessions/s1/tasks'))"
+    found = loaded("api/handler.py", then="import kontex.api.rest\n" + then, heavy=API_LAZY)
+    assert found == ["kontex.api.sessions", "kontex.api.shapes"]
 
 
 def test_the_proxy_loads_nothing_it_does_not_use() -> None:

@@ -1,53 +1,142 @@
-"""The REST surface: a Powertools resolver with one router per resource."""
+"""The REST surface: a Powertools resolver with one router per resource.
+
+Each resource's router (and the pydantic models, services and their imports behind it) is
+included on the first request whose path falls under its prefix, and the OpenAPI document and
+the Swagger page load only when they are asked for: a cold start pays only for what its first
+request needs (docs/benchmarks.md, "Cold start of the api function (issue 25)").
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
-from collections.abc import Callable
-from typing import Any
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 
 from kontex import __version__
 from kontex.adapters.routed_store import reading_from_replica
-from kontex.api import (
-    auth,
-    checkpoints,
-    errors,
-    keys,
-    queries,
-    search,
-    sessions,
-    snapshots,
-    tasks,
-    threads,
-)
+from kontex.api import auth, errors
 from kontex.api.auth import admit, current_key
 from kontex.api.guard import check_request
-from kontex.api.openapi import render as complete_openapi
 from kontex.bootstrap import container
 from kontex.domain.errors import KontexError
 from kontex.domain.models import ApiKey
 from kontex.services import health as health_report
 
-OPENAPI = {
-    "title": "Kontex API",
-    "version": __version__,
-    "description": "Immutable snapshots of AI agent runs: sessions, task trees, rollback, diffs.",
-    "security_schemes": {
-        "bearer": HTTPBearer(description="Authorization: Bearer kontex_..."),
-        "api_key": APIKey(name="X-Kontex-Api-Key", **{"in": APIKeyIn.header}),
-    },
-    "security": [{"bearer": []}, {"api_key": []}],
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.api_gateway import Route
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+# The routers in the order the eager resolver included them: the OpenAPI document lists the
+# routes in this order, whichever resource was asked for first.
+ROUTERS = (
+    "keys",
+    "sessions",
+    "tasks",
+    "snapshots",
+    "queries",
+    "threads",
+    "checkpoints",
+    "search",
+)
+# The first path segment after /v1/ -> the router whose routes all lie under it
+PREFIXES = {
+    "keys": "keys",
+    "sessions": "sessions",
+    "tasks": "tasks",
+    "snapshots": "snapshots",
+    "messages": "queries",
+    "tool-calls": "queries",
+    "usage": "queries",
+    "threads": "threads",
+    "checkpoints": "checkpoints",
+    "search": "search",
 }
+DOCS_PATH = "/v1/docs"
 
 
-def build_resolver() -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(enable_validation=True)
+def openapi_options() -> dict[str, Any]:
+    """The document's title, security schemes and so on (Powertools' OpenAPI models: imported
+    only when the document or the Swagger page is made)."""
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
+
+    return {
+        "title": "Kontex API",
+        "version": __version__,
+        "description": (
+            "Immutable snapshots of AI agent runs: sessions, task trees, rollback, diffs."
+        ),
+        "security_schemes": {
+            "bearer": HTTPBearer(description="Authorization: Bearer kontex_..."),
+            "api_key": APIKey(name="X-Kontex-Api-Key", **{"in": APIKeyIn.header}),
+        },
+        "security": [{"bearer": []}, {"api_key": []}],
+    }
+
+
+def router_of(path: str) -> str | None:
+    """The router serving ``path`` (``/v1/<segment>`` or below), None when none does."""
+    parts = path.split("/", 3)
+    if len(parts) < 3 or parts[0] or parts[1] != "v1":
+        return None
+    return PREFIXES.get(parts[2])
+
+
+def _rank(route: Route) -> int:
+    """A route's place in the eager order: its router's, then the resolver's own routes."""
+    name = router_of(route.path)
+    return ROUTERS.index(name) if name is not None else len(ROUTERS)
+
+
+class RestResolver(APIGatewayHttpResolver):
+    """Includes a resource's router on the first request under its prefix, once."""
+
+    def __init__(self) -> None:
+        super().__init__(enable_validation=True)
+        self.included: set[str] = set()
+        self._swagger = False
+        self._lock = threading.Lock()
+
+    def include(self, *names: str) -> None:
+        """Include these routers (kontex.api.<name>) if not yet, keeping the eager order of the
+        routes (routing does not depend on it: the prefixes are disjoint; the document does)."""
+        if all(name in self.included for name in names):
+            return
+        with self._lock:
+            for name in names:
+                if name not in self.included:
+                    module = importlib.import_module(f"kontex.api.{name}")
+                    self.include_router(module.router)
+                    self.included.add(name)
+            self._static_routes = sorted(self._static_routes, key=_rank)
+            self._dynamic_routes = sorted(self._dynamic_routes, key=_rank)
+
+    def include_all(self) -> None:
+        self.include(*ROUTERS)
+
+    def include_swagger(self) -> None:
+        """``/v1/docs``: the Swagger page of the whole document."""
+        self.include_all()
+        with self._lock:
+            if not self._swagger:
+                self.enable_swagger(path=DOCS_PATH, **openapi_options())
+                self._swagger = True
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        path = _path(event)
+        if path == DOCS_PATH:
+            self.include_swagger()
+        elif (name := router_of(path)) is not None:
+            self.include(name)
+        return super().resolve(event, context)
+
+
+def build_resolver() -> RestResolver:
+    app = RestResolver()
     errors.register(app)
-    for module in (keys, sessions, tasks, snapshots, queries, threads, checkpoints, search):
-        app.include_router(module.router)
 
     @app.get("/health", include_in_schema=False)
     def health() -> dict[str, Any]:
@@ -62,19 +151,21 @@ def build_resolver() -> APIGatewayHttpResolver:
     def openapi() -> Response[str]:
         return Response(status_code=200, content_type="application/json", body=openapi_json(app))
 
-    app.enable_swagger(path="/v1/docs", **OPENAPI)  # type: ignore[arg-type]
     return app
 
 
-def openapi_json(app: APIGatewayHttpResolver) -> str:
+def openapi_json(app: RestResolver) -> str:
     """``/v1/openapi.json``, also made in process (clients/python/scripts/gen_models.py)."""
-    return complete_openapi(app.get_openapi_json_schema(**OPENAPI))  # type: ignore[arg-type]
+    from kontex.api.openapi import render as complete_openapi
+
+    app.include_all()
+    return complete_openapi(app.get_openapi_json_schema(**openapi_options()))
 
 
 MCP_PATH = "/mcp"  # the MCP SDK's streamable HTTP transport (kontex/mcp), not a resolver route
 
 
-def _path(event: dict[str, Any]) -> str:
+def _path(event: Mapping[str, Any]) -> str:
     return str(event.get("rawPath") or event.get("requestContext", {}).get("http", {}).get("path"))
 
 
@@ -105,7 +196,7 @@ def _reads_from_replica(event: dict[str, Any]) -> bool:
     return headers.get(CONSISTENCY_HEADER, "").strip().lower() != "strong"
 
 
-def _resolve_read(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any) -> Any:
+def _resolve_read(app: RestResolver, event: dict[str, Any], context: Any) -> Any:
     """Read units on the reader; a 404 from the reader (perhaps a row it has not replayed yet)
     is asked of the writer once more, so a client finds what it just created."""
     with reading_from_replica() as routing:
@@ -116,7 +207,7 @@ def _resolve_read(app: APIGatewayHttpResolver, event: dict[str, Any], context: A
 
 
 def handle(
-    app: APIGatewayHttpResolver,
+    app: RestResolver,
     event: dict[str, Any],
     context: Any,
     mcp: McpHandler | None = None,

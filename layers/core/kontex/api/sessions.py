@@ -22,7 +22,7 @@ from kontex.api.shapes import (
 from kontex.domain.archive import ImportedSession, SessionArchive
 from kontex.domain.errors import InvalidInput, PayloadTooLarge
 from kontex.domain.models import SessionStatus
-from kontex.services import archive, sessions, snapshots, spans, views
+from kontex.services import archive, sessions, snapshots, views
 
 router = APIGatewayHttpRouter()
 Limit = Annotated[int, Query(ge=1, le=100)]
@@ -133,6 +133,9 @@ def export_session(session_id: str) -> Response[str]:
 def link_trace(session_id: str, body: LinkTrace) -> dict[str, Any]:
     deps, me = caller()
     traces = sessions.link_trace(deps, me.account_id, session_id, body.trace_id)
+    # the span processing (and the OTLP decoding behind it) loads with this route's first call
+    from kontex.services import spans
+
     made = spans.process_trace(deps, me.account_id, body.trace_id.lower())  # pending spans
     return {"session_id": session_id, "trace_ids": traces, "snapshots_created": made}
 

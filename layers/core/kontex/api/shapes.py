@@ -38,8 +38,14 @@ from kontex.ports import Page
 MAX_TOKENS = 10**12
 
 
+# Every model here builds its validator and serializer on first use (``defer_build``), not at
+# import: a router's first request then pays only for the models it uses, and the response
+# models (in the OpenAPI document and the MCP tools) only where they are used (cold start,
+# docs/benchmarks.md, "Cold start of the api function (issue 25)").
+
+
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class CreateKey(_Body):
@@ -157,7 +163,7 @@ def page_json(page: Page, shape: Any) -> dict[str, Any]:
 class Out(BaseModel):
     """A response model: every field is always written (so required in the schema)."""
 
-    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True, defer_build=True)
 
 
 def public(model: type[BaseModel], name: str, *, without: set[str], doc: str) -> type[Out]:

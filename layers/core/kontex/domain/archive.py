@@ -36,7 +36,7 @@ Text512 = Annotated[str, Field(max_length=512)]
 
 
 class _Row(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class ArchivedSession(_Row):

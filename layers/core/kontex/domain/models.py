@@ -104,10 +104,14 @@ class SnapshotSource(StrEnum):
     ROLLBACK = "rollback"
 
 
+# Every model builds its validator and serializer on first use (``defer_build``), so a function
+# builds only the models it uses (cold start: docs/benchmarks.md, issue 25).
+
+
 class _Record(BaseModel):
     """A stored row: strict field names, no extras."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
 
 class Account(_Record):
@@ -153,7 +157,7 @@ class Task(_Record):
 class _Content(BaseModel):
     """Content written by users: unknown keys are kept, so a bundle reads back exactly."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
 
 
 ContentBlock = dict[str, Any]
@@ -192,7 +196,7 @@ class ToolCall(_Content):
 
 
 class ContextFile(_Content):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(defer_build=True, extra="allow", populate_by_name=True)
 
     path: Annotated[str, Field(min_length=1)]
     content: str
@@ -221,6 +225,7 @@ class LogEvent(_Content):
     data}``; other keys are kept."""
 
     model_config = ConfigDict(
+        defer_build=True,
         extra="allow",
         json_schema_extra={  # what _says_something checks
             "anyOf": [
@@ -257,7 +262,7 @@ class Usage(BaseModel):
     ``cost_usd`` is priced from the price table (``kontex/data/prices.json``); unknown when the
     model is not in it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     input_tokens: int = Field(default=0, ge=0)
     output_tokens: int = Field(default=0, ge=0)
@@ -271,7 +276,7 @@ class ContextBundle(BaseModel):
     """The payload of a snapshot. ``usage`` is set on the snapshot of one captured LLM call
     (proxy, OTLP): what that call used, counted once however many snapshots follow."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", populate_by_name=True)
 
     messages: list[Message] = Field(default_factory=list)
     tool_calls: list[ToolCall] = Field(default_factory=list, validation_alias=camel("tool_calls"))
@@ -306,7 +311,7 @@ class SnapshotBase(BaseModel):
     tool calls and log events are appended to the base's, its files replace the base's of the
     same path, and its reasoning, model and token total replace the base's when given."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     snapshot_id: str | None = Field(
         default=None,

@@ -1,0 +1,90 @@
+"""The REST function includes each resource's router on the first request under its prefix
+(kontex.api.rest, cold start): every resource still answers, a method a not-yet-loaded resource
+does not take is still a 405, and the OpenAPI document does not depend on which resource was
+asked for first."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from kontex.api import rest
+from kontex.http.apigw import LocalContext, http_api_event
+from tests.api.conftest import Client
+
+# One request per router; each answers without a row to find (or with a 404 of the resource,
+# never the resolver's "no such route")
+FIRST = {
+    "keys": ("GET", "/v1/keys"),
+    "sessions": ("GET", "/v1/sessions"),
+    "tasks": ("GET", "/v1/tasks/nope"),
+    "snapshots": ("GET", "/v1/snapshots/nope"),
+    "queries": ("GET", "/v1/usage"),
+    "threads": ("GET", "/v1/threads/thrd_" + "a" * 27 + "/state"),
+    "checkpoints": ("GET", "/v1/checkpoints?thread_id=t"),
+    "search": ("GET", "/v1/search?q=x"),
+}
+
+
+def call(app: rest.RestResolver, method: str, path: str, key: str | None) -> tuple[int, Any]:
+    headers = [("content-type", "application/json")]
+    if key:
+        headers.append(("authorization", f"Bearer {key}"))
+    event = http_api_event(method, path, headers, b"")
+    answer = rest.handle(app, event, LocalContext(function_name="kontex-api"))
+    return answer["statusCode"], json.loads(answer["body"] or "null")
+
+
+def test_a_fresh_resolver_has_no_router_and_no_swagger_page() -> None:
+    app = rest.build_resolver()
+    assert app.included == set()
+    paths = {route.path for route in [*app._static_routes, *app._dynamic_routes]}
+    assert paths == {"/health", "/v1/openapi.json"}
+
+
+def test_each_resource_loads_its_router_on_its_first_request(alice: Client) -> None:
+    app = rest.build_resolver()
+    loaded: set[str] = set()
+    for name, (method, path) in FIRST.items():
+        status, body = call(app, method, path, alice.key)
+        loaded.add(name)
+        assert app.included == loaded, path  # its own router, no other
+        assert body is None or body.get("message") != "no such route", (path, body)
+        assert status in (200, 404), (path, status, body)
+
+
+def test_a_wrong_method_on_a_resource_not_yet_loaded_is_a_405(alice: Client) -> None:
+    app = rest.build_resolver()
+    status, body = call(app, "PUT", "/v1/sessions", alice.key)
+    assert status == 405 and body["error"] == "method_not_allowed"
+    assert app.included == {"sessions"}
+    status, body = call(app, "GET", "/v1/nothing-here", alice.key)
+    assert status == 404 and body["error"] == "not_found"
+
+
+@pytest.mark.parametrize("order", [list(FIRST), list(reversed(FIRST))])
+def test_the_document_does_not_depend_on_the_first_resource(
+    alice: Client, order: list[str]
+) -> None:
+    eager = rest.build_resolver()
+    eager.include_all()
+    expected = rest.openapi_json(eager)
+    app = rest.build_resolver()
+    for name in order[:3]:
+        call(app, *FIRST[name], alice.key)
+    assert rest.openapi_json(app) == expected
+    status, document = call(app, "GET", "/v1/openapi.json", None)
+    assert status == 200 and document == json.loads(expected)
+
+
+def test_the_swagger_page_loads_with_its_first_request(anonymous: Client) -> None:
+    app = rest.build_resolver()
+    answer = rest.handle(
+        app,
+        http_api_event("GET", rest.DOCS_PATH, [], b""),
+        LocalContext(function_name="kontex-api"),
+    )
+    assert answer["statusCode"] == 200 and "swagger" in answer["body"].lower()
+    assert app.included == set(rest.ROUTERS)
