@@ -4,15 +4,17 @@ Two halves:
 
 1. **Measured here**: the real Lambda handlers, in this process, on SQLite and PostgreSQL
    (``KONTEX_BENCH_DATABASE_URL``, default 127.0.0.1:5432/test, a fresh schema): wall time, CPU
-   time and peak Python allocation (tracemalloc) per unit of work: an OTLP request of 100
-   spans (ingest), the span-worker batch it queues, a REST write (a snapshot) and a REST read.
-   Units not measured here (capture, MCP call, feed delivery, embed batch, WebSocket message)
-   are priced with the figure of the measured unit named in ``ESTIMATED_AS``, and say so.
+   time and peak Python allocation (tracemalloc) per unit of work (``UNITS``): an OTLP
+   request of 100 spans (ingest), the span-worker batch it queues, a REST write (a snapshot)
+   and a REST read, a capture batch (the capture worker on 10 proxy calls), an MCP call
+   (``tools/call`` through the API function), a WebSocket message (the live function), a feed
+   batch (the feed worker posting 10 events to subscribed connections), an embed batch (the
+   embed worker on 10 snapshots: the offline model and Qdrant local mode here, where AWS has
+   Voyage AI and a Qdrant cluster) and a search. Nothing is priced by analogy.
 2. **The model**: the three workloads in ``WORKLOADS`` turned, with the list prices in
-   ``PRICES`` (us-east-1, as of the date in ``PRICES_READ``, from memory, NOT read from the
-   AWS pricing pages on that date: check them before quoting), into a monthly bill by service
-   and a load against each limit (``limits``), with the ``infra/config.py`` setting that moves
-   it.
+   ``PRICES`` (us-east-1, checked on ``PRICES_READ`` against the stored pages named in
+   ``PRICE_SOURCES``; those marked memory were not found), into a monthly bill by service and
+   a load against each limit (``limits``), with the ``infra/config.py`` setting that moves it.
 
 Run: ``python bench/aws_cost.py [--backend sqlite|postgres|all] [--repeats N] [--json]``; it
 prints the markdown tables of docs/cost.md. Lambda bills wall time at the configured memory
@@ -408,7 +410,9 @@ def measure_more(
 
     # WebSocket: $connect, the key's frame, subscribe; then thread-state saves as the unit
     def ws(route: str, connection_id: str, body: Any = None) -> None:
-        event: dict[str, Any] = {"requestContext": {"routeKey": route, "connectionId": connection_id}}
+        event: dict[str, Any] = {
+            "requestContext": {"routeKey": route, "connectionId": connection_id}
+        }
         if body is not None:
             event["body"] = json.dumps(body)
         live(event, LocalContext(function_name="kontex-live"))
@@ -416,12 +420,19 @@ def measure_more(
     for c in range(FEED_SUBSCRIBERS):
         ws("$connect", f"conn{c}")
         ws("$default", f"conn{c}", {"authorization": key})
-        ws("$default", f"conn{c}", {"id": 1, "action": "subscribe", "data": {"session_id": session_id}})
+        ws(
+            "$default",
+            f"conn{c}",
+            {"id": 1, "action": "subscribe", "data": {"session_id": session_id}},
+        )
     saves = [0]
 
     def ws_message() -> None:
         saves[0] += 1
-        data = {"thread_id": "cost-thread", "user_data": json.dumps({"turn": saves[0]} | {"x": "y" * 2000})}
+        data = {
+            "thread_id": "cost-thread",
+            "user_data": json.dumps({"turn": saves[0]} | {"x": "y" * 2000}),
+        }
         ws("$default", "conn0", {"id": saves[0], "action": "save", "data": data})
 
     ws_message()
@@ -436,7 +447,7 @@ def measure_more(
 
     def feed_batch() -> None:
         records = []
-        for i in range(SQS_BATCH):
+        for _ in range(SQS_BATCH):
             events[0] += 1
             body = {
                 "id": f"evt_{events[0]}",
@@ -466,7 +477,10 @@ def measure_more(
                 "label": f"e{n}",
                 "bundle": {
                     "messages": [
-                        {"role": "user", "content": f"Fix the flaky test number {n} in module {n % 7}."},
+                        {
+                            "role": "user",
+                            "content": f"Fix the flaky test number {n} in module {n % 7}.",
+                        },
                         {"role": "assistant", "content": f"Reading tests/test_{n}.py first. " * 30},
                     ]
                 },
@@ -709,6 +723,11 @@ def markdown(units: dict[str, dict[str, dict[str, float]]], model: dict[str, Any
             )
     for name, like in ESTIMATED_AS.items():
         lines.append(f"| {name} | not measured | priced as {like} | | |")
+    lines += ["", f"### Prices (us-east-1, USD; checked {PRICES_READ})", ""]
+    lines.append("| price | USD | checked against |")
+    lines.append("|---|---|---|")
+    for name, value in PRICES.items():
+        lines.append(f"| {name} | {value:.10g} | {PRICE_SOURCES[name]} |")
     lines += ["", "### Workloads: rates while active", ""]
     names = list(model)
     lines.append("| | " + " | ".join(names) + " |")
@@ -717,7 +736,7 @@ def markdown(units: dict[str, dict[str, dict[str, float]]], model: dict[str, Any
         lines.append(f"| {key} | " + " | ".join(str(model[n]["rates"][key]) for n in names) + " |")
     lines += [
         "",
-        f"### Monthly cost by service (USD, us-east-1 list prices as of {PRICES_READ})",
+        f"### Monthly cost by service (USD, us-east-1 list prices checked {PRICES_READ})",
         "",
     ]
     lines.append("| service | " + " | ".join(names) + " |")
@@ -758,14 +777,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--write", type=Path, help="replace the tables between this script's markers in a file"
+    )
     args = parser.parse_args(argv)
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "1")  # no metric lines in the output
     backends = ["sqlite", "postgres"] if args.backend == "all" else [args.backend]
     units = {b: measure_backend(b, args.repeats) for b in backends}
     basis = units.get("postgres") or units[backends[0]]
     model = {name: bill(w, basis) for name, w in WORKLOADS.items()}
     out = {"prices_read": PRICES_READ, "units": units, "model": model}
-    print(json.dumps(out, indent=2) if args.json else markdown(units, model))
+    text = markdown(units, model)
+    print(json.dumps(out, indent=2) if args.json else text)
+    if args.write:
+        write_block(args.write, "bench/aws_cost.py", text + f"\n\n(load average after: {_load()})")
     return out
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def write_block(path: Path, name: str, text: str) -> None:
+    """Replace what lies between ``<!-- begin: name -->`` and ``<!-- end: name -->``."""
+    begin, end = f"<!-- begin: {name} -->", f"<!-- end: {name} -->"
+    doc = path.read_text()
+    if begin not in doc or end not in doc:
+        raise SystemExit(f"{path} has no {begin} ... {end} block")
+    head, rest = doc.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{begin}\n{text.strip()}\n{end}{tail}")
 
 
 if __name__ == "__main__":

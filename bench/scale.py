@@ -379,14 +379,6 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def spans_stored(admin_url: str) -> int:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as db:
-        row = db.execute("SELECT count(*) FROM spans").fetchone()
-        return int(row[0]) if row else 0
-
-
 def run_load(
     load: str,
     copies: int,
@@ -632,6 +624,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--port", type=int, default=19601)
     parser.add_argument("--loads", default="ingest,spans,rest")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--write", type=Path, help="replace the table between this script's markers in a file"
+    )
     args = parser.parse_args(argv)
     admin_url = os.environ.get("KONTEX_SCALE_DATABASE_URL", DEFAULT_URL)
 
@@ -671,6 +666,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         finally:
             bouncer.stop()
     print(table(rows))
+    if args.write:
+        from bench.aws_cost import write_block
+
+        write_block(args.write, "bench/scale.py", table(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return rows
