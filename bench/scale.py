@@ -507,6 +507,15 @@ def run_load(
             "pgbouncer_cores": round(bouncer_cpu / elapsed, 2),
         },
     }
+    out["raw"] = {  # for the Lambda projection: totals over the run
+        "elapsed_s": elapsed,
+        "copies_cpu_s": sum(r.get("cpu_s", 0) for r in results),
+        "postgres_cpu_s": sum(last - first for first, last in sampler.backend_cpu.values()),
+        "xacts": xacts,
+        "units": sum(
+            len(v) for k, v in calls.items() if load != "spans" or k == "span-worker batch"
+        ),
+    }
     if load == "ingest":
         requests = len(calls.get("OTLP POST (100 spans)", []))
         sent = sum(r.get("sent", 0) for r in results)
@@ -515,6 +524,7 @@ def run_load(
         out["spans_per_message"] = round(requests * SPANS_PER_REQUEST / max(sent, 1), 1)
     elif load == "spans":
         messages = sum(r.get("messages", 0) for r in results)
+        out["raw"]["units"] = messages  # a unit of the spans load: one message (a request's)
         out["messages_at_start"] = queued
         out["messages_processed"] = messages
         out["messages_left"] = len(pending)
@@ -616,6 +626,43 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+LAMBDA_VCPU = 1024 / 1769  # Lambda gives a full vCPU at 1,769 MB; the functions have 1,024
+PROXY_RTT_S = 0.001  # RDS Proxy and the network add about a millisecond a transaction
+DB_VCPU = 16 * 0.25  # prod's db_max_acu = 16 (infra/config.py), a quarter vCPU an ACU
+
+
+def projection(rows: list[dict[str, Any]]) -> str:
+    """What N copies would do on Lambda, where each has its own CPU: per unit, the CPU the
+    copies spent (stretched to a 1,024 MB function's share of a vCPU), the database's CPU and
+    a round trip a transaction, from the run with the fewest copies of each load. Copies add
+    throughput until the writer's CPU (``DB_VCPU``) is busy: the knee is that N."""
+    lines = [
+        "| load | unit | CPU ms / unit (here) | DB CPU ms / unit | transactions / unit |"
+        " Lambda wall ms / unit | per copy / s | N at the writer's 16 ACU | throughput there |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    names = {"ingest": "OTLP request (100 spans)", "spans": "message (about 50 spans)"}
+    firsts: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row["load"] not in firsts or row["copies"] < firsts[row["load"]]["copies"]:
+            firsts[row["load"]] = row
+    for load, row in firsts.items():
+        raw = row["raw"]
+        units = max(1, raw["units"])
+        cpu = raw["copies_cpu_s"] / units
+        db = raw["postgres_cpu_s"] / units
+        xacts = raw["xacts"] / units
+        wall = cpu / LAMBDA_VCPU + db + xacts * PROXY_RTT_S
+        per_copy = 1 / wall
+        knee = DB_VCPU / (db * per_copy) if db > 0 else float("inf")
+        lines.append(
+            f"| {load} | {names.get(load, 'REST request')} | {cpu * 1000:.1f} | {db * 1000:.1f} |"
+            f" {xacts:.1f} | {wall * 1000:.1f} | {per_copy:.1f} | {knee:.0f} |"
+            f" {knee * per_copy:.0f} units/s |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", default="1,8,32,64")
@@ -664,12 +711,20 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                     rows.append(row)
                     print(json.dumps(row), file=sys.stderr, flush=True)
         finally:
+            log = bouncer.log_text()
             bouncer.stop()
-    print(table(rows))
+        notable = [line for line in log.splitlines() if " ERROR " in line or " WARNING " in line]
+        print(f"PgBouncer log: {len(notable)} errors or warnings", file=sys.stderr)
+        for line in notable[-20:]:
+            print(line, file=sys.stderr)
+    text = (
+        f"{table(rows)}\n\nOn Lambda (from the run with the fewest copies):\n\n{projection(rows)}"
+    )
+    print(text)
     if args.write:
         from bench.aws_cost import write_block
 
-        write_block(args.write, "bench/scale.py", table(rows))
+        write_block(args.write, "bench/scale.py", text)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return rows
