@@ -324,6 +324,7 @@ class Sampler(threading.Thread):
 
         self.db = psycopg.connect(admin_url, autocommit=True)
         self.console = bouncer.admin()
+        self.console.prepare_threshold = None  # the admin console takes simple queries only
         self.dbname = dbname
         self.stop = threading.Event()
         self.samples: list[dict[str, float]] = []
@@ -631,6 +632,14 @@ PROXY_RTT_S = 0.001  # RDS Proxy and the network add about a millisecond a trans
 DB_VCPU = 16 * 0.25  # prod's db_max_acu = 16 (infra/config.py), a quarter vCPU an ACU
 
 
+def throughput(load: str, units_per_s: float) -> str:
+    if load == "ingest":
+        return f"{units_per_s * SPANS_PER_REQUEST:,.0f} spans/s"
+    if load == "spans":
+        return f"{units_per_s * SPANS_PER_MESSAGE[0]:,.0f} spans/s"
+    return f"{units_per_s:,.0f} req/s"
+
+
 def projection(rows: list[dict[str, Any]]) -> str:
     """What N copies would do on Lambda, where each has its own CPU: per unit, the CPU the
     copies spent (stretched to a 1,024 MB function's share of a vCPU), the database's CPU and
@@ -641,7 +650,10 @@ def projection(rows: list[dict[str, Any]]) -> str:
         " Lambda wall ms / unit | per copy / s | N at the writer's 16 ACU | throughput there |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    names = {"ingest": "OTLP request (100 spans)", "spans": "message (about 50 spans)"}
+    names = {
+        "ingest": "OTLP request (100 spans)",
+        "spans": f"queue message ({SPANS_PER_MESSAGE[0]:.0f} spans)",
+    }
     firsts: dict[str, dict[str, Any]] = {}
     for row in rows:
         if row["load"] not in firsts or row["copies"] < firsts[row["load"]]["copies"]:
@@ -658,7 +670,7 @@ def projection(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {load} | {names.get(load, 'REST request')} | {cpu * 1000:.1f} | {db * 1000:.1f} |"
             f" {xacts:.1f} | {wall * 1000:.1f} | {per_copy:.1f} | {knee:.0f} |"
-            f" {knee * per_copy:.0f} units/s |"
+            f" {throughput(load, knee * per_copy)} |"
         )
     return "\n".join(lines)
 
