@@ -780,17 +780,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--write", type=Path, help="replace the tables between this script's markers in a file"
     )
+    parser.add_argument(
+        "--units", type=Path, help="the units of a previous --json run: price them, measure none"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "1")  # no metric lines in the output
     backends = ["sqlite", "postgres"] if args.backend == "all" else [args.backend]
-    units = {b: measure_backend(b, args.repeats) for b in backends}
+    if args.units:
+        saved = json.loads(args.units.read_text())
+        units, load = saved["units"], saved.get("loadavg", "not recorded")
+    else:
+        units = {b: measure_backend(b, args.repeats) for b in backends}
+        load = _load()
     basis = units.get("postgres") or units[backends[0]]
     model = {name: bill(w, basis) for name, w in WORKLOADS.items()}
-    out = {"prices_read": PRICES_READ, "units": units, "model": model}
-    text = markdown(units, model)
+    out = {"prices_read": PRICES_READ, "loadavg": load, "units": units, "model": model}
+    text = markdown(units, model).replace(
+        "(this machine, in process, median)",
+        f"(this machine, in process, median; load average after the run: {load})",
+    )
     print(json.dumps(out, indent=2) if args.json else text)
     if args.write:
-        write_block(args.write, "bench/aws_cost.py", text + f"\n\n(load average after: {_load()})")
+        write_block(args.write, "bench/aws_cost.py", text)
     return out
 
 
