@@ -683,7 +683,11 @@ def limits(
         ("Aurora ACUs (writer)", busy_acu / stage["max_acu"], "db_max_acu"),
         (
             "Aurora connections through RDS Proxy",
-            sum(concurrency.values()) / (stage["max_acu"] * ACU_CONNECTIONS),
+            # every running function but the proxy (it holds no connection while the LLM
+            # answers) holds a client connection; RDS Proxy lends it a server one per
+            # transaction, so this is the most it could ask for at once
+            sum(c for name, c in concurrency.items() if name != "proxy")
+            / (stage["max_acu"] * ACU_CONNECTIONS),
             "db_max_acu (max_connections grows with it)",
         ),
         (
