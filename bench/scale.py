@@ -227,8 +227,13 @@ def api_copy(ctx: dict[str, Any], index: int) -> None:
     from kontex.local.server import load_handler
 
     handler = load_handler("api")
-    _container()
-    headers = [("authorization", f"Bearer {ctx['key']}"), ("content-type", "application/json")]
+    made = _container()
+    key = ctx["key"]
+    if ctx["key_per_copy"]:  # a client (and account) of its own: no counter row shared
+        from kontex.services import keys
+
+        _, key = keys.create_key(made.deps, f"scale-{index}")
+    headers = [("authorization", f"Bearer {key}"), ("content-type", "application/json")]
     errors = 0
 
     def call(method: str, path: str, body: Any = None) -> dict[str, Any]:
@@ -399,6 +404,7 @@ def run_load(
     target = {"ingest": ingest_copy, "spans": worker_copy, "rest": api_copy}[load]
     ctx: dict[str, Any] = {
         "key": key,
+        "key_per_copy": KEY_PER_COPY[0],
         "seconds": seconds,
         "ready": context.Queue(),
         "delayed": context.Queue(),
@@ -535,7 +541,8 @@ def run_load(
     return out
 
 
-SPANS_PER_MESSAGE = [float(SPANS_PER_REQUEST)]  # as the last ingest load measured it
+SPANS_PER_MESSAGE = [float(SPANS_PER_REQUEST)]
+KEY_PER_COPY = [False]  # --key-per-copy  # as the last ingest load measured it
 
 
 def _stats_now(bouncer: Any, dbname: str) -> dict[str, float]:
@@ -684,9 +691,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--loads", default="ingest,spans,rest")
     parser.add_argument("--json", type=Path)
     parser.add_argument(
+        "--key-per-copy",
+        action="store_true",
+        help="each REST copy its own API key (by default all share one, as a team's agents)",
+    )
+    parser.add_argument(
         "--write", type=Path, help="replace the table between this script's markers in a file"
     )
     args = parser.parse_args(argv)
+    KEY_PER_COPY[0] = args.key_per_copy
     admin_url = os.environ.get("KONTEX_SCALE_DATABASE_URL", DEFAULT_URL)
 
     from bench.ingest import batches
