@@ -541,8 +541,8 @@ def run_load(
     return out
 
 
-SPANS_PER_MESSAGE = [float(SPANS_PER_REQUEST)]
-KEY_PER_COPY = [False]  # --key-per-copy  # as the last ingest load measured it
+SPANS_PER_MESSAGE = [float(SPANS_PER_REQUEST)]  # as the last ingest load measured it
+KEY_PER_COPY = [False]  # --key-per-copy
 
 
 def _stats_now(bouncer: Any, dbname: str) -> dict[str, float]:
