@@ -4,15 +4,17 @@ Two halves:
 
 1. **Measured here**: the real Lambda handlers, in this process, on SQLite and PostgreSQL
    (``KONTEX_BENCH_DATABASE_URL``, default 127.0.0.1:5432/test, a fresh schema): wall time, CPU
-   time and peak Python allocation (tracemalloc) per unit of work: an OTLP request of 100
-   spans (ingest), the span-worker batch it queues, a REST write (a snapshot) and a REST read.
-   Units not measured here (capture, MCP call, feed delivery, embed batch, WebSocket message)
-   are priced with the figure of the measured unit named in ``ESTIMATED_AS``, and say so.
+   time and peak Python allocation (tracemalloc) per unit of work (``UNITS``): an OTLP
+   request of 100 spans (ingest), the span-worker batch it queues, a REST write (a snapshot)
+   and a REST read, a capture batch (the capture worker on 10 proxy calls), an MCP call
+   (``tools/call`` through the API function), a WebSocket message (the live function), a feed
+   batch (the feed worker posting 10 events to subscribed connections), an embed batch (the
+   embed worker on 10 snapshots: the offline model and Qdrant local mode here, where AWS has
+   Voyage AI and a Qdrant cluster) and a search. Nothing is priced by analogy.
 2. **The model**: the three workloads in ``WORKLOADS`` turned, with the list prices in
-   ``PRICES`` (us-east-1, as of the date in ``PRICES_READ``, from memory, NOT read from the
-   AWS pricing pages on that date: check them before quoting), into a monthly bill by service
-   and a load against each limit (``limits``), with the ``infra/config.py`` setting that moves
-   it.
+   ``PRICES`` (us-east-1, checked on ``PRICES_READ`` against the stored pages named in
+   ``PRICE_SOURCES``; those marked memory were not found), into a monthly bill by service and
+   a load against each limit (``limits``), with the ``infra/config.py`` setting that moves it.
 
 Run: ``python bench/aws_cost.py [--backend sqlite|postgres|all] [--repeats N] [--json]``; it
 prints the markdown tables of docs/cost.md. Lambda bills wall time at the configured memory
@@ -43,9 +45,13 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 # -- prices ---------------------------------------------------------------------------------
-PRICES_READ = "2025-06 (model's knowledge; not re-read: check https://aws.amazon.com/pricing)"
+# There is no network here: the prices were checked on 2026-12-04 against the public pages the
+# project's search tool has stored (third-party restatements of AWS's pricing pages, each named
+# in PRICE_SOURCES with the date it states); the ones it found nothing for stay as the author
+# remembers them and are marked "memory". Check https://aws.amazon.com/pricing before quoting.
+PRICES_READ = "2026-12-04"
 PRICES = {  # us-east-1 list prices, USD
-    "lambda_gb_s_arm": 0.0000133334,  # arm64, first 6 billion GB-s a month
+    "lambda_gb_s_arm": 0.0000133334,  # arm64, first 7.5 billion GB-s a month
     "lambda_request": 0.20 / 1e6,
     "apigw_http_request": 1.00 / 1e6,  # HTTP API, first 300 million a month
     "apigw_ws_message": 1.00 / 1e6,  # WebSocket, per 32 KB message, first billion
@@ -66,6 +72,37 @@ PRICES = {  # us-east-1 list prices, USD
     "nat_hour": 0.045,
     "nat_gb": 0.045,
     "secret_month": 0.40,
+}
+MEMORY = "memory (not found in the stored pages: check it)"
+PRICE_SOURCES = {  # where each price was checked, and the date that page states
+    "lambda_gb_s_arm": "cloudchipr.com/blog/aws-lambda-pricing (2024 guide, us-east-1 arm tiers);"
+    " git.mcrn.ar lambda_local_runner docs/lambdas-md/lambda-13-cost.md",
+    "lambda_request": "git.mcrn.ar lambda_local_runner docs/lambdas-md/lambda-13-cost.md",
+    "apigw_http_request": "amnic.com/blogs/aws-api-gateway-pricing; wring.co/blog/"
+    "aws-api-gateway-pricing-guide",
+    "apigw_ws_message": "amnic.com/blogs/aws-api-gateway-pricing; wring.co/blog/"
+    "aws-api-gateway-pricing-guide",
+    "apigw_ws_minute": "amnic.com/blogs/aws-api-gateway-pricing; wring.co/blog/"
+    "aws-api-gateway-pricing-guide",
+    "sqs_request": "cloudburn.io/blog/amazon-sqs-pricing (as of March 2026); factualminds.com"
+    " (June 2026): $0.40/M, 64 KB chunks",
+    "sns_publish": MEMORY,
+    "aurora_acu_hour": "c3x.dev/blog/aws-aurora-serverless-v2-cost; awsnegotiations.com"
+    " (May 2026): about $0.12/ACU-hour us-east-1",
+    "aurora_storage_gb_month": "awsnegotiations.com/blog/aurora-serverless-v2-pricing.html"
+    " (May 2026): about $0.10/GB-month",
+    "aurora_io": MEMORY,
+    "rds_proxy_acu_hour": MEMORY,
+    "rds_proxy_min_acu": MEMORY,
+    "s3_gb_month": "devnotes.tech (S3 pricing breakdown)",
+    "s3_put": "devnotes.tech (S3 pricing breakdown)",
+    "s3_get": "devnotes.tech (S3 pricing breakdown)",
+    "cw_logs_gb": "factualminds.com CloudWatch pricing (2026): $0.50/GB ingested",
+    "cw_metric_month": "signoz.io/guides/cloudwatch-pricing (Feb 2026): $0.30/metric-month",
+    "cw_alarm_month": MEMORY,
+    "nat_hour": "basavytix.com/blog/aws-nat-gateway-pricing; costpatrol.io (us-east-1)",
+    "nat_gb": "basavytix.com/blog/aws-nat-gateway-pricing; costpatrol.io (us-east-1)",
+    "secret_month": MEMORY,
 }
 HOURS = 730  # a month
 
@@ -100,7 +137,9 @@ STEP_SECONDS = 30.0
 SPANS_PER_STEP = 10
 PROXY_SHARE = 0.5  # half the steps go through the proxy, half arrive as OTLP spans
 SEARCHES_PER_AGENT_HOUR = 2
-READS_PER_SNAPSHOT = 1.0  # REST reads (SDK restore, dashboard) per snapshot written
+READS_PER_SNAPSHOT = 1.0  # reads (SDK restore, dashboard, MCP) per snapshot written
+MCP_SHARE = 0.5  # of those reads, through the MCP tools (kontex_get_context)
+WS_MESSAGE_EVERY_S = 60.0  # a live subscriber sends a frame a minute (subscribe, thread state)
 SNAPSHOT_BYTES = 6_000  # stored per snapshot after dedup (docs/benchmarks.md, storage growth)
 LOG_BYTES_PER_INVOCATION = 600  # JSON logs at INFO: START/END/REPORT and one line
 
@@ -194,7 +233,8 @@ def measure_backend(backend: str, repeats: int) -> dict[str, dict[str, float]]:
         made.queue = queue  # type: ignore[misc]
         bootstrap.configure(made)
         try:
-            _, key = keys.create_key(made.deps, "cost")
+            api_key, key = keys.create_key(made.deps, "cost")
+            account_id = api_key.account_id
             headers = [("authorization", f"Bearer {key}"), ("content-type", "application/json")]
 
             def call(handler: Any, method: str, path: str, body: Any = None) -> dict[str, Any]:
@@ -264,19 +304,240 @@ def measure_backend(backend: str, repeats: int) -> dict[str, dict[str, float]]:
                 batch[field] = round(batch[field] * per_message * SQS_BATCH, 2)
             batch["messages_per_request"] = per_request
             results["span-worker batch (10 messages)"] = batch
+            results.update(
+                measure_more(made, call, account_id, session["id"], task["id"], key, repeats)
+            )
         finally:
             bootstrap.configure(None)
     return results
 
 
-# units priced with another unit's measurement (not measured in process here)
-ESTIMATED_AS = {
-    "capture (proxy call -> snapshot)": "REST write (snapshot)",
-    "MCP call": "REST read (snapshot)",
-    "feed delivery (event -> WebSocket posts)": "REST read (snapshot)",
-    "WebSocket message": "REST read (snapshot)",
-    "embed batch": "span-worker batch (10 messages)",
-}
+class _Connections:
+    """The live feed's WebSocket connections (API Gateway's Management API on AWS): posts are
+    counted, not sent."""
+
+    def __init__(self) -> None:
+        self.posts = 0
+
+    def post(self, connection_id: str, data: bytes) -> None:
+        self.posts += 1
+
+    def close(self, connection_id: str) -> None:
+        pass
+
+
+FEED_SUBSCRIBERS = 2  # WebSocket connections subscribed to the session each event goes to
+EMBED_REPEATS = 5  # embed batches are the slow unit (the offline model): fewer runs
+
+
+def measure_more(
+    made: Any,
+    call: Callable[..., dict[str, Any]],
+    account_id: str,
+    session_id: str,
+    task_id: str,
+    key: str,
+    repeats: int,
+) -> dict[str, dict[str, float]]:
+    """The units past ingest and REST: capture, MCP call, WebSocket message, feed delivery,
+    embed batch and a search, each through its function's real handler."""
+    from kontex.adapters.local_queue import sqs_record
+    from kontex.functions import worker_paths
+    from kontex.http.apigw import LocalContext, http_api_event
+    from kontex.local.server import load_handler, load_worker
+    from kontex.services.capture import CaptureJob
+
+    results: dict[str, dict[str, float]] = {}
+    api = load_handler("api")
+    live = load_handler("live")
+    connections = _Connections()
+    made.connections = connections
+
+    # capture: the capture worker on an SQS batch of 10 proxy calls (one conversation growing)
+    capture = load_worker(worker_paths()["capture"]).lambda_handler
+    turns: list[dict[str, Any]] = [{"role": "user", "content": "Plan the refactor. " * 20}]
+    batches: list[list[dict[str, Any]]] = []
+    for b in range(repeats + 1):
+        records = []
+        for i in range(SQS_BATCH):
+            n = b * SQS_BATCH + i
+            turns.append({"role": "assistant", "content": f"step {n} " * 40})
+            turns.append({"role": "user", "content": f"tool result {n} " * 30})
+            job = CaptureJob(
+                id=f"call_{n}",
+                account_id=account_id,
+                session_id=session_id,
+                task_id=None,
+                trigger="always",
+                n=1,
+                request={"model": "claude-sonnet-4-5", "messages": list(turns[-41:])},
+                reply={"role": "assistant", "content": [{"type": "text", "text": f"ok {n}"}]},
+            ).to_json()
+            records.append(sqs_record("capture", f"c{n}", job, 1))
+        batches.append(records)
+    captures = iter(batches)
+
+    def capture_batch() -> None:
+        answer = capture({"Records": next(captures)}, LocalContext(function_name="kontex-capture"))
+        assert not answer.get("batchItemFailures"), answer
+
+    capture_batch()  # warm
+    results["capture batch (10 proxy calls)"] = measure(capture_batch, repeats)
+
+    # MCP: one tools/call through the API function (the MCP SDK loaded by a first call)
+    snapshot = call(api, "GET", f"/v1/tasks/{task_id}/snapshots/latest")
+    mcp_headers = [
+        ("authorization", f"Bearer {key}"),
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+        ("host", "127.0.0.1:8787"),
+        ("mcp-protocol-version", "2025-06-18"),
+    ]
+    rpc = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "kontex_get_context", "arguments": {"snapshot_id": snapshot["id"]}},
+    }
+
+    def mcp_call() -> None:
+        event = http_api_event("POST", "/mcp", mcp_headers, json.dumps(rpc).encode())
+        reply = api(event, LocalContext(function_name="kontex-api"))
+        assert reply["statusCode"] == 200 and "result" in reply["body"], reply
+
+    mcp_call()  # warm: the MCP SDK loads with the first MCP request
+    results["MCP call (kontex_get_context)"] = measure(mcp_call, repeats)
+
+    # WebSocket: $connect, the key's frame, subscribe; then thread-state saves as the unit
+    def ws(route: str, connection_id: str, body: Any = None) -> None:
+        event: dict[str, Any] = {
+            "requestContext": {"routeKey": route, "connectionId": connection_id}
+        }
+        if body is not None:
+            event["body"] = json.dumps(body)
+        live(event, LocalContext(function_name="kontex-live"))
+
+    for c in range(FEED_SUBSCRIBERS):
+        ws("$connect", f"conn{c}")
+        ws("$default", f"conn{c}", {"authorization": key})
+        ws(
+            "$default",
+            f"conn{c}",
+            {"id": 1, "action": "subscribe", "data": {"session_id": session_id}},
+        )
+    saves = [0]
+
+    def ws_message() -> None:
+        saves[0] += 1
+        data = {
+            "thread_id": "cost-thread",
+            "user_data": json.dumps({"turn": saves[0]} | {"x": "y" * 2000}),
+        }
+        ws("$default", "conn0", {"id": saves[0], "action": "save", "data": data})
+
+    ws_message()
+    before = connections.posts
+    results["WebSocket message (thread save)"] = measure(ws_message, repeats)
+    assert connections.posts - before == repeats, "each message is answered"
+
+    # feed: the feed worker on an SQS batch of 10 snapshot.created events, each posted to the
+    # session's FEED_SUBSCRIBERS connections
+    feed = load_worker(worker_paths()["feed"]).lambda_handler
+    events = [0]
+
+    def feed_batch() -> None:
+        records = []
+        for _ in range(SQS_BATCH):
+            events[0] += 1
+            body = {
+                "id": f"evt_{events[0]}",
+                "type": "snapshot.created",
+                "account_id": account_id,
+                "session_id": session_id,
+                "data": {"snapshot_id": snapshot["id"], "label": "s"},
+            }
+            records.append(sqs_record("feed", f"f{events[0]}", json.dumps(body), 1))
+        answer = feed({"Records": records}, LocalContext(function_name="kontex-feed"))
+        assert not answer.get("batchItemFailures"), answer
+
+    feed_batch()
+    before = connections.posts
+    results["feed batch (10 events)"] = measure(feed_batch, repeats)
+    assert connections.posts - before == repeats * SQS_BATCH * FEED_SUBSCRIBERS
+
+    # embed: the embed worker on an SQS batch of 10 snapshot.created events (offline model and
+    # Qdrant local mode here; Voyage AI and a Qdrant cluster on AWS)
+    embed = load_worker(worker_paths()["embed"]).lambda_handler
+    ids = [
+        call(
+            api,
+            "POST",
+            f"/v1/tasks/{task_id}/snapshots",
+            {
+                "label": f"e{n}",
+                "bundle": {
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": f"Fix the flaky test number {n} in module {n % 7}.",
+                        },
+                        {"role": "assistant", "content": f"Reading tests/test_{n}.py first. " * 30},
+                    ]
+                },
+            },
+        )["id"]
+        for n in range(SQS_BATCH * (EMBED_REPEATS + 1))
+    ]
+    chunks = iter([ids[i : i + SQS_BATCH] for i in range(0, len(ids), SQS_BATCH)])
+
+    def embed_batch() -> None:
+        records = [
+            sqs_record(
+                "embed",
+                f"e{sid}",
+                json.dumps(
+                    {
+                        "id": f"evt_{sid}",
+                        "type": "snapshot.created",
+                        "account_id": account_id,
+                        "session_id": session_id,
+                        "data": {"snapshot_id": sid},
+                    }
+                ),
+                1,
+            )
+            for sid in next(chunks)
+        ]
+        answer = embed({"Records": records}, LocalContext(function_name="kontex-embed"))
+        assert not answer.get("batchItemFailures"), answer
+
+    embed_batch()  # warm: the model loads with the first batch
+    results["embed batch (10 snapshots)"] = measure(embed_batch, EMBED_REPEATS)
+
+    # search: GET /v1/search through the API function (query embedded, hybrid)
+    def search() -> None:
+        call(api, "GET", "/v1/search?q=flaky%20test%20module&limit=10")
+
+    search()
+    results["search (REST)"] = measure(search, repeats)
+    return results
+
+
+SPAN_BATCH = "span-worker batch (10 messages)"
+UNITS = [  # every unit of work the model prices, each measured by measure_backend
+    "REST write (snapshot)",
+    "REST read (snapshot)",
+    "OTLP request (100 spans)",
+    SPAN_BATCH,
+    "capture batch (10 proxy calls)",
+    "MCP call (kontex_get_context)",
+    "WebSocket message (thread save)",
+    "feed batch (10 events)",
+    "embed batch (10 snapshots)",
+    "search (REST)",
+]
+# units priced with another unit's measurement (not measured in process here): none left
+ESTIMATED_AS: dict[str, str] = {}
 
 
 # -- the model -------------------------------------------------------------------------------
@@ -313,25 +574,26 @@ def bill(workload: dict[str, Any], unit: dict[str, dict[str, float]]) -> dict[st
     writes_per_s = r["snapshots/s"] * PROXY_SHARE  # the rest come from spans and captures
     reads_per_s = r["snapshots/s"] * READS_PER_SNAPSHOT
     events_per_s = r["snapshots/s"]  # snapshot.created reaches the feed
+    # the events of the sessions someone watches: a viewer watches one agent's session
     ws_per_s = events_per_s * min(1.0, r["live subscribers"] / max(1, workload["agents"]))
+    mcp_per_s = reads_per_s * MCP_SHARE  # reads through MCP tools, the rest through REST
+    rest_reads_per_s = reads_per_s - mcp_per_s
+    ws_in_per_s = r["live subscribers"] / WS_MESSAGE_EVERY_S  # client frames to the live function
     invocations = {  # per second: (count, wall seconds each)
         "ingest": (otlp_per_s, wall("OTLP request (100 spans)")),
         "spans worker": (worker_per_s, wall("span-worker batch (10 messages)")),
         "proxy": (r["proxy calls/s"], LLM_SECONDS),
         "capture worker": (
             r["proxy calls/s"] / SQS_BATCH,
-            wall("capture (proxy call -> snapshot)") * SQS_BATCH,
+            wall("capture batch (10 proxy calls)"),
         ),
-        "api": (
-            writes_per_s + reads_per_s,
-            (wall("REST write (snapshot)") + wall("REST read (snapshot)")) / 2,
-        ),
-        "feed worker": (
-            events_per_s / SQS_BATCH,
-            wall("feed delivery (event -> WebSocket posts)") * SQS_BATCH,
-        ),
-        "embed worker": (r["snapshots/s"] / SQS_BATCH, wall("embed batch") * 3),
-        "search (api)": (r["searches/s"], wall("MCP call") * 4),
+        "api (REST write)": (writes_per_s, wall("REST write (snapshot)")),
+        "api (REST read)": (rest_reads_per_s, wall("REST read (snapshot)")),
+        "api (MCP call)": (mcp_per_s, wall("MCP call (kontex_get_context)")),
+        "api (search)": (r["searches/s"], wall("search (REST)")),
+        "live (WebSocket message)": (ws_in_per_s, wall("WebSocket message (thread save)")),
+        "feed worker": (events_per_s / SQS_BATCH, wall("feed batch (10 events)")),
+        "embed worker": (r["snapshots/s"] / SQS_BATCH, wall("embed batch (10 snapshots)")),
     }
     calls = sum(n for n, _ in invocations.values()) * seconds
     gb_s = sum(n * d for n, d in invocations.values()) * seconds * LAMBDA_GB
@@ -339,9 +601,12 @@ def bill(workload: dict[str, Any], unit: dict[str, dict[str, float]]) -> dict[st
     db_seconds_per_s = (
         otlp_per_s * db("OTLP request (100 spans)")
         + worker_per_s * db("span-worker batch (10 messages)")
-        + r["proxy calls/s"] * db("capture (proxy call -> snapshot)")
+        + r["proxy calls/s"] / SQS_BATCH * db("capture batch (10 proxy calls)")
         + writes_per_s * db("REST write (snapshot)")
-        + reads_per_s * db("REST read (snapshot)")
+        + rest_reads_per_s * db("REST read (snapshot)")
+        + mcp_per_s * db("MCP call (kontex_get_context)")
+        + ws_in_per_s * db("WebSocket message (thread save)")
+        + events_per_s / SQS_BATCH * db("feed batch (10 events)")
     )
     busy_acu = db_seconds_per_s / ACU_VCPU  # ACUs kept busy while active
     readers = stage["readers"]
@@ -352,6 +617,7 @@ def bill(workload: dict[str, Any], unit: dict[str, dict[str, float]]) -> dict[st
     snapshots_month = r["snapshots/s"] * seconds
     storage_gb = snapshots_month * SNAPSHOT_BYTES / 1e9
     http_requests = (otlp_per_s + writes_per_s + reads_per_s + r["searches/s"]) * seconds
+    ws_messages = (ws_per_s + 2 * ws_in_per_s) * seconds  # feed posts; frames in and answers
     sqs_messages = (
         otlp_per_s * unit["span-worker batch (10 messages)"]["messages_per_request"]
         + r["proxy calls/s"]
@@ -360,7 +626,7 @@ def bill(workload: dict[str, Any], unit: dict[str, dict[str, float]]) -> dict[st
     cost = {
         "Lambda": gb_s * p["lambda_gb_s_arm"] + calls * p["lambda_request"],
         "API Gateway (HTTP + WebSocket)": http_requests * p["apigw_http_request"]
-        + ws_per_s * seconds * p["apigw_ws_message"]
+        + ws_messages * p["apigw_ws_message"]
         + r["live subscribers"] * workload["active_hours"] * 60 * p["apigw_ws_minute"],
         # a message: its send, plus a tenth of a batched receive and of a batched delete
         "SQS + SNS": sqs_messages * 1.2 * p["sqs_request"]
@@ -417,12 +683,16 @@ def limits(
         ("Aurora ACUs (writer)", busy_acu / stage["max_acu"], "db_max_acu"),
         (
             "Aurora connections through RDS Proxy",
-            sum(concurrency.values()) / (stage["max_acu"] * ACU_CONNECTIONS),
+            # every running function but the proxy (it holds no connection while the LLM
+            # answers) holds a client connection; RDS Proxy lends it a server one per
+            # transaction, so this is the most it could ask for at once
+            sum(c for name, c in concurrency.items() if name != "proxy")
+            / (stage["max_acu"] * ACU_CONNECTIONS),
             "db_max_acu (max_connections grows with it)",
         ),
         (
             "SQS span-worker throughput",
-            r["spans/s"] / (stage["workers"] * spans_per_batch / batch_s),
+            r["spans/s"] * batch_s / (stage["workers"] * spans_per_batch),
             "worker_max_concurrency",
         ),
         (
@@ -457,6 +727,11 @@ def markdown(units: dict[str, dict[str, dict[str, float]]], model: dict[str, Any
             )
     for name, like in ESTIMATED_AS.items():
         lines.append(f"| {name} | not measured | priced as {like} | | |")
+    lines += ["", f"### Prices (us-east-1, USD; checked {PRICES_READ})", ""]
+    lines.append("| price | USD | checked against |")
+    lines.append("|---|---|---|")
+    for name, value in PRICES.items():
+        lines.append(f"| {name} | {value:.10g} | {PRICE_SOURCES[name]} |")
     lines += ["", "### Workloads: rates while active", ""]
     names = list(model)
     lines.append("| | " + " | ".join(names) + " |")
@@ -465,7 +740,7 @@ def markdown(units: dict[str, dict[str, dict[str, float]]], model: dict[str, Any
         lines.append(f"| {key} | " + " | ".join(str(model[n]["rates"][key]) for n in names) + " |")
     lines += [
         "",
-        f"### Monthly cost by service (USD, us-east-1 list prices as of {PRICES_READ})",
+        f"### Monthly cost by service (USD, us-east-1 list prices checked {PRICES_READ})",
         "",
     ]
     lines.append("| service | " + " | ".join(names) + " |")
@@ -506,14 +781,47 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--write", type=Path, help="replace the tables between this script's markers in a file"
+    )
+    parser.add_argument(
+        "--units", type=Path, help="the units of a previous --json run: price them, measure none"
+    )
     args = parser.parse_args(argv)
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "1")  # no metric lines in the output
     backends = ["sqlite", "postgres"] if args.backend == "all" else [args.backend]
-    units = {b: measure_backend(b, args.repeats) for b in backends}
+    if args.units:
+        saved = json.loads(args.units.read_text())
+        units, load = saved["units"], saved.get("loadavg", "not recorded")
+    else:
+        units = {b: measure_backend(b, args.repeats) for b in backends}
+        load = _load()
     basis = units.get("postgres") or units[backends[0]]
     model = {name: bill(w, basis) for name, w in WORKLOADS.items()}
-    out = {"prices_read": PRICES_READ, "units": units, "model": model}
-    print(json.dumps(out, indent=2) if args.json else markdown(units, model))
+    out = {"prices_read": PRICES_READ, "loadavg": load, "units": units, "model": model}
+    text = markdown(units, model).replace(
+        "(this machine, in process, median)",
+        f"(this machine, in process, median; load average after the run: {load})",
+    )
+    print(json.dumps(out, indent=2) if args.json else text)
+    if args.write:
+        write_block(args.write, "bench/aws_cost.py", text)
     return out
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def write_block(path: Path, name: str, text: str) -> None:
+    """Replace what lies between ``<!-- begin: name -->`` and ``<!-- end: name -->``."""
+    begin, end = f"<!-- begin: {name} -->", f"<!-- end: {name} -->"
+    doc = path.read_text()
+    if begin not in doc or end not in doc:
+        raise SystemExit(f"{path} has no {begin} ... {end} block")
+    head, rest = doc.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{begin}\n{text.strip()}\n{end}{tail}")
 
 
 if __name__ == "__main__":
