@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 PHOENIX = ["arize-phoenix==20.26.1"]
@@ -27,27 +26,23 @@ STAMP = ".kontex-complete"
 
 
 def venv(name: str, requirements: list[str]) -> Path:
-    """The cached venv's folder, built when missing (in a temporary folder, renamed at the end:
-    an interrupted build leaves nothing half-made)."""
+    """The cached venv's folder, built when missing. It is built where it stays (a venv's
+    console scripts name their interpreter by its full path: one built elsewhere and renamed
+    has scripts that point nowhere) and stamped last, so an interrupted build is found
+    unstamped and built again."""
     key = hashlib.sha256("\n".join([*requirements, sys.version]).encode()).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kontex"
     folder = cache / f"{name}-venv-{key}"
     if (folder / STAMP).exists():
         return folder
     cache.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(prefix=f"{folder.name}.build-", dir=cache))
-    try:
-        print(f"building {folder} (once per machine)", file=sys.stderr, flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(build)], check=True)
-        pip = [str(build / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
-        subprocess.run([*pip, "--quiet", *requirements], check=True)
-        (build / STAMP).write_text(key)
-        if folder.exists():
-            shutil.rmtree(folder)
-        build.rename(folder)
-    finally:
-        if build.exists():
-            shutil.rmtree(build, ignore_errors=True)
+    if folder.exists():
+        shutil.rmtree(folder)
+    print(f"building {folder} (once per machine)", file=sys.stderr, flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+    pip = [str(folder / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--quiet", *requirements], check=True)
+    (folder / STAMP).write_text(key)
     return folder
 
 
