@@ -29,7 +29,7 @@ processor = RetryingBatchProcessor(lambda: container().redrive)
 
 
 # message id -> what the batch's use case did with it, or the error it failed with
-_outcomes: dict[str, str | Exception] = {}
+_outcomes: dict[str, search.Embedded | str | Exception] = {}
 
 
 def _handle_batch(records: list[dict]) -> None:
@@ -55,7 +55,7 @@ def record_handler(record: SQSRecord) -> None:
         done = search.handle_event(deps, json.loads(event_body(record.body, deps.blobs)))
     if isinstance(done, Exception):
         raise done
-    if done == "embedded":
+    if isinstance(done, search.Embedded) or done == "embedded":
         count("SnapshotsEmbedded")
 
 

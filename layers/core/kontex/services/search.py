@@ -589,12 +589,13 @@ def handle_event(deps: Deps, body: dict[str, Any]) -> str:
     outcome = handle_events(deps, [body])[0]
     if isinstance(outcome, Exception):
         raise outcome
-    return outcome
+    return "embedded" if isinstance(outcome, Embedded) else outcome
 
 
-def handle_events(deps: Deps, bodies: Sequence[dict[str, Any]]) -> list[str | Exception]:
-    """A batch of events, in order: what was done with each (as ``handle_event``), or the
-    error it failed with (the others go on). The snapshots' new texts are embedded by the
+def handle_events(deps: Deps, bodies: Sequence[dict[str, Any]]) -> list[Embedded | str | Exception]:
+    """A batch of events, in order: what was done with each (an embedded snapshot's
+    ``Embedded``, else as ``handle_event`` says), or the error it failed with (the others go
+    on). The snapshots' new texts are embedded by the
     model in one call first (a call costs about 3 ms beyond its tokens, and a batch of a
     sliding window's snapshots brings one message each); each snapshot is then written as
     ``embed_snapshot`` writes it, its vectors from the cache."""
@@ -613,18 +614,18 @@ def handle_events(deps: Deps, bodies: Sequence[dict[str, Any]]) -> list[str | Ex
         with contextlib.suppress(Exception):  # the model is down: each snapshot fails below
             _dense(deps.search_ports()[0], texts)  # into the cache, in one call
     written: set[str] = set()  # points an earlier snapshot of the batch wrote
-    done: list[str | Exception] = []
+    done: list[Embedded | str | Exception] = []
     for body, outcome in zip(bodies, outcomes, strict=True):
         if isinstance(outcome, _Plan):
             todo = [h for h in outcome.todo if h.point_id not in written]
             try:
                 follow = body.get("type") == "snapshot.enriched"
-                _write(deps, replace(outcome, todo=todo), announce=True, follow=follow)
+                embedded = _write(deps, replace(outcome, todo=todo), announce=True, follow=follow)
             except Exception as error:
                 done.append(error)
                 continue
             written.update(h.point_id for h in todo)
-            done.append("embedded")
+            done.append(embedded)
         else:
             done.append("gone" if outcome is None else outcome)
     return done
