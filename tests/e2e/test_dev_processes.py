@@ -83,3 +83,20 @@ def test_the_search_process_does_not_outlive_a_killed_server(tmp_path: Path) -> 
     finally:
         if stack.process.poll() is None:
             os.killpg(stack.process.pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
+def test_the_search_process_stops_when_the_servers_own_shutdown_fails(tmp_path: Path) -> None:
+    """Its output gone (the terminal closed), the server's "stopping" line fails; it still
+    stops the search process and exits (it waited for it forever before)."""
+    stack = start_dev(tmp_path / "data", OFFLINE)
+    try:
+        child, _ = search_process(stack)
+        assert stack.process.stdout is not None
+        stack.process.stdout.close()
+        stack.process.send_signal(signal.SIGINT)
+        stack.process.wait(timeout=60)
+        assert gone([child])
+    finally:
+        if stack.process.poll() is None:
+            os.killpg(stack.process.pid, signal.SIGKILL)

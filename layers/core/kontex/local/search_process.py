@@ -43,6 +43,9 @@ class SearchProcess:
             target=run,
             args=(settings, self.authkey, str(root) if root else None, child),
             name="kontex-search",
+            # a safety net: should the server exit without close() (an error in its own
+            # shutdown), multiprocessing terminates it at exit rather than waiting for it
+            daemon=True,
         )
         self.process.start()
         child.close()  # ours is the only other end: EOF there when this process dies

@@ -596,15 +596,19 @@ def serve(
     except KeyboardInterrupt:
         pass  # uvicorn has stopped serving; it raises the signal again once it is done
     finally:
-        if serving:
-            print("\nkontex dev: stopping", flush=True)
-        if sweeper is not None:
-            sweeper.stop()
-        sock.close()
-        if stack is not None:
-            stack.close()
-        workers.close()
-        search.close()
+        try:
+            if serving:
+                print("\nkontex dev: stopping", flush=True)  # may fail: stdout gone
+        finally:
+            try:
+                if sweeper is not None:
+                    sweeper.stop()
+                sock.close()
+                if stack is not None:
+                    stack.close()
+                workers.close()
+            finally:
+                search.close()  # whatever failed before: the search process never lingers
 
 
 def _banner(
