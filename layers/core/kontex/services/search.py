@@ -68,6 +68,7 @@ JSON_CHARS = 1_000_000  # a JSON file up to this size is walked whole for what t
 MAX_CHUNKS_PER_PIECE = 12  # a 100 KB tool output is not worth 150 points
 SNIPPET_CHARS = 1000
 EMBED_SLICE = 64  # chunks embedded and written together
+BATCH_TEXTS = 32  # at most this many new texts of a queue batch go to the model in one call
 NAMESPACE = uuid.UUID("3b0c7a52-55a8-4f0e-9d4e-6b7f5d1f2a90")
 # where frameworks keep their serialised state as files (KontexSaver: a checkpoint's channels
 # and its own fields); the writer also marks them with a token count of 0
@@ -610,7 +611,10 @@ def handle_events(deps: Deps, bodies: Sequence[dict[str, Any]]) -> list[Embedded
             outcomes.append(error)
     plans = [o for o in outcomes if isinstance(o, _Plan)]
     texts = [h.text for p in plans if len(p.todo) <= EMBED_SLICE for h in p.todo]
-    if len(plans) > 1 and 0 < len(texts) <= _VECTORS_SIZE:
+    # a batch of a few new texts (a sliding window's snapshots: one message each) in one call;
+    # a batch of large snapshots (an OTLP trace's prompts) is embedded snapshot by snapshot,
+    # as each already fills the model's batches (and a larger call holds more activations)
+    if len(plans) > 1 and 0 < len(texts) <= BATCH_TEXTS:
         with contextlib.suppress(Exception):  # the model is down: each snapshot fails below
             _dense(deps.search_ports()[0], texts)  # into the cache, in one call
     written: set[str] = set()  # points an earlier snapshot of the batch wrote
