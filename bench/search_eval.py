@@ -92,6 +92,8 @@ class Freshness:
     capacity_items_per_second: float
     capacity_embedded_per_second: float
     load_average: list[float] = field(default_factory=list)  # before, after the live run
+    memory_mb: float = 0.0  # PSS of kontex dev's process tree after the run
+    memory_by_process: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -370,6 +372,7 @@ def freshness(count: int = 1000, window: int = 50) -> Freshness:
                     break
                 time.sleep(0.01)
             load_after = os.getloadavg()[0]
+            memory = _memory(stack.process.pid)
             # some messages by their case number: the newest snapshot holding it is found
             rng = random.Random(5)
             picked = sorted(rng.sample(range(1, count + 1), min(20, count)))
@@ -408,7 +411,21 @@ def freshness(count: int = 1000, window: int = 50) -> Freshness:
         capacity_items_per_second=capacity[1],
         capacity_embedded_per_second=capacity[2],
         load_average=[round(load_before, 2), round(load_after, 2)],
+        memory_mb=round(sum(memory.values()), 1),
+        memory_by_process=memory,
     )
+
+
+def _memory(pid: int) -> dict[str, float]:
+    """PSS in MB of ``kontex dev`` (``pid``) and each process under it, by role."""
+    from bench.peers import _children, tree_pss_mb
+
+    found = {"server": round(tree_pss_mb(pid) - sum(tree_pss_mb(c) for c in _children(pid)), 1)}
+    for n, child in enumerate(_children(pid)):
+        command = Path(f"/proc/{child}/cmdline").read_bytes()
+        role = "resource tracker" if b"resource_tracker" in command else f"process {n}"
+        found[role] = tree_pss_mb(child)
+    return found
 
 
 def _drain(stream: Any) -> None:
@@ -418,7 +435,8 @@ def _drain(stream: Any) -> None:
 
 def _capacity(data: Path, order: list[str]) -> tuple[float, float, float]:
     """The same snapshots embedded again by the embed use case alone, in process, into an empty
-    collection (the model loaded first): snapshots/s, items/s, points written/s."""
+    collection (the model loaded first), in batches of ten as the local queue hands them to
+    the worker (``search.handle_events``): snapshots/s, items/s, points written/s."""
     from kontex import bootstrap
     from kontex.services import search
     from kontex.settings import Settings
@@ -434,10 +452,14 @@ def _capacity(data: Path, order: list[str]) -> tuple[float, float, float]:
     deps.search_ports()[1].count()
     points = new = 0
     started = time.perf_counter()
-    for sid in order:
-        done = search.embed_snapshot(deps, account, sid, announce=False)
-        assert done is not None
-        points, new = points + done.points, new + done.written
+    for at in range(0, len(order), 10):
+        events = [
+            {"type": "snapshot.created", "account_id": account, "data": {"snapshot_id": sid}}
+            for sid in order[at : at + 10]
+        ]
+        for done in search.handle_events(deps, events):
+            assert isinstance(done, search.Embedded), done
+            points, new = points + done.points, new + done.written
     seconds = time.perf_counter() - started
     container.index.close()  # type: ignore[attr-defined]
     n = len(order)
@@ -518,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  the embed use case alone: {f.capacity_snapshots_per_second} snapshots/s,"
             f" {f.capacity_items_per_second} items/s, {f.capacity_embedded_per_second} points/s"
         )
+        print(f"  memory after the run (PSS): {f.memory_mb} MB, {f.memory_by_process}")
         print(f"  load average {f.load_average} ({os.cpu_count()} CPUs)")
     return 0
 

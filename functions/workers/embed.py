@@ -3,10 +3,11 @@
 Each record is one event (``{"id", "type", "account_id", "session_id", "data"}``):
 ``snapshot.created`` / ``snapshot.enriched`` embed what the snapshot adds and announce
 ``snapshot.embedded``; ``session.purged`` deletes the session's points; any other type is
-acknowledged and ignored. Redelivery is harmless: points are keyed by their content. A record
-that fails (the embedder or the vector store down) is reported in ``batchItemFailures`` and
-only it is retried, after a backoff; one wrong in itself is dead-lettered at once
-(``kontex.adapters.sqs_batch``).
+acknowledged and ignored. The batch goes to the use case at once (``search.handle_events``: the
+snapshots' new texts embedded in one model call), and each record's outcome is reported.
+Redelivery is harmless: points are keyed by their content. A record that fails (the embedder
+or the vector store down) is reported in ``batchItemFailures`` and only it is retried, after a
+backoff; one wrong in itself is dead-lettered at once (``kontex.adapters.sqs_batch``).
 """
 
 import json
@@ -27,11 +28,34 @@ logger = Logger(service="kontex-embed")
 processor = RetryingBatchProcessor(lambda: container().redrive)
 
 
-def record_handler(record: SQSRecord) -> None:
+# message id -> what the batch's use case did with it, or the error it failed with
+_outcomes: dict[str, search.Embedded | str | Exception] = {}
+
+
+def _handle_batch(records: list[dict]) -> None:
+    """The batch's events to the use case at once (their new texts embedded in one model
+    call); each record's outcome is then reported by ``record_handler``."""
+    _outcomes.clear()
     deps = container().deps
-    # a large event arrives by claim check, read (never deleted: the feed reads it too)
-    done = search.handle_event(deps, json.loads(event_body(record.body, deps.blobs)))
-    if done == "embedded":
+    bodies, ids = [], []
+    for record in records:
+        try:
+            # a large event arrives by claim check, read (never deleted: the feed reads it too)
+            bodies.append(json.loads(event_body(record["body"], deps.blobs)))
+            ids.append(record["messageId"])
+        except Exception as error:  # this record fails alone (a body that does not parse)
+            _outcomes[record["messageId"]] = error
+    _outcomes.update(zip(ids, search.handle_events(deps, bodies), strict=True))
+
+
+def record_handler(record: SQSRecord) -> None:
+    done = _outcomes.pop(record.message_id, None)
+    if done is None:  # not in the batch handed over (a handler called on its own)
+        deps = container().deps
+        done = search.handle_event(deps, json.loads(event_body(record.body, deps.blobs)))
+    if isinstance(done, Exception):
+        raise done
+    if isinstance(done, search.Embedded) or done == "embedded":
         count("SnapshotsEmbedded")
 
 
@@ -39,6 +63,7 @@ def record_handler(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    _handle_batch(event.get("Records", []))
     answer = process_partial_response(event, record_handler, processor, context)
     count("RecordsFailed", len(answer.get("batchItemFailures", [])))
     return answer

@@ -182,6 +182,64 @@ def test_sending_to_a_queue_without_a_worker_is_an_error() -> None:
         q.send("nobody", ["x"])
 
 
+def test_two_processes_consume_their_own_queues_of_one_file(tmp_path: Path) -> None:
+    """`kontex dev`: the server consumes spans, the search process embed (local/search_process.py),
+    the API's processes only send. Each start resumes only its own queues' messages, and a send
+    from a third party wakes the consumer of each queue it sends to (its poll here is a minute
+    long: the message arrives by the poke, not by the poll)."""
+    path = tmp_path / "queue.db"
+    server, search = Worker(), Worker()
+    main = LocalQueue(path, poll_seconds=60)
+    main.register("spans", server)
+    main.expect("embed")
+    main.send("embed", [json.dumps({"id": "e0"})])  # no worker here, and no error
+    main.start()
+    try:
+        assert main.drain(timeout=0.2) is False  # not its queue: left for the other process
+        taken = main._claim("embed")  # as if the search process held it, in flight
+        assert [m.message_id for m in taken]
+        other = LocalQueue(path, poll_seconds=60)
+        other.register("embed", search)
+        other.expect("spans")
+        other.start()  # resumes the embed queue's message; a spans message in flight would stay
+        try:
+            assert other.drain(timeout=20)
+            sender = LocalQueue(path)  # an API process: no workers
+            sender.send_each(
+                [("spans", json.dumps({"id": "s1"})), ("embed", json.dumps({"id": "e1"}))]
+            )
+            assert other.drain(timeout=20)  # each consumer woken by its own poke
+            sender.close()
+        finally:
+            other.close()
+    finally:
+        main.close()
+    assert server.stored == {"s1": 1}
+    assert search.stored == {"e0": 1, "e1": 1}
+
+
+def test_a_start_leaves_other_queues_in_flight_messages_alone(tmp_path: Path) -> None:
+    path = tmp_path / "queue.db"
+    first = LocalQueue(path)
+    first.register("spans", Worker())
+    first.expect("embed")
+    first.send_each([("spans", json.dumps({"id": "s"})), ("embed", json.dumps({"id": "e"}))])
+    assert len(first._claim("spans")) == 1  # in flight in the server's worker
+    second = LocalQueue(path)
+    second.register("embed", Worker())
+    second.start()
+    try:
+        deadline = time.monotonic() + 20
+        while second.pending("embed") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert second.pending("embed") == 0
+        # the span the server holds is not handed out again by the search process's start
+        assert first._claim("spans") == []
+    finally:
+        second.close()
+        first.close()
+
+
 @pytest.fixture
 def aws(mocked_aws: None) -> Any:
     return boto3.client("sqs")

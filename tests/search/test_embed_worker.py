@@ -112,3 +112,89 @@ def test_a_record_that_fails_is_reported_alone(container: Any, index: Any) -> No
         LocalContext(function_name="kontex-embed"),
     )
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m2"}]}
+
+
+class Counting:
+    """The embedder, counting its calls (a fresh instance: no dense vectors cached yet)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.calls = inner, 0
+        self.name, self.dimensions, self.max_chars = inner.name, inner.dimensions, inner.max_chars
+
+    def embed_documents(self, texts: Any) -> list[list[float]]:
+        self.calls += 1
+        return self.inner.embed_documents(texts)  # type: ignore[no-any-return]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)  # type: ignore[no-any-return]
+
+
+class Recorded:
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def publish(self, event: Any) -> None:
+        self.events.append(event)
+
+
+def test_a_batch_of_a_sliding_window_embeds_its_new_texts_in_one_model_call(
+    store: Any, tmp_path: Any, embedder: Any, index: Any
+) -> None:
+    config = Settings.from_env({"KONTEX_API_KEY_SECRET": "t"}, kontex_data_dir=tmp_path)
+    recorded = Recorded()
+    made = bootstrap.Container(
+        config, store=store, blobs=LocalBlobs(tmp_path / "blobs"), events=recorded
+    )
+    made.embedder = counting = Counting(embedder)
+    made.index = index
+    bootstrap.configure(made)
+    try:
+        deps = made.deps
+        account = keys.create_key(deps, "k")[0].account_id
+        session = sessions.create_session(deps, account, "s")
+        task = sessions.create_task(deps, account, session.id, "t")
+        words = ["ORA-00942 table missing", "ECONNRESET on the socket", "E11000 duplicate key"]
+        made_snaps = [
+            snapshots.create_snapshot(
+                deps,
+                account,
+                task.id,
+                f"step {n}",
+                ContextBundle.model_validate(
+                    {"messages": [{"role": "user", "content": w} for w in words[: n + 1]]}
+                ),
+            )
+            for n in range(3)
+        ]
+        recorded.events.clear()
+        records = [
+            _record(
+                n,
+                {
+                    "type": "snapshot.created",
+                    "account_id": account,
+                    "session_id": session.id,
+                    "data": {"snapshot_id": s.id},
+                },
+            )
+            for n, s in enumerate(made_snaps)
+        ]
+        bad = {**_record(9, {}), "body": "{not json"}
+        answer = worker.lambda_handler(
+            {"Records": [*records, bad]}, LocalContext(function_name="kontex-embed")
+        )
+        assert answer == {"batchItemFailures": [{"itemIdentifier": "m9"}]}
+        assert counting.calls == 1  # three labels and three messages, one model call
+        assert index.count(account) == 6
+        embedded = [e.data for e in recorded.events if e.type == "snapshot.embedded"]
+        # each snapshot wrote its label and its one new message; its window was there already
+        assert [(d["snapshot_id"], d["points"], d["written"]) for d in embedded] == [
+            (made_snaps[0].id, 2, 2),
+            (made_snaps[1].id, 3, 2),
+            (made_snaps[2].id, 4, 2),
+        ]
+        for word, newest in zip(words, made_snaps, strict=True):
+            found = search.search(deps, account, word.split()[0]).results
+            assert found[0].snapshot_id == made_snaps[2].id, (word, newest)
+    finally:
+        bootstrap.configure(None)

@@ -1,9 +1,9 @@
-"""``kontex dev``: one process holds Qdrant's local folder and the model, the API's reach them.
+"""``kontex dev``: one process holds Qdrant's local folder and the model, the others reach them.
 
-Qdrant local mode locks its folder for one client. ``kontex dev`` runs the embed worker in its
-main process and the API in worker processes (``kontex/local/server.py``), so the main process
-holds the ``QdrantIndex`` and the embedder and serves both here (``IndexServer``:
-``multiprocessing.connection`` on 127.0.0.1 with a random key), and each API process uses a
+Qdrant local mode locks its folder for one client. ``kontex dev`` runs the embed worker in a
+search process of its own (``kontex/local/search_process.py``), which holds the ``QdrantIndex``
+and the embedder and serves both here (``IndexServer``: ``multiprocessing.connection`` on
+127.0.0.1 with a random key); the server's process and the API's worker processes each use a
 ``RemoteIndex`` and a ``RemoteEmbedder``: the same ports, each call sent over one kept
 connection (one model in memory, loaded once, instead of one per process). On AWS both sides
 reach a Qdrant server and Voyage AI (or load the model) themselves.

@@ -26,10 +26,13 @@ to a power loss is a message delivered again, which consumers are ready for). Be
 a checkpoint's one event cost ten fsyncs (its send, then a claim and a delete per consumer, and
 the same for the ``snapshot.embedded`` that followed): about 16 ms of disk per request here.
 
-Other processes may send into the same file (``kontex dev``'s API handlers run in worker
-processes): on Linux each send also pokes the consuming process through a datagram on an
-abstract Unix socket named after the file, so their messages are picked up at once instead of
-at the next poll (``poll_seconds``, which stays the fallback).
+Several processes share the file (``kontex dev``: the API's worker processes send into it, the
+search process consumes the ``embed`` queue and the main process the others): a claim is a
+``BEGIN IMMEDIATE`` transaction, so one message goes to one consumer, and ``start`` resumes only
+the queues it consumes. On Linux each send also pokes the process consuming each queue it
+sends to, through a datagram on an abstract Unix socket named after the file and the queue,
+so messages from another process are picked up at once instead of at the next poll
+(``poll_seconds``, which stays the fallback).
 """
 
 from __future__ import annotations
@@ -152,11 +155,11 @@ def sqs_record(
     }
 
 
-def wake_address(path: Path) -> str | None:
-    """The abstract Unix socket the consumer of this queue file listens on (Linux only)."""
+def wake_address(path: Path, queue: str) -> str | None:
+    """The abstract Unix socket the consumer of ``queue`` in this file listens on (Linux only)."""
     if not sys.platform.startswith("linux"):
         return None
-    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:32]
+    digest = hashlib.sha256(f"{path.resolve()}\0{queue}".encode()).hexdigest()[:32]
     return f"\0kontex-queue-{digest}"
 
 
@@ -196,18 +199,18 @@ class LocalQueue:
         self.retry = RetryPolicy(max_receive_count, backoff_seconds, max_backoff_seconds)
         self.visibility_timeout = visibility_timeout
         self.poll_seconds = poll_seconds
-        self._wake_address: str | None = None
-        self._listener: socket.socket | None = None
+        self._path = Path(path) if path is not None else None
+        self._listeners: dict[str, socket.socket] = {}  # queue -> its bound wake socket
         self._poker: socket.socket | None = None
         if path is None:
             self._conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             self._conn.executescript(_SCHEMA)
         else:
             self._conn = open_queue_file(Path(path))
-            self._wake_address = wake_address(Path(path))
         self._lock = threading.RLock()
         self._synchronous = "FULL"  # the connection's setting (open_queue_file's)
         self._handlers: dict[str, Handler] = {}
+        self._elsewhere: set[str] = set()  # queues another process consumes (``expect``)
         self._reasons: dict[str, Reasons] = {}
         self._windows: dict[str, float] = {}
         self._threads: list[threading.Thread] = []
@@ -232,6 +235,10 @@ class LocalQueue:
         if reasons is not None:
             self._reasons[queue] = reasons
 
+    def expect(self, queue: str) -> None:
+        """A queue whose worker runs in another process: messages to it are taken here."""
+        self._elsewhere.add(queue)
+
     def send(self, queue: str, bodies: Sequence[str], delay_seconds: int = 0) -> None:
         """Store the messages durably; they are on disk when this returns, and delivered once
         ``delay_seconds`` have passed."""
@@ -242,8 +249,9 @@ class LocalQueue:
     ) -> None:
         """(queue, body) pairs, possibly to several queues, stored in one transaction: all of
         them or none (a topic's fan-out). ``durable=False``: committed without an fsync."""
-        for queue in {q for q, _ in messages}:
-            if self._handlers and queue not in self._handlers:
+        queues = {q for q, _ in messages}
+        for queue in queues:
+            if self._handlers and queue not in self._handlers and queue not in self._elsewhere:
                 raise LookupError(f"no worker is registered for queue {queue!r}")
         now = time.time()
         rows = [(str(uuid.uuid4()), q, body, now, now + delay_seconds) for q, body in messages]
@@ -251,7 +259,7 @@ class LocalQueue:
             conn.executemany(INSERT_MESSAGE_SQL, rows)
         with self._wake:
             self._wake.notify_all()
-        self._poke()
+        self._poke(queues)
 
     @contextlib.contextmanager
     def _transaction(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
@@ -270,17 +278,41 @@ class LocalQueue:
                 raise
             self._conn.execute("COMMIT")
 
-    def _poke(self) -> None:
-        """Wake the consuming process, when it is another one (best effort: it polls too)."""
-        if self._wake_address is None or self._listener is not None:
+    def _poke(self, queues: set[str]) -> None:
+        """Wake the process consuming each queue, when it is another one (best effort: it
+        polls too)."""
+        if self._path is None:
             return
+        for queue in queues:
+            address = wake_address(self._path, queue)
+            if address is None or queue in self._listeners:  # ours: notified above
+                continue
+            try:
+                if self._poker is None:
+                    self._poker = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                    self._poker.setblocking(False)
+                self._poker.sendto(b"!", address)
+            except OSError:  # nobody listens (no `kontex dev`), or its buffer is full: it polls
+                pass
+
+    def _bind_wake(self, queue: str) -> None:
+        """Listen for the pokes of other processes sending to ``queue``."""
+        address = wake_address(self._path, queue) if self._path is not None else None
+        if address is None or queue in self._listeners:
+            return
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
-            if self._poker is None:
-                self._poker = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-                self._poker.setblocking(False)
-            self._poker.sendto(b"!", self._wake_address)
-        except OSError:  # nobody listens (no `kontex dev`), or its buffer is full: it polls
-            pass
+            listener.bind(address)
+        except OSError:  # another process consumes this queue of the file: we poll
+            listener.close()
+            return
+        listener.settimeout(0.5)
+        self._listeners[queue] = listener
+        thread = threading.Thread(
+            target=self._listen, args=(listener,), daemon=True, name=f"kontex-queue-wake-{queue}"
+        )
+        thread.start()
+        self._threads.append(thread)
 
     def _listen(self, listener: socket.socket) -> None:
         while not self._stop.is_set():
@@ -296,30 +328,25 @@ class LocalQueue:
     # -- consuming ------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Resume: whatever an earlier process left in flight is delivered again now."""
+        """Resume the registered queues: whatever an earlier process left in flight in them is
+        delivered again now (the queues another process consumes are its to resume)."""
+        names = sorted(self._handlers)
+        marks = ", ".join("?" * len(names))
         with self._lock:
+            now = time.time()
             self._conn.execute(
-                "UPDATE messages SET available_at = ? WHERE available_at > ?",
-                (time.time(), time.time()),
+                "UPDATE messages SET available_at = ?"
+                f" WHERE available_at > ? AND queue IN ({marks})",
+                (now, now, *names),
             )
-            pending = self._conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+            pending = self._conn.execute(
+                f"SELECT count(*) FROM messages WHERE queue IN ({marks})", names
+            ).fetchone()[0]
         if pending:
             log.warning("resuming %d queued message(s) left by an earlier run", pending)
         self._stop.clear()
-        if self._wake_address is not None and self._listener is None:
-            listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            try:
-                listener.bind(self._wake_address)
-            except OSError:  # another process consumes this file: we rely on polling
-                listener.close()
-            else:
-                listener.settimeout(0.5)
-                self._listener = listener
-                thread = threading.Thread(
-                    target=self._listen, args=(listener,), daemon=True, name="kontex-queue-wake"
-                )
-                thread.start()
-                self._threads.append(thread)
+        for name in names:
+            self._bind_wake(name)
         for name in self._handlers:
             for n in range(self.concurrency):
                 thread = threading.Thread(
@@ -335,9 +362,9 @@ class LocalQueue:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        for listener in self._listeners.values():
+            listener.close()
+        self._listeners.clear()
 
     def pending(self, queue: str | None = None) -> int:
         with self._lock:
@@ -514,6 +541,7 @@ class LocalQueue:
             conn.executemany("DELETE FROM dead_letters WHERE id = ?", [(r[0],) for r in chosen])
         with self._wake:
             self._wake.notify_all()
+        self._poke({r[1] for r in chosen})
         return [r[0] for r in chosen]
 
     def close(self) -> None:

@@ -7,12 +7,24 @@ Sentence vectors are the mean of the token states over the attention mask, L2-no
 sentence-transformers computes them. One thread per session makes the same text give the same
 vector in every process, whatever it is batched with (docs/design.md, "Search"); texts are
 batched by length, so little of a batch is padding.
+
+Memory: onnxruntime's graph optimisation folds the int8 weights into float ones (86 MB) and
+frees its working copies, and each model call allocates its activations; glibc keeps what was
+freed in the process's heap, so the session held about 220 MB (240 after some calls). The
+session runs without onnxruntime's own memory arena (its buffers come from malloc), and the
+heap's free pages are handed back to the system (``malloc_trim``) after loading and at most
+once a second after a call: about 150 MB, at no measurable cost (docs/benchmarks.md, "Memory of
+the local stack").
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
+import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +36,19 @@ VOCAB = Path(__file__).resolve().parent.parent / "data" / "minilm-vocab.txt"
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length
 BATCH = 16
 CALL_TOKENS = 16  # what one model call costs beyond its tokens, in tokens (~3 ms of ~0.17 each)
+
+
+TRIM_SECONDS = 1.0  # at most one malloc_trim a second
+
+
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, when this process runs on glibc (else None)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # musl, or no libc found
+        return None
 
 
 def model_file() -> Path:
@@ -70,6 +95,15 @@ class OfflineEmbedder:
         self._session: Any = None
         self._tokenizer: Any = None
         self._lock = threading.Lock()
+        self._trim = _malloc_trim()
+        self._trimmed_at = 0.0
+
+    def _release(self, now: float | None = None) -> None:
+        """Hand the heap's free pages back to the system (at most once in TRIM_SECONDS)."""
+        now = time.monotonic() if now is None else now
+        if self._trim is not None and now - self._trimmed_at >= TRIM_SECONDS:
+            self._trim(0)
+            self._trimmed_at = now
 
     def _load(self) -> None:
         import numpy  # noqa: F401  (onnxruntime's inputs)
@@ -80,6 +114,7 @@ class OfflineEmbedder:
         options.intra_op_num_threads = 1  # deterministic sums, and fair on a shared machine
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        options.enable_cpu_mem_arena = False  # freed buffers go back to malloc: trimmable
         model = _verified(self._model_path or model_file())
         self._session = onnxruntime.InferenceSession(
             model, options, providers=["CPUExecutionProvider"]
@@ -88,6 +123,7 @@ class OfflineEmbedder:
         tokenizer = BertWordPieceTokenizer(str(VOCAB), lowercase=True)
         tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer = tokenizer
+        self._release(now=time.monotonic() + TRIM_SECONDS)  # the optimiser's copies, freed
 
     def _embed(self, texts: Sequence[str]) -> list[list[float]]:
         import numpy as np
@@ -120,6 +156,7 @@ class OfflineEmbedder:
                 pooled = pooled / np.clip(norms, 1e-12, None)
                 for (at, _), vector in zip(batch, pooled.astype(np.float32).tolist(), strict=True):
                     vectors[at] = vector
+            self._release()
             return vectors
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:

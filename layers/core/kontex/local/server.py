@@ -9,13 +9,12 @@ import json
 import logging
 import multiprocessing
 import os
-import secrets
 import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
@@ -26,7 +25,7 @@ from pydantic import SecretStr
 
 from kontex import bootstrap
 from kontex.adapters.local_connections import CLOSE, LocalConnections
-from kontex.adapters.local_index import IndexServer
+from kontex.adapters.local_index import RemoteEmbedder, RemoteIndex
 from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue, batch_failure_reasons
 from kontex.functions import functions_dir, worker_paths
 from kontex.http.apigw import (
@@ -37,6 +36,8 @@ from kontex.http.apigw import (
     websocket_event,
 )
 from kontex.local import listen
+from kontex.local.search_process import QUEUES as SEARCH_QUEUES
+from kontex.local.search_process import SearchProcess
 from kontex.local.static import StaticSite, reserved
 from kontex.settings import Settings
 
@@ -81,9 +82,11 @@ def load_handler(
 # on a class attribute (``BaseRouter.current_event``), shared by every resolver in a process:
 # Lambda is safe (one request per process at a time), threads are not. Each runs one request
 # at a time in an environment like a warm Lambda's: one in the server's process, and more in
-# worker processes for the requests that meet it busy.
+# worker processes for the requests that meet it busy: started for the first such request
+# (each process about 60 MB), and let go after POOL_IDLE_SECONDS without one.
 PROCESS_ISOLATED = {"api"}
 ENVIRONMENTS = 4
+POOL_IDLE_SECONDS = 60.0
 RESIDENT_WAIT = 0.25  # seconds a request waits for the in-process environment (see invoke)
 
 _environment: Callable[[dict, Any], dict] | None = None
@@ -118,6 +121,8 @@ class LocalStack:
         self._root = root
         self._modules: dict[str, ModuleType] = {}
         self._pools: dict[str, ProcessPoolExecutor] = {}
+        self._pooled: dict[str, int] = {}  # requests running in each pool now
+        self._pool_used: dict[str, float] = {}  # when each pool last finished one (monotonic)
         self._residents: dict[str, tuple[ModuleType, threading.Lock]] = {}
         self._found: set[str] = set()
         self._lock = threading.Lock()
@@ -145,7 +150,9 @@ class LocalStack:
             return None
         return name
 
-    def _pool(self, name: str) -> ProcessPoolExecutor:
+    def _in_pool(self, name: str, event: dict[str, Any]) -> dict[str, Any]:
+        """Run the request in one of the pool's environments: the pool starts a process when
+        none is idle (up to ENVIRONMENTS; spawn start method, so one at a time, on demand)."""
         with self._lock:
             if name not in self._pools:
                 self._pools[name] = ProcessPoolExecutor(
@@ -154,7 +161,32 @@ class LocalStack:
                     initializer=_start_environment,
                     initargs=(name, self._settings, str(self._root) if self._root else None),
                 )
-            return self._pools[name]
+            pool = self._pools[name]
+            self._pooled[name] = self._pooled.get(name, 0) + 1
+        try:
+            return pool.submit(_run_in_environment, name, event).result()
+        finally:
+            with self._lock:
+                self._pooled[name] -= 1
+                self._pool_used[name] = time.monotonic()
+
+    def environments(self, name: str) -> int:
+        """How many worker processes the function's pool runs now (0: none started)."""
+        with self._lock:
+            pool = self._pools.get(name)
+            return len(getattr(pool, "_processes", None) or {}) if pool is not None else 0
+
+    def retire_idle(self, idle: float = POOL_IDLE_SECONDS, now: float | None = None) -> None:
+        """Let a pool's processes go once it has run nothing for ``idle`` seconds (the next
+        request that meets the resident environment busy starts one again)."""
+        now = time.monotonic() if now is None else now
+        retired = []
+        with self._lock:
+            for name in list(self._pools):
+                if self._pooled.get(name, 0) == 0 and now - self._pool_used.get(name, 0) >= idle:
+                    retired.append(self._pools.pop(name))
+        for pool in retired:
+            pool.shutdown(wait=True)
 
     def _module(self, name: str) -> ModuleType:
         with self._lock:
@@ -163,14 +195,11 @@ class LocalStack:
             return self._modules[name]
 
     def warm(self) -> None:
-        """Start the worker processes, and load the handler of this process's environment, now
-        rather than on the first requests (the first ``/health`` answers at once: a second
-        ``kontex dev`` on the port asks it whether a Kontex server is there, local/listen.py)."""
+        """Load the handler of this process's environment now rather than on the first request
+        (the first ``/health`` answers at once: a second ``kontex dev`` on the port asks it
+        whether a Kontex server is there, local/listen.py). The pool starts when needed."""
         for name in PROCESS_ISOLATED:
             if ((self._root or functions_dir()) / name / "handler.py").exists():
-                pool = self._pool(name)
-                for _ in range(ENVIRONMENTS):
-                    pool.submit(int)
                 self._resident(name)
 
     def _resident(self, name: str) -> tuple[ModuleType, threading.Lock]:
@@ -201,14 +230,17 @@ class LocalStack:
                     )
                 finally:
                     busy.release()
-            return self._pool(name).submit(_run_in_environment, name, event).result()
+            return self._in_pool(name, event)
         module = self._module(name)
         return module.lambda_handler(  # type: ignore[no-any-return]
             event, LocalContext(function_name=f"kontex-{name}")
         )
 
     def close(self) -> None:
-        for pool in self._pools.values():
+        with self._lock:
+            pools = list(self._pools.values())
+            self._pools.clear()
+        for pool in pools:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -473,13 +505,20 @@ def load_worker(path: Path) -> ModuleType:
 
 
 def start_workers(
-    data_dir: Path | None, root: Path | None = None, local_queue: LocalQueue | None = None
+    data_dir: Path | None,
+    root: Path | None = None,
+    local_queue: LocalQueue | None = None,
+    queues: Collection[str] | None = None,
 ) -> LocalQueue:
     """The durable queue in ``data_dir`` (in memory when None), with each
-    ``functions/workers/<queue>.py`` consuming its queue; pending messages resume at once."""
+    ``functions/workers/<queue>.py`` consuming its queue (of ``queues``, when given: the others
+    are consumed by another process); pending messages resume at once."""
     if local_queue is None:
         local_queue = LocalQueue(data_dir / QUEUE_FILE if data_dir is not None else None)
     for queue, path in worker_paths(root).items():
+        if queues is not None and queue not in queues:
+            local_queue.expect(queue)
+            continue
         module = load_worker(path)
         processor = getattr(module, "processor", None)
         reasons = batch_failure_reasons(processor) if processor is not None else None
@@ -517,49 +556,60 @@ def serve(
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     private_data_dir(container.settings.kontex_data_dir)
-    # The queue file first: events of the migration and of every handler go through it (the
-    # API's worker processes open the same file), fanned out to the consumers' queues
+    # search: a process of its own holds Qdrant's local folder, the model and the embed worker
+    # (local/search_process.py); this process and the API's reach the index through it. Started
+    # first: it opens the index while this process migrates
+    search = SearchProcess(container.settings)
+    # The queue file: events of the migration and of every handler go through it (the API's
+    # worker processes and the search process open the same file), fanned out to the
+    # consumers' queues
     workers = LocalQueue(container.settings.kontex_data_dir / QUEUE_FILE)
     container.queue = workers
     container.events = container.local_topic(workers)  # type: ignore[assignment]
-    # search: this process holds Qdrant's local folder and the model; the API's processes
-    # reach both through it (kontex/adapters/local_index.py)
-    authkey = secrets.token_hex(16)
-    index_server = IndexServer(container.index, container.embedder, authkey.encode())
-    stack_settings = container.settings.model_copy(
-        update={
-            "kontex_index_address": index_server.address,
-            "kontex_index_authkey": SecretStr(authkey),
-        }
-    )
-    stack = LocalStack(stack_settings)
-    container.connections = stack.connections
-    applied = container.migrate()
-    bootstrap.configure(container)
-    start_workers(container.settings.kontex_data_dir, local_queue=workers)
-    sweeper = Sweeper(container)
-    sweeper.start()
-    stack.warm()
-    server, sock = make_server(host, port, stack, sock)
+    sweeper: Sweeper | None = None
+    stack: LocalStack | None = None
     serving = False
     try:
+        applied = container.migrate()
+        address, authkey = search.address(), search.authkey
+        container.index = RemoteIndex(address, authkey.encode())  # type: ignore[assignment]
+        container.embedder = RemoteEmbedder(address, authkey.encode())  # type: ignore[assignment]
+        stack = LocalStack(
+            container.settings.model_copy(
+                update={"kontex_index_address": address, "kontex_index_authkey": SecretStr(authkey)}
+            )
+        )
+        container.connections = stack.connections
+        bootstrap.configure(container)
+        here = set(worker_paths()) - SEARCH_QUEUES  # spans, capture, feed
+        start_workers(container.settings.kontex_data_dir, local_queue=workers, queues=here)
+        search.consume()
+        sweeper = Sweeper(container, chores=[stack.retire_idle])
+        sweeper.start()
+        stack.warm()
+        server, sock = make_server(host, port, stack, sock)
         listen.listen(sock, host, port)  # another `kontex dev` may have bound it meanwhile
         serving = True
-        _log_to_stdout()
+        log_to_stdout()
         for line in _banner(container, host, sock.getsockname()[1], applied, notes):
             print(f"kontex dev: {line}", flush=True)
         server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass  # uvicorn has stopped serving; it raises the signal again once it is done
     finally:
-        if serving:
-            print("\nkontex dev: stopping", flush=True)
-        sweeper.stop()
-        sock.close()
-        stack.close()
-        workers.close()
-        index_server.close()
-        getattr(container.index, "close", lambda: None)()  # Qdrant's local folder, released
+        try:
+            if serving:
+                print("\nkontex dev: stopping", flush=True)  # may fail: stdout gone
+        finally:
+            try:
+                if sweeper is not None:
+                    sweeper.stop()
+                sock.close()
+                if stack is not None:
+                    stack.close()
+                workers.close()
+            finally:
+                search.close()  # whatever failed before: the search process never lingers
 
 
 def _banner(
@@ -621,10 +671,16 @@ class LagWatch:
 class Sweeper:
     """The local stand-in for the scheduled sweeper function: a timer thread publishing outbox
     rows still unsent (``outbox.sweep``) and dropping expired WebSocket connections; it also
-    says when a pipeline falls behind (``LagWatch``)."""
+    says when a pipeline falls behind (``LagWatch``), and runs the server's ``chores`` (the
+    API pool's idle processes let go)."""
 
-    def __init__(self, container: bootstrap.Container, every: float = SWEEP_SECONDS) -> None:
-        self.container, self.every = container, every
+    def __init__(
+        self,
+        container: bootstrap.Container,
+        every: float = SWEEP_SECONDS,
+        chores: Sequence[Callable[[], None]] = (),
+    ) -> None:
+        self.container, self.every, self.chores = container, every, chores
         pipelines = container.pipelines
         self.lag = LagWatch(pipelines) if pipelines is not None else None
         self._stop = threading.Event()
@@ -649,11 +705,13 @@ class Sweeper:
                 if time.monotonic() - pruned_at > PRUNE_SECONDS:
                     live.prune(self.container.deps)
                     pruned_at = time.monotonic()
+                for chore in self.chores:
+                    chore()
             except Exception:  # the next round tries again
                 log.exception("the outbox sweep failed")
 
 
-def _log_to_stdout() -> None:
+def log_to_stdout() -> None:
     """One line per request (and the worker warnings) on stdout, as ``kontex dev: ...``."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("kontex dev: %(message)s"))

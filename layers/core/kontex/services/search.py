@@ -29,6 +29,7 @@ once, with its best chunk as the snippet, round by round: each point's newest ho
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -37,7 +38,7 @@ import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -67,6 +68,7 @@ JSON_CHARS = 1_000_000  # a JSON file up to this size is walked whole for what t
 MAX_CHUNKS_PER_PIECE = 12  # a 100 KB tool output is not worth 150 points
 SNIPPET_CHARS = 1000
 EMBED_SLICE = 64  # chunks embedded and written together
+BATCH_TEXTS = 32  # at most this many new texts of a queue batch go to the model in one call
 NAMESPACE = uuid.UUID("3b0c7a52-55a8-4f0e-9d4e-6b7f5d1f2a90")
 # where frameworks keep their serialised state as files (KontexSaver: a checkpoint's channels
 # and its own fields); the writer also marks them with a token count of 0
@@ -446,18 +448,17 @@ def _read_with_parent(
     return snapshot, bundle, parent
 
 
-def embed_snapshot(
-    deps: Deps,
-    account_id: str,
-    snapshot_id: str,
-    *,
-    announce: bool = True,
-    follow: bool = False,
-) -> Embedded | None:
-    """Embed what of the snapshot the account's index lacks and record where its points enter
-    and leave its task's chain; None when it is gone (its session was purged). ``follow`` (an
-    enriched snapshot, whose content changed after its child was compared with it): its child
-    is compared again."""
+@dataclass(frozen=True)
+class _Plan:
+    """What embedding a snapshot takes: its points, its parent's, those the index lacks."""
+
+    snapshot: Snapshot
+    mine: dict[str, Held]
+    theirs: dict[str, Held]
+    todo: list[Held]
+
+
+def _plan(deps: Deps, account_id: str, snapshot_id: str) -> _Plan | None:
     found = _read_with_parent(deps, account_id, snapshot_id)
     if found is None:
         return None
@@ -468,11 +469,18 @@ def embed_snapshot(
     # every point of the snapshot is asked, not only the new ones: whatever the parent's
     # embedding missed (failed for good, or not yet run) is embedded here
     have = index.existing(list(mine))
-    todo = [h for pid, h in mine.items() if pid not in have]
+    return _Plan(snapshot, mine, theirs, [h for pid, h in mine.items() if pid not in have])
+
+
+def _write(deps: Deps, plan: _Plan, *, announce: bool, follow: bool) -> Embedded:
+    """Embed and write the plan's points (the dense vectors of a batch come from the cache),
+    then record where the snapshot's points enter and leave its task's chain."""
+    embedder, index = deps.search_ports()
+    snapshot, account_id = plan.snapshot, plan.snapshot.account_id
     # in slices, each written before the next is embedded: a snapshot too big for one
     # invocation still progresses, and its retry skips what the last one wrote
-    for start in range(0, len(todo), EMBED_SLICE):
-        part = todo[start : start + EMBED_SLICE]
+    for start in range(0, len(plan.todo), EMBED_SLICE):
+        part = plan.todo[start : start + EMBED_SLICE]
         vectors = _dense(embedder, [h.text for h in part])
         index.upsert(
             [
@@ -485,11 +493,12 @@ def embed_snapshot(
                 for h, vector in zip(part, vectors, strict=True)
             ]
         )
+    mine, theirs = plan.mine, plan.theirs
     changes = [
         _change(snapshot, pid, True, h.piece) for pid, h in mine.items() if pid not in theirs
     ]
     changes += [_change(snapshot, pid, False, None) for pid in theirs if pid not in mine]
-    result = Embedded(snapshot_id, len(mine), len(todo))
+    result = Embedded(snapshot.id, len(mine), len(plan.todo))
     with deps.store.unit() as uow:
         uow.search_changes.replace(snapshot.id, changes)
         if announce:
@@ -507,6 +516,24 @@ def embed_snapshot(
     if child is not None:
         embed_snapshot(deps, account_id, child, announce=False)
     return result
+
+
+def embed_snapshot(
+    deps: Deps,
+    account_id: str,
+    snapshot_id: str,
+    *,
+    announce: bool = True,
+    follow: bool = False,
+) -> Embedded | None:
+    """Embed what of the snapshot the account's index lacks and record where its points enter
+    and leave its task's chain; None when it is gone (its session was purged). ``follow`` (an
+    enriched snapshot, whose content changed after its child was compared with it): its child
+    is compared again."""
+    plan = _plan(deps, account_id, snapshot_id)
+    if plan is None:
+        return None
+    return _write(deps, plan, announce=announce, follow=follow)
 
 
 def _change(snapshot: Snapshot, pid: str, entered: bool, piece: Piece | None) -> SearchChange:
@@ -546,19 +573,72 @@ def forget_session(deps: Deps, account_id: str, session_id: str) -> None:
 EMBEDS = ("snapshot.created", "snapshot.enriched")
 
 
-def handle_event(deps: Deps, body: dict[str, Any]) -> str:
-    """One event of the fan-out (contract: ``{id, type, account_id, session_id, data}``);
-    returns what was done: ``embedded``, ``gone``, ``forgotten`` or ``ignored``."""
-    kind = body.get("type")
+def _embeds(body: dict[str, Any]) -> tuple[str, str] | None:
+    """(account, snapshot) of an event that embeds a snapshot, else None."""
     account_id = body.get("account_id")
     data = body.get("data") or {}
     # contract 1 names it snapshot_id; the snapshot's own dump (before it) says id
     snapshot_id = data.get("snapshot_id") or data.get("id")
-    if kind in EMBEDS and account_id and isinstance(snapshot_id, str):
-        follow = kind == "snapshot.enriched"
-        done = embed_snapshot(deps, account_id, snapshot_id, follow=follow)
-        return "embedded" if done is not None else "gone"
-    if kind == "session.purged" and account_id:
+    if body.get("type") in EMBEDS and account_id and isinstance(snapshot_id, str):
+        return account_id, snapshot_id
+    return None
+
+
+def handle_event(deps: Deps, body: dict[str, Any]) -> str:
+    """One event of the fan-out (contract: ``{id, type, account_id, session_id, data}``);
+    returns what was done: ``embedded``, ``gone``, ``forgotten`` or ``ignored``."""
+    outcome = handle_events(deps, [body])[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return "embedded" if isinstance(outcome, Embedded) else outcome
+
+
+def handle_events(deps: Deps, bodies: Sequence[dict[str, Any]]) -> list[Embedded | str | Exception]:
+    """A batch of events, in order: what was done with each (an embedded snapshot's
+    ``Embedded``, else as ``handle_event`` says), or the error it failed with (the others go
+    on). The snapshots' new texts are embedded by the
+    model in one call first (a call costs about 3 ms beyond its tokens, and a batch of a
+    sliding window's snapshots brings one message each); each snapshot is then written as
+    ``embed_snapshot`` writes it, its vectors from the cache."""
+    outcomes: list[str | Exception | _Plan | None] = []
+    for body in bodies:
+        embeds = _embeds(body)
+        try:
+            outcomes.append(
+                _plan(deps, *embeds) if embeds is not None else _other_event(deps, body)
+            )
+        except Exception as error:  # this event fails; the others go on
+            outcomes.append(error)
+    plans = [o for o in outcomes if isinstance(o, _Plan)]
+    texts = [h.text for p in plans if len(p.todo) <= EMBED_SLICE for h in p.todo]
+    # a batch of a few new texts (a sliding window's snapshots: one message each) in one call;
+    # a batch of large snapshots (an OTLP trace's prompts) is embedded snapshot by snapshot,
+    # as each already fills the model's batches (and a larger call holds more activations)
+    if len(plans) > 1 and 0 < len(texts) <= BATCH_TEXTS:
+        with contextlib.suppress(Exception):  # the model is down: each snapshot fails below
+            _dense(deps.search_ports()[0], texts)  # into the cache, in one call
+    written: set[str] = set()  # points an earlier snapshot of the batch wrote
+    done: list[Embedded | str | Exception] = []
+    for body, outcome in zip(bodies, outcomes, strict=True):
+        if isinstance(outcome, _Plan):
+            todo = [h for h in outcome.todo if h.point_id not in written]
+            try:
+                follow = body.get("type") == "snapshot.enriched"
+                embedded = _write(deps, replace(outcome, todo=todo), announce=True, follow=follow)
+            except Exception as error:
+                done.append(error)
+                continue
+            written.update(h.point_id for h in todo)
+            done.append(embedded)
+        else:
+            done.append("gone" if outcome is None else outcome)
+    return done
+
+
+def _other_event(deps: Deps, body: dict[str, Any]) -> str:
+    data = body.get("data") or {}
+    account_id = body.get("account_id")
+    if body.get("type") == "session.purged" and account_id:
         session_id = data.get("session_id") or body.get("session_id")
         if session_id:
             forget_session(deps, account_id, session_id)

@@ -1,0 +1,120 @@
+"""``kontex dev``'s search process: the vector index (Qdrant local mode, which locks its folder
+for one client), the embedding model and the ``embed`` queue's worker, in one process of its
+own (docs/design.md, "The local stack").
+
+The embed worker spends most of its time in the model and the rest in Python: beside the API's
+resident environment and the other workers it got about half a core, sharing their global
+lock. Here it has a process, and the model's memory (onnxruntime and the weights, about
+290 MB) is held once, by the process that uses it most: the server and the API's processes
+embed queries and read the index through this process's ``IndexServer``
+(kontex/adapters/local_index.py), as they did through the main process before.
+
+The process stops when the server says so, or when the server is gone (its end of the pipe
+closes, even on SIGKILL): it never outlives ``kontex dev``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import secrets
+import signal
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from kontex.settings import Settings
+
+log = logging.getLogger("kontex.dev")
+QUEUES = frozenset({"embed"})  # the queues whose worker runs here
+START_SECONDS = 120.0  # how long the server waits for the index to open
+STOP_SECONDS = 30.0  # for the embed worker to finish its batch (local_queue: 10 s a thread)
+
+
+class SearchProcess:
+    """The search process, started at once; ``address()`` waits until it serves the index,
+    ``consume()`` starts its worker (after the server's migrations)."""
+
+    def __init__(self, settings: Settings, root: Path | None = None) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.authkey = secrets.token_hex(16)
+        self._conn, child = context.Pipe()
+        self.process = context.Process(
+            target=run,
+            args=(settings, self.authkey, str(root) if root else None, child),
+            name="kontex-search",
+            # a safety net: should the server exit without close() (an error in its own
+            # shutdown), multiprocessing terminates it at exit rather than waiting for it
+            daemon=True,
+        )
+        self.process.start()
+        child.close()  # ours is the only other end: EOF there when this process dies
+        self._address: str | None = None
+
+    def address(self, timeout: float = START_SECONDS) -> str:
+        """``host:port`` of its ``IndexServer``, once the index is open."""
+        if self._address is None:
+            if not self._conn.poll(timeout):
+                raise RuntimeError(f"the search process did not start in {timeout:.0f} s")
+            try:
+                kind, value = self._conn.recv()
+            except EOFError:
+                raise RuntimeError("the search process exited at start") from None
+            if kind != "ready":
+                raise RuntimeError(f"the search process could not start: {value}")
+            self._address = str(value)
+        return self._address
+
+    def consume(self) -> None:
+        """Start the embed worker (queued messages resume at once)."""
+        self._conn.send("consume")
+
+    def close(self, timeout: float = STOP_SECONDS) -> None:
+        """Stop it: the worker finishes its batch, the index is released; killed if it hangs."""
+        with contextlib.suppress(OSError):  # it has gone already
+            self._conn.send("stop")
+        self.process.join(timeout)
+        if self.process.is_alive():
+            log.warning("the search process did not stop in %.0f s: killed", timeout)
+            self.process.kill()
+            self.process.join(5)
+        self._conn.close()
+
+
+def run(settings: Settings, authkey: str, root: str | None, conn: Connection) -> None:
+    """The process's body: open the index, serve it, consume the embed queue until told."""
+    from kontex import bootstrap
+    from kontex.adapters.local_index import IndexServer
+    from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue
+    from kontex.local.server import log_to_stdout, start_workers
+
+    # Ctrl-C reaches the whole process group: the server handles it and stops us in order
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    log_to_stdout()
+    container = bootstrap.Container(settings)
+    queue = LocalQueue(settings.kontex_data_dir / QUEUE_FILE)
+    container.queue = queue  # type: ignore[assignment]
+    container.events = container.local_topic(queue)  # type: ignore[assignment]
+    bootstrap.configure(container)
+    try:
+        server = IndexServer(container.index, container.embedder, authkey.encode())
+    except Exception as error:  # the folder locked by another client, a bad Qdrant URL...
+        conn.send(("error", f"{type(error).__name__}: {error}"))
+        return
+    try:
+        conn.send(("ready", server.address))
+        if _told(conn) == "consume":
+            start_workers(settings.kontex_data_dir, Path(root) if root else None, queue, QUEUES)
+            _told(conn)  # "stop", or the server is gone
+    finally:
+        queue.close()
+        server.close()
+        getattr(container.index, "close", lambda: None)()  # Qdrant's local folder, released
+
+
+def _told(conn: Connection) -> str:
+    """The server's next word; "stop" when it is gone (its end closed)."""
+    try:
+        return str(conn.recv())
+    except (EOFError, OSError):
+        return "stop"
