@@ -32,6 +32,11 @@ class Worker:
     access: Access  # beyond the database
     # True: a consumer of the events topic; its queue (named by its key) is subscribed to it
     events: bool = False
+    # Lambda waits up to this long for a fuller batch (whole seconds; 0: hand over at once).
+    # The capture worker's batch of ten costs about half the CPU per capture of ten batches of
+    # one (docs/benchmarks.md, "Captures at proxy speed (issue 23)"); `kontex dev` waits 0.1 s
+    # (functions/workers/capture.py), Lambda's smallest window is a second
+    batching_window_seconds: int = 0
 
 
 # queue name -> its worker. Workers never see an API key (the library reads the HMAC secret on
@@ -54,6 +59,7 @@ WORKERS: dict[str, Worker] = {
         "CaptureWorker",
         "capture.lambda_handler",
         Access(bundles="read_write", events="publish", api_keys=False, claims="take"),
+        batching_window_seconds=1,
     ),
     # the live feed: posts each event to the WebSocket connections subscribed to its session
     "feed": Worker(
@@ -96,6 +102,11 @@ class Workers(Construct):
                 sources.SqsEventSource(
                     work.queue,
                     batch_size=BATCH_SIZE,
+                    max_batching_window=(
+                        Duration.seconds(worker.batching_window_seconds)
+                        if worker.batching_window_seconds
+                        else None
+                    ),
                     report_batch_item_failures=True,
                     max_concurrency=config.worker_max_concurrency,
                 )

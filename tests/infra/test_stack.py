@@ -177,6 +177,22 @@ def test_workers_report_batch_item_failures_and_queues_outlast_them(dev: Synth) 
     assert handlers == {"spans.lambda_handler", "capture.lambda_handler", "feed.lambda_handler"}
 
 
+def test_the_capture_worker_waits_a_second_for_a_fuller_batch(dev: Synth) -> None:
+    """Captures arrive one proxied call at a time; Lambda hands the capture worker a batch
+    once it holds ten or a second has passed (the span and feed workers: at once)."""
+    functions = dev.of_type("AWS::Lambda::Function")
+    windows = {}
+    for mapping in dev.of_type("AWS::Lambda::EventSourceMapping").values():
+        props = mapping["Properties"]
+        handler = functions[_ref(props["FunctionName"])]["Properties"]["Handler"]
+        windows[handler] = props.get("MaximumBatchingWindowInSeconds", 0)
+    assert windows == {
+        "spans.lambda_handler": 0,
+        "capture.lambda_handler": 1,
+        "feed.lambda_handler": 0,
+    }
+
+
 def assert_worker_retries_by_kind(synth: Synth, mapping: dict[str, Any]) -> None:
     """The worker of an event source mapping sends what fails for good to its queue's own DLQ
     (the URL in its environment, sqs:SendMessage on it), and its queue's receive budget rides
