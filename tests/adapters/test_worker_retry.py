@@ -85,7 +85,9 @@ class Outage:
     def stop(self) -> None:
         self.start(0)
 
-    def unit(self, write: bool = True, durable: bool = True) -> AbstractContextManager[Any]:
+    def unit(
+        self, write: bool = True, durable: bool = True, autocommit: bool = False
+    ) -> AbstractContextManager[Any]:
         with self._lock:
             now = time.monotonic()
             if self._until is None and self._seconds > 0:
@@ -94,7 +96,7 @@ class Outage:
             self.refused += down
         if down:
             raise self.error()
-        return self._store.unit(write, durable)
+        return self._store.unit(write, durable, autocommit)
 
     def error(self) -> Exception:
         if self._store.dialect == "postgres":

@@ -37,9 +37,11 @@ class Counted:
     def publish_with(self, publish: Any) -> None:
         self.store.publish_with(publish)
 
-    def unit(self, write: bool = True, durable: bool = True) -> AbstractContextManager[UnitOfWork]:
+    def unit(
+        self, write: bool = True, durable: bool = True, autocommit: bool = False
+    ) -> AbstractContextManager[UnitOfWork]:
         self.units.append("write" if write else "read")
-        return self.store.unit(write=write, durable=durable)
+        return self.store.unit(write=write, durable=durable, autocommit=autocommit)
 
 
 @pytest.fixture

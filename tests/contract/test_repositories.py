@@ -156,11 +156,11 @@ def test_spans_are_kept_once_read_by_trace_and_marked_done(store: Any) -> None:
 
 def test_rate_limit_windows_count_and_forget_old_windows(store: Any) -> None:
     with store.unit() as uow:
-        assert [uow.keys.hit("key_1", "write", 100) for _ in range(3)] == [1, 2, 3]
-        assert uow.keys.hit("key_1", "read", 100) == 1
-        assert uow.keys.hit("key_2", "write", 100) == 1
-        assert uow.keys.hit("key_1", "write", 200) == 1  # a new window starts at one
-        assert uow.keys.hit("key_1", "write", 100) == 1  # the old window was forgotten
+        assert [uow.keys.hit("key_1", "write", 100, 0) for _ in range(3)] == [1, 2, 3]
+        assert uow.keys.hit("key_1", "read", 100, 0) == 1
+        assert uow.keys.hit("key_2", "write", 100, 0) == 1
+        assert uow.keys.hit("key_1", "write", 200, 0) == 1  # a new window starts at one
+        assert uow.keys.hit("key_1", "write", 100, 0) == 1  # the old window was forgotten
 
 
 def test_tasks_are_made_once(store: Any) -> None:

@@ -260,9 +260,9 @@ class Transactions:
         open_tx = store._tx
         seal_all = snapshots.seal_all
 
-        def counted_tx(write: bool = True, durable: bool = True) -> Any:
+        def counted_tx(write: bool = True, durable: bool = True, autocommit: bool = False) -> Any:
             self.count += 1
-            return open_tx(write=write, durable=durable)
+            return open_tx(write=write, durable=durable, autocommit=autocommit)
 
         def counted_seal_all(*args: Any, **kwargs: Any) -> Any:
             made = seal_all(*args, **kwargs)

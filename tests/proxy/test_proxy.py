@@ -489,9 +489,9 @@ def test_a_capture_batch_is_one_unit_of_work(
     opened: list[bool] = []
     open_tx = store._tx
 
-    def counted(write: bool = True, durable: bool = True) -> Any:
+    def counted(write: bool = True, durable: bool = True, autocommit: bool = False) -> Any:
         opened.append(write)
-        return open_tx(write=write, durable=durable)
+        return open_tx(write=write, durable=durable, autocommit=autocommit)
 
     monkeypatch.setattr(store, "_tx", counted)
     run_captures(kontex)

@@ -182,12 +182,13 @@ class KeyRepository(Protocol):
     def find(self, key_hash: str) -> ApiKey | None: ...
     def of_account(self, account_id: str) -> list[ApiKey]: ...
     def revoke(self, account_id: str, key_id: str, at: datetime) -> bool: ...
-    def hit(self, key_id: str, kind: str, window_start: int) -> int:
-        """Count one use of the key in the fixed window; returns the window's count."""
+    def hit(self, key_id: str, kind: str, window_start: int, shard: int) -> int:
+        """Count one use of the key in the fixed window, in its row ``shard``; returns the
+        window's count over all its shards."""
         ...
 
     def find_and_hit(
-        self, key_hash: str, kind: str, window_start: int
+        self, key_hash: str, kind: str, window_start: int, shard: int
     ) -> tuple[ApiKey | None, int]:
         """``find`` and, for a key not revoked, ``hit``, in one round trip."""
         ...
@@ -658,10 +659,15 @@ class Store(Protocol):
     """
 
     def migrate(self) -> list[str]: ...
-    def unit(self, write: bool = True, durable: bool = True) -> AbstractContextManager[UnitOfWork]:
+    def unit(
+        self, write: bool = True, durable: bool = True, autocommit: bool = False
+    ) -> AbstractContextManager[UnitOfWork]:
         """A unit of work; ``write=False`` for a read that never waits for a writer;
         ``durable=False`` for writes whose loss in a crash is harmless (a request counted, an
-        outbox row published): PostgreSQL commits them without waiting for the disk."""
+        outbox row published): PostgreSQL commits them without waiting for the disk;
+        ``autocommit=True`` for a write of one round trip that needs no transaction around it
+        (a count): PostgreSQL commits the round trip's statements as it runs them, so the row
+        locks they take are not held while the answer travels back and a COMMIT comes."""
         ...
 
     def publish_with(self, publish: Callable[[Sequence[Event]], object]) -> None:

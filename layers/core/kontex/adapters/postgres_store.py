@@ -126,13 +126,23 @@ class PostgresStore(SqlStore):
     _lock_clause = " FOR UPDATE OF t"  # a unit writing to a task holds its row until commit
 
     @contextmanager
-    def _tx(self, write: bool = True, durable: bool = True) -> Iterator[_PgTx]:
+    def _tx(
+        self, write: bool = True, durable: bool = True, autocommit: bool = False
+    ) -> Iterator[_PgTx]:
         self.transactions += 1
         try:
             # pipeline mode: BEGIN travels with the first statement and COMMIT with the last
             # writes: a snapshot write costs two round trips, a bundle read four
             with self.pool.connection() as conn, conn.pipeline() as pipeline:
                 if not write:  # read committed: a transaction would add nothing but BEGIN
+                    yield _PgTx(conn, pipeline)
+                    return
+                if autocommit:  # no BEGIN: the statements before each sync are one implicit
+                    # transaction, committed by the server as it reaches the sync, in the same
+                    # round trip (a row lock is not held while the answer travels and a
+                    # COMMIT comes back); SET LOCAL holds for the first round trip's
+                    if not durable and not self.pooled:
+                        conn.execute("SET LOCAL synchronous_commit = off")
                     yield _PgTx(conn, pipeline)
                     return
                 with conn.transaction():

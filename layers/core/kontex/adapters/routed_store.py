@@ -52,7 +52,9 @@ class RoutedStore:
     def publish_with(self, publish: Callable[[Sequence[Event]], object]) -> None:
         self.writer.publish_with(publish)  # only write units announce
 
-    def unit(self, write: bool = True, durable: bool = True) -> AbstractContextManager[UnitOfWork]:
+    def unit(
+        self, write: bool = True, durable: bool = True, autocommit: bool = False
+    ) -> AbstractContextManager[UnitOfWork]:
         routing = _routing.get()
         if routing is not None:
             if write:
@@ -60,7 +62,7 @@ class RoutedStore:
             elif not routing.wrote:
                 routing.read_replica = True
                 return self.reader.unit(write=False)
-        return self.writer.unit(write=write, durable=durable)
+        return self.writer.unit(write=write, durable=durable, autocommit=autocommit)
 
     def close(self) -> None:
         for store in (self.writer, self.reader):

@@ -108,9 +108,13 @@ class SqliteStore(SqlStore):
         return conn
 
     @contextmanager
-    def _tx(self, write: bool = True, durable: bool = True) -> Iterator[_SqliteTx]:
+    def _tx(
+        self, write: bool = True, durable: bool = True, autocommit: bool = False
+    ) -> Iterator[_SqliteTx]:
         """A transaction; a writer takes the database lock at BEGIN, a reader never waits.
-        (``durable`` changes nothing: every commit here is ``synchronous=NORMAL``.)"""
+        (``durable`` changes nothing: every commit here is ``synchronous=NORMAL``; nor does
+        ``autocommit``: the unit holds this process's writer lock, not a row's, and runs in
+        it without a round trip.)"""
         conn = self._connect()
         self.transactions += 1
         # Writers of this process queue on a lock (woken at once) rather than in SQLite's busy

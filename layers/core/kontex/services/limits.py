@@ -1,6 +1,12 @@
-"""Per-key rate limits in fixed hourly windows, counted in the database."""
+"""Per-key rate limits in fixed hourly windows, counted in the database.
+
+A key's count of a window is spread over ``SHARDS`` rows, one chosen at random per request: the
+requests of a key shared by many copies of a function (a team's key) do not all queue on one
+row's lock (docs/design.md, "Rate limits")."""
 
 from __future__ import annotations
+
+import random
 
 from kontex.domain.errors import RateLimited
 from kontex.domain.models import ApiKey
@@ -8,6 +14,7 @@ from kontex.services.deps import Deps
 from kontex.services.keys import Credential, hash_key, key_text, unknown_key
 
 WINDOW_SECONDS = 3600
+SHARDS = 8
 
 
 def _window(deps: Deps) -> tuple[int, int]:
@@ -17,12 +24,15 @@ def _window(deps: Deps) -> tuple[int, int]:
 
 def admit(deps: Deps, presented: Credential | str | None, kind: str, limit: int) -> ApiKey:
     """The key presented, if valid, with one use of ``kind`` counted, in one unit of work (one
-    round trip): ``Unauthorized`` naming the cause (none sent, malformed, unknown to this
-    server: services/keys.py), or ``RateLimited`` past ``limit`` in this window."""
+    round trip, committed in it): ``Unauthorized`` naming the cause (none sent, malformed,
+    unknown to this server: services/keys.py), or ``RateLimited`` past ``limit`` in this
+    window."""
     text = key_text(presented)
     now, window = _window(deps)
-    with deps.store.unit(durable=False) as uow:  # a count lost in a crash is harmless
-        key, used = uow.keys.find_and_hit(hash_key(deps.key_secret(), text), kind, window)
+    # a count lost in a crash is harmless; one committed as it runs holds its row for no round
+    # trip
+    with deps.store.unit(durable=False, autocommit=True) as uow:
+        key, used = uow.keys.find_and_hit(hash_key(deps.key_secret(), text), kind, window, _shard())
     if key is None or key.revoked_at is not None:
         raise unknown_key(deps)
     _check(used, limit, kind, window, now)
@@ -32,9 +42,13 @@ def admit(deps: Deps, presented: Credential | str | None, kind: str, limit: int)
 def hit(deps: Deps, key_id: str, kind: str, limit: int) -> None:
     """Count one use of ``kind`` by the key; ``RateLimited`` past ``limit`` in this window."""
     now, window = _window(deps)
-    with deps.store.unit() as uow:
-        used = uow.keys.hit(key_id, kind, window)
+    with deps.store.unit(autocommit=True) as uow:
+        used = uow.keys.hit(key_id, kind, window, _shard())
     _check(used, limit, kind, window, now)
+
+
+def _shard() -> int:
+    return random.randrange(SHARDS)  # noqa: S311 (spreads rows; nothing secret)
 
 
 def _check(used: int, limit: int, kind: str, window: int, now: int) -> None:

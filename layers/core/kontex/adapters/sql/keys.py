@@ -20,17 +20,25 @@ REVOKE_KEY_SQL = (
     "UPDATE api_keys SET revoked_at = ? WHERE account_id = ? AND id = ?"
     " AND revoked_at IS NULL RETURNING id"
 )
+# A window's count is spread over a few shard rows (docs/design.md, "Rate limits"): a hit adds
+# one to its shard's row and answers that row's count (``shard_hits``: 1 when the row is new)
+# and the window's (``hits``: the row's plus the other shards', read in the same statement).
+_UPSERT_HIT = (
+    " ON CONFLICT (key_id, kind, window_start, shard) DO UPDATE"
+    " SET hits = rate_limits.hits + 1"
+    " RETURNING hits AS shard_hits, hits + ("
+    "SELECT COALESCE(SUM(o.hits), 0) FROM rate_limits o WHERE o.key_id = rate_limits.key_id"
+    " AND o.kind = rate_limits.kind AND o.window_start = rate_limits.window_start"
+    " AND o.shard <> rate_limits.shard) AS hits"
+)
 HIT_SQL = (
-    "INSERT INTO rate_limits (key_id, kind, window_start, hits) VALUES (?, ?, ?, 1)"
-    " ON CONFLICT (key_id, kind, window_start) DO UPDATE"
-    " SET hits = rate_limits.hits + 1 RETURNING hits"
+    "INSERT INTO rate_limits (key_id, kind, window_start, shard, hits) VALUES (?, ?, ?, ?, 1)"
+    + _UPSERT_HIT
 )
 # the key's use counted in the same round trip as the key is found (none for a revoked one)
 HIT_BY_HASH_SQL = (
-    "INSERT INTO rate_limits (key_id, kind, window_start, hits)"
-    " SELECT id, ?, ?, 1 FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL"
-    " ON CONFLICT (key_id, kind, window_start) DO UPDATE"
-    " SET hits = rate_limits.hits + 1 RETURNING hits"
+    "INSERT INTO rate_limits (key_id, kind, window_start, shard, hits)"
+    " SELECT id, ?, ?, ?, 1 FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL" + _UPSERT_HIT
 )
 DROP_OLD_WINDOWS_SQL = "DELETE FROM rate_limits WHERE key_id = ? AND kind = ? AND window_start < ?"
 
@@ -59,24 +67,24 @@ class SqlKeys(Repository):
     def revoke(self, account_id: str, key_id: str, at: datetime) -> bool:
         return bool(self._work.run(REVOKE_KEY_SQL, [at, account_id, key_id]))
 
-    def hit(self, key_id: str, kind: str, window_start: int) -> int:
-        rows = self._work.run(HIT_SQL, [key_id, kind, window_start])
-        hits = int(rows[0]["hits"])
-        if hits == 1:  # a new window: the key's older ones go
+    def hit(self, key_id: str, kind: str, window_start: int, shard: int) -> int:
+        (row,) = self._work.run(HIT_SQL, [key_id, kind, window_start, shard])
+        if row["shard_hits"] == 1:  # a new window (of this shard): the key's older ones go
             self._work.later(DROP_OLD_WINDOWS_SQL, [(key_id, kind, window_start)])
-        return hits
+        return int(row["hits"])
 
     def find_and_hit(
-        self, key_hash: str, kind: str, window_start: int
+        self, key_hash: str, kind: str, window_start: int, shard: int
     ) -> tuple[ApiKey | None, int]:
         found, hit = self._work.run_together(
             [
                 (SELECT_KEY_BY_HASH_SQL, [key_hash]),
-                (HIT_BY_HASH_SQL, [kind, window_start, key_hash]),
+                (HIT_BY_HASH_SQL, [kind, window_start, shard, key_hash]),
             ]
         )
         key = ApiKey(**found[0]) if found else None
-        hits = int(hit[0]["hits"]) if hit else 0
-        if key is not None and hits == 1:
+        if key is None or not hit:
+            return key, 0
+        if hit[0]["shard_hits"] == 1:
             self._work.later(DROP_OLD_WINDOWS_SQL, [(key.id, kind, window_start)])
-        return key, hits
+        return key, int(hit[0]["hits"])

@@ -71,9 +71,12 @@ class SqlStore(abc.ABC):
     _publish: Callable[[Sequence[Event]], object] = staticmethod(_publish_nothing)
 
     @abc.abstractmethod
-    def _tx(self, write: bool = True, durable: bool = True) -> AbstractContextManager[Tx]:
+    def _tx(
+        self, write: bool = True, durable: bool = True, autocommit: bool = False
+    ) -> AbstractContextManager[Tx]:
         """A transaction: committed when the block ends, rolled back when it raises;
-        ``durable=False``: its commit need not wait for the disk."""
+        ``durable=False``: its commit need not wait for the disk; ``autocommit``: where the
+        driver can, each round trip's statements commit as they run (``Store.unit``)."""
 
     @abc.abstractmethod
     def migrate(self) -> list[str]: ...
@@ -86,8 +89,10 @@ class SqlStore(abc.ABC):
         self._publish = publish
 
     @contextmanager
-    def unit(self, write: bool = True, durable: bool = True) -> Iterator[SqlUnitOfWork]:
-        with self._tx(write=write, durable=durable) as tx:
+    def unit(
+        self, write: bool = True, durable: bool = True, autocommit: bool = False
+    ) -> Iterator[SqlUnitOfWork]:
+        with self._tx(write=write, durable=durable, autocommit=autocommit) as tx:
             work = Work(tx, self.dialect, self._lock_clause if write else "", self._json)
             uow = SqlUnitOfWork(work)
             yield uow
