@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
 from kontex.adapters.local_blobs import LocalBlobs
-from kontex.adapters.sqlite_store import SqliteStore
 from kontex.ports import Event
 from kontex.services.deps import Deps
 from tests import pgbouncer
@@ -132,20 +132,31 @@ def pg_url() -> Iterator[str]:
     yield from _postgres_schema_url()
 
 
-def new_store(dialect: str, path: Path, max_size: int = 4) -> Iterator[Any]:
+def new_store(
+    dialect: str, path: Path, max_size: int = 4, before: str | None = None
+) -> Iterator[Any]:
     """A migrated, empty store of ``dialect``: a SQLite file at ``path``, or a fresh PostgreSQL
-    schema (through PgBouncer when the run says so); closed, and the schema dropped, after."""
+    schema (through PgBouncer when the run says so); closed, and the schema dropped, after.
+    ``before`` (a migration's name): migrated up to, not including, it (a migration's test)."""
+    from kontex.adapters import postgres_store, sqlite_store
+
+    module: Any = sqlite_store if dialect == "sqlite" else postgres_store
+    every = module.migration_files
+
+    def older(name: str) -> list[tuple[str, str]]:
+        return [m for m in every(name) if before is None or m[0] < before]
+
     if dialect == "sqlite":
-        sqlite = SqliteStore(path)
-        sqlite.migrate()
+        sqlite = sqlite_store.SqliteStore(path)
+        with mock.patch.object(module, "migration_files", older):
+            sqlite.migrate()
         yield sqlite
         sqlite.close()
         return
-    from kontex.adapters.postgres_store import PostgresStore
-
     for url in _postgres_schema_url():
-        pg = PostgresStore(url, max_size=max_size, pooled=PG_POOLED)
-        pg.migrate()
+        pg = postgres_store.PostgresStore(url, max_size=max_size, pooled=PG_POOLED)
+        with mock.patch.object(module, "migration_files", older):
+            pg.migrate()
         try:
             yield pg
         finally:

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kontex.adapters import postgres_store, sqlite_store
-from kontex.adapters.migrations import migration_files
+from kontex.adapters import sqlite_store
 from kontex.domain.models import ToolCall, Usage
 from kontex.ports import ObjectFilter, Revision
 from kontex.services import bundles
-from tests.conftest import PG_POOLED, _postgres_schema_url
+from tests.conftest import new_store
 from tests.contract.test_immutability import _driver_errors, _raw
 from tests.contract.test_store_contract import (
     T0,
@@ -36,31 +36,9 @@ OLD_ITEMS_SQL = (  # the items row as written before 0010
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def before_0010(
-    request: pytest.FixtureRequest, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Any]:
+def before_0010(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """A store migrated up to (not including) 0010."""
-
-    def older(dialect: str) -> list[tuple[str, str]]:
-        return [m for m in migration_files(dialect) if m[0] < LATEST]
-
-    if request.param == "sqlite":
-        monkeypatch.setattr(sqlite_store, "migration_files", older)
-        store = sqlite_store.SqliteStore(tmp_path / "kontex.db")
-        store.migrate()
-        monkeypatch.undo()
-        yield store
-        store.close()
-        return
-    monkeypatch.setattr(postgres_store, "migration_files", older)
-    for url in _postgres_schema_url():
-        pg = postgres_store.PostgresStore(url, max_size=2, pooled=PG_POOLED)
-        pg.migrate()
-        monkeypatch.undo()
-        try:
-            yield pg
-        finally:
-            pg.close()
+    yield from new_store(request.param, tmp_path / "kontex.db", max_size=2, before=LATEST)
 
 
 def _insert_old_item(store: Any, session_id: str, call: ToolCall, at: Any) -> None:

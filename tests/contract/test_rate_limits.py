@@ -14,11 +14,10 @@ import pytest
 
 from kontex.adapters import postgres_store, sqlite_store
 from kontex.adapters.local_blobs import LocalBlobs
-from kontex.adapters.migrations import migration_files
 from kontex.domain.errors import RateLimited
 from kontex.services import keys, limits
 from kontex.services.deps import Deps
-from tests.conftest import PG_POOLED, Clock, _postgres_schema_url, new_store
+from tests.conftest import PG_POOLED, Clock, new_store
 
 SHARDED = "0013_rate_limit_shards"
 WINDOW = 7200  # a window start (seconds)
@@ -129,31 +128,9 @@ def test_the_count_commits_in_its_own_round_trip(pg_url: str) -> None:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def before_0013(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Any]:
+def before_0013(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """A store migrated up to (not including) 0013."""
-
-    def older(dialect: str) -> list[tuple[str, str]]:
-        return [m for m in migration_files(dialect) if m[0] < SHARDED]
-
-    if request.param == "sqlite":
-        monkeypatch.setattr(sqlite_store, "migration_files", older)
-        store = sqlite_store.SqliteStore(tmp_path / "kontex.db")
-        store.migrate()
-        monkeypatch.undo()
-        yield store
-        store.close()
-        return
-    monkeypatch.setattr(postgres_store, "migration_files", older)
-    for url in _postgres_schema_url():
-        pg = postgres_store.PostgresStore(url, max_size=2, pooled=PG_POOLED)
-        pg.migrate()
-        monkeypatch.undo()
-        try:
-            yield pg
-        finally:
-            pg.close()
+    yield from new_store(request.param, tmp_path / "kontex.db", max_size=2, before=SHARDED)
 
 
 def test_the_migration_keeps_a_windows_count(before_0013: Any) -> None:
