@@ -54,27 +54,10 @@ import peers  # noqa: E402
 
 from tests.e2e.stack import create_key, start_dev, stop_dev  # noqa: E402
 
-TICKS = os.sysconf("SC_CLK_TCK")
 SYSTEM = (
     "You are a careful coding agent. Read the task, plan, call tools when you need facts, "
     "and answer briefly. " * 8
 )
-
-
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU of every live process in the group (each server runs in its own)."""
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid:  # field 5: process group
-            total += int(fields[11]) + int(fields[12])  # fields 14, 15: utime, stime
-    return total / TICKS
 
 
 def serve_fake(port: int) -> None:
@@ -249,11 +232,11 @@ def run_kontex(
             if profile is not None:
                 spy = py_spy(stack.process.pid, profile)
                 time.sleep(1)
-            cpu = group_cpu_seconds(pgid)
+            cpu = peers.group_cpu_seconds([pgid])
             started, answered = drive(pool, calls, turns)
             last_stored = wait_for(lambda: stored(base, key) >= before + expected)
             empty = wait_for(lambda: pipelines_empty(base, key), every=0.2)
-            cpu = group_cpu_seconds(pgid) - cpu
+            cpu = peers.group_cpu_seconds([pgid]) - cpu
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(timeout=120)
@@ -299,7 +282,8 @@ def run_litellm(calls: int, clients: int, turns: int, port: int, fake_url: str) 
     with tempfile.TemporaryDirectory(prefix="captures-litellm-") as tmp:
         config = Path(tmp) / "config.yaml"
         config.write_text(LITELLM_CONFIG.format(fake=fake_url, master=MASTER_KEY))
-        # its python, not its `litellm` script: a script names the folder the venv was built in
+        # its python, not its `litellm` script (a venv cached by an older peers.venv has scripts
+        # naming the folder it was built in)
         process = subprocess.Popen(
             [
                 str(folder / "bin" / "python"),
@@ -338,10 +322,10 @@ def run_litellm(calls: int, clients: int, turns: int, port: int, fake_url: str) 
             ]
             drive(pool, 2 * clients, turns)
             time.sleep(1)
-            cpu = group_cpu_seconds(process.pid)
+            cpu = peers.group_cpu_seconds([process.pid])
             started, answered = drive(pool, calls, turns)
             time.sleep(1)  # anything it does after answering (its callbacks) is counted
-            cpu = group_cpu_seconds(process.pid) - cpu
+            cpu = peers.group_cpu_seconds([process.pid]) - cpu
             memory = peers.tree_pss_mb(process.pid)
             processes = peers.tree_processes(process.pid)
         finally:

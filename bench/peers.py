@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 PHOENIX = ["arize-phoenix==20.26.1"]
@@ -23,6 +24,7 @@ PHOENIX = ["arize-phoenix==20.26.1"]
 # of bench/proxy.py and bench/captures.py
 LITELLM = ["litellm[proxy]==1.106.12"]
 STAMP = ".kontex-complete"
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def venv(name: str, requirements: list[str]) -> Path:
@@ -44,6 +46,24 @@ def venv(name: str, requirements: list[str]) -> Path:
     subprocess.run([*pip, "--quiet", *requirements], check=True)
     (folder / STAMP).write_text(key)
     return folder
+
+
+def group_cpu_seconds(pgids: Iterable[int]) -> float:
+    """User + system CPU, in seconds, of every live process in the process groups (each server
+    a benchmark starts runs in a group of its own)."""
+    wanted = set(pgids)
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) in wanted:  # field 5: process group
+            total += int(fields[11]) + int(fields[12])  # fields 14, 15: utime, stime
+    return total / TICKS
 
 
 def _children(pid: int) -> list[int]:

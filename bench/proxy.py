@@ -56,13 +56,12 @@ import openai
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.peers import LITELLM, venv  # noqa: E402
+from bench.peers import LITELLM, group_cpu_seconds, venv  # noqa: E402
 from tests.proxy.fake_anthropic import FakeAnthropic  # noqa: E402
 from tests.proxy.fake_openai import FakeOpenAI  # noqa: E402
 
 ANTHROPIC_MESSAGES = [{"role": "user", "content": "what is the weather in Paris?"}]
 OPENAI_MESSAGES = [{"role": "user", "content": "tell me about Paris"}]
-TICKS = os.sysconf("SC_CLK_TCK")
 WARM_CALLS = 3  # per client, before each timed run
 Target = tuple[str, str, list[int] | None, dict[str, str]]  # name, URL, process groups, headers
 
@@ -96,22 +95,6 @@ def call_openai(client: Any, stream: bool) -> tuple[float, float | None]:
         client.chat.completions.create(model="gpt-4o-mini", messages=OPENAI_MESSAGES)
     ended = time.perf_counter()
     return (ended - started) * 1000, (first - started) * 1000 if first else None
-
-
-def group_cpu_seconds(pgids: list[int]) -> float:
-    """User + system CPU of every process in the groups (each server runs in its own)."""
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) in pgids:  # field 5: process group
-            total += int(fields[11]) + int(fields[12])  # fields 14, 15: utime, stime
-    return total / TICKS
 
 
 def measure(
@@ -239,8 +222,8 @@ def litellm(folder: Path, port: int, claude: str, gpt: str) -> Any:
     config = folder / "litellm.yaml"
     config.write_text(LITELLM_CONFIG.format(claude=claude, gpt=gpt))
     home = venv("litellm", LITELLM)
-    # its `litellm` script would name the venv's build folder in its #! line (peers.venv
-    # renames the venv once built): the CLI is called through the venv's python instead
+    # the CLI through the venv's python (a venv cached by an older peers.venv, built elsewhere
+    # and renamed, has a `litellm` script whose #! line names a folder that is gone)
     cli = "from litellm.proxy.proxy_cli import run_server; run_server()"
     argv = [str(home / "bin" / "python"), "-c", cli, "--config", str(config), "--port", str(port)]
     argv += ["--host", "127.0.0.1"]
