@@ -60,7 +60,6 @@ def search_process(stack: DevStack) -> tuple[int, list[int]]:
     return child, children(stack.process.pid)
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
 def test_one_search_process_starts_and_stops_with_the_server(tmp_path: Path) -> None:
     stack = start_dev(tmp_path / "data", OFFLINE)
     try:
@@ -72,7 +71,6 @@ def test_one_search_process_starts_and_stops_with_the_server(tmp_path: Path) -> 
     assert gone(every)
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
 def test_the_search_process_does_not_outlive_a_killed_server(tmp_path: Path) -> None:
     stack = start_dev(tmp_path / "data", OFFLINE)
     try:
@@ -85,7 +83,6 @@ def test_the_search_process_does_not_outlive_a_killed_server(tmp_path: Path) -> 
             os.killpg(stack.process.pid, signal.SIGKILL)
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
 def test_the_search_process_stops_when_the_servers_own_shutdown_fails(tmp_path: Path) -> None:
     """Its output gone (the terminal closed), the server's "stopping" line fails; it still
     stops the search process and exits (it waited for it forever before)."""
