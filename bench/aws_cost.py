@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import secrets
 import statistics
@@ -72,6 +73,10 @@ PRICES = {  # us-east-1 list prices, USD
     "nat_hour": 0.045,
     "nat_gb": 0.045,
     "secret_month": 0.40,
+    # search, outside AWS's bill: Voyage AI's model (settings.kontex_voyage_model) and the
+    # Qdrant nodes (self-hosted on EC2 here; Qdrant Cloud prices RAM and vCPU alike)
+    "voyage_token": 0.18 / 1e6,  # voyage-code-3, after the free tokens of each account
+    "qdrant_node_hour": 0.0816,  # EC2 m7g.large (2 vCPU, 8 GiB), Linux on demand
 }
 MEMORY = "memory (not found in the stored pages: check it)"
 PRICE_SOURCES = {  # where each price was checked, and the date that page states
@@ -86,23 +91,30 @@ PRICE_SOURCES = {  # where each price was checked, and the date that page states
     "aws-api-gateway-pricing-guide",
     "sqs_request": "cloudburn.io/blog/amazon-sqs-pricing (as of March 2026); factualminds.com"
     " (June 2026): $0.40/M, 64 KB chunks",
-    "sns_publish": MEMORY,
+    "sns_publish": "factualminds.com/blog/amazon-sns-pricing-publishes-fanout-protocols"
+    " (June 2026): $0.50/M standard-topic publishes",
     "aurora_acu_hour": "c3x.dev/blog/aws-aurora-serverless-v2-cost; awsnegotiations.com"
     " (May 2026): about $0.12/ACU-hour us-east-1",
     "aurora_storage_gb_month": "awsnegotiations.com/blog/aurora-serverless-v2-pricing.html"
     " (May 2026): about $0.10/GB-month",
-    "aurora_io": MEMORY,
+    "aurora_io": "infracost/infracost pull request 537 (Aurora I/O rate $0.20 per 1M requests)",
     "rds_proxy_acu_hour": MEMORY,
-    "rds_proxy_min_acu": MEMORY,
+    "rds_proxy_min_acu": "blog.serverworks.co.jp, amazon-aurora-serverless-v2-and-amazon-rds-proxy"
+    "-minimum-cost (June 2024): RDS Proxy bills Serverless v2 at least 8 ACU",
     "s3_gb_month": "devnotes.tech (S3 pricing breakdown)",
     "s3_put": "devnotes.tech (S3 pricing breakdown)",
     "s3_get": "devnotes.tech (S3 pricing breakdown)",
     "cw_logs_gb": "factualminds.com CloudWatch pricing (2026): $0.50/GB ingested",
     "cw_metric_month": "signoz.io/guides/cloudwatch-pricing (Feb 2026): $0.30/metric-month",
-    "cw_alarm_month": MEMORY,
+    "cw_alarm_month": "c3x.dev/resources/aws/aws_cloudwatch_metric_alarm: $0.10 a standard"
+    " alarm-month",
     "nat_hour": "basavytix.com/blog/aws-nat-gateway-pricing; costpatrol.io (us-east-1)",
     "nat_gb": "basavytix.com/blog/aws-nat-gateway-pricing; costpatrol.io (us-east-1)",
-    "secret_month": MEMORY,
+    "secret_month": "hivebook.wiki (AWS Secrets Manager): $0.40 per secret per month",
+    "voyage_token": "a Voyage AI model catalog restating docs.voyageai.com/docs/pricing"
+    " (clawhub.ai voyageai-skill references/models.md): voyage-code-3 $0.18/M tokens, 50M free",
+    "qdrant_node_hour": "factualminds.com/blog/amazon-ec2-on-demand-pricing-instance-families"
+    "-2026 (June 2026): m7g.large $0.0816/hr us-east-1",
 }
 HOURS = 730  # a month
 
@@ -118,6 +130,13 @@ WS_CONNECT_PER_S = 500  # API Gateway WebSocket new connections a second (accoun
 ACU_VCPU = 0.25  # an ACU is about 2 GiB with "corresponding CPU": taken as 1/4 vCPU
 ACU_CONNECTIONS = 190  # Aurora PostgreSQL max_connections per ACU of max capacity (about)
 QDRANT_SEARCHES_PER_S = 100  # one small Qdrant node (2 vCPU), 1024-d vectors: an assumption
+QDRANT_NODE_RAM = 8 * 2**30 * 0.75  # an m7g.large's 8 GiB, a quarter left to the OS and Qdrant
+VECTOR_DIMS = 1024  # voyage-code-3 (adapters/voyage_embedder.py)
+# Qdrant's capacity planning rule, vectors x dimensions x bytes x 1.5 (indexes, versions and
+# the optimiser's temporary segments), for what Kontex keeps in RAM: the int8 copy of each
+# dense vector (adapters/qdrant_index.py: scalar quantization, the float32 originals on disk)
+VECTOR_RAM_BYTES = VECTOR_DIMS * 1 * 1.5
+QUERY_TOKENS = 12  # a search query embedded by Voyage AI
 LLM_SECONDS = 8.0  # a proxy call streams the upstream answer: the function waits this long
 
 # -- the workloads ---------------------------------------------------------------------------
@@ -511,8 +530,28 @@ def measure_more(
         answer = embed({"Records": records}, LocalContext(function_name="kontex-embed"))
         assert not answer.get("batchItemFailures"), answer
 
+    # what the embedder is given: Voyage AI bills its tokens and Qdrant holds a vector for each
+    # text (on AWS the worker sends the same texts to Voyage AI)
+    from kontex.adapters.offline_embedder import OfflineEmbedder
+    from kontex.tokens import encoding
+
+    given: list[str] = []  # counted after the timing
+    embed_documents = OfflineEmbedder.embed_documents
+
+    def counting(self: OfflineEmbedder, texts: Any) -> list[list[float]]:
+        given.extend(texts)
+        return embed_documents(self, texts)
+
     embed_batch()  # warm: the model loads with the first batch
-    results["embed batch (10 snapshots)"] = measure(embed_batch, EMBED_REPEATS)
+    OfflineEmbedder.embed_documents = counting  # type: ignore[method-assign]
+    try:
+        results["embed batch (10 snapshots)"] = measure(embed_batch, EMBED_REPEATS)
+    finally:
+        OfflineEmbedder.embed_documents = embed_documents  # type: ignore[method-assign]
+    snapshots = EMBED_REPEATS * SQS_BATCH
+    tokens = sum(len(encoding().encode(text, disallowed_special=())) for text in given)
+    results["embed batch (10 snapshots)"]["texts_per_snapshot"] = len(given) / snapshots
+    results["embed batch (10 snapshots)"]["tokens_per_snapshot"] = round(tokens / snapshots, 1)
 
     # search: GET /v1/search through the API function (query embedded, hybrid)
     def search() -> None:
@@ -616,6 +655,15 @@ def bill(workload: dict[str, Any], unit: dict[str, dict[str, float]]) -> dict[st
     acu_hours *= 1 + readers  # readers scale with the writer (scale_with_writer=True)
     snapshots_month = r["snapshots/s"] * seconds
     storage_gb = snapshots_month * SNAPSHOT_BYTES / 1e9
+    # search: a vector for each text the embed worker embeds (each distinct item, once), all
+    # held in the Qdrant nodes' RAM; sized for the month's vectors (they grow with retention)
+    embedded = unit["embed batch (10 snapshots)"]
+    vectors = snapshots_month * embedded.get("texts_per_snapshot", 0.0)
+    qdrant_nodes = max(1, math.ceil(vectors * VECTOR_RAM_BYTES / QDRANT_NODE_RAM))
+    voyage_tokens = (
+        snapshots_month * embedded.get("tokens_per_snapshot", 0.0)
+        + r["searches/s"] * seconds * QUERY_TOKENS
+    )
     http_requests = (otlp_per_s + writes_per_s + reads_per_s + r["searches/s"]) * seconds
     ws_messages = (ws_per_s + 2 * ws_in_per_s) * seconds  # feed posts; frames in and answers
     sqs_messages = (
@@ -646,6 +694,8 @@ def bill(workload: dict[str, Any], unit: dict[str, dict[str, float]]) -> dict[st
         + 60 * p["cw_metric_month"]
         + 25 * p["cw_alarm_month"],
         "NAT gateways, secrets": stage["nat"] * HOURS * p["nat_hour"] + 3 * p["secret_month"],
+        "Search: Qdrant nodes, Voyage AI (not AWS)": qdrant_nodes * HOURS * p["qdrant_node_hour"]
+        + voyage_tokens * p["voyage_token"],
     }
     cost = {k: round(v, 2) for k, v in cost.items()}
     total = round(sum(cost.values()), 2)
@@ -656,7 +706,10 @@ def bill(workload: dict[str, Any], unit: dict[str, dict[str, float]]) -> dict[st
         "total": total,
         "per_million_spans": round(total / max(spans_month, 1) * 1e6, 2),
         "per_thousand_snapshots": round(total / max(snapshots_month, 1) * 1e3, 3),
-        "limits": limits(workload, r, concurrency, busy_acu, worker_per_s, unit),
+        "vectors": round(vectors),
+        "qdrant_nodes": qdrant_nodes,
+        "voyage_tokens": round(voyage_tokens),
+        "limits": limits(workload, r, concurrency, busy_acu, worker_per_s, unit, qdrant_nodes),
     }
 
 
@@ -667,6 +720,7 @@ def limits(
     busy_acu: float,
     worker_per_s: float,
     unit: dict[str, dict[str, float]],
+    qdrant_nodes: int = 1,
 ) -> list[dict[str, Any]]:
     """Each limit's load (demand / capacity), the highest first; over 1.0 means it is hit."""
     stage = STAGE[workload["stage"]]
@@ -708,8 +762,8 @@ def limits(
         ),
         (
             "Qdrant searches",
-            r["searches/s"] / QDRANT_SEARCHES_PER_S,
-            "QDRANT_URL: the Qdrant cluster's size",
+            r["searches/s"] / (qdrant_nodes * QDRANT_SEARCHES_PER_S),
+            "QDRANT_URL: the Qdrant cluster's size (nodes sized for the vectors' RAM)",
         ),
     ]
     out = [{"limit": n, "load": round(v, 4), "moved_by": m} for n, v, m in rows]
@@ -764,6 +818,15 @@ def markdown(units: dict[str, dict[str, dict[str, float]]], model: dict[str, Any
         + " | ".join(f"{model[n]['per_thousand_snapshots']:,.3f}" for n in names)
         + " |"
     )
+    lines += ["", "Search's sizing (the month's new content):", ""]
+    lines.append("| | " + " | ".join(names) + " |")
+    lines.append("|---|" + "---|" * len(names))
+    for key, label in (
+        ("vectors", "vectors stored (one per distinct text embedded)"),
+        ("qdrant_nodes", "Qdrant nodes (m7g.large, int8 vectors in RAM)"),
+        ("voyage_tokens", "Voyage AI tokens (documents and queries)"),
+    ):
+        lines.append(f"| {label} | " + " | ".join(f"{model[n][key]:,}" for n in names) + " |")
     lines += ["", "### Limits: load = demand / capacity (1.0 = hit), highest first", ""]
     for n in names:
         lines.append(f"**{n}**")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,3 +95,30 @@ def test_local_mode_commits_without_an_fsync_per_point(tmp_path: Path) -> None:
         assert storage.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
         assert index.count("acct_a") == 1  # the same point, upserted again
         index.close()
+
+
+def test_a_new_collection_keeps_its_dense_vectors_on_disk_and_an_int8_copy_in_ram() -> None:
+    """What sizes a deployment's Qdrant nodes (docs/cost.md): the server is asked for scalar
+    quantization (int8, in RAM) with the float32 originals on disk. Local mode ignores the
+    quantization, so the request itself is what is checked."""
+    from qdrant_client import QdrantClient, models
+
+    asked: dict[str, object] = {}
+
+    class Recording(QdrantClient):
+        def create_collection(self, collection_name: str, **kwargs: Any) -> bool:  # type: ignore[override]
+            asked.update(kwargs)
+            return super().create_collection(collection_name, **kwargs)
+
+    index = QdrantIndex("kontex", 4, client=Recording(location=":memory:"))
+    index.upsert([_point("acc_a", "ses_1", "a fact", _unit(0))])
+
+    dense = asked["vectors_config"]["dense"]  # type: ignore[index]
+    assert dense.on_disk is True
+    quantization = asked["quantization_config"]
+    assert isinstance(quantization, models.ScalarQuantization)
+    assert quantization.scalar.type == models.ScalarType.INT8
+    assert quantization.scalar.always_ram is True
+    # and the points are found as before
+    hits = index.query(IndexQuery(IndexFilter("acc_a"), limit=1, dense=_unit(0), mode="dense"))
+    assert [h.payload["text"] for h in hits] == ["a fact"]

@@ -84,3 +84,27 @@ def test_the_database_time_of_a_unit_becomes_busy_acus(cost: ModuleType) -> None
     assert load["Aurora ACUs (writer)"] == pytest.approx(0.008, abs=1e-4)
     # Lambda gains the batch's wall time: 0.01/s x 1 s x 3,600 s = 36 GB-s = $0.00048
     assert bill["cost"]["Lambda"] == pytest.approx(0.39, abs=0.005)
+
+
+def test_search_pays_a_qdrant_node_for_every_6_gib_of_vectors_and_voyage_by_the_token(
+    cost: ModuleType,
+) -> None:
+    measured = units(cost)
+    embed = measured["embed batch (10 snapshots)"]
+    embed["texts_per_snapshot"], embed["tokens_per_snapshot"] = 2.0, 100.0
+    bill = cost.bill(WORKLOAD, measured)
+    # 2 snapshots/s for an hour: 7,200 snapshots, 14,400 vectors, each 1,024 int8 bytes x 1.5
+    # (Qdrant's rule) in RAM = 22 MB: one node all month, 730 h x $0.0816 = $59.568; Voyage AI:
+    # 7,200 x 100 tokens + 120 searches x 12 tokens = 721,440 tokens x $0.18/M = $0.13
+    assert bill["vectors"] == 14_400
+    assert bill["qdrant_nodes"] == 1
+    assert bill["voyage_tokens"] == 721_440
+    assert bill["cost"]["Search: Qdrant nodes, Voyage AI (not AWS)"] == pytest.approx(59.70)
+
+    embed["texts_per_snapshot"] = 100_000.0
+    bill = cost.bill(WORKLOAD, measured)
+    # 720 million vectors x 1,536 bytes = 1.1 TB over 6 GiB a node: 172 nodes
+    assert bill["qdrant_nodes"] == 172
+    load = {row["limit"]: row["load"] for row in bill["limits"]}
+    # 1/30 search a second over 172 nodes x 100 searches/s
+    assert load["Qdrant searches"] == pytest.approx(1 / 30 / 17_200, abs=1e-4)

@@ -6,7 +6,10 @@ vector (``sparse``, with Qdrant's ``IDF`` modifier over the BM25-style weights o
 ``services/lexical.py``). A point is one distinct piece of an account's content (the store maps
 it back to the snapshots holding it). ``account_id`` is a keyword payload index marked
 ``is_tenant`` (Qdrant lays each tenant's points out together), and every query, count and
-delete filters on it; a query limited to a session or task names its points. A hybrid query
+delete filters on it; a query limited to a session or task names its points. On a server the
+dense vectors are kept on disk and searched through an int8 copy held in RAM (scalar
+quantization, rescored with the originals): a quarter of the RAM of float32 vectors, which is
+what sizes the Qdrant nodes of a deployment (docs/cost.md); local mode ignores both. A hybrid query
 prefetches the dense and the sparse candidates (both filtered) and fuses them by reciprocal rank
 (Query API). Local mode writes each upsert call as one batch; it commits point by point on
 disk (its SQLite file switched to WAL, so without an fsync each), so callers send whole
@@ -95,12 +98,19 @@ class QdrantIndex:
                         self.collection,
                         vectors_config={
                             DENSE: models.VectorParams(
-                                size=self.dimensions, distance=models.Distance.COSINE
+                                size=self.dimensions,
+                                distance=models.Distance.COSINE,
+                                on_disk=True,
                             )
                         },
                         sparse_vectors_config={
                             SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
                         },
+                        quantization_config=models.ScalarQuantization(
+                            scalar=models.ScalarQuantizationConfig(
+                                type=models.ScalarType.INT8, quantile=0.99, always_ram=True
+                            )
+                        ),
                     )
                 except Exception:  # another writer made it meanwhile
                     if not client.collection_exists(self.collection):
