@@ -197,11 +197,13 @@ def test_the_tracer_is_made_only_for_a_sampled_invocation_in_lambda(
 BATCH = ("aws_lambda_powertools.utilities.batch", "kontex.adapters.sqs_batch")
 
 
-@pytest.mark.parametrize("path", ["workers/capture.py", "workers/spans.py"])
-def test_the_capture_and_span_workers_load_the_batch_processor_only_when_asked(path: str) -> None:
-    """Their batch is one unit of work; Powertools' batch processor only retries a batch that
-    failed as a whole record by record, so it loads then (or when `kontex dev` asks for
-    ``processor``), and it is one processor for the module."""
+@pytest.mark.parametrize("path", ["workers/capture.py", "workers/spans.py", "workers/embed.py"])
+def test_the_capture_span_and_embed_workers_load_the_batch_processor_only_when_asked(
+    path: str,
+) -> None:
+    """Their batch goes to the use case at once; Powertools' batch processor only reports (or
+    retries record by record) a batch of which something failed, so it loads then (or when
+    `kontex dev` asks for ``processor``), and it is one processor for the module."""
     assert loaded(path, heavy=BATCH) == []
     then = (
         "made = module.processor\n"
