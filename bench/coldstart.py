@@ -100,7 +100,14 @@ def handlers() -> dict[str, Path]:
     return found
 
 
-ENV = {"POWERTOOLS_SERVICE_NAME": "bench", "AWS_REGION": "eu-west-1", "PATH": ""}
+# As the stack sets them for every function (infra/functions.py): PYDANTIC_DISABLE_PLUGINS spares
+# pydantic's scan of every installed package's entry points at the first model it builds
+ENV = {
+    "POWERTOOLS_SERVICE_NAME": "bench",
+    "AWS_REGION": "eu-west-1",
+    "PYDANTIC_DISABLE_PLUGINS": "__all__",
+    "PATH": "",
+}
 
 
 def measure(body: str, runs: int, env: dict[str, str] | None = None) -> float:

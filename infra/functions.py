@@ -142,6 +142,10 @@ class FunctionFactory:
                 "POWERTOOLS_SERVICE_NAME": service,
                 "POWERTOOLS_LOG_LEVEL": log_level,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                # no pydantic plugin is in the layer: without this, pydantic scans every
+                # installed package's entry points when the first model is built, on every cold
+                # start (docs/benchmarks.md, "Cold start, third round (issue 25)")
+                "PYDANTIC_DISABLE_PLUGINS": "__all__",
                 **(environment or {}),
             },
         )

@@ -11,21 +11,40 @@ backoff; one wrong in itself is dead-lettered at once (``kontex.adapters.sqs_bat
 """
 
 import json
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kontex.adapters.sns_events import event_body
-from kontex.adapters.sqs_batch import RetryingBatchProcessor
 from kontex.bootstrap import container
 from kontex.observability import count, metrics, tracer
 from kontex.services import search
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
 logger = Logger(service="kontex-embed")
-# a permanent failure to the DLQ at once, a transient one back after a backoff (sqs_batch)
-processor = RetryingBatchProcessor(lambda: container().redrive)
+
+
+def _processor() -> Any:
+    """The batch processor, made (with Powertools' batch utilities, ~35 ms to import) the first
+    time a record of a batch failed, or when something asks for ``processor`` (`kontex dev`'s
+    queue reads its failures): a batch whose every record is done never needs it (cold start:
+    docs/benchmarks.md, "Cold start, third round (issue 25)")."""
+    made = globals().get("processor")
+    if made is None:
+        from kontex.adapters.sqs_batch import RetryingBatchProcessor
+
+        # a permanent failure to the DLQ at once, a transient one back after a backoff
+        made = globals()["processor"] = RetryingBatchProcessor(lambda: container().redrive)
+    return made
+
+
+def __getattr__(name: str) -> Any:
+    if name == "processor":
+        return _processor()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # message id -> what the batch's use case did with it, or the error it failed with
@@ -48,22 +67,39 @@ def _handle_batch(records: list[dict]) -> None:
     _outcomes.update(zip(ids, search.handle_events(deps, bodies), strict=True))
 
 
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: "SQSRecord") -> None:
     done = _outcomes.pop(record.message_id, None)
     if done is None:  # not in the batch handed over (a handler called on its own)
         deps = container().deps
         done = search.handle_event(deps, json.loads(event_body(record.body, deps.blobs)))
     if isinstance(done, Exception):
         raise done
+    _count(done)
+
+
+def _count(done: search.Embedded | str) -> None:
     if isinstance(done, search.Embedded) or done == "embedded":
         count("SnapshotsEmbedded")
+
+
+def _all_done(records: list[dict]) -> bool:
+    """Whether the batch's use case did every record (none failed, none left out)."""
+    outcomes = [_outcomes.get(r.get("messageId", "")) for r in records]
+    return bool(records) and all(o is not None and not isinstance(o, Exception) for o in outcomes)
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    _handle_batch(event.get("Records", []))
-    answer = process_partial_response(event, record_handler, processor, context)
+    records = event.get("Records", [])
+    _handle_batch(records)
+    if _all_done(records):  # what the batch processor would answer, without it
+        for record in records:
+            _count(_outcomes.pop(record["messageId"]))
+        return {"batchItemFailures": []}
+    from aws_lambda_powertools.utilities.batch import process_partial_response
+
+    answer = process_partial_response(event, record_handler, _processor(), context)
     count("RecordsFailed", len(answer.get("batchItemFailures", [])))
     return answer

@@ -10,24 +10,43 @@ waiting (see
 """
 
 import json
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kontex.adapters.claim_check import all_claimed, claimed
-from kontex.adapters.sqs_batch import RetryingBatchProcessor
 from kontex.bootstrap import container
 from kontex.observability import count, metrics, tracer
 from kontex.services import spans
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
 logger = Logger(service="kontex-spans")
-# a permanent failure to the DLQ at once, a transient one back after a backoff (sqs_batch)
-processor = RetryingBatchProcessor(lambda: container().redrive)
 
 
-def record_handler(record: SQSRecord) -> None:
+def _processor() -> Any:
+    """The batch processor, made (with Powertools' batch utilities, ~35 ms to import) the first
+    time a batch fails as a whole, or when something asks for ``processor`` (`kontex dev`'s
+    queue reads its failures): a batch that succeeds at once never needs it (cold start:
+    docs/benchmarks.md, "Cold start, third round (issue 25)")."""
+    made = globals().get("processor")
+    if made is None:
+        from kontex.adapters.sqs_batch import RetryingBatchProcessor
+
+        # a permanent failure to the DLQ at once, a transient one back after a backoff
+        made = globals()["processor"] = RetryingBatchProcessor(lambda: container().redrive)
+    return made
+
+
+def __getattr__(name: str) -> Any:
+    if name == "processor":
+        return _processor()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def record_handler(record: "SQSRecord") -> None:
     deps = container().deps
     waiting: list[tuple[str, str]] = []
     with claimed(deps.blobs, record.body) as body:  # a large batch travels by reference
@@ -47,7 +66,9 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
             made = spans.store_batch(deps, [json.loads(body) for body in bodies], waiting)
     except Exception:  # any record may be the poison one: find it record by record
         logger.exception("the batch failed as a whole; retrying its records one by one")
-        answer = process_partial_response(event, record_handler, processor, context)
+        from aws_lambda_powertools.utilities.batch import process_partial_response
+
+        answer = process_partial_response(event, record_handler, _processor(), context)
         count("RecordsFailed", len(answer.get("batchItemFailures", [])))
         return answer
     count("SnapshotsWritten", made)

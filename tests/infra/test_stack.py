@@ -603,6 +603,8 @@ def test_every_function_is_arm64_python312_traced_json_logged_in_the_vpc(dev: Sy
             "POWERTOOLS_LOG_LEVEL",
             "POWERTOOLS_METRICS_NAMESPACE",
         } <= set(variables)
+        # no pydantic plugin discovery at each cold start (bench/coldstart.py runs so too)
+        assert variables["PYDANTIC_DISABLE_PLUGINS"] == "__all__", key
 
 
 def test_layer_is_built_for_the_functions_runtime_and_architecture() -> None:

@@ -72,6 +72,7 @@ def test_a_batch_embeds_forgets_and_ignores(container: Any, index: Any) -> None:
         LocalContext(function_name="kontex-embed"),
     )
     assert answer == {"batchItemFailures": []}
+    assert worker._outcomes == {}  # every outcome reported (without the batch processor)
     assert index.count(snap.account_id) == 2  # the label and the message, once
     found = search.search(container.deps, snap.account_id, "E11000").results
     assert [h.snapshot_id for h in found] == [snap.id]

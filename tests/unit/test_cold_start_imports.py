@@ -7,8 +7,10 @@ request that needs them (kontex.api.rest; tests/api/test_lazy_routers.py: each s
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -60,6 +62,14 @@ API_LAZY = (
     "aws_lambda_powertools.event_handler.openapi.swagger_ui",
     "kontex.services.search",
     "kontex.services.spans",
+    # the session routes' archive, snapshot and view services, with the bundle code and
+    # tiktoken behind them: a session listing needs none of them (issue 25, third round)
+    "kontex.services.archive",
+    "kontex.services.bundles",
+    "kontex.services.snapshots",
+    "kontex.services.views",
+    "kontex.tokens",
+    "tiktoken",
     "kontex.services.ingest",
     "kontex.otlp.decode",
     "google.protobuf",
@@ -75,10 +85,15 @@ API_LAZY = (
 )
 
 
-def loaded(path: str, then: str = "", heavy: tuple[str, ...] = HEAVY) -> list[str]:
+def loaded(
+    path: str,
+    then: str = "",
+    heavy: tuple[str, ...] = HEAVY,
+    env: dict[str, str] | None = None,
+) -> list[str]:
     file = functions_dir() / path
     code = PROBE.format(folder=str(file.parent), path=str(file), then=then, heavy=heavy)
-    env = {"POWERTOOLS_SERVICE_NAME": "t", "AWS_REGION": "eu-west-1", "PATH": ""}
+    env = {"POWERTOOLS_SERVICE_NAME": "t", "AWS_REGION": "eu-west-1", "PATH": "", **(env or {})}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
@@ -100,6 +115,52 @@ def test_the_api_function_loads_one_router_with_its_first_request() -> None:
     """The router of the request's resource, and nothing else of the list above."""
     then = "module.app.include(kontex.api.rest.router_of('/v1/sessions/s1/tasks'))"
     found = loaded("api/handler.py", then="import kontex.api.rest\n" + then, heavy=API_LAZY)
+    assert found == ["kontex.api.sessions", "kontex.api.shapes"]
+
+
+# A real first answer of the REST function, as bench/coldstart.py times it: GET /v1/sessions
+# with a key, through lambda_handler, as in Lambda
+FIRST_ANSWER = """
+class Context:
+    function_name = "kontex-api"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:000000000000:function:kontex-api"
+    aws_request_id = "t"
+event = {{"version": "2.0", "routeKey": "$default", "rawPath": "/v1/sessions",
+    "rawQueryString": "", "headers": {{"authorization": "Bearer {key}", "host": "localhost"}},
+    "requestContext": {{"accountId": "0", "apiId": "t", "domainName": "localhost",
+        "http": {{"method": "GET", "path": "/v1/sessions", "protocol": "HTTP/1.1",
+            "sourceIp": "127.0.0.1", "userAgent": "t"}},
+        "requestId": "t", "routeKey": "$default", "stage": "$default",
+        "time": "04/Dec/2026:00:00:00 +0000", "timeEpoch": 0}},
+    "body": "", "isBase64Encoded": False}}
+answer = module.lambda_handler(event, Context())
+assert answer["statusCode"] == 200, answer
+"""
+
+
+def test_the_api_functions_first_answer_loads_only_the_sessions_router(tmp_path: Path) -> None:
+    """GET /v1/sessions, answered for real: the store is opened and the key checked, and of
+    the list above only the sessions router and the models of its routes are loaded."""
+    env = {"KONTEX_DATA_DIR": str(tmp_path), "KONTEX_API_KEY_SECRET": "cold-start"}
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from kontex.bootstrap import container\n"
+            "from kontex.services import keys\n"
+            "container().migrate()\n"
+            "print(keys.create_key(container().deps, 't')[1])",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **env},
+    )
+    key = made.stdout.strip().splitlines()[-1]
+    env["AWS_LAMBDA_FUNCTION_NAME"] = "kontex-api"
+    then = FIRST_ANSWER.format(key=key)
+    found = loaded("api/handler.py", then=then, heavy=API_LAZY, env=env)
     assert found == ["kontex.api.sessions", "kontex.api.shapes"]
 
 
@@ -131,3 +192,89 @@ def test_the_tracer_is_made_only_for_a_sampled_invocation_in_lambda(
 
     assert handler({"n": 1}, None) == {"ok": True} and calls == [{"n": 1}]
     assert lazy._tracer is None  # untraced: no Tracer made, aws_xray_sdk never imported
+
+
+BATCH = ("aws_lambda_powertools.utilities.batch", "kontex.adapters.sqs_batch")
+
+
+@pytest.mark.parametrize("path", ["workers/capture.py", "workers/spans.py", "workers/embed.py"])
+def test_the_capture_span_and_embed_workers_load_the_batch_processor_only_when_asked(
+    path: str,
+) -> None:
+    """Their batch goes to the use case at once; Powertools' batch processor only reports (or
+    retries record by record) a batch of which something failed, so it loads then (or when
+    `kontex dev` asks for ``processor``), and it is one processor for the module."""
+    assert loaded(path, heavy=BATCH) == []
+    then = (
+        "made = module.processor\n"
+        "assert type(made).__name__ == 'RetryingBatchProcessor', made\n"
+        "assert module.processor is made and module._processor() is made\n"
+    )
+    assert "kontex.adapters.sqs_batch" in loaded(path, then=then, heavy=BATCH)
+
+
+def test_the_span_worker_loads_no_otlp_decoding() -> None:
+    """It stores spans ingest already decoded (JSON on the queue): no protobuf."""
+    otlp = ("kontex.services.ingest", "kontex.otlp.decode", "google.protobuf", "opentelemetry")
+    assert loaded("workers/spans.py", heavy=otlp) == []
+
+
+def test_the_proxy_loads_no_snapshot_code() -> None:
+    """It makes and queues capture jobs (kontex.domain.captures); turning them into snapshots,
+    with the bundle code and tiktoken, is the capture worker's."""
+    snapshot_code = (
+        "kontex.services.capture",
+        "kontex.services.snapshots",
+        "kontex.services.bundles",
+        "kontex.tokens",
+        "tiktoken",
+    )
+    assert loaded("proxy/server.py", then=PROXY_FIRST_REQUEST, heavy=snapshot_code) == []
+
+
+NO_PLUGINS = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}  # as the stack sets it (infra/functions.py)
+BUILD_SETTINGS = "from kontex.settings import settings\nsettings()\n"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "api/handler.py",
+        "ingest/handler.py",
+        "live/handler.py",
+        "migrate/handler.py",
+        "prune/handler.py",
+        "sweeper/handler.py",
+        "workers/capture.py",
+        "workers/embed.py",
+        "workers/feed.py",
+        "workers/spans.py",
+    ],
+)
+def test_no_function_imports_importlib_metadata_with_plugins_disabled(path: str) -> None:
+    """pydantic's plugin loader, which imports ``importlib.metadata`` (and ``email``), is not
+    loaded when the environment disables every plugin (kontex/__init__.py)."""
+    found = loaded(path, then=BUILD_SETTINGS, heavy=("importlib.metadata",), env=NO_PLUGINS)
+    assert found == []
+
+
+def test_the_proxy_imports_no_importlib_metadata_with_plugins_disabled() -> None:
+    then = PROXY_FIRST_REQUEST + "\n" + BUILD_SETTINGS
+    assert loaded("proxy/server.py", then=then, heavy=("importlib.metadata",), env=NO_PLUGINS) == []
+
+
+def test_pydantic_finds_plugins_itself_unless_all_are_disabled() -> None:
+    """Unset, pydantic's own loader runs; disabled, pydantic's own answer is no plugin, the
+    answer kontex's stand-in gives without importing it."""
+    then = "import pydantic.plugin._loader as loader\nloader.get_plugins()\n"
+    assert loaded("migrate/handler.py", then=BUILD_SETTINGS, heavy=("importlib.metadata",)) == [
+        "importlib"
+    ]
+    code = (
+        "from pydantic.plugin._loader import get_plugins\n"
+        "assert list(get_plugins()) == [], list(get_plugins())\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, **NO_PLUGINS})
+    assert (
+        loaded("migrate/handler.py", then=then, heavy=("importlib.metadata",), env=NO_PLUGINS) == []
+    )

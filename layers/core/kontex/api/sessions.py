@@ -22,7 +22,11 @@ from kontex.api.shapes import (
 from kontex.domain.archive import ImportedSession, SessionArchive
 from kontex.domain.errors import InvalidInput, PayloadTooLarge
 from kontex.domain.models import SessionStatus
-from kontex.services import archive, sessions, snapshots, views
+from kontex.services import sessions
+
+# The archive, snapshot and view services (with the bundle code and tiktoken behind them) load
+# with the first call of a route that uses them, not with a session listing (cold start:
+# docs/benchmarks.md, "Cold start, third round (issue 25)").
 
 router = APIGatewayHttpRouter()
 Limit = Annotated[int, Query(ge=1, le=100)]
@@ -67,6 +71,8 @@ def import_session(
     all: every hash is checked first; new ids unless ``keep_ids``."""
     deps, me = caller()
     count_snapshot_write(me)
+    from kontex.services import archive
+
     made = archive.import_session(deps, me.account_id, body, keep_ids=keep_ids)
     return made.model_dump(mode="json"), 201
 
@@ -117,6 +123,8 @@ def delete_session(
 def export_session(session_id: str) -> Response[str]:
     """The session as stored, every hash verified: its archive (docs/export-format.md)."""
     deps, me = caller()
+    from kontex.services import archive
+
     text = archive.export_session(deps, me.account_id, session_id).model_dump_json()
     if len(text) > EXPORT_MAX_BYTES:
         raise PayloadTooLarge(
@@ -169,6 +177,8 @@ def list_snapshots(
     session_id: str, limit: Limit = 20, cursor: Annotated[str | None, Query()] = None
 ) -> dict[str, Any]:
     deps, me = caller()
+    from kontex.services import snapshots
+
     page = snapshots.list_snapshots(deps, me.account_id, session_id, limit, cursor)
     return page_json(page, snapshot_json)
 
@@ -179,6 +189,8 @@ def list_snapshots(
     responses=answers(shapes.Timeline),
 )
 def timeline(session_id: str) -> dict[str, Any]:
+    from kontex.services import views
+
     deps, me = caller()
     return {"data": views.timeline(deps, me.account_id, session_id)}
 
@@ -189,12 +201,16 @@ def diff(
     from_: Annotated[str, Query(alias="from")],
     to: Annotated[str, Query()],
 ) -> dict[str, Any]:
+    from kontex.services import views
+
     deps, me = caller()
     return views.diff(deps, me.account_id, session_id, from_, to)
 
 
 @router.get("/v1/sessions/<session_id>/graph", tags=["views"], responses=answers(shapes.Graph))
 def graph(session_id: str) -> dict[str, Any]:
+    from kontex.services import views
+
     deps, me = caller()
     return views.graph(deps, me.account_id, session_id)
 
@@ -203,5 +219,7 @@ def graph(session_id: str) -> dict[str, Any]:
     "/v1/sessions/<session_id>/stats", tags=["views"], responses=answers(shapes.SessionStats)
 )
 def stats(session_id: str) -> dict[str, Any]:
+    from kontex.services import views
+
     deps, me = caller()
     return views.stats(deps, me.account_id, session_id)

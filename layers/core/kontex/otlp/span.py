@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from typing import Any, NotRequired, TypedDict
 
+# The queue of decoded spans: ingest sends each request's batch there, the span worker reads it
+# (here, not in ``services.ingest``, so the worker does not load the OTLP decoding with it)
+SPANS_QUEUE = "spans"
+
 
 class SpanEvent(TypedDict):
     """A span event; the GenAI events received as OTLP log records also carry their ``body``."""

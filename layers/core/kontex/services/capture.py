@@ -9,52 +9,22 @@ asks for a tool), ``token_threshold`` (input + output tokens of the call >= N, d
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
-from kontex.domain.errors import Conflict, InvalidInput
+from kontex.domain.captures import (  # noqa: F401  (the job and triggers, re-exported)
+    CAPTURE_QUEUE,
+    DEFAULT_N,
+    TRIGGERS,
+    CaptureJob,
+    parse_trigger,
+)
+from kontex.domain.errors import Conflict
 from kontex.domain.models import ContextBundle, Message, Snapshot, SnapshotSource, Task
 from kontex.ids import derived_id
 from kontex.services import pricing, sessions, snapshots
 from kontex.services.conversation import conversation_tool_calls
 from kontex.services.deps import Deps
-
-CAPTURE_QUEUE = "capture"
-TRIGGERS = ("every_n_turns", "on_tool_end", "token_threshold", "always")
-DEFAULT_N = {"every_n_turns": 5, "token_threshold": 50_000, "on_tool_end": 1, "always": 1}
-
-
-@dataclass
-class CaptureJob:
-    id: str
-    account_id: str
-    session_id: str
-    task_id: str | None
-    trigger: str
-    n: int
-    request: dict[str, Any]
-    reply: dict[str, Any]
-    latency_ms: float | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
-
-
-def parse_trigger(trigger: str | None, n: str | None) -> tuple[str, int]:
-    name = (trigger or "always").strip().lower()
-    if name not in TRIGGERS:
-        raise InvalidInput(f"X-Kontex-Snapshot-Trigger must be one of: {', '.join(TRIGGERS)}")
-    if n is None or n == "":
-        return name, DEFAULT_N[name]
-    try:
-        value = int(n)
-    except ValueError:
-        raise InvalidInput("X-Kontex-Snapshot-N must be a positive integer") from None
-    if value < 1:
-        raise InvalidInput("X-Kontex-Snapshot-N must be a positive integer")
-    return name, value
 
 
 def _usage_tokens(reply: dict[str, Any]) -> tuple[int, int]:

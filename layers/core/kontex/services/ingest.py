@@ -20,12 +20,11 @@ from kontex.otlp.decode import (
     decode_request,
     media_type,
 )
-from kontex.otlp.span import Span, SpanEvent
+from kontex.otlp.span import SPANS_QUEUE, Span, SpanEvent
 from kontex.ports import Queue
 from kontex.services import sessions
 from kontex.services.deps import Deps
 
-SPANS_QUEUE = "spans"
 MESSAGE_BUDGET = 240 * 1024  # under SQS's 256 KiB with room for the envelope
 
 

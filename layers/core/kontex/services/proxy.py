@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kontex import observability
+from kontex.domain import captures as capture
 from kontex.domain.errors import InvalidInput, NotFound
 from kontex.domain.model_calls import anthropic, openai
 from kontex.domain.models import nested_deeper_than
 from kontex.ports import Queue, Upstream, UpstreamRequest, UpstreamResponse
-from kontex.services import capture, sessions
+from kontex.services import sessions
 from kontex.services.deps import Deps
 
 log = logging.getLogger("kontex.proxy")

@@ -74,12 +74,11 @@ from kontex.domain.models import (
 )
 from kontex.ids import derived_id
 from kontex.otlp import mapping
-from kontex.otlp.span import StoredSpan
+from kontex.otlp.span import SPANS_QUEUE, StoredSpan
 from kontex.ports import Queue
 from kontex.services import pricing, sessions, snapshots
 from kontex.services.conversation import conversation_tool_calls
 from kontex.services.deps import Deps
-from kontex.services.ingest import SPANS_QUEUE
 
 log = logging.getLogger("kontex.spans")
 
