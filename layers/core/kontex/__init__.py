@@ -25,30 +25,3 @@ The package is laid out by role, from the bottom up (docs/design.md, "Layers"):
 
 __version__ = "0.1.0"
 
-
-def _without_plugin_discovery() -> None:
-    """With ``PYDANTIC_DISABLE_PLUGINS`` set to disable every plugin (the stack sets it for each
-    function, infra/functions.py), pydantic's plugin loader returns no plugin before looking
-    for any, yet importing it imports ``importlib.metadata`` (and ``email`` with it), ~10 ms of
-    each function's cold start. A loader that returns no plugin is put in its place then, before
-    the first model is built: the same answer without the import (docs/benchmarks.md, "Cold
-    start, third round (issue 25)"). Unset, or naming some plugins only: pydantic's own."""
-    import os
-    import sys
-
-    if os.environ.get("PYDANTIC_DISABLE_PLUGINS") not in ("__all__", "1", "true"):
-        return
-    if "pydantic.plugin._loader" in sys.modules:
-        return
-    from types import ModuleType
-
-    loader = ModuleType("pydantic.plugin._loader", "No pydantic plugins (kontex/__init__.py).")
-
-    def get_plugins() -> tuple[()]:
-        return ()
-
-    loader.get_plugins = get_plugins  # type: ignore[attr-defined]
-    sys.modules["pydantic.plugin._loader"] = loader
-
-
-_without_plugin_discovery()
