@@ -416,6 +416,20 @@ def test_which_headers_go_upstream_and_come_back() -> None:
         {"Content-Length": "3", "Transfer-Encoding": "chunked", "X-Custom": "1", "Via": "x"}
     )
     assert back == {"x-custom": "1", "via": "x"}
+    kept = returned_headers({"Content-Length": "3", "X-Custom": "1"}, length_kept=True)
+    assert kept == {"content-length": "3", "x-custom": "1"}
+
+
+def test_a_json_answer_keeps_the_upstreams_length(kontex: Any, upstream: Any) -> None:
+    """The body is relayed byte for byte, so the caller gets the upstream's Content-Length,
+    as a direct call does, not a chunked answer; a stream stays chunked."""
+    status, headers, body = call(kontex, REQUEST, x_kontex_session_id=kontex.session.id)
+    assert status == 200 and json.loads(body) == reply_for(REQUEST)
+    assert headers["content-length"] == str(len(body))
+    assert "transfer-encoding" not in headers
+    status, headers, _ = call(kontex, {**REQUEST, "stream": True})
+    assert status == 200 and headers["content-type"].startswith("text/event-stream")
+    assert headers.get("transfer-encoding") == "chunked" and "content-length" not in headers
 
 
 def test_a_named_session_is_made_once(kontex: Any, upstream: Any) -> None:

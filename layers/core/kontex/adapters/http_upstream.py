@@ -136,7 +136,12 @@ class HttpUpstream:
                 await stream.aclose()  # read to the end: back to the pool; else dropped
 
         pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers]
-        return UpstreamResponse(response.status, returned_headers(_Pairs(pairs)), chunks())
+        # the body passes byte for byte, so its length holds (not for answers without a body:
+        # a 304's Content-Length is the representation's, which uvicorn would count against it)
+        length_kept = response.status >= 200 and response.status not in (204, 304)
+        return UpstreamResponse(
+            response.status, returned_headers(_Pairs(pairs), length_kept), chunks()
+        )
 
     async def aclose(self) -> None:
         if self._pool is not None:
