@@ -2,10 +2,11 @@
 LiteLLM side by side in one run, Anthropic's API and OpenAI's.
 
     python bench/proxy.py [--calls 200] [--server dev|alone|both] [--no-litellm] [--json]
-                          [--port-base 19400] [--profile OUT.svg]
+                          [--port-base 19400] [--profile OUT.svg] [--fakes-in-bench]
 
 Starts the fake Messages API and the fake OpenAI API from the tests (zero delay: they answer at
-once, with TCP_NODELAY), `kontex dev` pointed at both and LiteLLM's proxy (`litellm --config`,
+once, with TCP_NODELAY; in a process of their own, ``--fakes-in-bench`` for threads of the
+bench process as before), `kontex dev` pointed at both and LiteLLM's proxy (`litellm --config`,
 the version `bench/peers.py` pins, in its own cached venv) pointed at the same fakes, then
 times the real `anthropic` and `openai` SDKs calling each fake directly, through Kontex and
 through LiteLLM, JSON and streamed, with 1 and 8 concurrent clients: the median and p99 of
@@ -236,6 +237,48 @@ def litellm(folder: Path, port: int, claude: str, gpt: str) -> Any:
     return serving("litellm", argv, env, f"http://127.0.0.1:{port}", "/health/liveliness")
 
 
+class _Discard(list):  # type: ignore[type-arg]
+    """A fake's record of requests that keeps none (a long run would keep every one)."""
+
+    def append(self, item: Any) -> None:
+        pass
+
+
+def serve_fakes(claude_port: int, gpt_port: int) -> None:
+    """Both fakes in this process, until it is killed (``fakes``)."""
+    claude, gpt = FakeAnthropic(claude_port), FakeOpenAI(gpt_port)
+    claude.requests = gpt.requests = _Discard()  # type: ignore[assignment]
+    threading.Thread(target=claude.server.serve_forever, daemon=True).start()
+    print("ready", flush=True)
+    gpt.server.serve_forever()
+
+
+@contextmanager
+def fakes(port_base: int, in_bench: bool) -> Iterator[tuple[Any, Any]]:
+    """The fake Anthropic and OpenAI APIs (objects with a ``url``). By default in a process of
+    their own: as threads of this process they would share its interpreter lock with the 8
+    clients, and at 8 clients that one lock bounds every system's req/s (the faster the
+    system, the more). ``in_bench``: as threads here, as the earlier sections measured."""
+    if in_bench:
+        with (
+            FakeAnthropic(port_base).running() as claude,
+            FakeOpenAI(port_base + 1).running() as gpt,
+        ):
+            yield claude, gpt
+        return
+    argv = [sys.executable, str(Path(__file__).resolve()), "--serve-fakes", str(port_base)]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != "ready":
+            raise RuntimeError("the fake upstreams did not start")
+        urls = [f"http://127.0.0.1:{port_base + n}" for n in (0, 1)]
+        yield tuple(type("Fake", (), {"url": url})() for url in urls)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
 # -- the run -------------------------------------------------------------------------------
 
 
@@ -315,13 +358,13 @@ def run(
     port_base: int,
     profile: str | None,
     baseline: str | None = None,
+    fakes_in_bench: bool = False,
 ) -> list[dict[str, Any]]:
     """Every row; ``baseline`` (another source tree's ``layers/core``) runs its Kontex beside
     this one's ("kontex ... (base)"), on the same fakes, in the same run."""
     env = {"KONTEX_RATE_LIMIT_PER_HOUR": "1000000", "POWERTOOLS_METRICS_DISABLED": "true"}
     with (
-        FakeAnthropic(port_base).running() as claude,
-        FakeOpenAI(port_base + 1).running() as gpt,
+        fakes(port_base, fakes_in_bench) as (claude, gpt),
         tempfile.TemporaryDirectory(prefix="kontex-bench-proxy-") as tmp,
         ExitStack() as stack,
     ):
@@ -417,15 +460,30 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         "--baseline", help="another checkout's layers/core: its Kontex measured beside this one"
     )
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--fakes-in-bench",
+        action="store_true",
+        help="the fake upstreams as threads of the bench process (as before), not their own",
+    )
     parser.add_argument("--serve-alone", help=argparse.SUPPRESS)  # the `alone` server itself
+    parser.add_argument("--serve-fakes", type=int, help=argparse.SUPPRESS)  # the fakes' process
     args = parser.parse_args(argv)
+    if args.serve_fakes:
+        serve_fakes(args.serve_fakes, args.serve_fakes + 1)
+        return []
     if args.serve_alone:
         serve_alone(Path(args.serve_alone))
         return []
     servers = ["dev", "alone"] if args.server == "both" else [args.server]
     before = os.getloadavg()
     rows = run(
-        args.calls, servers, not args.no_litellm, args.port_base, args.profile, args.baseline
+        args.calls,
+        servers,
+        not args.no_litellm,
+        args.port_base,
+        args.profile,
+        args.baseline,
+        args.fakes_in_bench,
     )
     after = os.getloadavg()
     if args.json:

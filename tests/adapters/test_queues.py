@@ -4,6 +4,9 @@ the process, backs off, dead-letters with a reason and replays; SQS in moto."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -121,6 +124,68 @@ def test_sent_messages_survive_the_process_and_resume_at_start(tmp_path: Path) -
     }
     assert receives["m0"] == "2" and receives["m11"] == "1"
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+KILLED_AFTER_SEND = """
+import os, signal, sys
+from kontex.adapters.local_queue import LocalQueue
+queue = LocalQueue(sys.argv[1])
+queue.send("capture", ["kept"], durable=False)
+os.kill(os.getpid(), signal.SIGKILL)  # no close, no checkpoint: the process is gone
+"""
+
+
+def test_a_send_without_fsync_survives_a_killed_process(tmp_path: Path) -> None:
+    """The proxy's captures are sent with ``durable=False``: committed to the WAL without an
+    fsync (``synchronous=NORMAL``), so a process killed right after the send loses nothing."""
+    path = tmp_path / "queue.db"
+    queue = LocalQueue(path)
+    commits: list[int] = []  # the connection's synchronous setting at each COMMIT
+    queue._conn.set_trace_callback(
+        lambda sql: (
+            commits.append(queue._conn.execute("PRAGMA synchronous").fetchone()[0])
+            if sql == "COMMIT"
+            else None
+        )
+    )
+    queue.send("capture", ["a"], durable=False)
+    queue.send("spans", ["b"])
+    assert commits == [1, 2]  # NORMAL (no fsync), then FULL
+    queue.close()
+
+    child = subprocess.run([sys.executable, "-c", KILLED_AFTER_SEND, str(path)], check=False)
+    assert child.returncode == -signal.SIGKILL
+    after = LocalQueue(path)
+    try:
+        bodies = [r[0] for r in after._conn.execute("SELECT body FROM messages ORDER BY seq")]
+        assert bodies == ["a", "b", "kept"]
+    finally:
+        after.close()
+
+
+def test_the_wake_address_is_worked_out_once_per_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each send pokes the consumer's process; the address (a hash of the file's resolved
+    path) is worked out once per queue, not on every send."""
+    from kontex.adapters import local_queue
+
+    worked_out: list[str] = []
+    real = local_queue.wake_address
+
+    def counted(path: Path, queue: str) -> str | None:
+        worked_out.append(queue)
+        return real(path, queue)
+
+    monkeypatch.setattr(local_queue, "wake_address", counted)
+    queue = LocalQueue(tmp_path / "queue.db")
+    try:
+        for n in range(5):
+            queue.send("capture", [f"c{n}"])
+            queue.send("spans", [f"s{n}"])
+    finally:
+        queue.close()
+    assert sorted(worked_out) == ["capture", "spans"]
 
 
 def test_dead_letters_replay(tmp_path: Path) -> None:

@@ -33,7 +33,9 @@ class RecordingQueue:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
 
-    def send(self, queue: str, bodies: list[str], delay_seconds: int = 0) -> None:
+    def send(
+        self, queue: str, bodies: list[str], delay_seconds: int = 0, *, durable: bool = True
+    ) -> None:
         self.sent += [(queue, b) for b in bodies]
 
 
@@ -175,7 +177,9 @@ def test_queue_unavailable_is_503_with_retry_after(kontex: Any) -> None:
     from kontex.domain.errors import Transient
 
     class Down:
-        def send(self, queue: str, bodies: list[str], delay_seconds: int = 0) -> None:
+        def send(
+            self, queue: str, bodies: list[str], delay_seconds: int = 0, *, durable: bool = True
+        ) -> None:
             raise Transient("the queue is unavailable")
 
     kontex.queue = Down()

@@ -59,10 +59,14 @@ class RecordingQueue:
 
     def __init__(self) -> None:
         self.sent: list[str] = []
+        self.durable: list[bool] = []  # each send's ``durable``
 
-    def send(self, queue: str, bodies: list[str], delay_seconds: int = 0) -> None:
+    def send(
+        self, queue: str, bodies: list[str], delay_seconds: int = 0, *, durable: bool = True
+    ) -> None:
         assert queue == "capture"
         self.sent += bodies
+        self.durable.append(durable)
 
 
 @contextmanager

@@ -236,9 +236,22 @@ def test_upstream_timeout_and_unreachable(kontex: Any, upstream: Any) -> None:
     assert status == 502 and json.loads(body)["error"] == "upstream_error"
 
 
+def test_captures_are_queued_without_waiting_for_the_disk(kontex: Any) -> None:
+    """The caller has its answer before the capture is queued, so the send asks for no fsync
+    (``durable=False``): it still survives a crash of the proxy's process
+    (tests/adapters/test_queues.py), not necessarily a power loss."""
+    for _ in range(2):
+        status, _, _ = call(kontex, REQUEST, x_kontex_session_id=kontex.session.id)
+        assert status == 200
+    assert len(kontex.queue.sent) == 2
+    assert kontex.queue.durable and not any(kontex.queue.durable)
+
+
 def test_capture_never_breaks_the_answer(kontex: Any) -> None:
     class Broken:
-        def send(self, queue: str, bodies: list[str], delay_seconds: int = 0) -> None:
+        def send(
+            self, queue: str, bodies: list[str], delay_seconds: int = 0, *, durable: bool = True
+        ) -> None:
             raise RuntimeError("queue down")
 
     kontex.queue = Broken()
@@ -264,7 +277,9 @@ def test_captures_are_handed_off_and_queued_together_while_the_queue_is_busy(
             self.sends: list[list[str]] = []
             self.release = threading.Event()
 
-        def send(self, queue: str, bodies: list[str], delay_seconds: int = 0) -> None:
+        def send(
+            self, queue: str, bodies: list[str], delay_seconds: int = 0, *, durable: bool = True
+        ) -> None:
             self.sends.append(list(bodies))
             assert self.release.wait(30)
 
@@ -292,7 +307,9 @@ def test_in_lambda_the_capture_is_queued_before_the_answer_ends(
         def __init__(self) -> None:
             self.sent: list[str] = []
 
-        def send(self, queue: str, bodies: list[str], delay_seconds: int = 0) -> None:
+        def send(
+            self, queue: str, bodies: list[str], delay_seconds: int = 0, *, durable: bool = True
+        ) -> None:
             time.sleep(0.2)
             self.sent += bodies
 
@@ -311,7 +328,9 @@ def test_a_refused_batch_is_kept_capture_by_capture(store: Any, tmp_path: Any) -
     from kontex.services import proxy as service
 
     class Down:
-        def send(self, queue: str, bodies: list[str], delay_seconds: int = 0) -> None:
+        def send(
+            self, queue: str, bodies: list[str], delay_seconds: int = 0, *, durable: bool = True
+        ) -> None:
             raise RuntimeError("queue down")
 
     config = Settings.from_env({"KONTEX_API_KEY_SECRET": "s"}, kontex_data_dir=tmp_path)
@@ -397,6 +416,20 @@ def test_which_headers_go_upstream_and_come_back() -> None:
         {"Content-Length": "3", "Transfer-Encoding": "chunked", "X-Custom": "1", "Via": "x"}
     )
     assert back == {"x-custom": "1", "via": "x"}
+    kept = returned_headers({"Content-Length": "3", "X-Custom": "1"}, length_kept=True)
+    assert kept == {"content-length": "3", "x-custom": "1"}
+
+
+def test_a_json_answer_keeps_the_upstreams_length(kontex: Any, upstream: Any) -> None:
+    """The body is relayed byte for byte, so the caller gets the upstream's Content-Length,
+    as a direct call does, not a chunked answer; a stream stays chunked."""
+    status, headers, body = call(kontex, REQUEST, x_kontex_session_id=kontex.session.id)
+    assert status == 200 and json.loads(body) == reply_for(REQUEST)
+    assert headers["content-length"] == str(len(body))
+    assert "transfer-encoding" not in headers
+    status, headers, _ = call(kontex, {**REQUEST, "stream": True})
+    assert status == 200 and headers["content-type"].startswith("text/event-stream")
+    assert headers.get("transfer-encoding") == "chunked" and "content-length" not in headers
 
 
 def test_a_named_session_is_made_once(kontex: Any, upstream: Any) -> None:

@@ -69,7 +69,9 @@ def test_the_migrate_function_queues_a_reindex(tmp_path: Path) -> None:
         def __init__(self) -> None:
             self.sent: list[tuple[str, list[str]]] = []
 
-        def send(self, queue: str, bodies: Any, delay_seconds: int = 0) -> None:
+        def send(
+            self, queue: str, bodies: Any, delay_seconds: int = 0, *, durable: bool = True
+        ) -> None:
             self.sent.append((queue, list(bodies)))
 
     queue = Recording()

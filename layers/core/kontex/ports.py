@@ -726,8 +726,12 @@ class Connections(Protocol):
 class Queue(Protocol):
     """Named work queues (SQS on AWS, an in-process queue locally)."""
 
-    def send(self, queue: str, bodies: Sequence[str], delay_seconds: int = 0) -> None:
-        """Queue messages, delivered no sooner than ``delay_seconds`` from now."""
+    def send(
+        self, queue: str, bodies: Sequence[str], delay_seconds: int = 0, *, durable: bool = True
+    ) -> None:
+        """Queue messages, delivered no sooner than ``delay_seconds`` from now. Once it returns
+        they survive a crash of the process; ``durable`` (the default) asks that they survive
+        a power loss too (the local queue: an fsync; SQS always is)."""
         ...
 
 

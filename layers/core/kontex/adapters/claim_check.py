@@ -28,7 +28,9 @@ class ClaimCheckQueue:
         self.blobs = blobs
         self.threshold = threshold
 
-    def send(self, queue: str, bodies: Sequence[str], delay_seconds: int = 0) -> None:
+    def send(
+        self, queue: str, bodies: Sequence[str], delay_seconds: int = 0, *, durable: bool = True
+    ) -> None:
         out = []
         for body in bodies:
             data = body.encode("utf-8")
@@ -37,7 +39,7 @@ class ClaimCheckQueue:
                 self.blobs.put(key, data)
                 body = json.dumps({CLAIM: key})
             out.append(body)
-        self.inner.send(queue, out, delay_seconds)
+        self.inner.send(queue, out, delay_seconds, durable=durable)
 
 
 def claim_of(body: str) -> str | None:

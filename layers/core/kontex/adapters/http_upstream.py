@@ -6,7 +6,8 @@ fails: ``kontex.domain.forwarding``).
 invocations (it lives in the composition root): a call costs no TCP or TLS handshake after the
 first. It speaks to ``httpcore`` (the transport under ``httpx``) directly: a proxy needs none
 of ``httpx``'s client layer (cookie jar, redirects, auth, URL and header models), which cost
-about as much CPU per call as the exchange itself (docs/benchmarks.md, issue 25). The request
+about as much CPU per call as the exchange itself (docs/benchmarks.md, issue 25), nor its
+network layer through ``anyio`` (``adapters.asyncio_network`` instead). The request
 goes as the caller sent it plus ``Host`` and ``Content-Length``: no client default header
 (``User-Agent``, ``Accept-Encoding``...) is added, and no cookie is kept between callers.
 """
@@ -22,6 +23,7 @@ from typing import Any
 
 import httpcore
 
+from kontex.adapters.asyncio_network import AsyncioBackend
 from kontex.domain.forwarding import (
     UpstreamError,
     UpstreamTimeout,
@@ -76,6 +78,7 @@ class HttpUpstream:
                 keepalive_expiry=KEEPALIVE_SECONDS,
                 http1=True,
                 http2=False,
+                network_backend=AsyncioBackend(),  # the loop's streams, not anyio's
             )
             self._loop = loop
         return self._pool
@@ -133,7 +136,12 @@ class HttpUpstream:
                 await stream.aclose()  # read to the end: back to the pool; else dropped
 
         pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers]
-        return UpstreamResponse(response.status, returned_headers(_Pairs(pairs)), chunks())
+        # the body passes byte for byte, so its length holds (not for answers without a body:
+        # a 304's Content-Length is the representation's, which uvicorn would count against it)
+        length_kept = response.status >= 200 and response.status not in (204, 304)
+        return UpstreamResponse(
+            response.status, returned_headers(_Pairs(pairs), length_kept), chunks()
+        )
 
     async def aclose(self) -> None:
         if self._pool is not None:

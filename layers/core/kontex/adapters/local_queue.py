@@ -21,7 +21,9 @@ survives a power loss as well as a killed process: one fsync per ``send``, and i
 message per request. Everything else commits with ``NORMAL`` (survives a killed process, not
 always a power loss; no fsync): a topic's fan-out (``send_each(durable=False)``: an event is no
 more durable than the change it announces, committed with ``NORMAL`` in the store, and search
-can be rebuilt by ``kontex reindex``), and the receipts and deletions of delivery (one lost
+can be rebuilt by ``kontex reindex``), the proxy's captures (``send(durable=False)``: queued
+after the caller already has its answer, so no acknowledgement waits for the fsync; a killed
+proxy loses none), and the receipts and deletions of delivery (one lost
 to a power loss is a message delivered again, which consumers are ready for). Before this split
 a checkpoint's one event cost ten fsyncs (its send, then a claim and a delete per consumer, and
 the same for the ``snapshot.embedded`` that followed): about 16 ms of disk per request here.
@@ -201,6 +203,7 @@ class LocalQueue:
         self.poll_seconds = poll_seconds
         self._path = Path(path) if path is not None else None
         self._listeners: dict[str, socket.socket] = {}  # queue -> its bound wake socket
+        self._addresses: dict[str, str] = {}  # queue -> its wake address ("": none)
         self._poker: socket.socket | None = None
         if path is None:
             self._conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
@@ -239,10 +242,14 @@ class LocalQueue:
         """A queue whose worker runs in another process: messages to it are taken here."""
         self._elsewhere.add(queue)
 
-    def send(self, queue: str, bodies: Sequence[str], delay_seconds: int = 0) -> None:
-        """Store the messages durably; they are on disk when this returns, and delivered once
-        ``delay_seconds`` have passed."""
-        self.send_each([(queue, body) for body in bodies], delay_seconds)
+    def send(
+        self, queue: str, bodies: Sequence[str], delay_seconds: int = 0, *, durable: bool = True
+    ) -> None:
+        """Store the messages; they are in the file when this returns (a killed process loses
+        none), and delivered once ``delay_seconds`` have passed. ``durable`` (the default):
+        committed with an fsync, so they survive a power loss too; ``False``: committed
+        without one (the proxy's captures, queued after the caller has its answer)."""
+        self.send_each([(queue, body) for body in bodies], delay_seconds, durable)
 
     def send_each(
         self, messages: Sequence[tuple[str, str]], delay_seconds: int = 0, durable: bool = True
@@ -284,8 +291,12 @@ class LocalQueue:
         if self._path is None:
             return
         for queue in queues:
-            address = wake_address(self._path, queue)
-            if address is None or queue in self._listeners:  # ours: notified above
+            if queue in self._listeners:  # ours: notified above
+                continue
+            address = self._addresses.get(queue)
+            if address is None:  # the path resolved once per queue, not on every send
+                address = self._addresses[queue] = wake_address(self._path, queue) or ""
+            if not address:
                 continue
             try:
                 if self._poker is None:

@@ -25,7 +25,10 @@ class SqsQueue:
             self._client = boto3.client("sqs")
         return self._client
 
-    def send(self, queue: str, bodies: Sequence[str], delay_seconds: int = 0) -> None:
+    def send(
+        self, queue: str, bodies: Sequence[str], delay_seconds: int = 0, *, durable: bool = True
+    ) -> None:
+        """SQS stores every message durably: ``durable`` changes nothing."""
         url = self.urls[queue]
         for body in bodies:
             if len(body.encode()) > MAX_MESSAGE_BYTES:

@@ -6,7 +6,8 @@ Request headers: every end-to-end header goes upstream except the hop-by-hop one
 ``Content-Length`` (the client sets its own framing) and Kontex's ``X-Kontex-*``; a header
 whose value carries a Kontex key (``kontex_...``) never does. Response headers: every
 end-to-end header comes back (``Content-Length`` and ``Transfer-Encoding`` are the server's
-framing). The body is read as it arrives and passed on unchanged (still compressed if the
+framing; the proxy keeps ``Content-Length`` when the answer has a body, which it relays byte
+for byte). The body is read as it arrives and passed on unchanged (still compressed if the
 upstream compressed it).
 """
 
@@ -66,12 +67,15 @@ def upstream_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def returned_headers(headers: Any) -> dict[str, str]:
-    """Every end-to-end response header; repeated ones joined with commas."""
+def returned_headers(headers: Any, length_kept: bool = False) -> dict[str, str]:
+    """Every end-to-end response header; repeated ones joined with commas. ``length_kept``:
+    the upstream's ``Content-Length`` comes back too (the body is relayed byte for byte, so
+    the length holds, and the caller gets the framing a direct call gets, not a chunked
+    answer)."""
     out: dict[str, str] = {}
     for name, value in headers.items():
         key = name.lower()
-        if key in NOT_RETURNED:
+        if key in NOT_RETURNED and not (length_kept and key == "content-length"):
             continue
         out[key] = f"{out[key]}, {value}" if key in out else value
     return out

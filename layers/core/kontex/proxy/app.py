@@ -178,7 +178,14 @@ class ProxyApp:
         from kontex.services import proxy
 
         relay = proxy.Relay(call, response)
-        head = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+        holds_end = self.capture_before_end and relay.seen is not None
+        head = [
+            (k.encode("latin-1"), v.encode("latin-1"))
+            for k, v in response.headers.items()
+            # a Content-Length would end the answer at its last byte, before the capture is
+            # queued: in Lambda a captured answer stays chunked, so its end waits for it
+            if not (holds_end and k == "content-length")
+        ]
         await send({"type": "http.response.start", "status": response.status, "headers": head})
         loop = asyncio.get_running_loop()
         async with contextlib.aclosing(relay.chunks()) as chunks:  # type: ignore[type-var]

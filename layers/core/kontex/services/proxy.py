@@ -248,14 +248,16 @@ def queue_capture(deps: Deps, queue: Queue, job: capture.CaptureJob | None) -> N
 def queue_captures(deps: Deps, queue: Queue, jobs: list[capture.CaptureJob | None]) -> None:
     """Queue the captures in one send (one transaction of the local queue, SQS batches of
     ten); never raises. What the queue refuses is kept in the object store for replay (and
-    logged), one object per capture."""
+    logged), one object per capture. The send need not survive a power loss, only a crash of
+    this process (``durable=False``: the local queue commits without an fsync): the caller has
+    its answer already, so nothing waits for the disk."""
     made = [job for job in jobs if job is not None]
     if not made:
         return
     bodies = [job.to_json() for job in made]
     for attempt in range(SEND_ATTEMPTS):
         try:
-            queue.send(capture.CAPTURE_QUEUE, bodies)
+            queue.send(capture.CAPTURE_QUEUE, bodies, durable=False)
             return
         except Exception:
             if attempt + 1 < SEND_ATTEMPTS:
