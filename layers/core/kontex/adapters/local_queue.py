@@ -202,6 +202,7 @@ class LocalQueue:
         self._path = Path(path) if path is not None else None
         self._listeners: dict[str, socket.socket] = {}  # queue -> its bound wake socket
         self._poker: socket.socket | None = None
+        self._addresses: dict[str, str | None] = {}  # queue -> its wake address (resolved once)
         if path is None:
             self._conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             self._conn.executescript(_SCHEMA)
@@ -284,8 +285,12 @@ class LocalQueue:
         if self._path is None:
             return
         for queue in queues:
-            address = wake_address(self._path, queue)
-            if address is None or queue in self._listeners:  # ours: notified above
+            if queue in self._listeners:  # ours: notified above
+                continue
+            if queue not in self._addresses:  # resolving the path is a syscall per component
+                self._addresses[queue] = wake_address(self._path, queue)
+            address = self._addresses[queue]
+            if address is None:
                 continue
             try:
                 if self._poker is None:
