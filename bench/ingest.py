@@ -234,6 +234,7 @@ def run(
         base = stack.base
         try:
             latencies = []
+            cpu_before = _tree_cpu(stack.process.pid)
             started = time.perf_counter()
             for body in bodies:
                 t = time.perf_counter()
@@ -247,6 +248,7 @@ def run(
                     break
                 time.sleep(0.1)
             done = time.perf_counter()
+            cpu_after = _tree_cpu(stack.process.pid)
             memory_mb = tree_pss_mb(stack.process.pid)
             processes = tree_processes(stack.process.pid)
         finally:
@@ -269,7 +271,30 @@ def run(
         "request_p99_ms": round(cut[98], 1),
         "memory_mb": memory_mb,
         "processes": processes,
+        # CPU of the server process (ingest, the span worker, the API...) and of its children
+        # (the search process embedding, API worker processes) from the first request to done
+        "server_cpu_ms_per_span": round(1000 * (cpu_after[0] - cpu_before[0]) / spans, 3),
+        "children_cpu_seconds": round(cpu_after[1] - cpu_before[1], 2),
     }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one live process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / peers.TICKS
+
+
+def _tree_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds of ``pid`` and of its descendants (those alive now)."""
+    own, children, todo = _cpu_seconds(pid), 0.0, list(peers._children(pid))
+    while todo:
+        current = todo.pop()
+        children += _cpu_seconds(current)
+        todo += peers._children(current)
+    return own, children
 
 
 class _Sent:
@@ -581,6 +606,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             f"  {what} after {result['total_seconds']} s: {result['spans_per_second']} spans/s"
             f" end to end (rounds: {result['rounds_spans_per_second']})"
         )
+        if "server_cpu_ms_per_span" in result:
+            print(
+                f"  server process CPU {result['server_cpu_ms_per_span']} ms a span;"
+                f" its children (search process, API workers) {result['children_cpu_seconds']}"
+                " CPU seconds in the run"
+            )
         print(
             f"  memory after the run: {result['memory_mb']} MB PSS over"
             f" {result['processes']} processes; load average {result['load_average']}"
