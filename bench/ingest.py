@@ -235,6 +235,7 @@ def run(
         try:
             latencies = []
             cpu_before = _tree_cpu(stack.process.pid)
+            db_before = _database_cpu(url)
             started = time.perf_counter()
             for body in bodies:
                 t = time.perf_counter()
@@ -249,6 +250,7 @@ def run(
                 time.sleep(0.1)
             done = time.perf_counter()
             cpu_after = _tree_cpu(stack.process.pid)
+            db_cpu = _database_cpu(url) - db_before
             memory_mb = tree_pss_mb(stack.process.pid)
             processes = tree_processes(stack.process.pid)
         finally:
@@ -275,7 +277,23 @@ def run(
         # (the search process embedding, API worker processes) from the first request to done
         "server_cpu_ms_per_span": round(1000 * (cpu_after[0] - cpu_before[0]) / spans, 3),
         "children_cpu_seconds": round(cpu_after[1] - cpu_before[1], 2),
+        **({"database_cpu_ms_per_span": round(1000 * db_cpu / spans, 3)} if url else {}),
     }
+
+
+def _database_cpu(url: str | None) -> float:
+    """CPU seconds of the PostgreSQL backends connected to the benchmark's database (the
+    server on this machine), this query's own left out; 0 for SQLite (in the server)."""
+    if not url:
+        return 0.0
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return sum(_cpu_seconds(int(r[0])) for r in rows)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -611,6 +629,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 f"  server process CPU {result['server_cpu_ms_per_span']} ms a span;"
                 f" its children (search process, API workers) {result['children_cpu_seconds']}"
                 " CPU seconds in the run"
+                + (
+                    f"; PostgreSQL backends {result['database_cpu_ms_per_span']} ms a span"
+                    if "database_cpu_ms_per_span" in result
+                    else ""
+                )
             )
         print(
             f"  memory after the run: {result['memory_mb']} MB PSS over"
