@@ -19,7 +19,11 @@ T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 def test_a_one_row_insert_becomes_multi_row_statements_within_the_parameter_limit() -> None:
     sql = "INSERT INTO t (a, b) VALUES (?, ?) ON CONFLICT DO NOTHING"
     assert list(_statements(sql, [[1, 2], [3, 4]])) == [
-        ("INSERT INTO t (a, b) VALUES (%s, %s), (%s, %s) ON CONFLICT DO NOTHING", [1, 2, 3, 4])
+        (
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING",
+            [1, 2, 3, 4],
+            True,
+        )
     ]
     wide = (
         "INSERT INTO t ("
@@ -29,15 +33,15 @@ def test_a_one_row_insert_becomes_multi_row_statements_within_the_parameter_limi
         + ")"
     )
     parts = list(_statements(wide, [[n] * 11 for n in range(2_500)]))
-    assert [len(p) // 11 for _, p in parts] == [1_000, 1_000, 500]
-    assert all(len(p) <= _MAX_PARAMS for _, p in parts)
-    assert [v for _, p in parts for v in p[::11]] == list(range(2_500))  # in order
+    assert [len(p) // 11 for _, p, _ in parts] == [1_000, 1_000, 500]
+    assert all(len(p) <= _MAX_PARAMS and text.endswith("$11000)") for text, p, _ in parts[:2])
+    assert [v for _, p, _ in parts for v in p[::11]] == list(range(2_500))  # in order
     # an upsert may not touch a row twice in one statement, nor may a statement be split that
     # has other placeholders: one execution per row, as before
     upsert = "INSERT INTO t (a, b) VALUES (?, ?) ON CONFLICT (a) DO UPDATE SET b = excluded.b"
     assert list(_statements(upsert, [[1, 2], [1, 3]])) == [
-        (upsert.replace("?", "%s"), [1, 2]),
-        (upsert.replace("?", "%s"), [1, 3]),
+        (upsert.replace("?", "%s"), [1, 2], False),
+        (upsert.replace("?", "%s"), [1, 3], False),
     ]
     select = "INSERT INTO t (a, b) SELECT ?, ? FROM u WHERE id = ?"
     assert len(list(_statements(select, [[1, 2, 3], [4, 5, 6]]))) == 2

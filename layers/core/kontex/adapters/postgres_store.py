@@ -36,23 +36,28 @@ _MAX_PARAMS = 60_000  # under the protocol's 65,535 parameters of a statement
 _MAX_ROWS = 1_000  # rows of one multi-row statement
 
 
-def _statements(sql: str, rows: list[list[Any]]) -> Iterator[tuple[str, list[Any]]]:
+def _statements(sql: str, rows: list[list[Any]]) -> Iterator[tuple[str, list[Any], bool]]:
     """The rows of a one-row ``INSERT ... VALUES (?, ...)`` as multi-row INSERTs (one
-    statement per up to ``_MAX_ROWS`` rows): what the rows of a bulk write cost the driver
-    and the server is then per statement, not per row (an ``executemany`` in pipeline mode
-    sends, and the server runs, one execution per row). Other statements: one per row."""
+    statement per up to ``_MAX_ROWS`` rows, PostgreSQL's own ``$n`` placeholders: psycopg's
+    ``%s`` parsing costs more than the rows for a long text), what the rows of a bulk write
+    cost the driver and the server then per statement, not per row (an ``executemany`` in
+    pipeline mode sends, and the server runs, one execution per row). Other statements: one
+    ``%s`` statement per row. Each is (text, parameters, raw: whether ``$n`` placeholders)."""
     match = _ONE_ROW_INSERT.match(sql) if len(rows) > 1 else None
     if match is None:
         for row in rows:
-            yield _pg(sql), row
+            yield _pg(sql), row, False
         return
     head, values, tail = match.group(1), match.group(2), match.group(3) or ""
     width = values.count("?")
     step = max(1, min(_MAX_ROWS, _MAX_PARAMS // width))
     for start in range(0, len(rows), step):
         part = rows[start : start + step]
-        many = ", ".join([values] * len(part))
-        yield _pg(head + many + tail), [v for row in part for v in row]
+        tuples = ", ".join(
+            "(" + ", ".join(f"${i * width + k + 1}" for k in range(width)) + ")"
+            for i in range(len(part))
+        )
+        yield head + tuples + tail, [v for row in part for v in row], True
 
 
 class _PgTx:
@@ -88,8 +93,8 @@ class _PgTx:
         """The rows of one statement: a multi-row INSERT (``_statements``), else
         ``executemany``."""
         if len(rows) > 1 and _ONE_ROW_INSERT.match(sql):
-            with self._conn.cursor() as cursor:
-                for text, params in _statements(sql, rows):
+            with psycopg.RawCursor(self._conn) as cursor:
+                for text, params, _ in _statements(sql, rows):
                     # not prepared: the text changes with the number of rows
                     cursor.execute(text, params, prepare=False)
             return
