@@ -234,6 +234,8 @@ def run(
         base = stack.base
         try:
             latencies = []
+            cpu_before = _tree_cpu(stack.process.pid)
+            db_before = _database_cpu(url)
             started = time.perf_counter()
             for body in bodies:
                 t = time.perf_counter()
@@ -247,6 +249,8 @@ def run(
                     break
                 time.sleep(0.1)
             done = time.perf_counter()
+            cpu_after = _tree_cpu(stack.process.pid)
+            db_cpu = _database_cpu(url) - db_before
             memory_mb = tree_pss_mb(stack.process.pid)
             processes = tree_processes(stack.process.pid)
         finally:
@@ -269,7 +273,46 @@ def run(
         "request_p99_ms": round(cut[98], 1),
         "memory_mb": memory_mb,
         "processes": processes,
+        # CPU of the server process (ingest, the span worker, the API...) and of its children
+        # (the search process embedding, API worker processes) from the first request to done
+        "server_cpu_ms_per_span": round(1000 * (cpu_after[0] - cpu_before[0]) / spans, 3),
+        "children_cpu_seconds": round(cpu_after[1] - cpu_before[1], 2),
+        **({"database_cpu_ms_per_span": round(1000 * db_cpu / spans, 3)} if url else {}),
     }
+
+
+def _database_cpu(url: str | None) -> float:
+    """CPU seconds of the PostgreSQL backends connected to the benchmark's database (the
+    server on this machine), this query's own left out; 0 for SQLite (in the server)."""
+    if not url:
+        return 0.0
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return sum(_cpu_seconds(int(r[0])) for r in rows)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one live process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / peers.TICKS
+
+
+def _tree_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds of ``pid`` and of its descendants (those alive now)."""
+    own, children, todo = _cpu_seconds(pid), 0.0, list(peers._children(pid))
+    while todo:
+        current = todo.pop()
+        children += _cpu_seconds(current)
+        todo += peers._children(current)
+    return own, children
 
 
 class _Sent:
@@ -581,6 +624,17 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             f"  {what} after {result['total_seconds']} s: {result['spans_per_second']} spans/s"
             f" end to end (rounds: {result['rounds_spans_per_second']})"
         )
+        if "server_cpu_ms_per_span" in result:
+            print(
+                f"  server process CPU {result['server_cpu_ms_per_span']} ms a span;"
+                f" its children (search process, API workers) {result['children_cpu_seconds']}"
+                " CPU seconds in the run"
+                + (
+                    f"; PostgreSQL backends {result['database_cpu_ms_per_span']} ms a span"
+                    if "database_cpu_ms_per_span" in result
+                    else ""
+                )
+            )
         print(
             f"  memory after the run: {result['memory_mb']} MB PSS over"
             f" {result['processes']} processes; load average {result['load_average']}"

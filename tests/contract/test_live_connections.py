@@ -45,6 +45,49 @@ def test_a_connection_is_unauthenticated_until_it_names_its_account(store: Any) 
         assert uow.connections.get("c1", T0 + TTL) is None
 
 
+def test_subscribed_answers_a_batch_of_sessions_as_subscribers_would(store: Any) -> None:
+    """One read for a batch of events' sessions (the feed worker's): a pair is subscribed
+    exactly when ``subscribers`` would name someone for it."""
+    _open(store, "a1")
+    _open(store, "b1", account="acct_b")
+    _open(store, "old", at=T0 - TTL + timedelta(seconds=1))  # expires a second after T0
+    with store.unit() as uow:
+        uow.connections.open("anon", T0, T0 + TTL)
+    for cid, account, session in [
+        ("a1", "acct_a", "sess_1"),
+        ("b1", "acct_b", "sess_2"),
+        ("old", "acct_a", "sess_3"),
+        ("anon", "acct_a", "sess_4"),  # never authenticated
+    ]:
+        with store.unit() as uow:
+            uow.connections.subscribe(cid, account, session)
+    pairs = [
+        ("acct_a", "sess_1"),
+        ("acct_a", "sess_2"),  # B's subscriber, not A's
+        ("acct_b", "sess_2"),
+        ("acct_a", "sess_3"),
+        ("acct_a", "sess_4"),
+        ("acct_a", "sess_5"),
+        ("acct_a", "sess_1"),  # twice is once
+    ]
+    for now in (T0, T0 + timedelta(seconds=2)):
+        with store.unit(write=False) as uow:
+            found = uow.connections.subscribed(pairs, now)
+            expected = {p for p in pairs if uow.connections.subscribers(*p, now)}
+        assert found == expected
+    with store.unit(write=False) as uow:
+        assert uow.connections.subscribed(pairs, T0) == {
+            ("acct_a", "sess_1"),
+            ("acct_b", "sess_2"),
+            ("acct_a", "sess_3"),
+        }
+        assert uow.connections.subscribed(pairs, T0 + timedelta(seconds=2)) == {
+            ("acct_a", "sess_1"),
+            ("acct_b", "sess_2"),
+        }
+        assert uow.connections.subscribed([], T0) == set()
+
+
 def test_subscribers_are_the_live_authenticated_connections_of_the_account(store: Any) -> None:
     _open(store, "a1")
     _open(store, "a2")

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from kontex.adapters.sql.connections import SqlConnections
 from kontex.domain.errors import PayloadTooLarge
 from kontex.domain.models import THREAD_STATE_MAX_BYTES
 from kontex.ports import ConnectionGone
@@ -233,6 +234,31 @@ def test_events_reach_the_subscribers_of_their_session_only(
     assert live.deliver(deps, conns, _event(world, type="something.else", id="evt_2")) == 0
     _ask(deps, conns, "a2", "unsubscribe", session_id=world["sess_a"])
     assert live.deliver(deps, conns, _event(world, id="evt_3")) == 1
+
+
+def test_a_batch_looks_up_its_sessions_once_and_skips_those_nobody_watches(
+    deps: Deps, conns: FakeConnections, world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _login(deps, conns, "a1", world["key_a"])
+    _ask(deps, conns, "a1", "subscribe", session_id=world["sess_a"])
+    events = [_event(world, id=f"evt_a{i}") for i in range(3)]
+    events += [_event(world, "sess_b", id=f"evt_b{i}") for i in range(3)]
+    audience = live.audience(deps, [*events, "not an event", {"type": "snapshot.created"}])
+    assert audience.nobody(world["b"], world["sess_b"])
+    assert not audience.nobody(world["a"], world["sess_a"])
+    assert not audience.nobody(world["a"], "sess_not_in_the_batch")  # looked up per event
+    looked_up: list[tuple[str, str]] = []
+    original = SqlConnections.subscribers
+
+    def subscribers(self: SqlConnections, account_id: str, session_id: str, now: Any) -> Any:
+        looked_up.append((account_id, session_id))
+        return original(self, account_id, session_id, now)
+
+    monkeypatch.setattr(SqlConnections, "subscribers", subscribers)
+    posted = [live.deliver(deps, conns, json.dumps(e), audience) for e in events]
+    assert posted == [1, 1, 1, 0, 0, 0]
+    assert looked_up == [(world["a"], world["sess_a"])] * 3  # B's session: not again
+    assert [e["id"] for e in conns.events("a1")] == ["evt_a0", "evt_a1", "evt_a2"]
 
 
 def test_a_redelivered_event_is_posted_once_per_connection(

@@ -487,6 +487,13 @@ class ConnectionRepository(Protocol):
         """Ids of the live, authenticated connections of the account subscribed to the session."""
         ...
 
+    def subscribed(
+        self, sessions: Sequence[tuple[str, str]], now: datetime
+    ) -> set[tuple[str, str]]:
+        """Of the (account_id, session_id) pairs, those with at least one subscriber (as
+        ``subscribers`` counts them): a batch of events looked up in one statement."""
+        ...
+
     def claim_deliveries(
         self, event_id: str, connection_ids: Sequence[str], at: datetime
     ) -> list[str]:

@@ -5,6 +5,7 @@ psycopg 3 with a small connection pool, opened on first use (never at import).
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,6 +25,39 @@ _MIGRATION_LOCK = 7_311_404_110  # pg_advisory_xact_lock key: one migrator at a 
 
 def _pg(sql: str) -> str:
     return sql.replace("?", "%s")
+
+
+# ``INSERT INTO t (...) VALUES (?, ..., ?)``, maybe ``ON CONFLICT [(...)] DO NOTHING``: one row
+# of placeholders (not DO UPDATE: one statement may not update a row twice)
+_ONE_ROW_INSERT = re.compile(
+    r"^(INSERT INTO [^?]+? VALUES )(\((?:\?, )*\?\))(\s+ON CONFLICT(?: \([^?)]*\))? DO NOTHING)?$"
+)
+_MAX_PARAMS = 60_000  # under the protocol's 65,535 parameters of a statement
+_MAX_ROWS = 1_000  # rows of one multi-row statement
+
+
+def _statements(sql: str, rows: list[list[Any]]) -> Iterator[tuple[str, list[Any], bool]]:
+    """The rows of a one-row ``INSERT ... VALUES (?, ...)`` as multi-row INSERTs (one
+    statement per up to ``_MAX_ROWS`` rows, PostgreSQL's own ``$n`` placeholders: psycopg's
+    ``%s`` parsing costs more than the rows for a long text), what the rows of a bulk write
+    cost the driver and the server then per statement, not per row (an ``executemany`` in
+    pipeline mode sends, and the server runs, one execution per row). Other statements: one
+    ``%s`` statement per row. Each is (text, parameters, raw: whether ``$n`` placeholders)."""
+    match = _ONE_ROW_INSERT.match(sql) if len(rows) > 1 else None
+    if match is None:
+        for row in rows:
+            yield _pg(sql), row, False
+        return
+    head, values, tail = match.group(1), match.group(2), match.group(3) or ""
+    width = values.count("?")
+    step = max(1, min(_MAX_ROWS, _MAX_PARAMS // width))
+    for start in range(0, len(rows), step):
+        part = rows[start : start + step]
+        tuples = ", ".join(
+            "(" + ", ".join(f"${i * width + k + 1}" for k in range(width)) + ")"
+            for i in range(len(part))
+        )
+        yield head + tuples + tail, [v for row in part for v in row], True
 
 
 class _PgTx:
@@ -48,14 +82,24 @@ class _PgTx:
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         batch = [list(r) for r in rows]
         if batch:
-            with self._conn.cursor() as cursor:
-                cursor.executemany(_pg(sql), batch)
+            self._run(sql, batch)
 
     def batch(self, statements: Sequence[tuple[str, list[Sequence[Any]]]]) -> None:
         """Every statement queued in the pipeline: they travel with the COMMIT."""
+        for sql, rows in statements:
+            self._run(sql, [list(r) for r in rows])
+
+    def _run(self, sql: str, rows: list[list[Any]]) -> None:
+        """The rows of one statement: a multi-row INSERT (``_statements``), else
+        ``executemany``."""
+        if len(rows) > 1 and _ONE_ROW_INSERT.match(sql):
+            with psycopg.RawCursor(self._conn) as cursor:
+                for text, params, _ in _statements(sql, rows):
+                    # not prepared: the text changes with the number of rows
+                    cursor.execute(text, params, prepare=False)
+            return
         with self._conn.cursor() as cursor:
-            for sql, rows in statements:
-                cursor.executemany(_pg(sql), [list(r) for r in rows])
+            cursor.executemany(_pg(sql), rows)
 
 
 def _translate(error: psycopg.Error) -> Exception:

@@ -26,8 +26,9 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -345,7 +346,46 @@ def _posting_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def deliver(deps: Deps, connections: Connections, body: str | bytes | dict[str, Any]) -> int:
+@dataclass(frozen=True)
+class Audience:
+    """Which sessions of a batch of events have subscribers, looked up once for the batch: an
+    event of a session looked up without any is not looked up again (most events, when nobody
+    watches). Sessions not looked up (``checked``) are looked up per event, as before."""
+
+    checked: frozenset[tuple[str, str]]
+    subscribed: frozenset[tuple[str, str]]
+
+    def nobody(self, account_id: str, session_id: str) -> bool:
+        key = (account_id, session_id)
+        return key in self.checked and key not in self.subscribed
+
+
+def audience(deps: Deps, events: Iterable[Any]) -> Audience:
+    """The ``Audience`` of a batch of events (decoded bodies; anything else is left out and
+    looked up per event): one read for the batch."""
+    pairs = list(
+        dict.fromkeys(
+            (e["account_id"], e["session_id"])
+            for e in events
+            if isinstance(e, dict)
+            and e.get("type") in FEED_TYPES
+            and isinstance(e.get("account_id"), str)
+            and isinstance(e.get("session_id"), str)
+        )
+    )
+    if not pairs:
+        return Audience(frozenset(), frozenset())
+    with deps.store.unit(write=False) as uow:
+        found = uow.connections.subscribed(pairs, deps.clock())
+    return Audience(frozenset(pairs), frozenset(found))
+
+
+def deliver(
+    deps: Deps,
+    connections: Connections,
+    body: str | bytes | dict[str, Any],
+    audience: Audience | None = None,
+) -> int:
     """Post an event to the connections of its account subscribed to its session.
 
     Idempotent per (event, connection): a delivery is recorded before its post, so an event the
@@ -357,6 +397,8 @@ def deliver(deps: Deps, connections: Connections, body: str | bytes | dict[str, 
     event = FeedEvent.model_validate(raw)
     if event.type not in FEED_TYPES:
         return 0  # not for the feed: consumers ignore types they do not handle
+    if audience is not None and audience.nobody(event.account_id, event.session_id):
+        return 0  # its batch's lookup found no subscriber of its session
     now = deps.clock()
     with deps.store.unit(write=False) as uow:
         targets = uow.connections.subscribers(event.account_id, event.session_id, now)

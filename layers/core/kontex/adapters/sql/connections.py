@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from kontex.adapters.sql.base import Repository, as_time, chunked, marks
+from kontex.adapters.sql.base import Repository, as_time, by_account, chunked, marks
 from kontex.ports import LiveConnection
 
 OPEN_SQL = (
@@ -33,6 +33,12 @@ SUBSCRIBERS_SQL = (
     " JOIN live_connections c ON c.id = s.connection_id"
     " WHERE s.account_id = ? AND s.session_id = ? AND c.account_id = ?"
     " AND c.authenticated = ? AND c.expires_at > ? ORDER BY s.connection_id"
+)
+SUBSCRIBED_SQL = (
+    "SELECT DISTINCT s.account_id, s.session_id FROM live_subscriptions s"
+    " JOIN live_connections c ON c.id = s.connection_id"
+    " WHERE s.account_id = ? AND s.session_id IN ({marks}) AND c.account_id = s.account_id"
+    " AND c.authenticated = ? AND c.expires_at > ?"
 )
 CLAIM_SQL = (
     "INSERT INTO live_deliveries (event_id, connection_id, delivered_at)"
@@ -75,6 +81,17 @@ class SqlConnections(Repository):
     def subscribers(self, account_id: str, session_id: str, now: datetime) -> list[str]:
         rows = self._work.run(SUBSCRIBERS_SQL, [account_id, session_id, account_id, True, now])
         return [r["connection_id"] for r in rows]
+
+    def subscribed(
+        self, sessions: Sequence[tuple[str, str]], now: datetime
+    ) -> set[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
+        for account_id, ids in by_account(sessions):
+            rows = self._work.run(
+                SUBSCRIBED_SQL.format(marks=marks(ids)), [account_id, *ids, True, now]
+            )
+            found.update((r["account_id"], r["session_id"]) for r in rows)
+        return found
 
     def claim_deliveries(
         self, event_id: str, connection_ids: Sequence[str], at: datetime
