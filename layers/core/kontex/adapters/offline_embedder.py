@@ -35,6 +35,7 @@ import ctypes.util
 import hashlib
 import importlib.util
 import logging
+import subprocess
 import sys
 import tempfile
 import threading
@@ -91,32 +92,51 @@ def quantized(model: bytes) -> bytes:
     onnxruntime (the int8 weights dequantised, constants folded), then each constant weight
     requantised to int8 per output channel (the file's own scheme: no loss) and each MatMul
     made a ``DynamicQuantizeMatMul`` (uint8 activations scaled per call). The same input gives
-    the same bytes; nothing is read or written outside a temporary folder."""
+    the same bytes; nothing is read or written outside a temporary folder.
+
+    In a short-lived process of its own: the float graph and the quantiser's copies peak at
+    about 540 MB for 2-3 s, and a heap that held them would keep much of it (measured: a
+    transient 590 MB of `kontex dev` at the ingest benchmark's measuring point); this process
+    only reads the 22 MB result."""
+    with tempfile.TemporaryDirectory(prefix="kontex-minilm-") as tmp:
+        source, target = Path(tmp) / "model.onnx", Path(tmp) / "dynamic.onnx"
+        source.write_bytes(model)
+        done = subprocess.run(
+            [sys.executable, "-c", QUANTIZE, str(source), str(target)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if done.returncode != 0:
+            raise KontexError(f"could not quantise the offline model: {done.stderr[-2000:]}")
+        return target.read_bytes()
+
+
+QUANTIZE = (
+    "import sys; from kontex.adapters.offline_embedder import quantize_file as q; q(*sys.argv[1:])"
+)
+
+
+def quantize_file(source: str, target: str) -> None:
+    """``quantized``'s work, in the process that runs it: ``source`` to ``target``."""
     import onnxruntime
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with tempfile.TemporaryDirectory(prefix="kontex-minilm-") as tmp:
-        plain, dynamic = Path(tmp) / "float.onnx", Path(tmp) / "dynamic.onnx"
-        options = onnxruntime.SessionOptions()
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        options.optimized_model_filepath = str(plain)
-        options.intra_op_num_threads = 1
-        options.log_severity_level = 3
-        onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        quiet = logging.getLogger()  # quantize_dynamic advises pre-processing on the root logger
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)
-        try:
-            quantize_dynamic(
-                plain,
-                dynamic,
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                extra_options={"MatMulConstBOnly": True},  # attention's own products stay float
-            )
-        finally:
-            quiet.setLevel(level)
-        return dynamic.read_bytes()
+    plain = Path(target).with_name("float.onnx")
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(plain)
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    logging.getLogger().setLevel(logging.ERROR)  # it advises pre-processing on the root logger
+    quantize_dynamic(
+        plain,
+        target,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        extra_options={"MatMulConstBOnly": True},  # attention's own products stay float
+    )
 
 
 def _batches(encoded: Sequence[Any], size: int = BATCH) -> list[list[tuple[int, Any]]]:
