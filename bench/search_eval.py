@@ -34,7 +34,8 @@ the snapshot(s) it should find; 14 of them exact identifiers, error codes or fil
    the embed use case's **capacity** alone: the same snapshots embedded again in process into
    an empty collection, nothing else of the stack running. The load average is printed.
 
-    python bench/search_eval.py [--rounds 5] [--http] [--freshness 1000 [--window 50]] [--json]
+    python bench/search_eval.py [--rounds 5] [--http] [--freshness 1000 [--window 50]]
+        [--port P] [--json]
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ def latency(deps: Any, account: str, rounds: int) -> list[float]:
     return times
 
 
-def http_latency(rounds: int) -> list[float]:
+def http_latency(rounds: int, port: int | None = None) -> list[float]:
     """The set over REST on a real ``kontex dev``, then each ``GET /v1/search`` timed."""
     sys.path.insert(0, str(ROOT))
     from tests.e2e.stack import Http, create_key, start_dev, stop_dev
@@ -190,7 +191,7 @@ def http_latency(rounds: int) -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         create_key(data, "bootstrap", offline)
-        stack = start_dev(data, offline)
+        stack = start_dev(data, offline, port)
         try:
             api = Http(stack.base, create_key(data, "bench", offline))
             last = ""
@@ -312,7 +313,7 @@ class _Embedded(threading.Thread):
             return
 
 
-def freshness(count: int = 1000, window: int = 50) -> Freshness:
+def freshness(count: int = 1000, window: int = 50, port: int | None = None) -> Freshness:
     """The freshness run (see the module's docstring)."""
     sys.path.insert(0, str(ROOT))
     from kontex_client.langgraph import KontexSaver
@@ -332,7 +333,7 @@ def freshness(count: int = 1000, window: int = 50) -> Freshness:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         create_key(data, "bootstrap", env)
-        stack = start_dev(data, env)
+        stack = start_dev(data, env, port)
         # its output read as it comes: a full pipe would stop the server's threads mid-print
         threading.Thread(target=_drain, args=(stack.process.stdout,), daemon=True).start()
         try:
@@ -466,7 +467,13 @@ def _capacity(data: Path, order: list[str]) -> tuple[float, float, float]:
     return round(n / seconds, 1), round(points / seconds, 1), round(new / seconds, 1)
 
 
-def run(rounds: int = 5, http: bool = False, fresh: int | None = None, window: int = 50) -> Report:
+def run(
+    rounds: int = 5,
+    http: bool = False,
+    fresh: int | None = None,
+    window: int = 50,
+    port: int | None = None,
+) -> Report:
     snaps, queries = load_set()
     with tempfile.TemporaryDirectory() as tmp:
         deps, account, ids, seconds = build(Path(tmp))
@@ -485,11 +492,11 @@ def run(rounds: int = 5, http: bool = False, fresh: int | None = None, window: i
         query_ms_p99=round(_percentile(times, 0.99), 1),
     )
     if http:
-        over_http = http_latency(rounds)
+        over_http = http_latency(rounds, port)
         report.http_ms_p50 = round(_percentile(over_http, 0.5), 1)
         report.http_ms_p99 = round(_percentile(over_http, 0.99), 1)
     if fresh:
-        report.freshness = freshness(fresh, window)
+        report.freshness = freshness(fresh, window, port)
     return report
 
 
@@ -501,9 +508,12 @@ def main(argv: list[str] | None = None) -> int:
         "--freshness", type=int, metavar="N", help="also the freshness run of N snapshots"
     )
     parser.add_argument("--window", type=int, default=50, help="messages in the sliding window")
+    parser.add_argument(
+        "--port", type=int, help="kontex dev's port for --http and --freshness (a free one if not)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    report = run(args.rounds, args.http, args.freshness, args.window)
+    report = run(args.rounds, args.http, args.freshness, args.window, args.port)
     if args.json:
         print(json.dumps(asdict(report), indent=1))
         return 0

@@ -40,10 +40,12 @@ _SKIP_DIRS = {"__pycache__"}
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 
 
-# Dependencies only `kontex dev` uses (its WebSocket): never in a Lambda layer. uvicorn is not
-# one: the proxy function runs its ASGI app on uvicorn (functions/proxy/server.py), with
-# httptools and uvloop when present, as `kontex dev` does.
-LOCAL_ONLY = {"websockets"}
+# Dependencies only `kontex dev` uses (its WebSocket; onnx, for the offline model's quantised
+# MatMuls: 31 MB the minilm layer has no room for, so there the model keeps its float graph,
+# kontex/adapters/offline_embedder.py): never in a Lambda layer. uvicorn is not one: the proxy
+# function runs its ASGI app on uvicorn (functions/proxy/server.py), with httptools and uvloop
+# when present, as `kontex dev` does.
+LOCAL_ONLY = {"websockets", "onnx"}
 # Dependencies only search uses, by layer: the vector store's client, then each embedder's.
 SEARCH_LAYERS = {
     "search": {"qdrant-client"},

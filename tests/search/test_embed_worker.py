@@ -199,3 +199,77 @@ def test_a_batch_of_a_sliding_window_embeds_its_new_texts_in_one_model_call(
             assert found[0].snapshot_id == made_snaps[2].id, (word, newest)
     finally:
         bootstrap.configure(None)
+
+
+def test_a_batch_of_ten_window_snapshots_is_one_model_call_and_one_commit(
+    store: Any, tmp_path: Any, embedder: Any, index: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten snapshots of a sliding window, planned before any is written: snapshot n's plan also
+    lists the new messages of the batch's earlier ones (65 texts for 11 distinct points). Each
+    distinct text goes to the model once, in one call, and the ten snapshots' records and
+    events are written in one unit of work, as one by one would write them."""
+    config = Settings.from_env({"KONTEX_API_KEY_SECRET": "t"}, kontex_data_dir=tmp_path)
+    recorded = Recorded()
+    made = bootstrap.Container(
+        config, store=store, blobs=LocalBlobs(tmp_path / "blobs"), events=recorded
+    )
+    made.embedder = counting = Counting(embedder)
+    made.index = index
+    bootstrap.configure(made)
+    try:
+        deps = made.deps
+        account = keys.create_key(deps, "k")[0].account_id
+        session = sessions.create_session(deps, account, "s")
+        task = sessions.create_task(deps, account, session.id, "t")
+        said = [f"case{n:04d}: the upload to bucket {n} timed out" for n in range(11)]
+        made_snaps = [
+            snapshots.create_snapshot(
+                deps,
+                account,
+                task.id,
+                "checkpoint after",  # one label, one dense text
+                ContextBundle.model_validate(
+                    {"messages": [{"role": "user", "content": w} for w in said[: n + 2]]}
+                ),
+            )
+            for n in range(10)
+        ]
+        recorded.events.clear()
+        units: list[bool] = []
+        real_unit = store.unit
+
+        def unit(*args: Any, **kwargs: Any) -> Any:
+            units.append(kwargs.get("write", True))
+            return real_unit(*args, **kwargs)
+
+        monkeypatch.setattr(store, "unit", unit)
+        records = [
+            _record(
+                n,
+                {
+                    "type": "snapshot.created",
+                    "account_id": account,
+                    "session_id": session.id,
+                    "data": {"snapshot_id": s.id},
+                },
+            )
+            for n, s in enumerate(made_snaps)
+        ]
+        answer = worker.lambda_handler({"Records": records}, LocalContext(function_name="k"))
+        monkeypatch.undo()
+        assert answer == {"batchItemFailures": []}
+        assert counting.calls == 1  # 11 messages and the label: one model call
+        # the ten snapshots' records and events in one unit, then the published events' outbox
+        # rows deleted in one more (one by one: two units a snapshot)
+        assert units.count(True) <= 2, units
+        assert index.count(account) == 12
+        embedded = [e.data for e in recorded.events if e.type == "snapshot.embedded"]
+        assert [(d["snapshot_id"], d["points"], d["written"]) for d in embedded] == [
+            (made_snaps[0].id, 3, 3),
+            *[(s.id, n + 3, 1) for n, s in enumerate(made_snaps[1:], start=1)],
+        ]
+        for n in (0, 5, 10):  # each message answers with the newest snapshot holding it
+            found = search.search(deps, account, f"case{n:04d}").results
+            assert found[0].snapshot_id == made_snaps[-1].id, n
+    finally:
+        bootstrap.configure(None)

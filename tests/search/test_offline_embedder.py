@@ -96,9 +96,16 @@ def test_the_model_loads_without_what_its_lambda_layer_leaves_out() -> None:
     assert done.stdout.strip() == "384"
 
 
+@pytest.fixture(scope="module")
+def float_graph() -> OfflineEmbedder:
+    """The model as the Lambda layers run it (no ``onnx``): its MatMuls in float."""
+    return OfflineEmbedder(dynamic=False)
+
+
 def test_texts_are_batched_by_length_in_their_order_and_keep_their_vectors(
-    embedder: OfflineEmbedder, monkeypatch: pytest.MonkeyPatch
+    float_graph: OfflineEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    embedder = float_graph
     short, long = "checkpoint after", " ".join(["retry the flaky upload test"] * 30)
     texts = [long, short, "parse_jwt_claims", long + " again", short]
     embedder.embed_query("load")
@@ -117,3 +124,74 @@ def test_texts_are_batched_by_length_in_their_order_and_keep_their_vectors(
     assert [n for n, _ in shapes] == [3, 2] and shapes[0][1] < 10 < 150 < shapes[1][1], shapes
     alone = [embedder.embed_documents([t])[0] for t in texts]
     assert np.allclose(np.array(together), np.array(alone), atol=1e-6)
+
+
+TEXTS = [
+    "checkpoint after",
+    "parse_jwt_claims",
+    "MongoError E11000 duplicate key on email",
+    " ".join(["retry the flaky upload test"] * 30),
+    "case0042 results: the cache misses on every cold start of the api function",
+    "why does the nightly export to the data warehouse time out after an hour?",
+]
+
+
+def test_the_quantised_model_is_the_default_here_and_close_to_the_float_graph(
+    embedder: OfflineEmbedder, float_graph: OfflineEmbedder
+) -> None:
+    assert embedder.dynamic and embedder.name == "minilm-l6-int8-dq"
+    assert float_graph.name == "minilm-l6-int8"  # its own collection: vectors are not mixed
+    quantised = np.array(embedder.embed_documents(TEXTS))
+    plain = np.array(float_graph.embed_documents(TEXTS))
+    cosine = (quantised * plain).sum(axis=1)
+    assert cosine.min() > 0.98, cosine  # measured: 0.987 at worst over 200 agent messages
+    assert np.allclose(np.linalg.norm(quantised, axis=1), 1, atol=1e-5)
+    assert "MatMulInteger" in {n.op_type for n in _graph(embedder)}  # int8 products
+
+
+def _graph(embedder: OfflineEmbedder) -> list[object]:
+    """The session's nodes, from the model it was made from (re-quantised here, as at load)."""
+    import onnx
+
+    from kontex.adapters.offline_embedder import _verified, model_file, quantized
+
+    embedder.embed_query("load")
+    model = onnx.load_from_string(quantized(_verified(model_file())))
+    return list(model.graph.node)
+
+
+def test_the_quantised_model_embeds_each_text_alone_so_its_vector_is_its_own(
+    embedder: OfflineEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its activations are scaled per call: batched with others a text would get another
+    vector. Each text is its own call, and together gives exactly what alone gives."""
+    embedder.embed_query("load")
+    calls: list[tuple[int, ...]] = []
+    real_run = embedder._session.run
+
+    def run(names: object, feed: dict[str, np.ndarray]) -> object:
+        calls.append(feed["input_ids"].shape)
+        return real_run(names, feed)
+
+    monkeypatch.setattr(embedder._session, "run", run)
+    together = embedder.embed_documents(TEXTS)
+    monkeypatch.undo()
+    assert [n for n, _ in calls] == [1] * len(TEXTS)
+    alone = [embedder.embed_documents([t])[0] for t in reversed(TEXTS)][::-1]
+    assert together == alone
+
+
+def test_without_onnx_the_model_runs_its_float_graph_under_its_old_name() -> None:
+    """The Lambda layers leave ``onnx`` out (layers/build.py): there the embedder neither
+    imports it nor changes its name (the deployed collection stays the one it fills)."""
+    program = (
+        "import sys; sys.modules['onnx'] = None\n"
+        "from kontex.adapters.offline_embedder import OfflineEmbedder\n"
+        "e = OfflineEmbedder(); v = e.embed_query('parse_jwt_claims')\n"
+        "print(e.name, e.dynamic, len(v))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["minilm-l6-int8", "False", "384"]

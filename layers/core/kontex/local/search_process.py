@@ -16,10 +16,13 @@ closes, even on SIGKILL): it never outlives ``kontex dev``.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
 import secrets
 import signal
+import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -29,6 +32,25 @@ log = logging.getLogger("kontex.dev")
 QUEUES = frozenset({"embed"})  # the queues whose worker runs here
 START_SECONDS = 120.0  # how long the server waits for the index to open
 STOP_SECONDS = 30.0  # for the embed worker to finish its batch (local_queue: 10 s a thread)
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+ARENAS = 2
+
+
+def fewer_arenas(count: int = ARENAS) -> bool:
+    """At most ``count`` glibc malloc arenas in this process (glibc makes one per thread, up to
+    8 a core: the index server's connection threads, the queue's, onnxruntime's buffers, each
+    with its own free pages). Measured while `bench/ingest.py`'s embed backlog drained: 240 MB
+    at queryable against 286 with the default, the same drain rate; a fixed
+    ``M_MMAP_THRESHOLD`` (128 KB) held it to 214 MB but drained about 40% slower (each model
+    call's buffers mapped and faulted in anew), so it is not set (docs/benchmarks.md, "Search
+    freshness, second round"). True when set (glibc), else False."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(M_ARENA_MAX, count))
+    except (OSError, AttributeError):  # musl, or no libc found
+        return False
 
 
 class SearchProcess:
@@ -83,6 +105,7 @@ class SearchProcess:
 
 def run(settings: Settings, authkey: str, root: str | None, conn: Connection) -> None:
     """The process's body: open the index, serve it, consume the embed queue until told."""
+    fewer_arenas()  # before any thread of ours starts
     from kontex import bootstrap
     from kontex.adapters.local_index import IndexServer
     from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue
