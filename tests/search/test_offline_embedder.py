@@ -139,8 +139,9 @@ TEXTS = [
 def test_the_quantised_model_is_the_default_here_and_close_to_the_float_graph(
     embedder: OfflineEmbedder, float_graph: OfflineEmbedder
 ) -> None:
-    assert embedder.dynamic and embedder.name == "minilm-l6-int8-dq"
-    assert float_graph.name == "minilm-l6-int8"  # its own collection: vectors are not mixed
+    assert embedder.dynamic and not float_graph.dynamic
+    # one name, one collection: a data dir embedded by the float graph is searched as it was
+    assert embedder.name == float_graph.name == "minilm-l6-int8"
     quantised = np.array(embedder.embed_documents(TEXTS))
     plain = np.array(float_graph.embed_documents(TEXTS))
     cosine = (quantised * plain).sum(axis=1)
@@ -195,3 +196,26 @@ def test_without_onnx_the_model_runs_its_float_graph_under_its_old_name() -> Non
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["minilm-l6-int8", "False", "384"]
+
+
+def test_the_quantised_model_is_made_once_and_kept_in_the_cache_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kontex.adapters import offline_embedder as module
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    made: list[int] = []
+    quantized = module.quantized
+
+    def counting(model: bytes) -> bytes:
+        made.append(1)
+        return quantized(model)
+
+    monkeypatch.setattr(module, "quantized", counting)
+    first = module.OfflineEmbedder(dynamic=True).embed_query("the cache misses on cold start")
+    second = module.OfflineEmbedder(dynamic=True).embed_query("the cache misses on cold start")
+    assert made == [1]  # the second load read the file the first one wrote
+    assert first == second
+    (kept,) = (tmp_path / "kontex").glob("minilm-l6-dq-*.onnx")
+    assert kept.stat().st_size > 1_000_000
+    assert not list((tmp_path / "kontex").glob(".minilm-*"))  # no temporary file left

@@ -24,8 +24,12 @@ dynamically quantised (``onnxruntime.quantization.quantize_dynamic``: uint8 acti
 scale per call): about 4 ms for the same text, vectors within cosine 0.987 (mean 0.993) of the
 float graph's, recall on the labelled set unchanged (docs/benchmarks.md, "Search freshness,
 second round"). The activations' scale is taken over the whole call, so in this mode each text
-is its own call: a text's vector never depends on what it was batched with. Its name differs
-(``minilm-l6-int8-dq``), so its vectors go to a collection of their own.
+is its own call: a text's vector never depends on what it was batched with. The quantised file
+is made once per machine (in a child process, 2-3 s) and kept in the user's cache folder
+(``$XDG_CACHE_HOME/kontex`` or ``~/.cache/kontex``), named after the pinned model's digest and
+the versions of onnxruntime and onnx that made it. The embedder keeps its name: the two
+graphs' vectors are close enough to share a collection (a data dir embedded before is searched
+as it was, no reindex), and they never meet in practice (Lambda has no ``onnx``).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import ctypes.util
 import hashlib
 import importlib.util
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -112,6 +117,40 @@ def quantized(model: bytes) -> bytes:
         return target.read_bytes()
 
 
+def cache_dir() -> Path:
+    """Where the quantised model is kept between runs: the user's cache folder."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "kontex"
+
+
+def quantized_cached(model: bytes) -> bytes:
+    """``quantized(model)``, made once per machine: read from the cache folder when a run
+    before made it with the same onnxruntime and onnx, else made and written there (atomically;
+    a folder that cannot be written only means it is made again next time)."""
+    import onnx
+    import onnxruntime
+
+    name = (
+        f"minilm-l6-dq-{hashlib.sha256(model).hexdigest()[:16]}"
+        f"-ort{onnxruntime.__version__}-onnx{onnx.__version__}.onnx"
+    )
+    path = cache_dir() / name
+    try:
+        return path.read_bytes()
+    except OSError:
+        pass
+    made = quantized(model)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".minilm-", suffix=".tmp")
+        with os.fdopen(fd, "wb") as out:
+            out.write(made)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return made
+
+
 QUANTIZE = (
     "import sys; from kontex.adapters.offline_embedder import quantize_file as q; q(*sys.argv[1:])"
 )
@@ -169,7 +208,7 @@ class OfflineEmbedder:
         the ``onnx`` package is installed."""
         self._model_path = model_path
         self.dynamic = can_quantize() if dynamic is None else dynamic
-        self.name = "minilm-l6-int8-dq" if self.dynamic else "minilm-l6-int8"
+        self.name = "minilm-l6-int8"  # either graph: see the module
         self._batch = 1 if self.dynamic else BATCH  # a text's scale is its own
         self._session: Any = None
         self._tokenizer: Any = None
@@ -196,7 +235,7 @@ class OfflineEmbedder:
         options.enable_cpu_mem_arena = False  # freed buffers go back to malloc: trimmable
         model = _verified(self._model_path or model_file())
         if self.dynamic:
-            model = quantized(model)
+            model = quantized_cached(model)
         self._session = onnxruntime.InferenceSession(
             model, options, providers=["CPUExecutionProvider"]
         )
