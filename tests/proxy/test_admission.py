@@ -189,3 +189,20 @@ def test_the_lookups_age_and_are_bounded() -> None:
     off = Admission(0, clock=clock)
     off.remember_session("acct", "a", "sess_a")
     assert off.session("acct", "a") is None
+
+
+def test_a_secret_not_fetched_yet_is_fetched_on_a_thread(store: Any) -> None:
+    """On AWS the keys' secret comes from Secrets Manager on first use: not on the event loop."""
+    from kontex.services.admission import Miss
+    from kontex.services.deps import Deps
+
+    fetched: list[bool] = []
+
+    def secret() -> bytes:
+        fetched.append(True)
+        return b"s"
+
+    deps = Deps(store=store, blobs=None, api_key_secret=secret)  # type: ignore[arg-type]
+    with pytest.raises(Miss):
+        Admission(30).key(deps, "kontex_" + "a" * 43, "requests", 10, store=False)
+    assert fetched == []

@@ -86,6 +86,8 @@ class Admission:
         """The key presented, with one use of ``kind`` counted (``limits.admit``'s answers and
         refusals); ``Miss`` when it would need the store and ``store`` is False."""
         text = key_text(presented)
+        if not store and callable(deps.api_key_secret):  # not fetched yet (Secrets Manager)
+            raise Miss
         digest = hash_key(deps.key_secret(), text)
         now, window = limits.window_of(deps)
         if self.ttl > 0:
