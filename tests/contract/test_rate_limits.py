@@ -150,3 +150,15 @@ def test_the_migration_keeps_a_windows_count(before_0013: Any) -> None:
         assert uow.keys.hit("key_1", "request", WINDOW, 4) == 31
         assert uow.keys.hit("key_1", "request", WINDOW, 0) == 32
     assert _rows(store, "key_1") == [(WINDOW, 0, 31), (WINDOW, 4, 1)]
+
+
+def test_several_uses_are_counted_in_one_hit(store: Any) -> None:
+    """The proxy counts the uses it let through in one statement (services/admission.py)."""
+    with store.unit() as uow:
+        assert uow.keys.hit("key_1", "request", WINDOW, 2, 3) == 3
+        assert uow.keys.hit("key_1", "request", WINDOW, 2, 4) == 7
+        assert uow.keys.hit("key_1", "request", WINDOW, 5) == 8
+    assert _rows(store, "key_1") == [(WINDOW, 2, 7), (WINDOW, 5, 1)]
+    with store.unit() as uow:  # a new window of several uses still drops the older ones
+        assert uow.keys.hit("key_1", "request", WINDOW + 3600, 1, 2) == 2
+    assert _rows(store, "key_1") == [(WINDOW + 3600, 1, 2)]

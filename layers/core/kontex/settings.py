@@ -57,6 +57,12 @@ class Settings(BaseModel):
     anthropic_api_url: str = "https://api.anthropic.com"
     # /proxy/openai/v1/* goes to {OPENAI_API_URL}/v1/* (any OpenAI-compatible server)
     openai_api_url: str = "https://api.openai.com"
+    kontex_proxy_admission_cache_seconds: float = Field(
+        default=30,
+        ge=0,
+        description="the proxy trusts a key, a session name and a task it found for this long"
+        " (a revoked key is refused by the proxy within it; 0: every call asks the store)",
+    )
     kontex_proxy_timeout_seconds: float = Field(
         default=600, gt=0, description="upstream timeout (AWS: under the function's 15 min)"
     )

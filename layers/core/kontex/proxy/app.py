@@ -91,12 +91,28 @@ class ProxyApp:
         health: bool = True,
         capture_before_end: bool | None = None,
         body_timeout: float = BODY_TIMEOUT_SECONDS,
+        admission_clock: Callable[[], float] | None = None,
     ) -> None:
         self._container = container
         self.health = health
         self.capture_before_end = _in_lambda() if capture_before_end is None else capture_before_end
         self.body_timeout = body_timeout
         self.captures = CaptureHandOff()
+        self.admission_clock = admission_clock
+        self._admission: tuple[Any, Any] | None = None  # (container, its Admission)
+
+    def admission(self, made: Any) -> Any:
+        """The process's ``services.admission.Admission`` for the container ``made`` (a new one
+        when the container changes: the tests configure one per test)."""
+        current = self._admission
+        if current is None or current[0] is not made:
+            from kontex.services.admission import Admission
+
+            ttl = made.settings.kontex_proxy_admission_cache_seconds
+            clock = self.admission_clock
+            known = Admission(ttl) if clock is None else Admission(ttl, clock=clock)
+            current = self._admission = (made, known)
+        return current[1]
 
     def container(self) -> Any:
         if self._container is not None:
@@ -156,12 +172,27 @@ class ProxyApp:
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         query = (scope.get("query_string") or b"").decode("latin-1")
+        from kontex.services import proxy
+        from kontex.services.admission import Miss
+
+        made = self.container()
+        known = self.admission(made)
         try:
-            made = self.container()
-            call = await asyncio.to_thread(
-                _admit, made, scope["method"], raw_path, query, headers, body
-            )
-            from kontex.services import proxy
+            try:  # from what this process knows, on the loop: no round trip, no thread hop
+                call = _admit(made, known, scope["method"], raw_path, query, headers, body, False)
+            except Miss as miss:  # from the store, on a thread
+                call = await asyncio.to_thread(
+                    _admit,
+                    made,
+                    known,
+                    scope["method"],
+                    raw_path,
+                    query,
+                    headers,
+                    body,
+                    True,
+                    miss.key,
+                )
 
             settings = made.settings
             base = (
@@ -171,10 +202,13 @@ class ProxyApp:
                 made.upstream, base, settings.kontex_proxy_timeout_seconds, call
             )
         except KontexError as error:
-            return await _answer(send, *error_answer(error))
-        return await self._relay(made, call, response, send)
+            status = await _answer(send, *error_answer(error))
+            if known.uncounted:  # a call refused after its key was counted (a 429, a 404...)
+                self.captures.put(made, None, known)
+            return status
+        return await self._relay(made, known, call, response, send)
 
-    async def _relay(self, made: Any, call: Any, response: Any, send: Send) -> int:
+    async def _relay(self, made: Any, known: Any, call: Any, response: Any, send: Send) -> int:
         from kontex.services import proxy
 
         relay = proxy.Relay(call, response)
@@ -195,11 +229,13 @@ class ProxyApp:
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
             except UpstreamError as error:
                 log.warning("the upstream answer broke off (%s): nothing captured", error.message)
+                if known.uncounted:
+                    self.captures.put(made, None, known)
                 return response.status  # the caller's connection is closed unended, as ours was
         if self.capture_before_end:  # Lambda: queued (and the metrics written) before the end
-            await loop.run_in_executor(None, _capture, made, [relay])
-        elif relay.seen is not None:  # a capture to queue
-            self.captures.put(made, relay)
+            await loop.run_in_executor(None, _capture, made, [relay], known)
+        elif relay.seen is not None or known.uncounted:  # a capture to queue, uses to count
+            self.captures.put(made, relay if relay.seen is not None else None, known)
         await send({"type": "http.response.body", "body": b""})
         return response.status
 
@@ -238,24 +274,46 @@ class ProxyApp:
 
 
 def _admit(
-    made: Any, method: str, raw_path: str, query: str, headers: dict[str, str], body: bytes
+    made: Any,
+    known: Any,
+    method: str,
+    raw_path: str,
+    query: str,
+    headers: dict[str, str],
+    body: bytes,
+    store: bool,
+    key: Any = None,
 ) -> Any:
-    """The caller's key (counted against its hourly limit), then the call: a thread's work."""
-    from kontex.services import limits, proxy
+    """The caller's key (counted against its hourly limit, unless ``key``: admitted already),
+    then the call. With ``store`` False from what the process knows only (on the loop):
+    ``Miss``, with the key once it is admitted, for what only the store knows; with ``store``
+    True the store is asked (a thread's work)."""
+    from kontex.services import proxy
+    from kontex.services.admission import Miss
 
     proxy.route(raw_path)  # 404 before anything else for a path that is not ours
-    key = limits.admit(
-        made.deps, presented_key(headers), "requests", made.settings.kontex_rate_limit_per_hour
-    )
-    return proxy.admit(made.deps, key.account_id, method, raw_path, query, headers, body)
+    if key is None:
+        limit = made.settings.kontex_rate_limit_per_hour
+        key = known.key(made.deps, presented_key(headers), "requests", limit, store=store)
+    try:
+        return proxy.admit(
+            made.deps, key.account_id, method, raw_path, query, headers, body, known, store
+        )
+    except Miss as miss:
+        miss.key = key
+        raise
 
 
-def _capture(made: Any, relays: list[Any]) -> None:
-    """Read the replies and queue their captures, in one queue write; never raises."""
+def _capture(made: Any, relays: list[Any], known: Any = None) -> None:
+    """Read the replies and queue their captures, in one queue write, then count the uses the
+    process let through; never raises."""
     from kontex import observability
     from kontex.services import proxy
 
-    proxy.queue_captures(made.deps, made.queue, [relay.job() for relay in relays])
+    if relays:
+        proxy.queue_captures(made.deps, made.queue, [relay.job() for relay in relays])
+    if known is not None:
+        known.flush(made.deps)
     observability.flush()
 
 
@@ -263,10 +321,12 @@ class CaptureHandOff:
     """Captures handed off by the request path (``put``: an append and a wake-up, no thread
     hop, no I/O) and queued by one thread of their own, in batches of what arrived while the
     previous batch was being queued. A capture waits here in memory for at most one batch;
-    ``wait`` (the server's shutdown, the tests) returns once every one is queued."""
+    ``wait`` (the server's shutdown, the tests) returns once every one is queued. After each
+    batch, the rate-limit uses the admission let through are counted in the store
+    (``Admission.flush``): an item may bring no capture, only that (``relay`` None)."""
 
     def __init__(self) -> None:
-        self._items: collections.deque[tuple[Any, Any]] = collections.deque()
+        self._items: collections.deque[tuple[Any, Any, Any]] = collections.deque()
         self._pending = 0  # handed off, not yet queued
         self._ready = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -275,9 +335,9 @@ class CaptureHandOff:
     def idle(self) -> bool:
         return self._pending == 0
 
-    def put(self, made: Any, relay: Any) -> None:
+    def put(self, made: Any, relay: Any, known: Any = None) -> None:
         with self._ready:
-            self._items.append((made, relay))
+            self._items.append((made, relay, known))
             self._pending += 1
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -298,11 +358,13 @@ class CaptureHandOff:
                 batch = list(self._items)
                 self._items.clear()
             try:
-                by_container: dict[int, tuple[Any, list[Any]]] = {}
-                for made, relay in batch:
-                    by_container.setdefault(id(made), (made, []))[1].append(relay)
-                for made, relays in by_container.values():
-                    _capture(made, relays)
+                by_container: dict[int, tuple[Any, list[Any], Any]] = {}
+                for made, relay, known in batch:
+                    _, relays, _ = by_container.setdefault(id(made), (made, [], known))
+                    if relay is not None:
+                        relays.append(relay)
+                for made, relays, known in by_container.values():
+                    _capture(made, relays, known)
             except Exception:  # the answers are gone; nothing to fail but a log line
                 log.exception("captures were not queued")
             finally:

@@ -17,7 +17,8 @@ WINDOW_SECONDS = 3600
 SHARDS = 8
 
 
-def _window(deps: Deps) -> tuple[int, int]:
+def window_of(deps: Deps) -> tuple[int, int]:
+    """``(now, the start of its window)`` in seconds."""
     now = int(deps.clock().timestamp())
     return now, now - now % WINDOW_SECONDS
 
@@ -28,30 +29,37 @@ def admit(deps: Deps, presented: Credential | str | None, kind: str, limit: int)
     unknown to this server: services/keys.py), or ``RateLimited`` past ``limit`` in this
     window."""
     text = key_text(presented)
-    now, window = _window(deps)
+    now, window = window_of(deps)
     # a count lost in a crash is harmless; one committed as it runs holds its row for no round
     # trip
     with deps.store.unit(durable=False, autocommit=True) as uow:
-        key, used = uow.keys.find_and_hit(hash_key(deps.key_secret(), text), kind, window, _shard())
+        key, used = uow.keys.find_and_hit(hash_key(deps.key_secret(), text), kind, window, shard())
     if key is None or key.revoked_at is not None:
         raise unknown_key(deps)
-    _check(used, limit, kind, window, now)
+    check(used, limit, kind, window, now)
     return key
 
 
 def hit(deps: Deps, key_id: str, kind: str, limit: int) -> None:
     """Count one use of ``kind`` by the key; ``RateLimited`` past ``limit`` in this window."""
-    now, window = _window(deps)
+    now, window = window_of(deps)
     with deps.store.unit(autocommit=True) as uow:
-        used = uow.keys.hit(key_id, kind, window, _shard())
-    _check(used, limit, kind, window, now)
+        used = uow.keys.hit(key_id, kind, window, shard())
+    check(used, limit, kind, window, now)
 
 
-def _shard() -> int:
+def count(deps: Deps, key_id: str, kind: str, window: int, uses: int) -> int:
+    """Count ``uses`` uses of ``kind`` by the key in ``window`` (already let through: nothing
+    is refused); the window's count."""
+    with deps.store.unit(durable=False, autocommit=True) as uow:
+        return uow.keys.hit(key_id, kind, window, shard(), uses)
+
+
+def shard() -> int:
     return random.randrange(SHARDS)  # noqa: S311 (spreads rows; nothing secret)
 
 
-def _check(used: int, limit: int, kind: str, window: int, now: int) -> None:
+def check(used: int, limit: int, kind: str, window: int, now: int) -> None:
     if used > limit:
         retry_after = max(1, window + WINDOW_SECONDS - now)
         raise RateLimited(

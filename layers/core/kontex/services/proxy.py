@@ -33,6 +33,7 @@ from kontex.domain.model_calls import anthropic, openai
 from kontex.domain.models import nested_deeper_than
 from kontex.ports import Queue, Upstream, UpstreamRequest, UpstreamResponse
 from kontex.services import sessions
+from kontex.services.admission import Admission, Miss
 from kontex.services.deps import Deps
 
 log = logging.getLogger("kontex.proxy")
@@ -51,6 +52,7 @@ SESSION_ID_PREFIX = "sess_"
 UNDELIVERED = "claims/undelivered/capture/"  # kept 30 days (the bucket's lifecycle)
 SEND_ATTEMPTS = 3
 MAX_DEPTH = 128  # a Messages body nested deeper is refused: its capture could not be processed
+LOOP_PARSE_LIMIT = 256 * 1024  # a larger body is parsed on a thread, not on the event loop
 
 
 @dataclass
@@ -93,20 +95,52 @@ def is_captured_route(method: str, path: str, api: str = ANTHROPIC) -> bool:
     return (method.upper(), path.rstrip("/")) in APIS[api][1]
 
 
-def resolve_session(deps: Deps, account_id: str, given: str) -> str:
-    """A session id of the caller's (404 otherwise), or a name: found, or made on first use."""
+def resolve_session(
+    deps: Deps, account_id: str, given: str, known: Admission | None = None, store: bool = True
+) -> str:
+    """A session id of the caller's (404 otherwise), or a name: found, or made on first use.
+    From ``known`` when this process found it already; ``Miss`` if not and ``store`` is
+    False."""
     given = given.strip()
+    if known is not None:
+        found = known.session(account_id, given)
+        if found is not None:
+            return found
+    if not store:
+        raise Miss
     if given.startswith(SESSION_ID_PREFIX):
-        return sessions.get_session(deps, account_id, given).id
+        found = sessions.get_session(deps, account_id, given).id
+    else:
+        with deps.store.unit(write=False) as uow:
+            found = uow.traces.alias(account_id, given)
+        if not found:
+            made = sessions.create_session(
+                deps, account_id, given[:200], metadata={"source": "proxy", "external_id": given}
+            )
+            with deps.store.unit() as uow:
+                found = uow.traces.add_alias(account_id, given, made.id)
+    if known is not None:
+        known.remember_session(account_id, given, found)
+    return found
+
+
+def task_session(
+    deps: Deps, account_id: str, task_id: str, known: Admission | None, store: bool
+) -> str | None:
+    """The session of the caller's task (None: no such task), as ``resolve_session``."""
+    if known is not None:
+        found = known.task(account_id, task_id)
+        if found is not None:
+            return found
+    if not store:
+        raise Miss
     with deps.store.unit(write=False) as uow:
-        found = uow.traces.alias(account_id, given)
-    if found:
-        return found
-    made = sessions.create_session(
-        deps, account_id, given[:200], metadata={"source": "proxy", "external_id": given}
-    )
-    with deps.store.unit() as uow:
-        return uow.traces.add_alias(account_id, given, made.id)
+        task = uow.tasks.get(account_id, task_id)
+    if task is None:
+        return None
+    if known is not None:
+        known.remember_task(account_id, task_id, task.session_id)
+    return task.session_id
 
 
 def admit(
@@ -117,14 +151,21 @@ def admit(
     query: str,
     headers: Mapping[str, str],
     body: bytes,
+    known: Admission | None = None,
+    store: bool = True,
 ) -> Call:
     """The call to forward; raises (and nothing is forwarded) for a bad Kontex header or a
-    model call's body that is not a JSON object."""
+    model call's body that is not a JSON object. The sessions and tasks named come from
+    ``known`` when this process found them already (services/admission.py); with ``store``
+    False, ``Miss`` when they are not known there, or for a body too large to parse on the
+    event loop."""
     lowered = {k.lower(): v for k, v in headers.items()}
     api, path = route(raw_path)
     call = Call(account_id, api, method.upper(), path, query, lowered, body)
     if not is_captured_route(method, path, api):
         return call
+    if not store and len(body) > LOOP_PARSE_LIMIT:
+        raise Miss
     too_deep = InvalidInput(f"the request body is nested more than {MAX_DEPTH} levels deep")
     try:
         request = json.loads(body)
@@ -143,11 +184,10 @@ def admit(
         lowered.get("x-kontex-snapshot-trigger"), lowered.get("x-kontex-snapshot-n")
     )
     if given.strip():
-        call.session_id = resolve_session(deps, account_id, given)
+        call.session_id = resolve_session(deps, account_id, given, known, store)
     if task_id:
-        with deps.store.unit(write=False) as uow:
-            task = uow.tasks.get(account_id, task_id)
-        if task is None or task.session_id != call.session_id:
+        session_of_task = task_session(deps, account_id, task_id, known, store)
+        if session_of_task is None or session_of_task != call.session_id:
             raise NotFound(f"task {task_id} not found in the session")
         call.task_id = task_id
     return call

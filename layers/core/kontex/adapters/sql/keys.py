@@ -21,18 +21,19 @@ REVOKE_KEY_SQL = (
     " AND revoked_at IS NULL RETURNING id"
 )
 # A window's count is spread over a few shard rows (docs/design.md, "Rate limits"): a hit adds
-# one to its shard's row and answers that row's count (``shard_hits``: 1 when the row is new)
+# its uses (one, or the proxy's several counted at once) to its shard's row and answers that
+# row's count (``shard_hits``: the uses added when the row is new)
 # and the window's (``hits``: the row's plus the other shards', read in the same statement).
 _UPSERT_HIT = (
     " ON CONFLICT (key_id, kind, window_start, shard) DO UPDATE"
-    " SET hits = rate_limits.hits + 1"
+    " SET hits = rate_limits.hits + excluded.hits"
     " RETURNING hits AS shard_hits, hits + ("
     "SELECT COALESCE(SUM(o.hits), 0) FROM rate_limits o WHERE o.key_id = rate_limits.key_id"
     " AND o.kind = rate_limits.kind AND o.window_start = rate_limits.window_start"
     " AND o.shard <> rate_limits.shard) AS hits"
 )
 HIT_SQL = (
-    "INSERT INTO rate_limits (key_id, kind, window_start, shard, hits) VALUES (?, ?, ?, ?, 1)"
+    "INSERT INTO rate_limits (key_id, kind, window_start, shard, hits) VALUES (?, ?, ?, ?, ?)"
     + _UPSERT_HIT
 )
 # the key's use counted in the same round trip as the key is found (none for a revoked one)
@@ -67,9 +68,9 @@ class SqlKeys(Repository):
     def revoke(self, account_id: str, key_id: str, at: datetime) -> bool:
         return bool(self._work.run(REVOKE_KEY_SQL, [at, account_id, key_id]))
 
-    def hit(self, key_id: str, kind: str, window_start: int, shard: int) -> int:
-        (row,) = self._work.run(HIT_SQL, [key_id, kind, window_start, shard])
-        if row["shard_hits"] == 1:  # a new window (of this shard): the key's older ones go
+    def hit(self, key_id: str, kind: str, window_start: int, shard: int, uses: int = 1) -> int:
+        (row,) = self._work.run(HIT_SQL, [key_id, kind, window_start, shard, uses])
+        if row["shard_hits"] == uses:  # a new window (of this shard): the key's older ones go
             self._work.later(DROP_OLD_WINDOWS_SQL, [(key_id, kind, window_start)])
         return int(row["hits"])
 
