@@ -230,4 +230,3 @@ def test_the_proxy_loads_no_snapshot_code() -> None:
         "tiktoken",
     )
     assert loaded("proxy/server.py", then=PROXY_FIRST_REQUEST, heavy=snapshot_code) == []
-
