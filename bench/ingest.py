@@ -230,9 +230,10 @@ def run(
         }
         key = create_key(data, "bench", env=env)
         stack = start_dev(data, env=env)
-        spy = _py_spy(stack.process.pid, profile) if profile else None
+        spy = None
         base = stack.base
-        try:
+        try:  # from here on `kontex dev` is stopped whatever fails (py-spy missing, say)
+            spy = _py_spy(stack.process.pid, profile) if profile else None
             latencies = []
             cpu_before = _tree_cpu(stack.process.pid)
             db_before = _database_cpu(url)

@@ -97,3 +97,25 @@ def test_the_search_process_stops_when_the_servers_own_shutdown_fails(tmp_path: 
     finally:
         if stack.process.poll() is None:
             os.killpg(stack.process.pid, signal.SIGKILL)
+
+
+def niceness(pid: int) -> int:
+    return os.getpriority(os.PRIO_PROCESS, pid)
+
+
+@pytest.mark.parametrize("nice", ["5", "0"])
+def test_the_search_process_runs_at_a_lower_priority_than_the_server(
+    tmp_path: Path, nice: str
+) -> None:
+    """KONTEX_DEV_SEARCH_NICE steps nicer than the server (the model's threads with it): on full
+    cores the span path comes first; 0 keeps the server's priority."""
+    port = int(os.environ.get("KONTEX_TEST_PORT", "0")) or None
+    stack = start_dev(tmp_path / "data", {**OFFLINE, "KONTEX_DEV_SEARCH_NICE": nice}, port)
+    try:
+        child, _ = search_process(stack)
+        server = niceness(stack.process.pid)
+        threads = [int(t.name) for t in Path(f"/proc/{child}/task").glob("*")]
+        assert {niceness(t) for t in threads} == {min(server + int(nice), 19)}
+    finally:
+        stop_dev(stack)
+    assert stack.process.returncode == 0

@@ -72,6 +72,12 @@ class Settings(BaseModel):
     kontex_dev_body_timeout_seconds: float = Field(
         default=10, gt=0, description="`kontex dev`: a request body stalled this long is a 408"
     )
+    kontex_dev_search_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="`kontex dev`: the search process's niceness (0: the server's priority)",
+    )
     kontex_mcp_allowed_hosts: str | None = Field(
         default=None,
         description="/mcp: Host headers accepted (comma-separated, host:* for any port, * for"

@@ -20,6 +20,7 @@ import ctypes
 import ctypes.util
 import logging
 import multiprocessing
+import os
 import secrets
 import signal
 import sys
@@ -113,6 +114,7 @@ def run(settings: Settings, authkey: str, root: str | None, conn: Connection) ->
 
     # Ctrl-C reaches the whole process group: the server handles it and stops us in order
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    lower_priority(settings.kontex_dev_search_nice)
     log_to_stdout()
     container = bootstrap.Container(settings)
     queue = LocalQueue(settings.kontex_data_dir / QUEUE_FILE)
@@ -133,6 +135,18 @@ def run(settings: Settings, authkey: str, root: str | None, conn: Connection) ->
         queue.close()
         server.close()
         getattr(container.index, "close", lambda: None)()  # Qdrant's local folder, released
+
+
+def lower_priority(increment: int) -> None:
+    """Run this process (the model, its threads, the index it serves) ``increment`` steps nicer
+    than the server: when both cores are busy the span path gets them first and the embed
+    worker catches up behind its queue; on idle cores it runs as fast as before."""
+    if increment <= 0:
+        return
+    try:
+        os.nice(increment)
+    except (AttributeError, OSError) as error:  # no os.nice (Windows), or not permitted
+        log.warning("the search process keeps the server's priority: %s", error)
 
 
 def _told(conn: Connection) -> str:
