@@ -46,6 +46,24 @@ PROXY_FIRST_REQUEST = (
 )
 
 
+# The store's repositories (kontex.adapters.sql) that GET /v1/sessions does not use: it reads
+# the key (keys) and the page (sessions)
+UNUSED_REPOSITORIES = (
+    "archive",
+    "checkpoints",
+    "connections",
+    "content",
+    "outbox",
+    "queries",
+    "search",
+    "snapshots",
+    "spans",
+    "tasks",
+    "threads",
+    "traces",
+    "upgrade",
+)
+
 # What the REST function must not import before a request asks for it
 API_LAZY = (
     "kontex.api.keys",
@@ -82,6 +100,11 @@ API_LAZY = (
     "boto3",
     "botocore.session",  # (Powertools imports the bare ``botocore`` package for its user agent)
     "botocore.client",
+    # the ports' value types no first request uses, and the repositories a session listing
+    # does not touch (with the snapshot sealing behind them): issue 25, fourth round
+    "kontex.port_values",
+    *(f"kontex.adapters.sql.{name}" for name in UNUSED_REPOSITORIES),
+    "kontex.domain.seal",
 )
 
 
@@ -231,3 +254,47 @@ def test_the_proxy_loads_no_snapshot_code() -> None:
     )
     assert loaded("proxy/server.py", then=PROXY_FIRST_REQUEST, heavy=snapshot_code) == []
 
+
+def test_the_proxy_makes_none_of_the_ports_later_value_types() -> None:
+    """The checkpoint, content and search rows (kontex.port_values) are made with their first
+    use: after the proxy's first request kontex.ports holds none of them yet."""
+    then = (
+        PROXY_FIRST_REQUEST
+        + "\nimport kontex.ports\n"
+        + "made = sorted(set(vars(kontex.ports)) & {'ItemRow', 'CheckpointRow', 'Revision',"
+        + " 'SearchChange', 'Point', 'IndexQuery', 'LiveConnection', 'ObjectFilter'})\n"
+        + "assert not made, made"
+    )
+    later = ("kontex.port_values", "kontex.adapters.sql")
+    assert loaded("proxy/server.py", then=then, heavy=later) == []
+
+
+def test_the_ports_still_give_every_value_type() -> None:
+    """``from kontex.ports import X`` works for the types kept in kontex.port_values."""
+    import kontex.port_values
+    import kontex.ports
+
+    for name in sorted(kontex.ports.LATER):
+        assert getattr(kontex.ports, name) is getattr(kontex.port_values, name)
+    from kontex.ports import Revision
+
+    assert Revision is kontex.port_values.Revision
+    with pytest.raises(AttributeError):
+        kontex.ports.NoSuchThing  # noqa: B018
+
+
+def test_a_unit_of_work_makes_each_repository_once_when_first_used(tmp_path: Path) -> None:
+    """The repositories hang off the unit as before (the UnitOfWork port), made on first use:
+    the same object for the whole unit, a fresh one per unit."""
+    from kontex.adapters.sql.keys import SqlKeys
+    from kontex.adapters.sqlite_store import SqliteStore
+
+    store = SqliteStore(tmp_path / "kontex.db")
+    store.migrate()
+    with store.unit(write=False) as uow:
+        assert "keys" not in vars(uow)
+        first = uow.keys
+        assert isinstance(first, SqlKeys) and uow.keys is first
+        assert "sessions" not in vars(uow)
+    with store.unit(write=False) as other:
+        assert other.keys is not first

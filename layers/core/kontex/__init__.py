@@ -24,4 +24,3 @@ The package is laid out by role, from the bottom up (docs/design.md, "Layers"):
 """
 
 __version__ = "0.1.0"
-
