@@ -298,3 +298,31 @@ def test_a_unit_of_work_makes_each_repository_once_when_first_used(tmp_path: Pat
         assert "sessions" not in vars(uow)
     with store.unit(write=False) as other:
         assert other.keys is not first
+
+
+def test_the_proxy_makes_no_snapshot_content_model() -> None:
+    """A snapshot's content models (kontex.domain.snapshot_content) are created with their
+    first use: after the proxy's first request kontex.domain.models holds none of them."""
+    then = (
+        PROXY_FIRST_REQUEST
+        + "\nimport kontex.domain.models as models\n"
+        + "made = sorted(set(vars(models)) & {'Snapshot', 'ContextBundle', 'Message', 'ToolCall',"
+        + " 'ContextFile', 'LogEvent', 'Usage', 'ThreadState'})\n"
+        + "assert not made, made"
+    )
+    later = ("kontex.domain.snapshot_content",)
+    assert loaded("proxy/server.py", then=then, heavy=later) == []
+
+
+def test_the_domain_models_still_give_the_snapshot_content_models() -> None:
+    import kontex.domain.models as models
+    import kontex.domain.snapshot_content as content
+
+    for name in sorted(models.LATER):
+        assert getattr(models, name) is getattr(content, name)
+    from kontex.domain.models import ContextBundle, Snapshot
+
+    assert Snapshot is content.Snapshot and ContextBundle is content.ContextBundle
+    assert Snapshot.__mro__[1] is models._Record
+    with pytest.raises(AttributeError):
+        models.NoSuchModel  # noqa: B018

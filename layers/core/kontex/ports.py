@@ -10,17 +10,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from kontex.domain.models import (
-    Account,
-    ApiKey,
-    Session,
-    SessionStatus,
-    Snapshot,
-    Task,
-    ThreadState,
-)
-
 if TYPE_CHECKING:
+    from kontex.domain.models import (
+        Account,
+        ApiKey,
+        Session,
+        SessionStatus,
+        Snapshot,
+        Task,
+        ThreadState,
+    )
     from kontex.port_values import (
         CheckpointListing as CheckpointListing,
     )
