@@ -103,6 +103,7 @@ API_LAZY = (
     # the ports' value types no first request uses, and the repositories a session listing
     # does not touch (with the snapshot sealing behind them): issue 25, fourth round
     "kontex.port_values",
+    "kontex.api.checkpoint_shapes",
     *(f"kontex.adapters.sql.{name}" for name in UNUSED_REPOSITORIES),
     "kontex.domain.seal",
 )
@@ -182,7 +183,13 @@ def test_the_api_functions_first_answer_loads_only_the_sessions_router(tmp_path:
     )
     key = made.stdout.strip().splitlines()[-1]
     env["AWS_LAMBDA_FUNCTION_NAME"] = "kontex-api"
-    then = FIRST_ANSWER.format(key=key)
+    # nor does it create the checkpoint routes' shapes (kontex.api.checkpoint_shapes)
+    then = FIRST_ANSWER.format(key=key) + (
+        "import kontex.api.shapes as shapes\n"
+        "made = sorted(set(vars(shapes)) & {'PutCheckpoint', 'PutWrites', 'CheckpointOut',"
+        " 'CheckpointPage', 'WriteIn', 'Removed'})\n"
+        "assert not made, made\n"
+    )
     found = loaded("api/handler.py", then=then, heavy=API_LAZY, env=env)
     assert found == ["kontex.api.sessions", "kontex.api.shapes"]
 
@@ -326,3 +333,17 @@ def test_the_domain_models_still_give_the_snapshot_content_models() -> None:
     assert Snapshot.__mro__[1] is models._Record
     with pytest.raises(AttributeError):
         models.NoSuchModel  # noqa: B018
+
+
+def test_the_api_shapes_still_give_the_checkpoint_shapes() -> None:
+    import kontex.api.checkpoint_shapes as checkpoint_shapes
+    import kontex.api.shapes as shapes
+
+    for name in sorted(shapes.LATER):
+        assert getattr(shapes, name) is getattr(checkpoint_shapes, name)
+    from kontex.api.shapes import CheckpointOut
+
+    assert CheckpointOut is checkpoint_shapes.CheckpointOut
+    assert issubclass(CheckpointOut, shapes.Out)
+    with pytest.raises(AttributeError):
+        shapes.NoSuchShape  # noqa: B018
