@@ -46,6 +46,24 @@ PROXY_FIRST_REQUEST = (
 )
 
 
+# The store's repositories (kontex.adapters.sql) that GET /v1/sessions does not use: it reads
+# the key (keys) and the page (sessions)
+UNUSED_REPOSITORIES = (
+    "archive",
+    "checkpoints",
+    "connections",
+    "content",
+    "outbox",
+    "queries",
+    "search",
+    "snapshots",
+    "spans",
+    "tasks",
+    "threads",
+    "traces",
+    "upgrade",
+)
+
 # What the REST function must not import before a request asks for it
 API_LAZY = (
     "kontex.api.keys",
@@ -82,6 +100,12 @@ API_LAZY = (
     "boto3",
     "botocore.session",  # (Powertools imports the bare ``botocore`` package for its user agent)
     "botocore.client",
+    # the ports' value types no first request uses, and the repositories a session listing
+    # does not touch (with the snapshot sealing behind them): issue 25, fourth round
+    "kontex.port_values",
+    "kontex.api.checkpoint_shapes",
+    *(f"kontex.adapters.sql.{name}" for name in UNUSED_REPOSITORIES),
+    "kontex.domain.seal",
 )
 
 
@@ -159,7 +183,13 @@ def test_the_api_functions_first_answer_loads_only_the_sessions_router(tmp_path:
     )
     key = made.stdout.strip().splitlines()[-1]
     env["AWS_LAMBDA_FUNCTION_NAME"] = "kontex-api"
-    then = FIRST_ANSWER.format(key=key)
+    # nor does it create the checkpoint routes' shapes (kontex.api.checkpoint_shapes)
+    then = FIRST_ANSWER.format(key=key) + (
+        "import kontex.api.shapes as shapes\n"
+        "made = sorted(set(vars(shapes)) & {'PutCheckpoint', 'PutWrites', 'CheckpointOut',"
+        " 'CheckpointPage', 'WriteIn', 'Removed'})\n"
+        "assert not made, made\n"
+    )
     found = loaded("api/handler.py", then=then, heavy=API_LAZY, env=env)
     assert found == ["kontex.api.sessions", "kontex.api.shapes"]
 
@@ -230,3 +260,90 @@ def test_the_proxy_loads_no_snapshot_code() -> None:
         "tiktoken",
     )
     assert loaded("proxy/server.py", then=PROXY_FIRST_REQUEST, heavy=snapshot_code) == []
+
+
+def test_the_proxy_makes_none_of_the_ports_later_value_types() -> None:
+    """The checkpoint, content and search rows (kontex.port_values) are made with their first
+    use: after the proxy's first request kontex.ports holds none of them yet."""
+    then = (
+        PROXY_FIRST_REQUEST
+        + "\nimport kontex.ports\n"
+        + "made = sorted(set(vars(kontex.ports)) & {'ItemRow', 'CheckpointRow', 'Revision',"
+        + " 'SearchChange', 'Point', 'IndexQuery', 'LiveConnection', 'ObjectFilter'})\n"
+        + "assert not made, made"
+    )
+    later = ("kontex.port_values", "kontex.adapters.sql")
+    assert loaded("proxy/server.py", then=then, heavy=later) == []
+
+
+def test_the_ports_still_give_every_value_type() -> None:
+    """``from kontex.ports import X`` works for the types kept in kontex.port_values."""
+    import kontex.port_values
+    import kontex.ports
+
+    for name in sorted(kontex.ports.LATER):
+        assert getattr(kontex.ports, name) is getattr(kontex.port_values, name)
+    from kontex.ports import Revision
+
+    assert Revision is kontex.port_values.Revision
+    with pytest.raises(AttributeError):
+        kontex.ports.NoSuchThing  # noqa: B018
+
+
+def test_a_unit_of_work_makes_each_repository_once_when_first_used(tmp_path: Path) -> None:
+    """The repositories hang off the unit as before (the UnitOfWork port), made on first use:
+    the same object for the whole unit, a fresh one per unit."""
+    from kontex.adapters.sql.keys import SqlKeys
+    from kontex.adapters.sqlite_store import SqliteStore
+
+    store = SqliteStore(tmp_path / "kontex.db")
+    store.migrate()
+    with store.unit(write=False) as uow:
+        assert "keys" not in vars(uow)
+        first = uow.keys
+        assert isinstance(first, SqlKeys) and uow.keys is first
+        assert "sessions" not in vars(uow)
+    with store.unit(write=False) as other:
+        assert other.keys is not first
+
+
+def test_the_proxy_makes_no_snapshot_content_model() -> None:
+    """A snapshot's content models (kontex.domain.snapshot_content) are created with their
+    first use: after the proxy's first request kontex.domain.models holds none of them."""
+    then = (
+        PROXY_FIRST_REQUEST
+        + "\nimport kontex.domain.models as models\n"
+        + "made = sorted(set(vars(models)) & {'Snapshot', 'ContextBundle', 'Message', 'ToolCall',"
+        + " 'ContextFile', 'LogEvent', 'Usage', 'ThreadState'})\n"
+        + "assert not made, made"
+    )
+    later = ("kontex.domain.snapshot_content",)
+    assert loaded("proxy/server.py", then=then, heavy=later) == []
+
+
+def test_the_domain_models_still_give_the_snapshot_content_models() -> None:
+    import kontex.domain.models as models
+    import kontex.domain.snapshot_content as content
+
+    for name in sorted(models.LATER):
+        assert getattr(models, name) is getattr(content, name)
+    from kontex.domain.models import ContextBundle, Snapshot
+
+    assert Snapshot is content.Snapshot and ContextBundle is content.ContextBundle
+    assert Snapshot.__mro__[1] is models._Record
+    with pytest.raises(AttributeError):
+        models.NoSuchModel  # noqa: B018
+
+
+def test_the_api_shapes_still_give_the_checkpoint_shapes() -> None:
+    import kontex.api.checkpoint_shapes as checkpoint_shapes
+    import kontex.api.shapes as shapes
+
+    for name in sorted(shapes.LATER):
+        assert getattr(shapes, name) is getattr(checkpoint_shapes, name)
+    from kontex.api.shapes import CheckpointOut
+
+    assert CheckpointOut is checkpoint_shapes.CheckpointOut
+    assert issubclass(CheckpointOut, shapes.Out)
+    with pytest.raises(AttributeError):
+        shapes.NoSuchShape  # noqa: B018

@@ -8,76 +8,92 @@ from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from kontex.domain.models import (
-    Account,
-    ApiKey,
-    Session,
-    SessionStatus,
-    Snapshot,
-    Task,
-    ThreadState,
+if TYPE_CHECKING:
+    from kontex.domain.models import (
+        Account,
+        ApiKey,
+        Session,
+        SessionStatus,
+        Snapshot,
+        Task,
+        ThreadState,
+    )
+    from kontex.port_values import (
+        CheckpointListing as CheckpointListing,
+    )
+    from kontex.port_values import (
+        CheckpointRow as CheckpointRow,
+    )
+    from kontex.port_values import (
+        CheckpointWrite as CheckpointWrite,
+    )
+    from kontex.port_values import (
+        HeldRange as HeldRange,
+    )
+    from kontex.port_values import (
+        IndexFilter as IndexFilter,
+    )
+    from kontex.port_values import (
+        IndexHit as IndexHit,
+    )
+    from kontex.port_values import (
+        IndexQuery as IndexQuery,
+    )
+    from kontex.port_values import (
+        ItemRow as ItemRow,
+    )
+    from kontex.port_values import (
+        LiveConnection as LiveConnection,
+    )
+    from kontex.port_values import (
+        ObjectFilter as ObjectFilter,
+    )
+    from kontex.port_values import (
+        Point as Point,
+    )
+    from kontex.port_values import (
+        Revision as Revision,
+    )
+    from kontex.port_values import (
+        SearchChange as SearchChange,
+    )
+    from kontex.port_values import (
+        SparseVector as SparseVector,
+    )
+
+# The value types only some paths use live in kontex.port_values and load with the first use of
+# one (PEP 562): every frozen dataclass created at import is paid by every cold start
+# (docs/benchmarks.md, "Cold start, fourth round (issue 25)").
+LATER = frozenset(
+    {
+        "CheckpointListing",
+        "CheckpointRow",
+        "CheckpointWrite",
+        "HeldRange",
+        "IndexFilter",
+        "IndexHit",
+        "IndexQuery",
+        "ItemRow",
+        "LiveConnection",
+        "ObjectFilter",
+        "Point",
+        "Revision",
+        "SearchChange",
+        "SparseVector",
+    }
 )
 
 
-@dataclass(frozen=True)
-class ItemRow:
-    """One distinct message, tool call, file entry, log event or reasoning text of a session.
+def __getattr__(name: str) -> Any:
+    if name in LATER:
+        from kontex import port_values
 
-    ``address`` = sha256(kind, body)[:16]. Message and tool-call rows also carry what the query
-    APIs filter on, so the items table is its own index.
-    """
-
-    address: bytes
-    kind: str  # message | tool_call | file | log_event | reasoning
-    body: bytes
-    tokens: int
-    position: int  # its index in the list where it first appeared
-    # role, has_text, has_tool_use, has_tool_result (messages); tool_name, is_error, call_id
-    index: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class CheckpointRow:
-    """A checkpoint of a thread's namespace (LangGraph's shape): the snapshot that holds its
-    state, its parent, and the metadata ``list(filter=...)`` matches."""
-
-    thread_id: str
-    ns: str
-    checkpoint_id: str
-    parent_id: str | None
-    session_id: str
-    snapshot_id: str
-    metadata: dict[str, Any]
-    run_id: str | None
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class CheckpointWrite:
-    """A pending write of a checkpoint: a task's value for a channel, kept as the client's
-    serialised JSON text (``value``)."""
-
-    task_id: str
-    idx: int
-    channel: str
-    value: str
-    task_path: str = ""
-
-
-@dataclass(frozen=True)
-class CheckpointListing:
-    """One page of checkpoints, newest first: of an account, or one thread (and namespace),
-    older than ``before`` (a checkpoint id) and after the cursor ``(checkpoint_id, ns,
-    thread_id)``."""
-
-    limit: int
-    thread_id: str | None = None
-    ns: str | None = None
-    before: str | None = None
-    after: tuple[str, str, str] | None = None
-    run_ids: tuple[str, ...] | None = None
+        value = getattr(port_values, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -90,18 +106,6 @@ class Event:
     session_id: str
     data: dict[str, Any]
     created_at: datetime
-
-
-@dataclass(frozen=True)
-class LiveConnection:
-    """A WebSocket connection of the live feed: unauthenticated until its first frame names a
-    valid key; it expires after 2 hours (API Gateway's limit for a connection)."""
-
-    id: str
-    account_id: str | None
-    authenticated: bool
-    connected_at: datetime
-    expires_at: datetime
 
 
 def event_message(event: Event) -> str:
@@ -121,20 +125,6 @@ def event_message(event: Event) -> str:
 
 
 @dataclass(frozen=True)
-class ObjectFilter:
-    """What the message and tool-call queries filter on (all optional)."""
-
-    kind: str
-    session_id: str | None = None
-    role: str | None = None
-    content_type: str | None = None  # text | tool_use | tool_result
-    tool_name: str | None = None
-    is_error: bool | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-
-
-@dataclass(frozen=True)
 class SessionListing:
     """One page of an account's sessions: at most ``limit``, after the cursor ``after``
     ``(created_at, id)``, of one status or all, oldest or newest first."""
@@ -143,20 +133,6 @@ class SessionListing:
     after: tuple[str, str] | None = None
     status: SessionStatus | None = None
     newest_first: bool = False
-
-
-@dataclass(frozen=True)
-class Revision:
-    """An enrichment of a snapshot: a later bundle, appended; the original stays readable."""
-
-    snapshot_id: str
-    seq: int
-    bundle_hash: str
-    token_total: int
-    model: str | None
-    created_at: datetime
-    stored_bytes: int = 0
-    manifest: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -521,34 +497,6 @@ class OutboxRepository(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class SearchChange:
-    """A point of the vector index (one distinct piece of searchable content of an account)
-    entering a snapshot (its parent did not hold it; with the role and position it has there)
-    or leaving it (its parent held it, the snapshot does not)."""
-
-    point_id: str
-    snapshot_id: str
-    account_id: str
-    session_id: str
-    task_id: str
-    created_at: datetime  # the snapshot's
-    entered: bool
-    role: str | None = None
-    position: int = 0
-
-
-@dataclass(frozen=True)
-class HeldRange:
-    """The snapshots of one task's chain from ``start`` up to ``end`` (excluded; None: to its
-    head), each bound a snapshot's ``(created_at, id)``."""
-
-    session_id: str
-    task_id: str
-    start: tuple[datetime, str]
-    end: tuple[datetime, str] | None
-
-
 class SearchChangeRepository(Protocol):
     """Where each point enters and leaves the chains of snapshots (services/search.py): a
     search hit is a point, mapped back here to the snapshots that hold it."""
@@ -763,55 +711,6 @@ class Pipelines(Protocol):
 
 
 # -- search -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SparseVector:
-    """Lexical weights by token id (``services/lexical.py``); the index applies the IDF."""
-
-    indices: list[int]
-    values: list[float]
-
-
-@dataclass(frozen=True)
-class Point:
-    """One embedded chunk of content, once per account however many snapshots hold it: its id
-    (a UUID derived from the account, the source and the text), its dense and sparse vectors,
-    and the payload a hit answers with (``account_id`` always set)."""
-
-    id: str
-    dense: list[float]
-    sparse: SparseVector
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class IndexHit:
-    id: str
-    score: float
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class IndexFilter:
-    """What a query is limited to: always one account; optionally one source and a set of
-    points (a session's or task's content, as the store knows it)."""
-
-    account_id: str
-    source: str | None = None
-    point_ids: frozenset[str] | None = None
-
-
-@dataclass(frozen=True)
-class IndexQuery:
-    """One search: the dense and/or sparse vector, what it is limited to and how many hits;
-    ``mode`` ``hybrid`` (both fused by reciprocal rank), ``dense`` or ``sparse``."""
-
-    where: IndexFilter
-    limit: int
-    dense: list[float] | None = None
-    sparse: SparseVector | None = None
-    mode: str = "hybrid"
 
 
 class Embedder(Protocol):

@@ -10,7 +10,7 @@ without the private fields (``public``), so its fields are written once, in
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -18,7 +18,6 @@ from kontex.domain.models import (
     ApiKey,
     ContextBundle,
     ContextFile,
-    JsonBool,
     JsonIntCheck,
     JsonTime,
     LogEvent,
@@ -34,6 +33,53 @@ from kontex.domain.models import (
     camel,
 )
 from kontex.ports import Page
+
+if TYPE_CHECKING:
+    from kontex.api.checkpoint_shapes import (
+        CheckpointId as CheckpointId,
+    )
+    from kontex.api.checkpoint_shapes import (
+        CheckpointOut as CheckpointOut,
+    )
+    from kontex.api.checkpoint_shapes import (
+        CheckpointPage as CheckpointPage,
+    )
+    from kontex.api.checkpoint_shapes import (
+        CheckpointRef as CheckpointRef,
+    )
+    from kontex.api.checkpoint_shapes import (
+        Copied as Copied,
+    )
+    from kontex.api.checkpoint_shapes import (
+        CopyThread as CopyThread,
+    )
+    from kontex.api.checkpoint_shapes import (
+        DeleteRuns as DeleteRuns,
+    )
+    from kontex.api.checkpoint_shapes import (
+        Namespace as Namespace,
+    )
+    from kontex.api.checkpoint_shapes import (
+        PendingWrite as PendingWrite,
+    )
+    from kontex.api.checkpoint_shapes import (
+        PruneThreads as PruneThreads,
+    )
+    from kontex.api.checkpoint_shapes import (
+        PutCheckpoint as PutCheckpoint,
+    )
+    from kontex.api.checkpoint_shapes import (
+        PutWrites as PutWrites,
+    )
+    from kontex.api.checkpoint_shapes import (
+        Removed as Removed,
+    )
+    from kontex.api.checkpoint_shapes import (
+        ThreadId as ThreadId,
+    )
+    from kontex.api.checkpoint_shapes import (
+        WriteIn as WriteIn,
+    )
 
 MAX_TOKENS = 10**12
 
@@ -388,126 +434,37 @@ Timeline = _listing(TimelineEntry, "Timeline", paged=False)
 RevisionList = _listing(Revision, "RevisionList", paged=False)
 
 
-# -- checkpoints (docs/design.md, "Checkpoints") -------------------------------------------------
-
-ThreadId = Annotated[str, Field(min_length=1, max_length=512)]
-Namespace = Annotated[str, Field(max_length=512)]
-CheckpointId = Annotated[str, Field(min_length=1, max_length=128)]
-
-
-class PutCheckpoint(_Body):
-    thread_id: ThreadId
-    namespace: Namespace = ""
-    checkpoint_id: CheckpointId
-    parent_id: CheckpointId | None = None
-    metadata: dict[str, Any] = Field(
-        default_factory=dict, description="What `GET /v1/checkpoints?filter=` matches."
-    )
-    bundle: BundleIn
-    base: SnapshotBase | None = Field(
-        default=None, description="A delta write over this base (usually the parent's snapshot)."
-    )
-    thread_name: str | None = Field(
-        default=None, min_length=1, max_length=200, description="The session's name, if new."
-    )
-    thread_metadata: dict[str, Any] | None = Field(
-        default=None, description="The session's metadata, if new."
-    )
+# The checkpoint routes' bodies and answers live in kontex.api.checkpoint_shapes and are created
+# with their first use (PEP 562): another router's first request does not pay for them.
+LATER = frozenset(
+    {
+        "CheckpointId",
+        "CheckpointOut",
+        "CheckpointPage",
+        "CheckpointRef",
+        "CopyThread",
+        "Copied",
+        "DeleteRuns",
+        "Namespace",
+        "PendingWrite",
+        "PruneThreads",
+        "PutCheckpoint",
+        "PutWrites",
+        "Removed",
+        "ThreadId",
+        "WriteIn",
+    }
+)
 
 
-class WriteIn(_Body):
-    task_id: str = Field(min_length=1, max_length=512)
-    idx: Annotated[int, Field(ge=-(2**31), le=2**31 - 1), JsonIntCheck]
-    channel: str = Field(min_length=1, max_length=512)
-    value: Any = Field(description="The client's serialised value (any JSON), kept as it is.")
-    task_path: str = Field(default="", max_length=2048)
+def __getattr__(name: str) -> Any:
+    if name in LATER:
+        from kontex.api import checkpoint_shapes
 
-
-class PutWrites(_Body):
-    thread_id: ThreadId
-    namespace: Namespace = ""
-    checkpoint_id: CheckpointId
-    writes: list[WriteIn] = Field(max_length=10_000)
-    replace: JsonBool = Field(
-        default=False, description="Replace writes already stored (same task and idx)."
-    )
-    thread_name: str | None = Field(
-        default=None, min_length=1, max_length=200, description="The session's name, if new."
-    )
-    thread_metadata: dict[str, Any] | None = Field(
-        default=None, description="The session's metadata, if new."
-    )
-
-
-class CopyThread(_Body):
-    source_thread_id: ThreadId
-    target_thread_id: ThreadId
-    thread_name: str | None = Field(default=None, min_length=1, max_length=200)
-    thread_metadata: dict[str, Any] | None = None
-
-
-class PruneThreads(_Body):
-    thread_ids: list[ThreadId] = Field(max_length=1000)
-    strategy: Literal["keep_latest", "delete"] = "keep_latest"
-
-
-class DeleteRuns(_Body):
-    run_ids: list[Annotated[str, Field(min_length=1, max_length=512)]] = Field(max_length=1000)
-
-
-class CheckpointRef(Out):
-    """Where a checkpoint was stored."""
-
-    thread_id: str
-    namespace: str
-    checkpoint_id: str
-    session_id: str
-    task_id: str
-    snapshot_id: str
-
-
-class PendingWrite(Out):
-    task_id: str
-    idx: int
-    channel: str
-    value: Any
-    task_path: str
-
-
-class CheckpointOut(Out):
-    """A checkpoint with its state (the bundle of its snapshot) and pending writes."""
-
-    thread_id: str
-    namespace: str
-    checkpoint_id: str
-    parent_id: str | None
-    metadata: dict[str, Any]
-    created_at: datetime
-    session_id: str
-    snapshot_id: str
-    bundle: Bundle
-    writes: list[PendingWrite]
-    message_refs: list[int] | None = Field(
-        default=None,
-        description="shared_messages: indexes of the page's `messages` (bundle: none).",
-    )
-
-
-class CheckpointPage(Out):
-    data: list[CheckpointOut]
-    next_cursor: str | None
-    messages: list[Message] | None = Field(
-        default=None,
-        description="shared_messages: each distinct message of the page, once.",
-    )
-
-
-class Removed(Out):
-    removed: int
-
-
-class Copied(Out):
-    copied: int
+        value = getattr(checkpoint_shapes, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def answers(model: Any) -> dict[int, Any]:

@@ -11,49 +11,131 @@ import abc
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-from kontex.adapters.sql.archive import SqlArchive
 from kontex.adapters.sql.base import Tx, Work
-from kontex.adapters.sql.checkpoints import SqlCheckpoints
-from kontex.adapters.sql.connections import SqlConnections
-from kontex.adapters.sql.content import SqlContent
-from kontex.adapters.sql.keys import SqlKeys
-from kontex.adapters.sql.outbox import SqlOutbox
-from kontex.adapters.sql.queries import SqlQueries
-from kontex.adapters.sql.search import SqlSearchChanges
-from kontex.adapters.sql.sessions import SqlSessions
-from kontex.adapters.sql.snapshots import SqlSnapshots
-from kontex.adapters.sql.spans import SqlSpans
-from kontex.adapters.sql.tasks import SqlTasks
-from kontex.adapters.sql.threads import SqlThreads
-from kontex.adapters.sql.traces import SqlTraces
-from kontex.adapters.sql.upgrade import SqlUpgrade
 from kontex.ports import Event
+
+if TYPE_CHECKING:
+    from kontex.adapters.sql.archive import SqlArchive
+    from kontex.adapters.sql.checkpoints import SqlCheckpoints
+    from kontex.adapters.sql.connections import SqlConnections
+    from kontex.adapters.sql.content import SqlContent
+    from kontex.adapters.sql.keys import SqlKeys
+    from kontex.adapters.sql.outbox import SqlOutbox
+    from kontex.adapters.sql.queries import SqlQueries
+    from kontex.adapters.sql.search import SqlSearchChanges
+    from kontex.adapters.sql.sessions import SqlSessions
+    from kontex.adapters.sql.snapshots import SqlSnapshots
+    from kontex.adapters.sql.spans import SqlSpans
+    from kontex.adapters.sql.tasks import SqlTasks
+    from kontex.adapters.sql.threads import SqlThreads
+    from kontex.adapters.sql.traces import SqlTraces
+    from kontex.adapters.sql.upgrade import SqlUpgrade
 
 log = logging.getLogger("kontex.store")
 
 
 class SqlUnitOfWork:
-    """The ``UnitOfWork`` port: the repositories of one open transaction."""
+    """The ``UnitOfWork`` port: the repositories of one open transaction, each made (and its
+    module loaded) when the unit first uses it: a cold start loads the statements of the
+    repositories its first request touches, not all fifteen (docs/benchmarks.md, "Cold start,
+    fourth round (issue 25)")."""
 
     def __init__(self, work: Work) -> None:
-        self.keys = SqlKeys(work)
-        self.sessions = SqlSessions(work)
-        self.tasks = SqlTasks(work)
-        self.snapshots = SqlSnapshots(work)
-        self.content = SqlContent(work)
-        self.queries = SqlQueries(work)
-        self.spans = SqlSpans(work)
-        self.traces = SqlTraces(work)
-        self.threads = SqlThreads(work)
-        self.checkpoints = SqlCheckpoints(work)
-        self.connections = SqlConnections(work)
-        self.outbox = SqlOutbox(work)
-        self.upgrade = SqlUpgrade(work)
-        self.archive = SqlArchive(work)
-        self.search_changes = SqlSearchChanges(work)
+        self._work = work
         self.announced: list[Event] = []
+
+    @cached_property
+    def keys(self) -> SqlKeys:
+        from kontex.adapters.sql.keys import SqlKeys
+
+        return SqlKeys(self._work)
+
+    @cached_property
+    def sessions(self) -> SqlSessions:
+        from kontex.adapters.sql.sessions import SqlSessions
+
+        return SqlSessions(self._work)
+
+    @cached_property
+    def tasks(self) -> SqlTasks:
+        from kontex.adapters.sql.tasks import SqlTasks
+
+        return SqlTasks(self._work)
+
+    @cached_property
+    def snapshots(self) -> SqlSnapshots:
+        from kontex.adapters.sql.snapshots import SqlSnapshots
+
+        return SqlSnapshots(self._work)
+
+    @cached_property
+    def content(self) -> SqlContent:
+        from kontex.adapters.sql.content import SqlContent
+
+        return SqlContent(self._work)
+
+    @cached_property
+    def queries(self) -> SqlQueries:
+        from kontex.adapters.sql.queries import SqlQueries
+
+        return SqlQueries(self._work)
+
+    @cached_property
+    def spans(self) -> SqlSpans:
+        from kontex.adapters.sql.spans import SqlSpans
+
+        return SqlSpans(self._work)
+
+    @cached_property
+    def traces(self) -> SqlTraces:
+        from kontex.adapters.sql.traces import SqlTraces
+
+        return SqlTraces(self._work)
+
+    @cached_property
+    def threads(self) -> SqlThreads:
+        from kontex.adapters.sql.threads import SqlThreads
+
+        return SqlThreads(self._work)
+
+    @cached_property
+    def checkpoints(self) -> SqlCheckpoints:
+        from kontex.adapters.sql.checkpoints import SqlCheckpoints
+
+        return SqlCheckpoints(self._work)
+
+    @cached_property
+    def connections(self) -> SqlConnections:
+        from kontex.adapters.sql.connections import SqlConnections
+
+        return SqlConnections(self._work)
+
+    @cached_property
+    def outbox(self) -> SqlOutbox:
+        from kontex.adapters.sql.outbox import SqlOutbox
+
+        return SqlOutbox(self._work)
+
+    @cached_property
+    def upgrade(self) -> SqlUpgrade:
+        from kontex.adapters.sql.upgrade import SqlUpgrade
+
+        return SqlUpgrade(self._work)
+
+    @cached_property
+    def archive(self) -> SqlArchive:
+        from kontex.adapters.sql.archive import SqlArchive
+
+        return SqlArchive(self._work)
+
+    @cached_property
+    def search_changes(self) -> SqlSearchChanges:
+        from kontex.adapters.sql.search import SqlSearchChanges
+
+        return SqlSearchChanges(self._work)
 
     def announce(self, event: Event, *, swept: bool = False) -> None:
         self.outbox.add(event)
