@@ -58,6 +58,13 @@ SEARCH_ONLY = set().union(*SEARCH_LAYERS.values())
 # embedder reads its vocabulary from a file (tests/search/test_offline_embedder.py loads the
 # model with both blocked). Without them core + search + minilm fits in 250 MB.
 NOT_IMPORTED = {"minilm": ("hf_xet", "huggingface_hub")}
+# What Lambda's Python runtime already has on its path: the AWS SDK (boto3, botocore and the
+# two they require that nothing else does), as Powertools' own layer leaves it to the runtime.
+# botocore alone is 30 MB of service models; with it the api function and the embed worker
+# (core + search + an embedder) came to 264-265 MB, over the 250 MB limit. The code calls
+# S3, SQS, SNS, Secrets Manager and the API Gateway Management API through APIs far older
+# than the runtime's SDK (docs/deploy.md, "Layers").
+IN_THE_RUNTIME = ("boto3", "botocore", "s3transfer", "jmespath")
 EMBEDDERS = ("voyage", "minilm")
 # function folder -> what in it carries the search layer (infra/search.py)
 SEARCH_FUNCTIONS = {"api": "the API (GET /v1/search)", "workers": "the embed worker"}
@@ -119,6 +126,7 @@ def build_layer(out: Path, python_version: str, arch: str) -> Path:
         site / "kontex",
         ignore=shutil.ignore_patterns("__pycache__", *(f"*{s}" for s in _SKIP_SUFFIXES)),
     )
+    drop_packages(site, IN_THE_RUNTIME)
     for cache in site.rglob("__pycache__"):  # wheels may carry bytecode for another Python
         shutil.rmtree(cache, ignore_errors=True)
     return layer
