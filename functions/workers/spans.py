@@ -10,12 +10,13 @@ waiting (see
 """
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kontex.adapters.claim_check import all_claimed, claimed
+from kontex.adapters.lazy_processor import lazy_processor
 from kontex.bootstrap import container
 from kontex.observability import count, metrics, tracer
 from kontex.services import spans
@@ -26,24 +27,8 @@ if TYPE_CHECKING:
 logger = Logger(service="kontex-spans")
 
 
-def _processor() -> Any:
-    """The batch processor, made (with Powertools' batch utilities, ~35 ms to import) the first
-    time a batch fails as a whole, or when something asks for ``processor`` (`kontex dev`'s
-    queue reads its failures): a batch that succeeds at once never needs it (cold start:
-    docs/benchmarks.md, "Cold start, third round (issue 25)")."""
-    made = globals().get("processor")
-    if made is None:
-        from kontex.adapters.sqs_batch import RetryingBatchProcessor
-
-        # a permanent failure to the DLQ at once, a transient one back after a backoff
-        made = globals()["processor"] = RetryingBatchProcessor(lambda: container().redrive)
-    return made
-
-
-def __getattr__(name: str) -> Any:
-    if name == "processor":
-        return _processor()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# the batch processor, made the first time a batch needs it (cold start)
+_processor, __getattr__ = lazy_processor(globals(), lambda: container().redrive)
 
 
 def record_handler(record: "SQSRecord") -> None:
