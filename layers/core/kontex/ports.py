@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from kontex.later import later
+
 if TYPE_CHECKING:
     from kontex.domain.models import (
         Account,
@@ -86,14 +88,7 @@ LATER = frozenset(
 )
 
 
-def __getattr__(name: str) -> Any:
-    if name in LATER:
-        from kontex import port_values
-
-        value = getattr(port_values, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = later(globals(), "kontex.port_values", LATER)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from kontex.domain.models import (
     ToolCall,
     camel,
 )
+from kontex.later import later
 from kontex.ports import Page
 
 if TYPE_CHECKING:
@@ -457,14 +458,7 @@ LATER = frozenset(
 )
 
 
-def __getattr__(name: str) -> Any:
-    if name in LATER:
-        from kontex.api import checkpoint_shapes
-
-        value = getattr(checkpoint_shapes, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = later(globals(), "kontex.api.checkpoint_shapes", LATER)
 
 
 def answers(model: Any) -> dict[int, Any]:

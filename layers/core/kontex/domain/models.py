@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from kontex.domain.errors import InvalidInput
+from kontex.later import later
 
 if TYPE_CHECKING:
     from kontex.domain.snapshot_content import (
@@ -86,14 +87,7 @@ LATER = frozenset(
 )
 
 
-def __getattr__(name: str) -> Any:
-    if name in LATER:
-        from kontex.domain import snapshot_content
-
-        value = getattr(snapshot_content, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = later(globals(), "kontex.domain.snapshot_content", LATER)
 
 
 def _json_integer(value: Any) -> Any:
