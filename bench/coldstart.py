@@ -1,6 +1,6 @@
 """Cold-start import cost of each Lambda handler, against a bare Powertools resolver.
 
-    python bench/coldstart.py [--runs 9] [--json]
+    python bench/coldstart.py [--runs 9] [--json] [--function api] [--layers DIR]
 
 Each measurement is a fresh interpreter that imports one ``functions/<name>`` handler module
 (as the Lambda runtime does at an environment's first invocation) and reports the seconds the
@@ -12,6 +12,25 @@ The ``api`` row is import plus a real first answer: ``GET /v1/sessions`` with a 
 ``lambda_handler``, on a SQLite data dir made (and its key created) before the timed processes,
 with ``AWS_LAMBDA_FUNCTION_NAME`` set as in Lambda; the 200 is checked. ``--function api`` times
 that row only.
+
+``--layers DIR`` adds the functions as they run on AWS: each timed process sees exactly what its
+Lambda function has, not the dev venv. ``DIR`` is what ``layers/build.py`` wrote
+(``<out>/layers``), built for this host's Python and architecture::
+
+    python layers/build.py --out .build/host --python-version 3.11 --arch x86_64
+    python bench/coldstart.py --layers .build/host/layers
+
+The interpreter runs without ``site`` (no venv), with ``sys.path`` as Lambda makes it: the
+function's folder (copied without bytecode, as its asset is zipped), then its layers merged into
+one folder as Lambda extracts them under ``/opt/python`` (``LAYERS_OF``: the core layer, and for
+``api`` and ``workers/embed`` the search layer and an embedder's, ``--embedder``; the proxy's
+Web Adapter layer holds no Python), then the AWS SDK the runtime provides (``boto3``,
+``botocore``, ``s3transfer``, ``jmespath``, which the build leaves out of the core layer: taken
+from this venv). The baseline runs the same way on the core layer (which carries Powertools).
+Two figures per row: ``as built``, the layers' sources only (the build ships no bytecode, and
+``/opt`` is read-only in Lambda, so every cold start compiles every module it imports from a
+layer), and ``+bytecode``, the same files with bytecode for this interpreter (made by a warm-up
+run into a ``PYTHONPYCACHEPREFIX`` folder), what a layer shipping its ``.pyc`` would give.
 """
 
 from __future__ import annotations
@@ -19,10 +38,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,6 +115,68 @@ FIRST_EVENT = {
 }
 
 
+# What Lambda's Python runtime has on its path: the AWS SDK (layers/build.py, IN_THE_RUNTIME)
+IN_THE_RUNTIME = ("boto3", "botocore", "s3transfer", "jmespath")
+EMBEDDERS = ("minilm", "voyage")
+
+
+def layers_of(name: str, embedder: str) -> tuple[str, ...]:
+    """The layers (``layers/build.py``'s names) of a function, as ``infra/`` gives them: every
+    function the core layer (infra/stack.py); the api and the embed worker also the search
+    layer and the stage's embedder (infra/search.py, when a vector store is configured); the
+    proxy also AWS's Web Adapter (a binary, no Python: infra/api.py)."""
+    if name in ("api", "workers/embed"):
+        return ("core", "search", embedder)
+    return ("core",)
+
+
+def merged_site(layers_dir: Path, layers: tuple[str, ...], into: Path) -> Path:
+    """The layers' ``python/`` folders joined into one, as Lambda extracts each layer under
+    ``/opt`` in order (a later layer's file replaces an earlier one's): symlinks, one per
+    top-level entry."""
+    site = into / ("opt-" + "-".join(layers))
+    if site.exists():
+        return site
+    site.mkdir(parents=True)
+    for layer in layers:
+        folder = layers_dir / layer / "python"
+        if not folder.is_dir():
+            raise SystemExit(f"no {folder}: build the layers first (layers/build.py)")
+        for entry in folder.iterdir():
+            link = site / entry.name
+            if link.is_symlink():
+                link.unlink()
+            link.symlink_to(entry.resolve())
+    return site
+
+
+def runtime_sdk(into: Path) -> Path:
+    """The AWS SDK as the runtime has it beside the layers: this venv's copy, linked."""
+    import boto3
+
+    packages = Path(boto3.__file__).resolve().parent.parent
+    folder = into / "runtime"
+    folder.mkdir(exist_ok=True)
+    for name in IN_THE_RUNTIME:
+        if not (folder / name).exists():
+            (folder / name).symlink_to(packages / name)
+    return folder
+
+
+def stale_kontex(layers_dir: Path) -> list[str]:
+    """The ``kontex`` files whose copy in the built core layer differs from this tree's."""
+    tree = ROOT / "layers" / "core" / "kontex"
+    built = layers_dir / "core" / "python" / "kontex"
+    differ = []
+    for source in sorted(tree.rglob("*")):
+        if source.is_dir() or "__pycache__" in source.parts or source.suffix == ".pyc":
+            continue
+        copy = built / source.relative_to(tree)
+        if not copy.is_file() or copy.read_bytes() != source.read_bytes():
+            differ.append(str(source.relative_to(tree)))
+    return differ
+
+
 def handlers() -> dict[str, Path]:
     found = {p.parent.name: p for p in sorted(FUNCTIONS.glob("*/handler.py"))}
     found.update({f"workers/{p.stem}": p for p in sorted((FUNCTIONS / "workers").glob("*.py"))})
@@ -110,18 +193,49 @@ ENV = {
 }
 
 
-def measure(body: str, runs: int, env: dict[str, str] | None = None) -> float:
+@dataclass(frozen=True)
+class Lambda:
+    """How a timed process sees the world as on AWS: no ``site``, ``sys.path`` = the function's
+    folder, its layers, the runtime's SDK; ``pycache`` a bytecode folder (None: sources only,
+    nothing written, as on Lambda's read-only ``/opt``)."""
+
+    task: Path
+    path: tuple[Path, ...]
+    pycache: Path | None = None
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-S", "-X", "frozen_modules=on"]
+
+    def env(self) -> dict[str, str]:
+        env = {"PYTHONPATH": os.pathsep.join(str(p) for p in (self.task, *self.path))}
+        if self.pycache is None:
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
+        else:
+            env["PYTHONPYCACHEPREFIX"] = str(self.pycache)
+        return env
+
+
+def measure(
+    body: str, runs: int, env: dict[str, str] | None = None, where: Lambda | None = None
+) -> float:
+    command = [sys.executable, "-X", "frozen_modules=on"] if where is None else where.command()
+    extra = {} if where is None else where.env()
+    if where is not None and where.pycache is not None:  # the warm-up run writes the bytecode
+        runs += 1
     times = []
     for _ in range(runs):
         out = subprocess.run(
-            [sys.executable, "-X", "frozen_modules=on", "-c", TIMED.format(body=body)],
+            [*command, "-c", TIMED.format(body=body)],
             capture_output=True,
             text=True,
-            env={**ENV, **(env or {})},
+            env={**ENV, **(env or {}), **extra},
+            cwd=None if where is None else where.task,
         )
         if out.returncode:
             raise SystemExit(out.stderr)
         times.append(float(out.stdout.strip().splitlines()[-1]))
+    if where is not None and where.pycache is not None:
+        times = times[1:]
     return statistics.median(times)
 
 
@@ -153,11 +267,40 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--function", help="time only this function (e.g. api)")
+    parser.add_argument(
+        "--layers",
+        type=Path,
+        help="also time each function with exactly its built layers (layers/build.py's "
+        "<out>/layers, built for this host's Python and architecture)",
+    )
+    parser.add_argument("--embedder", choices=EMBEDDERS, default="minilm")
     args = parser.parse_args()
-    baseline = measure(BASELINE, args.runs)
-    rows = {}
+    if args.layers is not None:
+        args.layers = args.layers.resolve()
+        stale = stale_kontex(args.layers)
+        if stale:
+            raise SystemExit(
+                f"the core layer's kontex differs from this tree's ({', '.join(stale[:5])}"
+                f"{'...' if len(stale) > 5 else ''}): rebuild it (layers/build.py)"
+            )
+    modes = ["venv"] + (["as built", "+bytecode"] if args.layers is not None else [])
+    baseline: dict[str, float] = {}
+    rows: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="kontex-coldstart-") as folder:
-        api_env, key = api_data(folder)
+        scratch = Path(folder)
+        api_env, key = api_data(str(scratch / "data"))
+
+        def where(mode: str, layers: tuple[str, ...], task: Path) -> Lambda | None:
+            if mode == "venv":
+                return None
+            path = (merged_site(args.layers, layers, scratch), runtime_sdk(scratch))
+            pycache = scratch / "pycache" if mode == "+bytecode" else None
+            return Lambda(task, path, pycache)
+
+        for mode in modes:
+            empty = scratch / "task-baseline"
+            empty.mkdir(exist_ok=True)
+            baseline[mode] = measure(BASELINE, args.runs, where=where(mode, ("core",), empty))
         for name, path in handlers().items():
             if args.function and name != args.function:
                 continue
@@ -165,17 +308,40 @@ def main() -> int:
             if name == "api":
                 event = json.loads(json.dumps(FIRST_EVENT).replace("{key}", key))
                 extra = extra.replace("{event}", repr(event))
-            body = HANDLER.format(path=str(path), extra=extra)
-            rows[name] = measure(body, args.runs, api_env if name == "api" else None)
+            for mode in modes:
+                task = path.parent
+                if mode != "venv":  # the function's asset: its folder, no bytecode
+                    task = scratch / "task" / name.replace("/", "-")
+                    if not task.exists():
+                        shutil.copytree(
+                            path.parent, task, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+                        )
+                body = HANDLER.format(path=str(task / path.name), extra=extra)
+                env = api_env if name == "api" else None
+                found = where(mode, layers_of(name, args.embedder), task)
+                rows.setdefault(name, {})[mode] = measure(body, args.runs, env, found)
     if args.json:
         print(json.dumps({"baseline_s": baseline, "handlers_s": rows}))
         return 0
     print(f"import time (api: + first answer), median of {args.runs} fresh processes")
-    print(f"  {'bare Powertools resolver':28} {baseline * 1000:7.1f} ms   1.00x")
+    if args.layers is not None:
+        print(
+            f"venv: the dev venv; as built: the function's layers from {args.layers} "
+            f"(embedder {args.embedder}), sources only; +bytecode: the same with .pyc"
+        )
+    print(f"  {'':28}" + "".join(f" {mode:>20}" for mode in modes))
+    cells = "".join(f" {baseline[m] * 1000:8.1f} ms   1.00x" for m in modes)
+    print(f"  {'bare Powertools resolver':28}{cells}")
     for name, seconds in rows.items():
-        ratio = seconds / baseline
-        flag = "" if ratio <= 2 else "   over the 2x target"
-        print(f"  {name:28} {seconds * 1000:7.1f} ms  {ratio:5.2f}x{flag}")
+        cells = ""
+        over = []
+        for mode in modes:
+            ratio = seconds[mode] / baseline[mode]
+            cells += f" {seconds[mode] * 1000:8.1f} ms  {ratio:5.2f}x"
+            if ratio > 2:
+                over.append(mode)
+        flag = f"   over the 2x target ({', '.join(over)})" if over else ""
+        print(f"  {name:28}{cells}{flag}")
     return 0
 
 
