@@ -63,16 +63,20 @@ print(time.perf_counter() - started)
 """
 
 HANDLER = """
-spec = importlib.util.spec_from_file_location("handler", {path!r})
+sys.path.insert(0, {folder!r})
+spec = importlib.util.spec_from_file_location({name!r}, {path!r})
 module = importlib.util.module_from_spec(spec)
-sys.modules["handler"] = module
+sys.modules[{name!r}] = module
 spec.loader.exec_module(module)
 {extra}
 """
-# What a function imports on its first request beyond its module: the proxy's module only makes
-# the ASGI app; uvicorn (server.py) and the modules its first call needs are counted here.
+# The module a function's runtime loads first, when not handler.py: the proxy's process is
+# server.py (run.sh), which imports handler.py (the ASGI app) and uvicorn's server.
+ENTRY = {"proxy": "server.py"}
+# What a function imports on its first request beyond its module: the modules the proxy's
+# first call needs are counted here.
 FIRST_REQUEST = {
-    "proxy": "import uvicorn, kontex.bootstrap, kontex.services.proxy, kontex.services.limits, "
+    "proxy": "import kontex.bootstrap, kontex.services.proxy, kontex.services.limits, "
     "kontex.adapters.http_upstream, kontex.domain.model_calls.openai",
     # the REST function's first answer (its routers load with the first request under them)
     "api": """
@@ -178,7 +182,10 @@ def stale_kontex(layers_dir: Path) -> list[str]:
 
 
 def handlers() -> dict[str, Path]:
-    found = {p.parent.name: p for p in sorted(FUNCTIONS.glob("*/handler.py"))}
+    found = {
+        p.parent.name: p.parent / ENTRY.get(p.parent.name, p.name)
+        for p in sorted(FUNCTIONS.glob("*/handler.py"))
+    }
     found.update({f"workers/{p.stem}": p for p in sorted((FUNCTIONS / "workers").glob("*.py"))})
     return found
 
@@ -316,7 +323,9 @@ def main() -> int:
                         shutil.copytree(
                             path.parent, task, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
                         )
-                body = HANDLER.format(path=str(task / path.name), extra=extra)
+                body = HANDLER.format(
+                    folder=str(task), name=path.stem, path=str(task / path.name), extra=extra
+                )
                 env = api_env if name == "api" else None
                 found = where(mode, layers_of(name, args.embedder), task)
                 rows.setdefault(name, {})[mode] = measure(body, args.runs, env, found)

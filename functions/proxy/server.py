@@ -2,18 +2,69 @@
 streams each answer to the function URL (invoke mode RESPONSE_STREAM) as uvicorn writes it:
 SSE reaches the client token by token for as long as the function may run (15 minutes).
 uvicorn picks uvloop and httptools (both in the core layer) when they import, as `kontex dev`
-does; tests/proxy/test_web_adapter_server.py checks that they do."""
+does; tests/proxy/test_web_adapter_server.py checks that they do.
+
+uvicorn's server is loaded without its command line (``uvicorn_server``): the package's
+``__init__`` imports ``uvicorn.main``, and with it click and the reload and multiprocess
+supervisors, which a server started from code never uses (about 13 ms of each cold start:
+docs/benchmarks.md, "Cold start, fifth round")."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+from types import ModuleType
+from typing import Any
 
-import uvicorn
 from handler import app  # type: ignore[import-not-found]
 
 
-def config() -> uvicorn.Config:
-    return uvicorn.Config(
+def uvicorn_server() -> tuple[Any, Any]:
+    """``(uvicorn.Config, uvicorn.Server)``, the package's own classes, taken from
+    ``uvicorn.config`` and ``uvicorn.server`` with the package's ``__init__`` not run: the
+    package module gets what its ``__init__`` gives but ``main`` and ``run`` (``Config``,
+    ``Server``, ``__version__``), and anything else asked of it runs the real ``__init__`` then
+    (a module ``__getattr__``). A uvicorn whose modules do not fit this is imported whole, as
+    ``import uvicorn`` does: never worse than that."""
+    if "uvicorn" not in sys.modules:
+        spec = importlib.util.find_spec("uvicorn")
+        if spec is not None and spec.loader is not None and spec.submodule_search_locations:
+            package = importlib.util.module_from_spec(spec)
+            sys.modules["uvicorn"] = package
+            try:
+                from uvicorn._version import __version__
+                from uvicorn.config import Config
+                from uvicorn.server import Server
+            except Exception:  # not the layout this expects: the whole package, as usual
+                for name in [m for m in sys.modules if m == "uvicorn" or m.startswith("uvicorn.")]:
+                    del sys.modules[name]
+            else:
+                package.__version__ = __version__  # type: ignore[attr-defined]
+                package.Config = Config  # type: ignore[attr-defined]
+                package.Server = Server  # type: ignore[attr-defined]
+                package.__getattr__ = _completing(package, spec)  # type: ignore[attr-defined]
+                return Config, Server
+    import uvicorn
+
+    return uvicorn.Config, uvicorn.Server
+
+
+def _completing(package: ModuleType, spec: Any) -> Any:
+    def __getattr__(name: str) -> Any:  # noqa: N807 - a module's __getattr__ (PEP 562)
+        vars(package).pop("__getattr__", None)
+        spec.loader.exec_module(package)  # uvicorn/__init__.py: uvicorn.main, click...
+        return getattr(package, name)
+
+    return __getattr__
+
+
+Config, Server = uvicorn_server()
+
+
+def config() -> Any:
+    """The server's ``uvicorn.Config``."""
+    return Config(
         app,
         host="127.0.0.1",
         port=int(os.environ.get("AWS_LWA_PORT") or os.environ.get("PORT") or 8080),
@@ -25,7 +76,7 @@ def config() -> uvicorn.Config:
 
 
 def main() -> None:
-    uvicorn.Server(config()).run()
+    Server(config()).run()
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ HEAVY = (
 PROBE = """
 import importlib.util, json, sys
 sys.path.insert(0, {folder!r})
+{before}
 spec = importlib.util.spec_from_file_location("handler_under_test", {path!r})
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
@@ -114,9 +115,12 @@ def loaded(
     then: str = "",
     heavy: tuple[str, ...] = HEAVY,
     env: dict[str, str] | None = None,
+    before: str = "",
 ) -> list[str]:
     file = functions_dir() / path
-    code = PROBE.format(folder=str(file.parent), path=str(file), then=then, heavy=heavy)
+    code = PROBE.format(
+        folder=str(file.parent), path=str(file), then=then, heavy=heavy, before=before
+    )
     env = {"POWERTOOLS_SERVICE_NAME": "t", "AWS_REGION": "eu-west-1", "PATH": "", **(env or {})}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
@@ -347,3 +351,41 @@ def test_the_api_shapes_still_give_the_checkpoint_shapes() -> None:
     assert issubclass(CheckpointOut, shapes.Out)
     with pytest.raises(AttributeError):
         shapes.NoSuchShape  # noqa: B018
+
+
+# uvicorn's command line (uvicorn.main: click, the reload and multiprocess supervisors), which
+# the proxy's server, started from code, never uses
+UVICORN_CLI = ("uvicorn.main", "uvicorn.supervisors", "click", "multiprocessing")
+
+
+def test_the_proxys_server_loads_no_uvicorn_command_line() -> None:
+    """functions/proxy/server.py takes uvicorn's Config and Server without the package's
+    ``__init__`` (which imports uvicorn.main); they are uvicorn's own, and the rest of the
+    package still answers (its real ``__init__`` runs when asked for anything else)."""
+    then = (
+        PROXY_FIRST_REQUEST + "\nimport uvicorn, uvicorn.config, uvicorn.server\n"
+        "assert module.Config is uvicorn.Config is uvicorn.config.Config\n"
+        "assert module.Server is uvicorn.Server is uvicorn.server.Server\n"
+        "assert uvicorn.__version__\n"
+        "made = module.config()\n"
+        "made.load()\n"  # the protocols and the lifespan (`from uvicorn import Config`)
+        "assert type(made.lifespan_class(made)).__name__ == 'LifespanOn'\n"
+    )
+    assert loaded("proxy/server.py", then=then, heavy=UVICORN_CLI) == []
+    then += "assert callable(uvicorn.run) and uvicorn.main.name == 'main'\n"
+    # (the probe names a package's modules by the package)
+    found = loaded("proxy/server.py", then=then, heavy=UVICORN_CLI)
+    assert found == ["click", "multiprocessing", "uvicorn"]
+
+
+def test_the_proxys_server_imports_a_uvicorn_of_another_layout_whole() -> None:
+    """A uvicorn whose ``uvicorn.server`` gives no ``Server`` is imported as ``import uvicorn``
+    does (never a server that does not start): here a stand-in hides it, and is dropped."""
+    before = "import types\nsys.modules['uvicorn.server'] = types.ModuleType('uvicorn.server')\n"
+    then = (
+        "import uvicorn, uvicorn.server\n"
+        "assert module.Server is uvicorn.Server is uvicorn.server.Server\n"
+        "assert 'uvicorn.main' in sys.modules\n"
+    )
+    found = loaded("proxy/server.py", then=then, heavy=UVICORN_CLI, before=before)
+    assert found == ["click", "multiprocessing", "uvicorn"]
