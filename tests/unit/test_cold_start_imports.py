@@ -106,6 +106,8 @@ API_LAZY = (
     "kontex.port_values",
     "kontex.api.checkpoint_shapes",
     *(f"kontex.adapters.sql.{name}" for name in UNUSED_REPOSITORIES),
+    # the other routers' bodies and answers and the live feed's event (issue 25, fifth round)
+    "kontex.api.resource_shapes",
     "kontex.domain.seal",
 )
 
@@ -187,11 +189,13 @@ def test_the_api_functions_first_answer_loads_only_the_sessions_router(tmp_path:
     )
     key = made.stdout.strip().splitlines()[-1]
     env["AWS_LAMBDA_FUNCTION_NAME"] = "kontex-api"
-    # nor does it create the checkpoint routes' shapes (kontex.api.checkpoint_shapes)
+    # nor does it create the checkpoint routes' shapes (kontex.api.checkpoint_shapes), nor the
+    # other routers' (kontex.api.resource_shapes)
     then = FIRST_ANSWER.format(key=key) + (
         "import kontex.api.shapes as shapes\n"
         "made = sorted(set(vars(shapes)) & {'PutCheckpoint', 'PutWrites', 'CheckpointOut',"
-        " 'CheckpointPage', 'WriteIn', 'Removed'})\n"
+        " 'CheckpointPage', 'WriteIn', 'Removed', 'BundleIn', 'CreateSnapshot', 'Bundle',"
+        " 'SnapshotWithBundle', 'ApiKeyOut', 'MessageRecordPage', 'LiveEvent', 'Fork'})\n"
         "assert not made, made\n"
     )
     found = loaded("api/handler.py", then=then, heavy=API_LAZY, env=env)
@@ -389,3 +393,18 @@ def test_the_proxys_server_imports_a_uvicorn_of_another_layout_whole() -> None:
     )
     found = loaded("proxy/server.py", then=then, heavy=UVICORN_CLI, before=before)
     assert found == ["click", "multiprocessing", "uvicorn"]
+
+
+def test_the_api_shapes_still_give_the_other_routers_shapes() -> None:
+    """The keys, tasks, snapshots, threads and queries routes' shapes and the live feed's event
+    (kontex.api.resource_shapes) are still names of kontex.api.shapes, the same objects."""
+    import kontex.api.resource_shapes as resource_shapes
+    import kontex.api.shapes as shapes
+
+    for name in sorted(shapes.LATER_RESOURCES):
+        assert getattr(shapes, name) is getattr(resource_shapes, name)
+    from kontex.api.shapes import Bundle, CreateSnapshot, LiveEvent
+
+    assert Bundle is resource_shapes.Bundle and LiveEvent is resource_shapes.LiveEvent
+    assert CreateSnapshot.model_fields["bundle"].annotation is shapes.BundleIn
+    assert not shapes.LATER & shapes.LATER_RESOURCES

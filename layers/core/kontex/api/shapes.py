@@ -10,29 +10,21 @@ without the private fields (``public``), so its fields are written once, in
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from kontex.domain.models import (
     ApiKey,
-    ContextBundle,
-    ContextFile,
-    JsonIntCheck,
-    JsonTime,
-    LogEvent,
     Message,
     Session,
     SessionStatus,
     Snapshot,
-    SnapshotBase,
     Task,
     TaskStatus,
-    ThreadState,
     ToolCall,
-    camel,
 )
-from kontex.later import later
+from kontex.later import later_from
 from kontex.ports import Page
 
 if TYPE_CHECKING:
@@ -81,6 +73,75 @@ if TYPE_CHECKING:
     from kontex.api.checkpoint_shapes import (
         WriteIn as WriteIn,
     )
+    from kontex.api.resource_shapes import (
+        AccountUsage as AccountUsage,
+    )
+    from kontex.api.resource_shapes import (
+        ApiKeyList as ApiKeyList,
+    )
+    from kontex.api.resource_shapes import (
+        ApiKeyOut as ApiKeyOut,
+    )
+    from kontex.api.resource_shapes import (
+        Bundle as Bundle,
+    )
+    from kontex.api.resource_shapes import (
+        BundleContent as BundleContent,
+    )
+    from kontex.api.resource_shapes import (
+        BundleIn as BundleIn,
+    )
+    from kontex.api.resource_shapes import (
+        CreatedKey as CreatedKey,
+    )
+    from kontex.api.resource_shapes import (
+        CreateKey as CreateKey,
+    )
+    from kontex.api.resource_shapes import (
+        CreateSnapshot as CreateSnapshot,
+    )
+    from kontex.api.resource_shapes import (
+        EnrichSnapshot as EnrichSnapshot,
+    )
+    from kontex.api.resource_shapes import (
+        Fork as Fork,
+    )
+    from kontex.api.resource_shapes import (
+        ForkSnapshot as ForkSnapshot,
+    )
+    from kontex.api.resource_shapes import (
+        LiveEvent as LiveEvent,
+    )
+    from kontex.api.resource_shapes import (
+        MessageRecord as MessageRecord,
+    )
+    from kontex.api.resource_shapes import (
+        MessageRecordPage as MessageRecordPage,
+    )
+    from kontex.api.resource_shapes import (
+        PatchTask as PatchTask,
+    )
+    from kontex.api.resource_shapes import (
+        Revision as Revision,
+    )
+    from kontex.api.resource_shapes import (
+        RevisionList as RevisionList,
+    )
+    from kontex.api.resource_shapes import (
+        SaveThreadState as SaveThreadState,
+    )
+    from kontex.api.resource_shapes import (
+        SnapshotWithBundle as SnapshotWithBundle,
+    )
+    from kontex.api.resource_shapes import (
+        ThreadStateOut as ThreadStateOut,
+    )
+    from kontex.api.resource_shapes import (
+        ToolCallRecord as ToolCallRecord,
+    )
+    from kontex.api.resource_shapes import (
+        ToolCallRecordPage as ToolCallRecordPage,
+    )
 
 MAX_TOKENS = 10**12
 
@@ -93,10 +154,6 @@ MAX_TOKENS = 10**12
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
-
-
-class CreateKey(_Body):
-    label: str = Field(min_length=1, max_length=200)
 
 
 class CreateSession(_Body):
@@ -125,63 +182,6 @@ class LinkTrace(_Body):
 class CreateTask(_Body):
     name: str = Field(min_length=1, max_length=200)
     parent_task_id: str | None = None
-
-
-class PatchTask(_Body):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    status: TaskStatus | None = None
-
-
-class BundleIn(_Body):
-    """A bundle as written; the original system's camelCase keys are accepted too."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    model: str | None = None
-    messages: list[Message]
-    tool_calls: list[ToolCall] = Field(default_factory=list, validation_alias=camel("tool_calls"))
-    files: list[ContextFile] = Field(default_factory=list)
-    reasoning: str | None = None
-    log_events: list[LogEvent] = Field(default_factory=list, validation_alias=camel("log_events"))
-    token_total: Annotated[int, Field(ge=0, le=MAX_TOKENS), JsonIntCheck] | None = Field(
-        default=None,
-        validation_alias=camel("token_total"),
-        description="The bundle's tokens, as the caller counts them (at most 10^12: the sums"
-        " of a session's and an account's stay within 64 bits).",
-    )
-    captured_at: JsonTime | None = Field(default=None, validation_alias=camel("captured_at"))
-
-
-class CreateSnapshot(_Body):
-    label: str = Field(min_length=1, max_length=500)
-    bundle: BundleIn
-    base: SnapshotBase | None = Field(
-        default=None,
-        description="A delta write: the bundle holds only what is new over this base"
-        ' (docs/design.md, "Delta writes").',
-    )
-
-
-class EnrichSnapshot(_Body):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    messages: list[Message] | None = None
-    tool_calls: list[ToolCall] | None = Field(default=None, validation_alias=camel("tool_calls"))
-    files: list[ContextFile] | None = None
-    reasoning: str | None = None
-    log_events: list[LogEvent] | None = Field(default=None, validation_alias=camel("log_events"))
-    model: str | None = None
-
-
-class ForkSnapshot(_Body):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    session_id: str | None = Field(
-        default=None, description="Another session of the account to fork into (default: the same)."
-    )
-
-
-class SaveThreadState(_Body):
-    user_data: str
 
 
 def key_json(key: ApiKey) -> dict[str, Any]:
@@ -222,7 +222,6 @@ def public(model: type[BaseModel], name: str, *, without: set[str], doc: str) ->
     return made
 
 
-ApiKeyOut = public(ApiKey, "ApiKey", without={"account_id"}, doc="An API key (never the secret).")
 SessionOut = public(Session, "Session", without={"account_id"}, doc="A session.")
 TaskOut = public(Task, "Task", without={"account_id"}, doc="A task of a session.")
 SnapshotOut = public(
@@ -231,34 +230,6 @@ SnapshotOut = public(
     without={"account_id", "bundle_hash"},
     doc="A snapshot's metadata (its content is its bundle).",
 )
-ThreadStateOut = public(
-    ThreadState, "ThreadState", without={"account_id"}, doc="A thread's saved state."
-)
-
-
-class BundleContent(public(ContextBundle, "_Content", without=set(), doc="")):  # type: ignore[misc]
-    """A snapshot's content as captured."""
-
-
-class CreatedKey(Out):
-    """A new key: ``key`` is the secret, shown this once."""
-
-    id: str
-    key: str
-    label: str
-    created_at: datetime
-
-
-class Bundle(BundleContent):
-    """A snapshot's content, with the ids of its snapshot."""
-
-    snapshot_id: str
-    session_id: str
-    task_id: str
-
-
-class SnapshotWithBundle(SnapshotOut):  # type: ignore[valid-type,misc]
-    bundle: Bundle
 
 
 class TimelineEntry(SnapshotOut):  # type: ignore[valid-type,misc]
@@ -274,20 +245,6 @@ class TaskNode(TaskOut):  # type: ignore[valid-type,misc]
     """A task in the session's tree, with its children."""
 
     children: list[TaskNode]
-
-
-class Revision(Out):
-    seq: int
-    token_total: int
-    model: str | None
-    created_at: datetime
-
-
-class Fork(Out):
-    task: TaskOut = Field(description="The new branch task.")  # type: ignore[valid-type]
-    snapshot: SnapshotOut = Field(  # type: ignore[valid-type]
-        description="Its first snapshot, with the source's content."
-    )
 
 
 class MessagesDiff(Out):
@@ -374,47 +331,10 @@ class SessionStats(Out):
     activity: Activity
 
 
-class AccountUsage(Out):
-    usage: dict[str, Any]
-    usage_this_month: dict[str, Any]
-
-
 class LinkedTrace(Out):
     session_id: str
     trace_ids: list[str]
     snapshots_created: int
-
-
-class MessageRecord(Out):
-    """A row of ``GET /v1/messages``: a stored message and where it was first seen."""
-
-    model_config = ConfigDict(json_schema_serialization_defaults_required=True, extra="allow")
-
-    id: str
-    session_id: str
-    created_at: datetime
-    token_count: int | None
-
-
-class ToolCallRecord(Out):
-    """A row of ``GET /v1/tool-calls``: a tool call, once, in its latest state (pending until
-    its output is seen), and when it was first seen."""
-
-    model_config = ConfigDict(json_schema_serialization_defaults_required=True, extra="allow")
-
-    session_id: str
-    is_error: bool
-    created_at: datetime
-
-
-class LiveEvent(BaseModel):
-    """A pushed event of the live feed (``snapshot.created``, ``session.updated``...); a
-    reader takes a frame without ``id``, ``session_id`` or ``data`` too."""
-
-    id: str | None = None
-    type: str
-    session_id: str | None = None
-    data: dict[str, Any] = {}  # a plain default (pydantic copies it), so the schema shows it
 
 
 def _listing(item: Any, name: str, *, paged: bool) -> type[Out]:
@@ -427,12 +347,8 @@ def _listing(item: Any, name: str, *, paged: bool) -> type[Out]:
 
 SessionPage = _listing(SessionOut, "SessionPage", paged=True)
 SnapshotPage = _listing(SnapshotOut, "SnapshotPage", paged=True)
-MessageRecordPage = _listing(MessageRecord, "MessageRecordPage", paged=True)
-ToolCallRecordPage = _listing(ToolCallRecord, "ToolCallRecordPage", paged=True)
-ApiKeyList = _listing(ApiKeyOut, "ApiKeyList", paged=False)
 TaskTree = _listing(TaskNode, "TaskTree", paged=False)
 Timeline = _listing(TimelineEntry, "Timeline", paged=False)
-RevisionList = _listing(Revision, "RevisionList", paged=False)
 
 
 # The checkpoint routes' bodies and answers live in kontex.api.checkpoint_shapes and are created
@@ -456,9 +372,42 @@ LATER = frozenset(
         "WriteIn",
     }
 )
+# The other routers' bodies and answers (keys, tasks, snapshots, threads, queries) and the live
+# feed's event live in kontex.api.resource_shapes, likewise: a session listing, the REST
+# function's usual first request, does not create them (the sessions router's are here).
+LATER_RESOURCES = frozenset(
+    {
+        "AccountUsage",
+        "ApiKeyList",
+        "ApiKeyOut",
+        "Bundle",
+        "BundleContent",
+        "BundleIn",
+        "CreateKey",
+        "CreateSnapshot",
+        "CreatedKey",
+        "EnrichSnapshot",
+        "Fork",
+        "ForkSnapshot",
+        "LiveEvent",
+        "MessageRecord",
+        "MessageRecordPage",
+        "PatchTask",
+        "Revision",
+        "RevisionList",
+        "SaveThreadState",
+        "SnapshotWithBundle",
+        "ThreadStateOut",
+        "ToolCallRecord",
+        "ToolCallRecordPage",
+    }
+)
 
 
-__getattr__ = later(globals(), "kontex.api.checkpoint_shapes", LATER)
+__getattr__ = later_from(
+    globals(),
+    {"kontex.api.checkpoint_shapes": LATER, "kontex.api.resource_shapes": LATER_RESOURCES},
+)
 
 
 def answers(model: Any) -> dict[int, Any]:
