@@ -3,8 +3,11 @@ settings and secrets, and nothing to run when no vector store is configured."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,3 +134,51 @@ def test_without_a_voyage_key_the_offline_model_embeds(layer_dir: Path) -> None:
     _, worker = offline.function("kontex-embedworker")
     assert {"Ref": minilm} in worker["Layers"]
     assert "KONTEX_VOYAGE_API_KEY_SECRET_ARN" not in worker["Environment"]["Variables"]
+
+
+def _bench_coldstart() -> Any:
+    """bench/coldstart.py, loaded as a module (it is a script)."""
+    path = Path(__file__).resolve().parents[2] / "bench" / "coldstart.py"
+    spec = importlib.util.spec_from_file_location("kontex_bench_coldstart", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop(spec.name, None)
+    return module
+
+
+# bench/coldstart.py's row of a function, by its service name (the others: their own name)
+BENCH_ROWS = {"kontex-embedworker": "workers/embed"}
+
+
+def test_the_cold_start_bench_gives_each_function_its_layers(layer_dir: Path) -> None:
+    """``bench/coldstart.py --layers`` puts on a function's path the layers the stack gives it
+    (with a vector store and the offline embedder): the core layer for all, the search and
+    minilm layers for the api and the embed worker, and no other Python (the proxy's second
+    layer is AWS's Web Adapter, a binary named by ARN)."""
+    bench = _bench_coldstart()
+    synth = _synth("dev", layer_dir, qdrant_url="https://qdrant.example.com:6333")
+    names = {}
+    for key, description in _layers(synth).items():
+        if description.startswith("kontex package"):
+            names[key] = "core"
+        elif description.endswith("qdrant-client"):
+            names[key] = "search"
+        elif "onnxruntime" in description:
+            names[key] = "minilm"
+    seen = set()
+    for resource in synth.kontex_functions().values():
+        props = resource["Properties"]
+        service = props["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+        row = BENCH_ROWS.get(service, service.removeprefix("kontex-"))
+        ours = [names[layer["Ref"]] for layer in props["Layers"] if "Ref" in layer]
+        others = [layer for layer in props["Layers"] if "Ref" not in layer]
+        # (as a set: a layer holds nothing a layer below it has, layers/build.py, so their
+        # order changes nothing on the path)
+        assert sorted(ours) == sorted(bench.layers_of(row, "minilm")), service
+        assert len(others) == (1 if row == "proxy" else 0), service
+        seen.add(row)
+    assert {"api", "proxy", "ingest", "workers/embed"} <= seen
