@@ -23,7 +23,7 @@ Lambda function has, not the dev venv. ``DIR`` is what ``layers/build.py`` wrote
 
 The interpreter runs without ``site`` (no venv), with ``sys.path`` as Lambda makes it: the
 function's folder (copied without bytecode, as its asset is zipped), then its layers merged into
-one folder as Lambda extracts them under ``/opt/python`` (``LAYERS_OF``: the core layer, and for
+one folder as Lambda extracts them under ``/opt/python`` (``layers_of``: the core layer, and for
 ``api`` and ``workers/embed`` the search layer and an embedder's, ``--embedder``; the proxy's
 Web Adapter layer holds no Python), then the AWS SDK the runtime provides (``boto3``,
 ``botocore``, ``s3transfer``, ``jmespath``, which the build leaves out of the core layer: taken
@@ -140,8 +140,8 @@ def layers_of(name: str, embedder: str) -> tuple[str, ...]:
 
 def merged_site(layers_dir: Path, layers: tuple[str, ...], into: Path) -> Path:
     """The layers' ``python/`` folders joined into one, as Lambda extracts each layer under
-    ``/opt`` in order (a later layer's file replaces an earlier one's): symlinks, one per
-    top-level entry."""
+    ``/opt``: symlinks, one per top-level entry (layers/build.py leaves no top-level name in two
+    layers)."""
     site = into / ("opt-" + "-".join(layers))
     if site.exists():
         return site
