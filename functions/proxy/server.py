@@ -40,10 +40,12 @@ def uvicorn_server() -> tuple[Any, Any]:
                 for name in [m for m in sys.modules if m == "uvicorn" or m.startswith("uvicorn.")]:
                     del sys.modules[name]
             else:
-                package.__version__ = __version__  # type: ignore[attr-defined]
-                package.Config = Config  # type: ignore[attr-defined]
-                package.Server = Server  # type: ignore[attr-defined]
-                package.__getattr__ = _completing(package, spec)  # type: ignore[attr-defined]
+                vars(package).update(
+                    __version__=__version__,
+                    Config=Config,
+                    Server=Server,
+                    __getattr__=_completing(package, spec),
+                )
                 return Config, Server
     import uvicorn
 
