@@ -191,6 +191,37 @@ def measure_load(
     return result["latencies_ms"], result["first_ms"], result["rps"], result["client_cpu_s"]
 
 
+def unniced_cpu_seconds(pgids: list[int]) -> float:
+    """User + system CPU seconds of the processes in the groups that run at full priority (the
+    niced search process of `kontex dev`, which only takes what the others leave, not counted)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) in pgids and int(fields[16]) <= 0:  # field 5: group, 19: nice
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def settle(pgids: list[int], seconds: float = 60.0, window: float = 0.25) -> None:
+    """Wait until the servers are idle (under a twentieth of a core over ``window``): the
+    captures of the rows before (written by `kontex dev`'s workers) would otherwise share the
+    cores with the next row, whichever system it measures."""
+    deadline = time.monotonic() + seconds
+    last = unniced_cpu_seconds(pgids)
+    while time.monotonic() < deadline:
+        time.sleep(window)
+        now = unniced_cpu_seconds(pgids)
+        if now - last < window / 20:
+            return
+        last = now
+
+
 def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
 
@@ -454,6 +485,7 @@ def run(
     fake_kind: str = "async",
     load: str = "raw",
     counts: tuple[int, ...] = (1, 8),
+    load_calls: int | None = None,
 ) -> list[dict[str, Any]]:
     """Every row; ``baseline`` (another source tree's ``layers/core``) runs its Kontex beside
     this one's ("kontex ... (base)"), on the same fakes, in the same run."""
@@ -465,6 +497,7 @@ def run(
     ):
         env.update(ANTHROPIC_API_URL=fake.claude, OPENAI_API_URL=fake.gpt)
         targets: list[Target] = []
+        quiet: list[int] = [fake.pgid] if fake.pgid else []  # idle before each row
         profiled: list[tuple[str, int]] = []
         sources = [("", None)] + ([(" (base)", baseline)] if baseline else [])
         for index, (suffix, source) in enumerate(sources):
@@ -472,6 +505,7 @@ def run(
             extra = {**env, **({"PYTHONPATH": source} if source else {})}
             key = make_key(data, extra)
             dev = stack.enter_context(kontex_dev(data, port_base + 2 + 2 * index, extra))
+            quiet.append(dev.pgid)  # its workers write the captures of both ways of serving
             session: Any = anthropic.Anthropic(api_key="x", base_url=dev.url).post(
                 "/v1/sessions",
                 cast_to=object,
@@ -497,7 +531,10 @@ def run(
         if profile:
             for name, pid in profiled:
                 stack.enter_context(profiling(pid, profile.replace(".", f"-{name}.", 1)))
-        return _rows(calls, fake.claude, fake.gpt, targets, fake.pgid, load, counts)
+        quiet += [pgid for *_, pgids, _ in targets for pgid in pgids or [] if pgid not in quiet]
+        return _rows(
+            calls, fake.claude, fake.gpt, targets, fake.pgid, load, counts, load_calls, quiet
+        )
 
 
 def _clients(api: str, system: str, url: str, headers: dict[str, str]) -> Callable[..., Any]:
@@ -524,9 +561,12 @@ def _rows(
     fake_pgid: int | None = None,
     load: str = "raw",
     counts: tuple[int, ...] = (1, 8),
+    load_calls: int | None = None,
+    quiet: list[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Each system's rows: one client by the SDK; more by ``bench/load.py`` (``load`` "raw")
-    sending the SDK's request bytes, or by as many SDK clients as threads here ("sdk")."""
+    """Each system's rows: one client by the SDK; more by ``bench/load.py`` (``load`` "raw",
+    ``load_calls`` calls) sending the SDK's request bytes, or by as many SDK clients as threads
+    here ("sdk"). Each row starts once the process groups ``quiet`` are idle."""
     rows = []
     for api, upstream, call in (
         ("anthropic", claude, call_anthropic),
@@ -543,24 +583,26 @@ def _rows(
                     make = _clients(api, system, url, headers)
                     raw = clients > 1 and load == "raw"
                     request = sdk_request(make, call, stream) if raw else b""
+                    n = (load_calls or calls) if raw else calls
+                    settle(quiet or [])
                     before = group_cpu_seconds(pgids) if pgids else 0.0
                     fake_before = group_cpu_seconds([fake_pgid]) if fake_pgid else 0.0
                     if raw:
-                        *got, client_cpu = measure_load(api, url, request, stream, clients, calls)
+                        *got, client_cpu = measure_load(api, url, request, stream, clients, n)
                         latencies, firsts, rps = got
                     else:  # the SDK here: its CPU is this process's (warm-up calls included)
                         client_before = time.process_time()
-                        latencies, firsts, rps = measure(make, call, stream, clients, calls)
+                        latencies, firsts, rps = measure(make, call, stream, clients, n)
                         client_cpu = time.process_time() - client_before
                     cpu = group_cpu_seconds(pgids) - before if pgids else None
                     fake_cpu = group_cpu_seconds([fake_pgid]) - fake_before if fake_pgid else None
                     timed = (latencies, firsts, rps)
                     direct = direct or timed
-                    row = row_of(api, mode, clients, system, direct, timed, cpu, calls)
+                    row = row_of(api, mode, clients, system, direct, timed, cpu, n)
                     row["load"] = "bench/load.py" if raw else "SDK threads"
-                    row["client_cpu_ms_per_call"] = round(client_cpu * 1000 / calls, 2)
+                    row["client_cpu_ms_per_call"] = round(client_cpu * 1000 / n, 2)
                     row["fake_cpu_ms_per_call"] = (
-                        None if fake_cpu is None else round(fake_cpu * 1000 / calls, 2)
+                        None if fake_cpu is None else round(fake_cpu * 1000 / n, 2)
                     )
                     rows.append(row)
                     print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # progress
@@ -600,6 +642,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument(
         "--clients", type=int, nargs="+", default=[1, 8], help="client counts (default 1 8)"
     )
+    parser.add_argument(
+        "--load-calls",
+        type=int,
+        help="calls of each row run by bench/load.py (default: 10 x --calls; at a thousand"
+        " calls a second, 200 would last a fifth of a second)",
+    )
     parser.add_argument("--serve-alone", help=argparse.SUPPRESS)  # the `alone` server itself
     parser.add_argument("--serve-fakes", type=int, help=argparse.SUPPRESS)  # the fakes' process
     args = parser.parse_args(argv)
@@ -621,6 +669,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         "in-bench" if args.fakes_in_bench else args.fakes,
         args.load,
         tuple(args.clients),
+        args.load_calls or 10 * args.calls,
     )
     after = os.getloadavg()
     if args.json:
