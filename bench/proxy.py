@@ -486,6 +486,7 @@ def run(
     load: str = "raw",
     counts: tuple[int, ...] = (1, 8),
     load_calls: int | None = None,
+    alone_workers: bool = False,
 ) -> list[dict[str, Any]]:
     """Every row; ``baseline`` (another source tree's ``layers/core``) runs its Kontex beside
     this one's ("kontex ... (base)"), on the same fakes, in the same run."""
@@ -498,6 +499,7 @@ def run(
         env.update(ANTHROPIC_API_URL=fake.claude, OPENAI_API_URL=fake.gpt)
         targets: list[Target] = []
         quiet: list[int] = [fake.pgid] if fake.pgid else []  # idle before each row
+        paused: dict[str, list[int]] = {}  # a system's rows -> groups stopped meanwhile
         profiled: list[tuple[str, int]] = []
         sources = [("", None)] + ([(" (base)", baseline)] if baseline else [])
         for index, (suffix, source) in enumerate(sources):
@@ -524,6 +526,8 @@ def run(
                 port = port_base + 3 + 2 * index
                 alone = stack.enter_context(kontex_alone(data, port, extra))
                 targets.append((f"kontex alone{suffix}", alone.url, [alone.pgid], headers))
+                if not alone_workers:  # as on AWS: the workers are not on the proxy's cores
+                    paused[f"kontex alone{suffix}"] = [dev.pgid]
                 profiled.append((f"alone{suffix.strip(' ()')}", alone.process.pid))
         if with_litellm:
             lite = stack.enter_context(litellm(Path(tmp), port_base + 9, fake.claude, fake.gpt))
@@ -533,7 +537,16 @@ def run(
                 stack.enter_context(profiling(pid, profile.replace(".", f"-{name}.", 1)))
         quiet += [pgid for *_, pgids, _ in targets for pgid in pgids or [] if pgid not in quiet]
         return _rows(
-            calls, fake.claude, fake.gpt, targets, fake.pgid, load, counts, load_calls, quiet
+            calls,
+            fake.claude,
+            fake.gpt,
+            targets,
+            fake.pgid,
+            load,
+            counts,
+            load_calls,
+            quiet,
+            paused,
         )
 
 
@@ -563,10 +576,12 @@ def _rows(
     counts: tuple[int, ...] = (1, 8),
     load_calls: int | None = None,
     quiet: list[int] | None = None,
+    paused: dict[str, list[int]] | None = None,
 ) -> list[dict[str, Any]]:
     """Each system's rows: one client by the SDK; more by ``bench/load.py`` (``load`` "raw",
     ``load_calls`` calls) sending the SDK's request bytes, or by as many SDK clients as threads
-    here ("sdk"). Each row starts once the process groups ``quiet`` are idle."""
+    here ("sdk"). Each row starts once the process groups ``quiet`` are idle; ``paused``: the
+    groups stopped (SIGSTOP) during a system's rows, and resumed after each."""
     rows = []
     for api, upstream, call in (
         ("anthropic", claude, call_anthropic),
@@ -585,15 +600,22 @@ def _rows(
                     request = sdk_request(make, call, stream) if raw else b""
                     n = (load_calls or calls) if raw else calls
                     settle(quiet or [])
+                    stopped = (paused or {}).get(system, [])
+                    for pgid in stopped:
+                        os.killpg(pgid, signal.SIGSTOP)
                     before = group_cpu_seconds(pgids) if pgids else 0.0
                     fake_before = group_cpu_seconds([fake_pgid]) if fake_pgid else 0.0
-                    if raw:
-                        *got, client_cpu = measure_load(api, url, request, stream, clients, n)
-                        latencies, firsts, rps = got
-                    else:  # the SDK here: its CPU is this process's (warm-up calls included)
-                        client_before = time.process_time()
-                        latencies, firsts, rps = measure(make, call, stream, clients, n)
-                        client_cpu = time.process_time() - client_before
+                    try:
+                        if raw:
+                            *got, client_cpu = measure_load(api, url, request, stream, clients, n)
+                            latencies, firsts, rps = got
+                        else:  # the SDK here: its CPU is this process's (warm-up calls too)
+                            client_before = time.process_time()
+                            latencies, firsts, rps = measure(make, call, stream, clients, n)
+                            client_cpu = time.process_time() - client_before
+                    finally:
+                        for pgid in stopped:
+                            os.killpg(pgid, signal.SIGCONT)
                     cpu = group_cpu_seconds(pgids) - before if pgids else None
                     fake_cpu = group_cpu_seconds([fake_pgid]) - fake_before if fake_pgid else None
                     timed = (latencies, firsts, rps)
@@ -643,6 +665,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         "--clients", type=int, nargs="+", default=[1, 8], help="client counts (default 1 8)"
     )
     parser.add_argument(
+        "--alone-workers",
+        action="store_true",
+        help="keep kontex dev's workers running during the alone rows (by default stopped,"
+        " as on AWS the capture worker does not run on the proxy's cores)",
+    )
+    parser.add_argument(
         "--load-calls",
         type=int,
         help="calls of each row run by bench/load.py (default: 10 x --calls; at a thousand"
@@ -670,6 +698,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         args.load,
         tuple(args.clients),
         args.load_calls or 10 * args.calls,
+        args.alone_workers,
     )
     after = os.getloadavg()
     if args.json:
