@@ -2,16 +2,31 @@
 LiteLLM side by side in one run, Anthropic's API and OpenAI's.
 
     python bench/proxy.py [--calls 200] [--server dev|alone|both] [--no-litellm] [--json]
-                          [--port-base 19400] [--profile OUT.svg] [--fakes-in-bench]
+                          [--port-base 19400] [--profile OUT.svg] [--clients 1 8]
+                          [--fakes async|threads|in-bench] [--load raw|sdk]
 
-Starts the fake Messages API and the fake OpenAI API from the tests (zero delay: they answer at
-once, with TCP_NODELAY; in a process of their own, ``--fakes-in-bench`` for threads of the
-bench process as before), `kontex dev` pointed at both and LiteLLM's proxy (`litellm --config`,
-the version `bench/peers.py` pins, in its own cached venv) pointed at the same fakes, then
-times the real `anthropic` and `openai` SDKs calling each fake directly, through Kontex and
-through LiteLLM, JSON and streamed, with 1 and 8 concurrent clients: the median and p99 of
-each call, the time to the first token of a stream (the first text delta the SDK yields), the
-requests per second of each run, and the CPU time the serving processes spent per call.
+Starts the fake Messages API and the fake OpenAI API (zero delay: they answer at once),
+`kontex dev` pointed at both and LiteLLM's proxy (`litellm --config`, the version
+`bench/peers.py` pins, in its own cached venv) pointed at the same fakes, then calls each fake
+directly, through Kontex and through LiteLLM, JSON and streamed, with 1 and 8 concurrent
+clients: the median and p99 of each call, the time to the first token of a stream (the first
+text delta), the requests per second of each run, and the CPU time the serving processes, the
+clients and the fakes spent per call.
+
+The clients. One client is the real `anthropic` or `openai` SDK in this process (the added
+latency and time to first token an SDK user sees). Several clients (``--load raw``, the
+default) are ``bench/load.py`` in a process of its own: that many keep-alive connections on
+one event loop, each sending the exact bytes the SDK sends for the call (recorded from the SDK,
+``sdk_request``) one call after another, answers parsed by httptools, about 0.01-0.2 ms of CPU
+a call; so at 8 clients the servers are measured, not 8 SDK clients sharing this process's
+interpreter lock, which bounded every system near a thousand calls a second. ``--load sdk``:
+the SDK clients as threads of this process, as the earlier sections measured. Every system
+(direct, Kontex, LiteLLM) gets the same clients and the same fakes.
+
+The fakes (``--fakes``): ``async`` (the default) is ``bench/upstream.py``, one event loop in
+a process of its own answering as the tests' fakes (tests/proxy) do, each answer made once;
+``threads``: the tests' ``http.server`` fakes (a thread per connection) in a process of their
+own; ``in-bench``: those as threads of this process (``--fakes-in-bench``, as before).
 
 Kontex is served two ways (``--server``): ``dev`` is `kontex dev` (the proxy app mounted in
 the local stack, whose process also runs the capture and search workers); ``alone`` is the
@@ -22,10 +37,10 @@ every call through Kontex queues a capture. "server CPU" is the user + system ti
 serving process group per call: for ``dev`` the whole stack (the proxy and the workers
 writing and indexing the snapshots), for ``alone`` the proxy's process only.
 
-LiteLLM runs as a default user runs it (no database, no logging callbacks): Anthropic through
-its pass-through route (``/anthropic``, what forwards a Messages call unchanged) and through
-its own ``/v1/messages``, OpenAI through ``/v1/chat/completions`` to an ``openai/`` model at
-the fake's URL.
+LiteLLM runs as a default user runs it (no database, no logging callbacks, one process):
+Anthropic through its pass-through route (``/anthropic``, what forwards a Messages call
+unchanged) and through its own ``/v1/messages``, OpenAI through ``/v1/chat/completions`` to an
+``openai/`` model at the fake's URL.
 
 The load average is printed before and after: on a shared machine the figures are upper
 bounds. ``--profile OUT.svg`` records the Kontex server with py-spy (``--subprocesses``) while
@@ -48,7 +63,8 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +115,10 @@ def call_openai(client: Any, stream: bool) -> tuple[float, float | None]:
 
 
 def measure(
-    make: Callable[[], Any], call: Callable[[Any, bool], Any], stream: bool, clients: int, n: int
+    make: Callable[..., Any], call: Callable[[Any, bool], Any], stream: bool, clients: int, n: int
 ) -> tuple[list[float], list[float], float]:
-    """Each call's latency and first-token time (ms), and the calls per second of the run."""
+    """Each call's latency and first-token time (ms), and the calls per second of the run: the
+    SDK's ``clients`` as threads of this process."""
     pool = [make() for _ in range(clients)]
     for client in pool:  # warm connections
         for _ in range(WARM_CALLS):
@@ -111,6 +128,98 @@ def measure(
         results = list(executor.map(lambda i: call(pool[i % clients], stream), range(n)))
     rps = n / (time.perf_counter() - started)
     return [r[0] for r in results], [r[1] for r in results if r[1] is not None], rps
+
+
+class _Recorded(Exception):
+    pass
+
+
+def sdk_request(make: Callable[..., Any], call: Callable[[Any, bool], Any], stream: bool) -> bytes:
+    """The bytes of the HTTP/1.1 request the SDK client ``make(http_client=...)`` sends for
+    ``call``: recorded by a transport that answers nothing (the SDK then raises, caught)."""
+    import httpx2  # what the anthropic and openai SDKs are built on
+
+    recorded: list[Any] = []
+
+    def record(request: Any) -> Any:
+        recorded.append(request)
+        raise _Recorded
+
+    with (
+        httpx2.Client(transport=httpx2.MockTransport(record)) as http,
+        suppress(Exception),  # the SDK's connection error, from _Recorded
+    ):
+        call(make(http_client=http), stream)
+    (request,) = recorded
+    lines = [f"{request.method} {request.url.raw_path.decode('latin-1')} HTTP/1.1"]
+    lines += [f"{k.decode('latin-1')}: {v.decode('latin-1')}" for k, v in request.headers.raw]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + request.read()
+
+
+# what the load generator takes for a stream's first token (the first text delta, as the SDK
+# rows time it) and for its last event; LiteLLM re-serializes OpenAI's chunks (no spaces)
+FIRST = {"anthropic": r'"text_delta"', "openai": r'"content":\s*"[^"]'}
+COMPLETE = {"anthropic": "message_stop", "openai": "[DONE]"}
+
+
+def measure_load(
+    api: str, url: str, request: bytes, stream: bool, clients: int, n: int
+) -> tuple[list[float], list[float], float, float]:
+    """As ``measure``, by ``bench/load.py`` in a process of its own: ``clients`` keep-alive
+    connections on one event loop sending the SDK's request bytes; and the CPU seconds that
+    process spent on the timed calls."""
+    host, port = url.removeprefix("http://").split(":")
+    spec = {
+        "host": host,
+        "port": int(port),
+        "request": request.decode("latin-1"),
+        "connections": clients,
+        "calls": n,
+        "warm": WARM_CALLS,
+        "first": FIRST[api] if stream else None,
+        "complete": COMPLETE[api] if stream else None,
+    }
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parent / "load.py")],
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        raise RuntimeError(f"bench/load.py failed:\n{done.stderr}")
+    result = json.loads(done.stdout)
+    return result["latencies_ms"], result["first_ms"], result["rps"], result["client_cpu_s"]
+
+
+def unniced_cpu_seconds(pgids: list[int]) -> float:
+    """User + system CPU seconds of the processes in the groups that run at full priority (the
+    niced search process of `kontex dev`, which only takes what the others leave, not counted)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) in pgids and int(fields[16]) <= 0:  # field 5: group, 19: nice
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def settle(pgids: list[int], seconds: float = 60.0, window: float = 0.25) -> None:
+    """Wait until the servers are idle (under a twentieth of a core over ``window``): the
+    captures of the rows before (written by `kontex dev`'s workers) would otherwise share the
+    cores with the next row, whichever system it measures."""
+    deadline = time.monotonic() + seconds
+    last = unniced_cpu_seconds(pgids)
+    while time.monotonic() < deadline:
+        time.sleep(window)
+        now = unniced_cpu_seconds(pgids)
+        if now - last < window / 20:
+            return
+        last = now
 
 
 def pct(values: list[float], q: int) -> float:
@@ -253,27 +362,42 @@ def serve_fakes(claude_port: int, gpt_port: int) -> None:
     gpt.server.serve_forever()
 
 
+@dataclass
+class Fakes:
+    claude: str  # the URL of the fake Messages API
+    gpt: str  # of the fake OpenAI API
+    pgid: int | None  # their process group, when in a process of their own
+
+
+FAKES = ("async", "threads", "in-bench")
+
+
 @contextmanager
-def fakes(port_base: int, in_bench: bool) -> Iterator[tuple[Any, Any]]:
-    """The fake Anthropic and OpenAI APIs (objects with a ``url``). By default in a process of
-    their own: as threads of this process they would share its interpreter lock with the 8
-    clients, and at 8 clients that one lock bounds every system's req/s (the faster the
-    system, the more). ``in_bench``: as threads here, as the earlier sections measured."""
-    if in_bench:
+def fakes(port_base: int, kind: str = "async") -> Iterator[Fakes]:
+    """The fake Anthropic and OpenAI APIs. ``async`` (the default): ``bench/upstream.py``, one
+    event loop in a process of its own answering as the tests' fakes do, a few microseconds a
+    call. ``threads``: the tests' ``http.server`` fakes, a thread per connection, in a process of
+    their own (as "The proxy hop, second round" measured). ``in-bench``: those as threads of
+    this process, sharing its interpreter lock with the SDK clients (as the sections before
+    it measured)."""
+    if kind == "in-bench":
         with (
             FakeAnthropic(port_base).running() as claude,
             FakeOpenAI(port_base + 1).running() as gpt,
         ):
-            yield claude, gpt
+            yield Fakes(claude.url, gpt.url, None)
         return
-    argv = [sys.executable, str(Path(__file__).resolve()), "--serve-fakes", str(port_base)]
+    here = Path(__file__).resolve()
+    argv = [sys.executable, str(here.parent / "upstream.py"), str(port_base)]
+    if kind == "threads":
+        argv = [sys.executable, str(here), "--serve-fakes", str(port_base)]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert process.stdout is not None
         if process.stdout.readline().strip() != "ready":
             raise RuntimeError("the fake upstreams did not start")
-        urls = [f"http://127.0.0.1:{port_base + n}" for n in (0, 1)]
-        yield tuple(type("Fake", (), {"url": url})() for url in urls)
+        claude, gpt = (f"http://127.0.0.1:{port_base + n}" for n in (0, 1))
+        yield Fakes(claude, gpt, process.pid)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
@@ -358,18 +482,24 @@ def run(
     port_base: int,
     profile: str | None,
     baseline: str | None = None,
-    fakes_in_bench: bool = False,
+    fake_kind: str = "async",
+    load: str = "raw",
+    counts: tuple[int, ...] = (1, 8),
+    load_calls: int | None = None,
+    alone_workers: bool = False,
 ) -> list[dict[str, Any]]:
     """Every row; ``baseline`` (another source tree's ``layers/core``) runs its Kontex beside
     this one's ("kontex ... (base)"), on the same fakes, in the same run."""
     env = {"KONTEX_RATE_LIMIT_PER_HOUR": "1000000", "POWERTOOLS_METRICS_DISABLED": "true"}
     with (
-        fakes(port_base, fakes_in_bench) as (claude, gpt),
+        fakes(port_base, fake_kind) as fake,
         tempfile.TemporaryDirectory(prefix="kontex-bench-proxy-") as tmp,
         ExitStack() as stack,
     ):
-        env.update(ANTHROPIC_API_URL=claude.url, OPENAI_API_URL=gpt.url)
+        env.update(ANTHROPIC_API_URL=fake.claude, OPENAI_API_URL=fake.gpt)
         targets: list[Target] = []
+        quiet: list[int] = [fake.pgid] if fake.pgid else []  # idle before each row
+        paused: dict[str, list[int]] = {}  # a system's rows -> groups stopped meanwhile
         profiled: list[tuple[str, int]] = []
         sources = [("", None)] + ([(" (base)", baseline)] if baseline else [])
         for index, (suffix, source) in enumerate(sources):
@@ -377,6 +507,7 @@ def run(
             extra = {**env, **({"PYTHONPATH": source} if source else {})}
             key = make_key(data, extra)
             dev = stack.enter_context(kontex_dev(data, port_base + 2 + 2 * index, extra))
+            quiet.append(dev.pgid)  # its workers write the captures of both ways of serving
             session: Any = anthropic.Anthropic(api_key="x", base_url=dev.url).post(
                 "/v1/sessions",
                 cast_to=object,
@@ -395,35 +526,62 @@ def run(
                 port = port_base + 3 + 2 * index
                 alone = stack.enter_context(kontex_alone(data, port, extra))
                 targets.append((f"kontex alone{suffix}", alone.url, [alone.pgid], headers))
+                if not alone_workers:  # as on AWS: the workers are not on the proxy's cores
+                    paused[f"kontex alone{suffix}"] = [dev.pgid]
                 profiled.append((f"alone{suffix.strip(' ()')}", alone.process.pid))
         if with_litellm:
-            lite = stack.enter_context(litellm(Path(tmp), port_base + 9, claude.url, gpt.url))
+            lite = stack.enter_context(litellm(Path(tmp), port_base + 9, fake.claude, fake.gpt))
             targets.append(("litellm", lite.url, [lite.pgid], {}))
         if profile:
             for name, pid in profiled:
                 stack.enter_context(profiling(pid, profile.replace(".", f"-{name}.", 1)))
-        return _rows(calls, claude.url, gpt.url, targets)
+        quiet += [pgid for *_, pgids, _ in targets for pgid in pgids or [] if pgid not in quiet]
+        return _rows(
+            calls,
+            fake.claude,
+            fake.gpt,
+            targets,
+            fake.pgid,
+            load,
+            counts,
+            load_calls,
+            quiet,
+            paused,
+        )
 
 
-def _clients(api: str, system: str, url: str, headers: dict[str, str]) -> Callable[[], Any]:
+def _clients(api: str, system: str, url: str, headers: dict[str, str]) -> Callable[..., Any]:
+    """A maker of the SDK client calling ``system`` (keyword arguments: the client's own)."""
     key = LITELLM_KEY if system.startswith("litellm") else "sk"  # LiteLLM's own key, as users do
     if api == "anthropic":
         base = {"direct": url, "litellm": f"{url}/anthropic", "litellm /v1/messages": url}.get(
             system, f"{url}/proxy"
         )
-        return lambda: anthropic.Anthropic(
-            api_key=key, base_url=base, max_retries=0, default_headers=headers
+        return lambda **extra: anthropic.Anthropic(
+            api_key=key, base_url=base, max_retries=0, default_headers=headers, **extra
         )
     base = f"{url}/v1" if system in ("direct", "litellm") else f"{url}/proxy/openai/v1"
-    return lambda: openai.OpenAI(api_key=key, base_url=base, max_retries=0, default_headers=headers)
+    return lambda **extra: openai.OpenAI(
+        api_key=key, base_url=base, max_retries=0, default_headers=headers, **extra
+    )
 
 
 def _rows(
     calls: int,
     claude: str,
     gpt: str,
-    targets: list[tuple[str, str, list[int] | None, dict[str, str]]],
+    targets: list[Target],
+    fake_pgid: int | None = None,
+    load: str = "raw",
+    counts: tuple[int, ...] = (1, 8),
+    load_calls: int | None = None,
+    quiet: list[int] | None = None,
+    paused: dict[str, list[int]] | None = None,
 ) -> list[dict[str, Any]]:
+    """Each system's rows: one client by the SDK; more by ``bench/load.py`` (``load`` "raw",
+    ``load_calls`` calls) sending the SDK's request bytes, or by as many SDK clients as threads
+    here ("sdk"). Each row starts once the process groups ``quiet`` are idle; ``paused``: the
+    groups stopped (SIGSTOP) during a system's rows, and resumed after each."""
     rows = []
     for api, upstream, call in (
         ("anthropic", claude, call_anthropic),
@@ -434,15 +592,41 @@ def _rows(
             systems += [(f"{n} /v1/messages", u, p, h) for n, u, p, h in targets if n == "litellm"]
         for stream in (False, True):
             mode = "stream" if stream else "json"
-            for clients in (1, 8):
+            for clients in counts:
                 direct = None
                 for system, url, pgids, headers in systems:
                     make = _clients(api, system, url, headers)
+                    raw = clients > 1 and load == "raw"
+                    request = sdk_request(make, call, stream) if raw else b""
+                    n = (load_calls or calls) if raw else calls
+                    settle(quiet or [])
+                    stopped = (paused or {}).get(system, [])
+                    for pgid in stopped:
+                        os.killpg(pgid, signal.SIGSTOP)
                     before = group_cpu_seconds(pgids) if pgids else 0.0
-                    timed = measure(make, call, stream, clients, calls)
+                    fake_before = group_cpu_seconds([fake_pgid]) if fake_pgid else 0.0
+                    try:
+                        if raw:
+                            *got, client_cpu = measure_load(api, url, request, stream, clients, n)
+                            latencies, firsts, rps = got
+                        else:  # the SDK here: its CPU is this process's (warm-up calls too)
+                            client_before = time.process_time()
+                            latencies, firsts, rps = measure(make, call, stream, clients, n)
+                            client_cpu = time.process_time() - client_before
+                    finally:
+                        for pgid in stopped:
+                            os.killpg(pgid, signal.SIGCONT)
                     cpu = group_cpu_seconds(pgids) - before if pgids else None
+                    fake_cpu = group_cpu_seconds([fake_pgid]) - fake_before if fake_pgid else None
+                    timed = (latencies, firsts, rps)
                     direct = direct or timed
-                    rows.append(row_of(api, mode, clients, system, direct, timed, cpu, calls))
+                    row = row_of(api, mode, clients, system, direct, timed, cpu, n)
+                    row["load"] = "bench/load.py" if raw else "SDK threads"
+                    row["client_cpu_ms_per_call"] = round(client_cpu * 1000 / n, 2)
+                    row["fake_cpu_ms_per_call"] = (
+                        None if fake_cpu is None else round(fake_cpu * 1000 / n, 2)
+                    )
+                    rows.append(row)
                     print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # progress
     return rows
 
@@ -461,9 +645,36 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     )
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
-        "--fakes-in-bench",
+        "--fakes",
+        choices=FAKES,
+        default="async",
+        help="the fake upstreams: bench/upstream.py (async, default), the tests' http.server"
+        " fakes in a process of their own (threads) or as threads of the bench (in-bench)",
+    )
+    parser.add_argument(
+        "--fakes-in-bench", action="store_true", help="the same as --fakes in-bench"
+    )
+    parser.add_argument(
+        "--load",
+        choices=("raw", "sdk"),
+        default="raw",
+        help="the clients of the rows with several: bench/load.py sending the SDK's request"
+        " bytes (raw, default) or the SDK clients as threads of the bench (sdk, as before)",
+    )
+    parser.add_argument(
+        "--clients", type=int, nargs="+", default=[1, 8], help="client counts (default 1 8)"
+    )
+    parser.add_argument(
+        "--alone-workers",
         action="store_true",
-        help="the fake upstreams as threads of the bench process (as before), not their own",
+        help="keep kontex dev's workers running during the alone rows (by default stopped,"
+        " as on AWS the capture worker does not run on the proxy's cores)",
+    )
+    parser.add_argument(
+        "--load-calls",
+        type=int,
+        help="calls of each row run by bench/load.py (default: 10 x --calls; at a thousand"
+        " calls a second, 200 would last a fifth of a second)",
     )
     parser.add_argument("--serve-alone", help=argparse.SUPPRESS)  # the `alone` server itself
     parser.add_argument("--serve-fakes", type=int, help=argparse.SUPPRESS)  # the fakes' process
@@ -483,7 +694,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         args.port_base,
         args.profile,
         args.baseline,
-        args.fakes_in_bench,
+        "in-bench" if args.fakes_in_bench else args.fakes,
+        args.load,
+        tuple(args.clients),
+        args.load_calls or 10 * args.calls,
+        args.alone_workers,
     )
     after = os.getloadavg()
     if args.json:
@@ -493,9 +708,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     print(f"after {after[0]:.2f} {after[1]:.2f} {after[2]:.2f}; {os.cpu_count()} CPUs")
     print(
         "| api | mode | clients | system | p50 ms | added p50 ms | added p99 ms | TTFT ms"
-        " | added TTFT ms | req/s | server CPU ms/call |"
+        " | added TTFT ms | req/s | server CPU ms/call | client CPU ms/call | fake CPU ms/call |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
     def cell(value: Any) -> str:
         return "-" if value is None else str(value)
@@ -505,6 +720,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             f"| {r['api']} | {r['mode']} | {r['clients']} | {r['system']} | {r['p50_ms']} |"
             f" {cell(r['added_p50_ms'])} | {cell(r['added_p99_ms'])} | {cell(r['ttft_ms'])} |"
             f" {cell(r['added_ttft_ms'])} | {r['rps']} | {cell(r['server_cpu_ms_per_call'])} |"
+            f" {r['client_cpu_ms_per_call']} | {cell(r['fake_cpu_ms_per_call'])} |"
         )
     return rows
 

@@ -361,6 +361,17 @@ def job(trigger: str, n: int, turns: int, tool: bool = False, tokens: int = 10) 
     )
 
 
+def test_a_capture_job_travels_as_its_fields_in_json() -> None:
+    """The queue message is the job's fields, nested values whole, and reads back the same."""
+    import dataclasses
+
+    made = job("on_tool_end", 1, 2, tool=True)
+    made.latency_ms = 1.5
+    text = made.to_json()
+    assert text == json.dumps(dataclasses.asdict(made), separators=(",", ":"))
+    assert capture.CaptureJob(**json.loads(text)) == made
+
+
 @pytest.mark.parametrize(
     ("made", "fires"),
     [

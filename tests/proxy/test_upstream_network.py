@@ -192,3 +192,43 @@ def test_the_upstream_pool_does_not_read_and_write_through_anyio(
 
     with OneShotServer() as server:
         assert asyncio.run(run(server)) == (200, b"ok")
+
+
+def test_a_request_head_and_body_go_in_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpcore writes a request's head and its body apart; they reach the socket in one write
+    (one segment, one wake-up of the upstream), and a body-less request's head goes before
+    its answer is awaited. A body over the hold limit goes with its head too."""
+    from kontex.adapters import asyncio_network
+
+    writes: list[bytes] = []
+    write = asyncio.StreamWriter.write
+
+    def spied(self: asyncio.StreamWriter, data: bytes) -> None:
+        writes.append(bytes(data))
+        write(self, data)
+
+    monkeypatch.setattr(asyncio.StreamWriter, "write", spied)
+    large = b"x" * (asyncio_network.HOLD_LIMIT + 1)
+
+    async def run(server: OneShotServer) -> list[tuple[int, bytes]]:
+        upstream = HttpUpstream()
+        answers = []
+        try:
+            for body in (b'{"model":"m"}', large):
+                sent = UpstreamRequest(server.url, "POST", "/v1/messages", "", {}, body, 5.0)
+                answer = await upstream.request(sent)
+                answers.append((answer.status, b"".join([c async for c in answer.chunks])))
+            answers.append(await get(upstream, server.url))
+        finally:
+            await upstream.aclose()
+        return answers
+
+    with OneShotServer() as server:  # it skips the bodies: none holds a blank line
+        assert asyncio.run(run(server)) == [(200, b"ok")] * 3
+    small, whole, get_head = writes
+    assert small.startswith(b"POST /v1/messages HTTP/1.1\r\n")
+    assert small.endswith(b'\r\n\r\n{"model":"m"}')
+    assert whole.startswith(b"POST /v1/messages HTTP/1.1\r\n") and whole.endswith(
+        b"\r\n\r\n" + large
+    )
+    assert get_head.startswith(b"GET /v1/models HTTP/1.1\r\n") and get_head.endswith(b"\r\n\r\n")

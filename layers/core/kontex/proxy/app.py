@@ -3,14 +3,15 @@
 
 Async end to end: the caller's key and Kontex headers are checked (``services.proxy.admit``, on
 a thread: it reads the database), the call goes upstream on a pooled async client
-(``adapters.http_upstream``), and the answer is sent on as it arrives; uvicorn does the HTTP
-framing. The capture is handed off after the answer's last byte (``CaptureHandOff``): the
-request path appends the relay to an in-memory list and ends the answer; one thread of the
-process reads the replies and queues their captures in batches (one queue write for all the
-captures that arrived meanwhile), so the answer never waits for them and the event loop does
-none of that work. In Lambda the environment may be frozen as soon as the answer is complete,
-so there the capture is queued after the last byte of the body but before the end of the answer
-(the end-of-body marker waits for it; the bytes do not).
+(``adapters.http_upstream``), and the answer is sent on as it arrives (``arrived``: the parts
+read together, a stream's events that came in one read, in one write; none waits for the
+next); uvicorn does the HTTP framing. The capture is handed off after the answer's last byte
+(``CaptureHandOff``): the request path appends the relay to an in-memory list and ends the
+answer; one thread of the process reads the replies and queues their captures in batches (one
+queue write for all the captures that arrived meanwhile), so the answer never waits for them
+and the event loop does none of that work. In Lambda the environment may be frozen as soon as
+the answer is complete, so there the capture is queued after the last byte of the body but
+before the end of the answer (the end-of-body marker waits for it; the bytes do not).
 
 Errors of the proxy's own (bad Kontex header, unknown key, an upstream that is down or too
 slow) are ``{"error", "message", "details"}`` answers; the upstream's own errors (429, 529,
@@ -27,7 +28,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
 from typing import Any
 
 from kontex.domain.errors import KontexError
@@ -222,11 +223,13 @@ class ProxyApp:
         ]
         await send({"type": "http.response.start", "status": response.status, "headers": head})
         loop = asyncio.get_running_loop()
-        async with contextlib.aclosing(relay.chunks()) as chunks:  # type: ignore[type-var]
+        async with (
+            contextlib.aclosing(relay.chunks()) as chunks,  # type: ignore[type-var]
+            contextlib.aclosing(arrived(chunks)) as writes,  # closed first: its pending read too
+        ):
             try:
-                async for chunk in chunks:
-                    if chunk:
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                async for chunk in writes:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
             except UpstreamError as error:
                 log.warning("the upstream answer broke off (%s): nothing captured", error.message)
                 if known.uncounted:
@@ -371,6 +374,98 @@ class CaptureHandOff:
                 with self._ready:
                     self._pending -= len(batch)
                     self._ready.notify_all()
+
+
+_DONE = object()
+
+
+class _Pull:
+    """One ``__anext__`` of an async iterator, run at once up to where it would wait:
+    ``waits`` False when it finished without waiting (``value``, or ``ended``); else awaiting
+    the ``_Pull`` waits for it and gives its value (or raises what it raises)."""
+
+    __slots__ = ("_steps", "_waiting", "ended", "value")
+
+    def __init__(self, parts: AsyncIterator[bytes]) -> None:
+        self._steps = parts.__anext__().__await__()
+        self._waiting: Any = _DONE  # what the step waits on (None too: a bare yield)
+        self.ended, self.value = False, b""
+        try:
+            self._waiting = self._steps.send(None)
+        except StopIteration as done:
+            self.value = done.value
+        except StopAsyncIteration:
+            self.ended = True
+
+    @property
+    def waits(self) -> bool:
+        return self._waiting is not _DONE
+
+    async def aclose(self) -> None:
+        """Unwind a step that waits (``GeneratorExit`` thrown in, its clean-up awaited): the
+        iterator is then closed, not left running."""
+        if not self.waits:
+            return
+        try:
+            self._waiting = self._steps.throw(GeneratorExit)
+        except (GeneratorExit, StopIteration, StopAsyncIteration):
+            self._waiting = _DONE
+            return
+        with contextlib.suppress(GeneratorExit, StopAsyncIteration):
+            await self
+        self._waiting = _DONE
+
+    def __await__(self) -> Generator[Any, Any, bytes]:
+        waiting = self._waiting  # what the step waits on, handed to the task now
+        while True:
+            try:
+                sent = yield waiting
+            except BaseException as error:  # the task's cancellation and the like: to the step
+                try:
+                    waiting = self._steps.throw(error)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
+            else:
+                try:
+                    waiting = self._steps.send(sent)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
+
+
+async def arrived(parts: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+    """``parts`` (the upstream's body as read), those that come without waiting joined: the
+    events of a stream that arrived together go to the caller in one write instead of a write
+    each, and none is held back while the next is awaited (each write goes before a wait).
+    The read that would wait is started before that write (so the upstream's read timeout
+    runs during it: a caller that takes the whole timeout to take a write ends the answer)."""
+    held: list[bytes] = []
+    while True:
+        try:
+            pull = _Pull(parts)
+        except Exception:  # the upstream broke off: what came before it goes first
+            if held:
+                yield held[0] if len(held) == 1 else b"".join(held)
+            raise
+        if pull.ended:
+            break
+        if pull.waits:
+            if held:
+                try:
+                    yield held[0] if len(held) == 1 else b"".join(held)
+                except BaseException:  # closed, or the caller failed: the read is unwound
+                    await pull.aclose()
+                    raise
+                held = []
+            try:
+                value = await pull
+            except StopAsyncIteration:
+                break
+        else:
+            value = pull.value
+        if value:
+            held.append(value)
+    if held:
+        yield held[0] if len(held) == 1 else b"".join(held)
 
 
 async def _answer(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
