@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kontex.adapters.writer_lock import WriterLock
 from kontex.domain.retry import QUEUE_RETRY, Failure, RetryPolicy, describe
 from kontex.http.apigw import LocalContext
 from kontex.ports import PIPELINES, PipelineLag
@@ -211,6 +212,7 @@ class LocalQueue:
         else:
             self._conn = open_queue_file(Path(path))
         self._lock = threading.RLock()
+        self._writers = WriterLock(self._path)  # the file's writers in other processes
         self._synchronous = "FULL"  # the connection's setting (open_queue_file's)
         self._handlers: dict[str, Handler] = {}
         self._elsewhere: set[str] = set()  # queues another process consumes (``expect``)
@@ -277,13 +279,14 @@ class LocalQueue:
             if self._synchronous != mode:  # a connection setting: changed between transactions
                 self._conn.execute(f"PRAGMA synchronous={mode}")
                 self._synchronous = mode
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+            with self._writers:  # other processes' writers wait here, woken at once
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
 
     def _poke(self, queues: set[str]) -> None:
         """Wake the process consuming each queue, when it is another one (best effort: it
@@ -561,6 +564,7 @@ class LocalQueue:
             self._poker.close()
         with self._lock:
             self._conn.close()
+            self._writers.close()
 
 
 def batch_failure_reasons(processor: Any) -> Reasons:
