@@ -172,6 +172,22 @@ def test_the_pipeline_process_does_not_outlive_a_killed_server(tmp_path: Path) -
             os.killpg(stack.process.pid, signal.SIGKILL)
 
 
+def test_the_server_says_when_the_pipeline_process_is_gone(tmp_path: Path) -> None:
+    """Killed on its own (the OOM killer, a crash), the pipeline process is reported on the
+    server's output within a sweep or two; the server goes on serving."""
+    stack = start_dev(tmp_path / "data", OFFLINE)
+    try:
+        pipeline = worker_processes(stack)["kontex-pipeline"]
+        os.kill(pipeline, signal.SIGKILL)
+        assert gone([pipeline])
+        time.sleep(5)  # the sweeper checks every 2 s
+        assert stack.get("/health")[0] == 200
+    finally:
+        out = stop_dev(stack)
+    assert "the pipeline process exited (status -9): spans and captures wait in the queue" in out
+    assert stack.process.returncode == 0, out
+
+
 def niceness(pid: int) -> int:
     return os.getpriority(os.PRIO_PROCESS, pid)
 

@@ -559,7 +559,7 @@ def serve(
             start_workers(container.settings.kontex_data_dir, local_queue=workers, queues=here)
             pipeline.consume(update)
             search.consume()
-            sweeper = Sweeper(container, chores=[stack.retire_idle])
+            sweeper = Sweeper(container, chores=[stack.retire_idle, pipeline.check])
             sweeper.start()
             stopping.callback(sweeper.stop)
             stack.warm()
@@ -637,13 +637,13 @@ class Sweeper:
     """The local stand-in for the scheduled sweeper function: a timer thread publishing outbox
     rows still unsent (``outbox.sweep``) and dropping expired WebSocket connections; it also
     says when a pipeline falls behind (``LagWatch``), and runs the server's ``chores`` (the
-    API pool's idle processes let go)."""
+    API pool's idle processes let go, the pipeline process checked)."""
 
     def __init__(
         self,
         container: bootstrap.Container,
         every: float = SWEEP_SECONDS,
-        chores: Sequence[Callable[[], None]] = (),
+        chores: Sequence[Callable[[], object]] = (),
     ) -> None:
         self.container, self.every, self.chores = container, every, chores
         pipelines = container.pipelines
