@@ -29,12 +29,16 @@ a checkpoint's one event cost ten fsyncs (its send, then a claim and a delete pe
 the same for the ``snapshot.embedded`` that followed): about 16 ms of disk per request here.
 
 Several processes share the file (``kontex dev``: the API's worker processes send into it, the
-search process consumes the ``embed`` queue and the main process the others): a claim is a
-``BEGIN IMMEDIATE`` transaction, so one message goes to one consumer, and ``start`` resumes only
-the queues it consumes. On Linux each send also pokes the process consuming each queue it
-sends to, through a datagram on an abstract Unix socket named after the file and the queue,
-so messages from another process are picked up at once instead of at the next poll
-(``poll_seconds``, which stays the fallback).
+pipeline process consumes ``spans`` and ``capture``, the search process ``embed`` and the
+server ``feed``): a claim is a ``BEGIN IMMEDIATE`` transaction, so one message goes to one
+consumer, and ``start`` resumes only the queues it consumes. Every write transaction first
+takes the file's writer lock (``adapters/writer_lock.py``), so writers in other processes wait
+there, woken at once, rather than in SQLite's busy handler.
+
+On Linux each send also pokes the process consuming each queue it sends to, through a datagram
+on an abstract Unix socket named after the file and the queue, so messages from another
+process are picked up at once instead of at the next poll (``poll_seconds``, which stays the
+fallback).
 """
 
 from __future__ import annotations
