@@ -95,3 +95,22 @@ def test_a_database_in_memory_has_no_lock_file(database: str | None) -> None:
         pass
     assert lock.path is None
     lock.close()
+
+
+def test_an_idle_consumers_poll_takes_no_writer_lock(tmp_path: Path) -> None:
+    """A worker polling its empty queue (every 50 ms) reads; only a claim of something writes,
+    so an idle process never holds up another's writers (nor waits for them)."""
+    queue = LocalQueue(tmp_path / "queue.db")
+    queue.expect("spans")
+    polled = threading.Event()
+    try:
+        with held_by_another_process(tmp_path / "queue.db"):
+            thread = threading.Thread(
+                target=lambda: queue._claim("spans") == [] and polled.set(), daemon=True
+            )
+            thread.start()
+            assert polled.wait(30)
+        queue.send("spans", ["{}"])
+        assert len(queue._claim("spans")) == 1
+    finally:
+        queue.close()

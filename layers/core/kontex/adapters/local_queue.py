@@ -425,6 +425,13 @@ class LocalQueue:
 
     def _claim(self, name: str) -> list[_Message]:
         now = time.time()
+        with self._lock:  # a read first: an idle consumer's poll takes no writer lock
+            ready = self._conn.execute(
+                "SELECT 1 FROM messages WHERE queue = ? AND available_at <= ? LIMIT 1",
+                (name, now),
+            ).fetchone()
+        if ready is None:
+            return []
         with self._transaction() as conn:
             rows = conn.execute(
                 "SELECT id, body, receives, sent_at, first_received_at FROM messages"
