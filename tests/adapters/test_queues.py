@@ -248,7 +248,7 @@ def test_sending_to_a_queue_without_a_worker_is_an_error() -> None:
 
 
 def test_two_processes_consume_their_own_queues_of_one_file(tmp_path: Path) -> None:
-    """`kontex dev`: the server consumes spans, the search process embed (local/search_process.py),
+    """`kontex dev`: the pipeline process consumes spans, the search process embed (local/),
     the API's processes only send. Each start resumes only its own queues' messages, and a send
     from a third party wakes the consumer of each queue it sends to (its poll here is a minute
     long: the message arrives by the poke, not by the poll)."""

@@ -1,17 +1,22 @@
-"""`kontex dev`'s processes (docs/design.md, "The local stack"): the server, and one search
-process holding the index, the model and the embed worker; the API's extra environments start
-only when a request needs one. None outlives the server, however it stops."""
+"""`kontex dev`'s processes (docs/design.md, "The local stack"): the server, one search
+process holding the index, the model and the embed worker, and one pipeline process running the
+span and capture workers; the API's extra environments start only when a request needs one.
+None outlives the server, however it stops."""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import DevStack, start_dev, stop_dev
+from tests.e2e.stack import DevStack, Http, create_key, start_dev, stop_dev
+from tests.e2e.test_crash import SPANS_PER_REQUEST as SPANS
+from tests.e2e.test_crash import count_snapshots, llm_calls
+from tests.otlp import spans as fixtures
 
 pytestmark = pytest.mark.e2e
 OFFLINE = {"VOYAGE_API_KEY": "", "QDRANT_URL": "", "KONTEX_VOYAGE_API_KEY_SECRET_ARN": ""}
@@ -51,19 +56,29 @@ def spawned(pid: int) -> list[int]:
     ]
 
 
-def search_process(stack: DevStack) -> tuple[int, list[int]]:
-    """The server's one spawned child once it serves, the search process (no API pool yet),
-    and all its children."""
+def name(pid: int) -> str:
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+def worker_processes(stack: DevStack) -> dict[str, int]:
+    """The server's spawned children once it serves, by name (no API pool yet): exactly the
+    search process and the pipeline process."""
     status, _ = stack.get("/health")
     assert status == 200
-    [child] = spawned(stack.process.pid)
-    return child, children(stack.process.pid)
+    found = {name(child): child for child in spawned(stack.process.pid)}
+    assert sorted(found) == ["kontex-pipeline", "kontex-search"], found
+    return found
 
 
-def test_one_search_process_starts_and_stops_with_the_server(tmp_path: Path) -> None:
+def search_process(stack: DevStack) -> tuple[int, list[int]]:
+    """The search process, and all the server's children."""
+    return worker_processes(stack)["kontex-search"], children(stack.process.pid)
+
+
+def test_the_worker_processes_start_and_stop_with_the_server(tmp_path: Path) -> None:
     stack = start_dev(tmp_path / "data", OFFLINE)
     try:
-        _, every = search_process(stack)
+        _, every = search_process(stack)  # and the pipeline process, among `every`
     finally:
         out = stop_dev(stack)
     assert stack.process.returncode == 0, out
@@ -83,20 +98,94 @@ def test_the_search_process_does_not_outlive_a_killed_server(tmp_path: Path) -> 
             os.killpg(stack.process.pid, signal.SIGKILL)
 
 
-def test_the_search_process_stops_when_the_servers_own_shutdown_fails(tmp_path: Path) -> None:
+def test_the_worker_processes_stop_when_the_servers_own_shutdown_fails(tmp_path: Path) -> None:
     """Its output gone (the terminal closed), the server's "stopping" line fails; it still
-    stops the search process and exits (it waited for it forever before)."""
+    stops the search and pipeline processes and exits (it waited for them forever before)."""
     stack = start_dev(tmp_path / "data", OFFLINE)
     try:
-        child, _ = search_process(stack)
+        children = list(worker_processes(stack).values())
         assert stack.process.stdout is not None
         stack.process.stdout.close()
         stack.process.send_signal(signal.SIGINT)
         stack.process.wait(timeout=60)
-        assert gone([child])
+        assert gone(children)
     finally:
         if stack.process.poll() is None:
             os.killpg(stack.process.pid, signal.SIGKILL)
+
+
+def post_spans(stack: DevStack, key: str, session_id: str) -> None:
+    request = urllib.request.Request(
+        f"{stack.base}/ingest/v1/traces",
+        data=fixtures.protobuf(fixtures.record(llm_calls)),
+        method="POST",
+        headers={
+            "Content-Type": "application/x-protobuf",
+            "X-Kontex-Api-Key": key,
+            "X-Kontex-Session-Id": session_id,
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def test_the_span_worker_runs_in_the_pipeline_process(tmp_path: Path) -> None:
+    """Spans are accepted by the server and made snapshots by the pipeline process: while it
+    is stopped (SIGSTOP) the server still answers and queues them, and none becomes a snapshot
+    until it runs again."""
+    data = tmp_path / "data"
+    key = create_key(data, "pipeline", OFFLINE)
+    stack = start_dev(data, OFFLINE)
+    try:
+        pipeline = worker_processes(stack)["kontex-pipeline"]
+        api = Http(stack.base, key)
+        status, session = api("POST", "/v1/sessions", {"name": "pipeline"})
+        assert status == 201, session
+        os.kill(pipeline, signal.SIGSTOP)
+        try:
+            post_spans(stack, key, session["id"])
+            time.sleep(1.5)  # long enough for a span worker in the server to have made them
+            assert count_snapshots(api, session["id"]) == 0
+            status, health = api("GET", "/health?detail=true")
+            assert status == 200
+            assert health["pipelines"]["spans"]["depth"] == 1
+        finally:
+            os.kill(pipeline, signal.SIGCONT)
+        deadline = time.monotonic() + 30
+        while count_snapshots(api, session["id"]) < SPANS and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert count_snapshots(api, session["id"]) == SPANS
+    finally:
+        out = stop_dev(stack)
+    assert stack.process.returncode == 0, out
+
+
+def test_the_pipeline_process_does_not_outlive_a_killed_server(tmp_path: Path) -> None:
+    stack = start_dev(tmp_path / "data", OFFLINE)
+    try:
+        pipeline = worker_processes(stack)["kontex-pipeline"]
+        os.kill(stack.process.pid, signal.SIGKILL)  # the server alone, not its process group
+        stack.process.communicate(timeout=15)
+        assert gone([pipeline])
+    finally:
+        if stack.process.poll() is None:
+            os.killpg(stack.process.pid, signal.SIGKILL)
+
+
+def test_the_server_says_when_the_pipeline_process_is_gone(tmp_path: Path) -> None:
+    """Killed on its own (the OOM killer, a crash), the pipeline process is reported on the
+    server's output within a sweep or two; the server goes on serving."""
+    stack = start_dev(tmp_path / "data", OFFLINE)
+    try:
+        pipeline = worker_processes(stack)["kontex-pipeline"]
+        os.kill(pipeline, signal.SIGKILL)
+        assert gone([pipeline])
+        time.sleep(5)  # the sweeper checks every 2 s
+        assert stack.get("/health")[0] == 200
+    finally:
+        out = stop_dev(stack)
+    assert "the pipeline process exited (status -9): spans and captures wait in the queue" in out
+    assert stack.process.returncode == 0, out
 
 
 def niceness(pid: int) -> int:

@@ -29,12 +29,16 @@ a checkpoint's one event cost ten fsyncs (its send, then a claim and a delete pe
 the same for the ``snapshot.embedded`` that followed): about 16 ms of disk per request here.
 
 Several processes share the file (``kontex dev``: the API's worker processes send into it, the
-search process consumes the ``embed`` queue and the main process the others): a claim is a
-``BEGIN IMMEDIATE`` transaction, so one message goes to one consumer, and ``start`` resumes only
-the queues it consumes. On Linux each send also pokes the process consuming each queue it
-sends to, through a datagram on an abstract Unix socket named after the file and the queue,
-so messages from another process are picked up at once instead of at the next poll
-(``poll_seconds``, which stays the fallback).
+pipeline process consumes ``spans`` and ``capture``, the search process ``embed`` and the
+server ``feed``): a claim is a ``BEGIN IMMEDIATE`` transaction, so one message goes to one
+consumer, and ``start`` resumes only the queues it consumes. Every write transaction first
+takes the file's writer lock (``adapters/writer_lock.py``), so writers in other processes wait
+there, woken at once, rather than in SQLite's busy handler.
+
+On Linux each send also pokes the process consuming each queue it sends to, through a datagram
+on an abstract Unix socket named after the file and the queue, so messages from another
+process are picked up at once instead of at the next poll (``poll_seconds``, which stays the
+fallback).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kontex.adapters.writer_lock import WriterLock
 from kontex.domain.retry import QUEUE_RETRY, Failure, RetryPolicy, describe
 from kontex.http.apigw import LocalContext
 from kontex.ports import PIPELINES, PipelineLag
@@ -211,6 +216,7 @@ class LocalQueue:
         else:
             self._conn = open_queue_file(Path(path))
         self._lock = threading.RLock()
+        self._writers = WriterLock(self._path)  # the file's writers in other processes
         self._synchronous = "FULL"  # the connection's setting (open_queue_file's)
         self._handlers: dict[str, Handler] = {}
         self._elsewhere: set[str] = set()  # queues another process consumes (``expect``)
@@ -277,13 +283,14 @@ class LocalQueue:
             if self._synchronous != mode:  # a connection setting: changed between transactions
                 self._conn.execute(f"PRAGMA synchronous={mode}")
                 self._synchronous = mode
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+            with self._writers:  # other processes' writers wait here, woken at once
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
 
     def _poke(self, queues: set[str]) -> None:
         """Wake the process consuming each queue, when it is another one (best effort: it
@@ -418,6 +425,13 @@ class LocalQueue:
 
     def _claim(self, name: str) -> list[_Message]:
         now = time.time()
+        with self._lock:  # a read first: an idle consumer's poll takes no writer lock
+            ready = self._conn.execute(
+                "SELECT 1 FROM messages WHERE queue = ? AND available_at <= ? LIMIT 1",
+                (name, now),
+            ).fetchone()
+        if ready is None:
+            return []
         with self._transaction() as conn:
             rows = conn.execute(
                 "SELECT id, body, receives, sent_at, first_received_at FROM messages"
@@ -561,6 +575,7 @@ class LocalQueue:
             self._poker.close()
         with self._lock:
             self._conn.close()
+            self._writers.close()
 
 
 def batch_failure_reasons(processor: Any) -> Reasons:

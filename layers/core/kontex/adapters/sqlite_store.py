@@ -19,6 +19,7 @@ from typing import Any
 
 from kontex.adapters.migrations import migration_files
 from kontex.adapters.sql import SqlStore
+from kontex.adapters.writer_lock import WriterLock
 from kontex.domain.errors import Conflict, IntegrityError
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -89,6 +90,7 @@ class SqliteStore(SqlStore):
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._local = threading.local()
         self._writer = threading.Lock()
+        self._writers = WriterLock(self.path)  # and the writers of the data dir's other processes
         self.transactions = 0  # transactions begun: tests check a use case runs in one
 
     def _connect(self) -> sqlite3.Connection:
@@ -117,10 +119,12 @@ class SqliteStore(SqlStore):
         it without a round trip.)"""
         conn = self._connect()
         self.transactions += 1
-        # Writers of this process queue on a lock (woken at once) rather than in SQLite's busy
-        # handler, which sleeps up to 100 ms between tries; other processes still use that.
+        # Writers queue on locks (woken at once) rather than in SQLite's busy handler, which
+        # sleeps up to 100 ms between tries: this process's on a thread lock, then every
+        # process's on the file's writer lock (adapters/writer_lock.py)
         lock = self._writer if write else contextlib.nullcontext()
-        with lock:
+        writers = self._writers if write else contextlib.nullcontext()
+        with lock, writers:
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield _SqliteTx(conn)

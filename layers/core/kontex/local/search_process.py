@@ -15,11 +15,9 @@ closes, even on SIGKILL): it never outlives ``kontex dev``.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import logging
-import multiprocessing
 import os
 import secrets
 import signal
@@ -27,6 +25,7 @@ import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from kontex.local.worker_process import WorkerProcess, told
 from kontex.settings import Settings
 
 log = logging.getLogger("kontex.dev")
@@ -54,54 +53,28 @@ def fewer_arenas(count: int = ARENAS) -> bool:
         return False
 
 
-class SearchProcess:
+class SearchProcess(WorkerProcess):
     """The search process, started at once; ``address()`` waits until it serves the index,
     ``consume()`` starts its worker (after the server's migrations)."""
 
     def __init__(self, settings: Settings, root: Path | None = None) -> None:
-        context = multiprocessing.get_context("spawn")
         self.authkey = secrets.token_hex(16)
-        self._conn, child = context.Pipe()
-        self.process = context.Process(
-            target=run,
-            args=(settings, self.authkey, str(root) if root else None, child),
-            name="kontex-search",
-            # a safety net: should the server exit without close() (an error in its own
-            # shutdown), multiprocessing terminates it at exit rather than waiting for it
-            daemon=True,
-        )
-        self.process.start()
-        child.close()  # ours is the only other end: EOF there when this process dies
+        super().__init__(run, (settings, self.authkey, str(root) if root else None), "search")
         self._address: str | None = None
 
     def address(self, timeout: float = START_SECONDS) -> str:
         """``host:port`` of its ``IndexServer``, once the index is open."""
         if self._address is None:
-            if not self._conn.poll(timeout):
-                raise RuntimeError(f"the search process did not start in {timeout:.0f} s")
-            try:
-                kind, value = self._conn.recv()
-            except EOFError:
-                raise RuntimeError("the search process exited at start") from None
-            if kind != "ready":
-                raise RuntimeError(f"the search process could not start: {value}")
-            self._address = str(value)
+            self._address = str(self.answer("ready", timeout))
         return self._address
 
     def consume(self) -> None:
         """Start the embed worker (queued messages resume at once)."""
-        self._conn.send("consume")
+        self.tell("consume")
 
     def close(self, timeout: float = STOP_SECONDS) -> None:
         """Stop it: the worker finishes its batch, the index is released; killed if it hangs."""
-        with contextlib.suppress(OSError):  # it has gone already
-            self._conn.send("stop")
-        self.process.join(timeout)
-        if self.process.is_alive():
-            log.warning("the search process did not stop in %.0f s: killed", timeout)
-            self.process.kill()
-            self.process.join(5)
-        self._conn.close()
+        super().close(timeout)
 
 
 def run(settings: Settings, authkey: str, root: str | None, conn: Connection) -> None:
@@ -110,7 +83,7 @@ def run(settings: Settings, authkey: str, root: str | None, conn: Connection) ->
     from kontex import bootstrap
     from kontex.adapters.local_index import IndexServer
     from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue
-    from kontex.local.server import log_to_stdout, start_workers
+    from kontex.local.workers import log_to_stdout, start_workers
 
     # Ctrl-C reaches the whole process group: the server handles it and stops us in order
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -128,9 +101,9 @@ def run(settings: Settings, authkey: str, root: str | None, conn: Connection) ->
         return
     try:
         conn.send(("ready", server.address))
-        if _told(conn) == "consume":
+        if told(conn) == "consume":
             start_workers(settings.kontex_data_dir, Path(root) if root else None, queue, QUEUES)
-            _told(conn)  # "stop", or the server is gone
+            told(conn)  # "stop", or the server is gone
     finally:
         queue.close()
         server.close()
@@ -147,11 +120,3 @@ def lower_priority(increment: int) -> None:
         os.nice(increment)
     except (AttributeError, OSError) as error:  # no os.nice (Windows), or not permitted
         log.warning("the search process keeps the server's priority: %s", error)
-
-
-def _told(conn: Connection) -> str:
-    """The server's next word; "stop" when it is gone (its end closed)."""
-    try:
-        return str(conn.recv())
-    except (EOFError, OSError):
-        return "stop"

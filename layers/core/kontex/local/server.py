@@ -4,6 +4,7 @@ it (see docs/design.md, "The local stack")."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import logging
@@ -14,7 +15,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
@@ -26,7 +27,7 @@ from pydantic import SecretStr
 from kontex import bootstrap
 from kontex.adapters.local_connections import CLOSE, LocalConnections
 from kontex.adapters.local_index import RemoteEmbedder, RemoteIndex
-from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue, batch_failure_reasons
+from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue
 from kontex.functions import functions_dir, worker_paths
 from kontex.http.apigw import (
     LocalContext,
@@ -36,9 +37,13 @@ from kontex.http.apigw import (
     websocket_event,
 )
 from kontex.local import listen
+from kontex.local.pipeline_process import QUEUES as PIPELINE_QUEUES
+from kontex.local.pipeline_process import PipelineProcess
 from kontex.local.search_process import QUEUES as SEARCH_QUEUES
 from kontex.local.search_process import SearchProcess
 from kontex.local.static import StaticSite, reserved
+from kontex.local.workers import load_worker as load_worker
+from kontex.local.workers import log_to_stdout, start_workers
 from kontex.settings import Settings
 
 log = logging.getLogger("kontex.dev")
@@ -493,41 +498,6 @@ def make_server(
     return uvicorn.Server(config), sock
 
 
-def load_worker(path: Path) -> ModuleType:
-    """A worker module (``functions/workers/<queue>.py``), loaded from its file."""
-    spec = importlib.util.spec_from_file_location(f"kontex_workers_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"no worker at {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def start_workers(
-    data_dir: Path | None,
-    root: Path | None = None,
-    local_queue: LocalQueue | None = None,
-    queues: Collection[str] | None = None,
-) -> LocalQueue:
-    """The durable queue in ``data_dir`` (in memory when None), with each
-    ``functions/workers/<queue>.py`` consuming its queue (of ``queues``, when given: the others
-    are consumed by another process); pending messages resume at once."""
-    if local_queue is None:
-        local_queue = LocalQueue(data_dir / QUEUE_FILE if data_dir is not None else None)
-    for queue, path in worker_paths(root).items():
-        if queues is not None and queue not in queues:
-            local_queue.expect(queue)
-            continue
-        module = load_worker(path)
-        processor = getattr(module, "processor", None)
-        reasons = batch_failure_reasons(processor) if processor is not None else None
-        window = float(getattr(module, "BATCH_WINDOW_SECONDS", 0.0))
-        local_queue.register(queue, module.lambda_handler, reasons, window)
-    local_queue.start()
-    return local_queue
-
-
 def private_data_dir(path: Path) -> None:
     """The data dir, made ``0700`` (its files are ``0600``); an existing one looser than that
     is reported, not changed (it may be a folder the user shares on purpose)."""
@@ -556,60 +526,55 @@ def serve(
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     private_data_dir(container.settings.kontex_data_dir)
-    # search: a process of its own holds Qdrant's local folder, the model and the embed worker
-    # (local/search_process.py); this process and the API's reach the index through it. Started
-    # first: it opens the index while this process migrates
-    search = SearchProcess(container.settings)
-    # The queue file: events of the migration and of every handler go through it (the API's
-    # worker processes and the search process open the same file), fanned out to the
-    # consumers' queues
-    workers = LocalQueue(container.settings.kontex_data_dir / QUEUE_FILE)
-    container.queue = workers
-    container.events = container.local_topic(workers)  # type: ignore[assignment]
-    sweeper: Sweeper | None = None
-    stack: LocalStack | None = None
-    serving = False
-    try:
-        applied = container.migrate()
-        address, authkey = search.address(), search.authkey
-        container.index = RemoteIndex(address, authkey.encode())  # type: ignore[assignment]
-        container.embedder = RemoteEmbedder(address, authkey.encode())  # type: ignore[assignment]
-        stack = LocalStack(
-            container.settings.model_copy(
-                update={"kontex_index_address": address, "kontex_index_authkey": SecretStr(authkey)}
-            )
-        )
-        container.connections = stack.connections
-        bootstrap.configure(container)
-        here = set(worker_paths()) - SEARCH_QUEUES  # spans, capture, feed
-        start_workers(container.settings.kontex_data_dir, local_queue=workers, queues=here)
-        search.consume()
-        sweeper = Sweeper(container, chores=[stack.retire_idle])
-        sweeper.start()
-        stack.warm()
-        server, sock = make_server(host, port, stack, sock)
-        listen.listen(sock, host, port)  # another `kontex dev` may have bound it meanwhile
-        serving = True
-        log_to_stdout()
-        for line in _banner(container, host, sock.getsockname()[1], applied, notes):
-            print(f"kontex dev: {line}", flush=True)
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:
-        pass  # uvicorn has stopped serving; it raises the signal again once it is done
-    finally:
+    with contextlib.ExitStack() as stopping:  # on the way out, whatever failed: last first
+        # search: a process of its own holds Qdrant's local folder, the model and the embed
+        # worker (local/search_process.py); this process and the API's reach the index through
+        # it. Started first: it opens the index while this process migrates. Stopped last
+        search = SearchProcess(container.settings)
+        stopping.callback(search.close)
+        # The queue file: events of the migration and of every handler go through it (the
+        # API's worker processes and the other processes open the same file), fanned out to
+        # the consumers' queues; this process consumes `feed` (beside the WebSockets)
+        workers = LocalQueue(container.settings.kontex_data_dir / QUEUE_FILE)
+        stopping.callback(workers.close)
+        # the span and capture workers: a process of their own (local/pipeline_process.py),
+        # loading them while this process migrates; stopped first (they send to the others)
+        pipeline = PipelineProcess(container.settings)
+        stopping.callback(pipeline.close)
+        stopping.callback(sock.close)
+        container.queue = workers
+        container.events = container.local_topic(workers)  # type: ignore[assignment]
+        serving = False
         try:
+            applied = container.migrate()
+            address, authkey = search.address(), search.authkey
+            container.index = RemoteIndex(address, authkey.encode())  # type: ignore[assignment]
+            container.embedder = RemoteEmbedder(address, authkey.encode())  # type: ignore[assignment]
+            update = {"kontex_index_address": address, "kontex_index_authkey": SecretStr(authkey)}
+            stack = LocalStack(container.settings.model_copy(update=update))
+            stopping.callback(stack.close)
+            container.connections = stack.connections
+            bootstrap.configure(container)
+            here = set(worker_paths()) - SEARCH_QUEUES - PIPELINE_QUEUES  # feed
+            start_workers(container.settings.kontex_data_dir, local_queue=workers, queues=here)
+            pipeline.consume(update)
+            search.consume()
+            sweeper = Sweeper(container, chores=[stack.retire_idle, pipeline.check])
+            sweeper.start()
+            stopping.callback(sweeper.stop)
+            stack.warm()
+            server, sock = make_server(host, port, stack, sock)
+            listen.listen(sock, host, port)  # another `kontex dev` may have bound it meanwhile
+            serving = True
+            log_to_stdout()
+            for line in _banner(container, host, sock.getsockname()[1], applied, notes):
+                print(f"kontex dev: {line}", flush=True)
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:
+            pass  # uvicorn has stopped serving; it raises the signal again once it is done
+        finally:
             if serving:
                 print("\nkontex dev: stopping", flush=True)  # may fail: stdout gone
-        finally:
-            try:
-                if sweeper is not None:
-                    sweeper.stop()
-                sock.close()
-                if stack is not None:
-                    stack.close()
-                workers.close()
-            finally:
-                search.close()  # whatever failed before: the search process never lingers
 
 
 def _banner(
@@ -672,13 +637,13 @@ class Sweeper:
     """The local stand-in for the scheduled sweeper function: a timer thread publishing outbox
     rows still unsent (``outbox.sweep``) and dropping expired WebSocket connections; it also
     says when a pipeline falls behind (``LagWatch``), and runs the server's ``chores`` (the
-    API pool's idle processes let go)."""
+    API pool's idle processes let go, the pipeline process checked)."""
 
     def __init__(
         self,
         container: bootstrap.Container,
         every: float = SWEEP_SECONDS,
-        chores: Sequence[Callable[[], None]] = (),
+        chores: Sequence[Callable[[], object]] = (),
     ) -> None:
         self.container, self.every, self.chores = container, every, chores
         pipelines = container.pipelines
@@ -709,14 +674,3 @@ class Sweeper:
                     chore()
             except Exception:  # the next round tries again
                 log.exception("the outbox sweep failed")
-
-
-def log_to_stdout() -> None:
-    """One line per request (and the worker warnings) on stdout, as ``kontex dev: ...``."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("kontex dev: %(message)s"))
-    for name in ("kontex.access", "kontex.dev", "kontex.queue", "kontex.outbox", "uvicorn.error"):
-        logger = logging.getLogger(name)
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
