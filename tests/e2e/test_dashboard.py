@@ -755,7 +755,8 @@ def test_context_over_time_marks_rollbacks_forks_and_the_limit(
     # a point opens its snapshot (by keyboard too)
     rollback.focus()
     page.keyboard.press("Enter")
-    assert page.url.endswith(f"/snapshots/{charted['rollback']['id']}")
+    # the route changes on the next frame: wait for it (up to expect's timeout), not read at once
+    expect(page).to_have_url(re.compile(rf".*/snapshots/{re.escape(charted['rollback']['id'])}$"))
 
 
 def test_usage_over_time_stacks_each_calls_tokens_and_sums_the_cost(
