@@ -22,7 +22,6 @@ def test_a_one_row_insert_becomes_multi_row_statements_within_the_parameter_limi
         (
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING",
             [1, 2, 3, 4],
-            True,
         )
     ]
     wide = (
@@ -33,15 +32,24 @@ def test_a_one_row_insert_becomes_multi_row_statements_within_the_parameter_limi
         + ")"
     )
     parts = list(_statements(wide, [[n] * 11 for n in range(2_500)]))
-    assert [len(p) // 11 for _, p, _ in parts] == [1_000, 1_000, 500]
-    assert all(len(p) <= _MAX_PARAMS and text.endswith("$11000)") for text, p, _ in parts[:2])
-    assert [v for _, p, _ in parts for v in p[::11]] == list(range(2_500))  # in order
+    # powers of two of rows, the largest first: a handful of texts, each prepared once
+    assert [len(p) // 11 for _, p in parts] == [512, 512, 512, 512, 256, 128, 64, 4]
+    assert all(len(p) <= _MAX_PARAMS for _, p in parts)
+    assert parts[0][0].endswith("$5632)") and parts[0][0] == parts[3][0]
+    assert [v for _, p in parts for v in p[::11]] == list(range(2_500))  # in order
+    widest = "INSERT INTO t (" + ", ".join(f"c{i}" for i in range(300)) + ") VALUES ("
+    widest += ", ".join("?" * 300) + ")"
+    assert [len(p) for _, p in _statements(widest, [[0] * 300] * 300)] == [128 * 300] * 2 + [
+        32 * 300,
+        8 * 300,
+        4 * 300,
+    ]  # at most _MAX_PARAMS parameters a statement
     # an upsert may not touch a row twice in one statement, nor may a statement be split that
     # has other placeholders: one execution per row, as before
     upsert = "INSERT INTO t (a, b) VALUES (?, ?) ON CONFLICT (a) DO UPDATE SET b = excluded.b"
     assert list(_statements(upsert, [[1, 2], [1, 3]])) == [
-        (upsert.replace("?", "%s"), [1, 2], False),
-        (upsert.replace("?", "%s"), [1, 3], False),
+        (upsert.replace("(?, ?)", "($1, $2)"), [1, 2]),
+        (upsert.replace("(?, ?)", "($1, $2)"), [1, 3]),
     ]
     select = "INSERT INTO t (a, b) SELECT ?, ? FROM u WHERE id = ?"
     assert len(list(_statements(select, [[1, 2, 3], [4, 5, 6]]))) == 2
