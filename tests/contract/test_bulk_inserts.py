@@ -89,3 +89,29 @@ def test_a_batch_of_thousands_of_rows_with_repeats_stores_each_once(
     # and one written before its original (n >= 1,200) takes its place
     expected = ["a repeat" if n % 7 == 0 and n >= 1_200 else f"span {n}" for n in range(2_400)]
     assert names == expected
+
+
+def test_a_batch_makes_the_last_snapshot_of_each_task_its_head_beyond_one_statement(
+    store: Any,
+) -> None:
+    """The heads of a batch's tasks are set by one statement per ``CHUNK`` tasks: 1,201 tasks
+    take three, and every task's head is its last snapshot of the batch."""
+    from kontex.adapters.sql.base import CHUNK
+    from tests.contract.test_store_contract import account, session, snapshot, task
+
+    account(store)
+    s = session(store, "acct_a", "sess_1")
+    tasks = [task(store, s, f"task_{n:04d}") for n in range(2 * CHUNK + 201)]
+    rows = []
+    for n, t in enumerate(tasks):
+        first = snapshot(t, f"snap_{n:04d}_a", T0)
+        rows.append((first, b"m"))
+        if n % 3 == 0:  # a second one: the head is the later
+            rows.append((snapshot(t, f"snap_{n:04d}_b", T0, parent=first.id), b"m"))
+    with store.unit() as uow:
+        uow.snapshots.add_many(rows)
+    with store.unit(write=False) as uow:
+        heads = [uow.snapshots.lock_head("acct_a", t.id) for t in tasks]
+    assert [h[1] if h else None for h in heads] == [
+        f"snap_{n:04d}_b" if n % 3 == 0 else f"snap_{n:04d}_a" for n in range(len(tasks))
+    ]
