@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -32,10 +32,12 @@ def _numbered(sql: str) -> str:
     return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], 1))
 
 
-# ``INSERT INTO t (...) VALUES (?, ..., ?)``, maybe ``ON CONFLICT [(...)] DO NOTHING``: one row
-# of placeholders (not DO UPDATE: one statement may not update a row twice)
+# ``INSERT INTO t (...) VALUES (?, ..., ?)``, maybe ``ON CONFLICT [(...)] DO NOTHING``, maybe
+# ``RETURNING ...``: one row of placeholders (not DO UPDATE: one statement may not update a
+# row twice)
 _ONE_ROW_INSERT = re.compile(
-    r"^(INSERT INTO [^?]+? VALUES )(\((?:\?, )*\?\))(\s+ON CONFLICT(?: \([^?)]*\))? DO NOTHING)?$"
+    r"^(INSERT INTO [^?]+? VALUES )(\((?:\?, )*\?\))"
+    r"((?:\s+ON CONFLICT(?: \([^?)]*\))? DO NOTHING)?(?:\s+RETURNING [^?]+)?)$"
 )
 _MAX_PARAMS = 60_000  # under the protocol's 65,535 parameters of a statement
 _MAX_ROWS = 512  # rows of one multi-row statement: a power of two (``_statements``)
@@ -101,6 +103,12 @@ class _PgTx:
         if self._pipeline is not None:
             self._pipeline.sync()
         return [c.fetchall() if c.description is not None else [] for c in cursors]
+
+    def ask(self, sql: str, rows: list[Sequence[Any]]) -> Callable[[], list[dict[str, Any]]]:
+        statements = _statements(sql, [list(r) for r in rows])
+        cursors = [self._cursor().execute(text, params) for text, params in statements]
+        # read after the next sync (a read's); psycopg syncs itself when read before one
+        return lambda: [row for c in cursors for row in c.fetchall()]
 
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         batch = [list(r) for r in rows]

@@ -246,9 +246,7 @@ def _process(
         with deps.store.unit() as uow:
             if fresh:
                 uow.spans.add(list(fresh.values()), deps.clock(), done=done_now)
-            for task in uow.tasks.add_missing(tasks):
-                uow.announce(sessions.task_event(task))
-            made = snapshots.seal_all(uow, prepared, deps.clock)
+            made = snapshots.seal_all(uow, prepared, deps.clock, tasks)
             if done:
                 uow.spans.mark_done(done)
         return len(made)
