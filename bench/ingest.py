@@ -15,8 +15,9 @@ is processed (none pending in the spans table) and every snapshot (three per tra
 by GET /v1/usage.
 --profile samples the stack with py-spy (raw collapsed stacks, per thread) while it runs.
 --worker-cpu runs the span worker alone in this process (ingest's messages, then the worker's
-``store_batch`` in queue batches of 10): CPU milliseconds per span, for comparing two versions
-of the worker on a machine too loaded for end-to-end figures.
+``store_batch`` in queue batches of 10): CPU milliseconds per span (and, on PostgreSQL, of the
+database's backends), for comparing two versions of the worker on a machine too loaded for
+end-to-end figures.
 --phoenix runs the same traffic into Arize Phoenix (its own cached venv, bench/peers.py) timed
 until its SQLite database holds every span. Each system reports the memory (PSS) of its whole
 process tree after the run; embedding runs as `kontex dev` runs it (offline model, in process).
@@ -366,12 +367,14 @@ def run_worker_cpu(
         for body in bodies:
             ingest.accept(deps, sent, ingest.Export(key, body, "application/x-protobuf", None))
         tokens.encoding()  # loaded once per process, before the clock starts
+        db_cpu = _database_cpu(url)
         cpu, wall = time.process_time(), time.perf_counter()
         made = 0
         for start in range(0, len(sent.bodies), batch):
             messages = [json.loads(b) for b in sent.bodies[start : start + batch]]
             made += spans.store_batch(deps, messages)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        db_cpu = _database_cpu(url) - db_cpu  # the store's connections, still open
         store.close()
     spans_ = total // TRACE_SPANS * TRACE_SPANS
     return {
@@ -382,6 +385,7 @@ def run_worker_cpu(
         "wall_seconds": round(wall, 2),
         "cpu_ms_per_span": round(1000 * cpu / spans_, 3),
         "spans_per_cpu_second": round(spans_ / cpu),
+        **({"database_cpu_ms_per_span": round(1000 * db_cpu / spans_, 3)} if url else {}),
         "load_average": round(os.getloadavg()[0], 2),
     }
 
@@ -596,7 +600,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                     else f"{backend}: span worker alone, {result['spans']} spans,"
                     f" {result['snapshots']} snapshots: {result['cpu_ms_per_span']} ms CPU"
                     f" a span ({result['spans_per_cpu_second']} spans per CPU second),"
-                    f" {result['wall_seconds']} s wall; load average {result['load_average']}"
+                    f" {result['wall_seconds']} s wall"
+                    + (
+                        f", PostgreSQL backends {result['database_cpu_ms_per_span']} ms a span"
+                        if "database_cpu_ms_per_span" in result
+                        else ""
+                    )
+                    + f"; load average {result['load_average']}"
                 )
         return results
     systems = list(("sqlite", "postgres") if args.backend == "all" else (args.backend,))

@@ -22,7 +22,6 @@ def test_a_one_row_insert_becomes_multi_row_statements_within_the_parameter_limi
         (
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING",
             [1, 2, 3, 4],
-            True,
         )
     ]
     wide = (
@@ -33,15 +32,24 @@ def test_a_one_row_insert_becomes_multi_row_statements_within_the_parameter_limi
         + ")"
     )
     parts = list(_statements(wide, [[n] * 11 for n in range(2_500)]))
-    assert [len(p) // 11 for _, p, _ in parts] == [1_000, 1_000, 500]
-    assert all(len(p) <= _MAX_PARAMS and text.endswith("$11000)") for text, p, _ in parts[:2])
-    assert [v for _, p, _ in parts for v in p[::11]] == list(range(2_500))  # in order
+    # powers of two of rows, the largest first: a handful of texts, each prepared once
+    assert [len(p) // 11 for _, p in parts] == [512, 512, 512, 512, 256, 128, 64, 4]
+    assert all(len(p) <= _MAX_PARAMS for _, p in parts)
+    assert parts[0][0].endswith("$5632)") and parts[0][0] == parts[3][0]
+    assert [v for _, p in parts for v in p[::11]] == list(range(2_500))  # in order
+    widest = "INSERT INTO t (" + ", ".join(f"c{i}" for i in range(300)) + ") VALUES ("
+    widest += ", ".join("?" * 300) + ")"
+    assert [len(p) for _, p in _statements(widest, [[0] * 300] * 300)] == [128 * 300] * 2 + [
+        32 * 300,
+        8 * 300,
+        4 * 300,
+    ]  # at most _MAX_PARAMS parameters a statement
     # an upsert may not touch a row twice in one statement, nor may a statement be split that
     # has other placeholders: one execution per row, as before
     upsert = "INSERT INTO t (a, b) VALUES (?, ?) ON CONFLICT (a) DO UPDATE SET b = excluded.b"
     assert list(_statements(upsert, [[1, 2], [1, 3]])) == [
-        (upsert.replace("?", "%s"), [1, 2], False),
-        (upsert.replace("?", "%s"), [1, 3], False),
+        (upsert.replace("(?, ?)", "($1, $2)"), [1, 2]),
+        (upsert.replace("(?, ?)", "($1, $2)"), [1, 3]),
     ]
     select = "INSERT INTO t (a, b) SELECT ?, ? FROM u WHERE id = ?"
     assert len(list(_statements(select, [[1, 2, 3], [4, 5, 6]]))) == 2
@@ -81,3 +89,29 @@ def test_a_batch_of_thousands_of_rows_with_repeats_stores_each_once(
     # and one written before its original (n >= 1,200) takes its place
     expected = ["a repeat" if n % 7 == 0 and n >= 1_200 else f"span {n}" for n in range(2_400)]
     assert names == expected
+
+
+def test_a_batch_makes_the_last_snapshot_of_each_task_its_head_beyond_one_statement(
+    store: Any,
+) -> None:
+    """The heads of a batch's tasks are set by one statement per ``CHUNK`` tasks: 1,201 tasks
+    take three, and every task's head is its last snapshot of the batch."""
+    from kontex.adapters.sql.base import CHUNK
+    from tests.contract.test_store_contract import account, session, snapshot, task
+
+    account(store)
+    s = session(store, "acct_a", "sess_1")
+    tasks = [task(store, s, f"task_{n:04d}") for n in range(2 * CHUNK + 201)]
+    rows = []
+    for n, t in enumerate(tasks):
+        first = snapshot(t, f"snap_{n:04d}_a", T0)
+        rows.append((first, b"m"))
+        if n % 3 == 0:  # a second one: the head is the later
+            rows.append((snapshot(t, f"snap_{n:04d}_b", T0, parent=first.id), b"m"))
+    with store.unit() as uow:
+        uow.snapshots.add_many(rows)
+    with store.unit(write=False) as uow:
+        heads = [uow.snapshots.lock_head("acct_a", t.id) for t in tasks]
+    assert [h[1] if h else None for h in heads] == [
+        f"snap_{n:04d}_b" if n % 3 == 0 else f"snap_{n:04d}_a" for n in range(len(tasks))
+    ]

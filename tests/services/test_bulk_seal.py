@@ -174,9 +174,45 @@ def test_a_batch_is_sealed_in_one_round_trip_and_one_statement_per_table(
         "INSERT INTO items",
         "INSERT INTO chunks",
         "INSERT INTO snapshots",
-        "UPDATE tasks SET head_snapshot_id = ? WHERE id = ?",
+        "UPDATE tasks SET head_snapshot_id = v.column2 FROM",  # every task's head at once
         "INSERT INTO outbox",
     ]
+
+
+def test_the_batchs_missing_tasks_are_made_in_the_same_round_trip_and_announced_first(
+    deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a batch in two tasks the store has not seen (a parent and its child) and one it has
+    account_id, session_id, (known,) = setup(deps, "made", 1)
+    parent = sessions.derived_task(deps, account_id, "task_new_parent", session_id, "p")
+    child = sessions.derived_task(deps, account_id, "task_new_child", session_id, "c", parent.id)
+    new = [
+        snapshots.NewSnapshot(account_id, session_id, t.id, f"call {i}", turn(i, True), f"s{i}")
+        for i, t in enumerate([known, child, parent, child])
+    ]
+    prepared = snapshots.prepare(deps, new)
+    counter = Statements(monkeypatch)
+    deps.events.published.clear()  # type: ignore[attr-defined]
+    # When it is sealed with its tasks
+    with deps.store.unit() as uow:
+        made = snapshots.seal_all(uow, prepared, deps.clock, [known, parent, child])
+        reads = counter.reads  # (the relay's delete of the published rows comes after)
+    # Then one round trip made the missing tasks and prepared the snapshots
+    assert reads == 1
+    assert [s.task_id for s in made] == [known.id, child.id, parent.id, child.id]
+    assert [s.parent_snapshot_id for s in made] == [None, None, None, made[1].id]
+    # and the new tasks alone were announced, before the snapshots
+    published = deps.events.published  # type: ignore[attr-defined]
+    assert [(p[0], p[3].get("id")) for p in published[:2]] == [
+        ("task.updated", parent.id),
+        ("task.updated", child.id),
+    ]
+    assert [p[0] for p in published[2:]] == ["snapshot.created"] * 4
+    # and a redelivery makes nothing and announces nothing
+    deps.events.published.clear()  # type: ignore[attr-defined]
+    with deps.store.unit() as uow:
+        assert snapshots.seal_all(uow, prepared, deps.clock, [known, parent, child]) == []
+    assert deps.events.published == []  # type: ignore[attr-defined]
 
 
 def test_tokens_are_counted_once_per_distinct_item(

@@ -5,9 +5,10 @@ psycopg 3 with a small connection pool, opened on first use (never at import).
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,41 +24,60 @@ from kontex.domain.errors import Conflict, IntegrityError, Transient
 _MIGRATION_LOCK = 7_311_404_110  # pg_advisory_xact_lock key: one migrator at a time
 
 
-def _pg(sql: str) -> str:
-    return sql.replace("?", "%s")
+def _numbered(sql: str) -> str:
+    """The statement's ``?`` placeholders as PostgreSQL's own ``$1, $2, ...``, sent with a raw
+    cursor: psycopg then leaves the text as it is (its ``%s`` parsing of a statement with
+    hundreds of parameters, an ``IN`` list of a batch, costs more than sending it)."""
+    parts = sql.split("?")
+    return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], 1))
 
 
-# ``INSERT INTO t (...) VALUES (?, ..., ?)``, maybe ``ON CONFLICT [(...)] DO NOTHING``: one row
-# of placeholders (not DO UPDATE: one statement may not update a row twice)
+# ``INSERT INTO t (...) VALUES (?, ..., ?)``, maybe ``ON CONFLICT [(...)] DO NOTHING``, maybe
+# ``RETURNING ...``: one row of placeholders (not DO UPDATE: one statement may not update a
+# row twice)
 _ONE_ROW_INSERT = re.compile(
-    r"^(INSERT INTO [^?]+? VALUES )(\((?:\?, )*\?\))(\s+ON CONFLICT(?: \([^?)]*\))? DO NOTHING)?$"
+    r"^(INSERT INTO [^?]+? VALUES )(\((?:\?, )*\?\))"
+    r"((?:\s+ON CONFLICT(?: \([^?)]*\))? DO NOTHING)?(?:\s+RETURNING [^?]+)?)$"
 )
 _MAX_PARAMS = 60_000  # under the protocol's 65,535 parameters of a statement
-_MAX_ROWS = 1_000  # rows of one multi-row statement
+_MAX_ROWS = 512  # rows of one multi-row statement: a power of two (``_statements``)
 
 
-def _statements(sql: str, rows: list[list[Any]]) -> Iterator[tuple[str, list[Any], bool]]:
-    """The rows of a one-row ``INSERT ... VALUES (?, ...)`` as multi-row INSERTs (one
-    statement per up to ``_MAX_ROWS`` rows, PostgreSQL's own ``$n`` placeholders: psycopg's
-    ``%s`` parsing costs more than the rows for a long text), what the rows of a bulk write
-    cost the driver and the server then per statement, not per row (an ``executemany`` in
-    pipeline mode sends, and the server runs, one execution per row). Other statements: one
-    ``%s`` statement per row. Each is (text, parameters, raw: whether ``$n`` placeholders)."""
+@functools.lru_cache(maxsize=64)
+def _multi_row(head: str, tail: str, width: int, rows: int) -> str:
+    """``head`` with ``rows`` rows of ``width`` ``$n`` placeholders, then ``tail``."""
+    tuples = ", ".join(
+        "(" + ", ".join(f"${i * width + k + 1}" for k in range(width)) + ")" for i in range(rows)
+    )
+    return head + tuples + tail
+
+
+def _statements(sql: str, rows: list[list[Any]]) -> Iterator[tuple[str, list[Any]]]:
+    """The rows of a one-row ``INSERT ... VALUES (?, ...)`` as multi-row INSERTs, what the
+    rows of a bulk write cost the driver and the server then per statement, not per row (an
+    ``executemany`` in pipeline mode sends, and the server runs, one execution per row). Other
+    statements: one per row. Each is (text with ``$n`` placeholders, parameters).
+
+    The statements have a power of two of rows (up to ``_MAX_ROWS``; 300 rows are 256 + 32 + 8
+    + 4), so a table's bulk writes use a handful of texts, not one per count: each is parsed
+    and planned once per connection (prepared, where the store prepares), where a text of its
+    own for every batch cost the server as much to parse and plan as to insert the rows."""
     match = _ONE_ROW_INSERT.match(sql) if len(rows) > 1 else None
     if match is None:
+        text = _numbered(sql)
         for row in rows:
-            yield _pg(sql), row, False
+            yield text, row
         return
     head, values, tail = match.group(1), match.group(2), match.group(3) or ""
     width = values.count("?")
-    step = max(1, min(_MAX_ROWS, _MAX_PARAMS // width))
-    for start in range(0, len(rows), step):
-        part = rows[start : start + step]
-        tuples = ", ".join(
-            "(" + ", ".join(f"${i * width + k + 1}" for k in range(width)) + ")"
-            for i in range(len(part))
-        )
-        yield head + tuples + tail, [v for row in part for v in row], True
+    start = 0
+    while start < len(rows):
+        size = _MAX_ROWS
+        while size > 1 and (size > len(rows) - start or size * width > _MAX_PARAMS):
+            size //= 2
+        part = rows[start : start + size]
+        yield _multi_row(head, tail, width, size), [v for row in part for v in row]
+        start += size
 
 
 class _PgTx:
@@ -67,17 +87,28 @@ class _PgTx:
         self._conn = conn
         self._pipeline = pipeline
 
+    def _cursor(self) -> psycopg.RawCursor[dict[str, Any]]:
+        return psycopg.RawCursor(self._conn)  # the connection's row factory: dicts
+
     def q(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        cursor = self._conn.execute(_pg(sql), list(params))
+        cursor = self._cursor().execute(_numbered(sql), list(params))
         if self._pipeline is not None:
             self._pipeline.sync()  # the answer is needed now (queued statements go with it)
         return cursor.fetchall() if cursor.description is not None else []
 
     def q_many(self, statements: Sequence[tuple[str, list[Any]]]) -> list[list[dict[str, Any]]]:
-        cursors = [self._conn.execute(_pg(sql), list(params)) for sql, params in statements]
+        cursors = [
+            self._cursor().execute(_numbered(sql), list(params)) for sql, params in statements
+        ]
         if self._pipeline is not None:
             self._pipeline.sync()
         return [c.fetchall() if c.description is not None else [] for c in cursors]
+
+    def ask(self, sql: str, rows: list[Sequence[Any]]) -> Callable[[], list[dict[str, Any]]]:
+        statements = _statements(sql, [list(r) for r in rows])
+        cursors = [self._cursor().execute(text, params) for text, params in statements]
+        # read after the next sync (a read's); psycopg syncs itself when read before one
+        return lambda: [row for c in cursors for row in c.fetchall()]
 
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         batch = [list(r) for r in rows]
@@ -92,14 +123,12 @@ class _PgTx:
     def _run(self, sql: str, rows: list[list[Any]]) -> None:
         """The rows of one statement: a multi-row INSERT (``_statements``), else
         ``executemany``."""
-        if len(rows) > 1 and _ONE_ROW_INSERT.match(sql):
-            with psycopg.RawCursor(self._conn) as cursor:
-                for text, params, _ in _statements(sql, rows):
-                    # not prepared: the text changes with the number of rows
-                    cursor.execute(text, params, prepare=False)
-            return
-        with self._conn.cursor() as cursor:
-            cursor.executemany(_pg(sql), rows)
+        with self._cursor() as cursor:
+            if len(rows) > 1 and _ONE_ROW_INSERT.match(sql):
+                for text, params in _statements(sql, rows):
+                    cursor.execute(text, params)
+                return
+            cursor.executemany(_numbered(sql), rows)
 
 
 def _translate(error: psycopg.Error) -> Exception:

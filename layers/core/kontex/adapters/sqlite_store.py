@@ -11,7 +11,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,6 +63,10 @@ class _SqliteTx:
 
     def q_many(self, statements: Sequence[tuple[str, list[Any]]]) -> list[list[dict[str, Any]]]:
         return [self.q(sql, params) for sql, params in statements]
+
+    def ask(self, sql: str, rows: list[Sequence[Any]]) -> Callable[[], list[dict[str, Any]]]:
+        found = [answer for row in rows for answer in self.q(sql, row)]  # in process: now
+        return lambda: found
 
     def batch(self, statements: Sequence[tuple[str, list[Sequence[Any]]]]) -> None:
         for sql, rows in statements:

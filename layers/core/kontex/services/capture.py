@@ -129,9 +129,7 @@ def capture_many(deps: Deps, jobs: Sequence[CaptureJob]) -> int:
 
     def attempt() -> int:
         with deps.store.unit() as uow:
-            for made in uow.tasks.add_missing(list(tasks.values())):
-                uow.announce(sessions.task_event(made))
-            return len(snapshots.seal_all(uow, prepared, deps.clock))
+            return len(snapshots.seal_all(uow, prepared, deps.clock, list(tasks.values())))
 
     return snapshots.retrying(deps, None, attempt)
 

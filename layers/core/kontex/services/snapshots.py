@@ -34,7 +34,13 @@ from kontex.ids import new_id
 from kontex.ports import Event, Page, Revision, UnitOfWork
 from kontex.services import bundles, outbox
 from kontex.services.deps import Deps
-from kontex.services.sessions import check_limit, decode_cursor, get_session, page_of
+from kontex.services.sessions import (
+    check_limit,
+    decode_cursor,
+    get_session,
+    page_of,
+    task_event,
+)
 
 LINEAGE_RETRIES = 5
 T = TypeVar("T")
@@ -257,18 +263,26 @@ def prepare(deps: Deps, new: Sequence[NewSnapshot]) -> list[Prepared]:
 
 
 def seal_all(
-    uow: UnitOfWork, prepared: Sequence[Prepared], clock: Callable[[], datetime]
+    uow: UnitOfWork,
+    prepared: Sequence[Prepared],
+    clock: Callable[[], datetime],
+    tasks: Sequence[Task] = (),
 ) -> list[Snapshot]:
-    """In ``uow``, in order: seal each prepared snapshot whose id is not stored yet (a
-    redelivered batch writes nothing twice), each created after the one before (listings
+    """In ``uow``, in order: make the batch's ``tasks`` that are missing (parents before
+    children; each new one announced), then seal each prepared snapshot whose id is not stored
+    yet (a redelivered batch writes nothing twice), each created after the one before (listings
     order by creation time) and after the one before it in its task (its parent).
 
-    In bulk, whatever the batch's size: one round trip reads which ids are stored, locks every
-    task's head and looks up the items and chunks of every session; each table's new rows
-    (items, chunks, snapshots, heads, events) are then one statement. What a snapshot stores is
-    exactly what sealing it alone would (an item met twice in the batch is stored and counted
-    once). Their events go out together after the commit."""
+    In bulk, whatever the batch's size: one round trip inserts the missing tasks (answering
+    which it made), reads which ids are stored, locks every task's head and looks up the items
+    and chunks of every session; each table's new rows (items, chunks, snapshots, heads,
+    events) are then one statement, sent with the commit. What a snapshot stores is exactly
+    what sealing it alone would (an item met twice in the batch is stored and counted once).
+    Their events go out together after the commit, the new tasks' first."""
+    added = uow.tasks.add_missing_later(tasks)  # answered with the lock's round trip
     if not prepared:
+        for task in added():
+            uow.announce(task_event(task))
         return []
     wanted: dict[str, tuple[dict[bytes, None], dict[bytes, None]]] = {}
     for p in prepared:
@@ -281,6 +295,8 @@ def seal_all(
         list(dict.fromkeys((p.new.account_id, p.new.task_id) for p in prepared)),
         {session: (list(items), list(chunks)) for session, (items, chunks) in wanted.items()},
     )
+    for task in added():
+        uow.announce(task_event(task))
     heads = {key: (head, manifest) for key, (_, head, manifest) in locked.items()}
     content = bundles.Pending(uow.content)
     made: list[tuple[Snapshot, bytes]] = []

@@ -49,10 +49,10 @@ Ids of tasks and snapshots made from spans derive from (account, trace, span), s
 redelivered or re-exported span meets a ``Conflict`` and creates nothing twice.
 
 A queue batch takes a bounded number of units of work (transactions), however many spans it
-holds: its spans are stored in one, the traces it touches read in one (spans and links), the
-external session names resolved in one, the tasks made in one and the processed spans marked
-done in one. What remains per span is the snapshot write itself (``create_snapshot``, a unit of
-its own) and, for a new session name, making that session: five units plus one per snapshot.
+holds: the traces it touches read in one (spans and links), the external session names resolved
+in one (and, for a new name, that session made), then one unit with the batch's new spans, its
+missing tasks, every snapshot (``snapshots.seal_all``) and the done marks of spans stored
+before; on PostgreSQL that last unit is two round trips (docs/design.md, "The unit of work").
 """
 
 from __future__ import annotations
@@ -246,9 +246,7 @@ def _process(
         with deps.store.unit() as uow:
             if fresh:
                 uow.spans.add(list(fresh.values()), deps.clock(), done=done_now)
-            for task in uow.tasks.add_missing(tasks):
-                uow.announce(sessions.task_event(task))
-            made = snapshots.seal_all(uow, prepared, deps.clock)
+            made = snapshots.seal_all(uow, prepared, deps.clock, tasks)
             if done:
                 uow.spans.mark_done(done)
         return len(made)

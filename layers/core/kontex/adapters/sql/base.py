@@ -30,6 +30,12 @@ class Tx(Protocol):
         """Several queries in order, their answers together (one round trip on PostgreSQL)."""
         ...
 
+    def ask(self, sql: str, rows: list[Sequence[Any]]) -> Callable[[], list[dict[str, Any]]]:
+        """A write of ``rows`` whose answer (``RETURNING``) is read later: sent now (pipelined
+        where the driver can, so it travels with the next round trip), its rows read by the
+        function returned."""
+        ...
+
 
 class Work:
     """A unit of work's transaction as its repositories see it.
@@ -68,6 +74,13 @@ class Work:
     def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         rows = self.run(sql, params)
         return rows[0] if rows else None
+
+    def ask(self, sql: str, rows: list[Sequence[Any]]) -> Callable[[], list[dict[str, Any]]]:
+        """A write whose answer is read after the unit's next round trip (``Tx.ask``): the
+        answer of an ``INSERT ... RETURNING`` that a later read carries, not a round trip of
+        its own. Kept writes go first, in order."""
+        self.flush()
+        return self.tx.ask(sql, rows)
 
     def run_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self.flush()

@@ -38,7 +38,8 @@ def event_of(row: dict[str, Any]) -> Event:
 class SqlOutbox(Repository):
     def add(self, event: Event) -> None:
         e = event
-        row = (e.id, e.account_id, e.session_id, e.type, self._work.json(e.data), e.created_at)
+        data = json.dumps(e.data, separators=(",", ":"))  # JSON text (a TEXT column)
+        row = (e.id, e.account_id, e.session_id, e.type, data, e.created_at)
         self._work.later(INSERT_SQL, [row])
 
     def unpublished(self, before: datetime, limit: int) -> list[Event]:

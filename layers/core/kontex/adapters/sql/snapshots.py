@@ -58,7 +58,11 @@ INSERT_SQL = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 LOCK_HEADS_SQL = LOCK_HEAD_SQL.replace("t.id = ?", "t.id IN ({marks})")
-SET_HEAD_SQL = "UPDATE tasks SET head_snapshot_id = ? WHERE id = ?"
+# each task's new head: one statement for a batch's tasks ({pairs}: (task id, head) rows)
+SET_HEADS_SQL = (
+    "UPDATE tasks SET head_snapshot_id = v.column2 FROM (VALUES {pairs}) AS v"
+    " WHERE tasks.id = v.column1"
+)
 EXISTING_SQL = "SELECT id FROM snapshots WHERE id IN ({marks})"
 INSERT_REVISION_SQL = (
     "INSERT INTO snapshot_revisions (snapshot_id, seq, session_id, bundle_hash,"
@@ -362,11 +366,16 @@ class SqlSnapshots(Repository):
 
     def add_many(self, snapshots: Sequence[tuple[Snapshot, bytes]]) -> None:
         """Insert sealed rows (parents before children) and make the last of each task its
-        head: one statement per table, whatever their number."""
+        head: one statement per table (up to ``CHUNK`` tasks' heads a statement), whatever
+        their number."""
         rows: list[Sequence[Any]] = [_row(s, manifest) for s, manifest in snapshots]
-        heads = {s.task_id: s.id for s, _ in snapshots}  # the last of each task
+        heads = list({s.task_id: s.id for s, _ in snapshots}.items())  # the last of each task
         self._work.later(INSERT_SQL, rows)
-        self._work.later(SET_HEAD_SQL, [(head, task_id) for task_id, head in heads.items()])
+        for part in chunked(heads):
+            pairs = ", ".join("(?, ?)" for _ in part)
+            self._work.later(
+                SET_HEADS_SQL.format(pairs=pairs), [[v for pair in part for v in pair]]
+            )
 
     def add_revision(self, revision: Revision, manifest: bytes) -> None:
         r = revision

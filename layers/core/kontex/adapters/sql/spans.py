@@ -3,6 +3,7 @@ snapshots."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
@@ -28,7 +29,6 @@ class SqlSpans(Repository):
         at: datetime,
         done: Collection[tuple[str, str, str]] = (),
     ) -> None:
-        json = self._work.json
         self._work.later(
             INSERT_SQL,
             [
@@ -41,7 +41,7 @@ class SqlSpans(Repository):
                     r.get("header_session_id"),
                     r["start_time_unix_nano"],
                     r["end_time_unix_nano"],
-                    json(r),
+                    json.dumps(r, separators=(",", ":")),
                     at,
                     (account_id, r["trace_id"], r["span_id"]) in done,
                 )
@@ -56,9 +56,10 @@ class SqlSpans(Repository):
         for account_id, chunk in by_account(traces):
             rows = self._work.run(OF_TRACES_SQL.format(marks=marks(chunk)), [account_id, *chunk])
             for r in rows:
+                body = r["body"]  # JSON text (SQLite's KJSON column reads back decoded)
                 found[(account_id, r["trace_id"])].append(
                     {
-                        **r["body"],
+                        **(json.loads(body) if isinstance(body, str) else body),
                         "kind": r["kind"],
                         "header_session_id": r["header_session_id"],
                         "done": bool(r["done"]),

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from kontex.adapters.sql.base import Repository, by_account, marks, update_sql
+from kontex.adapters.sql.base import Repository, update_sql
 from kontex.domain.models import Task
 
 COLUMNS = "id, account_id, session_id, parent_task_id, name, status, created_at, updated_at"
 INSERT_SQL = f"INSERT INTO tasks ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+ADD_MISSING_SQL = INSERT_SQL + " ON CONFLICT DO NOTHING RETURNING id"
 SELECT_SQL = f"SELECT {COLUMNS} FROM tasks WHERE account_id = ? AND id = ?"
 LIST_SQL = (
     f"SELECT {COLUMNS} FROM tasks WHERE account_id = ? AND session_id = ? ORDER BY created_at, id"
@@ -36,16 +37,20 @@ class SqlTasks(Repository):
         self._work.run(INSERT_SQL, row_of(task))
 
     def add_missing(self, tasks: Sequence[Task]) -> list[Task]:
-        existing: set[str] = set()
-        for account_id, ids in by_account((t.account_id, t.id) for t in tasks):
-            rows = self._work.run(
-                f"SELECT id FROM tasks WHERE account_id = ? AND id IN ({marks(ids)})",
-                [account_id, *ids],
-            )
-            existing.update(r["id"] for r in rows)
-        new = [t for t in tasks if t.id not in existing]
-        self._work.later(INSERT_SQL + " ON CONFLICT DO NOTHING", [row_of(t) for t in new])
-        return new
+        return self.add_missing_later(tasks)()
+
+    def add_missing_later(self, tasks: Sequence[Task]) -> Callable[[], list[Task]]:
+        """The tasks inserted where missing, with ``RETURNING`` the ids it made: no read of
+        its own before the insert, and the answer travels with the unit's next round trip."""
+        if not tasks:
+            return list
+        answer = self._work.ask(ADD_MISSING_SQL, [row_of(t) for t in tasks])
+
+        def added() -> list[Task]:
+            made = {r["id"] for r in answer()}
+            return [t for t in tasks if t.id in made]
+
+        return added
 
     def get(self, account_id: str, task_id: str) -> Task | None:
         row = self._work.one(SELECT_SQL, [account_id, task_id])
