@@ -4,7 +4,7 @@ every function with its layers. The wheels grow from release to release: this fa
 they no longer fit, before a deploy does.
 
 And the layers built for this host (its Python and architecture, as bench/coldstart.py --layers
-uses them), with bytecode for what the cold starts import: valid unchecked-hash ``.pyc`` that
+uses them), with bytecode for what the cold starts import: valid checked-hash ``.pyc`` that
 Python loads without compiling anything from a layer."""
 
 from __future__ import annotations
@@ -127,8 +127,8 @@ def test_the_build_compiles_what_the_cold_starts_import(
         source = Path(importlib.util.source_from_cache(str(cached)))
         data = cached.read_bytes()
         assert data[:4] == importlib.util.MAGIC_NUMBER, cached
-        # hash-based (bit 0), the source not checked (bit 1 clear), the hash of this source
-        assert int.from_bytes(data[4:8], "little") == 0b01, cached
+        # hash-based (bit 0), checked against the source (bit 1), the hash of this source
+        assert int.from_bytes(data[4:8], "little") == 0b11, cached
         assert data[8:16] == importlib.util.source_hash(source.read_bytes()), cached
     # only those (and the modules whose import fails, which leave sys.modules: httpcore's
     # HTTP/2 and SOCKS ones), not the whole layer, whose bytecode would not fit with minilm
