@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import sys
 from pathlib import Path
 
@@ -59,3 +60,46 @@ def test_the_core_layer_leaves_the_aws_sdk_to_the_runtime(
     assert left == [
         "kontex", "pydantic", "pydantic-1.0.dist-info", "uvicorn", "uvicorn-1.0.dist-info"
     ]  # fmt: skip
+
+
+HOST = {"x86_64": "x86_64", "aarch64": "arm64"}[platform.machine()]
+THIS = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def test_bytecode_is_made_by_an_interpreter_of_the_target_version_and_platform() -> None:
+    python, said = build.bytecode_python(THIS, HOST)
+    assert python == sys.executable
+    assert said.startswith(f"bytecode: compiled by {sys.executable} (Python {THIS}")
+
+
+def test_without_an_interpreter_of_the_target_version_the_build_says_so() -> None:
+    """No ``python3.99`` anywhere: the layers are built without bytecode (no failure), and the
+    build's one line says so and how to get it."""
+    python, said = build.bytecode_python("3.99", HOST)
+    assert python is None
+    assert said.startswith("bytecode: none, the layers ship sources only")
+    assert f"{sys.executable} is {THIS}" in said
+    assert "put python3.99 on PATH or pass --python" in said
+    assert "\n" not in said
+
+
+def test_an_interpreter_of_another_architecture_makes_no_bytecode() -> None:
+    """The probe imports the layers' compiled wheels: it cannot run arm64 ones on x86_64."""
+    other = "arm64" if HOST == "x86_64" else "x86_64"
+    python, said = build.bytecode_python(THIS, other)
+    assert python is None
+    assert said.startswith("bytecode: none") and f"build on {other} Linux" in said
+
+
+def test_an_explicit_python_of_another_version_is_refused() -> None:
+    with pytest.raises(SystemExit, match="not a Python 3.99"):
+        build.bytecode_python("3.99", HOST, sys.executable)
+
+
+def test_a_layers_size_counts_its_bytecode_a_functions_folder_does_not(tmp_path: Path) -> None:
+    (tmp_path / "mod.py").write_bytes(b"x" * 100)
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "mod.cpython-312.pyc").write_bytes(b"y" * 50)
+    assert build.tree_size(tmp_path) == 150
+    assert build.bytecode_size(tmp_path) == 50
+    assert build.tree_size(tmp_path, bytecode=False) == 100
