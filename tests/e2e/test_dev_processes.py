@@ -65,7 +65,14 @@ def worker_processes(stack: DevStack) -> dict[str, int]:
     search process and the pipeline process."""
     status, _ = stack.get("/health")
     assert status == 200
-    found = {name(child): child for child in spawned(stack.process.pid)}
+    # the server serves before its children have named themselves (a loaded machine may take
+    # seconds): wait for both names, then exactly those two
+    deadline = time.monotonic() + 30
+    while True:
+        found = {name(child): child for child in spawned(stack.process.pid)}
+        if sorted(found) == ["kontex-pipeline", "kontex-search"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert sorted(found) == ["kontex-pipeline", "kontex-search"], found
     return found
 
