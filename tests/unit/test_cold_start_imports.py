@@ -109,6 +109,10 @@ API_LAZY = (
     # the other routers' bodies and answers and the live feed's event (issue 25, fifth round)
     "kontex.api.resource_shapes",
     "kontex.domain.seal",
+    # the session archive's routes and models: a session listing needs neither (issue 25,
+    # sixth round)
+    "kontex.api.session_archive",
+    "kontex.domain.archive",
 )
 
 
@@ -200,6 +204,25 @@ def test_the_api_functions_first_answer_loads_only_the_sessions_router(tmp_path:
     )
     found = loaded("api/handler.py", then=then, heavy=API_LAZY, env=env)
     assert found == ["kontex.api.sessions", "kontex.api.shapes"]
+
+
+def test_the_api_function_loads_the_archive_routes_with_a_request_to_them() -> None:
+    """An export or import request includes the archive's router (with kontex.domain.archive)
+    beside the session routes; no other request under /v1/sessions does."""
+    for path in ("/v1/sessions/s1/export", "/v1/sessions/import", "/v1/sessions/import/"):
+        then = f"module.app.include(*kontex.api.rest.routers_of({path!r}))"
+        found = loaded("api/handler.py", then="import kontex.api.rest\n" + then, heavy=API_LAZY)
+        assert found == [
+            "kontex.api.session_archive",
+            "kontex.api.sessions",
+            "kontex.api.shapes",
+            "kontex.domain.archive",
+        ], path
+    from kontex.api.rest import routers_of
+
+    for path in ("/v1/sessions", "/v1/sessions/import-x", "/v1/sessions/s1/exports"):
+        assert routers_of(path) == ("sessions",), path
+    assert routers_of("/v1/sessions/s1/tasks/export") == ("sessions",)
 
 
 def test_the_proxy_loads_nothing_it_does_not_use() -> None:

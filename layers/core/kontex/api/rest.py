@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 ROUTERS = (
     "keys",
     "sessions",
+    "session_archive",
     "tasks",
     "snapshots",
     "queries",
@@ -55,6 +56,26 @@ PREFIXES = {
     "checkpoints": "checkpoints",
     "search": "search",
 }
+# The session routes in the document's order: the archive's import and export routes
+# (kontex.api.session_archive, a router of their own so that a session listing does not load
+# the archive's models) keep their place among them, as when they were one router.
+SESSION_ROUTES = (
+    "create_session",
+    "list_sessions",
+    "import_session",
+    "get_session",
+    "patch_session",
+    "delete_session",
+    "export_session",
+    "link_trace",
+    "create_task",
+    "task_tree",
+    "list_snapshots",
+    "timeline",
+    "diff",
+    "graph",
+    "stats",
+)
 DOCS_PATH = "/v1/docs"
 
 
@@ -85,10 +106,31 @@ def router_of(path: str) -> str | None:
     return PREFIXES.get(parts[2])
 
 
-def _rank(route: Route) -> int:
-    """A route's place in the eager order: its router's, then the resolver's own routes."""
+def routers_of(path: str) -> tuple[str, ...]:
+    """The routers a request to ``path`` needs: its prefix's, and for the archive's paths
+    (``/v1/sessions/import``, ``/v1/sessions/<id>/export``) also the archive's (with the session
+    routes still there, every other method on those paths answers as before)."""
+    name = router_of(path)
+    if name is None:
+        return ()
+    if name == "sessions":
+        parts = path.rstrip("/").split("/")
+        if parts[3:] == ["import"] or (len(parts) == 5 and parts[4] == "export"):
+            return ("sessions", "session_archive")
+    return (name,)
+
+
+def _rank(route: Route) -> tuple[int, int]:
+    """A route's place in the eager order: its router's (the archive's routes among the session
+    routes, ``SESSION_ROUTES``), then the resolver's own routes."""
     name = router_of(route.path)
-    return ROUTERS.index(name) if name is not None else len(ROUTERS)
+    if name is None:
+        return len(ROUTERS), 0
+    if name == "sessions":
+        handler = route.func.__name__
+        place = SESSION_ROUTES.index(handler) if handler in SESSION_ROUTES else len(SESSION_ROUTES)
+        return ROUTERS.index(name), place
+    return ROUTERS.index(name), 0
 
 
 class RestResolver(APIGatewayHttpResolver):
@@ -129,8 +171,8 @@ class RestResolver(APIGatewayHttpResolver):
         path = _path(event)
         if path == DOCS_PATH:
             self.include_swagger()
-        elif (name := router_of(path)) is not None:
-            self.include(name)
+        elif names := routers_of(path):
+            self.include(*names)
         return super().resolve(event, context)
 
 
