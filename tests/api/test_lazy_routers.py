@@ -21,6 +21,7 @@ FIRST = {
     "sessions": ("GET", "/v1/sessions"),
     # (with the session routes, loaded above: kontex.api.rest.routers_of)
     "session_archive": ("GET", "/v1/sessions/nope/export"),
+    "session_views": ("GET", "/v1/sessions/nope/stats"),
     "tasks": ("GET", "/v1/tasks/nope"),
     "snapshots": ("GET", "/v1/snapshots/nope"),
     "queries": ("GET", "/v1/usage"),

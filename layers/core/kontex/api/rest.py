@@ -36,6 +36,7 @@ ROUTERS = (
     "keys",
     "sessions",
     "session_archive",
+    "session_views",
     "tasks",
     "snapshots",
     "queries",
@@ -57,8 +58,9 @@ PREFIXES = {
     "search": "search",
 }
 # The session routes in the document's order: the archive's import and export routes
-# (kontex.api.session_archive, a router of their own so that a session listing does not load
-# the archive's models) keep their place among them, as when they were one router.
+# (kontex.api.session_archive) and the snapshot listing and views (kontex.api.session_views),
+# routers of their own so that a session listing does not load their models, keep their place
+# among them, as when they were one router.
 SESSION_ROUTES = (
     "create_session",
     "list_sessions",
@@ -106,17 +108,31 @@ def router_of(path: str) -> str | None:
     return PREFIXES.get(parts[2])
 
 
+# /v1/sessions/<id>/<segment>... -> the router of the session routes under it, beside the
+# sessions router's own
+SESSION_SEGMENTS = {
+    "export": "session_archive",
+    "snapshots": "session_views",
+    "diff": "session_views",
+    "graph": "session_views",
+    "stats": "session_views",
+}
+
+
 def routers_of(path: str) -> tuple[str, ...]:
     """The routers a request to ``path`` needs: its prefix's, and for the archive's paths
-    (``/v1/sessions/import``, ``/v1/sessions/<id>/export``) also the archive's (with the session
+    (``/v1/sessions/import``, ``/v1/sessions/<id>/export``) and the snapshot listing's and the
+    views' (``/v1/sessions/<id>/snapshots``, ``.../diff``...) also theirs (with the session
     routes still there, every other method on those paths answers as before)."""
     name = router_of(path)
     if name is None:
         return ()
     if name == "sessions":
         parts = path.rstrip("/").split("/")
-        if parts[3:] == ["import"] or (len(parts) == 5 and parts[4] == "export"):
+        if parts[3:] == ["import"]:
             return ("sessions", "session_archive")
+        if len(parts) >= 5 and parts[4] in SESSION_SEGMENTS:
+            return ("sessions", SESSION_SEGMENTS[parts[4]])
     return (name,)
 
 

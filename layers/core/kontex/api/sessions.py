@@ -16,7 +16,6 @@ from kontex.api.shapes import (
     answers,
     page_json,
     session_json,
-    snapshot_json,
     task_json,
 )
 from kontex.domain.errors import InvalidInput
@@ -27,7 +26,8 @@ from kontex.services import sessions
 # with the first call of a route that uses them, not with a session listing (cold start:
 # docs/benchmarks.md, "Cold start, third round (issue 25)"). The import and export routes, with
 # the archive's models, are kontex.api.session_archive's: included with the first request to one of
-# their paths (kontex.api.rest; docs/benchmarks.md, "Cold start of the api, sixth round").
+# their paths (kontex.api.rest; docs/benchmarks.md, "Cold start of the api, sixth round"), as
+# are the snapshot listing and the views (kontex.api.session_views), with their answers.
 
 router = APIGatewayHttpRouter()
 Limit = Annotated[int, Query(ge=1, le=100)]
@@ -127,60 +127,3 @@ def task_tree(session_id: str) -> dict[str, Any]:
         return node
 
     return {"data": [public(node) for node in tree]}
-
-
-@router.get(
-    "/v1/sessions/<session_id>/snapshots",
-    tags=["snapshots"],
-    responses=answers(shapes.SnapshotPage),
-)
-def list_snapshots(
-    session_id: str, limit: Limit = 20, cursor: Annotated[str | None, Query()] = None
-) -> dict[str, Any]:
-    deps, me = caller()
-    from kontex.services import snapshots
-
-    page = snapshots.list_snapshots(deps, me.account_id, session_id, limit, cursor)
-    return page_json(page, snapshot_json)
-
-
-@router.get(
-    "/v1/sessions/<session_id>/snapshots/timeline",
-    tags=["views"],
-    responses=answers(shapes.Timeline),
-)
-def timeline(session_id: str) -> dict[str, Any]:
-    from kontex.services import views
-
-    deps, me = caller()
-    return {"data": views.timeline(deps, me.account_id, session_id)}
-
-
-@router.get("/v1/sessions/<session_id>/diff", tags=["views"], responses=answers(shapes.Diff))
-def diff(
-    session_id: str,
-    from_: Annotated[str, Query(alias="from")],
-    to: Annotated[str, Query()],
-) -> dict[str, Any]:
-    from kontex.services import views
-
-    deps, me = caller()
-    return views.diff(deps, me.account_id, session_id, from_, to)
-
-
-@router.get("/v1/sessions/<session_id>/graph", tags=["views"], responses=answers(shapes.Graph))
-def graph(session_id: str) -> dict[str, Any]:
-    from kontex.services import views
-
-    deps, me = caller()
-    return views.graph(deps, me.account_id, session_id)
-
-
-@router.get(
-    "/v1/sessions/<session_id>/stats", tags=["views"], responses=answers(shapes.SessionStats)
-)
-def stats(session_id: str) -> dict[str, Any]:
-    from kontex.services import views
-
-    deps, me = caller()
-    return views.stats(deps, me.account_id, session_id)
