@@ -1,9 +1,11 @@
 """The REST surface: a Powertools resolver with one router per resource.
 
 Each resource's router (and the pydantic models, services and their imports behind it) is
-included on the first request whose path falls under its prefix, and the OpenAPI document and
+included on the first request whose path falls under its prefix (the session archive's and the
+session views' routers only for their own paths: ``routers_of``), and the OpenAPI document and
 the Swagger page load only when they are asked for: a cold start pays only for what its first
-request needs (docs/benchmarks.md, "Cold start of the api function (issue 25)").
+request needs (docs/benchmarks.md, "Cold start of the api function (issue 25)", "Cold start of
+the api, sixth round (issue 25)").
 """
 
 from __future__ import annotations
