@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kontex.api import sessions as session_routes
+from kontex.api import session_archive as session_routes
 from tests.api.conftest import Client
 
 

@@ -19,6 +19,9 @@ from tests.api.conftest import Client
 FIRST = {
     "keys": ("GET", "/v1/keys"),
     "sessions": ("GET", "/v1/sessions"),
+    # (with the session routes, loaded above: kontex.api.rest.routers_of)
+    "session_archive": ("GET", "/v1/sessions/nope/export"),
+    "session_views": ("GET", "/v1/sessions/nope/stats"),
     "tasks": ("GET", "/v1/tasks/nope"),
     "snapshots": ("GET", "/v1/snapshots/nope"),
     "queries": ("GET", "/v1/usage"),
@@ -77,6 +80,32 @@ def test_the_document_does_not_depend_on_the_first_resource(
     assert rest.openapi_json(app) == expected
     status, document = call(app, "GET", "/v1/openapi.json", None)
     assert status == 200 and document == json.loads(expected)
+
+
+def test_the_archive_routes_keep_their_place_in_the_document(alice: Client) -> None:
+    """kontex.api.session_archive's routes sit among the session routes, as when they were
+    one router, whichever is loaded first; every session route is placed."""
+    eager = rest.build_resolver()
+    eager.include_all()
+    expected = rest.openapi_json(eager)
+    session_routes = [
+        route.func.__name__
+        for route in [*eager._static_routes, *eager._dynamic_routes]
+        if rest.router_of(route.path) == "sessions"
+    ]
+    assert sorted(session_routes) == sorted(rest.SESSION_ROUTES)
+    paths = list(json.loads(expected)["paths"])
+    at = paths.index("/v1/sessions/{session_id}/export")
+    assert paths[at - 1 : at + 2] == [
+        "/v1/sessions/{session_id}",
+        "/v1/sessions/{session_id}/export",
+        "/v1/sessions/{session_id}/link-trace",
+    ]
+    app = rest.build_resolver()
+    status, body = call(app, "GET", "/v1/sessions/nope/export", alice.key)
+    assert status == 404 and app.included == {"sessions", "session_archive"}
+    call(app, *FIRST["tasks"], alice.key)
+    assert rest.openapi_json(app) == expected
 
 
 def test_the_swagger_page_loads_with_its_first_request(anonymous: Client) -> None:

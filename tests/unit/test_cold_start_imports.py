@@ -109,6 +109,15 @@ API_LAZY = (
     # the other routers' bodies and answers and the live feed's event (issue 25, fifth round)
     "kontex.api.resource_shapes",
     "kontex.domain.seal",
+    # the session archive's routes and models: a session listing needs neither (issue 25,
+    # sixth round)
+    "kontex.api.session_archive",
+    "kontex.domain.archive",
+    # the snapshot listing's and the views' routes and answers, with a snapshot's content
+    # models behind them (issue 25, sixth round)
+    "kontex.api.session_views",
+    "kontex.api.session_view_shapes",
+    "kontex.domain.snapshot_content",
 )
 
 
@@ -195,11 +204,46 @@ def test_the_api_functions_first_answer_loads_only_the_sessions_router(tmp_path:
         "import kontex.api.shapes as shapes\n"
         "made = sorted(set(vars(shapes)) & {'PutCheckpoint', 'PutWrites', 'CheckpointOut',"
         " 'CheckpointPage', 'WriteIn', 'Removed', 'BundleIn', 'CreateSnapshot', 'Bundle',"
-        " 'SnapshotWithBundle', 'ApiKeyOut', 'MessageRecordPage', 'LiveEvent', 'Fork'})\n"
+        " 'SnapshotWithBundle', 'ApiKeyOut', 'MessageRecordPage', 'LiveEvent', 'Fork',"
+        " 'SnapshotOut', 'SnapshotPage', 'Timeline', 'Diff', 'Graph', 'SessionStats'})\n"
         "assert not made, made\n"
     )
     found = loaded("api/handler.py", then=then, heavy=API_LAZY, env=env)
     assert found == ["kontex.api.sessions", "kontex.api.shapes"]
+
+
+def test_the_api_function_loads_the_archive_routes_with_a_request_to_them() -> None:
+    """An export or import request includes the archive's router (with kontex.domain.archive)
+    beside the session routes, a snapshot listing's or a view's the views' router; no other
+    request under /v1/sessions includes either."""
+    for path in ("/v1/sessions/s1/export", "/v1/sessions/import", "/v1/sessions/import/"):
+        then = f"module.app.include(*kontex.api.rest.routers_of({path!r}))"
+        found = loaded("api/handler.py", then="import kontex.api.rest\n" + then, heavy=API_LAZY)
+        assert found == [
+            "kontex.api.session_archive",
+            "kontex.api.sessions",
+            "kontex.api.shapes",
+            "kontex.domain.archive",
+            "kontex.domain.snapshot_content",  # (the archive's snapshot rows: Usage)
+        ], path
+    for path in ("/v1/sessions/s1/stats", "/v1/sessions/s1/snapshots/timeline"):
+        then = f"module.app.include(*kontex.api.rest.routers_of({path!r}))"
+        found = loaded("api/handler.py", then="import kontex.api.rest\n" + then, heavy=API_LAZY)
+        assert found == [
+            "kontex.api.session_view_shapes",
+            "kontex.api.session_views",
+            "kontex.api.sessions",
+            "kontex.api.shapes",
+            "kontex.domain.snapshot_content",
+        ], path
+    from kontex.api.rest import routers_of
+
+    for path in ("/v1/sessions", "/v1/sessions/import-x", "/v1/sessions/s1/exports"):
+        assert routers_of(path) == ("sessions",), path
+    for path in ("/v1/sessions/s1/tasks/export", "/v1/sessions/s1/tasks", "/v1/sessions/s1"):
+        assert routers_of(path) == ("sessions",), path
+    for path in ("/v1/sessions/s1/snapshots", "/v1/sessions/s1/diff", "/v1/sessions/s1/graph"):
+        assert routers_of(path) == ("sessions", "session_views"), path
 
 
 def test_the_proxy_loads_nothing_it_does_not_use() -> None:
@@ -408,3 +452,18 @@ def test_the_api_shapes_still_give_the_other_routers_shapes() -> None:
     assert Bundle is resource_shapes.Bundle and LiveEvent is resource_shapes.LiveEvent
     assert CreateSnapshot.model_fields["bundle"].annotation is shapes.BundleIn
     assert not shapes.LATER & shapes.LATER_RESOURCES
+
+
+def test_the_api_shapes_still_give_the_session_views_shapes() -> None:
+    """The snapshot listing's and the views' answers (kontex.api.session_view_shapes) are still
+    names of kontex.api.shapes, the same objects."""
+    import kontex.api.session_view_shapes as view_shapes
+    import kontex.api.shapes as shapes
+
+    for name in sorted(shapes.LATER_SESSION_VIEWS):
+        assert getattr(shapes, name) is getattr(view_shapes, name)
+    from kontex.api.shapes import Diff, SnapshotOut, Timeline
+
+    assert Diff is view_shapes.Diff and issubclass(SnapshotOut, shapes.Out)
+    assert Timeline.model_fields["data"].annotation == list[view_shapes.TimelineEntry]
+    assert not shapes.LATER_SESSION_VIEWS & (shapes.LATER | shapes.LATER_RESOURCES)

@@ -1,9 +1,11 @@
 """The REST surface: a Powertools resolver with one router per resource.
 
 Each resource's router (and the pydantic models, services and their imports behind it) is
-included on the first request whose path falls under its prefix, and the OpenAPI document and
+included on the first request whose path falls under its prefix (the session archive's and the
+session views' routers only for their own paths: ``routers_of``), and the OpenAPI document and
 the Swagger page load only when they are asked for: a cold start pays only for what its first
-request needs (docs/benchmarks.md, "Cold start of the api function (issue 25)").
+request needs (docs/benchmarks.md, "Cold start of the api function (issue 25)", "Cold start of
+the api, sixth round (issue 25)").
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 ROUTERS = (
     "keys",
     "sessions",
+    "session_archive",
+    "session_views",
     "tasks",
     "snapshots",
     "queries",
@@ -55,6 +59,27 @@ PREFIXES = {
     "checkpoints": "checkpoints",
     "search": "search",
 }
+# The session routes in the document's order: the archive's import and export routes
+# (kontex.api.session_archive) and the snapshot listing and views (kontex.api.session_views),
+# routers of their own so that a session listing does not load their models, keep their place
+# among them, as when they were one router.
+SESSION_ROUTES = (
+    "create_session",
+    "list_sessions",
+    "import_session",
+    "get_session",
+    "patch_session",
+    "delete_session",
+    "export_session",
+    "link_trace",
+    "create_task",
+    "task_tree",
+    "list_snapshots",
+    "timeline",
+    "diff",
+    "graph",
+    "stats",
+)
 DOCS_PATH = "/v1/docs"
 
 
@@ -85,10 +110,45 @@ def router_of(path: str) -> str | None:
     return PREFIXES.get(parts[2])
 
 
-def _rank(route: Route) -> int:
-    """A route's place in the eager order: its router's, then the resolver's own routes."""
+# /v1/sessions/<id>/<segment>... -> the router of the session routes under it, beside the
+# sessions router's own
+SESSION_SEGMENTS = {
+    "export": "session_archive",
+    "snapshots": "session_views",
+    "diff": "session_views",
+    "graph": "session_views",
+    "stats": "session_views",
+}
+
+
+def routers_of(path: str) -> tuple[str, ...]:
+    """The routers a request to ``path`` needs: its prefix's, and for the archive's paths
+    (``/v1/sessions/import``, ``/v1/sessions/<id>/export``) and the snapshot listing's and the
+    views' (``/v1/sessions/<id>/snapshots``, ``.../diff``...) also theirs (with the session
+    routes still there, every other method on those paths answers as before)."""
+    name = router_of(path)
+    if name is None:
+        return ()
+    if name == "sessions":
+        parts = path.rstrip("/").split("/")
+        if parts[3:] == ["import"]:
+            return ("sessions", "session_archive")
+        if len(parts) >= 5 and parts[4] in SESSION_SEGMENTS:
+            return ("sessions", SESSION_SEGMENTS[parts[4]])
+    return (name,)
+
+
+def _rank(route: Route) -> tuple[int, int]:
+    """A route's place in the eager order: its router's (the archive's routes among the session
+    routes, ``SESSION_ROUTES``), then the resolver's own routes."""
     name = router_of(route.path)
-    return ROUTERS.index(name) if name is not None else len(ROUTERS)
+    if name is None:
+        return len(ROUTERS), 0
+    if name == "sessions":
+        handler = route.func.__name__
+        place = SESSION_ROUTES.index(handler) if handler in SESSION_ROUTES else len(SESSION_ROUTES)
+        return ROUTERS.index(name), place
+    return ROUTERS.index(name), 0
 
 
 class RestResolver(APIGatewayHttpResolver):
@@ -129,8 +189,8 @@ class RestResolver(APIGatewayHttpResolver):
         path = _path(event)
         if path == DOCS_PATH:
             self.include_swagger()
-        elif (name := router_of(path)) is not None:
-            self.include(name)
+        elif names := routers_of(path):
+            self.include(*names)
         return super().resolve(event, context)
 
 

@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from kontex.api import shapes
-from kontex.api.auth import caller, count_snapshot_write
+from kontex.api.auth import caller
 from kontex.api.shapes import (
     CreateSession,
     CreateTask,
@@ -16,17 +16,18 @@ from kontex.api.shapes import (
     answers,
     page_json,
     session_json,
-    snapshot_json,
     task_json,
 )
-from kontex.domain.archive import ImportedSession, SessionArchive
-from kontex.domain.errors import InvalidInput, PayloadTooLarge
+from kontex.domain.errors import InvalidInput
 from kontex.domain.models import SessionStatus
 from kontex.services import sessions
 
 # The archive, snapshot and view services (with the bundle code and tiktoken behind them) load
 # with the first call of a route that uses them, not with a session listing (cold start:
-# docs/benchmarks.md, "Cold start, third round (issue 25)").
+# docs/benchmarks.md, "Cold start, third round (issue 25)"). The import and export routes, with
+# the archive's models, are kontex.api.session_archive's: included with the first request to one of
+# their paths (kontex.api.rest; docs/benchmarks.md, "Cold start of the api, sixth round"), as
+# are the snapshot listing and the views (kontex.api.session_views), with their answers.
 
 router = APIGatewayHttpRouter()
 Limit = Annotated[int, Query(ge=1, le=100)]
@@ -53,28 +54,6 @@ def list_sessions(
         deps, me.account_id, status, limit, cursor, newest_first=order == "desc"
     )
     return page_json(page, session_json)
-
-
-# An answer's body must stay under Lambda's 6 MB payload limit (with room for its envelope), the
-# same limit locally and on AWS: docs/export-format.md, "Size"
-EXPORT_MAX_BYTES = 5 * 1024 * 1024
-
-
-@router.post("/v1/sessions/import", tags=["sessions"], responses=answers(ImportedSession))
-def import_session(
-    body: SessionArchive,
-    keep_ids: Annotated[
-        bool, Query(description="Keep the archive's ids (409 when any exists here).")
-    ] = False,
-) -> tuple[dict[str, Any], int]:
-    """Write an archive (``GET /v1/sessions/{id}/export``) as it was stored, whole or not at
-    all: every hash is checked first; new ids unless ``keep_ids``."""
-    deps, me = caller()
-    count_snapshot_write(me)
-    from kontex.services import archive
-
-    made = archive.import_session(deps, me.account_id, body, keep_ids=keep_ids)
-    return made.model_dump(mode="json"), 201
 
 
 @router.get("/v1/sessions/<session_id>", tags=["sessions"], responses=answers(shapes.SessionOut))
@@ -117,24 +96,6 @@ def delete_session(
     return Response(status_code=204)
 
 
-@router.get(
-    "/v1/sessions/<session_id>/export", tags=["sessions"], responses=answers(SessionArchive)
-)
-def export_session(session_id: str) -> Response[str]:
-    """The session as stored, every hash verified: its archive (docs/export-format.md)."""
-    deps, me = caller()
-    from kontex.services import archive
-
-    text = archive.export_session(deps, me.account_id, session_id).model_dump_json()
-    if len(text) > EXPORT_MAX_BYTES:
-        raise PayloadTooLarge(
-            f"the archive of session {session_id} is {len(text)} bytes, over the"
-            f" {EXPORT_MAX_BYTES} one answer can carry",
-            details={"bytes": len(text), "limit": EXPORT_MAX_BYTES},
-        )
-    return Response(status_code=200, content_type="application/json", body=text)
-
-
 @router.post(
     "/v1/sessions/<session_id>/link-trace", tags=["sessions"], responses=answers(shapes.LinkedTrace)
 )
@@ -166,60 +127,3 @@ def task_tree(session_id: str) -> dict[str, Any]:
         return node
 
     return {"data": [public(node) for node in tree]}
-
-
-@router.get(
-    "/v1/sessions/<session_id>/snapshots",
-    tags=["snapshots"],
-    responses=answers(shapes.SnapshotPage),
-)
-def list_snapshots(
-    session_id: str, limit: Limit = 20, cursor: Annotated[str | None, Query()] = None
-) -> dict[str, Any]:
-    deps, me = caller()
-    from kontex.services import snapshots
-
-    page = snapshots.list_snapshots(deps, me.account_id, session_id, limit, cursor)
-    return page_json(page, snapshot_json)
-
-
-@router.get(
-    "/v1/sessions/<session_id>/snapshots/timeline",
-    tags=["views"],
-    responses=answers(shapes.Timeline),
-)
-def timeline(session_id: str) -> dict[str, Any]:
-    from kontex.services import views
-
-    deps, me = caller()
-    return {"data": views.timeline(deps, me.account_id, session_id)}
-
-
-@router.get("/v1/sessions/<session_id>/diff", tags=["views"], responses=answers(shapes.Diff))
-def diff(
-    session_id: str,
-    from_: Annotated[str, Query(alias="from")],
-    to: Annotated[str, Query()],
-) -> dict[str, Any]:
-    from kontex.services import views
-
-    deps, me = caller()
-    return views.diff(deps, me.account_id, session_id, from_, to)
-
-
-@router.get("/v1/sessions/<session_id>/graph", tags=["views"], responses=answers(shapes.Graph))
-def graph(session_id: str) -> dict[str, Any]:
-    from kontex.services import views
-
-    deps, me = caller()
-    return views.graph(deps, me.account_id, session_id)
-
-
-@router.get(
-    "/v1/sessions/<session_id>/stats", tags=["views"], responses=answers(shapes.SessionStats)
-)
-def stats(session_id: str) -> dict[str, Any]:
-    from kontex.services import views
-
-    deps, me = caller()
-    return views.stats(deps, me.account_id, session_id)

@@ -9,20 +9,15 @@ without the private fields (``public``), so its fields are written once, in
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from kontex.domain.models import (
     ApiKey,
-    Message,
     Session,
     SessionStatus,
-    Snapshot,
     Task,
-    TaskStatus,
-    ToolCall,
 )
 from kontex.later import later_from
 from kontex.ports import Page
@@ -142,6 +137,52 @@ if TYPE_CHECKING:
     from kontex.api.resource_shapes import (
         ToolCallRecordPage as ToolCallRecordPage,
     )
+    from kontex.api.session_view_shapes import (
+        Activity as Activity,
+    )
+    from kontex.api.session_view_shapes import (
+        Diff as Diff,
+    )
+    from kontex.api.session_view_shapes import (
+        FilesDiff as FilesDiff,
+    )
+    from kontex.api.session_view_shapes import (
+        Graph as Graph,
+    )
+    from kontex.api.session_view_shapes import (
+        GraphEdge as GraphEdge,
+    )
+    from kontex.api.session_view_shapes import (
+        GraphNode as GraphNode,
+    )
+    from kontex.api.session_view_shapes import (
+        GraphNodeData as GraphNodeData,
+    )
+    from kontex.api.session_view_shapes import (
+        MessagesDiff as MessagesDiff,
+    )
+    from kontex.api.session_view_shapes import (
+        Position as Position,
+    )
+    from kontex.api.session_view_shapes import (
+        SessionStats as SessionStats,
+    )
+    from kontex.api.session_view_shapes import (
+        SnapshotOut as SnapshotOut,
+    )
+    from kontex.api.session_view_shapes import (
+        SnapshotPage as SnapshotPage,
+    )
+    from kontex.api.session_view_shapes import (
+        Timeline as Timeline,
+    )
+    from kontex.api.session_view_shapes import (
+        TimelineEntry as TimelineEntry,
+    )
+    from kontex.api.session_view_shapes import (
+        ToolCallsDiff as ToolCallsDiff,
+    )
+    from kontex.domain.models import Snapshot
 
 MAX_TOKENS = 10**12
 
@@ -224,111 +265,12 @@ def public(model: type[BaseModel], name: str, *, without: set[str], doc: str) ->
 
 SessionOut = public(Session, "Session", without={"account_id"}, doc="A session.")
 TaskOut = public(Task, "Task", without={"account_id"}, doc="A task of a session.")
-SnapshotOut = public(
-    Snapshot,
-    "Snapshot",
-    without={"account_id", "bundle_hash"},
-    doc="A snapshot's metadata (its content is its bundle).",
-)
-
-
-class TimelineEntry(SnapshotOut):  # type: ignore[valid-type,misc]
-    task_name: str | None
-    token_delta: int = Field(description="Against its parent; a task's first: its whole total.")
-    context_window: int | None = Field(
-        description="The context window of the snapshot's model in tokens (the price table's),"
-        " when known."
-    )
 
 
 class TaskNode(TaskOut):  # type: ignore[valid-type,misc]
     """A task in the session's tree, with its children."""
 
     children: list[TaskNode]
-
-
-class MessagesDiff(Out):
-    common_prefix: int = Field(description="How many leading messages are equal.")
-    added: list[Message] = Field(description="Messages of `to` after the common prefix.")
-    removed: list[Message] = Field(description="Messages of `from` after the prefix.")
-
-
-class ToolCallsDiff(Out):
-    added: list[ToolCall]
-    removed: list[ToolCall]
-
-
-class FilesDiff(Out):
-    added: list[str]
-    removed: list[str]
-    modified: list[str]
-
-
-class Diff(Out):
-    model_config = ConfigDict(
-        json_schema_serialization_defaults_required=True, populate_by_name=True
-    )
-
-    from_: str = Field(alias="from")
-    to: str
-    messages: MessagesDiff
-    tool_calls: ToolCallsDiff
-    files: FilesDiff
-    token_delta: int
-
-
-class GraphNodeData(Out):
-    label: str
-    status: TaskStatus
-    token_total: int
-    snapshot_count: int
-
-
-class Position(Out):
-    x: float
-    y: float
-
-
-class GraphNode(Out):
-    id: str
-    type: str
-    data: GraphNodeData
-    position: Position
-
-
-class GraphEdge(Out):
-    id: str
-    source: str
-    target: str
-
-
-class Graph(Out):
-    """The task tree as ReactFlow nodes and edges."""
-
-    nodes: list[GraphNode]
-    edges: list[GraphEdge]
-
-
-class Activity(Out):
-    """The session's snapshots per equal slice of its life, from its first snapshot to its
-    last (one slice when they are at the same instant; none without snapshots)."""
-
-    start: datetime | None
-    end: datetime | None
-    snapshots: list[int]
-
-
-class SessionStats(Out):
-    last_activity_at: datetime
-    total_messages: int
-    total_tool_calls: int
-    total_snapshots: int
-    total_tokens: int
-    usage: dict[str, Any] = Field(description="The session's LLM calls: tokens, calls, cost_usd.")
-    context_tokens: int
-    llm_calls: int
-    tool_calls_by_status: dict[str, int]
-    activity: Activity
 
 
 class LinkedTrace(Out):
@@ -346,9 +288,7 @@ def _listing(item: Any, name: str, *, paged: bool) -> type[Out]:
 
 
 SessionPage = _listing(SessionOut, "SessionPage", paged=True)
-SnapshotPage = _listing(SnapshotOut, "SnapshotPage", paged=True)
 TaskTree = _listing(TaskNode, "TaskTree", paged=False)
-Timeline = _listing(TimelineEntry, "Timeline", paged=False)
 
 
 # The checkpoint routes' bodies and answers live in kontex.api.checkpoint_shapes and are created
@@ -404,9 +344,37 @@ LATER_RESOURCES = frozenset(
 )
 
 
+# The snapshot listing's and the session views' answers (the snapshots, timeline, diff, graph and
+# stats routes, kontex.api.session_views) live in kontex.api.session_view_shapes, likewise: with
+# them a session listing would create a snapshot's content models (kontex.domain.snapshot_content).
+LATER_SESSION_VIEWS = frozenset(
+    {
+        "Activity",
+        "Diff",
+        "FilesDiff",
+        "Graph",
+        "GraphEdge",
+        "GraphNode",
+        "GraphNodeData",
+        "MessagesDiff",
+        "Position",
+        "SessionStats",
+        "SnapshotOut",
+        "SnapshotPage",
+        "Timeline",
+        "TimelineEntry",
+        "ToolCallsDiff",
+    }
+)
+
+
 __getattr__ = later_from(
     globals(),
-    {"kontex.api.checkpoint_shapes": LATER, "kontex.api.resource_shapes": LATER_RESOURCES},
+    {
+        "kontex.api.checkpoint_shapes": LATER,
+        "kontex.api.resource_shapes": LATER_RESOURCES,
+        "kontex.api.session_view_shapes": LATER_SESSION_VIEWS,
+    },
 )
 
 
