@@ -191,32 +191,15 @@ def measure_load(
     return result["latencies_ms"], result["first_ms"], result["rps"], result["client_cpu_s"]
 
 
-def unniced_cpu_seconds(pgids: list[int]) -> float:
-    """User + system CPU seconds of the processes in the groups that run at full priority (the
-    niced search process of `kontex dev`, which only takes what the others leave, not counted)."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) in pgids and int(fields[16]) <= 0:  # field 5: group, 19: nice
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def settle(pgids: list[int], seconds: float = 60.0, window: float = 0.25) -> None:
     """Wait until the servers are idle (under a twentieth of a core over ``window``): the
     captures of the rows before (written by `kontex dev`'s workers) would otherwise share the
     cores with the next row, whichever system it measures."""
     deadline = time.monotonic() + seconds
-    last = unniced_cpu_seconds(pgids)
+    last = group_cpu_seconds(pgids, unniced=True)
     while time.monotonic() < deadline:
         time.sleep(window)
-        now = unniced_cpu_seconds(pgids)
+        now = group_cpu_seconds(pgids, unniced=True)
         if now - last < window / 20:
             return
         last = now
