@@ -528,6 +528,7 @@ def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     command = [spy, "record", "--pid", str(pid), "--format", "raw", "--threads", "--idle"]
     command.append("--subprocesses")
+    out.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen([*command, "--rate", "100", "--output", str(out)])
 
 
