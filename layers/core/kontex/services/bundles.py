@@ -446,6 +446,20 @@ def _tokens(item: _Item) -> int:
     return n
 
 
+def count(plan_: Plan) -> None:
+    """Count the tokens of the plan's items now (each distinct content once per process, by
+    its address), so that ``write`` counts nothing: a batch counts before its write
+    transaction, which then holds the database's writer lock (SQLite) and the task rows for
+    its lookups and inserts alone. An item the session stores already is counted too (its
+    count is the same); a process counts it once."""
+    items = [item for items in plan_.lists.values() for item in items]
+    if plan_.reasoning is not None:
+        items.append(plan_.reasoning)
+    for item in items:
+        if item.tokens is None and item.count is not None:
+            item.tokens = _tokens(item)
+
+
 class Pending:
     """A batch's content writes (``write`` into it): reads go to ``content`` at once, the new
     items and chunks are kept and written by ``flush`` together, one statement per table."""
