@@ -257,6 +257,7 @@ def prepare(deps: Deps, new: Sequence[NewSnapshot]) -> list[Prepared]:
             bundle = bundle.model_copy(update={"captured_at": now})
         plan = bundles.plan(bundle)
         bundles.count(plan)  # tokens counted here, not in the write transaction
+        bundles.needs(plan)  # ... and what its write looks up
         large = 0
         if plan.large_bodies:
             large = bundles.put_large_bodies(deps.blobs, n.account_id, n.session_id, plan)
