@@ -75,6 +75,7 @@ from kontex.domain.models import (
 from kontex.ids import derived_id
 from kontex.otlp import mapping
 from kontex.otlp.span import SPANS_QUEUE, StoredSpan
+from kontex.otlp.span import body as span_body
 from kontex.ports import Queue
 from kontex.services import pricing, sessions, snapshots
 from kontex.services.conversation import conversation_tool_calls
@@ -243,12 +244,15 @@ def _process(
     done_now = {k for k in processed if k in fresh}  # stored done: no second write of the row
     done = [k for k in processed if k not in fresh]  # stored pending by an earlier batch
 
+    rows = list(fresh.values())
+    bodies = [span_body(span) for _, span in rows]  # encoded before the write transaction
+
     def attempt() -> int:
         # the batch's new spans, tasks, snapshots and done marks: one unit of work, one
         # commit, and the snapshots' events handed over together after it
         with deps.store.unit() as uow:
             if fresh:
-                uow.spans.add(list(fresh.values()), deps.clock(), done=done_now)
+                uow.spans.add(rows, deps.clock(), done=done_now, bodies=bodies)
             made = snapshots.seal_all(uow, prepared, deps.clock, tasks)
             if done:
                 uow.spans.mark_done(done)
