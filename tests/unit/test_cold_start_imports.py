@@ -122,6 +122,8 @@ API_LAZY = (
     "kontex.api.sessions",
     "kontex.api.session_shapes",
     "kontex.api.session_listing",
+    # the proxy's upstream request and answer and a pipeline's lag (the same round)
+    "kontex.port_transport",
 )
 
 
@@ -282,6 +284,20 @@ def test_the_session_shapes_are_still_given_by_kontex_api_shapes() -> None:
     for name in shapes.LATER_SESSIONS:
         assert getattr(shapes, name) is getattr(session_shapes, name), name
     assert shapes.TaskTree.model_fields["data"].annotation == list[shapes.TaskNode]
+
+
+def test_kontex_ports_still_gives_the_transport_values() -> None:
+    """The proxy's upstream request and answer and a pipeline's lag moved to
+    kontex.port_transport; ``from kontex.ports import ...`` still gives each, the same object."""
+    import kontex.port_transport
+    import kontex.ports
+
+    for name in kontex.ports.LATER_TRANSPORT:
+        assert getattr(kontex.ports, name) is getattr(kontex.port_transport, name), name
+    from kontex.ports import UpstreamRequest
+
+    sent = UpstreamRequest("https://u/", "GET", "/v1/x", "a=1", {}, b"", 1.0)
+    assert sent.url == "https://u/v1/x?a=1"
 
 
 def test_the_proxy_loads_nothing_it_does_not_use() -> None:
