@@ -122,7 +122,8 @@ API_LAZY = (
     "kontex.api.sessions",
     "kontex.api.session_shapes",
     "kontex.api.session_listing",
-    # the proxy's upstream request and answer and a pipeline's lag (the same round)
+    # an event, the proxy's upstream request and answer and a pipeline's lag: a read makes none
+    # of them (the same round)
     "kontex.port_transport",
 )
 
@@ -287,8 +288,9 @@ def test_the_session_shapes_are_still_given_by_kontex_api_shapes() -> None:
 
 
 def test_kontex_ports_still_gives_the_transport_values() -> None:
-    """The proxy's upstream request and answer and a pipeline's lag moved to
-    kontex.port_transport; ``from kontex.ports import ...`` still gives each, the same object."""
+    """An event, the proxy's upstream request and answer and a pipeline's lag moved to
+    kontex.port_transport; ``from kontex.ports import ...`` still gives each, the same object,
+    and the outbox's events are of it."""
     import kontex.port_transport
     import kontex.ports
 
@@ -298,6 +300,13 @@ def test_kontex_ports_still_gives_the_transport_values() -> None:
 
     sent = UpstreamRequest("https://u/", "GET", "/v1/x", "a=1", {}, b"", 1.0)
     assert sent.url == "https://u/v1/x?a=1"
+    from datetime import UTC, datetime
+
+    from kontex.ports import Event
+    from kontex.services import outbox
+
+    made = outbox.event("session.updated", "acc", "ses", {}, datetime.now(UTC))
+    assert type(made) is Event and made.id.startswith("evt")
 
 
 def test_the_proxy_loads_nothing_it_does_not_use() -> None:

@@ -1,14 +1,29 @@
-"""Values of the ports at the system's edges that a REST answer does not use: the proxy's
-upstream request and answer (``kontex.ports.Upstream``) and a pipeline's lag
-(``kontex.ports.Pipelines``). ``kontex.ports`` gives them too (loading this module on first use,
-PEP 562), so ``from kontex.ports import UpstreamRequest`` works as before; kept apart because
-every frozen dataclass created at import is paid by every cold start (docs/benchmarks.md, "Cold
-start of the api, seventh round (issue 25)")."""
+"""Values that travel through the system's transports, which a REST read does not use: an event
+(written to the outbox, published through ``kontex.ports.Events``), the proxy's upstream request
+and answer (``kontex.ports.Upstream``) and a pipeline's lag (``kontex.ports.Pipelines``).
+``kontex.ports`` gives them too (loading this module on first use, PEP 562), so ``from
+kontex.ports import Event`` works as before; kept apart because every frozen dataclass created
+at import is paid by every cold start (docs/benchmarks.md, "Cold start of the api, seventh round
+(issue 25)")."""
 
 from __future__ import annotations
 
 import collections.abc
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Event:
+    """A change announced through the outbox: written with the change, published after it."""
+
+    id: str
+    type: str  # snapshot.created | snapshot.enriched | session.updated | task.updated | ...
+    account_id: str
+    session_id: str
+    data: dict[str, Any]
+    created_at: datetime
 
 
 @dataclass(frozen=True)

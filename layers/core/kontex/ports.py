@@ -22,6 +22,9 @@ if TYPE_CHECKING:
         ThreadState,
     )
     from kontex.port_transport import (
+        Event as Event,
+    )
+    from kontex.port_transport import (
         PipelineLag as PipelineLag,
     )
     from kontex.port_transport import (
@@ -96,27 +99,16 @@ LATER = frozenset(
 )
 
 
-# The proxy's upstream request and answer and a pipeline's lag live in kontex.port_transport,
-# likewise: the REST function's first answer uses neither (docs/benchmarks.md, "Cold start of the
-# api, seventh round (issue 25)"); the proxy and the local queue load it with their first use.
-LATER_TRANSPORT = frozenset({"PipelineLag", "UpstreamRequest", "UpstreamResponse"})
+# An event (the outbox's), the proxy's upstream request and answer and a pipeline's lag live in
+# kontex.port_transport, likewise: the REST function's first answer (a read) uses none of them
+# (docs/benchmarks.md, "Cold start of the api, seventh round (issue 25)"); the first event made,
+# the proxy and the local queue load it.
+LATER_TRANSPORT = frozenset({"Event", "PipelineLag", "UpstreamRequest", "UpstreamResponse"})
 
 
 __getattr__ = later_from(
     globals(), {"kontex.port_values": LATER, "kontex.port_transport": LATER_TRANSPORT}
 )
-
-
-@dataclass(frozen=True)
-class Event:
-    """A change announced through the outbox: written with the change, published after it."""
-
-    id: str
-    type: str  # snapshot.created | snapshot.enriched | session.updated | task.updated | ...
-    account_id: str
-    session_id: str
-    data: dict[str, Any]
-    created_at: datetime
 
 
 def event_message(event: Event) -> str:
