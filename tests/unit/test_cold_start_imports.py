@@ -287,6 +287,27 @@ def test_the_session_shapes_are_still_given_by_kontex_api_shapes() -> None:
     assert shapes.TaskTree.model_fields["data"].annotation == list[shapes.TaskNode]
 
 
+def test_the_api_function_loads_without_the_garbage_collector() -> None:
+    """Its import runs with the cyclic collector off, freezes what it made out of later
+    collections and turns the collector on again (off again if it was off before)."""
+    before = (
+        "import gc\n"
+        "seen = []\n"
+        "gc.callbacks.append(lambda phase, info: seen.append(phase))\n"
+        "assert gc.get_freeze_count() == 0\n"
+    )
+    then = (
+        "assert gc.isenabled()\n"
+        "assert seen == [], seen\n"  # no collection while it loaded
+        "assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()\n"
+    )
+    xray = ("aws_xray_sdk",)
+    assert loaded("api/handler.py", before=before, then=then, heavy=xray) == []
+    off = "import gc\ngc.disable()\n"
+    then = "assert not gc.isenabled()\n"
+    assert loaded("api/handler.py", before=off, then=then, heavy=xray) == []
+
+
 def test_kontex_ports_still_gives_the_transport_values() -> None:
     """An event, the proxy's upstream request and answer and a pipeline's lag moved to
     kontex.port_transport; ``from kontex.ports import ...`` still gives each, the same object,
