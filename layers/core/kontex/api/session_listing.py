@@ -5,10 +5,10 @@ other session routes for any other method on that path), so that the first answe
 route and creates one answer, ``SessionPage``, not the other session routes' bodies and answers
 (``kontex.api.session_shapes``) nor those routes (``kontex.api.sessions``): docs/benchmarks.md,
 "Cold start of the api, seventh round (issue 25)". The OpenAPI document keeps the route where
-it was, among the session routes (``rest.SESSION_ROUTES``).
+it was, among the session routes (``rest.SESSION_ROUTES``). Its annotations are objects, not
+strings (no ``from __future__ import annotations``), so that Powertools has none to evaluate when
+it reads the route's signature.
 """
-
-from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
