@@ -1,4 +1,16 @@
-"""REST API Lambda (API Gateway HTTP API, payload 2.0): glue only, the work is in ``kontex``."""
+"""REST API Lambda (API Gateway HTTP API, payload 2.0): glue only, the work is in ``kontex``.
+
+Its cold start runs without the cyclic garbage collector: what the imports make (modules,
+classes, the resolver) lives as long as the process, so the collections that the allocations
+would trigger meanwhile find nearly nothing (about 10 ms of a cold start, docs/benchmarks.md,
+"Cold start of the api, seventh round (issue 25)"). Once loaded, those objects are frozen out of
+every later collection (``gc.freeze``) and the collector is on again for the requests.
+"""
+
+import gc
+
+collecting = gc.isenabled()
+gc.disable()
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
@@ -10,6 +22,9 @@ from kontex.observability import metrics, tracer
 
 logger = Logger(service="kontex-api")
 app = build_resolver()
+gc.freeze()
+if collecting:
+    gc.enable()
 
 
 def mcp(event: dict, key: ApiKey) -> dict:

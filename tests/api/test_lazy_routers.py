@@ -18,7 +18,8 @@ from tests.api.conftest import Client
 # never the resolver's "no such route")
 FIRST = {
     "keys": ("GET", "/v1/keys"),
-    "sessions": ("GET", "/v1/sessions"),
+    "session_listing": ("GET", "/v1/sessions"),
+    "sessions": ("GET", "/v1/sessions/nope"),
     # (with the session routes, loaded above: kontex.api.rest.routers_of)
     "session_archive": ("GET", "/v1/sessions/nope/export"),
     "session_views": ("GET", "/v1/sessions/nope/stats"),
@@ -62,9 +63,30 @@ def test_a_wrong_method_on_a_resource_not_yet_loaded_is_a_405(alice: Client) -> 
     app = rest.build_resolver()
     status, body = call(app, "PUT", "/v1/sessions", alice.key)
     assert status == 405 and body["error"] == "method_not_allowed"
-    assert app.included == {"sessions"}
+    assert app.included == {"sessions", "session_listing"}
     status, body = call(app, "GET", "/v1/nothing-here", alice.key)
     assert status == 404 and body["error"] == "not_found"
+
+
+def test_a_session_listing_loads_its_router_alone(alice: Client) -> None:
+    """``GET /v1/sessions`` includes only the listing's router; the other methods on that path
+    then still answer as before (a create, a 405 with the methods the path takes)."""
+    app = rest.build_resolver()
+    status, body = call(app, "GET", "/v1/sessions", alice.key)
+    assert status == 200 and body == {"data": [], "next_cursor": None}
+    assert app.included == {"session_listing"}
+    status, body = call(app, "PUT", "/v1/sessions", alice.key)
+    assert status == 405 and body["error"] == "method_not_allowed"
+    assert app.included == {"session_listing", "sessions"}
+    app = rest.build_resolver()
+    call(app, "GET", "/v1/sessions", alice.key)
+    event = http_api_event(
+        "POST", "/v1/sessions", [("authorization", f"Bearer {alice.key}")], b'{"name": "s"}'
+    )
+    answer = rest.handle(app, event, LocalContext(function_name="kontex-api"))
+    assert answer["statusCode"] == 201 and json.loads(answer["body"])["name"] == "s"
+    status, body = call(app, "GET", "/v1/sessions", alice.key)
+    assert status == 200 and [s["name"] for s in body["data"]] == ["s"]
 
 
 @pytest.mark.parametrize("order", [list(FIRST), list(reversed(FIRST))])

@@ -68,7 +68,6 @@ UNUSED_REPOSITORIES = (
 # What the REST function must not import before a request asks for it
 API_LAZY = (
     "kontex.api.keys",
-    "kontex.api.sessions",
     "kontex.api.tasks",
     "kontex.api.snapshots",
     "kontex.api.queries",
@@ -118,6 +117,14 @@ API_LAZY = (
     "kontex.api.session_views",
     "kontex.api.session_view_shapes",
     "kontex.domain.snapshot_content",
+    # the other session routes, with their bodies and their task and trace answers: a session
+    # listing is a router of its own (issue 25, seventh round)
+    "kontex.api.sessions",
+    "kontex.api.session_shapes",
+    "kontex.api.session_listing",
+    # an event, the proxy's upstream request and answer and a pipeline's lag: a read makes none
+    # of them (the same round)
+    "kontex.port_transport",
 )
 
 
@@ -154,7 +161,7 @@ def test_the_api_function_loads_one_router_with_its_first_request() -> None:
     """The router of the request's resource, and nothing else of the list above."""
     then = "module.app.include(kontex.api.rest.router_of('/v1/sessions/s1/tasks'))"
     found = loaded("api/handler.py", then="import kontex.api.rest\n" + then, heavy=API_LAZY)
-    assert found == ["kontex.api.sessions", "kontex.api.shapes"]
+    assert found == ["kontex.api.session_shapes", "kontex.api.sessions", "kontex.api.shapes"]
 
 
 # A real first answer of the REST function, as bench/coldstart.py times it: GET /v1/sessions
@@ -178,9 +185,11 @@ assert answer["statusCode"] == 200, answer
 """
 
 
-def test_the_api_functions_first_answer_loads_only_the_sessions_router(tmp_path: Path) -> None:
+def test_the_api_functions_first_answer_loads_only_the_session_listing(tmp_path: Path) -> None:
     """GET /v1/sessions, answered for real: the store is opened and the key checked, and of
-    the list above only the sessions router and the models of its routes are loaded."""
+    the list above only the session listing's router and the shapes of its answer are loaded:
+    not the other session routes (kontex.api.sessions) nor their bodies and answers
+    (kontex.api.session_shapes), which kontex.api.shapes does not create either."""
     env = {"KONTEX_DATA_DIR": str(tmp_path), "KONTEX_API_KEY_SECRET": "cold-start"}
     made = subprocess.run(
         [
@@ -205,11 +214,14 @@ def test_the_api_functions_first_answer_loads_only_the_sessions_router(tmp_path:
         "made = sorted(set(vars(shapes)) & {'PutCheckpoint', 'PutWrites', 'CheckpointOut',"
         " 'CheckpointPage', 'WriteIn', 'Removed', 'BundleIn', 'CreateSnapshot', 'Bundle',"
         " 'SnapshotWithBundle', 'ApiKeyOut', 'MessageRecordPage', 'LiveEvent', 'Fork',"
-        " 'SnapshotOut', 'SnapshotPage', 'Timeline', 'Diff', 'Graph', 'SessionStats'})\n"
+        " 'SnapshotOut', 'SnapshotPage', 'Timeline', 'Diff', 'Graph', 'SessionStats',"
+        " 'CreateSession', 'PatchSession', 'LinkTrace', 'CreateTask', 'TaskOut', 'TaskNode',"
+        " 'TaskTree', 'LinkedTrace'})\n"
         "assert not made, made\n"
+        "assert sorted(module.app.included) == ['session_listing'], module.app.included\n"
     )
     found = loaded("api/handler.py", then=then, heavy=API_LAZY, env=env)
-    assert found == ["kontex.api.sessions", "kontex.api.shapes"]
+    assert found == ["kontex.api.session_listing", "kontex.api.shapes"]
 
 
 def test_the_api_function_loads_the_archive_routes_with_a_request_to_them() -> None:
@@ -221,6 +233,7 @@ def test_the_api_function_loads_the_archive_routes_with_a_request_to_them() -> N
         found = loaded("api/handler.py", then="import kontex.api.rest\n" + then, heavy=API_LAZY)
         assert found == [
             "kontex.api.session_archive",
+            "kontex.api.session_shapes",
             "kontex.api.sessions",
             "kontex.api.shapes",
             "kontex.domain.archive",
@@ -230,6 +243,7 @@ def test_the_api_function_loads_the_archive_routes_with_a_request_to_them() -> N
         then = f"module.app.include(*kontex.api.rest.routers_of({path!r}))"
         found = loaded("api/handler.py", then="import kontex.api.rest\n" + then, heavy=API_LAZY)
         assert found == [
+            "kontex.api.session_shapes",
             "kontex.api.session_view_shapes",
             "kontex.api.session_views",
             "kontex.api.sessions",
@@ -238,12 +252,82 @@ def test_the_api_function_loads_the_archive_routes_with_a_request_to_them() -> N
         ], path
     from kontex.api.rest import routers_of
 
-    for path in ("/v1/sessions", "/v1/sessions/import-x", "/v1/sessions/s1/exports"):
+    for path in ("/v1/sessions/import-x", "/v1/sessions/s1/exports"):
         assert routers_of(path) == ("sessions",), path
     for path in ("/v1/sessions/s1/tasks/export", "/v1/sessions/s1/tasks", "/v1/sessions/s1"):
         assert routers_of(path) == ("sessions",), path
     for path in ("/v1/sessions/s1/snapshots", "/v1/sessions/s1/diff", "/v1/sessions/s1/graph"):
         assert routers_of(path) == ("sessions", "session_views"), path
+
+
+def test_a_session_listing_needs_only_its_own_router() -> None:
+    """``GET /v1/sessions`` includes the listing's router alone; any other method on that path
+    (or the path with a slash after it) the session routes too, so each answers as before."""
+    from kontex.api.rest import routers_of
+
+    assert routers_of("/v1/sessions", "GET") == ("session_listing",)
+    assert routers_of("/v1/sessions", "get") == ("session_listing",)
+    for method in ("POST", "PUT", "DELETE", ""):
+        assert routers_of("/v1/sessions", method) == ("sessions", "session_listing"), method
+    assert routers_of("/v1/sessions/", "GET") == ("sessions", "session_listing")
+    for path in ("/v1/sessions/s1", "/v1/sessions/s1/tasks"):
+        assert routers_of(path, "GET") == ("sessions",), path
+    then = "module.app.include(*kontex.api.rest.routers_of('/v1/sessions', 'GET'))"
+    found = loaded("api/handler.py", then="import kontex.api.rest\n" + then, heavy=API_LAZY)
+    assert found == ["kontex.api.session_listing", "kontex.api.shapes"]
+
+
+def test_the_session_shapes_are_still_given_by_kontex_api_shapes() -> None:
+    """The session routes' bodies and answers moved to kontex.api.session_shapes; every
+    ``from kontex.api.shapes import ...`` of them still works, and gives the same object."""
+    from kontex.api import session_shapes, shapes
+
+    for name in shapes.LATER_SESSIONS:
+        assert getattr(shapes, name) is getattr(session_shapes, name), name
+    assert shapes.TaskTree.model_fields["data"].annotation == list[shapes.TaskNode]
+
+
+def test_the_api_function_loads_without_the_garbage_collector() -> None:
+    """Its import runs with the cyclic collector off, freezes what it made out of later
+    collections and turns the collector on again (off again if it was off before)."""
+    before = (
+        "import gc\n"
+        "seen = []\n"
+        "gc.callbacks.append(lambda phase, info: seen.append(phase))\n"
+        "assert gc.get_freeze_count() == 0\n"
+    )
+    then = (
+        "assert gc.isenabled()\n"
+        "assert seen == [], seen\n"  # no collection while it loaded
+        "assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()\n"
+    )
+    xray = ("aws_xray_sdk",)
+    assert loaded("api/handler.py", before=before, then=then, heavy=xray) == []
+    off = "import gc\ngc.disable()\n"
+    then = "assert not gc.isenabled()\n"
+    assert loaded("api/handler.py", before=off, then=then, heavy=xray) == []
+
+
+def test_kontex_ports_still_gives_the_transport_values() -> None:
+    """An event, the proxy's upstream request and answer and a pipeline's lag moved to
+    kontex.port_transport; ``from kontex.ports import ...`` still gives each, the same object,
+    and the outbox's events are of it."""
+    import kontex.port_transport
+    import kontex.ports
+
+    for name in kontex.ports.LATER_TRANSPORT:
+        assert getattr(kontex.ports, name) is getattr(kontex.port_transport, name), name
+    from kontex.ports import UpstreamRequest
+
+    sent = UpstreamRequest("https://u/", "GET", "/v1/x", "a=1", {}, b"", 1.0)
+    assert sent.url == "https://u/v1/x?a=1"
+    from datetime import UTC, datetime
+
+    from kontex.ports import Event
+    from kontex.services import outbox
+
+    made = outbox.event("session.updated", "acc", "ses", {}, datetime.now(UTC))
+    assert type(made) is Event and made.id.startswith("evt")
 
 
 def test_the_proxy_loads_nothing_it_does_not_use() -> None:

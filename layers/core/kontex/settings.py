@@ -1,6 +1,8 @@
-"""Settings: one pydantic model validated from the environment (names equal field names)."""
+"""Settings: one pydantic model validated from the environment (names equal field names).
 
-from __future__ import annotations
+Its annotations are objects, not strings (no ``from __future__ import annotations``): pydantic
+then has no string to evaluate (compile) for each of the fields when the class is made, in every
+function's cold start (docs/benchmarks.md, "Cold start of the api, seventh round (issue 25)")."""
 
 import os
 from collections.abc import Mapping
@@ -105,7 +107,7 @@ class Settings(BaseModel):
     aws_lambda_function_name: str | None = None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
         env = os.environ if environ is None else environ
         values: dict[str, object] = {
             k.lower(): v for k, v in env.items() if k.lower() in cls.model_fields and v != ""

@@ -15,8 +15,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from kontex.ports import Event, Store, UnitOfWork
+from kontex.ports import Store, UnitOfWork
+
+if TYPE_CHECKING:  # (kontex.port_transport: loads with the first event)
+    from kontex.ports import Event
 
 
 @dataclass

@@ -2,10 +2,11 @@
 
 Each resource's router (and the pydantic models, services and their imports behind it) is
 included on the first request whose path falls under its prefix (the session archive's and the
-session views' routers only for their own paths: ``routers_of``), and the OpenAPI document and
+session views' routers only for their own paths, a session listing's alone for a ``GET
+/v1/sessions``: ``routers_of``), and the OpenAPI document and
 the Swagger page load only when they are asked for: a cold start pays only for what its first
 request needs (docs/benchmarks.md, "Cold start of the api function (issue 25)", "Cold start of
-the api, sixth round (issue 25)").
+the api, sixth round (issue 25)", "Cold start of the api, seventh round (issue 25)").
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 ROUTERS = (
     "keys",
     "sessions",
+    "session_listing",
     "session_archive",
     "session_views",
     "tasks",
@@ -121,16 +123,25 @@ SESSION_SEGMENTS = {
 }
 
 
-def routers_of(path: str) -> tuple[str, ...]:
-    """The routers a request to ``path`` needs: its prefix's, and for the archive's paths
+LISTING_PATH = "/v1/sessions"
+
+
+def routers_of(path: str, method: str = "") -> tuple[str, ...]:
+    """The routers a request ``method path`` needs: its prefix's, and for the archive's paths
     (``/v1/sessions/import``, ``/v1/sessions/<id>/export``) and the snapshot listing's and the
     views' (``/v1/sessions/<id>/snapshots``, ``.../diff``...) also theirs (with the session
-    routes still there, every other method on those paths answers as before)."""
+    routes still there, every other method on those paths answers as before). A session listing
+    (``GET /v1/sessions``) needs only its own router (``kontex.api.session_listing``); any other
+    method on that path gets it beside the session routes (so a wrong method is still a 405)."""
     name = router_of(path)
     if name is None:
         return ()
     if name == "sessions":
         parts = path.rstrip("/").split("/")
+        if len(parts) == 3:
+            if path == LISTING_PATH and method.upper() == "GET":
+                return ("session_listing",)
+            return ("sessions", "session_listing")
         if parts[3:] == ["import"]:
             return ("sessions", "session_archive")
         if len(parts) >= 5 and parts[4] in SESSION_SEGMENTS:
@@ -189,7 +200,7 @@ class RestResolver(APIGatewayHttpResolver):
         path = _path(event)
         if path == DOCS_PATH:
             self.include_swagger()
-        elif names := routers_of(path):
+        elif names := routers_of(path, _method(event)):
             self.include(*names)
         return super().resolve(event, context)
 
@@ -227,6 +238,10 @@ MCP_PATH = "/mcp"  # the MCP SDK's streamable HTTP transport (kontex/mcp), not a
 
 def _path(event: Mapping[str, Any]) -> str:
     return str(event.get("rawPath") or event.get("requestContext", {}).get("http", {}).get("path"))
+
+
+def _method(event: Mapping[str, Any]) -> str:
+    return str(event.get("requestContext", {}).get("http", {}).get("method") or "")
 
 
 def _error(error: KontexError) -> dict[str, Any]:

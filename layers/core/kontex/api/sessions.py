@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -14,12 +14,10 @@ from kontex.api.shapes import (
     LinkTrace,
     PatchSession,
     answers,
-    page_json,
     session_json,
     task_json,
 )
 from kontex.domain.errors import InvalidInput
-from kontex.domain.models import SessionStatus
 from kontex.services import sessions
 
 # The archive, snapshot and view services (with the bundle code and tiktoken behind them) load
@@ -27,10 +25,10 @@ from kontex.services import sessions
 # docs/benchmarks.md, "Cold start, third round (issue 25)"). The import and export routes, with
 # the archive's models, are kontex.api.session_archive's: included with the first request to one of
 # their paths (kontex.api.rest; docs/benchmarks.md, "Cold start of the api, sixth round"), as
-# are the snapshot listing and the views (kontex.api.session_views), with their answers.
+# are the snapshot listing and the views (kontex.api.session_views), with their answers, and
+# the session listing (kontex.api.session_listing: a GET /v1/sessions loads it alone).
 
 router = APIGatewayHttpRouter()
-Limit = Annotated[int, Query(ge=1, le=100)]
 
 
 @router.post("/v1/sessions", tags=["sessions"], responses=answers(shapes.SessionOut))
@@ -38,22 +36,6 @@ def create_session(body: CreateSession) -> tuple[dict[str, Any], int]:
     deps, me = caller()
     made = sessions.create_session(deps, me.account_id, body.name, body.description, body.metadata)
     return session_json(made), 201
-
-
-@router.get("/v1/sessions", tags=["sessions"], responses=answers(shapes.SessionPage))
-def list_sessions(
-    status: Annotated[SessionStatus | None, Query()] = None,
-    limit: Limit = 20,
-    cursor: Annotated[str | None, Query()] = None,
-    order: Annotated[
-        Literal["asc", "desc"], Query(description="desc (the default): newest first")
-    ] = "desc",
-) -> dict[str, Any]:
-    deps, me = caller()
-    page = sessions.list_sessions(
-        deps, me.account_id, status, limit, cursor, newest_first=order == "desc"
-    )
-    return page_json(page, session_json)
 
 
 @router.get("/v1/sessions/<session_id>", tags=["sessions"], responses=answers(shapes.SessionOut))

@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from kontex.domain.models import (
     ApiKey,
     Session,
-    SessionStatus,
     Task,
 )
 from kontex.later import later_from
@@ -137,6 +136,30 @@ if TYPE_CHECKING:
     from kontex.api.resource_shapes import (
         ToolCallRecordPage as ToolCallRecordPage,
     )
+    from kontex.api.session_shapes import (
+        CreateSession as CreateSession,
+    )
+    from kontex.api.session_shapes import (
+        CreateTask as CreateTask,
+    )
+    from kontex.api.session_shapes import (
+        LinkedTrace as LinkedTrace,
+    )
+    from kontex.api.session_shapes import (
+        LinkTrace as LinkTrace,
+    )
+    from kontex.api.session_shapes import (
+        PatchSession as PatchSession,
+    )
+    from kontex.api.session_shapes import (
+        TaskNode as TaskNode,
+    )
+    from kontex.api.session_shapes import (
+        TaskOut as TaskOut,
+    )
+    from kontex.api.session_shapes import (
+        TaskTree as TaskTree,
+    )
     from kontex.api.session_view_shapes import (
         Activity as Activity,
     )
@@ -197,34 +220,6 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
-class CreateSession(_Body):
-    name: str = Field(min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=5000)
-    metadata: dict[str, Any] | None = None
-
-
-class PatchSession(_Body):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=5000)
-    metadata: dict[str, Any] | None = None
-    status: SessionStatus | None = None
-
-
-class LinkTrace(_Body):
-    trace_id: str = Field(
-        min_length=32,
-        max_length=32,
-        pattern=r"^[0-9a-fA-F]{32}$",
-        json_schema_extra={"not": {"pattern": "^0+$"}},  # all zero: no trace (W3C, OTLP)
-        description="32 hex characters, not all zero",
-    )
-
-
-class CreateTask(_Body):
-    name: str = Field(min_length=1, max_length=200)
-    parent_task_id: str | None = None
-
-
 def key_json(key: ApiKey) -> dict[str, Any]:
     return key.model_dump(mode="json", exclude={"account_id"})
 
@@ -264,19 +259,6 @@ def public(model: type[BaseModel], name: str, *, without: set[str], doc: str) ->
 
 
 SessionOut = public(Session, "Session", without={"account_id"}, doc="A session.")
-TaskOut = public(Task, "Task", without={"account_id"}, doc="A task of a session.")
-
-
-class TaskNode(TaskOut):  # type: ignore[valid-type,misc]
-    """A task in the session's tree, with its children."""
-
-    children: list[TaskNode]
-
-
-class LinkedTrace(Out):
-    session_id: str
-    trace_ids: list[str]
-    snapshots_created: int
 
 
 def _listing(item: Any, name: str, *, paged: bool) -> type[Out]:
@@ -288,7 +270,6 @@ def _listing(item: Any, name: str, *, paged: bool) -> type[Out]:
 
 
 SessionPage = _listing(SessionOut, "SessionPage", paged=True)
-TaskTree = _listing(TaskNode, "TaskTree", paged=False)
 
 
 # The checkpoint routes' bodies and answers live in kontex.api.checkpoint_shapes and are created
@@ -344,6 +325,23 @@ LATER_RESOURCES = frozenset(
 )
 
 
+# The session routes' bodies and their task and trace answers (kontex.api.sessions) live in
+# kontex.api.session_shapes, likewise: a session listing (kontex.api.session_listing) creates
+# only its own answer, SessionPage (with SessionOut), here.
+LATER_SESSIONS = frozenset(
+    {
+        "CreateSession",
+        "CreateTask",
+        "LinkTrace",
+        "LinkedTrace",
+        "PatchSession",
+        "TaskNode",
+        "TaskOut",
+        "TaskTree",
+    }
+)
+
+
 # The snapshot listing's and the session views' answers (the snapshots, timeline, diff, graph and
 # stats routes, kontex.api.session_views) live in kontex.api.session_view_shapes, likewise: with
 # them a session listing would create a snapshot's content models (kontex.domain.snapshot_content).
@@ -374,6 +372,7 @@ __getattr__ = later_from(
         "kontex.api.checkpoint_shapes": LATER,
         "kontex.api.resource_shapes": LATER_RESOURCES,
         "kontex.api.session_view_shapes": LATER_SESSION_VIEWS,
+        "kontex.api.session_shapes": LATER_SESSIONS,
     },
 )
 

@@ -10,9 +10,11 @@ Bundles of the original system are accepted as they are: its camelCase keys (``t
 ``logEvents``, ``contentHash``, ``tokenCount``, ``capturedAt``, ``tokenTotal``) are aliases of
 the snake_case fields, and a log event may be ``{type, timestamp, data}`` with no ``message``.
 What Kontex answers is always snake_case.
-"""
 
-from __future__ import annotations
+The annotations are objects, not strings (no ``from __future__ import annotations``): pydantic
+then has no string to evaluate (compile) for each field when a class is made, in every function's
+cold start (docs/benchmarks.md, "Cold start of the api, seventh round (issue 25)").
+"""
 
 import hashlib
 import re

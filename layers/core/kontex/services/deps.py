@@ -6,11 +6,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kontex.domain.errors import Transient
 from kontex.domain.models import utcnow
-from kontex.ports import BlobStore, Embedder, Event, Events, Store, VectorIndex
+from kontex.ports import BlobStore, Embedder, Events, Store, VectorIndex
 from kontex.services.publisher import Publisher
+
+if TYPE_CHECKING:  # (kontex.port_transport: loads with the first event)
+    from kontex.ports import Event
 
 
 class NullEvents:

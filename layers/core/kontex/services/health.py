@@ -8,10 +8,12 @@ the product is: a pipeline is *behind* when its oldest unprocessed message has w
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kontex import __version__
-from kontex.ports import PipelineLag, Pipelines
+
+if TYPE_CHECKING:  # (a pipeline's lag loads with the first report: kontex.port_transport)
+    from kontex.ports import PipelineLag, Pipelines
 
 BEHIND_SECONDS = 10.0
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TypeGuard
+from typing import TYPE_CHECKING, TypeGuard
 
-from kontex.ports import BatchEvents, Event, Events, Store
+from kontex.ports import BatchEvents, Events, Store
+
+if TYPE_CHECKING:  # (kontex.port_transport: loads with the first event)
+    from kontex.ports import Event
 
 log = logging.getLogger("kontex.outbox")
 

@@ -7,14 +7,17 @@ import json
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from kontex.domain.errors import Conflict, InvalidInput, NotFound, found
 from kontex.domain.models import Session, SessionStatus, Task, TaskStatus, validate_name
 from kontex.ids import new_id
-from kontex.ports import Event, Page, SessionListing, SessionRepository, TaskRepository
+from kontex.ports import Page, SessionListing, SessionRepository, TaskRepository
 from kontex.services import outbox
 from kontex.services.deps import Deps
+
+if TYPE_CHECKING:  # (kontex.port_transport: loads with the first event)
+    from kontex.ports import Event
 
 MAX_PAGE = 100
 E = TypeVar("E", bound=StrEnum)

@@ -15,7 +15,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from kontex.adapters.sql.base import Tx, Work
-from kontex.ports import Event
 
 if TYPE_CHECKING:
     from kontex.adapters.sql.archive import SqlArchive
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
     from kontex.adapters.sql.threads import SqlThreads
     from kontex.adapters.sql.traces import SqlTraces
     from kontex.adapters.sql.upgrade import SqlUpgrade
+    from kontex.ports import Event  # (kontex.port_transport: loads with the first event)
 
 log = logging.getLogger("kontex.store")
 
