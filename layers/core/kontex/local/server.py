@@ -38,7 +38,7 @@ from kontex.http.apigw import (
 )
 from kontex.local import listen
 from kontex.local.pipeline_process import QUEUES as PIPELINE_QUEUES
-from kontex.local.pipeline_process import PipelineProcess
+from kontex.local.pipeline_process import Pipelines
 from kontex.local.search_process import QUEUES as SEARCH_QUEUES
 from kontex.local.search_process import SearchProcess
 from kontex.local.static import StaticSite, reserved
@@ -537,10 +537,11 @@ def serve(
         # the consumers' queues; this process consumes `feed` (beside the WebSockets)
         workers = LocalQueue(container.settings.kontex_data_dir / QUEUE_FILE)
         stopping.callback(workers.close)
-        # the span and capture workers: a process of their own (local/pipeline_process.py),
-        # loading them while this process migrates; stopped first (they send to the others)
-        pipeline = PipelineProcess(container.settings)
-        stopping.callback(pipeline.close)
+        # the span and capture workers: processes of their own (local/pipeline_process.py:
+        # spans in one or more), loading them while this process migrates; stopped first
+        # (they send to the others)
+        pipelines = Pipelines(container.settings)
+        stopping.callback(pipelines.close)
         stopping.callback(sock.close)
         container.queue = workers
         container.events = container.local_topic(workers)  # type: ignore[assignment]
@@ -557,9 +558,9 @@ def serve(
             bootstrap.configure(container)
             here = set(worker_paths()) - SEARCH_QUEUES - PIPELINE_QUEUES  # feed
             start_workers(container.settings.kontex_data_dir, local_queue=workers, queues=here)
-            pipeline.consume(update)
+            pipelines.consume(update, workers)
             search.consume()
-            sweeper = Sweeper(container, chores=[stack.retire_idle, pipeline.check])
+            sweeper = Sweeper(container, chores=[stack.retire_idle, pipelines.check])
             sweeper.start()
             stopping.callback(sweeper.stop)
             stack.warm()
