@@ -171,10 +171,16 @@ def test_two_span_processes_make_each_span_once_and_what_one_makes(
     assert together == alone
 
 
-def test_the_span_consumers_are_one_a_core_at_most_two_unless_set(
+def test_the_span_consumers_are_one_a_core_at_most_two_on_postgresql_one_on_sqlite(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    postgres = Settings(kontex_database_url="postgresql://db/kontex")
     for cores, default in [(1, 1), (2, 2), (8, 2), (None, 1)]:
         monkeypatch.setattr(pipeline_process.os, "cpu_count", lambda n=cores: n)
-        assert pipeline_process.span_processes(Settings()) == default
-        assert pipeline_process.span_processes(Settings(kontex_dev_span_processes=3)) == 3
+        assert pipeline_process.span_processes(postgres) == default
+        assert pipeline_process.span_processes(Settings()) == 1
+        sqlite = Settings(kontex_database_url="sqlite:///kontex.db")
+        assert pipeline_process.span_processes(sqlite) == 1
+        for chosen in (postgres, sqlite):
+            three = chosen.model_copy(update={"kontex_dev_span_processes": 3})
+            assert pipeline_process.span_processes(three) == 3

@@ -82,8 +82,8 @@ class Settings(BaseModel):
         default=0,
         ge=0,
         le=8,
-        description="`kontex dev`: how many processes consume the span queue (0: one a core,"
-        " at most 2)",
+        description="`kontex dev`: how many processes consume the span queue (0: on PostgreSQL"
+        " one a core, at most 2; on SQLite 1)",
     )
     kontex_mcp_allowed_hosts: str | None = Field(
         default=None,

@@ -12,8 +12,9 @@ the server migrates), starts them when told "consume" (with the search process's
 the server learns meanwhile), and stops when told "stop" or when the server is gone (its end of
 the pipe closes, even on SIGKILL): it never outlives ``kontex dev``.
 
-The ``spans`` queue has more than one consumer: ``KONTEX_DEV_SPAN_PROCESSES`` processes (0, the
-default: one a core, at most two), the local analogue of the span Lambda's concurrency. The
+The ``spans`` queue may have more than one consumer: ``KONTEX_DEV_SPAN_PROCESSES`` processes
+(``span_processes``: by default two on PostgreSQL with two cores or more, one on SQLite), the
+local analogue of the span Lambda's concurrency. The
 first consumes ``capture`` too (``kontex-pipeline``); the others ``spans`` alone
 (``kontex-spans-2``, ...). A message goes to one of them (the queue's claim), and the span
 service is safe under concurrency as concurrent Lambdas are (derived ids, a conflict retried
@@ -42,15 +43,21 @@ if TYPE_CHECKING:
 log = logging.getLogger("kontex.dev")
 QUEUES = frozenset({"spans", "capture"})  # the queues whose workers run in these processes
 SPANS = frozenset({"spans"})  # the queues of the second and later processes
-MAX_SPAN_PROCESSES = 2  # the default's cap (KONTEX_DEV_SPAN_PROCESSES=0): measured, 2 cores
+MAX_SPAN_PROCESSES = 2  # the default's cap on PostgreSQL (measured on 2 cores)
 STOP_SECONDS = 30.0  # for each worker to finish its batch (local_queue: 10 s a thread)
 
 
 def span_processes(settings: Settings) -> int:
-    """How many processes consume the span queue: ``KONTEX_DEV_SPAN_PROCESSES``, or (0) one a
-    core, at most ``MAX_SPAN_PROCESSES``."""
+    """How many processes consume the span queue: ``KONTEX_DEV_SPAN_PROCESSES``, or (0, the
+    default) on PostgreSQL one a core, at most ``MAX_SPAN_PROCESSES``, and on SQLite one: its
+    one writer takes their write transactions in turn, and a second consumer measured no
+    faster while an ingest request's rate-limit count waited twice as long for that writer
+    (docs/benchmarks.md, "Ingest, sixth round")."""
     if settings.kontex_dev_span_processes > 0:
         return settings.kontex_dev_span_processes
+    url = settings.kontex_database_url or ""
+    if not url.startswith(("postgres://", "postgresql://")):
+        return 1
     return max(1, min(MAX_SPAN_PROCESSES, os.cpu_count() or 1))
 
 
