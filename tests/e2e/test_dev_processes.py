@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import DevStack, Http, create_key, start_dev, stop_dev
+from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue
+from tests.e2e.stack import DevStack, Http, create_key, kill_dev, start_dev, stop_dev
 from tests.e2e.test_crash import SPANS_PER_REQUEST as SPANS
 from tests.e2e.test_crash import count_snapshots, llm_calls
 from tests.otlp import spans as fixtures
@@ -228,6 +229,43 @@ def test_the_server_says_when_a_pipeline_process_is_gone(tmp_path: Path) -> None
     )
     assert out.count("process exited") == 2  # each said once
     assert stack.process.returncode == 0, out
+
+
+def test_a_span_batch_left_in_flight_is_resumed_once_for_every_span_process(
+    tmp_path: Path,
+) -> None:
+    """A batch a killed run's span process held (in flight for 300 s) is delivered again at
+    the next start, at once: the server resumes the pipelines' queues before they consume
+    (each process's own start leaves them alone, local/pipeline_process.py), says so on its
+    output, and the spans become snapshots once."""
+    data = tmp_path / "data"
+    key = create_key(data, "resume", OFFLINE)
+    stack = start_dev(data, OFFLINE)
+    try:
+        pipelines = [worker_processes(stack)[n] for n in PIPELINES]
+        api = Http(stack.base, key)
+        status, session = api("POST", "/v1/sessions", {"name": "resume"})
+        assert status == 201, session
+        for pid in pipelines:
+            os.kill(pid, signal.SIGSTOP)  # queued, not consumed
+        post_spans(stack, key, session["id"])
+    finally:
+        kill_dev(stack)  # the whole group, stopped ones included
+    held = LocalQueue(data / QUEUE_FILE)  # the killed run's span process, which had claimed it
+    try:
+        assert len(held._claim("spans")) == 1
+    finally:
+        held.close()
+    again = start_dev(data, OFFLINE)
+    try:
+        api = Http(again.base, key)
+        assert made(api, session["id"], SPANS, timeout=60)  # not after the 300 s
+        time.sleep(0.5)
+        assert count_snapshots(api, session["id"]) == SPANS  # nothing twice either
+    finally:
+        out = stop_dev(again)
+    assert "kontex dev: resuming 1 queued message(s) left by an earlier run" in out
+    assert again.process.returncode == 0, out
 
 
 def niceness(pid: int) -> int:

@@ -14,13 +14,12 @@ the pipe closes, even on SIGKILL): it never outlives ``kontex dev``.
 
 The ``spans`` queue may have more than one consumer: ``KONTEX_DEV_SPAN_PROCESSES`` processes
 (``span_processes``: by default two on PostgreSQL with two cores or more, one on SQLite), the
-local analogue of the span Lambda's concurrency. The
-first consumes ``capture`` too (``kontex-pipeline``); the others ``spans`` alone
-(``kontex-spans-2``, ...). A message goes to one of them (the queue's claim), and the span
-service is safe under concurrency as concurrent Lambdas are (derived ids, a conflict retried
-record by record). What a run left in flight is resumed once, by the server, before any of
-them claims (``Pipelines.consume``): a resume by one after another's claim would hand that
-batch out twice.
+local analogue of the span Lambda's concurrency. The first consumes ``capture`` too
+(``kontex-pipeline``); the others ``spans`` alone (``kontex-spans-2``, ...). A message goes to
+one of them (the queue's claim), and the span service is safe under concurrency as concurrent
+Lambdas are (derived ids, a conflict retried record by record). What a run left in flight is
+resumed once, by the server, before any of them claims (``Pipelines.consume``): a resume by one
+after another's claim would hand that batch out twice.
 """
 
 from __future__ import annotations

@@ -556,6 +556,7 @@ def serve(
             stopping.callback(stack.close)
             container.connections = stack.connections
             bootstrap.configure(container)
+            log_to_stdout()  # from here: what the queue resumes is said as `kontex dev: ...`
             here = set(worker_paths()) - SEARCH_QUEUES - PIPELINE_QUEUES  # feed
             start_workers(container.settings.kontex_data_dir, local_queue=workers, queues=here)
             pipelines.consume(update, workers)
@@ -567,7 +568,6 @@ def serve(
             server, sock = make_server(host, port, stack, sock)
             listen.listen(sock, host, port)  # another `kontex dev` may have bound it meanwhile
             serving = True
-            log_to_stdout()
             for line in _banner(container, host, sock.getsockname()[1], applied, notes):
                 print(f"kontex dev: {line}", flush=True)
             server.run(sockets=[sock])
