@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue
+from kontex.local.pipeline_process import SPAN_NICE
 from tests.e2e.stack import DevStack, Http, create_key, kill_dev, start_dev, stop_dev
 from tests.e2e.test_crash import SPANS_PER_REQUEST as SPANS
 from tests.e2e.test_crash import count_snapshots, llm_calls
@@ -285,6 +286,22 @@ def test_the_search_process_runs_at_a_lower_priority_than_the_server(
         server = niceness(stack.process.pid)
         threads = [int(t.name) for t in Path(f"/proc/{child}/task").glob("*")]
         assert {niceness(t) for t in threads} == {min(server + int(nice), 19)}
+    finally:
+        stop_dev(stack)
+    assert stack.process.returncode == 0
+
+
+def test_the_second_span_process_runs_at_a_lower_priority_than_the_server(tmp_path: Path) -> None:
+    """The span queue's other consumers run SPAN_NICE steps nicer than the server (their
+    threads with them), so ingest's requests get the cores first; the first pipeline process,
+    which holds the capture worker too, keeps the server's priority."""
+    stack = start_dev(tmp_path / "data", OFFLINE)
+    try:
+        found = worker_processes(stack)
+        server = niceness(stack.process.pid)
+        threads = [int(t.name) for t in Path(f"/proc/{found['kontex-spans-2']}/task").glob("*")]
+        assert {niceness(t) for t in threads} == {min(server + SPAN_NICE, 19)}
+        assert niceness(found["kontex-pipeline"]) == server
     finally:
         stop_dev(stack)
     assert stack.process.returncode == 0
