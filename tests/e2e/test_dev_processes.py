@@ -7,7 +7,9 @@ the server, however it stops."""
 from __future__ import annotations
 
 import os
+import queue
 import signal
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -305,3 +307,31 @@ def test_the_second_span_process_runs_at_a_lower_priority_than_the_server(tmp_pa
     finally:
         stop_dev(stack)
     assert stack.process.returncode == 0
+
+
+def test_the_search_process_loads_its_model_without_waiting_for_a_first_embedding(
+    tmp_path: Path,
+) -> None:
+    """The model loads behind the search process's ready answer, at its priority, so the first
+    snapshot to embed or the first search does not load it (local/search_process.py, warm):
+    kontex dev says so with no request made."""
+    stack = start_dev(tmp_path / "data", OFFLINE)
+    said = queue.Queue[str]()
+    assert stack.process.stdout is not None
+    threading.Thread(
+        target=lambda: [said.put(line) for line in stack.process.stdout or ()], daemon=True
+    ).start()
+    try:
+        deadline = time.monotonic() + 90
+        seen: list[str] = []
+        while not any("the embedding model loaded in" in line for line in seen):
+            assert time.monotonic() < deadline, seen
+            try:
+                seen.append(said.get(timeout=1))
+            except queue.Empty:
+                continue
+    finally:
+        stack.process.send_signal(signal.SIGINT)
+        stack.process.wait(timeout=45)
+    assert stack.process.returncode == 0
+    assert not any("did not load" in line for line in seen)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -12,14 +13,16 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from kontex import bootstrap
+from kontex import bootstrap, tokens
 from kontex.adapters.local_blobs import LocalBlobs
 from kontex.adapters.local_queue import LocalQueue, sqs_record
+from kontex.adapters.sql import spans as sql_spans
 from kontex.adapters.sqs_queue import SqsQueue
 from kontex.functions import worker_paths
 from kontex.http.apigw import LocalContext, http_api_event, response_parts
 from kontex.local.server import load_handler, load_worker
-from kontex.services import keys, sessions, snapshots
+from kontex.otlp.span import body as span_body
+from kontex.services import bundles, keys, sessions, snapshots, spans
 from kontex.settings import Settings
 from tests.otlp import spans as fixtures
 
@@ -318,6 +321,57 @@ def test_a_batch_takes_a_bounded_number_of_transactions(
     counted.reset()
     deliver(kontex)
     assert counted.sealed == 0 and counted.count == 1  # traces with links: nothing new
+
+
+def test_tokens_are_counted_and_spans_encoded_before_the_write_transaction(
+    kontex: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 23, less CPU a span: the batch's token counting (a fifth of the worker's time)
+    and the JSON of its new spans are done before its write unit, which holds SQLite's writer
+    lock (every process's) and the task rows, so concurrent consumers wait for the database's
+    work only."""
+    store = kontex.deps.store
+    open_writes: list[bool] = []
+    counted_in: list[bool] = []  # per count: was a write unit open?
+    unit, count_content, count_text = store.unit, tokens.count_content, tokens.count_text
+
+    @contextmanager
+    def watched(write: bool = True, **kwargs: Any) -> Iterator[Any]:
+        with unit(write=write, **kwargs) as uow:
+            open_writes.append(write)
+            try:
+                yield uow
+            finally:
+                open_writes.pop()
+
+    def counting(count: Any) -> Any:
+        def counted(content: Any) -> int:
+            counted_in.append(any(open_writes))
+            return int(count(content))
+
+        return counted
+
+    monkeypatch.setattr(store, "unit", watched)
+    monkeypatch.setattr(tokens, "count_content", counting(count_content))
+    monkeypatch.setattr(tokens, "count_text", counting(count_text))
+    encoded_in: list[bool] = []  # per span body: was a write unit open?
+
+    def encoding(span: Any) -> str:
+        encoded_in.append(any(open_writes))
+        return span_body(span)
+
+    monkeypatch.setattr(spans, "span_body", encoding)
+    monkeypatch.setattr(sql_spans, "span_body", encoding)
+    bundles.forget()  # as a new process: nothing counted yet
+    # Given a queue batch of agent traces
+    body = fixtures.protobuf(fixtures.record(agents("counted", 3)))
+    post(kontex, body, {"content-type": "application/x-protobuf"})
+    # When the worker handles it
+    assert deliver(kontex) == [{"batchItemFailures": []}]
+    # Then it counted their messages and encoded their spans, none inside a write transaction
+    assert counted_in and not any(counted_in)
+    assert len(encoded_in) == 12 and not any(encoded_in)
+    assert len(all_snapshots(kontex)) == 9
 
 
 def test_tasks_made_from_spans_are_announced_once(kontex: Any, events: Any) -> None:

@@ -219,3 +219,16 @@ def test_the_quantised_model_is_made_once_and_kept_in_the_cache_folder(
     (kept,) = (tmp_path / "kontex").glob("minilm-l6-dq-*.onnx")
     assert kept.stat().st_size > 1_000_000
     assert not list((tmp_path / "kontex").glob(".minilm-*"))  # no temporary file left
+
+
+def test_warm_loads_the_model_once_and_embedding_then_loads_nothing() -> None:
+    """``kontex dev``'s search process warms its embedder behind its ready answer
+    (kontex/local/search_process.py): the first embedding then finds the model loaded."""
+    fresh = OfflineEmbedder()
+    assert fresh._session is None
+    assert fresh.warm() is True
+    session = fresh._session
+    assert session is not None
+    assert fresh.warm() is False  # loaded already: nothing done
+    vector = fresh.embed_query(TEXT)
+    assert fresh._session is session and len(vector) == 384

@@ -256,3 +256,33 @@ def test_a_snapshot_named_in_another_session_is_sealed_in_its_tasks(deps: Deps) 
     # Then the snapshot is in its task's session, its content there and readable
     assert made[0].session_id == session_id
     assert snapshots.get_bundle(deps, account_id, "s1").messages == turn(1, reply=True).messages
+
+
+def test_a_prepared_batch_is_sealed_without_counting_tokens(
+    deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a batch prepared in a new process (nothing counted before)
+    bundles.forget()
+    account_id, session_id, tasks = setup(deps, "precounted")
+    new = [
+        snapshots.NewSnapshot(account_id, session_id, tasks[t].id, label, b, f"pre_{i}")
+        for i, (t, label, b) in enumerate(batch())
+    ]
+    prepared = snapshots.prepare(deps, new)
+
+    def refused(content: Any) -> int:
+        raise AssertionError("tokens counted in the write transaction")
+
+    # When it is sealed with the tokenizer out of reach
+    monkeypatch.setattr(tokens, "count_content", refused)
+    monkeypatch.setattr(tokens, "count_text", refused)
+    with deps.store.unit() as uow:
+        made = snapshots.seal_all(uow, prepared, deps.clock)
+    monkeypatch.undo()
+    # Then every snapshot was sealed with the totals counting gives
+    assert [s.token_total for s in made] == [
+        sum(tokens.count_content(m.content) for m in b.messages)
+        + sum(tokens.count_text(f.content) for f in b.files)
+        + (tokens.count_text(b.reasoning) if b.reasoning else 0)
+        for _, _, b in batch()
+    ]

@@ -73,3 +73,24 @@ def test_thread_ids(thread_id: str, ok: bool) -> None:
     else:
         with pytest.raises(ValueError):
             validate_thread_id(thread_id)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hello world",
+        "<|endoftext|>",
+        "a <|endoftext|> b<|fim_prefix|>c<|fim_middle|><|fim_suffix|> d <|endofprompt|>",
+        "<|endoftext|><|endoftext|>\n\n  <|endoftext",
+        "déjà vu 日本語 🙂\r\n\t  <|endofprompt|>x",
+    ],
+)
+def test_special_token_text_is_counted_as_ordinary_text(text: str) -> None:
+    # Given text that spells the encoding's special tokens
+    enc = tokens.encoding()
+    # Then it counts as encoding it with no special token allowed or refused does
+    assert tokens.count_text(text) == len(enc.encode(text, disallowed_special=()))
+    # and never as the special tokens themselves
+    special = len(enc.encode(text, allowed_special="all"))
+    if "<|endoftext|>" in text:
+        assert tokens.count_text(text) > special

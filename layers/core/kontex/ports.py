@@ -314,9 +314,11 @@ class SpanRepository(Protocol):
         spans: Sequence[tuple[str, dict[str, Any]]],
         at: datetime,
         done: Collection[tuple[str, str, str]] = (),
+        bodies: Sequence[str] | None = None,
     ) -> None:
         """Store (account_id, span) pairs not seen before; those whose (account_id, trace_id,
-        span_id) is in ``done`` stored as processed."""
+        span_id) is in ``done`` stored as processed. ``bodies``: the spans' stored texts
+        (``otlp.span.body``), in order, when the caller encoded them before its unit of work."""
         ...
 
     def of_traces(

@@ -50,9 +50,12 @@ def _load() -> tiktoken.Encoding:
 
 
 def count_text(text: str) -> int:
+    """Tokens of ``text``, special-token text (``<|endoftext|>``) counted as ordinary text:
+    ``encode_ordinary``, which gives exactly ``encode(text, disallowed_special=())``'s tokens
+    without looking for special tokens."""
     if not text:
         return 0
-    return len(encoding().encode(text, disallowed_special=()))
+    return len(encoding().encode_ordinary(text))
 
 
 def count_content(content: str | list[dict[str, Any]]) -> int:

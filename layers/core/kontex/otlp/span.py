@@ -7,6 +7,8 @@ walks them.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any, NotRequired, TypedDict
 
 # The queue of decoded spans: ingest sends each request's batch there, the span worker reads it
@@ -53,3 +55,9 @@ class StoredSpan(Span):
     header_session_name: NotRequired[str]  # the header named a session rather than its id
     received_at: NotRequired[float]
     done: bool
+
+
+def body(span: Mapping[str, Any]) -> str:
+    """The text a span is stored as (the ``spans.body`` column, read back with ``json.loads``):
+    compact JSON. The span worker encodes a batch's spans before its write transaction."""
+    return json.dumps(span, separators=(",", ":"))

@@ -119,6 +119,7 @@ class Plan:
     large_bodies: dict[str, bytes]  # sha256 hex -> bytes, for the object store
     scalars: dict[str, Any]
     given_total: int | None
+    needed: tuple[list[bytes], list[bytes]] | None = None  # ``needs``, once asked
 
 
 def _block_types(content: str | list[dict[str, Any]]) -> set[str]:
@@ -349,7 +350,10 @@ def _remember(session_id: str, chunks: dict[bytes, bytes]) -> None:
 
 
 def needs(plan_: Plan) -> tuple[list[bytes], list[bytes]]:
-    """The item and chunk addresses a write of ``plan_`` looks up."""
+    """The item and chunk addresses a write of ``plan_`` looks up (worked out once a plan:
+    a batch asks before its transaction, ``prepare``, and its write asks again)."""
+    if plan_.needed is not None:
+        return plan_.needed
     addresses = {item.address for items in plan_.lists.values() for item in items}
     if plan_.reasoning is not None:
         addresses.add(plan_.reasoning.address)
@@ -358,7 +362,8 @@ def needs(plan_: Plan) -> tuple[list[bytes], list[bytes]]:
         for items in plan_.lists.values()
         for c in cut([i.address for i in items])
     }
-    return list(addresses), list(wanted)
+    plan_.needed = (list(addresses), list(wanted))
+    return plan_.needed
 
 
 def write(
@@ -444,6 +449,20 @@ def _tokens(item: _Item) -> int:
             _TOKENS.clear()  # a bound, not an LRU: counting again is only slower
         _TOKENS[item.address] = n
     return n
+
+
+def count(plan_: Plan) -> None:
+    """Count the tokens of the plan's items now (each distinct content once per process, by
+    its address), so that ``write`` counts nothing: a batch counts before its write
+    transaction, which then holds the database's writer lock (SQLite) and the task rows for
+    its lookups and inserts alone. An item the session stores already is counted too (its
+    count is the same); a process counts it once."""
+    items = [item for items in plan_.lists.values() for item in items]
+    if plan_.reasoning is not None:
+        items.append(plan_.reasoning)
+    for item in items:
+        if item.tokens is None and item.count is not None:
+            item.tokens = _tokens(item)
 
 
 class Pending:

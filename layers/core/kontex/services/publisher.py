@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TypeGuard
 
 from kontex.ports import BatchEvents, Event, Events, Store
 
 log = logging.getLogger("kontex.outbox")
+
+_BATCHES: dict[type, bool] = {}  # by the port's class: a Protocol's isinstance is slow
+
+
+def _batches(events: Events) -> TypeGuard[BatchEvents]:
+    """Whether ``events`` is ``BatchEvents`` (once per class: it has the method or not)."""
+    kind = type(events)
+    known = _BATCHES.get(kind)
+    if known is None:
+        known = _BATCHES[kind] = isinstance(events, BatchEvents)
+    return known
 
 
 class Publisher:
@@ -31,7 +43,7 @@ class Publisher:
     def _publish(self, events: Sequence[Event]) -> list[str]:
         """The ids that went out: all at once where the port can (``BatchEvents``: one
         queue commit, or SNS batches), else one by one."""
-        if len(events) > 1 and isinstance(self._events, BatchEvents):
+        if len(events) > 1 and _batches(self._events):
             try:
                 return self._events.publish_many(events)
             except Exception:  # left in the outbox: the sweeper tries again

@@ -246,8 +246,9 @@ class Prepared:
 
 
 def prepare(deps: Deps, new: Sequence[NewSnapshot]) -> list[Prepared]:
-    """Plan each snapshot and store its large file bodies: object-store writes come before
-    the transaction, and are idempotent."""
+    """Plan each snapshot, count its tokens and store its large file bodies: all before the
+    write transaction (object-store writes are idempotent), so that the transaction holds its
+    locks for the database's work only."""
     now = deps.clock()
     prepared = []
     for n in new:
@@ -255,6 +256,8 @@ def prepare(deps: Deps, new: Sequence[NewSnapshot]) -> list[Prepared]:
         if bundle.captured_at is None:
             bundle = bundle.model_copy(update={"captured_at": now})
         plan = bundles.plan(bundle)
+        bundles.count(plan)  # tokens counted here, not in the write transaction
+        bundles.needs(plan)  # ... and what its write looks up
         large = 0
         if plan.large_bodies:
             large = bundles.put_large_bodies(deps.blobs, n.account_id, n.session_id, plan)

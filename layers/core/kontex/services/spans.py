@@ -75,6 +75,7 @@ from kontex.domain.models import (
 from kontex.ids import derived_id
 from kontex.otlp import mapping
 from kontex.otlp.span import SPANS_QUEUE, StoredSpan
+from kontex.otlp.span import body as span_body
 from kontex.ports import Queue
 from kontex.services import pricing, sessions, snapshots
 from kontex.services.conversation import conversation_tool_calls
@@ -188,8 +189,11 @@ def _fresh(
         key = (account_id, span["trace_id"], span["span_id"])
         if key not in stored and key not in fresh:
             fresh[key] = (account_id, span)
-    for trace in {(a, t) for a, t, _ in fresh}:
-        found[trace] += [{**s, "done": False} for k, (_, s) in fresh.items() if k[:2] == trace]
+    by_trace: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for (account_id, trace_id, _), (_, span) in fresh.items():  # one pass, not one per trace
+        by_trace.setdefault((account_id, trace_id), []).append({**span, "done": False})
+    for trace, added in by_trace.items():
+        found[trace] += added
         found[trace].sort(key=lambda s: (s["start_time_unix_nano"], s["span_id"]))
     return fresh
 
@@ -240,12 +244,15 @@ def _process(
     done_now = {k for k in processed if k in fresh}  # stored done: no second write of the row
     done = [k for k in processed if k not in fresh]  # stored pending by an earlier batch
 
+    rows = list(fresh.values())
+    bodies = [span_body(span) for _, span in rows]  # encoded before the write transaction
+
     def attempt() -> int:
         # the batch's new spans, tasks, snapshots and done marks: one unit of work, one
         # commit, and the snapshots' events handed over together after it
         with deps.store.unit() as uow:
             if fresh:
-                uow.spans.add(list(fresh.values()), deps.clock(), done=done_now)
+                uow.spans.add(rows, deps.clock(), done=done_now, bodies=bodies)
             made = snapshots.seal_all(uow, prepared, deps.clock, tasks)
             if done:
                 uow.spans.mark_done(done)
@@ -318,6 +325,7 @@ class _Trace:
         self.by_id = {s["span_id"]: s for s in self.spans}
         self.linked = linked
         self.calls: dict[str, mapping.LlmCall] = {}
+        self.tools: dict[str, ToolCall] = {}  # tool span id -> its call (read once a trace)
         self.task_ids: dict[tuple[str, str], str] = {}  # (task span id or "", session) -> task
         self.done_before = {s["span_id"] for s in self.spans if s["done"]}  # by earlier batches
 
@@ -359,6 +367,13 @@ class _Trace:
                     call.messages, call.reasoning = mapping.event_messages(events)
             self.calls[span["span_id"]] = call
         return self.calls[span["span_id"]]
+
+    def tool_call(self, span: StoredSpan) -> ToolCall:
+        """The tool span's execution (asked by every LLM span after it and by its own
+        snapshot)."""
+        if span["span_id"] not in self.tools:
+            self.tools[span["span_id"]] = mapping.tool_execution(span)
+        return self.tools[span["span_id"]]
 
     def content(self, span: StoredSpan) -> bool:
         return bool(self.call(span).messages)
@@ -460,7 +475,7 @@ class _Trace:
         not part of this conversation)."""
         task = self._task_ancestor(span)
         return [
-            mapping.tool_execution(s)
+            self.tool_call(s)
             for s in self.spans
             if s["kind"] == "tool"
             and s["end_time_unix_nano"] <= span["end_time_unix_nano"]
@@ -517,7 +532,7 @@ class _Trace:
                 previous = snapshots.read_latest(self.deps, self.account_id, task_id)[1]
             except NotFound:
                 return False  # merged into the next LLM snapshot of the trace
-        call = mapping.tool_execution(span)
+        call = self.tool_call(span)
         bundle = previous.model_copy(
             update={
                 "tool_calls": _merge_calls(previous.tool_calls, [call]),

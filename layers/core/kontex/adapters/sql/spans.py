@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from kontex.adapters.sql.base import Repository, by_account, marks
+from kontex.otlp.span import body as span_body
 
 INSERT_SQL = (
     "INSERT INTO spans (account_id, trace_id, span_id, parent_span_id, kind,"
@@ -28,7 +29,10 @@ class SqlSpans(Repository):
         spans: Sequence[tuple[str, dict[str, Any]]],
         at: datetime,
         done: Collection[tuple[str, str, str]] = (),
+        bodies: Sequence[str] | None = None,
     ) -> None:
+        if bodies is None:
+            bodies = [span_body(r) for _, r in spans]
         self._work.later(
             INSERT_SQL,
             [
@@ -41,11 +45,11 @@ class SqlSpans(Repository):
                     r.get("header_session_id"),
                     r["start_time_unix_nano"],
                     r["end_time_unix_nano"],
-                    json.dumps(r, separators=(",", ":")),
+                    text,
                     at,
                     (account_id, r["trace_id"], r["span_id"]) in done,
                 )
-                for account_id, r in spans
+                for (account_id, r), text in zip(spans, bodies, strict=True)
             ],
         )
 
