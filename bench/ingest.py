@@ -338,7 +338,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _tree_cpu(pid: int) -> tuple[float, float, float]:
-    """CPU seconds of ``pid``, of its pipeline process (the span and capture workers) and of
+    """CPU seconds of ``pid``, of its pipeline processes (the span and capture workers) and of
     its other descendants (those alive now)."""
     own, pipeline, children, todo = _cpu_seconds(pid), 0.0, 0.0, list(peers._children(pid))
     while todo:
@@ -352,12 +352,14 @@ def _tree_cpu(pid: int) -> tuple[float, float, float]:
 
 
 def _is_pipeline(pid: int) -> bool:
-    """Whether ``pid`` is `kontex dev`'s pipeline process (the span and capture workers), by
-    the name it gives itself (kontex/local/worker_process.py)."""
+    """Whether ``pid`` is one of `kontex dev`'s pipeline processes (the span and capture
+    workers: ``kontex-pipeline``, and ``kontex-spans-2``... for the span queue's other
+    consumers), by the name it gives itself (kontex/local/worker_process.py)."""
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip() == "kontex-pipeline"
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return False
+    return name == "kontex-pipeline" or name.startswith("kontex-spans-")
 
 
 class _Sent:
@@ -703,7 +705,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         if "server_cpu_ms_per_span" in result:
             print(
                 f"  server process CPU {result['server_cpu_ms_per_span']} ms a span,"
-                f" pipeline process {result['pipeline_cpu_ms_per_span']} ms a span;"
+                f" pipeline processes {result['pipeline_cpu_ms_per_span']} ms a span;"
                 f" the other children (search process, API workers)"
                 f" {result['children_cpu_seconds']} CPU seconds in the run"
                 + (

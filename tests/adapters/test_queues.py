@@ -305,6 +305,43 @@ def test_a_start_leaves_other_queues_in_flight_messages_alone(tmp_path: Path) ->
         first.close()
 
 
+def test_a_second_consumer_of_a_queue_starts_without_resuming_it(tmp_path: Path) -> None:
+    """`kontex dev`'s span queue has several consumers (local/pipeline_process.py): the server
+    resumes it once, before any of them claims, and each starts with ``resume=False``, so a
+    batch one of them holds is not handed out again by another's start."""
+    path = tmp_path / "queue.db"
+    server = LocalQueue(path)  # sends, and resumes what an earlier run left
+    server.expect("spans")
+    server.send("spans", [json.dumps({"id": "left"})])
+    early = LocalQueue(path)
+    early.register("spans", Worker())
+    assert len(early._claim("spans")) == 1  # left in flight by an earlier run's consumer
+    assert server.resume({"spans"}) == 1  # visible again at once
+    first, second = Worker(), Worker()
+    one, two = LocalQueue(path), LocalQueue(path)
+    one.register("spans", first)
+    two.register("spans", second)
+    try:
+        assert len(one._claim("spans")) == 1  # in flight in the first consumer
+        two.start(resume=False)
+        server.send("spans", [json.dumps({"id": "new"})])
+        deadline = time.monotonic() + 20
+        while not second.stored and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)  # time for a wrong second delivery of "left"
+        assert second.stored == {"new": 1}  # not the batch the first one holds
+        assert server.pending("spans") == 1
+        two.stop()
+        two.start()  # a start that resumes (the default) hands it out again: why not here
+        deadline = time.monotonic() + 20
+        while "left" not in second.stored and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert second.stored == {"new": 1, "left": 1}
+    finally:
+        for queue in (two, one, early, server):
+            queue.close()
+
+
 @pytest.fixture
 def aws(mocked_aws: None) -> Any:
     return boto3.client("sqs")

@@ -80,6 +80,13 @@ class Settings(BaseModel):
         le=19,
         description="`kontex dev`: the search process's niceness (0: the server's priority)",
     )
+    kontex_dev_span_processes: int = Field(
+        default=0,
+        ge=0,
+        le=8,
+        description="`kontex dev`: how many processes consume the span queue (0: on PostgreSQL"
+        " one a core, at most 2; on SQLite 1)",
+    )
     kontex_mcp_allowed_hosts: str | None = Field(
         default=None,
         description="/mcp: Host headers accepted (comma-separated, host:* for any port, * for"

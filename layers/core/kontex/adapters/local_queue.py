@@ -53,7 +53,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -345,23 +345,15 @@ class LocalQueue:
 
     # -- consuming ------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Resume the registered queues: whatever an earlier process left in flight in them is
-        delivered again now (the queues another process consumes are its to resume)."""
+    def start(self, resume: bool = True) -> None:
+        """Consume the registered queues. ``resume`` (the default): first ``resume`` them,
+        whatever an earlier process left in flight delivered again now (the queues another
+        process consumes are its to resume). ``False`` where several processes consume one
+        queue: one resume by whoever starts them, before any of them claims (a resume after a
+        claim would hand that batch out a second time)."""
         names = sorted(self._handlers)
-        marks = ", ".join("?" * len(names))
-        with self._lock:
-            now = time.time()
-            self._conn.execute(
-                "UPDATE messages SET available_at = ?"
-                f" WHERE available_at > ? AND queue IN ({marks})",
-                (now, now, *names),
-            )
-            pending = self._conn.execute(
-                f"SELECT count(*) FROM messages WHERE queue IN ({marks})", names
-            ).fetchone()[0]
-        if pending:
-            log.warning("resuming %d queued message(s) left by an earlier run", pending)
+        if resume:
+            self.resume(names)
         self._stop.clear()
         for name in names:
             self._bind_wake(name)
@@ -372,6 +364,28 @@ class LocalQueue:
                 )
                 thread.start()
                 self._threads.append(thread)
+
+    def resume(self, names: Collection[str]) -> int:
+        """Make every message of the queues ``names`` visible at once, the ones in flight and
+        the ones waiting for a retry's backoff: what an earlier process left is delivered
+        again now. The count of their messages (said, when there are any)."""
+        names = sorted(names)
+        marks = ", ".join("?" * len(names))
+        with self._transaction() as conn:
+            now = time.time()
+            conn.execute(
+                "UPDATE messages SET available_at = ?"
+                f" WHERE available_at > ? AND queue IN ({marks})",
+                (now, now, *names),
+            )
+            pending = int(
+                conn.execute(
+                    f"SELECT count(*) FROM messages WHERE queue IN ({marks})", names
+                ).fetchone()[0]
+            )
+        if pending:
+            log.warning("resuming %d queued message(s) left by an earlier run", pending)
+        return pending
 
     def stop(self) -> None:
         self._stop.set()

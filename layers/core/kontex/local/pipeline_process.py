@@ -11,10 +11,21 @@ The process takes its orders from the server over one pipe: it loads its workers
 the server migrates), starts them when told "consume" (with the search process's address, which
 the server learns meanwhile), and stops when told "stop" or when the server is gone (its end of
 the pipe closes, even on SIGKILL): it never outlives ``kontex dev``.
+
+The ``spans`` queue may have more than one consumer: ``KONTEX_DEV_SPAN_PROCESSES`` processes
+(``span_processes``: by default two on PostgreSQL with two cores or more, one on SQLite), the
+local analogue of the span Lambda's concurrency. The first consumes ``capture`` too
+(``kontex-pipeline``); the others ``spans`` alone (``kontex-spans-2``, ..., ``SPAN_NICE`` steps
+nicer than the server, so ingest's requests get the cores first). A message goes to
+one of them (the queue's claim), and the span service is safe under concurrency as concurrent
+Lambdas are (derived ids, a conflict retried record by record). What a run left in flight is
+resumed once, by the server, before any of them claims (``Pipelines.consume``): a resume by one
+after another's claim would hand that batch out twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -22,23 +33,54 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kontex.local.worker_process import WorkerProcess, told
+from kontex.local.worker_process import WorkerProcess, lower_priority, told
 from kontex.settings import Settings
 
 if TYPE_CHECKING:
+    from kontex.adapters.local_queue import LocalQueue
     from kontex.bootstrap import Container
 
 log = logging.getLogger("kontex.dev")
-QUEUES = frozenset({"spans", "capture"})  # the queues whose worker runs here
+QUEUES = frozenset({"spans", "capture"})  # the queues whose workers run in these processes
+SPANS = frozenset({"spans"})  # the queues of the second and later processes
+MAX_SPAN_PROCESSES = 2  # the default's cap on PostgreSQL (measured on 2 cores)
+# the second and later span processes run this many steps nicer than the server: ingest's
+# requests get the cores first (p50 13-17 ms, not 21-23, at the same spans/s: measured)
+SPAN_NICE = 5
 STOP_SECONDS = 30.0  # for each worker to finish its batch (local_queue: 10 s a thread)
 
 
-class PipelineProcess(WorkerProcess):
-    """The pipeline process, started at once (it loads its workers); ``consume()`` starts
-    them once the server's migrations are done, ``check()`` says when it failed."""
+def span_processes(settings: Settings) -> int:
+    """How many processes consume the span queue: ``KONTEX_DEV_SPAN_PROCESSES``, or (0, the
+    default) on PostgreSQL one a core, at most ``MAX_SPAN_PROCESSES``, and on SQLite one: its
+    one writer takes their write transactions in turn, and a second consumer measured no
+    faster while an ingest request's rate-limit count waited twice as long for that writer
+    (docs/benchmarks.md, "Ingest, sixth round")."""
+    if settings.kontex_dev_span_processes > 0:
+        return settings.kontex_dev_span_processes
+    url = settings.kontex_database_url or ""
+    if not url.startswith(("postgres://", "postgresql://")):
+        return 1
+    return max(1, min(MAX_SPAN_PROCESSES, os.cpu_count() or 1))
 
-    def __init__(self, settings: Settings, root: Path | None = None) -> None:
-        super().__init__(run, (settings, str(root) if root else None), "pipeline")
+
+class PipelineProcess(WorkerProcess):
+    """One pipeline process, started at once (it loads the workers of ``queues``);
+    ``consume()`` starts them once the server's migrations are done, ``check()`` says when it
+    failed. ``name``: "pipeline" (``kontex-pipeline``), or "spans-2"... for the others;
+    ``nice``: steps nicer than the server it runs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        root: Path | None = None,
+        queues: frozenset[str] = QUEUES,
+        name: str = "pipeline",
+        nice: int = 0,
+    ) -> None:
+        args = (settings, str(root) if root else None, sorted(queues), nice)
+        super().__init__(run, args, name)
+        self.queues = queues
         self.pid: int | None = None  # once it consumes
         self._failed: str | None = None
 
@@ -58,16 +100,11 @@ class PipelineProcess(WorkerProcess):
                     if kind == "consuming":
                         self.pid = int(value)
                     else:
-                        self._failed = f"the pipeline process could not start: {value}"
+                        self._failed = f"the {self.name} process could not start: {value}"
             except (EOFError, OSError):  # its end closed: it exited (below)
                 pass
             if self._failed is None and not self.process.is_alive():
-                self._failed = f"the pipeline process exited (status {self.process.exitcode})"
-            if self._failed is not None:
-                log.error(
-                    "%s: spans and captures wait in the queue until kontex dev restarts",
-                    self._failed,
-                )
+                self._failed = f"the {self.name} process exited (status {self.process.exitcode})"
         return self._failed
 
     def close(self, timeout: float = STOP_SECONDS) -> None:
@@ -75,10 +112,77 @@ class PipelineProcess(WorkerProcess):
         super().close(timeout)
 
 
-def run(settings: Settings, root: str | None, conn: Connection) -> None:
-    """The process's body: load the workers, consume their queues once told, until told."""
+class Pipelines:
+    """The pipeline processes of ``kontex dev``: the first consumes ``spans`` and ``capture``,
+    each other ``spans`` (``span_processes``); all started at once, loading their workers."""
+
+    def __init__(self, settings: Settings, root: Path | None = None) -> None:
+        self.processes = [PipelineProcess(settings, root)]
+        self.processes += [
+            PipelineProcess(settings, root, SPANS, f"spans-{n}", SPAN_NICE)
+            for n in range(2, span_processes(settings) + 1)
+        ]
+        self._said: set[str] = set()  # the processes whose failure was said
+
+    def consume(self, update: dict[str, Any], queue: LocalQueue) -> None:
+        """Resume the pipelines' queues in ``queue`` (the server's handle on the file: what a
+        run left in flight is delivered again), then start every process's workers. Not
+        waited for (``PipelineProcess.consume``)."""
+        queue.resume(QUEUES)
+        for process in self.processes:
+            process.consume(update)
+
+    def check(self) -> str | None:
+        """Said once on the server's output for each process that could not start or exited,
+        with what waits for it; the first such failure (None while all run): a chore of the
+        local sweeper."""
+        first = None
+        for process in self.processes:
+            failed = process.check()
+            if failed is None:
+                continue
+            first = first or failed
+            if process.name in self._said:
+                continue
+            self._said.add(process.name)
+            log.error("%s: %s", failed, self._consequence())
+        return first
+
+    def _consequence(self) -> str:
+        running = [p for p in self.processes if p.check() is None]
+        served = {queue for p in running for queue in p.queues}
+        waiting = [queue for queue in ("spans", "capture") if queue not in served]
+        words = {"spans": "spans", "capture": "captures"}
+        said = []
+        if waiting:
+            said.append(
+                f"{' and '.join(words[q] for q in waiting)} wait in the queue until kontex dev"
+                " restarts"
+            )
+        if "spans" in served:
+            others = sum("spans" in p.queues for p in running)
+            said.append(f"spans go on in {others} other process{'es' if others > 1 else ''}")
+        return "; ".join(said)
+
+    def close(self, timeout: float = STOP_SECONDS) -> None:
+        """Stop them all at once: each worker finishes its batch; a process that hangs is
+        killed."""
+        for process in self.processes:
+            with contextlib.suppress(OSError):  # it has gone already
+                process.tell("stop")
+        for process in self.processes:
+            process.close(timeout)
+
+
+def run(
+    settings: Settings, root: str | None, queues: list[str], nice: int, conn: Connection
+) -> None:
+    """The process's body: load the workers of ``queues``, consume them once told (their
+    resume is the server's: ``Pipelines.consume``), until told; ``nice`` steps nicer than the
+    server."""
     # Ctrl-C reaches the whole process group: the server handles it and stops us in order
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    lower_priority(nice, "span")
     from kontex import bootstrap
     from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue
     from kontex.local.workers import log_to_stdout, register_workers
@@ -87,7 +191,7 @@ def run(settings: Settings, root: str | None, conn: Connection) -> None:
     queue = LocalQueue(settings.kontex_data_dir / QUEUE_FILE)
     try:
         try:
-            register_workers(queue, Path(root) if root else None, QUEUES)
+            register_workers(queue, Path(root) if root else None, queues)
             container = bootstrap.Container(settings)
             container.queue = queue  # type: ignore[assignment]
             container.events = container.local_topic(queue)  # type: ignore[assignment]
@@ -100,7 +204,7 @@ def run(settings: Settings, root: str | None, conn: Connection) -> None:
         if not (isinstance(word, tuple) and word[0] == "consume"):
             return  # "stop" before it started, or the server is gone
         container.settings = settings.model_copy(update=word[1])  # before index or embedder
-        queue.start()
+        queue.start(resume=False)
         conn.send(("consuming", os.getpid()))
         told(conn)  # "stop", or the server is gone
     finally:

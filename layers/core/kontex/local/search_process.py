@@ -18,7 +18,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
-import os
 import secrets
 import signal
 import sys
@@ -28,7 +27,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from kontex.local.worker_process import WorkerProcess, told
+from kontex.local.worker_process import WorkerProcess, lower_priority, told
 from kontex.settings import Settings
 
 log = logging.getLogger("kontex.dev")
@@ -90,7 +89,9 @@ def run(settings: Settings, authkey: str, root: str | None, conn: Connection) ->
 
     # Ctrl-C reaches the whole process group: the server handles it and stops us in order
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    lower_priority(settings.kontex_dev_search_nice)
+    # the model, its threads and the index it serves: when both cores are busy the span path
+    # gets them first and the embed worker catches up behind its queue
+    lower_priority(settings.kontex_dev_search_nice, "search")
     log_to_stdout()
     container = bootstrap.Container(settings)
     queue = LocalQueue(settings.kontex_data_dir / QUEUE_FILE)
@@ -131,15 +132,3 @@ def warm(embedder: Any) -> None:
             log.info("search: the embedding model loaded in %.1f s", time.monotonic() - started)
     except Exception:  # the first embedding will fail the same way, and say so where it is
         log.exception("search: the embedding model did not load")
-
-
-def lower_priority(increment: int) -> None:
-    """Run this process (the model, its threads, the index it serves) ``increment`` steps nicer
-    than the server: when both cores are busy the span path gets them first and the embed
-    worker catches up behind its queue; on idle cores it runs as fast as before."""
-    if increment <= 0:
-        return
-    try:
-        os.nice(increment)
-    except (AttributeError, OSError) as error:  # no os.nice (Windows), or not permitted
-        log.warning("the search process keeps the server's priority: %s", error)

@@ -38,7 +38,7 @@ from kontex.http.apigw import (
 )
 from kontex.local import listen
 from kontex.local.pipeline_process import QUEUES as PIPELINE_QUEUES
-from kontex.local.pipeline_process import PipelineProcess
+from kontex.local.pipeline_process import Pipelines
 from kontex.local.search_process import QUEUES as SEARCH_QUEUES
 from kontex.local.search_process import SearchProcess
 from kontex.local.static import StaticSite, reserved
@@ -537,10 +537,11 @@ def serve(
         # the consumers' queues; this process consumes `feed` (beside the WebSockets)
         workers = LocalQueue(container.settings.kontex_data_dir / QUEUE_FILE)
         stopping.callback(workers.close)
-        # the span and capture workers: a process of their own (local/pipeline_process.py),
-        # loading them while this process migrates; stopped first (they send to the others)
-        pipeline = PipelineProcess(container.settings)
-        stopping.callback(pipeline.close)
+        # the span and capture workers: processes of their own (local/pipeline_process.py:
+        # spans in one or more), loading them while this process migrates; stopped first
+        # (they send to the others)
+        pipelines = Pipelines(container.settings)
+        stopping.callback(pipelines.close)
         stopping.callback(sock.close)
         container.queue = workers
         container.events = container.local_topic(workers)  # type: ignore[assignment]
@@ -555,18 +556,18 @@ def serve(
             stopping.callback(stack.close)
             container.connections = stack.connections
             bootstrap.configure(container)
+            log_to_stdout()  # from here: what the queue resumes is said as `kontex dev: ...`
             here = set(worker_paths()) - SEARCH_QUEUES - PIPELINE_QUEUES  # feed
             start_workers(container.settings.kontex_data_dir, local_queue=workers, queues=here)
-            pipeline.consume(update)
+            pipelines.consume(update, workers)
             search.consume()
-            sweeper = Sweeper(container, chores=[stack.retire_idle, pipeline.check])
+            sweeper = Sweeper(container, chores=[stack.retire_idle, pipelines.check])
             sweeper.start()
             stopping.callback(sweeper.stop)
             stack.warm()
             server, sock = make_server(host, port, stack, sock)
             listen.listen(sock, host, port)  # another `kontex dev` may have bound it meanwhile
             serving = True
-            log_to_stdout()
             for line in _banner(container, host, sock.getsockname()[1], applied, notes):
                 print(f"kontex dev: {line}", flush=True)
             server.run(sockets=[sock])

@@ -10,6 +10,7 @@ import ctypes
 import ctypes.util
 import logging
 import multiprocessing
+import os
 import sys
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -94,3 +95,15 @@ def told(conn: Connection) -> Any:
         return conn.recv()
     except (EOFError, OSError):
         return "stop"
+
+
+def lower_priority(increment: int, name: str) -> None:
+    """Run this process (its threads with it: those started after) ``increment`` steps nicer
+    than the server: when both cores are busy the server's requests get them first; on idle
+    cores it runs as fast as before. ``name`` says which in the warning."""
+    if increment <= 0:
+        return
+    try:
+        os.nice(increment)
+    except (AttributeError, OSError) as error:  # no os.nice (Windows), or not permitted
+        log.warning("the %s process keeps the server's priority: %s", name, error)
