@@ -67,8 +67,16 @@ def _completing(package: ModuleType, spec: Any) -> Any:
     return __getattr__
 
 
+# What the server's startup (the container and its upstream client: ``ProxyApp.warm``) and its
+# first call (``kontex.services.proxy``) import: ``kontex.proxy.app`` loads them when first used
+# (`kontex dev` mounts it beside other apps); this process serves the proxy alone, so they load
+# here, with the collector off
+FIRST_CALL = ("kontex.bootstrap", "kontex.adapters.http_upstream", "kontex.services.proxy")
+
 with loading():  # (the collection counts start again at 0 after each block's freeze)
     Config, Server = uvicorn_server()
+    for name in FIRST_CALL:
+        importlib.import_module(name)
 
 
 def config() -> Any:
