@@ -1,30 +1,22 @@
 """REST API Lambda (API Gateway HTTP API, payload 2.0): glue only, the work is in ``kontex``.
 
-Its cold start runs without the cyclic garbage collector: what the imports make (modules,
-classes, the resolver) lives as long as the process, so the collections that the allocations
-would trigger meanwhile find nearly nothing (about 10 ms of a cold start, docs/benchmarks.md,
-"Cold start of the api, seventh round (issue 25)"). Once loaded, those objects are frozen out of
-every later collection (``gc.freeze``) and the collector is on again for the requests.
+Its cold start runs without the cyclic garbage collector (``kontex.startup.loading``): what
+the imports and the resolver make is then frozen out of every later collection.
 """
 
-import gc
+from kontex.startup import loading
 
-collecting = gc.isenabled()
-gc.disable()
+with loading():
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
+    from kontex.api.rest import build_resolver, handle
+    from kontex.domain.models import ApiKey
+    from kontex.observability import metrics, tracer
 
-from kontex.api.rest import build_resolver, handle
-from kontex.domain.models import ApiKey
-from kontex.observability import metrics, tracer
-
-logger = Logger(service="kontex-api")
-app = build_resolver()
-gc.freeze()
-if collecting:
-    gc.enable()
+    logger = Logger(service="kontex-api")
+    app = build_resolver()
 
 
 def mcp(event: dict, key: ApiKey) -> dict:

@@ -1,13 +1,16 @@
 """OTLP/HTTP receiver (POST /ingest/v1/traces, /logs, /metrics): validates and queues only."""
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from kontex.startup import loading
 
-from kontex.api.otlp import handle
-from kontex.observability import metrics, tracer
+with loading():
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-logger = Logger(service="kontex-ingest")
+    from kontex.api.otlp import handle
+    from kontex.observability import metrics, tracer
+
+    logger = Logger(service="kontex-ingest")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

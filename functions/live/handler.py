@@ -2,19 +2,22 @@
 glue only. Answers go to the client through the Management API (``Connections``), as the
 protocol in ``kontex.services.live`` says; the return value only accepts the connection."""
 
-import base64
-from typing import Any
+from kontex.startup import loading
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with loading():
+    import base64
+    from typing import Any
 
-from kontex.bootstrap import container
-from kontex.observability import metrics, tracer
-from kontex.ports import Connections
-from kontex.services import live
-from kontex.services.deps import Deps
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-logger = Logger(service="kontex-live")
+    from kontex.bootstrap import container
+    from kontex.observability import metrics, tracer
+    from kontex.ports import Connections
+    from kontex.services import live
+    from kontex.services.deps import Deps
+
+    logger = Logger(service="kontex-live")
 
 
 def handle(event: dict[str, Any], deps: Deps, connections: Connections | None = None) -> dict:

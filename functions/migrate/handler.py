@@ -7,10 +7,13 @@ stored snapshot (of that account or session) for the embed worker, as `kontex re
 locally.
 """
 
-from typing import Any
+from kontex.startup import loading
 
-from kontex.bootstrap import container
-from kontex.observability import tracer
+with loading():
+    from typing import Any
+
+    from kontex.bootstrap import container
+    from kontex.observability import tracer
 
 
 @tracer.capture_lambda_handler

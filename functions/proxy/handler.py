@@ -5,6 +5,9 @@ forwarded unchanged with the capture of model calls queued (``kontex.proxy.app``
 started by ``run.sh``), and ``kontex dev`` mounts the same app at ``/proxy/``.
 """
 
-from kontex.proxy.app import ProxyApp
+from kontex.startup import loading
 
-app = ProxyApp()
+with loading():
+    from kontex.proxy.app import ProxyApp
+
+    app = ProxyApp()

@@ -7,17 +7,23 @@ does; tests/proxy/test_web_adapter_server.py checks that they do.
 uvicorn's server is loaded without its command line (``uvicorn_server``): the package's
 ``__init__`` imports ``uvicorn.main``, and with it click and the reload and multiprocess
 supervisors, which a server started from code never uses (about 13 ms of each cold start:
-docs/benchmarks.md, "Cold start, fifth round")."""
+docs/benchmarks.md, "Cold start, fifth round").
+
+The process loads the app and uvicorn's server without the cyclic garbage collector
+(``kontex.startup.loading``), as each function's handler does."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
-from types import ModuleType
-from typing import Any
+from kontex.startup import loading
 
-from handler import app  # type: ignore[import-not-found]
+with loading():
+    import importlib.util
+    import os
+    import sys
+    from types import ModuleType
+    from typing import Any
+
+    from handler import app  # type: ignore[import-not-found]
 
 
 def uvicorn_server() -> tuple[Any, Any]:
@@ -61,7 +67,16 @@ def _completing(package: ModuleType, spec: Any) -> Any:
     return __getattr__
 
 
-Config, Server = uvicorn_server()
+# What the server's startup (the container and its upstream client: ``ProxyApp.warm``) and its
+# first call (``kontex.services.proxy``) import: ``kontex.proxy.app`` loads them when first used
+# (`kontex dev` mounts it beside other apps); this process serves the proxy alone, so they load
+# here, with the collector off
+FIRST_CALL = ("kontex.bootstrap", "kontex.adapters.http_upstream", "kontex.services.proxy")
+
+with loading():  # (the collection counts start again at 0 after each block's freeze)
+    Config, Server = uvicorn_server()
+    for name in FIRST_CALL:
+        importlib.import_module(name)
 
 
 def config() -> Any:

@@ -5,25 +5,27 @@ operator may invoke it by hand with ``"dry_run": true`` (and ``"account_id"``) t
 run would remove. Every removed session is logged, and listed in the answer.
 """
 
-from datetime import timedelta
-from typing import Any
+from kontex.startup import loading
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Field
+with loading():
+    from datetime import timedelta
+    from typing import Any
 
-from kontex.bootstrap import container
-from kontex.observability import metrics, tracer
-from kontex.services import retention
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from pydantic import BaseModel, Field
 
-logger = Logger(service="kontex-prune")
+    from kontex.bootstrap import container
+    from kontex.observability import metrics, tracer
+    from kontex.services import retention
 
+    logger = Logger(service="kontex-prune")
 
-class PruneRequest(BaseModel):
-    older_than_days: int = Field(ge=1)
-    account_id: str | None = None
-    dry_run: bool = False
-    limit: int = Field(default=retention.DEFAULT_LIMIT, ge=1, le=retention.DEFAULT_LIMIT)
+    class PruneRequest(BaseModel):
+        older_than_days: int = Field(ge=1)
+        account_id: str | None = None
+        dry_run: bool = False
+        limit: int = Field(default=retention.DEFAULT_LIMIT, ge=1, le=retention.DEFAULT_LIMIT)
 
 
 @logger.inject_lambda_context

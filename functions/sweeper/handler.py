@@ -11,25 +11,27 @@ after 2 hours and calls ``$disconnect`` only on a best-effort basis) and deliver
 older than a day (``live.prune``), counted as ``ConnectionsPruned``.
 """
 
-from typing import Any
+from kontex.startup import loading
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Field
+with loading():
+    from typing import Any
 
-from kontex.bootstrap import container
-from kontex.observability import count, metrics, tracer
-from kontex.services import live, outbox
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from pydantic import BaseModel, Field
 
-logger = Logger(service="kontex-sweeper")
+    from kontex.bootstrap import container
+    from kontex.observability import count, metrics, tracer
+    from kontex.services import live, outbox
 
+    logger = Logger(service="kontex-sweeper")
 
-class SweepRequest(BaseModel):
-    """The schedule sends EventBridge's own event; only these keys are read (an operator's
-    invocation may set them)."""
+    class SweepRequest(BaseModel):
+        """The schedule sends EventBridge's own event; only these keys are read (an operator's
+        invocation may set them)."""
 
-    older_than_seconds: float = Field(default=outbox.SWEEP_AFTER_SECONDS, ge=0)
-    limit: int = Field(default=500, ge=1, le=5000)
+        older_than_seconds: float = Field(default=outbox.SWEEP_AFTER_SECONDS, ge=0)
+        limit: int = Field(default=500, ge=1, le=5000)
 
 
 @logger.inject_lambda_context

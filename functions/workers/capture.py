@@ -6,22 +6,25 @@ fails on its own fails (dead-lettered at once when it is wrong in itself, else r
 backoff: ``kontex.adapters.sqs_batch``).
 """
 
-import json
-from typing import TYPE_CHECKING
+from kontex.startup import loading
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with loading():
+    import json
+    from typing import TYPE_CHECKING
 
-from kontex.adapters.claim_check import all_claimed, claimed
-from kontex.adapters.lazy_processor import lazy_processor
-from kontex.bootstrap import container
-from kontex.observability import count, metrics, tracer
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from kontex.services import capture
+    from kontex.adapters.claim_check import all_claimed, claimed
+    from kontex.adapters.lazy_processor import lazy_processor
+    from kontex.bootstrap import container
+    from kontex.observability import count, metrics, tracer
 
-logger = Logger(service="kontex-capture")
+    if TYPE_CHECKING:
+        from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from kontex.services import capture
+
+    logger = Logger(service="kontex-capture")
 # `kontex dev` hands this worker a batch once it holds ten captures or its first has waited this
 # long (Lambda's batching window): one batch of ten costs about half the CPU per capture of ten
 # batches of one, which is what a proxy answering calls one by one otherwise makes

@@ -10,22 +10,25 @@ or the vector store down) is reported in ``batchItemFailures`` and only it is re
 backoff; one wrong in itself is dead-lettered at once (``kontex.adapters.sqs_batch``).
 """
 
-import json
-from typing import TYPE_CHECKING
+from kontex.startup import loading
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with loading():
+    import json
+    from typing import TYPE_CHECKING
 
-from kontex.adapters.lazy_processor import lazy_processor
-from kontex.adapters.sns_events import event_body
-from kontex.bootstrap import container
-from kontex.observability import count, metrics, tracer
-from kontex.services import search
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from kontex.adapters.lazy_processor import lazy_processor
+    from kontex.adapters.sns_events import event_body
+    from kontex.bootstrap import container
+    from kontex.observability import count, metrics, tracer
+    from kontex.services import search
 
-logger = Logger(service="kontex-embed")
+    if TYPE_CHECKING:
+        from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    logger = Logger(service="kontex-embed")
 
 
 # the batch processor, made the first time a batch needs it (cold start)

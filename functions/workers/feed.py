@@ -1,23 +1,26 @@
 """Feed worker (SQS, from the events topic): each event posted to the WebSocket connections
 subscribed to its session; idempotent per (event, connection)."""
 
-import json
+from kontex.startup import loading
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with loading():
+    import json
 
-from kontex.adapters.claim_check import claim_of
-from kontex.adapters.sns_events import event_body
-from kontex.adapters.sqs_batch import RetryingBatchProcessor
-from kontex.bootstrap import container
-from kontex.observability import count, metrics, tracer
-from kontex.services import live
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.utilities.batch import process_partial_response
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-logger = Logger(service="kontex-feed")
-# a permanent failure to the DLQ at once, a transient one back after a backoff (sqs_batch)
-processor = RetryingBatchProcessor(lambda: container().redrive)
+    from kontex.adapters.claim_check import claim_of
+    from kontex.adapters.sns_events import event_body
+    from kontex.adapters.sqs_batch import RetryingBatchProcessor
+    from kontex.bootstrap import container
+    from kontex.observability import count, metrics, tracer
+    from kontex.services import live
+
+    logger = Logger(service="kontex-feed")
+    # a permanent failure to the DLQ at once, a transient one back after a backoff (sqs_batch)
+    processor = RetryingBatchProcessor(lambda: container().redrive)
 
 
 def record_handler(record: SQSRecord, audience: live.Audience | None = None) -> None:

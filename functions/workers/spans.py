@@ -9,22 +9,25 @@ waiting (see
 (``spans.retry_later``: an SQS delay on AWS, a delayed message in the local queue).
 """
 
-import json
-from typing import TYPE_CHECKING
+from kontex.startup import loading
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with loading():
+    import json
+    from typing import TYPE_CHECKING
 
-from kontex.adapters.claim_check import all_claimed, claimed
-from kontex.adapters.lazy_processor import lazy_processor
-from kontex.bootstrap import container
-from kontex.observability import count, metrics, tracer
-from kontex.services import spans
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from kontex.adapters.claim_check import all_claimed, claimed
+    from kontex.adapters.lazy_processor import lazy_processor
+    from kontex.bootstrap import container
+    from kontex.observability import count, metrics, tracer
+    from kontex.services import spans
 
-logger = Logger(service="kontex-spans")
+    if TYPE_CHECKING:
+        from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    logger = Logger(service="kontex-spans")
 
 
 # the batch processor, made the first time a batch needs it (cold start)

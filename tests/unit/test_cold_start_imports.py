@@ -140,9 +140,8 @@ def loaded(
         folder=str(file.parent), path=str(file), then=then, heavy=heavy, before=before
     )
     env = {"POWERTOOLS_SERVICE_NAME": "t", "AWS_REGION": "eu-west-1", "PATH": "", **(env or {})}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
@@ -287,9 +286,23 @@ def test_the_session_shapes_are_still_given_by_kontex_api_shapes() -> None:
     assert shapes.TaskTree.model_fields["data"].annotation == list[shapes.TaskNode]
 
 
-def test_the_api_function_loads_without_the_garbage_collector() -> None:
-    """Its import runs with the cyclic collector off, freezes what it made out of later
-    collections and turns the collector on again (off again if it was off before)."""
+# Every function's first module, as its runtime loads it (the proxy's process is server.py, which
+# imports handler.py; `kontex dev` mounts handler.py's app): each loads without the collector
+FUNCTION_MODULES = sorted(
+    str(path.relative_to(functions_dir())) for path in functions_dir().glob("*/*.py")
+)
+
+
+def test_every_function_module_is_checked_for_its_collector() -> None:
+    assert "api/handler.py" in FUNCTION_MODULES and "proxy/server.py" in FUNCTION_MODULES
+    assert "workers/feed.py" in FUNCTION_MODULES and len(FUNCTION_MODULES) >= 12
+
+
+@pytest.mark.parametrize("path", FUNCTION_MODULES)
+def test_each_function_loads_without_the_garbage_collector(path: str) -> None:
+    """Its import runs with the cyclic collector off (kontex.startup.loading), freezes what it
+    made out of later collections and turns the collector on again (off again if it was off
+    before)."""
     before = (
         "import gc\n"
         "seen = []\n"
@@ -302,10 +315,36 @@ def test_the_api_function_loads_without_the_garbage_collector() -> None:
         "assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()\n"
     )
     xray = ("aws_xray_sdk",)
-    assert loaded("api/handler.py", before=before, then=then, heavy=xray) == []
+    assert loaded(path, before=before, then=then, heavy=xray) == []
     off = "import gc\ngc.disable()\n"
     then = "assert not gc.isenabled()\n"
-    assert loaded("api/handler.py", before=off, then=then, heavy=xray) == []
+    assert loaded(path, before=off, then=then, heavy=xray) == []
+
+
+def test_a_failed_load_freezes_nothing_and_leaves_the_collector_as_found() -> None:
+    """The block raises: the collector is on again (it was), nothing frozen; nested, the inner
+    block leaves it off and the outer one turns it on."""
+    code = (
+        "import gc\n"
+        "from kontex.startup import loading\n"
+        "try:\n"
+        "    with loading():\n"
+        "        assert not gc.isenabled()\n"
+        "        raise ValueError('a module that does not import')\n"
+        "except ValueError:\n"
+        "    pass\n"
+        "assert gc.isenabled() and gc.get_freeze_count() == 0\n"
+        "with loading():\n"
+        "    with loading():\n"
+        "        made = [[] for _ in range(100)]\n"
+        "    assert not gc.isenabled()\n"
+        "    frozen = gc.get_freeze_count()\n"
+        "    assert frozen > 100, frozen\n"
+        "assert gc.isenabled()\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"
 
 
 def test_kontex_ports_still_gives_the_transport_values() -> None:
