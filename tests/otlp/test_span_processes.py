@@ -171,16 +171,16 @@ def test_two_span_processes_make_each_span_once_and_what_one_makes(
     assert together == alone
 
 
-def test_the_span_consumers_are_one_a_core_at_most_two_on_postgresql_one_on_sqlite(
+def test_the_span_consumers_are_one_a_core_at_most_two_on_either_database(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     postgres = Settings(kontex_database_url="postgresql://db/kontex")
+    sqlite = Settings(kontex_database_url="sqlite:///kontex.db")
     for cores, default in [(1, 1), (2, 2), (8, 2), (None, 1)]:
         monkeypatch.setattr(pipeline_process.os, "cpu_count", lambda n=cores: n)
         assert pipeline_process.span_processes(postgres) == default
-        assert pipeline_process.span_processes(Settings()) == 1
-        sqlite = Settings(kontex_database_url="sqlite:///kontex.db")
-        assert pipeline_process.span_processes(sqlite) == 1
+        assert pipeline_process.span_processes(Settings()) == default  # the data dir's SQLite
+        assert pipeline_process.span_processes(sqlite) == default
         for chosen in (postgres, sqlite):
             three = chosen.model_copy(update={"kontex_dev_span_processes": 3})
             assert pipeline_process.span_processes(three) == 3

@@ -13,7 +13,7 @@ the server learns meanwhile), and stops when told "stop" or when the server is g
 the pipe closes, even on SIGKILL): it never outlives ``kontex dev``.
 
 The ``spans`` queue may have more than one consumer: ``KONTEX_DEV_SPAN_PROCESSES`` processes
-(``span_processes``: by default two on PostgreSQL with two cores or more, one on SQLite), the
+(``span_processes``: by default two with two cores or more, on either database), the
 local analogue of the span Lambda's concurrency. The first consumes ``capture`` too
 (``kontex-pipeline``); the others ``spans`` alone (``kontex-spans-2``, ..., ``SPAN_NICE`` steps
 nicer than the server, so ingest's requests get the cores first). A message goes to
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("kontex.dev")
 QUEUES = frozenset({"spans", "capture"})  # the queues whose workers run in these processes
 SPANS = frozenset({"spans"})  # the queues of the second and later processes
-MAX_SPAN_PROCESSES = 2  # the default's cap on PostgreSQL (measured on 2 cores)
+MAX_SPAN_PROCESSES = 2  # the default's cap (measured on 2 cores)
 # the second and later span processes run this many steps nicer than the server: ingest's
 # requests get the cores first (p50 13-17 ms, not 21-23, at the same spans/s: measured)
 SPAN_NICE = 5
@@ -52,15 +52,12 @@ STOP_SECONDS = 30.0  # for each worker to finish its batch (local_queue: 10 s a 
 
 def span_processes(settings: Settings) -> int:
     """How many processes consume the span queue: ``KONTEX_DEV_SPAN_PROCESSES``, or (0, the
-    default) on PostgreSQL one a core, at most ``MAX_SPAN_PROCESSES``, and on SQLite one: its
-    one writer takes their write transactions in turn, and a second consumer measured no
-    faster while an ingest request's rate-limit count waited twice as long for that writer
-    (docs/benchmarks.md, "Ingest, sixth round")."""
+    default) one a core, at most ``MAX_SPAN_PROCESSES``, on either database: on SQLite too,
+    where the one writer takes their write transactions in turn, since the span worker's
+    CPU-only work now runs before its write transaction (docs/benchmarks.md, "Ingest on main,
+    quiet: two span processes on SQLite too")."""
     if settings.kontex_dev_span_processes > 0:
         return settings.kontex_dev_span_processes
-    url = settings.kontex_database_url or ""
-    if not url.startswith(("postgres://", "postgresql://")):
-        return 1
     return max(1, min(MAX_SPAN_PROCESSES, os.cpu_count() or 1))
 
 
