@@ -160,8 +160,11 @@ def test_two_span_processes_make_each_span_once_and_what_one_makes(
 ) -> None:
     bodies = requests()
     one, two = databases(), databases()
-    accounts = ingest(one, bodies), ingest(two, bodies)
+    # each queued just before it is consumed: a span waits GRACE_SECONDS for its ancestor from
+    # when it was received, so the second data dir's children must not wait out the first run
+    accounts = [ingest(one, bodies)]
     consume(one, 1)
+    accounts.append(ingest(two, bodies))
     consume(two, 2)
     alone, together = made(one, accounts[0]), made(two, accounts[1])
     assert sorted(alone) == sorted(f"agent-{i}" for i in range(TRACES))

@@ -86,3 +86,20 @@ def test_task_tree_and_parent_rules(deps: Deps) -> None:
     assert sessions.update_task(deps, acct, child.id, status="failed").status == "failed"
     with pytest.raises(InvalidInput):
         sessions.update_task(deps, acct, child.id, status="exploded")
+
+
+def test_an_aliased_session_is_made_once_and_a_claimed_alias_makes_nothing(deps: Deps) -> None:
+    """Two span workers meeting one new session name at once: the one whose unit claims the
+    alias makes the session; the other gets that session's id and writes nothing (before, it
+    left a second, empty session of the same name)."""
+    key, _ = keys.create_key(deps, "t")
+    acct = key.account_id
+    meta = {"source": "openllmetry", "external_id": "agent-7"}
+    first = sessions.create_aliased_session(deps, acct, "agent-7", "agent-7", meta)
+    # the loser's unit runs after the winner's commit (SQLite's one writer; on PostgreSQL the
+    # alias's INSERT waits for the winner's commit, then does nothing)
+    second = sessions.create_aliased_session(deps, acct, "agent-7", "agent-7", meta)
+    assert second == first
+    listed = sessions.list_sessions(deps, acct, limit=100).items
+    assert [s.id for s in listed if s.name == "agent-7"] == [first]
+    assert sessions.get_session(deps, acct, first).metadata == meta

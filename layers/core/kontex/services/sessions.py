@@ -106,6 +106,41 @@ def create_session(
     return session
 
 
+class _Claimed(Exception):  # noqa: N818 (not an error: another writer made the session first)
+    def __init__(self, session_id: str) -> None:
+        super().__init__(session_id)
+        self.session_id = session_id
+
+
+def create_aliased_session(
+    deps: Deps, account_id: str, name: str, alias: str, metadata: dict[str, Any]
+) -> str:
+    """The id of a new session under ``alias`` (the name a trace's spans give it), made in the
+    unit that claims the alias; when another writer claimed it first (two span workers meeting
+    one new session name at once: concurrent Lambdas, or `kontex dev`'s span processes), that
+    session's id, and nothing of this call is written (a second, empty session of the same name
+    was left behind before)."""
+    now = deps.clock()
+    session = Session(
+        id=new_id("sess"),
+        account_id=account_id,
+        name=validate_name(name),
+        metadata=metadata,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        with deps.store.unit() as uow:
+            uow.sessions.add(session)
+            winner = uow.traces.add_alias(account_id, alias, session.id)
+            if winner != session.id:
+                raise _Claimed(winner)  # rolls the session back
+            uow.announce(_announce("session.updated", session, session.id, now))
+    except _Claimed as claimed:
+        return claimed.session_id
+    return session.id
+
+
 def get_session(deps: Deps, account_id: str, session_id: str) -> Session:
     with deps.store.unit(write=False) as uow:
         return found(uow.sessions.get(account_id, session_id), f"session {session_id}")

@@ -65,7 +65,6 @@ from typing import Any, cast
 from kontex.domain.errors import NotFound
 from kontex.domain.models import (
     ContextBundle,
-    Session,
     SnapshotSource,
     Task,
     TaskStatus,
@@ -293,14 +292,8 @@ class _Batch:
                 self.sessions[(account_id, name)] = self._new_session(account_id, name)
 
     def _new_session(self, account_id: str, name: str) -> str:
-        made: Session = sessions.create_session(
-            self.deps,
-            account_id,
-            name[:200],
-            metadata={"source": "openllmetry", "external_id": name},
-        )
-        with self.deps.store.unit() as uow:
-            return uow.traces.add_alias(account_id, name, made.id)
+        metadata = {"source": "openllmetry", "external_id": name}
+        return sessions.create_aliased_session(self.deps, account_id, name[:200], name, metadata)
 
     def task(self, task: Task) -> str:
         """A task of the batch (made with the batch's other tasks, once); returns its id."""
