@@ -90,8 +90,22 @@ def create_session(
     description: str | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Session:
+    session = _new_session(deps, account_id, name, description, metadata)
+    with deps.store.unit() as uow:
+        uow.sessions.add(session)
+        uow.announce(_announce("session.updated", session, session.id, session.created_at))
+    return session
+
+
+def _new_session(
+    deps: Deps,
+    account_id: str,
+    name: str,
+    description: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Session:
     now = deps.clock()
-    session = Session(
+    return Session(
         id=new_id("sess"),
         account_id=account_id,
         name=validate_name(name),
@@ -100,10 +114,6 @@ def create_session(
         created_at=now,
         updated_at=now,
     )
-    with deps.store.unit() as uow:
-        uow.sessions.add(session)
-        uow.announce(_announce("session.updated", session, session.id, now))
-    return session
 
 
 class _Claimed(Exception):  # noqa: N818 (not an error: another writer made the session first)
@@ -120,22 +130,14 @@ def create_aliased_session(
     one new session name at once: concurrent Lambdas, or `kontex dev`'s span processes), that
     session's id, and nothing of this call is written (a second, empty session of the same name
     was left behind before)."""
-    now = deps.clock()
-    session = Session(
-        id=new_id("sess"),
-        account_id=account_id,
-        name=validate_name(name),
-        metadata=metadata,
-        created_at=now,
-        updated_at=now,
-    )
+    session = _new_session(deps, account_id, name, metadata=metadata)
     try:
         with deps.store.unit() as uow:
             uow.sessions.add(session)
             winner = uow.traces.add_alias(account_id, alias, session.id)
             if winner != session.id:
                 raise _Claimed(winner)  # rolls the session back
-            uow.announce(_announce("session.updated", session, session.id, now))
+            uow.announce(_announce("session.updated", session, session.id, session.created_at))
     except _Claimed as claimed:
         return claimed.session_id
     return session.id
