@@ -31,8 +31,13 @@ own; ``in-bench``: those as threads of this process (``--fakes-in-bench``, as be
 Kontex is served two ways (``--server``): ``dev`` is `kontex dev` (the proxy app mounted in
 the local stack, whose process also runs the capture and search workers); ``alone`` is the
 proxy app alone on uvicorn as it runs on AWS behind the Lambda Web Adapter
-(``functions/proxy/server.py``), queueing its captures into the `kontex dev` data dir's queue,
-whose workers write the snapshots in the other process. Captures are on (trigger ``always``):
+(``functions/proxy/server.py``), queueing its captures into a queue file of its own in the
+`kontex dev` data dir (``alone-queue.db``) that nothing consumes during the run: as on AWS, the
+capture worker does not run on the proxy's cores. Nothing is stopped for that (an earlier
+version stopped `kontex dev`'s process group with SIGSTOP during those rows, and hung once when
+a stopped process held the queue file's writer lock). ``--alone-workers``: the alone proxy
+queues into `kontex dev`'s own queue, whose workers write the snapshots beside the rows.
+Captures are on (trigger ``always``):
 every call through Kontex queues a capture. "server CPU" is the user + system time of the
 serving process group per call: for ``dev`` the whole stack (the proxy and the workers
 writing and indexing the snapshots), for ``alone`` the proxy's process only.
@@ -74,6 +79,7 @@ import openai
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.peers import LITELLM, group_cpu_seconds, venv  # noqa: E402
+from kontex.adapters.local_queue import QUEUE_FILE  # noqa: E402
 from tests.proxy.fake_anthropic import FakeAnthropic  # noqa: E402
 from tests.proxy.fake_openai import FakeOpenAI  # noqa: E402
 
@@ -279,22 +285,28 @@ def kontex_dev(data: Path, port: int, env: dict[str, str]) -> Any:
     return serving("kontex dev", argv, env, f"http://127.0.0.1:{port}", "/health")
 
 
-def kontex_alone(data: Path, port: int, env: dict[str, str]) -> Any:
+ALONE_QUEUE_FILE = "alone-queue.db"  # the alone proxy's captures: consumed by no one
+
+
+def kontex_alone(data: Path, port: int, env: dict[str, str], shared_queue: bool = False) -> Any:
     """functions/proxy/server.py (uvicorn, as the Lambda Web Adapter runs it), its captures
-    queued into the data dir's queue file (`kontex dev`'s workers take them)."""
-    argv = [sys.executable, str(Path(__file__).resolve()), "--serve-alone", str(data)]
+    queued into a queue file nothing consumes (``ALONE_QUEUE_FILE``: on AWS the capture worker
+    is not on the proxy's cores), or, ``shared_queue``, into the data dir's own queue file, from
+    which `kontex dev`'s workers take them."""
+    queue = QUEUE_FILE if shared_queue else ALONE_QUEUE_FILE
+    argv = [sys.executable, str(Path(__file__).resolve()), "--serve-alone", str(data), queue]
     env = {**env, "PORT": str(port), "KONTEX_DATA_DIR": str(data)}
     return serving("kontex proxy alone", argv, env, f"http://127.0.0.1:{port}", "/health")
 
 
-def serve_alone(data: Path) -> None:
+def serve_alone(data: Path, queue_file: str = QUEUE_FILE) -> None:
     """The proxy function's server with a local queue in place of SQS (this process only)."""
     from kontex import bootstrap
-    from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue
+    from kontex.adapters.local_queue import LocalQueue
     from kontex.settings import Settings
 
     made = bootstrap.Container(Settings.from_env(kontex_data_dir=data))
-    made.queue = LocalQueue(data / QUEUE_FILE)  # type: ignore[misc]
+    made.queue = LocalQueue(data / queue_file)  # type: ignore[misc]
     bootstrap.configure(made)
     sys.path.insert(0, str(ROOT / "functions" / "proxy"))
     import server  # type: ignore[import-not-found]  # functions/proxy/server.py
@@ -482,7 +494,6 @@ def run(
         env.update(ANTHROPIC_API_URL=fake.claude, OPENAI_API_URL=fake.gpt)
         targets: list[Target] = []
         quiet: list[int] = [fake.pgid] if fake.pgid else []  # idle before each row
-        paused: dict[str, list[int]] = {}  # a system's rows -> groups stopped meanwhile
         profiled: list[tuple[str, int]] = []
         sources = [("", None)] + ([(" (base)", baseline)] if baseline else [])
         for index, (suffix, source) in enumerate(sources):
@@ -507,10 +518,8 @@ def run(
                 profiled.append((f"dev{suffix.strip(' ()')}", dev.process.pid))
             if "alone" in servers:
                 port = port_base + 3 + 2 * index
-                alone = stack.enter_context(kontex_alone(data, port, extra))
+                alone = stack.enter_context(kontex_alone(data, port, extra, alone_workers))
                 targets.append((f"kontex alone{suffix}", alone.url, [alone.pgid], headers))
-                if not alone_workers:  # as on AWS: the workers are not on the proxy's cores
-                    paused[f"kontex alone{suffix}"] = [dev.pgid]
                 profiled.append((f"alone{suffix.strip(' ()')}", alone.process.pid))
         if with_litellm:
             lite = stack.enter_context(litellm(Path(tmp), port_base + 9, fake.claude, fake.gpt))
@@ -529,7 +538,6 @@ def run(
             counts,
             load_calls,
             quiet,
-            paused,
         )
 
 
@@ -559,12 +567,10 @@ def _rows(
     counts: tuple[int, ...] = (1, 8),
     load_calls: int | None = None,
     quiet: list[int] | None = None,
-    paused: dict[str, list[int]] | None = None,
 ) -> list[dict[str, Any]]:
     """Each system's rows: one client by the SDK; more by ``bench/load.py`` (``load`` "raw",
     ``load_calls`` calls) sending the SDK's request bytes, or by as many SDK clients as threads
-    here ("sdk"). Each row starts once the process groups ``quiet`` are idle; ``paused``: the
-    groups stopped (SIGSTOP) during a system's rows, and resumed after each."""
+    here ("sdk"). Each row starts once the process groups ``quiet`` are idle."""
     rows = []
     for api, upstream, call in (
         ("anthropic", claude, call_anthropic),
@@ -583,22 +589,15 @@ def _rows(
                     request = sdk_request(make, call, stream) if raw else b""
                     n = (load_calls or calls) if raw else calls
                     settle(quiet or [])
-                    stopped = (paused or {}).get(system, [])
-                    for pgid in stopped:
-                        os.killpg(pgid, signal.SIGSTOP)
                     before = group_cpu_seconds(pgids) if pgids else 0.0
                     fake_before = group_cpu_seconds([fake_pgid]) if fake_pgid else 0.0
-                    try:
-                        if raw:
-                            *got, client_cpu = measure_load(api, url, request, stream, clients, n)
-                            latencies, firsts, rps = got
-                        else:  # the SDK here: its CPU is this process's (warm-up calls too)
-                            client_before = time.process_time()
-                            latencies, firsts, rps = measure(make, call, stream, clients, n)
-                            client_cpu = time.process_time() - client_before
-                    finally:
-                        for pgid in stopped:
-                            os.killpg(pgid, signal.SIGCONT)
+                    if raw:
+                        *got, client_cpu = measure_load(api, url, request, stream, clients, n)
+                        latencies, firsts, rps = got
+                    else:  # the SDK here: its CPU is this process's (warm-up calls too)
+                        client_before = time.process_time()
+                        latencies, firsts, rps = measure(make, call, stream, clients, n)
+                        client_cpu = time.process_time() - client_before
                     cpu = group_cpu_seconds(pgids) - before if pgids else None
                     fake_cpu = group_cpu_seconds([fake_pgid]) - fake_before if fake_pgid else None
                     timed = (latencies, firsts, rps)
@@ -650,8 +649,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument(
         "--alone-workers",
         action="store_true",
-        help="keep kontex dev's workers running during the alone rows (by default stopped,"
-        " as on AWS the capture worker does not run on the proxy's cores)",
+        help="the alone proxy queues its captures for kontex dev's workers, which write them"
+        " beside its rows (by default into a queue of its own that nothing consumes, as on AWS"
+        " the capture worker does not run on the proxy's cores)",
     )
     parser.add_argument(
         "--load-calls",
@@ -659,14 +659,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         help="calls of each row run by bench/load.py (default: 10 x --calls; at a thousand"
         " calls a second, 200 would last a fifth of a second)",
     )
-    parser.add_argument("--serve-alone", help=argparse.SUPPRESS)  # the `alone` server itself
+    parser.add_argument("--serve-alone", nargs=2, help=argparse.SUPPRESS)  # DATA QUEUE_FILE
     parser.add_argument("--serve-fakes", type=int, help=argparse.SUPPRESS)  # the fakes' process
     args = parser.parse_args(argv)
     if args.serve_fakes:
         serve_fakes(args.serve_fakes, args.serve_fakes + 1)
         return []
     if args.serve_alone:
-        serve_alone(Path(args.serve_alone))
+        serve_alone(Path(args.serve_alone[0]), args.serve_alone[1])
         return []
     servers = ["dev", "alone"] if args.server == "both" else [args.server]
     before = os.getloadavg()

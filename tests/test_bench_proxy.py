@@ -17,6 +17,7 @@ import openai
 import pytest
 
 from bench import proxy, upstream
+from tests.e2e.stack import free_port
 from tests.proxy.fake_anthropic import FakeAnthropic
 from tests.proxy.fake_openai import FakeOpenAI
 
@@ -167,3 +168,37 @@ def test_the_load_generator_fails_on_an_error_answer(fast: tuple[str, str]) -> N
     ) + body
     with pytest.raises(RuntimeError, match="status 429"):
         proxy.measure_load("anthropic", fast[0], request, False, 2, 10)
+
+
+def test_the_alone_proxy_queues_its_captures_where_no_worker_takes_them(
+    fast: tuple[str, str], tmp_path: Any
+) -> None:
+    """By default the alone proxy's captures go to a queue file of its own, so that nothing
+    needs stopping while its rows run (a process stopped holding the shared queue's writer lock
+    once hung the benchmark); ``--alone-workers`` queues them for `kontex dev`'s workers."""
+    from kontex.adapters.local_queue import QUEUE_FILE, LocalQueue
+
+    env = {"ANTHROPIC_API_URL": fast[0], "OPENAI_API_URL": fast[1]}
+    key = proxy.make_key(tmp_path, env)
+    headers = {
+        "X-Kontex-Api-Key": key,
+        "X-Kontex-Session-Id": "bench-alone",  # a name: made on first use
+        "X-Kontex-Snapshot-Trigger": "always",
+    }
+    for shared in (False, True):
+        with proxy.kontex_alone(tmp_path, free_port(), env, shared_queue=shared) as alone:
+            client = anthropic.Anthropic(
+                api_key="sk", base_url=f"{alone.url}/proxy", default_headers=headers
+            )
+            client.messages.create(
+                model="claude-fake", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+            )
+        pending = {}
+        for name in (proxy.ALONE_QUEUE_FILE, QUEUE_FILE):
+            queue = LocalQueue(tmp_path / name)
+            pending[name] = queue.pending()
+            queue.close()
+        expected = QUEUE_FILE if shared else proxy.ALONE_QUEUE_FILE
+        assert pending[expected] >= 1, pending
+        if not shared:
+            assert pending[QUEUE_FILE] == 0, pending
