@@ -597,8 +597,10 @@ def summarize_profile(path: Path, top: int = 12) -> dict[str, Any]:
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
-        # [process;] [child process (its command line may hold a ";": multiprocessing's);] thread
-        if not any("kontex-queue-spans" in f for f in frames[:4]):
+        # process; [the fork server (its command line holds a ";");] [child process (its
+        # command line may hold a ";": multiprocessing's);] thread; the thread's frames
+        thread = next((f for f in frames if f.startswith("thread (")), "")
+        if "kontex-queue-spans" not in thread:
             continue
         if not any(f.startswith("lambda_handler ") for f in frames):
             idle += int(count)  # waiting for a batch
