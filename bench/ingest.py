@@ -400,8 +400,9 @@ def run_worker_cpu(
         db_cpu = _database_cpu(url)
         cpu, wall = time.process_time(), time.perf_counter()
         made = 0
+        read = getattr(spans, "read_message", json.loads)  # as the worker reads a message
         for start in range(0, len(sent.bodies), batch):
-            messages = [json.loads(b) for b in sent.bodies[start : start + batch]]
+            messages = [read(b) for b in sent.bodies[start : start + batch]]
             made += spans.store_batch(deps, messages)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         db_cpu = _database_cpu(url) - db_cpu  # the store's connections, still open

@@ -12,7 +12,6 @@ waiting (see
 from kontex.startup import loading
 
 with loading():
-    import json
     from typing import TYPE_CHECKING
 
     from aws_lambda_powertools import Logger
@@ -38,7 +37,7 @@ def record_handler(record: "SQSRecord") -> None:
     deps = container().deps
     waiting: list[tuple[str, str]] = []
     with claimed(deps.blobs, record.body) as body:  # a large batch travels by reference
-        count("SnapshotsWritten", spans.store_batch(deps, [json.loads(body)], waiting))
+        count("SnapshotsWritten", spans.store_batch(deps, [spans.read_message(body)], waiting))
     spans.retry_later(deps, container().queue, waiting)
 
 
@@ -51,7 +50,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     waiting: list[tuple[str, str]] = []
     try:
         with all_claimed(deps.blobs, [r["body"] for r in records]) as bodies:
-            made = spans.store_batch(deps, [json.loads(body) for body in bodies], waiting)
+            made = spans.store_batch(deps, [spans.read_message(b) for b in bodies], waiting)
     except Exception:  # any record may be the poison one: find it record by record
         logger.exception("the batch failed as a whole; retrying its records one by one")
         from aws_lambda_powertools.utilities.batch import process_partial_response

@@ -75,12 +75,16 @@ from kontex.ids import derived_id
 from kontex.otlp import mapping
 from kontex.otlp.span import SPANS_QUEUE, StoredSpan
 from kontex.otlp.span import body as span_body
+from kontex.otlp.span import body_of_text as span_body_of_text
+from kontex.otlp.span import read_message as read_message
 from kontex.ports import Queue
 from kontex.services import pricing, sessions, snapshots
 from kontex.services.conversation import conversation_tool_calls
 from kontex.services.deps import Deps
 
 log = logging.getLogger("kontex.spans")
+
+SpanKey = tuple[str, str, str]  # account_id, trace_id, span_id
 
 
 def store_batch(
@@ -95,6 +99,7 @@ def store_batch(
     A message is ``{"account_id", "session_id", "spans": [...]}`` from ingest, or
     ``{"account_id", "retry_traces": [...]}``: the worker's own delayed retry of waiting spans."""
     spans: list[tuple[str, dict[str, Any]]] = []
+    texts: dict[SpanKey, str] = {}  # the stored bodies taken from the messages' text
     retries: list[tuple[str, str]] = []
     received = deps.clock().timestamp()
     for message in messages:
@@ -102,6 +107,7 @@ def store_batch(
         retries += [(account_id, str(t)) for t in message.get("retry_traces", [])]
         header = message.get("session_id")
         named = message.get("session_name")  # a name in the header: resolved as span hints are
+        given = message.get("spans", [])
         spans += [
             (
                 account_id,
@@ -113,12 +119,17 @@ def store_batch(
                     "received_at": received,
                 },
             )
-            for span in message.get("spans", [])
+            for span in given
         ]
+        span_texts = message.get("span_texts")  # (read_message: as ingest wrote each span)
+        if span_texts is not None and len(span_texts) == len(given):
+            for span, text in zip(given, span_texts, strict=True):
+                key = (account_id, span["trace_id"], span["span_id"])
+                texts.setdefault(key, span_body_of_text(text, received, named))
     if not spans and not retries:
         return 0
     keys = [(account_id, span["trace_id"]) for account_id, span in spans] + retries
-    return process_traces(deps, keys, waiting, spans)
+    return process_traces(deps, keys, waiting, spans, texts)
 
 
 def process_trace(deps: Deps, account_id: str, trace_id: str) -> int:
@@ -152,9 +163,12 @@ def process_traces(
     keys: Sequence[tuple[str, str]],
     waiting: list[tuple[str, str]] | None = None,
     new: Sequence[tuple[str, dict[str, Any]]] = (),
+    texts: dict[SpanKey, str] | None = None,
 ) -> int:
     """Process the pending spans of each (account_id, trace_id), with the ``new`` spans of
-    the batch (account_id, span) among them; returns snapshots made.
+    the batch (account_id, span) among them; returns snapshots made. ``texts``: the stored
+    body of new spans whose message gave their JSON text (``store_batch``), by
+    (account_id, trace_id, span_id); the others are encoded.
 
     The new spans are stored in the unit that makes the batch's snapshots (those processed
     already marked done, so no row is written twice); when processing fails they are stored
@@ -165,15 +179,21 @@ def process_traces(
         linked = uow.traces.sessions_of(keys)
     fresh = _fresh(found, new)
     try:
-        return _process(deps, keys, found, linked, fresh, waiting)
+        return _process(deps, keys, found, linked, fresh, waiting, texts or {})
     except BaseException:
         if fresh:  # kept pending: a later batch of the trace (or a retry) processes them
+            rows = list(fresh.values())
             with deps.store.unit() as uow:
-                uow.spans.add(list(fresh.values()), deps.clock())
+                uow.spans.add(rows, deps.clock(), bodies=_bodies(fresh, texts or {}))
         raise
 
 
-SpanKey = tuple[str, str, str]  # account_id, trace_id, span_id
+def _bodies(
+    fresh: dict[SpanKey, tuple[str, dict[str, Any]]], texts: dict[SpanKey, str]
+) -> list[str]:
+    """The stored bodies of the new spans, in ``fresh`` 's order: the message's text of each
+    where it gave one, else the span encoded (before the write transaction)."""
+    return [texts.get(key) or span_body(span) for key, (_, span) in fresh.items()]
 
 
 def _fresh(
@@ -204,6 +224,7 @@ def _process(
     linked: dict[tuple[str, str], str],
     fresh: dict[SpanKey, tuple[str, dict[str, Any]]],
     waiting: list[tuple[str, str]] | None,
+    texts: dict[SpanKey, str],
 ) -> int:
     batch = _Batch(deps)
     traces = [_Trace(batch, a, t, found[(a, t)], linked.get((a, t))) for a, t in keys]
@@ -235,8 +256,9 @@ def _process(
     processed = [(t.account_id, t.trace_id, s["span_id"]) for t, s, _ in work]
     if not work and not batch.tasks:
         if fresh:
+            rows = list(fresh.values())
             with deps.store.unit() as uow:
-                uow.spans.add(list(fresh.values()), deps.clock())
+                uow.spans.add(rows, deps.clock(), bodies=_bodies(fresh, texts))
         return 0
     prepared = snapshots.prepare(deps, batch.snapshots)
     tasks = list(batch.tasks.values())
@@ -244,7 +266,7 @@ def _process(
     done = [k for k in processed if k not in fresh]  # stored pending by an earlier batch
 
     rows = list(fresh.values())
-    bodies = [span_body(span) for _, span in rows]  # encoded before the write transaction
+    bodies = _bodies(fresh, texts)  # before the write transaction
 
     def attempt() -> int:
         # the batch's new spans, tasks, snapshots and done marks: one unit of work, one
