@@ -41,9 +41,11 @@ class LocalTopic:
         self.queue.send_each([(consumer, body) for consumer in self.consumers], durable=False)
 
     def publish_many(self, events: Sequence[Event]) -> list[str]:
-        """Every event to every consumer in one commit of the queue file."""
+        """Every event to every consumer in one commit of the queue file (each event's message
+        encoded once, whatever the number of consumers)."""
         if self.consumers and events:
+            bodies = [event_message(e) for e in events]
             self.queue.send_each(
-                [(c, event_message(e)) for e in events for c in self.consumers], durable=False
+                [(c, body) for body in bodies for c in self.consumers], durable=False
             )
         return [e.id for e in events]
