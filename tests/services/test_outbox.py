@@ -137,3 +137,36 @@ def test_a_failed_publish_still_reaches_the_subscriber_through_the_sweeper(
     created = [e for e in conns.events("c1") if e["type"] == "snapshot.created"]
     assert [e["data"]["snapshot_id"] for e in created] == [snap.id]
     assert outbox.sweep(deps, older_than_seconds=-1) == 0
+
+
+def test_an_events_data_is_encoded_once_for_its_row_and_its_message(
+    deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spans on PostgreSQL, less CPU a span: an event's data is encoded when it is made; its
+    outbox row and its published message carry that text (the same message as before), not
+    two more encodings of it."""
+    from types import SimpleNamespace
+
+    from kontex.adapters.sql import outbox as sql_outbox
+    from kontex.ports import event_message
+
+    key, _ = keys.create_key(deps, "outbox")
+    s = sessions.create_session(deps, key.account_id, "run")
+    data = {"snapshot_id": "snap_1", "label": "caf\u00e9 \u2603", "usage": {"cost_usd": 0.5}}
+    event = outbox.event("snapshot.created", key.account_id, s.id, data, deps.clock())
+    assert event.data_json == json.dumps(data, separators=(",", ":"))
+    encoded: list[Any] = []
+
+    def dumps(*args: Any, **kwargs: Any) -> str:
+        encoded.append(args)
+        return json.dumps(*args, **kwargs)
+
+    monkeypatch.setattr(sql_outbox, "json", SimpleNamespace(dumps=dumps, loads=json.loads))
+    with deps.store.unit() as uow:
+        uow.outbox.add(event)
+    with deps.store.unit(write=False) as uow:
+        [stored] = uow.outbox.get([event.id])
+    assert encoded == [] and stored.data == data
+    expected = {"id": event.id, "type": event.type, "account_id": key.account_id}
+    expected |= {"session_id": s.id, "data": data}
+    assert event_message(event) == json.dumps(expected, separators=(",", ":"), default=str)

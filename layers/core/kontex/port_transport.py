@@ -9,7 +9,7 @@ at import is paid by every cold start (docs/benchmarks.md, "Cold start of the ap
 from __future__ import annotations
 
 import collections.abc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,10 @@ class Event:
     session_id: str
     data: dict[str, Any]
     created_at: datetime
+    # ``data`` as compact JSON, when its maker encoded it (``services.outbox.event``, the
+    # outbox's read): the outbox row and the published message use this text, not another
+    # encoding of ``data``
+    data_json: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,20 @@ __getattr__ = later_from(
 
 def event_message(event: Event) -> str:
     """The message body every event consumer reads, on SNS and on the local topic alike:
-    ``{id, type, account_id, session_id, data}``."""
+    ``{id, type, account_id, session_id, data}`` (with ``data`` as the event's ``data_json``
+    when it has it: the same text, not encoded again)."""
+    if event.data_json is not None:
+        head = json.dumps(
+            {
+                "id": event.id,
+                "type": event.type,
+                "account_id": event.account_id,
+                "session_id": event.session_id,
+            },
+            separators=(",", ":"),
+            default=str,
+        )
+        return f'{head[:-1]},"data":{event.data_json}}}'
     return json.dumps(
         {
             "id": event.id,

@@ -11,6 +11,7 @@ lost for good; an event may go out twice, so consumers are idempotent by event i
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,11 @@ def event(
     type_: str, account_id: str, session_id: str, data: dict[str, Any], at: datetime
 ) -> Event:
     # (kontex.port_transport loads with the first event: a read does not make one)
-    return ports.Event(new_id("evt"), type_, account_id, session_id, data, at)
+    try:  # encoded once, for its outbox row and its message (ports.event_message)
+        text: str | None = json.dumps(data, separators=(",", ":"))
+    except (TypeError, ValueError):  # not JSON as it is: each encodes it its own way
+        text = None
+    return ports.Event(new_id("evt"), type_, account_id, session_id, data, at, text)
 
 
 def sweep(deps: Deps, older_than_seconds: float = SWEEP_AFTER_SECONDS, limit: int = 500) -> int:

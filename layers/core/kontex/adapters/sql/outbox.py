@@ -38,7 +38,9 @@ def event_of(row: dict[str, Any]) -> Event:
 class SqlOutbox(Repository):
     def add(self, event: Event) -> None:
         e = event
-        data = json.dumps(e.data, separators=(",", ":"))  # JSON text (a TEXT column)
+        data = e.data_json  # JSON text (a TEXT column), encoded once by its maker
+        if data is None:
+            data = json.dumps(e.data, separators=(",", ":"))
         row = (e.id, e.account_id, e.session_id, e.type, data, e.created_at)
         self._work.later(INSERT_SQL, [row])
 
