@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from kontex.adapters.local_queue import LocalQueue, batch_failure_reasons
+from kontex.adapters.local_queue import LocalQueue, batch_failure_reasons, sqs_record
 from kontex.adapters.sqs_queue import SqsQueue
 from kontex.domain.errors import PayloadTooLarge
 
@@ -124,6 +125,39 @@ def test_sent_messages_survive_the_process_and_resume_at_start(tmp_path: Path) -
     }
     assert receives["m0"] == "2" and receives["m11"] == "1"
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def _wal_growth(path: Path, action: Any) -> int:
+    """Bytes ``action`` adds to the queue file's write-ahead log (emptied first)."""
+    wal = path.with_name(path.name + "-wal")
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = wal.stat().st_size if wal.exists() else 0
+    action()
+    return (wal.stat().st_size if wal.exists() else 0) - before
+
+
+def test_a_claim_does_not_write_the_message_bodies_again(tmp_path: Path) -> None:
+    """Spans on PostgreSQL, less CPU a span: claiming a batch counts the receive and sets its
+    times in place; the bodies (a span message is up to a few hundred KB) are not written
+    again. The first receive's time is kept across receives."""
+    path = tmp_path / "queue.db"
+    queue = LocalQueue(path, visibility_timeout=0.0)
+    queue.register("spans", Worker())
+    body = json.dumps({"id": "big", "pad": "x" * 400_000})
+    queue.send("spans", [body] * 3)
+    claimed: list[Any] = []
+    grew = _wal_growth(path, lambda: claimed.extend(queue._claim("spans")))
+    assert len(claimed) == 3 and [m.receives for m in claimed] == [1, 1, 1]
+    assert grew < 100_000  # a few pages, not the 1.2 MB of bodies
+    first = claimed[0].first_received_at
+    assert first <= time.time()
+    time.sleep(0.01)
+    [again, *_] = queue._claim("spans")  # visible again at once (no visibility timeout)
+    assert again.receives == 2 and again.first_received_at == first
+    record = sqs_record("spans", again.message_id, again.body, 2, again.sent_at, first)
+    assert record["attributes"]["ApproximateFirstReceiveTimestamp"] == str(int(first * 1000))
+    queue.close()
 
 
 KILLED_AFTER_SEND = """

@@ -70,7 +70,20 @@ Reasons = Callable[[], dict[str, Failure]]
 
 QUEUE_FILE = "queue.db"
 INSERT_MESSAGE_SQL = (
-    "INSERT INTO messages (id, queue, body, sent_at, available_at) VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO messages (id, queue, body, sent_at, available_at, first_received_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+# ``first_received_at`` of a message not received yet: a REAL of the size a time has on disk
+# (NULL has none, an integral value is stored as an integer), so a claim that sets the time
+# (and counts the receive, 0 -> 1: no bytes either way) leaves the row's size as it is, and
+# SQLite overwrites the row's first page in place instead of writing the whole record, body
+# and overflow pages, again (a span message is up to a few hundred KB: docs/benchmarks.md,
+# "Spans on PostgreSQL, less CPU a span"). Rows written before it hold NULL.
+NOT_RECEIVED = -0.5
+CLAIM_SQL = (
+    "UPDATE messages SET receives = receives + 1, available_at = ?,"
+    " first_received_at = CASE WHEN first_received_at IS NULL OR first_received_at < 0"
+    " THEN ? ELSE first_received_at END WHERE id = ?"
 )
 
 _SCHEMA = """
@@ -160,6 +173,11 @@ def sqs_record(
         "eventSourceARN": f"arn:aws:sqs:local:000000000000:{queue}",
         "awsRegion": "local",
     }
+
+
+def _received(first: float | None, now: float) -> float:
+    """When a claimed message was first received: ``now`` for its first receive."""
+    return first if first is not None and first >= 0 else now
 
 
 def wake_address(path: Path, queue: str) -> str | None:
@@ -267,7 +285,10 @@ class LocalQueue:
             if self._handlers and queue not in self._handlers and queue not in self._elsewhere:
                 raise LookupError(f"no worker is registered for queue {queue!r}")
         now = time.time()
-        rows = [(str(uuid.uuid4()), q, body, now, now + delay_seconds) for q, body in messages]
+        rows = [
+            (str(uuid.uuid4()), q, body, now, now + delay_seconds, NOT_RECEIVED)
+            for q, body in messages
+        ]
         with self._transaction(durable) as conn:
             conn.executemany(INSERT_MESSAGE_SQL, rows)
         with self._wake:
@@ -452,12 +473,8 @@ class LocalQueue:
                 " WHERE queue = ? AND available_at <= ? ORDER BY seq LIMIT ?",
                 (name, now, self.batch_size),
             ).fetchall()
-            conn.executemany(
-                "UPDATE messages SET receives = receives + 1, available_at = ?,"
-                " first_received_at = coalesce(first_received_at, ?) WHERE id = ?",
-                [(now + self.visibility_timeout, now, r[0]) for r in rows],
-            )
-        return [_Message(r[0], r[1], r[2] + 1, r[3], r[4] or now) for r in rows]
+            conn.executemany(CLAIM_SQL, [(now + self.visibility_timeout, now, r[0]) for r in rows])
+        return [_Message(r[0], r[1], r[2] + 1, r[3], _received(r[4], now)) for r in rows]
 
     def batch_window(self, queue: str) -> float:
         """The queue's batching window in seconds (0: a batch is handed over at once)."""
@@ -575,7 +592,7 @@ class LocalQueue:
             chosen = [r for r in rows if ids is None or r[0] in set(ids)]
             conn.executemany(
                 INSERT_MESSAGE_SQL,
-                [(str(uuid.uuid4()), q, body, now, now) for _, q, body in chosen],
+                [(str(uuid.uuid4()), q, body, now, now, NOT_RECEIVED) for _, q, body in chosen],
             )
             conn.executemany("DELETE FROM dead_letters WHERE id = ?", [(r[0],) for r in chosen])
         with self._wake:
