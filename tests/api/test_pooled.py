@@ -176,13 +176,13 @@ def test_the_probe_sees_what_an_unpooled_store_leaves(
 ) -> None:
     """The same client on the direct-connection settings: prepared statements stay on the
     server connection (and would break or leak behind the pooler), and the non-durable units
-    send SET LOCAL, which RDS Proxy pins on: both checks above can fail."""
+    set a local parameter, which RDS Proxy pins on: both checks above can fail."""
     store = PostgresStore(one_connection, max_size=4)
     try:
         a_client_session(store, tmp_path, clock)
     finally:
         store.close()
-    assert any(s.startswith("SET LOCAL synchronous_commit") for s in sent)
+    assert any(s.startswith("SELECT set_config('synchronous_commit'") for s in sent)
     assert left_on_the_session(one_connection)["prepared"] > 0
 
 

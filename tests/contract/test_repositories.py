@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kontex.domain.models import Snapshot, Usage
 from kontex.ports import Event, ItemRow, ObjectFilter
+from tests.conftest import new_store
 from tests.contract.test_store_contract import T0, account, session, snapshot, task
 
 
@@ -365,3 +367,21 @@ def test_a_unit_not_durable_commits_without_waiting_for_the_disk(store: Any) -> 
         assert (relaxed, durable) == (("on", "on") if store.pooled else ("off", "on"))
     else:
         assert (relaxed, durable) == (1, 1)
+
+
+@pytest.mark.postgres
+def test_an_autocommit_unit_not_durable_relaxes_its_commit_without_a_warning(
+    tmp_path: Path,
+) -> None:
+    """The rate limits' unit (every request's): on PostgreSQL its implicit transaction commits
+    without waiting for the disk, and the server sends no notice for it (``SET LOCAL`` there
+    drew "WARNING: SET LOCAL can only be used in transaction blocks", once a request)."""
+    notices: list[str] = []
+    for store in new_store("postgres", tmp_path / "unused", max_size=1):
+        with store.pool.connection() as conn:  # the pool's one connection
+            conn.add_notice_handler(lambda notice: notices.append(notice.message_primary))
+        for _ in range(3):
+            with store.unit(durable=False, autocommit=True) as uow:
+                relaxed = uow.keys._work.run("SHOW synchronous_commit")[0]["synchronous_commit"]
+            assert relaxed == ("on" if store.pooled else "off")
+        assert notices == []

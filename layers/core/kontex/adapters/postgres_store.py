@@ -22,6 +22,10 @@ from kontex.adapters.sql import SqlStore
 from kontex.domain.errors import Conflict, IntegrityError, Transient
 
 _MIGRATION_LOCK = 7_311_404_110  # pg_advisory_xact_lock key: one migrator at a time
+# a non-durable unit's commit does not wait for the WAL's flush: set for its transaction only
+# (``SET LOCAL``'s effect, without the warning PostgreSQL logs for ``SET LOCAL`` in the implicit
+# transaction of an autocommit unit, once a request for the rate limits)
+RELAXED_COMMIT = "SELECT set_config('synchronous_commit', 'off', true)"
 
 
 def _numbered(sql: str) -> str:
@@ -158,7 +162,7 @@ class PostgresStore(SqlStore):
         transaction pooler (RDS Proxy, PgBouncer in transaction mode), where a connection
         must leave nothing on the server session: no prepared statement (whatever
         ``prepare`` says) and no ``SET`` of any kind (RDS Proxy pins a client that sets a
-        parameter, ``SET LOCAL`` included), so non-durable units commit durably there."""
+        parameter, a local one included), so non-durable units commit durably there."""
         self.url = url
         self.pooled = pooled
         self.prepare = prepare and not pooled
@@ -213,14 +217,14 @@ class PostgresStore(SqlStore):
                 if autocommit:  # no BEGIN: the statements before each sync are one implicit
                     # transaction, committed by the server as it reaches the sync, in the same
                     # round trip (a row lock is not held while the answer travels and a
-                    # COMMIT comes back); SET LOCAL holds for the first round trip's
+                    # COMMIT comes back); the local setting holds for the first round trip's
                     if not durable and not self.pooled:
-                        conn.execute("SET LOCAL synchronous_commit = off")
+                        conn.execute(RELAXED_COMMIT)
                     yield _PgTx(conn, pipeline)
                     return
                 with conn.transaction():
                     if not durable and not self.pooled:  # its commit does not wait for
-                        conn.execute("SET LOCAL synchronous_commit = off")  # the WAL's flush
+                        conn.execute(RELAXED_COMMIT)  # the WAL's flush
                     yield _PgTx(conn, pipeline)
         except psycopg.Error as error:
             raise _translate(error) from error
