@@ -84,8 +84,8 @@ class Settings(BaseModel):
         default=0,
         ge=0,
         le=8,
-        description="`kontex dev`: how many processes consume the span queue (0: on PostgreSQL"
-        " one a core, at most 2; on SQLite 1)",
+        description="`kontex dev`: how many processes consume the span queue (0: one a core,"
+        " at most 2, on either database)",
     )
     kontex_mcp_allowed_hosts: str | None = Field(
         default=None,
