@@ -140,6 +140,8 @@ def loaded(
         folder=str(file.parent), path=str(file), then=then, heavy=heavy, before=before
     )
     env = {"POWERTOOLS_SERVICE_NAME": "t", "AWS_REGION": "eu-west-1", "PATH": "", **(env or {})}
+    if "PYTHONPATH" in os.environ:  # the kontex under test (a worktree's, not the venv's)
+        env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -218,6 +220,7 @@ def test_the_api_functions_first_answer_loads_only_the_session_listing(tmp_path:
         " 'TaskTree', 'LinkedTrace'})\n"
         "assert not made, made\n"
         "assert sorted(module.app.included) == ['session_listing'], module.app.included\n"
+        + SETTINGS_MODEL_NOT_MADE  # (nor the settings' pydantic model: issue 25, ninth round)
     )
     found = loaded("api/handler.py", then=then, heavy=API_LAZY, env=env)
     assert found == ["kontex.api.session_listing", "kontex.api.shapes"]
@@ -600,3 +603,33 @@ def test_the_api_shapes_still_give_the_session_views_shapes() -> None:
     assert Diff is view_shapes.Diff and issubclass(SnapshotOut, shapes.Out)
     assert Timeline.model_fields["data"].annotation == list[view_shapes.TimelineEntry]
     assert not shapes.LATER_SESSION_VIEWS & (shapes.LATER | shapes.LATER_RESOURCES)
+
+
+@pytest.mark.parametrize("path", ["workers/feed.py", "live/handler.py", "sweeper/handler.py"])
+def test_the_live_feed_functions_load_no_snapshot_content(path: str) -> None:
+    """kontex.services.live imports kontex.services.threads, which names a thread's state
+    (kontex.domain.snapshot_content) for its annotations only: the feed worker, the WebSocket
+    function and the sweeper create none of a snapshot's content models while they load
+    (issue 25, ninth round)."""
+    then = (
+        "import kontex.domain.models as models\n"
+        "assert not set(vars(models)) & {'ThreadState', 'Snapshot', 'Message'}"
+    )
+    assert loaded(path, then=then, heavy=("kontex.domain.snapshot_content",)) == []
+
+
+SETTINGS_MODEL_NOT_MADE = (
+    "import kontex.settings\n"
+    "from pydantic import BaseModel\n"
+    "assert not issubclass(kontex.settings.Settings, BaseModel)\n"
+    "kontex.settings.settings()\n"
+    "assert kontex.settings._model.cache_info().currsize == 0\n"
+)
+
+
+@pytest.mark.parametrize("path", FUNCTION_MODULES)
+def test_no_function_makes_the_settings_pydantic_model(path: str) -> None:
+    """kontex.settings.Settings is a plain class; the pydantic model of its declarations
+    (``_model``) is made only for a value the plain path does not take (issue 25, ninth round):
+    no function makes it while it loads, with its settings read."""
+    assert loaded(path, then=SETTINGS_MODEL_NOT_MADE, heavy=("kontex.settings_",)) == []

@@ -1,20 +1,37 @@
-"""Settings: one pydantic model validated from the environment (names equal field names).
+"""Settings: the environment's values (names equal field names), as one frozen object.
 
-Its annotations are objects, not strings (no ``from __future__ import annotations``): pydantic
-then has no string to evaluate (compile) for each of the fields when the class is made, in every
-function's cold start (docs/benchmarks.md, "Cold start of the api, seventh round (issue 25)")."""
+``Settings`` is a plain class, not a pydantic model: making a 45-field model class and its
+validator took 2.5-3 ms of every function's cold start (docs/benchmarks.md, "Cold start, ninth
+round"). Its fields are declared below as a pydantic model's would be (an annotation and a default
+or a ``Field``), and what a user sees is the model's: the same names, defaults and parsing of each
+value, and for a value the plain path does not take (``_checked``: anything but the usual
+spellings of a string, a path, a secret, a boolean and a number within its bounds) the model
+itself, ``_model()``, made from the same declarations on first need, validates all the values:
+its result, or its ``ValidationError`` (``1 validation error for Settings ...``). ``model_fields``
+(the model's), ``model_copy`` and ``model_dump`` work as a frozen pydantic model's do, and so do
+``==``, ``hash``, ``repr`` and the error an assignment raises.
+"""
 
+import operator
 import os
+import re
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
+from typing import Any, ClassVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
+from pydantic.fields import FieldInfo
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+class _Fields:
+    """``Settings.model_fields``: the pydantic model's (made on first use)."""
 
+    def __get__(self, instance: object, owner: type) -> dict[str, FieldInfo]:
+        return _model().model_fields
+
+
+class Settings:
     kontex_database_url: str | None = Field(
         default=None, description="postgresql://... ; unset: SQLite in the data dir"
     )
@@ -113,14 +130,158 @@ class Settings(BaseModel):
     kontex_index_authkey: SecretStr | None = None
     aws_lambda_function_name: str | None = None
 
+    model_fields: ClassVar[_Fields] = _Fields()
+
+    def __init__(self, **values: Any) -> None:
+        made: dict[str, Any] = {}
+        for name, (kind, nullable, default, bounds) in _SPEC.items():
+            value = _checked(kind, nullable, bounds, values[name]) if name in values else default
+            if value is _UNSURE:  # the model's own validation: its values, or its ValidationError
+                model = _model()(**values)
+                made = {name: getattr(model, name) for name in _SPEC}
+                break
+            made[name] = value
+        vars(self).update(made)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # frozen: the model's own error (ValidationError, "Instance is frozen")
+        setattr(_model().model_construct(**vars(self)), name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(_model().model_construct(**vars(self)), name)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return vars(self) == vars(other)
+
+    def __hash__(self) -> int:
+        return hash((type(self), *vars(self).values()))
+
+    def __repr__(self) -> str:
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
+
+    def model_copy(
+        self, *, update: Mapping[str, Any] | None = None, deep: bool = False
+    ) -> "Settings":
+        """A copy with ``update``'s values, not validated (as pydantic's ``model_copy``)."""
+        import copy
+
+        made = object.__new__(type(self))
+        values = copy.deepcopy(vars(self)) if deep else dict(vars(self))
+        vars(made).update(values, **(update or {}))
+        return made
+
+    def model_dump(self) -> dict[str, Any]:
+        return dict(vars(self))
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
         env = os.environ if environ is None else environ
         values: dict[str, object] = {
-            k.lower(): v for k, v in env.items() if k.lower() in cls.model_fields and v != ""
+            k.lower(): v for k, v in env.items() if k.lower() in _SPEC and v != ""
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.model_validate(values)
+        return cls(**values)
+
+
+_UNSURE = object()
+_INTEGER = re.compile(r"[0-9]{1,18}")
+_DECIMAL = re.compile(r"[0-9]{1,15}(\.[0-9]{1,15})?")
+# pydantic's spellings of a boolean (any case): the others go to the model
+_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
+
+
+def _spec() -> dict[str, tuple[type, bool, Any, tuple[Any, ...]]]:
+    """Each field's type (without ``None``), whether it may be None, its default and bounds
+    (``annotated_types`` ``Ge``, ``Gt``, ``Le``), read from the declarations."""
+    spec = {}
+    for name, annotation in Settings.__annotations__.items():
+        if name == "model_fields":
+            continue
+        kinds = get_args(annotation) or (annotation,)  # X | None: (X, NoneType)
+        declared = vars(Settings).get(name)
+        if isinstance(declared, FieldInfo):
+            default, bounds = declared.default, tuple(declared.metadata)
+        else:
+            default, bounds = declared, ()
+        kind = next(k for k in kinds if k is not type(None))
+        spec[name] = (kind, type(None) in kinds, default, bounds)
+    return spec
+
+
+_SPEC = _spec()
+
+
+# a bound's attribute (annotated_types' Ge, Gt, Le, Lt) and the test a value must pass
+_BOUNDS = (("ge", operator.ge), ("gt", operator.gt), ("le", operator.le), ("lt", operator.lt))
+
+
+def _within(value: float, bounds: tuple[Any, ...]) -> bool:
+    return all(
+        holds(value, getattr(bound, name))
+        for bound in bounds
+        for name, holds in _BOUNDS
+        if getattr(bound, name, None) is not None
+    )
+
+
+def _checked(kind: type, nullable: bool, bounds: tuple[Any, ...], value: Any) -> Any:
+    """``value`` as the model makes it from the usual spellings, else ``_UNSURE``."""
+    if value is None:
+        return None if nullable else _UNSURE
+    number: int | float
+    if kind is str:
+        return value if type(value) is str else _UNSURE
+    if kind is Path:
+        if type(value) is str:
+            return Path(value)
+        return value if isinstance(value, Path) else _UNSURE
+    if kind is SecretStr:
+        if type(value) is str:
+            return SecretStr(value)
+        return value if type(value) is SecretStr else _UNSURE
+    if kind is bool:
+        if type(value) is bool:
+            return value
+        if type(value) is str and value.lower() in _TRUE:
+            return True
+        if type(value) is str and value.lower() in _FALSE:
+            return False
+        return _UNSURE
+    if kind is int:
+        if type(value) is int:
+            number = value
+        elif type(value) is str and _INTEGER.fullmatch(value):
+            number = int(value)
+        else:
+            return _UNSURE
+        return number if _within(number, bounds) else _UNSURE
+    if kind is float:
+        if (
+            type(value) is not float
+            and type(value) is not int
+            and not (type(value) is str and _DECIMAL.fullmatch(value))
+        ):
+            return _UNSURE
+        number = float(value)
+        return number if _within(number, bounds) else _UNSURE
+    return _UNSURE
+
+
+@cache
+def _model() -> type[BaseModel]:
+    """The pydantic model of these declarations, named ``Settings`` as its errors say."""
+    fields: dict[str, Any] = {
+        name: (Settings.__annotations__[name], vars(Settings).get(name)) for name in _SPEC
+    }
+    return create_model(
+        "Settings",
+        __config__=ConfigDict(extra="ignore", frozen=True),
+        __module__=__name__,
+        **fields,
+    )
 
 
 @cache
