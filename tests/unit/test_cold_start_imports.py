@@ -361,9 +361,10 @@ def test_a_failed_load_freezes_nothing_and_leaves_the_collector_as_found() -> No
 
 
 def test_kontex_ports_still_gives_the_transport_values() -> None:
-    """An event, the proxy's upstream request and answer and a pipeline's lag moved to
-    kontex.port_transport; ``from kontex.ports import ...`` still gives each, the same object,
-    and the outbox's events are of it."""
+    """An event and the proxy's upstream request and answer moved to kontex.port_transport (a
+    pipeline's lag, there until the ninth round, to kontex.port_values);
+    ``from kontex.ports import ...`` still gives each, the same object, and the outbox's events
+    are of it."""
     import kontex.port_transport
     import kontex.ports
 
@@ -633,3 +634,44 @@ def test_no_function_makes_the_settings_pydantic_model(path: str) -> None:
     (``_model``) is made only for a value the plain path does not take (issue 25, ninth round):
     no function makes it while it loads, with its settings read."""
     assert loaded(path, then=SETTINGS_MODEL_NOT_MADE, heavy=("kontex.settings_",)) == []
+
+
+def test_kontex_ports_still_gives_a_page_and_a_session_listing() -> None:
+    """Both moved to kontex.port_pages, and a pipeline's lag to kontex.port_values (issue 25,
+    ninth round): ``from kontex.ports import ...`` still gives each, the same object, and a
+    session listing's page is of it."""
+    import kontex.port_pages
+    import kontex.port_values
+    import kontex.ports
+    from kontex.ports import Page, PipelineLag, SessionListing
+    from kontex.services import sessions
+
+    assert {"Page", "SessionListing"} == kontex.ports.LATER_PAGES
+    assert Page is kontex.port_pages.Page and SessionListing is kontex.port_pages.SessionListing
+    assert PipelineLag is kontex.port_values.PipelineLag and "PipelineLag" in kontex.ports.LATER
+    assert type(sessions.page_of([], 10)) is Page
+
+
+@pytest.mark.parametrize("path", [p for p in FUNCTION_MODULES if p != "api/handler.py"])
+def test_only_the_api_makes_a_page_while_it_loads(path: str) -> None:
+    """No function but the api (whose first answer is a page of sessions) creates the page and
+    session listing classes (kontex.port_pages) while it loads; the proxy not with its first
+    request's modules either, nor a pipeline's lag; the feed worker, which reads events and
+    makes none, not kontex.port_transport (issue 25, ninth round)."""
+    then = (PROXY_FIRST_REQUEST if path == "proxy/server.py" else "") + (
+        "\nimport kontex.ports, sys\n"
+        "made = {'Page', 'SessionListing', 'PipelineLag'} & (set(vars(kontex.ports))"
+        " | set(vars(sys.modules.get('kontex.port_transport', kontex.ports))))\n"
+        "assert not made, made\n"
+    )
+    later = ("kontex.port_pages",)
+    if path == "workers/feed.py":
+        later += ("kontex.port_transport",)
+    assert loaded(path, then=then, heavy=later) == []
+
+
+def test_the_api_makes_its_first_page_of_kontex_port_pages() -> None:
+    then = "from kontex.services import sessions\nsessions.page_of([], 1)"
+    assert loaded("api/handler.py", then=then, heavy=("kontex.port_pages",)) == [
+        "kontex.port_pages"
+    ]
