@@ -1,15 +1,17 @@
 """Settings: the environment's values (names equal field names), as one frozen object.
 
 ``Settings`` is a plain class, not a pydantic model: making a 45-field model class and its
-validator took 2.5-3 ms of every function's cold start (docs/benchmarks.md, "Cold start, ninth
-round"). Its fields are declared below as a pydantic model's would be (an annotation and a default
-or a ``Field``), and what a user sees is the model's: the same names, defaults and parsing of each
-value, and for a value the plain path does not take (``_checked``: anything but the usual
-spellings of a string, a path, a secret, a boolean and a number within its bounds) the model
-itself, ``_model()``, made from the same declarations on first need, validates all the values:
-its result, or its ``ValidationError`` (``1 validation error for Settings ...``). ``model_fields``
-(the model's), ``model_copy`` and ``model_dump`` work as a frozen pydantic model's do, and so do
-``==``, ``hash``, ``repr`` and the error an assignment raises.
+validator took 2.5-3 ms of every function's cold start, part of it pydantic's first-model work
+(its plugin loader, its first schema), which the first model a function validates now does
+(docs/benchmarks.md, "Cold start, ninth round"). Its fields are declared below as a pydantic
+model's would be (an annotation and a default or a ``Field``), and what a user sees is the
+model's: the same names, defaults and parsing of each value, and for a value the plain path does
+not take (``_checked``: anything but the usual spellings of a string, a path, a secret, a
+boolean and a number within its bounds) the model itself, ``_model()``, made from the same
+declarations on first need, validates all the values: its result, or its ``ValidationError``
+(``1 validation error for Settings ...``). ``model_fields`` (the model's), ``model_copy`` and
+``model_dump`` work as a frozen pydantic model's do, and so do ``==``, ``hash``, ``repr`` and
+the error an assignment raises.
 """
 
 import operator
