@@ -140,6 +140,8 @@ def loaded(
         folder=str(file.parent), path=str(file), then=then, heavy=heavy, before=before
     )
     env = {"POWERTOOLS_SERVICE_NAME": "t", "AWS_REGION": "eu-west-1", "PATH": "", **(env or {})}
+    if "PYTHONPATH" in os.environ:  # the kontex under test (a worktree's, not the venv's)
+        env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -358,9 +360,10 @@ def test_a_failed_load_freezes_nothing_and_leaves_the_collector_as_found() -> No
 
 
 def test_kontex_ports_still_gives_the_transport_values() -> None:
-    """An event, the proxy's upstream request and answer and a pipeline's lag moved to
-    kontex.port_transport; ``from kontex.ports import ...`` still gives each, the same object,
-    and the outbox's events are of it."""
+    """An event and the proxy's upstream request and answer moved to kontex.port_transport (a
+    pipeline's lag, there until the ninth round, to kontex.port_values);
+    ``from kontex.ports import ...`` still gives each, the same object, and the outbox's events
+    are of it."""
     import kontex.port_transport
     import kontex.ports
 
@@ -600,3 +603,57 @@ def test_the_api_shapes_still_give_the_session_views_shapes() -> None:
     assert Diff is view_shapes.Diff and issubclass(SnapshotOut, shapes.Out)
     assert Timeline.model_fields["data"].annotation == list[view_shapes.TimelineEntry]
     assert not shapes.LATER_SESSION_VIEWS & (shapes.LATER | shapes.LATER_RESOURCES)
+
+
+@pytest.mark.parametrize("path", ["workers/feed.py", "live/handler.py", "sweeper/handler.py"])
+def test_the_live_feed_functions_load_no_snapshot_content(path: str) -> None:
+    """kontex.services.live imports kontex.services.threads, which names a thread's state
+    (kontex.domain.snapshot_content) for its annotations only: the feed worker, the WebSocket
+    function and the sweeper create none of a snapshot's content models while they load
+    (issue 25, ninth round)."""
+    then = (
+        "import kontex.domain.models as models\n"
+        "assert not set(vars(models)) & {'ThreadState', 'Snapshot', 'Message'}"
+    )
+    assert loaded(path, then=then, heavy=("kontex.domain.snapshot_content",)) == []
+
+
+def test_kontex_ports_still_gives_a_page_and_a_session_listing() -> None:
+    """Both moved to kontex.port_pages, and a pipeline's lag to kontex.port_values (issue 25,
+    ninth round): ``from kontex.ports import ...`` still gives each, the same object, and a
+    session listing's page is of it."""
+    import kontex.port_pages
+    import kontex.port_values
+    import kontex.ports
+    from kontex.ports import Page, PipelineLag, SessionListing
+    from kontex.services import sessions
+
+    assert {"Page", "SessionListing"} == kontex.ports.LATER_PAGES
+    assert Page is kontex.port_pages.Page and SessionListing is kontex.port_pages.SessionListing
+    assert PipelineLag is kontex.port_values.PipelineLag and "PipelineLag" in kontex.ports.LATER
+    assert type(sessions.page_of([], 10)) is Page
+
+
+@pytest.mark.parametrize("path", [p for p in FUNCTION_MODULES if p != "api/handler.py"])
+def test_only_the_api_makes_a_page_while_it_loads(path: str) -> None:
+    """No function but the api (whose first answer is a page of sessions) creates the page and
+    session listing classes (kontex.port_pages) while it loads; the proxy not with its first
+    request's modules either, nor a pipeline's lag; the feed worker, which reads events and
+    makes none, not kontex.port_transport (issue 25, ninth round)."""
+    then = (PROXY_FIRST_REQUEST if path == "proxy/server.py" else "") + (
+        "\nimport kontex.ports, sys\n"
+        "made = {'Page', 'SessionListing', 'PipelineLag'} & (set(vars(kontex.ports))"
+        " | set(vars(sys.modules.get('kontex.port_transport', kontex.ports))))\n"
+        "assert not made, made\n"
+    )
+    later = ("kontex.port_pages",)
+    if path == "workers/feed.py":
+        later += ("kontex.port_transport",)
+    assert loaded(path, then=then, heavy=later) == []
+
+
+def test_the_api_makes_its_first_page_of_kontex_port_pages() -> None:
+    then = "from kontex.services import sessions\nsessions.page_of([], 1)"
+    assert loaded("api/handler.py", then=then, heavy=("kontex.port_pages",)) == [
+        "kontex.port_pages"
+    ]

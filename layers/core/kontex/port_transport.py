@@ -1,6 +1,7 @@
 """Values that travel through the system's transports, which a REST read does not use: an event
-(written to the outbox, published through ``kontex.ports.Events``), the proxy's upstream request
-and answer (``kontex.ports.Upstream``) and a pipeline's lag (``kontex.ports.Pipelines``).
+(written to the outbox, published through ``kontex.ports.Events``) and the proxy's upstream
+request and answer (``kontex.ports.Upstream``); a pipeline's lag moved to kontex.port_values
+(the proxy makes none: docs/benchmarks.md, "Cold start, ninth round").
 ``kontex.ports`` gives them too (loading this module on first use, PEP 562), so ``from
 kontex.ports import Event`` works as before; kept apart because every frozen dataclass created
 at import is paid by every cold start (docs/benchmarks.md, "Cold start of the api, seventh round
@@ -28,17 +29,6 @@ class Event:
     # outbox's read): the outbox row and the published message use this text, not another
     # encoding of ``data``
     data_json: str | None = field(default=None, compare=False, repr=False)
-
-
-@dataclass(frozen=True)
-class PipelineLag:
-    """How far one pipeline is behind: messages waiting or in flight, the age of the oldest
-    (None when empty, or not known yet), and messages given up on (its dead letters)."""
-
-    name: str
-    depth: int
-    oldest_age_seconds: float | None
-    dead_letters: int
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """The value types of the ports that no function's first request uses: rows of the content,
-checkpoint, archive, query and search repositories, the live feed's connections, and the
-vector index's points and queries. ``kontex.ports`` gives them too (loading this module on
-first use), so ``from kontex.ports import Revision`` works as before; kept apart because
-each frozen dataclass costs about half a millisecond to create at import, which every cold
-start paid (docs/benchmarks.md, "Cold start, fourth round (issue 25)")."""
+checkpoint, archive, query and search repositories, the live feed's connections, the vector
+index's points and queries, and a pipeline's lag (``kontex.ports.Pipelines``). ``kontex.ports``
+gives them too (loading this module on first use), so ``from kontex.ports import Revision``
+works as before; kept apart because each frozen dataclass costs about half a millisecond to
+create at import, which every cold start paid (docs/benchmarks.md, "Cold start, fourth round
+(issue 25)")."""
 
 from __future__ import annotations
 
@@ -186,3 +187,14 @@ class IndexQuery:
     dense: list[float] | None = None
     sparse: SparseVector | None = None
     mode: str = "hybrid"
+
+
+@dataclass(frozen=True)
+class PipelineLag:
+    """How far one pipeline is behind: messages waiting or in flight, the age of the oldest
+    (None when empty, or not known yet), and messages given up on (its dead letters)."""
+
+    name: str
+    depth: int
+    oldest_age_seconds: float | None
+    dead_letters: int

@@ -56,12 +56,16 @@ import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from kontex import ports
 from kontex.adapters.writer_lock import WriterLock
 from kontex.domain.retry import QUEUE_RETRY, Failure, RetryPolicy, describe
 from kontex.http.apigw import LocalContext
-from kontex.ports import PIPELINES, PipelineLag
+from kontex.ports import PIPELINES
+
+if TYPE_CHECKING:  # (kontex.port_values: loads with the first lag asked for)
+    from kontex.ports import PipelineLag
 
 log = logging.getLogger("kontex.queue")
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -446,7 +450,7 @@ class LocalQueue:
         found = {name: (int(n), max(0.0, now - oldest)) for name, n, oldest in waiting}
         names = list(dict.fromkeys([*PIPELINES, *sorted(found), *sorted(dead)]))
         return [
-            PipelineLag(
+            ports.PipelineLag(
                 name=name,
                 depth=found.get(name, (0, None))[0],
                 oldest_age_seconds=found.get(name, (0, None))[1],

@@ -22,11 +22,14 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kontex.adapters.claim_check import CLAIM, PREFIX, claim_of
 from kontex.domain.errors import PayloadTooLarge, Transient
-from kontex.ports import BlobStore, Event, event_message
+from kontex.ports import BlobStore, event_message
+
+if TYPE_CHECKING:  # (kontex.port_transport: the feed and embed workers read events, make none)
+    from kontex.ports import Event
 
 MAX_MESSAGE_BYTES = 256 * 1024  # SNS: body and attributes together (one call of a batch too)
 MAX_BATCH = 10  # entries of one PublishBatch

@@ -9,15 +9,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from kontex import ports
 from kontex.domain.errors import Conflict, InvalidInput, NotFound, found
 from kontex.domain.models import Session, SessionStatus, Task, TaskStatus, validate_name
 from kontex.ids import new_id
-from kontex.ports import Page, SessionListing, SessionRepository, TaskRepository
+from kontex.ports import SessionRepository, TaskRepository
 from kontex.services import outbox
 from kontex.services.deps import Deps
 
-if TYPE_CHECKING:  # (kontex.port_transport: loads with the first event)
-    from kontex.ports import Event
+if TYPE_CHECKING:  # (kontex.port_transport: loads with the first event; kontex.port_pages with
+    # the first page, which only a listing makes)
+    from kontex.ports import Event, Page
 
 MAX_PAGE = 100
 E = TypeVar("E", bound=StrEnum)
@@ -65,8 +67,8 @@ def page_of(items: list[Any], limit: int) -> Page:
     """``items`` holds up to ``limit + 1`` rows; the extra one means there is a next page."""
     if len(items) > limit:
         last = items[limit - 1]
-        return Page(items[:limit], encode_cursor(last.created_at.isoformat(), last.id))
-    return Page(items, None)
+        return ports.Page(items[:limit], encode_cursor(last.created_at.isoformat(), last.id))
+    return ports.Page(items, None)
 
 
 def _announce(type_: str, row: Session | Task, session_id: str, at: datetime) -> Event:
@@ -159,7 +161,8 @@ def list_sessions(
     limit = check_limit(limit)
     after = decode_cursor(cursor)
     with deps.store.unit(write=False) as uow:
-        rows = uow.sessions.page(account_id, SessionListing(limit + 1, after, status, newest_first))
+        listing = ports.SessionListing(limit + 1, after, status, newest_first)
+        rows = uow.sessions.page(account_id, listing)
     return page_of(rows, limit)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kontex.domain.errors import Conflict, EnrichWindowExpired, InvalidInput, NotFound, found
 from kontex.domain.models import (
@@ -31,7 +31,7 @@ from kontex.domain.models import (
     validate_name,
 )
 from kontex.ids import new_id
-from kontex.ports import Event, Page, Revision, UnitOfWork
+from kontex.ports import Event, Revision, UnitOfWork
 from kontex.services import bundles, outbox
 from kontex.services.deps import Deps
 from kontex.services.sessions import (
@@ -41,6 +41,9 @@ from kontex.services.sessions import (
     page_of,
     task_event,
 )
+
+if TYPE_CHECKING:  # (kontex.port_pages: a page of snapshots is the REST function's)
+    from kontex.ports import Page
 
 LINEAGE_RETRIES = 5
 T = TypeVar("T")

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kontex.domain.errors import InvalidInput, NotFound, PayloadTooLarge
-from kontex.domain.models import THREAD_STATE_MAX_BYTES, ThreadState, validate_thread_id
+from kontex.domain.models import THREAD_STATE_MAX_BYTES, validate_thread_id
 from kontex.services.deps import Deps
+
+if TYPE_CHECKING:  # a snapshot's content models (kontex.domain.snapshot_content): the live
+    # feed and the sweeper import this module and never make a thread's state
+    from kontex.domain.models import ThreadState
 
 
 def _thread_id(thread_id: str) -> str:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kontex.adapters.sql.base import Repository, after_cursor, as_time, update_sql
 from kontex.domain.models import Session
-from kontex.ports import SessionListing
+
+if TYPE_CHECKING:  # (kontex.port_pages: made by the listing that calls page)
+    from kontex.ports import SessionListing
 
 COLUMNS = "id, account_id, name, description, metadata, status, created_at, updated_at"
 INSERT_SQL = f"INSERT INTO sessions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
