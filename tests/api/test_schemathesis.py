@@ -198,7 +198,13 @@ def run(base_url: str, key: str) -> tuple[list[str], dict[str, Any]]:
     schema = schemathesis.openapi.from_url(f"{base_url}/v1/openapi.json", config=config(key))
     schema = schema.include(path_regex="^/v1/")
     failures: dict[tuple[str, ...], str] = {}
-    ran: dict[str, Any] = {"checks": set(), "operations": set(), "phases": {}, "errors": []}
+    ran: dict[str, Any] = {
+        "checks": set(),
+        "operations": set(),
+        "phases": {},
+        "errors": [],
+        "excused": set(),  # the phases where a BEYOND_A_SCHEMA failure was let pass
+    }
     for event in from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished):
             ran["operations"].add(event.recorder.label)
@@ -208,6 +214,7 @@ def run(base_url: str, key: str) -> tuple[list[str], dict[str, Any]]:
                     info = node.failure_info
                     if node.status == Status.FAILURE and info is not None:
                         if (str(info.failure.operation), node.name) in BEYOND_A_SCHEMA:
+                            ran["excused"].add(event.phase.value)  # the phase says "failure"
                             continue
                         where = (
                             str(info.failure.operation),
@@ -235,7 +242,9 @@ def test_the_api_keeps_its_document(container: Any, served: str) -> None:
     print(f"negative cases with nothing negated, dropped: {MADE_UP}")
     assert not ran["errors"], "\n".join(ran["errors"])
     assert not failures, "\n\n".join(f[:3000] for f in failures)
-    assert ran["phases"]["stateful"] == "success"
+    # the stateful phase ran (its links followed), and failed on nothing but an excused check
+    # (its steps depend on the answers' ids, so it reaches the import route in some runs only)
+    assert ran["phases"]["stateful"] == "success" or "stateful" in ran["excused"], ran
     assert {"use_after_free", "ensure_resource_availability", "unsupported_method"} <= ran["checks"]
     assert len(ran["operations"]) >= 30
     # the requests reached this database
