@@ -153,3 +153,36 @@ def test_the_cli_needs_a_key(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> No
     monkeypatch.delenv("KONTEX_API_KEY", raising=False)
     assert main(["tail", "sess_1"]) == 2
     assert "--api-key" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_stops_it_even_when_the_closing_connection_says_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A cancellation (Ctrl-C) that meets a connection's closing may come out of the library
+    as ``TimeoutError`` (Python 3.11's ``asyncio.timeout``): it stops, it does not reconnect
+    (CI saw `kontex tail` follow on for 20 s after SIGINT)."""
+    import kontex.tail
+
+    follows: list[int] = []
+
+    async def follow(*args: Any) -> None:
+        follows.append(1)
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            raise TimeoutError from None  # what a cancelled close_timeout may raise
+
+    monkeypatch.setattr(kontex.tail, "_follow", follow)
+
+    async def main() -> None:
+        err = io.StringIO()
+        task = asyncio.create_task(tail("ws://x", "k", "s", err=err, first_backoff=0.01))
+        await asyncio.sleep(0.05)
+        task.cancel()  # what Ctrl-C does
+        done, _ = await asyncio.wait([task], timeout=2)
+        assert done, f"still following after the cancellation: {err.getvalue()!r}"
+        assert task.cancelled()
+
+    asyncio.run(main())
+    assert follows == [1]

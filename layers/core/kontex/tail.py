@@ -138,12 +138,23 @@ async def tail(
             websockets.ConnectionClosed,
             websockets.InvalidHandshake,
         ) as e:
+            if _stopping():
+                raise asyncio.CancelledError from e  # Ctrl-C, however the library said it
             reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
         if followed:  # it was following: start the backoff again
             backoff = first_backoff
         print(f"kontex tail: {reason}; reconnecting in {backoff:.1f} s", file=err, flush=True)
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, max_backoff)
+
+
+def _stopping() -> bool:
+    """Whether this task is being cancelled (Ctrl-C: ``asyncio.run`` cancels it). A cancellation
+    that reaches a connection's closing may come out as ``TimeoutError`` or ``ConnectionClosed``
+    (Python 3.11's ``asyncio.timeout`` turns a cancellation that meets its deadline into
+    ``TimeoutError``): reconnecting then would follow on forever after Ctrl-C."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def run(url: str, key: str, session_id: str, as_json: bool = False) -> int:
