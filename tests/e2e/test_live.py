@@ -12,8 +12,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -255,8 +257,17 @@ def test_kontex_tail_prints_events_and_stops_on_ctrl_c(
         )[1]
         printed = process.stdout.readline()
         assert "snapshot.created" in printed and snap["id"] in printed and '"tailed"' in printed
+        said: list[str] = []  # what it says after Ctrl-C (read, so no pipe fills meanwhile)
+        for stream in (process.stdout, process.stderr):
+            threading.Thread(target=lambda s=stream: said.extend(s), daemon=True).start()
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=TIMEOUT) == 0
+        try:
+            code = process.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            status = Path(f"/proc/{process.pid}/status").read_text().splitlines()
+            signals = [line for line in status if line.startswith(("SigIgn", "SigCgt"))]
+            raise AssertionError(f"still running after Ctrl-C: {signals}, said {said}") from None
+        assert code == 0, said
     finally:
         if process.poll() is None:
             process.kill()

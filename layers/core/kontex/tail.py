@@ -20,6 +20,10 @@ from websockets.asyncio.client import ClientConnection
 DEFAULT_URL = "ws://127.0.0.1:8787/ws"
 FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
+# Ctrl-C closes the connection: the server's answer to the close is waited for this long, not
+# the library's 10 s (then as long again for the socket), so `kontex tail` stops within seconds
+# whatever the server is doing
+CLOSE_SECONDS = 1.0
 
 
 class Refused(Exception):
@@ -89,7 +93,9 @@ async def _follow(
     followed: list[bool],
 ) -> None:
     """One connection: authorize, subscribe, emit events until it closes."""
-    async with websockets.connect(url, open_timeout=10, max_size=2**20) as ws:
+    async with websockets.connect(
+        url, open_timeout=10, close_timeout=CLOSE_SECONDS, max_size=2**20
+    ) as ws:
         await ws.send(json.dumps({"authorization": key}))
         auth = json.loads(await ws.recv())
         if not auth.get("success"):
