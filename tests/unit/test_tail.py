@@ -186,3 +186,46 @@ def test_ctrl_c_stops_it_even_when_the_closing_connection_says_timeout(
 
     asyncio.run(main())
     assert follows == [1]
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_does_not_wait_long_for_a_server_that_never_answers_the_close() -> None:
+    """A server that answers the handshake, the key and the subscription, then nothing (not the
+    close frame either): Ctrl-C still ends `kontex tail` within a few seconds (it waited 10 s for
+    the close's answer and 10 more for the socket)."""
+    from websockets.http11 import Request
+    from websockets.server import ServerProtocol
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        protocol = ServerProtocol()
+        protocol.receive_data(await reader.read(65536))
+        request = protocol.events_received()[0]
+        assert isinstance(request, Request)
+        protocol.send_response(protocol.accept(request))
+        writer.write(b"".join(protocol.data_to_send()))
+        for answer in ({"success": True}, {"id": "subscribe", "success": True}):
+            protocol.receive_data(await reader.read(65536))  # the key, then the subscription
+            protocol.events_received()
+            protocol.send_text(json.dumps(answer).encode())
+            writer.write(b"".join(protocol.data_to_send()))
+        while await reader.read(65536):  # the close frame too: never answered
+            pass
+
+    async def main() -> float:
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        err = io.StringIO()
+        task = asyncio.create_task(tail(f"ws://127.0.0.1:{port}", "k", "s", err=err))
+        for _ in range(500):
+            if "following" in err.getvalue():
+                break
+            await asyncio.sleep(0.01)
+        assert "following" in err.getvalue(), err.getvalue()
+        started = asyncio.get_running_loop().time()
+        task.cancel()  # what Ctrl-C does
+        done, _ = await asyncio.wait([task], timeout=8)
+        server.close()
+        assert done, "still closing 8 s after Ctrl-C"
+        return asyncio.get_running_loop().time() - started
+
+    asyncio.run(main())
