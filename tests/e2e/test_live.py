@@ -236,6 +236,13 @@ def test_thread_state_over_the_socket(stack: DevStack, account: dict[str, Any]) 
     assert api("GET", f"/v1/threads/{tid}/state")[0] == 404
 
 
+def interruptible() -> None:
+    """Ctrl-C reaches the child as it would from a terminal: a run started in the background of
+    a non-interactive shell (`.ci/run &`) has SIGINT ignored, the child would inherit that, and
+    Python keeps an inherited SIG_IGN (the test saw `SigIgn` with SIGINT's bit and no handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_kontex_tail_prints_events_and_stops_on_ctrl_c(
     stack: DevStack, account: dict[str, Any]
 ) -> None:
@@ -245,6 +252,7 @@ def test_kontex_tail_prints_events_and_stops_on_ctrl_c(
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "KONTEX_API_KEY": account["key"]},
+        preexec_fn=interruptible,
     )
     try:
         assert process.stderr is not None and process.stdout is not None
