@@ -132,29 +132,16 @@ def event_message(event: Event) -> str:
     """The message body every event consumer reads, on SNS and on the local topic alike:
     ``{id, type, account_id, session_id, data}`` (with ``data`` as the event's ``data_json``
     when it has it: the same text, not encoded again)."""
+    head = {
+        "id": event.id,
+        "type": event.type,
+        "account_id": event.account_id,
+        "session_id": event.session_id,
+    }
     if event.data_json is not None:
-        head = json.dumps(
-            {
-                "id": event.id,
-                "type": event.type,
-                "account_id": event.account_id,
-                "session_id": event.session_id,
-            },
-            separators=(",", ":"),
-            default=str,
-        )
-        return f'{head[:-1]},"data":{event.data_json}}}'
-    return json.dumps(
-        {
-            "id": event.id,
-            "type": event.type,
-            "account_id": event.account_id,
-            "session_id": event.session_id,
-            "data": event.data,
-        },
-        separators=(",", ":"),
-        default=str,
-    )
+        text = json.dumps(head, separators=(",", ":"), default=str)
+        return f'{text[:-1]},"data":{event.data_json}}}'
+    return json.dumps({**head, "data": event.data}, separators=(",", ":"), default=str)
 
 
 # -- the store: one unit of work, small repositories -----------------------------------------
