@@ -59,27 +59,13 @@ def gone(pids: list[int], timeout: float = 45) -> bool:
     return not any(alive(p) for p in pids)
 
 
-def descendants(pid: int) -> list[int]:
-    """Its children, theirs (the pipeline processes are the fork server's), and so on."""
-    found, todo = [], children(pid)
-    while todo:
-        child = todo.pop()
-        found.append(child)
-        todo += children(child)
-    return found
-
-
 def spawned(pid: int) -> list[int]:
-    """Its processes that run Python code of ours, by the names they give themselves (not
-    multiprocessing's resource tracker nor the pipeline processes' fork server)."""
-    ours = []
-    for child in descendants(pid):
-        try:
-            if name(child).startswith("kontex-"):
-                ours.append(child)
-        except OSError:  # it exited meanwhile
-            continue
-    return ours
+    """Its children that run Python code of ours (not multiprocessing's resource tracker)."""
+    return [
+        child
+        for child in children(pid)
+        if b"multiprocessing.spawn" in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
 
 
 def name(pid: int) -> str:
@@ -104,8 +90,8 @@ def worker_processes(stack: DevStack) -> dict[str, int]:
 
 
 def search_process(stack: DevStack) -> tuple[int, list[int]]:
-    """The search process, and all the server's processes (the fork server's children too)."""
-    return worker_processes(stack)["kontex-search"], descendants(stack.process.pid)
+    """The search process, and all the server's children."""
+    return worker_processes(stack)["kontex-search"], children(stack.process.pid)
 
 
 def test_the_worker_processes_start_and_stop_with_the_server(tmp_path: Path) -> None:
@@ -119,42 +105,13 @@ def test_the_worker_processes_start_and_stop_with_the_server(tmp_path: Path) -> 
     assert gone(every)
 
 
-def memory_kb(pid: int) -> dict[str, int]:
-    lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
-    return {line.split()[0].rstrip(":"): int(line.split()[1]) for line in lines}
-
-
-def test_the_pipeline_processes_share_what_they_all_load(tmp_path: Path) -> None:
-    """Forked from one fork server that loaded the workers' code and the tokenizer, the
-    pipeline processes hold most of their pages in common: each one's proportional share (PSS)
-    is well under what it maps (RSS). Spawned, each held its own copy (PSS 82% of RSS)."""
-    stack = start_dev(tmp_path / "data", OFFLINE)
-    try:
-        found = worker_processes(stack)
-        pipelines = [found[name] for name in PIPELINES]
-        parents = {
-            int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1]) for p in pipelines
-        }
-        assert len(parents) == 1 and parents != {stack.process.pid}
-        fork_server = Path(f"/proc/{parents.pop()}/cmdline").read_bytes()
-        assert b"multiprocessing.forkserver" in fork_server
-        assert b"kontex.local.pipeline_preload" in fork_server
-        for pid in pipelines:
-            memory = memory_kb(pid)
-            assert memory["Pss"] < 0.6 * memory["Rss"], (name(pid), memory)
-    finally:
-        stop_dev(stack)
-
-
 def test_the_search_process_does_not_outlive_a_killed_server(tmp_path: Path) -> None:
-    """Nor do the pipeline processes, nor their fork server."""
     stack = start_dev(tmp_path / "data", OFFLINE)
     try:
-        child, every = search_process(stack)
+        child, _ = search_process(stack)
         os.kill(stack.process.pid, signal.SIGKILL)  # the server alone, not its process group
         stack.process.communicate(timeout=15)
         assert gone([child])
-        assert gone(every)
     finally:
         if stack.process.poll() is None:
             os.killpg(stack.process.pid, signal.SIGKILL)
@@ -191,20 +148,6 @@ def post_spans(stack: DevStack, key: str, session_id: str) -> None:
         assert response.status == 200
 
 
-def spans_unconsumed(stack: DevStack, key: str, name: str) -> tuple[Http, str, list[int]]:
-    """The pipeline processes stopped (SIGSTOP), then one request's spans posted to a new
-    session ``name``: queued, consumed by none. The API, the session's id and the stopped
-    processes (SIGCONT resumes them)."""
-    pipelines = [worker_processes(stack)[n] for n in PIPELINES]
-    api = Http(stack.base, key)
-    status, session = api("POST", "/v1/sessions", {"name": name})
-    assert status == 201, session
-    for pid in pipelines:
-        os.kill(pid, signal.SIGSTOP)
-    post_spans(stack, key, session["id"])
-    return api, session["id"], pipelines
-
-
 def test_the_span_worker_runs_in_the_pipeline_processes(tmp_path: Path) -> None:
     """Spans are accepted by the server and made snapshots by the pipeline processes: while
     they are stopped (SIGSTOP) the server still answers and queues them, and none becomes a
@@ -213,17 +156,23 @@ def test_the_span_worker_runs_in_the_pipeline_processes(tmp_path: Path) -> None:
     key = create_key(data, "pipeline", OFFLINE)
     stack = start_dev(data, OFFLINE)
     try:
-        api, session_id, pipelines = spans_unconsumed(stack, key, "pipeline")
+        pipelines = [worker_processes(stack)[n] for n in PIPELINES]
+        api = Http(stack.base, key)
+        status, session = api("POST", "/v1/sessions", {"name": "pipeline"})
+        assert status == 201, session
+        for pid in pipelines:
+            os.kill(pid, signal.SIGSTOP)
         try:
+            post_spans(stack, key, session["id"])
             time.sleep(1.5)  # long enough for a span worker in the server to have made them
-            assert count_snapshots(api, session_id) == 0
+            assert count_snapshots(api, session["id"]) == 0
             status, health = api("GET", "/health?detail=true")
             assert status == 200
             assert health["pipelines"]["spans"]["depth"] == 1
         finally:
             for pid in pipelines:
                 os.kill(pid, signal.SIGCONT)
-        assert made(api, session_id, SPANS)
+        assert made(api, session["id"], SPANS)
     finally:
         out = stop_dev(stack)
     assert stack.process.returncode == 0, out
@@ -296,7 +245,13 @@ def test_a_span_batch_left_in_flight_is_resumed_once_for_every_span_process(
     key = create_key(data, "resume", OFFLINE)
     stack = start_dev(data, OFFLINE)
     try:
-        _, session_id, _ = spans_unconsumed(stack, key, "resume")
+        pipelines = [worker_processes(stack)[n] for n in PIPELINES]
+        api = Http(stack.base, key)
+        status, session = api("POST", "/v1/sessions", {"name": "resume"})
+        assert status == 201, session
+        for pid in pipelines:
+            os.kill(pid, signal.SIGSTOP)  # queued, not consumed
+        post_spans(stack, key, session["id"])
     finally:
         kill_dev(stack)  # the whole group, stopped ones included
     held = LocalQueue(data / QUEUE_FILE)  # the killed run's span process, which had claimed it
@@ -307,9 +262,9 @@ def test_a_span_batch_left_in_flight_is_resumed_once_for_every_span_process(
     again = start_dev(data, OFFLINE)
     try:
         api = Http(again.base, key)
-        assert made(api, session_id, SPANS, timeout=60)  # not after the 300 s
+        assert made(api, session["id"], SPANS, timeout=60)  # not after the 300 s
         time.sleep(0.5)
-        assert count_snapshots(api, session_id) == SPANS  # nothing twice either
+        assert count_snapshots(api, session["id"]) == SPANS  # nothing twice either
     finally:
         out = stop_dev(again)
     assert "kontex dev: resuming 1 queued message(s) left by an earlier run" in out

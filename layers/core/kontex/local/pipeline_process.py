@@ -21,16 +21,12 @@ one of them (the queue's claim), and the span service is safe under concurrency 
 Lambdas are (derived ids, a conflict retried record by record). What a run left in flight is
 resumed once, by the server, before any of them claims (``Pipelines.consume``): a resume by one
 after another's claim would hand that batch out twice.
-
-They are forked from one fork server that loaded what they all load
-(``local/pipeline_preload.py``), so they share its pages (``forked``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
 from multiprocessing.connection import Connection
@@ -52,21 +48,6 @@ MAX_SPAN_PROCESSES = 2  # the default's cap (measured on 2 cores)
 # requests get the cores first (p50 13-17 ms, not 21-23, at the same spans/s: measured)
 SPAN_NICE = 5
 STOP_SECONDS = 30.0  # for each worker to finish its batch (local_queue: 10 s a thread)
-
-
-PRELOAD = "kontex.local.pipeline_preload"
-
-
-def forked() -> Any:
-    """The context the pipeline processes start from: a fork server that has loaded what they
-    all load (``PRELOAD``), so they share it; where there is no fork server (Windows), spawned
-    as the search process is."""
-    try:
-        context = multiprocessing.get_context("forkserver")
-    except ValueError:
-        return multiprocessing.get_context("spawn")
-    context.set_forkserver_preload([PRELOAD])
-    return context
 
 
 def span_processes(settings: Settings) -> int:
@@ -95,7 +76,7 @@ class PipelineProcess(WorkerProcess):
         nice: int = 0,
     ) -> None:
         args = (settings, str(root) if root else None, sorted(queues), nice)
-        super().__init__(run, args, name, forked())
+        super().__init__(run, args, name)
         self.queues = queues
         self.pid: int | None = None  # once it consumes
         self._failed: str | None = None

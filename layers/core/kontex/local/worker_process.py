@@ -1,8 +1,7 @@
 """A process of ``kontex dev``'s own beside the server (the search process, the pipeline
-process): spawned (or forked from a fork server: ``context``), it holds the one pipe to the
-server and takes its orders there; when the server is gone, even by SIGKILL, its end of the
-pipe closes and the process exits, so none outlives ``kontex dev`` (docs/design.md, "The local
-stack")."""
+process): spawned, it holds the one pipe to the server and takes its orders there; when the
+server is gone, even by SIGKILL, its end of the pipe closes and the process exits, so none
+outlives ``kontex dev`` (docs/design.md, "The local stack")."""
 
 from __future__ import annotations
 
@@ -25,20 +24,13 @@ class WorkerProcess:
     body, where ``conn`` is the process's end of the pipe; ``name`` says which in messages
     ("the search process ...")."""
 
-    def __init__(
-        self,
-        target: Callable[..., None],
-        args: tuple[Any, ...],
-        name: str,
-        context: Any = None,
-    ) -> None:
-        context = context or multiprocessing.get_context("spawn")
+    def __init__(self, target: Callable[..., None], args: tuple[Any, ...], name: str) -> None:
+        context = multiprocessing.get_context("spawn")
         self.name = name
         self._conn, child = context.Pipe()
         self.process = context.Process(
             target=_main,
-            # the server's environment as it is now: a fork server's is that of when it started
-            args=(f"kontex-{name}", dict(os.environ), target, *args, child),
+            args=(f"kontex-{name}", target, *args, child),
             name=f"kontex-{name}",
             # a safety net: should the server exit without close() (an error in its own
             # shutdown), multiprocessing terminates it at exit rather than waiting for it
@@ -75,12 +67,8 @@ class WorkerProcess:
         self._conn.close()
 
 
-def _main(title: str, environ: dict[str, str], target: Callable[..., None], *args: Any) -> None:
-    """The process's entry: the server's ``environ``, named ``title`` for ps and top, then its
-    body."""
-    if environ != os.environ:
-        os.environ.clear()
-        os.environ.update(environ)
+def _main(title: str, target: Callable[..., None], *args: Any) -> None:
+    """The process's entry: named ``title`` for ps and top, then its body."""
     name_process(title)
     target(*args)
 
