@@ -1,6 +1,7 @@
-"""bench/ingest.py's profile summary reads py-spy's raw stacks of `kontex dev` as they are:
-the span threads of a pipeline process forked from the fork server, whose command line holds a
-";" as py-spy writes it. Timings are printed by the benchmark, never asserted."""
+"""bench/ingest.py's profile summary finds the span threads however deep py-spy's raw stacks
+nest their process: here a pipeline process under a fork server, whose command line holds a
+";" (as when the pipeline processes were forked; they are spawned now, one level up). Timings
+are printed by the benchmark, never asserted."""
 
 from __future__ import annotations
 
