@@ -149,6 +149,12 @@ def left_on_the_session(url: str) -> dict[str, Any]:
     return dict(zip((*names, "cursors"), row, strict=True))
 
 
+def bouncer_log() -> str:
+    """PgBouncer's log, for a failure's message: whether it closed or replaced the one server
+    connection (a probe on a fresh server connection finds nothing, whatever was left)."""
+    return pgbouncer.instance(PG_URL).log_text()
+
+
 CLEAN = {
     "prepared": 0,
     "synchronous_commit": "on",
@@ -165,10 +171,11 @@ def test_a_pooled_store_leaves_nothing_on_the_session(
     store = PostgresStore(one_connection, max_size=4, pooled=True)
     try:
         a_client_session(store, tmp_path, clock)
+        left = left_on_the_session(one_connection)  # while the store is still connected
     finally:
         store.close()
     assert [s for s in sent if pins(s)] == []
-    assert left_on_the_session(one_connection) == CLEAN
+    assert left == CLEAN, bouncer_log()
 
 
 def test_the_probe_sees_what_an_unpooled_store_leaves(
@@ -180,10 +187,11 @@ def test_the_probe_sees_what_an_unpooled_store_leaves(
     store = PostgresStore(one_connection, max_size=4)
     try:
         a_client_session(store, tmp_path, clock)
+        left = left_on_the_session(one_connection)  # while the store is still connected
     finally:
         store.close()
     assert any(s.startswith("SELECT set_config('synchronous_commit'") for s in sent)
-    assert left_on_the_session(one_connection)["prepared"] > 0
+    assert left["prepared"] > 0, bouncer_log()
 
 
 def test_settings_on_aws_make_a_pooled_store(monkeypatch: pytest.MonkeyPatch) -> None:
