@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from opentelemetry import trace as trace_api
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
@@ -311,6 +312,41 @@ def test_genai_events_as_logs_give_the_messages_of_the_attribute_form(kontex: An
         for name in ("events", "attributes")
     ]
     assert calls[0] == calls[1] and calls[0][0]["status"] == "pending"
+
+
+@pytest.mark.parametrize("outer", ["span", "events"])
+def test_a_span_and_its_events_processed_at_once_by_two_workers_make_the_snapshot(
+    kontex: Any, monkeypatch: pytest.MonkeyPatch, outer: str
+) -> None:
+    """Two span workers (two Lambdas, two `kontex dev` span processes) take the span and its
+    events at once: each reads the trace before the other's write is committed, so each finds
+    its half alone and stores it pending. The later one to commit reads the trace again and
+    makes the snapshot now, not after the grace period's retry (30 s)."""
+    spans_body, logs = events_call()
+    post(kontex, spans_body, PROTO)
+    post_signal(kontex, "logs", logs, PROTO)
+    span_message, events_message = (body for _, body in kontex.queue.sent)
+    first, second = (
+        (span_message, events_message) if outer == "span" else (events_message, span_message)
+    )
+    process = spans._process
+    inside: list[str] = []
+
+    def interleaved(*args: Any, **kwargs: Any) -> int:
+        if not inside:  # the outer worker has read the trace: the other one runs in full now
+            inside.append(second)
+            spans.store_batch(kontex.deps, [spans.read_message(second)], [])
+        return process(*args, **kwargs)
+
+    monkeypatch.setattr(spans, "_process", interleaved)
+    waiting: list[tuple[str, str]] = []
+    spans.store_batch(kontex.deps, [spans.read_message(first)], waiting)
+    assert inside == [second]
+    (session,) = sessions.list_sessions(kontex.deps, kontex.account_id).items
+    (snap,) = snapshots.list_snapshots(kontex.deps, kontex.account_id, session.id).items
+    bundle = snapshots.get_bundle(kontex.deps, kontex.account_id, snap.id)
+    assert [m.role for m in bundle.messages] == ["system", "user", "assistant"]
+    assert waiting == []  # nothing left for the delayed retry
 
 
 def test_logs_and_metrics_answer_as_otlp_requires(kontex: Any) -> None:

@@ -53,6 +53,8 @@ holds: the traces it touches read in one (spans and links), the external session
 in one (and, for a new name, that session made), then one unit with the batch's new spans, its
 missing tasks, every snapshot (``snapshots.seal_all``) and the done marks of spans stored
 before; on PostgreSQL that last unit is two round trips (docs/design.md, "The unit of work").
+A batch that stored a new span pending reads its trace once more after that commit
+(``process_traces``).
 """
 
 from __future__ import annotations
@@ -172,20 +174,45 @@ def process_traces(
 
     The new spans are stored in the unit that makes the batch's snapshots (those processed
     already marked done, so no row is written twice); when processing fails they are stored
-    pending on their own before the error goes up, so nothing received is lost."""
+    pending on their own before the error goes up, so nothing received is lost.
+
+    A trace where a new span was stored pending is read again once that unit is committed:
+    another worker may have taken what it waits for (its events, its ancestor) at the same
+    time, each reading the trace before the other's commit. Of two such workers the later to
+    commit finds both halves then, so neither waits for the delayed retry."""
     keys = list(dict.fromkeys(keys))
     with deps.store.unit(write=False) as uow:
         found = uow.spans.of_traces(keys)
         linked = uow.traces.sessions_of(keys)
     fresh = _fresh(found, new)
+    first: list[tuple[str, str]] = []
     try:
-        return _process(deps, keys, found, linked, fresh, waiting, texts or {})
+        made = _process(deps, keys, found, linked, fresh, first, texts or {})
     except BaseException:
         if fresh:  # kept pending: a later batch of the trace (or a retry) processes them
             rows = list(fresh.values())
             with deps.store.unit() as uow:
                 uow.spans.add(rows, deps.clock(), bodies=_bodies(fresh, texts or {}))
         raise
+    unsettled = _stored_pending(found, fresh)
+    again: list[tuple[str, str]] = []
+    if unsettled:
+        made += process_traces(deps, unsettled, again)  # no new spans: read again only once
+    if waiting is not None:  # what the second reading still finds waiting replaces the first's
+        waiting += [key for key in first if key not in unsettled] + again
+    return made
+
+
+def _stored_pending(
+    found: dict[tuple[str, str], list[dict[str, Any]]],
+    fresh: dict[SpanKey, tuple[str, dict[str, Any]]],
+) -> list[tuple[str, str]]:
+    """The traces where a span of ``fresh`` was stored pending (not processed)."""
+    return [
+        (account_id, trace_id)
+        for (account_id, trace_id), rows in found.items()
+        if any(not row["done"] and (account_id, trace_id, row["span_id"]) in fresh for row in rows)
+    ]
 
 
 def _bodies(
