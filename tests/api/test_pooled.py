@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -149,6 +150,13 @@ def left_on_the_session(url: str) -> dict[str, Any]:
     return dict(zip((*names, "cursors"), row, strict=True))
 
 
+def direct(url: str) -> str:
+    """The server's URL for the schema that ``url`` (PgBouncer's alias of it) reaches."""
+    schema = urlsplit(url).path.lstrip("/")
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
 def bouncer_log() -> str:
     """PgBouncer's log, for a failure's message: whether it closed or replaced the one server
     connection (a probe on a fresh server connection finds nothing, whatever was left)."""
@@ -178,20 +186,33 @@ def test_a_pooled_store_leaves_nothing_on_the_session(
     assert left == CLEAN, bouncer_log()
 
 
-def test_the_probe_sees_what_an_unpooled_store_leaves(
+def test_an_unpooled_store_leaves_what_the_probe_sees(
     one_connection: str, sent: list[str], tmp_path: Path, clock: Any
 ) -> None:
-    """The same client on the direct-connection settings: prepared statements stay on the
-    server connection (and would break or leak behind the pooler), and the non-durable units
-    set a local parameter, which RDS Proxy pins on: both checks above can fail."""
-    store = PostgresStore(one_connection, max_size=4)
+    """Both checks above can fail. The same client on the direct-connection settings, straight
+    to the server, prepares statements on its connection and sets a local parameter in its
+    non-durable units (which RDS Proxy pins on); and what a client leaves on the one server
+    connection behind PgBouncer, the probe finds there.
+
+    Not that client behind PgBouncer itself: a pipelined client that prepares statements is
+    what PgBouncer 1.18 cannot pool (now and then it kept the server linked to the idle client,
+    and the probe waited for ``query_wait_timeout``), which is why the store is ``pooled`` there.
+    """
+    store = PostgresStore(direct(one_connection), max_size=4)
     try:
         a_client_session(store, tmp_path, clock)
-        left = left_on_the_session(one_connection)  # while the store is still connected
+        with store.pool.connection() as conn:  # the session's one connection (never two at once)
+            row = conn.execute("SELECT count(*) AS n FROM pg_prepared_statements").fetchone()
     finally:
         store.close()
     assert any(s.startswith("SELECT set_config('synchronous_commit'") for s in sent)
-    assert left["prepared"] > 0, bouncer_log()
+    assert row is not None and row["n"] > 0
+
+    with psycopg.connect(one_connection, autocommit=True, prepare_threshold=None) as leaver:
+        leaver.execute("PREPARE left_behind AS SELECT 1")
+        leaver.execute("SET synchronous_commit = off")
+    left = left_on_the_session(one_connection)
+    assert left == {**CLEAN, "prepared": 1, "synchronous_commit": "off"}, bouncer_log()
 
 
 def test_settings_on_aws_make_a_pooled_store(monkeypatch: pytest.MonkeyPatch) -> None:
