@@ -5,12 +5,17 @@
 
 Each measurement is a fresh interpreter that imports one ``functions/<name>`` handler module
 (as the Lambda runtime does at an environment's first invocation) and reports the seconds the
-import took; the figure is the median of ``--runs``. The baseline imports Powertools' logger and
-an ``APIGatewayHttpResolver`` with nothing behind it. The issue's target: each handler at most
-2x the baseline. Beside it, when the api is timed, the same resolver with one route and its
-first answer to the api's first event (``BASELINE_ANSWER``): the like-for-like baseline of the
-api's row, which is import plus first answer (a bare resolver's first answer costs about a
-millisecond, so the two baselines differ little).
+import took. The processes run interleaved: each of ``--runs`` rounds starts one process of every
+row in every mode, in an order rotated by one each round; a time is the median of the rounds',
+and a ratio the median of the rounds' ratios (each process against the baseline's of its round
+and mode), so that the machine's speed drifting during a run (on a shared VM the baseline moved
+from 86 to 128 ms of CPU between two runs a minute apart) touches both sides of a ratio alike.
+The baseline imports Powertools' logger and an ``APIGatewayHttpResolver`` with nothing behind
+it. The issue's target: each handler at most 2x the baseline. Beside it, when the api is timed,
+the same resolver with one route and its first answer to the api's first event
+(``BASELINE_ANSWER``): the like-for-like baseline of the api's row, which is import plus first
+answer (a bare resolver's first answer costs about a millisecond, so the two baselines differ
+little).
 
 The ``api`` row is import plus a real first answer: ``GET /v1/sessions`` with a key, through
 ``lambda_handler``, on a SQLite data dir made (and its key created) before the timed processes,
@@ -49,6 +54,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,6 +103,8 @@ print(time.{clock}() - started)
 # --clock: the wall clock (what a caller waits), or the process's CPU time (what other work on
 # the machine disturbs less)
 CLOCKS = {"wall": "perf_counter", "cpu": "process_time"}
+Key = tuple[str, str]  # (row, mode)
+BASE, ANSWERING = "(baseline)", "(baseline answering)"
 
 
 def stale_kontex(layers_dir: Path) -> list[str]:
@@ -113,32 +121,51 @@ def stale_kontex(layers_dir: Path) -> list[str]:
     return differ
 
 
-def measure(
-    body: str,
-    runs: int,
-    env: dict[str, str] | None = None,
-    where: Lambda | None = None,
-    clock: str = "wall",
-) -> float:
+@dataclass
+class Probe:
+    """One row's process in one mode: the code it runs, its environment and where it runs."""
+
+    body: str
+    env: dict[str, str] | None = None
+    where: Lambda | None = None
+
+
+def run_once(probe: Probe, clock: str) -> float:
+    """One fresh process of ``probe``: the seconds its timed part took."""
+    where = probe.where
     command = [sys.executable, "-X", "frozen_modules=on"] if where is None else where.command()
     extra = {} if where is None else where.env()
-    if where is not None and where.pycache is not None:  # the warm-up run writes the bytecode
-        runs += 1
-    times = []
-    for _ in range(runs):
-        out = subprocess.run(
-            [*command, "-c", TIMED.format(body=body, clock=CLOCKS[clock])],
-            capture_output=True,
-            text=True,
-            env={**ENV, **(env or {}), **extra},
-            cwd=None if where is None else where.task,
-        )
-        if out.returncode:
-            raise SystemExit(out.stderr)
-        times.append(float(out.stdout.strip().splitlines()[-1]))
-    if where is not None and where.pycache is not None:
-        times = times[1:]
-    return statistics.median(times)
+    out = subprocess.run(
+        [*command, "-c", TIMED.format(body=probe.body, clock=CLOCKS[clock])],
+        capture_output=True,
+        text=True,
+        env={**ENV, **(probe.env or {}), **extra},
+        cwd=None if where is None else where.task,
+    )
+    if out.returncode:
+        raise SystemExit(out.stderr)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def interleaved(probes: dict[Key, Probe], runs: int, clock: str) -> dict[Key, list[float]]:
+    """``runs`` rounds, each one process of every probe, in an order rotated by one each round
+    (none always runs right after the same other); a ``+bytecode`` probe first runs once
+    untimed, writing its bytecode. The seconds of each probe, round by round."""
+    for probe in probes.values():
+        if probe.where is not None and probe.where.pycache is not None:
+            run_once(probe, clock)
+    keys = list(probes)
+    times: dict[Key, list[float]] = {key: [] for key in keys}
+    for round_ in range(runs):
+        shift = round_ % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            times[key].append(run_once(probes[key], clock))
+    return times
+
+
+def paired(times: list[float], base: list[float]) -> float:
+    """The median of the rounds' ratios: each process against the baseline's of its round."""
+    return statistics.median(t / b for t, b in zip(times, base, strict=True))
 
 
 def main() -> int:
@@ -166,9 +193,8 @@ def main() -> int:
                 f"{'...' if len(stale) > 5 else ''}): rebuild it (layers/build.py)"
             )
     modes = ["venv"] + (["as built", "+bytecode"] if args.layers is not None else [])
-    baseline: dict[str, float] = {}
-    answered: dict[str, float] = {}  # the bare resolver's import and first answer
-    rows: dict[str, dict[str, float]] = {}
+    probes: dict[Key, Probe] = {}
+    with_api = not args.function or "api" in args.function.split(",")
     with tempfile.TemporaryDirectory(prefix="kontex-coldstart-") as folder:
         scratch = Path(folder)
         api_env, key = api_data(str(scratch / "data"))
@@ -184,10 +210,10 @@ def main() -> int:
             empty = scratch / "task-baseline"
             empty.mkdir(exist_ok=True)
             found = where(mode, ("core",), empty)
-            baseline[mode] = measure(BASELINE, args.runs, where=found, clock=args.clock)
-            if not args.function or "api" in args.function.split(","):
+            probes[(BASE, mode)] = Probe(BASELINE, where=found)
+            if with_api:
                 answering = BASELINE_ANSWER.replace("{event}", repr(FIRST_EVENT))
-                answered[mode] = measure(answering, args.runs, where=found, clock=args.clock)
+                probes[(ANSWERING, mode)] = Probe(answering, where=found)
         for name, path in handlers().items():
             if args.function and name not in args.function.split(","):
                 continue
@@ -202,7 +228,18 @@ def main() -> int:
                 body = probe_body(name, path, task, key)
                 env = api_env if name == "api" else None
                 found = where(mode, layers_of(name, args.embedder), task)
-                rows.setdefault(name, {})[mode] = measure(body, args.runs, env, found, args.clock)
+                probes[(name, mode)] = Probe(body, env, found)
+        times = interleaved(probes, args.runs, args.clock)
+    baseline = {m: statistics.median(times[(BASE, m)]) for m in modes}
+    answered = {m: statistics.median(times[(ANSWERING, m)]) for m in modes if with_api}
+    rows: dict[str, dict[str, float]] = {}
+    ratios: dict[str, dict[str, float]] = {}
+    for (name, mode), taken in times.items():
+        if name not in (BASE, ANSWERING):
+            rows.setdefault(name, {})[mode] = statistics.median(taken)
+            ratios.setdefault(name, {})[mode] = paired(taken, times[(BASE, mode)])
+    if with_api:
+        answering_ratio = {m: paired(times[(ANSWERING, m)], times[(BASE, m)]) for m in modes}
     if args.json:
         print(
             json.dumps(
@@ -211,12 +248,14 @@ def main() -> int:
                     "baseline_s": baseline,
                     "baseline_answering_s": answered,
                     "handlers_s": rows,
+                    "ratios": ratios,  # each the median of the rounds' ratios
                 }
             )
         )
         return 0
     print(
-        f"import time (api: + first answer), median of {args.runs} fresh processes"
+        f"import time (api: + first answer), median of {args.runs} interleaved rounds of fresh"
+        " processes; ratios: the median of the rounds' ratios"
         + (", CPU time" if args.clock == "cpu" else "")
     )
     if args.layers is not None:
@@ -232,18 +271,18 @@ def main() -> int:
         cells = ""
         over = []
         for mode in modes:
-            ratio = seconds[mode] / baseline[mode]
+            ratio = ratios[name][mode]
             cells += f" {seconds[mode] * 1000:8.1f} ms  {ratio:5.2f}x"
             if ratio > 2:
                 over.append(mode)
         flag = f"   over the 2x target ({', '.join(over)})" if over else ""
         print(f"  {name:28}{cells}{flag}")
     if answered and "api" in rows:
-        cells = "".join(
-            f" {answered[m] * 1000:8.1f} ms  {answered[m] / baseline[m]:5.2f}x" for m in modes
-        )
+        cells = "".join(f" {answered[m] * 1000:8.1f} ms  {answering_ratio[m]:5.2f}x" for m in modes)
         print(f"  {'bare resolver + 1st answer':28}{cells}")
-        cells = "".join(f" {'':11}{rows['api'][m] / answered[m]:5.2f}x" for m in modes)
+        cells = "".join(
+            f" {'':11}{paired(times[('api', m)], times[(ANSWERING, m)]):5.2f}x" for m in modes
+        )
         print(f"  {'api / that (like for like)':28}{cells}")
     return 0
 
