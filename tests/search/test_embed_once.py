@@ -330,3 +330,42 @@ def test_the_text_kept_between_snapshots_is_bounded(monkeypatch: pytest.MonkeyPa
         assert search._cached(search._key("m", text), str, text) == text
         assert search._CACHED_CHARS <= 5_000
     assert len(search._CACHE) == 5 and all(len(k) == 16 for k in search._CACHE)
+
+
+def test_a_snapshots_points_are_made_once_while_its_revision_stands(
+    search_deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sliding window's snapshot is planned beside its parent, which was planned just before
+    as a snapshot of its own: its points (the pieces cut and their ids made) are remembered by
+    what they are made of, and made again once its content changes (an enrichment's revision),
+    with the revision's content."""
+    monkeypatch.setattr(search, "_HELD", search.OrderedDict())
+    made: list[str] = []
+    point_id = search.point_id
+
+    def counted(account_id: str, source: str, text: str) -> str:
+        made.append(text)
+        return point_id(account_id, source, text)
+
+    monkeypatch.setattr(search, "point_id", counted)
+    account = _account(search_deps)
+    task = _task(search_deps, account, "window")
+    first = _snapshot(search_deps, account, task, "c1", messages=[{"role": "user", "content": "q"}])
+    second = _snapshot(
+        search_deps, account, task, "c2",
+        messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+    )  # fmt: skip
+    search.embed_snapshot(search_deps, account, first.id)
+    once = len(made)
+    search.embed_snapshot(search_deps, account, second.id)  # beside its parent, the first
+    assert len(made) - once == 3  # the second's own (label, q, a): not the first's again
+    snapshots.enrich(
+        search_deps, account, first.id,
+        {"messages": [{"role": "user", "content": "q"},
+                      {"role": "assistant", "content": "the answer is quorum_lost"}]},
+    )  # fmt: skip
+    before = len(made)
+    event = {"type": "snapshot.enriched", "account_id": account, "data": {"snapshot_id": first.id}}
+    assert search.handle_event(search_deps, event) == "embedded"
+    assert "the answer is quorum_lost" in made[before:]  # the revision's, made anew
+    assert len(search._HELD) <= search.HELD_SNAPSHOTS

@@ -354,10 +354,23 @@ class Held:
     text: str  # the chunk
 
 
+# The points of the last snapshots planned, by what they are made of (the account, the snapshot,
+# its content address, which a revision changes, its label and the chunk size): a sliding
+# window's snapshot is planned beside its parent, planned as the snapshot before it
+_HELD: OrderedDict[tuple[str, str, str, str, int], dict[str, Held]] = OrderedDict()
+HELD_SNAPSHOTS = 64
+
+
 def held(
     account_id: str, snapshot: Snapshot, bundle: ContextBundle, max_chars: int
 ) -> dict[str, Held]:
     """The snapshot's points, each once (its first place), in the order it holds them."""
+    key = (account_id, snapshot.id, snapshot.bundle_hash, snapshot.label, max_chars)
+    with _CACHE_LOCK:
+        known = _HELD.get(key)
+        if known is not None:
+            _HELD.move_to_end(key)
+            return dict(known)
     found: dict[str, Held] = {}
     for piece in pieces(snapshot, bundle):
         if not piece.text.strip():
@@ -366,7 +379,11 @@ def held(
             pid = point_id(account_id, piece.source, text)
             if pid not in found:
                 found[pid] = Held(pid, piece, text)
-    return found
+    with _CACHE_LOCK:
+        _HELD[key] = found
+        while len(_HELD) > HELD_SNAPSHOTS:
+            _HELD.popitem(last=False)
+    return dict(found)
 
 
 # -- the dense model's input -------------------------------------------------------------------
