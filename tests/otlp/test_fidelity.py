@@ -21,6 +21,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.trace import Tracer
 
 from kontex.adapters.local_queue import sqs_record
+from kontex.domain.errors import Transient
 from kontex.http.apigw import LocalContext, http_api_event, response_parts
 from kontex.services import sessions, snapshots, spans, views
 from tests.otlp import spans as fixtures
@@ -347,6 +348,34 @@ def test_a_span_and_its_events_processed_at_once_by_two_workers_make_the_snapsho
     bundle = snapshots.get_bundle(kontex.deps, kontex.account_id, snap.id)
     assert [m.role for m in bundle.messages] == ["system", "user", "assistant"]
     assert waiting == []  # nothing left for the delayed retry
+
+
+def test_a_failed_second_reading_leaves_the_batch_written_and_its_span_to_the_retry(
+    kontex: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reading again after the commit is a shortcut: when it fails (the database gone for a
+    moment), the batch stays written and answered, and its waiting span gets the delayed retry
+    it got before."""
+    spans_body, _ = events_call()
+    post(kontex, spans_body, PROTO)
+    (message,) = (body for _, body in kontex.queue.sent)
+    process = spans._process
+    calls: list[int] = []
+
+    def second_fails(*args: Any, **kwargs: Any) -> int:
+        calls.append(1)
+        if len(calls) == 2:
+            raise Transient("the database is unavailable")
+        return process(*args, **kwargs)
+
+    monkeypatch.setattr(spans, "_process", second_fails)
+    waiting: list[tuple[str, str]] = []
+    assert spans.store_batch(kontex.deps, [spans.read_message(message)], waiting) == 0
+    assert len(calls) == 2 and len(waiting) == 1  # the span waits for its events: retried
+    assert "could not read 1 traces again" in caplog.text
+    with kontex.deps.store.unit(write=False) as uow:
+        (stored,) = uow.spans.of_traces(waiting).values()
+    assert [s["done"] for s in stored] == [False]  # stored, pending
 
 
 def test_logs_and_metrics_answer_as_otlp_requires(kontex: Any) -> None:

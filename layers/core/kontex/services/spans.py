@@ -195,11 +195,15 @@ def process_traces(
                 uow.spans.add(rows, deps.clock(), bodies=_bodies(fresh, texts or {}))
         raise
     unsettled = _stored_pending(found, fresh)
-    again: list[tuple[str, str]] = []
+    again: list[tuple[str, str]] | None = []
     if unsettled:
-        made += process_traces(deps, unsettled, again)  # no new spans: read again only once
+        try:  # no new spans: read again only once
+            made += process_traces(deps, unsettled, again)
+        except Exception:  # the batch is written: its waiting spans wait for the retry, as before
+            log.exception("could not read %d traces again after their batch", len(unsettled))
+            again = None
     if waiting is not None:  # what the second reading still finds waiting replaces the first's
-        waiting += [key for key in first if key not in unsettled] + again
+        waiting += first if again is None else [k for k in first if k not in unsettled] + again
     return made
 
 
