@@ -238,8 +238,7 @@ def main() -> int:
         if name not in (BASE, ANSWERING):
             rows.setdefault(name, {})[mode] = statistics.median(taken)
             ratios.setdefault(name, {})[mode] = paired(taken, times[(BASE, mode)])
-    if with_api:
-        answering_ratio = {m: paired(times[(ANSWERING, m)], times[(BASE, m)]) for m in modes}
+    answering_ratio = {m: paired(times[(ANSWERING, m)], times[(BASE, m)]) for m in answered}
     if args.json:
         print(
             json.dumps(

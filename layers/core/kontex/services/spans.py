@@ -195,15 +195,17 @@ def process_traces(
                 uow.spans.add(rows, deps.clock(), bodies=_bodies(fresh, texts or {}))
         raise
     unsettled = _stored_pending(found, fresh)
-    again: list[tuple[str, str]] | None = []
+    still = first
     if unsettled:
+        again: list[tuple[str, str]] = []
         try:  # no new spans: read again only once
             made += process_traces(deps, unsettled, again)
         except Exception:  # the batch is written: its waiting spans wait for the retry, as before
             log.exception("could not read %d traces again after their batch", len(unsettled))
-            again = None
-    if waiting is not None:  # what the second reading still finds waiting replaces the first's
-        waiting += first if again is None else [k for k in first if k not in unsettled] + again
+        else:  # what the second reading still finds waiting replaces the first's
+            still = [key for key in first if key not in unsettled] + again
+    if waiting is not None:
+        waiting += still
     return made
 
 
