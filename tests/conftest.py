@@ -96,6 +96,12 @@ class RecordingEvents:
         return [p[0] for p in self.published]
 
 
+def schema_url(schema: str) -> str:
+    """The server's URL (not PgBouncer's) with ``schema`` as the search_path."""
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
 def _postgres_schema_url(optional: bool = False) -> Iterator[str]:
     """A fresh schema's URL; without a server, a failure when one is required (CI), else a
     skip, or (``optional``) no URL at all: the caller runs without PostgreSQL."""
@@ -119,9 +125,8 @@ def _postgres_schema_url(optional: bool = False) -> Iterator[str]:
                 bouncer.forget(schema)
                 admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
             return
-        sep = "&" if "?" in PG_URL else "?"
         try:
-            yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+            yield schema_url(schema)
         finally:
             admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
 

@@ -29,7 +29,7 @@ from kontex.adapters.postgres_store import PostgresStore
 from kontex.services import keys
 from tests import pgbouncer
 from tests.api.conftest import Client, conversation, new_container
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, schema_url
 
 pytestmark = pytest.mark.postgres
 
@@ -152,9 +152,7 @@ def left_on_the_session(url: str) -> dict[str, Any]:
 
 def direct(url: str) -> str:
     """The server's URL for the schema that ``url`` (PgBouncer's alias of it) reaches."""
-    schema = urlsplit(url).path.lstrip("/")
-    sep = "&" if "?" in PG_URL else "?"
-    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    return schema_url(urlsplit(url).path.lstrip("/"))
 
 
 def bouncer_log() -> str:
